@@ -1,0 +1,54 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import formbody from '@fastify/formbody'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { loggerOptions } from './logging.ts'
+import type { Services } from './wiring.ts'
+import authPlugin from './web/plugins/auth.ts'
+import csrfPlugin from './web/plugins/csrf.ts'
+import errorPages from './web/plugins/errors.ts'
+import metricsPlugin from './web/plugins/metrics.ts'
+import rateLimitPlugin from './web/plugins/rate-limit.ts'
+import securityHeaders from './web/plugins/security-headers.ts'
+import sessionPlugin from './web/plugins/session.ts'
+import staticFiles from './web/plugins/static-files.ts'
+import viewsPlugin from './web/plugins/views.ts'
+import adminRoutes from './web/routes/admin.ts'
+import authRoutes from './web/routes/auth.ts'
+import healthRoutes from './web/routes/health.ts'
+import helpdeskRoutes from './web/routes/helpdesk.ts'
+import homeRoutes from './web/routes/home.ts'
+
+export interface BuildOptions {
+  /** Overrides the logger built from config (tests pass false). */
+  logger?: boolean
+}
+
+/** Builds the Fastify instance: plugins in order, then routes. It does not listen. */
+export async function buildApp (services: Services, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { config } = services
+  const app = Fastify({
+    logger: options.logger === false ? false : loggerOptions(config),
+    trustProxy: config.trustProxy,
+    bodyLimit: 64 * 1024,
+    return503OnClosing: true
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(metricsPlugin, { token: config.metricsToken })
+  await app.register(securityHeaders, { config })
+  await app.register(sessionPlugin, { config, store: services.sessions })
+  await app.register(formbody, { bodyLimit: 64 * 1024 })
+  await app.register(csrfPlugin)
+  await app.register(rateLimitPlugin)
+  await app.register(viewsPlugin, { config })
+  await app.register(staticFiles)
+  await app.register(authPlugin, { config, users: services.users, clock: services.clock })
+  await app.register(errorPages)
+
+  await app.register(healthRoutes, { sqlite: services.database.sqlite })
+  await app.register(authRoutes, { signIn: services.signIn, clock: services.clock })
+  await app.register(homeRoutes)
+  await app.register(helpdeskRoutes, { prefix: '/helpdesk' })
+  await app.register(adminRoutes, { prefix: '/admin' })
+
+  return app
+}

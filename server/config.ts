@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import path from 'node:path'
+import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
+
+/** One bad variable: the process prints `message` as a single line and exits 1. */
+export class ConfigError extends Error {
+  constructor (readonly variable: string, expected: string) {
+    super(`${variable}: ${expected}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface Config {
+  readonly env: 'production' | 'development' | 'test'
+  readonly production: boolean
+  /** No cloud provider configured and not production: demo data, banner, outbox-only mail. */
+  readonly sandbox: boolean
+  readonly host: string
+  readonly port: number
+  readonly publicUrl: URL
+  readonly dataDir: string
+  readonly databaseFile: string
+  readonly sessionSecret: string
+  readonly encryptionKey: Buffer
+  /** Short fingerprint of the encryption key, stored beside every sealed secret so keys can be rotated. */
+  readonly encryptionKeyId: string
+  readonly session: {
+    readonly cookieName: string
+    readonly secureCookie: boolean
+    readonly idleMs: number
+    readonly absoluteMs: number
+  }
+  readonly signIn: {
+    readonly maxFailuresPerAccount: number
+    readonly maxFailuresPerIp: number
+    readonly windowMs: number
+    readonly lockoutMs: number
+  }
+  /** Passed to Fastify's trustProxy: false, true, or a list of proxy addresses/CIDRs. */
+  readonly trustProxy: boolean | string
+  readonly logLevel: string
+  readonly metricsToken: string | undefined
+  readonly providers: readonly string[]
+  /** Region assumed for phone numbers written without a +country prefix. */
+  readonly phoneDefaultRegion: CountryCode
+  /** Non-fatal remarks made while loading (sandbox defaults); logged once at start. */
+  readonly warnings: readonly string[]
+}
+
+type Env = Record<string, string | undefined>
+
+const KNOWN_PROVIDERS = ['entra', 'aws']
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/**
+ * Reads the environment once into a frozen Config. Throws ConfigError naming the first bad variable.
+ * Outside production, missing secrets are generated once and kept in DATA_DIR so restarts keep sessions
+ * and sealed secrets readable.
+ */
+export function loadConfig (env: Env = process.env): Config {
+  const warnings: string[] = []
+  const nodeEnv = env.NODE_ENV ?? 'development'
+  if (!['production', 'development', 'test'].includes(nodeEnv)) {
+    throw new ConfigError('NODE_ENV', 'expected production, development or test')
+  }
+  const production = nodeEnv === 'production'
+
+  const port = integer(env, 'PORT', 3000, 0, 65535)
+  const host = nonEmpty(env, 'HOST') ?? 'localhost'
+  const dataDir = path.resolve(nonEmpty(env, 'DATA_DIR') ?? './data')
+
+  const publicUrlText = nonEmpty(env, 'PUBLIC_URL')
+  if (production && publicUrlText === undefined) {
+    throw new ConfigError('PUBLIC_URL', 'required in production: the https address users open, e.g. https://mfa.example.org')
+  }
+  const publicUrl = parseUrl(publicUrlText ?? `http://localhost:${port === 0 ? 3000 : port}`)
+
+  let sessionSecret = nonEmpty(env, 'SESSION_SECRET')
+  if (sessionSecret !== undefined && sessionSecret.length < 32) {
+    throw new ConfigError('SESSION_SECRET', 'must be at least 32 characters of random text')
+  }
+  const encryptionKeyText = nonEmpty(env, 'ENCRYPTION_KEY')
+  let encryptionKey = encryptionKeyText === undefined ? undefined : parseKey(encryptionKeyText)
+  if (production) {
+    if (sessionSecret === undefined) {
+      throw new ConfigError('SESSION_SECRET', 'required in production: at least 32 characters of random text')
+    }
+    if (encryptionKey === undefined) {
+      throw new ConfigError('ENCRYPTION_KEY', 'required in production: 32 random bytes as base64 or 64 hex characters (openssl rand -base64 32)')
+    }
+  }
+
+  const providers = list(env.PROVIDERS)
+  for (const name of providers) {
+    if (!KNOWN_PROVIDERS.includes(name)) {
+      throw new ConfigError('PROVIDERS', `unknown provider "${name}"; expected a comma-separated list of ${KNOWN_PROVIDERS.join(', ')}`)
+    }
+  }
+
+  if (sessionSecret === undefined || encryptionKey === undefined) {
+    const generated = developmentSecrets(dataDir)
+    sessionSecret ??= generated.sessionSecret
+    encryptionKey ??= parseKey(generated.encryptionKey)
+    warnings.push(`development defaults in use: SESSION_SECRET and ENCRYPTION_KEY were generated and kept in ${generated.file}; set both (and PUBLIC_URL) for production`)
+  }
+
+  const region = (nonEmpty(env, 'PHONE_DEFAULT_REGION') ?? 'US').toUpperCase()
+  if (!isSupportedCountry(region)) {
+    throw new ConfigError('PHONE_DEFAULT_REGION', `expected a two-letter country code such as US, GB or DE, got "${region}"`)
+  }
+
+  const logLevel = nonEmpty(env, 'LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}`)
+  }
+
+  const config: Config = {
+    env: nodeEnv as Config['env'],
+    production,
+    sandbox: !production && providers.length === 0,
+    host,
+    port,
+    publicUrl,
+    dataDir,
+    databaseFile: path.resolve(dataDir, nonEmpty(env, 'DATABASE_FILE') ?? 'mfa-rollout.db'),
+    sessionSecret,
+    encryptionKey,
+    encryptionKeyId: createHash('sha256').update(encryptionKey).digest('hex').slice(0, 8),
+    session: {
+      cookieName: 'mfa_session',
+      secureCookie: publicUrl.protocol === 'https:',
+      idleMs: integer(env, 'SESSION_IDLE_MINUTES', 30, 1, 24 * 60) * 60_000,
+      absoluteMs: integer(env, 'SESSION_ABSOLUTE_HOURS', 12, 1, 24 * 30) * 3_600_000
+    },
+    signIn: {
+      maxFailuresPerAccount: integer(env, 'SIGNIN_MAX_FAILURES', 5, 1, 100),
+      maxFailuresPerIp: integer(env, 'SIGNIN_MAX_FAILURES_PER_IP', 20, 1, 10_000),
+      windowMs: 60_000,
+      lockoutMs: integer(env, 'SIGNIN_LOCKOUT_MINUTES', 15, 1, 24 * 60) * 60_000
+    },
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    logLevel,
+    metricsToken: nonEmpty(env, 'METRICS_TOKEN'),
+    providers,
+    phoneDefaultRegion: region,
+    warnings
+  }
+  if (production && !config.session.secureCookie) {
+    throw new ConfigError('PUBLIC_URL', 'must be an https:// address in production (session cookies are Secure)')
+  }
+  return deepFreeze(config)
+}
+
+function nonEmpty (env: Env, name: string): string | undefined {
+  const value = env[name]?.trim()
+  return value === undefined || value === '' ? undefined : value
+}
+
+function integer (env: Env, name: string, fallback: number, min: number, max: number): number {
+  const text = nonEmpty(env, name)
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got "${text}"`)
+  }
+  return value
+}
+
+function parseUrl (text: string): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError('PUBLIC_URL', `expected an absolute http(s) URL, got "${text}"`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('PUBLIC_URL', `expected an http:// or https:// URL, got "${text}"`)
+  }
+  return url
+}
+
+function parseKey (text: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64')
+  if (key.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(text) && key.toString('base64') !== text)) {
+    throw new ConfigError('ENCRYPTION_KEY', 'expected 32 random bytes as base64 or 64 hex characters (openssl rand -base64 32)')
+  }
+  return key
+}
+
+function parseTrustProxy (text: string | undefined): boolean | string {
+  const value = text?.trim() ?? ''
+  if (value === '' || value === 'false') return false
+  if (value === 'true') return true
+  for (const entry of list(value)) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry)) {
+      throw new ConfigError('TRUST_PROXY', `expected true, false or a comma-separated list of proxy IPs/CIDRs, got "${entry}"`)
+    }
+  }
+  return value
+}
+
+function list (text: string | undefined): string[] {
+  return (text ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+function developmentSecrets (dataDir: string): { file: string, sessionSecret: string, encryptionKey: string } {
+  const file = path.join(dataDir, 'development-secrets.json')
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { sessionSecret: string, encryptionKey: string }
+    return { file, ...saved }
+  }
+  const secrets = { sessionSecret: randomBytes(32).toString('base64url'), encryptionKey: randomBytes(32).toString('base64') }
+  mkdirSync(dataDir, { recursive: true })
+  writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 })
+  return { file, ...secrets }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !Buffer.isBuffer(value) && !(value instanceof URL)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}

@@ -1,0 +1,77 @@
+import type Sqlite from 'better-sqlite3'
+import type { Clock } from '../domain/clock.ts'
+import type { SessionRevoker } from '../domain/users.ts'
+
+/** What a signed-in session carries besides @fastify/session's own fields. */
+export interface SessionAuth {
+  userId: string
+  createdAt: number
+  lastSeenAt: number
+}
+
+type Callback<T = void> = (err?: Error | null, value?: T) => void
+type StoredSession = object & { auth?: SessionAuth }
+
+/**
+ * Server-side sessions in SQLite, with @fastify/session's express-style store interface.
+ * A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
+ * by one indexed DELETE and are never returned.
+ */
+export class SqliteSessionStore implements SessionRevoker {
+  private readonly selectOne
+  private readonly upsert
+  private readonly remove
+  private readonly removeForUser
+
+  constructor (
+    private readonly sqlite: Sqlite.Database,
+    private readonly clock: Clock,
+    private readonly timeouts: { idleMs: number, absoluteMs: number }
+  ) {
+    this.selectOne = sqlite.prepare('SELECT data FROM sessions WHERE sid = ? AND expires_at > ?').pluck()
+    this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
+    this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
+    this.removeForUser = sqlite.prepare('DELETE FROM sessions WHERE user_id = ?')
+  }
+
+  get (sid: string, callback: Callback<StoredSession | null>): void {
+    try {
+      const data = this.selectOne.get(sid, this.clock.now().getTime()) as string | undefined
+      callback(null, data === undefined ? null : JSON.parse(data) as StoredSession)
+    } catch (err) {
+      callback(err as Error)
+    }
+  }
+
+  set (sid: string, session: StoredSession, callback: Callback): void {
+    try {
+      const auth = session.auth
+      const now = this.clock.now().getTime()
+      const expiresAt = auth === undefined
+        ? now + this.timeouts.idleMs
+        : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs)
+      this.upsert.run(sid, auth?.userId ?? null, JSON.stringify(session), expiresAt)
+      callback()
+    } catch (err) {
+      callback(err as Error)
+    }
+  }
+
+  destroy (sid: string, callback: Callback): void {
+    try {
+      this.remove.run(sid)
+      callback()
+    } catch (err) {
+      callback(err as Error)
+    }
+  }
+
+  revokeAllFor (userId: string): number {
+    return this.removeForUser.run(userId).changes
+  }
+
+  purgeExpired (): number {
+    return this.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.clock.now().getTime()).changes
+  }
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto'
+import { count, eq, sql } from 'drizzle-orm'
+import type { Clock } from '../domain/clock.ts'
+import type { DirectoryUser, NewUser, Role, User, UserStore } from '../domain/users.ts'
+import type { Db } from './connection.ts'
+import { userGroups, users } from './schema.ts'
+
+type UserRow = typeof users.$inferSelect
+
+export class SqliteUserStore implements UserStore {
+  private readonly byId
+  private readonly byEmail
+  private readonly groupsOf
+
+  constructor (private readonly db: Db, private readonly clock: Clock) {
+    this.byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare()
+    this.byEmail = db.select().from(users).where(eq(users.email, sql.placeholder('email'))).prepare()
+    this.groupsOf = db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, sql.placeholder('id'))).prepare()
+  }
+
+  findById (id: string): User | undefined {
+    const row = this.byId.get({ id })
+    return row === undefined ? undefined : this.toUser(row)
+  }
+
+  findByEmail (email: string): User | undefined {
+    const row = this.byEmail.get({ email })
+    return row === undefined ? undefined : this.toUser(row)
+  }
+
+  create (input: NewUser): User {
+    const now = this.clock.now().getTime()
+    const id = randomUUID()
+    this.db.transaction((tx) => {
+      tx.insert(users).values({
+        id,
+        email: input.email,
+        displayName: input.displayName,
+        role: input.role ?? 'user',
+        passwordHash: input.passwordHash ?? null,
+        phone: input.phone ?? null,
+        privileged: input.privileged ?? false,
+        firstSeenAt: now,
+        createdAt: now,
+        updatedAt: now
+      }).run()
+      for (const groupName of input.groups ?? []) tx.insert(userGroups).values({ userId: id, groupName }).run()
+    })
+    return this.findById(id) as User
+  }
+
+  setRole (id: string, role: Role): void {
+    this.db.update(users).set({ role, updatedAt: this.clock.now().getTime() }).where(eq(users.id, id)).run()
+  }
+
+  upsertDirectoryUsers (rows: DirectoryUser[]): { created: number, updated: number } {
+    const now = this.clock.now().getTime()
+    let created = 0
+    let updated = 0
+    this.db.transaction((tx) => {
+      for (const row of rows) {
+        const existing = tx.select({ id: users.id }).from(users).where(eq(users.email, row.email)).get()
+        let id: string
+        if (existing === undefined) {
+          id = randomUUID()
+          tx.insert(users).values({
+            id, email: row.email, displayName: row.displayName, phone: row.phone, privileged: row.privileged,
+            firstSeenAt: now, createdAt: now, updatedAt: now
+          }).run()
+          created++
+        } else {
+          id = existing.id
+          tx.update(users).set({ displayName: row.displayName, phone: row.phone, privileged: row.privileged, updatedAt: now })
+            .where(eq(users.id, id)).run()
+          tx.delete(userGroups).where(eq(userGroups.userId, id)).run()
+          updated++
+        }
+        for (const groupName of row.groups) tx.insert(userGroups).values({ userId: id, groupName }).run()
+      }
+    })
+    return { created, updated }
+  }
+
+  count (): number {
+    return this.db.select({ n: count() }).from(users).get()?.n ?? 0
+  }
+
+  private toUser (row: UserRow, groups?: string[]): User {
+    return {
+      id: row.id,
+      email: row.email,
+      displayName: row.displayName,
+      role: row.role,
+      passwordHash: row.passwordHash,
+      phone: row.phone,
+      privileged: row.privileged,
+      provider: row.provider,
+      disabled: row.disabled,
+      groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
+      firstSeenAt: new Date(row.firstSeenAt),
+      createdAt: new Date(row.createdAt)
+    }
+  }
+}

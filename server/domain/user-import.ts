@@ -1,0 +1,62 @@
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js'
+import { isEmail, normaliseEmail, type DirectoryUser } from './users.ts'
+
+export const IMPORT_COLUMNS = ['email', 'display_name', 'phone', 'groups', 'privileged'] as const
+
+export interface ImportProblem {
+  line: number
+  reason: string
+}
+
+export interface ImportPlan {
+  rows: DirectoryUser[]
+  problems: ImportProblem[]
+}
+
+const TRUE = ['true', 'yes', 'y', '1']
+const FALSE = ['false', 'no', 'n', '0', '']
+
+/**
+ * Validates every row of an import before anything is written. `records` are the CSV rows after the header,
+ * each with its 1-based line number in the file.
+ */
+export function planImport (header: string[], records: Array<{ line: number, fields: string[] }>, defaultRegion: CountryCode): ImportPlan {
+  const normalisedHeader = header.map((h) => h.trim().toLowerCase())
+  const missing = IMPORT_COLUMNS.filter((c) => !normalisedHeader.includes(c))
+  if (missing.length > 0) {
+    return { rows: [], problems: [{ line: 1, reason: `the header must be ${IMPORT_COLUMNS.join(',')}; missing ${missing.join(', ')}` }] }
+  }
+  const index = Object.fromEntries(IMPORT_COLUMNS.map((c) => [c, normalisedHeader.indexOf(c)])) as Record<typeof IMPORT_COLUMNS[number], number>
+  const rows: DirectoryUser[] = []
+  const problems: ImportProblem[] = []
+  const seen = new Map<string, number>()
+
+  for (const { line, fields } of records) {
+    const get = (column: typeof IMPORT_COLUMNS[number]): string => (fields[index[column]] ?? '').trim()
+    const reasons: string[] = []
+    const email = normaliseEmail(get('email'))
+    if (email === '') reasons.push('email is empty')
+    else if (!isEmail(email)) reasons.push(`"${get('email')}" is not an email address`)
+    else if (seen.has(email)) reasons.push(`${email} already appears on line ${seen.get(email)}`)
+    const displayName = get('display_name')
+    if (displayName === '') reasons.push('display_name is empty')
+    let phone: string | null = null
+    if (get('phone') !== '') {
+      const parsed = parsePhoneNumberFromString(get('phone'), defaultRegion)
+      if (parsed?.isValid() === true) phone = parsed.number
+      else reasons.push(`"${get('phone')}" is not a valid phone number`)
+    }
+    const groups = get('groups').split(/[;|]/).map((g) => g.trim()).filter((g) => g !== '')
+    const privilegedText = get('privileged').toLowerCase()
+    if (!TRUE.includes(privilegedText) && !FALSE.includes(privilegedText)) {
+      reasons.push(`privileged must be true or false, not "${get('privileged')}"`)
+    }
+    if (reasons.length > 0) {
+      problems.push({ line, reason: reasons.join('; ') })
+      continue
+    }
+    seen.set(email, line)
+    rows.push({ email, displayName, phone, groups: [...new Set(groups)], privileged: TRUE.includes(privilegedText) })
+  }
+  return { rows, problems }
+}

@@ -1,0 +1,118 @@
+import type { AuditLog } from './audit.ts'
+import { DomainError } from './errors.ts'
+
+export const ROLES = ['user', 'helpdesk', 'admin'] as const
+export type Role = typeof ROLES[number]
+
+export function isRole (value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value)
+}
+
+/** Admins may do what helpdesk staff may do, who may do what users may do. */
+export function hasRole (actual: Role, required: Role): boolean {
+  return ROLES.indexOf(actual) >= ROLES.indexOf(required)
+}
+
+export interface User {
+  id: string
+  email: string
+  displayName: string
+  role: Role
+  passwordHash: string | null
+  /** E.164; the directory's number when phones are pinned. */
+  phone: string | null
+  privileged: boolean
+  provider: string
+  groups: string[]
+  disabled: boolean
+  firstSeenAt: Date
+  createdAt: Date
+}
+
+export interface NewUser {
+  email: string
+  displayName: string
+  role?: Role
+  passwordHash?: string | null
+  phone?: string | null
+  privileged?: boolean
+  groups?: string[]
+}
+
+/** A row of a user import: creates the user or updates the directory fields of an existing one. */
+export interface DirectoryUser {
+  email: string
+  displayName: string
+  phone: string | null
+  groups: string[]
+  privileged: boolean
+}
+
+export interface UserStore {
+  findById(id: string): User | undefined
+  findByEmail(email: string): User | undefined
+  create(user: NewUser): User
+  setRole(id: string, role: Role): void
+  /** All rows in one transaction: either every row is written or none. */
+  upsertDirectoryUsers(rows: DirectoryUser[]): { created: number, updated: number }
+  count(): number
+}
+
+/** Sessions of a user are ended when their privileges change, so nobody keeps an old role. */
+export interface SessionRevoker {
+  revokeAllFor(userId: string): number
+}
+
+export function normaliseEmail (email: string): string {
+  return email.trim().toLowerCase()
+}
+
+// Deliberately simple: one @, something on each side, a dot in the domain, no spaces.
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+
+export function isEmail (value: string): boolean {
+  return value.length <= 254 && EMAIL.test(value)
+}
+
+export interface Actor {
+  id: string | null
+  label: string
+  ip?: string | null
+  userAgent?: string | null
+}
+
+export class UserService {
+  constructor (
+    private readonly users: UserStore,
+    private readonly audit: AuditLog,
+    private readonly sessions: SessionRevoker
+  ) {}
+
+  createUser (input: NewUser, actor: Actor): User {
+    const email = normaliseEmail(input.email)
+    if (!isEmail(email)) throw new DomainError('invalid_email', `"${input.email}" is not an email address.`)
+    if (input.displayName.trim() === '') throw new DomainError('invalid_display_name', 'A display name is required.')
+    if (this.users.findByEmail(email) !== undefined) {
+      throw new DomainError('user_exists', `A user with the email ${email} already exists.`)
+    }
+    const user = this.users.create({ ...input, email, displayName: input.displayName.trim() })
+    this.audit.append({
+      action: 'user.created', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
+      details: { email, role: user.role }, ip: actor.ip, userAgent: actor.userAgent
+    })
+    return user
+  }
+
+  /** Changes a role, records it, and signs the user out everywhere (their sessions carried the old role). */
+  changeRole (userId: string, role: Role, actor: Actor): void {
+    const user = this.users.findById(userId)
+    if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
+    if (user.role === role) return
+    this.users.setRole(userId, role)
+    const ended = this.sessions.revokeAllFor(userId)
+    this.audit.append({
+      action: 'user.role_changed', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
+      details: { from: user.role, to: role, sessionsEnded: ended }, ip: actor.ip, userAgent: actor.userAgent
+    })
+  }
+}

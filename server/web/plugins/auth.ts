@@ -1,0 +1,75 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config.ts'
+import type { SessionAuth } from '../../db/sessions.ts'
+import type { Clock } from '../../domain/clock.ts'
+import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
+import { sendError, wantsJson } from './errors.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The signed-in user, or null. Loaded fresh from the database on every request. */
+    user: User | null
+    /** Why a session was just ended, to explain it on the sign-in page. */
+    sessionEnded: 'idle' | 'absolute' | null
+  }
+}
+
+declare module '@fastify/session' {
+  interface FastifySessionObject {
+    auth?: SessionAuth
+  }
+}
+
+// lastSeenAt is written at most this often, so idle tracking does not turn every request into a write.
+const TOUCH_INTERVAL_MS = 60_000
+
+export default fp<{ config: Config, users: UserStore, clock: Clock }>(async (app, { config, users, clock }) => {
+  app.decorateRequest('user', null)
+  app.decorateRequest('sessionEnded', null)
+
+  app.addHook('preHandler', async (request) => {
+    const auth = request.session?.auth
+    if (auth === undefined) return
+    const now = clock.now().getTime()
+    const ended = now - auth.createdAt >= config.session.absoluteMs
+      ? 'absolute'
+      : now - auth.lastSeenAt >= config.session.idleMs ? 'idle' : null
+    const user = ended === null ? users.findById(auth.userId) : undefined
+    if (ended !== null || user === undefined || user.disabled) {
+      request.sessionEnded = ended
+      // A fresh empty session (not none), so the page that follows can still carry a CSRF token.
+      await request.session.regenerate()
+      return
+    }
+    request.user = user
+    if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
+  })
+}, { name: 'auth', dependencies: ['session'] })
+
+/** preHandler guard: anyone signed in. Pages send anonymous visitors to sign in; APIs answer 401. */
+export async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (request.user !== null) return
+  if (wantsJson(request)) {
+    sendError(request, reply, 401, 'unauthenticated', 'Sign in first.')
+    return
+  }
+  const query = new URLSearchParams()
+  if (request.method === 'GET') query.set('next', request.url)
+  if (request.sessionEnded !== null) query.set('ended', request.sessionEnded)
+  const qs = query.toString()
+  await reply.redirect(`/login${qs === '' ? '' : `?${qs}`}`, 303)
+}
+
+/** preHandler guard factory: at least `role` (admin ⊇ helpdesk ⊇ user). */
+export function requireRole (role: Role) {
+  return async function (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    await requireUser(request, reply)
+    if (reply.sent || request.user === null) return
+    if (!hasRole(request.user.role, role)) {
+      sendError(request, reply, 403, 'forbidden', role === 'admin'
+        ? 'This area is for administrators.'
+        : 'This area is for helpdesk staff and administrators.')
+    }
+  }
+}

@@ -1,0 +1,26 @@
+import csrf from '@fastify/csrf-protection'
+import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes authenticated by a bearer token (no cookie) opt out of CSRF checks. */
+    csrf?: false
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * Every state-changing request carries a token tied to the session: forms send `_csrf`, scripts the
+ * `x-csrf-token` header. Checked in preHandler, once the body is parsed.
+ */
+export default fp(async (app) => {
+  await app.register(csrf, { sessionPlugin: '@fastify/session' })
+  app.addHook('preHandler', (request, reply, done) => {
+    if (SAFE_METHODS.has(request.method) || request.routeOptions.config.csrf === false) {
+      done()
+      return
+    }
+    app.csrfProtection(request, reply, done)
+  })
+}, { name: 'csrf', dependencies: ['session'] })

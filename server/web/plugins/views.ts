@@ -1,0 +1,36 @@
+import { fileURLToPath } from 'node:url'
+import { Eta } from 'eta'
+import fp from 'fastify-plugin'
+import type { Config } from '../../config.ts'
+
+export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.url))
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Renders views/<template>.eta inside the layout with the common context (user, csrf, sandbox). */
+    page(template: string, data?: Record<string, unknown>): FastifyReply
+  }
+}
+
+export default fp<{ config: Config }>(async (app, { config }) => {
+  const eta = new Eta({
+    views: VIEWS_DIR,
+    // Compiled templates are cached except in development, where edits should show on reload.
+    cache: config.env !== 'development',
+    autoEscape: true
+  })
+  app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
+    const reply = this
+    const request = reply.request
+    const html = eta.render(template, {
+      title: 'MFA enrollment',
+      ...data,
+      user: request.user,
+      sandbox: config.sandbox,
+      path: request.url,
+      // Lazy: only pages with a form create a CSRF secret (and so a session) for anonymous visitors.
+      csrf: () => reply.generateCsrf()
+    })
+    return reply.type('text/html; charset=utf-8').send(html)
+  })
+}, { name: 'views' })

@@ -1,0 +1,73 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Clock } from '../../domain/clock.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { SignInService } from '../../domain/signin.ts'
+import { statusFor } from '../plugins/errors.ts'
+
+const LoginQuery = Type.Object({
+  next: Type.Optional(Type.String({ maxLength: 2048 })),
+  ended: Type.Optional(Type.String({ maxLength: 20 })),
+  signed_out: Type.Optional(Type.String({ maxLength: 5 }))
+})
+
+const LoginBody = Type.Object({
+  email: Type.String({ maxLength: 320 }),
+  password: Type.String({ maxLength: 1024 }),
+  next: Type.Optional(Type.String({ maxLength: 2048 })),
+  _csrf: Type.Optional(Type.String())
+})
+
+/** Only same-site paths: "/x" but never "//evil.example" or "/\evil.example". */
+export function safeNext (next: string | undefined): string {
+  return next !== undefined && /^\/(?![/\\])/.test(next) ? next : '/'
+}
+
+const ENDED_MESSAGES: Record<string, string> = {
+  idle: 'You were signed out after a period without activity. Please sign in again.',
+  absolute: 'Your session reached its maximum length. Please sign in again.'
+}
+
+export function requestContext (request: FastifyRequest): { ip: string, userAgent: string | null } {
+  return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null }
+}
+
+const authRoutes: FastifyPluginAsync<{ signIn: SignInService, clock: Clock }> = async (app, { signIn, clock }) => {
+  app.get<{ Querystring: Static<typeof LoginQuery> }>('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
+    if (request.user !== null) return reply.redirect(safeNext(request.query.next), 303)
+    return reply.page('login', {
+      title: 'Sign in',
+      email: '',
+      next: safeNext(request.query.next),
+      notice: request.query.signed_out !== undefined ? 'You are signed out.' : ENDED_MESSAGES[request.query.ended ?? ''] ?? null,
+      error: null
+    })
+  })
+
+  app.post<{ Body: Static<typeof LoginBody> }>('/login', {
+    schema: { body: LoginBody },
+    config: { rateLimit: { max: 30, timeWindow: '1 minute' } }
+  }, async (request, reply) => {
+    const { email, password } = request.body
+    const next = safeNext(request.body.next)
+    try {
+      const user = await signIn.signIn(email, password, requestContext(request))
+      // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
+      await request.session.regenerate()
+      const now = clock.now().getTime()
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now }
+      return reply.redirect(next, 303)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message })
+    }
+  })
+
+  app.post('/logout', async (request, reply) => {
+    if (request.user !== null) signIn.recordSignOut(request.user, requestContext(request))
+    await request.session.destroy()
+    return reply.redirect('/login?signed_out=1', 303)
+  })
+}
+
+export default authRoutes

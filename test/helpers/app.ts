@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import request from 'supertest'
+import { buildApp } from '../../server/app.ts'
+import { loadConfig, type Config } from '../../server/config.ts'
+import type { Clock } from '../../server/domain/clock.ts'
+import { hashPassword } from '../../server/domain/passwords.ts'
+import type { Role, User } from '../../server/domain/users.ts'
+import { createServices, type Services } from '../../server/wiring.ts'
+
+/** A clock tests move by hand. Starts at a fixed instant so runs are repeatable. */
+export class FakeClock implements Clock {
+  private current: number
+  constructor (start: Date | string = '2026-11-25T09:00:00Z') { this.current = new Date(start).getTime() }
+  now (): Date { return new Date(this.current) }
+  advance (ms: number): void { this.current += ms }
+  set (at: Date | string): void { this.current = new Date(at).getTime() }
+}
+
+export const TEST_SECRETS = {
+  SESSION_SECRET: 'test-session-secret-test-session-secret-0123456789',
+  ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64')
+}
+
+export function tempDir (prefix = 'mfa-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix))
+}
+
+/** Config as the process would load it, on a fresh temporary data directory. */
+export function testConfig (env: Record<string, string> = {}, dataDir = tempDir()): Config {
+  return loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, ...TEST_SECRETS, ...env })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  services: Services
+  config: Config
+  clock: FakeClock
+  dataDir: string
+  close(): Promise<void>
+}
+
+/** The real app on a real temporary SQLite file, with a fake clock. Call close() in an after hook. */
+export async function startTestApp (env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = tempDir()
+  const config = testConfig(env, dataDir)
+  const clock = new FakeClock()
+  const services = createServices(config, { clock })
+  const app = await buildApp(services, { logger: false })
+  await app.ready()
+  return {
+    app,
+    services,
+    config,
+    clock,
+    dataDir,
+    close: async () => {
+      await app.close()
+      services.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
+
+export const TEST_PASSWORD = 'correct horse battery staple'
+let testPasswordHash: Promise<string> | undefined
+
+let userCounter = 0
+/** A user with TEST_PASSWORD (hashed once per process: scrypt is deliberately slow). */
+export async function createTestUser (services: Services, fields: { role?: Role, email?: string, displayName?: string, privileged?: boolean } = {}): Promise<User> {
+  userCounter++
+  testPasswordHash ??= hashPassword(TEST_PASSWORD)
+  return services.userService.createUser({
+    email: fields.email ?? `user${userCounter}-${fields.role ?? 'user'}@test.example`,
+    displayName: fields.displayName ?? `Test User ${userCounter}`,
+    role: fields.role ?? 'user',
+    privileged: fields.privileged ?? false,
+    passwordHash: await testPasswordHash
+  }, { id: null, label: 'test' })
+}
+
+/** The CSRF token of the first form on a page. */
+export function csrfFrom (html: string): string {
+  const match = /name="_csrf" value="([^"]+)"/.exec(html)
+  if (match === null) throw new Error('no _csrf field on the page')
+  return match[1]
+}
+
+export type Agent = ReturnType<typeof request.agent>
+
+/** A cookie-carrying client, not signed in. */
+export function anonymous (testApp: TestApp): Agent {
+  return request.agent(testApp.app.server)
+}
+
+/** Signs in through the real form (GET /login for the token, then POST) and returns the cookie-carrying agent. */
+export async function signIn (testApp: TestApp, email: string, password = TEST_PASSWORD): Promise<Agent> {
+  const agent = anonymous(testApp)
+  const form = await agent.get('/login')
+  const res = await agent.post('/login').type('form').send({ email, password, _csrf: csrfFrom(form.text) })
+  if (res.status !== 303) throw new Error(`sign-in as ${email} failed with ${res.status}`)
+  return agent
+}
+
+/** GETs a page and returns its CSRF token, for a following POST from the same agent. */
+export async function csrfFor (agent: Agent, pagePath: string): Promise<string> {
+  const page = await agent.get(pagePath)
+  return csrfFrom(page.text)
+}
