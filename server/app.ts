@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { databaseReadiness } from './db/migrate.ts'
 import { loggerOptions } from './logging.ts'
 import type { Services } from './wiring.ts'
 import authPlugin from './web/plugins/auth.ts'
@@ -44,7 +45,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(authPlugin, { config, users: services.users, clock: services.clock })
   await app.register(errorPages)
 
-  await app.register(healthRoutes, { sqlite: services.database.sqlite })
+  await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
   await app.register(authRoutes, { signIn: services.signIn, clock: services.clock })
   await app.register(homeRoutes)
   await app.register(helpdeskRoutes, { prefix: '/helpdesk' })

@@ -15,7 +15,7 @@ type StoredSession = object & { auth?: SessionAuth }
 /**
  * Server-side sessions in SQLite, with @fastify/session's express-style store interface.
  * A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
- * by one indexed DELETE and are never returned.
+ * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
  */
 export class SqliteSessionStore implements SessionRevoker {
   private readonly selectOne
@@ -28,7 +28,7 @@ export class SqliteSessionStore implements SessionRevoker {
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
-    this.selectOne = sqlite.prepare('SELECT data FROM sessions WHERE sid = ? AND expires_at > ?').pluck()
+    this.selectOne = sqlite.prepare('SELECT data, expires_at AS expiresAt, user_id AS userId FROM sessions WHERE sid = ?')
     this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
     this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
@@ -37,8 +37,14 @@ export class SqliteSessionStore implements SessionRevoker {
 
   get (sid: string, callback: Callback<StoredSession | null>): void {
     try {
-      const data = this.selectOne.get(sid, this.clock.now().getTime()) as string | undefined
-      callback(null, data === undefined ? null : JSON.parse(data) as StoredSession)
+      const row = this.selectOne.get(sid) as { data: string, expiresAt: number, userId: string | null } | undefined
+      // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
+      // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
+      if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) {
+        callback(null, null)
+        return
+      }
+      callback(null, JSON.parse(row.data) as StoredSession)
     } catch (err) {
       callback(err as Error)
     }

@@ -95,13 +95,23 @@ export function anonymous (testApp: TestApp): Agent {
   return request.agent(testApp.app.server)
 }
 
-/** Signs in through the real form (GET /login for the token, then POST) and returns the cookie-carrying agent. */
-export async function signIn (testApp: TestApp, email: string, password = TEST_PASSWORD): Promise<Agent> {
+/** The `mfa_session=…` pair a response sets, if any. */
+export function sessionCookieOf (res: { headers: Record<string, unknown> }): string | undefined {
+  const cookies = (res.headers['set-cookie'] as string[] | undefined) ?? []
+  return cookies.find((c) => c.startsWith('mfa_session='))?.split(';')[0]
+}
+
+/**
+ * Signs in through the real form (GET /login for the token, then POST) and returns the cookie-carrying
+ * agent, with the session cookie it was given for tests that replay it.
+ */
+export async function signIn (testApp: TestApp, email: string, password = TEST_PASSWORD): Promise<Agent & { sessionCookie: string }> {
   const agent = anonymous(testApp)
   const form = await agent.get('/login')
   const res = await agent.post('/login').type('form').send({ email, password, _csrf: csrfFrom(form.text) })
-  if (res.status !== 303) throw new Error(`sign-in as ${email} failed with ${res.status}`)
-  return agent
+  const cookie = sessionCookieOf(res)
+  if (res.status !== 303 || cookie === undefined) throw new Error(`sign-in as ${email} failed with ${res.status}`)
+  return Object.assign(agent, { sessionCookie: cookie })
 }
 
 /** GETs a page and returns its CSRF token, for a following POST from the same agent. */

@@ -73,6 +73,10 @@ function describe (error: FastifyError): { status: number, code: string, message
   return undefined
 }
 
+export function notFoundFor (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendError(request, reply, 404, 'not_found', 'There is nothing at this address. Check the link, or start again from the home page.')
+}
+
 /** Error and not-found pages. A 5xx never shows its message or stack; it is logged with the request id. */
 export default fp(async (app) => {
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -91,9 +95,5 @@ export default fp(async (app) => {
     return sendError(request, reply, 500, 'internal_error', 'The problem has been logged. Please try again in a moment; if it keeps happening, tell your helpdesk the reference below.')
   })
 
-  app.setNotFoundHandler({
-    preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' })
-  }, (request, reply) => {
-    return sendError(request, reply, 404, 'not_found', 'There is nothing at this address. Check the link, or start again from the home page.')
-  })
+  app.setNotFoundHandler({ preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' }) }, notFoundFor)
 }, { name: 'error-pages', dependencies: ['rate-limit', 'views'] })

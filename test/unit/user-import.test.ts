@@ -1,0 +1,35 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { planImport } from '../../server/domain/user-import.ts'
+
+const header = ['email', 'display_name', 'phone', 'groups', 'privileged']
+const rows = (...lines: string[][]) => lines.map((fields, i) => ({ line: i + 2, fields }))
+
+test('valid rows are normalised: lower-case email, E.164 phone, split groups, boolean privileged', () => {
+  const plan = planImport(header, rows(['Ann@Example.COM ', 'Ann Lee', '(202) 555-0143', 'sales; emea|sales', 'yes']), 'US')
+  assert.deepEqual(plan.problems, [])
+  assert.deepEqual(plan.rows, [{ email: 'ann@example.com', displayName: 'Ann Lee', phone: '+12025550143', groups: ['sales', 'emea'], privileged: true }])
+})
+
+test('every invalid row is reported with its line number and reason', () => {
+  const plan = planImport(header, rows(
+    ['ok@example.com', 'Ok', '', '', ''],
+    ['not-an-email', 'Bad', '', '', 'false'],
+    ['b@example.com', '', '12', '', 'maybe'],
+    ['ok@example.com', 'Twice', '', '', '']
+  ), 'US')
+  assert.equal(plan.rows.length, 1)
+  assert.deepEqual(plan.problems.map((p) => p.line), [3, 4, 5])
+  assert.match(plan.problems[0].reason, /not an email/)
+  assert.match(plan.problems[1].reason, /display_name is empty/)
+  assert.match(plan.problems[1].reason, /not a valid phone/)
+  assert.match(plan.problems[1].reason, /privileged must be true or false/)
+  assert.match(plan.problems[2].reason, /already appears on line 2/)
+})
+
+test('a header without the expected columns is refused as a whole', () => {
+  const plan = planImport(['mail', 'name'], rows(['a@b.example', 'A']), 'US')
+  assert.equal(plan.rows.length, 0)
+  assert.equal(plan.problems[0].line, 1)
+  assert.match(plan.problems[0].reason, /missing email, display_name, phone, groups, privileged/)
+})

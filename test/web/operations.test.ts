@@ -1,0 +1,125 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { loggerOptions } from '../../server/logging.ts'
+import { anonymous, createTestUser, signIn, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
+
+let t: TestApp
+before(async () => { t = await startTestApp() })
+after(async () => { await t.close() })
+
+test('/healthz answers while the process is up', async () => {
+  const res = await anonymous(t).get('/healthz')
+  assert.equal(res.status, 200)
+  assert.deepEqual(res.body, { status: 'ok' })
+})
+
+test('/readyz is 200 on a migrated database and 503 when a migration is missing', async () => {
+  const ready = await anonymous(t).get('/readyz')
+  assert.equal(ready.status, 200)
+  assert.equal(ready.body.status, 'ready')
+  assert.equal(ready.body.migrations.applied, ready.body.migrations.expected)
+
+  const other = await startTestApp()
+  try {
+    other.services.database.sqlite.prepare('DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)').run()
+    const notReady = await anonymous(other).get('/readyz')
+    assert.equal(notReady.status, 503)
+    assert.equal(notReady.body.reason, 'database migrations are not current')
+    other.services.database.close()
+    const down = await anonymous(other).get('/readyz')
+    assert.equal(down.status, 503)
+    assert.equal(down.body.reason, 'database unreachable')
+  } finally {
+    await other.close()
+  }
+})
+
+test('/metrics counts requests by route template and status in Prometheus text', async () => {
+  await anonymous(t).get('/login')
+  await anonymous(t).get('/no-such-page')
+  const res = await anonymous(t).get('/metrics')
+  assert.equal(res.status, 200)
+  assert.match(res.headers['content-type'], /text\/plain/)
+  assert.match(res.text, /http_requests_total\{method="GET",route="\/login",status="200"\} [1-9]/)
+  assert.match(res.text, /http_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]/)
+  assert.match(res.text, /http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/login",status="200"\}/)
+  assert.doesNotMatch(res.text, /no-such-page/)
+})
+
+test('with METRICS_TOKEN set, /metrics needs it as a bearer token', async () => {
+  const guarded = await startTestApp({ METRICS_TOKEN: 'scrape-me-please' })
+  try {
+    assert.equal((await anonymous(guarded).get('/metrics')).status, 401)
+    assert.equal((await anonymous(guarded).get('/metrics').set('authorization', 'Bearer wrong-token-xx')).status, 401)
+    assert.equal((await anonymous(guarded).get('/metrics').set('authorization', 'Bearer scrape-me-please')).status, 200)
+  } finally {
+    await guarded.close()
+  }
+})
+
+test('the 404 page is friendly HTML for browsers and JSON for scripts', async () => {
+  const page = await anonymous(t).get('/does/not/exist')
+  assert.equal(page.status, 404)
+  assert.match(page.text, /Page not found/)
+  const json = await anonymous(t).get('/does/not/exist').set('accept', 'application/json')
+  assert.deepEqual(json.body.error.code, 'not_found')
+})
+
+test('a server error shows a reference, never the error message or a stack trace', async () => {
+  const other = await startTestApp()
+  try {
+    const user = await createTestUser(other.services)
+    const agent = await signIn(other, user.email)
+    // Make the database unusable under the running app: the home page's user lookup now throws.
+    other.services.database.close()
+    const res = await agent.get('/')
+    assert.equal(res.status, 500)
+    assert.match(res.text, /Something went wrong on our side/)
+    assert.match(res.text, /Reference: <code>req-/)
+    assert.doesNotMatch(res.text, /database connection is not open|at .*\.ts:\d+/)
+  } finally {
+    await other.close()
+  }
+})
+
+test('every page carries a strict Content-Security-Policy and anti-framing headers', async () => {
+  const res = await anonymous(t).get('/login')
+  const csp = res.headers['content-security-policy']
+  assert.match(csp, /default-src 'self'/)
+  assert.match(csp, /script-src 'self'(;|$)/)
+  assert.match(csp, /frame-ancestors 'none'/)
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/)
+  assert.equal(res.headers['x-frame-options'], 'DENY')
+  assert.equal(res.headers['x-content-type-options'], 'nosniff')
+  assert.doesNotMatch(res.text, /<script(?![^>]*\ssrc=)[^>]*>|\sstyle="/)
+})
+
+test('oversized and malformed bodies get a clear 4xx and change nothing', async () => {
+  const agent = anonymous(t)
+  const big = await agent.post('/login').type('form').send({ email: 'a@b.example', password: 'x'.repeat(70_000) })
+  assert.equal(big.status, 413)
+  const wrongType = await agent.post('/login').set('content-type', 'application/xml').send('<x/>')
+  assert.equal(wrongType.status, 415)
+  assert.equal(t.services.audit.list({ action: 'signin.failure' }).filter((r) => r.actorLabel === 'a@b.example').length, 0)
+})
+
+test('logs never contain passwords, cookies, authorization headers or secrets', () => {
+  const lines: string[] = []
+  const sink = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
+  const config = testConfig({ LOG_LEVEL: 'info' })
+  const log = pino(loggerOptions(config), sink)
+  log.info({
+    req: { headers: { authorization: 'Bearer very-secret-token', cookie: 'mfa_session=abc' } },
+    user: { password: 'hunter2-hunter2', passwordHash: 'scrypt$...', email: 'a@b.example' },
+    config: { sessionSecret: config.sessionSecret, encryptionKey: config.encryptionKey.toString('base64') },
+    body: { password: 'in-a-body' }
+  }, 'something happened')
+  const text = lines.join('')
+  for (const secret of ['very-secret-token', 'mfa_session=abc', 'hunter2-hunter2', 'scrypt$', config.sessionSecret, config.encryptionKey.toString('base64'), 'in-a-body']) {
+    assert.ok(!text.includes(secret), `log contains ${secret}`)
+  }
+  assert.match(text, /a@b\.example/)
+  assert.match(text, /\[redacted\]/)
+})

@@ -1,0 +1,129 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { anonymous, createTestUser, csrfFor, csrfFrom, sessionCookieOf as sessionCookie, signIn, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+
+let t: TestApp
+before(async () => { t = await startTestApp() })
+after(async () => { await t.close() })
+
+
+test('a user signs in with email and password and sees their name on the home page', async () => {
+  const user = await createTestUser(t.services, { displayName: 'Grace Hopper' })
+  const agent = await signIn(t, user.email.toUpperCase())
+  const home = await agent.get('/')
+  assert.equal(home.status, 200)
+  assert.match(home.text, /Hello, Grace Hopper/)
+  assert.match(home.text, /Not set up yet/)
+  const rows = t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
+  assert.equal(rows.length, 1)
+})
+
+test('a wrong password and an unknown account get exactly the same message', async () => {
+  const user = await createTestUser(t.services)
+  const agent = anonymous(t)
+  const token = await csrfFor(agent, '/login')
+  const wrong = await agent.post('/login').type('form').send({ email: user.email, password: 'not the password', _csrf: token })
+  const unknown = await agent.post('/login').type('form').send({ email: 'nobody@test.example', password: TEST_PASSWORD, _csrf: token })
+  assert.equal(wrong.status, 401)
+  assert.equal(unknown.status, 401)
+  const message = (html: string) => /role="alert">([^<]*)</.exec(html)?.[1]
+  assert.ok(message(wrong.text))
+  assert.equal(message(wrong.text), message(unknown.text))
+  // The typed email is kept in the form so the user can fix a typo; the password is not.
+  assert.match(wrong.text, new RegExp(`value="${user.email}"`))
+  assert.doesNotMatch(wrong.text, /not the password/)
+  const failures = t.services.audit.list({ action: 'signin.failure' })
+  assert.deepEqual(failures.slice(0, 2).map((r) => JSON.parse(r.details).reason).sort(), ['unknown_user', 'wrong_password'])
+})
+
+test('signing in issues a new session id, so an id planted before sign-in is worthless', async () => {
+  const user = await createTestUser(t.services)
+  const agent = anonymous(t)
+  const form = await agent.get('/login')
+  const before = sessionCookie(form)
+  assert.ok(before, 'the sign-in form starts an anonymous session for its CSRF token')
+  const res = await agent.post('/login').type('form').send({ email: user.email, password: TEST_PASSWORD, _csrf: csrfFrom(form.text) })
+  assert.equal(res.status, 303)
+  const afterSignIn = sessionCookie(res)
+  assert.ok(afterSignIn)
+  assert.notEqual(afterSignIn, before)
+  // The pre-sign-in id is gone from the store: replaying it gives an anonymous visitor.
+  const replay = await anonymous(t).get('/').set('cookie', before!)
+  assert.equal(replay.status, 303)
+  assert.match(replay.headers.location, /^\/login/)
+})
+
+test('the session cookie is HttpOnly and SameSite=Lax, and not Secure over plain http', async () => {
+  const res = await anonymous(t).get('/login')
+  const cookie = (res.headers['set-cookie'] as unknown as string[]).find((c) => c.startsWith('mfa_session='))!
+  assert.match(cookie, /HttpOnly/)
+  assert.match(cookie, /SameSite=Lax/)
+  assert.doesNotMatch(cookie, /Secure/)
+  assert.doesNotMatch(cookie, /Max-Age|Expires/)
+})
+
+test('after sign-out the old session cookie no longer works', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  const cookie = agent.sessionCookie
+  const home = await anonymous(t).get('/').set('cookie', cookie)
+  assert.equal(home.status, 200, 'the cookie alone carries the session before sign-out')
+  const out = await agent.post('/logout').type('form').send({ _csrf: csrfFrom(home.text) })
+  assert.equal(out.status, 303)
+  assert.equal(out.headers.location, '/login?signed_out=1')
+  const again = await anonymous(t).get('/').set('cookie', cookie)
+  assert.equal(again.status, 303)
+  assert.match(again.headers.location, /^\/login/)
+  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signout' }).length, 1)
+})
+
+test('a session idle for longer than the idle timeout ends, and the sign-in page says why', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  t.clock.advance(29 * 60_000)
+  assert.equal((await agent.get('/')).status, 200, 'still signed in after 29 idle minutes')
+  t.clock.advance(29 * 60_000)
+  assert.equal((await agent.get('/')).status, 200, 'activity restarted the idle clock')
+  t.clock.advance(30 * 60_000)
+  const res = await agent.get('/')
+  assert.equal(res.status, 303)
+  assert.equal(res.headers.location, '/login?next=%2F&ended=idle')
+  const page = await agent.get(res.headers.location)
+  assert.match(page.text, /signed out after a period without activity/)
+})
+
+test('a busy session still ends at the absolute timeout', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  // A request every 20 minutes for 12 hours: never idle, yet the session must end.
+  for (let step = 1; step < 36; step++) {
+    t.clock.advance(20 * 60_000)
+    assert.equal((await agent.get('/')).status, 200, `after ${step * 20} minutes`)
+  }
+  t.clock.advance(20 * 60_000)
+  const res = await agent.get('/')
+  assert.equal(res.status, 303)
+  assert.match(res.headers.location, /ended=absolute/)
+})
+
+test('after sign-in the user lands on the page they asked for, never on another site', async () => {
+  const user = await createTestUser(t.services, { role: 'helpdesk' })
+  for (const [next, expected] of [['/helpdesk', '/helpdesk'], ['//evil.example/x', '/'], ['https://evil.example', '/'], ['/\\evil.example', '/']]) {
+    const agent = anonymous(t)
+    const token = await csrfFor(agent, '/login')
+    const res = await agent.post('/login').type('form').send({ email: user.email, password: TEST_PASSWORD, next, _csrf: token })
+    assert.equal(res.headers.location, expected, `next=${next}`)
+  }
+})
+
+test('changing a user\'s role signs them out everywhere and is audited', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  t.services.userService.changeRole(user.id, 'helpdesk', { id: null, label: 'test' })
+  const res = await agent.get('/')
+  assert.equal(res.status, 303)
+  const audit = t.services.audit.list({ subjectUserId: user.id, action: 'user.role_changed' })
+  assert.deepEqual(JSON.parse(audit[0].details), { from: 'user', to: 'helpdesk', sessionsEnded: 1 })
+  const fresh = await signIn(t, user.email)
+  assert.equal((await fresh.get('/helpdesk')).status, 200)
+})
