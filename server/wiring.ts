@@ -51,7 +51,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     clock,
     database,
     users,
-    userService: new UserService(users, audit, sessions),
+    userService: new UserService(users, audit, sessions, { run: (work) => database.sqlite.transaction(work).immediate() }),
     audit,
     throttles,
     regulator,

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import path from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
@@ -14,7 +14,9 @@ export interface Database {
 
 /** Opens (creating if needed) the SQLite file in WAL mode with a busy timeout, foreign keys on. */
 export function openDatabase (file: string): Database {
-  mkdirSync(path.dirname(file), { recursive: true })
+  // The database holds password hashes and sealed secrets: owner-only from the first byte.
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  if (!existsSync(file)) closeSync(openSync(file, 'wx', 0o600))
   const sqlite = new Sqlite(file)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')

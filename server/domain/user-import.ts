@@ -40,6 +40,7 @@ export function planImport (header: string[], records: Array<{ line: number, fie
     else if (seen.has(email)) reasons.push(`${email} already appears on line ${seen.get(email)}`)
     const displayName = get('display_name')
     if (displayName === '') reasons.push('display_name is empty')
+    else if (/[\u0000-\u001f\u007f]/.test(displayName)) reasons.push('display_name contains a line break or control character')
     let phone: string | null = null
     if (get('phone') !== '') {
       const parsed = parsePhoneNumberFromString(get('phone'), defaultRegion)

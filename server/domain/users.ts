@@ -58,6 +58,11 @@ export interface UserStore {
   count(): number
 }
 
+/** Runs work atomically across stores (a user change and its audit event commit together or not at all). */
+export interface Transactions {
+  run<T>(work: () => T): T
+}
+
 /** Sessions of a user are ended when their privileges change, so nobody keeps an old role. */
 export interface SessionRevoker {
   revokeAllFor(userId: string): number
@@ -85,8 +90,18 @@ export class UserService {
   constructor (
     private readonly users: UserStore,
     private readonly audit: AuditLog,
-    private readonly sessions: SessionRevoker
+    private readonly sessions: SessionRevoker,
+    private readonly transactions: Transactions
   ) {}
+
+  /** Writes validated import rows and the audit event recording them, atomically. */
+  importDirectoryUsers (rows: DirectoryUser[], details: { file: string, skipped: number }, actor: Actor): { created: number, updated: number } {
+    return this.transactions.run(() => {
+      const counts = this.users.upsertDirectoryUsers(rows)
+      this.audit.append({ action: 'users.imported', actorId: actor.id, actorLabel: actor.label, details: { ...details, ...counts }, ip: actor.ip, userAgent: actor.userAgent })
+      return counts
+    })
+  }
 
   createUser (input: NewUser, actor: Actor): User {
     const email = normaliseEmail(input.email)

@@ -33,3 +33,9 @@ test('a header without the expected columns is refused as a whole', () => {
   assert.equal(plan.problems[0].line, 1)
   assert.match(plan.problems[0].reason, /missing email, display_name, phone, groups, privileged/)
 })
+
+test('a display name with a line break or control character is refused', () => {
+  const plan = planImport(header, rows(['a@example.com', 'Bob\r\nB', '', '', '']), 'US')
+  assert.equal(plan.rows.length, 0)
+  assert.match(plan.problems[0].reason, /line break or control character/)
+})
