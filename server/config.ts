@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
@@ -45,6 +46,30 @@ export interface Config {
   readonly providers: readonly string[]
   /** Region assumed for phone numbers written without a +country prefix. */
   readonly phoneDefaultRegion: CountryCode
+  /** `directory`: users confirm the number from their directory record and cannot type another. */
+  readonly phoneSource: 'self' | 'directory'
+  /** Keys that sealed secrets may still be under, until `mfa-rollout rotate-key` re-seals them. */
+  readonly previousEncryptionKeys: readonly Buffer[]
+  readonly webauthn: {
+    readonly rpId: string
+    readonly rpName: string
+    readonly origin: string
+    /** AAGUIDs privileged users' passkeys must come from (attestation requested); empty = any. */
+    readonly privilegedAaguids: readonly string[]
+  }
+  readonly totpIssuer: string
+  /** CIDRs from which a user may add a first method without a temporary access pass. */
+  readonly trustedNetworks: readonly string[]
+  /** How recent a step-up must be to add or remove a method when one already exists. */
+  readonly stepUpMs: number
+  /** Whether a phone (SMS) counts toward being enrolled. */
+  readonly smsCounts: boolean
+  readonly mail: { readonly smtpUrl: string | undefined, readonly from: string }
+  readonly sms: {
+    readonly provider: 'outbox' | 'twilio' | 'aws-sns'
+    readonly twilio: { readonly accountSid: string, readonly authToken: string, readonly from: string, readonly baseUrl: string } | undefined
+    readonly sns: { readonly region: string, readonly endpoint: string | undefined } | undefined
+  }
   /** Non-fatal remarks made while loading (sandbox defaults); logged once at start. */
   readonly warnings: readonly string[]
 }
@@ -52,6 +77,8 @@ export interface Config {
 type Env = Record<string, string | undefined>
 
 const KNOWN_PROVIDERS = ['entra', 'aws']
+// Loopback and private ranges: where a sandbox's users sit. Production starts with none.
+const SANDBOX_TRUSTED_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /**
@@ -111,6 +138,53 @@ export function loadConfig (env: Env = process.env): Config {
     throw new ConfigError('PHONE_DEFAULT_REGION', `expected a two-letter country code such as US, GB or DE, got "${region}"`)
   }
 
+  const phoneSource = nonEmpty(env, 'PHONE_SOURCE') ?? 'self'
+  if (phoneSource !== 'self' && phoneSource !== 'directory') {
+    throw new ConfigError('PHONE_SOURCE', `expected self or directory, got "${phoneSource}"`)
+  }
+  const previousEncryptionKeys = list(env.ENCRYPTION_KEYS_PREVIOUS).map((text) => {
+    try {
+      return parseKey(text)
+    } catch {
+      throw new ConfigError('ENCRYPTION_KEYS_PREVIOUS', 'expected a comma-separated list of keys in the same form as ENCRYPTION_KEY')
+    }
+  })
+  const trustedNetworks = env.TRUSTED_NETWORKS === undefined
+    ? (production ? [] : SANDBOX_TRUSTED_NETWORKS)
+    : list(env.TRUSTED_NETWORKS)
+  for (const cidr of trustedNetworks) {
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr) || !isIP(cidr.split('/')[0])) {
+      throw new ConfigError('TRUSTED_NETWORKS', `expected a comma-separated list of CIDRs such as 10.0.0.0/8, got "${cidr}"`)
+    }
+  }
+  const rpName = nonEmpty(env, 'ORGANIZATION_NAME') ?? 'MFA enrollment'
+  const smsCountsText = nonEmpty(env, 'SMS_COUNTS') ?? 'true'
+  if (smsCountsText !== 'true' && smsCountsText !== 'false') throw new ConfigError('SMS_COUNTS', 'expected true or false')
+  const smsProvider = nonEmpty(env, 'SMS_PROVIDER') ?? 'outbox'
+  if (!['outbox', 'twilio', 'aws-sns'].includes(smsProvider)) {
+    throw new ConfigError('SMS_PROVIDER', `expected outbox, twilio or aws-sns, got "${smsProvider}"`)
+  }
+  const required = (name: string, why: string): string => {
+    const value = nonEmpty(env, name)
+    if (value === undefined) throw new ConfigError(name, `required ${why}`)
+    return value
+  }
+  const twilio = smsProvider === 'twilio'
+    ? {
+        accountSid: required('TWILIO_ACCOUNT_SID', 'when SMS_PROVIDER=twilio'),
+        authToken: required('TWILIO_AUTH_TOKEN', 'when SMS_PROVIDER=twilio'),
+        from: required('TWILIO_FROM', 'when SMS_PROVIDER=twilio: the sending number in E.164 or a messaging service SID'),
+        baseUrl: nonEmpty(env, 'TWILIO_BASE_URL') ?? 'https://api.twilio.com'
+      }
+    : undefined
+  const sns = smsProvider === 'aws-sns'
+    ? { region: required('SNS_REGION', 'when SMS_PROVIDER=aws-sns'), endpoint: nonEmpty(env, 'SNS_ENDPOINT') }
+    : undefined
+  const smtpUrl = nonEmpty(env, 'SMTP_URL')
+  if (smtpUrl !== undefined && !/^smtps?:\/\//.test(smtpUrl)) {
+    throw new ConfigError('SMTP_URL', 'expected smtp://user:pass@host:port or smtps://…')
+  }
+
   const logLevel = nonEmpty(env, 'LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}`)
@@ -145,6 +219,20 @@ export function loadConfig (env: Env = process.env): Config {
     metricsToken: nonEmpty(env, 'METRICS_TOKEN'),
     providers,
     phoneDefaultRegion: region,
+    phoneSource,
+    previousEncryptionKeys,
+    webauthn: {
+      rpId: nonEmpty(env, 'RP_ID') ?? publicUrl.hostname,
+      rpName,
+      origin: publicUrl.origin,
+      privilegedAaguids: list(env.PRIVILEGED_AAGUIDS).map((a) => a.toLowerCase())
+    },
+    totpIssuer: nonEmpty(env, 'TOTP_ISSUER') ?? rpName,
+    trustedNetworks,
+    stepUpMs: integer(env, 'STEP_UP_MINUTES', 10, 1, 60) * 60_000,
+    smsCounts: smsCountsText === 'true',
+    mail: { smtpUrl, from: nonEmpty(env, 'MAIL_FROM') ?? `${rpName} <no-reply@${publicUrl.hostname}>` },
+    sms: { provider: smsProvider as Config['sms']['provider'], twilio, sns },
     warnings
   }
   if (production && !config.session.secureCookie) {

@@ -1,12 +1,29 @@
+import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
+import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
+import { SqliteMethodStore } from './db/methods.ts'
+import { SqlitePendingStore } from './db/pending.ts'
+import { Sealer } from './db/sealing.ts'
 import { openDatabase, type Database } from './db/connection.ts'
 import { applyMigrations } from './db/migrate.ts'
 import { SqliteSessionStore } from './db/sessions.ts'
 import { SqliteThrottleStore } from './db/throttles.ts'
 import { SqliteUserStore } from './db/users.ts'
 import { systemClock, type Clock } from './domain/clock.ts'
+import { EnrollmentGuard } from './domain/enrollment-guard.ts'
+import { KeyedHasher } from './domain/keyed-hash.ts'
+import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
+import type { Notifier, SmsSender } from './domain/notifications.ts'
+import { AccessPassService } from './domain/passes.ts'
+import { PasskeyService } from './domain/passkeys.ts'
+import { PhoneService } from './domain/phone.ts'
 import { Regulator } from './domain/regulation.ts'
+import { TotpService } from './domain/totp.ts'
+import { loggerOptions } from './logging.ts'
+import { EmailNotifier } from './notify/email-notifier.ts'
+import { OutboxMailTransport, SmtpTransport } from './notify/mail.ts'
+import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
 import { SignInService } from './domain/signin.ts'
 import { UserService } from './domain/users.ts'
 
@@ -22,11 +39,23 @@ export interface Services {
   regulator: Regulator
   signIn: SignInService
   sessions: SqliteSessionStore
+  methods: SqliteMethodStore
+  outbox: SqliteOutbox
+  challenges: SqliteChallengeStore
+  guard: EnrollmentGuard
+  lifecycle: MethodLifecycle
+  totp: TotpService
+  phone: PhoneService
+  passkeys: PasskeyService
+  passes: AccessPassService
   close(): void
 }
 
 export interface ServiceOverrides {
   clock?: Clock
+  log?: Logger
+  /** Replaces the configured SMS sender (benchmarks; tests use the outbox like the sandbox does). */
+  sms?: SmsSender
 }
 
 /** Opens the database, applies pending migrations and builds every adapter and domain service. */
@@ -46,6 +75,21 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     ip: { maxFailures: limits.maxFailuresPerIp, windowMs: limits.windowMs, lockoutMs: limits.lockoutMs }
   }, () => clock.now())
 
+  const log = overrides.log ?? pino(loggerOptions(config))
+  const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
+  const hasher = new KeyedHasher(config.encryptionKey)
+  const methods = new SqliteMethodStore(database.db, sealer, clock)
+  const pending = new SqlitePendingStore(database.db, sealer, clock)
+  const challenges = new SqliteChallengeStore(database.db)
+  const outbox = new SqliteOutbox(database.db)
+  const notifier: Notifier = new EmailNotifier(
+    config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
+    config.webauthn.rpName
+  )
+  const sms = overrides.sms ?? smsSender(config, outbox, clock)
+  const guard = new EnrollmentGuard(config.trustedNetworks, config.stepUpMs)
+  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, guard, hasher, notifier, audit, clock, config.publicUrl, log)
+
   return {
     config,
     clock,
@@ -57,6 +101,25 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     regulator,
     signIn,
     sessions,
+    methods,
+    outbox,
+    challenges,
+    guard,
+    lifecycle,
+    totp: new TotpService(methods, pending, regulator, guard, lifecycle, audit, clock, config.totpIssuer),
+    phone: new PhoneService(methods, pending, sms, hasher, guard, lifecycle, audit, clock, {
+      source: config.phoneSource, defaultRegion: config.phoneDefaultRegion, organisation: config.webauthn.rpName
+    }),
+    passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, config.webauthn),
+    passes: new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock),
     close: () => database.close()
+  }
+}
+
+function smsSender (config: Config, outbox: SqliteOutbox, clock: Clock): SmsSender {
+  switch (config.sms.provider) {
+    case 'twilio': return new TwilioSms(config.sms.twilio!)
+    case 'aws-sns': return new SnsSms(config.sms.sns!)
+    default: return new OutboxSms(outbox, clock)
   }
 }

@@ -13,6 +13,8 @@ export const users = sqliteTable('users', {
   privileged: integer('privileged', { mode: 'boolean' }).notNull().default(false),
   provider: text('provider').notNull().default('local'),
   disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+  /** When MFA became mandatory for this user (set by enforcement); null while optional. */
+  enforcedAt: integer('enforced_at'),
   firstSeenAt: integer('first_seen_at').notNull(),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull()
@@ -61,4 +63,111 @@ export const auditEvents = sqliteTable('audit_events', {
 }, (t) => [
   index('audit_events_subject').on(t.subjectUserId, t.id),
   index('audit_events_action').on(t.action, t.id)
+])
+
+// ---- Enrollment (issue: self-service enrollment) ----
+
+/** Every second factor a user holds in the portal; kind-specific columns are null for other kinds. */
+export const authMethods = sqliteTable('auth_methods', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ['passkey', 'totp', 'phone'] }).notNull(),
+  name: text('name').notNull(),
+  createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at'),
+  // passkey
+  credentialId: text('credential_id'),
+  publicKey: text('public_key'),
+  signCount: integer('sign_count'),
+  transports: text('transports'),
+  aaguid: text('aaguid'),
+  backedUp: integer('backed_up', { mode: 'boolean' }),
+  // totp: the secret sealed with AES-256-GCM, bound to this row's id
+  secretSealed: text('secret_sealed'),
+  lastUsedStep: integer('last_used_step'),
+  // phone (E.164)
+  phone: text('phone')
+}, (t) => [
+  index('auth_methods_user').on(t.userId),
+  uniqueIndex('auth_methods_credential').on(t.credentialId)
+])
+
+/** WebAuthn challenges: single use (claimed by a conditional UPDATE), short-lived. */
+export const webauthnChallenges = sqliteTable('webauthn_challenges', {
+  id: text('id').primaryKey(),
+  userId: text('user_id'),
+  purpose: text('purpose', { enum: ['register', 'authenticate', 'step_up'] }).notNull(),
+  challenge: text('challenge').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  consumedAt: integer('consumed_at')
+}, (t) => [
+  index('webauthn_challenges_expires').on(t.expiresAt)
+])
+
+/** An authenticator-app or phone enrollment in progress: the secret/code waits here until proven. */
+export const pendingEnrollments = sqliteTable('pending_enrollments', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ['totp', 'phone', 'step_up_phone'] }).notNull(),
+  secretSealed: text('secret_sealed'),
+  phone: text('phone'),
+  codeHash: text('code_hash'),
+  attempts: integer('attempts').notNull().default(0),
+  sentAt: integer('sent_at'),
+  expiresAt: integer('expires_at').notNull(),
+  createdAt: integer('created_at').notNull()
+}, (t) => [
+  index('pending_enrollments_user').on(t.userId, t.kind)
+])
+
+/** Text messages sent, one row per send, for the resend throttle (at most N per hour). */
+export const smsSends = sqliteTable('sms_sends', {
+  id: integer('id').primaryKey(),
+  userId: text('user_id').notNull(),
+  phone: text('phone').notNull(),
+  sentAt: integer('sent_at').notNull()
+}, (t) => [
+  index('sms_sends_user').on(t.userId, t.sentAt)
+])
+
+/** Temporary access passes: stored only as a keyed hash; one active per user. */
+export const accessPasses = sqliteTable('access_passes', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  passHash: text('pass_hash').notNull(),
+  oneTime: integer('one_time', { mode: 'boolean' }).notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at'),
+  revokedAt: integer('revoked_at'),
+  createdBy: text('created_by'),
+  createdAt: integer('created_at').notNull()
+}, (t) => [
+  index('access_passes_user').on(t.userId)
+])
+
+/** "This wasn't me" links sent with method-change emails: keyed hash of the token, single use. */
+export const methodNotices = sqliteTable('method_notices', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  methodId: text('method_id').notNull(),
+  methodName: text('method_name').notNull(),
+  change: text('change', { enum: ['added', 'removed'] }).notNull(),
+  tokenHash: text('token_hash').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [
+  uniqueIndex('method_notices_token').on(t.tokenHash)
+])
+
+/** Sandbox outbox: mail and text messages that were "sent" without a real transport; admins can read them. */
+export const outbox = sqliteTable('outbox', {
+  id: integer('id').primaryKey(),
+  channel: text('channel', { enum: ['email', 'sms'] }).notNull(),
+  recipient: text('recipient').notNull(),
+  subject: text('subject'),
+  bodyText: text('body_text').notNull(),
+  bodyHtml: text('body_html'),
+  createdAt: integer('created_at').notNull()
+}, (t) => [
+  index('outbox_created').on(t.createdAt)
 ])

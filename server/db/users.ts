@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { count, eq, sql } from 'drizzle-orm'
+import { and, count, eq, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
 import type { DirectoryUser, NewUser, Role, User, UserStore } from '../domain/users.ts'
 import type { Db } from './connection.ts'
@@ -53,6 +53,10 @@ export class SqliteUserStore implements UserStore {
     this.db.update(users).set({ role, updatedAt: this.clock.now().getTime() }).where(eq(users.id, id)).run()
   }
 
+  listByRole (role: Role): User[] {
+    return this.db.select().from(users).where(and(eq(users.role, role), eq(users.disabled, false))).all().map((row) => this.toUser(row))
+  }
+
   upsertDirectoryUsers (rows: DirectoryUser[]): { created: number, updated: number } {
     const now = this.clock.now().getTime()
     let created = 0
@@ -96,6 +100,7 @@ export class SqliteUserStore implements UserStore {
       privileged: row.privileged,
       provider: row.provider,
       disabled: row.disabled,
+      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
       groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
       firstSeenAt: new Date(row.firstSeenAt),
       createdAt: new Date(row.createdAt)

@@ -14,11 +14,13 @@ export interface RequestContext {
   userAgent: string | null
 }
 
-export function lockedOutError (until: Date, now: Date): DomainError {
+/** The lockout message, with how long it lasts and until when (UTC), e.g. for sign-in or code entry. */
+export function lockedOutError (until: Date, now: Date, what = 'sign-in'): DomainError {
   const minutes = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 60_000))
+  const clock = until.toISOString().slice(11, 16)
   return new DomainError(
     'locked_out',
-    `Too many failed attempts. For your security, sign-in is paused for ${minutes} minute${minutes === 1 ? '' : 's'}. ` +
+    `Too many failed attempts. For your security, ${what} is paused for ${minutes} minute${minutes === 1 ? '' : 's'} (until ${clock} UTC). ` +
       'If you did not make these attempts, contact your helpdesk.',
     { until: until.toISOString() }
   )

@@ -25,6 +25,8 @@ export interface User {
   provider: string
   groups: string[]
   disabled: boolean
+  /** When MFA became mandatory for this user; null while it is optional. */
+  enforcedAt: Date | null
   firstSeenAt: Date
   createdAt: Date
 }
@@ -53,6 +55,8 @@ export interface UserStore {
   findByEmail(email: string): User | undefined
   create(user: NewUser): User
   setRole(id: string, role: Role): void
+  /** Active (not disabled) users with exactly this role, for alerts. */
+  listByRole(role: Role): User[]
   /** All rows in one transaction: either every row is written or none. */
   upsertDirectoryUsers(rows: DirectoryUser[]): { created: number, updated: number }
   count(): number

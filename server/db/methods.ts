@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto'
+import { and, asc, count, eq, isNull, lt, or } from 'drizzle-orm'
+import type { AuthMethod, MethodStore, NewPasskey, PasskeyCredential } from '../domain/methods.ts'
+import type { Clock } from '../domain/clock.ts'
+import type { Db } from './connection.ts'
+import { authMethods } from './schema.ts'
+import type { Sealer } from './sealing.ts'
+
+type Row = typeof authMethods.$inferSelect
+
+export class SqliteMethodStore implements MethodStore {
+  constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {}
+
+  listFor (userId: string): AuthMethod[] {
+    return this.db.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt)).all().map(toMethod)
+  }
+
+  findFor (userId: string, methodId: string): AuthMethod | undefined {
+    const row = this.db.select().from(authMethods).where(and(eq(authMethods.userId, userId), eq(authMethods.id, methodId))).get()
+    return row === undefined ? undefined : toMethod(row)
+  }
+
+  countFor (userId: string): number {
+    return this.db.select({ n: count() }).from(authMethods).where(eq(authMethods.userId, userId)).get()?.n ?? 0
+  }
+
+  addPasskey (userId: string, passkey: NewPasskey): AuthMethod {
+    return this.insert({
+      userId, kind: 'passkey', name: passkey.name, credentialId: passkey.credentialId,
+      publicKey: Buffer.from(passkey.publicKey).toString('base64url'), signCount: passkey.counter,
+      transports: JSON.stringify(passkey.transports), aaguid: passkey.aaguid, backedUp: passkey.backedUp
+    })
+  }
+
+  addTotp (userId: string, name: string, secretBase32: string, firstUsedStep: number): AuthMethod {
+    const id = randomUUID()
+    return this.insert({ id, userId, kind: 'totp', name, secretSealed: this.sealer.seal(secretBase32, `totp:${id}`), lastUsedStep: firstUsedStep })
+  }
+
+  addPhone (userId: string, name: string, phone: string): AuthMethod {
+    return this.insert({ userId, kind: 'phone', name, phone })
+  }
+
+  rename (userId: string, methodId: string, name: string): boolean {
+    return this.db.update(authMethods).set({ name }).where(and(eq(authMethods.userId, userId), eq(authMethods.id, methodId))).run().changes === 1
+  }
+
+  remove (userId: string, methodId: string): AuthMethod | undefined {
+    const row = this.db.delete(authMethods).where(and(eq(authMethods.userId, userId), eq(authMethods.id, methodId))).returning().get()
+    return row === undefined ? undefined : toMethod(row)
+  }
+
+  passkeyByCredentialId (credentialId: string): PasskeyCredential | undefined {
+    const row = this.db.select().from(authMethods).where(and(eq(authMethods.credentialId, credentialId), eq(authMethods.kind, 'passkey'))).get()
+    return row === undefined ? undefined : toCredential(row)
+  }
+
+  passkeysFor (userId: string): PasskeyCredential[] {
+    return this.db.select().from(authMethods).where(and(eq(authMethods.userId, userId), eq(authMethods.kind, 'passkey'))).all().map(toCredential)
+  }
+
+  recordPasskeyUse (methodId: string, previousCounter: number, newCounter: number, at: Date): boolean {
+    return this.db.update(authMethods).set({ signCount: newCounter, lastUsedAt: at.getTime() })
+      .where(and(eq(authMethods.id, methodId), eq(authMethods.signCount, previousCounter))).run().changes === 1
+  }
+
+  totpSecret (userId: string, methodId: string): string | undefined {
+    const row = this.db.select({ sealed: authMethods.secretSealed }).from(authMethods)
+      .where(and(eq(authMethods.userId, userId), eq(authMethods.id, methodId), eq(authMethods.kind, 'totp'))).get()
+    return row?.sealed == null ? undefined : this.sealer.open(row.sealed, `totp:${methodId}`)
+  }
+
+  claimTotpStep (methodId: string, step: number, at: Date): boolean {
+    return this.db.update(authMethods).set({ lastUsedStep: step, lastUsedAt: at.getTime() })
+      .where(and(eq(authMethods.id, methodId), or(isNull(authMethods.lastUsedStep), lt(authMethods.lastUsedStep, step)))).run().changes === 1
+  }
+
+  markUsed (methodId: string, at: Date): void {
+    this.db.update(authMethods).set({ lastUsedAt: at.getTime() }).where(eq(authMethods.id, methodId)).run()
+  }
+
+  /** Re-seals every TOTP secret not under the current key; returns how many were re-sealed. */
+  resealAll (): number {
+    let resealed = 0
+    this.db.transaction((tx) => {
+      for (const row of tx.select({ id: authMethods.id, sealed: authMethods.secretSealed }).from(authMethods).where(eq(authMethods.kind, 'totp')).all()) {
+        if (row.sealed === null || this.sealer.isCurrent(row.sealed)) continue
+        const secret = this.sealer.open(row.sealed, `totp:${row.id}`)
+        tx.update(authMethods).set({ secretSealed: this.sealer.seal(secret, `totp:${row.id}`) }).where(eq(authMethods.id, row.id)).run()
+        resealed++
+      }
+    })
+    return resealed
+  }
+
+  private insert (values: Partial<typeof authMethods.$inferInsert> & Pick<typeof authMethods.$inferInsert, 'userId' | 'kind' | 'name'>): AuthMethod {
+    const row = this.db.insert(authMethods).values({ id: randomUUID(), createdAt: this.clock.now().getTime(), ...values }).returning().get()
+    return toMethod(row)
+  }
+}
+
+function toMethod (row: Row): AuthMethod {
+  return {
+    id: row.id,
+    userId: row.userId,
+    kind: row.kind,
+    name: row.name,
+    createdAt: new Date(row.createdAt),
+    lastUsedAt: row.lastUsedAt === null ? null : new Date(row.lastUsedAt),
+    phone: row.phone,
+    aaguid: row.aaguid
+  }
+}
+
+function toCredential (row: Row): PasskeyCredential {
+  return {
+    methodId: row.id,
+    userId: row.userId,
+    credentialId: row.credentialId!,
+    publicKey: new Uint8Array(Buffer.from(row.publicKey!, 'base64url')),
+    counter: row.signCount ?? 0,
+    transports: JSON.parse(row.transports ?? '[]') as string[]
+  }
+}

@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto'
+import { and, count, eq, gte, isNotNull, sql } from 'drizzle-orm'
+import type { Clock } from '../domain/clock.ts'
+import type { PendingEnrollment, PendingStore } from '../domain/pending.ts'
+import type { Db } from './connection.ts'
+import { pendingEnrollments, smsSends } from './schema.ts'
+import type { Sealer } from './sealing.ts'
+
+type Row = typeof pendingEnrollments.$inferSelect
+
+export class SqlitePendingStore implements PendingStore {
+  constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {}
+
+  startTotp (userId: string, secretBase32: string, expiresAt: Date): PendingEnrollment {
+    const id = randomUUID()
+    const row = this.db.transaction((tx) => {
+      tx.delete(pendingEnrollments).where(and(eq(pendingEnrollments.userId, userId), eq(pendingEnrollments.kind, 'totp'))).run()
+      return tx.insert(pendingEnrollments).values({
+        id, userId, kind: 'totp', secretSealed: this.sealer.seal(secretBase32, `pending-totp:${id}`),
+        expiresAt: expiresAt.getTime(), createdAt: this.clock.now().getTime()
+      }).returning().get()
+    })
+    return toPending(row)
+  }
+
+  findTotp (userId: string): (PendingEnrollment & { secret: string }) | undefined {
+    const row = this.db.select().from(pendingEnrollments)
+      .where(and(eq(pendingEnrollments.userId, userId), eq(pendingEnrollments.kind, 'totp'), isNotNull(pendingEnrollments.secretSealed))).get()
+    return row === undefined ? undefined : { ...toPending(row), secret: this.sealer.open(row.secretSealed!, `pending-totp:${row.id}`) }
+  }
+
+  startPhone (userId: string, kind: 'phone' | 'step_up_phone', phone: string, hashFor: (id: string) => string, sentAt: Date, expiresAt: Date): PendingEnrollment {
+    const id = randomUUID()
+    const row = this.db.transaction((tx) => {
+      tx.delete(pendingEnrollments).where(and(eq(pendingEnrollments.userId, userId), eq(pendingEnrollments.kind, kind))).run()
+      return tx.insert(pendingEnrollments).values({
+        id, userId, kind, phone, codeHash: hashFor(id), sentAt: sentAt.getTime(), expiresAt: expiresAt.getTime(), createdAt: this.clock.now().getTime()
+      }).returning().get()
+    })
+    return toPending(row)
+  }
+
+  findPhone (userId: string, kind: 'phone' | 'step_up_phone'): PendingEnrollment | undefined {
+    const row = this.db.select().from(pendingEnrollments).where(and(eq(pendingEnrollments.userId, userId), eq(pendingEnrollments.kind, kind))).get()
+    return row === undefined ? undefined : toPending(row)
+  }
+
+  resendCode (id: string, codeHash: string, sentAt: Date, expiresAt: Date): void {
+    this.db.update(pendingEnrollments).set({ codeHash, sentAt: sentAt.getTime(), expiresAt: expiresAt.getTime(), attempts: 0 }).where(eq(pendingEnrollments.id, id)).run()
+  }
+
+  addAttempt (id: string): number {
+    const row = this.db.update(pendingEnrollments).set({ attempts: sqlIncrement() }).where(eq(pendingEnrollments.id, id)).returning({ attempts: pendingEnrollments.attempts }).get()
+    return row?.attempts ?? Number.MAX_SAFE_INTEGER
+  }
+
+  claim (id: string): boolean {
+    return this.db.delete(pendingEnrollments).where(eq(pendingEnrollments.id, id)).run().changes === 1
+  }
+
+  recordSms (userId: string, phone: string, at: Date): void {
+    this.db.insert(smsSends).values({ userId, phone, sentAt: at.getTime() }).run()
+  }
+
+  smsCountSince (userId: string, since: Date): number {
+    return this.db.select({ n: count() }).from(smsSends).where(and(eq(smsSends.userId, userId), gte(smsSends.sentAt, since.getTime()))).get()?.n ?? 0
+  }
+}
+
+function sqlIncrement () {
+  return sql`${pendingEnrollments.attempts} + 1`
+}
+
+function toPending (row: Row): PendingEnrollment {
+  return {
+    id: row.id,
+    userId: row.userId,
+    kind: row.kind,
+    phone: row.phone,
+    codeHash: row.codeHash,
+    attempts: row.attempts,
+    sentAt: row.sentAt === null ? null : new Date(row.sentAt),
+    expiresAt: new Date(row.expiresAt)
+  }
+}
+

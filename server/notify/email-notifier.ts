@@ -1,0 +1,46 @@
+import { fileURLToPath } from 'node:url'
+import { Eta } from 'eta'
+import type { AdminAlert, MethodChangeNotice, Notifier } from '../domain/notifications.ts'
+import type { User } from '../domain/users.ts'
+import type { MailTransport } from './mail.ts'
+
+const EMAIL_VIEWS = fileURLToPath(new URL('../../views/email/', import.meta.url))
+
+const KIND_NAMES = { passkey: 'passkey', totp: 'authenticator app', phone: 'phone for text-message codes' } as const
+
+/** Formats notifications as plain text + HTML emails (eta templates, escaped) and hands them to a transport. */
+export class EmailNotifier implements Notifier {
+  private readonly eta = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: true })
+
+  constructor (private readonly transport: MailTransport, private readonly organisation: string) {}
+
+  async methodChanged (user: Pick<User, 'email' | 'displayName'>, notice: MethodChangeNotice): Promise<void> {
+    const data = {
+      organisation: this.organisation,
+      name: user.displayName,
+      added: notice.change === 'added',
+      methodName: notice.method.name,
+      kindName: KIND_NAMES[notice.method.kind],
+      when: `${notice.at.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      notMeUrl: notice.notMeUrl
+    }
+    await this.transport.send({
+      to: user.email,
+      subject: notice.change === 'added' ? `A sign-in method was added to your account: ${notice.method.name}` : `A sign-in method was removed from your account: ${notice.method.name}`,
+      text: this.eta.render('method-changed.txt', data),
+      html: this.eta.render('method-changed.html', data)
+    })
+  }
+
+  async alertAdmins (admins: Array<Pick<User, 'email' | 'displayName'>>, alert: AdminAlert): Promise<void> {
+    for (const admin of admins) {
+      const data = { organisation: this.organisation, name: admin.displayName, lines: alert.lines }
+      await this.transport.send({
+        to: admin.email,
+        subject: alert.subject,
+        text: this.eta.render('admin-alert.txt', data),
+        html: this.eta.render('admin-alert.html', data)
+      })
+    }
+  }
+}

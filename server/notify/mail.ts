@@ -1,0 +1,36 @@
+import nodemailer, { type Transporter } from 'nodemailer'
+import type { Clock } from '../domain/clock.ts'
+import type { SqliteOutbox } from '../db/enrollment-stores.ts'
+
+export interface MailMessage {
+  to: string
+  subject: string
+  text: string
+  html: string
+}
+
+/** Delivers one message or throws. */
+export interface MailTransport {
+  send(message: MailMessage): Promise<void>
+}
+
+export class SmtpTransport implements MailTransport {
+  private readonly transporter: Transporter
+
+  constructor (smtpUrl: string, private readonly from: string) {
+    this.transporter = nodemailer.createTransport(smtpUrl)
+  }
+
+  async send (message: MailMessage): Promise<void> {
+    await this.transporter.sendMail({ from: this.from, ...message })
+  }
+}
+
+/** Sandbox: messages are kept in the outbox for admins to read instead of being sent. */
+export class OutboxMailTransport implements MailTransport {
+  constructor (private readonly outbox: SqliteOutbox, private readonly clock: Clock) {}
+
+  async send (message: MailMessage): Promise<void> {
+    this.outbox.add({ channel: 'email', recipient: message.to, subject: message.subject, bodyText: message.text, bodyHtml: message.html }, this.clock.now())
+  }
+}

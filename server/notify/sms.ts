@@ -1,0 +1,52 @@
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
+import type { Clock } from '../domain/clock.ts'
+import type { SmsSender } from '../domain/notifications.ts'
+import type { SqliteOutbox } from '../db/enrollment-stores.ts'
+
+/** Sandbox: text messages are kept in the outbox, readable by admins at /admin/outbox, never shown to the user. */
+export class OutboxSms implements SmsSender {
+  constructor (private readonly outbox: SqliteOutbox, private readonly clock: Clock) {}
+
+  async send (to: string, text: string): Promise<void> {
+    this.outbox.add({ channel: 'sms', recipient: to, subject: null, bodyText: text, bodyHtml: null }, this.clock.now())
+  }
+}
+
+/** Twilio's Messages REST API over fetch (base URL configurable for a local stand-in). */
+export class TwilioSms implements SmsSender {
+  constructor (private readonly settings: { accountSid: string, authToken: string, from: string, baseUrl: string }) {}
+
+  async send (to: string, text: string): Promise<void> {
+    const { accountSid, authToken, from, baseUrl } = this.settings
+    const body = new URLSearchParams({ To: to, Body: text })
+    // A messaging service SID (MG…) goes in its own field; otherwise From is a number.
+    body.set(from.startsWith('MG') ? 'MessagingServiceSid' : 'From', from)
+    const response = await fetch(`${baseUrl.replace(/\/$/, '')}/2010-04-01/Accounts/${encodeURIComponent(accountSid)}/Messages.json`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      signal: AbortSignal.timeout(10_000)
+    })
+    if (!response.ok) {
+      const detail = await response.json().catch(() => ({})) as { code?: number, message?: string }
+      throw new Error(`Twilio refused the message: HTTP ${response.status}${detail.code === undefined ? '' : ` code ${detail.code}`}${detail.message === undefined ? '' : `: ${detail.message}`}`)
+    }
+  }
+}
+
+/** Amazon SNS direct-to-phone publishing, marked transactional (endpoint configurable). */
+export class SnsSms implements SmsSender {
+  private readonly client: SNSClient
+
+  constructor (settings: { region: string, endpoint: string | undefined }) {
+    this.client = new SNSClient({ region: settings.region, endpoint: settings.endpoint })
+  }
+
+  async send (to: string, text: string): Promise<void> {
+    await this.client.send(new PublishCommand({
+      PhoneNumber: to,
+      Message: text,
+      MessageAttributes: { 'AWS.SNS.SMS.SMSType': { DataType: 'String', StringValue: 'Transactional' } }
+    }))
+  }
+}
