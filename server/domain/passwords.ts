@@ -1,7 +1,8 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 
-// scrypt parameters (OWASP: N=2^17, r=8, p=1). Stored with the hash so they can be raised later.
-const PARAMS = { N: 2 ** 17, r: 8, p: 1 }
+// scrypt parameters (OWASP: N=2^17, r=8, p=1). Stored with the hash, so they can be raised later and old
+// hashes still verify under the parameters they were made with.
+export const PASSWORD_PARAMS = { N: 2 ** 17, r: 8, p: 1 }
 const KEY_LENGTH = 32
 const MAX_MEMORY = 256 * 1024 * 1024
 
@@ -14,10 +15,10 @@ function derive (password: string, salt: Buffer, options: ScryptOptions): Promis
   })
 }
 
-export async function hashPassword (password: string): Promise<string> {
+export async function hashPassword (password: string, params: { N: number, r: number, p: number } = PASSWORD_PARAMS): Promise<string> {
   const salt = randomBytes(16)
-  const key = await derive(password, salt, PARAMS)
-  return `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}$${salt.toString('base64')}$${key.toString('base64')}`
+  const key = await derive(password, salt, params)
+  return `scrypt$${params.N}$${params.r}$${params.p}$${salt.toString('base64')}$${key.toString('base64')}`
 }
 
 // Compared against when the account does not exist, so both answers take the same time.
