@@ -8,6 +8,7 @@ import { backup } from './backup.ts'
 import { createUser } from './create-user.ts'
 import { importUsers } from './import-users.ts'
 import { migrate } from './migrate.ts'
+import { rotateKey } from './rotate-key.ts'
 import { setRole } from './set-role.ts'
 
 /** Where a command writes and reads; the bin passes the process's streams. */
@@ -42,7 +43,7 @@ export interface Command {
   run(input: CommandInput, services: Services, io: Io): Promise<number>
 }
 
-export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify]
+export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, rotateKey]
 
 const PROGRAM = 'mfa-rollout'
 const USAGE_ERROR = 2

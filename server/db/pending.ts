@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, count, eq, gte, isNotNull, sql } from 'drizzle-orm'
+import { and, count, eq, gte, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
 import type { PendingEnrollment, PendingStore } from '../domain/pending.ts'
 import type { Db } from './connection.ts'
@@ -56,6 +56,29 @@ export class SqlitePendingStore implements PendingStore {
 
   claim (id: string): boolean {
     return this.db.delete(pendingEnrollments).where(eq(pendingEnrollments.id, id)).run().changes === 1
+  }
+
+  /** Re-seals pending authenticator-app secrets not under the current key (key rotation); returns how many. */
+  resealTotp (): number {
+    let resealed = 0
+    this.db.transaction((tx) => {
+      const rows = tx.select({ id: pendingEnrollments.id, sealed: pendingEnrollments.secretSealed }).from(pendingEnrollments)
+        .where(and(eq(pendingEnrollments.kind, 'totp'), isNotNull(pendingEnrollments.secretSealed))).all()
+      for (const row of rows) {
+        if (this.sealer.isCurrent(row.sealed!)) continue
+        const secret = this.sealer.open(row.sealed!, `pending-totp:${row.id}`)
+        tx.update(pendingEnrollments).set({ secretSealed: this.sealer.seal(secret, `pending-totp:${row.id}`) }).where(eq(pendingEnrollments.id, row.id)).run()
+        resealed++
+      }
+    })
+    return resealed
+  }
+
+  /** Forgets setups and codes that expired, and send records older than a day (housekeeping). */
+  purgeExpired (now: Date): number {
+    const pending = this.db.delete(pendingEnrollments).where(lte(pendingEnrollments.expiresAt, now.getTime())).run().changes
+    const sends = this.db.delete(smsSends).where(lte(smsSends.sentAt, now.getTime() - 24 * 3_600_000)).run().changes
+    return pending + sends
   }
 
   recordSms (userId: string, phone: string, at: Date): void {

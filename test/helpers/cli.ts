@@ -9,7 +9,8 @@ const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
 // The developer's own shell must not steer a test: drop what loadConfig reads (and the test runner's marker).
 const INHERITED_OUT = [
   'NODE_ENV', 'DATA_DIR', 'DATABASE_FILE', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'PUBLIC_URL', 'PROVIDERS', 'HOST', 'PORT',
-  'PHONE_DEFAULT_REGION', 'LOG_LEVEL', 'TRUST_PROXY', 'METRICS_TOKEN', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS'
+  'PHONE_DEFAULT_REGION', 'LOG_LEVEL', 'TRUST_PROXY', 'METRICS_TOKEN', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS',
+  'ENCRYPTION_KEYS_PREVIOUS', 'TRUSTED_NETWORKS', 'TOTP_ISSUER', 'ORGANIZATION_NAME', 'SMTP_URL', 'SMS_PROVIDER', 'PHONE_SOURCE'
 ]
 
 export interface CliResult {

@@ -1,0 +1,26 @@
+import { DomainError } from '../domain/errors.ts'
+import type { Command } from './main.ts'
+
+export const rotateKey: Command = {
+  name: 'rotate-key',
+  summary: 'Re-seal every stored authenticator-app secret under ENCRYPTION_KEY, with the old key(s) in ENCRYPTION_KEYS_PREVIOUS ' +
+    'for this run; all or nothing. Afterwards the old keys can be dropped.',
+  async run (_input, services, io) {
+    const keyId = services.config.encryptionKeyId
+    let resealed: number
+    try {
+      // One IMMEDIATE transaction: a secret that cannot be opened leaves every row as it was, and the audit event
+      // exists exactly when the re-sealing does.
+      resealed = services.database.sqlite.transaction(() => {
+        const count = services.methods.resealAll() + services.pending.resealTotp()
+        services.audit.append({ action: 'encryption.key_rotated', actorLabel: 'cli', details: { resealed: count, keyId } })
+        return count
+      }).immediate()
+    } catch (err) {
+      throw new DomainError('reseal_failed', `nothing was re-sealed: ${(err as Error).message}. ` +
+        'Every stored secret must open with ENCRYPTION_KEY or a key in ENCRYPTION_KEYS_PREVIOUS; fix that and run rotate-key again.')
+    }
+    io.out(`re-sealed ${resealed} secret${resealed === 1 ? '' : 's'} under key ${keyId}`)
+    return 0
+  }
+}
