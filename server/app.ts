@@ -17,7 +17,13 @@ import adminRoutes from './web/routes/admin.ts'
 import authRoutes from './web/routes/auth.ts'
 import healthRoutes from './web/routes/health.ts'
 import helpdeskRoutes from './web/routes/helpdesk.ts'
+import enrollPasskeyRoutes from './web/routes/enroll-passkey.ts'
+import enrollPhoneRoutes from './web/routes/enroll-phone.ts'
+import enrollTotpRoutes from './web/routes/enroll-totp.ts'
 import homeRoutes from './web/routes/home.ts'
+import methodRoutes from './web/routes/methods.ts'
+import passkeySignInRoutes from './web/routes/passkey-signin.ts'
+import stepUpRoutes from './web/routes/step-up.ts'
 
 export interface BuildOptions {
   /** Overrides the logger built from config (tests pass false). */
@@ -46,10 +52,16 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(errorPages)
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
-  await app.register(authRoutes, { signIn: services.signIn, clock: services.clock })
-  await app.register(homeRoutes)
+  await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, clock: services.clock })
+  await app.register(homeRoutes, { methods: services.methods, config })
+  await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, config, clock: services.clock })
+  await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock })
+  await app.register(enrollPasskeyRoutes, { services })
+  await app.register(passkeySignInRoutes, { services })
+  await app.register(enrollTotpRoutes, { services })
+  await app.register(enrollPhoneRoutes, { services })
   await app.register(helpdeskRoutes, { prefix: '/helpdesk' })
-  await app.register(adminRoutes, { prefix: '/admin' })
+  await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox })
 
   return app
 }

@@ -40,6 +40,7 @@ export interface Services {
   signIn: SignInService
   sessions: SqliteSessionStore
   methods: SqliteMethodStore
+  pending: SqlitePendingStore
   outbox: SqliteOutbox
   challenges: SqliteChallengeStore
   guard: EnrollmentGuard
@@ -102,6 +103,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     signIn,
     sessions,
     methods,
+    pending,
     outbox,
     challenges,
     guard,

@@ -7,6 +7,10 @@ export interface SessionAuth {
   userId: string
   createdAt: number
   lastSeenAt: number
+  /** When this session last proved a second factor (passkey sign-in, step-up). */
+  stepUpAt?: number
+  /** Opened with a temporary access pass: may only enroll methods and sign out. */
+  passSession?: boolean
 }
 
 type Callback<T = void> = (err?: Error | null, value?: T) => void

@@ -83,6 +83,9 @@ export class PasskeyService {
 
   async register (user: User, challengeId: string, response: RegistrationResponseJSON, nameInput: string, userAgent: string | null, context: ChangeContext): Promise<AuthMethod> {
     this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    // A typed name is checked before anything is spent; a blank one becomes a default from the authenticator.
+    const typedName = nameInput.trim() === '' ? null : cleanMethodName(nameInput)
+    if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.')
     // Claimed before verifying, so a challenge is spent even when verification throws.
     const challenge = this.challenges.claim(challengeId, 'register', user.id, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
@@ -108,8 +111,7 @@ export class PasskeyService {
       this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: 'aaguid_not_allowed', aaguid: info.aaguid } })
       throw new DomainError('authenticator_not_allowed', 'Your organisation requires an approved security key for this account, and this one is not on the list. Contact your helpdesk.')
     }
-    const name = cleanMethodName(nameInput === '' ? defaultPasskeyName(info.aaguid, userAgent) : nameInput)
-    if (name === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.')
+    const name = typedName ?? defaultPasskeyName(info.aaguid, userAgent)
     const method = this.methods.addPasskey(user.id, {
       name,
       credentialId: info.credential.id,

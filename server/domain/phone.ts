@@ -26,7 +26,7 @@ export function parsePhone (input: string, defaultRegion: CountryCode): string {
   if (text.length > 40) throw new DomainError('invalid_phone', 'That is too long to be a phone number.')
   const parsed = parsePhoneNumberFromString(text, defaultRegion)
   if (parsed === undefined || !parsed.isValid()) {
-    throw new DomainError('invalid_phone', `"${text}" is not a valid phone number. Include the country code if it is not a ${defaultRegion} number, e.g. +44 7700 900123.`)
+    throw new DomainError('invalid_phone', `"${text}" is not a valid phone number. Include the country code if it is not a ${defaultRegion} number, e.g. +44 7911 123456.`)
   }
   const type = parsed.getType()
   if (type !== undefined && type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'PERSONAL_NUMBER') {
@@ -88,7 +88,12 @@ export class PhoneService {
     return this.sendCode(user, 'phone', phone)
   }
 
-  async resend (user: User, kind: 'phone' | 'step_up_phone' = 'phone'): Promise<PendingEnrollment> {
+  async resend (user: User, context: ChangeContext): Promise<PendingEnrollment> {
+    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    return this.resendCode(user, 'phone')
+  }
+
+  private async resendCode (user: User, kind: 'phone' | 'step_up_phone'): Promise<PendingEnrollment> {
     const current = this.pending.findPhone(user.id, kind)
     if (current === undefined || current.phone === null) throw new DomainError('nothing_pending', 'There is no code to resend. Start again.')
     return this.sendCode(user, kind, current.phone, current)
@@ -134,8 +139,16 @@ export class PhoneService {
     const pending = current !== undefined
       ? (this.pending.resendCode(current.id, this.hasher.hash(code, `sms:${current.id}`), now, expiresAt), { ...current, sentAt: now, expiresAt, attempts: 0 })
       : this.pending.startPhone(user.id, kind, phone, (id) => this.hasher.hash(code, `sms:${id}`), now, expiresAt)
+    // Counted before sending: a provider that fails after charging still counts toward the hourly limit.
     this.pending.recordSms(user.id, phone, now)
-    await this.sms.send(phone, `${code} is your ${this.settings.organisation} verification code. It expires in 10 minutes. Never share it; nobody from IT will ask for it.`)
+    try {
+      await this.sms.send(phone, `${code} is your ${this.settings.organisation} verification code. It expires in 10 minutes. Never share it; nobody from IT will ask for it.`)
+    } catch (err) {
+      // A code that never arrived must not be left waiting: it would make "try again" wait out the resend timer.
+      this.pending.claim(pending.id)
+      this.audit.append({ action: 'phone.send_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone), reason: err instanceof Error ? err.message.slice(0, 200) : String(err) } })
+      throw new DomainError('sms_failed', 'We could not send a text message right now. Try again in a few minutes, or use another method.')
+    }
     this.audit.append({ action: 'phone.code_sent', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone) } })
     return pending
   }

@@ -74,7 +74,7 @@ export class TotpService {
   /** Saves the authenticator app once the user proves a current code from it. */
   async finish (user: User, codeInput: string, nameInput: string, context: ChangeContext): Promise<AuthMethod> {
     this.guard.assertMayAdd(this.methods.countFor(user.id), context)
-    const name = cleanMethodName(nameInput === '' ? 'Authenticator app' : nameInput)
+    const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
     const setup = this.pending.findTotp(user.id)
     if (setup === undefined || setup.expiresAt <= this.clock.now()) {

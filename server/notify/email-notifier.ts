@@ -10,7 +10,9 @@ const KIND_NAMES = { passkey: 'passkey', totp: 'authenticator app', phone: 'phon
 
 /** Formats notifications as plain text + HTML emails (eta templates, escaped) and hands them to a transport. */
 export class EmailNotifier implements Notifier {
-  private readonly eta = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: true })
+  private readonly html = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: true })
+  // Plain text must not be HTML-escaped, and its line breaks are the layout.
+  private readonly text = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: false, autoTrim: false })
 
   constructor (private readonly transport: MailTransport, private readonly organisation: string) {}
 
@@ -27,8 +29,8 @@ export class EmailNotifier implements Notifier {
     await this.transport.send({
       to: user.email,
       subject: notice.change === 'added' ? `A sign-in method was added to your account: ${notice.method.name}` : `A sign-in method was removed from your account: ${notice.method.name}`,
-      text: this.eta.render('method-changed.txt', data),
-      html: this.eta.render('method-changed.html', data)
+      text: this.text.render('method-changed.txt.eta', data),
+      html: this.html.render('method-changed.html.eta', data)
     })
   }
 
@@ -38,8 +40,8 @@ export class EmailNotifier implements Notifier {
       await this.transport.send({
         to: admin.email,
         subject: alert.subject,
-        text: this.eta.render('admin-alert.txt', data),
-        html: this.eta.render('admin-alert.html', data)
+        text: this.text.render('admin-alert.txt.eta', data),
+        html: this.html.render('admin-alert.html.eta', data)
       })
     }
   }

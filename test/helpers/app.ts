@@ -68,10 +68,13 @@ export const TEST_PASSWORD = 'correct horse battery staple'
 let testPasswordHash: Promise<string> | undefined
 
 let userCounter = 0
-/** A user with TEST_PASSWORD (hashed once per process: scrypt is deliberately slow). */
+/**
+ * A user with TEST_PASSWORD. The fixture hash uses a cheap scrypt cost (the cost is stored in the hash and
+ * honoured by verifyPassword), so the many sign-ins of the suite stay fast; production hashes use the full cost.
+ */
 export async function createTestUser (services: Services, fields: { role?: Role, email?: string, displayName?: string, privileged?: boolean } = {}): Promise<User> {
   userCounter++
-  testPasswordHash ??= hashPassword(TEST_PASSWORD)
+  testPasswordHash ??= hashPassword(TEST_PASSWORD, { N: 2 ** 10, r: 8, p: 1 })
   return services.userService.createUser({
     email: fields.email ?? `user${userCounter}-${fields.role ?? 'user'}@test.example`,
     displayName: fields.displayName ?? `Test User ${userCounter}`,
@@ -118,4 +121,13 @@ export async function signIn (testApp: TestApp, email: string, password = TEST_P
 export async function csrfFor (agent: Agent, pagePath: string): Promise<string> {
   const page = await agent.get(pagePath)
   return csrfFrom(page.text)
+}
+
+/**
+ * Opens `pagePath` for its CSRF token, then posts `fields` to `action` as a form. (Fetch the token before
+ * building the POST: supertest attaches the agent's cookies when the request is created.)
+ */
+export async function submitForm (agent: Agent, pagePath: string, action: string, fields: Record<string, string> = {}) {
+  const token = await csrfFor(agent, pagePath)
+  return agent.post(action).type('form').send({ ...fields, _csrf: token })
 }

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import type { SessionAuth } from '../../db/sessions.ts'
 import type { Clock } from '../../domain/clock.ts'
+import type { ChangeContext } from '../../domain/enrollment-guard.ts'
 import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
 import { sendError, wantsJson } from './errors.ts'
 
@@ -12,6 +13,13 @@ declare module 'fastify' {
     user: User | null
     /** Why a session was just ended, to explain it on the sign-in page. */
     sessionEnded: 'idle' | 'absolute' | null
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes a session opened with a temporary access pass may reach (enrollment and sign-out). */
+    passSession?: true
   }
 }
 
@@ -45,6 +53,14 @@ export default fp<{ config: Config, users: UserStore, clock: Clock }>(async (app
     request.user = user
     if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
   })
+
+  // A pass session is for enrolling only: everything else is closed to it, whatever the user's role.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.user === null || request.session.auth?.passSession !== true) return
+    if (request.routeOptions.config.passSession === true || request.is404) return
+    sendError(request, reply, 403, 'pass_session_restricted',
+      'You signed in with a temporary access pass, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.')
+  })
 }, { name: 'auth', dependencies: ['session'] })
 
 /** preHandler guard: anyone signed in. Pages send anonymous visitors to sign in; APIs answer 401. */
@@ -72,4 +88,16 @@ export function requireRole (role: Role) {
         : 'This area is for helpdesk staff and administrators.')
     }
   }
+}
+
+/** What the enrollment guard needs to know about this request. */
+export function changeContext (request: FastifyRequest, now: Date): ChangeContext {
+  const auth = request.session.auth
+  return { clientIp: request.ip, passSession: auth?.passSession === true, stepUpAt: auth?.stepUpAt ?? null, now: now.getTime() }
+}
+
+/** Records that this session just proved a second factor. */
+export function markSteppedUp (request: FastifyRequest, now: Date): void {
+  const auth = request.session.auth
+  if (auth !== undefined) request.session.auth = { ...auth, stepUpAt: now.getTime() }
 }

@@ -10,7 +10,28 @@ const STATUS_BY_CODE: Record<string, number> = {
   locked_out: 429,
   user_not_found: 404,
   not_found: 404,
-  user_exists: 409
+  user_exists: 409,
+  method_not_found: 404,
+  notice_not_found: 404,
+  notice_used: 410,
+  notice_expired: 410,
+  last_method_required: 409,
+  step_up_required: 403,
+  untrusted_network: 403,
+  passkey_rejected: 400,
+  challenge_expired: 400,
+  passkey_exists: 409,
+  authenticator_not_allowed: 403,
+  wrong_code: 400,
+  code_already_used: 400,
+  setup_expired: 400,
+  invalid_pass: 401,
+  self_issue: 403,
+  pass_session_restricted: 403,
+  phone_exists: 409,
+  resend_too_soon: 429,
+  too_many_codes: 429,
+  sms_failed: 502
 }
 
 export function statusFor (error: DomainError): number {
@@ -20,6 +41,8 @@ export function statusFor (error: DomainError): number {
 /** API callers and scripts get JSON; browsers get pages. */
 export function wantsJson (request: FastifyRequest): boolean {
   if (request.url.startsWith('/api/')) return true
+  // A script that sent JSON reads JSON back, whatever its Accept header says.
+  if ((request.headers['content-type'] ?? '').startsWith('application/json')) return true
   const accept = request.headers.accept ?? ''
   return accept.includes('application/json') && !accept.includes('text/html')
 }

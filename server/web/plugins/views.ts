@@ -5,8 +5,17 @@ import type { Config } from '../../config.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.url))
 
+declare module '@fastify/session' {
+  interface FastifySessionObject {
+    /** A one-time message for the next page shown (after a redirect). */
+    flash?: { kind: 'ok' | 'info' | 'error', text: string }
+  }
+}
+
 declare module 'fastify' {
   interface FastifyReply {
+    /** Redirects (303) after a successful POST, with a message shown once on the next page. */
+    flashRedirect(url: string, text: string, kind?: 'ok' | 'info' | 'error'): FastifyReply
     /** Renders views/<template>.eta inside the layout with the common context (user, csrf, sandbox). */
     page(template: string, data?: Record<string, unknown>): FastifyReply
   }
@@ -22,15 +31,24 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
     const reply = this
     const request = reply.request
+    const session = request.session
+    const flash = session?.flash
+    if (flash !== undefined) delete session.flash
     const html = eta.render(template, {
       title: 'MFA enrollment',
       ...data,
       user: request.user,
+      flash: flash ?? null,
+      passSession: session?.auth?.passSession === true,
       sandbox: config.sandbox,
       path: request.url,
       // Lazy: only pages with a form create a CSRF secret (and so a session) for anonymous visitors.
       csrf: () => reply.generateCsrf()
     })
     return reply.type('text/html; charset=utf-8').send(html)
+  })
+  app.decorateReply('flashRedirect', function (url: string, text: string, kind: 'ok' | 'info' | 'error' = 'ok') {
+    this.request.session.flash = { kind, text }
+    return this.redirect(url, 303)
   })
 }, { name: 'views' })

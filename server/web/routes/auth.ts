@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Clock } from '../../domain/clock.ts'
 import { DomainError } from '../../domain/errors.ts'
+import type { AccessPassService } from '../../domain/passes.ts'
 import type { SignInService } from '../../domain/signin.ts'
 import { statusFor } from '../plugins/errors.ts'
 
@@ -32,7 +33,13 @@ export function requestContext (request: FastifyRequest): { ip: string, userAgen
   return { ip: request.ip, userAgent: request.headers['user-agent'] ?? null }
 }
 
-const authRoutes: FastifyPluginAsync<{ signIn: SignInService, clock: Clock }> = async (app, { signIn, clock }) => {
+const PassBody = Type.Object({
+  email: Type.String({ maxLength: 320 }),
+  pass: Type.String({ maxLength: 64 }),
+  _csrf: Type.Optional(Type.String())
+})
+
+const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, clock: Clock }> = async (app, { signIn, passes, clock }) => {
   app.get<{ Querystring: Static<typeof LoginQuery> }>('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
     if (request.user !== null) return reply.redirect(safeNext(request.query.next), 303)
     return reply.page('login', {
@@ -40,7 +47,8 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, clock: Clock }> = 
       email: '',
       next: safeNext(request.query.next),
       notice: request.query.signed_out !== undefined ? 'You are signed out.' : ENDED_MESSAGES[request.query.ended ?? ''] ?? null,
-      error: null
+      error: null,
+      scripts: ['/static/js/passkey.js']
     })
   })
 
@@ -59,11 +67,33 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, clock: Clock }> = 
       return reply.redirect(next, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message })
+      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message, scripts: ['/static/js/passkey.js'] })
     }
   })
 
-  app.post('/logout', async (request, reply) => {
+  app.get('/login/pass', async (request, reply) => {
+    if (request.user !== null) return reply.redirect('/', 303)
+    return reply.page('login-pass', { title: 'Sign in with an access pass', email: '', error: null })
+  })
+
+  // A temporary access pass opens a restricted session: enrollment pages and sign-out only.
+  app.post<{ Body: Static<typeof PassBody> }>('/login/pass', {
+    schema: { body: PassBody },
+    config: { rateLimit: { max: 30, timeWindow: '1 minute' } }
+  }, async (request, reply) => {
+    try {
+      const user = passes.signIn(request.body.email, request.body.pass, requestContext(request))
+      await request.session.regenerate()
+      const now = clock.now().getTime()
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true }
+      return reply.redirect('/', 303)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return reply.code(statusFor(err)).page('login-pass', { title: 'Sign in with an access pass', email: request.body.email, error: err.message })
+    }
+  })
+
+  app.post('/logout', { config: { passSession: true } }, async (request, reply) => {
     if (request.user !== null) signIn.recordSignOut(request.user, requestContext(request))
     await request.session.destroy()
     return reply.redirect('/login?signed_out=1', 303)

@@ -1,0 +1,74 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { DomainError } from '../../domain/errors.ts'
+import type { PasskeyService } from '../../domain/passkeys.ts'
+import type { Services } from '../../wiring.ts'
+import { changeContext, requireUser } from '../plugins/auth.ts'
+
+/**
+ * The browser's RegistrationResponseJSON (base64url strings). Limits are generous for real authenticators
+ * (credential ids up to 1023 bytes, attestation with a certificate chain) and well inside the 64 KiB body limit.
+ */
+const RegistrationResponse = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 1400 }),
+  rawId: Type.String({ minLength: 1, maxLength: 1400 }),
+  type: Type.Literal('public-key'),
+  response: Type.Object({
+    clientDataJSON: Type.String({ minLength: 1, maxLength: 8192 }),
+    attestationObject: Type.String({ minLength: 1, maxLength: 49152 }),
+    authenticatorData: Type.Optional(Type.String({ maxLength: 16384 })),
+    transports: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 })),
+    publicKeyAlgorithm: Type.Optional(Type.Integer()),
+    publicKey: Type.Optional(Type.String({ maxLength: 4096 }))
+  }),
+  authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
+  clientExtensionResults: Type.Object({})
+})
+
+const VerifyBody = Type.Object({
+  challengeId: Type.String({ minLength: 1, maxLength: 64 }),
+  response: RegistrationResponse,
+  name: Type.Optional(Type.String({ maxLength: 60 }))
+})
+
+type RegistrationResponseJSON = Parameters<PasskeyService['register']>[2]
+
+/** Adding a passkey: the page, then the two steps of the ceremony (options, verify) as JSON for static/js/passkey.js. */
+const enrollPasskeyRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+  const { passkeys, guard, methods, clock } = services
+  // A pass session exists to enroll, so these routes are open to it.
+  const options = { preHandler: requireUser, config: { passSession: true as const } }
+
+  app.get('/enroll/passkey', options, async (request, reply) => {
+    const user = request.user!
+    // Ask the guard up front, so someone who would be refused reads why instead of a button that fails.
+    let blocked: { code: string, message: string } | null = null
+    try {
+      guard.assertMayAdd(methods.countFor(user.id), changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      blocked = { code: err.code, message: err.message }
+    }
+    return reply.page('enroll/passkey', {
+      title: 'Add a passkey or security key',
+      blocked,
+      stepUpUrl: `/step-up?next=${encodeURIComponent('/enroll/passkey')}`,
+      error: null,
+      scripts: blocked === null ? ['/static/js/passkey.js'] : []
+    })
+  })
+
+  app.post('/enroll/passkey/options', options, async (request) => {
+    return passkeys.registrationOptions(request.user!, changeContext(request, clock.now()))
+  })
+
+  app.post<{ Body: Static<typeof VerifyBody> }>('/enroll/passkey/verify', { ...options, schema: { body: VerifyBody } }, async (request) => {
+    const { challengeId, response, name } = request.body
+    const method = await passkeys.register(request.user!, challengeId, response as RegistrationResponseJSON, name ?? '',
+      request.headers['user-agent'] ?? null, changeContext(request, clock.now()))
+    request.session.flash = { kind: 'ok', text: `Your passkey "${method.name}" is ready. Next time, you can use it to sign in.` }
+    return { ok: true, redirect: '/' }
+  })
+}
+
+export default enrollPasskeyRoutes

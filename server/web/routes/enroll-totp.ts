@@ -1,0 +1,96 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import QRCode from 'qrcode'
+import { DomainError } from '../../domain/errors.ts'
+import type { TotpSetup } from '../../domain/totp.ts'
+import type { Services } from '../../wiring.ts'
+import { changeContext, requireUser } from '../plugins/auth.ts'
+import { sendError, statusFor } from '../plugins/errors.ts'
+
+// The name is checked by the domain (1–60 characters) so that a long one re-renders the form with its message;
+// the schema only stops absurd sizes.
+const FinishBody = Type.Object({
+  code: Type.String({ maxLength: 20 }),
+  name: Type.Optional(Type.String({ maxLength: 200 })),
+  _csrf: Type.Optional(Type.String({ maxLength: 200 }))
+})
+const RestartBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+
+const STEP_UP_URL = '/step-up?next=/enroll/totp'
+
+interface PageState {
+  setup?: TotpSetup
+  /** Why the guard will not let this session add a method; shown instead of a QR code. */
+  refusal?: DomainError
+  error?: string
+  name?: string
+}
+
+/** Authenticator app: begin (a pending secret shown as QR + key), then finish with a code from the app. */
+const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+  const { totp, guard, methods, clock } = services
+  const options = { preHandler: requireUser, config: { passSession: true as const } }
+
+  function render (reply: FastifyReply, state: PageState): FastifyReply {
+    // The page carries the secret in clear: no copy of it may stay in a browser or proxy cache.
+    reply.header('cache-control', 'no-store')
+    const { setup, refusal } = state
+    return reply.page('enroll/totp', {
+      title: 'Set up an authenticator app',
+      refusal: refusal === undefined ? null : { message: refusal.message, stepUpUrl: refusal.code === 'step_up_required' ? STEP_UP_URL : null },
+      setup: setup === undefined ? null : { groupedKey: setup.groupedKey, expiresAt: `${setup.expiresAt.toISOString().slice(11, 16)} UTC` },
+      name: state.name ?? '',
+      error: state.error ?? null,
+      scripts: setup === undefined ? [] : ['/static/js/copy.js']
+    })
+  }
+
+  app.get('/enroll/totp', options, async (request, reply) => {
+    const user = request.user!
+    const context = changeContext(request, clock.now())
+    try {
+      // Checked before showing a pending setup too: a step-up that has since lapsed must not show the QR again.
+      guard.assertMayAdd(methods.countFor(user.id), context)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return render(reply.code(statusFor(err)), { refusal: err })
+    }
+    return render(reply, { setup: totp.current(user) ?? totp.begin(user, context) })
+  })
+
+  app.get('/enroll/totp/qr.png', options, async (request, reply) => {
+    const setup = totp.current(request.user!)
+    if (setup === undefined) {
+      return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
+    }
+    // Drawn here, never by an outside QR service: the URI holds the secret.
+    const png = await QRCode.toBuffer(setup.uri, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 240 })
+    return reply.header('cache-control', 'no-store').type('image/png').send(png)
+  })
+
+  app.post<{ Body: Static<typeof FinishBody> }>('/enroll/totp', { ...options, schema: { body: FinishBody } }, async (request, reply) => {
+    const user = request.user!
+    const name = request.body.name ?? ''
+    try {
+      await totp.finish(user, request.body.code, name, changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      reply.code(statusFor(err))
+      if (err.code === 'step_up_required' || err.code === 'untrusted_network') return render(reply, { refusal: err })
+      return render(reply, { setup: totp.current(user), error: err.message, name })
+    }
+    return reply.flashRedirect('/', 'Your authenticator app is set up. When you sign in, you can now use a code from it. We sent you an email about this change.')
+  })
+
+  app.post<{ Body: Static<typeof RestartBody> }>('/enroll/totp/restart', { ...options, schema: { body: RestartBody } }, async (request, reply) => {
+    try {
+      totp.begin(request.user!, changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return render(reply.code(statusFor(err)), { refusal: err })
+    }
+    return reply.flashRedirect('/enroll/totp', 'Here is a new QR code. If you already added the old one to your app, delete that entry.', 'info')
+  })
+}
+
+export default enrollTotpRoutes

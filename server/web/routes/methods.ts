@@ -1,0 +1,57 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Config } from '../../config.ts'
+import type { Clock } from '../../domain/clock.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { MethodLifecycle } from '../../domain/method-lifecycle.ts'
+import type { MethodStore } from '../../domain/methods.ts'
+import { changeContext, requireUser } from '../plugins/auth.ts'
+import { statusFor } from '../plugins/errors.ts'
+import { homeModel } from './home.ts'
+
+const MethodParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+const RenameBody = Type.Object({ name: Type.String({ maxLength: 200 }), _csrf: Type.Optional(Type.String()) })
+const TokenQuery = Type.Object({ token: Type.String({ maxLength: 100 }) })
+const TokenBody = Type.Object({ token: Type.String({ maxLength: 100 }), _csrf: Type.Optional(Type.String()) })
+
+/** Rename and remove methods, and the "This wasn't me" link from method-change emails. */
+const methodRoutes: FastifyPluginAsync<{ lifecycle: MethodLifecycle, methods: MethodStore, config: Config, clock: Clock }> = async (app, { lifecycle, methods, config, clock }) => {
+  const options = { preHandler: requireUser, config: { passSession: true as const } }
+
+  app.post<{ Params: Static<typeof MethodParams>, Body: Static<typeof RenameBody> }>('/methods/:id/rename', { ...options, schema: { params: MethodParams, body: RenameBody } }, async (request, reply) => {
+    try {
+      const method = lifecycle.rename(request.user!, request.params.id, request.body.name)
+      return reply.flashRedirect('/', `Renamed to "${method.name}".`)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, methods, config, { error: err.message }))
+    }
+  })
+
+  app.post<{ Params: Static<typeof MethodParams> }>('/methods/:id/remove', { ...options, schema: { params: MethodParams } }, async (request, reply) => {
+    try {
+      const method = await lifecycle.remove(request.user!, request.params.id, changeContext(request, clock.now()))
+      return reply.flashRedirect('/', `"${method.name}" was removed. We sent you an email about it.`)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      if (err.code === 'step_up_required') return reply.flashRedirect('/step-up?next=/', 'Confirm it\'s you, then choose Remove again.', 'info')
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, methods, config, { error: err.message }))
+    }
+  })
+
+  // GET only shows what would happen: mail scanners follow links, and a GET must never revoke anything.
+  app.get<{ Querystring: Static<typeof TokenQuery> }>('/methods/not-me', { ...options, schema: { querystring: TokenQuery } }, async (request, reply) => {
+    const notice = lifecycle.noticeFor(request.user!, request.query.token)
+    return reply.page('methods/not-me', { title: 'This wasn\'t me', notice, token: request.query.token })
+  })
+
+  app.post<{ Body: Static<typeof TokenBody> }>('/methods/not-me', { ...options, schema: { body: TokenBody } }, async (request, reply) => {
+    const { revoked, notice } = await lifecycle.reportNotMe(request.user!, request.body.token)
+    const text = revoked
+      ? `Thank you. "${notice.methodName}" was removed from your account and your administrators have been alerted.`
+      : 'Thank you. Your administrators have been alerted and will contact you.'
+    return reply.flashRedirect('/', text)
+  })
+}
+
+export default methodRoutes

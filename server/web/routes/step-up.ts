@@ -1,0 +1,100 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Clock } from '../../domain/clock.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { MethodStore } from '../../domain/methods.ts'
+import type { PasskeyService } from '../../domain/passkeys.ts'
+import type { PhoneService } from '../../domain/phone.ts'
+import type { TotpService } from '../../domain/totp.ts'
+import { markSteppedUp, requireUser } from '../plugins/auth.ts'
+import { statusFor } from '../plugins/errors.ts'
+import { safeNext } from './auth.ts'
+import { KIND_LABELS } from './home.ts'
+
+const NextQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 2048 })) })
+const TotpBody = Type.Object({ methodId: Type.String({ maxLength: 64 }), code: Type.String({ maxLength: 20 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
+const PhoneSendBody = Type.Object({ methodId: Type.String({ maxLength: 64 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
+const PhoneBody = Type.Object({ code: Type.String({ maxLength: 20 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
+const PasskeyVerifyBody = Type.Object({
+  challengeId: Type.String({ maxLength: 64 }),
+  response: Type.Object({ id: Type.String({ maxLength: 1024 }) }, { additionalProperties: true }),
+  next: Type.Optional(Type.String({ maxLength: 2048 }))
+})
+
+const CONFIRMED = 'Thanks, you are confirmed for the next few minutes.'
+
+interface Deps { methods: MethodStore, totp: TotpService, phone: PhoneService, passkeys: PasskeyService, clock: Clock }
+
+/** Step-up: prove a second factor you already have before changing your methods. */
+const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phone, passkeys, clock }) => {
+  const options = { preHandler: requireUser, config: { passSession: true as const } }
+
+  function render (request: FastifyRequest, reply: FastifyReply, next: string, extra: Record<string, unknown> = {}): FastifyReply {
+    const list = methods.listFor(request.user!.id).map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
+    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, scripts: ['/static/js/passkey.js'], ...extra })
+  }
+
+  function done (request: FastifyRequest, reply: FastifyReply, next: string): FastifyReply {
+    markSteppedUp(request, clock.now())
+    return reply.flashRedirect(next, CONFIRMED)
+  }
+
+  app.get<{ Querystring: Static<typeof NextQuery> }>('/step-up', { ...options, schema: { querystring: NextQuery } }, async (request, reply) => {
+    return render(request, reply, safeNext(request.query.next), { codeSent: phone !== undefined && request.session.stepUpPhoneSent === true })
+  })
+
+  app.post<{ Body: Static<typeof TotpBody> }>('/step-up/totp', { ...options, schema: { body: TotpBody } }, async (request, reply) => {
+    const next = safeNext(request.body.next)
+    try {
+      totp.verify(request.user!, request.body.methodId, request.body.code)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return render(request, reply.code(statusFor(err)), next, { error: err.message })
+    }
+    return done(request, reply, next)
+  })
+
+  app.post<{ Body: Static<typeof PhoneSendBody> }>('/step-up/phone/send', { ...options, schema: { body: PhoneSendBody } }, async (request, reply) => {
+    const next = safeNext(request.body.next)
+    try {
+      await phone.beginStepUp(request.user!, request.body.methodId)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return render(request, reply.code(statusFor(err)), next, { error: err.message })
+    }
+    request.session.stepUpPhoneSent = true
+    return reply.flashRedirect(`/step-up?next=${encodeURIComponent(next)}`, 'We sent a code to your phone.', 'info')
+  })
+
+  app.post<{ Body: Static<typeof PhoneBody> }>('/step-up/phone', { ...options, schema: { body: PhoneBody } }, async (request, reply) => {
+    const next = safeNext(request.body.next)
+    try {
+      phone.finishStepUp(request.user!, request.body.code)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return render(request, reply.code(statusFor(err)), next, { error: err.message, codeSent: true })
+    }
+    delete request.session.stepUpPhoneSent
+    return done(request, reply, next)
+  })
+
+  app.post('/step-up/passkey/options', options, async (request) => {
+    const { challengeId, options: publicKey } = await passkeys.authenticationOptions(request.user!)
+    return { challengeId, options: publicKey }
+  })
+
+  app.post<{ Body: Static<typeof PasskeyVerifyBody> }>('/step-up/passkey/verify', { ...options, schema: { body: PasskeyVerifyBody } }, async (request) => {
+    await passkeys.authenticate(request.body.challengeId, request.body.response as never, request.user!)
+    markSteppedUp(request, clock.now())
+    request.session.flash = { kind: 'ok', text: CONFIRMED }
+    return { ok: true, redirect: safeNext(request.body.next) }
+  })
+}
+
+declare module '@fastify/session' {
+  interface FastifySessionObject {
+    stepUpPhoneSent?: boolean
+  }
+}
+
+export default stepUpRoutes

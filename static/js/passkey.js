@@ -1,0 +1,148 @@
+// The WebAuthn ceremonies behind every button marked data-passkey-action: "register" (enrollment page),
+// "sign-in" (sign-in page) and "step-up" (confirm-it's-you page). Each is two requests around one browser
+// prompt: ask the server for options, let the browser talk to the authenticator, send the result back.
+import { startAuthentication, startRegistration } from '/static/vendor/simplewebauthn/index.js'
+
+const NAME_MAX = 60
+
+/** A problem to show the user as it is: its message is already written for them. `code` is the server's, if any. */
+class Problem extends Error {
+  constructor (message, code = null) {
+    super(message)
+    this.code = code
+  }
+}
+
+const here = () => window.location.pathname + window.location.search
+
+/** Where to go next when the server's refusal has a way out. */
+const WAYS_OUT = {
+  step_up_required: () => ({ href: `/step-up?next=${encodeURIComponent(here())}`, text: 'Confirm it\'s you' }),
+  unauthenticated: () => ({ href: `/login?next=${encodeURIComponent(here())}`, text: 'Sign in again' }),
+  csrf_invalid: () => ({ href: here(), text: 'Reload this page' })
+}
+
+const csrfToken = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? ''
+
+async function postJson (url, body) {
+  let response
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      // accept: JSON, so the server answers errors as {error: {code, message}} and not as an HTML page.
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken },
+      body: JSON.stringify(body)
+    })
+  } catch {
+    throw new Problem('We could not reach the portal. Check your connection and try again.')
+  }
+  // A proxy's or server's error page is not JSON; the status alone then decides what the user is told.
+  const data = await response.json().catch(() => null)
+  if (!response.ok) {
+    const message = data?.error?.message
+    throw new Problem(typeof message === 'string' && message !== ''
+      ? message
+      : 'Something went wrong on our side. Please try again in a moment.', data?.error?.code ?? null)
+  }
+  return data ?? {}
+}
+
+/** The browser's and the library's errors, in plain words. */
+function describe (error, action) {
+  if (error instanceof Problem) return error.message
+  switch (error?.name) {
+    case 'InvalidStateError':
+      return 'This passkey or security key is already registered to your account. Use a different one, or keep using the one you have.'
+    case 'NotAllowedError':
+    case 'AbortError':
+      return action === 'register'
+        ? 'No passkey was saved: the request was cancelled or timed out. Nothing has changed, so you can try again.'
+        : 'No passkey was used: the request was cancelled or timed out, or this device has no passkey for this site. Try again, or use another way in.'
+    case 'NotSupportedError':
+      return 'This device or browser cannot create the kind of passkey the portal needs. Try another browser, or a security key.'
+    case 'SecurityError':
+      return 'Your browser refused because this page\'s address does not match the portal\'s settings. Please tell your helpdesk.'
+  }
+  if (typeof window.PublicKeyCredential === 'undefined') {
+    return 'This browser cannot use passkeys. Try an up-to-date browser, or choose another method.'
+  }
+  return 'Something went wrong with your passkey. Please try again.'
+}
+
+/** Only paths on this site, never "//elsewhere.example": the server sanitises too, this is belt and braces. */
+function sameSite (url) {
+  return typeof url === 'string' && /^\/(?![/\\])/.test(url) ? url : '/'
+}
+
+const ceremonies = {
+  async register () {
+    const nameInput = document.getElementById('passkey-name')
+    const name = (nameInput?.value ?? '').replace(/\s+/g, ' ').trim()
+    if (name.length > NAME_MAX) throw new Problem(`Give the passkey a name of up to ${NAME_MAX} characters, or leave it empty.`)
+    const { challengeId, options } = await postJson('/enroll/passkey/options', {})
+    const response = await startRegistration({ optionsJSON: options })
+    const result = await postJson('/enroll/passkey/verify', { challengeId, response, name })
+    return result.redirect
+  },
+
+  async 'sign-in' (button) {
+    const { challengeId, options } = await postJson('/login/passkey/options', {})
+    const response = await startAuthentication({ optionsJSON: options })
+    const result = await postJson('/login/passkey/verify', { challengeId, response, next: button.dataset.next ?? '/' })
+    return result.redirect
+  },
+
+  async 'step-up' (button) {
+    const { challengeId, options } = await postJson('/step-up/passkey/options', {})
+    const response = await startAuthentication({ optionsJSON: options })
+    const result = await postJson('/step-up/passkey/verify', { challengeId, response, next: button.dataset.next ?? '/' })
+    return result.redirect ?? button.dataset.next
+  }
+}
+
+/** The nearest .js-error box around the button; one is added after it if the page has none. */
+function errorBoxFor (button) {
+  for (let element = button.parentElement; element !== null; element = element.parentElement) {
+    const box = element.querySelector('.js-error')
+    if (box !== null) return box
+  }
+  const box = document.createElement('p')
+  box.className = 'js-error alert alert-error'
+  box.setAttribute('role', 'alert')
+  box.hidden = true
+  button.after(box)
+  return box
+}
+
+async function run (button, action) {
+  const errorBox = errorBoxFor(button)
+  errorBox.hidden = true
+  errorBox.textContent = ''
+  button.disabled = true
+  button.setAttribute('aria-busy', 'true')
+  try {
+    const redirect = await ceremonies[action](button)
+    window.location.assign(sameSite(redirect))
+  } catch (error) {
+    // Logged for whoever opens the console; the user gets the plain-words version below.
+    console.warn('passkey', action, error)
+    errorBox.textContent = describe(error, action)
+    const wayOut = error instanceof Problem && Object.hasOwn(WAYS_OUT, error.code ?? '') ? WAYS_OUT[error.code]() : undefined
+    if (wayOut !== undefined) {
+      const link = document.createElement('a')
+      link.href = wayOut.href
+      link.textContent = wayOut.text
+      errorBox.append(' ', link)
+    }
+    errorBox.hidden = false
+    button.disabled = false
+    button.removeAttribute('aria-busy')
+  }
+}
+
+for (const button of document.querySelectorAll('[data-passkey-action]')) {
+  const action = button.dataset.passkeyAction
+  if (!Object.hasOwn(ceremonies, action)) continue
+  button.addEventListener('click', () => { run(button, action) })
+}
