@@ -71,11 +71,11 @@ const PHISHING_RESISTANT: ReadonlySet<MethodKind> = new Set(['passkey'])
 export function enrollmentStatus (user: Pick<User, 'privileged'>, methods: Pick<AuthMethod, 'kind'>[], policy: EnrollmentPolicy): EnrollmentStatus {
   if (user.privileged) {
     return methods.some((m) => PHISHING_RESISTANT.has(m.kind))
-      ? { enrolled: true, summary: 'You are set up: your account has a passkey, which administrators and other privileged accounts need.' }
+      ? { enrolled: true, summary: 'Your account has a passkey, which administrators and other privileged accounts need.' }
       : { enrolled: false, summary: 'A passkey or security key is required for administrators and other privileged accounts. Add one below.' }
   }
   const qualifying = methods.filter((m) => m.kind !== 'phone' || policy.smsCounts)
-  if (qualifying.length > 0) return { enrolled: true, summary: 'You are set up: you have a second way to prove it\'s you.' }
+  if (qualifying.length > 0) return { enrolled: true, summary: 'You have a second way to prove it\'s you.' }
   if (methods.length > 0) {
     return { enrolled: false, summary: 'Text-message codes do not count on their own here. Add a passkey or an authenticator app.' }
   }

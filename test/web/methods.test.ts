@@ -37,7 +37,7 @@ test('the home page lists the user\'s methods and says in plain words whether th
   const home = await agent.get('/')
   assert.match(home.text, /Work phone app/)
   assert.match(home.text, /Mobile •••• 0143/)
-  assert.match(home.text, /You are set up: you have a second way to prove it&#39;s you\./)
+  assert.match(home.text, /Set up\.<\/strong> You have a second way to prove it&#39;s you\./)
   const privileged = await createTestUser(t.services, { privileged: true })
   t.services.methods.addTotp(privileged.id, 'App', SECRET, 0)
   const adminHome = await (await signIn(t, privileged.email)).get('/')
