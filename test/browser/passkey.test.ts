@@ -270,3 +270,47 @@ test('on a 360 px wide phone the sign-in page with its passkey button has no acc
     await context.close()
   }
 })
+
+test('with an AAGUID allow-list, privileged users can only register an approved authenticator', async () => {
+  const YUBIKEY_5 = 'cb69481e-8ff7-4039-93ec-0a2729a154a8'
+  const strict = await startBrowserApp({ PRIVILEGED_AAGUIDS: YUBIKEY_5 })
+  let virtualAaguid: string
+  try {
+    const admin = await createTestUser(strict.services, { role: 'admin', privileged: true })
+    const { context, page } = await openPage(browser)
+    try {
+      await addVirtualAuthenticator(page, { transport: 'usb' })
+      await signInThroughForm(page, strict.baseUrl, admin.email, TEST_PASSWORD)
+      await page.goto(`${strict.baseUrl}/enroll/passkey`)
+      await page.getByRole('button', { name: 'Create a passkey' }).click()
+      const alert = page.getByRole('alert')
+      await alert.waitFor()
+      assert.match(await alert.textContent() ?? '', /requires an approved security key/)
+      assert.equal(strict.services.methods.listFor(admin.id).length, 0)
+      const [refusal] = strict.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
+      virtualAaguid = JSON.parse(refusal.details).aaguid
+    } finally {
+      await context.close()
+    }
+  } finally {
+    await strict.close()
+  }
+
+  // The same authenticator, once its AAGUID is on the list, is accepted.
+  const approving = await startBrowserApp({ PRIVILEGED_AAGUIDS: `${YUBIKEY_5},${virtualAaguid}` })
+  try {
+    const admin = await createTestUser(approving.services, { role: 'admin', privileged: true })
+    const { context, page } = await openPage(browser)
+    try {
+      await addVirtualAuthenticator(page, { transport: 'usb' })
+      await signInThroughForm(page, approving.baseUrl, admin.email, TEST_PASSWORD)
+      await page.goto(`${approving.baseUrl}/enroll/passkey`)
+      await Promise.all([page.waitForURL(`${approving.baseUrl}/`), page.getByRole('button', { name: 'Create a passkey' }).click()])
+      assert.deepEqual(approving.services.methods.listFor(admin.id).map((m) => m.aaguid), [virtualAaguid])
+    } finally {
+      await context.close()
+    }
+  } finally {
+    await approving.close()
+  }
+})
