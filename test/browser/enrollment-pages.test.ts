@@ -4,7 +4,7 @@ import type { Browser, Page } from 'playwright-core'
 import { Secret, TOTP } from 'otpauth'
 import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
-import { DESKTOP, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp, type BrowserApp } from '../helpers/browser.ts'
+import { assertNoSideways, DESKTOP, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp, type BrowserApp } from '../helpers/browser.ts'
 
 let browser: Browser
 let testApp: BrowserApp
@@ -53,8 +53,7 @@ for (const [label, path] of PAGES) {
       const response = await page.goto(new URL(path(), testApp.baseUrl).toString())
       assert.equal(response?.status(), 200, `${label} answers 200`)
       await assertNoAxeViolations(page, `${label} at ${viewport.width} px`)
-      const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
-      assert.ok(scrollWidth <= innerWidth, `${label} scrolls sideways at ${viewport.width} px: ${scrollWidth} > ${innerWidth}`)
+      await assertNoSideways(page, `${label} at ${viewport.width} px`)
       await screenshot(page, `${label.replace(/\W+/g, '-')}-${viewport.width}`)
     }
   })
@@ -65,8 +64,7 @@ test('the access-pass sign-in page has no accessibility violations and fits a 36
   try {
     await visitor.goto(`${testApp.baseUrl}/login/pass`)
     await assertNoAxeViolations(visitor, 'access-pass sign-in')
-    const { scrollWidth, innerWidth } = await visitor.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
-    assert.ok(scrollWidth <= innerWidth)
+    await assertNoSideways(visitor, 'access-pass sign-in')
   } finally {
     await context.close()
   }

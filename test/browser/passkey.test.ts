@@ -5,7 +5,7 @@ import type { User } from '../../server/domain/users.ts'
 import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
 import {
-  addVirtualAuthenticator, collectConsole, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp,
+  assertNoSideways, addVirtualAuthenticator, collectConsole, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp,
   type BrowserApp, type VirtualAuthenticator
 } from '../helpers/browser.ts'
 
@@ -52,11 +52,6 @@ async function signOut (page: Page): Promise<void> {
     page.waitForURL('**/login?signed_out=1'),
     page.getByRole('button', { name: 'Sign out' }).click()
   ])
-}
-
-async function assertNoSideways (page: Page, label: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
-  assert.ok(scrollWidth <= innerWidth, `${label} scrolls sideways: content is ${scrollWidth} px wide in a ${innerWidth} px window`)
 }
 
 /** Base64url JSON inside a WebAuthn response, edited. */

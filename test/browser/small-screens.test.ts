@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
-import { launchBrowser, NARROW_PHONE, openPage, PHONE, screenshot, signInThroughForm, startBrowserApp, type BrowserApp, type Viewport } from '../helpers/browser.ts'
+import { assertNoSideways, launchBrowser, NARROW_PHONE, openPage, PHONE, screenshot, signInThroughForm, startBrowserApp, type BrowserApp, type Viewport } from '../helpers/browser.ts'
 
 let browser: Browser
 let testApp: BrowserApp
@@ -25,14 +25,6 @@ after(async () => {
   await browser?.close()
   await testApp?.close()
 })
-
-async function assertNoSideways (page: Page, label: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: window.innerWidth
-  }))
-  assert.ok(scrollWidth <= innerWidth, `${label} scrolls sideways: content is ${scrollWidth} px wide in a ${innerWidth} px window`)
-}
 
 /** Entirely inside the viewport, across and down, without scrolling. */
 async function assertFullyVisible (page: Page, name: string, viewport: Viewport): Promise<void> {

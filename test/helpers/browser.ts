@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { mkdtempSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -153,4 +154,13 @@ export async function addVirtualAuthenticator (page: Page, options: { transport:
       await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId })
     }
   }
+}
+
+/** The page fits its window across: nothing makes the user scroll sideways. */
+export async function assertNoSideways (page: Page, label: string): Promise<void> {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth
+  }))
+  assert.ok(scrollWidth <= innerWidth, `${label} scrolls sideways: content is ${scrollWidth} px wide in a ${innerWidth} px window`)
 }

@@ -4,26 +4,7 @@ import { DomainError } from '../../domain/errors.ts'
 import type { PasskeyService } from '../../domain/passkeys.ts'
 import type { Services } from '../../wiring.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
-
-/**
- * The browser's RegistrationResponseJSON (base64url strings). Limits are generous for real authenticators
- * (credential ids up to 1023 bytes, attestation with a certificate chain) and well inside the 64 KiB body limit.
- */
-const RegistrationResponse = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 1400 }),
-  rawId: Type.String({ minLength: 1, maxLength: 1400 }),
-  type: Type.Literal('public-key'),
-  response: Type.Object({
-    clientDataJSON: Type.String({ minLength: 1, maxLength: 8192 }),
-    attestationObject: Type.String({ minLength: 1, maxLength: 49152 }),
-    authenticatorData: Type.Optional(Type.String({ maxLength: 16384 })),
-    transports: Type.Optional(Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 })),
-    publicKeyAlgorithm: Type.Optional(Type.Integer()),
-    publicKey: Type.Optional(Type.String({ maxLength: 4096 }))
-  }),
-  authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
-  clientExtensionResults: Type.Object({})
-})
+import { RegistrationResponse } from '../schemas/webauthn.ts'
 
 const VerifyBody = Type.Object({
   challengeId: Type.String({ minLength: 1, maxLength: 64 }),

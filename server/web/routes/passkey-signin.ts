@@ -2,22 +2,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { PasskeyService } from '../../domain/passkeys.ts'
 import type { Services } from '../../wiring.ts'
+import { AuthenticationResponse } from '../schemas/webauthn.ts'
 import { requestContext, safeNext } from './auth.ts'
-
-/** The browser's AuthenticationResponseJSON (base64url strings), with room for real authenticators. */
-const AuthenticationResponse = Type.Object({
-  id: Type.String({ minLength: 1, maxLength: 1400 }),
-  rawId: Type.String({ minLength: 1, maxLength: 1400 }),
-  type: Type.Literal('public-key'),
-  response: Type.Object({
-    clientDataJSON: Type.String({ minLength: 1, maxLength: 8192 }),
-    authenticatorData: Type.String({ minLength: 1, maxLength: 16384 }),
-    signature: Type.String({ minLength: 1, maxLength: 2048 }),
-    userHandle: Type.Optional(Type.String({ maxLength: 256 }))
-  }),
-  authenticatorAttachment: Type.Optional(Type.String({ maxLength: 32 })),
-  clientExtensionResults: Type.Object({})
-})
 
 const VerifyBody = Type.Object({
   challengeId: Type.String({ minLength: 1, maxLength: 64 }),

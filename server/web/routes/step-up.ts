@@ -7,6 +7,7 @@ import type { PasskeyService } from '../../domain/passkeys.ts'
 import type { PhoneService } from '../../domain/phone.ts'
 import type { TotpService } from '../../domain/totp.ts'
 import { markSteppedUp, requireUser } from '../plugins/auth.ts'
+import { AuthenticationResponse } from '../schemas/webauthn.ts'
 import { statusFor } from '../plugins/errors.ts'
 import { safeNext } from './auth.ts'
 import { KIND_LABELS } from './home.ts'
@@ -17,7 +18,7 @@ const PhoneSendBody = Type.Object({ methodId: Type.String({ maxLength: 64 }), ne
 const PhoneBody = Type.Object({ code: Type.String({ maxLength: 20 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
 const PasskeyVerifyBody = Type.Object({
   challengeId: Type.String({ maxLength: 64 }),
-  response: Type.Object({ id: Type.String({ maxLength: 1024 }) }, { additionalProperties: true }),
+  response: AuthenticationResponse,
   next: Type.Optional(Type.String({ maxLength: 2048 }))
 })
 
