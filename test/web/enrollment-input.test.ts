@@ -25,6 +25,11 @@ before(async () => {
 })
 after(async () => { await t.close() })
 
+const WELL_FORMED_ASSERTION = {
+  id: 'AAAA', rawId: 'AAAA', type: 'public-key', clientExtensionResults: {},
+  response: { clientDataJSON: 'e30', authenticatorData: 'AAAA', signature: 'AAAA' }
+}
+
 // Each: a request that must be refused with a 4xx and a clear message, changing nothing.
 const CASES: Array<[string, () => Promise<{ status: number, text: string }>, number, RegExp]> = [
   ['rename with no name', () => agent.post(`/methods/${ownMethod}/rename`).type('form').send({ _csrf: token }), 400, /not valid/],
@@ -39,7 +44,8 @@ const CASES: Array<[string, () => Promise<{ status: number, text: string }>, num
   ['step-up with letters for a code', () => agent.post('/step-up/totp').type('form').send({ methodId: ownMethod, code: 'abcdef', _csrf: token }), 400, /not right/],
   ['step-up by text to a method that is not a phone', () => agent.post('/step-up/phone/send').type('form').send({ methodId: ownMethod, _csrf: token }), 404, /does not exist/],
   ['step-up phone code with nothing sent', () => agent.post('/step-up/phone').type('form').send({ code: '123456', _csrf: token }), 400, /no code waiting/],
-  ['passkey step-up with an unknown challenge', () => agent.post('/step-up/passkey/verify').set('x-csrf-token', token).send({ challengeId: 'nope', response: { id: 'x' } }), 400, /expired/],
+  ['passkey step-up with an unknown challenge', () => agent.post('/step-up/passkey/verify').set('x-csrf-token', token).send({ challengeId: 'nope', response: WELL_FORMED_ASSERTION }), 400, /expired/],
+  ['passkey step-up with a malformed assertion', () => agent.post('/step-up/passkey/verify').set('x-csrf-token', token).send({ challengeId: 'nope', response: { id: 'x' } }), 400, /not valid/],
   ['passkey step-up with a response of the wrong type', () => agent.post('/step-up/passkey/verify').set('x-csrf-token', token).send({ challengeId: 'nope', response: 'string' }), 400, /not valid/],
   ['"wasn\'t me" with a made-up token', () => agent.get('/methods/not-me?token=made-up'), 404, /not valid for your account/],
   ['"wasn\'t me" with no token', () => agent.get('/methods/not-me'), 400, /not valid/],
