@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, count, eq, isNull, lt, or } from 'drizzle-orm'
+import { and, asc, count, eq, isNull, lt, or, sql } from 'drizzle-orm'
 import type { AuthMethod, MethodStore, NewPasskey, PasskeyCredential } from '../domain/methods.ts'
 import type { Clock } from '../domain/clock.ts'
 import type { Db } from './connection.ts'
@@ -9,10 +9,15 @@ import type { Sealer } from './sealing.ts'
 type Row = typeof authMethods.$inferSelect
 
 export class SqliteMethodStore implements MethodStore {
-  constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {}
+  // On every signed-in page (home, status): prepared once.
+  private readonly listQuery
+
+  constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {
+    this.listQuery = db.select().from(authMethods).where(eq(authMethods.userId, sql.placeholder('userId'))).orderBy(asc(authMethods.createdAt)).prepare()
+  }
 
   listFor (userId: string): AuthMethod[] {
-    return this.db.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt)).all().map(toMethod)
+    return this.listQuery.all({ userId }).map(toMethod)
   }
 
   findFor (userId: string, methodId: string): AuthMethod | undefined {
