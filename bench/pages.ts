@@ -1,0 +1,217 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import type { CpuReport, ServerReady } from './lib/pages-server.ts'
+
+/**
+ * The signed-in home page against a bare Fastify server on the same machine, same load: the ratio says what the
+ * portal's stack (helmet, session store, user lookup, CSRF token, templates, metrics) costs per request.
+ * Each server runs in its own process; autocannon drives them from this one. Target: ratio >= 0.30.
+ *
+ * Rounds alternate the two servers and the medians are reported, so a busy neighbour on a shared machine skews
+ * both figures alike instead of only one.
+ *
+ *   npm run bench -- pages [--duration 5] [--rounds 3] [--warmup 3] [--connections 50] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR writes a V8 CPU profile of each server process into DIR (open it in Chrome DevTools).
+ */
+const SERVER_SCRIPT = fileURLToPath(new URL('./lib/pages-server.ts', import.meta.url))
+const TARGET_RATIO = 0.3
+
+function log (message: string): void {
+  process.stderr.write(`${message}\n`)
+}
+
+interface Server {
+  child: ChildProcess
+  ready: ServerReady
+  url: string
+}
+
+async function startServer (kind: 'app' | 'bare', cpuProfDir?: string): Promise<Server> {
+  const execArgv = ['--import', 'tsx']
+  // One folder per server: the main thread's profile is the file with thread id 0 in its name.
+  if (cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, kind)}`)
+  // The child's stdout goes to our stderr: stdout carries only the result line.
+  const child = fork(SERVER_SCRIPT, [kind], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] })
+  const exited = once(child, 'exit').then(([code]) => { throw new Error(`the ${kind} server exited with ${String(code)} before it was ready`) })
+  const [ready] = await Promise.race([once(child, 'message'), exited]) as [ServerReady]
+  log(`${kind} server: pid ${child.pid}, http://127.0.0.1:${ready.port}`)
+  return { child, ready, url: `http://127.0.0.1:${ready.port}` }
+}
+
+/** CPU time the server process has used so far: per request, it is steadier than req/s on a busy machine. */
+async function cpuMicros (server: Server): Promise<number> {
+  const reply = once(server.child, 'message') as Promise<[CpuReport]>
+  server.child.send('cpu')
+  const [report] = await reply
+  return report.cpuMicros
+}
+
+async function stopServer (server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return
+  const exited = once(server.child, 'exit')
+  server.child.kill('SIGTERM')
+  await exited
+}
+
+function cookiesFrom (response: Response): string[] {
+  return response.headers.getSetCookie().map((header) => header.split(';')[0])
+}
+
+/** Signs in through the real form, as a browser would, and returns the signed-in Cookie header. */
+async function signIn (baseUrl: string, email: string, password: string): Promise<string> {
+  const form = await fetch(`${baseUrl}/login`)
+  const html = await form.text()
+  const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
+  if (form.status !== 200 || token === undefined) throw new Error(`GET /login: status ${form.status}, no _csrf field`)
+  const anonymous = cookiesFrom(form).join('; ')
+  const res = await fetch(`${baseUrl}/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: anonymous },
+    body: new URLSearchParams({ email, password, _csrf: token }).toString()
+  })
+  await res.arrayBuffer()
+  const cookie = cookiesFrom(res).join('; ')
+  if (res.status !== 303 || cookie === '') throw new Error(`POST /login: expected 303 with a new session cookie, got ${res.status}`)
+  const home = await fetch(`${baseUrl}/`, { headers: { cookie }, redirect: 'manual' })
+  const body = await home.text()
+  if (home.status !== 200 || !body.includes('Sign out')) {
+    throw new Error(`GET / with the session cookie: status ${home.status}${home.status === 200 ? ', but not a signed-in page' : ''}`)
+  }
+  return cookie
+}
+
+interface Load {
+  connections: number
+  duration: number
+  warmup: number
+  rounds: number
+}
+
+interface Target {
+  title: string
+  server: Server
+  url: string
+  headers: Record<string, string>
+  results: autocannon.Result[]
+  /** Server CPU time per answered request, in microseconds, one per round. */
+  cpuPerRequest: number[]
+}
+
+async function measure (target: Target, load: Load, duration: number, warmingUp = false): Promise<autocannon.Result> {
+  const label = warmingUp ? `${target.title} (warm-up)` : `${target.title} (round ${target.results.length + 1}/${load.rounds})`
+  log(`${label}: ${load.connections} connections for ${duration} s`)
+  const cpuBefore = await cpuMicros(target.server)
+  const result = await autocannon({ url: target.url, headers: target.headers, connections: load.connections, duration })
+  const cpuPerRequest = (await cpuMicros(target.server) - cpuBefore) / result.requests.total
+  checkAllOk(label, result)
+  log(`${label}: ${Math.round(result.requests.average)} req/s, latency p50 ${result.latency.p50} ms, ` +
+    `p99 ${result.latency.p99} ms, ${result.requests.total} requests, ${cpuPerRequest.toFixed(1)} µs server CPU per request`)
+  if (!warmingUp) {
+    target.results.push(result)
+    target.cpuPerRequest.push(cpuPerRequest)
+  }
+  return result
+}
+
+/** Anything but 2xx means we measured a redirect or an error page, not the page: refuse the figure. */
+function checkAllOk (label: string, result: autocannon.Result): void {
+  if (result.non2xx === 0 && result.errors === 0 && result.timeouts === 0 && result['2xx'] > 0) return
+  const statuses = Object.entries(result.statusCodeStats).map(([code, { count }]) => `${code}×${count}`).join(', ')
+  throw new Error(`${label}: ${result.non2xx} non-2xx responses, ${result.errors} errors, ${result.timeouts} timeouts ` +
+    `out of ${result.requests.sent} requests (statuses: ${statuses || 'none'}); not a valid measurement`)
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+function round (value: number, digits: number): number {
+  return Number(value.toFixed(digits))
+}
+
+function numberOption (name: string, text: string, min: number): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value < min) throw new Error(`--${name}: expected a number of at least ${min}, got "${text}"`)
+  return value
+}
+
+export async function main (args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      duration: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '50' },
+      'cpu-prof': { type: 'string' }
+    }
+  })
+  const load: Load = {
+    duration: numberOption('duration', values.duration, 1),
+    rounds: Math.round(numberOption('rounds', values.rounds, 1)),
+    warmup: numberOption('warmup', values.warmup, 0),
+    connections: Math.round(numberOption('connections', values.connections, 1))
+  }
+  const cpuProfDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof'])
+
+  const [bare, app] = await Promise.all([startServer('bare', cpuProfDir), startServer('app', cpuProfDir)])
+  try {
+    const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
+    log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
+
+    const ceiling: Target = { title: 'bare fastify', server: bare, url: `${bare.url}/`, headers: {}, results: [], cpuPerRequest: [] }
+    const home: Target = { title: 'signed-in home', server: app, url: `${app.url}/`, headers: { cookie }, results: [], cpuPerRequest: [] }
+    if (load.warmup > 0) {
+      await measure(ceiling, load, load.warmup, true)
+      await measure(home, load, load.warmup, true)
+    }
+    // Alternating rounds: a busy neighbour slows both servers alike, and each round yields its own ratio.
+    const ratios: number[] = []
+    for (let i = 0; i < load.rounds; i++) {
+      const c = await measure(ceiling, load, load.duration)
+      const h = await measure(home, load, load.duration)
+      ratios.push(h.requests.average / c.requests.average)
+    }
+
+    const homeRps = median(home.results.map((r) => r.requests.average))
+    const ceilingRps = median(ceiling.results.map((r) => r.requests.average))
+    const ratio = median(ratios)
+    const homeCpu = median(home.cpuPerRequest)
+    const ceilingCpu = median(ceiling.cpuPerRequest)
+    log(`ratio ${ratio.toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(3)).join(', ')}; target >= ${TARGET_RATIO})` +
+      `${ratio < TARGET_RATIO ? ': BELOW TARGET' : ''}`)
+    log(`server CPU per request: home ${homeCpu.toFixed(1)} µs, bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)})`)
+    if (cpuProfDir !== undefined) log(`CPU profiles in ${cpuProfDir}/{app,bare}`)
+    process.stdout.write(`${JSON.stringify({
+      bench: 'pages',
+      home_rps: Math.round(homeRps),
+      ceiling_rps: Math.round(ceilingRps),
+      ratio: round(ratio, 3),
+      home_p99_ms: median(home.results.map((r) => r.latency.p99)),
+      home_p50_ms: median(home.results.map((r) => r.latency.p50)),
+      ceiling_p99_ms: median(ceiling.results.map((r) => r.latency.p99)),
+      round_ratios: ratios.map((r) => round(r, 3)),
+      // CPU time per request is steadier than req/s when other processes share the machine.
+      home_cpu_us: round(homeCpu, 1),
+      ceiling_cpu_us: round(ceilingCpu, 1),
+      cpu_ratio: round(ceilingCpu / homeCpu, 3),
+      home_requests: home.results.reduce((sum, r) => sum + r.requests.total, 0),
+      target_ratio: TARGET_RATIO,
+      connections: load.connections,
+      duration_s: load.duration,
+      rounds: load.rounds,
+      warmup_s: load.warmup,
+      node: process.version
+    })}\n`)
+  } finally {
+    await Promise.all([stopServer(bare), stopServer(app)])
+  }
+}
