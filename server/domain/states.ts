@@ -1,0 +1,77 @@
+/**
+ * A user's rollout state, derived from facts (DESIGN.md "Deadlines and states"). Pure: the engine stores the
+ * result with its history, but the rules live here only.
+ */
+
+export const USER_STATES = ['exempt', 'not_targeted', 'pending', 'enrolled', 'overdue', 'enforced', 'attention'] as const
+export type UserState = typeof USER_STATES[number]
+
+export interface ExemptionFact {
+  kind: 'break_glass' | 'service_account' | 'other'
+  /** Null only for break-glass accounts, which are exempt for as long as they exist. */
+  expiresAt: Date | null
+}
+
+export interface StateFacts {
+  exemption: ExemptionFact | null
+  /** Holds a phishing-resistant method (passkey/FIDO2): break-glass accounts must. */
+  phishingResistant: boolean
+  /** The effective deadline, or null when no campaign targets the user. */
+  deadline: Date | null
+  /** Holds a method that qualifies under the policy. */
+  enrolled: boolean
+  /** The provider enforces MFA for the user now. */
+  enforced: boolean
+  /** Enforcement was attempted and failed for good (retries exhausted); `lastError` says why. */
+  failed: { lastError: string } | null
+  /** The campaign behind the deadline is armed (may flip switches). */
+  armed: boolean
+}
+
+export interface DerivedState {
+  state: UserState
+  /** One plain sentence: why the user is in this state. */
+  reason: string
+  /** What the engine should make true at the provider; null: leave it as it is. */
+  desiredEnforcement: 'enforce' | 'relax' | null
+}
+
+export function activeExemption (exemption: ExemptionFact | null, now: Date): ExemptionFact | null {
+  return exemption !== null && (exemption.expiresAt === null || exemption.expiresAt > now) ? exemption : null
+}
+
+export function deriveState (facts: StateFacts, now: Date): DerivedState {
+  const exemption = activeExemption(facts.exemption, now)
+  if (exemption !== null) {
+    // Never flipped automatically; an enforced state is relaxed, since exemptions are deliberate decisions.
+    const relax = facts.enforced ? 'relax' : null
+    if (exemption.kind === 'break_glass' && !facts.phishingResistant) {
+      return { state: 'attention', reason: 'Break-glass account without a passkey or security key: it must hold one.', desiredEnforcement: relax }
+    }
+    const until = exemption.expiresAt === null ? '' : ` until ${exemption.expiresAt.toISOString().slice(0, 10)}`
+    return { state: 'exempt', reason: `Exempt (${exemption.kind.replace('_', ' ')})${until}.`, desiredEnforcement: relax }
+  }
+  if (facts.deadline === null) {
+    return { state: 'not_targeted', reason: 'No campaign includes this user.', desiredEnforcement: facts.enforced ? 'relax' : null }
+  }
+  const due = facts.deadline <= now
+  if (!due) {
+    // A deadline moved into the future (extension) gives the grace period back.
+    const relax = facts.enforced ? 'relax' : null
+    return facts.enrolled
+      ? { state: 'enrolled', reason: 'Has a qualifying method; MFA becomes mandatory at the deadline.', desiredEnforcement: relax }
+      : { state: 'pending', reason: 'Grace period running: no qualifying method yet.', desiredEnforcement: relax }
+  }
+  if (facts.enforced) {
+    return { state: 'enforced', reason: facts.enrolled ? 'MFA is mandatory.' : 'MFA is mandatory; the user must register a method at next sign-in.', desiredEnforcement: null }
+  }
+  if (facts.failed !== null) {
+    return { state: 'attention', reason: `Enforcement failed: ${facts.failed.lastError}`, desiredEnforcement: 'enforce' }
+  }
+  if (!facts.armed) {
+    return { state: facts.enrolled ? 'enrolled' : 'overdue', reason: 'Deadline passed; the campaign is not armed, so nothing is enforced yet.', desiredEnforcement: null }
+  }
+  return facts.enrolled
+    ? { state: 'enrolled', reason: 'Deadline passed: making MFA mandatory.', desiredEnforcement: 'enforce' }
+    : { state: 'overdue', reason: 'Deadline passed without a qualifying method: making MFA mandatory.', desiredEnforcement: 'enforce' }
+}

@@ -1,0 +1,34 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { deriveState, type StateFacts } from '../../server/domain/states.ts'
+
+const now = new Date('2026-12-01T00:00:00Z')
+const past = new Date('2026-11-01T00:00:00Z')
+const future = new Date('2027-01-01T00:00:00Z')
+const base: StateFacts = { exemption: null, phishingResistant: false, deadline: future, enrolled: false, enforced: false, failed: null, armed: true }
+
+const CASES: Array<[string, Partial<StateFacts>, string, string | null]> = [
+  ['no campaign targets the user', { deadline: null }, 'not_targeted', null],
+  ['grace period running without a method', {}, 'pending', null],
+  ['grace period running with a method', { enrolled: true }, 'enrolled', null],
+  ['deadline passed, no method, armed', { deadline: past }, 'overdue', 'enforce'],
+  ['deadline passed, with a method, armed', { deadline: past, enrolled: true }, 'enrolled', 'enforce'],
+  ['deadline passed but the campaign is disarmed: nothing flips', { deadline: past, armed: false }, 'overdue', null],
+  ['switch flipped', { deadline: past, enforced: true, enrolled: true }, 'enforced', null],
+  ['enforcement failed for good', { deadline: past, failed: { lastError: 'HTTP 500' } }, 'attention', 'enforce'],
+  ['an extension moved the deadline out: relax', { enforced: true }, 'pending', 'relax'],
+  ['service account exempt until later', { exemption: { kind: 'service_account', expiresAt: future }, deadline: past }, 'exempt', null],
+  ['an exemption that expired no longer counts', { exemption: { kind: 'other', expiresAt: past }, deadline: past }, 'overdue', 'enforce'],
+  ['exempted after being enforced: relax', { exemption: { kind: 'other', expiresAt: future }, deadline: past, enforced: true }, 'exempt', 'relax'],
+  ['break-glass with a passkey', { exemption: { kind: 'break_glass', expiresAt: null }, phishingResistant: true, deadline: past }, 'exempt', null],
+  ['break-glass without a passkey needs attention, never a flip', { exemption: { kind: 'break_glass', expiresAt: null }, deadline: past }, 'attention', null]
+]
+
+for (const [name, facts, state, desired] of CASES) {
+  test(`state: ${name}`, () => {
+    const derived = deriveState({ ...base, ...facts }, now)
+    assert.equal(derived.state, state)
+    assert.equal(derived.desiredEnforcement, desired)
+    assert.ok(derived.reason.length > 10)
+  })
+}
