@@ -5,9 +5,11 @@
 #     -e PUBLIC_URL=https://mfa.example.org -e SESSION_SECRET=... -e ENCRYPTION_KEY=... mfa-rollout
 #   docker exec -it <container> node bin/mfa-rollout.js create-user ...   (the operator CLI, same image)
 # A bind-mounted data folder must be writable by uid 1000 (the image's "node" user).
-# Production runs Node 24 LTS; the code also runs on Node 20.19+. Both stages use the same image, so the
-# native better-sqlite3 module built in the first matches the runtime's Node ABI and glibc.
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Production runs Node 22 LTS; the code also runs on Node 20.19+. Not Node 24 yet: on Node 24, better-sqlite3 12.x
+# (the last line that loads on Node 20) trips a Node assertion when it finalizes statements and the process
+# aborts (seen in our CI; reported upstream). Both stages use the same image, so the native module built in the
+# first matches the runtime's Node ABI and glibc.
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 # Build tools for better-sqlite3, used when its prebuilt binary cannot be downloaded.
