@@ -1,6 +1,8 @@
 import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
+import { SqliteCampaignStore } from './db/campaigns.ts'
+import { SqliteEngineStore } from './db/engine.ts'
 import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
 import { SqliteMethodStore } from './db/methods.ts'
 import { SqlitePendingStore } from './db/pending.ts'
@@ -11,7 +13,10 @@ import { SqliteSessionStore } from './db/sessions.ts'
 import { SqliteThrottleStore } from './db/throttles.ts'
 import { SqliteUserStore } from './db/users.ts'
 import { systemClock, type Clock } from './domain/clock.ts'
+import { CampaignService } from './domain/campaigns.ts'
+import { EnforcementEngine, DEFAULT_ENGINE_SETTINGS, type EngineSettings, type EngineStore } from './domain/engine.ts'
 import { EnrollmentGuard } from './domain/enrollment-guard.ts'
+import { ProviderError, type IdentityProvider } from './domain/provider.ts'
 import { KeyedHasher } from './domain/keyed-hash.ts'
 import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
 import type { Notifier, SmsSender } from './domain/notifications.ts'
@@ -24,6 +29,7 @@ import { loggerOptions } from './logging.ts'
 import { EmailNotifier } from './notify/email-notifier.ts'
 import { OutboxMailTransport, SmtpTransport } from './notify/mail.ts'
 import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
+import { LocalProvider } from './providers/local/provider.ts'
 import { SignInService } from './domain/signin.ts'
 import { UserService } from './domain/users.ts'
 
@@ -49,6 +55,9 @@ export interface Services {
   phone: PhoneService
   passkeys: PasskeyService
   passes: AccessPassService
+  engineStore: EngineStore
+  engine: EnforcementEngine
+  campaigns: CampaignService
   close(): void
 }
 
@@ -57,6 +66,12 @@ export interface ServiceOverrides {
   log?: Logger
   /** Replaces the configured SMS sender (benchmarks; tests use the outbox like the sandbox does). */
   sms?: SmsSender
+  /** Identity providers by name, replacing the configured ones (tests and benchmarks use scripted fakes). */
+  providers?: Record<string, IdentityProvider>
+  /** Wraps the engine's store (crash-safety tests stop the process at chosen points through it). */
+  wrapEngineStore?: (store: EngineStore) => EngineStore
+  engineSettings?: Partial<EngineSettings>
+  sleep?: (ms: number) => Promise<void>
 }
 
 /** Opens the database, applies pending migrations and builds every adapter and domain service. */
@@ -91,6 +106,16 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const guard = new EnrollmentGuard(config.trustedNetworks, config.stepUpMs)
   const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, guard, hasher, notifier, audit, clock, config.publicUrl, log)
 
+  const local = new LocalProvider(users, methods, () => clock.now())
+  const providers: Record<string, IdentityProvider> = { local, ...overrides.providers }
+  const baseEngineStore = new SqliteEngineStore(database.sqlite)
+  const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
+  const engine = new EnforcementEngine(engineStore, (name) => {
+    const provider = providers[name]
+    if (provider === undefined) throw new ProviderError(`no provider "${name}" is configured`, false, null, 'provider_not_configured')
+    return provider
+  }, audit, clock, { ...DEFAULT_ENGINE_SETTINGS, ...overrides.engineSettings }, overrides.sleep)
+
   return {
     config,
     clock,
@@ -114,6 +139,9 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     }),
     passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, config.webauthn),
     passes: new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock),
+    engineStore,
+    engine,
+    campaigns: new CampaignService(new SqliteCampaignStore(database.db), engine, audit, clock),
     close: () => database.close()
   }
 }

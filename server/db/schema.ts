@@ -171,3 +171,114 @@ export const outbox = sqliteTable('outbox', {
 }, (t) => [
   index('outbox_created').on(t.createdAt)
 ])
+
+// ---- Campaigns and the enforcement engine ----
+
+export const campaigns = sqliteTable('campaigns', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  targetKind: text('target_kind', { enum: ['all', 'group', 'privileged', 'provider'] }).notNull(),
+  targetValue: text('target_value'),
+  startsAt: integer('starts_at').notNull(),
+  deadline: integer('deadline').notNull(),
+  privilegedDeadline: integer('privileged_deadline'),
+  newUserWindowDays: integer('new_user_window_days').notNull(),
+  /** JSON array of whole days before the deadline, e.g. [30,14,7,3,1]. */
+  reminderOffsets: text('reminder_offsets').notNull(),
+  maxExtensionDays: integer('max_extension_days').notNull(),
+  smsCounts: integer('sms_counts', { mode: 'boolean' }).notNull(),
+  softBlockDays: integer('soft_block_days'),
+  /** Null while disarmed: deadlines and reminders run, nothing is flipped. */
+  armedAt: integer('armed_at'),
+  armedBy: text('armed_by'),
+  createdBy: text('created_by'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  archivedAt: integer('archived_at')
+})
+
+export const exemptions = sqliteTable('exemptions', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ['break_glass', 'service_account', 'other'] }).notNull(),
+  reason: text('reason').notNull(),
+  owner: text('owner').notNull(),
+  expiresAt: integer('expires_at'),
+  createdBy: text('created_by'),
+  createdAt: integer('created_at').notNull(),
+  revokedAt: integer('revoked_at')
+}, (t) => [
+  index('exemptions_user').on(t.userId)
+])
+
+export const extensions = sqliteTable('extensions', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  days: integer('days').notNull(),
+  reason: text('reason').notNull(),
+  approvedBy: text('approved_by'),
+  createdAt: integer('created_at').notNull()
+}, (t) => [
+  index('extensions_user').on(t.userId)
+])
+
+/**
+ * Each user's derived state and effective deadline, kept current when their inputs change, so the sweep plans
+ * with one indexed range scan (desired action, deadline) instead of loading users.
+ */
+export const userStates = sqliteTable('user_states', {
+  userId: text('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  state: text('state', { enum: ['exempt', 'not_targeted', 'pending', 'enrolled', 'overdue', 'enforced', 'attention'] }).notNull(),
+  reason: text('reason').notNull(),
+  deadline: integer('deadline'),
+  campaignId: text('campaign_id'),
+  /** What the engine should make true at the provider, or null. The sweep's index. */
+  desired: text('desired', { enum: ['enforce', 'relax'] }),
+  /** Bumped whenever the deadline changes: jobs are keyed by it, so a moved deadline is a new job. */
+  deadlineVersion: integer('deadline_version').notNull().default(0),
+  updatedAt: integer('updated_at').notNull()
+}, (t) => [
+  index('user_states_desired').on(t.desired, t.deadline),
+  index('user_states_state').on(t.state)
+])
+
+export const stateTransitions = sqliteTable('state_transitions', {
+  id: integer('id').primaryKey(),
+  userId: text('user_id').notNull(),
+  fromState: text('from_state'),
+  toState: text('to_state').notNull(),
+  reason: text('reason').notNull(),
+  at: integer('at').notNull()
+}, (t) => [
+  index('state_transitions_user').on(t.userId, t.id)
+])
+
+/** Durable work for the enforcement engine: one row per (user, action, deadline version). */
+export const enforcementJobs = sqliteTable('enforcement_jobs', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull(),
+  action: text('action', { enum: ['enforce', 'relax'] }).notNull(),
+  deadlineVersion: integer('deadline_version').notNull(),
+  status: text('status', { enum: ['queued', 'running', 'done', 'failed'] }).notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  nextAttemptAt: integer('next_attempt_at').notNull(),
+  leaseOwner: text('lease_owner'),
+  leaseExpiresAt: integer('lease_expires_at'),
+  lastError: text('last_error'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull()
+}, (t) => [
+  uniqueIndex('enforcement_jobs_key').on(t.userId, t.action, t.deadlineVersion),
+  index('enforcement_jobs_ready').on(t.status, t.nextAttemptAt)
+])
+
+/** One reminder per user, campaign and offset, whatever the number of sweeps: the primary key says so. */
+export const remindersSent = sqliteTable('reminders_sent', {
+  userId: text('user_id').notNull(),
+  campaignId: text('campaign_id').notNull(),
+  offsetDays: integer('offset_days').notNull(),
+  sentAt: integer('sent_at').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.campaignId, t.offsetDays] })
+])

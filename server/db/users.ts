@@ -53,6 +53,15 @@ export class SqliteUserStore implements UserStore {
     this.db.update(users).set({ role, updatedAt: this.clock.now().getTime() }).where(eq(users.id, id)).run()
   }
 
+  enforcedAt (userId: string): Date | null {
+    const row = this.db.select({ at: users.enforcedAt }).from(users).where(eq(users.id, userId)).get()
+    return row?.at == null ? null : new Date(row.at)
+  }
+
+  setEnforcedAt (userId: string, at: Date | null): void {
+    this.db.update(users).set({ enforcedAt: at?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  }
+
   listByRole (role: Role): User[] {
     return this.db.select().from(users).where(and(eq(users.role, role), eq(users.disabled, false))).all().map((row) => this.toUser(row))
   }

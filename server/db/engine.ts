@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto'
+import type Sqlite from 'better-sqlite3'
+import type { Campaign, EngineStore, Job, JobAction, PlanItem, StoredState, UserFacts } from '../domain/engine.ts'
+import type { Extension } from '../domain/deadlines.ts'
+import type { ExemptionFact, DerivedState } from '../domain/states.ts'
+
+interface CampaignRow {
+  id: string, name: string, targetKind: Campaign['targetKind'], targetValue: string | null, startsAt: number, deadline: number,
+  privilegedDeadline: number | null, newUserWindowDays: number, reminderOffsets: string, maxExtensionDays: number, smsCounts: number, armedAt: number | null
+}
+
+/** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
+export class SqliteEngineStore implements EngineStore {
+  private readonly statements
+
+  constructor (private readonly sqlite: Sqlite.Database) {
+    const s = (sql: string) => sqlite.prepare(sql)
+    this.statements = {
+      campaigns: s(`SELECT id, name, target_kind AS targetKind, target_value AS targetValue, starts_at AS startsAt, deadline,
+        privileged_deadline AS privilegedDeadline, new_user_window_days AS newUserWindowDays, reminder_offsets AS reminderOffsets,
+        max_extension_days AS maxExtensionDays, sms_counts AS smsCounts, armed_at AS armedAt FROM campaigns WHERE archived_at IS NULL`),
+      userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
+      userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
+      user: s(`SELECT id, email, provider, privileged, disabled, first_seen_at AS firstSeenAt, enforced_at AS enforcedAt,
+        (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
+        (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds FROM users WHERE id = ?`),
+      exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
+        ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
+      extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
+      state: s('SELECT state, deadline, deadline_version AS deadlineVersion FROM user_states WHERE user_id = ?'),
+      failedJob: s(`SELECT j.last_error FROM enforcement_jobs j JOIN user_states s ON s.user_id = j.user_id AND s.deadline_version = j.deadline_version
+        WHERE j.user_id = ? AND j.status = 'failed' ORDER BY j.updated_at DESC LIMIT 1`).pluck(),
+      upsertState: s(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, updated_at)
+        VALUES (@userId, @state, @reason, @deadline, @campaignId, @desired, 0, @now)
+        ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, campaign_id = excluded.campaign_id,
+          desired = excluded.desired, updated_at = excluded.updated_at,
+          deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1)),
+          deadline = excluded.deadline`),
+      transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
+      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.reason FROM user_states s JOIN users u ON u.id = s.user_id
+        WHERE (s.desired = 'relax' OR (s.desired = 'enforce' AND s.deadline <= @now)) AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
+      enqueue: s(`INSERT INTO enforcement_jobs (id, user_id, action, deadline_version, status, attempts, next_attempt_at, created_at, updated_at)
+        VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (user_id, action, deadline_version) DO NOTHING`),
+      claimOne: s(`UPDATE enforcement_jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
+        WHERE id = (SELECT id FROM enforcement_jobs WHERE (status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now)
+          ORDER BY next_attempt_at LIMIT 1)
+        AND ((status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now))
+        RETURNING id, user_id AS userId, action, deadline_version AS deadlineVersion, attempts`),
+      complete: s(`UPDATE enforcement_jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = NULL, updated_at = ?
+        WHERE id = ? AND lease_owner = ? AND status = 'running'`),
+      retry: s(`UPDATE enforcement_jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
+        WHERE id = ? AND lease_owner = ? AND status = 'running'`),
+      fail: s(`UPDATE enforcement_jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = ?, updated_at = ?
+        WHERE id = ? AND lease_owner = ? AND status = 'running'`),
+      setEnforced: s('UPDATE users SET enforced_at = ? WHERE id = ?')
+    }
+  }
+
+  activeCampaigns (): Campaign[] {
+    return (this.statements.campaigns.all() as CampaignRow[]).map((row) => ({
+      id: row.id,
+      name: row.name,
+      targetKind: row.targetKind,
+      targetValue: row.targetValue,
+      startsAt: new Date(row.startsAt),
+      deadline: new Date(row.deadline),
+      privilegedDeadline: row.privilegedDeadline === null ? null : new Date(row.privilegedDeadline),
+      newUserWindowDays: row.newUserWindowDays,
+      reminderOffsets: JSON.parse(row.reminderOffsets) as number[],
+      maxExtensionDays: row.maxExtensionDays,
+      smsCounts: row.smsCounts === 1,
+      armedAt: row.armedAt === null ? null : new Date(row.armedAt)
+    }))
+  }
+
+  userIdsAfter (cursor: string | null, limit: number): string[] {
+    return (cursor === null ? this.statements.userIdsFirst.all(limit) : this.statements.userIdsAfter.all(cursor, limit)) as string[]
+  }
+
+  facts (userId: string): UserFacts | undefined {
+    const row = this.statements.user.get(userId) as {
+      id: string, email: string, provider: string, privileged: number, disabled: number, firstSeenAt: number,
+      enforcedAt: number | null, groups: string | null, methodKinds: string | null
+    } | undefined
+    if (row === undefined) return undefined
+    const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
+    return {
+      userId: row.id,
+      email: row.email,
+      externalId: null,
+      provider: row.provider,
+      privileged: row.privileged === 1,
+      disabled: row.disabled === 1,
+      groups: row.groups === null ? [] : row.groups.split('\u001f'),
+      firstSeenAt: new Date(row.firstSeenAt),
+      methodKinds: row.methodKinds === null ? [] : row.methodKinds.split(','),
+      exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
+      extensions: this.statements.extensions.all(userId) as Extension[],
+      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+      failedError: (this.statements.failedJob.get(userId) as string | undefined) ?? null
+    }
+  }
+
+  state (userId: string): StoredState | undefined {
+    const row = this.statements.state.get(userId) as { state: StoredState['state'], deadline: number | null, deadlineVersion: number } | undefined
+    return row === undefined ? undefined : { state: row.state, deadline: row.deadline === null ? null : new Date(row.deadline), deadlineVersion: row.deadlineVersion }
+  }
+
+  saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void {
+    this.sqlite.transaction(() => {
+      const before = this.state(userId)
+      this.statements.upsertState.run({ userId, state: derived.state, reason: derived.reason, deadline: deadline?.getTime() ?? null, campaignId, desired: derived.desiredEnforcement, now: now.getTime() })
+      if (before?.state !== derived.state) this.statements.transition.run(userId, before?.state ?? null, derived.state, derived.reason, now.getTime())
+    }).immediate()
+  }
+
+  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }> {
+    return this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }>
+  }
+
+  enqueue (items: PlanItem[], now: Date): number {
+    let added = 0
+    this.sqlite.transaction(() => {
+      for (const item of items) added += this.statements.enqueue.run(randomUUID(), item.userId, item.action, item.deadlineVersion, now.getTime(), now.getTime(), now.getTime()).changes
+    }).immediate()
+    return added
+  }
+
+  claim (owner: string, limit: number, leaseMs: number, now: Date): Job[] {
+    const jobs: Job[] = []
+    for (let i = 0; i < limit; i++) {
+      const job = this.statements.claimOne.get({ owner, leaseUntil: now.getTime() + leaseMs, now: now.getTime() }) as Job | undefined
+      if (job === undefined) break
+      jobs.push(job)
+    }
+    return jobs
+  }
+
+  complete (jobId: string, owner: string, now: Date): boolean {
+    return this.statements.complete.run(now.getTime(), jobId, owner).changes === 1
+  }
+
+  retryLater (jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): void {
+    this.statements.retry.run(error, nextAttemptAt.getTime(), now.getTime(), jobId, owner)
+  }
+
+  failForGood (jobId: string, owner: string, error: string, now: Date): void {
+    this.statements.fail.run(error, now.getTime(), jobId, owner)
+  }
+
+  setEnforcedAt (userId: string, at: Date | null): void {
+    this.statements.setEnforced.run(at?.getTime() ?? null, userId)
+  }
+}

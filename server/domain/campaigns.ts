@@ -1,0 +1,123 @@
+import type { AuditLog } from './audit.ts'
+import type { Clock } from './clock.ts'
+import { campaignDeadline } from './deadlines.ts'
+import type { Campaign, EnforcementEngine } from './engine.ts'
+import { DomainError } from './errors.ts'
+import type { Actor } from './users.ts'
+
+export interface CampaignInput {
+  name: string
+  targetKind: Campaign['targetKind']
+  targetValue: string | null
+  startsAt: Date
+  deadline: Date
+  privilegedDeadline: Date | null
+  newUserWindowDays: number
+  reminderOffsets: number[]
+  maxExtensionDays: number
+  smsCounts: boolean
+}
+
+export interface CampaignStore {
+  create(input: CampaignInput, createdBy: string | null, now: Date): Campaign
+  find(id: string): Campaign | undefined
+  setArmed(id: string, armedAt: Date | null, armedBy: string | null, now: Date): void
+  addExtension(userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): void
+  extensionsFor(userId: string): Array<{ campaignId: string, days: number }>
+  addExemption(userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): void
+  firstSeenAndPrivilege(userId: string): { firstSeenAt: Date, privileged: boolean } | undefined
+}
+
+/** Field-by-field problems with a campaign form, in plain words. */
+export class CampaignValidationError extends DomainError {
+  constructor (readonly fields: Record<string, string>) {
+    super('invalid_campaign', `Please correct: ${Object.values(fields).join(' ')}`, { fields })
+  }
+}
+
+export const DEFAULT_REMINDER_OFFSETS = [30, 14, 7, 3, 1]
+
+export function validateCampaign (input: CampaignInput): void {
+  const fields: Record<string, string> = {}
+  if (input.name.trim() === '' || input.name.length > 100) fields.name = 'Give the campaign a name of up to 100 characters.'
+  if (input.targetKind !== 'all' && input.targetKind !== 'privileged' && (input.targetValue ?? '').trim() === '') {
+    fields.targetValue = input.targetKind === 'group' ? 'Name the group to target.' : 'Name the provider to target.'
+  }
+  if (Number.isNaN(input.deadline.getTime())) fields.deadline = 'Enter a deadline date.'
+  else if (input.deadline <= input.startsAt) fields.deadline = 'The deadline must be after the start.'
+  if (input.privilegedDeadline !== null && (Number.isNaN(input.privilegedDeadline.getTime()) || input.privilegedDeadline > input.deadline || input.privilegedDeadline <= input.startsAt)) {
+    fields.privilegedDeadline = 'The deadline for privileged users must fall between the start and the main deadline.'
+  }
+  if (!Number.isInteger(input.newUserWindowDays) || input.newUserWindowDays < 0 || input.newUserWindowDays > 365) fields.newUserWindowDays = 'The new-user window is a whole number of days from 0 to 365.'
+  if (!Number.isInteger(input.maxExtensionDays) || input.maxExtensionDays < 0 || input.maxExtensionDays > 365) fields.maxExtensionDays = 'The extension budget is a whole number of days from 0 to 365.'
+  if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
+  if (Object.keys(fields).length > 0) throw new CampaignValidationError(fields)
+}
+
+/** Campaigns, extensions and exemptions: every change audited, and users' states brought up to date. */
+export class CampaignService {
+  constructor (
+    private readonly store: CampaignStore,
+    private readonly engine: EnforcementEngine,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock
+  ) {}
+
+  /** A new campaign starts disarmed: deadlines and reminders run, nothing is flipped until an admin arms it. */
+  create (input: CampaignInput, actor: Actor): Campaign {
+    validateCampaign(input)
+    const campaign = this.store.create({ ...input, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }, actor.id, this.clock.now())
+    this.audit.append({ action: 'campaign.created', actorId: actor.id, actorLabel: actor.label, details: { campaignId: campaign.id, name: campaign.name, deadline: campaign.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshAll()
+    return campaign
+  }
+
+  arm (campaignId: string, actor: Actor): void {
+    this.setArmed(campaignId, true, actor)
+  }
+
+  disarm (campaignId: string, actor: Actor): void {
+    this.setArmed(campaignId, false, actor)
+  }
+
+  /** Extends one user's deadline within the campaign's budget; needs a reason; never moves it earlier. */
+  extend (userId: string, campaignId: string, days: number, reason: string, actor: Actor): Date {
+    const campaign = this.store.find(campaignId)
+    if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
+    const subject = this.store.firstSeenAndPrivilege(userId)
+    if (subject === undefined) throw new DomainError('user_not_found', 'No such user.')
+    if (!Number.isInteger(days) || days < 1) throw new DomainError('invalid_extension', 'An extension is a whole number of days, at least 1.')
+    if (reason.trim().length < 3) throw new DomainError('reason_required', 'Say why the deadline is being extended.')
+    const current = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
+    if (days > current.extensionDaysLeft) {
+      throw new DomainError('extension_over_budget', `This campaign allows ${campaign.maxExtensionDays} extra days per person; ${current.extensionDaysLeft} are left for this user.`)
+    }
+    this.store.addExtension(userId, campaignId, days, reason.trim(), actor.id, this.clock.now())
+    const after = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
+    this.audit.append({ action: 'deadline.extended', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { campaignId, days, reason: reason.trim(), from: current.deadline.toISOString(), to: after.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshUser(userId)
+    return after.deadline
+  }
+
+  /** Exempts a user. Service accounts and "other" need an expiry; break-glass accounts need a passkey (else attention). */
+  exempt (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, actor: Actor): void {
+    if (exemption.reason.trim().length < 3) throw new DomainError('reason_required', 'Say why this account is exempt.')
+    if (exemption.owner.trim() === '') throw new DomainError('owner_required', 'Name the person responsible for this account.')
+    if (exemption.kind !== 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt <= this.clock.now())) {
+      throw new DomainError('expiry_required', 'Exemptions other than break-glass accounts need an expiry date in the future.')
+    }
+    if (this.store.firstSeenAndPrivilege(userId) === undefined) throw new DomainError('user_not_found', 'No such user.')
+    this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
+    this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshUser(userId)
+  }
+
+  private setArmed (campaignId: string, armed: boolean, actor: Actor): void {
+    const campaign = this.store.find(campaignId)
+    if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
+    if ((campaign.armedAt !== null) === armed) return
+    this.store.setArmed(campaignId, armed ? this.clock.now() : null, armed ? actor.id : null, this.clock.now())
+    this.audit.append({ action: armed ? 'campaign.armed' : 'campaign.disarmed', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshAll()
+  }
+}

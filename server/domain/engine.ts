@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto'
+import type { AuditLog } from './audit.ts'
+import type { Clock } from './clock.ts'
+import { effectiveDeadline, type CampaignRule, type Extension } from './deadlines.ts'
+import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
+import { ProviderError, type IdentityProvider, type ProviderSubject } from './provider.ts'
+
+export interface Campaign extends CampaignRule {
+  targetKind: 'all' | 'group' | 'privileged' | 'provider'
+  targetValue: string | null
+  reminderOffsets: number[]
+  smsCounts: boolean
+  armedAt: Date | null
+}
+
+/** What the engine knows about one user when deriving their state. */
+export interface UserFacts {
+  userId: string
+  email: string
+  externalId: string | null
+  provider: string
+  privileged: boolean
+  groups: string[]
+  disabled: boolean
+  firstSeenAt: Date
+  methodKinds: string[]
+  exemption: ExemptionFact | null
+  extensions: Extension[]
+  enforcedAt: Date | null
+  /** The last enforcement job for the user's current deadline version failed for good. */
+  failedError: string | null
+}
+
+export interface StoredState {
+  state: UserState
+  deadline: Date | null
+  deadlineVersion: number
+}
+
+export type JobAction = 'enforce' | 'relax'
+
+export interface Job {
+  id: string
+  userId: string
+  action: JobAction
+  deadlineVersion: number
+  attempts: number
+}
+
+export interface PlanItem {
+  userId: string
+  email: string
+  action: JobAction
+  deadlineVersion: number
+  reason: string
+}
+
+/** Storage for the engine. Scans are batched by user id so memory stays flat however many users there are. */
+export interface EngineStore {
+  activeCampaigns(): Campaign[]
+  userIdsAfter(cursor: string | null, limit: number): string[]
+  facts(userId: string): UserFacts | undefined
+  state(userId: string): StoredState | undefined
+  /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
+  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void
+  /** Users whose desired enforcement is due: enforce with deadline <= now, or relax. Ordered by user id. */
+  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }>
+  /** Inserts jobs that do not exist yet for (user, action, version); returns how many were new. */
+  enqueue(items: PlanItem[], now: Date): number
+  /** Claims up to `limit` ready jobs (queued and due, or running with an expired lease) for `owner`. */
+  claim(owner: string, limit: number, leaseMs: number, now: Date): Job[]
+  complete(jobId: string, owner: string, now: Date): boolean
+  retryLater(jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): void
+  failForGood(jobId: string, owner: string, error: string, now: Date): void
+  /** Records the provider's enforcement as the portal knows it (null: not enforced). */
+  setEnforcedAt(userId: string, at: Date | null): void
+}
+
+export interface EngineSettings {
+  concurrency: number
+  maxAttempts: number
+  leaseMs: number
+  baseBackoffMs: number
+  maxBackoffMs: number
+}
+
+export const DEFAULT_ENGINE_SETTINGS: EngineSettings = { concurrency: 4, maxAttempts: 6, leaseMs: 60_000, baseBackoffMs: 1_000, maxBackoffMs: 5 * 60_000 }
+
+export function targets (campaign: Pick<Campaign, 'targetKind' | 'targetValue'>, user: Pick<UserFacts, 'groups' | 'privileged' | 'provider'>): boolean {
+  switch (campaign.targetKind) {
+    case 'all': return true
+    case 'privileged': return user.privileged
+    case 'group': return campaign.targetValue !== null && user.groups.includes(campaign.targetValue)
+    case 'provider': return user.provider === campaign.targetValue
+  }
+}
+
+export interface SweepReport {
+  planned: PlanItem[]
+  enqueued: number
+  completed: number
+  retried: number
+  failed: number
+}
+
+/**
+ * Grace-period enforcement (DESIGN.md "Enforcement engine"): keep each user's state current, plan from the
+ * database, write durable jobs, and run them with leases so a crash or an overlapping sweep never loses or
+ * double-applies a flip.
+ */
+export class EnforcementEngine {
+  private readonly owner = `sweep-${randomUUID()}`
+
+  constructor (
+    private readonly store: EngineStore,
+    private readonly providerFor: (name: string) => IdentityProvider,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
+    private readonly settings: EngineSettings = DEFAULT_ENGINE_SETTINGS,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    private readonly random: () => number = Math.random
+  ) {}
+
+  /** Re-derives one user's state from the facts (after enrollment, extension, exemption, sync, campaign edits). */
+  refreshUser (userId: string, campaigns = this.store.activeCampaigns()): UserState | undefined {
+    const facts = this.store.facts(userId)
+    if (facts === undefined) return undefined
+    const now = this.clock.now()
+    const mine = facts.disabled ? [] : campaigns.filter((c) => targets(c, facts))
+    const deadline = effectiveDeadline(mine, facts, facts.extensions)
+    const campaign = deadline === null ? undefined : mine.find((c) => c.id === deadline.campaignId)
+    const smsCounts = campaign?.smsCounts ?? true
+    const qualifying = facts.methodKinds.filter((k) => facts.privileged ? k === 'passkey' : k !== 'phone' || smsCounts)
+    const derived = deriveState({
+      exemption: facts.exemption,
+      phishingResistant: facts.methodKinds.includes('passkey'),
+      deadline: deadline?.deadline ?? null,
+      enrolled: qualifying.length > 0,
+      enforced: facts.enforcedAt !== null,
+      failed: facts.failedError === null ? null : { lastError: facts.failedError },
+      armed: campaign?.armedAt != null
+    }, now)
+    this.store.saveState(userId, derived, deadline?.deadline ?? null, deadline?.campaignId ?? null, now)
+    return derived.state
+  }
+
+  /** Re-derives every user's state, in batches. */
+  refreshAll (batchSize = 500): number {
+    const campaigns = this.store.activeCampaigns()
+    let cursor: string | null = null
+    let count = 0
+    for (;;) {
+      const ids = this.store.userIdsAfter(cursor, batchSize)
+      if (ids.length === 0) return count
+      for (const id of ids) this.refreshUser(id, campaigns)
+      count += ids.length
+      cursor = ids[ids.length - 1]
+    }
+  }
+
+  /** What the next sweep would do, per user, with reasons. No side effects: the dry run. */
+  plan (batchSize = 1000): PlanItem[] {
+    const now = this.clock.now()
+    const items: PlanItem[] = []
+    let cursor: string | null = null
+    for (;;) {
+      const batch = this.store.dueAfter(cursor, now, batchSize)
+      if (batch.length === 0) return items
+      items.push(...batch)
+      cursor = batch[batch.length - 1].userId
+    }
+  }
+
+  /** Plans, writes the jobs, and works them off until none is ready. */
+  async sweep (): Promise<SweepReport> {
+    const planned = this.plan()
+    const enqueued = this.store.enqueue(planned, this.clock.now())
+    const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, failed: 0 }
+    await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report)))
+    return report
+  }
+
+  private async work (report: SweepReport): Promise<void> {
+    for (;;) {
+      const [job] = this.store.claim(this.owner, 1, this.settings.leaseMs, this.clock.now())
+      if (job === undefined) return
+      const outcome = await this.run(job)
+      report[outcome]++
+    }
+  }
+
+  private async run (job: Job): Promise<'completed' | 'retried' | 'failed'> {
+    const facts = this.store.facts(job.userId)
+    if (facts === undefined) {
+      this.store.complete(job.id, this.owner, this.clock.now())
+      return 'completed'
+    }
+    const subject: ProviderSubject = { userId: facts.userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
+    try {
+      const provider = this.providerFor(facts.provider)
+      // Idempotent at the provider (read, then set only if different): a retried or re-leased job is harmless.
+      const { changed } = job.action === 'enforce' ? await provider.enforce(subject) : await provider.relax(subject)
+      const now = this.clock.now()
+      this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
+      this.store.complete(job.id, this.owner, now)
+      this.audit.append({
+        action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
+        details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }
+      })
+      this.refreshUser(job.userId)
+      return 'completed'
+    } catch (err) {
+      const message = describeError(err)
+      const attempts = job.attempts + 1
+      const retryable = !(err instanceof ProviderError) || err.retryable
+      if (retryable && attempts < this.settings.maxAttempts) {
+        const retryAfter = err instanceof ProviderError ? err.retryAfterMs : null
+        const delay = Math.max(retryAfter ?? 0, this.backoff(attempts))
+        this.store.retryLater(job.id, this.owner, message, new Date(this.clock.now().getTime() + delay), this.clock.now())
+        await this.sleep(Math.min(delay, this.settings.maxBackoffMs))
+        return 'retried'
+      }
+      this.store.failForGood(job.id, this.owner, message, this.clock.now())
+      this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+      this.refreshUser(job.userId)
+      return 'failed'
+    }
+  }
+
+  /** Exponential backoff with full jitter, capped. */
+  private backoff (attempt: number): number {
+    const ceiling = Math.min(this.settings.maxBackoffMs, this.settings.baseBackoffMs * 2 ** (attempt - 1))
+    return Math.round(this.random() * ceiling)
+  }
+}
+
+function describeError (err: unknown): string {
+  if (err instanceof ProviderError) return `${err.code}: ${err.message}`.slice(0, 500)
+  return (err instanceof Error ? err.message : String(err)).slice(0, 500)
+}

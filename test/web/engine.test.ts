@@ -1,0 +1,86 @@
+import { afterEach, beforeEach, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
+import { createTestUser, startTestApp, type TestApp } from '../helpers/app.ts'
+
+const DAY = 24 * 3_600_000
+const admin = { id: null, label: 'test-admin' }
+let t: TestApp
+// A fresh database per test: campaigns target everyone, so they would overlap across tests.
+beforeEach(async () => { t = await startTestApp() })
+afterEach(async () => { await t.close() })
+
+function campaign (fields: Partial<CampaignInput> = {}): CampaignInput {
+  const now = t.clock.now().getTime()
+  return {
+    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 10 * DAY),
+    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true, ...fields
+  }
+}
+
+function stateOf (userId: string) {
+  return t.services.database.sqlite.prepare('SELECT state, deadline, deadline_version AS version FROM user_states WHERE user_id = ?').get(userId) as { state: string, deadline: number, version: number }
+}
+
+test('a disarmed campaign computes deadlines but flips nothing; arming is audited and the next sweep enforces each due user once', async () => {
+  const users = await Promise.all([1, 2, 3].map(async () => createTestUser(t.services)))
+  // Existing users (first seen long ago) with a deadline 10 days out.
+  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(t.clock.now().getTime() - 90 * DAY)
+  const c = t.services.campaigns.create(campaign(), admin)
+  for (const u of users) assert.equal(stateOf(u.id).state, 'pending')
+
+  t.clock.advance(11 * DAY)
+  t.services.engine.refreshAll()
+  const disarmed = await t.services.engine.sweep()
+  assert.equal(disarmed.planned.length, 0)
+  for (const u of users) {
+    assert.equal(stateOf(u.id).state, 'overdue')
+    assert.equal(t.services.users.findById(u.id)?.enforcedAt, null)
+  }
+
+  t.services.campaigns.arm(c.id, admin)
+  assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 1)
+  const dryRun = t.services.engine.plan()
+  const report = await t.services.engine.sweep()
+  assert.deepEqual(report.planned.map((p) => [p.userId, p.action]), dryRun.map((p) => [p.userId, p.action]), 'the dry run is what the sweep did')
+  assert.ok(users.every((u) => report.planned.some((p) => p.userId === u.id && p.action === 'enforce')))
+  for (const u of users) {
+    assert.equal(stateOf(u.id).state, 'enforced')
+    assert.notEqual(t.services.users.findById(u.id)?.enforcedAt, null)
+  }
+  const again = await t.services.engine.sweep()
+  assert.equal(again.planned.length, 0, 'nothing left to do: a second sweep changes nothing')
+  const transitions = t.services.database.sqlite.prepare('SELECT from_state, to_state FROM state_transitions WHERE user_id = ? ORDER BY id').all(users[0].id)
+  assert.deepEqual(transitions, [{ from_state: null, to_state: 'pending' }, { from_state: 'pending', to_state: 'overdue' }, { from_state: 'overdue', to_state: 'enforced' }])
+})
+
+test('an extension within the budget gives the grace period back (relax); beyond it is refused with a clear message', async () => {
+  const user = await createTestUser(t.services)
+  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  const c = t.services.campaigns.create(campaign({ name: 'Short', deadline: new Date(t.clock.now().getTime() + DAY), maxExtensionDays: 10 }), admin)
+  t.services.campaigns.arm(c.id, admin)
+  t.clock.advance(2 * DAY)
+  t.services.engine.refreshAll()
+  await t.services.engine.sweep()
+  assert.equal(stateOf(user.id).state, 'enforced')
+  const version = stateOf(user.id).version
+
+  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 11, 'travelling', admin), /allows 10 extra days per person; 10 are left/)
+  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 5, '', admin), /Say why/)
+  t.services.campaigns.extend(user.id, c.id, 5, 'on leave until Monday', admin)
+  assert.equal(stateOf(user.id).version, version + 1, 'a moved deadline is a new version')
+  await t.services.engine.sweep()
+  assert.equal(stateOf(user.id).state, 'pending')
+  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
+  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 6, 'more', admin), /5 are left/)
+  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'deadline.extended' }).length, 1)
+})
+
+test('break-glass accounts are never flipped and need a passkey, or they show as needing attention', async () => {
+  const user = await createTestUser(t.services)
+  t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
+  assert.equal(stateOf(user.id).state, 'attention')
+  await t.services.engine.sweep()
+  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
+  assert.throws(() => t.services.campaigns.exempt(user.id, { kind: 'service_account', reason: 'batch job', owner: 'ops', expiresAt: null }, admin), /need an expiry/)
+})
