@@ -64,6 +64,8 @@ export interface Config {
   readonly stepUpMs: number
   /** Whether a phone (SMS) counts toward being enrolled. */
   readonly smsCounts: boolean
+  /** How often the server sweeps (0: never; run `mfa-rollout sweep` from cron instead). */
+  readonly sweepIntervalMs: number
   readonly mail: { readonly smtpUrl: string | undefined, readonly from: string }
   readonly sms: {
     readonly provider: 'outbox' | 'twilio' | 'aws-sns'
@@ -231,6 +233,7 @@ export function loadConfig (env: Env = process.env): Config {
     trustedNetworks,
     stepUpMs: integer(env, 'STEP_UP_MINUTES', 10, 1, 60) * 60_000,
     smsCounts: smsCountsText === 'true',
+    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL', 5, 0, 24 * 60) * 60_000,
     mail: { smtpUrl, from: nonEmpty(env, 'MAIL_FROM') ?? `${rpName} <no-reply@${publicUrl.hostname}>` },
     sms: { provider: smsProvider as Config['sms']['provider'], twilio, sns },
     warnings

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts'
 import { buildApp } from './app.ts'
 import { seedSandbox } from './domain/sandbox.ts'
 import { startHousekeeping } from './jobs/housekeeping.ts'
+import { startScheduler } from './jobs/scheduler.ts'
 import { loggerOptions } from './logging.ts'
 import { createServices } from './wiring.ts'
 
@@ -29,6 +30,7 @@ if (config.sandbox) {
 
 const app = await buildApp(services)
 const housekeeping = startHousekeeping(services, log)
+const scheduler = startScheduler(services, config.sweepIntervalMs, log)
 
 let closing = false
 async function shutdown (signal: string): Promise<void> {
@@ -38,6 +40,8 @@ async function shutdown (signal: string): Promise<void> {
   housekeeping.stop()
   try {
     await app.close()
+    // A sweep in progress finishes its current jobs; unfinished ones stay leased and are retried later.
+    await scheduler.stop()
   } finally {
     services.close()
     log.info('stopped')

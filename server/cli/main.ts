@@ -10,6 +10,7 @@ import { importUsers } from './import-users.ts'
 import { migrate } from './migrate.ts'
 import { rotateKey } from './rotate-key.ts'
 import { setRole } from './set-role.ts'
+import { sweep } from './sweep.ts'
 
 /** Where a command writes and reads; the bin passes the process's streams. */
 export interface Io {
@@ -43,7 +44,7 @@ export interface Command {
   run(input: CommandInput, services: Services, io: Io): Promise<number>
 }
 
-export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, rotateKey]
+export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, sweep, rotateKey]
 
 const PROGRAM = 'mfa-rollout'
 const USAGE_ERROR = 2

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
 import type { Campaign, EngineStore, Job, JobAction, PlanItem, StoredState, UserFacts } from '../domain/engine.ts'
 import type { Extension } from '../domain/deadlines.ts'
-import type { ExemptionFact, DerivedState } from '../domain/states.ts'
+import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
 
 interface CampaignRow {
   id: string, name: string, targetKind: Campaign['targetKind'], targetValue: string | null, startsAt: number, deadline: number,
@@ -37,8 +37,9 @@ export class SqliteEngineStore implements EngineStore {
           deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1)),
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
-      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.reason FROM user_states s JOIN users u ON u.id = s.user_id
+      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
         WHERE (s.desired = 'relax' OR (s.desired = 'enforce' AND s.deadline <= @now)) AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
+      lapsed: s(`SELECT user_id FROM user_states WHERE state IN ('pending', 'enrolled') AND deadline <= @now AND user_id > @cursor ORDER BY user_id LIMIT @limit`).pluck(),
       enqueue: s(`INSERT INTO enforcement_jobs (id, user_id, action, deadline_version, status, attempts, next_attempt_at, created_at, updated_at)
         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (user_id, action, deadline_version) DO NOTHING`),
       claimOne: s(`UPDATE enforcement_jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
@@ -114,8 +115,13 @@ export class SqliteEngineStore implements EngineStore {
     }).immediate()
   }
 
-  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }> {
-    return this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }>
+  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: Date | null }> {
+    const rows = this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: number | null }>
+    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  }
+
+  lapsedAfter (cursor: string | null, now: Date, limit: number): string[] {
+    return this.statements.lapsed.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as string[]
   }
 
   enqueue (items: PlanItem[], now: Date): number {

@@ -64,7 +64,9 @@ export interface EngineStore {
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void
   /** Users whose desired enforcement is due: enforce with deadline <= now, or relax. Ordered by user id. */
-  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, reason: string }>
+  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: Date | null }>
+  /** Users still shown as in their grace period although their deadline has passed (to re-derive). */
+  lapsedAfter(cursor: string | null, now: Date, limit: number): string[]
   /** Inserts jobs that do not exist yet for (user, action, version); returns how many were new. */
   enqueue(items: PlanItem[], now: Date): number
   /** Claims up to `limit` ready jobs (queued and due, or running with an expired lease) for `owner`. */
@@ -158,6 +160,21 @@ export class EnforcementEngine {
     }
   }
 
+  /** Re-derives the users whose deadline has passed since their state was last derived (an indexed scan). */
+  refreshLapsed (batchSize = 500): number {
+    const campaigns = this.store.activeCampaigns()
+    const now = this.clock.now()
+    let count = 0
+    let cursor: string | null = null
+    for (;;) {
+      const ids = this.store.lapsedAfter(cursor, now, batchSize)
+      if (ids.length === 0) return count
+      for (const id of ids) this.refreshUser(id, campaigns)
+      count += ids.length
+      cursor = ids[ids.length - 1]
+    }
+  }
+
   /** What the next sweep would do, per user, with reasons. No side effects: the dry run. */
   plan (batchSize = 1000): PlanItem[] {
     const now = this.clock.now()
@@ -166,13 +183,16 @@ export class EnforcementEngine {
     for (;;) {
       const batch = this.store.dueAfter(cursor, now, batchSize)
       if (batch.length === 0) return items
-      items.push(...batch)
+      for (const due of batch) {
+        items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, reason: planReason(due) })
+      }
       cursor = batch[batch.length - 1].userId
     }
   }
 
-  /** Plans, writes the jobs, and works them off until none is ready. */
+  /** Brings lapsed deadlines up to date, plans, writes the jobs, and works them off until none is ready. */
   async sweep (): Promise<SweepReport> {
+    this.refreshLapsed()
     const planned = this.plan()
     const enqueued = this.store.enqueue(planned, this.clock.now())
     const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, failed: 0 }
@@ -232,6 +252,16 @@ export class EnforcementEngine {
     const ceiling = Math.min(this.settings.maxBackoffMs, this.settings.baseBackoffMs * 2 ** (attempt - 1))
     return Math.round(this.random() * ceiling)
   }
+}
+
+function planReason (due: { action: JobAction, state: UserState, deadline: Date | null }): string {
+  if (due.action === 'relax') {
+    return due.state === 'exempt' || due.state === 'attention' ? 'Exempted: MFA is no longer enforced by the portal.' : 'Deadline moved or user no longer targeted: giving the grace period back.'
+  }
+  const day = due.deadline?.toISOString().slice(0, 10) ?? 'the deadline'
+  return due.state === 'enrolled'
+    ? `Deadline ${day} passed; has a qualifying method: making MFA mandatory.`
+    : `Deadline ${day} passed without a qualifying method: making MFA mandatory (registration required at next sign-in).`
 }
 
 function describeError (err: unknown): string {

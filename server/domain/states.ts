@@ -32,7 +32,11 @@ export interface DerivedState {
   state: UserState
   /** One plain sentence: why the user is in this state. */
   reason: string
-  /** What the engine should make true at the provider; null: leave it as it is. */
+  /**
+   * What the engine should make true at the provider: 'enforce' applies once the deadline has passed (stored
+   * ahead, so the sweep finds due users by an index range scan on the deadline), 'relax' applies at once;
+   * null: leave it as it is.
+   */
   desiredEnforcement: 'enforce' | 'relax' | null
 }
 
@@ -56,11 +60,11 @@ export function deriveState (facts: StateFacts, now: Date): DerivedState {
   }
   const due = facts.deadline <= now
   if (!due) {
-    // A deadline moved into the future (extension) gives the grace period back.
-    const relax = facts.enforced ? 'relax' : null
+    // A deadline moved into the future (extension) gives the grace period back; otherwise enforce when it passes.
+    const desired = facts.enforced ? 'relax' : facts.armed ? 'enforce' : null
     return facts.enrolled
-      ? { state: 'enrolled', reason: 'Has a qualifying method; MFA becomes mandatory at the deadline.', desiredEnforcement: relax }
-      : { state: 'pending', reason: 'Grace period running: no qualifying method yet.', desiredEnforcement: relax }
+      ? { state: 'enrolled', reason: 'Has a qualifying method; MFA becomes mandatory at the deadline.', desiredEnforcement: desired }
+      : { state: 'pending', reason: 'Grace period running: no qualifying method yet.', desiredEnforcement: desired }
   }
   if (facts.enforced) {
     return { state: 'enforced', reason: facts.enrolled ? 'MFA is mandatory.' : 'MFA is mandatory; the user must register a method at next sign-in.', desiredEnforcement: null }

@@ -9,8 +9,9 @@ const base: StateFacts = { exemption: null, phishingResistant: false, deadline: 
 
 const CASES: Array<[string, Partial<StateFacts>, string, string | null]> = [
   ['no campaign targets the user', { deadline: null }, 'not_targeted', null],
-  ['grace period running without a method', {}, 'pending', null],
-  ['grace period running with a method', { enrolled: true }, 'enrolled', null],
+  ['grace period running without a method: enforce once the deadline passes', {}, 'pending', 'enforce'],
+  ['grace period running with a method: enforce once the deadline passes', { enrolled: true }, 'enrolled', 'enforce'],
+  ['grace period running in a disarmed campaign', { armed: false }, 'pending', null],
   ['deadline passed, no method, armed', { deadline: past }, 'overdue', 'enforce'],
   ['deadline passed, with a method, armed', { deadline: past, enrolled: true }, 'enrolled', 'enforce'],
   ['deadline passed but the campaign is disarmed: nothing flips', { deadline: past, armed: false }, 'overdue', null],

@@ -30,7 +30,6 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
   for (const u of users) assert.equal(stateOf(u.id).state, 'pending')
 
   t.clock.advance(11 * DAY)
-  t.services.engine.refreshAll()
   const disarmed = await t.services.engine.sweep()
   assert.equal(disarmed.planned.length, 0)
   for (const u of users) {
@@ -60,7 +59,6 @@ test('an extension within the budget gives the grace period back (relax); beyond
   const c = t.services.campaigns.create(campaign({ name: 'Short', deadline: new Date(t.clock.now().getTime() + DAY), maxExtensionDays: 10 }), admin)
   t.services.campaigns.arm(c.id, admin)
   t.clock.advance(2 * DAY)
-  t.services.engine.refreshAll()
   await t.services.engine.sweep()
   assert.equal(stateOf(user.id).state, 'enforced')
   const version = stateOf(user.id).version

@@ -1,0 +1,33 @@
+import type { Command } from './main.ts'
+
+/** The same sweep the scheduler runs: refresh states, plan, and (unless --dry-run) enforce. */
+export const sweep: Command = {
+  name: 'sweep',
+  summary: 'Enforce MFA for users whose deadline has passed in an armed campaign. With --dry-run, only show what would happen.',
+  options: {
+    'dry-run': { type: 'boolean', help: 'show, per user, what the next sweep would do and why; change nothing at any provider' },
+    json: { type: 'boolean', help: 'print one JSON document instead of lines (for scripts)' }
+  },
+  async run ({ options }, services, io) {
+    const dryRun = options['dry-run'] === true
+    if (dryRun) {
+      // Read-only apart from bringing lapsed states up to date, exactly as the real sweep starts.
+      services.engine.refreshLapsed()
+      const planned = services.engine.plan()
+      if (options.json === true) {
+        io.out(JSON.stringify({ dryRun: true, at: services.clock.now().toISOString(), planned }))
+      } else {
+        for (const item of planned) io.out(`${item.action}\t${item.email}\t${item.reason}`)
+        io.out(`dry run: ${planned.length} user${planned.length === 1 ? '' : 's'} would be changed; nothing was changed`)
+      }
+      return 0
+    }
+    const report = await services.engine.sweep()
+    if (options.json === true) {
+      io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed }))
+    } else {
+      io.out(`sweep: ${report.planned.length} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention)`)
+    }
+    return report.failed > 0 ? 1 : 0
+  }
+}

@@ -1,0 +1,34 @@
+import type { Logger } from 'pino'
+import type { Services } from '../wiring.ts'
+
+/**
+ * Runs the sweep every `intervalMs` (SWEEP_INTERVAL). A run still going when the next is due is not doubled in
+ * this process; across processes the job leases keep sweeps from applying anything twice.
+ */
+export function startScheduler (services: Services, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | null = null
+  const run = (): void => {
+    if (running !== null) return
+    running = (async () => {
+      try {
+        const report = await services.engine.sweep()
+        if (report.planned.length > 0) {
+          log.info({ planned: report.planned.length, completed: report.completed, retried: report.retried, failed: report.failed }, 'sweep finished')
+        }
+      } catch (err) {
+        log.error({ err }, 'sweep failed')
+      } finally {
+        running = null
+      }
+    })()
+  }
+  const timer = intervalMs > 0 ? setInterval(run, intervalMs) : null
+  timer?.unref()
+  if (timer !== null) setImmediate(run)
+  return {
+    stop: async () => {
+      if (timer !== null) clearInterval(timer)
+      await running
+    }
+  }
+}
