@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { eq } from 'drizzle-orm'
+import { desc, eq, isNull } from 'drizzle-orm'
 import type { CampaignInput, CampaignStore } from '../domain/campaigns.ts'
 import type { Campaign } from '../domain/engine.ts'
 import type { Db } from './connection.ts'
@@ -33,6 +33,10 @@ export class SqliteCampaignStore implements CampaignStore {
   find (id: string): Campaign | undefined {
     const row = this.db.select().from(campaigns).where(eq(campaigns.id, id)).get()
     return row === undefined ? undefined : toCampaign(row)
+  }
+
+  list (): Campaign[] {
+    return this.db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).all().map(toCampaign)
   }
 
   setArmed (id: string, armedAt: Date | null, armedBy: string | null, now: Date): void {

@@ -21,6 +21,8 @@ export interface CampaignInput {
 export interface CampaignStore {
   create(input: CampaignInput, createdBy: string | null, now: Date): Campaign
   find(id: string): Campaign | undefined
+  /** Campaigns not archived, newest first. */
+  list(): Campaign[]
   setArmed(id: string, armedAt: Date | null, armedBy: string | null, now: Date): void
   addExtension(userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): void
   extensionsFor(userId: string): Array<{ campaignId: string, days: number }>
@@ -70,6 +72,14 @@ export class CampaignService {
     this.audit.append({ action: 'campaign.created', actorId: actor.id, actorLabel: actor.label, details: { campaignId: campaign.id, name: campaign.name, deadline: campaign.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshAll()
     return campaign
+  }
+
+  list (): Campaign[] {
+    return this.store.list()
+  }
+
+  find (campaignId: string): Campaign | undefined {
+    return this.store.find(campaignId)
   }
 
   arm (campaignId: string, actor: Actor): void {
