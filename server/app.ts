@@ -46,7 +46,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(formbody, { bodyLimit: 64 * 1024 })
   await app.register(csrfPlugin)
   await app.register(rateLimitPlugin)
-  await app.register(viewsPlugin, { config })
+  await app.register(viewsPlugin, { config, standing: (userId) => services.engine.standing(userId) })
   await app.register(staticFiles)
   await app.register(authPlugin, { config, users: services.users, clock: services.clock })
   await app.register(errorPages)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { effectiveDeadline, type CampaignRule, type Extension } from './deadlines.ts'
+import { daysLeft, effectiveDeadline, type CampaignRule, type Extension } from './deadlines.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
 import { ProviderError, type IdentityProvider, type ProviderSubject } from './provider.ts'
 
@@ -122,6 +122,13 @@ export class EnforcementEngine {
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     private readonly random: () => number = Math.random
   ) {}
+
+  /** Where a user stands, for their own pages: state, deadline and whole days left. */
+  standing (userId: string): { state: UserState, deadline: Date | null, daysLeft: number | null } | undefined {
+    const stored = this.store.state(userId)
+    if (stored === undefined) return undefined
+    return { state: stored.state, deadline: stored.deadline, daysLeft: stored.deadline === null ? null : daysLeft(stored.deadline, this.clock.now()) }
+  }
 
   /** Re-derives one user's state from the facts (after enrollment, extension, exemption, sync, campaign edits). */
   refreshUser (userId: string, campaigns = this.store.activeCampaigns()): UserState | undefined {

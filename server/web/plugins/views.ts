@@ -21,7 +21,10 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(async (app, { config }) => {
+/** Where the signed-in user stands (for the countdown banner); undefined when no campaign state exists yet. */
+export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null } | undefined
+
+export default fp<{ config: Config, standing: StandingLookup }>(async (app, { config, standing }) => {
   const eta = new Eta({
     views: VIEWS_DIR,
     // Compiled templates are cached except in development, where edits should show on reload.
@@ -38,6 +41,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       title: 'MFA enrollment',
       ...data,
       user: request.user,
+      standing: request.user === null ? undefined : standing(request.user.id),
       flash: flash ?? null,
       passSession: session?.auth?.passSession === true,
       sandbox: config.sandbox,

@@ -1,0 +1,51 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Secret } from 'otpauth'
+import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
+import { createTestUser, signIn, startTestApp, type TestApp } from '../helpers/app.ts'
+
+const DAY = 24 * 3_600_000
+let t: TestApp
+before(async () => {
+  t = await startTestApp()
+  const now = t.clock.now().getTime()
+  t.services.campaigns.create({
+    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 30 * DAY), deadline: new Date(now + 12 * DAY),
+    privilegedDeadline: null, newUserWindowDays: 0, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true
+  }, { id: null, label: 'test' })
+})
+after(async () => { await t.close() })
+
+test('a user in a campaign sees the deadline and the days left on the home page and a countdown on every page', async () => {
+  const user = await createTestUser(t.services)
+  t.services.engine.refreshUser(user.id)
+  const agent = await signIn(t, user.email)
+  const home = await agent.get('/')
+  const day = new Date(t.clock.now().getTime() + 12 * DAY).toISOString().slice(0, 10)
+  assert.match(home.text, new RegExp(`Your organisation's deadline: <strong>${day}</strong> \\(12 days left\\)`))
+  assert.match(home.text, new RegExp(`Set up a second sign-in method by <strong>${day}</strong>: <strong>12 days left</strong>`))
+  const other = await agent.get('/enroll/totp')
+  assert.match(other.text, /12 days left/)
+  t.clock.advance(11 * DAY + 3_600_000)
+  assert.match((await agent.get('/step-up')).text, /<strong>1 day left<\/strong>/)
+})
+
+test('once set up, the countdown goes away; the deadline stays on the home page', async () => {
+  const user = await createTestUser(t.services)
+  t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
+  t.services.engine.refreshUser(user.id)
+  const home = await (await signIn(t, user.email)).get('/')
+  assert.doesNotMatch(home.text, /Set up a second sign-in method by/)
+  assert.match(home.text, /Your organisation's deadline/)
+})
+
+test('a user no campaign targets sees no deadline at all', async () => {
+  const t2 = await startTestApp()
+  try {
+    const user = await createTestUser(t2.services)
+    const home = await (await signIn(t2, user.email)).get('/')
+    assert.doesNotMatch(home.text, /deadline|days left/)
+  } finally {
+    await t2.close()
+  }
+})
