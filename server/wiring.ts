@@ -104,7 +104,16 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   )
   const sms = overrides.sms ?? smsSender(config, outbox, clock)
   const guard = new EnrollmentGuard(config.trustedNetworks, config.stepUpMs)
-  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, guard, hasher, notifier, audit, clock, config.publicUrl, log)
+  // The engine is built below; method changes reach it through this late-bound hook.
+  let engineRef: EnforcementEngine | undefined
+  let engineStoreRef: EngineStore | undefined
+  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
+    isBreakGlass: (userId) => {
+      const exemption = engineStoreRef?.facts(userId)?.exemption
+      return exemption?.kind === 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt > clock.now())
+    },
+    methodsChanged: (userId) => { engineRef?.refreshUser(userId) }
+  })
 
   const local = new LocalProvider(users, methods, () => clock.now())
   const providers: Record<string, IdentityProvider> = { local, ...overrides.providers }
@@ -115,6 +124,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     if (provider === undefined) throw new ProviderError(`no provider "${name}" is configured`, false, null, 'provider_not_configured')
     return provider
   }, audit, clock, { ...DEFAULT_ENGINE_SETTINGS, ...overrides.engineSettings }, overrides.sleep)
+  engineRef = engine
+  engineStoreRef = engineStore
 
   return {
     config,

@@ -46,12 +46,14 @@ export class MethodLifecycle {
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     private readonly publicUrl: URL,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** Rollout hooks: is this a break-glass account, and re-derive the user's state after a change. */
+    private readonly rollout: { isBreakGlass(userId: string): boolean, methodsChanged(userId: string): void } = { isBreakGlass: () => false, methodsChanged: () => {} }
   ) {}
 
   async added (user: User, method: AuthMethod, context: ChangeContext | null): Promise<void> {
     this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: method.id, kind: method.kind, name: method.name, passSession: context?.passSession ?? false } })
-    await this.tellUser(user, method, 'added')
+    await this.afterChange(user, method, 'added')
   }
 
   rename (user: User, methodId: string, nameInput: string): AuthMethod {
@@ -71,7 +73,7 @@ export class MethodLifecycle {
     const removed = this.methods.remove(user.id, methodId)
     if (removed === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
     this.audit.append({ action: 'method.removed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, kind: method.kind, name: method.name } })
-    await this.tellUser(user, method, 'removed')
+    await this.afterChange(user, method, 'removed')
     return removed
   }
 
@@ -96,23 +98,43 @@ export class MethodLifecycle {
       throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
     }
     const revoked = notice.change === 'added' && this.methods.remove(user.id, notice.methodId) !== undefined
+    if (revoked) this.rollout.methodsChanged(user.id)
     this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked } })
-    const admins = this.users.listByRole('admin')
-    try {
-      await this.notifier.alertAdmins(admins, {
-        subject: `Security alert: ${user.displayName} reported a sign-in method change they did not make`,
+    await this.alert(user, {
+      subject: `Security alert: ${user.displayName} reported a sign-in method change they did not make`,
+      subjectUser: user,
+      lines: [
+        `${user.displayName} (${user.email}) says they did not ${notice.change === 'added' ? 'add' : 'remove'} the sign-in method "${notice.methodName}".`,
+        revoked ? 'The method has been removed from their account.' : notice.change === 'added' ? 'The method had already been removed.' : 'Nothing was changed; the removal cannot be undone from here.',
+        'Check the audit log for this user and contact them through a trusted channel.'
+      ]
+    })
+    return { revoked, notice }
+  }
+
+  private async afterChange (user: User, method: AuthMethod, change: 'added' | 'removed'): Promise<void> {
+    this.rollout.methodsChanged(user.id)
+    await this.tellUser(user, method, change)
+    // Break-glass accounts are the keys to the kingdom: any change to them is the admins' business.
+    if (this.rollout.isBreakGlass(user.id)) {
+      await this.alert(user, {
+        subject: `Security alert: a sign-in method was ${change} on break-glass account ${user.email}`,
         subjectUser: user,
         lines: [
-          `${user.displayName} (${user.email}) says they did not ${notice.change === 'added' ? 'add' : 'remove'} the sign-in method "${notice.methodName}".`,
-          revoked ? 'The method has been removed from their account.' : notice.change === 'added' ? 'The method had already been removed.' : 'Nothing was changed; the removal cannot be undone from here.',
-          'Check the audit log for this user and contact them through a trusted channel.'
+          `The sign-in method "${method.name}" (${method.kind}) was ${change} on the break-glass account ${user.displayName} (${user.email}).`,
+          'If this was not a planned change, treat the account as compromised: check the audit log and rotate its credentials.'
         ]
       })
+    }
+  }
+
+  private async alert (user: User, alert: Parameters<Notifier['alertAdmins']>[1]): Promise<void> {
+    try {
+      await this.notifier.alertAdmins(this.users.listByRole('admin'), alert)
     } catch (err) {
       this.log.error({ err }, 'admin alert could not be sent')
       this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
     }
-    return { revoked, notice }
   }
 
   private async tellUser (user: User, method: AuthMethod, change: 'added' | 'removed'): Promise<void> {

@@ -82,3 +82,27 @@ test('break-glass accounts are never flipped and need a passkey, or they show as
   assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
   assert.throws(() => t.services.campaigns.exempt(user.id, { kind: 'service_account', reason: 'batch job', owner: 'ops', expiresAt: null }, admin), /need an expiry/)
 })
+
+test('any method change on a break-glass account emails the admins; adding a passkey clears its attention state', async () => {
+  const adminUser = await createTestUser(t.services, { role: 'admin' })
+  const user = await createTestUser(t.services)
+  t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
+  assert.equal(stateOf(user.id).state, 'attention')
+  const passkey = t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-1', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
+  await t.services.lifecycle.added(t.services.users.findById(user.id)!, passkey, null)
+  assert.equal(stateOf(user.id).state, 'exempt', 'with a passkey the break-glass account is in order')
+  const alerts = t.services.outbox.latest().filter((m) => m.recipient === adminUser.email && /break-glass account/.test(m.subject ?? ''))
+  assert.equal(alerts.length, 1)
+  assert.match(alerts[0].bodyText, /"Safe key" \(passkey\) was added on the break-glass account/)
+})
+
+test('enrolling moves a user from pending to enrolled at once, with the transition recorded', async () => {
+  const user = await createTestUser(t.services)
+  t.services.campaigns.create(campaign(), admin)
+  assert.equal(stateOf(user.id).state, 'pending')
+  const app = t.services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
+  await t.services.lifecycle.added(t.services.users.findById(user.id)!, app, null)
+  assert.equal(stateOf(user.id).state, 'enrolled')
+  const last = t.services.database.sqlite.prepare('SELECT from_state, to_state FROM state_transitions WHERE user_id = ? ORDER BY id DESC LIMIT 1').get(user.id)
+  assert.deepEqual(last, { from_state: 'pending', to_state: 'enrolled' })
+})
