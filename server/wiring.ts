@@ -3,6 +3,7 @@ import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
 import { SqliteCampaignStore } from './db/campaigns.ts'
 import { SqliteEngineStore } from './db/engine.ts'
+import { SqliteReminderStore } from './db/reminders.ts'
 import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
 import { SqliteMethodStore } from './db/methods.ts'
 import { SqlitePendingStore } from './db/pending.ts'
@@ -19,11 +20,12 @@ import { EnrollmentGuard } from './domain/enrollment-guard.ts'
 import { ProviderError, type IdentityProvider } from './domain/provider.ts'
 import { KeyedHasher } from './domain/keyed-hash.ts'
 import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
-import type { Notifier, SmsSender } from './domain/notifications.ts'
+import type { SmsSender } from './domain/notifications.ts'
 import { AccessPassService } from './domain/passes.ts'
 import { PasskeyService } from './domain/passkeys.ts'
 import { PhoneService } from './domain/phone.ts'
 import { Regulator } from './domain/regulation.ts'
+import { ReminderService } from './domain/reminders.ts'
 import { TotpService } from './domain/totp.ts'
 import { loggerOptions } from './logging.ts'
 import { EmailNotifier } from './notify/email-notifier.ts'
@@ -58,6 +60,7 @@ export interface Services {
   engineStore: EngineStore
   engine: EnforcementEngine
   campaigns: CampaignService
+  reminders: ReminderService
   close(): void
 }
 
@@ -98,7 +101,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const pending = new SqlitePendingStore(database.db, sealer, clock)
   const challenges = new SqliteChallengeStore(database.db)
   const outbox = new SqliteOutbox(database.db)
-  const notifier: Notifier = new EmailNotifier(
+  const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
     config.webauthn.rpName
   )
@@ -153,6 +156,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     engineStore,
     engine,
     campaigns: new CampaignService(new SqliteCampaignStore(database.db), engine, audit, clock),
+    reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
     close: () => database.close()
   }
 }

@@ -23,10 +23,11 @@ export const sweep: Command = {
       return 0
     }
     const report = await services.engine.sweep()
+    const reminders = await services.reminders.send(services.engine.campaigns())
     if (options.json === true) {
-      io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed }))
+      io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed, reminders }))
     } else {
-      io.out(`sweep: ${report.planned.length} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention)`)
+      io.out(`sweep: ${report.planned.length} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention); ${reminders} reminder${reminders === 1 ? '' : 's'} sent`)
     }
     return report.failed > 0 ? 1 : 0
   }

@@ -123,6 +123,11 @@ export class EnforcementEngine {
     private readonly random: () => number = Math.random
   ) {}
 
+  /** The campaigns in force (not archived). */
+  campaigns (): Campaign[] {
+    return this.store.activeCampaigns()
+  }
+
   /** Where a user stands, for their own pages: state, deadline and whole days left. */
   standing (userId: string): { state: UserState, deadline: Date | null, daysLeft: number | null } | undefined {
     const stored = this.store.state(userId)

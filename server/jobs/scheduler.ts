@@ -12,8 +12,9 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
     running = (async () => {
       try {
         const report = await services.engine.sweep()
-        if (report.planned.length > 0) {
-          log.info({ planned: report.planned.length, completed: report.completed, retried: report.retried, failed: report.failed }, 'sweep finished')
+        const reminders = await services.reminders.send(services.engine.campaigns())
+        if (report.planned.length + reminders > 0) {
+          log.info({ planned: report.planned.length, completed: report.completed, retried: report.retried, failed: report.failed, reminders }, 'sweep finished')
         }
       } catch (err) {
         log.error({ err }, 'sweep failed')

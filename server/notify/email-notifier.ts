@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import type { AdminAlert, MethodChangeNotice, Notifier } from '../domain/notifications.ts'
+import type { ReminderMailer } from '../domain/reminders.ts'
 import type { User } from '../domain/users.ts'
 import type { MailTransport } from './mail.ts'
 
@@ -9,7 +10,7 @@ const EMAIL_VIEWS = fileURLToPath(new URL('../../views/email/', import.meta.url)
 const KIND_NAMES = { passkey: 'passkey', totp: 'authenticator app', phone: 'phone for text-message codes' } as const
 
 /** Formats notifications as plain text + HTML emails (eta templates, escaped) and hands them to a transport. */
-export class EmailNotifier implements Notifier {
+export class EmailNotifier implements Notifier, ReminderMailer {
   private readonly html = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: true })
   // Plain text must not be HTML-escaped, and its line breaks are the layout.
   private readonly text = new Eta({ views: EMAIL_VIEWS, cache: true, autoEscape: false, autoTrim: false })
@@ -44,5 +45,15 @@ export class EmailNotifier implements Notifier {
         html: this.html.render('admin-alert.html.eta', data)
       })
     }
+  }
+
+  async remind (to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string }): Promise<void> {
+    const data = { organisation: this.organisation, name: to.displayName, daysLeft: reminder.daysLeft, day: reminder.deadline.toISOString().slice(0, 10), enrollUrl: reminder.enrollUrl }
+    await this.transport.send({
+      to: to.email,
+      subject: reminder.daysLeft === 1 ? 'Tomorrow: set up your second sign-in method' : `${reminder.daysLeft} days left to set up your second sign-in method`,
+      text: this.text.render('reminder.txt.eta', data),
+      html: this.html.render('reminder.html.eta', data)
+    })
   }
 }
