@@ -14,6 +14,7 @@ import sessionPlugin from './web/plugins/session.ts'
 import staticFiles from './web/plugins/static-files.ts'
 import viewsPlugin from './web/plugins/views.ts'
 import adminRoutes from './web/routes/admin.ts'
+import adminCampaignRoutes from './web/routes/admin-campaigns.ts'
 import authRoutes from './web/routes/auth.ts'
 import healthRoutes from './web/routes/health.ts'
 import helpdeskRoutes from './web/routes/helpdesk.ts'
@@ -52,7 +53,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(errorPages)
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
-  await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, clock: services.clock })
+  await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock })
   await app.register(homeRoutes, { methods: services.methods, config })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, config, clock: services.clock })
   await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock })
@@ -62,6 +63,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(enrollPhoneRoutes, { services })
   await app.register(helpdeskRoutes, { prefix: '/helpdesk' })
   await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox })
+  await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock })
 
   return app
 }

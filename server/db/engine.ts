@@ -27,14 +27,14 @@ export class SqliteEngineStore implements EngineStore {
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
       extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
-      state: s('SELECT state, deadline, deadline_version AS deadlineVersion FROM user_states WHERE user_id = ?'),
+      state: s('SELECT state, deadline, deadline_version AS deadlineVersion, desired FROM user_states WHERE user_id = ?'),
       failedJob: s(`SELECT j.last_error FROM enforcement_jobs j JOIN user_states s ON s.user_id = j.user_id AND s.deadline_version = j.deadline_version
         WHERE j.user_id = ? AND j.status = 'failed' ORDER BY j.updated_at DESC LIMIT 1`).pluck(),
       upsertState: s(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, updated_at)
         VALUES (@userId, @state, @reason, @deadline, @campaignId, @desired, 0, @now)
         ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, campaign_id = excluded.campaign_id,
           desired = excluded.desired, updated_at = excluded.updated_at,
-          deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1)),
+          deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1) OR coalesce(desired, '') IS NOT coalesce(excluded.desired, '')),
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
       dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
@@ -103,8 +103,8 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   state (userId: string): StoredState | undefined {
-    const row = this.statements.state.get(userId) as { state: StoredState['state'], deadline: number | null, deadlineVersion: number } | undefined
-    return row === undefined ? undefined : { state: row.state, deadline: row.deadline === null ? null : new Date(row.deadline), deadlineVersion: row.deadlineVersion }
+    const row = this.statements.state.get(userId) as { state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null } | undefined
+    return row === undefined ? undefined : { state: row.state, deadline: row.deadline === null ? null : new Date(row.deadline), deadlineVersion: row.deadlineVersion, desired: row.desired }
   }
 
   saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void {
@@ -152,6 +152,10 @@ export class SqliteEngineStore implements EngineStore {
 
   failForGood (jobId: string, owner: string, error: string, now: Date): void {
     this.statements.fail.run(error, now.getTime(), jobId, owner)
+  }
+
+  atomically<T> (work: () => T): T {
+    return this.sqlite.transaction(work).immediate()
   }
 
   setEnforcedAt (userId: string, at: Date | null): void {

@@ -235,7 +235,7 @@ export const userStates = sqliteTable('user_states', {
   campaignId: text('campaign_id'),
   /** What the engine should make true at the provider, or null. The sweep's index. */
   desired: text('desired', { enum: ['enforce', 'relax'] }),
-  /** Bumped whenever the deadline changes: jobs are keyed by it, so a moved deadline is a new job. */
+  /** Bumped whenever the deadline or the desired action changes: jobs are keyed by it, so each change is a new job. */
   deadlineVersion: integer('deadline_version').notNull().default(0),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [

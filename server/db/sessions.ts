@@ -11,6 +11,8 @@ export interface SessionAuth {
   stepUpAt?: number
   /** Opened with a temporary access pass: may only enroll methods and sign out. */
   passSession?: boolean
+  /** Password accepted, but MFA is enforced for the user: only the second-factor step and sign-out are open. */
+  secondFactorPending?: boolean
 }
 
 type Callback<T = void> = (err?: Error | null, value?: T) => void

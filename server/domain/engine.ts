@@ -34,7 +34,9 @@ export interface UserFacts {
 export interface StoredState {
   state: UserState
   deadline: Date | null
+  /** Bumped whenever the deadline or the desired action changes; jobs are keyed by it. */
   deadlineVersion: number
+  desired: JobAction | null
 }
 
 export type JobAction = 'enforce' | 'relax'
@@ -76,6 +78,8 @@ export interface EngineStore {
   failForGood(jobId: string, owner: string, error: string, now: Date): void
   /** Records the provider's enforcement as the portal knows it (null: not enforced). */
   setEnforcedAt(userId: string, at: Date | null): void
+  /** Runs work atomically (a job's outcome, the user's enforcement record and its audit event commit together). */
+  atomically<T>(work: () => T): T
 }
 
 export interface EngineSettings {
@@ -227,17 +231,30 @@ export class EnforcementEngine {
       this.store.complete(job.id, this.owner, this.clock.now())
       return 'completed'
     }
+    // A job can outlive its reason (an extension or exemption since it was queued): then it must not act.
+    const current = this.store.state(job.userId)
+    if (current === undefined || current.deadlineVersion !== job.deadlineVersion || current.desired !== job.action) {
+      this.store.atomically(() => {
+        this.store.complete(job.id, this.owner, this.clock.now())
+        this.audit.append({ action: 'enforcement.superseded', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, deadlineVersion: job.deadlineVersion } })
+      })
+      return 'completed'
+    }
     const subject: ProviderSubject = { userId: facts.userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
     try {
       const provider = this.providerFor(facts.provider)
       // Idempotent at the provider (read, then set only if different): a retried or re-leased job is harmless.
       const { changed } = job.action === 'enforce' ? await provider.enforce(subject) : await provider.relax(subject)
       const now = this.clock.now()
-      this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
-      this.store.complete(job.id, this.owner, now)
-      this.audit.append({
-        action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
-        details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }
+      // One commit for the outcome: a crash before it leaves the job leased and it is retried (idempotently);
+      // after it, the job, the user's record and the audit event all say the same thing.
+      this.store.atomically(() => {
+        this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
+        this.store.complete(job.id, this.owner, now)
+        this.audit.append({
+          action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
+          details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }
+        })
       })
       this.refreshUser(job.userId)
       return 'completed'
@@ -252,8 +269,10 @@ export class EnforcementEngine {
         await this.sleep(Math.min(delay, this.settings.maxBackoffMs))
         return 'retried'
       }
-      this.store.failForGood(job.id, this.owner, message, this.clock.now())
-      this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+      this.store.atomically(() => {
+        this.store.failForGood(job.id, this.owner, message, this.clock.now())
+        this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+      })
       this.refreshUser(job.userId)
       return 'failed'
     }

@@ -81,3 +81,16 @@ export class SignInService {
     this.audit.append({ action: 'signout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, ip: context.ip, userAgent: context.userAgent })
   }
 }
+
+/**
+ * After a password, what an enforced account must still do (the local provider's switch): nothing while MFA is
+ * optional; prove a second factor when it holds one; and with none, it cannot get in on a password alone.
+ */
+export function secondFactorRequirement (user: Pick<User, 'enforcedAt'>, methodCount: number): 'none' | 'required' {
+  if (user.enforcedAt === null) return 'none'
+  if (methodCount === 0) {
+    throw new DomainError('second_factor_missing',
+      'Multi-factor sign-in is required for your account and you have no sign-in method set up yet. Ask your helpdesk for a temporary access pass to set one up.')
+  }
+  return 'required'
+}

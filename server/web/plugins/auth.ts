@@ -20,6 +20,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Routes a session opened with a temporary access pass may reach (enrollment and sign-out). */
     passSession?: true
+    /** Routes open while a password sign-in still owes its second factor (the step-up routes, sign-out). */
+    secondFactor?: true
   }
 }
 
@@ -54,14 +56,30 @@ export default fp<{ config: Config, users: UserStore, clock: Clock }>(async (app
     if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
   })
 
+  // A password sign-in that still owes its second factor reaches only the step that collects it.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.user === null || request.session.auth?.secondFactorPending !== true) return
+    if (request.routeOptions.config.secondFactor === true || isPublicAsset(request)) return
+    if (wantsJson(request)) {
+      sendError(request, reply, 401, 'second_factor_required', 'Finish signing in with your second sign-in method first.')
+      return
+    }
+    await reply.redirect(`/step-up?next=${encodeURIComponent(request.method === 'GET' ? request.url : '/')}`, 303)
+  })
+
   // A pass session is for enrolling only: everything else is closed to it, whatever the user's role.
   app.addHook('preHandler', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession !== true) return
-    if (request.routeOptions.config.passSession === true || request.is404) return
+    if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
     sendError(request, reply, 403, 'pass_session_restricted',
       'You signed in with a temporary access pass, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.')
   })
 }, { name: 'auth', dependencies: ['session'] })
+
+// Stylesheets, scripts and health checks carry no user data: restricted sessions still need them.
+function isPublicAsset (request: FastifyRequest): boolean {
+  return request.method === 'GET' && (request.url.startsWith('/static/') || request.url === '/healthz' || request.url === '/readyz')
+}
 
 /** preHandler guard: anyone signed in. Pages send anonymous visitors to sign in; APIs answer 401. */
 export async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -99,5 +117,5 @@ export function changeContext (request: FastifyRequest, now: Date): ChangeContex
 /** Records that this session just proved a second factor. */
 export function markSteppedUp (request: FastifyRequest, now: Date): void {
   const auth = request.session.auth
-  if (auth !== undefined) request.session.auth = { ...auth, stepUpAt: now.getTime() }
+  if (auth !== undefined) request.session.auth = { ...auth, stepUpAt: now.getTime(), secondFactorPending: undefined }
 }

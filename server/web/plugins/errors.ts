@@ -28,6 +28,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   invalid_pass: 401,
   self_issue: 403,
   pass_session_restricted: 403,
+  second_factor_missing: 403,
   phone_exists: 409,
   resend_too_soon: 429,
   too_many_codes: 429,

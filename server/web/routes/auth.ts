@@ -3,7 +3,8 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { Clock } from '../../domain/clock.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { AccessPassService } from '../../domain/passes.ts'
-import type { SignInService } from '../../domain/signin.ts'
+import type { MethodStore } from '../../domain/methods.ts'
+import { secondFactorRequirement, type SignInService } from '../../domain/signin.ts'
 import { statusFor } from '../plugins/errors.ts'
 
 const LoginQuery = Type.Object({
@@ -39,7 +40,7 @@ const PassBody = Type.Object({
   _csrf: Type.Optional(Type.String())
 })
 
-const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, clock: Clock }> = async (app, { signIn, passes, clock }) => {
+const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, methods: MethodStore, clock: Clock }> = async (app, { signIn, passes, methods, clock }) => {
   app.get<{ Querystring: Static<typeof LoginQuery> }>('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
     if (request.user !== null) return reply.redirect(safeNext(request.query.next), 303)
     return reply.page('login', {
@@ -60,11 +61,12 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     const next = safeNext(request.body.next)
     try {
       const user = await signIn.signIn(email, password, requestContext(request))
+      const secondFactor = secondFactorRequirement(user, methods.countFor(user.id))
       // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
       await request.session.regenerate()
       const now = clock.now().getTime()
-      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now }
-      return reply.redirect(next, 303)
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, secondFactorPending: secondFactor === 'required' ? true : undefined }
+      return reply.redirect(secondFactor === 'required' ? `/step-up?next=${encodeURIComponent(next)}` : next, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message, scripts: ['/static/js/passkey.js'] })
@@ -93,7 +95,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     }
   })
 
-  app.post('/logout', { config: { passSession: true } }, async (request, reply) => {
+  app.post('/logout', { config: { passSession: true, secondFactor: true } }, async (request, reply) => {
     if (request.user !== null) signIn.recordSignOut(request.user, requestContext(request))
     await request.session.destroy()
     return reply.redirect('/login?signed_out=1', 303)

@@ -28,11 +28,12 @@ interface Deps { methods: MethodStore, totp: TotpService, phone: PhoneService, p
 
 /** Step-up: prove a second factor you already have before changing your methods. */
 const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phone, passkeys, clock }) => {
-  const options = { preHandler: requireUser, config: { passSession: true as const } }
+  const options = { preHandler: requireUser, config: { passSession: true as const, secondFactor: true as const } }
 
   function render (request: FastifyRequest, reply: FastifyReply, next: string, extra: Record<string, unknown> = {}): FastifyReply {
     const list = methods.listFor(request.user!.id).map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
-    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, scripts: ['/static/js/passkey.js'], ...extra })
+    const signingIn = request.session.auth?.secondFactorPending === true
+    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, signingIn, scripts: ['/static/js/passkey.js'], ...extra })
   }
 
   function done (request: FastifyRequest, reply: FastifyReply, next: string): FastifyReply {
