@@ -6,7 +6,8 @@ export const sweep: Command = {
   summary: 'Enforce MFA for users whose deadline has passed in an armed campaign. With --dry-run, only show what would happen.',
   options: {
     'dry-run': { type: 'boolean', help: 'show, per user, what the next sweep would do and why; change nothing at any provider' },
-    json: { type: 'boolean', help: 'print one JSON document instead of lines (for scripts)' }
+    json: { type: 'boolean', help: 'print one JSON document instead of lines (for scripts)' },
+    'check-drift': { type: 'boolean', help: 'first re-read the provider for enforced users; enforcement switched off by hand is re-applied' }
   },
   async run ({ options }, services, io) {
     const dryRun = options['dry-run'] === true
@@ -22,10 +23,12 @@ export const sweep: Command = {
       }
       return 0
     }
+    const drifted = options['check-drift'] === true ? await services.engine.detectDrift() : []
+    if (drifted.length > 0 && options.json !== true) io.out(`drift: enforcement had been switched off by hand for ${drifted.length} user${drifted.length === 1 ? '' : 's'}; re-applying`)
     const report = await services.engine.sweep()
     const reminders = await services.reminders.send(services.engine.campaigns())
     if (options.json === true) {
-      io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed, reminders }))
+      io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed, reminders, drifted: drifted.length }))
     } else {
       io.out(`sweep: ${report.planned.length} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention); ${reminders} reminder${reminders === 1 ? '' : 's'} sent`)
     }

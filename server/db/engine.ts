@@ -28,8 +28,9 @@ export class SqliteEngineStore implements EngineStore {
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
       extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
       state: s('SELECT state, deadline, deadline_version AS deadlineVersion, desired FROM user_states WHERE user_id = ?'),
-      failedJob: s(`SELECT j.last_error FROM enforcement_jobs j JOIN user_states s ON s.user_id = j.user_id AND s.deadline_version = j.deadline_version
-        WHERE j.user_id = ? AND j.status = 'failed' ORDER BY j.updated_at DESC LIMIT 1`).pluck(),
+      // The user's latest job decides: a failed enforce means attention until something newer happens.
+      failedJob: s(`SELECT CASE WHEN status = 'failed' AND action = 'enforce' THEN last_error END FROM enforcement_jobs
+        WHERE user_id = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1`).pluck(),
       upsertState: s(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, updated_at)
         VALUES (@userId, @state, @reason, @deadline, @campaignId, @desired, 0, @now)
         ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, campaign_id = excluded.campaign_id,
@@ -37,8 +38,12 @@ export class SqliteEngineStore implements EngineStore {
           deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1) OR coalesce(desired, '') IS NOT coalesce(excluded.desired, '')),
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
-      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
+      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
         WHERE (s.desired = 'relax' OR (s.desired = 'enforce' AND s.deadline <= @now)) AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
+      // 'pending' too: a deadline that passed since the state was last derived is refreshed by the sweep itself.
+      overdueIn: s(`SELECT s.user_id AS userId, u.email, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
+        WHERE s.campaign_id = @campaignId AND s.deadline <= @now AND s.state IN ('pending', 'enrolled', 'overdue') AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
+      enforced: s("SELECT user_id FROM user_states WHERE state = 'enforced' AND user_id > @cursor ORDER BY user_id LIMIT @limit").pluck(),
       lapsed: s(`SELECT user_id FROM user_states WHERE state IN ('pending', 'enrolled') AND deadline <= @now AND user_id > @cursor ORDER BY user_id LIMIT @limit`).pluck(),
       enqueue: s(`INSERT INTO enforcement_jobs (id, user_id, action, deadline_version, status, attempts, next_attempt_at, created_at, updated_at)
         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (user_id, action, deadline_version) DO NOTHING`),
@@ -115,9 +120,18 @@ export class SqliteEngineStore implements EngineStore {
     }).immediate()
   }
 
-  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: Date | null }> {
-    const rows = this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: number | null }>
+  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }> {
+    const rows = this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null }>
     return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  }
+
+  overdueInAfter (campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }> {
+    const rows = this.statements.overdueIn.all({ campaignId, cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: number | null }>
+    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  }
+
+  enforcedAfter (cursor: string | null, limit: number): string[] {
+    return this.statements.enforced.all({ cursor: cursor ?? '', limit }) as string[]
   }
 
   lapsedAfter (cursor: string | null, now: Date, limit: number): string[] {

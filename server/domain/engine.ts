@@ -54,6 +54,8 @@ export interface PlanItem {
   email: string
   action: JobAction
   deadlineVersion: number
+  /** The campaign behind the user's deadline (null once none targets them), so a campaign page can show its own part. */
+  campaignId: string | null
   reason: string
 }
 
@@ -66,7 +68,11 @@ export interface EngineStore {
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void
   /** Users whose desired enforcement is due: enforce with deadline <= now, or relax. Ordered by user id. */
-  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, state: UserState, deadline: Date | null }>
+  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }>
+  /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
+  overdueInAfter(campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>
+  /** Users the portal believes enforced, by user id (drift checks). */
+  enforcedAfter(cursor: string | null, limit: number): string[]
   /** Users still shown as in their grace period although their deadline has passed (to re-derive). */
   lapsedAfter(cursor: string | null, now: Date, limit: number): string[]
   /** Inserts jobs that do not exist yet for (user, action, version); returns how many were new. */
@@ -191,6 +197,39 @@ export class EnforcementEngine {
     }
   }
 
+  /**
+   * Drift: re-reads the provider for users the portal believes enforced. Where someone switched enforcement off
+   * by hand, it is recorded (audit) and the user's state re-derived, so the next sweep re-applies it.
+   */
+  async detectDrift (batchSize = 200): Promise<string[]> {
+    const drifted: string[] = []
+    let cursor: string | null = null
+    for (;;) {
+      const ids = this.store.enforcedAfter(cursor, batchSize)
+      if (ids.length === 0) return drifted
+      for (const userId of ids) {
+        const facts = this.store.facts(userId)
+        if (facts === undefined) continue
+        const subject: ProviderSubject = { userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
+        let state
+        try {
+          state = await this.providerFor(facts.provider).enforcementState(subject)
+        } catch (err) {
+          this.audit.append({ action: 'enforcement.drift_check_failed', actorLabel: 'engine', subjectUserId: userId, details: { error: describeError(err) } })
+          continue
+        }
+        if (state === 'enforced') continue
+        this.store.atomically(() => {
+          this.store.setEnforcedAt(userId, null)
+          this.audit.append({ action: 'enforcement.drift_detected', actorLabel: 'engine', subjectUserId: userId, details: { provider: facts.provider, found: state, policy: 're-apply' } })
+        })
+        this.refreshUser(userId)
+        drifted.push(userId)
+      }
+      cursor = ids[ids.length - 1]
+    }
+  }
+
   /** What the next sweep would do, per user, with reasons. No side effects: the dry run. */
   plan (batchSize = 1000): PlanItem[] {
     const now = this.clock.now()
@@ -200,7 +239,25 @@ export class EnforcementEngine {
       const batch = this.store.dueAfter(cursor, now, batchSize)
       if (batch.length === 0) return items
       for (const due of batch) {
-        items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, reason: planReason(due) })
+        items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) })
+      }
+      cursor = batch[batch.length - 1].userId
+    }
+  }
+
+  /**
+   * The dry run of arming a disarmed campaign: its users whose deadline has passed and who are not enforced yet,
+   * each of whom the first sweep after arming would flip. Admins review it before the first real flip.
+   */
+  previewArming (campaignId: string, batchSize = 1000): PlanItem[] {
+    const now = this.clock.now()
+    const items: PlanItem[] = []
+    let cursor: string | null = null
+    for (;;) {
+      const batch = this.store.overdueInAfter(campaignId, cursor, now, batchSize)
+      if (batch.length === 0) return items
+      for (const due of batch) {
+        items.push({ userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }) })
       }
       cursor = batch[batch.length - 1].userId
     }

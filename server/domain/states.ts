@@ -22,7 +22,7 @@ export interface StateFacts {
   enrolled: boolean
   /** The provider enforces MFA for the user now. */
   enforced: boolean
-  /** Enforcement was attempted and failed for good (retries exhausted); `lastError` says why. */
+  /** The user's latest enforcement job failed for good (retries exhausted); `lastError` says why. */
   failed: { lastError: string } | null
   /** The campaign behind the deadline is armed (may flip switches). */
   armed: boolean
@@ -70,7 +70,8 @@ export function deriveState (facts: StateFacts, now: Date): DerivedState {
     return { state: 'enforced', reason: facts.enrolled ? 'MFA is mandatory.' : 'MFA is mandatory; the user must register a method at next sign-in.', desiredEnforcement: null }
   }
   if (facts.failed !== null) {
-    return { state: 'attention', reason: `Enforcement failed: ${facts.failed.lastError}`, desiredEnforcement: 'enforce' }
+    // Retries are exhausted: nothing more is planned until something changes or an admin steps in.
+    return { state: 'attention', reason: `Enforcement failed: ${facts.failed.lastError}`, desiredEnforcement: null }
   }
   if (!facts.armed) {
     return { state: facts.enrolled ? 'enrolled' : 'overdue', reason: 'Deadline passed; the campaign is not armed, so nothing is enforced yet.', desiredEnforcement: null }

@@ -7,10 +7,17 @@ import type { Services } from '../wiring.ts'
  */
 export function startScheduler (services: Services, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | null = null
+  let lastDriftCheck = 0
   const run = (): void => {
     if (running !== null) return
     running = (async () => {
       try {
+        // Drift checks read every enforced user at the provider: hourly, not every sweep.
+        if (Date.now() - lastDriftCheck >= 3_600_000) {
+          lastDriftCheck = Date.now()
+          const drifted = await services.engine.detectDrift()
+          if (drifted.length > 0) log.warn({ users: drifted.length }, 'enforcement switched off by hand; re-applying')
+        }
         const report = await services.engine.sweep()
         const reminders = await services.reminders.send(services.engine.campaigns())
         if (report.planned.length + reminders > 0) {

@@ -16,7 +16,7 @@ const CASES: Array<[string, Partial<StateFacts>, string, string | null]> = [
   ['deadline passed, with a method, armed', { deadline: past, enrolled: true }, 'enrolled', 'enforce'],
   ['deadline passed but the campaign is disarmed: nothing flips', { deadline: past, armed: false }, 'overdue', null],
   ['switch flipped', { deadline: past, enforced: true, enrolled: true }, 'enforced', null],
-  ['enforcement failed for good', { deadline: past, failed: { lastError: 'HTTP 500' } }, 'attention', 'enforce'],
+  ['enforcement failed for good: nothing more is planned', { deadline: past, failed: { lastError: 'HTTP 500' } }, 'attention', null],
   ['an extension moved the deadline out: relax', { enforced: true }, 'pending', 'relax'],
   ['service account exempt until later', { exemption: { kind: 'service_account', expiresAt: future }, deadline: past }, 'exempt', null],
   ['an exemption that expired no longer counts', { exemption: { kind: 'other', expiresAt: past }, deadline: past }, 'overdue', 'enforce'],

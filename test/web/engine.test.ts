@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
-import { createTestUser, startTestApp, type TestApp } from '../helpers/app.ts'
+import { createServices } from '../../server/wiring.ts'
+import { FakeProvider } from '../fakes/provider.ts'
+import { createTestUser, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
 
 const DAY = 24 * 3_600_000
 const admin = { id: null, label: 'test-admin' }
@@ -105,4 +107,29 @@ test('enrolling moves a user from pending to enrolled at once, with the transiti
   assert.equal(stateOf(user.id).state, 'enrolled')
   const last = t.services.database.sqlite.prepare('SELECT from_state, to_state FROM state_transitions WHERE user_id = ? ORDER BY id DESC LIMIT 1').get(user.id)
   assert.deepEqual(last, { from_state: 'pending', to_state: 'enrolled' })
+})
+
+test('drift: enforcement switched off by hand at the provider is detected, audited and re-applied by the next sweep', async () => {
+  const fake = new FakeProvider()
+  const services = createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
+  try {
+    const user = await createTestUser(services)
+    services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+    const c = services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+    services.campaigns.arm(c.id, admin)
+    t.clock.advance(2 * DAY)
+    await services.engine.sweep()
+    assert.equal(fake.isEnforced(user.id), true)
+
+    // An administrator turns it off in the provider's own console.
+    await fake.relax({ userId: user.id, externalId: null, email: user.email, enrolled: false })
+    assert.deepEqual(await services.engine.detectDrift(), [user.id])
+    assert.equal(services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' }).length, 1)
+    assert.equal(services.engine.plan().filter((p) => p.userId === user.id && p.action === 'enforce').length, 1, 'the dry run shows the re-application')
+    await services.engine.sweep()
+    assert.equal(fake.isEnforced(user.id), true)
+    assert.deepEqual(await services.engine.detectDrift(), [], 'nothing drifted any more')
+  } finally {
+    services.close()
+  }
 })

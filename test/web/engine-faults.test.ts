@@ -1,0 +1,358 @@
+import { rmSync } from 'node:fs'
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
+import type { EngineSettings, EngineStore } from '../../server/domain/engine.ts'
+import { ProviderError } from '../../server/domain/provider.ts'
+import type { User } from '../../server/domain/users.ts'
+import { createServices, type Services } from '../../server/wiring.ts'
+import { FakeProvider, type ProviderCall } from '../fakes/provider.ts'
+import { createTestUser, FakeClock, tempDir, testConfig } from '../helpers/app.ts'
+
+const DAY = 24 * 3_600_000
+const MINUTE = 60_000
+const admin = { id: null, label: 'test-admin' }
+
+interface RetryRecord { jobId: string, error: string, nextAttemptAt: number, now: number }
+
+interface Rig {
+  services: Services
+  /** Every retryLater the engine asked of the store, as it asked it. */
+  retries: RetryRecord[]
+}
+
+/**
+ * Services on a real SQLite file with the fake as the 'local' provider. Workers sleep on the fake clock: time moves
+ * to the latest wake-up (workers wait side by side, not one after another), so retries fall due without real waiting.
+ */
+function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings: Partial<EngineSettings>, options: { dataDir?: string, sleep?: (ms: number) => Promise<void> } = {}): Rig {
+  const retries: RetryRecord[] = []
+  const dataDir = options.dataDir ?? tempDir()
+  const services = createServices(testConfig({}, dataDir), {
+    clock,
+    providers: { [fake.name]: fake },
+    engineSettings: settings,
+    sleep: options.sleep ?? (async (ms) => {
+      const until = clock.now().getTime() + ms
+      await new Promise((resolve) => setImmediate(resolve))
+      if (clock.now().getTime() < until) clock.set(new Date(until))
+    }),
+    wrapEngineStore: (store) => recordingRetries(store, retries)
+  })
+  t.after(() => {
+    services.close()
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+  })
+  return { services, retries }
+}
+
+function recordingRetries (store: EngineStore, retries: RetryRecord[]): EngineStore {
+  const retryLater: EngineStore['retryLater'] = (jobId, owner, error, nextAttemptAt, now) => {
+    retries.push({ jobId, error, nextAttemptAt: nextAttemptAt.getTime(), now: now.getTime() })
+    store.retryLater(jobId, owner, error, nextAttemptAt, now)
+  }
+  return new Proxy(store, {
+    get (target, key) {
+      if (key === 'retryLater') return retryLater
+      const value = Reflect.get(target, key) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+}
+
+function campaign (clock: FakeClock, fields: Partial<CampaignInput> = {}): CampaignInput {
+  const now = clock.now().getTime()
+  return {
+    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 10 * DAY),
+    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true, ...fields
+  }
+}
+
+async function createUsers (services: Services, count: number): Promise<User[]> {
+  const users: User[] = []
+  for (let i = 0; i < count; i++) users.push(await createTestUser(services))
+  return users
+}
+
+/** `count` long-standing users under an armed campaign whose deadline has just passed. Returns them and the campaign id. */
+async function dueUsers (services: Services, clock: FakeClock, count: number): Promise<{ users: User[], campaignId: string }> {
+  const users = await createUsers(services, count)
+  services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
+  const c = services.campaigns.create(campaign(clock), admin)
+  services.campaigns.arm(c.id, admin)
+  clock.advance(11 * DAY)
+  return { users, campaignId: c.id }
+}
+
+function openJobs (services: Services): number {
+  return services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status IN ('queued', 'running')").pluck().get() as number
+}
+
+/** What the scheduler does every five minutes, until no job is left open. Returns how many sweeps it took. */
+async function sweepUntilSettled (engines: Services[], clock: FakeClock, maxSweeps = 20): Promise<number> {
+  for (let sweep = 1; sweep <= maxSweeps; sweep++) {
+    engines[0].engine.refreshAll()
+    await Promise.all(engines.map(async (s) => s.engine.sweep()))
+    if (openJobs(engines[0]) === 0) return sweep
+    clock.advance(5 * MINUTE)
+  }
+  assert.fail(`jobs still open after ${maxSweeps} sweeps`)
+}
+
+function stateOf (services: Services, userId: string): { state: string, reason: string } {
+  return services.database.sqlite.prepare('SELECT state, reason FROM user_states WHERE user_id = ?').get(userId) as { state: string, reason: string }
+}
+
+function jobsOf (services: Services, userId: string): Array<{ action: string, status: string, attempts: number, lastError: string | null }> {
+  return services.database.sqlite.prepare('SELECT action, status, attempts, last_error AS lastError FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at')
+    .all(userId) as Array<{ action: string, status: string, attempts: number, lastError: string | null }>
+}
+
+function enforcedAudits (services: Services): Map<string, number> {
+  const rows = services.database.sqlite.prepare("SELECT subject_user_id AS userId, count(*) AS n FROM audit_events WHERE action = 'enforcement.enforced' GROUP BY subject_user_id")
+    .all() as Array<{ userId: string, n: number }>
+  return new Map(rows.map((r) => [r.userId, r.n]))
+}
+
+function assertEnforcedOnce (services: Services, fake: FakeProvider, users: User[]): void {
+  for (const u of users) {
+    assert.equal(fake.isEnforced(u.id), true, `${u.email} is enforced at the provider`)
+    assert.equal(fake.changesFor(u.id), 1, `${u.email} flipped exactly once at the provider`)
+    assert.equal(stateOf(services, u.id).state, 'enforced', `${u.email} shows as enforced`)
+    assert.notEqual(services.users.findById(u.id)?.enforcedAt, null, `the portal records ${u.email} as enforced`)
+  }
+}
+
+test('with 30% of provider calls failing (429 with Retry-After, 500, timeouts), repeated sweeps enforce every due user exactly once', async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now(), seed: 1, failRate: 0.3, retryAfterMs: 30_000, rateLimit: { calls: 60, windowMs: MINUTE } })
+  // Ten attempts: at 30% failures, six in a row befall about one user in 1,400, so with 200 users about one run in
+  // seven would rightly end with someone in attention; ten in a row, about one run in 850.
+  const { services, retries } = openRig(t, clock, fake, { concurrency: 4, maxAttempts: 10 })
+  const { users } = await dueUsers(services, clock, 200)
+
+  const sweeps = await sweepUntilSettled([services], clock)
+
+  assertEnforcedOnce(services, fake, users)
+  assert.equal(openJobs(services), 0, 'no job is left queued or running')
+  for (const u of users) {
+    const jobs = jobsOf(services, u.id)
+    assert.deepEqual(jobs.map((j) => [j.action, j.status]), [['enforce', 'done']], `one enforce job for ${u.email}, done`)
+    assert.equal(jobs[0].attempts, fake.callsFor(u.id, 'enforce').length, 'every provider call is one counted attempt')
+  }
+  const retried = users.filter((u) => jobsOf(services, u.id)[0].attempts > 1)
+  assert.ok(retried.length > 20, `retries happened and are visible on the jobs (${retried.length} retried)`)
+  const failures = fake.calls.filter((c) => c.outcome !== 'changed' && c.outcome !== 'unchanged').length
+  assert.ok(failures / fake.calls.length >= 0.25, `a real storm: ${failures} of ${fake.calls.length} calls failed`)
+  const outcomes = new Set(fake.calls.map((c) => c.outcome))
+  for (const kind of ['throttled', 'server_error', 'timeout']) assert.ok(outcomes.has(kind), `the storm included ${kind}`)
+  assert.ok(fake.calls.some((c) => c.outcome === 'timeout' && c.changed), 'some timed-out calls had taken effect, and their retries did not flip again')
+
+  // Retry-After honoured where the engine schedules the retry, and where the provider sees it.
+  const throttledRetries = retries.filter((r) => r.error.startsWith('throttled:'))
+  assert.ok(throttledRetries.length > 0)
+  for (const r of throttledRetries) {
+    const retryAfter = Number(/retry after (\d+) ms/.exec(r.error)?.[1])
+    assert.ok(r.nextAttemptAt >= r.now + retryAfter, `next attempt ${r.nextAttemptAt - r.now} ms after a 429 asking for ${retryAfter} ms`)
+  }
+  for (const u of users) {
+    const calls = fake.callsFor(u.id, 'enforce')
+    calls.slice(1).forEach((next, i) => assertRespectsRetryAfter(calls[i], next))
+  }
+  const tally: Record<string, number> = {}
+  for (const c of fake.calls) tally[c.outcome] = (tally[c.outcome] ?? 0) + 1
+  t.diagnostic(`${sweeps} sweep(s), ${fake.calls.length} provider calls for 200 users, ${retried.length} jobs retried: ${JSON.stringify(tally)}`)
+})
+
+function assertRespectsRetryAfter (failed: ProviderCall, next: ProviderCall): void {
+  if (failed.retryAfterMs === undefined) return
+  assert.ok(next.at >= failed.at + failed.retryAfterMs, `the provider was called again ${next.at - failed.at} ms after asking for ${failed.retryAfterMs} ms`)
+}
+
+test('a user the provider keeps failing ends in attention with the provider\'s reason after the last attempt, and everyone else is enforced', async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now() })
+  const { services } = openRig(t, clock, fake, { concurrency: 4, maxAttempts: 6 })
+  const { users } = await dueUsers(services, clock, 20)
+  const [locked, unlicensed, ...others] = users
+  fake.failAlways([locked.id], { retryable: true, code: 'server_error', message: 'Directory object is locked by another operation' })
+  fake.failAlways([unlicensed.id], { retryable: false, code: 'forbidden', message: 'User has no license that allows per-user MFA' })
+
+  await sweepUntilSettled([services], clock)
+
+  assertEnforcedOnce(services, fake, others)
+  assert.equal(fake.callsFor(locked.id).length, 6, 'a retryable failure is tried maxAttempts times')
+  assert.deepEqual(jobsOf(services, locked.id).map((j) => [j.status, j.attempts]), [['failed', 6]])
+  assert.equal(fake.callsFor(unlicensed.id).length, 1, 'a failure the provider says will not go away is not retried')
+  assert.deepEqual(jobsOf(services, unlicensed.id).map((j) => [j.status, j.attempts]), [['failed', 1]])
+  for (const [user, message] of [[locked, 'Directory object is locked by another operation'], [unlicensed, 'User has no license that allows per-user MFA']] as const) {
+    const { state, reason } = stateOf(services, user.id)
+    assert.equal(state, 'attention')
+    assert.match(reason, new RegExp(`^Enforcement failed: .*${message}`), 'the reason an operator reads names the provider\'s message')
+    assert.equal(fake.isEnforced(user.id), false)
+  }
+  assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'").pluck().get(), 2)
+
+  // Until someone acts, later sweeps leave users needing attention alone instead of hammering the provider.
+  const callsBefore = fake.calls.length
+  clock.advance(DAY)
+  services.engine.refreshAll()
+  await services.engine.sweep()
+  assert.equal(fake.calls.length, callsBefore)
+  assert.equal(stateOf(services, locked.id).state, 'attention')
+})
+
+test('two sweeps running at once, like two processes on one database, apply each flip once and run each job once', async (t) => {
+  const clock = new FakeClock()
+  const dataDir = tempDir()
+  // A little real latency per call, so the two sweeps' workers genuinely overlap.
+  const fake = new FakeProvider({ now: () => clock.now(), delayMs: 2 })
+  const first = openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
+  const second = openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
+  const { users } = await dueUsers(first.services, clock, 60)
+
+  first.services.engine.refreshAll()
+  const [a, b] = await Promise.all([first.services.engine.sweep(), second.services.engine.sweep()])
+
+  assert.ok(a.completed > 0 && b.completed > 0, `both sweeps did work (${a.completed} + ${b.completed})`)
+  assert.equal(a.completed + b.completed, users.length, 'between them, each job completed once')
+  assert.equal(a.enqueued + b.enqueued, users.length, 'the two plans overlapped but wrote one job per user')
+  assertEnforcedOnce(first.services, fake, users)
+  const audits = enforcedAudits(first.services)
+  for (const u of users) {
+    assert.equal(fake.callsFor(u.id, 'enforce').length, 1, `${u.email}: one provider call, from one sweep`)
+    assert.deepEqual(jobsOf(first.services, u.id).map((j) => [j.status, j.attempts]), [['done', 1]])
+    assert.equal(audits.get(u.id), 1, `${u.email}: one audit entry for the flip`)
+  }
+})
+
+test('two sweeps running at once while the provider fails now and then still flip each user exactly once', async (t) => {
+  const clock = new FakeClock()
+  const dataDir = tempDir()
+  const fake = new FakeProvider({ now: () => clock.now(), delayMs: 1, seed: 7, failRate: 0.25, retryAfterMs: 20_000 })
+  // Leases far longer than any wait in the test: here only the two sweeps compete, no lease lapses.
+  const settings = { concurrency: 3, maxAttempts: 10, leaseMs: 24 * 60 * MINUTE }
+  const first = openRig(t, clock, fake, settings, { dataDir })
+  const second = openRig(t, clock, fake, settings, { dataDir })
+  const { users } = await dueUsers(first.services, clock, 60)
+
+  await sweepUntilSettled([first.services, second.services], clock)
+
+  assertEnforcedOnce(first.services, fake, users)
+  assert.equal(openJobs(first.services), 0)
+  const audits = enforcedAudits(first.services)
+  for (const u of users) {
+    assert.deepEqual(jobsOf(first.services, u.id).map((j) => j.status), ['done'])
+    assert.equal(audits.get(u.id), 1, `${u.email}: the flip is recorded once`)
+  }
+})
+
+/** [userId, action] pairs in a stable order, for comparing a plan with what happened. */
+function pairs (items: Array<{ userId: string, action?: string, op?: string }>): string[] {
+  return items.map((i) => `${i.userId} ${i.action ?? i.op}`).sort()
+}
+
+/**
+ * Enforced users, some then given an extension or a temporary exemption (relax), plus newly arrived users already
+ * overdue (enforce) and new joiners still inside their window (nothing).
+ */
+async function mixedPopulation (services: Services, clock: FakeClock) {
+  const { users, campaignId } = await dueUsers(services, clock, 12)
+  services.engine.refreshAll()
+  await services.engine.sweep()
+  const [extendedA, extendedB, extendedC, exempted] = users
+  for (const u of [extendedA, extendedB, extendedC]) services.campaigns.extend(u.id, campaignId, 5, 'travelling without a phone', admin)
+  services.campaigns.exempt(exempted.id, { kind: 'service_account', reason: 'nightly export job', owner: 'ops', expiresAt: new Date(clock.now().getTime() + 3 * DAY) }, admin)
+  const latecomers = await createUsers(services, 5)
+  const joiners = await createUsers(services, 3)
+  const old = services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?')
+  for (const u of latecomers) old.run(clock.now().getTime() - 90 * DAY, u.id)
+  return { users, campaignId, relaxed: [extendedA, extendedB, extendedC, exempted], exempted, latecomers, joiners }
+}
+
+test('the dry run lists exactly the users and actions the next sweep then carries out', async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now() })
+  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { relaxed, latecomers } = await mixedPopulation(services, clock)
+
+  services.engine.refreshAll()
+  const dryRun = services.engine.plan()
+  const callsBefore = fake.calls.length
+  const report = await services.engine.sweep()
+  const performed = fake.calls.slice(callsBefore)
+
+  assert.deepEqual(pairs(dryRun), [...relaxed.map((u) => `${u.id} relax`), ...latecomers.map((u) => `${u.id} enforce`)].sort())
+  assert.deepEqual(pairs(performed), pairs(dryRun), 'the provider saw exactly what the dry run listed')
+  assert.deepEqual(pairs(report.planned), pairs(dryRun))
+  assert.equal(report.completed, dryRun.length)
+  for (const u of relaxed) assert.equal(fake.isEnforced(u.id), false)
+  for (const u of latecomers) assert.equal(fake.isEnforced(u.id), true)
+})
+
+test('the dry run lists no one the next sweep leaves alone, users needing attention included', { todo: 'plan() lists users in attention (failed for good) as "enforce", but the sweep does not touch them' }, async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now() })
+  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { users: [rejected] } = await dueUsers(services, clock, 5)
+  fake.failAlways([rejected.id], { retryable: false, code: 'forbidden', message: 'User has no license that allows per-user MFA' })
+  await sweepUntilSettled([services], clock)
+  assert.equal(stateOf(services, rejected.id).state, 'attention')
+
+  clock.advance(DAY)
+  services.engine.refreshAll()
+  const dryRun = services.engine.plan()
+  const callsBefore = fake.calls.length
+  await services.engine.sweep()
+
+  assert.deepEqual(pairs(fake.calls.slice(callsBefore)), pairs(dryRun), 'the provider saw exactly what the dry run listed')
+})
+
+test('when an extension or a temporary exemption runs out, the dry run and the next sweep both enforce the user again', async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now() })
+  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { relaxed, exempted } = await mixedPopulation(services, clock)
+  services.engine.refreshAll()
+  await services.engine.sweep()
+
+  // Past both the exemption's expiry (3 days) and the extended deadline (5 days after the original).
+  clock.advance(4 * DAY)
+  services.engine.refreshAll()
+  const dryRun = services.engine.plan()
+  const callsBefore = fake.calls.length
+  await services.engine.sweep()
+
+  assert.deepEqual(pairs(dryRun), relaxed.map((u) => `${u.id} enforce`).sort())
+  assert.deepEqual(pairs(fake.calls.slice(callsBefore)), pairs(dryRun), 'the provider saw exactly what the dry run listed')
+  for (const u of relaxed) {
+    assert.equal(fake.isEnforced(u.id), true, `${u.email} is enforced again`)
+    assert.equal(stateOf(services, u.id).state, 'enforced')
+  }
+  assert.equal(fake.changesFor(exempted.id), 3, 'enforced, relaxed for the exemption, enforced again')
+})
+
+test('a retry still pending when an admin extends the deadline does not enforce the user', async (t) => {
+  const clock = new FakeClock()
+  const fake = new FakeProvider({ now: () => clock.now() })
+  let extend = (): void => {}
+  // The admin grants the extension while the sweep waits out the provider's Retry-After.
+  const { services } = openRig(t, clock, fake, { concurrency: 1 }, {
+    sleep: async (ms) => {
+      extend()
+      clock.advance(ms)
+    }
+  })
+  const { users: [user], campaignId } = await dueUsers(services, clock, 1)
+  extend = () => {
+    services.campaigns.extend(user.id, campaignId, 7, 'on leave', admin)
+    assert.equal(stateOf(services, user.id).state, 'pending')
+  }
+  fake.failNext(new ProviderError('Too many requests; retry after 600000 ms', true, 10 * MINUTE, 'throttled'))
+
+  await sweepUntilSettled([services], clock)
+
+  assert.equal(fake.changesFor(user.id), 0, 'the extension wins over the retry queued before it')
+  assert.equal(fake.isEnforced(user.id), false)
+  assert.equal(stateOf(services, user.id).state, 'pending')
+})
