@@ -47,7 +47,8 @@ export class SqliteEngineStore implements EngineStore {
       lapsed: s(`SELECT user_id FROM user_states WHERE state IN ('pending', 'enrolled') AND deadline <= @now AND user_id > @cursor ORDER BY user_id LIMIT @limit`).pluck(),
       enqueue: s(`INSERT INTO enforcement_jobs (id, user_id, action, deadline_version, status, attempts, next_attempt_at, created_at, updated_at)
         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (user_id, action, deadline_version) DO NOTHING`),
-      claimOne: s(`UPDATE enforcement_jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
+      // Taking over an expired lease counts as an attempt: a job that kills its process every time still ends.
+      claimOne: s(`UPDATE enforcement_jobs SET attempts = attempts + (status = 'running'), status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
         WHERE id = (SELECT id FROM enforcement_jobs WHERE (status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now)
           ORDER BY next_attempt_at LIMIT 1)
         AND ((status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now))

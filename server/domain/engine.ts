@@ -297,6 +297,15 @@ export class EnforcementEngine {
       })
       return 'completed'
     }
+    if (job.attempts >= this.settings.maxAttempts) {
+      const message = `gave up after ${job.attempts} attempts that never finished (the process stopped during each)`
+      this.store.atomically(() => {
+        this.store.failForGood(job.id, this.owner, message, this.clock.now())
+        this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts: job.attempts, error: message } })
+      })
+      this.refreshUser(job.userId)
+      return 'failed'
+    }
     const subject: ProviderSubject = { userId: facts.userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
     try {
       const provider = this.providerFor(facts.provider)
@@ -306,8 +315,9 @@ export class EnforcementEngine {
       // One commit for the outcome: a crash before it leaves the job leased and it is retried (idempotently);
       // after it, the job, the user's record and the audit event all say the same thing.
       this.store.atomically(() => {
+        // Lost the lease mid-call (it expired and another sweep took the job): that sweep records the outcome.
+        if (!this.store.complete(job.id, this.owner, now)) return
         this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
-        this.store.complete(job.id, this.owner, now)
         this.audit.append({
           action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
           details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }

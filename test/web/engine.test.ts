@@ -133,3 +133,20 @@ test('drift: enforcement switched off by hand at the provider is detected, audit
     services.close()
   }
 })
+
+test('a job whose process died during every attempt ends in attention instead of being retried forever', async () => {
+  const user = await createTestUser(t.services)
+  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  const c = t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+  t.services.campaigns.arm(c.id, admin)
+  t.clock.advance(2 * DAY)
+  t.services.engine.refreshLapsed()
+  t.services.engineStore.enqueue(t.services.engine.plan(), t.clock.now())
+  // Five earlier sweeps claimed it and died holding the lease (the sixth claim is the last allowed attempt).
+  t.services.database.sqlite.prepare("UPDATE enforcement_jobs SET status = 'running', attempts = 5, lease_owner = 'dead', lease_expires_at = ? WHERE user_id = ?").run(t.clock.now().getTime() - 1, user.id)
+  const report = await t.services.engine.sweep()
+  assert.equal(report.failed, 1)
+  assert.equal(stateOf(user.id).state, 'attention')
+  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
+  assert.equal((await t.services.engine.sweep()).planned.length, 0, 'attention waits for a person, not for the next sweep')
+})
