@@ -120,7 +120,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
 
   const local = new LocalProvider(users, methods, () => clock.now())
   const providers: Record<string, IdentityProvider> = { local, ...overrides.providers }
-  const baseEngineStore = new SqliteEngineStore(database.sqlite)
+  const campaignStore = new SqliteCampaignStore(database.db)
+  const baseEngineStore = new SqliteEngineStore(database.sqlite, campaignStore)
   const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
   const engine = new EnforcementEngine(engineStore, (name) => {
     const provider = providers[name]
@@ -155,7 +156,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     passes: new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock),
     engineStore,
     engine,
-    campaigns: new CampaignService(new SqliteCampaignStore(database.db), engine, audit, clock),
+    campaigns: new CampaignService(campaignStore, engine, audit, clock),
     reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
     close: () => database.close()
   }

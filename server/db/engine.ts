@@ -1,24 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
+import type { CampaignStore } from '../domain/campaigns.ts'
 import type { Campaign, EngineStore, Job, JobAction, PlanItem, StoredState, UserFacts } from '../domain/engine.ts'
 import type { Extension } from '../domain/deadlines.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
-
-interface CampaignRow {
-  id: string, name: string, targetKind: Campaign['targetKind'], targetValue: string | null, startsAt: number, deadline: number,
-  privilegedDeadline: number | null, newUserWindowDays: number, reminderOffsets: string, maxExtensionDays: number, smsCounts: number, armedAt: number | null
-}
 
 /** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
 export class SqliteEngineStore implements EngineStore {
   private readonly statements
 
-  constructor (private readonly sqlite: Sqlite.Database) {
+  constructor (private readonly sqlite: Sqlite.Database, private readonly campaigns: Pick<CampaignStore, 'list'>) {
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
-      campaigns: s(`SELECT id, name, target_kind AS targetKind, target_value AS targetValue, starts_at AS startsAt, deadline,
-        privileged_deadline AS privilegedDeadline, new_user_window_days AS newUserWindowDays, reminder_offsets AS reminderOffsets,
-        max_extension_days AS maxExtensionDays, sms_counts AS smsCounts, armed_at AS armedAt FROM campaigns WHERE archived_at IS NULL`),
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
       user: s(`SELECT id, email, provider, privileged, disabled, first_seen_at AS firstSeenAt, enforced_at AS enforcedAt,
@@ -64,20 +57,7 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   activeCampaigns (): Campaign[] {
-    return (this.statements.campaigns.all() as CampaignRow[]).map((row) => ({
-      id: row.id,
-      name: row.name,
-      targetKind: row.targetKind,
-      targetValue: row.targetValue,
-      startsAt: new Date(row.startsAt),
-      deadline: new Date(row.deadline),
-      privilegedDeadline: row.privilegedDeadline === null ? null : new Date(row.privilegedDeadline),
-      newUserWindowDays: row.newUserWindowDays,
-      reminderOffsets: JSON.parse(row.reminderOffsets) as number[],
-      maxExtensionDays: row.maxExtensionDays,
-      smsCounts: row.smsCounts === 1,
-      armedAt: row.armedAt === null ? null : new Date(row.armedAt)
-    }))
+    return this.campaigns.list()
   }
 
   userIdsAfter (cursor: string | null, limit: number): string[] {
