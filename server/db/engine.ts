@@ -31,8 +31,12 @@ export class SqliteEngineStore implements EngineStore {
           deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1) OR coalesce(desired, '') IS NOT coalesce(excluded.desired, '')),
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
-      dueFirst: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
-        WHERE (s.desired = 'relax' OR (s.desired = 'enforce' AND s.deadline <= @now)) AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
+      // Two index range scans on (desired, deadline), no ORDER BY: one streaming pass, however many are due.
+      due: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline
+        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.desired = 'relax'
+        UNION ALL
+        SELECT s.user_id, u.email, s.desired, s.deadline_version, s.campaign_id, s.state, s.deadline
+        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.desired = 'enforce' AND s.deadline <= @now`),
       // 'pending' too: a deadline that passed since the state was last derived is refreshed by the sweep itself.
       overdueIn: s(`SELECT s.user_id AS userId, u.email, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
         WHERE s.campaign_id = @campaignId AND s.deadline <= @now AND s.state IN ('pending', 'enrolled', 'overdue') AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
@@ -101,9 +105,10 @@ export class SqliteEngineStore implements EngineStore {
     }).immediate()
   }
 
-  dueAfter (cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }> {
-    const rows = this.statements.dueFirst.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null }>
-    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  * due (now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }> {
+    for (const row of this.statements.due.iterate({ now: now.getTime() }) as Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null }>) {
+      yield { ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }
+    }
   }
 
   overdueInAfter (campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }> {

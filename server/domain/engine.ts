@@ -67,8 +67,8 @@ export interface EngineStore {
   state(userId: string): StoredState | undefined
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void
-  /** Users whose desired enforcement is due: enforce with deadline <= now, or relax. Ordered by user id. */
-  dueAfter(cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }>
+  /** Users whose desired enforcement is due (enforce with deadline <= now, or relax), streamed from the index in one pass. */
+  due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }>
   /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
   overdueInAfter(campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>
   /** Users the portal believes enforced, by user id (drift checks). */
@@ -231,18 +231,12 @@ export class EnforcementEngine {
   }
 
   /** What the next sweep would do, per user, with reasons. No side effects: the dry run. */
-  plan (batchSize = 1000): PlanItem[] {
-    const now = this.clock.now()
+  plan (): PlanItem[] {
     const items: PlanItem[] = []
-    let cursor: string | null = null
-    for (;;) {
-      const batch = this.store.dueAfter(cursor, now, batchSize)
-      if (batch.length === 0) return items
-      for (const due of batch) {
-        items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) })
-      }
-      cursor = batch[batch.length - 1].userId
+    for (const due of this.store.due(this.clock.now())) {
+      items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) })
     }
+    return items
   }
 
   /**
