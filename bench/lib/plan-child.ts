@@ -1,0 +1,93 @@
+import type Sqlite from 'better-sqlite3'
+import { createServices } from '../../server/wiring.ts'
+import { benchConfig, fixedClock } from './seed.ts'
+
+/**
+ * One cold plan for bench/plan.ts, in a fresh process so neither the seeding's memory nor a warm SQLite cache
+ * counts: opens the seeded data directory through createServices, times engine.plan() once cold and then
+ * `warmRuns` more times, and reports over IPC. The process's peak RSS is then planning's peak (plus start-up).
+ *
+ *   node --import tsx --expose-gc bench/lib/plan-child.ts <dataDir> <ISO instant> <warmRuns> [diagnose]
+ *
+ * With `diagnose`, also EXPLAIN QUERY PLAN and time the due query on its own.
+ */
+export interface PlanChildReport {
+  items: number
+  coldMs: number
+  /** CPU time (user + system) of the cold plan: steadier than wall time when other processes share the machine. */
+  coldCpuMs: number
+  warmMs: number[]
+  /** RSS once the services are built, before planning. */
+  baselineRssMb: number
+  /** The process's peak RSS (getrusage maxrss) once the plans are done, before any diagnostics. */
+  peakRssMb: number
+  /** JS heap held by the returned PlanItem[] (heap used with it alive minus after it is collected). */
+  planHeapMb: number
+  /** With `diagnose`: the due query alone, all rows in one go, not mapped to PlanItems (SQLite and row objects). */
+  queryOnlyMs: number | null
+  /** With `diagnose`: EXPLAIN QUERY PLAN of the due query as the store prepared it. */
+  queryPlan: string[]
+}
+
+const [dataDir, atText, warmText, diagnose] = process.argv.slice(2)
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
+
+const services = createServices(benchConfig(dataDir), { clock: fixedClock(new Date(atText)) })
+gc()
+const baselineRss = process.memoryUsage().rss
+const heapBefore = process.memoryUsage().heapUsed
+
+let start = performance.now()
+const cpuBefore = process.cpuUsage()
+let planned: unknown[] | null = services.engine.plan()
+const coldMs = performance.now() - start
+const cpu = process.cpuUsage(cpuBefore)
+const items = planned.length
+const heapWith = process.memoryUsage().heapUsed
+planned = null
+gc()
+const planHeap = heapWith - heapBefore
+
+const warmMs: number[] = []
+for (let i = 0; i < Number(warmText); i++) {
+  start = performance.now()
+  services.engine.plan()
+  warmMs.push(performance.now() - start)
+}
+
+// The peak so far is planning's: the diagnostics below materialise every due row at once and would raise it.
+const peakRssMb = process.resourceUsage().maxRSS / 1024
+const due = diagnose === 'diagnose' ? dueStatement(services.engineStore) : undefined
+// Named parameters the statement does not use are ignored: these fit the store's due query, paged or not.
+const parameters = { now: new Date(atText).getTime(), cursor: '', limit: -1 }
+const queryPlan = due === undefined ? [] : (services.database.sqlite.prepare(`EXPLAIN QUERY PLAN ${due.source}`).all(parameters) as Array<{ detail: string }>).map((row) => row.detail)
+let queryOnlyMs: number | null = null
+if (due !== undefined) {
+  start = performance.now()
+  due.all(parameters)
+  queryOnlyMs = performance.now() - start
+}
+
+const report: PlanChildReport = {
+  items,
+  coldMs,
+  coldCpuMs: (cpu.user + cpu.system) / 1000,
+  warmMs,
+  baselineRssMb: baselineRss / 2 ** 20,
+  peakRssMb,
+  planHeapMb: planHeap / 2 ** 20,
+  queryOnlyMs,
+  queryPlan
+}
+services.close()
+// Disconnecting lets the process end once the report is out.
+process.send!(report, () => { process.disconnect() })
+
+/**
+ * The store's prepared due query, read from the store object so the plan and timing shown are of the SQL that ran
+ * (server/db/engine.ts keeps its statements private; a diagnostic reach, not an API).
+ */
+function dueStatement (store: unknown): Sqlite.Statement | undefined {
+  const statements = Reflect.get(store as object, 'statements') as Record<string, Sqlite.Statement> | undefined
+  return statements?.due ?? statements?.dueFirst
+}

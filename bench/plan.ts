@@ -1,0 +1,117 @@
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
+import { rmSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { createServices } from '../server/wiring.ts'
+import type { PlanChildReport } from './lib/plan-child.ts'
+import { benchConfig, fixedClock, seedPopulation } from './lib/seed.ts'
+
+/**
+ * The sweep's dry run at scale: engine.plan() over a database of `users` users, 10% of them due (deadline passed
+ * in an armed campaign), 60% pending (deadline ahead, enforcement stored ahead) and 30% not targeted.
+ * Seeded straight into SQLite, then each measurement runs in a fresh process on the closed and reopened file
+ * (the OS cache stays warm; the process, its SQLite cache and its JIT start cold), as `mfa-rollout sweep` from
+ * cron would. Targets: <= 200 ms and <= 200 MB peak RSS.
+ *
+ *   npm run bench -- plan [users=1000000] [--runs 3] [--warm 1] [--keep]
+ *
+ * ms is the median of the cold plans (one per process); warm_ms the median of the later plans in those processes.
+ * --keep leaves the data directory in place (its path is logged) for EXPLAIN and experiments.
+ */
+const CHILD = fileURLToPath(new URL('./lib/plan-child.ts', import.meta.url))
+const TARGET_MS = 200
+const TARGET_RSS_MB = 200
+// A fixed instant: every process plans against the same due set.
+const AT = new Date('2026-11-25T09:00:00Z')
+
+function log (message: string): void {
+  process.stderr.write(`${message}\n`)
+}
+
+async function planInChild (dataDir: string, warm: number, diagnose: boolean): Promise<PlanChildReport> {
+  const child = fork(CHILD, [dataDir, AT.toISOString(), String(warm), ...(diagnose ? ['diagnose'] : [])], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 2, 2, 'ipc'] })
+  const exited = once(child, 'exit')
+  const [report] = await Promise.race([
+    once(child, 'message') as Promise<[PlanChildReport]>,
+    exited.then(([code]) => { throw new Error(`plan child exited with ${String(code)} before reporting`) })
+  ])
+  await exited
+  return report
+}
+
+export async function main (args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { runs: { type: 'string', default: '3' }, warm: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false } }
+  })
+  const users = Number(positionals[0] ?? 1_000_000)
+  const runs = Number(values.runs)
+  const warm = Number(values.warm)
+  if (!Number.isInteger(users) || users < 10) throw new Error(`users: expected a whole number of at least 10, got "${positionals[0]}"`)
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a whole number of at least 1, got "${values.runs}"`)
+  if (!Number.isInteger(warm) || warm < 0) throw new Error(`--warm: expected a whole number, got "${values.warm}"`)
+
+  const due = Math.round(users * 0.1)
+  const pending = Math.round(users * 0.6)
+  const population = { due, pending, untargeted: users - due - pending }
+  const config = benchConfig()
+  log(`data directory ${config.dataDir}`)
+  try {
+    const services = createServices(config, { clock: fixedClock(AT) })
+    let started = performance.now()
+    seedPopulation(services.database.sqlite, population, AT, (done) => log(`seeded ${done} users`))
+    log(`seeded ${users} users (${due} due, ${population.pending} pending, ${population.untargeted} not targeted) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    services.close()
+
+    const reports: PlanChildReport[] = []
+    for (let i = 0; i < runs; i++) {
+      started = performance.now()
+      // The first process also explains and times the due query alone (after its plans, so they stay cold).
+      const report = await planInChild(config.dataDir, warm, i === 0)
+      if (report.items !== due) throw new Error(`plan found ${report.items} due users, expected ${due}`)
+      log(`run ${i + 1}/${runs}: cold ${report.coldMs.toFixed(0)} ms (CPU ${report.coldCpuMs.toFixed(0)} ms), warm ${report.warmMs.map((ms) => ms.toFixed(0)).join(', ') || '-'} ms; ` +
+        `${report.queryOnlyMs === null ? '' : `due query alone ${report.queryOnlyMs.toFixed(0)} ms; `}RSS ${report.baselineRssMb.toFixed(0)} MB before planning, peak ${report.peakRssMb.toFixed(0)} MB; ` +
+        `PlanItem[] holds ${report.planHeapMb.toFixed(1)} MB of heap`)
+      reports.push(report)
+    }
+    const queryPlan = reports[0].queryPlan
+    log(`due query plan: ${queryPlan.join(' | ')}`)
+
+    const ms = median(reports.map((r) => r.coldMs))
+    const peakRss = Math.max(...reports.map((r) => r.peakRssMb))
+    const warmAll = reports.flatMap((r) => r.warmMs)
+    const met = { ms: ms <= TARGET_MS, peak_rss_mb: peakRss <= TARGET_RSS_MB }
+    if (!met.ms || !met.peak_rss_mb) log(`BELOW TARGET: ${!met.ms ? `plan ${ms.toFixed(0)} ms > ${TARGET_MS} ms` : ''}${!met.ms && !met.peak_rss_mb ? '; ' : ''}${!met.peak_rss_mb ? `peak RSS ${peakRss.toFixed(0)} MB > ${TARGET_RSS_MB} MB` : ''}`)
+    process.stdout.write(`${JSON.stringify({
+      bench: 'plan',
+      users,
+      due,
+      ms: Math.round(ms),
+      peak_rss_mb: Math.round(peakRss),
+      target_ms: TARGET_MS,
+      target_peak_rss_mb: TARGET_RSS_MB,
+      met: met.ms && met.peak_rss_mb,
+      ms_met: met.ms,
+      peak_rss_met: met.peak_rss_mb,
+      cpu_ms: Math.round(median(reports.map((r) => r.coldCpuMs))),
+      warm_ms: warmAll.length === 0 ? null : Math.round(median(warmAll)),
+      query_only_ms: reports[0].queryOnlyMs === null ? null : Math.round(reports[0].queryOnlyMs),
+      baseline_rss_mb: Math.round(median(reports.map((r) => r.baselineRssMb))),
+      plan_heap_mb: Math.round(median(reports.map((r) => r.planHeapMb))),
+      cold_runs_ms: reports.map((r) => Math.round(r.coldMs)),
+      query_plan: queryPlan,
+      node: process.version
+    })}\n`)
+  } finally {
+    if (values.keep) log(`kept ${config.dataDir}`)
+    else rmSync(config.dataDir, { recursive: true, force: true })
+  }
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
