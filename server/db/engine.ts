@@ -46,8 +46,10 @@ export class SqliteEngineStore implements EngineStore {
         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?) ON CONFLICT (user_id, action, deadline_version) DO NOTHING`),
       // Taking over an expired lease counts as an attempt: a job that kills its process every time still ends.
       claimOne: s(`UPDATE enforcement_jobs SET attempts = attempts + (status = 'running'), status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
-        WHERE id = (SELECT id FROM enforcement_jobs WHERE (status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now)
-          ORDER BY next_attempt_at LIMIT 1)
+        -- Two index reads, not one OR that gathers and sorts every ready job: expired leases first, then the next due.
+        WHERE id = coalesce(
+          (SELECT id FROM enforcement_jobs WHERE status = 'running' AND lease_expires_at <= @now ORDER BY lease_expires_at LIMIT 1),
+          (SELECT id FROM enforcement_jobs WHERE status = 'queued' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT 1))
         AND ((status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now))
         RETURNING id, user_id AS userId, action, deadline_version AS deadlineVersion, attempts`),
       complete: s(`UPDATE enforcement_jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = NULL, updated_at = ?

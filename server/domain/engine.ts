@@ -263,20 +263,22 @@ export class EnforcementEngine {
     const planned = this.plan()
     const enqueued = this.store.enqueue(planned, this.clock.now())
     const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, failed: 0 }
-    await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report)))
+    // Read once per sweep: re-reading them for every job was a quarter of the engine's time.
+    const campaigns = this.store.activeCampaigns()
+    await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report, campaigns)))
     return report
   }
 
-  private async work (report: SweepReport): Promise<void> {
+  private async work (report: SweepReport, campaigns: Campaign[]): Promise<void> {
     for (;;) {
       const [job] = this.store.claim(this.owner, 1, this.settings.leaseMs, this.clock.now())
       if (job === undefined) return
-      const outcome = await this.run(job)
+      const outcome = await this.run(job, campaigns)
       report[outcome]++
     }
   }
 
-  private async run (job: Job): Promise<'completed' | 'retried' | 'failed'> {
+  private async run (job: Job, campaigns: Campaign[]): Promise<'completed' | 'retried' | 'failed'> {
     const facts = this.store.facts(job.userId)
     if (facts === undefined) {
       this.store.complete(job.id, this.owner, this.clock.now())
@@ -297,7 +299,7 @@ export class EnforcementEngine {
         this.store.failForGood(job.id, this.owner, message, this.clock.now())
         this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts: job.attempts, error: message } })
       })
-      this.refreshUser(job.userId)
+      this.refreshUser(job.userId, campaigns)
       return 'failed'
     }
     const subject: ProviderSubject = { userId: facts.userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
@@ -317,7 +319,7 @@ export class EnforcementEngine {
           details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }
         })
       })
-      this.refreshUser(job.userId)
+      this.refreshUser(job.userId, campaigns)
       return 'completed'
     } catch (err) {
       const message = describeError(err)
@@ -334,7 +336,7 @@ export class EnforcementEngine {
         this.store.failForGood(job.id, this.owner, message, this.clock.now())
         this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
       })
-      this.refreshUser(job.userId)
+      this.refreshUser(job.userId, campaigns)
       return 'failed'
     }
   }
