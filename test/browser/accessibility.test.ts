@@ -116,5 +116,7 @@ test('keyboard users can skip straight to the main content', async () => {
   const box = await skip.boundingBox()
   assert.ok(box !== null && box.x >= 0 && box.y >= 0, 'the focused skip link is on screen')
   await page.keyboard.press('Enter')
+  // The in-page jump updates the address asynchronously: wait for it rather than read it at once.
+  await page.waitForURL(/#main$/, { timeout: 5000 })
   assert.equal(new URL(page.url()).hash, '#main')
 })
