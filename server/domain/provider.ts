@@ -22,6 +22,14 @@ export interface ProviderUser {
   privileged: boolean
   groups: string[]
   enabled: boolean
+  /** Method kinds registered at the provider when the listing already knows them (else registrationStatus is asked). */
+  methods?: string[]
+  /** A phone number as the directory stores it (seed for pinned phones; normalised by the portal). */
+  phone?: string | null
+  /** Provider facts shown to admins and used by policies, e.g. { consolePassword: true, createdAt: '2024-01-02T…' }. */
+  attributes?: Record<string, string | number | boolean | null>
+  /** False when the user is out of scope by default (e.g. an IAM user without a console password). */
+  targetable?: boolean
 }
 
 export interface RegistrationStatus {
@@ -46,6 +54,8 @@ export interface ProviderPage {
   users: ProviderUser[]
   /** Opaque continuation, null on the last page. */
   next: string | null
+  /** Where `methods` came from when the listing carries them (e.g. 'userRegistrationDetails'). */
+  registrationSource?: string
 }
 
 export interface IdentityProvider {
