@@ -8,7 +8,7 @@ import type { PlanChildReport } from './lib/plan-child.ts'
 import { benchConfig, fixedClock, seedPopulation } from './lib/seed.ts'
 
 /**
- * The sweep's dry run at scale: engine.plan() over a database of `users` users, 10% of them due (deadline passed
+ * The sweep's planner at scale: engine.planSummary() (exact counts plus the first 500 rows; see lib/plan-child.ts) over a database of `users` users, 10% of them due (deadline passed
  * in an armed campaign), 60% pending (deadline ahead, enforcement stored ahead) and 30% not targeted.
  * Seeded straight into SQLite, then each measurement runs in a fresh process on the closed and reopened file
  * (the OS cache stays warm; the process, its SQLite cache and its JIT start cold), as `mfa-rollout sweep` from
@@ -73,7 +73,8 @@ export async function main (args: string[]): Promise<void> {
       if (report.items !== due) throw new Error(`plan found ${report.items} due users, expected ${due}`)
       log(`run ${i + 1}/${runs}: cold ${report.coldMs.toFixed(0)} ms (CPU ${report.coldCpuMs.toFixed(0)} ms), warm ${report.warmMs.map((ms) => ms.toFixed(0)).join(', ') || '-'} ms; ` +
         `${report.queryOnlyMs === null ? '' : `due query alone ${report.queryOnlyMs.toFixed(0)} ms; `}RSS ${report.baselineRssMb.toFixed(0)} MB before planning, peak ${report.peakRssMb.toFixed(0)} MB; ` +
-        `PlanItem[] holds ${report.planHeapMb.toFixed(1)} MB of heap`)
+        `the summary holds ${report.planHeapMb.toFixed(1)} MB of heap` +
+        `${report.streamAllMs === null ? '' : `; streaming all ${report.items} rows ${report.streamAllMs.toFixed(0)} ms, enqueueing them ${report.enqueueMs?.toFixed(0)} ms`}`)
       reports.push(report)
     }
     const queryPlan = reports[0].queryPlan
@@ -98,6 +99,8 @@ export async function main (args: string[]): Promise<void> {
       cpu_ms: Math.round(median(reports.map((r) => r.coldCpuMs))),
       warm_ms: warmAll.length === 0 ? null : Math.round(median(warmAll)),
       query_only_ms: reports[0].queryOnlyMs === null ? null : Math.round(reports[0].queryOnlyMs),
+      stream_all_ms: reports[0].streamAllMs === null ? null : Math.round(reports[0].streamAllMs),
+      enqueue_all_ms: reports[0].enqueueMs === null ? null : Math.round(reports[0].enqueueMs),
       baseline_rss_mb: Math.round(median(reports.map((r) => r.baselineRssMb))),
       plan_heap_mb: Math.round(median(reports.map((r) => r.planHeapMb))),
       cold_runs_ms: reports.map((r) => Math.round(r.coldMs)),

@@ -127,7 +127,11 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     const provider = providers[name]
     if (provider === undefined) throw new ProviderError(`no provider "${name}" is configured`, false, null, 'provider_not_configured')
     return provider
-  }, audit, clock, { ...DEFAULT_ENGINE_SETTINGS, ...overrides.engineSettings }, overrides.sleep)
+  }, audit, clock, {
+    ...DEFAULT_ENGINE_SETTINGS,
+    defaultMethodPolicy: { ...DEFAULT_ENGINE_SETTINGS.defaultMethodPolicy, smsPolicy: config.smsCounts ? 'counts' : 'excluded' },
+    ...overrides.engineSettings
+  }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
 

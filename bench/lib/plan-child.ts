@@ -4,12 +4,17 @@ import { benchConfig, fixedClock } from './seed.ts'
 
 /**
  * One cold plan for bench/plan.ts, in a fresh process so neither the seeding's memory nor a warm SQLite cache
- * counts: opens the seeded data directory through createServices, times engine.plan() once cold and then
+ * counts: opens the seeded data directory through createServices, times the planner once cold and then
  * `warmRuns` more times, and reports over IPC. The process's peak RSS is then planning's peak (plus start-up).
+ *
+ * "The planner" is what the sweep and the admin pages run: engine.planSummary() — exact counts by action and
+ * campaign from the (desired, deadline) index plus the first 500 rows with reasons. The sweep then writes the
+ * jobs inside SQLite (one INSERT … SELECT) and the CLI streams the full list; both are timed too.
  *
  *   node --import tsx --expose-gc bench/lib/plan-child.ts <dataDir> <ISO instant> <warmRuns> [diagnose]
  *
- * With `diagnose`, also EXPLAIN QUERY PLAN and time the due query on its own.
+ * With `diagnose`, also EXPLAIN QUERY PLAN and time the due query on its own, time streaming every plan row,
+ * and (last, since it writes) time the sweep's enqueue of every due user.
  */
 export interface PlanChildReport {
   items: number
@@ -21,12 +26,16 @@ export interface PlanChildReport {
   baselineRssMb: number
   /** The process's peak RSS (getrusage maxrss) once the plans are done, before any diagnostics. */
   peakRssMb: number
-  /** JS heap held by the returned PlanItem[] (heap used with it alive minus after it is collected). */
+  /** JS heap held by the returned summary (heap used with it alive minus after it is collected). */
   planHeapMb: number
   /** With `diagnose`: the due query alone, all rows in one go, not mapped to PlanItems (SQLite and row objects). */
   queryOnlyMs: number | null
   /** With `diagnose`: EXPLAIN QUERY PLAN of the due query as the store prepared it. */
   queryPlan: string[]
+  /** With `diagnose`: every plan row with its reason, streamed and counted (what `sweep --dry-run` prints). */
+  streamAllMs: number | null
+  /** With `diagnose`: the sweep's INSERT … SELECT of a job for every due user, into an empty jobs table. */
+  enqueueMs: number | null
 }
 
 const [dataDir, atText, warmText, diagnose] = process.argv.slice(2)
@@ -39,10 +48,10 @@ const heapBefore = process.memoryUsage().heapUsed
 
 let start = performance.now()
 const cpuBefore = process.cpuUsage()
-let planned: unknown[] | null = services.engine.plan()
+let planned: unknown | null = services.engine.planSummary()
 const coldMs = performance.now() - start
 const cpu = process.cpuUsage(cpuBefore)
-const items = planned.length
+const items = (planned as { total: number }).total
 const heapWith = process.memoryUsage().heapUsed
 planned = null
 gc()
@@ -51,7 +60,7 @@ const planHeap = heapWith - heapBefore
 const warmMs: number[] = []
 for (let i = 0; i < Number(warmText); i++) {
   start = performance.now()
-  services.engine.plan()
+  services.engine.planSummary()
   warmMs.push(performance.now() - start)
 }
 
@@ -67,6 +76,20 @@ if (due !== undefined) {
   due.all(parameters)
   queryOnlyMs = performance.now() - start
 }
+let streamAllMs: number | null = null
+let enqueueMs: number | null = null
+if (diagnose === 'diagnose') {
+  start = performance.now()
+  let streamed = 0
+  for (const _item of services.engine.planItems()) streamed++
+  streamAllMs = performance.now() - start
+  if (streamed !== items) throw new Error(`streamed ${streamed} plan rows, the summary counted ${items}`)
+  services.database.sqlite.prepare('DELETE FROM enforcement_jobs').run()
+  start = performance.now()
+  const enqueued = services.engineStore.enqueueDue(new Date(atText))
+  enqueueMs = performance.now() - start
+  if (enqueued !== items) throw new Error(`enqueued ${enqueued} jobs for ${items} due users`)
+}
 
 const report: PlanChildReport = {
   items,
@@ -77,7 +100,9 @@ const report: PlanChildReport = {
   peakRssMb,
   planHeapMb: planHeap / 2 ** 20,
   queryOnlyMs,
-  queryPlan
+  queryPlan,
+  streamAllMs,
+  enqueueMs
 }
 services.close()
 // Disconnecting lets the process end once the report is out.

@@ -59,8 +59,8 @@ export function seedPopulation (sqlite: Sqlite.Database, population: Population,
   const campaignStart = at - 60 * DAY
   const campaignId = randomUUID()
   const insertCampaign = sqlite.prepare(`INSERT INTO campaigns (id, name, target_kind, target_value, starts_at, deadline, privileged_deadline,
-    new_user_window_days, reminder_offsets, max_extension_days, sms_counts, armed_at, created_at, updated_at)
-    VALUES (?, 'Benchmark rollout', 'provider', 'local', ?, ?, NULL, ?, '[14,7,3,1]', 30, 1, ?, ?, ?)`)
+    new_user_window_days, reminder_offsets, max_extension_days, sms_policy, armed_at, created_at, updated_at)
+    VALUES (?, 'Benchmark rollout', 'provider', 'local', ?, ?, NULL, ?, '[14,7,3,1]', 30, 'counts', ?, ?, ?)`)
   const insertUser = sqlite.prepare(`INSERT INTO users (id, email, display_name, role, privileged, provider, disabled, first_seen_at, created_at, updated_at)
     VALUES (?, ?, ?, 'user', 0, ?, 0, ?, ?, ?)`)
   const insertState = sqlite.prepare(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, updated_at)

@@ -14,13 +14,16 @@ export const sweep: Command = {
     if (dryRun) {
       // Read-only apart from bringing lapsed states up to date, exactly as the real sweep starts.
       services.engine.refreshLapsed()
-      const planned = services.engine.plan()
-      if (options.json === true) {
-        io.out(JSON.stringify({ dryRun: true, at: services.clock.now().toISOString(), planned }))
-      } else {
-        for (const item of planned) io.out(`${item.action}\t${item.email}\t${item.reason}`)
-        io.out(`dry run: ${planned.length} user${planned.length === 1 ? '' : 's'} would be changed; nothing was changed`)
+      // Streamed row by row: a million due users never sit in memory at once.
+      let count = 0
+      if (options.json === true) io.out(`{"dryRun":true,"at":${JSON.stringify(services.clock.now().toISOString())},"planned":[`)
+      for (const item of services.engine.planItems()) {
+        if (options.json === true) io.out(`${count === 0 ? '' : ','}${JSON.stringify(item)}`)
+        else io.out(`${item.action}\t${item.email}\t${item.reason}`)
+        count++
       }
+      if (options.json === true) io.out(']}')
+      else io.out(`dry run: ${count} user${count === 1 ? '' : 's'} would be changed; nothing was changed`)
       return 0
     }
     const drifted = options['check-drift'] === true ? await services.engine.detectDrift() : []
@@ -30,7 +33,7 @@ export const sweep: Command = {
     if (options.json === true) {
       io.out(JSON.stringify({ dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed, reminders, drifted: drifted.length }))
     } else {
-      io.out(`sweep: ${report.planned.length} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention); ${reminders} reminder${reminders === 1 ? '' : 's'} sent`)
+      io.out(`sweep: ${report.planned} planned, ${report.completed} done, ${report.retried} to retry, ${report.failed} failed (see the admin page for users needing attention); ${reminders} reminder${reminders === 1 ? '' : 's'} sent`)
     }
     return report.failed > 0 ? 1 : 0
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { desc, eq, isNull } from 'drizzle-orm'
+import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm'
 import type { CampaignInput, CampaignStore } from '../domain/campaigns.ts'
 import type { Campaign } from '../domain/engine.ts'
 import type { Db } from './connection.ts'
@@ -22,7 +22,10 @@ export class SqliteCampaignStore implements CampaignStore {
       newUserWindowDays: input.newUserWindowDays,
       reminderOffsets: JSON.stringify(input.reminderOffsets),
       maxExtensionDays: input.maxExtensionDays,
-      smsCounts: input.smsCounts,
+      smsPolicy: input.smsPolicy,
+      privilegedMethods: input.privilegedMethods,
+      softBlockDays: input.softBlockDays,
+      driftPolicy: input.driftPolicy,
       createdBy,
       createdAt: now.getTime(),
       updatedAt: now.getTime()
@@ -55,6 +58,10 @@ export class SqliteCampaignStore implements CampaignStore {
     this.db.insert(exemptions).values({ id: randomUUID(), userId, ...exemption, expiresAt: exemption.expiresAt?.getTime() ?? null, createdBy, createdAt: now.getTime() }).run()
   }
 
+  clearDriftFlag (userId: string): boolean {
+    return this.db.update(users).set({ driftFlaggedAt: null }).where(and(eq(users.id, userId), isNotNull(users.driftFlaggedAt))).run().changes === 1
+  }
+
   firstSeenAndPrivilege (userId: string): { firstSeenAt: Date, privileged: boolean } | undefined {
     const row = this.db.select({ firstSeenAt: users.firstSeenAt, privileged: users.privileged }).from(users).where(eq(users.id, userId)).get()
     return row === undefined ? undefined : { firstSeenAt: new Date(row.firstSeenAt), privileged: row.privileged }
@@ -73,7 +80,10 @@ function toCampaign (row: Row): Campaign {
     newUserWindowDays: row.newUserWindowDays,
     reminderOffsets: JSON.parse(row.reminderOffsets) as number[],
     maxExtensionDays: row.maxExtensionDays,
-    smsCounts: row.smsCounts,
+    smsPolicy: row.smsPolicy,
+    privilegedMethods: row.privilegedMethods,
+    softBlockDays: row.softBlockDays,
+    driftPolicy: row.driftPolicy,
     armedAt: row.armedAt === null ? null : new Date(row.armedAt)
   }
 }

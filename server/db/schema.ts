@@ -15,11 +15,23 @@ export const users = sqliteTable('users', {
   disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
   /** When MFA became mandatory for this user (set by enforcement); null while optional. */
   enforcedAt: integer('enforced_at'),
+  /** The provider's stable id (Entra object id, IAM user name); null for local users. */
+  externalId: text('external_id'),
+  /** JSON array of method kinds the provider reports (synced), e.g. ["passkey","phone"]. */
+  providerMethods: text('provider_methods').notNull().default('[]'),
+  /** JSON object of provider facts shown to admins and used by policies (e.g. {"consolePassword":true}). */
+  providerAttributes: text('provider_attributes').notNull().default('{}'),
+  syncedAt: integer('synced_at'),
+  /** Set when drift (enforcement switched off at the provider by hand) was found and the policy says flag only. */
+  driftFlaggedAt: integer('drift_flagged_at'),
+  /** After a helpdesk reset: until when the user may enroll a first method again from anywhere. */
+  reenrollUntil: integer('reenroll_until'),
   firstSeenAt: integer('first_seen_at').notNull(),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
-  uniqueIndex('users_email_unique').on(t.email)
+  uniqueIndex('users_email_unique').on(t.email),
+  uniqueIndex('users_provider_external').on(t.provider, t.externalId)
 ])
 
 export const userGroups = sqliteTable('user_groups', {
@@ -186,8 +198,14 @@ export const campaigns = sqliteTable('campaigns', {
   /** JSON array of whole days before the deadline, e.g. [30,14,7,3,1]. */
   reminderOffsets: text('reminder_offsets').notNull(),
   maxExtensionDays: integer('max_extension_days').notNull(),
-  smsCounts: integer('sms_counts', { mode: 'boolean' }).notNull(),
+  /** Whether a text-message phone qualifies: 'counts', 'weak' (qualifies, reported as weak) or 'excluded'. */
+  smsPolicy: text('sms_policy', { enum: ['counts', 'weak', 'excluded'] }).notNull().default('counts'),
+  /** What privileged users must hold: a phishing-resistant method (passkey/FIDO2) or any qualifying method. */
+  privilegedMethods: text('privileged_methods', { enum: ['phishing_resistant', 'any'] }).notNull().default('phishing_resistant'),
+  /** Days before the hard flip during which the portal insists on enrollment (null: no soft-block stage). */
   softBlockDays: integer('soft_block_days'),
+  /** When enforcement is found switched off by hand: put it back ('reapply') or only flag it for an admin ('flag'). */
+  driftPolicy: text('drift_policy', { enum: ['reapply', 'flag'] }).notNull().default('reapply'),
   /** Null while disarmed: deadlines and reminders run, nothing is flipped. */
   armedAt: integer('armed_at'),
   armedBy: text('armed_by'),
@@ -237,9 +255,12 @@ export const userStates = sqliteTable('user_states', {
   desired: text('desired', { enum: ['enforce', 'relax'] }),
   /** Bumped whenever the deadline or the desired action changes: jobs are keyed by it, so each change is a new job. */
   deadlineVersion: integer('deadline_version').notNull().default(0),
+  /** When the campaign's soft-block stage begins (the portal insists on enrollment); null without one. */
+  softBlockAt: integer('soft_block_at'),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
-  index('user_states_desired').on(t.desired, t.deadline),
+  // campaign_id too: the planner's counts by campaign read the index alone.
+  index('user_states_desired').on(t.desired, t.deadline, t.campaignId),
   index('user_states_state').on(t.state)
 ])
 
@@ -282,3 +303,80 @@ export const remindersSent = sqliteTable('reminders_sent', {
 }, (t) => [
   primaryKey({ columns: [t.userId, t.campaignId, t.offsetDays] })
 ])
+
+// ---- Consoles, API and directory providers ----
+
+/** Automation API tokens: shown once, stored as a keyed hash, scoped. */
+export const apiTokens = sqliteTable('api_tokens', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull(),
+  /** JSON array of scopes, e.g. ["phones:write","status:read"]. */
+  scopes: text('scopes').notNull(),
+  createdBy: text('created_by'),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at'),
+  lastUsedAt: integer('last_used_at'),
+  revokedAt: integer('revoked_at')
+}, (t) => [
+  uniqueIndex('api_tokens_hash').on(t.tokenHash)
+])
+
+/** Sign-in invitations for users without a password or OIDC (IAM users): one time, hashed at rest. */
+export const invitations = sqliteTable('invitations', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  tokenHash: text('token_hash').notNull(),
+  createdBy: text('created_by'),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [
+  uniqueIndex('invitations_token').on(t.tokenHash),
+  index('invitations_user').on(t.userId)
+])
+
+/** A method being set up at a provider (AWS virtual MFA device, Entra hardware OATH token) until proven or abandoned. */
+export const providerEnrollments = sqliteTable('provider_enrollments', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  provider: text('provider').notNull(),
+  kind: text('kind').notNull(),
+  /** The provider's id for the device (MFA serial number / ARN, OATH token id). */
+  deviceId: text('device_id'),
+  /** The seed, sealed like TOTP secrets (bound to this row's id). */
+  secretSealed: text('secret_sealed'),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  completedAt: integer('completed_at')
+}, (t) => [
+  index('provider_enrollments_user').on(t.userId),
+  index('provider_enrollments_expires').on(t.expiresAt)
+])
+
+/** One row per directory sync run: what was seen and where registration facts came from. */
+export const directorySyncs = sqliteTable('directory_syncs', {
+  id: integer('id').primaryKey(),
+  provider: text('provider').notNull(),
+  startedAt: integer('started_at').notNull(),
+  finishedAt: integer('finished_at'),
+  status: text('status', { enum: ['running', 'done', 'failed'] }).notNull(),
+  seen: integer('seen').notNull().default(0),
+  created: integer('created').notNull().default(0),
+  updated: integer('updated').notNull().default(0),
+  skipped: integer('skipped').notNull().default(0),
+  /** e.g. 'userRegistrationDetails' or 'authentication/methods' (Entra), 'ListMFADevices' (AWS). */
+  registrationSource: text('registration_source'),
+  error: text('error')
+}, (t) => [
+  index('directory_syncs_provider').on(t.provider, t.id)
+])
+
+/** Counts by state once a day, for the admin burn-down chart. */
+export const rolloutSnapshots = sqliteTable('rollout_snapshots', {
+  day: text('day').primaryKey(),
+  takenAt: integer('taken_at').notNull(),
+  /** JSON object: state -> count. */
+  counts: text('counts').notNull()
+})

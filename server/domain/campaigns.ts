@@ -15,7 +15,10 @@ export interface CampaignInput {
   newUserWindowDays: number
   reminderOffsets: number[]
   maxExtensionDays: number
-  smsCounts: boolean
+  smsPolicy: Campaign['smsPolicy']
+  privilegedMethods: Campaign['privilegedMethods']
+  softBlockDays: number | null
+  driftPolicy: Campaign['driftPolicy']
 }
 
 export interface CampaignStore {
@@ -28,6 +31,8 @@ export interface CampaignStore {
   extensionsFor(userId: string): Array<{ campaignId: string, days: number }>
   addExemption(userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): void
   firstSeenAndPrivilege(userId: string): { firstSeenAt: Date, privileged: boolean } | undefined
+  /** Clears a drift flag; false when the user had none. */
+  clearDriftFlag(userId: string): boolean
 }
 
 /** Field-by-field problems with a campaign form, in plain words. */
@@ -52,6 +57,14 @@ export function validateCampaign (input: CampaignInput): void {
   }
   if (!Number.isInteger(input.newUserWindowDays) || input.newUserWindowDays < 0 || input.newUserWindowDays > 365) fields.newUserWindowDays = 'The new-user window is a whole number of days from 0 to 365.'
   if (!Number.isInteger(input.maxExtensionDays) || input.maxExtensionDays < 0 || input.maxExtensionDays > 365) fields.maxExtensionDays = 'The extension budget is a whole number of days from 0 to 365.'
+  if (input.softBlockDays !== null) {
+    const graceDays = (input.deadline.getTime() - input.startsAt.getTime()) / 86_400_000
+    if (!Number.isInteger(input.softBlockDays) || input.softBlockDays < 1 || input.softBlockDays > 90) fields.softBlockDays = 'The soft-block stage is a whole number of days from 1 to 90, or empty for none.'
+    else if (input.softBlockDays >= graceDays) fields.softBlockDays = 'The soft-block stage must be shorter than the time between the start and the deadline.'
+  }
+  if (!['counts', 'weak', 'excluded'].includes(input.smsPolicy)) fields.smsPolicy = 'Choose whether text messages count.'
+  if (!['phishing_resistant', 'any'].includes(input.privilegedMethods)) fields.privilegedMethods = 'Choose what privileged users need.'
+  if (!['reapply', 'flag'].includes(input.driftPolicy)) fields.driftPolicy = 'Choose what happens when enforcement is switched off by hand.'
   if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
   if (Object.keys(fields).length > 0) throw new CampaignValidationError(fields)
 }
@@ -119,6 +132,13 @@ export class CampaignService {
     if (this.store.firstSeenAndPrivilege(userId) === undefined) throw new DomainError('user_not_found', 'No such user.')
     this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
     this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshUser(userId)
+  }
+
+  /** After flagged drift, an admin decides to put enforcement back: the next sweep re-applies it. */
+  reapplyAfterDrift (userId: string, actor: Actor): void {
+    if (!this.store.clearDriftFlag(userId)) throw new DomainError('no_drift', 'This user has no flagged drift to act on.')
+    this.audit.append({ action: 'enforcement.drift_reapply_approved', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshUser(userId)
   }
 

@@ -83,3 +83,8 @@ export function effectiveDeadline (campaigns: CampaignRule[], user: DeadlineSubj
 export function daysLeft (deadline: Date, now: Date): number {
   return Math.ceil((deadline.getTime() - now.getTime()) / DAY_MS)
 }
+
+/** When a campaign's soft-block stage begins for a deadline (null: the campaign has none). */
+export function softBlockStart (deadline: Date, softBlockDays: number | null): Date | null {
+  return softBlockDays === null || softBlockDays <= 0 ? null : new Date(deadline.getTime() - softBlockDays * DAY_MS)
+}

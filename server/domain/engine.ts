@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { daysLeft, effectiveDeadline, type CampaignRule, type Extension } from './deadlines.ts'
+import { daysLeft, effectiveDeadline, softBlockStart, type CampaignRule, type Extension } from './deadlines.ts'
+import { assessMethods, DEFAULT_METHOD_POLICY, type MethodPolicy } from './methods.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
 import { ProviderError, type IdentityProvider, type ProviderSubject } from './provider.ts'
 
-export interface Campaign extends CampaignRule {
+export interface Campaign extends CampaignRule, MethodPolicy {
   targetKind: 'all' | 'group' | 'privileged' | 'provider'
   targetValue: string | null
   reminderOffsets: number[]
-  smsCounts: boolean
+  /** Days before the hard flip during which the portal insists on enrollment (null: no soft-block stage). */
+  softBlockDays: number | null
+  /** Enforcement found switched off by hand: put it back, or only flag the user for an admin. */
+  driftPolicy: 'reapply' | 'flag'
   armedAt: Date | null
 }
 
@@ -23,12 +27,15 @@ export interface UserFacts {
   groups: string[]
   disabled: boolean
   firstSeenAt: Date
+  /** Method kinds held in the portal and those the provider reports, together. */
   methodKinds: string[]
   exemption: ExemptionFact | null
   extensions: Extension[]
   enforcedAt: Date | null
   /** The last enforcement job for the user's current deadline version failed for good. */
   failedError: string | null
+  /** Drift found and, per the campaign's policy, flagged rather than re-applied. */
+  driftFlaggedAt: Date | null
 }
 
 export interface StoredState {
@@ -37,6 +44,9 @@ export interface StoredState {
   /** Bumped whenever the deadline or the desired action changes; jobs are keyed by it. */
   deadlineVersion: number
   desired: JobAction | null
+  campaignId: string | null
+  /** When the soft-block stage begins (null: the campaign has none). */
+  softBlockAt: Date | null
 }
 
 export type JobAction = 'enforce' | 'relax'
@@ -66,7 +76,7 @@ export interface EngineStore {
   facts(userId: string): UserFacts | undefined
   state(userId: string): StoredState | undefined
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
-  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, now: Date): void
+  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date): void
   /** Users whose desired enforcement is due (enforce with deadline <= now, or relax), streamed from the index in one pass. */
   due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }>
   /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
@@ -75,8 +85,13 @@ export interface EngineStore {
   enforcedAfter(cursor: string | null, limit: number): string[]
   /** Users still shown as in their grace period although their deadline has passed (to re-derive). */
   lapsedAfter(cursor: string | null, now: Date, limit: number): string[]
-  /** Inserts jobs that do not exist yet for (user, action, version); returns how many were new. */
-  enqueue(items: PlanItem[], now: Date): number
+  /** Counts of due users by action and campaign, from the same index ranges as `due` (no row is materialised). */
+  dueCounts(now: Date): Array<{ action: JobAction, campaignId: string | null, count: number }>
+  /**
+   * Writes a job for every due user (the rows `due` streams) that has none yet for (user, action, version), in one
+   * statement inside the database; returns how many were new.
+   */
+  enqueueDue(now: Date): number
   /** Claims up to `limit` ready jobs (queued and due, or running with an expired lease) for `owner`. */
   claim(owner: string, limit: number, leaseMs: number, now: Date): Job[]
   complete(jobId: string, owner: string, now: Date): boolean
@@ -84,11 +99,15 @@ export interface EngineStore {
   failForGood(jobId: string, owner: string, error: string, now: Date): void
   /** Records the provider's enforcement as the portal knows it (null: not enforced). */
   setEnforcedAt(userId: string, at: Date | null): void
+  /** Flags (or clears) drift that the campaign's policy says to report rather than re-apply. */
+  setDriftFlagged(userId: string, at: Date | null): void
   /** Runs work atomically (a job's outcome, the user's enforcement record and its audit event commit together). */
   atomically<T>(work: () => T): T
 }
 
 export interface EngineSettings {
+  /** Which methods qualify for users no campaign targets (the home page's wording); campaigns carry their own. */
+  defaultMethodPolicy: MethodPolicy
   concurrency: number
   maxAttempts: number
   leaseMs: number
@@ -96,7 +115,7 @@ export interface EngineSettings {
   maxBackoffMs: number
 }
 
-export const DEFAULT_ENGINE_SETTINGS: EngineSettings = { concurrency: 4, maxAttempts: 6, leaseMs: 60_000, baseBackoffMs: 1_000, maxBackoffMs: 5 * 60_000 }
+export const DEFAULT_ENGINE_SETTINGS: EngineSettings = { defaultMethodPolicy: DEFAULT_METHOD_POLICY, concurrency: 4, maxAttempts: 6, leaseMs: 60_000, baseBackoffMs: 1_000, maxBackoffMs: 5 * 60_000 }
 
 export function targets (campaign: Pick<Campaign, 'targetKind' | 'targetValue'>, user: Pick<UserFacts, 'groups' | 'privileged' | 'provider'>): boolean {
   switch (campaign.targetKind) {
@@ -107,8 +126,26 @@ export function targets (campaign: Pick<Campaign, 'targetKind' | 'targetValue'>,
   }
 }
 
+export interface Standing {
+  state: UserState
+  deadline: Date | null
+  daysLeft: number | null
+  /** In the campaign's soft-block stage without a qualifying method: the portal insists on enrollment. */
+  softBlocked: boolean
+}
+
+/** The dry run at a glance: complete counts, and the first rows for a page. */
+export interface PlanSummary {
+  total: number
+  enforce: number
+  relax: number
+  byCampaign: Map<string | null, { enforce: number, relax: number }>
+  sample: PlanItem[]
+}
+
 export interface SweepReport {
-  planned: PlanItem[]
+  /** Due users when the sweep planned (each has a job now, new or still running from an earlier sweep). */
+  planned: number
   enqueued: number
   completed: number
   retried: number
@@ -139,10 +176,24 @@ export class EnforcementEngine {
   }
 
   /** Where a user stands, for their own pages: state, deadline and whole days left. */
-  standing (userId: string): { state: UserState, deadline: Date | null, daysLeft: number | null } | undefined {
+  standing (userId: string): Standing | undefined {
     const stored = this.store.state(userId)
     if (stored === undefined) return undefined
-    return { state: stored.state, deadline: stored.deadline, daysLeft: stored.deadline === null ? null : daysLeft(stored.deadline, this.clock.now()) }
+    const now = this.clock.now()
+    return {
+      state: stored.state,
+      deadline: stored.deadline,
+      daysLeft: stored.deadline === null ? null : daysLeft(stored.deadline, now),
+      // Only while the grace period still runs without a qualifying method: the portal then insists on enrollment.
+      softBlocked: stored.state === 'pending' && stored.softBlockAt !== null && stored.softBlockAt <= now
+    }
+  }
+
+  /** Which methods qualify for this user: their deadline's campaign decides, else the portal's default. */
+  methodPolicy (userId: string): MethodPolicy {
+    const campaignId = this.store.state(userId)?.campaignId ?? null
+    const campaign = campaignId === null ? undefined : this.store.activeCampaigns().find((c) => c.id === campaignId)
+    return campaign ?? this.settings.defaultMethodPolicy
   }
 
   /** Re-derives one user's state from the facts (after enrollment, extension, exemption, sync, campaign edits). */
@@ -153,18 +204,19 @@ export class EnforcementEngine {
     const mine = facts.disabled ? [] : campaigns.filter((c) => targets(c, facts))
     const deadline = effectiveDeadline(mine, facts, facts.extensions)
     const campaign = deadline === null ? undefined : mine.find((c) => c.id === deadline.campaignId)
-    const smsCounts = campaign?.smsCounts ?? true
-    const qualifying = facts.methodKinds.filter((k) => facts.privileged ? k === 'passkey' : k !== 'phone' || smsCounts)
+    const methods = assessMethods(facts.privileged, facts.methodKinds, campaign ?? this.settings.defaultMethodPolicy)
     const derived = deriveState({
       exemption: facts.exemption,
-      phishingResistant: facts.methodKinds.includes('passkey'),
+      phishingResistant: methods.phishingResistant,
       deadline: deadline?.deadline ?? null,
-      enrolled: qualifying.length > 0,
+      enrolled: methods.enrolled,
       enforced: facts.enforcedAt !== null,
       failed: facts.failedError === null ? null : { lastError: facts.failedError },
+      driftFlagged: facts.driftFlaggedAt !== null,
       armed: campaign?.armedAt != null
     }, now)
-    this.store.saveState(userId, derived, deadline?.deadline ?? null, deadline?.campaignId ?? null, now)
+    const softBlockAt = deadline === null || campaign === undefined ? null : softBlockStart(deadline.deadline, campaign.softBlockDays)
+    this.store.saveState(userId, derived, deadline?.deadline ?? null, deadline?.campaignId ?? null, softBlockAt, now)
     return derived.state
   }
 
@@ -199,10 +251,12 @@ export class EnforcementEngine {
 
   /**
    * Drift: re-reads the provider for users the portal believes enforced. Where someone switched enforcement off
-   * by hand, it is recorded (audit) and the user's state re-derived, so the next sweep re-applies it.
+   * by hand, it is recorded (audit) and the user's state re-derived: the next sweep re-applies it, or, when the
+   * campaign's drift policy says "flag", the user is shown as needing attention and nothing is re-applied.
    */
   async detectDrift (batchSize = 200): Promise<string[]> {
     const drifted: string[] = []
+    const campaigns = this.store.activeCampaigns()
     let cursor: string | null = null
     for (;;) {
       const ids = this.store.enforcedAfter(cursor, batchSize)
@@ -219,24 +273,52 @@ export class EnforcementEngine {
           continue
         }
         if (state === 'enforced') continue
+        const campaignId = this.store.state(userId)?.campaignId
+        const policy = campaigns.find((c) => c.id === campaignId)?.driftPolicy ?? 'reapply'
         this.store.atomically(() => {
           this.store.setEnforcedAt(userId, null)
-          this.audit.append({ action: 'enforcement.drift_detected', actorLabel: 'engine', subjectUserId: userId, details: { provider: facts.provider, found: state, policy: 're-apply' } })
+          if (policy === 'flag') this.store.setDriftFlagged(userId, this.clock.now())
+          this.audit.append({ action: 'enforcement.drift_detected', actorLabel: 'engine', subjectUserId: userId, details: { provider: facts.provider, found: state, policy } })
         })
-        this.refreshUser(userId)
+        this.refreshUser(userId, campaigns)
         drifted.push(userId)
       }
       cursor = ids[ids.length - 1]
     }
   }
 
-  /** What the next sweep would do, per user, with reasons. No side effects: the dry run. */
-  plan (): PlanItem[] {
-    const items: PlanItem[] = []
+  /** What the next sweep would do, per user, with reasons, streamed from the index. No side effects: the dry run. */
+  * planItems (): Generator<PlanItem> {
     for (const due of this.store.due(this.clock.now())) {
-      items.push({ userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) })
+      yield { userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) }
     }
-    return items
+  }
+
+  /** The whole dry run as a list (tests and small tenants; pages use planSummary, the CLI streams planItems). */
+  plan (): PlanItem[] {
+    return [...this.planItems()]
+  }
+
+  /** The dry run for pages and logs: exact counts from the index, and the first `sampleSize` rows. */
+  planSummary (sampleSize = 500, campaignId?: string): PlanSummary {
+    const byCampaign = new Map<string | null, { enforce: number, relax: number }>()
+    const summary: PlanSummary = { total: 0, enforce: 0, relax: 0, byCampaign, sample: [] }
+    for (const row of this.store.dueCounts(this.clock.now())) {
+      if (campaignId !== undefined && row.campaignId !== campaignId) continue
+      const entry = byCampaign.get(row.campaignId) ?? { enforce: 0, relax: 0 }
+      entry[row.action] += row.count
+      byCampaign.set(row.campaignId, entry)
+      summary[row.action] += row.count
+      summary.total += row.count
+    }
+    if (sampleSize > 0 && summary.total > 0) {
+      for (const item of this.planItems()) {
+        if (campaignId !== undefined && item.campaignId !== campaignId) continue
+        summary.sample.push(item)
+        if (summary.sample.length >= sampleSize) break
+      }
+    }
+    return summary
   }
 
   /**
@@ -260,8 +342,10 @@ export class EnforcementEngine {
   /** Brings lapsed deadlines up to date, plans, writes the jobs, and works them off until none is ready. */
   async sweep (): Promise<SweepReport> {
     this.refreshLapsed()
-    const planned = this.plan()
-    const enqueued = this.store.enqueue(planned, this.clock.now())
+    const now = this.clock.now()
+    // The dry run's rows, written as jobs by one INSERT … SELECT: no plan is built in memory, however many are due.
+    const planned = this.store.dueCounts(now).reduce((sum, row) => sum + row.count, 0)
+    const enqueued = this.store.enqueueDue(now)
     const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, failed: 0 }
     // Read once per sweep: re-reading them for every job was a quarter of the engine's time.
     const campaigns = this.store.activeCampaigns()

@@ -54,9 +54,36 @@ export interface MethodStore {
   markUsed(methodId: string, at: Date): void
 }
 
-export interface EnrollmentPolicy {
-  /** Whether a phone (SMS) counts toward being enrolled. */
-  smsCounts: boolean
+/**
+ * Which methods qualify (DESIGN.md "Qualifying methods"), per campaign: text messages may count, count as weak,
+ * or not count; privileged users may need a phishing-resistant method.
+ */
+export interface MethodPolicy {
+  smsPolicy: 'counts' | 'weak' | 'excluded'
+  privilegedMethods: 'phishing_resistant' | 'any'
+}
+
+export const DEFAULT_METHOD_POLICY: MethodPolicy = { smsPolicy: 'counts', privilegedMethods: 'phishing_resistant' }
+
+/** Passkeys and FIDO2 security keys, wherever they are registered (portal or provider). */
+const PHISHING_RESISTANT: ReadonlySet<string> = new Set(['passkey'])
+/** Kinds that prove possession; anything else a provider reports (email, password, …) never counts. */
+const STRONG: ReadonlySet<string> = new Set(['passkey', 'totp', 'hardware_totp'])
+
+export interface MethodAssessment {
+  enrolled: boolean
+  /** Enrolled only through a text-message phone while the policy calls that weak. */
+  weak: boolean
+  phishingResistant: boolean
+}
+
+/** Does a user holding these method kinds count as enrolled under the policy? Pure, shared by the engine and the pages. */
+export function assessMethods (privileged: boolean, kinds: readonly string[], policy: MethodPolicy): MethodAssessment {
+  const phishingResistant = kinds.some((k) => PHISHING_RESISTANT.has(k))
+  if (privileged && policy.privilegedMethods === 'phishing_resistant') return { enrolled: phishingResistant, weak: false, phishingResistant }
+  const strong = kinds.some((k) => STRONG.has(k))
+  const sms = kinds.includes('phone') && policy.smsPolicy !== 'excluded'
+  return { enrolled: strong || sms, weak: !strong && sms && policy.smsPolicy === 'weak', phishingResistant }
 }
 
 export interface EnrollmentStatus {
@@ -65,18 +92,17 @@ export interface EnrollmentStatus {
   summary: string
 }
 
-const PHISHING_RESISTANT: ReadonlySet<MethodKind> = new Set(['passkey'])
-
 /** Does this user count as enrolled under the policy, and how do we say so in plain words? */
-export function enrollmentStatus (user: Pick<User, 'privileged'>, methods: Pick<AuthMethod, 'kind'>[], policy: EnrollmentPolicy): EnrollmentStatus {
-  if (user.privileged) {
-    return methods.some((m) => PHISHING_RESISTANT.has(m.kind))
+export function enrollmentStatus (user: Pick<User, 'privileged'>, kinds: readonly string[], policy: MethodPolicy): EnrollmentStatus {
+  const assessment = assessMethods(user.privileged, kinds, policy)
+  if (user.privileged && policy.privilegedMethods === 'phishing_resistant') {
+    return assessment.enrolled
       ? { enrolled: true, summary: 'Your account has a passkey, which administrators and other privileged accounts need.' }
       : { enrolled: false, summary: 'A passkey or security key is required for administrators and other privileged accounts. Add one below.' }
   }
-  const qualifying = methods.filter((m) => m.kind !== 'phone' || policy.smsCounts)
-  if (qualifying.length > 0) return { enrolled: true, summary: 'You have a second way to prove it\'s you.' }
-  if (methods.length > 0) {
+  if (assessment.weak) return { enrolled: true, summary: 'You can prove it\'s you by text message. A passkey or an authenticator app is safer: consider adding one.' }
+  if (assessment.enrolled) return { enrolled: true, summary: 'You have a second way to prove it\'s you.' }
+  if (kinds.length > 0) {
     return { enrolled: false, summary: 'Text-message codes do not count on their own here. Add a passkey or an authenticator app.' }
   }
   return { enrolled: false, summary: 'You have not set up a second sign-in method yet. Add a passkey, an authenticator app or a phone.' }

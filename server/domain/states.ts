@@ -24,6 +24,8 @@ export interface StateFacts {
   enforced: boolean
   /** The user's latest enforcement job failed for good (retries exhausted); `lastError` says why. */
   failed: { lastError: string } | null
+  /** Enforcement was found switched off by hand and the campaign's policy says flag, not re-apply. */
+  driftFlagged: boolean
   /** The campaign behind the deadline is armed (may flip switches). */
   armed: boolean
 }
@@ -68,6 +70,9 @@ export function deriveState (facts: StateFacts, now: Date): DerivedState {
   }
   if (facts.enforced) {
     return { state: 'enforced', reason: facts.enrolled ? 'MFA is mandatory.' : 'MFA is mandatory; the user must register a method at next sign-in.', desiredEnforcement: null }
+  }
+  if (facts.driftFlagged) {
+    return { state: 'attention', reason: 'MFA enforcement was switched off at the provider by hand. The campaign only flags this: re-apply it or exempt the user.', desiredEnforcement: null }
   }
   if (facts.failed !== null) {
     // Retries are exhausted: nothing more is planned until something changes or an admin steps in.

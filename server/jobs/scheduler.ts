@@ -20,8 +20,8 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
         }
         const report = await services.engine.sweep()
         const reminders = await services.reminders.send(services.engine.campaigns())
-        if (report.planned.length + reminders > 0) {
-          log.info({ planned: report.planned.length, completed: report.completed, retried: report.retried, failed: report.failed, reminders }, 'sweep finished')
+        if (report.planned + reminders > 0) {
+          log.info({ planned: report.planned, completed: report.completed, retried: report.retried, failed: report.failed, reminders }, 'sweep finished')
         }
       } catch (err) {
         log.error({ err }, 'sweep failed')

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
-import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
 import { assertNoSideways, clickAndWaitForPage, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp, type BrowserApp } from '../helpers/browser.ts'
 
-const DAY = 24 * 3_600_000
 let browser: Browser
 let testApp: BrowserApp
 // One admin for the whole file, on the narrowest supported screen: every sign-in costs a slow password check.
@@ -26,14 +25,8 @@ before(async () => {
   const now = clock.now().getTime()
   for (const u of due) services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, u.id)
   const actor = { id: user.id, label: user.email }
-  services.campaigns.create({
-    name: 'Privileged accounts first', targetKind: 'privileged', targetValue: null, startsAt: new Date(now), deadline: new Date(now + 30 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: false
-  }, actor)
-  const overdue = services.campaigns.create({
-    name: 'Everyone, with a deadline that has already passed', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now - DAY),
-    privilegedDeadline: new Date(now - 30 * DAY), newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true
-  }, actor)
+  services.campaigns.create(campaignInput(now, { name: 'Privileged accounts first', targetKind: 'privileged', startsAt: new Date(now), deadline: new Date(now + 30 * DAY), smsPolicy: 'excluded' }), actor)
+  const overdue = services.campaigns.create(campaignInput(now, { name: 'Everyone, with a deadline that has already passed', deadline: new Date(now - DAY), privilegedDeadline: new Date(now - 30 * DAY) }), actor)
   // Armed but not yet swept: the dry run lists the due users.
   services.campaigns.arm(overdue.id, actor)
   campaignId = overdue.id

@@ -97,7 +97,7 @@ async function main (): Promise<void> {
   services.engine.refreshAll()
   const report = await services.engine.sweep()
   services.close()
-  process.stdout.write(`${JSON.stringify({ planned: report.planned.length, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed })}\n`)
+  process.stdout.write(`${JSON.stringify({ planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed })}\n`)
 }
 
 await main()

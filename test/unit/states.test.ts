@@ -5,7 +5,7 @@ import { deriveState, type StateFacts } from '../../server/domain/states.ts'
 const now = new Date('2026-12-01T00:00:00Z')
 const past = new Date('2026-11-01T00:00:00Z')
 const future = new Date('2027-01-01T00:00:00Z')
-const base: StateFacts = { exemption: null, phishingResistant: false, deadline: future, enrolled: false, enforced: false, failed: null, armed: true }
+const base: StateFacts = { exemption: null, phishingResistant: false, deadline: future, enrolled: false, enforced: false, failed: null, driftFlagged: false, armed: true }
 
 const CASES: Array<[string, Partial<StateFacts>, string, string | null]> = [
   ['no campaign targets the user', { deadline: null }, 'not_targeted', null],
@@ -16,6 +16,7 @@ const CASES: Array<[string, Partial<StateFacts>, string, string | null]> = [
   ['deadline passed, with a method, armed', { deadline: past, enrolled: true }, 'enrolled', 'enforce'],
   ['deadline passed but the campaign is disarmed: nothing flips', { deadline: past, armed: false }, 'overdue', null],
   ['switch flipped', { deadline: past, enforced: true, enrolled: true }, 'enforced', null],
+  ['drift found and the policy only flags it: attention, nothing re-applied', { deadline: past, driftFlagged: true }, 'attention', null],
   ['enforcement failed for good: nothing more is planned', { deadline: past, failed: { lastError: 'HTTP 500' } }, 'attention', null],
   ['an extension moved the deadline out: relax', { enforced: true }, 'pending', 'relax'],
   ['service account exempt until later', { exemption: { kind: 'service_account', expiresAt: future }, deadline: past }, 'exempt', null],

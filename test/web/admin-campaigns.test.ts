@@ -1,9 +1,9 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
+import { type CampaignInput } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 
-const DAY = 24 * 3_600_000
 let t: TestApp | undefined
 // A fresh database per test: campaigns target everyone, so they would overlap across tests.
 afterEach(async () => { await t?.close() })
@@ -26,17 +26,17 @@ function validForm (fields: Record<string, string> = {}): Record<string, string>
     newUserWindowDays: '14',
     reminderOffsets: '30, 14, 7, 3, 1',
     maxExtensionDays: '30',
-    smsCounts: 'on',
+    softBlockDays: '',
+    smsPolicy: 'counts',
+    privilegedMethods: 'phishing_resistant',
+    driftPolicy: 'reapply',
     ...fields
   }
 }
 
 function pastCampaign (t: TestApp, fields: Partial<CampaignInput> = {}): CampaignInput {
   const now = t.clock.now().getTime()
-  return {
-    name: 'Overdue rollout', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now - DAY),
-    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true, ...fields
-  }
+  return campaignInput(now, { name: 'Overdue rollout', deadline: new Date(now - DAY), ...fields })
 }
 
 /** The dry-run table as [email, what would happen] pairs. */
@@ -52,10 +52,14 @@ test('an admin creates a campaign from the form: stored disarmed with UTC-midnig
   assert.match(form.text, /id="newUserWindowDays"[^>]*value="14"/)
   assert.match(form.text, /id="reminderOffsets"[^>]*value="30, 14, 7, 3, 1"/)
   assert.match(form.text, /id="maxExtensionDays"[^>]*value="30"/)
-  assert.match(form.text, /id="smsCounts"[^>]*checked/)
+  assert.match(form.text, /id="smsPolicy-counts"[^>]*checked/, 'text messages count unless the admin says otherwise')
+  assert.match(form.text, /id="privilegedMethods-phishing_resistant"[^>]*checked/)
+  assert.match(form.text, /id="driftPolicy-reapply"[^>]*checked/)
 
-  const fields = validForm({ name: '  Admins first  ', targetKind: 'group', targetValue: ' Finance ', privilegedDeadline: '2027-01-15', reminderOffsets: '7,30 14', maxExtensionDays: '10' })
-  delete fields.smsCounts
+  const fields = validForm({
+    name: '  Admins first  ', targetKind: 'group', targetValue: ' Finance ', privilegedDeadline: '2027-01-15', reminderOffsets: '7,30 14', maxExtensionDays: '10',
+    softBlockDays: '5', smsPolicy: 'weak', privilegedMethods: 'any', driftPolicy: 'flag'
+  })
   const res = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', fields)
   assert.equal(res.status, 303)
   const [campaign] = t.services.campaigns.list()
@@ -68,7 +72,10 @@ test('an admin creates a campaign from the form: stored disarmed with UTC-midnig
   assert.equal(campaign.privilegedDeadline?.toISOString(), '2027-01-15T00:00:00.000Z')
   assert.deepEqual(campaign.reminderOffsets, [30, 14, 7])
   assert.equal(campaign.maxExtensionDays, 10)
-  assert.equal(campaign.smsCounts, false, 'an unticked box sends nothing: text messages do not count')
+  assert.equal(campaign.smsPolicy, 'weak')
+  assert.equal(campaign.privilegedMethods, 'any')
+  assert.equal(campaign.softBlockDays, 5)
+  assert.equal(campaign.driftPolicy, 'flag')
   assert.equal(campaign.armedAt, null)
 
   const audit = t.services.audit.list({ action: 'campaign.created' })
@@ -139,7 +146,7 @@ test('every problem with a form is shown at once, in form order, with what was t
 
 test('input a form cannot send (unknown target, oversized or repeated fields) is refused with 400 and nothing stored', async () => {
   const { t, admin } = await adminApp()
-  for (const fields of [validForm({ targetKind: 'everyone' }), validForm({ name: 'n'.repeat(5000) }), validForm({ reminderOffsets: '1,'.repeat(200) }), validForm({ smsCounts: 'yes' })]) {
+  for (const fields of [validForm({ targetKind: 'everyone' }), validForm({ name: 'n'.repeat(5000) }), validForm({ reminderOffsets: '1,'.repeat(200) }), validForm({ smsPolicy: 'x'.repeat(100) })]) {
     const res = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', fields)
     assert.equal(res.status, 400)
   }

@@ -1,18 +1,14 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
-import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createTestUser, signIn, startTestApp, type TestApp } from '../helpers/app.ts'
 
-const DAY = 24 * 3_600_000
 let t: TestApp
 before(async () => {
   t = await startTestApp()
   const now = t.clock.now().getTime()
-  t.services.campaigns.create({
-    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 30 * DAY), deadline: new Date(now + 12 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 0, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true
-  }, { id: null, label: 'test' })
+  t.services.campaigns.create(campaignInput(now, { startsAt: new Date(now - 30 * DAY), deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
 })
 after(async () => { await t.close() })
 

@@ -3,14 +3,13 @@ import { rmSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
-import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import type { User } from '../../server/domain/users.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
 import { readPersisted } from '../fakes/provider.ts'
 import type { KillPoint } from '../fakes/sweep-child.ts'
 import { createTestUser, FakeClock, TEST_SECRETS, tempDir, testConfig } from '../helpers/app.ts'
 
-const DAY = 24 * 3_600_000
 const LEASE_MS = 30_000
 const USERS = 20
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -56,10 +55,7 @@ async function arrange (t: TestContext): Promise<Arranged> {
   for (let i = 0; i < USERS; i++) users.push(await createTestUser(services))
   services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
   const now = clock.now().getTime()
-  const c = services.campaigns.create({
-    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 10 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true
-  }, admin)
+  const c = services.campaigns.create(campaignInput(now), admin)
   services.campaigns.arm(c.id, admin)
   clock.advance(11 * DAY)
   return { services, dataDir, users, deadlinePassedAt: clock.now() }

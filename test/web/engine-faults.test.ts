@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
+import { type CampaignInput } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import type { EngineSettings, EngineStore } from '../../server/domain/engine.ts'
 import { ProviderError } from '../../server/domain/provider.ts'
 import type { User } from '../../server/domain/users.ts'
@@ -9,7 +10,6 @@ import { createServices, type Services } from '../../server/wiring.ts'
 import { FakeProvider, type ProviderCall } from '../fakes/provider.ts'
 import { createTestUser, FakeClock, tempDir, testConfig } from '../helpers/app.ts'
 
-const DAY = 24 * 3_600_000
 const MINUTE = 60_000
 const admin = { id: null, label: 'test-admin' }
 
@@ -61,11 +61,7 @@ function recordingRetries (store: EngineStore, retries: RetryRecord[]): EngineSt
 }
 
 function campaign (clock: FakeClock, fields: Partial<CampaignInput> = {}): CampaignInput {
-  const now = clock.now().getTime()
-  return {
-    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 10 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true, ...fields
-  }
+  return campaignInput(clock.now(), fields)
 }
 
 async function createUsers (services: Services, count: number): Promise<User[]> {
@@ -284,7 +280,7 @@ test('the dry run lists exactly the users and actions the next sweep then carrie
 
   assert.deepEqual(pairs(dryRun), [...relaxed.map((u) => `${u.id} relax`), ...latecomers.map((u) => `${u.id} enforce`)].sort())
   assert.deepEqual(pairs(performed), pairs(dryRun), 'the provider saw exactly what the dry run listed')
-  assert.deepEqual(pairs(report.planned), pairs(dryRun))
+  assert.equal(report.planned, dryRun.length)
   assert.equal(report.completed, dryRun.length)
   for (const u of relaxed) assert.equal(fake.isEnforced(u.id), false)
   for (const u of latecomers) assert.equal(fake.isEnforced(u.id), true)

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_REMINDER_OFFSETS, type CampaignInput } from '../../server/domain/campaigns.ts'
+import { type CampaignInput } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createServices } from '../../server/wiring.ts'
 import { FakeProvider } from '../fakes/provider.ts'
 import { createTestUser, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
 
-const DAY = 24 * 3_600_000
 const admin = { id: null, label: 'test-admin' }
 let t: TestApp
 // A fresh database per test: campaigns target everyone, so they would overlap across tests.
@@ -13,11 +13,7 @@ beforeEach(async () => { t = await startTestApp() })
 afterEach(async () => { await t.close() })
 
 function campaign (fields: Partial<CampaignInput> = {}): CampaignInput {
-  const now = t.clock.now().getTime()
-  return {
-    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 10 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true, ...fields
-  }
+  return campaignInput(t.clock.now(), fields)
 }
 
 function stateOf (userId: string) {
@@ -33,7 +29,7 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
 
   t.clock.advance(11 * DAY)
   const disarmed = await t.services.engine.sweep()
-  assert.equal(disarmed.planned.length, 0)
+  assert.equal(disarmed.planned, 0)
   for (const u of users) {
     assert.equal(stateOf(u.id).state, 'overdue')
     assert.equal(t.services.users.findById(u.id)?.enforcedAt, null)
@@ -43,14 +39,16 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
   assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 1)
   const dryRun = t.services.engine.plan()
   const report = await t.services.engine.sweep()
-  assert.deepEqual(report.planned.map((p) => [p.userId, p.action]), dryRun.map((p) => [p.userId, p.action]), 'the dry run is what the sweep did')
-  assert.ok(users.every((u) => report.planned.some((p) => p.userId === u.id && p.action === 'enforce')))
+  const jobs = t.services.database.sqlite.prepare('SELECT user_id AS userId, action FROM enforcement_jobs ORDER BY user_id').all()
+  assert.deepEqual(jobs, dryRun.map((p) => ({ userId: p.userId, action: p.action })).sort((a, b) => a.userId.localeCompare(b.userId)), 'the dry run is what the sweep did')
+  assert.equal(report.planned, users.length)
+  assert.ok(users.every((u) => dryRun.some((p) => p.userId === u.id && p.action === 'enforce')))
   for (const u of users) {
     assert.equal(stateOf(u.id).state, 'enforced')
     assert.notEqual(t.services.users.findById(u.id)?.enforcedAt, null)
   }
   const again = await t.services.engine.sweep()
-  assert.equal(again.planned.length, 0, 'nothing left to do: a second sweep changes nothing')
+  assert.equal(again.planned, 0, 'nothing left to do: a second sweep changes nothing')
   const transitions = t.services.database.sqlite.prepare('SELECT from_state, to_state FROM state_transitions WHERE user_id = ? ORDER BY id').all(users[0].id)
   assert.deepEqual(transitions, [{ from_state: null, to_state: 'pending' }, { from_state: 'pending', to_state: 'overdue' }, { from_state: 'overdue', to_state: 'enforced' }])
 })
@@ -141,12 +139,12 @@ test('a job whose process died during every attempt ends in attention instead of
   t.services.campaigns.arm(c.id, admin)
   t.clock.advance(2 * DAY)
   t.services.engine.refreshLapsed()
-  t.services.engineStore.enqueue(t.services.engine.plan(), t.clock.now())
+  t.services.engineStore.enqueueDue(t.clock.now())
   // Five earlier sweeps claimed it and died holding the lease (the sixth claim is the last allowed attempt).
   t.services.database.sqlite.prepare("UPDATE enforcement_jobs SET status = 'running', attempts = 5, lease_owner = 'dead', lease_expires_at = ? WHERE user_id = ?").run(t.clock.now().getTime() - 1, user.id)
   const report = await t.services.engine.sweep()
   assert.equal(report.failed, 1)
   assert.equal(stateOf(user.id).state, 'attention')
   assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
-  assert.equal((await t.services.engine.sweep()).planned.length, 0, 'attention waits for a person, not for the next sweep')
+  assert.equal((await t.services.engine.sweep()).planned, 0, 'attention waits for a person, not for the next sweep')
 })

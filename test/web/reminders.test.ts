@@ -1,12 +1,11 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
-import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createServices } from '../../server/wiring.ts'
 import { createTestUser, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 
-const DAY = 24 * 3_600_000
 let t: TestApp
 let smtp: SmtpSink
 before(async () => {
@@ -22,10 +21,7 @@ test('two sweeps sending reminders at the same moment send each one once; none a
   const now = t.clock.now().getTime()
   const users = await Promise.all([1, 2, 3, 4].map(async () => createTestUser(t.services)))
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
-  t.services.campaigns.create({
-    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * DAY), deadline: new Date(now + 6 * DAY),
-    privilegedDeadline: null, newUserWindowDays: 0, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30, smsCounts: true
-  }, { id: null, label: 'test' })
+  t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 6 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
   // One user is already set up: no reminder for them.
   const enrolled = users[3]
   const app = t.services.methods.addTotp(enrolled.id, 'App', new Secret({ size: 20 }).base32, 0)

@@ -6,6 +6,7 @@ import type { Clock } from '../../domain/clock.ts'
 import type { ChangeContext } from '../../domain/enrollment-guard.ts'
 import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
 import { sendError, wantsJson } from './errors.ts'
+import type { StandingLookup } from './views.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,7 +35,7 @@ declare module '@fastify/session' {
 // lastSeenAt is written at most this often, so idle tracking does not turn every request into a write.
 const TOUCH_INTERVAL_MS = 60_000
 
-export default fp<{ config: Config, users: UserStore, clock: Clock }>(async (app, { config, users, clock }) => {
+export default fp<{ config: Config, users: UserStore, clock: Clock, standing: StandingLookup }>(async (app, { config, users, clock, standing }) => {
   app.decorateRequest('user', null)
   app.decorateRequest('sessionEnded', null)
 
@@ -74,7 +75,20 @@ export default fp<{ config: Config, users: UserStore, clock: Clock }>(async (app
     sendError(request, reply, 403, 'pass_session_restricted',
       'You signed in with a temporary access pass, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.')
   })
-}, { name: 'auth', dependencies: ['session'] })
+
+  // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may
+  // reach) stays open, so everyone sets one up before the hard flip. Nothing changes at the provider.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.user === null || request.session.auth?.passSession === true) return
+    if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
+    if (standing(request.user.id)?.softBlocked !== true) return
+    if (wantsJson(request)) {
+      sendError(request, reply, 403, 'enrollment_required', 'Set up a second sign-in method first: your deadline is close.')
+      return
+    }
+    await reply.flashRedirect('/', 'Set up a second sign-in method first: your deadline is close, and the rest of the portal opens once you have one.', 'info')
+  })
+}, { name: 'auth', dependencies: ['session', 'views'] })
 
 // Stylesheets, scripts and health checks carry no user data: restricted sessions still need them.
 function isPublicAsset (request: FastifyRequest): boolean {

@@ -22,7 +22,7 @@ declare module 'fastify' {
 }
 
 /** Where the signed-in user stands (for the countdown banner); undefined when no campaign state exists yet. */
-export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null } | undefined
+export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null, softBlocked: boolean } | undefined
 
 export default fp<{ config: Config, standing: StandingLookup }>(async (app, { config, standing }) => {
   const eta = new Eta({

@@ -23,7 +23,10 @@ const CampaignBody = Type.Object({
   newUserWindowDays: Type.Optional(Type.String({ maxLength: 20 })),
   reminderOffsets: Type.Optional(Type.String({ maxLength: 200 })),
   maxExtensionDays: Type.Optional(Type.String({ maxLength: 20 })),
-  smsCounts: Type.Optional(Type.Literal('on')),
+  softBlockDays: Type.Optional(Type.String({ maxLength: 20 })),
+  smsPolicy: Type.Optional(Type.String({ maxLength: 40 })),
+  privilegedMethods: Type.Optional(Type.String({ maxLength: 40 })),
+  driftPolicy: Type.Optional(Type.String({ maxLength: 40 })),
   _csrf: Type.Optional(Type.String())
 })
 type CampaignForm = Static<typeof CampaignBody>
@@ -34,11 +37,32 @@ const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String()) })
 const PLAN_ROWS_SHOWN = 500
 
 /** The form's fields in page order, so the error summary reads top to bottom like the form. */
-const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays']
+const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy']
+
+const SMS_LABELS: Record<Campaign['smsPolicy'], string> = {
+  counts: 'Text messages count as a second sign-in method',
+  weak: 'Text messages count, but are reported as weak',
+  excluded: 'Text messages do not count'
+}
+const PRIVILEGED_LABELS: Record<Campaign['privilegedMethods'], string> = {
+  phishing_resistant: 'Privileged users need a passkey or security key',
+  any: 'Privileged users may use any method that counts for everyone'
+}
+const DRIFT_LABELS: Record<Campaign['driftPolicy'], string> = {
+  reapply: 'Put it back at the next sweep (and record it)',
+  flag: 'Only flag the user for an admin to decide'
+}
+const CHOICES = [
+  { name: 'smsPolicy', legend: 'Text messages (SMS)', options: Object.entries(SMS_LABELS) },
+  { name: 'privilegedMethods', legend: 'Administrators and other privileged users', options: Object.entries(PRIVILEGED_LABELS) },
+  { name: 'driftPolicy', legend: 'When someone switches enforcement off by hand at the provider', options: Object.entries(DRIFT_LABELS) }
+]
+// Where an error summary link for a radio group lands: its first choice.
+const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply' }
 
 interface Deps {
   campaigns: Pick<CampaignService, 'create' | 'list' | 'find' | 'arm' | 'disarm'>
-  engine: Pick<EnforcementEngine, 'plan' | 'previewArming'>
+  engine: Pick<EnforcementEngine, 'planSummary' | 'previewArming'>
   clock: Clock
 }
 
@@ -55,6 +79,8 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
       values,
       fields,
       problems,
+      choices: CHOICES,
+      choiceAnchors: CHOICE_ANCHORS,
       // Makes the layout's title start with "Error:", so screen readers hear at once that the form came back.
       error: problems.length > 0 ? 'Please correct the fields marked below.' : null
     })
@@ -83,14 +109,20 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     const campaign = campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     // Before arming, what arming would do; once armed, this campaign's part of the next sweep.
-    const plan = (campaign.armedAt === null ? engine.previewArming(campaign.id) : engine.plan().filter((item) => item.campaignId === campaign.id)).map(describePlanItem)
+    let summary: { total: number, enforce: number, relax: number, sample: PlanItem[] }
+    if (campaign.armedAt === null) {
+      const preview = engine.previewArming(campaign.id)
+      summary = { total: preview.length, enforce: preview.length, relax: 0, sample: preview.slice(0, PLAN_ROWS_SHOWN) }
+    } else {
+      summary = engine.planSummary(PLAN_ROWS_SHOWN, campaign.id)
+    }
     return reply.page('admin/campaigns/show', {
       title: campaign.name,
       campaign: describeCampaign(campaign),
-      plan,
-      shown: plan.slice(0, PLAN_ROWS_SHOWN),
-      enforceCount: plan.filter((item) => item.action === 'enforce').length,
-      relaxCount: plan.filter((item) => item.action === 'relax').length
+      total: summary.total,
+      shown: summary.sample.map(describePlanItem),
+      enforceCount: summary.enforce,
+      relaxCount: summary.relax
     })
   })
 
@@ -128,7 +160,10 @@ interface FormValues {
   newUserWindowDays: string
   reminderOffsets: string
   maxExtensionDays: string
-  smsCounts: boolean
+  softBlockDays: string
+  smsPolicy: string
+  privilegedMethods: string
+  driftPolicy: string
 }
 
 function blankForm (now: Date): FormValues {
@@ -142,7 +177,10 @@ function blankForm (now: Date): FormValues {
     newUserWindowDays: '14',
     reminderOffsets: DEFAULT_REMINDER_OFFSETS.join(', '),
     maxExtensionDays: '30',
-    smsCounts: true
+    softBlockDays: '',
+    smsPolicy: 'counts',
+    privilegedMethods: 'phishing_resistant',
+    driftPolicy: 'reapply'
   }
 }
 
@@ -157,8 +195,10 @@ function formValues (body: CampaignForm): FormValues {
     newUserWindowDays: body.newUserWindowDays ?? '',
     reminderOffsets: body.reminderOffsets ?? '',
     maxExtensionDays: body.maxExtensionDays ?? '',
-    // An unticked checkbox sends nothing at all.
-    smsCounts: body.smsCounts === 'on'
+    softBlockDays: body.softBlockDays ?? '',
+    smsPolicy: body.smsPolicy ?? '',
+    privilegedMethods: body.privilegedMethods ?? '',
+    driftPolicy: body.driftPolicy ?? ''
   }
 }
 
@@ -184,7 +224,11 @@ function parseForm (values: FormValues): { input: CampaignInput, problems: Recor
     newUserWindowDays: parseWhole(values.newUserWindowDays),
     reminderOffsets: values.reminderOffsets.split(/[\s,]+/).filter((part) => part !== '').map(parseWhole),
     maxExtensionDays: parseWhole(values.maxExtensionDays),
-    smsCounts: values.smsCounts
+    softBlockDays: values.softBlockDays.trim() === '' ? null : parseWhole(values.softBlockDays),
+    // Unknown choices pass through as typed; the domain's rules name the field.
+    smsPolicy: values.smsPolicy as CampaignInput['smsPolicy'],
+    privilegedMethods: values.privilegedMethods as CampaignInput['privilegedMethods'],
+    driftPolicy: values.driftPolicy as CampaignInput['driftPolicy']
   }
   return { input, problems }
 }
@@ -230,7 +274,10 @@ function describeCampaign (campaign: Campaign) {
     startsDay: day(campaign.startsAt),
     deadlineDay: day(campaign.deadline),
     privilegedDay: campaign.privilegedDeadline === null ? null : day(campaign.privilegedDeadline),
-    armedDay: campaign.armedAt === null ? null : day(campaign.armedAt)
+    armedDay: campaign.armedAt === null ? null : day(campaign.armedAt),
+    smsLabel: SMS_LABELS[campaign.smsPolicy],
+    privilegedLabel: PRIVILEGED_LABELS[campaign.privilegedMethods],
+    driftLabel: DRIFT_LABELS[campaign.driftPolicy]
   }
 }
 

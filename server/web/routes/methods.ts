@@ -1,13 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import type { Config } from '../../config.ts'
 import type { Clock } from '../../domain/clock.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { MethodLifecycle } from '../../domain/method-lifecycle.ts'
-import type { MethodStore } from '../../domain/methods.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { statusFor } from '../plugins/errors.ts'
-import { homeModel } from './home.ts'
+import { homeModel, type HomeDeps } from './home.ts'
 
 const MethodParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const RenameBody = Type.Object({ name: Type.String({ maxLength: 200 }), _csrf: Type.Optional(Type.String()) })
@@ -15,7 +13,8 @@ const TokenQuery = Type.Object({ token: Type.String({ maxLength: 100 }) })
 const TokenBody = Type.Object({ token: Type.String({ maxLength: 100 }), _csrf: Type.Optional(Type.String()) })
 
 /** Rename and remove methods, and the "This wasn't me" link from method-change emails. */
-const methodRoutes: FastifyPluginAsync<{ lifecycle: MethodLifecycle, methods: MethodStore, config: Config, clock: Clock }> = async (app, { lifecycle, methods, config, clock }) => {
+const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, clock: Clock }> = async (app, deps) => {
+  const { lifecycle, clock } = deps
   const options = { preHandler: requireUser, config: { passSession: true as const } }
 
   app.post<{ Params: Static<typeof MethodParams>, Body: Static<typeof RenameBody> }>('/methods/:id/rename', { ...options, schema: { params: MethodParams, body: RenameBody } }, async (request, reply) => {
@@ -24,7 +23,7 @@ const methodRoutes: FastifyPluginAsync<{ lifecycle: MethodLifecycle, methods: Me
       return reply.flashRedirect('/', `Renamed to "${method.name}".`)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, methods, config, { error: err.message }))
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, { error: err.message }))
     }
   })
 
@@ -35,7 +34,7 @@ const methodRoutes: FastifyPluginAsync<{ lifecycle: MethodLifecycle, methods: Me
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       if (err.code === 'step_up_required') return reply.flashRedirect('/step-up?next=/', 'Confirm it\'s you, then choose Remove again.', 'info')
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, methods, config, { error: err.message }))
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, { error: err.message }))
     }
   })
 

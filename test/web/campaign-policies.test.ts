@@ -1,0 +1,117 @@
+import { afterEach, beforeEach, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServices } from '../../server/wiring.ts'
+import { FakeProvider } from '../fakes/provider.ts'
+import { createTestUser, signIn, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
+
+const admin = { id: null, label: 'test-admin' }
+let t: TestApp
+beforeEach(async () => { t = await startTestApp() })
+afterEach(async () => { await t.close() })
+
+function stateOf (userId: string): string {
+  return (t.services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(userId) as { state: string }).state
+}
+
+async function existingUser (fields: { privileged?: boolean, role?: 'user' | 'helpdesk' | 'admin' } = {}) {
+  const user = await createTestUser(t.services, fields)
+  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  return user
+}
+
+test('text messages count, count as weak, or do not count, as the campaign says; the home page words it accordingly', async () => {
+  const user = await existingUser()
+  t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
+  const c = t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), admin)
+  assert.equal(stateOf(user.id), 'pending', 'a phone alone does not count in this campaign')
+  const agent = await signIn(t, user.email)
+  assert.match((await agent.get('/')).text, /Text-message codes do not count on their own here/)
+
+  t.services.database.sqlite.prepare("UPDATE campaigns SET sms_policy = 'weak' WHERE id = ?").run(c.id)
+  t.services.engine.refreshUser(user.id)
+  assert.equal(stateOf(user.id), 'enrolled', 'weak still qualifies')
+  assert.match((await agent.get('/')).text, /A passkey or an authenticator app is safer/)
+})
+
+test('privileged users need a passkey unless the campaign accepts any qualifying method for them', async () => {
+  const user = await existingUser({ privileged: true })
+  t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  const c = t.services.campaigns.create(campaignInput(t.clock.now()), admin)
+  assert.equal(stateOf(user.id), 'pending', 'an authenticator app is not phishing-resistant')
+  t.services.database.sqlite.prepare("UPDATE campaigns SET privileged_methods = 'any' WHERE id = ?").run(c.id)
+  t.services.engine.refreshUser(user.id)
+  assert.equal(stateOf(user.id), 'enrolled')
+})
+
+test('methods the provider reports (synced from the directory) count toward enrollment like portal methods', async () => {
+  const user = await existingUser()
+  t.services.campaigns.create(campaignInput(t.clock.now()), admin)
+  assert.equal(stateOf(user.id), 'pending')
+  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["email"]', user.id)
+  t.services.engine.refreshUser(user.id)
+  assert.equal(stateOf(user.id), 'pending', 'an email method proves nothing')
+  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["totp"]', user.id)
+  t.services.engine.refreshUser(user.id)
+  assert.equal(stateOf(user.id), 'enrolled')
+})
+
+test('soft-block stage: in the last days before the deadline, a user without a method reaches only enrollment until they set one up', async () => {
+  const user = await existingUser({ role: 'admin' })
+  t.services.campaigns.create(campaignInput(t.clock.now(), { softBlockDays: 5 }), admin)
+  const agent = await signIn(t, user.email)
+  assert.equal((await agent.get('/admin')).status, 200, 'ten days out, nothing is blocked yet')
+
+  t.clock.advance(6 * DAY) // 4 days left: inside the 5-day soft-block stage
+  const again = await signIn(t, user.email)
+  const blocked = await again.get('/admin')
+  assert.equal(blocked.status, 303)
+  assert.equal(blocked.headers.location, '/')
+  const home = await again.get('/')
+  assert.equal(home.status, 200)
+  assert.match(home.text, /Action required:/)
+  assert.match(home.text, /rest of the portal opens once you have one/)
+  assert.equal((await again.get('/enroll/totp')).status, 200, 'enrollment stays open')
+  const api = await again.get('/admin').set('Accept', 'application/json')
+  assert.equal(api.status, 403)
+  assert.equal(api.body.error.code, 'enrollment_required')
+  assert.equal(stateOf(user.id), 'pending', 'nothing changes at the provider: still in the grace period')
+
+  t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  t.services.engine.refreshUser(user.id)
+  assert.equal((await again.get('/admin')).status, 200, 'with a method, the portal opens again')
+  assert.doesNotMatch((await again.get('/')).text, /Action required:/)
+})
+
+test('drift under a "flag only" campaign: the user needs attention, nothing is re-applied until an admin approves it (audited)', async () => {
+  const fake = new FakeProvider()
+  const services = createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
+  try {
+    const user = await createTestUser(services)
+    services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+    const c = services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + DAY), driftPolicy: 'flag' }), admin)
+    services.campaigns.arm(c.id, admin)
+    t.clock.advance(2 * DAY)
+    await services.engine.sweep()
+    assert.equal(fake.isEnforced(user.id), true)
+
+    await fake.relax({ userId: user.id, externalId: null, email: user.email, enrolled: false })
+    assert.deepEqual(await services.engine.detectDrift(), [user.id])
+    const [event] = services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' })
+    assert.equal(JSON.parse(event.details).policy, 'flag')
+    assert.equal((services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(user.id) as { state: string }).state, 'attention')
+    assert.equal(services.engine.plan().length, 0, 'the dry run plans nothing')
+    const enforceCalls = fake.calls.filter((call) => call.op === 'enforce').length
+    await services.engine.sweep()
+    assert.equal(fake.isEnforced(user.id), false, 'flag only: the sweep leaves it off')
+    assert.equal(fake.calls.filter((call) => call.op === 'enforce').length, enforceCalls)
+
+    assert.throws(() => { services.campaigns.reapplyAfterDrift('no-such-user', admin) }, /no flagged drift/)
+    services.campaigns.reapplyAfterDrift(user.id, admin)
+    assert.equal(services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_reapply_approved' }).length, 1)
+    await services.engine.sweep()
+    assert.equal(fake.isEnforced(user.id), true, 'approved: the next sweep puts it back')
+  } finally {
+    services.close()
+  }
+})
