@@ -1,0 +1,115 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { ProviderUser } from '../../server/domain/provider.ts'
+import { ProviderError } from '../../server/domain/provider.ts'
+import { entraFixture } from '../fakes/graph/harness.ts'
+
+const MOBILE_ID = '3179e48a-750b-4051-897c-87b9720928f7'
+
+async function listAll (list: (cursor: string | null) => Promise<{ users: ProviderUser[], next: string | null }>): Promise<ProviderUser[]> {
+  const users: ProviderUser[] = []
+  let cursor: string | null = null
+  do {
+    const page = await list(cursor)
+    users.push(...page.users)
+    cursor = page.next
+  } while (cursor !== null)
+  return users
+}
+
+test('phone pre-population from extensionAttribute15: a dry run lists the changes, the real run writes each user once, invalid numbers are never pushed', async () => {
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_PHONE_ATTRIBUTE: 'extensionAttribute15' } })
+  try {
+    const fresh = fake.tenant.addUser({ ext: { extensionAttribute15: '(206) 555-0143' } })
+    const moved = fake.tenant.addUser({ ext: { extensionAttribute15: '+44 7911 123456' }, methods: [{ phone: '+1 2065550100' }] })
+    const same = fake.tenant.addUser({ ext: { extensionAttribute15: '+1 206-555-0199' }, methods: [{ phone: '+1 2065550199' }] })
+    const junk = fake.tenant.addUser({ ext: { extensionAttribute15: 'call reception' } })
+    const none = fake.tenant.addUser()
+    const users = await listAll(async (c) => await provider.listUsers(c))
+
+    const plan = await provider.prepopulatePhones(users, { dryRun: true, defaultRegion: 'US' })
+    const byId = new Map(plan.map((p) => [p.externalId, p]))
+    assert.deepEqual({ ...byId.get(fresh.id) }, { externalId: fresh.id, action: 'create', phone: '+12065550143', previous: null, applied: false })
+    assert.equal(byId.get(moved.id)!.action, 'update')
+    assert.equal(byId.get(moved.id)!.previous, '+12065550100')
+    assert.equal(byId.get(same.id)!.action, 'unchanged')
+    assert.equal(byId.get(junk.id)!.action, 'invalid')
+    assert.match(byId.get(junk.id)!.reason!, /not a valid phone number/)
+    assert.equal(byId.get(none.id)!.action, 'invalid')
+    assert.equal(fake.tenant.phone(fresh, 'mobile'), undefined, 'a dry run writes nothing')
+    assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, 0)
+
+    const done = await provider.prepopulatePhones(users, { dryRun: false, defaultRegion: 'US' })
+    assert.deepEqual(done.filter((p) => p.applied).map((p) => p.externalId).sort(), [fresh.id, moved.id].sort())
+    assert.equal(fake.tenant.phone(fresh, 'mobile')!.props.phoneNumber, '+1 2065550143')
+    assert.equal(fake.tenant.phone(moved, 'mobile')!.props.phoneNumber, '+44 7911123456')
+    assert.equal(fake.tenant.phone(moved, 'mobile')!.id, MOBILE_ID)
+    const writes = fake.calls.filter((c) => c.method !== 'GET')
+    assert.deepEqual(writes.map((c) => `${c.method} ${c.status}`).sort(), ['PATCH 204', 'POST 201'])
+    assert.equal(fake.tenant.phone(junk, 'mobile'), undefined)
+
+    const again = await provider.prepopulatePhones(users, { dryRun: false, defaultRegion: 'US' })
+    assert.equal(again.filter((p) => p.action === 'create' || p.action === 'update').length, 0)
+    assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, 2, 'a second run writes nothing')
+  } finally {
+    await close()
+  }
+})
+
+test('a phone the portal verified is set as the mobile method, created once then updated in place', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const user = fake.tenant.addUser()
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678'), 'create')
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678'), 'unchanged')
+    assert.equal(await provider.setMobilePhone(user.id, '+33698765432'), 'update')
+    const phones = user.methods.filter((m) => m.props.phoneType === 'mobile')
+    assert.equal(phones.length, 1)
+    assert.equal(phones[0].props.phoneNumber, '+33 698765432')
+  } finally {
+    await close()
+  }
+})
+
+test('a temporary access pass has the requested lifetime, replaces the earlier one, and is never readable again', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const user = fake.tenant.addUser()
+    const first = await provider.issueAccessPass(user.id, { lifetimeMinutes: 120, oneTime: true })
+    assert.equal(first.lifetimeMinutes, 120)
+    assert.equal(first.oneTime, true)
+    assert.equal(first.expiresAt.getTime() - first.startsAt.getTime(), 120 * 60_000)
+    assert.match(first.pass, /^.{8}$/)
+    const second = await provider.issueAccessPass(user.id, { lifetimeMinutes: 60 })
+    assert.notEqual(second.pass, first.pass)
+    assert.equal(user.tap!.id, second.methodId, 'one pass per user: the newest')
+    assert.equal(fake.calls.filter((c) => c.method === 'DELETE' && c.path.includes('temporaryAccessPassMethods')).length, 1)
+    const listed = await provider.graph.get<{ value: Array<{ temporaryAccessPass: string | null }> }>(`/users/${user.id}/authentication/temporaryAccessPassMethods`)
+    assert.equal(listed.value[0].temporaryAccessPass, null)
+  } finally {
+    await close()
+  }
+})
+
+test('the tenant TAP policy bounds passes: refused outside it with the allowed range, or fitted when asked to clamp', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const user = fake.tenant.addUser()
+    fake.tenant.tapPolicy = { ...fake.tenant.tapPolicy, minimumLifetimeInMinutes: 60, maximumLifetimeInMinutes: 240, isUsableOnce: true }
+    assert.deepEqual(await provider.accessPassPolicy(), { enabled: true, minimumLifetimeMinutes: 60, maximumLifetimeMinutes: 240, defaultLifetimeMinutes: 60, defaultLength: 8, oneTimeOnly: true })
+    await assert.rejects(provider.issueAccessPass(user.id, { lifetimeMinutes: 600 }), (err: ProviderError) => {
+      assert.equal(err.code, 'access_pass_lifetime_out_of_policy')
+      assert.match(err.message, /60 to 240 minutes/)
+      return true
+    })
+    await assert.rejects(provider.issueAccessPass(user.id, { lifetimeMinutes: 60, oneTime: false }), (err: ProviderError) => err.code === 'access_pass_one_time_only')
+    assert.equal(user.tap, null, 'nothing was issued')
+    const fitted = await provider.issueAccessPass(user.id, { lifetimeMinutes: 600, oneTime: false, outOfPolicy: 'clamp' })
+    assert.equal(fitted.lifetimeMinutes, 240)
+    assert.equal(fitted.oneTime, true)
+    fake.tenant.tapPolicy = { ...fake.tenant.tapPolicy, state: 'disabled' }
+    await assert.rejects(provider.issueAccessPass(user.id), (err: ProviderError) => err.code === 'access_pass_disabled')
+  } finally {
+    await close()
+  }
+})
