@@ -25,6 +25,18 @@ import homeRoutes from './web/routes/home.ts'
 import methodRoutes from './web/routes/methods.ts'
 import passkeySignInRoutes from './web/routes/passkey-signin.ts'
 import stepUpRoutes from './web/routes/step-up.ts'
+import adminComplianceRoutes from './web/routes/admin-compliance.ts'
+import adminTokenRoutes from './web/routes/admin-tokens.ts'
+import apiRoutes from './web/routes/api.ts'
+// (imports: api and compliance routes)
+import awsPortalRoutes from './web/routes/aws-portal.ts'
+// (imports: aws portal routes)
+import entraSignInRoutes from './web/routes/entra-signin.ts'
+import enrollEntraRoutes from './web/routes/enroll-entra.ts'
+// (imports: entra portal routes)
+import adminAuditRoutes from './web/routes/admin-audit.ts'
+import adminExemptionRoutes from './web/routes/admin-exemptions.ts'
+// (imports: admin dashboard, audit and exemption routes)
 
 export interface BuildOptions {
   /** Overrides the logger built from config (tests pass false). */
@@ -53,17 +65,30 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(errorPages)
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
-  await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock })
+  await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
   await app.register(homeRoutes, { methods: services.methods, engine: services.engine })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock })
-  await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock })
+  await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired })
   await app.register(enrollPasskeyRoutes, { services })
   await app.register(passkeySignInRoutes, { services })
   await app.register(enrollTotpRoutes, { services })
   await app.register(enrollPhoneRoutes, { services })
-  await app.register(helpdeskRoutes, { prefix: '/helpdesk' })
-  await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox })
+  await app.register(helpdeskRoutes, { prefix: '/helpdesk', helpdesk: services.helpdesk, guard: services.guard, clock: services.clock, config })
+  await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox, dashboard: services.dashboard, engine: services.engine, campaigns: services.campaigns, clock: services.clock,
+    directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })) })
   await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock })
+  await app.register(apiRoutes, { services })
+  await app.register(adminTokenRoutes, { prefix: '/admin/tokens', services })
+  await app.register(adminComplianceRoutes, { services })
+  // (routes: api and compliance)
+  await app.register(awsPortalRoutes, { services })
+  // (routes: aws portal)
+  await app.register(entraSignInRoutes, { services })
+  await app.register(enrollEntraRoutes, { services })
+  // (routes: entra portal)
+  await app.register(adminAuditRoutes, { prefix: '/admin/audit', audit: services.audit, users: services.users })
+  await app.register(adminExemptionRoutes, { prefix: '/admin/exemptions', campaigns: services.campaigns, users: services.users, clock: services.clock })
+  // (routes: admin dashboard, audit and exemptions)
 
   return app
 }

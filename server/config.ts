@@ -4,6 +4,8 @@ import { isIP } from 'node:net'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
+import { loadAwsConfig, type AwsConfig } from './providers/aws/config.ts'
+import { loadEntraConfig, type EntraConfig } from './providers/entra/config.ts'
 
 /** One bad variable: the process prints `message` as a single line and exits 1. */
 export class ConfigError extends Error {
@@ -44,6 +46,10 @@ export interface Config {
   readonly logLevel: string
   readonly metricsToken: string | undefined
   readonly providers: readonly string[]
+  /** Set when PROVIDERS names entra (ENTRA_* variables; see server/providers/entra/config.ts). */
+  readonly entra: EntraConfig | undefined
+  /** Set when PROVIDERS names aws (AWS_IAM_* variables; see server/providers/aws/config.ts). */
+  readonly aws: AwsConfig | undefined
   /** Region assumed for phone numbers written without a +country prefix. */
   readonly phoneDefaultRegion: CountryCode
   /** `directory`: users confirm the number from their directory record and cannot type another. */
@@ -62,6 +68,14 @@ export interface Config {
   readonly trustedNetworks: readonly string[]
   /** How recent a step-up must be to add or remove a method when one already exists. */
   readonly stepUpMs: number
+  /** Helpdesk-issued temporary access passes: lifetime bounds and default, in minutes (Entra's defaults). */
+  readonly accessPass: { readonly minMinutes: number, readonly defaultMinutes: number, readonly maxMinutes: number }
+  /** After a helpdesk reset, how long the user may set up a first method again from anywhere. */
+  readonly resetWindowMs: number
+  /** Helpdesk and admin accounts that hold a passkey must use it to sign in and to confirm actions. */
+  readonly staffPasskeyRequired: boolean
+  /** PASSWORD_SIGNIN=false turns local password sign-in off (users sign in with Microsoft, a passkey or a pass). */
+  readonly passwordSignIn: boolean
   /** Whether a phone (SMS) counts toward being enrolled. */
   readonly smsCounts: boolean
   /** How often the server sweeps (0: never; run `mfa-rollout sweep` from cron instead). */
@@ -159,9 +173,15 @@ export function loadConfig (env: Env = process.env): Config {
       throw new ConfigError('TRUSTED_NETWORKS', `expected a comma-separated list of CIDRs such as 10.0.0.0/8, got "${cidr}"`)
     }
   }
+  const accessPass = {
+    minMinutes: integer(env, 'ACCESS_PASS_MIN_MINUTES', 60, 10, 43_200),
+    defaultMinutes: integer(env, 'ACCESS_PASS_DEFAULT_MINUTES', 60, 10, 43_200),
+    maxMinutes: integer(env, 'ACCESS_PASS_MAX_MINUTES', 480, 10, 43_200)
+  }
+  if (accessPass.minMinutes > accessPass.defaultMinutes || accessPass.defaultMinutes > accessPass.maxMinutes) {
+    throw new ConfigError('ACCESS_PASS_DEFAULT_MINUTES', `expected ACCESS_PASS_MIN_MINUTES <= ACCESS_PASS_DEFAULT_MINUTES <= ACCESS_PASS_MAX_MINUTES, got ${accessPass.minMinutes}, ${accessPass.defaultMinutes}, ${accessPass.maxMinutes}`)
+  }
   const rpName = nonEmpty(env, 'ORGANIZATION_NAME') ?? 'MFA enrollment'
-  const smsCountsText = nonEmpty(env, 'SMS_COUNTS') ?? 'true'
-  if (smsCountsText !== 'true' && smsCountsText !== 'false') throw new ConfigError('SMS_COUNTS', 'expected true or false')
   const smsProvider = nonEmpty(env, 'SMS_PROVIDER') ?? 'outbox'
   if (!['outbox', 'twilio', 'aws-sns'].includes(smsProvider)) {
     throw new ConfigError('SMS_PROVIDER', `expected outbox, twilio or aws-sns, got "${smsProvider}"`)
@@ -220,6 +240,8 @@ export function loadConfig (env: Env = process.env): Config {
     logLevel,
     metricsToken: nonEmpty(env, 'METRICS_TOKEN'),
     providers,
+    entra: providers.includes('entra') ? requireProvider('entra', loadEntraConfig(env), 'ENTRA_TENANT_ID') : undefined,
+    aws: providers.includes('aws') ? loadAwsConfig({ ...env, AWS_IAM_ENABLED: 'true' }) : undefined,
     phoneDefaultRegion: region,
     phoneSource,
     previousEncryptionKeys,
@@ -232,11 +254,19 @@ export function loadConfig (env: Env = process.env): Config {
     totpIssuer: nonEmpty(env, 'TOTP_ISSUER') ?? rpName,
     trustedNetworks,
     stepUpMs: integer(env, 'STEP_UP_MINUTES', 10, 1, 60) * 60_000,
-    smsCounts: smsCountsText === 'true',
+    accessPass,
+    resetWindowMs: integer(env, 'RESET_WINDOW_DAYS', 3, 1, 30) * 86_400_000,
+    staffPasskeyRequired: flag(env, 'STAFF_PASSKEY_REQUIRED', true),
+    passwordSignIn: flag(env, 'PASSWORD_SIGNIN', true),
+    smsCounts: flag(env, 'SMS_COUNTS', true),
     sweepIntervalMs: integer(env, 'SWEEP_INTERVAL', 5, 0, 24 * 60) * 60_000,
     mail: { smtpUrl, from: nonEmpty(env, 'MAIL_FROM') ?? `${rpName} <no-reply@${publicUrl.hostname}>` },
     sms: { provider: smsProvider as Config['sms']['provider'], twilio, sns },
     warnings
+  }
+  // Without passwords, Microsoft sign-in must exist, or nobody without a passkey yet could get in at all.
+  if (!config.passwordSignIn && config.entra?.signIn === undefined) {
+    throw new ConfigError('PASSWORD_SIGNIN', 'false needs "Sign in with Microsoft": add entra to PROVIDERS and set ENTRA_REDIRECT_URI')
   }
   if (production && !config.session.secureCookie) {
     throw new ConfigError('PUBLIC_URL', 'must be an https:// address in production (session cookies are Secure)')
@@ -249,6 +279,11 @@ function nonEmpty (env: Env, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value
 }
 
+function requireProvider<T> (name: string, config: T | undefined, variable: string): T {
+  if (config === undefined) throw new ConfigError(variable, `required when PROVIDERS includes ${name}`)
+  return config
+}
+
 function integer (env: Env, name: string, fallback: number, min: number, max: number): number {
   const text = nonEmpty(env, name)
   if (text === undefined) return fallback
@@ -257,6 +292,13 @@ function integer (env: Env, name: string, fallback: number, min: number, max: nu
     throw new ConfigError(name, `expected a whole number from ${min} to ${max}, got "${text}"`)
   }
   return value
+}
+
+function flag (env: Env, name: string, fallback: boolean): boolean {
+  const text = nonEmpty(env, name)
+  if (text === undefined) return fallback
+  if (text !== 'true' && text !== 'false') throw new ConfigError(name, `expected true or false, got "${text}"`)
+  return text === 'true'
 }
 
 function parseUrl (text: string): URL {

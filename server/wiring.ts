@@ -2,6 +2,7 @@ import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
 import { SqliteCampaignStore } from './db/campaigns.ts'
+import { SqliteDashboardStore } from './db/dashboard.ts'
 import { SqliteEngineStore } from './db/engine.ts'
 import { SqliteReminderStore } from './db/reminders.ts'
 import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
@@ -17,6 +18,7 @@ import { systemClock, type Clock } from './domain/clock.ts'
 import { CampaignService } from './domain/campaigns.ts'
 import { EnforcementEngine, DEFAULT_ENGINE_SETTINGS, type EngineSettings, type EngineStore } from './domain/engine.ts'
 import { EnrollmentGuard } from './domain/enrollment-guard.ts'
+import { HelpdeskService } from './domain/helpdesk.ts'
 import { ProviderError, type IdentityProvider } from './domain/provider.ts'
 import { KeyedHasher } from './domain/keyed-hash.ts'
 import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
@@ -32,6 +34,10 @@ import { EmailNotifier } from './notify/email-notifier.ts'
 import { OutboxMailTransport, SmtpTransport } from './notify/mail.ts'
 import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
 import { LocalProvider } from './providers/local/provider.ts'
+import { AwsIamProvider } from './providers/aws/provider.ts'
+import { EntraProvider } from './providers/entra/provider.ts'
+import { SqliteDirectorySyncStore } from './db/directory-sync.ts'
+import { DirectorySyncService } from './domain/directory-sync.ts'
 import { SignInService } from './domain/signin.ts'
 import { UserService } from './domain/users.ts'
 
@@ -61,6 +67,14 @@ export interface Services {
   engine: EnforcementEngine
   campaigns: CampaignService
   reminders: ReminderService
+  helpdesk: HelpdeskService
+  /** Emails to people (SMTP, or the sandbox outbox). */
+  notifier: EmailNotifier
+  /** Every configured provider by name ('local' always). */
+  providers: Readonly<Record<string, IdentityProvider>>
+  directorySync: DirectorySyncService
+  /** Counts for the admin dashboard and the daily burn-down snapshots. */
+  dashboard: SqliteDashboardStore
   close(): void
 }
 
@@ -119,8 +133,17 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   })
 
   const local = new LocalProvider(users, methods, () => clock.now())
-  const providers: Record<string, IdentityProvider> = { local, ...overrides.providers }
   const campaignStore = new SqliteCampaignStore(database.db)
+  const providers: Record<string, IdentityProvider> = { local }
+  if (config.entra !== undefined) {
+    providers.entra = new EntraProvider(config.entra, {
+      now: () => clock.now(),
+      // Entra campaigns name groups by object id; their members are read on each sync.
+      campaignGroupIds: () => campaignStore.list().filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!)
+    })
+  }
+  if (config.aws !== undefined) providers.aws = new AwsIamProvider(config.aws, { clock })
+  Object.assign(providers, overrides.providers)
   const baseEngineStore = new SqliteEngineStore(database.sqlite, campaignStore)
   const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
   const engine = new EnforcementEngine(engineStore, (name) => {
@@ -134,6 +157,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
+  const campaigns = new CampaignService(campaignStore, engine, audit, clock)
+  const passes = new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock)
 
   return {
     config,
@@ -157,11 +182,16 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
       source: config.phoneSource, defaultRegion: config.phoneDefaultRegion, organisation: config.webauthn.rpName
     }),
     passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, config.webauthn),
-    passes: new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock),
+    passes,
     engineStore,
     engine,
-    campaigns: new CampaignService(campaignStore, engine, audit, clock),
+    campaigns,
+    providers,
+    notifier,
+    directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.sqlite), engine, audit, clock, config.phoneDefaultRegion),
+    helpdesk: new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, providers),
     reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
+    dashboard: new SqliteDashboardStore(database.sqlite),
     close: () => database.close()
   }
 }

@@ -6,11 +6,14 @@ import type { Services } from '../wiring.ts'
 import { auditVerify } from './audit-verify.ts'
 import { backup } from './backup.ts'
 import { createUser } from './create-user.ts'
+import { entraPhones } from './entra-phones.ts'
 import { importUsers } from './import-users.ts'
 import { migrate } from './migrate.ts'
 import { rotateKey } from './rotate-key.ts'
 import { setRole } from './set-role.ts'
 import { sweep } from './sweep.ts'
+import { sync } from './sync.ts'
+import { awsMfaCleanup } from './aws-mfa-cleanup.ts'
 
 /** Where a command writes and reads; the bin passes the process's streams. */
 export interface Io {
@@ -44,7 +47,7 @@ export interface Command {
   run(input: CommandInput, services: Services, io: Io): Promise<number>
 }
 
-export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, sweep, rotateKey]
+export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, sync, sweep, rotateKey, entraPhones, awsMfaCleanup]
 
 const PROGRAM = 'mfa-rollout'
 const USAGE_ERROR = 2

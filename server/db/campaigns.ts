@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm'
-import type { CampaignInput, CampaignStore } from '../domain/campaigns.ts'
+import { and, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
+import { alias } from 'drizzle-orm/sqlite-core'
+import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
 import type { Campaign } from '../domain/engine.ts'
 import type { Db } from './connection.ts'
 import { campaigns, exemptions, extensions, users } from './schema.ts'
@@ -13,19 +14,7 @@ export class SqliteCampaignStore implements CampaignStore {
   create (input: CampaignInput, createdBy: string | null, now: Date): Campaign {
     const row = this.db.insert(campaigns).values({
       id: randomUUID(),
-      name: input.name,
-      targetKind: input.targetKind,
-      targetValue: input.targetValue,
-      startsAt: input.startsAt.getTime(),
-      deadline: input.deadline.getTime(),
-      privilegedDeadline: input.privilegedDeadline?.getTime() ?? null,
-      newUserWindowDays: input.newUserWindowDays,
-      reminderOffsets: JSON.stringify(input.reminderOffsets),
-      maxExtensionDays: input.maxExtensionDays,
-      smsPolicy: input.smsPolicy,
-      privilegedMethods: input.privilegedMethods,
-      softBlockDays: input.softBlockDays,
-      driftPolicy: input.driftPolicy,
+      ...columns(input),
       createdBy,
       createdAt: now.getTime(),
       updatedAt: now.getTime()
@@ -62,9 +51,64 @@ export class SqliteCampaignStore implements CampaignStore {
     return this.db.update(users).set({ driftFlaggedAt: null }).where(and(eq(users.id, userId), isNotNull(users.driftFlaggedAt))).run().changes === 1
   }
 
+  update (id: string, input: CampaignInput, now: Date): Campaign {
+    const row = this.db.update(campaigns).set({
+      ...columns(input),
+      updatedAt: now.getTime()
+    }).where(eq(campaigns.id, id)).returning().get()
+    return toCampaign(row)
+  }
+
+  revokeExemption (exemptionId: string, now: Date): { userId: string, kind: ExemptionKind, reason: string } | undefined {
+    // One conditional UPDATE: of two admins revoking at once, one does it and the other is told it has ended.
+    return this.db.update(exemptions).set({ revokedAt: now.getTime() })
+      .where(and(eq(exemptions.id, exemptionId), isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, now.getTime()))))
+      .returning({ userId: exemptions.userId, kind: exemptions.kind, reason: exemptions.reason }).get()
+  }
+
+  listExemptions (status: 'active' | 'ended', now: Date, limit: number): ExemptionRecord[] {
+    const creator = alias(users, 'creator')
+    const at = now.getTime()
+    const active = and(isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, at)))
+    const ended = or(isNotNull(exemptions.revokedAt), lte(exemptions.expiresAt, at))
+    const rows = this.db.select({
+      id: exemptions.id, userId: exemptions.userId, email: users.email, kind: exemptions.kind, reason: exemptions.reason, owner: exemptions.owner,
+      expiresAt: exemptions.expiresAt, createdAt: exemptions.createdAt, createdByEmail: creator.email, revokedAt: exemptions.revokedAt
+    }).from(exemptions).innerJoin(users, eq(users.id, exemptions.userId)).leftJoin(creator, eq(creator.id, exemptions.createdBy))
+      .where(status === 'active' ? active : ended)
+      // Active: soonest to expire first (break-glass, which never expires, last). Ended: most recently ended first.
+      .orderBy(status === 'active' ? sql`coalesce(${exemptions.expiresAt}, 9e15)` : desc(sql`coalesce(${exemptions.revokedAt}, ${exemptions.expiresAt})`), exemptions.id)
+      .limit(limit).all()
+    return rows.map((row) => ({
+      ...row,
+      expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt),
+      createdAt: new Date(row.createdAt),
+      revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt)
+    }))
+  }
+
   firstSeenAndPrivilege (userId: string): { firstSeenAt: Date, privileged: boolean } | undefined {
     const row = this.db.select({ firstSeenAt: users.firstSeenAt, privileged: users.privileged }).from(users).where(eq(users.id, userId)).get()
     return row === undefined ? undefined : { firstSeenAt: new Date(row.firstSeenAt), privileged: row.privileged }
+  }
+}
+
+/** A campaign's settings as columns (create and update write the same ones). */
+function columns (input: CampaignInput) {
+  return {
+    name: input.name,
+    targetKind: input.targetKind,
+    targetValue: input.targetValue,
+    startsAt: input.startsAt.getTime(),
+    deadline: input.deadline.getTime(),
+    privilegedDeadline: input.privilegedDeadline?.getTime() ?? null,
+    newUserWindowDays: input.newUserWindowDays,
+    reminderOffsets: JSON.stringify(input.reminderOffsets),
+    maxExtensionDays: input.maxExtensionDays,
+    smsPolicy: input.smsPolicy,
+    privilegedMethods: input.privilegedMethods,
+    softBlockDays: input.softBlockDays,
+    driftPolicy: input.driftPolicy
   }
 }
 

@@ -13,7 +13,7 @@ export class SqliteEngineStore implements EngineStore {
     this.statements = {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
-      user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, drift_flagged_at AS driftFlaggedAt,
+      user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
         privileged, disabled, first_seen_at AS firstSeenAt, enforced_at AS enforcedAt,
         (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
         (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds FROM users WHERE id = ?`),
@@ -82,7 +82,7 @@ export class SqliteEngineStore implements EngineStore {
 
   facts (userId: string): UserFacts | undefined {
     const row = this.statements.user.get(userId) as {
-      id: string, email: string, provider: string, externalId: string | null, providerMethods: string, driftFlaggedAt: number | null,
+      id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
       privileged: number, disabled: number, firstSeenAt: number, enforcedAt: number | null, groups: string | null, methodKinds: string | null
     } | undefined
     if (row === undefined) return undefined
@@ -94,6 +94,7 @@ export class SqliteEngineStore implements EngineStore {
       provider: row.provider,
       privileged: row.privileged === 1,
       disabled: row.disabled === 1,
+      targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
       firstSeenAt: new Date(row.firstSeenAt),
       methodKinds: [...new Set([...(row.methodKinds === null ? [] : row.methodKinds.split(',')), ...(JSON.parse(row.providerMethods) as string[])])],

@@ -13,6 +13,8 @@ export interface SessionAuth {
   passSession?: boolean
   /** Password accepted, but MFA is enforced for the user: only the second-factor step and sign-out are open. */
   secondFactorPending?: boolean
+  /** The second factor owed must be a passkey (staff accounts that hold one). */
+  passkeyOnly?: boolean
 }
 
 type Callback<T = void> = (err?: Error | null, value?: T) => void

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { and, count, eq, sql } from 'drizzle-orm'
+import { and, count, eq, gt, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
-import type { DirectoryUser, NewUser, Role, User, UserStore } from '../domain/users.ts'
+import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../domain/users.ts'
 import type { Db } from './connection.ts'
 import { userGroups, users } from './schema.ts'
 
@@ -94,6 +94,22 @@ export class SqliteUserStore implements UserStore {
     return { created, updated }
   }
 
+  search (prefix: string, after: string | null, limit: number): UserSummary[] {
+    const term = prefix.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)
+    // Emails are stored lower-case, so their prefix is an index range; names are matched on any word.
+    return this.db.select({ id: users.id, email: users.email, displayName: users.displayName, role: users.role, provider: users.provider, disabled: users.disabled })
+      .from(users)
+      .where(and(
+        sql`(${users.email} LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${'% ' + term + '%'} ESCAPE '\\')`,
+        after === null ? undefined : gt(users.email, after)
+      ))
+      .orderBy(users.email).limit(limit).all()
+  }
+
+  setReenrollUntil (userId: string, until: Date | null): void {
+    this.db.update(users).set({ reenrollUntil: until?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  }
+
   count (): number {
     return this.db.select({ n: count() }).from(users).get()?.n ?? 0
   }
@@ -110,6 +126,9 @@ export class SqliteUserStore implements UserStore {
       provider: row.provider,
       disabled: row.disabled,
       enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+      externalId: row.externalId,
+      providerMethods: JSON.parse(row.providerMethods) as string[],
+      reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
       groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
       firstSeenAt: new Date(row.firstSeenAt),
       createdAt: new Date(row.createdAt)

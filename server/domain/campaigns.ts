@@ -33,6 +33,31 @@ export interface CampaignStore {
   firstSeenAndPrivilege(userId: string): { firstSeenAt: Date, privileged: boolean } | undefined
   /** Clears a drift flag; false when the user had none. */
   clearDriftFlag(userId: string): boolean
+  /** Replaces a campaign's settings (not its armed state); the stored campaign after the change. */
+  update(id: string, input: CampaignInput, now: Date): Campaign
+  /** Marks an exemption revoked if it is still in force at `now`; what it was, or undefined when it was not. */
+  revokeExemption(exemptionId: string, now: Date): { userId: string, kind: ExemptionKind, reason: string } | undefined
+  /** Exemptions in force at `now` ('active'), or expired and revoked ones ('ended', most recent first). */
+  listExemptions(status: 'active' | 'ended', now: Date, limit: number): ExemptionRecord[]
+}
+
+export type ExemptionKind = 'break_glass' | 'service_account' | 'other'
+
+export interface ExemptionInput {
+  kind: ExemptionKind
+  reason: string
+  owner: string
+  expiresAt: Date | null
+}
+
+/** An exemption as admins review it. */
+export interface ExemptionRecord extends ExemptionInput {
+  id: string
+  userId: string
+  email: string
+  createdAt: Date
+  createdByEmail: string | null
+  revokedAt: Date | null
 }
 
 /** Field-by-field problems with a campaign form, in plain words. */
@@ -68,6 +93,35 @@ export function validateCampaign (input: CampaignInput): void {
   if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
   if (Object.keys(fields).length > 0) throw new CampaignValidationError(fields)
 }
+
+/**
+ * Everything wrong with an exemption at once, by field, in the words `exempt` uses, so a form can show every
+ * problem in one round trip. (`exempt` checks the same rules again itself.)
+ */
+export function exemptionProblems (input: ExemptionInput, now: Date): Record<string, string> {
+  const fields: Record<string, string> = {}
+  if (!['break_glass', 'service_account', 'other'].includes(input.kind)) fields.kind = 'Choose what kind of account this is.'
+  if (input.reason.trim().length < 3) fields.reason = 'Say why this account is exempt.'
+  if (input.owner.trim() === '') fields.owner = 'Name the person responsible for this account.'
+  if (input.expiresAt !== null && Number.isNaN(input.expiresAt.getTime())) fields.expiresAt = 'Enter the end date as a date, such as 2027-01-31.'
+  else if (input.kind !== 'break_glass' && (input.expiresAt === null || input.expiresAt <= now)) fields.expiresAt = 'Exemptions other than break-glass accounts need an expiry date in the future.'
+  return fields
+}
+
+/** The fields of a campaign that an edit changed, each as { from, to } in a form fit for the audit log. */
+export function campaignChanges (before: Campaign, after: CampaignInput): Record<string, { from: unknown, to: unknown }> {
+  const shown = (value: unknown): unknown => value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(',') : value
+  const changes: Record<string, { from: unknown, to: unknown }> = {}
+  for (const field of CAMPAIGN_FIELDS) {
+    const from = shown(before[field])
+    const to = shown(after[field])
+    if (from !== to) changes[field] = { from, to }
+  }
+  return changes
+}
+
+const CAMPAIGN_FIELDS = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets',
+  'maxExtensionDays', 'smsPolicy', 'privilegedMethods', 'softBlockDays', 'driftPolicy'] as const satisfies ReadonlyArray<keyof CampaignInput>
 
 /** Campaigns, extensions and exemptions: every change audited, and users' states brought up to date. */
 export class CampaignService {
@@ -133,6 +187,36 @@ export class CampaignService {
     this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
     this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshUser(userId)
+  }
+
+  /**
+   * Changes a campaign's settings (armed or not; arming stays a separate, deliberate step). Audited with the
+   * fields that changed; every user's deadline and state is re-derived. An edit that changes nothing records nothing.
+   */
+  update (campaignId: string, input: CampaignInput, actor: Actor): { campaign: Campaign, changed: string[] } {
+    const before = this.store.find(campaignId)
+    if (before === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
+    validateCampaign(input)
+    const normalised = { ...input, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }
+    const changes = campaignChanges(before, normalised)
+    if (Object.keys(changes).length === 0) return { campaign: before, changed: [] }
+    const after = this.store.update(campaignId, normalised, this.clock.now())
+    this.audit.append({ action: 'campaign.updated', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: after.name, changes }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshAll()
+    return { campaign: after, changed: Object.keys(changes) }
+  }
+
+  /** Exemptions in force now, or those that ended (expired or revoked), for admins to review. */
+  exemptions (status: 'active' | 'ended', limit = 200): ExemptionRecord[] {
+    return this.store.listExemptions(status, this.clock.now(), limit)
+  }
+
+  /** Ends an exemption now: audited, and the user's state re-derived (their campaign deadline applies again). */
+  revokeExemption (exemptionId: string, actor: Actor): void {
+    const revoked = this.store.revokeExemption(exemptionId, this.clock.now())
+    if (revoked === undefined) throw new DomainError('exemption_not_active', 'This exemption has already ended or does not exist.')
+    this.audit.append({ action: 'exemption.revoked', actorId: actor.id, actorLabel: actor.label, subjectUserId: revoked.userId, details: { exemptionId, kind: revoked.kind, reason: revoked.reason }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.refreshUser(revoked.userId)
   }
 
   /** After flagged drift, an admin decides to put enforcement back: the next sweep re-applies it. */

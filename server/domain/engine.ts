@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { daysLeft, effectiveDeadline, softBlockStart, type CampaignRule, type Extension } from './deadlines.ts'
+import { daysLeft, effectiveDeadline, softBlockStart, type CampaignDeadline, type CampaignRule, type Extension } from './deadlines.ts'
 import { assessMethods, DEFAULT_METHOD_POLICY, type MethodPolicy } from './methods.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
 import { ProviderError, type IdentityProvider, type ProviderSubject } from './provider.ts'
@@ -26,6 +26,8 @@ export interface UserFacts {
   privileged: boolean
   groups: string[]
   disabled: boolean
+  /** False when the provider says the user is out of scope by default (an IAM user without a console password). */
+  targetable: boolean
   firstSeenAt: Date
   /** Method kinds held in the portal and those the provider reports, together. */
   methodKinds: string[]
@@ -189,6 +191,11 @@ export class EnforcementEngine {
     }
   }
 
+  /** Which methods qualify for users no campaign targets. */
+  get defaultMethodPolicy (): MethodPolicy {
+    return this.settings.defaultMethodPolicy
+  }
+
   /** Which methods qualify for this user: their deadline's campaign decides, else the portal's default. */
   methodPolicy (userId: string): MethodPolicy {
     const campaignId = this.store.state(userId)?.campaignId ?? null
@@ -196,14 +203,24 @@ export class EnforcementEngine {
     return campaign ?? this.settings.defaultMethodPolicy
   }
 
+  /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
+  explainDeadline (userId: string, campaigns = this.store.activeCampaigns()): CampaignDeadline | null {
+    const facts = this.store.facts(userId)
+    return facts === undefined ? null : this.deadlineFor(facts, campaigns).deadline
+  }
+
+  private deadlineFor (facts: UserFacts, campaigns: Campaign[]): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {
+    const mine = facts.disabled || !facts.targetable ? [] : campaigns.filter((c) => targets(c, facts))
+    const deadline = effectiveDeadline(mine, facts, facts.extensions)
+    return { deadline, campaign: deadline === null ? undefined : mine.find((c) => c.id === deadline.campaignId) }
+  }
+
   /** Re-derives one user's state from the facts (after enrollment, extension, exemption, sync, campaign edits). */
   refreshUser (userId: string, campaigns = this.store.activeCampaigns()): UserState | undefined {
     const facts = this.store.facts(userId)
     if (facts === undefined) return undefined
     const now = this.clock.now()
-    const mine = facts.disabled ? [] : campaigns.filter((c) => targets(c, facts))
-    const deadline = effectiveDeadline(mine, facts, facts.extensions)
-    const campaign = deadline === null ? undefined : mine.find((c) => c.id === deadline.campaignId)
+    const { deadline, campaign } = this.deadlineFor(facts, campaigns)
     const methods = assessMethods(facts.privileged, facts.methodKinds, campaign ?? this.settings.defaultMethodPolicy)
     const derived = deriveState({
       exemption: facts.exemption,

@@ -9,6 +9,8 @@ export interface ChangeContext {
   passSession: boolean
   /** When the session last proved a second factor, ms since epoch. */
   stepUpAt: number | null
+  /** A helpdesk reset opened a re-enrollment window until then (ms since epoch), or null. */
+  reenrollUntil: number | null
   now: number
 }
 
@@ -41,9 +43,10 @@ export class EnrollmentGuard {
   assertMayAdd (existingMethods: number, context: ChangeContext): void {
     if (existingMethods === 0) {
       if (context.passSession || this.isTrusted(context.clientIp)) return
+      if (context.reenrollUntil !== null && context.reenrollUntil > context.now) return
       throw new DomainError('untrusted_network',
         'For your security, your first sign-in method can only be set up from your organisation\'s network, ' +
-        'or with a temporary access pass from the helpdesk. Connect to the office network or VPN, or ask the helpdesk for a pass.')
+        'with a temporary access pass from the helpdesk, or within a few days of the helpdesk resetting your methods. Connect to the office network or VPN, or ask the helpdesk for a pass.')
     }
     this.assertStepUp(context)
   }

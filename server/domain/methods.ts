@@ -68,7 +68,7 @@ export const DEFAULT_METHOD_POLICY: MethodPolicy = { smsPolicy: 'counts', privil
 /** Passkeys and FIDO2 security keys, wherever they are registered (portal or provider). */
 const PHISHING_RESISTANT: ReadonlySet<string> = new Set(['passkey'])
 /** Kinds that prove possession; anything else a provider reports (email, password, …) never counts. */
-const STRONG: ReadonlySet<string> = new Set(['passkey', 'totp', 'hardware_totp'])
+const STRONG: ReadonlySet<string> = new Set(['passkey', 'totp', 'hardware_totp', 'authenticator'])
 
 export interface MethodAssessment {
   enrolled: boolean

@@ -17,8 +17,18 @@ export interface AdminAlert {
   subjectUser: Pick<User, 'email' | 'displayName'>
 }
 
+/** A plain notice about someone's own account (helpdesk actions): a subject and a few sentences. */
+export interface AccountNotice {
+  subject: string
+  lines: string[]
+}
+
+export interface AccountNotifier {
+  accountNotice(user: Pick<User, 'email' | 'displayName'>, notice: AccountNotice): Promise<void>
+}
+
 /** Messages to people. Implementations format and deliver (SMTP, or the sandbox outbox). */
-export interface Notifier {
+export interface Notifier extends AccountNotifier {
   methodChanged(user: Pick<User, 'email' | 'displayName'>, notice: MethodChangeNotice): Promise<void>
   alertAdmins(admins: Array<Pick<User, 'email' | 'displayName'>>, alert: AdminAlert): Promise<void>
 }

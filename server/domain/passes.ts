@@ -59,14 +59,14 @@ export class AccessPassService {
     private readonly clock: Clock
   ) {}
 
-  issue (user: User, options: { lifetimeMinutes: number, oneTime: boolean }, actor: Actor): { pass: string, expiresAt: Date } {
+  issue (user: User, options: { lifetimeMinutes: number, oneTime: boolean, reason?: string }, actor: Actor): { pass: string, expiresAt: Date } {
     if (actor.id === user.id) throw new DomainError('self_issue', 'You cannot issue a temporary access pass to yourself.')
     const pass = generatePass()
     const id = randomBytes(16).toString('hex')
     const now = this.clock.now()
     const expiresAt = new Date(now.getTime() + options.lifetimeMinutes * 60_000)
     this.passes.replace({ id, userId: user.id, passHash: this.hasher.hash(pass, `pass:${id}`), oneTime: options.oneTime, expiresAt, createdBy: actor.id, createdAt: now })
-    this.audit.append({ action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, expiresAt: expiresAt.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    this.audit.append({ action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, expiresAt: expiresAt.toISOString(), reason: options.reason }, ip: actor.ip, userAgent: actor.userAgent })
     return { pass, expiresAt }
   }
 

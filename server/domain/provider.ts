@@ -68,6 +68,19 @@ export interface IdentityProvider {
   enforce(subject: ProviderSubject): Promise<{ changed: boolean }>
   /** Reverses enforce (exemption, extension, reset); a no-op when not enforced. */
   relax(subject: ProviderSubject): Promise<{ changed: boolean }>
+  /**
+   * Providers with `capabilities.nativeAccessPass`: issues the provider's own temporary access pass (within its
+   * policy, replacing any earlier one). The pass is returned once for the helpdesk to read out and never stored.
+   */
+  issueAccessPass?(externalId: string, options: { lifetimeMinutes: number, oneTime: boolean }): Promise<NativeAccessPass>
+}
+
+/** A provider-issued temporary access pass, as the helpdesk shows it once. */
+export interface NativeAccessPass {
+  pass: string
+  expiresAt: Date
+  lifetimeMinutes: number
+  oneTime: boolean
 }
 
 /**

@@ -86,9 +86,14 @@ export class SignInService {
  * After a password, what an enforced account must still do (the local provider's switch): nothing while MFA is
  * optional; prove a second factor when it holds one; and with none, it cannot get in on a password alone.
  */
-export function secondFactorRequirement (user: Pick<User, 'enforcedAt'>, methodCount: number): 'none' | 'required' {
+/**
+ * What a password sign-in still owes: nothing, any second factor (MFA enforced for the user), or a passkey
+ * (helpdesk and admin accounts that hold one, when STAFF_PASSKEY_REQUIRED: staff accounts unlock other people).
+ */
+export function secondFactorRequirement (user: Pick<User, 'enforcedAt' | 'role'>, methodKinds: readonly string[], staffPasskeyRequired = false): 'none' | 'required' | 'passkey' {
+  if (staffPasskeyRequired && user.role !== 'user' && methodKinds.includes('passkey')) return 'passkey'
   if (user.enforcedAt === null) return 'none'
-  if (methodCount === 0) {
+  if (methodKinds.length === 0) {
     throw new DomainError('second_factor_missing',
       'Multi-factor sign-in is required for your account and you have no sign-in method set up yet. Ask your helpdesk for a temporary access pass to set one up.')
   }

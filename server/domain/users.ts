@@ -27,8 +27,24 @@ export interface User {
   disabled: boolean
   /** When MFA became mandatory for this user; null while it is optional. */
   enforcedAt: Date | null
+  /** The provider's id for the user (Entra object id, IAM user name); null for local users. */
+  externalId: string | null
+  /** Method kinds the provider reports (synced). */
+  providerMethods: string[]
+  /** After a helpdesk reset: until when a first method may be set up again from anywhere. */
+  reenrollUntil: Date | null
   firstSeenAt: Date
   createdAt: Date
+}
+
+/** One row of a helpdesk search. */
+export interface UserSummary {
+  id: string
+  email: string
+  displayName: string
+  role: Role
+  provider: string
+  disabled: boolean
 }
 
 export interface NewUser {
@@ -60,6 +76,9 @@ export interface UserStore {
   /** All rows in one transaction: either every row is written or none. */
   upsertDirectoryUsers(rows: DirectoryUser[]): { created: number, updated: number }
   count(): number
+  /** Users whose email, name or a word of their name starts with `prefix` (case-insensitive), by email after `after`. */
+  search(prefix: string, after: string | null, limit: number): UserSummary[]
+  setReenrollUntil(userId: string, until: Date | null): void
 }
 
 /** Runs work atomically across stores (a user change and its audit event commit together or not at all). */

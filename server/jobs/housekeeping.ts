@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Services } from '../wiring.ts'
+import { cleanupAbandonedAwsMfa } from './aws-mfa-cleanup.ts'
 
 const EVERY_MS = 10 * 60_000
 
@@ -18,6 +19,10 @@ export function startHousekeeping (services: Services, log: Logger): { stop(): v
     } catch (err) {
       log.error({ err }, 'housekeeping failed')
     }
+    // AWS: devices of abandoned virtual MFA setups are deleted at IAM (asynchronous; its own error handling).
+    cleanupAbandonedAwsMfa(services).then((report) => {
+      if (report.deleted + report.alreadyGone + report.inUse + report.failed > 0) log.info(report, 'abandoned AWS virtual MFA devices cleaned up')
+    }, (err: unknown) => { log.error({ err }, 'AWS virtual MFA cleanup failed') })
   }
   run()
   const timer = setInterval(run, EVERY_MS)

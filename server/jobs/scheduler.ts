@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Services } from '../wiring.ts'
+import { recordDailySnapshot } from './snapshots.ts'
 
 /**
  * Runs the sweep every `intervalMs` (SWEEP_INTERVAL). A run still going when the next is due is not doubled in
@@ -12,14 +13,25 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
     if (running !== null) return
     running = (async () => {
       try {
-        // Drift checks read every enforced user at the provider: hourly, not every sweep.
+        // Directory syncs and drift checks read every user at the provider: hourly, not every sweep.
         if (Date.now() - lastDriftCheck >= 3_600_000) {
           lastDriftCheck = Date.now()
+          for (const provider of Object.values(services.providers)) {
+            if (provider.name === 'local') continue
+            try {
+              const synced = await services.directorySync.sync(provider)
+              log.info({ provider: provider.name, seen: synced.seen, created: synced.created, updated: synced.updated, disabled: synced.disabled }, 'directory synced')
+            } catch (err) {
+              log.error({ err, provider: provider.name }, 'directory sync failed')
+            }
+          }
           const drifted = await services.engine.detectDrift()
           if (drifted.length > 0) log.warn({ users: drifted.length }, 'enforcement switched off by hand; re-applying')
         }
         const report = await services.engine.sweep()
         const reminders = await services.reminders.send(services.engine.campaigns())
+        // Burn-down chart (admin dashboard): the first run of each UTC day records counts by state.
+        if (recordDailySnapshot(services.dashboard, services.clock)) log.info('daily rollout snapshot recorded')
         if (report.planned + reminders > 0) {
           log.info({ planned: report.planned, completed: report.completed, retried: report.retried, failed: report.failed, reminders }, 'sweep finished')
         }

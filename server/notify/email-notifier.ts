@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
-import type { AdminAlert, MethodChangeNotice, Notifier } from '../domain/notifications.ts'
+import type { AccountNotice, AdminAlert, MethodChangeNotice, Notifier } from '../domain/notifications.ts'
 import type { ReminderMailer } from '../domain/reminders.ts'
 import type { User } from '../domain/users.ts'
 import type { MailTransport } from './mail.ts'
@@ -36,15 +36,17 @@ export class EmailNotifier implements Notifier, ReminderMailer {
   }
 
   async alertAdmins (admins: Array<Pick<User, 'email' | 'displayName'>>, alert: AdminAlert): Promise<void> {
-    for (const admin of admins) {
-      const data = { organisation: this.organisation, name: admin.displayName, lines: alert.lines }
-      await this.transport.send({
-        to: admin.email,
-        subject: alert.subject,
-        text: this.text.render('admin-alert.txt.eta', data),
-        html: this.html.render('admin-alert.html.eta', data)
-      })
-    }
+    for (const admin of admins) await this.accountNotice(admin, alert)
+  }
+
+  async accountNotice (user: Pick<User, 'email' | 'displayName'>, notice: AccountNotice): Promise<void> {
+    const data = { organisation: this.organisation, name: user.displayName, lines: notice.lines }
+    await this.transport.send({
+      to: user.email,
+      subject: notice.subject,
+      text: this.text.render('notice.txt.eta', data),
+      html: this.html.render('notice.html.eta', data)
+    })
   }
 
   async remind (to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string }): Promise<void> {

@@ -71,5 +71,12 @@ test('without secrets outside production, generated ones are kept in the data fo
 })
 
 test('configuring a cloud provider leaves sandbox mode', () => {
-  assert.equal(loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, PROVIDERS: 'entra' }).sandbox, false)
+  const entra = { ENTRA_TENANT_ID: '11111111-2222-3333-4444-555555555555', ENTRA_CLIENT_ID: '66666666-7777-8888-9999-000000000000', ENTRA_CLIENT_SECRET: 'not-a-real-secret' }
+  const config = loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, PROVIDERS: 'entra', ...entra })
+  assert.equal(config.sandbox, false)
+  assert.equal(config.entra?.tenantId, entra.ENTRA_TENANT_ID)
+})
+
+test('a provider named in PROVIDERS without its settings stops start-up with one line naming the variable', () => {
+  assert.throws(() => loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, PROVIDERS: 'entra' }), { message: 'ENTRA_TENANT_ID: required when PROVIDERS includes entra' })
 })

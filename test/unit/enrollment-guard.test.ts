@@ -5,7 +5,7 @@ import { DomainError } from '../../server/domain/errors.ts'
 
 const guard = new EnrollmentGuard(['10.0.0.0/8', '127.0.0.0/8', 'fd00::/8'], 10 * 60_000)
 const now = Date.parse('2026-11-25T09:00:00Z')
-const context = (fields: Partial<ChangeContext> = {}): ChangeContext => ({ clientIp: '203.0.113.5', passSession: false, stepUpAt: null, now, ...fields })
+const context = (fields: Partial<ChangeContext> = {}): ChangeContext => ({ clientIp: '203.0.113.5', passSession: false, stepUpAt: null, reenrollUntil: null, now, ...fields })
 const code = (fn: () => void): string | undefined => {
   try { fn() } catch (err) { if (err instanceof DomainError) return err.code; throw err }
   return undefined
@@ -20,10 +20,13 @@ test('trusted networks match IPv4, IPv6 and IPv4 seen through an IPv6 socket', (
   assert.equal(guard.isTrusted('not an ip'), false)
 })
 
-test('a first method needs a trusted network or a pass session', () => {
+test('a first method needs a trusted network, a pass session, or an open re-enrollment window after a helpdesk reset', () => {
   assert.equal(code(() => guard.assertMayAdd(0, context())), 'untrusted_network')
   assert.equal(code(() => guard.assertMayAdd(0, context({ clientIp: '10.9.9.9' }))), undefined)
   assert.equal(code(() => guard.assertMayAdd(0, context({ passSession: true }))), undefined)
+  assert.equal(code(() => guard.assertMayAdd(0, context({ reenrollUntil: now + 1 }))), undefined)
+  assert.equal(code(() => guard.assertMayAdd(0, context({ reenrollUntil: now }))), 'untrusted_network', 'the window has closed')
+  assert.equal(code(() => guard.assertMayAdd(1, context({ reenrollUntil: now + 1 }))), 'step_up_required', 'the window is for a first method only')
 })
 
 test('once a method exists, adding or removing needs a step-up within the last 10 minutes, even on a trusted network', () => {

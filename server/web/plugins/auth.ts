@@ -39,7 +39,10 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   app.decorateRequest('user', null)
   app.decorateRequest('sessionEnded', null)
 
-  app.addHook('preHandler', async (request) => {
+  // preValidation, not preHandler: who is asking (and what their session may reach) is settled before the body
+  // is validated, so a guarded route refuses an outsider with 403 or a sign-in redirect, never a 400 about fields.
+
+  app.addHook('preValidation', async (request) => {
     const auth = request.session?.auth
     if (auth === undefined) return
     const now = clock.now().getTime()
@@ -58,7 +61,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   })
 
   // A password sign-in that still owes its second factor reaches only the step that collects it.
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.secondFactorPending !== true) return
     if (request.routeOptions.config.secondFactor === true || isPublicAsset(request)) return
     if (wantsJson(request)) {
@@ -69,7 +72,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   })
 
   // A pass session is for enrolling only: everything else is closed to it, whatever the user's role.
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession !== true) return
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
     sendError(request, reply, 403, 'pass_session_restricted',
@@ -78,7 +81,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
 
   // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may
   // reach) stays open, so everyone sets one up before the hard flip. Nothing changes at the provider.
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession === true) return
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
     if (standing(request.user.id)?.softBlocked !== true) return
@@ -125,7 +128,7 @@ export function requireRole (role: Role) {
 /** What the enrollment guard needs to know about this request. */
 export function changeContext (request: FastifyRequest, now: Date): ChangeContext {
   const auth = request.session.auth
-  return { clientIp: request.ip, passSession: auth?.passSession === true, stepUpAt: auth?.stepUpAt ?? null, now: now.getTime() }
+  return { clientIp: request.ip, passSession: auth?.passSession === true, stepUpAt: auth?.stepUpAt ?? null, reenrollUntil: request.user?.reenrollUntil?.getTime() ?? null, now: now.getTime() }
 }
 
 /** Records that this session just proved a second factor. */

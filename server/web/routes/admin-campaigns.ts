@@ -1,81 +1,74 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { CampaignValidationError, DEFAULT_REMINDER_OFFSETS, validateCampaign, type CampaignInput, type CampaignService } from '../../domain/campaigns.ts'
+import { CampaignValidationError, type CampaignService } from '../../domain/campaigns.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { Campaign, EnforcementEngine, PlanItem } from '../../domain/engine.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Actor } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor } from '../plugins/errors.ts'
+import {
+  blankForm, CampaignBody, campaignFormValues, CHOICE_ANCHORS, CHOICES, DRIFT_LABELS, FIELD_ORDER, formValues, parseForm, PRIVILEGED_LABELS, SMS_LABELS,
+  withDomainProblems, type CampaignForm, type FormValues
+} from './admin-campaign-form.ts'
 import { requestContext } from './auth.ts'
+import { day } from './form-fields.ts'
 
-const TARGET_KINDS = ['all', 'group', 'privileged', 'provider'] as const
-
-// Every field is optional text: a missing or malformed value is shown next to its field, not as a bare 400 page.
-// The limits only stop abuse; the domain says what a valid campaign is.
-const CampaignBody = Type.Object({
-  name: Type.Optional(Type.String({ maxLength: 200 })),
-  targetKind: Type.Optional(Type.Union(TARGET_KINDS.map((kind) => Type.Literal(kind)))),
-  targetValue: Type.Optional(Type.String({ maxLength: 200 })),
-  startsAt: Type.Optional(Type.String({ maxLength: 40 })),
-  deadline: Type.Optional(Type.String({ maxLength: 40 })),
-  privilegedDeadline: Type.Optional(Type.String({ maxLength: 40 })),
-  newUserWindowDays: Type.Optional(Type.String({ maxLength: 20 })),
-  reminderOffsets: Type.Optional(Type.String({ maxLength: 200 })),
-  maxExtensionDays: Type.Optional(Type.String({ maxLength: 20 })),
-  softBlockDays: Type.Optional(Type.String({ maxLength: 20 })),
-  smsPolicy: Type.Optional(Type.String({ maxLength: 40 })),
-  privilegedMethods: Type.Optional(Type.String({ maxLength: 40 })),
-  driftPolicy: Type.Optional(Type.String({ maxLength: 40 })),
-  _csrf: Type.Optional(Type.String())
-})
-type CampaignForm = Static<typeof CampaignBody>
 const CampaignParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String()) })
 
 // A page stays readable and quick however many users are due; the counts above the table are always complete.
 const PLAN_ROWS_SHOWN = 500
 
-/** The form's fields in page order, so the error summary reads top to bottom like the form. */
-const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy']
+/** The same form creates and edits a campaign; only where it posts and how it is worded differ. */
+interface FormMode {
+  title: string
+  heading: string
+  lead: string
+  action: string
+  submitLabel: string
+  cancelHref: string
+}
 
-const SMS_LABELS: Record<Campaign['smsPolicy'], string> = {
-  counts: 'Text messages count as a second sign-in method',
-  weak: 'Text messages count, but are reported as weak',
-  excluded: 'Text messages do not count'
+const NEW_FORM: FormMode = {
+  title: 'New campaign',
+  heading: 'New campaign',
+  lead: 'Nothing is enforced when you create a campaign: it starts disarmed, so you can review its dry run first.',
+  action: '/admin/campaigns',
+  submitLabel: 'Create campaign',
+  cancelHref: '/admin/campaigns'
 }
-const PRIVILEGED_LABELS: Record<Campaign['privilegedMethods'], string> = {
-  phishing_resistant: 'Privileged users need a passkey or security key',
-  any: 'Privileged users may use any method that counts for everyone'
+
+function editForm (campaign: Campaign): FormMode {
+  const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}`
+  return {
+    title: `Edit ${campaign.name}`,
+    heading: `Edit “${campaign.name}”`,
+    lead: campaign.armedAt === null
+      ? 'The campaign stays disarmed. Everyone\'s deadline is worked out again when you save.'
+      : 'This campaign is armed: everyone\'s deadline is worked out again when you save, and the next sweep follows the new dates. Check the dry run afterwards.',
+    action: `${url}/edit`,
+    submitLabel: 'Save changes',
+    cancelHref: url
+  }
 }
-const DRIFT_LABELS: Record<Campaign['driftPolicy'], string> = {
-  reapply: 'Put it back at the next sweep (and record it)',
-  flag: 'Only flag the user for an admin to decide'
-}
-const CHOICES = [
-  { name: 'smsPolicy', legend: 'Text messages (SMS)', options: Object.entries(SMS_LABELS) },
-  { name: 'privilegedMethods', legend: 'Administrators and other privileged users', options: Object.entries(PRIVILEGED_LABELS) },
-  { name: 'driftPolicy', legend: 'When someone switches enforcement off by hand at the provider', options: Object.entries(DRIFT_LABELS) }
-]
-// Where an error summary link for a radio group lands: its first choice.
-const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply' }
 
 interface Deps {
-  campaigns: Pick<CampaignService, 'create' | 'list' | 'find' | 'arm' | 'disarm'>
+  campaigns: Pick<CampaignService, 'create' | 'update' | 'list' | 'find' | 'arm' | 'disarm'>
   engine: Pick<EnforcementEngine, 'planSummary' | 'previewArming'>
   clock: Clock
 }
 
-/** Registered under /admin/campaigns: define campaigns, review the dry run, arm and disarm. Admins only. */
+/** Registered under /admin/campaigns: define and edit campaigns, review the dry run, arm and disarm. Admins only. */
 const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, engine, clock }) => {
-  app.addHook('preHandler', requireRole('admin'))
+  app.addHook('preValidation', requireRole('admin'))
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
 
-  function renderForm (reply: FastifyReply, values: FormValues, fields: Record<string, string> = {}): FastifyReply {
+  function renderForm (reply: FastifyReply, mode: FormMode, values: FormValues, fields: Record<string, string> = {}): FastifyReply {
     const problems = FIELD_ORDER.filter((field) => fields[field] !== undefined).map((field) => ({ field, message: fields[field] }))
     return reply.page('admin/campaigns/new', {
-      title: 'New campaign',
+      ...mode,
       values,
       fields,
       problems,
@@ -90,17 +83,17 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     return reply.page('admin/campaigns/index', { title: 'Campaigns', campaigns: campaigns.list().map(describeCampaign) })
   })
 
-  app.get('/new', async (_request, reply) => renderForm(reply, blankForm(clock.now())))
+  app.get('/new', async (_request, reply) => renderForm(reply, NEW_FORM, blankForm(clock.now())))
 
   app.post<{ Body: CampaignForm }>('/', { schema: { body: CampaignBody } }, async (request, reply) => {
     const values = formValues(request.body)
     const { input, problems } = parseForm(values)
-    if (Object.keys(problems).length > 0) return renderForm(reply.code(400), values, withDomainProblems(input, problems))
+    if (Object.keys(problems).length > 0) return renderForm(reply.code(400), NEW_FORM, values, withDomainProblems(input, problems))
     try {
       const campaign = campaigns.create(input, actorOf(request))
       return reply.flashRedirect(`/admin/campaigns/${encodeURIComponent(campaign.id)}`, 'Created. It is disarmed: review the dry run, then arm it.')
     } catch (err) {
-      if (err instanceof CampaignValidationError) return renderForm(reply.code(400), values, err.fields)
+      if (err instanceof CampaignValidationError) return renderForm(reply.code(400), NEW_FORM, values, err.fields)
       throw err
     }
   })
@@ -126,6 +119,33 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     })
   })
 
+  app.get<{ Params: Static<typeof CampaignParams> }>('/:id/edit', { schema: { params: CampaignParams } }, async (request, reply) => {
+    const campaign = campaigns.find(request.params.id)
+    if (campaign === undefined) return notFoundFor(request, reply)
+    return renderForm(reply, editForm(campaign), campaignFormValues(campaign))
+  })
+
+  app.post<{ Params: Static<typeof CampaignParams>, Body: CampaignForm }>('/:id/edit', { schema: { params: CampaignParams, body: CampaignBody } }, async (request, reply) => {
+    const campaign = campaigns.find(request.params.id)
+    if (campaign === undefined) return notFoundFor(request, reply)
+    const mode = editForm(campaign)
+    const values = formValues(request.body)
+    const { input, problems } = parseForm(values)
+    if (Object.keys(problems).length > 0) return renderForm(reply.code(400), mode, values, withDomainProblems(input, problems))
+    let updated: { campaign: Campaign, changed: string[] }
+    try {
+      updated = campaigns.update(campaign.id, input, actorOf(request))
+    } catch (err) {
+      if (err instanceof CampaignValidationError) return renderForm(reply.code(400), mode, values, err.fields)
+      throw err
+    }
+    const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}`
+    if (updated.changed.length === 0) return reply.flashRedirect(url, 'Nothing was changed.', 'info')
+    return reply.flashRedirect(url, updated.campaign.armedAt === null
+      ? 'Saved. Everyone\'s deadline has been worked out again.'
+      : 'Saved. This campaign is armed: the dry run below shows what the next sweep will do with the new settings.')
+  })
+
   for (const action of ['arm', 'disarm'] as const) {
     app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>(`/:id/${action}`, { schema: { params: CampaignParams, body: CsrfOnly } }, async (request, reply) => {
       const campaign = campaigns.find(request.params.id)
@@ -144,125 +164,10 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   }
 }
 
-function actorOf (request: FastifyRequest): Actor {
+/** The signed-in admin as the domain records them in the audit log. */
+export function actorOf (request: FastifyRequest): Actor {
   const user = request.user!
   return { id: user.id, label: user.email, ...requestContext(request) }
-}
-
-/** What the admin typed, as typed: a form that comes back shows exactly this. */
-interface FormValues {
-  name: string
-  targetKind: string
-  targetValue: string
-  startsAt: string
-  deadline: string
-  privilegedDeadline: string
-  newUserWindowDays: string
-  reminderOffsets: string
-  maxExtensionDays: string
-  softBlockDays: string
-  smsPolicy: string
-  privilegedMethods: string
-  driftPolicy: string
-}
-
-function blankForm (now: Date): FormValues {
-  return {
-    name: '',
-    targetKind: 'all',
-    targetValue: '',
-    startsAt: day(now),
-    deadline: '',
-    privilegedDeadline: '',
-    newUserWindowDays: '14',
-    reminderOffsets: DEFAULT_REMINDER_OFFSETS.join(', '),
-    maxExtensionDays: '30',
-    softBlockDays: '',
-    smsPolicy: 'counts',
-    privilegedMethods: 'phishing_resistant',
-    driftPolicy: 'reapply'
-  }
-}
-
-function formValues (body: CampaignForm): FormValues {
-  return {
-    name: body.name ?? '',
-    targetKind: body.targetKind ?? '',
-    targetValue: body.targetValue ?? '',
-    startsAt: body.startsAt ?? '',
-    deadline: body.deadline ?? '',
-    privilegedDeadline: body.privilegedDeadline ?? '',
-    newUserWindowDays: body.newUserWindowDays ?? '',
-    reminderOffsets: body.reminderOffsets ?? '',
-    maxExtensionDays: body.maxExtensionDays ?? '',
-    softBlockDays: body.softBlockDays ?? '',
-    smsPolicy: body.smsPolicy ?? '',
-    privilegedMethods: body.privilegedMethods ?? '',
-    driftPolicy: body.driftPolicy ?? ''
-  }
-}
-
-/**
- * Turns the form's text into a CampaignInput. Only what the text cannot say is reported here (no start date,
- * no target chosen); unreadable dates and numbers become Invalid Date / NaN, which the domain's rules reject
- * with their own message.
- */
-function parseForm (values: FormValues): { input: CampaignInput, problems: Record<string, string> } {
-  const problems: Record<string, string> = {}
-  const targetKind = TARGET_KINDS.find((kind) => kind === values.targetKind)
-  if (targetKind === undefined) problems.targetKind = 'Choose who the campaign is for.'
-  const startsAt = parseDay(values.startsAt)
-  if (startsAt === null || Number.isNaN(startsAt.getTime())) problems.startsAt = 'Enter the start as a date, such as 2027-01-31.'
-  const targeted = targetKind === 'group' || targetKind === 'provider'
-  const input: CampaignInput = {
-    name: values.name,
-    targetKind: targetKind ?? 'all',
-    targetValue: targeted && values.targetValue.trim() !== '' ? values.targetValue.trim() : null,
-    startsAt: startsAt ?? new Date(Number.NaN),
-    deadline: parseDay(values.deadline) ?? new Date(Number.NaN),
-    privilegedDeadline: parseDay(values.privilegedDeadline),
-    newUserWindowDays: parseWhole(values.newUserWindowDays),
-    reminderOffsets: values.reminderOffsets.split(/[\s,]+/).filter((part) => part !== '').map(parseWhole),
-    maxExtensionDays: parseWhole(values.maxExtensionDays),
-    softBlockDays: values.softBlockDays.trim() === '' ? null : parseWhole(values.softBlockDays),
-    // Unknown choices pass through as typed; the domain's rules name the field.
-    smsPolicy: values.smsPolicy as CampaignInput['smsPolicy'],
-    privilegedMethods: values.privilegedMethods as CampaignInput['privilegedMethods'],
-    driftPolicy: values.driftPolicy as CampaignInput['driftPolicy']
-  }
-  return { input, problems }
-}
-
-/** The form's own problems plus the domain's, so one round trip shows everything that needs fixing. */
-function withDomainProblems (input: CampaignInput, problems: Record<string, string>): Record<string, string> {
-  try {
-    validateCampaign(input)
-  } catch (err) {
-    if (!(err instanceof CampaignValidationError)) throw err
-    return { ...err.fields, ...problems }
-  }
-  return problems
-}
-
-/** yyyy-mm-dd as UTC midnight; null for an empty field; Invalid Date for anything else (or a day that does not exist). */
-function parseDay (text: string): Date | null {
-  const value = text.trim()
-  if (value === '') return null
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value)
-  if (match === null) return new Date(Number.NaN)
-  const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])))
-  // Date.UTC rolls 2027-02-30 over into March; such a day was never on the calendar.
-  return day(date) === value ? date : new Date(Number.NaN)
-}
-
-/** Digits only: "1e3", "0x10" and "14.5" are not a number of days. */
-function parseWhole (text: string): number {
-  const value = text.trim()
-  return /^\d{1,6}$/.test(value) ? Number(value) : Number.NaN
-}
-
-function day (date: Date): string {
-  return date.toISOString().slice(0, 10)
 }
 
 const TARGET_LABELS: Record<Campaign['targetKind'], string> = { all: 'Everyone', group: 'Group', privileged: 'Privileged users only', provider: 'Provider' }

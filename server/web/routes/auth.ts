@@ -40,7 +40,17 @@ const PassBody = Type.Object({
   _csrf: Type.Optional(Type.String())
 })
 
-const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, methods: MethodStore, clock: Clock }> = async (app, { signIn, passes, methods, clock }) => {
+// (entra) Which ways to sign in the page offers: local passwords can be turned off (PASSWORD_SIGNIN=false), and
+// "Sign in with Microsoft" appears when ENTRA_REDIRECT_URI is set.
+export interface SignInWays {
+  passwordSignIn?: boolean
+  microsoftSignIn?: boolean
+}
+
+const PASSWORD_SIGNIN_OFF = 'Signing in with a password is turned off here. Use "Sign in with Microsoft" or your passkey.'
+
+const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, methods: MethodStore, clock: Clock, staffPasskeyRequired: boolean } & SignInWays> = async (app, { signIn, passes, methods, clock, staffPasskeyRequired, passwordSignIn = true, microsoftSignIn = false }) => {
+  const ways = { passwordSignIn, microsoftSignIn }
   app.get<{ Querystring: Static<typeof LoginQuery> }>('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
     if (request.user !== null) return reply.redirect(safeNext(request.query.next), 303)
     return reply.page('login', {
@@ -49,6 +59,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       next: safeNext(request.query.next),
       notice: request.query.signed_out !== undefined ? 'You are signed out.' : ENDED_MESSAGES[request.query.ended ?? ''] ?? null,
       error: null,
+      ...ways,
       scripts: ['/static/js/passkey.js']
     })
   })
@@ -59,17 +70,21 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
   }, async (request, reply) => {
     const { email, password } = request.body
     const next = safeNext(request.body.next)
+    if (!passwordSignIn) {
+      return reply.code(403).page('login', { title: 'Sign in', email: '', next, notice: null, error: PASSWORD_SIGNIN_OFF, ...ways, scripts: ['/static/js/passkey.js'] })
+    }
     try {
       const user = await signIn.signIn(email, password, requestContext(request))
-      const secondFactor = secondFactorRequirement(user, methods.countFor(user.id))
+      const secondFactor = secondFactorRequirement(user, methods.listFor(user.id).map((m) => m.kind), staffPasskeyRequired)
       // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
       await request.session.regenerate()
       const now = clock.now().getTime()
-      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, secondFactorPending: secondFactor === 'required' ? true : undefined }
-      return reply.redirect(secondFactor === 'required' ? `/step-up?next=${encodeURIComponent(next)}` : next, 303)
+      const owed = secondFactor !== 'none'
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, secondFactorPending: owed ? true : undefined, passkeyOnly: secondFactor === 'passkey' ? true : undefined }
+      return reply.redirect(owed ? `/step-up?next=${encodeURIComponent(next)}` : next, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message, scripts: ['/static/js/passkey.js'] })
+      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message, ...ways, scripts: ['/static/js/passkey.js'] })
     }
   })
 

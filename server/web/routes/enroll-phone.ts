@@ -4,6 +4,7 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js'
 import { DomainError } from '../../domain/errors.ts'
 import { PHONE_RULES } from '../../domain/phone.ts'
 import type { Services } from '../../wiring.ts'
+import { entraPortal } from '../../wiring-entra.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { statusFor } from '../plugins/errors.ts'
 
@@ -92,7 +93,13 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     try {
       const method = await phones.finish(request.user!, request.body.code, changeContext(request, clock.now()))
       delete request.session.phonePending
-      return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method. We sent you an email about it.`)
+      // (entra) The verified number also becomes the user's mobile MFA phone in Entra. The portal method is kept
+      // whatever Entra says; a failure is audited (entra.phone_push_failed) and the user told gently.
+      const entra = request.user!.provider === 'entra' ? await entraPortal(services)?.phones.pushVerified(request.user!, method.phone!) : undefined
+      if (entra?.pushed === false) {
+        return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method here, but we could not also add it to your Microsoft account just now, so Microsoft may not text it yet. Your administrators can see this; you can also add the number on Microsoft's security info page. We sent you an email about it.`, 'info')
+      }
+      return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method${entra?.pushed === true ? ', here and in your Microsoft account' : ''}. We sent you an email about it.`)
     } catch (err) {
       // The typed code is not put back into the form: a rejected code is retyped anyway, and keeping codes
       // out of every page keeps the rule "the code is only ever in the text message" simple to check.

@@ -1,14 +1,147 @@
-import type { FastifyPluginAsync } from 'fastify'
-import { requireRole } from '../plugins/auth.ts'
-import { notFoundFor } from '../plugins/errors.ts'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Config } from '../../config.ts'
+import type { Clock } from '../../domain/clock.ts'
+import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { HelpdeskService } from '../../domain/helpdesk.ts'
+import { changeContext, requireRole } from '../plugins/auth.ts'
+import { notFoundFor, statusFor } from '../plugins/errors.ts'
+import { requestContext } from './auth.ts'
+import { KIND_LABELS } from './home.ts'
 
-/** Registered under /helpdesk; the guard covers every route added here. */
-const helpdeskRoutes: FastifyPluginAsync = async (app) => {
-  app.addHook('preHandler', requireRole('helpdesk'))
+const SearchQuery = Type.Object({ q: Type.Optional(Type.String({ maxLength: 200 })), after: Type.Optional(Type.String({ maxLength: 320 })) })
+const UserParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+// Text fields stay text: a bad number is reported next to the form, not as a bare 400.
+const PassBody = Type.Object({
+  lifetimeMinutes: Type.String({ maxLength: 10 }),
+  oneTime: Type.Optional(Type.Literal('on')),
+  reason: Type.String({ maxLength: 1000 }),
+  _csrf: Type.Optional(Type.String())
+})
+const ExtendBody = Type.Object({ days: Type.String({ maxLength: 10 }), reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String()) })
+const ResetBody = Type.Object({
+  reason: Type.String({ maxLength: 1000 }),
+  issuePass: Type.Optional(Type.Literal('on')),
+  _csrf: Type.Optional(Type.String())
+})
+type UserRequest<B> = FastifyRequest<{ Params: Static<typeof UserParams>, Body: B }>
+
+const STATE_LABELS: Record<string, string> = {
+  exempt: 'Exempt', not_targeted: 'Not in a campaign', pending: 'Grace period running', enrolled: 'Set up',
+  overdue: 'Deadline passed, not set up', enforced: 'MFA mandatory', attention: 'Needs attention'
+}
+
+interface Deps { helpdesk: HelpdeskService, guard: EnrollmentGuard, clock: Clock, config: Config }
+
+/** Registered under /helpdesk: find a person, see where they stand and why, and unblock them. */
+const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, clock, config }) => {
+  app.addHook('preValidation', requireRole('helpdesk'))
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
 
-  app.get('/', async (_request, reply) => reply.page('helpdesk/index', { title: 'Helpdesk' }))
+  app.get<{ Querystring: Static<typeof SearchQuery> }>('/', { schema: { querystring: SearchQuery } }, async (request, reply) => {
+    const q = request.query.q ?? ''
+    const result = helpdesk.search(q, request.query.after ?? null)
+    return reply.page('helpdesk/index', {
+      title: q === '' ? 'Helpdesk' : `Helpdesk: ${q}`,
+      q,
+      searched: q.trim().length >= 2,
+      tooShort: q.trim().length === 1,
+      users: result.users,
+      nextUrl: result.next === null ? null : `/helpdesk?${new URLSearchParams({ q, after: result.next }).toString()}`
+    })
+  })
+
+  function renderProfile (request: FastifyRequest<{ Params: Static<typeof UserParams> }>, reply: FastifyReply, extra: Record<string, unknown> = {}): FastifyReply {
+    const profile = helpdesk.profile(request.params.id, request.user!)
+    if (profile === undefined) return notFoundFor(request, reply)
+    return reply.page('helpdesk/user', {
+      title: profile.user.displayName,
+      profile,
+      stateLabel: STATE_LABELS[profile.standing?.state ?? 'not_targeted'],
+      methods: profile.methods.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] })),
+      passBounds: config.accessPass,
+      resetWindowDays: Math.round(config.resetWindowMs / 86_400_000),
+      reenrollOpen: profile.user.reenrollUntil !== null && profile.user.reenrollUntil > clock.now(),
+      error: null,
+      ...extra
+    })
+  }
+
+  app.get<{ Params: Static<typeof UserParams> }>('/users/:id', { schema: { params: UserParams } }, async (request, reply) => renderProfile(request, reply))
+
+  /**
+   * Runs one helpdesk action: a recent step-up first (the session proved a second factor in the last few
+   * minutes), then the action; a refusal comes back on the user's page with the reason, and changes nothing.
+   */
+  async function act<B> (request: UserRequest<B>, reply: FastifyReply, work: (actor: ActorWithRole) => Promise<FastifyReply>): Promise<FastifyReply> {
+    const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
+    if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
+      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(here)}`, 'Confirm it\'s you first, then choose the action again.', 'info')
+    }
+    try {
+      return await work({ id: request.user!.id, label: request.user!.email, role: request.user!.role, ...requestContext(request) })
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      if (err.code === 'user_not_found') return notFoundFor(request, reply)
+      return renderProfile(request, reply.code(statusFor(err)), { error: err.message })
+    }
+  }
+
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof PassBody> }>('/users/:id/pass', { schema: { params: UserParams, body: PassBody } }, async (request, reply) => {
+    return act(request, reply, async (actor) => {
+      const issued = await helpdesk.issuePass(request.params.id, { lifetimeMinutes: whole(request.body.lifetimeMinutes), oneTime: request.body.oneTime === 'on', reason: request.body.reason }, actor)
+      const user = helpdesk.profile(request.params.id, request.user!)!.user
+      // Shown exactly once: this response is the only place the pass exists in the clear, so nothing may keep it.
+      reply.header('cache-control', 'no-store')
+      return reply.page('helpdesk/pass-issued', {
+        title: 'Temporary access pass issued',
+        subject: user,
+        pass: issued.pass,
+        // A Microsoft pass is case-sensitive and typed as shown, so it is not broken into groups.
+        grouped: issued.issuedBy === 'portal' ? issued.pass.match(/.{1,4}/g)!.join(' ') : issued.pass,
+        expires: `${issued.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        oneTime: issued.oneTime ?? request.body.oneTime === 'on',
+        issuedBy: issued.issuedBy
+      })
+    })
+  })
+
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ExtendBody> }>('/users/:id/extend', { schema: { params: UserParams, body: ExtendBody } }, async (request, reply) => {
+    return act(request, reply, async (actor) => {
+      const until = await helpdesk.extend(request.params.id, whole(request.body.days), request.body.reason, actor)
+      return reply.flashRedirect(`/helpdesk/users/${encodeURIComponent(request.params.id)}`, `Extended. The new deadline is ${until.toISOString().slice(0, 10)}; we emailed the user.`)
+    })
+  })
+
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ResetBody> }>('/users/:id/reset', { schema: { params: UserParams, body: ResetBody } }, async (request, reply) => {
+    return act(request, reply, async (actor) => {
+      const result = await helpdesk.resetMethods(request.params.id, { reason: request.body.reason, issuePass: request.body.issuePass === 'on' }, actor)
+      const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
+      const summary = `Removed ${result.removed} method${result.removed === 1 ? '' : 's'}; the user can set up a new one from any network until ${result.reenrollUntil.toISOString().slice(0, 10)}. We emailed them.`
+      if (result.pass === null) return reply.flashRedirect(here, summary)
+      const user = helpdesk.profile(request.params.id, request.user!)!.user
+      reply.header('cache-control', 'no-store')
+      return reply.page('helpdesk/pass-issued', {
+        title: 'Methods reset and temporary access pass issued',
+        subject: user,
+        summary,
+        pass: result.pass.pass,
+        grouped: result.pass.pass.match(/.{1,4}/g)!.join(' '),
+        expires: `${result.pass.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        oneTime: true
+      })
+    })
+  })
+}
+
+type ActorWithRole = { id: string, label: string, role: 'user' | 'helpdesk' | 'admin', ip: string, userAgent: string | null }
+
+/** Digits only: "1e3", "0x10" and "2.5" are not a number of minutes or days (NaN fails the domain's checks). */
+function whole (text: string): number {
+  const value = text.trim()
+  return /^\d{1,6}$/.test(value) ? Number(value) : Number.NaN
 }
 
 export default helpdeskRoutes

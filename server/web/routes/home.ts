@@ -23,13 +23,53 @@ export interface HomeDeps {
   engine: Pick<EnforcementEngine, 'methodPolicy'>
 }
 
-export function homeModel (user: { id: string, privileged: boolean }, { methods, engine }: HomeDeps, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export interface AddOption {
+  kind: 'passkey' | 'totp' | 'phone'
+  href: string
+  label: string
+  hint: string
+}
+
+const LOCAL_OPTIONS: AddOption[] = [
+  { kind: 'passkey', href: '/enroll/passkey', label: 'Passkey or security key', hint: 'Sign in with your fingerprint, face, PIN or a USB/NFC key. The strongest choice.' },
+  { kind: 'totp', href: '/enroll/totp', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes.' },
+  { kind: 'phone', href: '/enroll/phone', label: 'Phone', hint: 'Get a 6-digit code by text message.' }
+]
+
+/**
+ * Where each kind of method is set up, per directory: the portal's own pages for local users; a directory's users
+ * set up what the directory itself must hold through that directory's pages (Microsoft's or AWS's, or the
+ * portal's brokering pages for them).
+ */
+const ADD_OPTIONS: Readonly<Record<string, AddOption[]>> = {
+  local: LOCAL_OPTIONS,
+  // IAM has no SMS MFA for users; security keys are registered in the AWS console (the WebAuthn RP is AWS's).
+  aws: [
+    { kind: 'totp', href: '/enroll/aws-mfa', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes. Set up here for your AWS sign-in.' },
+    { kind: 'passkey', href: '/enroll/aws-security-key', label: 'Security key or passkey', hint: 'A USB/NFC key or passkey, registered in the AWS console. The strongest choice.' }
+  ],
+  // (add options: aws)
+  entra: [
+    { kind: 'passkey', href: '/enroll/entra-passkey', label: 'Passkey or security key', hint: 'Sign in to Microsoft with your fingerprint, face, PIN or a USB/NFC key, set up on Microsoft\'s page. The strongest choice.' },
+    { kind: 'totp', href: '/enroll/entra-app', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes, for your Microsoft sign-in.' },
+    { kind: 'phone', href: '/enroll/phone', label: 'Phone', hint: 'Get a 6-digit code by text message; the number is also used by Microsoft.' }
+  ]
+  // (add options: entra)
+}
+
+export function addOptionsFor (provider: string): AddOption[] {
+  return ADD_OPTIONS[provider] ?? LOCAL_OPTIONS
+}
+
+export function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine }: HomeDeps, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const list = methods.listFor(user.id)
   return {
     title: 'Your sign-in security',
     methods: list.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] })),
     // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys).
-    status: enrollmentStatus(user, list.map((m) => m.kind), engine.methodPolicy(user.id)),
+    // Methods registered at the user's directory (synced) count too: they are what the directory enforces with.
+    status: enrollmentStatus(user, [...list.map((m) => m.kind), ...user.providerMethods], engine.methodPolicy(user.id)),
+    addOptions: addOptionsFor(user.provider),
     error: null,
     ...extra
   }

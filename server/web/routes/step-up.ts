@@ -24,16 +24,26 @@ const PasskeyVerifyBody = Type.Object({
 
 const CONFIRMED = 'Thanks, you are confirmed for the next few minutes.'
 
-interface Deps { methods: MethodStore, totp: TotpService, phone: PhoneService, passkeys: PasskeyService, clock: Clock }
+interface Deps { methods: MethodStore, totp: TotpService, phone: PhoneService, passkeys: PasskeyService, clock: Clock, staffPasskeyRequired: boolean }
+
+const PASSKEY_ONLY = 'Helpdesk and administrator accounts that have a passkey confirm it\'s them with the passkey.'
 
 /** Step-up: prove a second factor you already have before changing your methods. */
-const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phone, passkeys, clock }) => {
+const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phone, passkeys, clock, staffPasskeyRequired }) => {
   const options = { preHandler: requireUser, config: { passSession: true as const, secondFactor: true as const } }
 
+  /** Staff accounts holding a passkey prove it's them with the passkey only (sign-in and actions alike). */
+  function passkeyOnly (request: FastifyRequest): boolean {
+    if (request.session.auth?.passkeyOnly === true) return true
+    const user = request.user!
+    return staffPasskeyRequired && user.role !== 'user' && methods.listFor(user.id).some((m) => m.kind === 'passkey')
+  }
+
   function render (request: FastifyRequest, reply: FastifyReply, next: string, extra: Record<string, unknown> = {}): FastifyReply {
-    const list = methods.listFor(request.user!.id).map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
+    const only = passkeyOnly(request)
+    const list = methods.listFor(request.user!.id).filter((m) => !only || m.kind === 'passkey').map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
     const signingIn = request.session.auth?.secondFactorPending === true
-    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, signingIn, scripts: ['/static/js/passkey.js'], ...extra })
+    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, signingIn, passkeyOnly: only, scripts: ['/static/js/passkey.js'], ...extra })
   }
 
   function done (request: FastifyRequest, reply: FastifyReply, next: string): FastifyReply {
@@ -47,6 +57,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof TotpBody> }>('/step-up/totp', { ...options, schema: { body: TotpBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
     try {
       totp.verify(request.user!, request.body.methodId, request.body.code)
     } catch (err) {
@@ -58,6 +69,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof PhoneSendBody> }>('/step-up/phone/send', { ...options, schema: { body: PhoneSendBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
     try {
       await phone.beginStepUp(request.user!, request.body.methodId)
     } catch (err) {
@@ -70,6 +82,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof PhoneBody> }>('/step-up/phone', { ...options, schema: { body: PhoneBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
     try {
       phone.finishStepUp(request.user!, request.body.code)
     } catch (err) {

@@ -1,0 +1,42 @@
+import { prepopulateEntraPhones } from '../wiring-entra.ts'
+import type { Command } from './main.ts'
+
+/** Pushes directory phone numbers into Entra users' mobile MFA methods (pre-population), with a dry run first. */
+export const entraPhones: Command = {
+  name: 'entra-phones',
+  summary: 'Pre-populate Entra users\' mobile MFA phone from their directory number (pinned in the portal, or read live). With --dry-run, only show what would change.',
+  options: {
+    'dry-run': { type: 'boolean', help: 'show, per user, what would be created or updated in Entra; change nothing' },
+    'from-directory': { type: 'boolean', help: 'read numbers live from Entra\'s configured attribute (ENTRA_PHONE_ATTRIBUTE) instead of the numbers the last sync stored' },
+    json: { type: 'boolean', help: 'print one JSON document instead of lines (for scripts)' }
+  },
+  async run ({ options }, services, io) {
+    const dryRun = options['dry-run'] === true
+    let report
+    try {
+      report = await prepopulateEntraPhones(services, { dryRun, fromDirectory: options['from-directory'] === true }, { id: null, label: 'cli' })
+    } catch (err) {
+      io.err(`entra-phones failed: ${err instanceof Error ? err.message : String(err)}`)
+      return 1
+    }
+    if (report === undefined) {
+      io.err('entra-phones: Entra ID is not configured; add entra to PROVIDERS and set the ENTRA_* variables')
+      return 2
+    }
+    if (options.json === true) {
+      io.out(JSON.stringify(report))
+    } else {
+      for (const line of report.users) {
+        const who = line.email ?? line.externalId
+        const what = line.action === 'invalid'
+          ? `invalid: ${line.reason ?? 'not a usable number'}`
+          : `${line.action} ${line.previous ?? '-'} -> ${line.phone ?? '-'}${!dryRun && line.action !== 'unchanged' && !line.applied ? ` FAILED: ${line.reason ?? 'unknown'}` : ''}`
+        io.out(`${who}\t${what}`)
+      }
+      const c = report.counts
+      io.out(`${dryRun ? 'dry run: ' : ''}${report.users.length} user${report.users.length === 1 ? '' : 's'} from ${report.source === 'directory' ? 'the directory' : 'pinned numbers'}: ` +
+        `${c.create} to create, ${c.update} to update, ${c.unchanged} unchanged, ${c.invalid} invalid${dryRun ? '; nothing was changed' : `, ${c.failed} failed`}`)
+    }
+    return report.counts.failed > 0 ? 1 : 0
+  }
+}

@@ -1,0 +1,95 @@
+import type Sqlite from 'better-sqlite3'
+import { emptyStateCounts, PORTAL_METHOD_KINDS, utcDay, type AttentionUser, type DashboardStore, type MethodKindCount, type ProviderCount, type RolloutSnapshot, type StateListRow } from '../domain/dashboard.ts'
+import { USER_STATES, type UserState } from '../domain/states.ts'
+
+/**
+ * The dashboard's counts, each one grouped query: rows are counted inside SQLite and never loaded into the process.
+ * Lists are keyset pages on user_states' rowid, which the (state) index carries, so a page is an index range read.
+ */
+export class SqliteDashboardStore implements DashboardStore {
+  private readonly statements
+
+  constructor (sqlite: Sqlite.Database) {
+    const s = (sql: string) => sqlite.prepare(sql)
+    this.statements = {
+      byState: s('SELECT state, count(*) AS n FROM user_states GROUP BY state'),
+      users: s('SELECT count(*) FROM users').pluck(),
+      portalMethods: s('SELECT kind, count(DISTINCT user_id) AS n FROM auth_methods GROUP BY kind'),
+      // provider_methods is a JSON array per user; '[]' (nothing reported) is skipped before json_each runs.
+      providerMethods: s(`SELECT j.value AS kind, count(DISTINCT u.id) AS n FROM users u, json_each(u.provider_methods) j
+        WHERE u.provider_methods <> '[]' GROUP BY j.value`),
+      anyMethods: s(`SELECT kind, count(*) AS n FROM (
+          SELECT user_id, kind FROM auth_methods
+          UNION
+          SELECT u.id, j.value FROM users u, json_each(u.provider_methods) j WHERE u.provider_methods <> '[]'
+        ) GROUP BY kind`),
+      byProvider: s(`SELECT u.provider, s.state, count(*) AS n FROM users u LEFT JOIN user_states s ON s.user_id = u.id
+        GROUP BY u.provider, s.state ORDER BY u.provider`),
+      attention: s(`SELECT s.user_id AS userId, u.email, s.reason, u.drift_flagged_at IS NOT NULL AS driftFlagged
+        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = 'attention' ORDER BY s.rowid LIMIT ?`),
+      inState: s(`SELECT s.rowid AS cursor, s.user_id AS userId, u.email, u.provider, s.reason, s.deadline
+        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = @state AND s.rowid > @after ORDER BY s.rowid LIMIT @limit`),
+      snapshots: s('SELECT day, counts FROM rollout_snapshots WHERE day >= ? ORDER BY day'),
+      // One statement: counting and writing happen in the same instant, and a second run the same day changes nothing.
+      snapshot: s(`INSERT INTO rollout_snapshots (day, taken_at, counts)
+        SELECT @day, @now, json_group_object(state, n) FROM (SELECT state, count(*) AS n FROM user_states GROUP BY state)
+        WHERE true ON CONFLICT (day) DO NOTHING`)
+    }
+  }
+
+  stateCounts (): { counts: Record<UserState, number>, unassessed: number } {
+    const counts = emptyStateCounts()
+    let assessed = 0
+    for (const row of this.statements.byState.all() as Array<{ state: UserState, n: number }>) {
+      if (!USER_STATES.includes(row.state)) continue
+      counts[row.state] = row.n
+      assessed += row.n
+    }
+    return { counts, unassessed: Math.max(0, (this.statements.users.get() as number) - assessed) }
+  }
+
+  methodCounts (): MethodKindCount[] {
+    const byKind = new Map<string, MethodKindCount>()
+    const entry = (kind: string): MethodKindCount => {
+      let found = byKind.get(kind)
+      if (found === undefined) byKind.set(kind, found = { kind, portalUsers: 0, providerUsers: 0, anyUsers: 0 })
+      return found
+    }
+    // The portal's own kinds are always listed, at zero too; other kinds only when a provider reports them.
+    for (const kind of PORTAL_METHOD_KINDS) entry(kind)
+    for (const row of this.statements.portalMethods.all() as Array<{ kind: string, n: number }>) entry(row.kind).portalUsers = row.n
+    for (const row of this.statements.providerMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).providerUsers = row.n
+    for (const row of this.statements.anyMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).anyUsers = row.n
+    return [...byKind.values()]
+  }
+
+  providerCounts (): ProviderCount[] {
+    const byProvider = new Map<string, ProviderCount>()
+    for (const row of this.statements.byProvider.all() as Array<{ provider: string, state: UserState | null, n: number }>) {
+      let entry = byProvider.get(row.provider)
+      if (entry === undefined) byProvider.set(row.provider, entry = { provider: row.provider, total: 0, byState: emptyStateCounts() })
+      entry.total += row.n
+      if (row.state !== null && USER_STATES.includes(row.state)) entry.byState[row.state] += row.n
+    }
+    return [...byProvider.values()]
+  }
+
+  attention (limit: number): AttentionUser[] {
+    return (this.statements.attention.all(limit) as Array<Omit<AttentionUser, 'driftFlagged'> & { driftFlagged: number }>)
+      .map((row) => ({ ...row, driftFlagged: row.driftFlagged === 1 }))
+  }
+
+  usersInState (state: UserState, after: number | null, limit: number): StateListRow[] {
+    const rows = this.statements.inState.all({ state, after: after ?? 0, limit }) as Array<Omit<StateListRow, 'deadline'> & { deadline: number | null }>
+    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  }
+
+  snapshots (fromDay: string): RolloutSnapshot[] {
+    return (this.statements.snapshots.all(fromDay) as Array<{ day: string, counts: string }>)
+      .map((row) => ({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] }))
+  }
+
+  takeSnapshot (now: Date): boolean {
+    return this.statements.snapshot.run({ day: utcDay(now), now: now.getTime() }).changes === 1
+  }
+}

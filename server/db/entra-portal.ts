@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto'
+import type Sqlite from 'better-sqlite3'
+import type { Clock } from '../domain/clock.ts'
+import type { EntraEnrollmentStore, PendingOath } from '../domain/entra-enrollment.ts'
+import type { EntraPhoneStore } from '../domain/entra-phones.ts'
+import type { Sealer } from './sealing.ts'
+
+const KIND = 'entra_oath'
+
+/** The seed is bound to its row: copied into another row, it will not open (STYLE.md, secrets at rest). */
+function boundTo (id: string): string {
+  return `provider-enrollment:${id}`
+}
+
+/** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
+export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
+  private readonly statements
+
+  constructor (private readonly sqlite: Sqlite.Database, private readonly sealer: Sealer, private readonly clock: Clock) {
+    const s = (sql: string) => sqlite.prepare(sql)
+    this.statements = {
+      dropUnfinished: s(`DELETE FROM provider_enrollments WHERE user_id = ? AND provider = 'entra' AND kind = '${KIND}' AND completed_at IS NULL`),
+      insert: s(`INSERT INTO provider_enrollments (id, user_id, provider, kind, secret_sealed, created_at, expires_at) VALUES (?, ?, 'entra', '${KIND}', ?, ?, ?)`),
+      pending: s(`SELECT id, user_id AS userId, secret_sealed AS sealed, expires_at AS expiresAt FROM provider_enrollments
+        WHERE user_id = ? AND provider = 'entra' AND kind = '${KIND}' AND completed_at IS NULL AND secret_sealed IS NOT NULL ORDER BY created_at DESC LIMIT 1`),
+      claim: s('UPDATE provider_enrollments SET completed_at = ? WHERE id = ? AND completed_at IS NULL'),
+      release: s('UPDATE provider_enrollments SET completed_at = NULL, attempts = attempts + 1 WHERE id = ? AND device_id IS NULL'),
+      complete: s('UPDATE provider_enrollments SET device_id = ?, secret_sealed = NULL WHERE id = ?'),
+      setMethods: s('UPDATE users SET provider_methods = ?, updated_at = ? WHERE id = ?'),
+      withPhones: s(`SELECT id AS userId, email, external_id AS externalId, phone FROM users
+        WHERE provider = 'entra' AND external_id IS NOT NULL AND disabled = 0 AND phone IS NOT NULL ORDER BY email`),
+      byExternal: s("SELECT id AS userId, email, external_id AS externalId FROM users WHERE provider = 'entra' AND external_id = ?")
+    }
+  }
+
+  startOath (userId: string, secretBase32: string, expiresAt: Date): PendingOath {
+    const id = randomUUID()
+    this.sqlite.transaction(() => {
+      this.statements.dropUnfinished.run(userId)
+      this.statements.insert.run(id, userId, this.sealer.seal(secretBase32, boundTo(id)), this.clock.now().getTime(), expiresAt.getTime())
+    }).immediate()
+    return { id, userId, secret: secretBase32, expiresAt }
+  }
+
+  findOath (userId: string): PendingOath | undefined {
+    const row = this.statements.pending.get(userId) as { id: string, userId: string, sealed: string, expiresAt: number } | undefined
+    return row === undefined ? undefined : { id: row.id, userId: row.userId, secret: this.sealer.open(row.sealed, boundTo(row.id)), expiresAt: new Date(row.expiresAt) }
+  }
+
+  claimOath (id: string, at: Date): boolean {
+    return this.statements.claim.run(at.getTime(), id).changes === 1
+  }
+
+  releaseOath (id: string): void {
+    this.statements.release.run(id)
+  }
+
+  completeOath (id: string, deviceId: string): void {
+    this.statements.complete.run(deviceId, id)
+  }
+
+  setProviderMethods (userId: string, kinds: readonly string[]): void {
+    this.statements.setMethods.run(JSON.stringify(kinds), this.clock.now().getTime(), userId)
+  }
+
+  entraUsersWithPhones (): Array<{ userId: string, email: string, externalId: string, phone: string }> {
+    return this.statements.withPhones.all() as Array<{ userId: string, email: string, externalId: string, phone: string }>
+  }
+
+  entraUsersByExternalId (externalIds: readonly string[]): Map<string, { userId: string, email: string }> {
+    const found = new Map<string, { userId: string, email: string }>()
+    for (const externalId of new Set(externalIds)) {
+      const row = this.statements.byExternal.get(externalId) as { userId: string, email: string } | undefined
+      if (row !== undefined) found.set(externalId, row)
+    }
+    return found
+  }
+
+  /** The portal user synced from Entra with this object id (the unique (provider, external_id) index). */
+  userIdByObjectId (objectId: string): string | undefined {
+    return (this.statements.byExternal.get(objectId) as { userId: string } | undefined)?.userId
+  }
+}

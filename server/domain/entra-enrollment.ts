@@ -1,0 +1,189 @@
+import { Secret, TOTP } from 'otpauth'
+import type { AuditLog } from './audit.ts'
+import type { Clock } from './clock.ts'
+import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
+import { DomainError } from './errors.ts'
+import { cleanMethodName, type MethodStore } from './methods.ts'
+import type { AccountNotifier } from './notifications.ts'
+import { ProviderError, type ProviderSubject, type RegistrationStatus } from './provider.ts'
+import type { Regulator } from './regulation.ts'
+import { lockedOutError } from './signin.ts'
+import { CODE_POLICY, groupKey, matchTotp, normaliseCode, TOTP_PERIOD_SECONDS, type TotpSetup } from './totp.ts'
+import type { User } from './users.ts'
+
+/** The Entra adapter's registration operations (contracts 1.5, 1.9). */
+export interface EntraEnrollmentPort {
+  /** Create + assign + activate a hardware OATH token holding the portal-generated secret. */
+  enrollOathToken(externalId: string, token: { secretKey: string, code: string, displayName?: string }): Promise<{ deviceId: string, methodId: string }>
+  registrationStatus(subject: ProviderSubject): Promise<RegistrationStatus>
+}
+
+export interface PendingOath {
+  id: string
+  userId: string
+  /** Base32, opened from its sealed form. */
+  secret: string
+  expiresAt: Date
+}
+
+/** provider_enrollments rows of kind entra_oath: the seed sealed at rest, bound to its row, until activation. */
+export interface EntraEnrollmentStore {
+  /** Replaces the user's earlier unfinished setup. */
+  startOath(userId: string, secretBase32: string, expiresAt: Date): PendingOath
+  findOath(userId: string): PendingOath | undefined
+  /** Compare-and-swap: marks the setup taken (one activation per setup); false when another request took it. */
+  claimOath(id: string, at: Date): boolean
+  /** Gives a claimed setup back after Entra refused it, so the user can try another code. */
+  releaseOath(id: string): void
+  /** Records the activated token and wipes the seed: Entra holds it now, and the portal never needs it again. */
+  completeOath(id: string, deviceId: string): void
+  /** Replaces the method kinds Entra reports for the user (users.provider_methods). */
+  setProviderMethods(userId: string, kinds: readonly string[]): void
+}
+
+const SETUP_LIFETIME_MS = 15 * 60_000
+
+export interface EntraEnrollmentSettings {
+  /** ENTRA_HARDWARE_OATH: authenticator apps are registered in Entra by the portal. */
+  hardwareOath: boolean
+  issuer: string
+}
+
+/**
+ * Methods an Entra user sets up for Entra (DESIGN.md Providers): an authenticator app through the beta hardware
+ * OATH API (the portal generates the secret, the user proves a code, the portal creates + assigns + activates the
+ * token), and a re-read of what Entra holds after the user registered a passkey on Microsoft's own page.
+ */
+export class EntraEnrollmentService {
+  constructor (
+    private readonly port: EntraEnrollmentPort,
+    private readonly store: EntraEnrollmentStore,
+    private readonly methods: Pick<MethodStore, 'countFor'>,
+    private readonly regulator: Regulator,
+    private readonly guard: EnrollmentGuard,
+    private readonly notifier: AccountNotifier,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
+    /** Re-derives the user's rollout state after their methods changed. */
+    private readonly methodsChanged: (userId: string) => void,
+    private readonly settings: EntraEnrollmentSettings
+  ) {}
+
+  get hardwareOath (): boolean {
+    return this.settings.hardwareOath
+  }
+
+  /**
+   * Methods the user already has anywhere (the portal's and Entra's): with one, adding another needs a fresh
+   * step-up, exactly as for portal methods.
+   */
+  existingMethods (user: User): number {
+    return this.methods.countFor(user.id) + user.providerMethods.length
+  }
+
+  assertMayAdd (user: User, context: ChangeContext): void {
+    this.entraUser(user)
+    this.guard.assertMayAdd(this.existingMethods(user), context)
+  }
+
+  /** Starts (or restarts) an authenticator-app setup with a fresh secret. */
+  beginOath (user: User, context: ChangeContext): TotpSetup {
+    this.requireHardwareOath()
+    this.assertMayAdd(user, context)
+    const secret = new Secret({ size: 20 }).base32
+    const pending = this.store.startOath(user.id, secret, new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS))
+    return this.describe(user, pending)
+  }
+
+  currentOath (user: User): TotpSetup | undefined {
+    const pending = this.store.findOath(user.id)
+    if (pending === undefined || pending.expiresAt <= this.clock.now()) return undefined
+    return this.describe(user, pending)
+  }
+
+  /** Checks the code here (regulated), then has Entra create, assign and activate the token with it. */
+  async finishOath (user: User, codeInput: string, nameInput: string, context: ChangeContext): Promise<{ name: string }> {
+    this.requireHardwareOath()
+    this.assertMayAdd(user, context)
+    const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
+    if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
+    const pending = this.store.findOath(user.id)
+    if (pending === undefined || pending.expiresAt <= this.clock.now()) {
+      throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
+    }
+    const key = `entra-oath:user:${user.id}`
+    const verdict = this.regulator.check(key)
+    if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
+    const code = normaliseCode(codeInput)
+    // Checked here first: a wrong code must not leave a half-made token in the directory.
+    if (matchTotp(pending.secret, code, this.clock.now()) === null) this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
+    if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.')
+    let enrolled: { deviceId: string, methodId: string }
+    try {
+      enrolled = await this.port.enrollOathToken(user.externalId!, { secretKey: pending.secret, code, displayName: name })
+    } catch (err) {
+      this.store.releaseOath(pending.id)
+      if (!(err instanceof ProviderError)) throw err
+      if (err.code === 'oath_code_rejected') this.refuseCode(user, key, 'rejected_by_entra')
+      this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300) } })
+      throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.')
+    }
+    this.regulator.reset(key)
+    this.store.completeOath(pending.id, enrolled.deviceId)
+    this.store.setProviderMethods(user.id, [...new Set([...user.providerMethods, 'totp'])].sort())
+    this.methodsChanged(user.id)
+    this.audit.append({ action: 'entra.oath_enrolled', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { name, deviceId: enrolled.deviceId, methodId: enrolled.methodId, passSession: context.passSession } })
+    await this.notifier.accountNotice(user, {
+      subject: 'An authenticator app was added to your Microsoft account',
+      lines: [
+        `"${name}" was added to your Microsoft account at ${this.clock.now().toISOString().slice(0, 16).replace('T', ' ')} UTC. Microsoft can now ask you for a code from it.`,
+        'If this was not you, contact your IT security team at once.'
+      ]
+    })
+    return { name }
+  }
+
+  /** Re-reads what Entra holds for the user (after they registered on Microsoft's page) and records it. */
+  async checkRegistration (user: User): Promise<{ methods: string[], changed: boolean }> {
+    const externalId = this.entraUser(user)
+    let status: RegistrationStatus
+    try {
+      status = await this.port.registrationStatus({ userId: user.id, externalId, email: user.email, enrolled: user.providerMethods.length > 0 })
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err
+      throw new DomainError('provider_unavailable', 'Microsoft could not be asked right now. Try again in a minute; the next directory sync will also pick it up.')
+    }
+    const methods = [...new Set(status.methods)].sort()
+    const changed = methods.join(',') !== [...user.providerMethods].sort().join(',')
+    if (changed) {
+      this.store.setProviderMethods(user.id, methods)
+      this.methodsChanged(user.id)
+      this.audit.append({ action: 'entra.methods_refreshed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { from: user.providerMethods, to: methods, source: status.source } })
+    }
+    return { methods, changed }
+  }
+
+  private refuseCode (user: User, key: string, reason: string): never {
+    const verdict = this.regulator.fail(key, CODE_POLICY)
+    this.audit.append({ action: 'entra.oath_code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
+    if (verdict.justLocked) this.audit.append({ action: 'entra.oath_lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
+    if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
+    throw new DomainError('wrong_code', 'That code is not right. Check the time on your phone is set automatically, and enter the 6-digit code shown now.')
+  }
+
+  private entraUser (user: User): string {
+    if (user.provider !== 'entra' || user.externalId === null) {
+      throw new DomainError('not_entra_user', 'This page is for accounts from Microsoft Entra ID. Use the other ways to add a method on your home page.')
+    }
+    return user.externalId
+  }
+
+  private requireHardwareOath (): void {
+    if (!this.settings.hardwareOath) throw new DomainError('entra_oath_off', 'Authenticator apps are added on Microsoft\'s security info page in this organisation.')
+  }
+
+  private describe (user: User, pending: PendingOath): TotpSetup {
+    const uri = new TOTP({ issuer: this.settings.issuer, label: user.email, algorithm: 'SHA1', digits: 6, period: TOTP_PERIOD_SECONDS, secret: Secret.fromBase32(pending.secret) }).toString()
+    return { secret: pending.secret, uri, groupedKey: groupKey(pending.secret), expiresAt: pending.expiresAt }
+  }
+}

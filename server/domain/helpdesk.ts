@@ -1,0 +1,212 @@
+import type { AuditLog, AuditRecord } from './audit.ts'
+import { cleanReason, minute } from './reasons.ts'
+import type { CampaignService } from './campaigns.ts'
+import type { Clock } from './clock.ts'
+import type { CampaignDeadline } from './deadlines.ts'
+import type { EnforcementEngine, Standing } from './engine.ts'
+import { DomainError } from './errors.ts'
+import type { AuthMethod, MethodStore } from './methods.ts'
+import type { AccountNotifier } from './notifications.ts'
+import type { AccessPassService } from './passes.ts'
+import { ProviderError, type IdentityProvider, type ProviderName } from './provider.ts'
+import type { Actor, SessionRevoker, User, UserStore, UserSummary } from './users.ts'
+
+export interface HelpdeskSettings {
+  accessPass: { minMinutes: number, defaultMinutes: number, maxMinutes: number }
+  resetWindowMs: number
+}
+
+/** Everything the helpdesk sees about one person. */
+export interface UserProfile {
+  user: User
+  standing: Standing | undefined
+  deadline: CampaignDeadline | null
+  methods: AuthMethod[]
+  /** Method kinds the provider reports (synced), shown beside the portal's own. */
+  providerMethods: string[]
+  timeline: AuditRecord[]
+  /** Whether the person looking may act on this account (not themselves; helpdesk staff only on ordinary users). */
+  actionable: { allowed: boolean, why: string | null }
+}
+
+/** A pass to show once: issued by the portal (for the portal's pass sign-in) or by the user's provider. */
+export interface IssuedPass {
+  pass: string
+  expiresAt: Date
+  oneTime?: boolean
+  issuedBy: 'portal' | ProviderName
+}
+
+export const SEARCH_PAGE = 20
+const TIMELINE_LENGTH = 50
+
+/**
+ * The helpdesk's work (DESIGN.md personas): find a person, see where they stand and why, and unblock them safely.
+ * Every action needs a reason, is audited, and tells the user by email. Staff never act on themselves, and
+ * helpdesk staff only on ordinary users (a helpdesk account must not be able to take over an admin's).
+ */
+export class HelpdeskService {
+  constructor (
+    private readonly users: UserStore,
+    private readonly methods: MethodStore,
+    private readonly passes: AccessPassService,
+    private readonly campaigns: Pick<CampaignService, 'extend'>,
+    private readonly engine: Pick<EnforcementEngine, 'standing' | 'explainDeadline' | 'refreshUser'>,
+    private readonly audit: AuditLog & { list(filter: { subjectUserId?: string, limit?: number }): AuditRecord[] },
+    private readonly sessions: SessionRevoker,
+    private readonly notifier: AccountNotifier,
+    private readonly clock: Clock,
+    private readonly settings: HelpdeskSettings,
+    /** Configured providers by name: a provider with its own passes (Entra) issues them for its users. */
+    private readonly providers: Readonly<Record<string, IdentityProvider>> = {}
+  ) {}
+
+  /** Name or email prefix, a page at a time (keyset by email). */
+  search (query: string, after: string | null): { users: UserSummary[], next: string | null } {
+    const term = query.trim()
+    if (term.length < 2) return { users: [], next: null }
+    const rows = this.users.search(term.slice(0, 100), after, SEARCH_PAGE + 1)
+    const more = rows.length > SEARCH_PAGE
+    const page = rows.slice(0, SEARCH_PAGE)
+    return { users: page, next: more ? page[page.length - 1].email : null }
+  }
+
+  profile (userId: string, viewer: Pick<User, 'id' | 'role'>): UserProfile | undefined {
+    const user = this.users.findById(userId)
+    if (user === undefined) return undefined
+    return {
+      user,
+      standing: this.engine.standing(userId),
+      deadline: this.engine.explainDeadline(userId),
+      methods: this.methods.listFor(userId),
+      providerMethods: user.providerMethods,
+      timeline: this.audit.list({ subjectUserId: userId, limit: TIMELINE_LENGTH }),
+      actionable: permission(viewer, user)
+    }
+  }
+
+  /** A temporary access pass, shown once to the caller and never stored in the clear. One per user: it replaces any other. */
+  async issuePass (userId: string, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: Actor & { role: User['role'] }): Promise<IssuedPass> {
+    const user = this.target(userId, actor)
+    const reason = cleanReason(options.reason)
+    const provider = this.providers[user.provider]
+    if (provider?.capabilities.nativeAccessPass === true && provider.issueAccessPass !== undefined) {
+      return await this.issueNativePass(user, provider, { ...options, reason }, actor)
+    }
+    this.validLifetime(options.lifetimeMinutes)
+    const issued = this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason }, actor)
+    await this.notifier.accountNotice(user, {
+      subject: 'The helpdesk issued you a temporary access pass',
+      lines: [
+        `A temporary access pass was issued for your account. It works until ${minute(issued.expiresAt)}${options.oneTime ? ', once' : ''}, and only to set up your sign-in methods.`,
+        'The helpdesk tells you the pass directly; it is never sent by email.',
+        'If you did not ask the helpdesk for help, contact your IT security team at once.'
+      ]
+    })
+    return { ...issued, issuedBy: 'portal' }
+  }
+
+  /**
+   * The provider's own pass (Entra: a Graph TAP), so it works where the user's methods are registered. The tenant's
+   * policy bounds it, not the portal's settings; the pass is returned once and never stored, only audited.
+   */
+  private async issueNativePass (user: User, provider: IdentityProvider, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: Actor): Promise<IssuedPass> {
+    if (user.externalId === null) {
+      throw new DomainError('not_synced', `This person has not been read from ${provider.name} yet, so no pass can be issued there. Run a directory sync first.`)
+    }
+    if (!Number.isInteger(options.lifetimeMinutes)) throw new DomainError('invalid_lifetime', 'Give the lifetime as a whole number of minutes.')
+    let issued
+    try {
+      issued = await provider.issueAccessPass!(user.externalId, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime })
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err
+      // Policy refusals (lifetime, one-time only, passes off) carry the tenant's bounds in plain words.
+      if (err.code.startsWith('access_pass_')) throw new DomainError(err.code === 'access_pass_lifetime_out_of_policy' ? 'invalid_lifetime' : err.code, err.message)
+      throw new DomainError('provider_unavailable', `${provider.name === 'entra' ? 'Microsoft Entra' : provider.name} could not issue the pass right now (${err.message}). Try again in a minute.`)
+    }
+    this.audit.append({
+      action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
+      details: { provider: provider.name, lifetimeMinutes: issued.lifetimeMinutes, oneTime: issued.oneTime, expiresAt: issued.expiresAt.toISOString(), reason: options.reason },
+      ip: actor.ip, userAgent: actor.userAgent
+    })
+    await this.notifier.accountNotice(user, {
+      subject: 'The helpdesk issued you a temporary access pass',
+      lines: [
+        `A temporary access pass was issued for your Microsoft account. It works until ${minute(issued.expiresAt)}${issued.oneTime ? ', once' : ''}, to sign in and set up your sign-in methods.`,
+        'The helpdesk tells you the pass directly; it is never sent by email.',
+        'If you did not ask the helpdesk for help, contact your IT security team at once.'
+      ]
+    })
+    return { pass: issued.pass, expiresAt: issued.expiresAt, oneTime: issued.oneTime, issuedBy: provider.name }
+  }
+
+  /** Extends the user's grace period within their campaign's budget. */
+  async extend (userId: string, days: number, reason: string, actor: Actor & { role: User['role'] }): Promise<Date> {
+    const user = this.target(userId, actor)
+    const deadline = this.engine.explainDeadline(userId)
+    if (deadline === null) throw new DomainError('no_deadline', 'No campaign gives this person a deadline, so there is nothing to extend.')
+    const until = this.campaigns.extend(userId, deadline.campaignId, days, cleanReason(reason), actor)
+    await this.notifier.accountNotice(user, {
+      subject: 'Your deadline for multi-factor sign-in was extended',
+      lines: [`Your deadline to set up a second sign-in method is now ${until.toISOString().slice(0, 10)}.`, 'Please set one up before then.']
+    })
+    return until
+  }
+
+  /**
+   * Removes the user's portal methods (lost phone, compromised device), ends their sessions, and opens a short
+   * window in which they may set up a first method again from any network. A pass can be issued with it.
+   */
+  async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: Actor & { role: User['role'] }): Promise<{ removed: number, reenrollUntil: Date, pass: { pass: string, expiresAt: Date } | null }> {
+    const user = this.target(userId, actor)
+    const reason = cleanReason(options.reason)
+    const lifetimeMinutes = options.lifetimeMinutes ?? this.settings.accessPass.defaultMinutes
+    const provider = this.providers[user.provider]
+    const native = provider?.capabilities.nativeAccessPass === true && provider.issueAccessPass !== undefined
+    if (options.issuePass && !native) this.validLifetime(lifetimeMinutes)
+    // A directory's own pass (Entra) is asked for first: if the directory refuses, nothing has been reset yet.
+    const nativePass = options.issuePass && native ? await this.issueNativePass(user, provider, { lifetimeMinutes, oneTime: options.oneTime ?? true, reason }, actor) : null
+    const removed = this.methods.listFor(userId)
+    for (const method of removed) this.methods.remove(userId, method.id)
+    const reenrollUntil = new Date(this.clock.now().getTime() + this.settings.resetWindowMs)
+    this.users.setReenrollUntil(userId, reenrollUntil)
+    const sessionsEnded = this.sessions.revokeAllFor(userId)
+    this.audit.append({
+      action: 'methods.reset', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
+      details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), reenrollUntil: reenrollUntil.toISOString(), sessionsEnded },
+      ip: actor.ip, userAgent: actor.userAgent
+    })
+    this.engine.refreshUser(userId)
+    const pass = nativePass ?? (options.issuePass ? this.passes.issue(user, { lifetimeMinutes, oneTime: options.oneTime ?? true, reason }, actor) : null)
+    await this.notifier.accountNotice(user, {
+      subject: 'Your sign-in methods were reset by the helpdesk',
+      lines: [
+        `The helpdesk removed ${removed.length === 1 ? 'your sign-in method' : `your ${removed.length} sign-in methods`} and signed you out everywhere.`,
+        `Until ${minute(reenrollUntil)} you can set up a new method from any network${pass === null ? '' : ', and the helpdesk gave you a temporary access pass to do it'}.`,
+        'If you did not ask the helpdesk for this, contact your IT security team at once.'
+      ]
+    })
+    return { removed: removed.length, reenrollUntil, pass }
+  }
+
+  private target (userId: string, actor: Actor & { role: User['role'] }): User {
+    const user = this.users.findById(userId)
+    if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
+    const allowed = permission({ id: actor.id ?? '', role: actor.role }, user)
+    if (!allowed.allowed) throw new DomainError(user.id === actor.id ? 'self_action' : 'forbidden', allowed.why ?? 'Not allowed.')
+    return user
+  }
+
+  private validLifetime (minutes: number): void {
+    const { minMinutes, maxMinutes } = this.settings.accessPass
+    if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
+      throw new DomainError('invalid_lifetime', `A pass lasts from ${minMinutes} to ${maxMinutes} minutes.`)
+    }
+  }
+}
+
+function permission (viewer: Pick<User, 'id' | 'role'>, user: Pick<User, 'id' | 'role'>): { allowed: boolean, why: string | null } {
+  if (viewer.id === user.id) return { allowed: false, why: 'You cannot act on your own account: ask a colleague.' }
+  if (viewer.role !== 'admin' && user.role !== 'user') return { allowed: false, why: 'Only administrators can act on helpdesk and administrator accounts.' }
+  return { allowed: true, why: null }
+}

@@ -1,0 +1,125 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { cleanReason, minute } from './reasons.ts'
+import type { AuditLog } from './audit.ts'
+import type { Clock } from './clock.ts'
+import { DomainError } from './errors.ts'
+import type { KeyedHasher } from './keyed-hash.ts'
+import type { AccountNotifier } from './notifications.ts'
+import type { RequestContext } from './signin.ts'
+import type { Actor, User, UserStore } from './users.ts'
+
+export const INVITATION_LIFETIME_MS = 7 * 24 * 3_600_000
+const HASH_CONTEXT = 'invitation'
+
+export interface Invitation {
+  id: string
+  userId: string
+  createdBy: string | null
+  createdAt: Date
+  expiresAt: Date
+  usedAt: Date | null
+}
+
+export interface InvitationStore {
+  /** Stores a new invitation and ends the user's earlier unused ones (one active invitation per user). */
+  replace(invitation: Omit<Invitation, 'usedAt'> & { tokenHash: string }): void
+  findByTokenHash(tokenHash: string): Invitation | undefined
+  /** Uses the invitation once (compare-and-swap on unused and unexpired); false when it was used or lapsed. */
+  consume(id: string, now: Date): boolean
+  /** Ends an unused invitation now (its email could not be sent). */
+  expire(id: string, now: Date): void
+}
+
+/**
+ * Sign-in invitations for people the portal cannot sign in otherwise (IAM users have no OIDC and no portal
+ * password; issue #7 item 5). The link is e-mailed and exists in the clear nowhere else; the database holds a keyed
+ * hash. Opening the link only shows a button: link scanners fetch links in mail, so only the POST uses it. Using it
+ * opens the same restricted session as a temporary access pass: enrollment pages and sign-out only.
+ */
+export class InvitationService {
+  constructor (
+    private readonly store: InvitationStore,
+    private readonly users: Pick<UserStore, 'findById'>,
+    private readonly hasher: KeyedHasher,
+    private readonly notifier: AccountNotifier,
+    private readonly audit: AuditLog,
+    private readonly clock: Clock,
+    private readonly publicUrl: URL
+  ) {}
+
+  /** Issues (or re-issues) the user's invitation and e-mails the link. Helpdesk staff act on ordinary users only. */
+  async issue (userId: string, reasonInput: string, actor: Actor & { role: User['role'] }): Promise<{ expiresAt: Date, sentTo: string }> {
+    const user = this.users.findById(userId)
+    if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
+    if (actor.id === user.id) throw new DomainError('self_action', 'You cannot act on your own account: ask a colleague.')
+    if (actor.role !== 'admin' && user.role !== 'user') throw new DomainError('forbidden', 'Only administrators can act on helpdesk and administrator accounts.')
+    const reason = cleanReason(reasonInput)
+    if (user.disabled) throw new DomainError('user_disabled', 'This account is disabled, so an invitation would not let them in.')
+    // Directory users without an e-mail address get a placeholder in the reserved .invalid domain (RFC 2606).
+    if (user.email.endsWith('.invalid')) {
+      throw new DomainError('no_email_address',
+        `${user.displayName} has no e-mail address the portal can write to (${user.email} is a placeholder). ` +
+        'Add their address to the directory (for AWS, the e-mail tag of the IAM user) and sync, or issue a temporary access pass instead.')
+    }
+
+    const token = randomBytes(32).toString('base64url')
+    const id = randomUUID()
+    const now = this.clock.now()
+    const expiresAt = new Date(now.getTime() + INVITATION_LIFETIME_MS)
+    this.store.replace({ id, userId: user.id, tokenHash: this.hasher.hash(token, HASH_CONTEXT), createdBy: actor.id, createdAt: now, expiresAt })
+    this.audit.append({ action: 'invitation.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { reason, expiresAt: expiresAt.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+
+    const link = new URL(`/invite/${token}`, this.publicUrl).toString()
+    try {
+      await this.notifier.accountNotice(user, {
+        subject: 'Set up multi-factor sign-in: your invitation',
+        lines: [
+          'You are invited to set up multi-factor sign-in for your account. Open this link and choose "Continue":',
+          link,
+          `The link works once, until ${minute(expiresAt)}, and only for setting up your sign-in methods.`,
+          'If you did not expect this, do not open the link and contact your IT security team.'
+        ]
+      })
+    } catch (err) {
+      // A link nobody received must not stay usable.
+      this.store.expire(id, this.clock.now())
+      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'invitation', reason: (err as Error).message } })
+      throw new DomainError('invitation_not_sent', 'The invitation e-mail could not be sent, so the invitation was withdrawn. Try again later.')
+    }
+    return { expiresAt, sentTo: user.email }
+  }
+
+  /** What the confirmation page shows; changes nothing (GET). */
+  preview (token: string): { user: User, expiresAt: Date } {
+    const { invitation, user } = this.valid(token)
+    return { user, expiresAt: invitation.expiresAt }
+  }
+
+  /** Uses the invitation, once; returns the user to open a restricted (pass) session for. */
+  redeem (token: string, context: RequestContext): User {
+    const { invitation, user } = this.valid(token)
+    if (!this.store.consume(invitation.id, this.clock.now())) throw used()
+    const meta = { ip: context.ip, userAgent: context.userAgent }
+    this.audit.append({ action: 'invitation.redeemed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { invitationId: invitation.id }, ...meta })
+    this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'invitation' }, ...meta })
+    return user
+  }
+
+  private valid (token: string): { invitation: Invitation, user: User } {
+    const invitation = /^[\w-]{20,100}$/.test(token) ? this.store.findByTokenHash(this.hasher.hash(token, HASH_CONTEXT)) : undefined
+    if (invitation === undefined) {
+      throw new DomainError('invitation_not_found', 'This invitation link is not valid. Check that you opened the whole link from the e-mail, or ask the helpdesk for a new one.')
+    }
+    if (invitation.usedAt !== null) throw used()
+    if (invitation.expiresAt <= this.clock.now()) {
+      throw new DomainError('invitation_expired', 'This invitation has expired. Ask the helpdesk for a new one.')
+    }
+    const user = this.users.findById(invitation.userId)
+    if (user === undefined || user.disabled) throw new DomainError('invitation_not_found', 'This invitation link is not valid. Ask the helpdesk for a new one.')
+    return { invitation, user }
+  }
+}
+
+function used (): DomainError {
+  return new DomainError('invitation_used', 'This invitation was already used. Each link works once: ask the helpdesk for a new one if you still need to set up your sign-in methods.')
+}

@@ -1,0 +1,113 @@
+import { Readable } from 'node:stream'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { ComplianceRow, ComplianceService } from '../../domain/compliance.ts'
+import type { Services } from '../../wiring.ts'
+import { automationServices } from '../../wiring-automation.ts'
+import { csvLine } from '../csv.ts'
+import { complianceJson } from '../schemas/api.ts'
+import { requireRole } from '../plugins/auth.ts'
+import { requestContext } from './auth.ts'
+import { awsCredentialReportView, CREDENTIAL_REPORT_COLUMNS } from '../../providers/aws/evidence.ts'
+
+export const CSV_COLUMNS = ['user_id', 'email', 'provider', 'external_id', 'privileged', 'disabled', 'methods', 'portal_methods', 'provider_methods',
+  'enrolled', 'weak', 'state', 'deadline', 'enforced_at', 'console_password'] as const
+
+const STATE_LABELS: Record<string, string> = {
+  exempt: 'Exempt',
+  not_targeted: 'Not in any campaign',
+  pending: 'Grace period running',
+  enrolled: 'Enrolled',
+  overdue: 'Overdue',
+  enforced: 'Enforced',
+  attention: 'Needs attention',
+  unevaluated: 'Not evaluated yet'
+}
+
+/** /admin/compliance: the summary against CIS AWS 1.10 and "MFA for non-privileged users", and the downloads. Admins only. */
+const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+  const { compliance } = automationServices(services)
+  const { audit, clock } = services
+  app.addHook('preValidation', requireRole('admin'))
+
+  app.get('/admin/compliance', async (_request, reply) => {
+    const summary = compliance.summary()
+    return reply.page('admin/compliance', {
+      title: 'Compliance',
+      summary,
+      generated: summary.generatedAt.toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+      rules: [summary.rules.cisAws110, summary.rules.nonPrivilegedMfa],
+      awsConnected: services.providers.aws !== undefined,
+      states: Object.entries(summary.byState).filter(([, count]) => count > 0).map(([state, count]) => ({ label: STATE_LABELS[state] ?? state, count }))
+    })
+  })
+
+  // Downloads are streamed page by page (never every user in memory) and audited before the first byte.
+  app.get('/admin/compliance.csv', async (request, reply) => {
+    recordDownload(request, 'csv')
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="mfa-compliance-${day()}.csv"`)
+      .header('cache-control', 'no-store')
+      .send(Readable.from(csvRows(compliance)))
+  })
+
+  app.get('/admin/compliance.json', async (request, reply) => {
+    recordDownload(request, 'json')
+    return reply
+      .type('application/json; charset=utf-8')
+      .header('content-disposition', `attachment; filename="mfa-compliance-${day()}.json"`)
+      .header('cache-control', 'no-store')
+      .send(Readable.from(jsonDocument(compliance)))
+  })
+
+  // CIS AWS 1.10 evidence straight from IAM's credential report (user, password_enabled, mfa_active, user_creation_time).
+  // Asked for on demand: IAM may take seconds to generate it.
+  app.get('/admin/compliance/aws-credential-report.csv', async (request, reply) => {
+    const view = await awsCredentialReportView(services)
+    if (view === null) return reply.code(404).page('errors/error', { title: 'Not found', status: 404, heading: 'Not found', message: 'AWS IAM is not connected to this portal.', requestId: null })
+    recordDownload(request, 'aws-credential-report')
+    const lines = [csvLine([...CREDENTIAL_REPORT_COLUMNS]), ...view.rows.map((row) => csvLine(CREDENTIAL_REPORT_COLUMNS.map((column) => row[column])))]
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="aws-credential-report-${view.generatedAt.toISOString().slice(0, 10)}.csv"`)
+      .header('cache-control', 'no-store')
+      .send(lines.join(''))
+  })
+
+  function recordDownload (request: FastifyRequest, format: 'csv' | 'json' | 'aws-credential-report'): void {
+    const user = request.user!
+    const { ip, userAgent } = requestContext(request)
+    audit.append({ action: 'compliance.exported', actorId: user.id, actorLabel: user.email, details: { format }, ip, userAgent })
+  }
+
+  function day (): string {
+    return clock.now().toISOString().slice(0, 10)
+  }
+}
+
+function * csvRows (compliance: ComplianceService): Generator<string> {
+  yield csvLine([...CSV_COLUMNS])
+  for (const row of compliance.rows()) yield csvLine(csvCells(row))
+}
+
+function csvCells (row: ComplianceRow): Array<string | boolean | null> {
+  return [
+    row.userId, row.email, row.provider, row.externalId, row.privileged, row.disabled,
+    row.methods.join(' '), row.portalMethods.join(' '), row.providerMethods.join(' '),
+    row.enrolled, row.weak, row.state, row.deadline?.toISOString() ?? null, row.enforcedAt?.toISOString() ?? null, row.consolePassword
+  ]
+}
+
+/** { "summary": …, "rows": [ … ] }, written row by row; the summary's pass comes first, the rows' second. */
+function * jsonDocument (compliance: ComplianceService): Generator<string> {
+  const summary = compliance.summary()
+  yield `{"summary":${JSON.stringify(summary)},"rows":[`
+  let first = true
+  for (const row of compliance.rows()) {
+    yield (first ? '\n' : ',\n') + JSON.stringify(complianceJson(row))
+    first = false
+  }
+  yield '\n]}\n'
+}
+
+export default adminComplianceRoutes

@@ -1,0 +1,90 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Clock } from '../../domain/clock.ts'
+import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { InvitationService } from '../../domain/invitations.ts'
+import { changeContext, requireRole } from '../plugins/auth.ts'
+import { sendError, statusFor } from '../plugins/errors.ts'
+import { requestContext } from './auth.ts'
+
+const UserParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
+const InviteBody = Type.Object({ reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) })
+const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+
+/** Statuses for the invitation codes (the rest go through the shared table in plugins/errors.ts). */
+const STATUS: Record<string, number> = { invitation_not_found: 404, invitation_used: 410, invitation_expired: 410, no_email_address: 409, user_disabled: 409, invitation_not_sent: 502 }
+const statusOf = (err: DomainError): number => STATUS[err.code] ?? statusFor(err)
+
+/**
+ * Sign-in invitations: the helpdesk e-mails one (POST /helpdesk/users/:id/invite), the person opens the link
+ * (GET /invite/:token shows a button and changes nothing, since mail scanners prefetch links) and uses it
+ * (POST /invite/:token), which opens a restricted enrollment session like a temporary access pass.
+ */
+const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, guard: EnrollmentGuard, clock: Clock }> = async (app, { invitations, guard, clock }) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof InviteBody> }>('/helpdesk/users/:id/invite', {
+    preValidation: requireRole('helpdesk'),
+    schema: { params: UserParams, body: InviteBody }
+  }, async (request, reply) => {
+    const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
+    // Like every helpdesk action: a recent step-up first.
+    if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
+      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(here)}`, 'Confirm it\'s you first, then choose the action again.', 'info')
+    }
+    const staff = request.user!
+    try {
+      const sent = await invitations.issue(request.params.id, request.body.reason, { id: staff.id, label: staff.email, role: staff.role, ...requestContext(request) })
+      return reply.flashRedirect(here, `Invitation e-mailed to ${sent.sentTo}. The link works once, until ${sent.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC; any earlier invitation no longer works.`)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      if (err.code === 'user_not_found') return sendError(request, reply, 404, err.code, 'No such user.')
+      if (err.code === 'forbidden' || err.code === 'self_action') return sendError(request, reply, 403, err.code, err.message)
+      return reply.flashRedirect(here, err.message, 'error')
+    }
+  })
+
+  // The token is in the path: these routes log only warnings and errors, so it does not land in request logs.
+  // Open to any session, including a half-finished sign-in or another pass session: using the link starts a new one.
+  const tokenRoute = {
+    schema: { params: TokenParams },
+    logLevel: 'warn' as const,
+    config: { passSession: true as const, secondFactor: true as const, rateLimit: { max: 30, timeWindow: '1 minute' } }
+  }
+
+  app.get<{ Params: Static<typeof TokenParams> }>('/invite/:token', tokenRoute, async (request, reply) => {
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+    try {
+      const { user, expiresAt } = invitations.preview(request.params.token)
+      return reply.page('invite', {
+        title: 'Set up multi-factor sign-in',
+        name: user.displayName,
+        action: `/invite/${encodeURIComponent(request.params.token)}`,
+        expires: `${expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        signedInAs: request.user !== null && request.user.id !== user.id ? request.user.email : null
+      })
+    } catch (err) {
+      return invalid(request, reply, err)
+    }
+  })
+
+  app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfBody> }>('/invite/:token', { ...tokenRoute, schema: { params: TokenParams, body: CsrfBody } }, async (request, reply) => {
+    try {
+      const user = invitations.redeem(request.params.token, requestContext(request))
+      // A new session id, as at every sign-in; the session is restricted to enrollment like a pass session.
+      await request.session.regenerate()
+      const now = clock.now().getTime()
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true }
+      return reply.redirect('/', 303)
+    } catch (err) {
+      return invalid(request, reply, err)
+    }
+  })
+}
+
+function invalid (request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  if (!(err instanceof DomainError)) throw err
+  return sendError(request, reply, statusOf(err), err.code, err.message)
+}
+
+export default invitationRoutes

@@ -1,0 +1,130 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { ApiScope } from '../../server/domain/api-tokens.ts'
+import { OPERATIONS } from '../../server/web/schemas/api.ts'
+import { automationServices } from '../../server/wiring-automation.ts'
+import { anonymous, createTestUser, csrfFor, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { campaignInput } from '../helpers/campaigns.ts'
+
+/**
+ * Every console and API route × every kind of caller → what they get. The routes come from the running app itself,
+ * so a route added later without a guard fails here instead of shipping open.
+ */
+let t: TestApp
+const agents: Record<'anonymous' | 'user' | 'helpdesk' | 'admin', Agent> = {} as never
+const tokens: Record<string, string> = {}
+let ids: Record<string, string>
+
+before(async () => {
+  t = await startTestApp()
+  agents.anonymous = anonymous(t)
+  for (const role of ['user', 'helpdesk', 'admin'] as const) agents[role] = await signIn(t, (await createTestUser(t.services, { role })).email)
+  const target = await createTestUser(t.services)
+  const campaign = t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
+  const automation = automationServices(t.services)
+  for (const scope of ['phones:write', 'status:read', 'compliance:read'] as ApiScope[]) {
+    tokens[scope] = automation.tokens.create({ name: `only ${scope}`, scopes: [scope], expiresInDays: null }, { id: null, label: 'test' }).secret
+  }
+  // The console routes are called for real as admin (revoke included): they get a token of their own.
+  const { token } = automation.tokens.create({ name: 'for the console routes', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
+  t.services.campaigns.exempt(target.id, { kind: 'other', reason: 'matrix test', owner: 'IT', expiresAt: new Date(t.clock.now().getTime() + 86_400_000) }, { id: null, label: 'test' })
+  const exemption = t.services.database.sqlite.prepare('SELECT id FROM exemptions LIMIT 1').pluck().get() as string
+  ids = { id: target.id, userId: target.id, state: 'pending', campaign: campaign.id, token: token.id, exemption }
+})
+after(async () => { await t.close() })
+
+interface Route { method: string, path: string }
+
+/** The app's routes, from Fastify's own route tree (children are printed as suffixes of their parent). */
+function routes (): Route[] {
+  const found: Route[] = []
+  const stack: Array<{ depth: number, path: string }> = []
+  for (const line of t.app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^([\s│├└─]*)(\S.*?) \(([A-Z, -]+)\)$/.exec(line)
+    if (match === null) continue
+    const depth = match[1].length
+    while (stack.length > 0 && stack[stack.length - 1].depth >= depth) stack.pop()
+    const path = (stack.length === 0 ? '' : stack[stack.length - 1].path) + match[2]
+    stack.push({ depth, path })
+    for (const method of match[3].split(', ')) if (method === 'GET' || method === 'POST' || method === 'PUT') found.push({ method, path })
+  }
+  return found
+}
+
+function concrete (path: string): string {
+  return path
+    .replace('/campaigns/:id', `/campaigns/${ids.campaign}`)
+    .replace('/tokens/:id', `/tokens/${ids.token}`)
+    .replace('/exemptions/:id', `/exemptions/${ids.exemption}`)
+    .replace(/:(\w+)/g, (_, name: string) => ids[name] ?? 'x')
+}
+
+async function call (agent: Agent, route: Route, headers: Record<string, string> = {}) {
+  const url = concrete(route.path)
+  if (route.method === 'GET') return agent.get(url).set(headers).redirects(0)
+  const request = route.method === 'PUT' ? agent.put(url) : agent.post(url)
+  // The API takes bearer tokens and no CSRF token; it must refuse whatever the session says.
+  if (url.startsWith('/api/')) return request.set(headers).send({}).redirects(0)
+  // A valid CSRF token from the caller's own session, so what is tested is the role guard, not the CSRF check.
+  const csrf = await csrfFor(agent, agent === agents.anonymous ? '/login' : '/')
+  return request.set({ 'x-csrf-token': csrf, ...headers }).type('form').send({ _csrf: csrf }).redirects(0)
+}
+
+const consoleRoutes = (): Route[] => routes().filter((r) => /^\/(admin|helpdesk)(\/|$)/.test(r.path))
+
+test('the route tree is read: the consoles and the API have their routes', () => {
+  assert.ok(consoleRoutes().length >= 30, `found ${consoleRoutes().length} console routes`)
+  assert.ok(routes().some((r) => r.method === 'PUT' && r.path === '/api/v1/users/:id/phone'))
+})
+
+test('every console route: anonymous → sign in, ordinary users → 403, helpdesk → only /helpdesk, admins → everything', async () => {
+  for (const route of consoleRoutes()) {
+    const label = `${route.method} ${route.path}`
+    const anon = await call(agents.anonymous, route)
+    assert.equal(anon.status, 303, label)
+    assert.match(anon.headers.location, /^\/login/, label)
+    assert.equal((await call(agents.user, route)).status, 403, `user: ${label}`)
+    const helpdesk = await call(agents.helpdesk, route)
+    if (route.path.startsWith('/admin')) assert.equal(helpdesk.status, 403, `helpdesk: ${label}`)
+    else assert.ok(allowed(helpdesk), `helpdesk: ${label} got ${helpdesk.status}`)
+    const admin = await call(agents.admin, route)
+    assert.ok(allowed(admin), `admin: ${label} got ${admin.status} ${admin.headers.location ?? ''}`)
+  }
+})
+
+function allowed (res: { status: number, headers: Record<string, string> }): boolean {
+  return res.status !== 401 && res.status !== 403 && !(res.status === 303 && res.headers.location.startsWith('/login'))
+}
+
+test('every API route: no token or a session cookie → 401, a token without the scope → 403, with it → through', async () => {
+  const api = Object.values(OPERATIONS).filter((op) => op.scope !== null)
+  assert.equal(api.length, 5)
+  for (const op of api) {
+    const route = { method: op.method, path: `/api/v1${op.url}` }
+    const label = `${route.method} ${route.path}`
+    assert.equal((await call(anonymous(t), route, { accept: 'application/json' })).status, 401, `anonymous: ${label}`)
+    assert.equal((await call(agents.admin, route, { accept: 'application/json' })).status, 401, `admin session: ${label}`)
+    for (const [scope, secret] of Object.entries(tokens)) {
+      const res = await call(anonymous(t), route, { authorization: `Bearer ${secret}`, accept: 'application/json' })
+      if (scope === op.scope) assert.ok(res.status !== 401 && res.status !== 403, `${scope}: ${label} got ${res.status} ${JSON.stringify(res.body)}`)
+      else {
+        assert.equal(res.status, 403, `${scope}: ${label}`)
+        assert.equal(res.body.error.code, 'insufficient_scope')
+      }
+    }
+  }
+})
+
+test('one user cannot touch another user\'s methods by guessing ids', async () => {
+  const victim = await createTestUser(t.services)
+  const method = t.services.methods.addPhone(victim.id, 'Victim phone', '+14155550123')
+  const attacker = agents.user
+  for (const action of ['rename', 'remove']) {
+    const csrf = await csrfFor(attacker, '/')
+    const res = await attacker.post(`/methods/${method.id}/${action}`).type('form').send({ _csrf: csrf, name: 'pwned' })
+    assert.ok(res.status === 404 || res.status === 303, `${action}: ${res.status}`)
+  }
+  const [after] = t.services.methods.listFor(victim.id)
+  assert.equal(after.name, 'Victim phone', 'unchanged')
+  assert.equal((await attacker.get(`/helpdesk/users/${victim.id}`)).status, 403)
+})
