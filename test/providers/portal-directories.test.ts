@@ -79,7 +79,7 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
   }
 })
 
-test('AWS: only IAM users with a console password are targeted; the policy is created once and attached once per due user; an extension detaches it', async () => {
+test('AWS: only IAM users with a console password are targeted; the policy is created once and attached once per due user; drift is re-applied; an extension detaches it', async () => {
   const clock = new FakeClock()
   const fake = await startFakeIam({ now: () => clock.now() })
   const services = portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
@@ -107,6 +107,14 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     assert.equal(fake.callsTo('CreatePolicy', { ok: true }).length, 1, 'the policy is created once')
     const attached = fake.callsTo('AttachUserPolicy', { ok: true }).map((c) => c.params.UserName).sort()
     assert.deepEqual(attached, ['dev1', 'dev10', 'dev11', 'dev2', 'dev4', 'dev5', 'dev7', 'dev8'])
+
+    // Someone detaches the policy from dev7 in the AWS console: found by the drift check, attached again by the next sweep.
+    const policyArn = fake.callsTo('AttachUserPolicy', { ok: true })[0].params.PolicyArn
+    fake.state.detachUserPolicy('dev7', policyArn)
+    const dev7 = services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = 'dev7'").pluck().get() as string
+    assert.deepEqual(await services.engine.detectDrift(), [dev7])
+    await services.engine.sweep()
+    assert.deepEqual(fake.callsTo('AttachUserPolicy', { ok: true }).map((c) => c.params.UserName).filter((name) => name === 'dev7'), ['dev7', 'dev7'], 'attached again')
 
     const dev5 = services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = 'dev5'").pluck().get() as string
     services.campaigns.extend(dev5, campaign.id, 10, 'travelling', admin)
