@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { ComplianceRow, ComplianceService } from '../../domain/compliance.ts'
 import type { Services } from '../../wiring.ts'
 import { automationServices } from '../../wiring-automation.ts'
@@ -44,20 +44,12 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
   // Downloads are streamed page by page (never every user in memory) and audited before the first byte.
   app.get('/admin/compliance.csv', async (request, reply) => {
     recordDownload(request, 'csv')
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="mfa-compliance-${day()}.csv"`)
-      .header('cache-control', 'no-store')
-      .send(Readable.from(csvRows(compliance)))
+    return download(reply, 'text/csv', `mfa-compliance-${day()}.csv`).send(Readable.from(csvRows(compliance)))
   })
 
   app.get('/admin/compliance.json', async (request, reply) => {
     recordDownload(request, 'json')
-    return reply
-      .type('application/json; charset=utf-8')
-      .header('content-disposition', `attachment; filename="mfa-compliance-${day()}.json"`)
-      .header('cache-control', 'no-store')
-      .send(Readable.from(jsonDocument(compliance)))
+    return download(reply, 'application/json', `mfa-compliance-${day()}.json`).send(Readable.from(jsonDocument(compliance)))
   })
 
   // CIS AWS 1.10 evidence straight from IAM's credential report (user, password_enabled, mfa_active, user_creation_time).
@@ -67,11 +59,7 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
     if (view === null) return reply.code(404).page('errors/error', { title: 'Not found', status: 404, heading: 'Not found', message: 'AWS IAM is not connected to this portal.', requestId: null })
     recordDownload(request, 'aws-credential-report')
     const lines = [csvLine([...CREDENTIAL_REPORT_COLUMNS]), ...view.rows.map((row) => csvLine(CREDENTIAL_REPORT_COLUMNS.map((column) => row[column])))]
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="aws-credential-report-${view.generatedAt.toISOString().slice(0, 10)}.csv"`)
-      .header('cache-control', 'no-store')
-      .send(lines.join(''))
+    return download(reply, 'text/csv', `aws-credential-report-${view.generatedAt.toISOString().slice(0, 10)}.csv`).send(lines.join(''))
   })
 
   function recordDownload (request: FastifyRequest, format: 'csv' | 'json' | 'aws-credential-report'): void {
@@ -83,6 +71,11 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
   function day (): string {
     return clock.now().toISOString().slice(0, 10)
   }
+}
+
+/** An attachment that no cache keeps (it names people and their security state). */
+function download (reply: FastifyReply, type: string, filename: string): FastifyReply {
+  return reply.type(`${type}; charset=utf-8`).header('content-disposition', `attachment; filename="${filename}"`).header('cache-control', 'no-store')
 }
 
 function * csvRows (compliance: ComplianceService): Generator<string> {
