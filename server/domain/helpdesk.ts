@@ -33,8 +33,10 @@ export interface UserProfile {
 export interface IssuedPass {
   pass: string
   expiresAt: Date
-  oneTime?: boolean
+  oneTime: boolean
   issuedBy: 'portal' | ProviderName
+  /** Whom it was issued to, for the page that shows it once. */
+  subject: Pick<User, 'id' | 'email' | 'displayName'>
 }
 
 export const SEARCH_PAGE = 20
@@ -103,7 +105,7 @@ export class HelpdeskService {
         'If you did not ask the helpdesk for help, contact your IT security team at once.'
       ]
     })
-    return { ...issued, issuedBy: 'portal' }
+    return { ...issued, oneTime: options.oneTime, issuedBy: 'portal', subject: user }
   }
 
   /**
@@ -137,7 +139,7 @@ export class HelpdeskService {
         'If you did not ask the helpdesk for help, contact your IT security team at once.'
       ]
     })
-    return { pass: issued.pass, expiresAt: issued.expiresAt, oneTime: issued.oneTime, issuedBy: provider.name }
+    return { pass: issued.pass, expiresAt: issued.expiresAt, oneTime: issued.oneTime, issuedBy: provider.name, subject: user }
   }
 
   /** Extends the user's grace period within their campaign's budget. */
@@ -157,7 +159,7 @@ export class HelpdeskService {
    * Removes the user's portal methods (lost phone, compromised device), ends their sessions, and opens a short
    * window in which they may set up a first method again from any network. A pass can be issued with it.
    */
-  async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: Actor & { role: User['role'] }): Promise<{ removed: number, reenrollUntil: Date, pass: { pass: string, expiresAt: Date } | null }> {
+  async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: Actor & { role: User['role'] }): Promise<{ removed: number, reenrollUntil: Date, pass: IssuedPass | null }> {
     const user = this.target(userId, actor)
     const reason = cleanReason(options.reason)
     const lifetimeMinutes = options.lifetimeMinutes ?? this.settings.accessPass.defaultMinutes
@@ -177,7 +179,8 @@ export class HelpdeskService {
       ip: actor.ip, userAgent: actor.userAgent
     })
     this.engine.refreshUser(userId)
-    const pass = nativePass ?? (options.issuePass ? this.passes.issue(user, { lifetimeMinutes, oneTime: options.oneTime ?? true, reason }, actor) : null)
+    const oneTime = options.oneTime ?? true
+    const pass = nativePass ?? (options.issuePass ? { ...this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
     await this.notifier.accountNotice(user, {
       subject: 'Your sign-in methods were reset by the helpdesk',
       lines: [

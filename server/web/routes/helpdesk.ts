@@ -4,7 +4,8 @@ import type { Config } from '../../config.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
 import { DomainError } from '../../domain/errors.ts'
-import type { HelpdeskService } from '../../domain/helpdesk.ts'
+import type { HelpdeskService, IssuedPass } from '../../domain/helpdesk.ts'
+import { parseWhole } from './form-fields.ts'
 import { changeContext, requireRole } from '../plugins/auth.ts'
 import { notFoundFor, statusFor } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
@@ -89,28 +90,32 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, 
     }
   }
 
+  /** The pass page: this response is the only place the pass exists in the clear, so nothing may keep it. */
+  function showPass (reply: FastifyReply, issued: IssuedPass, title: string, summary: string | null = null): FastifyReply {
+    reply.header('cache-control', 'no-store')
+    return reply.page('helpdesk/pass-issued', {
+      title,
+      subject: issued.subject,
+      summary,
+      pass: issued.pass,
+      // A Microsoft pass is case-sensitive and typed as shown, so it is not broken into groups.
+      grouped: issued.issuedBy === 'portal' ? issued.pass.match(/.{1,4}/g)!.join(' ') : issued.pass,
+      expires: `${issued.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      oneTime: issued.oneTime,
+      issuedBy: issued.issuedBy
+    })
+  }
+
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof PassBody> }>('/users/:id/pass', { schema: { params: UserParams, body: PassBody } }, async (request, reply) => {
     return act(request, reply, async (actor) => {
-      const issued = await helpdesk.issuePass(request.params.id, { lifetimeMinutes: whole(request.body.lifetimeMinutes), oneTime: request.body.oneTime === 'on', reason: request.body.reason }, actor)
-      const user = helpdesk.profile(request.params.id, request.user!)!.user
-      // Shown exactly once: this response is the only place the pass exists in the clear, so nothing may keep it.
-      reply.header('cache-control', 'no-store')
-      return reply.page('helpdesk/pass-issued', {
-        title: 'Temporary access pass issued',
-        subject: user,
-        pass: issued.pass,
-        // A Microsoft pass is case-sensitive and typed as shown, so it is not broken into groups.
-        grouped: issued.issuedBy === 'portal' ? issued.pass.match(/.{1,4}/g)!.join(' ') : issued.pass,
-        expires: `${issued.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
-        oneTime: issued.oneTime ?? request.body.oneTime === 'on',
-        issuedBy: issued.issuedBy
-      })
+      const issued = await helpdesk.issuePass(request.params.id, { lifetimeMinutes: parseWhole(request.body.lifetimeMinutes), oneTime: request.body.oneTime === 'on', reason: request.body.reason }, actor)
+      return showPass(reply, issued, 'Temporary access pass issued')
     })
   })
 
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ExtendBody> }>('/users/:id/extend', { schema: { params: UserParams, body: ExtendBody } }, async (request, reply) => {
     return act(request, reply, async (actor) => {
-      const until = await helpdesk.extend(request.params.id, whole(request.body.days), request.body.reason, actor)
+      const until = await helpdesk.extend(request.params.id, parseWhole(request.body.days), request.body.reason, actor)
       return reply.flashRedirect(`/helpdesk/users/${encodeURIComponent(request.params.id)}`, `Extended. The new deadline is ${until.toISOString().slice(0, 10)}; we emailed the user.`)
     })
   })
@@ -121,27 +126,11 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, 
       const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
       const summary = `Removed ${result.removed} method${result.removed === 1 ? '' : 's'}; the user can set up a new one from any network until ${result.reenrollUntil.toISOString().slice(0, 10)}. We emailed them.`
       if (result.pass === null) return reply.flashRedirect(here, summary)
-      const user = helpdesk.profile(request.params.id, request.user!)!.user
-      reply.header('cache-control', 'no-store')
-      return reply.page('helpdesk/pass-issued', {
-        title: 'Methods reset and temporary access pass issued',
-        subject: user,
-        summary,
-        pass: result.pass.pass,
-        grouped: result.pass.pass.match(/.{1,4}/g)!.join(' '),
-        expires: `${result.pass.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
-        oneTime: true
-      })
+      return showPass(reply, result.pass, 'Methods reset and temporary access pass issued', summary)
     })
   })
 }
 
 type ActorWithRole = { id: string, label: string, role: 'user' | 'helpdesk' | 'admin', ip: string, userAgent: string | null }
-
-/** Digits only: "1e3", "0x10" and "2.5" are not a number of minutes or days (NaN fails the domain's checks). */
-function whole (text: string): number {
-  const value = text.trim()
-  return /^\d{1,6}$/.test(value) ? Number(value) : Number.NaN
-}
 
 export default helpdeskRoutes
