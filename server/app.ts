@@ -7,6 +7,7 @@ import type { Services } from './wiring.ts'
 import authPlugin from './web/plugins/auth.ts'
 import csrfPlugin from './web/plugins/csrf.ts'
 import errorPages from './web/plugins/errors.ts'
+import stepUpActions from './web/plugins/step-up-actions.ts'
 import metricsPlugin from './web/plugins/metrics.ts'
 import rateLimitPlugin from './web/plugins/rate-limit.ts'
 import securityHeaders from './web/plugins/security-headers.ts'
@@ -63,6 +64,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(staticFiles)
   await app.register(authPlugin, { config, users: services.users, clock: services.clock, standing: (userId) => services.engine.standing(userId) })
   await app.register(errorPages)
+  await app.register(stepUpActions, { guard: services.guard, clock: services.clock })
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
@@ -73,7 +75,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(passkeySignInRoutes, { services })
   await app.register(enrollTotpRoutes, { services })
   await app.register(enrollPhoneRoutes, { services })
-  await app.register(helpdeskRoutes, { prefix: '/helpdesk', helpdesk: services.helpdesk, guard: services.guard, clock: services.clock, config })
+  await app.register(helpdeskRoutes, { prefix: '/helpdesk', helpdesk: services.helpdesk, clock: services.clock, config })
   await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox, dashboard: services.dashboard, engine: services.engine, campaigns: services.campaigns, clock: services.clock,
     directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })) })
   await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock })

@@ -1,22 +1,26 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
+import { Secret } from 'otpauth'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
-import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
+import { createTestUser, TEST_PASSWORD, totpCode } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
-import { assertNoSideways, clickAndWaitForPage, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp, type BrowserApp } from '../helpers/browser.ts'
+import { assertNoSideways, clickAndWaitForPage, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp, stepUpThroughForm, type BrowserApp } from '../helpers/browser.ts'
 
 let browser: Browser
 let testApp: BrowserApp
 // One admin for the whole file, on the narrowest supported screen: every sign-in costs a slow password check.
 let admin: Page
 let campaignId: string
+// The admin's authenticator app, for the step-up that admin actions ask for.
+const SECRET = new Secret({ size: 20 }).base32
 
 before(async () => {
   testApp = await startBrowserApp()
   browser = await launchBrowser()
   const { services, clock } = testApp
   const user = await createTestUser(services, { role: 'admin' })
+  services.methods.addTotp(user.id, 'Admin phone', SECRET, 0)
   // Long addresses are the hardest case for the dry-run table on a phone.
   const due = [
     await createTestUser(services, { email: 'maximiliana.featherstonehaugh-worthington@subsidiary.example.org' }),
@@ -54,7 +58,7 @@ test('the campaign list has no accessibility problems axe can find and fits a 36
   await screenshot(admin, 'admin-campaigns-list-360')
 })
 
-test('the new-campaign form, empty and showing field errors, has no accessibility problems and fits a 360 px screen', async () => {
+test('the new-campaign form, empty, held for a step-up, and showing field errors, has no accessibility problems and fits a 360 px screen', async () => {
   await visit('/admin/campaigns/new')
   await assertNoAxeViolations(admin, 'the new-campaign form')
   await assertNoSideways(admin, 'the new-campaign form')
@@ -63,6 +67,18 @@ test('the new-campaign form, empty and showing field errors, has no accessibilit
   await admin.getByLabel('Deadline', { exact: true }).fill('2026-01-01')
   await admin.getByLabel('Reminders, in days before the deadline').fill('30, fortnight, 7')
   await clickAndWaitForPage(admin, () => admin.getByRole('button', { name: 'Create campaign' }).click())
+  // Admin actions need a fresh step-up: the form is held while the admin confirms it's them, and nothing is lost.
+  assert.equal(new URL(admin.url()).pathname, '/step-up')
+  assert.match(await admin.getByRole('status').innerText(), /Nothing has changed yet: what you entered is kept/)
+  await assertNoAxeViolations(admin, 'the step-up page holding an admin action')
+  await stepUpThroughForm(admin, totpCode(SECRET, testApp.clock.now().getTime()))
+  assert.equal(new URL(admin.url()).pathname, '/step-up/continue')
+  assert.equal(await admin.getByRole('heading', { level: 1 }).innerText(), 'Create the campaign')
+  await admin.getByText('What will be sent').click()
+  await assertNoAxeViolations(admin, 'the held admin action, ready to send')
+  await assertNoSideways(admin, 'the held admin action, ready to send')
+  await screenshot(admin, 'admin-held-action-360')
+  await clickAndWaitForPage(admin, () => admin.getByRole('button', { name: 'Create the campaign' }).click())
   assert.equal(await admin.title(), 'Error: New campaign · MFA enrollment')
   assert.equal(await admin.getByRole('alert').isVisible(), true)
   // Each field is described by its own message, so it is read out when the field has focus.

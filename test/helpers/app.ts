@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { Secret, TOTP } from 'otpauth'
 import request from 'supertest'
 import { buildApp } from '../../server/app.ts'
 import { loadConfig, type Config } from '../../server/config.ts'
@@ -91,6 +92,21 @@ export function csrfFrom (html: string): string {
   return match[1]
 }
 
+const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" }
+
+/** The hidden fields of the page's form posting to `action` (as a browser would send them), entities decoded. */
+export function hiddenFields (html: string, action: string): Record<string, string | string[]> {
+  const form = html.split('<form ').find((part) => part.startsWith(`method="post" action="${action}"`))?.split('</form>')[0]
+  if (form === undefined) throw new Error(`no form posting to ${action} on the page`)
+  const fields: Record<string, string | string[]> = {}
+  for (const [, name, raw] of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    const value = raw.replace(/&(amp|lt|gt|quot|#39);/g, (entity) => ENTITIES[entity])
+    const seen = fields[name]
+    fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]
+  }
+  return fields
+}
+
 export type Agent = ReturnType<typeof request.agent>
 
 /** A cookie-carrying client, not signed in. */
@@ -130,4 +146,40 @@ export async function csrfFor (agent: Agent, pagePath: string): Promise<string> 
 export async function submitForm (agent: Agent, pagePath: string, action: string, fields: Record<string, string> = {}) {
   const token = await csrfFor(agent, pagePath)
   return agent.post(action).type('form').send({ ...fields, _csrf: token })
+}
+
+/** The code an authenticator app with `secret` shows at `at` (ms). */
+export function totpCode (secret: string, at: number): string {
+  return new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: at })
+}
+
+// Each staff account's test authenticator app, and the last time step it used (a code works only once).
+const staffApps = new Map<string, { secret: string, methodId: string, lastStep: number }>()
+
+/**
+ * Confirms it's `user` on `agent` (a fresh step-up through the real TOTP form), as helpdesk and admin actions
+ * require. The first call gives the account an authenticator app; calling again within one 30-second step
+ * uses the next step's code, which the portal still accepts.
+ */
+export async function stepUp (testApp: TestApp, agent: Agent, user: User): Promise<void> {
+  let app = staffApps.get(user.id)
+  if (app === undefined) {
+    const secret = new Secret({ size: 20 }).base32
+    app = { secret, methodId: testApp.services.methods.addTotp(user.id, 'Test authenticator', secret, 0).id, lastStep: -1 }
+    staffApps.set(user.id, app)
+  }
+  const now = Math.floor(testApp.clock.now().getTime() / 30_000)
+  const step = Math.max(now, app.lastStep + 1)
+  if (step > now + 1) throw new Error(`${user.email} stepped up more than twice in one 30-second step: advance the clock first`)
+  const code = totpCode(app.secret, step * 30_000)
+  const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.methodId, code, next: '/' })
+  if (res.status !== 303) throw new Error(`step-up as ${user.email} failed with ${res.status}`)
+  app.lastStep = step
+}
+
+/** Signs a helpdesk or admin account in and confirms it's them, ready to act in the consoles. */
+export async function signInStaff (testApp: TestApp, user: User): Promise<Agent & { sessionCookie: string }> {
+  const agent = await signIn(testApp, user.email)
+  await stepUp(testApp, agent, user)
+  return agent
 }

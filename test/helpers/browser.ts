@@ -91,6 +91,12 @@ export async function signInThroughForm (page: Page, baseUrl: string, email: str
   await clickAndWaitForPage(page, () => page.getByRole('button', { name: 'Sign in', exact: true }).click())
 }
 
+/** On the step-up page: confirms with a code from the person's authenticator app, and lands where it leads. */
+export async function stepUpThroughForm (page: Page, code: string): Promise<void> {
+  await page.getByLabel('6-digit code from your app').fill(code)
+  await clickAndWaitForPage(page, () => page.getByRole('button', { name: 'Confirm' }).click())
+}
+
 /** Console messages and uncaught page errors, collected from now on. */
 export function collectConsole (page: Page): string[] {
   const messages: string[] = []

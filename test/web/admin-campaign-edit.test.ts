@@ -2,7 +2,7 @@ import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Campaign } from '../../server/domain/engine.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
-import { createTestUser, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { type Agent, createTestUser, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close() })
@@ -16,7 +16,7 @@ async function withCampaign (): Promise<{ t: TestApp, admin: Agent, adminId: str
   const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), {
     name: 'Spring rollout', startsAt: new Date('2026-11-01T00:00:00Z'), deadline: new Date('2026-12-05T00:00:00Z')
   }), { id: user.id, label: user.email })
-  return { t, admin: await signIn(t, user.email), adminId: user.id, campaign, users }
+  return { t, admin: await signInStaff(t, user), adminId: user.id, campaign, users }
 }
 
 /** The edit form as a browser sends it: every field, as the page showed it, with `changes` applied. */

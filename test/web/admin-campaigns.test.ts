@@ -2,7 +2,7 @@ import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type CampaignInput } from '../../server/domain/campaigns.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
-import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 
 let t: TestApp | undefined
 // A fresh database per test: campaigns target everyone, so they would overlap across tests.
@@ -11,7 +11,7 @@ afterEach(async () => { await t?.close() })
 async function adminApp (): Promise<{ t: TestApp, admin: Agent, adminId: string }> {
   t = await startTestApp()
   const user = await createTestUser(t.services, { role: 'admin' })
-  return { t, admin: await signIn(t, user.email), adminId: user.id }
+  return { t, admin: await signInStaff(t, user), adminId: user.id }
 }
 
 /** A complete, valid form as a browser would send it (the clock starts on 2026-11-25). */

@@ -4,7 +4,7 @@ import pino from 'pino'
 import { startScheduler } from '../../server/jobs/scheduler.ts'
 import { recordDailySnapshot } from '../../server/jobs/snapshots.ts'
 import { USER_STATES } from '../../server/domain/states.ts'
-import { anonymous, createTestUser, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { POPULATION_METHODS, POPULATION_PROVIDERS, POPULATION_STATES, seedPopulation, seedSnapshots } from '../helpers/rollout.ts'
 
@@ -15,7 +15,7 @@ async function seeded () {
   t = await startTestApp()
   const population = await seedPopulation(t.services, t.clock)
   const admin = await signIn(t, population.admin.email)
-  return { ...population, t, admin }
+  return { ...population, adminUser: population.admin, t, admin }
 }
 
 function stateCounts (html: string): Record<string, number> {
@@ -85,8 +85,9 @@ test('users needing attention are listed with the reason; only flagged drift off
 })
 
 test('Re-apply clears the drift flag, is audited with the admin, and puts the user back into the sweep\'s plan', async () => {
-  const { t, admin, users } = await seeded()
+  const { t, admin, adminUser, users } = await seeded()
   assert.equal(t.services.engine.plan().some((item) => item.userId === users.drifted.id), false, 'flagged drift is not re-applied on its own')
+  await stepUp(t, admin, adminUser)
   const res = await submitForm(admin, '/admin', `/admin/users/${users.drifted.id}/reapply-enforcement`)
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin#attention')
@@ -101,7 +102,8 @@ test('Re-apply clears the drift flag, is audited with the admin, and puts the us
 })
 
 test('Re-apply for a user without flagged drift says so and records nothing; without a CSRF token it is refused', async () => {
-  const { t, admin, users } = await seeded()
+  const { t, admin, adminUser, users } = await seeded()
+  await stepUp(t, admin, adminUser)
   const none = await submitForm(admin, '/admin', `/admin/users/${users.breakGlass.id}/reapply-enforcement`)
   assert.equal(none.status, 303)
   assert.match((await admin.get('/admin')).text, /This user has no flagged drift to act on\./)

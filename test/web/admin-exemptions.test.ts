@@ -1,7 +1,7 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
-import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import type { User } from '../../server/domain/users.ts'
 
 let t: TestApp | undefined
@@ -16,7 +16,7 @@ async function withOverdueUser (): Promise<{ t: TestApp, admin: Agent, adminUser
   const actor = { id: adminUser.id, label: adminUser.email }
   const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() - DAY) }), actor)
   t.services.campaigns.arm(campaign.id, actor)
-  return { t, admin: await signIn(t, adminUser.email), adminUser, user }
+  return { t, admin: await signInStaff(t, adminUser), adminUser, user }
 }
 
 function validForm (fields: Record<string, string> = {}): Record<string, string> {

@@ -1,7 +1,7 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import request from 'supertest'
-import { createTestUser, csrfFor, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { type Agent, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { DAY } from '../helpers/campaigns.ts'
 
 let t: TestApp | undefined
@@ -10,7 +10,7 @@ afterEach(async () => { await t?.close(); t = undefined })
 async function adminApp (): Promise<{ t: TestApp, admin: Agent, adminId: string }> {
   t = await startTestApp()
   const user = await createTestUser(t.services, { role: 'admin' })
-  return { t, admin: await signIn(t, user.email), adminId: user.id }
+  return { t, admin: await signInStaff(t, user), adminId: user.id }
 }
 
 interface TokenRow { id: string, name: string, token_hash: string, scopes: string, created_by: string | null, created_at: number, expires_at: number | null, last_used_at: number | null, revoked_at: number | null }

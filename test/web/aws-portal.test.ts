@@ -3,17 +3,13 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { Secret, TOTP } from 'otpauth'
 import { buildApp } from '../../server/app.ts'
 import { cleanupAbandonedAwsMfa } from '../../server/jobs/aws-mfa-cleanup.ts'
 import { Sealer } from '../../server/db/sealing.ts'
 import { awsCredentialReportView } from '../../server/providers/aws/evidence.ts'
 import type { User } from '../../server/domain/users.ts'
 import { createServices } from '../../server/wiring.ts'
-import {
-  anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, submitForm, TEST_PASSWORD, tempDir, testConfig,
-  type Agent, type TestApp
-} from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, signInStaff, submitForm, tempDir, TEST_PASSWORD, type TestApp, testConfig } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { awsEnv, oathtool } from '../fakes/iam/harness.ts'
@@ -348,14 +344,7 @@ test('security keys are registered in the AWS console; "Check now" sees one at o
 
 /** A helpdesk member who has just stepped up with an authenticator app. */
 async function helpdeskStaff (): Promise<Agent> {
-  const secret = new Secret({ size: 20 }).base32
-  const staff = await createTestUser(t.services, { role: 'helpdesk' })
-  const method = t.services.methods.addTotp(staff.id, 'Staff phone', secret, 0)
-  const agent = await signIn(t, staff.email)
-  const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: t.clock.now().getTime() })
-  const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: method.id, code, next: '/helpdesk' })
-  assert.equal(res.status, 303, 'stepped up')
-  return agent
+  return signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
 }
 
 async function invite (staff: Agent, user: User, reason = 'starting MFA for AWS') {

@@ -1,12 +1,11 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { Secret, TOTP } from 'otpauth'
 import { ConfigError } from '../../server/config.ts'
 import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { prepopulateEntraPhones } from '../../server/wiring-entra.ts'
-import { anonymous, createTestUser, sessionCookieOf, signIn, startTestApp, submitForm, testConfig, type Agent, type TestApp } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, sessionCookieOf, signIn, signInStaff, startTestApp, submitForm, type TestApp, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
@@ -322,13 +321,7 @@ describe('helpdesk passes for Entra users', () => {
   after(async () => { await close() })
 
   async function stepUpStaff () {
-    const secret = new Secret({ size: 20 }).base32
-    const staff = await createTestUser(t.services, { role: 'helpdesk' })
-    const method = t.services.methods.addTotp(staff.id, 'Staff phone', secret, 0)
-    const agent = await signIn(t, staff.email)
-    const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: t.clock.now().getTime() })
-    assert.equal((await submitForm(agent, '/step-up', '/step-up/totp', { methodId: method.id, code, next: '/helpdesk' })).status, 303)
-    return agent
+    return signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
   }
 
   test('"Issue a temporary access pass" creates a Graph TAP with the requested lifetime, shows it once and stores nothing', async () => {

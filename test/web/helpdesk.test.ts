@@ -1,8 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Secret, TOTP } from 'otpauth'
 import type { Role } from '../../server/domain/users.ts'
-import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, csrfFor, hiddenFields, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 
@@ -18,18 +17,11 @@ after(async () => {
   await smtp.close()
 })
 
-const SECRET = new Secret({ size: 20 }).base32
-const code = (): string => new TOTP({ secret: Secret.fromBase32(SECRET) }).generate({ timestamp: t.clock.now().getTime() })
-
 /** A helpdesk (or admin) member with an authenticator app, signed in; `confirmed` has just stepped up. */
 async function staff (role: Role = 'helpdesk', confirmed = true) {
   const user = await createTestUser(t.services, { role })
-  const method = t.services.methods.addTotp(user.id, 'Staff phone', SECRET, 0)
   const agent = await signIn(t, user.email)
-  if (confirmed) {
-    const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: method.id, code: code(), next: '/helpdesk' })
-    assert.equal(res.status, 303, 'stepped up')
-  }
+  if (confirmed) await stepUp(t, agent, user)
   return { user, agent }
 }
 
@@ -94,13 +86,22 @@ test('a person\'s page shows their state, deadline and how it was derived, metho
   assert.equal((await plain.get('/helpdesk?q=ada')).status, 403)
 })
 
-test('every helpdesk action needs a fresh step-up first; without one nothing changes', async () => {
-  const { agent } = await staff('helpdesk', false)
+test('every helpdesk action needs a fresh step-up first; without one nothing changes, and after it the action is offered as entered', async () => {
+  const { agent, user: helper } = await staff('helpdesk', false)
   const user = await person()
-  const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'lost phone' })
+  const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '90', oneTime: 'on', reason: 'lost phone' })
   assert.equal(res.status, 303)
-  assert.equal(res.headers.location, `/step-up?next=${encodeURIComponent(`/helpdesk/users/${user.id}`)}`)
+  assert.equal(res.headers.location, `/step-up?next=${encodeURIComponent('/step-up/continue')}`)
   assert.equal(passRows(user.id).length, 0)
+  await stepUp(t, agent, helper)
+  const offer = await agent.get('/step-up/continue')
+  assert.equal(offer.status, 200)
+  assert.match(offer.text, /<button type="submit" class="button button-primary">Issue a temporary access pass<\/button>/)
+  assert.match(offer.text, /name="reason" value="lost phone"/)
+  const sent = await agent.post(`/helpdesk/users/${user.id}/pass`).type('form').send(hiddenFields(offer.text, `/helpdesk/users/${user.id}/pass`))
+  assert.equal(sent.status, 200)
+  assert.equal(passRows(user.id).length, 1)
+  assert.equal(passRows(user.id)[0].expiresAt, t.clock.now().getTime() + 90 * 60_000, 'the lifetime entered before the step-up')
 })
 
 test('a temporary access pass is shown once, stored only as a hash, works once, and the user is emailed without it', async () => {
@@ -192,7 +193,7 @@ test('extending within the campaign budget moves the deadline and emails the use
 test('a reset removes the methods, signs the user out, opens the re-enrollment window, is audited and can come with a pass', async () => {
   const { agent, user: helper } = await staff()
   const user = await person()
-  t.services.methods.addTotp(user.id, 'Old phone', new Secret({ size: 20 }).base32, 0)
+  t.services.methods.addTotp(user.id, 'Old phone', 'JBSWY3DPEHPK3PXP', 0)
   t.services.methods.addPhone(user.id, 'Old number', '+14155550111')
   const theirs = await signIn(t, user.email)
   const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/reset`, { reason: 'phone stolen', issuePass: 'on' })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import type { ApiScope } from '../../server/domain/api-tokens.ts'
 import { OPERATIONS } from '../../server/web/schemas/api.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
-import { anonymous, createTestUser, csrfFor, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 
 /**
@@ -11,7 +11,8 @@ import { campaignInput } from '../helpers/campaigns.ts'
  * so a route added later without a guard fails here instead of shipping open.
  */
 let t: TestApp
-const agents: Record<'anonymous' | 'user' | 'helpdesk' | 'admin', Agent> = {} as never
+// Staff as signed in, and staff who have also just confirmed it's them (step-up), as console actions require.
+const agents: Record<'anonymous' | 'user' | 'helpdesk' | 'admin' | 'helpdeskConfirmed' | 'adminConfirmed', Agent> = {} as never
 const tokens: Record<string, string> = {}
 let ids: Record<string, string>
 
@@ -19,6 +20,8 @@ before(async () => {
   t = await startTestApp()
   agents.anonymous = anonymous(t)
   for (const role of ['user', 'helpdesk', 'admin'] as const) agents[role] = await signIn(t, (await createTestUser(t.services, { role })).email)
+  agents.helpdeskConfirmed = await signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
+  agents.adminConfirmed = await signInStaff(t, await createTestUser(t.services, { role: 'admin' }))
   const target = await createTestUser(t.services)
   const campaign = t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
   const automation = automationServices(t.services)
@@ -62,12 +65,13 @@ function concrete (path: string): string {
 async function call (agent: Agent, route: Route, headers: Record<string, string> = {}) {
   const url = concrete(route.path)
   if (route.method === 'GET') return agent.get(url).set(headers).redirects(0)
-  const request = route.method === 'PUT' ? agent.put(url) : agent.post(url)
+  const open = (): ReturnType<Agent['post']> => route.method === 'PUT' ? agent.put(url) : agent.post(url)
   // The API takes bearer tokens and no CSRF token; it must refuse whatever the session says.
-  if (url.startsWith('/api/')) return request.set(headers).send({}).redirects(0)
+  if (url.startsWith('/api/')) return open().set(headers).send({}).redirects(0)
   // A valid CSRF token from the caller's own session, so what is tested is the role guard, not the CSRF check.
+  // (Fetched before the request is opened: supertest attaches the agent's cookies when a request is created.)
   const csrf = await csrfFor(agent, agent === agents.anonymous ? '/login' : '/')
-  return request.set({ 'x-csrf-token': csrf, ...headers }).type('form').send({ _csrf: csrf }).redirects(0)
+  return open().set({ 'x-csrf-token': csrf, ...headers }).type('form').send({ _csrf: csrf }).redirects(0)
 }
 
 const consoleRoutes = (): Route[] => routes().filter((r) => /^\/(admin|helpdesk)(\/|$)/.test(r.path))
@@ -77,20 +81,31 @@ test('the route tree is read: the consoles and the API have their routes', () =>
   assert.ok(routes().some((r) => r.method === 'PUT' && r.path === '/api/v1/users/:id/phone'))
 })
 
-test('every console route: anonymous → sign in, ordinary users → 403, helpdesk → only /helpdesk, admins → everything', async () => {
+test('every console route: anonymous → sign in, ordinary users → 403, helpdesk → only /helpdesk, admins → everything; every action needs a fresh step-up', async () => {
   for (const route of consoleRoutes()) {
     const label = `${route.method} ${route.path}`
     const anon = await call(agents.anonymous, route)
     assert.equal(anon.status, 303, label)
     assert.match(anon.headers.location, /^\/login/, label)
     assert.equal((await call(agents.user, route)).status, 403, `user: ${label}`)
-    const helpdesk = await call(agents.helpdesk, route)
-    if (route.path.startsWith('/admin')) assert.equal(helpdesk.status, 403, `helpdesk: ${label}`)
-    else assert.ok(allowed(helpdesk), `helpdesk: ${label} got ${helpdesk.status}`)
-    const admin = await call(agents.admin, route)
-    assert.ok(allowed(admin), `admin: ${label} got ${admin.status} ${admin.headers.location ?? ''}`)
+    for (const [staff, confirmed] of [[agents.helpdesk, agents.helpdeskConfirmed], [agents.admin, agents.adminConfirmed]]) {
+      const role = staff === agents.helpdesk ? 'helpdesk' : 'admin'
+      const unconfirmed = await call(staff, route)
+      const through = await call(confirmed, route)
+      if (role === 'helpdesk' && route.path.startsWith('/admin')) {
+        assert.equal(unconfirmed.status, 403, `${role}: ${label}`)
+        assert.equal(through.status, 403, `${role} after a step-up: ${label}`)
+        continue
+      }
+      if (route.method === 'GET') assert.ok(allowed(unconfirmed), `${role}: ${label} got ${unconfirmed.status}`)
+      else assert.equal(unconfirmed.headers.location, HELD, `${role} without a step-up: ${label} got ${unconfirmed.status}`)
+      assert.ok(allowed(through) && through.headers.location !== HELD, `${role} after a step-up: ${label} got ${through.status} ${through.headers.location ?? ''}`)
+    }
   }
 })
+
+// Where a console action without a fresh step-up is sent: confirm it's you, then the held action is offered.
+const HELD = `/step-up?next=${encodeURIComponent('/step-up/continue')}`
 
 function allowed (res: { status: number, headers: Record<string, string> }): boolean {
   return res.status !== 401 && res.status !== 403 && !(res.status === 303 && res.headers.location.startsWith('/login'))

@@ -12,11 +12,12 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /**
  * Every state-changing request carries a token tied to the session: forms send `_csrf`, scripts the
- * `x-csrf-token` header. Checked in preHandler, once the body is parsed.
+ * `x-csrf-token` header. Checked in preValidation: the body is parsed by then, and a forged request is refused
+ * before anything looks at what it sent (the body's schema, the step-up that holds console actions).
  */
 export default fp(async (app) => {
   await app.register(csrf, { sessionPlugin: '@fastify/session' })
-  app.addHook('preHandler', (request, reply, done) => {
+  app.addHook('preValidation', (request, reply, done) => {
     if (SAFE_METHODS.has(request.method) || request.routeOptions.config.csrf === false) {
       done()
       return

@@ -85,7 +85,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
 
   app.get('/new', async (_request, reply) => renderForm(reply, NEW_FORM, blankForm(clock.now())))
 
-  app.post<{ Body: CampaignForm }>('/', { schema: { body: CampaignBody } }, async (request, reply) => {
+  app.post<{ Body: CampaignForm }>('/', { schema: { body: CampaignBody }, config: { stepUp: 'Create the campaign' } }, async (request, reply) => {
     const values = formValues(request.body)
     const { input, problems } = parseForm(values)
     if (Object.keys(problems).length > 0) return renderForm(reply.code(400), NEW_FORM, values, withDomainProblems(input, problems))
@@ -125,7 +125,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     return renderForm(reply, editForm(campaign), campaignFormValues(campaign))
   })
 
-  app.post<{ Params: Static<typeof CampaignParams>, Body: CampaignForm }>('/:id/edit', { schema: { params: CampaignParams, body: CampaignBody } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof CampaignParams>, Body: CampaignForm }>('/:id/edit', { schema: { params: CampaignParams, body: CampaignBody }, config: { stepUp: 'Save the campaign' } }, async (request, reply) => {
     const campaign = campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const mode = editForm(campaign)
@@ -147,7 +147,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   })
 
   for (const action of ['arm', 'disarm'] as const) {
-    app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>(`/:id/${action}`, { schema: { params: CampaignParams, body: CsrfOnly } }, async (request, reply) => {
+    app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>(`/:id/${action}`, { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: action === 'arm' ? 'Arm the campaign' : 'Disarm the campaign' } }, async (request, reply) => {
       const campaign = campaigns.find(request.params.id)
       if (campaign === undefined) return notFoundFor(request, reply)
       try {

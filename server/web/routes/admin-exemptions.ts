@@ -67,7 +67,7 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
 
   app.get('/', async (_request, reply) => render(reply, { email: '', kind: '', reason: '', owner: '', expiresAt: '' }))
 
-  app.post<{ Body: ExemptionForm }>('/', { schema: { body: ExemptionBody } }, async (request, reply) => {
+  app.post<{ Body: ExemptionForm }>('/', { schema: { body: ExemptionBody }, config: { stepUp: 'Add the exemption' } }, async (request, reply) => {
     const values: FormValues = {
       email: request.body.email ?? '',
       kind: request.body.kind ?? '',
@@ -98,7 +98,7 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
     return reply.flashRedirect('/admin/exemptions', `${user.email} is exempt from now on. Anything the portal enforced for them is lifted at the next sweep.`)
   })
 
-  app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly }, config: { stepUp: 'Revoke the exemption' } }, async (request, reply) => {
     try {
       campaigns.revokeExemption(request.params.id, actorOf(request))
     } catch (err) {

@@ -56,7 +56,7 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get('/new', async (_request, reply) => renderForm(reply, { name: '', scopes: [], expiresInDays: '90' }))
 
-  app.post<{ Body: TokenForm }>('/', { schema: { body: TokenBody } }, async (request, reply) => {
+  app.post<{ Body: TokenForm }>('/', { schema: { body: TokenBody }, config: { stepUp: 'Create the API token' } }, async (request, reply) => {
     const values: FormValues = { name: request.body.name ?? '', scopes: request.body.scopes ?? [], expiresInDays: request.body.expiresInDays ?? '' }
     const days = values.expiresInDays.trim()
     try {
@@ -83,7 +83,7 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     return reply.page('admin/tokens/revoke', { title: `Revoke ${token.name}`, token: described })
   })
 
-  app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: TokenParams, body: CsrfOnly } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: TokenParams, body: CsrfOnly }, config: { stepUp: 'Revoke the API token' } }, async (request, reply) => {
     const token = tokens.find(request.params.id)
     if (token === undefined) return notFoundFor(request, reply)
     try {

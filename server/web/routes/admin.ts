@@ -105,7 +105,7 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   })
 
   // Flagged drift: the admin decides that enforcement goes back on; the next sweep re-applies it.
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'Re-apply enforcement' } }, async (request, reply) => {
     try {
       campaigns.reapplyAfterDrift(request.params.userId, actorOf(request))
     } catch (err) {

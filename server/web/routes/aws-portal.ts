@@ -11,7 +11,7 @@ import invitationRoutes from './invitations.ts'
 const awsPortalRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
   const { virtualMfa, invitations } = awsPortalServices(services)
   await app.register(enrollAwsRoutes, { virtualMfa, awsConfig: services.config.aws, clock: services.clock })
-  await app.register(invitationRoutes, { invitations, guard: services.guard, clock: services.clock })
+  await app.register(invitationRoutes, { invitations, clock: services.clock })
 }
 
 export default awsPortalRoutes

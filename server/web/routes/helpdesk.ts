@@ -2,11 +2,10 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Config } from '../../config.ts'
 import type { Clock } from '../../domain/clock.ts'
-import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { HelpdeskService, IssuedPass } from '../../domain/helpdesk.ts'
 import { parseWhole } from './form-fields.ts'
-import { changeContext, requireRole } from '../plugins/auth.ts'
+import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor, statusFor } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
 import { KIND_LABELS } from './home.ts'
@@ -33,10 +32,10 @@ const STATE_LABELS: Record<string, string> = {
   overdue: 'Deadline passed, not set up', enforced: 'MFA mandatory', attention: 'Needs attention'
 }
 
-interface Deps { helpdesk: HelpdeskService, guard: EnrollmentGuard, clock: Clock, config: Config }
+interface Deps { helpdesk: HelpdeskService, clock: Clock, config: Config }
 
 /** Registered under /helpdesk: find a person, see where they stand and why, and unblock them. */
-const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, clock, config }) => {
+const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, clock, config }) => {
   app.addHook('preValidation', requireRole('helpdesk'))
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
@@ -73,14 +72,10 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, 
   app.get<{ Params: Static<typeof UserParams> }>('/users/:id', { schema: { params: UserParams } }, async (request, reply) => renderProfile(request, reply))
 
   /**
-   * Runs one helpdesk action: a recent step-up first (the session proved a second factor in the last few
-   * minutes), then the action; a refusal comes back on the user's page with the reason, and changes nothing.
+   * Runs one helpdesk action (the step-up it needs is checked before, see plugins/step-up-actions.ts); a refusal
+   * comes back on the user's page with the reason, and changes nothing.
    */
   async function act<B> (request: UserRequest<B>, reply: FastifyReply, work: (actor: ActorWithRole) => Promise<FastifyReply>): Promise<FastifyReply> {
-    const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
-    if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
-      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(here)}`, 'Confirm it\'s you first, then choose the action again.', 'info')
-    }
     try {
       return await work({ id: request.user!.id, label: request.user!.email, role: request.user!.role, ...requestContext(request) })
     } catch (err) {
@@ -106,21 +101,21 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, guard, 
     })
   }
 
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof PassBody> }>('/users/:id/pass', { schema: { params: UserParams, body: PassBody } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof PassBody> }>('/users/:id/pass', { schema: { params: UserParams, body: PassBody }, config: { stepUp: 'Issue a temporary access pass' } }, async (request, reply) => {
     return act(request, reply, async (actor) => {
       const issued = await helpdesk.issuePass(request.params.id, { lifetimeMinutes: parseWhole(request.body.lifetimeMinutes), oneTime: request.body.oneTime === 'on', reason: request.body.reason }, actor)
       return showPass(reply, issued, 'Temporary access pass issued')
     })
   })
 
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ExtendBody> }>('/users/:id/extend', { schema: { params: UserParams, body: ExtendBody } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ExtendBody> }>('/users/:id/extend', { schema: { params: UserParams, body: ExtendBody }, config: { stepUp: 'Extend the deadline' } }, async (request, reply) => {
     return act(request, reply, async (actor) => {
       const until = await helpdesk.extend(request.params.id, parseWhole(request.body.days), request.body.reason, actor)
       return reply.flashRedirect(`/helpdesk/users/${encodeURIComponent(request.params.id)}`, `Extended. The new deadline is ${until.toISOString().slice(0, 10)}; we emailed the user.`)
     })
   })
 
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ResetBody> }>('/users/:id/reset', { schema: { params: UserParams, body: ResetBody } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof ResetBody> }>('/users/:id/reset', { schema: { params: UserParams, body: ResetBody }, config: { stepUp: 'Reset sign-in methods' } }, async (request, reply) => {
     return act(request, reply, async (actor) => {
       const result = await helpdesk.resetMethods(request.params.id, { reason: request.body.reason, issuePass: request.body.issuePass === 'on' }, actor)
       const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`

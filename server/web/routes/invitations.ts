@@ -1,10 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Clock } from '../../domain/clock.ts'
-import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { InvitationService } from '../../domain/invitations.ts'
-import { changeContext, requireRole } from '../plugins/auth.ts'
+import { requireRole } from '../plugins/auth.ts'
 import { sendError, statusFor } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
 
@@ -22,16 +21,14 @@ const statusOf = (err: DomainError): number => STATUS[err.code] ?? statusFor(err
  * (GET /invite/:token shows a button and changes nothing, since mail scanners prefetch links) and uses it
  * (POST /invite/:token), which opens a restricted enrollment session like a temporary access pass.
  */
-const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, guard: EnrollmentGuard, clock: Clock }> = async (app, { invitations, guard, clock }) => {
+const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clock: Clock }> = async (app, { invitations, clock }) => {
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof InviteBody> }>('/helpdesk/users/:id/invite', {
     preValidation: requireRole('helpdesk'),
-    schema: { params: UserParams, body: InviteBody }
+    schema: { params: UserParams, body: InviteBody },
+    // Like every helpdesk action: a recent step-up first (plugins/step-up-actions.ts).
+    config: { stepUp: 'E-mail a sign-in invitation' }
   }, async (request, reply) => {
     const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
-    // Like every helpdesk action: a recent step-up first.
-    if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
-      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(here)}`, 'Confirm it\'s you first, then choose the action again.', 'info')
-    }
     const staff = request.user!
     try {
       const sent = await invitations.issue(request.params.id, request.body.reason, { id: staff.id, label: staff.email, role: staff.role, ...requestContext(request) })
