@@ -3,7 +3,7 @@ import type { Command } from './main.ts'
 
 export const rotateKey: Command = {
   name: 'rotate-key',
-  summary: 'Re-seal every stored authenticator-app secret under ENCRYPTION_KEY, with the old key(s) in ENCRYPTION_KEYS_PREVIOUS ' +
+  summary: 'Re-seal every stored secret (authenticator apps, setups in progress) under ENCRYPTION_KEY, with the old key(s) in ENCRYPTION_KEYS_PREVIOUS ' +
     'for this run; all or nothing. Afterwards the old keys can be dropped.',
   async run (_input, services, io) {
     const keyId = services.config.encryptionKeyId
@@ -12,7 +12,7 @@ export const rotateKey: Command = {
       // One IMMEDIATE transaction: a secret that cannot be opened leaves every row as it was, and the audit event
       // exists exactly when the re-sealing does.
       resealed = services.database.sqlite.transaction(() => {
-        const count = services.methods.resealAll() + services.pending.resealTotp()
+        const count = services.methods.resealAll() + services.pending.resealAll()
         services.audit.append({ action: 'encryption.key_rotated', actorLabel: 'cli', details: { resealed: count, keyId } })
         return count
       }).immediate()

@@ -3,14 +3,13 @@ import type Sqlite from 'better-sqlite3'
 import type { Clock } from '../domain/clock.ts'
 import type { EntraEnrollmentStore, PendingOath } from '../domain/entra-enrollment.ts'
 import type { EntraPhoneStore } from '../domain/entra-phones.ts'
+import { providerSeedBinding } from './provider-enrollments.ts'
 import type { Sealer } from './sealing.ts'
 
 const KIND = 'entra_oath'
 
-/** The seed is bound to its row: copied into another row, it will not open (STYLE.md, secrets at rest). */
-function boundTo (id: string): string {
-  return `provider-enrollment:${id}`
-}
+// The seed is bound to its row: copied into another row, it will not open (STYLE.md, secrets at rest).
+const boundTo = providerSeedBinding
 
 /** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
 export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {

@@ -86,16 +86,11 @@ export class SqliteMethodStore implements MethodStore {
 
   /** Re-seals every TOTP secret not under the current key; returns how many were re-sealed. */
   resealAll (): number {
-    let resealed = 0
-    this.db.transaction((tx) => {
-      for (const row of tx.select({ id: authMethods.id, sealed: authMethods.secretSealed }).from(authMethods).where(eq(authMethods.kind, 'totp')).all()) {
-        if (row.sealed === null || this.sealer.isCurrent(row.sealed)) continue
-        const secret = this.sealer.open(row.sealed, `totp:${row.id}`)
-        tx.update(authMethods).set({ secretSealed: this.sealer.seal(secret, `totp:${row.id}`) }).where(eq(authMethods.id, row.id)).run()
-        resealed++
-      }
-    })
-    return resealed
+    return this.db.transaction((tx) => this.sealer.resealRows(
+      tx.select({ id: authMethods.id, sealed: authMethods.secretSealed }).from(authMethods).where(eq(authMethods.kind, 'totp')).all(),
+      (id) => `totp:${id}`,
+      (id, sealed) => { tx.update(authMethods).set({ secretSealed: sealed }).where(eq(authMethods.id, id)).run() }
+    ))
   }
 
   private insert (values: Partial<typeof authMethods.$inferInsert> & Pick<typeof authMethods.$inferInsert, 'userId' | 'kind' | 'name'>): AuthMethod {

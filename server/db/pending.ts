@@ -3,7 +3,8 @@ import { and, count, eq, gte, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
 import type { PendingEnrollment, PendingStore } from '../domain/pending.ts'
 import type { Db } from './connection.ts'
-import { pendingEnrollments, smsSends } from './schema.ts'
+import { providerSeedBinding } from './provider-enrollments.ts'
+import { pendingEnrollments, providerEnrollments, smsSends } from './schema.ts'
 import type { Sealer } from './sealing.ts'
 
 type Row = typeof pendingEnrollments.$inferSelect
@@ -58,20 +59,24 @@ export class SqlitePendingStore implements PendingStore {
     return this.db.delete(pendingEnrollments).where(eq(pendingEnrollments.id, id)).run().changes === 1
   }
 
-  /** Re-seals pending authenticator-app secrets not under the current key (key rotation); returns how many. */
-  resealTotp (): number {
-    let resealed = 0
-    this.db.transaction((tx) => {
-      const rows = tx.select({ id: pendingEnrollments.id, sealed: pendingEnrollments.secretSealed }).from(pendingEnrollments)
-        .where(and(eq(pendingEnrollments.kind, 'totp'), isNotNull(pendingEnrollments.secretSealed))).all()
-      for (const row of rows) {
-        if (this.sealer.isCurrent(row.sealed!)) continue
-        const secret = this.sealer.open(row.sealed!, `pending-totp:${row.id}`)
-        tx.update(pendingEnrollments).set({ secretSealed: this.sealer.seal(secret, `pending-totp:${row.id}`) }).where(eq(pendingEnrollments.id, row.id)).run()
-        resealed++
-      }
+  /** Re-seals the secrets of setups in progress not under the current key (key rotation); returns how many. */
+  resealAll (): number {
+    return this.db.transaction((tx) => {
+      const portal = this.sealer.resealRows(
+        tx.select({ id: pendingEnrollments.id, sealed: pendingEnrollments.secretSealed }).from(pendingEnrollments)
+          .where(and(eq(pendingEnrollments.kind, 'totp'), isNotNull(pendingEnrollments.secretSealed))).all(),
+        (id) => `pending-totp:${id}`,
+        (id, sealed) => { tx.update(pendingEnrollments).set({ secretSealed: sealed }).where(eq(pendingEnrollments.id, id)).run() }
+      )
+      // Seeds of setups at a directory (AWS virtual MFA, Entra hardware OATH) until the device is confirmed.
+      const provider = this.sealer.resealRows(
+        tx.select({ id: providerEnrollments.id, sealed: providerEnrollments.secretSealed }).from(providerEnrollments)
+          .where(isNotNull(providerEnrollments.secretSealed)).all(),
+        providerSeedBinding,
+        (id, sealed) => { tx.update(providerEnrollments).set({ secretSealed: sealed }).where(eq(providerEnrollments.id, id)).run() }
+      )
+      return portal + provider
     })
-    return resealed
   }
 
   /** Forgets setups and codes that expired, and send records older than a day (housekeeping). */

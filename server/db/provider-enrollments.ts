@@ -9,7 +9,8 @@ import type { Sealer } from './sealing.ts'
 type Row = typeof providerEnrollments.$inferSelect
 
 /** Seeds are sealed bound to their row, like pending TOTP secrets: a seed copied to another row will not open. */
-const boundTo = (id: string): string => `provider-enrollment:${id}`
+export const providerSeedBinding = (id: string): string => `provider-enrollment:${id}`
+const boundTo = providerSeedBinding
 
 export class SqliteProviderEnrollmentStore implements ProviderEnrollmentStore {
   constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {}

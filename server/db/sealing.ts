@@ -37,6 +37,21 @@ export class Sealer {
   isCurrent (sealed: string): boolean {
     return sealed.split('.')[1] === this.currentKeyId
   }
+
+  /**
+   * Key rotation for one table: every value not under the current key is opened (with its binding) and sealed
+   * again through `write`. Returns how many were re-sealed; throws on the first value that will not open, so the
+   * caller's transaction changes nothing.
+   */
+  resealRows (rows: Iterable<{ id: string, sealed: string | null }>, boundTo: (id: string) => string, write: (id: string, sealed: string) => void): number {
+    let resealed = 0
+    for (const { id, sealed } of rows) {
+      if (sealed === null || this.isCurrent(sealed)) continue
+      write(id, this.seal(this.open(sealed, boundTo(id)), boundTo(id)))
+      resealed++
+    }
+    return resealed
+  }
 }
 
 export function keyId (key: Buffer): string {

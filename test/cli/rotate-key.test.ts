@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { keyId } from '../../server/db/sealing.ts'
+import { SqliteEntraPortalStore } from '../../server/db/entra-portal.ts'
+import { SqliteProviderEnrollmentStore } from '../../server/db/provider-enrollments.ts'
+import { keyId, Sealer } from '../../server/db/sealing.ts'
+import { AWS_VIRTUAL_MFA } from '../../server/domain/virtual-mfa-enrollment.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
 import { createTestUser, TEST_SECRETS, testConfig } from '../helpers/app.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
@@ -93,5 +96,28 @@ test('an authenticator-app setup begun before a key rotation can still be finish
   assert.equal(stdout.trim(), `re-sealed 1 secret under key ${idOf(NEW_KEY)}`)
   await withKey(dataDir, NEW_KEY, (services) => {
     assert.equal(services.pending.findTotp(userId)?.secret, secret)
+  })
+})
+
+test('setups in progress at a directory (AWS virtual MFA, Entra hardware OATH) can still be finished after a key rotation', async (t) => {
+  const dataDir = scratchDir(t)
+  const sealerFor = (key: string): Sealer => new Sealer(Buffer.from(key, 'base64'))
+  const expiresAt = new Date(Date.now() + 15 * 60_000)
+  const { aws, entra } = await withKey(dataDir, OLD_KEY, async (services) => {
+    const aws = await createTestUser(services)
+    const entra = await createTestUser(services)
+    new SqliteProviderEnrollmentStore(services.database.db, sealerFor(OLD_KEY), services.clock)
+      .start({ userId: aws.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: 'arn:aws:iam::123456789012:mfa/grace', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', expiresAt })
+    new SqliteEntraPortalStore(services.database.sqlite, sealerFor(OLD_KEY), services.clock).startOath(entra.id, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', expiresAt)
+    return { aws: aws.id, entra: entra.id }
+  })
+  const { code, stdout } = await runCli(['rotate-key'], { dataDir, env: { ENCRYPTION_KEY: NEW_KEY, ENCRYPTION_KEYS_PREVIOUS: OLD_KEY } })
+  assert.equal(code, 0)
+  assert.equal(stdout.trim(), `re-sealed 2 secrets under key ${idOf(NEW_KEY)}`)
+  // Opened with the new key alone: the old one could now be dropped.
+  await withKey(dataDir, NEW_KEY, (services) => {
+    const now = new Date()
+    assert.equal(new SqliteProviderEnrollmentStore(services.database.db, sealerFor(NEW_KEY), services.clock).findOpen(aws, AWS_VIRTUAL_MFA, now)?.secret, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')
+    assert.equal(new SqliteEntraPortalStore(services.database.sqlite, sealerFor(NEW_KEY), services.clock).findOath(entra)?.secret, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ')
   })
 })

@@ -117,6 +117,6 @@ function pageSentFrom (request: FastifyRequest): string {
   try {
     const referer = new URL(request.headers.referer ?? '')
     if (referer.host === request.headers.host && CONSOLES.test(referer.pathname)) return safeNext(referer.pathname + referer.search)
-  } catch {}
+  } catch { /* no Referer, or not a URL: the console home */ }
   return request.url.startsWith('/helpdesk') ? '/helpdesk' : '/admin'
 }
