@@ -6,7 +6,7 @@ import { listAll, providerFor, subject, TEST_KEYS } from '../fakes/iam/harness.t
 import { CREDENTIAL_REPORT_COLUMNS } from '../fakes/iam/credential-report.ts'
 import { methodKindOf } from '../../server/providers/aws/directory.ts'
 import type { AwsIamProvider } from '../../server/providers/aws/provider.ts'
-import type { ProviderUser } from '../../server/domain/provider.ts'
+import { ProviderError, type ProviderUser } from '../../server/domain/provider.ts'
 
 const USERS = 1_200
 
@@ -145,6 +145,35 @@ describe('AWS IAM sync', () => {
       assert.equal(root.passwordEnabled, null, 'the root account\'s not_supported is neither yes nor no')
       assert.ok(fake.callsTo('GenerateCredentialReport').length >= 2, 'generation was polled until COMPLETE')
     } finally {
+      provider.close()
+    }
+  })
+
+  test('a credential report IAM never finishes gives up after the configured time with a retryable timeout, even when the clock stands still', { timeout: 60_000 }, async () => {
+    const pauses: number[] = []
+    const stopped = { now: () => new Date('2026-11-25T09:00:00Z') }
+    const provider = providerFor(fake, {}, {
+      clock: stopped,
+      reportPolling: { intervalMs: 2_000, timeoutMs: 10_000 },
+      sleep: async (ms) => { pauses.push(ms) }
+    })
+    const delay = fake.report.delayMs
+    fake.report.discard()
+    fake.report.delayMs = 24 * 3_600_000
+    const generatesBefore = fake.callsTo('GenerateCredentialReport').length
+    try {
+      await assert.rejects(provider.credentialReportRows(), (err: unknown) => {
+        assert.ok(err instanceof ProviderError)
+        assert.equal(err.code, 'timeout')
+        assert.equal(err.retryable, true)
+        assert.match(err.message, /IAM credential report was not ready after 10 s/)
+        return true
+      })
+      assert.deepEqual(pauses, [2_000, 2_000, 2_000, 2_000, 2_000], 'five pauses of the interval make the 10 s')
+      assert.equal(fake.callsTo('GenerateCredentialReport').length - generatesBefore, 6, 'asked once more after each pause')
+    } finally {
+      fake.report.delayMs = delay
+      fake.report.discard()
       provider.close()
     }
   })

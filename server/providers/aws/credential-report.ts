@@ -63,7 +63,7 @@ export interface ReportPolling {
 /**
  * The credential report's lifecycle (contracts §2.2): GenerateCredentialReport until it says COMPLETE (IAM reuses
  * a report younger than four hours), then GetCredentialReport; a report that expired or vanished in between is
- * generated again. Polling waits through the injected sleep and clock.
+ * generated again. Polling waits through the injected sleep.
  */
 export class CredentialReports {
   constructor (
@@ -74,15 +74,17 @@ export class CredentialReports {
   ) {}
 
   async fetch (): Promise<CredentialReport> {
-    const giveUpAt = this.clock.now().getTime() + this.polling.timeoutMs
-    for (;;) {
+    // The timeout is counted in pauses, not read off the clock: the pauses are what pass the time, so an
+    // injected clock that stands still (tests, a frozen clock) cannot make the poll go on for ever.
+    const pauses = Math.max(1, Math.ceil(this.polling.timeoutMs / this.polling.intervalMs))
+    for (let paused = 0; ; paused++) {
       const generated = await this.iam.run('GenerateCredentialReport', (c) => c.send(new GenerateCredentialReportCommand({})))
       if (generated.State === undefined) throw malformed('GenerateCredentialReport', 'State')
       if (generated.State === 'COMPLETE') {
         const report = await this.download()
         if (report !== null) return report
       }
-      if (this.clock.now().getTime() >= giveUpAt) {
+      if (paused >= pauses) {
         throw new ProviderError(`IAM credential report was not ready after ${Math.round(this.polling.timeoutMs / 1000)} s`, true, null, 'timeout')
       }
       await this.sleep(this.polling.intervalMs)
