@@ -8,9 +8,6 @@ import type { Sealer } from './sealing.ts'
 
 const KIND = 'entra_oath'
 
-// The seed is bound to its row: copied into another row, it will not open (STYLE.md, secrets at rest).
-const boundTo = providerSeedBinding
-
 /** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
 export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
   private readonly statements
@@ -36,14 +33,14 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
     const id = randomUUID()
     this.sqlite.transaction(() => {
       this.statements.dropUnfinished.run(userId)
-      this.statements.insert.run(id, userId, this.sealer.seal(secretBase32, boundTo(id)), this.clock.now().getTime(), expiresAt.getTime())
+      this.statements.insert.run(id, userId, this.sealer.seal(secretBase32, providerSeedBinding(id)), this.clock.now().getTime(), expiresAt.getTime())
     }).immediate()
     return { id, userId, secret: secretBase32, expiresAt }
   }
 
   findOath (userId: string): PendingOath | undefined {
     const row = this.statements.pending.get(userId) as { id: string, userId: string, sealed: string, expiresAt: number } | undefined
-    return row === undefined ? undefined : { id: row.id, userId: row.userId, secret: this.sealer.open(row.sealed, boundTo(row.id)), expiresAt: new Date(row.expiresAt) }
+    return row === undefined ? undefined : { id: row.id, userId: row.userId, secret: this.sealer.open(row.sealed, providerSeedBinding(row.id)), expiresAt: new Date(row.expiresAt) }
   }
 
   claimOath (id: string, at: Date): boolean {

@@ -10,7 +10,6 @@ type Row = typeof providerEnrollments.$inferSelect
 
 /** Seeds are sealed bound to their row, like pending TOTP secrets: a seed copied to another row will not open. */
 export const providerSeedBinding = (id: string): string => `provider-enrollment:${id}`
-const boundTo = providerSeedBinding
 
 export class SqliteProviderEnrollmentStore implements ProviderEnrollmentStore {
   constructor (private readonly db: Db, private readonly sealer: Sealer, private readonly clock: Clock) {}
@@ -29,7 +28,7 @@ export class SqliteProviderEnrollmentStore implements ProviderEnrollmentStore {
         provider: entry.provider,
         kind: entry.kind,
         deviceId: entry.deviceId,
-        secretSealed: this.sealer.seal(entry.secret, boundTo(id)),
+        secretSealed: this.sealer.seal(entry.secret, providerSeedBinding(id)),
         createdAt: this.clock.now().getTime(),
         expiresAt: entry.expiresAt.getTime()
       }).returning().get()
@@ -43,7 +42,7 @@ export class SqliteProviderEnrollmentStore implements ProviderEnrollmentStore {
       gt(providerEnrollments.expiresAt, now.getTime())
     )).orderBy(sql`${providerEnrollments.createdAt} DESC`).get()
     if (row === undefined || row.secretSealed === null || row.deviceId === null) return undefined
-    return { ...toEnrollment(row), secret: this.sealer.open(row.secretSealed, boundTo(row.id)) }
+    return { ...toEnrollment(row), secret: this.sealer.open(row.secretSealed, providerSeedBinding(row.id)) }
   }
 
   addAttempt (id: string): void {

@@ -18,7 +18,7 @@ declare module 'fastify' {
 
 /** A console action held while its author steps up, so nothing they entered is lost. */
 export interface HeldAction {
-  method: string
+  /** Where it was posted (every console action is a POST). */
   path: string
   /** The page the action was sent from (where "Cancel" goes back to). */
   back: string
@@ -38,7 +38,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const CONSOLES = /^\/(admin|helpdesk)(\/|$)/
 // A held action older than this is dropped rather than offered (the admin has moved on).
 const HELD_MS = 30 * 60_000
-export const CONTINUE_PATH = '/step-up/continue'
+const CONTINUE_PATH = '/step-up/continue'
 
 /**
  * Step-up before console actions. A helpdesk or admin action (route config `stepUp`) runs only if the session
@@ -63,7 +63,7 @@ export default fp<{ guard: EnrollmentGuard, clock: Clock }>(async (app, { guard,
       sendError(request, reply, 403, 'step_up_required', 'Confirm it\'s you (step-up) first, then try again.')
       return
     }
-    request.session.heldAction = { method: request.method, path: request.url, back: pageSentFrom(request), label, fields: formFields(request.body), heldAt: now.getTime() }
+    request.session.heldAction = { path: request.url, back: pageSentFrom(request), label, fields: formFields(request.body), heldAt: now.getTime() }
     await reply.flashRedirect(`/step-up?next=${encodeURIComponent(CONTINUE_PATH)}`,
       'Confirm it\'s you first. Nothing has changed yet: what you entered is kept, and you can send it once you have confirmed.', 'info')
   }

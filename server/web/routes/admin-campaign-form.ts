@@ -27,7 +27,7 @@ export const CampaignBody = Type.Object({
 export type CampaignForm = Static<typeof CampaignBody>
 
 /** The form's fields in page order, so the error summary reads top to bottom like the form. */
-export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy']
+export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy'] as const
 
 export const SMS_LABELS: Record<Campaign['smsPolicy'], string> = {
   counts: 'Text messages count as a second sign-in method',
@@ -51,21 +51,8 @@ export const CHOICES = [
 export const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply' }
 
 /** What the admin typed, as typed: a form that comes back shows exactly this. */
-export interface FormValues {
-  name: string
-  targetKind: string
-  targetValue: string
-  startsAt: string
-  deadline: string
-  privilegedDeadline: string
-  newUserWindowDays: string
-  reminderOffsets: string
-  maxExtensionDays: string
-  softBlockDays: string
-  smsPolicy: string
-  privilegedMethods: string
-  driftPolicy: string
-}
+/** What each field holds as typed (text), for showing the form again. */
+export type FormValues = Record<typeof FIELD_ORDER[number], string>
 
 export function blankForm (now: Date): FormValues {
   return {
@@ -86,21 +73,7 @@ export function blankForm (now: Date): FormValues {
 }
 
 export function formValues (body: CampaignForm): FormValues {
-  return {
-    name: body.name ?? '',
-    targetKind: body.targetKind ?? '',
-    targetValue: body.targetValue ?? '',
-    startsAt: body.startsAt ?? '',
-    deadline: body.deadline ?? '',
-    privilegedDeadline: body.privilegedDeadline ?? '',
-    newUserWindowDays: body.newUserWindowDays ?? '',
-    reminderOffsets: body.reminderOffsets ?? '',
-    maxExtensionDays: body.maxExtensionDays ?? '',
-    softBlockDays: body.softBlockDays ?? '',
-    smsPolicy: body.smsPolicy ?? '',
-    privilegedMethods: body.privilegedMethods ?? '',
-    driftPolicy: body.driftPolicy ?? ''
-  }
+  return Object.fromEntries(FIELD_ORDER.map((field) => [field, body[field] ?? ''])) as FormValues
 }
 
 /**

@@ -150,18 +150,22 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>(`/:id/${action}`, { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: action === 'arm' ? 'Arm the campaign' : 'Disarm the campaign' } }, async (request, reply) => {
       const campaign = campaigns.find(request.params.id)
       if (campaign === undefined) return notFoundFor(request, reply)
-      try {
-        campaigns[action](campaign.id, actorOf(request))
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err
-        return reply.flashRedirect(`/admin/campaigns/${encodeURIComponent(campaign.id)}`, err.message, 'error')
-      }
-      const text = action === 'arm'
+      return flashOutcome(reply, `/admin/campaigns/${encodeURIComponent(campaign.id)}`, () => { campaigns[action](campaign.id, actorOf(request)) }, action === 'arm'
         ? 'Armed. From now on, the sweep makes MFA mandatory for this campaign\'s users whose deadline has passed.'
-        : 'Disarmed. The sweep no longer makes MFA mandatory for this campaign\'s users; anyone it already did stays that way.'
-      return reply.flashRedirect(`/admin/campaigns/${encodeURIComponent(campaign.id)}`, text)
+        : 'Disarmed. The sweep no longer makes MFA mandatory for this campaign\'s users; anyone it already did stays that way.')
     })
   }
+}
+
+/** Runs an admin action, then goes back to `url`: with the refusal as an error notice (a DomainError), or with `done`. */
+export function flashOutcome (reply: FastifyReply, url: string, action: () => void, done: string): FastifyReply {
+  try {
+    action()
+  } catch (err) {
+    if (!(err instanceof DomainError)) throw err
+    return reply.flashRedirect(url, err.message, 'error')
+  }
+  return reply.flashRedirect(url, done)
 }
 
 /** The signed-in admin as the domain records them in the audit log. */

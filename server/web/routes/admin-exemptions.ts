@@ -6,7 +6,7 @@ import { DomainError } from '../../domain/errors.ts'
 import { normaliseEmail, type UserStore } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor } from '../plugins/errors.ts'
-import { actorOf } from './admin-campaigns.ts'
+import { actorOf, flashOutcome } from './admin-campaigns.ts'
 import { day, parseDay } from './form-fields.ts'
 
 const KIND_LABELS: Record<ExemptionKind, string> = {
@@ -99,13 +99,8 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
   })
 
   app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly }, config: { stepUp: 'Revoke the exemption' } }, async (request, reply) => {
-    try {
-      campaigns.revokeExemption(request.params.id, actorOf(request))
-    } catch (err) {
-      if (!(err instanceof DomainError)) throw err
-      return reply.flashRedirect('/admin/exemptions', err.message, 'error')
-    }
-    return reply.flashRedirect('/admin/exemptions', 'Revoked. Their campaign deadline applies again; if it has passed, the next sweep makes MFA mandatory for them.')
+    return flashOutcome(reply, '/admin/exemptions', () => { campaigns.revokeExemption(request.params.id, actorOf(request)) },
+      'Revoked. Their campaign deadline applies again; if it has passed, the next sweep makes MFA mandatory for them.')
   })
 }
 

@@ -6,12 +6,11 @@ import type { SyncRun } from '../../domain/directory-sync.ts'
 import type { Clock } from '../../domain/clock.ts'
 import { burndownSeries, deadlineMarkers, notYetEnrolled, utcDay, type DashboardStore } from '../../domain/dashboard.ts'
 import type { EnforcementEngine } from '../../domain/engine.ts'
-import { DomainError } from '../../domain/errors.ts'
 import { USER_STATES, type UserState } from '../../domain/states.ts'
 import type { Services } from '../../wiring.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor } from '../plugins/errors.ts'
-import { actorOf } from './admin-campaigns.ts'
+import { actorOf, flashOutcome } from './admin-campaigns.ts'
 
 /** How each state reads on the dashboard: a short name and what it means for the people in it. */
 export const STATE_LABELS: Record<UserState, { name: string, meaning: string }> = {
@@ -106,13 +105,8 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
 
   // Flagged drift: the admin decides that enforcement goes back on; the next sweep re-applies it.
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'Re-apply enforcement' } }, async (request, reply) => {
-    try {
-      campaigns.reapplyAfterDrift(request.params.userId, actorOf(request))
-    } catch (err) {
-      if (!(err instanceof DomainError)) throw err
-      return reply.flashRedirect('/admin#attention', err.message, 'error')
-    }
-    return reply.flashRedirect('/admin#attention', 'Approved: the next sweep makes MFA mandatory for this user again.')
+    return flashOutcome(reply, '/admin#attention', () => { campaigns.reapplyAfterDrift(request.params.userId, actorOf(request)) },
+      'Approved: the next sweep makes MFA mandatory for this user again.')
   })
 
   // Sandbox mail and text messages, newest first. Only the text part is shown: email HTML is never rendered here.

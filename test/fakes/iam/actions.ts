@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import type { CredentialReportLifecycle } from './credential-report.ts'
-import { IamFault, noSuchEntity, validationError, type FakeIamUser, type FakeMfaDevice, type IamState } from './state.ts'
+import { IamFault, noSuchEntity, validationError, type FakeIamPolicy, type FakeIamUser, type FakeMfaDevice, type IamState } from './state.ts'
 import type { XmlNode } from './xml.ts'
 
 /** A form-encoded Query request's parameters (contracts §2.1). */
@@ -49,6 +49,14 @@ function page<T> (items: readonly T[], form: Form, cap: number): { items: T[], I
   const end = Math.min(items.length, start + Math.min(maxItems, cap))
   const truncated = end < items.length
   return { items: items.slice(start, end), IsTruncated: truncated, ...(truncated ? { Marker: Buffer.from(`o${end}`).toString('base64url') } : {}) }
+}
+
+function policyXml (policy: FakeIamPolicy): XmlNode {
+  return {
+    PolicyName: policy.name, PolicyId: policy.id, Arn: policy.arn, Path: policy.path, DefaultVersionId: 'v1',
+    AttachmentCount: policy.attachmentCount, PermissionsBoundaryUsageCount: 0, IsAttachable: true,
+    CreateDate: policy.createDate, UpdateDate: policy.createDate
+  }
 }
 
 function userXml (user: FakeIamUser): XmlNode {
@@ -115,25 +123,13 @@ export function iamActions ({ state, report, maxPageSize: cap }: ActionContext):
     },
     CreatePolicy: (form) => {
       const policy = state.createPolicy(required(form, 'PolicyName'), form.get('Path') ?? '/', required(form, 'PolicyDocument'))
-      return {
-        Policy: {
-          PolicyName: policy.name, PolicyId: policy.id, Arn: policy.arn, Path: policy.path, DefaultVersionId: 'v1',
-          AttachmentCount: policy.attachmentCount, PermissionsBoundaryUsageCount: 0, IsAttachable: true,
-          CreateDate: policy.createDate, UpdateDate: policy.createDate
-        }
-      }
+      return { Policy: policyXml(policy) }
     },
     GetPolicy: (form) => {
       const arn = required(form, 'PolicyArn')
       if (!arn.startsWith('arn:')) throw new IamFault(400, 'InvalidInput', `ARN ${arn} is not valid.`)
       const policy = state.policy(arn)
-      return {
-        Policy: {
-          PolicyName: policy.name, PolicyId: policy.id, Arn: policy.arn, Path: policy.path, DefaultVersionId: 'v1',
-          AttachmentCount: policy.attachmentCount, PermissionsBoundaryUsageCount: 0, IsAttachable: true,
-          CreateDate: policy.createDate, UpdateDate: policy.createDate
-        }
-      }
+      return { Policy: policyXml(policy) }
     },
     AttachUserPolicy: (form) => {
       state.attachUserPolicy(required(form, 'UserName'), required(form, 'PolicyArn'))
