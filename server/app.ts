@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { fastifyTrustProxy } from './config.ts'
 import { databaseReadiness } from './db/migrate.ts'
 import { loggerOptions } from './logging.ts'
 import type { Services } from './wiring.ts'
@@ -37,28 +38,32 @@ import enrollEntraRoutes from './web/routes/enroll-entra.ts'
 // (imports: entra portal routes)
 import adminAuditRoutes from './web/routes/admin-audit.ts'
 import adminExemptionRoutes from './web/routes/admin-exemptions.ts'
+import adminApprovalRoutes from './web/routes/admin-approvals.ts'
 // (imports: admin dashboard, audit and exemption routes)
 
 export interface BuildOptions {
   /** Overrides the logger built from config (tests pass false). */
   logger?: boolean
+  /** Where the logger writes (default stdout); tests read what would be logged. */
+  logStream?: NodeJS.WritableStream
 }
 
 /** Builds the Fastify instance: plugins in order, then routes. It does not listen. */
 export async function buildApp (services: Services, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { config } = services
   const app = Fastify({
-    logger: options.logger === false ? false : loggerOptions(config),
-    trustProxy: config.trustProxy,
+    logger: options.logger === false ? false : { ...loggerOptions(config), ...(options.logStream === undefined ? {} : { stream: options.logStream }) },
+    // Only the configured proxies' hops of X-Forwarded-For are believed (never "true": see config.ts).
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     bodyLimit: 64 * 1024,
     return503OnClosing: true
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  await app.register(metricsPlugin, { token: config.metricsToken })
+  await app.register(metricsPlugin, { token: config.metricsToken, production: config.production })
   await app.register(securityHeaders, { config })
   await app.register(sessionPlugin, { config, store: services.sessions })
   await app.register(formbody, { bodyLimit: 64 * 1024 })
-  await app.register(csrfPlugin)
+  await app.register(csrfPlugin, { config })
   await app.register(rateLimitPlugin)
   await app.register(viewsPlugin, { config, standing: (userId) => services.engine.standing(userId) })
   await app.register(staticFiles)
@@ -91,6 +96,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(adminAuditRoutes, { prefix: '/admin/audit', audit: services.audit, users: services.users })
   await app.register(adminExemptionRoutes, { prefix: '/admin/exemptions', campaigns: services.campaigns, users: services.users, clock: services.clock })
   // (routes: admin dashboard, audit and exemptions)
+  await app.register(adminApprovalRoutes, { prefix: '/admin/approvals', approvals: services.approvals, users: services.users, enabled: config.twoPersonRule.enabled })
 
   return app
 }

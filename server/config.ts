@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { isIP } from 'node:net'
+import { BlockList, isIP, isIPv6 } from 'node:net'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
@@ -40,9 +40,14 @@ export interface Config {
     readonly maxFailuresPerIp: number
     readonly windowMs: number
     readonly lockoutMs: number
+    /** How long a device cookie keeps a browser known after its last successful sign-in. */
+    readonly deviceLifetimeMs: number
   }
-  /** Passed to Fastify's trustProxy: false, true, or a list of proxy addresses/CIDRs. */
-  readonly trustProxy: boolean | string
+  /**
+   * The reverse proxies in front of the portal (TRUST_PROXY): their addresses/CIDRs, or how many there are. The
+   * client address is the right-most X-Forwarded-For hop they did not add; false: the socket address.
+   */
+  readonly trustProxy: TrustProxy
   readonly logLevel: string
   readonly metricsToken: string | undefined
   readonly providers: readonly string[]
@@ -62,6 +67,10 @@ export interface Config {
     readonly origin: string
     /** AAGUIDs privileged users' passkeys must come from (attestation requested); empty = any. */
     readonly privilegedAaguids: readonly string[]
+    /** FIDO_MDS_FILE: the FIDO Metadata Service BLOB (a signed JWT) that proves those AAGUIDs by attestation. */
+    readonly metadataFile: string | undefined
+    /** FIDO_MDS_ROOT_CERT: PEM of the root the BLOB must chain to; unset: the FIDO Alliance's (built in). */
+    readonly metadataRoot: string | undefined
   }
   readonly totpIssuer: string
   /** CIDRs from which a user may add a first method without a temporary access pass. */
@@ -72,6 +81,11 @@ export interface Config {
   readonly accessPass: { readonly minMinutes: number, readonly defaultMinutes: number, readonly maxMinutes: number }
   /** After a helpdesk reset, how long the user may set up a first method again from anywhere. */
   readonly resetWindowMs: number
+  /**
+   * Two-person rule: a pass, reset or invitation for a privileged or staff account is a request that a second
+   * administrator approves before it takes effect; requests lapse after requestLifetimeMs.
+   */
+  readonly twoPersonRule: { readonly enabled: boolean, readonly requestLifetimeMs: number }
   /** Helpdesk and admin accounts that hold a passkey must use it to sign in and to confirm actions. */
   readonly staffPasskeyRequired: boolean
   /** PASSWORD_SIGNIN=false turns local password sign-in off (users sign in with Microsoft, a passkey or a pass). */
@@ -86,14 +100,27 @@ export interface Config {
     readonly twilio: { readonly accountSid: string, readonly authToken: string, readonly from: string, readonly baseUrl: string } | undefined
     readonly sns: { readonly region: string, readonly endpoint: string | undefined } | undefined
   }
+  /**
+   * Toll-fraud limits on text messages: the countries codes may be texted to (SMS_ALLOWED_COUNTRIES, default the
+   * PHONE_DEFAULT_REGION only) and hourly caps per number, per client address (IPv6 by /64) and for the portal.
+   */
+  readonly smsLimits: {
+    readonly allowedCountries: readonly CountryCode[]
+    readonly perNumberPerHour: number
+    readonly perAddressPerHour: number
+    readonly perHour: number
+  }
   /** Non-fatal remarks made while loading (sandbox defaults); logged once at start. */
   readonly warnings: readonly string[]
 }
 
+export type TrustProxy = false | { readonly proxies: readonly string[] } | { readonly hops: number }
+
 type Env = Record<string, string | undefined>
 
 const KNOWN_PROVIDERS = ['entra', 'aws']
-// Loopback and private ranges: where a sandbox's users sit. Production starts with none.
+// Loopback and private ranges: where a sandbox's users sit. Anything else (production, or a directory connected)
+// starts with none.
 const SANDBOX_TRUSTED_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -165,14 +192,19 @@ export function loadConfig (env: Env = process.env): Config {
       throw new ConfigError('ENCRYPTION_KEYS_PREVIOUS', 'expected a comma-separated list of keys in the same form as ENCRYPTION_KEY')
     }
   })
+  const sandbox = !production && providers.length === 0
+  // A trusted network lets a signed-in password set up the first method: outside the sandbox only the operator
+  // names them, never a default (NODE_ENV alone must not decide that private ranges are the office).
   const trustedNetworks = env.TRUSTED_NETWORKS === undefined
-    ? (production ? [] : SANDBOX_TRUSTED_NETWORKS)
+    ? (sandbox ? SANDBOX_TRUSTED_NETWORKS : [])
     : list(env.TRUSTED_NETWORKS)
   for (const cidr of trustedNetworks) {
-    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr) || !isIP(cidr.split('/')[0])) {
+    if (!isCidr(cidr, false)) {
       throw new ConfigError('TRUSTED_NETWORKS', `expected a comma-separated list of CIDRs such as 10.0.0.0/8, got "${cidr}"`)
     }
   }
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY)
+  if (trustProxy !== false && 'proxies' in trustProxy) warnings.push(...proxiesOnTrustedNetworks(trustProxy.proxies, trustedNetworks))
   const accessPass = {
     minMinutes: integer(env, 'ACCESS_PASS_MIN_MINUTES', 60, 10, 43_200),
     defaultMinutes: integer(env, 'ACCESS_PASS_DEFAULT_MINUTES', 60, 10, 43_200),
@@ -215,7 +247,7 @@ export function loadConfig (env: Env = process.env): Config {
   const config: Config = {
     env: nodeEnv as Config['env'],
     production,
-    sandbox: !production && providers.length === 0,
+    sandbox,
     host,
     port,
     publicUrl,
@@ -232,11 +264,14 @@ export function loadConfig (env: Env = process.env): Config {
     },
     signIn: {
       maxFailuresPerAccount: integer(env, 'SIGNIN_MAX_FAILURES', 5, 1, 100),
-      maxFailuresPerIp: integer(env, 'SIGNIN_MAX_FAILURES_PER_IP', 20, 1, 10_000),
+      // Counts only browsers without a device cookie for the account (domain/signin.ts), so it can be high: it
+      // stops one address spraying many accounts, not people who share an office's address.
+      maxFailuresPerIp: integer(env, 'SIGNIN_MAX_FAILURES_PER_IP', 100, 1, 10_000),
       windowMs: 60_000,
-      lockoutMs: integer(env, 'SIGNIN_LOCKOUT_MINUTES', 15, 1, 24 * 60) * 60_000
+      lockoutMs: integer(env, 'SIGNIN_LOCKOUT_MINUTES', 15, 1, 24 * 60) * 60_000,
+      deviceLifetimeMs: 180 * 86_400_000
     },
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    trustProxy,
     logLevel,
     metricsToken: nonEmpty(env, 'METRICS_TOKEN'),
     providers,
@@ -249,19 +284,30 @@ export function loadConfig (env: Env = process.env): Config {
       rpId: nonEmpty(env, 'RP_ID') ?? publicUrl.hostname,
       rpName,
       origin: publicUrl.origin,
-      privilegedAaguids: list(env.PRIVILEGED_AAGUIDS).map((a) => a.toLowerCase())
+      privilegedAaguids: list(env.PRIVILEGED_AAGUIDS).map((a) => a.toLowerCase()),
+      ...fidoMetadata(env, sandbox)
     },
     totpIssuer: nonEmpty(env, 'TOTP_ISSUER') ?? rpName,
     trustedNetworks,
     stepUpMs: integer(env, 'STEP_UP_MINUTES', 10, 1, 60) * 60_000,
     accessPass,
     resetWindowMs: integer(env, 'RESET_WINDOW_DAYS', 3, 1, 30) * 86_400_000,
+    twoPersonRule: {
+      enabled: flag(env, 'TWO_PERSON_RULE', true),
+      requestLifetimeMs: integer(env, 'TWO_PERSON_REQUEST_HOURS', 24, 1, 24 * 7) * 3_600_000
+    },
     staffPasskeyRequired: flag(env, 'STAFF_PASSKEY_REQUIRED', true),
     passwordSignIn: flag(env, 'PASSWORD_SIGNIN', true),
     smsCounts: flag(env, 'SMS_COUNTS', true),
     sweepIntervalMs: integer(env, 'SWEEP_INTERVAL', 5, 0, 24 * 60) * 60_000,
     mail: { smtpUrl, from: nonEmpty(env, 'MAIL_FROM') ?? `${rpName} <no-reply@${publicUrl.hostname}>` },
     sms: { provider: smsProvider as Config['sms']['provider'], twilio, sns },
+    smsLimits: {
+      allowedCountries: smsAllowedCountries(env, region),
+      perNumberPerHour: integer(env, 'SMS_MAX_PER_NUMBER_PER_HOUR', 5, 1, 1000),
+      perAddressPerHour: integer(env, 'SMS_MAX_PER_ADDRESS_PER_HOUR', 20, 1, 100_000),
+      perHour: integer(env, 'SMS_MAX_PER_HOUR', 500, 1, 1_000_000)
+    },
     warnings
   }
   // Without passwords, Microsoft sign-in must exist, or nobody without a passkey yet could get in at all.
@@ -272,6 +318,37 @@ export function loadConfig (env: Env = process.env): Config {
     throw new ConfigError('PUBLIC_URL', 'must be an https:// address in production (session cookies are Secure)')
   }
   return deepFreeze(config)
+}
+
+/**
+ * SMS_ALLOWED_COUNTRIES: two-letter codes of the countries whose mobile numbers may be texted. By default only the
+ * PHONE_DEFAULT_REGION's country: toll fraud pays out on numbers abroad, so every other country is the operator's
+ * explicit choice.
+ */
+function smsAllowedCountries (env: Env, region: CountryCode): CountryCode[] {
+  const codes = list(env.SMS_ALLOWED_COUNTRIES).map((code) => code.toUpperCase())
+  for (const code of codes) {
+    if (!isSupportedCountry(code)) throw new ConfigError('SMS_ALLOWED_COUNTRIES', `expected a comma-separated list of two-letter country codes such as US,CA,GB, got "${code}"`)
+  }
+  return codes.length === 0 ? [region] : [...new Set(codes)] as CountryCode[]
+}
+
+/**
+ * FIDO_MDS_FILE and FIDO_MDS_ROOT_CERT. With PRIVILEGED_AAGUIDS the AAGUID must be proven by attestation against
+ * the metadata, or the allow-list only checks what an authenticator claims; so outside the sandbox it is required.
+ */
+function fidoMetadata (env: Env, sandbox: boolean): { metadataFile: string | undefined, metadataRoot: string | undefined } {
+  const file = nonEmpty(env, 'FIDO_MDS_FILE')
+  if (file === undefined && list(env.PRIVILEGED_AAGUIDS).length > 0 && !sandbox) {
+    throw new ConfigError('FIDO_MDS_FILE', 'required when PRIVILEGED_AAGUIDS is set: the path of the FIDO Metadata Service BLOB downloaded from https://mds3.fidoalliance.org/')
+  }
+  if (file !== undefined && !existsSync(file)) throw new ConfigError('FIDO_MDS_FILE', `no such file: ${file}`)
+  const rootFile = nonEmpty(env, 'FIDO_MDS_ROOT_CERT')
+  const root = rootFile !== undefined && existsSync(rootFile) ? readFileSync(rootFile, 'utf8') : undefined
+  if (rootFile !== undefined && root?.includes('-----BEGIN CERTIFICATE-----') !== true) {
+    throw new ConfigError('FIDO_MDS_ROOT_CERT', `expected a PEM certificate file, got ${rootFile}`)
+  }
+  return { metadataFile: file === undefined ? undefined : path.resolve(file), metadataRoot: root }
 }
 
 function nonEmpty (env: Env, name: string): string | undefined {
@@ -322,16 +399,77 @@ function parseKey (text: string): Buffer {
   return key
 }
 
-function parseTrustProxy (text: string | undefined): boolean | string {
+/**
+ * TRUST_PROXY: a list of proxy addresses/CIDRs, or a hop count. "true" is refused: Fastify would then take the
+ * left-most X-Forwarded-For entry, which the client writes itself, as the client address.
+ */
+function parseTrustProxy (text: string | undefined): TrustProxy {
   const value = text?.trim() ?? ''
-  if (value === '' || value === 'false') return false
-  if (value === 'true') return true
-  for (const entry of list(value)) {
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry)) {
-      throw new ConfigError('TRUST_PROXY', `expected true, false or a comma-separated list of proxy IPs/CIDRs, got "${entry}"`)
+  if (value === '' || value === 'false' || /^0+$/.test(value)) return false
+  if (value === 'true') {
+    throw new ConfigError('TRUST_PROXY', 'true would believe any address a client writes in X-Forwarded-For; list the proxy addresses or CIDRs in front of the portal (e.g. 10.20.0.5,10.20.0.6) or give the number of proxies (e.g. 1)')
+  }
+  if (/^\d+$/.test(value)) {
+    if (Number(value) > 10) throw new ConfigError('TRUST_PROXY', `expected a number of proxies from 1 to 10, got "${value}"`)
+    return { hops: Number(value) }
+  }
+  const proxies = list(value)
+  for (const entry of proxies) {
+    if (!isCidr(entry, true)) {
+      throw new ConfigError('TRUST_PROXY', `expected false, a comma-separated list of proxy IPs/CIDRs or a number of proxies, got "${entry}"`)
     }
   }
-  return value
+  return { proxies }
+}
+
+function isCidr (text: string, addressAlone: boolean): boolean {
+  const [address, prefix, extra] = text.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  if (prefix === undefined) return addressAlone
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32)
+}
+
+/**
+ * A trusted network that holds a proxy makes everyone look "on the office network" whenever the proxy's own
+ * address is taken as the client's (a request without X-Forwarded-For, a proxy that does not add it).
+ * CIDR ranges are nested or apart, so two overlap exactly when one holds an address of the other.
+ */
+function proxiesOnTrustedNetworks (proxies: readonly string[], trustedNetworks: readonly string[]): string[] {
+  const warnings: string[] = []
+  for (const cidr of trustedNetworks) {
+    const trusted = blockListOf(cidr)
+    for (const proxy of proxies) {
+      const proxyAddress = proxy.split('/')[0]
+      if (trusted.check(proxyAddress, familyOf(proxyAddress)) || blockListOf(proxy).check(cidr.split('/')[0], familyOf(cidr))) {
+        warnings.push(`TRUSTED_NETWORKS: ${cidr} contains the proxy ${proxy} (TRUST_PROXY); a request that reaches the portal with the proxy's address would count as on the trusted network. Keep proxies out of TRUSTED_NETWORKS.`)
+      }
+    }
+  }
+  return warnings
+}
+
+function familyOf (cidrOrAddress: string): 'ipv4' | 'ipv6' {
+  return isIPv6(cidrOrAddress.split('/')[0]) ? 'ipv6' : 'ipv4'
+}
+
+function blockListOf (cidrOrAddress: string): BlockList {
+  const [address, prefix] = cidrOrAddress.split('/')
+  const family = familyOf(address)
+  const blockList = new BlockList()
+  blockList.addSubnet(address, prefix === undefined ? (family === 'ipv6' ? 128 : 32) : Number(prefix), family)
+  return blockList
+}
+
+/**
+ * Fastify's trustProxy for the setting. A hop count is given as "the first n hops from the socket are proxies":
+ * Fastify 5 takes a bare number as trusting no hop at all, which would make every user look like the proxy.
+ */
+export function fastifyTrustProxy (setting: TrustProxy): false | string[] | ((address: string, hop: number) => boolean) {
+  if (setting === false) return false
+  if ('proxies' in setting) return [...setting.proxies]
+  const { hops } = setting
+  return (_address, hop) => hop < hops
 }
 
 function list (text: string | undefined): string[] {

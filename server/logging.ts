@@ -22,9 +22,46 @@ export const REDACT_PATHS = [
   'config.encryptionKey'
 ]
 
-export function loggerOptions (config: Config): LoggerOptions {
+// Query parameters that carry one-time secrets: "This wasn't me" tokens, the Microsoft callback's code and state.
+const SECRET_PARAMS = ['token', 'code', 'state', 'session_state', 'id_token', 'pass']
+// Path segments that are secrets themselves: the invitation link's token.
+const SECRET_PATHS = /^(\/invite\/)[^/?#]+/
+
+/** The request URL as it may be logged: secret query values and invitation tokens replaced by [redacted]. */
+export function redactUrl (url: string): string {
+  const query = url.indexOf('?')
+  const pathPart = (query === -1 ? url : url.slice(0, query)).replace(SECRET_PATHS, '$1[redacted]')
+  if (query === -1) return pathPart
+  const params = url.slice(query + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    let name = eq === -1 ? pair : pair.slice(0, eq)
+    try { name = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {}
+    return eq !== -1 && SECRET_PARAMS.includes(name.toLowerCase()) ? `${pair.slice(0, eq)}=[redacted]` : pair
+  })
+  return `${pathPart}?${params.join('&')}`
+}
+
+interface LoggedRequest {
+  method: string
+  url: string
+  ip?: string
+  host?: string
+  socket?: { remotePort?: number }
+}
+
+export function loggerOptions (config: Pick<Config, 'logLevel'>): LoggerOptions {
   return {
     level: config.logLevel,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' }
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request fields, with the URL cleaned of secrets.
+      req: (request: LoggedRequest) => ({
+        method: request.method,
+        url: typeof request.url === 'string' ? redactUrl(request.url) : request.url,
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      })
+    }
   }
 }

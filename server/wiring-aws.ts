@@ -1,9 +1,7 @@
 import pino from 'pino'
-import { SqliteInvitationStore } from './db/invitations.ts'
 import { SqliteProviderEnrollmentStore } from './db/provider-enrollments.ts'
 import { Sealer } from './db/sealing.ts'
-import { InvitationService } from './domain/invitations.ts'
-import { KeyedHasher } from './domain/keyed-hash.ts'
+import type { InvitationService } from './domain/invitations.ts'
 import type { AccountNotifier } from './domain/notifications.ts'
 import { VirtualMfaEnrollmentService, type VirtualMfaProvider } from './domain/virtual-mfa-enrollment.ts'
 import { loggerOptions } from './logging.ts'
@@ -24,7 +22,7 @@ const built = new WeakMap<Services, AwsPortalServices>()
 export function awsPortalServices (services: Services): AwsPortalServices {
   const existing = built.get(services)
   if (existing !== undefined) return existing
-  const { config, database, clock, audit, regulator, guard, methods, engine, users } = services
+  const { config, database, clock, audit, regulator, guard, methods, engine } = services
   const log = pino(loggerOptions(config))
   const notifier: AccountNotifier = services.notifier
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -38,7 +36,8 @@ export function awsPortalServices (services: Services): AwsPortalServices {
       },
       methods, regulator, guard, audit, notifier, engine, clock, log
     ),
-    invitations: new InvitationService(new SqliteInvitationStore(database.db), users, new KeyedHasher(config.encryptionKey), notifier, audit, clock, config.publicUrl)
+    // Built with the helpdesk in wiring.ts: invitations for privileged accounts go through the two-person rule.
+    invitations: services.invitations
   }
   built.set(services, aws)
   return aws

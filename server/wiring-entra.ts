@@ -55,7 +55,7 @@ function buildPortal (services: Services, provider: EntraProvider): EntraPortal 
   return {
     provider,
     signIn,
-    phones: new EntraPhoneService(provider, store, audit, config.phoneDefaultRegion),
+    phones: new EntraPhoneService(provider, store, guard, audit, config.phoneDefaultRegion),
     enrollment: new EntraEnrollmentService(provider, store, methods, regulator, guard, notifier, audit, clock,
       (userId) => { engine.refreshUser(userId) }, { hardwareOath: provider.config.hardwareOath, issuer: config.totpIssuer })
   }

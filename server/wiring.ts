@@ -1,3 +1,6 @@
+import { hkdfSync } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { Signer } from '@fastify/cookie'
 import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
@@ -13,7 +16,12 @@ import { openDatabase, type Database } from './db/connection.ts'
 import { applyMigrations } from './db/migrate.ts'
 import { SqliteSessionStore } from './db/sessions.ts'
 import { SqliteThrottleStore } from './db/throttles.ts'
+import { KnownDevices } from './domain/known-devices.ts'
 import { SqliteUserStore } from './db/users.ts'
+import { SqliteApprovalStore } from './db/approvals.ts'
+import { SqliteInvitationStore } from './db/invitations.ts'
+import { ApprovalService } from './domain/approvals.ts'
+import { InvitationService } from './domain/invitations.ts'
 import { systemClock, type Clock } from './domain/clock.ts'
 import { CampaignService } from './domain/campaigns.ts'
 import { EnforcementEngine, DEFAULT_ENGINE_SETTINGS, type EngineSettings, type EngineStore } from './domain/engine.ts'
@@ -25,7 +33,9 @@ import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
 import type { SmsSender } from './domain/notifications.ts'
 import { AccessPassService } from './domain/passes.ts'
 import { PasskeyService } from './domain/passkeys.ts'
+import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
+import { SmsSendLimits } from './domain/sms-limits.ts'
 import { Regulator } from './domain/regulation.ts'
 import { ReminderService } from './domain/reminders.ts'
 import { TotpService } from './domain/totp.ts'
@@ -68,6 +78,10 @@ export interface Services {
   campaigns: CampaignService
   reminders: ReminderService
   helpdesk: HelpdeskService
+  /** Sign-in invitations e-mailed by the helpdesk (people without a portal password, such as IAM users). */
+  invitations: InvitationService
+  /** The two-person rule: requests for passes, resets and invitations on privileged accounts. */
+  approvals: ApprovalService
   /** Emails to people (SMTP, or the sandbox outbox). */
   notifier: EmailNotifier
   /** Every configured provider by name ('local' always). */
@@ -103,10 +117,13 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const regulator = new Regulator(throttles, clock)
   const sessions = new SqliteSessionStore(database.sqlite, clock, config.session)
   const { signIn: limits } = config
+  // Device cookies are signed with @fastify/cookie's Signer under a key of their own, derived from the session secret.
+  const deviceSigner = new Signer(Buffer.from(hkdfSync('sha256', config.sessionSecret, Buffer.alloc(0), 'mfa-rollout device cookie v1', 32)))
+  const devices = new KnownDevices(deviceSigner, new KeyedHasher(config.encryptionKey), () => clock.now(), { lifetimeMs: limits.deviceLifetimeMs, secure: config.session.secureCookie })
   const signIn = new SignInService(users, regulator, audit, {
     account: { maxFailures: limits.maxFailuresPerAccount, windowMs: limits.windowMs, lockoutMs: limits.lockoutMs },
     ip: { maxFailures: limits.maxFailuresPerIp, windowMs: limits.windowMs, lockoutMs: limits.lockoutMs }
-  }, () => clock.now())
+  }, devices, () => clock.now())
 
   const log = overrides.log ?? pino(loggerOptions(config))
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
@@ -124,7 +141,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   // The engine is built below; method changes reach it through this late-bound hook.
   let engineRef: EnforcementEngine | undefined
   let engineStoreRef: EngineStore | undefined
-  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
+  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
     isBreakGlass: (userId) => {
       const exemption = engineStoreRef?.facts(userId)?.exemption
       return exemption?.kind === 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt > clock.now())
@@ -159,6 +176,14 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   engineStoreRef = engineStore
   const campaigns = new CampaignService(campaignStore, engine, audit, clock)
   const passes = new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock)
+  // Approved requests are carried out by the services that also make the requests (late-bound: built just below).
+  const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.db), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
+    pass: async (request, approver) => await helpdesk.issueApprovedPass(request, approver),
+    reset: async (request, approver) => await helpdesk.resetApproved(request, approver),
+    invitation: async (request, approver) => await invitations.issueApproved(request, approver)
+  }))
+  const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers)
+  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals)
 
   return {
     config,
@@ -178,10 +203,10 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     guard,
     lifecycle,
     totp: new TotpService(methods, pending, regulator, guard, lifecycle, audit, clock, config.totpIssuer),
-    phone: new PhoneService(methods, pending, sms, hasher, guard, lifecycle, audit, clock, {
+    phone: new PhoneService(methods, pending, sms, new SmsSendLimits(regulator, hasher, audit, clock, config.smsLimits), hasher, guard, lifecycle, audit, clock, {
       source: config.phoneSource, defaultRegion: config.phoneDefaultRegion, organisation: config.webauthn.rpName
     }),
-    passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, config.webauthn),
+    passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, { ...config.webauthn, metadata: authenticatorMetadata(config, log, clock) }),
     passes,
     engineStore,
     engine,
@@ -189,7 +214,9 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     providers,
     notifier,
     directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.sqlite), engine, audit, clock, config.phoneDefaultRegion),
-    helpdesk: new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, providers),
+    helpdesk,
+    invitations,
+    approvals,
     reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
     dashboard: new SqliteDashboardStore(database.sqlite),
     close: () => database.close()
@@ -202,4 +229,23 @@ function smsSender (config: Config, outbox: SqliteOutbox, clock: Clock): SmsSend
     case 'aws-sns': return new SnsSms(config.sms.sns!)
     default: return new OutboxSms(outbox, clock)
   }
+}
+
+/**
+ * The FIDO metadata that proves privileged users' authenticators (FIDO_MDS_FILE), verified in the background at
+ * start. A file that fails verification, or is past its nextUpdate, is reported in the log; privileged users
+ * cannot register a passkey under PRIVILEGED_AAGUIDS until a good file is in place and the portal restarted.
+ */
+function authenticatorMetadata (config: Config, log: Logger, clock: Clock): Promise<AuthenticatorMetadata> | undefined {
+  const { metadataFile, metadataRoot } = config.webauthn
+  if (metadataFile === undefined) return undefined
+  const metadata = AuthenticatorMetadata.fromBlob(readFileSync(metadataFile, 'utf8'), metadataRoot)
+  metadata.then((loaded) => {
+    if (loaded.nextUpdate < clock.now()) {
+      log.error({ file: metadataFile, serial: loaded.serial, nextUpdate: loaded.nextUpdate.toISOString() }, 'FIDO_MDS_FILE is out of date: download a fresh BLOB from https://mds3.fidoalliance.org/ and restart')
+    }
+  }, (err: unknown) => {
+    log.error({ file: metadataFile, err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, 'FIDO_MDS_FILE could not be verified, so privileged users cannot register passkeys: replace it with a BLOB from https://mds3.fidoalliance.org/ and restart')
+  })
+  return metadata
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
-import type { DirectoryRecord, DirectorySyncStore, SyncRun } from '../domain/directory-sync.ts'
+import { adoptionRefusal, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../domain/directory-sync.ts'
 
 /** Directory sync's storage: users keyed by (provider, external id), and one row per run. */
 export class SqliteDirectorySyncStore implements DirectorySyncStore {
@@ -15,7 +15,10 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
       latest: s(`SELECT id, provider, started_at AS startedAt, finished_at AS finishedAt, status, seen, created, updated, skipped,
         registration_source AS registrationSource, error FROM directory_syncs WHERE provider = ? ORDER BY id DESC LIMIT 1`),
       byExternal: s('SELECT id FROM users WHERE provider = ? AND external_id = ?').pluck(),
-      byEmail: s('SELECT id, provider, external_id AS externalId FROM users WHERE email = ?'),
+      // Whether the account ever signed in comes from the audit log (signin.success names the user as subject).
+      byEmail: s(`SELECT id, provider, external_id AS externalId, role,
+        EXISTS (SELECT 1 FROM audit_events WHERE subject_user_id = users.id AND action = 'signin.success') AS signedIn
+        FROM users WHERE email = ?`),
       insert: s(`INSERT INTO users (id, email, display_name, role, privileged, provider, external_id, disabled, phone, provider_methods, provider_attributes,
         synced_at, first_seen_at, created_at, updated_at)
         VALUES (@id, @email, @displayName, 'user', @privileged, @provider, @externalId, @disabled, @phone, @methods, @attributes, @now, @now, @now, @now)`),
@@ -37,15 +40,18 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
     return this.statements.byExternal.get(provider, externalId) !== undefined
   }
 
-  upsert (provider: string, record: DirectoryRecord, now: Date): { userId: string, created: boolean } | { conflict: string } {
-    return this.sqlite.transaction(() => {
+  upsert (provider: string, record: DirectoryRecord, now: Date): UpsertResult {
+    return this.sqlite.transaction((): UpsertResult => {
       let id = this.statements.byExternal.get(provider, record.externalId) as string | undefined
+      let adopted = false
       if (id === undefined) {
-        const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null } | undefined
-        // A portal account created before the directory was connected (same email, no provider id) is adopted;
-        // one that belongs to another directory entry is not overwritten.
-        if (sameEmail !== undefined && sameEmail.externalId !== null) return { conflict: `email ${record.email} belongs to ${sameEmail.provider} user ${sameEmail.externalId}` }
-        id = sameEmail?.id
+        const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null, role: string, signedIn: number } | undefined
+        if (sameEmail !== undefined) {
+          const refusal = adoptionRefusal(sameEmail)
+          if (refusal !== null) return { conflict: `email ${record.email} ${refusal}`, existingUserId: sameEmail.id }
+          id = sameEmail.id
+          adopted = true
+        }
       }
       const values = {
         email: record.email, displayName: record.displayName, privileged: record.privileged ? 1 : 0, provider, externalId: record.externalId,
@@ -60,7 +66,7 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
       }
       this.statements.clearGroups.run(id)
       for (const group of record.groups) this.statements.addGroup.run(id, group)
-      return { userId: id, created }
+      return { userId: id, created, adopted }
     }).immediate()
   }
 

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
 import type { Clock } from '../domain/clock.ts'
 import type { EntraEnrollmentStore, PendingOath } from '../domain/entra-enrollment.ts'
-import type { EntraPhoneStore } from '../domain/entra-phones.ts'
+import type { EntraPhoneStore, EntraPhoneUser } from '../domain/entra-phones.ts'
 import { providerSeedBinding } from './provider-enrollments.ts'
 import type { Sealer } from './sealing.ts'
 
 const KIND = 'entra_oath'
+
+type PhoneUserRow = Omit<EntraPhoneUser, 'privileged'> & { privileged: number }
 
 /** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
 export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
@@ -23,9 +25,9 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
       release: s('UPDATE provider_enrollments SET completed_at = NULL, attempts = attempts + 1 WHERE id = ? AND device_id IS NULL'),
       complete: s('UPDATE provider_enrollments SET device_id = ?, secret_sealed = NULL WHERE id = ?'),
       setMethods: s('UPDATE users SET provider_methods = ?, updated_at = ? WHERE id = ?'),
-      withPhones: s(`SELECT id AS userId, email, external_id AS externalId, phone FROM users
+      withPhones: s(`SELECT id AS userId, email, external_id AS externalId, phone, privileged, role FROM users
         WHERE provider = 'entra' AND external_id IS NOT NULL AND disabled = 0 AND phone IS NOT NULL ORDER BY email`),
-      byExternal: s("SELECT id AS userId, email, external_id AS externalId FROM users WHERE provider = 'entra' AND external_id = ?")
+      byExternal: s("SELECT id AS userId, email, external_id AS externalId, privileged, role FROM users WHERE provider = 'entra' AND external_id = ?")
     }
   }
 
@@ -59,15 +61,15 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
     this.statements.setMethods.run(JSON.stringify(kinds), this.clock.now().getTime(), userId)
   }
 
-  entraUsersWithPhones (): Array<{ userId: string, email: string, externalId: string, phone: string }> {
-    return this.statements.withPhones.all() as Array<{ userId: string, email: string, externalId: string, phone: string }>
+  entraUsersWithPhones (): Array<EntraPhoneUser & { externalId: string, phone: string }> {
+    return (this.statements.withPhones.all() as Array<PhoneUserRow & { externalId: string, phone: string }>).map((row) => ({ ...row, privileged: row.privileged === 1 }))
   }
 
-  entraUsersByExternalId (externalIds: readonly string[]): Map<string, { userId: string, email: string }> {
-    const found = new Map<string, { userId: string, email: string }>()
+  entraUsersByExternalId (externalIds: readonly string[]): Map<string, EntraPhoneUser> {
+    const found = new Map<string, EntraPhoneUser>()
     for (const externalId of new Set(externalIds)) {
-      const row = this.statements.byExternal.get(externalId) as { userId: string, email: string } | undefined
-      if (row !== undefined) found.set(externalId, row)
+      const row = this.statements.byExternal.get(externalId) as PhoneUserRow | undefined
+      if (row !== undefined) found.set(externalId, { userId: row.userId, email: row.email, privileged: row.privileged === 1, role: row.role })
     }
     return found
   }

@@ -380,3 +380,29 @@ export const rolloutSnapshots = sqliteTable('rollout_snapshots', {
   /** JSON object: state -> count. */
   counts: text('counts').notNull()
 })
+
+// ---- Two-person rule (issue #12) ----
+
+/**
+ * Requests for a pass, reset or invitation on a privileged or staff account, waiting for a second administrator.
+ * No secret is kept here: the pass is made only when the request is approved, and shown once to the approver.
+ */
+export const approvalRequests = sqliteTable('approval_requests', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ['pass', 'reset', 'invitation'] }).notNull(),
+  /** JSON object: the options the requester chose (pass lifetime, one time, pass with a reset). */
+  options: text('options').notNull().default('{}'),
+  reason: text('reason').notNull(),
+  requestedBy: text('requested_by').notNull().references(() => users.id),
+  requestedAt: integer('requested_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  status: text('status', { enum: ['pending', 'approved', 'refused', 'withdrawn', 'expired'] }).notNull().default('pending'),
+  decidedBy: text('decided_by').references(() => users.id),
+  decidedAt: integer('decided_at')
+}, (t) => [
+  // One waiting request per person and kind: a second one would be approved twice over.
+  uniqueIndex('approval_requests_one_pending').on(t.userId, t.kind).where(sql`${t.status} = 'pending'`),
+  index('approval_requests_status').on(t.status, t.expiresAt),
+  index('approval_requests_user').on(t.userId, t.requestedAt)
+])

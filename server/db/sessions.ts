@@ -9,8 +9,10 @@ export interface SessionAuth {
   lastSeenAt: number
   /** When this session last proved a second factor (passkey sign-in, step-up). */
   stepUpAt?: number
-  /** Opened with a temporary access pass: may only enroll methods and sign out. */
+  /** Opened with a temporary access pass or an invitation: may only enroll methods and sign out. */
   passSession?: boolean
+  /** A pass session ends then (the pass's expiry; an invitation session's hour), ms since epoch. */
+  passUntil?: number
   /** Password accepted, but MFA is enforced for the user: only the second-factor step and sign-out are open. */
   secondFactorPending?: boolean
   /** The second factor owed must be a passkey (staff accounts that hold one). */
@@ -64,7 +66,7 @@ export class SqliteSessionStore implements SessionRevoker {
       const now = this.clock.now().getTime()
       const expiresAt = auth === undefined
         ? now + this.timeouts.idleMs
-        : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs)
+        : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs, auth.passUntil ?? Infinity)
       this.upsert.run(sid, auth?.userId ?? null, JSON.stringify(session), expiresAt)
       callback()
     } catch (err) {

@@ -5,12 +5,17 @@ import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import type { Actor } from './users.ts'
 
-/** What a token may do. Each API route names the one scope it needs. */
-export const API_SCOPES = ['phones:write', 'status:read', 'compliance:read'] as const
+/**
+ * What a token may do. Each API route names the one scope it needs; `phones:write-privileged` is never enough on its
+ * own: it widens phones:write to privileged users (directory administrators, staff), whom a feed's token skips.
+ * Tokens are created by administrators only (admin console, with a step-up), so only they can grant it.
+ */
+export const API_SCOPES = ['phones:write', 'phones:write-privileged', 'status:read', 'compliance:read'] as const
 export type ApiScope = typeof API_SCOPES[number]
 
 export const SCOPE_LABELS: Record<ApiScope, string> = {
   'phones:write': 'Set users\' mobile numbers (from an HR or directory feed)',
+  'phones:write-privileged': 'Also pre-populate the MFA phone of privileged users, such as directory administrators (with phones:write; grant with care)',
   'status:read': 'Read one user\'s rollout status',
   'compliance:read': 'Read the compliance export'
 }

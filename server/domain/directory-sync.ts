@@ -34,10 +34,31 @@ export interface SyncRun {
   error: string | null
 }
 
+export type UpsertResult =
+  | { userId: string, created: boolean, adopted: boolean }
+  | { conflict: string, existingUserId: string }
+
+/**
+ * Why a portal account that shares a directory user's email must not become that directory user, or null when it
+ * may. An email is a claim, not an identity (a directory admin, or anyone able to set an IAM tag, can write any
+ * address): adopting would hand the account's methods and sessions to the directory entry and let the directory
+ * disable it. So staff accounts are never adopted, nor is any account that has signed in, nor one that already
+ * belongs to a directory entry. What remains is the account imported before the directory was connected.
+ */
+export function adoptionRefusal (account: { provider: string, externalId: string | null, role: string, signedIn: number | boolean }): string | null {
+  if (account.externalId !== null) return `belongs to ${account.provider} user ${account.externalId}`
+  if (account.role !== 'user') return `belongs to a portal ${account.role} account, which a directory never takes over`
+  if (account.signedIn !== 0 && account.signedIn !== false) return 'belongs to a portal account that has signed in, which a directory never takes over by email'
+  return null
+}
+
 export interface DirectorySyncStore {
   begin(provider: string, now: Date): number
-  /** Inserts or updates by (provider, external id); adopts a portal account with the same email that has no provider id yet. */
-  upsert(provider: string, record: DirectoryRecord, now: Date): { userId: string, created: boolean } | { conflict: string }
+  /**
+   * Inserts or updates by (provider, external id). A portal account with the same email is adopted only where
+   * adoptionRefusal allows it; otherwise the record is a conflict and nothing is written.
+   */
+  upsert(provider: string, record: DirectoryRecord, now: Date): UpsertResult
   /** Whether (provider, external id) is already known (disabled accounts are only updated, never created). */
   exists(provider: string, externalId: string): boolean
   /** Marks users of the provider not seen since `since` as disabled (gone from the directory); returns their ids. */
@@ -82,7 +103,14 @@ export class DirectorySyncService {
           if (!user.enabled && !this.store.exists(provider.name, user.externalId)) { report.skipped++; continue }
           const record = await this.record(provider, user, report)
           const result = this.store.upsert(provider.name, record, this.clock.now())
-          if ('conflict' in result) { report.skipped++; continue }
+          if ('conflict' in result) {
+            report.skipped++
+            this.audit.append({ action: 'directory.adoption_refused', actorId: actor.id, actorLabel: actor.label, subjectUserId: result.existingUserId, details: { provider: provider.name, externalId: record.externalId, reason: result.conflict } })
+            continue
+          }
+          if (result.adopted) {
+            this.audit.append({ action: 'directory.adopted', actorId: actor.id, actorLabel: actor.label, subjectUserId: result.userId, details: { provider: provider.name, externalId: record.externalId, email: record.email } })
+          }
           if (result.created) report.created++
           else report.updated++
           this.engine.refreshUser(result.userId)

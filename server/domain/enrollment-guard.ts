@@ -40,7 +40,14 @@ export class EnrollmentGuard {
     return context.passSession || (context.stepUpAt !== null && context.now - context.stepUpAt < this.stepUpMs)
   }
 
-  assertMayAdd (existingMethods: number, context: ChangeContext): void {
+  /**
+   * May this session add a method for `user`, who holds `portalMethods` here? Methods their directory reports
+   * (Entra, IAM: `providerMethods`) count as much as the portal's own: an account with Microsoft Authenticator in
+   * Entra is not setting up a "first" method, whichever page the next one is added on. Taking the user (not a
+   * count) is what keeps a caller from forgetting the directory.
+   */
+  assertMayAdd (user: Pick<User, 'providerMethods'>, portalMethods: number, context: ChangeContext): void {
+    const existingMethods = portalMethods + user.providerMethods.length
     if (existingMethods === 0) {
       if (context.passSession || this.isTrusted(context.clientIp)) return
       if (context.reenrollUntil !== null && context.reenrollUntil > context.now) return
@@ -48,7 +55,25 @@ export class EnrollmentGuard {
         'For your security, your first sign-in method can only be set up from your organisation\'s network, ' +
         'with a temporary access pass from the helpdesk, or within a few days of the helpdesk resetting your methods. Connect to the office network or VPN, or ask the helpdesk for a pass.')
     }
+    if (portalMethods === 0 && !this.hasFreshStepUp(context)) {
+      throw new DomainError('step_up_required',
+        'Your account already has a sign-in method in your organisation\'s directory, so to add another, first confirm it\'s you: ' +
+        'sign in again using that method (for a Microsoft account, "Sign in with Microsoft"), or ask the helpdesk for a temporary access pass.',
+        { heldAt: 'directory' })
+    }
     this.assertStepUp(context)
+  }
+
+  /**
+   * May this session overwrite or remove a method held at the directory (Entra's mobile MFA number, an IAM device)?
+   * That replaces what the owner relies on to sign in everywhere, not only here, so only with a recent step-up with
+   * an existing method. A pass session or a helpdesk reset window is no such proof: both exist because the user may
+   * have lost their methods, so they let a user add, never take the place of what the account already holds.
+   */
+  hasProvenExistingMethod (context: ChangeContext): boolean {
+    if (context.passSession) return false
+    if (context.reenrollUntil !== null && context.reenrollUntil > context.now) return false
+    return context.stepUpAt !== null && context.now - context.stepUpAt < this.stepUpMs
   }
 
   assertMayRemove (user: Pick<User, 'enforcedAt'>, existingMethods: number, context: ChangeContext): void {

@@ -73,17 +73,10 @@ export class EntraEnrollmentService {
     return this.settings.hardwareOath
   }
 
-  /**
-   * Methods the user already has anywhere (the portal's and Entra's): with one, adding another needs a fresh
-   * step-up, exactly as for portal methods.
-   */
-  existingMethods (user: User): number {
-    return this.methods.countFor(user.id) + user.providerMethods.length
-  }
-
+  /** The one guard, which counts the user's methods in the portal and in Entra alike. */
   assertMayAdd (user: User, context: ChangeContext): void {
     this.entraUser(user)
-    this.guard.assertMayAdd(this.existingMethods(user), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
   }
 
   /** Starts (or restarts) an authenticator-app setup with a fresh secret. */

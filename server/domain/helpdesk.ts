@@ -1,3 +1,4 @@
+import { actingPermission, assertApproved, type ApprovalListing, type ApprovalRequest, type ApprovalService, type PendingApproval, type StaffActor } from './approvals.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
 import { cleanReason, minute } from './reasons.ts'
 import type { CampaignService } from './campaigns.ts'
@@ -9,7 +10,7 @@ import type { AuthMethod, MethodStore } from './methods.ts'
 import type { AccountNotifier } from './notifications.ts'
 import type { AccessPassService } from './passes.ts'
 import { ProviderError, type IdentityProvider, type ProviderName } from './provider.ts'
-import type { Actor, SessionRevoker, User, UserStore, UserSummary } from './users.ts'
+import type { SessionRevoker, User, UserStore, UserSummary } from './users.ts'
 
 export interface HelpdeskSettings {
   accessPass: { minMinutes: number, defaultMinutes: number, maxMinutes: number }
@@ -25,8 +26,13 @@ export interface UserProfile {
   /** Method kinds the provider reports (synced), shown beside the portal's own. */
   providerMethods: string[]
   timeline: AuditRecord[]
-  /** Whether the person looking may act on this account (not themselves; helpdesk staff only on ordinary users). */
+  /** Whether the person looking may act on this account (not themselves; helpdesk staff not on staff or privileged accounts). */
   actionable: { allowed: boolean, why: string | null }
+  /**
+   * The two-person rule for this account: whether passes, resets and invitations are requests a second
+   * administrator approves, how many administrators could approve one from the viewer, and what is waiting.
+   */
+  approval: { required: boolean, approvers: number, lifetimeHours: number, pending: ApprovalListing[] }
 }
 
 /** A pass to show once: issued by the portal (for the portal's pass sign-in) or by the user's provider. */
@@ -39,13 +45,18 @@ export interface IssuedPass {
   subject: Pick<User, 'id' | 'email' | 'displayName'>
 }
 
+/** What a reset did, for the page that reports it (and shows its pass once). */
+export interface ResetOutcome { removed: number, reenrollUntil: Date, pass: IssuedPass | null }
+
 export const SEARCH_PAGE = 20
 const TIMELINE_LENGTH = 50
 
 /**
  * The helpdesk's work (DESIGN.md personas): find a person, see where they stand and why, and unblock them safely.
  * Every action needs a reason, is audited, and tells the user by email. Staff never act on themselves, and
- * helpdesk staff only on ordinary users (a helpdesk account must not be able to take over an admin's).
+ * helpdesk staff only on ordinary users: not on staff, nor on privileged (directory administrator) accounts, which
+ * a helpdesk account must not be able to take over. For those accounts a pass, a reset or an invitation is a
+ * request a second administrator approves (the two-person rule, see approvals.ts).
  */
 export class HelpdeskService {
   constructor (
@@ -59,6 +70,7 @@ export class HelpdeskService {
     private readonly notifier: AccountNotifier,
     private readonly clock: Clock,
     private readonly settings: HelpdeskSettings,
+    private readonly approvals: ApprovalService,
     /** Configured providers by name: a provider with its own passes (Entra) issues them for its users. */
     private readonly providers: Readonly<Record<string, IdentityProvider>> = {}
   ) {}
@@ -83,24 +95,48 @@ export class HelpdeskService {
       methods: this.methods.listFor(userId),
       providerMethods: user.providerMethods,
       timeline: this.audit.list({ subjectUserId: userId, limit: TIMELINE_LENGTH }),
-      actionable: permission(viewer, user)
+      actionable: actingPermission(viewer, user),
+      approval: {
+        required: this.approvals.required(user),
+        approvers: this.approvals.approversFor(viewer.id, user.id),
+        lifetimeHours: Math.round(this.approvals.requestLifetimeMs / 3_600_000),
+        pending: this.approvals.pendingFor(userId)
+      }
     }
   }
 
-  /** A temporary access pass, shown once to the caller and never stored in the clear. One per user: it replaces any other. */
-  async issuePass (userId: string, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: Actor & { role: User['role'] }): Promise<IssuedPass> {
+  /**
+   * A temporary access pass, shown once to the caller and never stored in the clear. One per user: it replaces any
+   * other. For a privileged account under the two-person rule it is only requested here (see issueApprovedPass).
+   */
+  async issuePass (userId: string, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: StaffActor): Promise<IssuedPass | PendingApproval> {
     const user = this.target(userId, actor)
     const reason = cleanReason(options.reason)
-    const provider = this.providers[user.provider]
-    if (provider?.capabilities.nativeAccessPass === true && provider.issueAccessPass !== undefined) {
-      return await this.issueNativePass(user, provider, { ...options, reason }, actor)
+    if (this.approvals.required(user)) {
+      this.validRequestedLifetime(user, options.lifetimeMinutes)
+      return await this.approvals.request(user, { kind: 'pass', lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime }, reason, actor)
     }
+    return await this.makePass(user, { ...options, reason }, actor, null)
+  }
+
+  /** Carries out an approved pass request: the pass is made now and shown once, to the approving administrator. */
+  async issueApprovedPass (request: ApprovalRequest, approver: StaffActor): Promise<IssuedPass> {
+    const user = this.target(request.userId, approver)
+    assertApproved(request, 'pass', user.id, approver)
+    if (request.action.kind !== 'pass') throw new DomainError('forbidden', 'Not a pass request.')
+    return await this.makePass(user, { lifetimeMinutes: request.action.lifetimeMinutes, oneTime: request.action.oneTime, reason: request.reason }, approver, request)
+  }
+
+  private async makePass (user: User, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: StaffActor, approval: ApprovalRequest | null): Promise<IssuedPass> {
+    const provider = this.providers[user.provider]
+    if (provider !== undefined && this.nativePasses(user)) return await this.issueNativePass(user, provider, options, actor, approval)
     this.validLifetime(options.lifetimeMinutes)
-    const issued = this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason }, actor)
+    const issued = this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason: options.reason }, actor)
     await this.notifier.accountNotice(user, {
       subject: 'The helpdesk issued you a temporary access pass',
       lines: [
         `A temporary access pass was issued for your account. It works until ${minute(issued.expiresAt)}${options.oneTime ? ', once' : ''}, and only to set up your sign-in methods.`,
+        ...approvedLine(approval),
         'The helpdesk tells you the pass directly; it is never sent by email.',
         'If you did not ask the helpdesk for help, contact your IT security team at once.'
       ]
@@ -108,11 +144,17 @@ export class HelpdeskService {
     return { ...issued, oneTime: options.oneTime, issuedBy: 'portal', subject: user }
   }
 
+  /** Whether the user's provider issues its own passes (Entra), which then stand in for the portal's. */
+  private nativePasses (user: User): boolean {
+    const provider = this.providers[user.provider]
+    return provider?.capabilities.nativeAccessPass === true && provider.issueAccessPass !== undefined
+  }
+
   /**
    * The provider's own pass (Entra: a Graph TAP), so it works where the user's methods are registered. The tenant's
    * policy bounds it, not the portal's settings; the pass is returned once and never stored, only audited.
    */
-  private async issueNativePass (user: User, provider: IdentityProvider, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: Actor): Promise<IssuedPass> {
+  private async issueNativePass (user: User, provider: IdentityProvider, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: StaffActor, approval: ApprovalRequest | null): Promise<IssuedPass> {
     if (user.externalId === null) {
       throw new DomainError('not_synced', `This person has not been read from ${provider.name} yet, so no pass can be issued there. Run a directory sync first.`)
     }
@@ -128,13 +170,14 @@ export class HelpdeskService {
     }
     this.audit.append({
       action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
-      details: { provider: provider.name, lifetimeMinutes: issued.lifetimeMinutes, oneTime: issued.oneTime, expiresAt: issued.expiresAt.toISOString(), reason: options.reason },
+      details: { provider: provider.name, lifetimeMinutes: issued.lifetimeMinutes, oneTime: issued.oneTime, expiresAt: issued.expiresAt.toISOString(), reason: options.reason, approvalId: approval?.id },
       ip: actor.ip, userAgent: actor.userAgent
     })
     await this.notifier.accountNotice(user, {
       subject: 'The helpdesk issued you a temporary access pass',
       lines: [
         `A temporary access pass was issued for your Microsoft account. It works until ${minute(issued.expiresAt)}${issued.oneTime ? ', once' : ''}, to sign in and set up your sign-in methods.`,
+        ...approvedLine(approval),
         'The helpdesk tells you the pass directly; it is never sent by email.',
         'If you did not ask the helpdesk for help, contact your IT security team at once.'
       ]
@@ -143,7 +186,7 @@ export class HelpdeskService {
   }
 
   /** Extends the user's grace period within their campaign's budget. */
-  async extend (userId: string, days: number, reason: string, actor: Actor & { role: User['role'] }): Promise<Date> {
+  async extend (userId: string, days: number, reason: string, actor: StaffActor): Promise<Date> {
     const user = this.target(userId, actor)
     const deadline = this.engine.explainDeadline(userId)
     if (deadline === null) throw new DomainError('no_deadline', 'No campaign gives this person a deadline, so there is nothing to extend.')
@@ -159,15 +202,35 @@ export class HelpdeskService {
    * Removes the user's portal methods (lost phone, compromised device), ends their sessions, and opens a short
    * window in which they may set up a first method again from any network. A pass can be issued with it.
    */
-  async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: Actor & { role: User['role'] }): Promise<{ removed: number, reenrollUntil: Date, pass: IssuedPass | null }> {
+  async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: StaffActor): Promise<ResetOutcome | PendingApproval> {
     const user = this.target(userId, actor)
     const reason = cleanReason(options.reason)
     const lifetimeMinutes = options.lifetimeMinutes ?? this.settings.accessPass.defaultMinutes
+    const oneTime = options.oneTime ?? true
+    if (this.approvals.required(user)) {
+      if (options.issuePass) this.validRequestedLifetime(user, lifetimeMinutes)
+      return await this.approvals.request(user, { kind: 'reset', issuePass: options.issuePass, lifetimeMinutes, oneTime }, reason, actor)
+    }
+    return await this.reset(user, { reason, issuePass: options.issuePass, lifetimeMinutes, oneTime }, actor, null)
+  }
+
+  /** Carries out an approved reset request; a pass that comes with it is shown once, to the approving administrator. */
+  async resetApproved (request: ApprovalRequest, approver: StaffActor): Promise<ResetOutcome> {
+    const user = this.target(request.userId, approver)
+    assertApproved(request, 'reset', user.id, approver)
+    if (request.action.kind !== 'reset') throw new DomainError('forbidden', 'Not a reset request.')
+    const { issuePass, lifetimeMinutes, oneTime } = request.action
+    return await this.reset(user, { reason: request.reason, issuePass, lifetimeMinutes, oneTime }, approver, request)
+  }
+
+  private async reset (user: User, options: { reason: string, issuePass: boolean, lifetimeMinutes: number, oneTime: boolean }, actor: StaffActor, approval: ApprovalRequest | null): Promise<ResetOutcome> {
+    const { reason, lifetimeMinutes, oneTime } = options
+    const userId = user.id
     const provider = this.providers[user.provider]
-    const native = provider?.capabilities.nativeAccessPass === true && provider.issueAccessPass !== undefined
+    const native = this.nativePasses(user)
     if (options.issuePass && !native) this.validLifetime(lifetimeMinutes)
     // A directory's own pass (Entra) is asked for first: if the directory refuses, nothing has been reset yet.
-    const nativePass = options.issuePass && native ? await this.issueNativePass(user, provider, { lifetimeMinutes, oneTime: options.oneTime ?? true, reason }, actor) : null
+    const nativePass = options.issuePass && native && provider !== undefined ? await this.issueNativePass(user, provider, { lifetimeMinutes, oneTime, reason }, actor, approval) : null
     const removed = this.methods.listFor(userId)
     for (const method of removed) this.methods.remove(userId, method.id)
     const reenrollUntil = new Date(this.clock.now().getTime() + this.settings.resetWindowMs)
@@ -175,29 +238,38 @@ export class HelpdeskService {
     const sessionsEnded = this.sessions.revokeAllFor(userId)
     this.audit.append({
       action: 'methods.reset', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
-      details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), reenrollUntil: reenrollUntil.toISOString(), sessionsEnded },
+      details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), reenrollUntil: reenrollUntil.toISOString(), sessionsEnded, approvalId: approval?.id },
       ip: actor.ip, userAgent: actor.userAgent
     })
     this.engine.refreshUser(userId)
-    const oneTime = options.oneTime ?? true
     const pass = nativePass ?? (options.issuePass ? { ...this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
     await this.notifier.accountNotice(user, {
       subject: 'Your sign-in methods were reset by the helpdesk',
       lines: [
         `The helpdesk removed ${removed.length === 1 ? 'your sign-in method' : `your ${removed.length} sign-in methods`} and signed you out everywhere.`,
         `Until ${minute(reenrollUntil)} you can set up a new method from any network${pass === null ? '' : ', and the helpdesk gave you a temporary access pass to do it'}.`,
+        ...approvedLine(approval),
         'If you did not ask the helpdesk for this, contact your IT security team at once.'
       ]
     })
     return { removed: removed.length, reenrollUntil, pass }
   }
 
-  private target (userId: string, actor: Actor & { role: User['role'] }): User {
+  private target (userId: string, actor: StaffActor): User {
     const user = this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
-    const allowed = permission({ id: actor.id ?? '', role: actor.role }, user)
+    const allowed = actingPermission(actor, user)
     if (!allowed.allowed) throw new DomainError(user.id === actor.id ? 'self_action' : 'forbidden', allowed.why ?? 'Not allowed.')
     return user
+  }
+
+  /**
+   * A requested pass's lifetime is checked when it is asked for, so an approver is not handed an impossible one.
+   * A directory's own pass is bounded by the directory's policy, which answers only when the pass is made.
+   */
+  private validRequestedLifetime (user: User, minutes: number): void {
+    if (!this.nativePasses(user)) this.validLifetime(minutes)
+    else if (!Number.isInteger(minutes)) throw new DomainError('invalid_lifetime', 'Give the lifetime as a whole number of minutes.')
   }
 
   private validLifetime (minutes: number): void {
@@ -208,8 +280,7 @@ export class HelpdeskService {
   }
 }
 
-function permission (viewer: Pick<User, 'id' | 'role'>, user: Pick<User, 'id' | 'role'>): { allowed: boolean, why: string | null } {
-  if (viewer.id === user.id) return { allowed: false, why: 'You cannot act on your own account: ask a colleague.' }
-  if (viewer.role !== 'admin' && user.role !== 'user') return { allowed: false, why: 'Only administrators can act on helpdesk and administrator accounts.' }
-  return { allowed: true, why: null }
+/** The sentence an email adds when a second administrator approved the action (two-person rule). */
+function approvedLine (approval: ApprovalRequest | null): string[] {
+  return approval === null ? [] : ['Because your account is privileged, two administrators approved this: one asked for it and another one approved it.']
 }

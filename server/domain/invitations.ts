@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { actingPermission, assertApproved, type ApprovalRequest, type ApprovalService, type PendingApproval, type StaffActor } from './approvals.ts'
 import { cleanReason, minute } from './reasons.ts'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
@@ -6,7 +7,7 @@ import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import type { AccountNotifier } from './notifications.ts'
 import type { RequestContext } from './signin.ts'
-import type { Actor, User, UserStore } from './users.ts'
+import type { User, UserStore } from './users.ts'
 
 export const INVITATION_LIFETIME_MS = 7 * 24 * 3_600_000
 const HASH_CONTEXT = 'invitation'
@@ -19,6 +20,9 @@ export interface Invitation {
   expiresAt: Date
   usedAt: Date | null
 }
+
+/** An invitation that went out: to whom, and until when its link works. */
+export interface SentInvitation { expiresAt: Date, sentTo: string }
 
 export interface InvitationStore {
   /** Stores a new invitation and ends the user's earlier unused ones (one active invitation per user). */
@@ -44,16 +48,40 @@ export class InvitationService {
     private readonly notifier: AccountNotifier,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-    private readonly publicUrl: URL
+    private readonly publicUrl: URL,
+    private readonly approvals: ApprovalService
   ) {}
 
-  /** Issues (or re-issues) the user's invitation and e-mails the link. Helpdesk staff act on ordinary users only. */
-  async issue (userId: string, reasonInput: string, actor: Actor & { role: User['role'] }): Promise<{ expiresAt: Date, sentTo: string }> {
+  /**
+   * Issues (or re-issues) the user's invitation and e-mails the link. Helpdesk staff act on ordinary users only;
+   * for a privileged account under the two-person rule the invitation is only requested here (see issueApproved).
+   */
+  async issue (userId: string, reasonInput: string, actor: StaffActor): Promise<SentInvitation | PendingApproval> {
+    const user = this.target(userId, actor)
+    const reason = cleanReason(reasonInput)
+    this.sendable(user)
+    if (this.approvals.required(user)) return await this.approvals.request(user, { kind: 'invitation' }, reason, actor)
+    return await this.send(user, reason, actor, null)
+  }
+
+  /** Carries out an approved invitation request: the link goes to the person by e-mail, as always. */
+  async issueApproved (request: ApprovalRequest, approver: StaffActor): Promise<SentInvitation> {
+    const user = this.target(request.userId, approver)
+    assertApproved(request, 'invitation', user.id, approver)
+    this.sendable(user)
+    return await this.send(user, request.reason, approver, request)
+  }
+
+  private target (userId: string, actor: StaffActor): User {
     const user = this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
-    if (actor.id === user.id) throw new DomainError('self_action', 'You cannot act on your own account: ask a colleague.')
-    if (actor.role !== 'admin' && user.role !== 'user') throw new DomainError('forbidden', 'Only administrators can act on helpdesk and administrator accounts.')
-    const reason = cleanReason(reasonInput)
+    const permission = actingPermission(actor, user)
+    if (!permission.allowed) throw new DomainError(actor.id === user.id ? 'self_action' : 'forbidden', permission.why ?? 'Not allowed.')
+    return user
+  }
+
+  /** Refuses people an invitation could not reach or would not let in. */
+  private sendable (user: User): void {
     if (user.disabled) throw new DomainError('user_disabled', 'This account is disabled, so an invitation would not let them in.')
     // Directory users without an e-mail address get a placeholder in the reserved .invalid domain (RFC 2606).
     if (user.email.endsWith('.invalid')) {
@@ -61,13 +89,15 @@ export class InvitationService {
         `${user.displayName} has no e-mail address the portal can write to (${user.email} is a placeholder). ` +
         'Add their address to the directory (for AWS, the e-mail tag of the IAM user) and sync, or issue a temporary access pass instead.')
     }
+  }
 
+  private async send (user: User, reason: string, actor: StaffActor, approval: ApprovalRequest | null): Promise<SentInvitation> {
     const token = randomBytes(32).toString('base64url')
     const id = randomUUID()
     const now = this.clock.now()
     const expiresAt = new Date(now.getTime() + INVITATION_LIFETIME_MS)
     this.store.replace({ id, userId: user.id, tokenHash: this.hasher.hash(token, HASH_CONTEXT), createdBy: actor.id, createdAt: now, expiresAt })
-    this.audit.append({ action: 'invitation.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { reason, expiresAt: expiresAt.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    this.audit.append({ action: 'invitation.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { reason, expiresAt: expiresAt.toISOString(), approvalId: approval?.id }, ip: actor.ip, userAgent: actor.userAgent })
 
     const link = new URL(`/invite/${token}`, this.publicUrl).toString()
     try {
@@ -77,6 +107,7 @@ export class InvitationService {
           'You are invited to set up multi-factor sign-in for your account. Open this link and choose "Continue":',
           link,
           `The link works once, until ${minute(expiresAt)}, and only for setting up your sign-in methods.`,
+          ...(approval === null ? [] : ['Because your account is privileged, two administrators approved this invitation: one asked for it and another one approved it.']),
           'If you did not expect this, do not open the link and contact your IT security team.'
         ]
       })
@@ -96,13 +127,15 @@ export class InvitationService {
   }
 
   /** Uses the invitation, once; returns the user to open a restricted (pass) session for. */
-  redeem (token: string, context: RequestContext): User {
+  /** Uses the link once; returns until when the session it opens may last (see invitationSessionMs). */
+  redeem (token: string, context: RequestContext): { user: User, sessionUntil: Date } {
     const { invitation, user } = this.valid(token)
     if (!this.store.consume(invitation.id, this.clock.now())) throw used()
     const meta = { ip: context.ip, userAgent: context.userAgent }
     this.audit.append({ action: 'invitation.redeemed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { invitationId: invitation.id }, ...meta })
     this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'invitation' }, ...meta })
-    return user
+    const now = this.clock.now().getTime()
+    return { user, sessionUntil: new Date(Math.min(now + INVITATION_SESSION_MS, invitation.expiresAt.getTime())) }
   }
 
   private valid (token: string): { invitation: Invitation, user: User } {
@@ -119,6 +152,9 @@ export class InvitationService {
     return { invitation, user }
   }
 }
+
+/** An invitation session is for setting up a method now, like a pass: it ends after an hour (Entra's default pass lifetime). */
+export const INVITATION_SESSION_MS = 60 * 60_000
 
 function used (): DomainError {
   return new DomainError('invitation_used', 'This invitation was already used. Each link works once: ask the helpdesk for a new one if you still need to set up your sign-in methods.')

@@ -6,7 +6,7 @@ import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import { cleanMethodName, type AuthMethod, type MethodStore } from './methods.ts'
 import type { Notifier } from './notifications.ts'
-import type { User, UserStore } from './users.ts'
+import type { SessionRevoker, User, UserStore } from './users.ts'
 
 const NOTICE_LIFETIME_MS = 30 * 24 * 3_600_000
 
@@ -40,6 +40,7 @@ export class MethodLifecycle {
     private readonly methods: MethodStore,
     private readonly notices: NoticeStore,
     private readonly users: UserStore,
+    private readonly sessions: SessionRevoker,
     private readonly guard: EnrollmentGuard,
     private readonly hasher: KeyedHasher,
     private readonly notifier: Notifier,
@@ -89,8 +90,10 @@ export class MethodLifecycle {
   }
 
   /**
-   * "This wasn't me": removes the method the email was about (if it is still there), records it and alerts the
-   * admins. No step-up is asked for: the person reporting may have lost their factors to whoever added this one.
+   * "This wasn't me": removes the method the email was about (if it is still there), ends every session of the
+   * account (whoever added the method may still be signed in; the reporting browser is signed in again by the
+   * caller), records it and alerts the admins. No step-up is asked for: the person reporting may have lost their
+   * factors to whoever added this one.
    */
   async reportNotMe (user: User, token: string): Promise<{ revoked: boolean, notice: MethodNotice }> {
     const notice = this.noticeFor(user, token)
@@ -99,13 +102,15 @@ export class MethodLifecycle {
     }
     const revoked = notice.change === 'added' && this.methods.remove(user.id, notice.methodId) !== undefined
     if (revoked) this.rollout.methodsChanged(user.id)
-    this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked } })
+    const sessionsEnded = this.sessions.revokeAllFor(user.id)
+    this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked, sessionsEnded } })
     await this.alert(user, {
       subject: `Security alert: ${user.displayName} reported a sign-in method change they did not make`,
       subjectUser: user,
       lines: [
         `${user.displayName} (${user.email}) says they did not ${notice.change === 'added' ? 'add' : 'remove'} the sign-in method "${notice.methodName}".`,
         revoked ? 'The method has been removed from their account.' : notice.change === 'added' ? 'The method had already been removed.' : 'Nothing was changed; the removal cannot be undone from here.',
+        'Every session of the account was ended.',
         'Check the audit log for this user and contact them through a trusted channel.'
       ]
     })

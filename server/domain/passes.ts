@@ -70,8 +70,11 @@ export class AccessPassService {
     return { pass, expiresAt }
   }
 
-  /** Signs in with email + pass. Same message for every failure; attempts are regulated per account. */
-  signIn (emailInput: string, passInput: string, context: RequestContext): User {
+  /**
+   * Signs in with email + pass. Same message for every failure; attempts are regulated per account.
+   * Returns when the pass expires: the session it opens must end then too.
+   */
+  signIn (emailInput: string, passInput: string, context: RequestContext): { user: User, expiresAt: Date } {
     const email = normaliseEmail(emailInput).slice(0, 254)
     const key = `pass:account:${email}`
     const meta = { ip: context.ip, userAgent: context.userAgent }
@@ -93,6 +96,6 @@ export class AccessPassService {
     }
     this.regulator.reset(key)
     this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'access_pass', oneTime: pass.oneTime }, ...meta })
-    return user
+    return { user, expiresAt: pass.expiresAt }
   }
 }

@@ -1,9 +1,11 @@
 import {
   generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
   type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON
+  type RegistrationResponseJSON, type VerifiedRegistrationResponse
 } from '@simplewebauthn/server'
+import { decodeAttestationObject } from '@simplewebauthn/server/helpers'
 import type { AuditLog } from './audit.ts'
+import type { AuthenticatorMetadata } from './authenticator-metadata.ts'
 import type { Clock } from './clock.ts'
 import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
 import { DomainError } from './errors.ts'
@@ -25,7 +27,20 @@ export interface PasskeySettings {
   origin: string
   /** When non-empty, privileged users' authenticators must attest one of these AAGUIDs. */
   privilegedAaguids: readonly string[]
+  /**
+   * The FIDO metadata (FIDO_MDS_FILE, verified at start) that turns an attested AAGUID into a proven one.
+   * Without it (or if it failed verification) privileged users cannot register under an allow-list.
+   */
+  metadata?: Promise<AuthenticatorMetadata>
 }
+
+type RegistrationInfo = NonNullable<VerifiedRegistrationResponse['registrationInfo']>
+
+const NOT_APPROVED: Record<string, string> = {
+  aaguid_not_allowed: 'Your organisation requires an approved security key for this account, and this one is not on the list. Contact your helpdesk.',
+  metadata_unavailable: 'Your organisation requires an approved security key for this account, and the portal cannot check security keys right now (its list of authenticator models is missing or out of order). Contact your helpdesk.'
+}
+const NOT_PROVEN = 'Your organisation requires an approved security key for this account, and this one could not prove which model it is. Use one of the approved security keys, or contact your helpdesk.'
 
 const CHALLENGE_LIFETIME_MS = 5 * 60_000
 
@@ -65,7 +80,7 @@ export class PasskeyService {
   ) {}
 
   async registrationOptions (user: User, context: ChangeContext): Promise<{ challengeId: string, options: PublicKeyCredentialCreationOptionsJSON }> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const attest = user.privileged && this.settings.privilegedAaguids.length > 0
     const options = await generateRegistrationOptions({
       rpName: this.settings.rpName,
@@ -76,13 +91,15 @@ export class PasskeyService {
       attestationType: attest ? 'direct' : 'none',
       // One authenticator, one registration: the browser refuses an authenticator already registered here.
       excludeCredentials: this.methods.passkeysFor(user.id).map((p) => ({ id: p.credentialId, transports: p.transports })),
-      authenticatorSelection: { residentKey: 'required', userVerification: 'preferred' }
+      // A passkey counts as a second factor only with a PIN or biometric, so the browser asks for one at the start
+      // (and has a security key without a PIN set one up) rather than accepting a key that could never confirm.
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' }
     })
     return { challengeId: this.newChallenge('register', user.id, options.challenge), options }
   }
 
   async register (user: User, challengeId: string, response: RegistrationResponseJSON, nameInput: string, userAgent: string | null, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     // A typed name is checked before anything is spent; a blank one becomes a default from the authenticator.
     const typedName = nameInput.trim() === '' ? null : cleanMethodName(nameInput)
     if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.')
@@ -107,9 +124,12 @@ export class PasskeyService {
     if (this.methods.passkeyByCredentialId(info.credential.id) !== undefined) {
       throw new DomainError('passkey_exists', 'This passkey or security key is already registered.')
     }
-    if (user.privileged && this.settings.privilegedAaguids.length > 0 && !this.settings.privilegedAaguids.includes(info.aaguid.toLowerCase())) {
-      this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: 'aaguid_not_allowed', aaguid: info.aaguid } })
-      throw new DomainError('authenticator_not_allowed', 'Your organisation requires an approved security key for this account, and this one is not on the list. Contact your helpdesk.')
+    if (user.privileged && this.settings.privilegedAaguids.length > 0) {
+      const reason = await this.unapprovedAuthenticator(info)
+      if (reason !== null) {
+        this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason, aaguid: info.aaguid, fmt: info.fmt } })
+        throw new DomainError('authenticator_not_allowed', NOT_APPROVED[reason] ?? NOT_PROVEN)
+      }
     }
     const name = typedName ?? defaultPasskeyName(info.aaguid, userAgent)
     const method = this.methods.addPasskey(user.id, {
@@ -125,18 +145,25 @@ export class PasskeyService {
     return method
   }
 
-  /** Options for signing in (no user: discoverable credentials) or for step-up (the user's own credentials). */
+  /**
+   * Options for signing in (no user: discoverable credentials) or for step-up (the user's own credentials).
+   * User verification (PIN, biometric) is required: without it a passkey is only something someone holds.
+   */
   async authenticationOptions (user: User | null): Promise<{ challengeId: string, options: PublicKeyCredentialRequestOptionsJSON }> {
     const options = await generateAuthenticationOptions({
       rpID: this.settings.rpId,
-      userVerification: 'preferred',
+      userVerification: 'required',
       allowCredentials: user === null ? [] : this.methods.passkeysFor(user.id).map((p) => ({ id: p.credentialId, transports: p.transports as never }))
     })
     return { challengeId: this.newChallenge(user === null ? 'authenticate' : 'step_up', user?.id ?? null, options.challenge), options }
   }
 
-  /** Verifies an assertion; for step-up, it must come from `expectedUser`'s own passkey. Returns the user and method. */
-  async authenticate (challengeId: string, response: AuthenticationResponseJSON, expectedUser: User | null): Promise<{ user: User, method: AuthMethod }> {
+  /**
+   * Verifies an assertion; for step-up, it must come from `expectedUser`'s own passkey and verify the user.
+   * Returns the user, the method and whether the authenticator verified the user (PIN, biometric): a sign-in
+   * without that is one factor, like a password (the caller decides what it still owes).
+   */
+  async authenticate (challengeId: string, response: AuthenticationResponseJSON, expectedUser: User | null): Promise<{ user: User, method: AuthMethod, userVerified: boolean }> {
     const purpose = expectedUser === null ? 'authenticate' : 'step_up'
     const challenge = this.challenges.claim(challengeId, purpose, expectedUser?.id ?? null, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
@@ -157,20 +184,44 @@ export class PasskeyService {
         expectedOrigin: this.settings.origin,
         expectedRPID: this.settings.rpId,
         credential: { id: credential.credentialId, publicKey: credential.publicKey as Uint8Array<ArrayBuffer>, counter: credential.counter, transports: credential.transports as never },
+        // Checked below instead, so a step-up without it gets its own message and a sign-in can go on as one factor.
         requireUserVerification: false
       })
     } catch (err) {
       return refuse((err as Error).message.slice(0, 200), user.id)
     }
     if (!verification.verified) return refuse('not_verified', user.id)
-    const { newCounter } = verification.authenticationInfo
+    const { newCounter, userVerified } = verification.authenticationInfo
+    // A step-up is a second factor: a passkey counts as one only if it checked the PIN or biometric.
+    if (expectedUser !== null && !userVerified) {
+      this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: user.id, details: { reason: 'user_not_verified' } })
+      throw new DomainError('user_verification_required',
+        'Your passkey or security key did not check your PIN, fingerprint or face, so it cannot confirm it\'s you. Try again and enter your PIN (or use your fingerprint or face) when asked, or use another method.')
+    }
     // A counter that went backwards (and is in use) suggests a cloned authenticator; the library throws for that.
     // The compare-and-swap catches two uses of one assertion racing each other.
     if (!this.methods.recordPasskeyUse(credential.methodId, credential.counter, newCounter, this.clock.now())) {
       return refuse('counter_race', user.id)
     }
     const method = this.methods.findFor(user.id, credential.methodId)!
-    return { user, method }
+    return { user, method, userVerified }
+  }
+
+  /**
+   * Why a privileged user's new authenticator is not a proven, allowed model (null when it is). An AAGUID is
+   * whatever the authenticator says unless an attestation certificate vouches for it, so "none" and self
+   * attestation (packed without certificates) prove nothing; a certificate must chain to a root that the FIDO
+   * metadata lists for that AAGUID. SimpleWebAuthn has already checked that the certificate signed this
+   * registration (and, for packed, that it names the same AAGUID).
+   */
+  private async unapprovedAuthenticator (info: RegistrationInfo): Promise<string | null> {
+    if (!this.settings.privilegedAaguids.includes(info.aaguid.toLowerCase())) return 'aaguid_not_allowed'
+    const x5c = info.fmt === 'none' ? undefined : decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c')
+    if (x5c === undefined || x5c.length === 0) return 'attestation_missing'
+    // A file that failed verification was reported when the portal started; here it just proves nothing.
+    const metadata = await this.settings.metadata?.catch(() => undefined)
+    if (metadata === undefined) return 'metadata_unavailable'
+    return await metadata.refusal(info.aaguid, x5c)
   }
 
   private newChallenge (purpose: 'register' | 'authenticate' | 'step_up', userId: string | null, challenge: string): string {

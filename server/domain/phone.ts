@@ -9,6 +9,7 @@ import type { MethodLifecycle } from './method-lifecycle.ts'
 import type { AuthMethod, MethodStore } from './methods.ts'
 import type { SmsSender } from './notifications.ts'
 import type { PendingEnrollment, PendingStore } from './pending.ts'
+import type { SmsSendLimits } from './sms-limits.ts'
 import { normaliseCode } from './totp.ts'
 import type { User } from './users.ts'
 
@@ -44,13 +45,15 @@ export type PhoneSource = { mode: 'self' } | { mode: 'directory' }
 
 /**
  * Phones verified by a 6-digit text-message code: the code is stored only as a keyed hash, lives 10 minutes,
- * allows 5 attempts, and can be resent after 60 s, at most 5 times an hour.
+ * allows 5 attempts, and can be resent after 60 s, at most 5 times an hour per user. Every text also passes the
+ * toll-fraud limits (allowed countries; hourly caps per number, per address and overall: SmsSendLimits).
  */
 export class PhoneService {
   constructor (
     private readonly methods: MethodStore,
     private readonly pending: PendingStore,
     private readonly sms: SmsSender,
+    private readonly smsLimits: SmsSendLimits,
     private readonly hasher: KeyedHasher,
     private readonly guard: EnrollmentGuard,
     private readonly lifecycle: MethodLifecycle,
@@ -70,7 +73,7 @@ export class PhoneService {
 
   /** Sends a code to the number (the directory's number in pinned mode; any posted number is refused there). */
   async begin (user: User, numberInput: string | undefined, context: ChangeContext): Promise<PendingEnrollment> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     let phone: string
     if (this.pinned) {
       if (numberInput !== undefined && numberInput.trim() !== '') {
@@ -85,23 +88,23 @@ export class PhoneService {
     if (this.methods.listFor(user.id).some((m) => m.kind === 'phone' && m.phone === phone)) {
       throw new DomainError('phone_exists', 'This number is already one of your sign-in methods.')
     }
-    return this.sendCode(user, 'phone', phone)
+    return this.sendCode(user, 'phone', phone, context.clientIp)
   }
 
   async resend (user: User, context: ChangeContext): Promise<PendingEnrollment> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
-    return this.resendCode(user, 'phone')
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    return this.resendCode(user, 'phone', context.clientIp)
   }
 
-  private async resendCode (user: User, kind: 'phone' | 'step_up_phone'): Promise<PendingEnrollment> {
+  private async resendCode (user: User, kind: 'phone' | 'step_up_phone', clientIp: string | null): Promise<PendingEnrollment> {
     const current = this.pending.findPhone(user.id, kind)
     if (current === undefined || current.phone === null) throw new DomainError('nothing_pending', 'There is no code to resend. Start again.')
-    return this.sendCode(user, kind, current.phone, current)
+    return this.sendCode(user, kind, current.phone, clientIp, current)
   }
 
   /** Adds the phone as a method once its code is proven. */
   async finish (user: User, codeInput: string, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const pending = this.checkCode(user, 'phone', codeInput)
     const method = this.methods.addPhone(user.id, `Mobile ${maskPhone(pending.phone!)}`, pending.phone!)
     await this.lifecycle.added(user, method, context)
@@ -112,7 +115,7 @@ export class PhoneService {
   async beginStepUp (user: User, methodId: string): Promise<PendingEnrollment> {
     const method = this.methods.findFor(user.id, methodId)
     if (method?.kind !== 'phone' || method.phone === null) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
-    return this.sendCode(user, 'step_up_phone', method.phone)
+    return this.sendCode(user, 'step_up_phone', method.phone, null)
   }
 
   finishStepUp (user: User, codeInput: string): AuthMethod {
@@ -123,7 +126,7 @@ export class PhoneService {
     return method
   }
 
-  private async sendCode (user: User, kind: 'phone' | 'step_up_phone', phone: string, current?: PendingEnrollment): Promise<PendingEnrollment> {
+  private async sendCode (user: User, kind: 'phone' | 'step_up_phone', phone: string, clientIp: string | null, current?: PendingEnrollment): Promise<PendingEnrollment> {
     const now = this.clock.now()
     const previous = current ?? this.pending.findPhone(user.id, kind)
     if (previous?.sentAt != null && now.getTime() - previous.sentAt.getTime() < PHONE_RULES.resendAfterMs) {
@@ -134,6 +137,7 @@ export class PhoneService {
       this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
       throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.')
     }
+    this.smsLimits.admit(user, phone, clientIp, kind, kind === 'phone')
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     const expiresAt = new Date(now.getTime() + PHONE_RULES.codeLifetimeMs)
     const pending = current !== undefined

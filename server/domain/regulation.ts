@@ -10,7 +10,7 @@ export interface ThrottleState {
   lockedUntil: number | null
 }
 
-/** Storage port: one row per key ("signin:account:…", "signin:ip:…", "totp:user:…"). */
+/** Storage port: one row per key ("signin:untrusted:…", "signin:device:…", "signin:ip:…", "totp:user:…"). */
 export interface ThrottleStore {
   read(key: string): ThrottleState | undefined
   write(key: string, state: ThrottleState): void
@@ -26,6 +26,20 @@ export interface ThrottlePolicy {
 }
 
 export type Verdict = { locked: false } | { locked: true, until: Date }
+
+/** One counter an attempt is charged to. */
+export interface Charge {
+  key: string
+  policy: ThrottlePolicy
+}
+
+/**
+ * The answer to a claim: granted (the attempt may be checked; `limitReached` lists the keys this attempt used up,
+ * which are locked until it is settled) or refused because `key` is locked until `until`.
+ */
+export type ClaimVerdict =
+  | { granted: true, limitReached: readonly string[], until: Date | null }
+  | { granted: false, key: string, until: Date }
 
 export class Regulator {
   constructor (private readonly store: ThrottleStore, private readonly clock: Clock) {}
@@ -60,5 +74,59 @@ export class Regulator {
   /** A success ends the count for this key. */
   reset (key: string): void {
     this.store.clear(key)
+  }
+
+  /**
+   * Counts an attempt as a failure on every key before the secret is checked, all or none, so that attempts
+   * made at the same moment cannot all be checked against a count that none of them has raised yet. Refused
+   * (counting nothing) while any key is locked; the attempt that reaches a key's limit locks it at once, so at
+   * most `maxFailures` attempts per window are ever checked. A success gives its claim back with `release`.
+   */
+  claim (charges: readonly Charge[]): ClaimVerdict {
+    return this.store.atomically(() => {
+      const now = this.clock.now().getTime()
+      const states = charges.map((charge) => ({ charge, state: this.current(charge, now) }))
+      for (const { charge, state } of states) {
+        if (state.lockedUntil != null) return { granted: false, key: charge.key, until: new Date(state.lockedUntil) }
+      }
+      const limitReached: string[] = []
+      let until: number | null = null
+      for (const { charge, state } of states) {
+        const next: ThrottleState = { ...state, failures: state.failures + 1 }
+        if (next.failures >= charge.policy.maxFailures) {
+          next.lockedUntil = now + charge.policy.lockoutMs
+          until = Math.max(until ?? 0, next.lockedUntil)
+          limitReached.push(charge.key)
+        }
+        this.store.write(charge.key, next)
+      }
+      return { granted: true, limitReached, until: until === null ? null : new Date(until) }
+    })
+  }
+
+  /**
+   * The claimed attempt succeeded: it gives back its count on `key`, and the lock if it was the attempt that
+   * reached the limit. With `forgive`, earlier failures are forgotten too, but never a lock that other
+   * attempts reached meanwhile (they were wrong, and their count stands).
+   */
+  release (key: string, claim: ClaimVerdict & { granted: true }, options: { forgive: boolean }): void {
+    this.store.atomically(() => {
+      const state = this.store.read(key)
+      if (state === undefined) return
+      const lockedByThis = claim.limitReached.includes(key)
+      const lockedByOthers = state.lockedUntil != null && !lockedByThis
+      if (options.forgive && !lockedByOthers) {
+        this.store.clear(key)
+        return
+      }
+      this.store.write(key, { ...state, failures: Math.max(0, state.failures - 1), lockedUntil: lockedByThis ? null : state.lockedUntil })
+    })
+  }
+
+  /** The key's state now: a new window when there was none, the window has passed or a lock has ended. */
+  private current (charge: Charge, now: number): ThrottleState {
+    const state = this.store.read(charge.key)
+    const ended = state === undefined || (state.lockedUntil != null ? state.lockedUntil <= now : now - state.windowStartedAt >= charge.policy.windowMs)
+    return ended ? { failures: 0, windowStartedAt: now, lockedUntil: null } : state
   }
 }

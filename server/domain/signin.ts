@@ -1,11 +1,14 @@
 import type { AuditLog } from './audit.ts'
 import { DomainError } from './errors.ts'
+import type { DeviceToken, KnownDevices } from './known-devices.ts'
 import { verifyPassword } from './passwords.ts'
-import type { Regulator, ThrottlePolicy } from './regulation.ts'
+import type { Charge, Regulator, ThrottlePolicy } from './regulation.ts'
 import { normaliseEmail, type User, type UserStore } from './users.ts'
 
 export interface SignInPolicy {
+  /** Per known browser of an account, and for all unknown browsers of an account together. */
   account: ThrottlePolicy
+  /** Per address, counting unknown browsers only. */
   ip: ThrottlePolicy
 }
 
@@ -13,6 +16,19 @@ export interface RequestContext {
   ip: string
   userAgent: string | null
 }
+
+export interface SignInAttempt extends RequestContext {
+  /** The cookies the browser sent: a device cookie among them marks a browser that signed in to the account before. */
+  cookies: Readonly<Record<string, string | undefined>>
+}
+
+export interface SignedIn {
+  user: User
+  /** For the browser to keep (as a cookie), so it is known next time. */
+  device: DeviceToken
+}
+
+type Scope = 'device' | 'account' | 'ip'
 
 /** The lockout message, with how long it lasts and until when (UTC), e.g. for sign-in or code entry. */
 export function lockedOutError (until: Date, now: Date, what = 'sign-in'): DomainError {
@@ -32,48 +48,53 @@ export class SignInService {
     private readonly regulator: Regulator,
     private readonly audit: AuditLog,
     private readonly policy: SignInPolicy,
+    private readonly devices: KnownDevices,
     private readonly now: () => Date
   ) {}
 
   /**
-   * Password sign-in. Unknown user, wrong password and disabled account all give the same error and
-   * take the same time; failures are counted per account and per address, and a lock holds even
-   * against the right password.
+   * Password sign-in. Unknown user, wrong password and disabled account all give the same error and take the
+   * same time. The attempt is counted before the password is checked (Regulator.claim), so attempts made at the
+   * same moment are checked at most as often as the limit allows, and a lock holds even against the right password.
+   *
+   * Whose count (OWASP's device cookies): a browser that signed in to this account before counts its own
+   * failures; every other browser shares the account's count for unknown browsers and its address's count. So a
+   * stranger can lock out unknown browsers, never the owner's, and the high per-address limit never reaches
+   * known browsers behind a shared address.
    */
-  async signIn (emailInput: string, password: string, context: RequestContext): Promise<User> {
+  async signIn (emailInput: string, password: string, attempt: SignInAttempt): Promise<SignedIn> {
     const email = normaliseEmail(emailInput).slice(0, 254)
-    const accountKey = `signin:account:${email}`
-    const ipKey = `signin:ip:${context.ip}`
-    const meta = { ip: context.ip, userAgent: context.userAgent }
+    const meta = { ip: attempt.ip, userAgent: attempt.userAgent }
+    const device = this.devices.recognise(email, attempt.cookies)
+    const charges: Array<Charge & { scope: Scope }> = device !== null
+      ? [{ scope: 'device', key: `signin:device:${device}`, policy: this.policy.account }]
+      : [{ scope: 'account', key: `signin:untrusted:${email}`, policy: this.policy.account }, { scope: 'ip', key: `signin:ip:${attempt.ip}`, policy: this.policy.ip }]
+    const chargeOf = (key: string) => charges.find((charge) => charge.key === key)!
 
-    for (const key of [accountKey, ipKey]) {
-      const verdict = this.regulator.check(key)
-      if (verdict.locked) {
-        const user = this.users.findByEmail(email)
-        this.audit.append({ action: 'signin.refused_locked', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope: key === accountKey ? 'account' : 'ip' }, ...meta })
-        throw lockedOutError(verdict.until, this.now())
-      }
+    const claim = this.regulator.claim(charges)
+    if (!claim.granted) {
+      const user = this.users.findByEmail(email)
+      this.audit.append({ action: 'signin.refused_locked', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope: chargeOf(claim.key).scope }, ...meta })
+      throw lockedOutError(claim.until, this.now())
     }
 
     const user = this.users.findByEmail(email)
     const passwordOk = await verifyPassword(password, user?.passwordHash)
     if (user !== undefined && passwordOk && !user.disabled) {
-      this.regulator.reset(accountKey)
-      this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'password' }, ...meta })
-      return user
+      // A known browser's earlier typos are forgiven. Unknown browsers' count stands: this success says nothing
+      // about guesses made elsewhere, and this browser now gets a device cookie and a count of its own.
+      for (const charge of charges) this.regulator.release(charge.key, claim, { forgive: charge.scope === 'device' })
+      this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'password', knownDevice: device !== null }, ...meta })
+      return { user, device: this.devices.issue(email, device) }
     }
 
     const reason = user === undefined ? 'unknown_user' : user.disabled ? 'account_disabled' : 'wrong_password'
-    this.audit.append({ action: 'signin.failure', actorLabel: email, subjectUserId: user?.id ?? null, details: { reason }, ...meta })
-    let lockedUntil: Date | undefined
-    for (const [key, policy, scope] of [[accountKey, this.policy.account, 'account'], [ipKey, this.policy.ip, 'ip']] as const) {
-      const verdict = this.regulator.fail(key, policy)
-      if (verdict.justLocked) {
-        this.audit.append({ action: 'signin.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope, failures: policy.maxFailures, until: verdict.locked ? verdict.until.toISOString() : null }, ...meta })
-      }
-      if (verdict.locked) lockedUntil = verdict.until
+    this.audit.append({ action: 'signin.failure', actorLabel: email, subjectUserId: user?.id ?? null, details: { reason, knownDevice: device !== null }, ...meta })
+    for (const key of claim.limitReached) {
+      const { scope, policy } = chargeOf(key)
+      this.audit.append({ action: 'signin.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope, failures: policy.maxFailures, until: claim.until?.toISOString() ?? null }, ...meta })
     }
-    if (lockedUntil !== undefined) throw lockedOutError(lockedUntil, this.now())
+    if (claim.until !== null) throw lockedOutError(claim.until, this.now())
     throw new DomainError('invalid_credentials', 'That email and password do not match an account. Check both and try again.')
   }
 

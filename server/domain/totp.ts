@@ -57,7 +57,7 @@ export class TotpService {
 
   /** Starts (or restarts) a setup: a fresh secret kept pending until the user proves a code. */
   begin (user: User, context: ChangeContext): TotpSetup {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const secret = new Secret({ size: 20 }).base32
     const expiresAt = new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS)
     this.pending.startTotp(user.id, secret, expiresAt)
@@ -73,7 +73,7 @@ export class TotpService {
 
   /** Saves the authenticator app once the user proves a current code from it. */
   async finish (user: User, codeInput: string, nameInput: string, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
     const setup = this.pending.findTotp(user.id)

@@ -107,16 +107,12 @@ export class VirtualMfaEnrollmentService {
   ) {}
 
   /**
-   * Methods the user already holds, wherever they are registered: an IAM user with a device at AWS is not setting
-   * up a "first" method, so adding another needs a step-up (or a pass/invitation session), not just the network.
+   * The one guard, which counts methods wherever they are registered: an IAM user with a device at AWS is not
+   * setting up a "first" method, so adding another needs a step-up (or a pass/invitation session), not just the network.
    */
-  existingMethods (user: User): number {
-    return this.methods.countFor(user.id) + user.providerMethods.length
-  }
-
   assertMayAdd (user: User, context: ChangeContext): void {
     this.iamUserName(user)
-    this.guard.assertMayAdd(this.existingMethods(user), context)
+    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
   }
 
   /** The user's IAM ARN from the last sync, for links into the right AWS account's console. */

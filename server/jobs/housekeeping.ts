@@ -4,7 +4,10 @@ import { cleanupAbandonedAwsMfa } from './aws-mfa-cleanup.ts'
 
 const EVERY_MS = 10 * 60_000
 
-/** Purges expired sessions, throttles, pending setups and WebAuthn challenges now and every ten minutes. */
+/**
+ * Purges expired sessions, throttles, pending setups and WebAuthn challenges now and every ten minutes, and lapses
+ * two-person-rule requests whose time is up (audited, so the log says when a request lapsed, not when it was next looked at).
+ */
 export function startHousekeeping (services: Services, log: Logger): { stop(): void } {
   const run = (): void => {
     try {
@@ -13,7 +16,8 @@ export function startHousekeeping (services: Services, log: Logger): { stop(): v
         sessions: services.sessions.purgeExpired(),
         throttles: services.throttles.purge(now.getTime() - 24 * 3_600_000),
         pending: services.pending.purgeExpired(now),
-        challenges: services.challenges.purge(now)
+        challenges: services.challenges.purge(now),
+        lapsedApprovals: services.approvals.expireDue()
       }
       if (Object.values(purged).some((n) => n > 0)) log.debug(purged, 'housekeeping purged expired rows')
     } catch (err) {

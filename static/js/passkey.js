@@ -70,9 +70,22 @@ function describe (error, action) {
   return 'Something went wrong with your passkey. Please try again.'
 }
 
-/** Only paths on this site, never "//elsewhere.example": the server sanitises too, this is belt and braces. */
+/**
+ * Only a path on this site, judged as the browser will read it (the server's rule, server/web/next-url.ts):
+ * printable ASCII only, resolved against this page's origin, same origin required, and never a path that
+ * starts with "//". Anything else, or nothing, goes home. The server sanitises too: this is belt and braces.
+ */
 function sameSite (url) {
-  return typeof url === 'string' && /^\/(?![/\\])/.test(url) ? url : '/'
+  if (typeof url !== 'string' || url === '' || /[^\x20-\x7e]/.test(url)) return '/'
+  let target
+  try {
+    target = new URL(url, window.location.origin)
+  } catch {
+    return '/'
+  }
+  if (target.origin !== window.location.origin) return '/'
+  const path = target.pathname + target.search + target.hash
+  return path.startsWith('//') ? '/' : path
 }
 
 const ceremonies = {

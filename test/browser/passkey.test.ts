@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { after, before, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import type { User } from '../../server/domain/users.ts'
 import { createTestUser, TEST_PASSWORD } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
+import { createAttestationVendor, createMetadataService, metadataEntry, metadataFiles, metadataStatement } from '../helpers/fido-metadata.ts'
 import {
   assertNoSideways, addVirtualAuthenticator, collectConsole, launchBrowser, NARROW_PHONE, openPage, screenshot, signInThroughForm, startBrowserApp,
   type BrowserApp, type VirtualAuthenticator
@@ -211,6 +215,28 @@ test('a passkey sign-in with an altered signature is refused with a generic mess
   }
 })
 
+test('the page follows only a redirect that stays on the portal, whatever the answer to a passkey sign-in says', async () => {
+  const user = await createTestUser(testApp.services)
+  const { context, page } = await openPage(browser)
+  try {
+    await addVirtualAuthenticator(page, { transport: 'internal' })
+    await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)
+    await registerPasskey(page)
+    await signOut(page)
+
+    // An answer that a browser would read as another host once it drops the tab ("//evil.example").
+    await page.route('**/login/passkey/verify', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ ok: true, redirect: '/\t/evil.example' }) }))
+    await Promise.all([
+      // Home, which (the answer having been made up) sends the still signed-out visitor to sign in.
+      page.waitForURL((url) => url.pathname === '/login' && url.searchParams.get('next') === '/', { timeout: 10_000 }),
+      page.getByRole('button', { name: 'Sign in with a passkey' }).click()
+    ])
+    assert.equal(new URL(page.url()).origin, testApp.baseUrl, 'still on the portal')
+  } finally {
+    await context.close()
+  }
+})
+
 test('signing in with a passkey on a device that has none explains it in plain words', async () => {
   const { context, page } = await openPage(browser)
   try {
@@ -266,7 +292,7 @@ test('on a 360 px wide phone the sign-in page with its passkey button has no acc
   }
 })
 
-test('with an AAGUID allow-list, privileged users can only register an approved authenticator', async () => {
+test('with an AAGUID allow-list, privileged users can only register an approved authenticator that proves its model', async () => {
   const YUBIKEY_5 = 'cb69481e-8ff7-4039-93ec-0a2729a154a8'
   const strict = await startBrowserApp({ PRIVILEGED_AAGUIDS: YUBIKEY_5 })
   let virtualAaguid: string
@@ -291,21 +317,32 @@ test('with an AAGUID allow-list, privileged users can only register an approved 
     await strict.close()
   }
 
-  // The same authenticator, once its AAGUID is on the list, is accepted.
-  const approving = await startBrowserApp({ PRIVILEGED_AAGUIDS: `${YUBIKEY_5},${virtualAaguid}` })
+  // The same authenticator with its AAGUID on the list is still refused: an AAGUID counts only when the attestation
+  // certificate chains to the root the FIDO metadata lists for that model, and this (software) authenticator's is
+  // self-signed. (A key that does chain is accepted: test/web/passkey-attestation.test.ts.)
+  const metadata = await createMetadataService()
+  const maker = await createAttestationVendor('Virtual Maker')
+  const files = metadataFiles(mkdtempSync(path.join(tmpdir(), 'mfa-mds-')), metadata.blob([metadataEntry(metadataStatement(virtualAaguid, 'Chromium virtual authenticator', [maker.root]))]), metadata.rootPem)
+  const listed = await startBrowserApp({ PRIVILEGED_AAGUIDS: `${YUBIKEY_5},${virtualAaguid}`, ...files })
   try {
-    const admin = await createTestUser(approving.services, { role: 'admin', privileged: true })
+    const admin = await createTestUser(listed.services, { role: 'admin', privileged: true })
     const { context, page } = await openPage(browser)
     try {
       await addVirtualAuthenticator(page, { transport: 'usb' })
-      await signInThroughForm(page, approving.baseUrl, admin.email, TEST_PASSWORD)
-      await page.goto(`${approving.baseUrl}/enroll/passkey`)
-      await Promise.all([page.waitForURL(`${approving.baseUrl}/`), page.getByRole('button', { name: 'Create a passkey' }).click()])
-      assert.deepEqual(approving.services.methods.listFor(admin.id).map((m) => m.aaguid), [virtualAaguid])
+      await signInThroughForm(page, listed.baseUrl, admin.email, TEST_PASSWORD)
+      await page.goto(`${listed.baseUrl}/enroll/passkey`)
+      await page.getByRole('button', { name: 'Create a passkey' }).click()
+      const alert = page.getByRole('alert')
+      await alert.waitFor()
+      assert.match(await alert.textContent() ?? '', /could not prove which model it is/)
+      assert.equal(listed.services.methods.listFor(admin.id).length, 0)
+      const [refusal] = listed.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
+      assert.equal(JSON.parse(refusal.details).reason, 'attestation_untrusted')
     } finally {
       await context.close()
     }
   } finally {
-    await approving.close()
+    await listed.close()
+    rmSync(path.dirname(files.FIDO_MDS_FILE), { recursive: true, force: true })
   }
 })

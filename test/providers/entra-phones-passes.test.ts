@@ -17,7 +17,7 @@ async function listAll (list: (cursor: string | null) => Promise<{ users: Provid
   return users
 }
 
-test('phone pre-population from extensionAttribute15: a dry run lists the changes, the real run writes each user once, invalid numbers are never pushed', async () => {
+test('phone pre-population from extensionAttribute15: a dry run lists the changes, the real run creates each missing mobile once, another number already there is a conflict left alone, invalid numbers are never pushed', async () => {
   const { fake, provider, close } = await entraFixture({ env: { ENTRA_PHONE_ATTRIBUTE: 'extensionAttribute15' } })
   try {
     const fresh = fake.tenant.addUser({ ext: { extensionAttribute15: '(206) 555-0143' } })
@@ -30,7 +30,7 @@ test('phone pre-population from extensionAttribute15: a dry run lists the change
     const plan = await provider.prepopulatePhones(users, { dryRun: true, defaultRegion: 'US' })
     const byId = new Map(plan.map((p) => [p.externalId, p]))
     assert.deepEqual({ ...byId.get(fresh.id) }, { externalId: fresh.id, action: 'create', phone: '+12065550143', previous: null, applied: false })
-    assert.equal(byId.get(moved.id)!.action, 'update')
+    assert.equal(byId.get(moved.id)!.action, 'conflict')
     assert.equal(byId.get(moved.id)!.previous, '+12065550100')
     assert.equal(byId.get(same.id)!.action, 'unchanged')
     assert.equal(byId.get(junk.id)!.action, 'invalid')
@@ -40,29 +40,32 @@ test('phone pre-population from extensionAttribute15: a dry run lists the change
     assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, 0)
 
     const done = await provider.prepopulatePhones(users, { dryRun: false, defaultRegion: 'US' })
-    assert.deepEqual(done.filter((p) => p.applied).map((p) => p.externalId).sort(), [fresh.id, moved.id].sort())
+    assert.deepEqual(done.filter((p) => p.applied).map((p) => p.externalId), [fresh.id])
     assert.equal(fake.tenant.phone(fresh, 'mobile')!.props.phoneNumber, '+1 2065550143')
-    assert.equal(fake.tenant.phone(moved, 'mobile')!.props.phoneNumber, '+44 7911123456')
-    assert.equal(fake.tenant.phone(moved, 'mobile')!.id, MOBILE_ID)
+    assert.equal(fake.tenant.phone(fresh, 'mobile')!.id, MOBILE_ID)
+    assert.equal(fake.tenant.phone(moved, 'mobile')!.props.phoneNumber, '+1 2065550100', 'the number Entra held is never replaced by a feed')
+    assert.equal(done.find((p) => p.externalId === moved.id)!.action, 'conflict')
     const writes = fake.calls.filter((c) => c.method !== 'GET')
-    assert.deepEqual(writes.map((c) => `${c.method} ${c.status}`).sort(), ['PATCH 204', 'POST 201'])
+    assert.deepEqual(writes.map((c) => `${c.method} ${c.status}`), ['POST 201'])
     assert.equal(fake.tenant.phone(junk, 'mobile'), undefined)
 
     const again = await provider.prepopulatePhones(users, { dryRun: false, defaultRegion: 'US' })
-    assert.equal(again.filter((p) => p.action === 'create' || p.action === 'update').length, 0)
-    assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, 2, 'a second run writes nothing')
+    assert.equal(again.filter((p) => p.action === 'create').length, 0)
+    assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, 1, 'a second run writes nothing')
   } finally {
     await close()
   }
 })
 
-test('a phone the portal verified is set as the mobile method, created once then updated in place', async () => {
+test('a phone the portal verified is set as the mobile method, created once; another number replaces it in place only when the caller says the user proved an existing method', async () => {
   const { fake, provider, close } = await entraFixture()
   try {
     const user = fake.tenant.addUser()
-    assert.equal(await provider.setMobilePhone(user.id, '+33612345678'), 'create')
-    assert.equal(await provider.setMobilePhone(user.id, '+33612345678'), 'unchanged')
-    assert.equal(await provider.setMobilePhone(user.id, '+33698765432'), 'update')
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678', { replaceExisting: false }), 'create')
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678', { replaceExisting: false }), 'unchanged')
+    assert.equal(await provider.setMobilePhone(user.id, '+33698765432', { replaceExisting: false }), 'conflict')
+    assert.equal(user.methods.find((m) => m.props.phoneType === 'mobile')!.props.phoneNumber, '+33 612345678', 'a conflict writes nothing')
+    assert.equal(await provider.setMobilePhone(user.id, '+33698765432', { replaceExisting: true }), 'update')
     const phones = user.methods.filter((m) => m.props.phoneType === 'mobile')
     assert.equal(phones.length, 1)
     assert.equal(phones[0].props.phoneNumber, '+33 698765432')

@@ -80,3 +80,42 @@ test('configuring a cloud provider leaves sandbox mode', () => {
 test('a provider named in PROVIDERS without its settings stops start-up with one line naming the variable', () => {
   assert.throws(() => loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, PROVIDERS: 'entra' }), { message: 'ENTRA_TENANT_ID: required when PROVIDERS includes entra' })
 })
+
+test('TRUST_PROXY=true is refused: it would believe an address the client wrote itself', () => {
+  const error = refusal({ TRUST_PROXY: 'true' })
+  assert.equal(error.variable, 'TRUST_PROXY')
+  assert.match(error.message, /list the proxy addresses or CIDRs .* or give the number of proxies/)
+  assert.doesNotMatch(error.message, /\n/)
+})
+
+test('TRUST_PROXY takes a list of proxy addresses and CIDRs, or a hop count', () => {
+  const load = (value: string) => loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, TRUST_PROXY: value }).trustProxy
+  assert.deepEqual(load('10.20.0.5, 10.20.1.0/24,::1'), { proxies: ['10.20.0.5', '10.20.1.0/24', '::1'] })
+  assert.deepEqual(load('2'), { hops: 2 })
+  assert.equal(load('false'), false)
+  assert.equal(load('0'), false)
+  assert.equal(refusal({ TRUST_PROXY: '10.20.0.5,loopback' }).variable, 'TRUST_PROXY')
+  assert.equal(refusal({ TRUST_PROXY: '300.1.1.1' }).variable, 'TRUST_PROXY')
+  assert.equal(refusal({ TRUST_PROXY: '1.5' }).variable, 'TRUST_PROXY')
+})
+
+test('outside the sandbox there are no default trusted networks, whatever NODE_ENV says', () => {
+  const entra = { PROVIDERS: 'entra', ENTRA_TENANT_ID: '11111111-2222-3333-4444-555555555555', ENTRA_CLIENT_ID: '66666666-7777-8888-9999-000000000000', ENTRA_CLIENT_SECRET: 'not-a-real-secret' }
+  for (const NODE_ENV of ['development', 'test']) {
+    const config = loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS, NODE_ENV, ...entra })
+    assert.equal(config.sandbox, false)
+    assert.deepEqual(config.trustedNetworks, [], NODE_ENV)
+  }
+  assert.deepEqual(loadConfig({ DATA_DIR: tempDir(), ...production }).trustedNetworks, [])
+  assert.ok(loadConfig({ DATA_DIR: tempDir(), ...TEST_SECRETS }).trustedNetworks.includes('10.0.0.0/8'), 'the sandbox keeps its private ranges')
+})
+
+test('a trusted network that contains a configured proxy is warned about at start', () => {
+  const warned = loadConfig({ DATA_DIR: tempDir(), ...production, TRUST_PROXY: '10.20.0.5', TRUSTED_NETWORKS: '192.168.0.0/16,10.0.0.0/8' })
+  assert.equal(warned.warnings.length, 1)
+  assert.match(warned.warnings[0], /TRUSTED_NETWORKS: 10\.0\.0\.0\/8 contains the proxy 10\.20\.0\.5/)
+  const overlapping = loadConfig({ DATA_DIR: tempDir(), ...production, TRUST_PROXY: '10.20.0.0/24', TRUSTED_NETWORKS: '10.20.0.128/25' })
+  assert.match(overlapping.warnings[0] ?? '', /10\.20\.0\.128\/25 contains the proxy 10\.20\.0\.0\/24/)
+  const apart = loadConfig({ DATA_DIR: tempDir(), ...production, TRUST_PROXY: '10.20.0.5', TRUSTED_NETWORKS: '192.168.0.0/16' })
+  assert.deepEqual(apart.warnings, [])
+})

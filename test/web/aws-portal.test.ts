@@ -47,7 +47,7 @@ before(async () => {
       rmSync(dataDir, { recursive: true, force: true })
     }
   }
-  for (const userName of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ken', 'liam', 'mia', 'nina']) {
+  for (const userName of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ken', 'liam', 'mia', 'nina', 'oscar']) {
     fake.state.addUser({ userName, consolePassword: true, tags: { email: `${userName}@example.org` } })
   }
   fake.state.addUser({ userName: 'judy', consolePassword: true, tags: { email: 'judy@example.org' }, devices: ['virtual'] })
@@ -470,4 +470,58 @@ test('the compliance page offers the IAM credential report as CIS 1.10 evidence,
   assert.ok(lines.some((line) => /^judy,true,true,/.test(line)), 'judy has a console password and a device')
   assert.ok(lines.some((line) => /^nina,true,false,/.test(line)), 'nina has a console password and no device')
   assert.equal(t.services.audit.list({ action: 'compliance.exported' }).filter((e) => JSON.parse(e.details).format === 'aws-credential-report').length, 1)
+})
+
+test('an invitation session ends an hour after the link was used, like an access pass, however busy it is', async () => {
+  const staff = await helpdeskStaff()
+  const oscar = iamUser('oscar')
+  assert.equal((await invite(staff, oscar)).status, 303)
+  const mail = await smtp.waitFor((m) => m.to.includes('oscar@example.org') && /invitation/.test(m.subject))
+  const link = linkIn(mail.text)
+  const visitor = anonymous(t)
+  const confirm = await visitor.get(link)
+  assert.equal((await visitor.post(link).type('form').send({ _csrf: csrfFrom(confirm.text) })).status, 303)
+  for (let i = 0; i < 3; i++) {
+    t.clock.advance(19 * 60_000)
+    assert.equal((await visitor.get('/enroll/aws-mfa')).status, 200, `still open after ${(i + 1) * 19} minutes`)
+  }
+  t.clock.advance(4 * 60_000)
+  const ended = await visitor.get('/enroll/aws-mfa')
+  assert.equal(ended.status, 303)
+  assert.match(ended.headers.location, /^\/login\?.*ended=pass/)
+  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(oscar.id), 0)
+})
+
+test('an IAM user whose only method is a device at AWS is not adding a "first" method on the portal\'s own pages either: the app and passkey pages ask for a step-up, even in a reset window', async () => {
+  const judy = iamUser('judy')
+  assert.deepEqual(judy.providerMethods, ['totp'])
+  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
+    .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + DAY, judy.id)
+  try {
+    const agent = await signIn(t, judy.email)
+    const totp = await agent.get('/enroll/totp')
+    assert.equal(totp.status, 403)
+    assert.match(totp.text, /already has a sign-in method in your organisation&#39;s directory/)
+    assert.doesNotMatch(totp.text, /totp-key/)
+    const options = await agent.post('/enroll/passkey/options').set('accept', 'application/json').set('x-csrf-token', await csrfFor(agent, '/')).send({})
+    assert.equal(options.status, 403)
+    assert.equal(options.body.error.code, 'step_up_required')
+    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get(judy.id), 0, 'no seed was made')
+  } finally {
+    t.services.database.sqlite.prepare('UPDATE users SET reenroll_until = NULL WHERE id = ?').run(judy.id)
+  }
+})
+
+test('the QR image of a pending AWS setup is refused once the reset window that allowed it has closed, as the page is', async () => {
+  const mia = iamUser('mia')
+  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
+    .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + 5 * MINUTE, mia.id)
+  const agent = await signIn(t, mia.email)
+  await openSetup(agent)
+  assert.equal((await agent.get('/enroll/aws-mfa/qr.png')).status, 200)
+  t.clock.advance(6 * MINUTE)
+  assert.equal((await agent.get('/enroll/aws-mfa')).status, 403, 'the page refuses from an untrusted network now')
+  const qr = await agent.get('/enroll/aws-mfa/qr.png')
+  assert.equal(qr.status, 403)
+  assert.notEqual(qr.headers['content-type'], 'image/png', 'the pending seed is not drawn')
 })

@@ -5,7 +5,7 @@ import { ConfigError } from '../../server/config.ts'
 import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { prepopulateEntraPhones } from '../../server/wiring-entra.ts'
-import { type Agent, anonymous, createTestUser, sessionCookieOf, signIn, signInStaff, startTestApp, submitForm, type TestApp, testConfig } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, sessionCookieOf, signIn, signInStaff, startTestApp, submitForm, type TestApp, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
@@ -177,6 +177,17 @@ describe('Sign in with Microsoft', () => {
     assert.deepEqual(done, { sealed: null, deviceId: device.id }, 'the seed is gone once Entra holds it')
   })
 
+  test('the QR image of a pending Entra app setup is refused once Microsoft\'s step-up has lapsed, as the page is', async () => {
+    const agent = anonymous(t)
+    await microsoftSignIn(t, fake, agent, bob, { amr: ['mfa'] })
+    assert.equal((await agent.get('/enroll/entra-app')).status, 200)
+    assert.equal((await agent.get('/enroll/entra-app/qr.png')).headers['content-type'], 'image/png')
+    t.clock.advance(11 * 60_000)
+    const qr = await agent.get('/enroll/entra-app/qr.png')
+    assert.equal(qr.status, 403)
+    assert.notEqual(qr.headers['content-type'], 'image/png')
+  })
+
   test('"Check now" re-reads Entra after a passkey was registered on Microsoft\'s page', async () => {
     const carol = fake.tenant.addUser({ displayName: 'Carol Entra' })
     await sync(t)
@@ -247,7 +258,7 @@ describe('phones of Entra users', () => {
     assert.ok(typeof reason === 'string' && reason !== '')
   })
 
-  test('pre-population: the dry run lists the changes and writes nothing; the real run writes each mobile method once', async () => {
+  test('pre-population: the dry run lists the changes and writes nothing; the real run creates each missing mobile method once and leaves another number alone', async () => {
     const g = fake.tenant.addUser({ displayName: 'Gil', mobilePhone: '+1 425 555 0101' })
     const h = fake.tenant.addUser({ displayName: 'Hana', mobilePhone: '+1 425 555 0102', methods: [{ phone: '+1 4255550199' }] })
     const i = fake.tenant.addUser({ displayName: 'Ivo', mobilePhone: '+1 425 555 0103', methods: [{ phone: '+1 4255550103' }] })
@@ -258,7 +269,7 @@ describe('phones of Entra users', () => {
 
     const dry = await prepopulateEntraPhones(t.services, { dryRun: true }, { id: null, label: 'test' })
     const planned = Object.fromEntries(dry!.users.filter((u) => ours.has(u.externalId)).map((u) => [u.externalId, u.action]))
-    assert.deepEqual(planned, { [g.id]: 'create', [h.id]: 'update', [i.id]: 'unchanged' }, 'pinned numbers only: an unusable directory value was never pinned')
+    assert.deepEqual(planned, { [g.id]: 'create', [h.id]: 'conflict', [i.id]: 'unchanged' }, 'pinned numbers only: an unusable directory value was never pinned')
     assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, writesBefore, 'a dry run writes nothing')
 
     const live = await prepopulateEntraPhones(t.services, { dryRun: true, fromDirectory: true }, { id: null, label: 'test' })
@@ -267,13 +278,13 @@ describe('phones of Entra users', () => {
     const real = await prepopulateEntraPhones(t.services, { dryRun: false }, { id: null, label: 'test' })
     assert.equal(real!.counts.failed, 0)
     assert.equal(fake.tenant.phone(g, 'mobile')?.props.phoneNumber, '+1 4255550101')
-    assert.equal(fake.tenant.phone(h, 'mobile')?.props.phoneNumber, '+1 4255550102')
+    assert.equal(fake.tenant.phone(h, 'mobile')?.props.phoneNumber, '+1 4255550199', 'another number already there is a conflict, never replaced')
     assert.equal(fake.calls.filter((c) => c.inBatch && c.method !== 'GET' && c.path.includes(`/users/${g.id}/`)).length, 1, 'one write for Gil')
     assert.equal(fake.calls.filter((c) => c.method !== 'GET' && c.path.includes(`/users/${i.id}/`)).length, 0, 'nothing for an unchanged number')
     assert.equal(t.services.audit.list({ action: 'entra.phones_prepopulated' }).length, 1)
 
     const again = await prepopulateEntraPhones(t.services, { dryRun: false }, { id: null, label: 'test' })
-    assert.equal(again!.users.filter((u) => ours.has(u.externalId)).every((u) => u.action === 'unchanged'), true, 're-running changes nothing')
+    assert.deepEqual(again!.users.filter((u) => ours.has(u.externalId)).map((u) => u.action).sort(), ['conflict', 'unchanged', 'unchanged'], 're-running changes nothing')
   })
 
   test('the API runs the same pre-population for an HR feed: dry run by default of the caller\'s choosing, a per-user report, phones:write needed', async () => {
@@ -309,7 +320,7 @@ describe('phones of Entra users', () => {
     assert.equal(res.code, 0, res.stderr)
     const report = JSON.parse(res.stdout) as { dryRun: boolean, users: Array<{ email: string | null, action: string }> }
     assert.equal(report.dryRun, true)
-    assert.ok(report.users.length > 0 && report.users.every((u) => u.email !== null && u.action === 'unchanged'))
+    assert.ok(report.users.length > 0 && report.users.every((u) => u.email !== null && (u.action === 'unchanged' || u.action === 'conflict')))
   })
 })
 
@@ -394,5 +405,195 @@ describe('local password sign-in turned off', () => {
     } finally {
       await close()
     }
+  })
+})
+
+describe('methods held in Entra count on every add route', () => {
+  let t: TestApp
+  let fake: FakeEntra
+  let close: () => Promise<void>
+  before(async () => { ({ t, fake, close } = await entraPortalApp({ ENTRA_HARDWARE_OATH: 'true' })) })
+  after(async () => { await close() })
+
+  const phoneWrites = (userId: string) => fake.calls.filter((c) => c.path.startsWith(`/users/${userId}/authentication/phoneMethods`) && c.method !== 'GET')
+  const smsTo = (e164: string) => t.services.outbox.latest(1000).filter((m) => m.channel === 'sms' && m.recipient === e164)
+
+  /** Signed in with a portal-issued pass: the restricted enrollment session. */
+  async function passSession (who: FakeUser): Promise<Agent> {
+    const user = portalUser(t, who)
+    const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 120, oneTime: false }, { id: null, label: 'test' })
+    const agent = anonymous(t)
+    const page = await agent.get('/login/pass')
+    const res = await agent.post('/login/pass').type('form').send({ email: user.email, pass, _csrf: csrfFrom(page.text) })
+    assert.equal(res.status, 303, 'signed in with the pass')
+    return agent
+  }
+
+  /** Asks for a code to `number`, then enters the code that was texted (when one was). */
+  async function addPhone (agent: Agent, number: string, e164: string) {
+    const begin = await submitForm(agent, '/enroll/phone', '/enroll/phone', { phone: number })
+    const text = smsTo(e164)[0]?.bodyText
+    const verify = text === undefined ? undefined : await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: /\b(\d{6})\b/.exec(text)![1] })
+    return { begin, verify }
+  }
+
+  test('a password-only sign-in cannot add a phone to an account whose methods are in Entra, so the owner\'s Entra mobile number stays', async () => {
+    const victim = fake.tenant.addUser({ displayName: 'Victor', methods: ['microsoftAuthenticator', { phone: '+1 4255550100' }] })
+    await sync(t)
+    assert.deepEqual([...portalUser(t, victim).providerMethods].sort(), ['authenticator', 'phone'])
+    const attacker = anonymous(t)
+    await microsoftSignIn(t, fake, attacker, victim, { amr: ['pwd'] })
+    assert.equal((await attacker.get('/enroll/entra-app')).status, 403, 'the Entra page asks for a step-up')
+
+    const page = await attacker.get('/enroll/phone')
+    assert.equal(page.status, 403)
+    assert.match(page.text, /first confirm it&#39;s you/)
+    const { begin, verify } = await addPhone(attacker, '+1 202 555 0199', '+12025550199')
+    assert.equal(begin.status, 403)
+    assert.equal(verify, undefined, 'no code was texted to the attacker\'s number')
+    assert.equal(fake.tenant.phone(victim, 'mobile')?.props.phoneNumber, '+1 4255550100')
+    assert.deepEqual(phoneWrites(victim.id), [])
+    assert.deepEqual(t.services.methods.listFor(portalUser(t, victim).id), [])
+  })
+
+  test('the authenticator-app and passkey pages ask for a step-up when the account\'s only methods are in Entra; Microsoft\'s MFA is one', async () => {
+    const owner = fake.tenant.addUser({ displayName: 'Olga', methods: ['fido2'] })
+    await sync(t)
+    const agent = anonymous(t)
+    await microsoftSignIn(t, fake, agent, owner, { amr: ['pwd'] })
+    const totp = await agent.get('/enroll/totp')
+    assert.equal(totp.status, 403)
+    assert.doesNotMatch(totp.text, /totp-key/)
+    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get(portalUser(t, owner).id), 0, 'no seed was made')
+    assert.equal((await agent.get('/enroll/totp/qr.png')).status, 403, 'nor its image')
+    const passkeyPage = await agent.get('/enroll/passkey')
+    assert.match(passkeyPage.text, /first confirm it&#39;s you/)
+    const options = await agent.post('/enroll/passkey/options').set('accept', 'application/json').set('x-csrf-token', await csrfFor(agent, '/')).send({})
+    assert.equal(options.status, 403)
+    assert.equal(options.body.error.code, 'step_up_required')
+
+    const confirmed = anonymous(t)
+    await microsoftSignIn(t, fake, confirmed, owner, { amr: ['pwd', 'mfa'] })
+    assert.equal((await confirmed.get('/enroll/totp')).status, 200)
+  })
+
+  test('in a pass session, a verified phone is created in Entra where there is none, but a different Entra mobile number is not replaced', async () => {
+    const fresh = fake.tenant.addUser({ displayName: 'Nia' })
+    const holder = fake.tenant.addUser({ displayName: 'Pat', methods: ['microsoftAuthenticator', { phone: '+1 4255550177' }] })
+    await sync(t)
+
+    const nia = await addPhone(await passSession(fresh), '+1 202 555 0171', '+12025550171')
+    assert.equal(nia.verify?.status, 303)
+    assert.equal(fake.tenant.phone(fresh, 'mobile')?.props.phoneNumber, '+1 2025550171', 'a new mobile method is an addition')
+
+    const agent = await passSession(holder)
+    const pat = await addPhone(agent, '+1 202 555 0172', '+12025550172')
+    assert.equal(pat.verify?.status, 303)
+    assert.match((await agent.get('/')).text, /Microsoft already has another mobile number for your account, so we did not change it/)
+    assert.equal(fake.tenant.phone(holder, 'mobile')?.props.phoneNumber, '+1 4255550177', 'the number Entra holds stays')
+    assert.deepEqual(phoneWrites(holder.id), [])
+    const [refusal] = t.services.audit.list({ action: 'entra.phone_push_refused', subjectUserId: portalUser(t, holder).id })
+    assert.equal((JSON.parse(refusal.details) as { reason: string }).reason, 'existing_number_needs_step_up')
+  })
+
+  test('a first phone added from the office network never replaces a mobile number Entra gained since the last sync', async () => {
+    const stale = fake.tenant.addUser({ displayName: 'Quin' })
+    await sync(t)
+    fake.tenant.addPhone(stale, 'mobile', '+1 4255550188')
+    const agent = anonymous(t)
+    await microsoftSignIn(t, fake, agent, stale, { amr: ['pwd'] })
+    const { verify } = await addPhone(agent, '+1 202 555 0173', '+12025550173')
+    assert.equal(verify?.status, 303, 'a first method from the office network is allowed')
+    assert.equal(fake.tenant.phone(stale, 'mobile')?.props.phoneNumber, '+1 4255550188')
+    assert.deepEqual(phoneWrites(stale.id), [])
+  })
+})
+
+describe('phone pre-population never takes over an MFA phone', () => {
+  const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
+  let t: TestApp
+  let fake: FakeEntra
+  let close: () => Promise<void>
+  let gail: FakeUser
+  let gary: FakeUser
+  let hal: FakeUser
+  let ina: FakeUser
+  before(async () => {
+    ({ t, fake, close } = await entraPortalApp())
+    // Gail and Gary are Global Administrators (Gail with Microsoft Authenticator and a mobile number); Hal has
+    // another mobile number in Entra; Ina has none.
+    gail = fake.tenant.addUser({ displayName: 'Gail Admin', methods: ['microsoftAuthenticator', { phone: '+1 4255550150' }] })
+    gary = fake.tenant.addUser({ displayName: 'Gary Admin' })
+    for (const admin of [gail, gary]) fake.tenant.assignRole(admin.id, GLOBAL_ADMIN)
+    hal = fake.tenant.addUser({ displayName: 'Hal', methods: [{ phone: '+1 4255550160' }] })
+    ina = fake.tenant.addUser({ displayName: 'Ina' })
+    await sync(t)
+  })
+  after(async () => { await close() })
+
+  const token = (scopes: string[], name: string) => automationServices(t.services).tokens.create({ name, scopes, expiresInDays: null }, { id: null, label: 'test' })
+  const phoneWrites = (who: FakeUser) => fake.calls.filter((c) => c.path.startsWith(`/users/${who.id}/authentication/phoneMethods`) && c.method !== 'GET')
+  const prefill = (secret: string, body: Record<string, unknown>) => anonymous(t).post('/api/v1/entra/phones/prepopulate').set('authorization', `Bearer ${secret}`).send(body)
+  const lineOf = (body: { users: Array<{ externalId: string, action: string, applied: boolean }> }, who: FakeUser) => body.users.find((u) => u.externalId === who.id)
+
+  test('a phones:write token cannot overwrite a Global Administrator\'s MFA phone: privileged users are skipped, another number is a conflict, a missing one is created, each audited', async () => {
+    const feed = token(['phones:write'], 'hr feed')
+    for (const [who, number] of [[gail, '+1 202 555 0166'], [gary, '+1 202 555 0167'], [hal, '+1 202 555 0168'], [ina, '+1 202 555 0169']] as const) {
+      const put = await anonymous(t).put(`/api/v1/users/${portalUser(t, who).id}/phone`).set('authorization', `Bearer ${feed.secret}`).send({ phone: number })
+      assert.equal(put.status, 200)
+    }
+    const res = await prefill(feed.secret, { dryRun: false })
+    assert.equal(res.status, 200)
+    assert.equal(fake.tenant.phone(gail, 'mobile')?.props.phoneNumber, '+1 4255550150', 'the administrator\'s MFA phone is untouched')
+    assert.equal(fake.tenant.phone(gary, 'mobile'), undefined, 'no phone is planted on an administrator either')
+    assert.equal(fake.tenant.phone(hal, 'mobile')?.props.phoneNumber, '+1 4255550160', 'another number is never replaced')
+    assert.equal(fake.tenant.phone(ina, 'mobile')?.props.phoneNumber, '+1 2025550169')
+    assert.deepEqual([gail, gary, hal, ina].map((who) => lineOf(res.body, who)?.action), ['skipped_privileged', 'skipped_privileged', 'conflict', 'create'])
+    assert.deepEqual([...phoneWrites(gail), ...phoneWrites(gary), ...phoneWrites(hal)], [])
+    assert.equal(fake.calls.filter((c) => c.path === `/users/${gail.id}/authentication/phoneMethods`).length, 0, 'a skipped administrator is not even read')
+    assert.deepEqual(res.body.counts, { create: 1, unchanged: 0, conflict: 1, skipped_privileged: 2, invalid: 0, failed: 0 })
+
+    const audited = (who: FakeUser) => t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: portalUser(t, who).id })
+      .map((row) => ({ actor: row.actorLabel, ...(JSON.parse(row.details) as { result: string, tokenId: string, previous: string | null }) }))
+    assert.deepEqual(audited(gail).map((a) => [a.actor, a.result, a.tokenId]), [['api-token:hr feed', 'skipped_privileged', feed.token.id]])
+    assert.deepEqual(audited(gary).map((a) => a.result), ['skipped_privileged'])
+    assert.deepEqual(audited(hal).map((a) => [a.result, a.previous]), [['conflict', '•••• 0160']])
+    assert.deepEqual(audited(ina).map((a) => a.result), ['created'])
+  })
+
+  test('only a token that also holds the admin-granted phones:write-privileged scope may include privileged users, and then it only creates', async () => {
+    const feed = token(['phones:write'], 'feed without privileged')
+    const refused = await prefill(feed.secret, { dryRun: false, includePrivileged: true })
+    assert.equal(refused.status, 403)
+    assert.equal(refused.body.error.code, 'insufficient_scope')
+    assert.match(refused.headers['www-authenticate'], /scope="phones:write-privileged"/)
+
+    const admin = token(['phones:write', 'phones:write-privileged'], 'admin prefill')
+    const res = await prefill(admin.secret, { dryRun: false, includePrivileged: true })
+    assert.equal(res.status, 200)
+    assert.equal(lineOf(res.body, gary)?.action, 'create')
+    assert.equal(fake.tenant.phone(gary, 'mobile')?.props.phoneNumber, '+1 2025550167', 'created where the administrator had none')
+    assert.equal(lineOf(res.body, gail)?.action, 'conflict')
+    assert.equal(fake.tenant.phone(gail, 'mobile')?.props.phoneNumber, '+1 4255550150', 'even this scope never replaces a number')
+    const [summary] = t.services.audit.list({ action: 'entra.phones_prepopulated' }).filter((row) => row.actorLabel === 'api-token:admin prefill')
+    assert.equal((JSON.parse(summary.details) as { includePrivileged: boolean }).includePrivileged, true)
+  })
+
+  test('the entra-phones command skips privileged users unless --include-privileged, which the audit log records', async () => {
+    const env = { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') }
+    const gina = fake.tenant.addUser({ displayName: 'Gina Admin', mobilePhone: '+1 425 555 0170' })
+    fake.tenant.assignRole(gina.id, GLOBAL_ADMIN)
+    await sync(t)
+    const dry = await runCli(['entra-phones', '--dry-run', '--json'], { dataDir: t.dataDir, env })
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.equal((JSON.parse(dry.stdout) as { users: Array<{ externalId: string, action: string }> }).users.find((u) => u.externalId === gina.id)?.action, 'skipped_privileged')
+    const real = await runCli(['entra-phones', '--include-privileged'], { dataDir: t.dataDir, env })
+    assert.equal(real.code, 0, real.stderr)
+    assert.match(real.stdout, /privileged skipped/)
+    assert.equal(fake.tenant.phone(gina, 'mobile')?.props.phoneNumber, '+1 4255550170')
+    const [event] = t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: portalUser(t, gina).id })
+    assert.deepEqual({ actor: event.actorLabel, ...JSON.parse(event.details) as Record<string, unknown> }, {
+      actor: 'cli', via: 'cli', source: 'portal', includePrivileged: true, result: 'created', externalId: gina.id, phone: '•••• 0170', previous: null
+    })
   })
 })

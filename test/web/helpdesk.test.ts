@@ -211,5 +211,5 @@ test('a reset removes the methods, signs the user out, opens the re-enrollment w
 
   // Without a pass, the window lets them add a first method from outside the trusted networks.
   const context = { clientIp: '203.0.113.9', passSession: false, stepUpAt: null, reenrollUntil: t.services.users.findById(user.id)!.reenrollUntil!.getTime(), now: t.clock.now().getTime() }
-  assert.doesNotThrow(() => { t.services.guard.assertMayAdd(0, context) })
+  assert.doesNotThrow(() => { t.services.guard.assertMayAdd(t.services.users.findById(user.id)!, 0, context) })
 })

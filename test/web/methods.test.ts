@@ -85,7 +85,9 @@ test('removing a method needs a recent step-up; with one it works, is audited an
   assert.equal(confirmed.status, 303)
   assert.equal(confirmed.headers.location, '/')
 
-  const removed = await agent.post(`/methods/${phone.id}/remove`).type('form').send({ _csrf: token })
+  // The step-up gave the session a new id, which voids the tokens of pages shown before it: the page is reloaded.
+  const fresh = await csrfFor(agent, '/')
+  const removed = await agent.post(`/methods/${phone.id}/remove`).type('form').send({ _csrf: fresh })
   assert.equal(removed.status, 303)
   assert.deepEqual(methodIds(user.id), [app.id])
   assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'method.removed' }).length, 1)
@@ -94,7 +96,7 @@ test('removing a method needs a recent step-up; with one it works, is audited an
   assert.match(mail.html, /This wasn't me|This wasn&#39;t me/)
 
   t.clock.advance(10 * 60_000)
-  const stale = await agent.post(`/methods/${app.id}/remove`).type('form').send({ _csrf: token })
+  const stale = await agent.post(`/methods/${app.id}/remove`).type('form').send({ _csrf: fresh })
   assert.equal(stale.headers.location, '/step-up?next=/', 'the step-up lasts 10 minutes')
 })
 
@@ -106,7 +108,8 @@ test('a step-up code is accepted once; a wrong one is refused with a message', a
   assert.match(wrong.text, /That code is not right/)
   const code = codeAt()
   assert.equal((await agent.post('/step-up/totp').type('form').send({ methodId: app.id, code, _csrf: token })).status, 303)
-  const replay = await agent.post('/step-up/totp').type('form').send({ methodId: app.id, code, _csrf: token })
+  // Replayed from the step-up page as reloaded after the first use (the step-up gave the session a new id).
+  const replay = await agent.post('/step-up/totp').type('form').send({ methodId: app.id, code, _csrf: await csrfFor(agent, '/step-up') })
   assert.equal(replay.status, 400)
   assert.match(replay.text, /already used/)
 })

@@ -48,6 +48,24 @@ test('/metrics counts requests by route template and status in Prometheus text',
   assert.doesNotMatch(res.text, /no-such-page/)
 })
 
+test('in production without METRICS_TOKEN, /metrics is not there (404), so nothing about the portal is public', async () => {
+  const production = await startTestApp({ NODE_ENV: 'production', PUBLIC_URL: 'https://mfa.test.example' })
+  try {
+    const res = await anonymous(production).get('/metrics')
+    assert.equal(res.status, 404)
+    assert.doesNotMatch(res.text, /http_requests_total/)
+  } finally {
+    await production.close()
+  }
+  const scraped = await startTestApp({ NODE_ENV: 'production', PUBLIC_URL: 'https://mfa.test.example', METRICS_TOKEN: 'scrape-me-please' })
+  try {
+    assert.equal((await anonymous(scraped).get('/metrics')).status, 401)
+    assert.equal((await anonymous(scraped).get('/metrics').set('authorization', 'Bearer scrape-me-please')).status, 200)
+  } finally {
+    await scraped.close()
+  }
+})
+
 test('with METRICS_TOKEN set, /metrics needs it as a bearer token', async () => {
   const guarded = await startTestApp({ METRICS_TOKEN: 'scrape-me-please' })
   try {

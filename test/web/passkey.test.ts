@@ -1,10 +1,12 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { User } from '../../server/domain/users.ts'
-import { anonymous, createTestUser, csrfFor, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, csrfFor, sessionCookieOf, signIn, startTestApp, submitForm, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
+import { addSoftwarePasskey, pageToken, passkeySignIn, passkeyStepUp, postJson, SoftwareAuthenticator } from '../helpers/webauthn.ts'
 
-// The ceremonies that succeed need a real authenticator and are covered in test/browser/passkey.test.ts.
-// Here: everything a client can get wrong, answered with a JSON error that says what happened, and nothing stored.
+// The ceremonies in a real browser are covered in test/browser/passkey.test.ts. Here: everything a client can
+// get wrong, answered with a JSON error that says what happened, and nothing stored; and, with a software
+// authenticator, what an assertion with or without user verification (PIN, biometric) is worth.
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
@@ -25,19 +27,6 @@ const FORGED_ASSERTION = {
   type: 'public-key',
   response: { clientDataJSON: 'e30', authenticatorData: 'AAAA', signature: 'AAAA' },
   clientExtensionResults: {}
-}
-
-/** The token static/js/passkey.js sends, read where it reads it. */
-async function pageToken (agent: Agent, path: string): Promise<string> {
-  const page = await agent.get(path)
-  const match = /<meta name="csrf-token" content="([^"]+)">/.exec(page.text)
-  if (match === null) throw new Error(`no csrf-token meta on ${path} (status ${page.status})`)
-  return match[1]
-}
-
-/** A POST as static/js/passkey.js makes it: JSON in, JSON out, CSRF token in the header. */
-function postJson (agent: Agent, path: string, token: string, body: unknown) {
-  return agent.post(path).set('accept', 'application/json').set('x-csrf-token', token).send(body as object)
 }
 
 async function signedIn (testApp: TestApp = t): Promise<{ user: User, agent: Agent, token: string }> {
@@ -291,4 +280,93 @@ test('a first passkey from outside the trusted networks is refused with the reas
   } finally {
     await office.close()
   }
+})
+
+/** The signed-in part of the session a cookie names, as the server stored it. */
+function sessionAuth (cookie: string | undefined, testApp: TestApp = t): { stepUpAt?: number, secondFactorPending?: boolean } | undefined {
+  const sid = decodeURIComponent(cookie?.split('=')[1] ?? '').split('.')[0]
+  const data = testApp.services.database.sqlite.prepare('SELECT data FROM sessions WHERE sid = ?').pluck().get(sid) as string | undefined
+  return data === undefined ? undefined : (JSON.parse(data) as { auth?: { stepUpAt?: number, secondFactorPending?: boolean } }).auth
+}
+
+test('passkey registration, sign-in and step-up ask the authenticator to check the user\'s PIN or biometric', async () => {
+  const { agent: member, token } = await signedIn()
+  assert.equal((await postJson(member, '/enroll/passkey/options', token, {})).body.options.authenticatorSelection.userVerification, 'required')
+  const authenticator = new SoftwareAuthenticator()
+  const user = await createTestUser(t.services)
+  addSoftwarePasskey(t, user, authenticator)
+  const { agent, options } = await passkeySignIn(t, authenticator)
+  assert.equal(options.userVerification, 'required')
+  const { options: stepUpOptions } = await passkeyStepUp(t, agent, authenticator)
+  assert.equal(stepUpOptions.userVerification, 'required')
+})
+
+test('a passkey sign-in with user verification signs in and counts as confirming it\'s them', async () => {
+  const authenticator = new SoftwareAuthenticator()
+  const user = await createTestUser(t.services)
+  addSoftwarePasskey(t, user, authenticator)
+  const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
+  assert.equal(res.status, 200, JSON.stringify(res.body))
+  assert.equal(res.body.redirect, '/enroll/passkey')
+  assert.equal(sessionAuth(sessionCookieOf(res))?.stepUpAt, t.clock.now().getTime())
+  const token = await pageToken(agent, '/enroll/passkey')
+  assert.equal((await postJson(agent, '/enroll/passkey/options', token, {})).status, 200, 'adding a method needs no further step')
+})
+
+test('a passkey sign-in without user verification counts as a password only: it is no step-up', async () => {
+  const authenticator = new SoftwareAuthenticator({ userVerification: false })
+  const user = await createTestUser(t.services)
+  addSoftwarePasskey(t, user, authenticator)
+  const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
+  assert.equal(res.status, 200, JSON.stringify(res.body))
+  assert.equal((await agent.get('/')).status, 200, 'signed in: MFA is not enforced for this user')
+  assert.equal(sessionAuth(sessionCookieOf(res))?.stepUpAt, undefined)
+  const token = await pageToken(agent, '/step-up?next=/')
+  assertJsonError(await postJson(agent, '/enroll/passkey/options', token, {}), 403, 'step_up_required')
+  const [signInAudit] = t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
+  assert.equal(JSON.parse(signInAudit.details).userVerified, false)
+})
+
+test('once MFA is enforced, a passkey sign-in without user verification still asks for the second factor', async () => {
+  const authenticator = new SoftwareAuthenticator({ userVerification: false })
+  const user = await createTestUser(t.services)
+  addSoftwarePasskey(t, user, authenticator)
+  const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+  const app = t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+
+  const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
+  assert.equal(res.status, 200, JSON.stringify(res.body))
+  assert.equal(res.body.redirect, '/step-up?next=%2Fenroll%2Fpasskey')
+  const home = await agent.get('/')
+  assert.equal(home.status, 303)
+  assert.match(home.headers.location, /^\/step-up\?next=/)
+  // The same passkey cannot be the second factor without user verification either.
+  assertJsonError((await passkeyStepUp(t, agent, authenticator, '/enroll/passkey')).res, 400, 'user_verification_required')
+  assert.equal((await agent.get('/')).status, 303, 'still owes the second factor')
+
+  const done = await submitForm(agent, '/step-up?next=/', '/step-up/totp', { methodId: app.id, code: totpCode(secret, t.clock.now().getTime()), next: '/' })
+  assert.equal(done.status, 303)
+  assert.equal((await agent.get('/')).status, 200)
+})
+
+test('a passkey step-up without user verification is refused in plain words and confirms nothing; with it, it confirms', async () => {
+  const authenticator = new SoftwareAuthenticator({ userVerification: false })
+  const user = await createTestUser(t.services)
+  addSoftwarePasskey(t, user, authenticator)
+  const agent = await signIn(t, user.email)
+
+  const { res } = await passkeyStepUp(t, agent, authenticator, '/enroll/passkey')
+  assertJsonError(res, 400, 'user_verification_required')
+  assert.match(res.body.error.message, /PIN/)
+  const token = await pageToken(agent, '/step-up?next=/')
+  assertJsonError(await postJson(agent, '/enroll/passkey/options', token, {}), 403, 'step_up_required')
+  const [rejected] = t.services.audit.list({ subjectUserId: user.id, action: 'passkey.assertion_rejected' })
+  assert.equal(JSON.parse(rejected.details).reason, 'user_not_verified')
+
+  authenticator.userVerification = true
+  const confirmed = await passkeyStepUp(t, agent, authenticator, '/enroll/passkey')
+  assert.equal(confirmed.res.status, 200, JSON.stringify(confirmed.res.body))
+  assert.equal(confirmed.res.body.redirect, '/enroll/passkey')
+  assert.equal((await postJson(agent, '/enroll/passkey/options', await pageToken(agent, '/enroll/passkey'), {})).status, 200)
 })

@@ -36,7 +36,9 @@ const MOBILE = '+12025550143'
 
 describe('choosing your own number', () => {
   let t: TestApp
-  before(async () => { t = await startTestApp() })
+  // Many people here share one test number, and UK and Guernsey (+44 7911) numbers are texted too; the toll-fraud
+  // limits have their own tests below.
+  before(async () => { t = await startTestApp({ SMS_ALLOWED_COUNTRIES: 'US,GB,GG', SMS_MAX_PER_NUMBER_PER_HOUR: '1000' }) })
   after(async () => { await t.close() })
 
   test('the page asks for a mobile number with a phone keyboard, and says which country is assumed', async () => {
@@ -453,4 +455,91 @@ describe('the admin outbox', () => {
       assert.doesNotMatch(page.text, /is your .* verification code/)
     })
   }
+})
+
+describe('toll-fraud limits on text messages', () => {
+  const refusals = (t: TestApp, reason: string) => t.services.audit.list({ action: 'phone.send_refused' })
+    .map((row) => JSON.parse(row.details) as { reason: string, phone: string, country?: string | null })
+    .filter((d) => d.reason === reason)
+
+  test('only numbers of the default region\'s country are texted unless more are allowed, +1 numbers of other countries included; refusals are audited', async () => {
+    const t = await startTestApp()
+    try {
+      for (const [typed, country] of [['+44 7400 123456', 'GB'], ['+1 876 210 1234', 'JM']] as const) {
+        const { agent } = await enrollingUser(t)
+        const before = textMessages(t).length
+        const res = await submit(agent, '/enroll/phone', { phone: typed })
+        assert.equal(res.status, 400)
+        assert.match(res.text, /This portal only texts mobile numbers from: United States\./)
+        assert.match(res.text, /aria-invalid="true"/, 'the message points at the number field')
+        assert.equal(textMessages(t).length, before, 'nothing was texted')
+        assert.equal(refusals(t, 'country_not_allowed').filter((d) => d.country === country).length, 1)
+      }
+    } finally {
+      await t.close()
+    }
+    const wider = await startTestApp({ SMS_ALLOWED_COUNTRIES: 'us,gb' })
+    try {
+      const { agent } = await enrollingUser(wider)
+      assert.equal((await submit(agent, '/enroll/phone', { phone: '+44 7400 123456' })).status, 303)
+      assert.equal(textMessages(wider)[0].recipient, '+447400123456')
+    } finally {
+      await wider.close()
+    }
+  })
+
+  test('one number gets at most 5 codes an hour, whoever asks for them', async () => {
+    const t = await startTestApp()
+    try {
+      for (let i = 0; i < 5; i++) {
+        const { agent } = await enrollingUser(t)
+        assert.equal((await submit(agent, '/enroll/phone', { phone: MOBILE })).status, 303)
+      }
+      const { agent } = await enrollingUser(t)
+      const sixth = await submit(agent, '/enroll/phone', { phone: MOBILE })
+      assert.equal(sixth.status, 429)
+      assert.match(sixth.text, /Too many codes were sent to this number in the last hour/)
+      assert.equal(textMessages(t).filter((m) => m.recipient === MOBILE).length, 5)
+      assert.deepEqual(refusals(t, 'number_limit').map((d) => d.phone), ['•••• 0143'])
+      assert.equal((await submit(agent, '/enroll/phone', { phone: '+12025550144' })).status, 303, 'other numbers are still texted')
+      t.clock.advance(61 * 60_000)
+      const later = await enrollingUser(t)
+      assert.equal((await submit(later.agent, '/enroll/phone', { phone: MOBILE })).status, 303, 'an hour later the number is texted again')
+    } finally {
+      await t.close()
+    }
+  })
+
+  test('one address asks for at most SMS_MAX_PER_ADDRESS_PER_HOUR codes, and the portal sends at most SMS_MAX_PER_HOUR', async () => {
+    const t = await startTestApp({ SMS_MAX_PER_ADDRESS_PER_HOUR: '3', SMS_MAX_PER_HOUR: '1000' })
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { agent } = await enrollingUser(t)
+        assert.equal((await submit(agent, '/enroll/phone', { phone: `+1202555016${i}` })).status, 303)
+      }
+      const { agent } = await enrollingUser(t)
+      const fourth = await submit(agent, '/enroll/phone', { phone: '+12025550169' })
+      assert.equal(fourth.status, 429)
+      assert.match(fourth.text, /Too many codes were asked for from your network in the last hour/)
+      assert.equal(refusals(t, 'address_limit').length, 1)
+      assert.equal(textMessages(t).length, 3)
+    } finally {
+      await t.close()
+    }
+    const busy = await startTestApp({ SMS_MAX_PER_HOUR: '2' })
+    try {
+      for (let i = 0; i < 2; i++) {
+        const { agent } = await enrollingUser(busy)
+        assert.equal((await submit(agent, '/enroll/phone', { phone: `+1202555017${i}` })).status, 303)
+      }
+      const { agent } = await enrollingUser(busy)
+      const third = await submit(agent, '/enroll/phone', { phone: '+12025550179' })
+      assert.equal(third.status, 429)
+      assert.match(third.text, /Text messages are paused for a while/)
+      assert.equal(refusals(busy, 'global_limit').length, 1)
+      assert.equal(textMessages(busy).length, 2)
+    } finally {
+      await busy.close()
+    }
+  })
 })

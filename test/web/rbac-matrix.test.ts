@@ -32,7 +32,12 @@ before(async () => {
   const { token } = automation.tokens.create({ name: 'for the console routes', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
   t.services.campaigns.exempt(target.id, { kind: 'other', reason: 'matrix test', owner: 'IT', expiresAt: new Date(t.clock.now().getTime() + 86_400_000) }, { id: null, label: 'test' })
   const exemption = t.services.database.sqlite.prepare('SELECT id FROM exemptions LIMIT 1').pluck().get() as string
-  ids = { id: target.id, userId: target.id, state: 'pending', campaign: campaign.id, token: token.id, exemption }
+  // A two-person-rule request by an administrator who is none of the callers, so every admin caller may decide it.
+  const requester = await createTestUser(t.services, { role: 'admin' })
+  const privileged = await createTestUser(t.services, { privileged: true })
+  const pending = await t.services.helpdesk.issuePass(privileged.id, { lifetimeMinutes: 60, oneTime: true, reason: 'matrix test' }, { id: requester.id, label: requester.email, role: 'admin' })
+  assert.ok('pendingApproval' in pending)
+  ids = { id: target.id, userId: target.id, state: 'pending', campaign: campaign.id, token: token.id, exemption, approval: pending.pendingApproval.id }
 })
 after(async () => { await t.close() })
 
@@ -59,6 +64,7 @@ function concrete (path: string): string {
     .replace('/campaigns/:id', `/campaigns/${ids.campaign}`)
     .replace('/tokens/:id', `/tokens/${ids.token}`)
     .replace('/exemptions/:id', `/exemptions/${ids.exemption}`)
+    .replace('/approvals/:id', `/approvals/${ids.approval}`)
     .replace(/:(\w+)/g, (_, name: string) => ids[name] ?? 'x')
 }
 

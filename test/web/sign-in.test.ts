@@ -37,24 +37,48 @@ test('a wrong password and an unknown account get exactly the same message', asy
 })
 
 test('signing in issues a new session id, so an id planted before sign-in is worthless', async () => {
+  // Session fixation: an anonymous session the attacker knows the id of, planted in the victim's browser.
+  const planted = `planted-${Date.now()}`
+  await new Promise<void>((resolve, reject) => t.services.sessions.set(planted, { cookie: { path: '/', httpOnly: true, sameSite: 'lax' } } as object, (err) => err == null ? resolve() : reject(err)))
+  const plantedCookie = `mfa_session=${encodeURIComponent(t.app.signCookie(planted))}`
   const user = await createTestUser(t.services)
-  const agent = anonymous(t)
-  const form = await agent.get('/login')
-  const before = sessionCookie(form)
-  assert.ok(before, 'the sign-in form starts an anonymous session for its CSRF token')
-  const res = await agent.post('/login').type('form').send({ email: user.email, password: TEST_PASSWORD, _csrf: csrfFrom(form.text) })
+  const form = await anonymous(t).get('/login').set('cookie', plantedCookie)
+  assert.equal(form.status, 200)
+  const res = await anonymous(t).post('/login').set('Cookie', [plantedCookie, ...cookiesOf(form)]).type('form')
+    .send({ email: user.email, password: TEST_PASSWORD, _csrf: csrfFrom(form.text) })
   assert.equal(res.status, 303)
   const afterSignIn = sessionCookie(res)
   assert.ok(afterSignIn)
-  assert.notEqual(afterSignIn, before)
-  // The pre-sign-in id is gone from the store: replaying it gives an anonymous visitor.
-  const replay = await anonymous(t).get('/').set('cookie', before!)
+  assert.notEqual(afterSignIn, plantedCookie)
+  // The planted id is gone from the store: replaying it gives an anonymous visitor, never the victim's session.
+  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE sid = ?').pluck().get(planted), 0)
+  const replay = await anonymous(t).get('/').set('cookie', plantedCookie)
   assert.equal(replay.status, 303)
   assert.match(replay.headers.location, /^\/login/)
 })
 
+test('looking at the sign-in page stores no session: only a signed CSRF cookie, HttpOnly and SameSite=Lax', async () => {
+  const rows = () => t.services.database.sqlite.prepare('SELECT count(*) FROM sessions').pluck().get() as number
+  const before = rows()
+  for (let i = 0; i < 50; i++) {
+    const res = await anonymous(t).get('/login')
+    assert.equal(res.status, 200)
+    assert.equal(sessionCookie(res), undefined, 'no session cookie for a visitor who has done nothing')
+    assert.ok(cookiesOf(res).some((c) => c.startsWith('mfa_csrf=')), 'the form\'s token comes with its own cookie')
+  }
+  assert.equal(rows(), before, '50 anonymous page views, no new session rows')
+  const raw = (await anonymous(t).get('/login')).headers['set-cookie'] as unknown as string[]
+  const csrfCookie = raw.find((c) => c.startsWith('mfa_csrf='))!
+  assert.match(csrfCookie, /HttpOnly/)
+  assert.match(csrfCookie, /SameSite=Lax/)
+  assert.match(csrfCookie, /^mfa_csrf=[^;.]+\.[^;]+;/, 'signed')
+  assert.doesNotMatch(csrfCookie, /Max-Age|Expires/)
+})
+
 test('the session cookie is HttpOnly and SameSite=Lax, and not Secure over plain http', async () => {
-  const res = await anonymous(t).get('/login')
+  const form = await anonymous(t).get('/login')
+  const res = await anonymous(t).post('/login').set('Cookie', cookiesOf(form)).type('form')
+    .send({ email: (await createTestUser(t.services)).email, password: TEST_PASSWORD, _csrf: csrfFrom(form.text) })
   const cookie = (res.headers['set-cookie'] as unknown as string[]).find((c) => c.startsWith('mfa_session='))!
   assert.match(cookie, /HttpOnly/)
   assert.match(cookie, /SameSite=Lax/)
@@ -68,7 +92,7 @@ test('after sign-out the old session cookie no longer works', async () => {
   const cookie = agent.sessionCookie
   const home = await anonymous(t).get('/').set('cookie', cookie)
   assert.equal(home.status, 200, 'the cookie alone carries the session before sign-out')
-  const out = await agent.post('/logout').type('form').send({ _csrf: csrfFrom(home.text) })
+  const out = await agent.post('/logout').type('form').send({ _csrf: await csrfFor(agent, '/') })
   assert.equal(out.status, 303)
   assert.equal(out.headers.location, '/login?signed_out=1')
   const again = await anonymous(t).get('/').set('cookie', cookie)
@@ -127,3 +151,8 @@ test('changing a user\'s role signs them out everywhere and is audited', async (
   const fresh = await signIn(t, user.email)
   assert.equal((await fresh.get('/helpdesk')).status, 200)
 })
+
+/** The name=value pairs a response sets, to send back as a browser would. */
+function cookiesOf (res: { headers: Record<string, unknown> }): string[] {
+  return ((res.headers['set-cookie'] as string[] | undefined) ?? []).map((c) => c.split(';')[0])
+}

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { Secret, TOTP } from 'otpauth'
 import type { Role } from '../../server/domain/users.ts'
 import { createTestUser, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { addSoftwarePasskey, passkeySignIn, passkeyStepUp, SoftwareAuthenticator } from '../helpers/webauthn.ts'
 
 const SECRET = new Secret({ size: 20 }).base32
 
@@ -47,6 +48,53 @@ test('with STAFF_PASSKEY_REQUIRED=false staff sign in like everyone else', async
     const { user } = await withPasskey(t, 'helpdesk')
     const agent = await signIn(t, user.email)
     assert.equal((await agent.get('/helpdesk')).status, 200)
+  } finally {
+    await t.close()
+  }
+})
+
+test('a staff passkey that did not check the PIN or biometric opens nothing: not at sign-in, not as the step-up', async () => {
+  const t = await startTestApp()
+  try {
+    const authenticator = new SoftwareAuthenticator({ userVerification: false })
+    const admin = await createTestUser(t.services, { role: 'admin' })
+    addSoftwarePasskey(t, admin, authenticator)
+
+    const { agent, res } = await passkeySignIn(t, authenticator, '/admin')
+    assert.equal(res.status, 200, JSON.stringify(res.body))
+    assert.equal(res.body.redirect, '/step-up?next=%2Fadmin')
+    const console = await agent.get('/admin')
+    assert.equal(console.status, 303)
+    assert.match(console.headers.location, /^\/step-up/)
+
+    const refused = await passkeyStepUp(t, agent, authenticator, '/admin')
+    assert.equal(refused.res.status, 400)
+    assert.equal(refused.res.body.error.code, 'user_verification_required')
+    assert.equal((await agent.get('/admin')).status, 303, 'still not in')
+
+    // The same key, once it checks the PIN, is what staff sign in with.
+    authenticator.userVerification = true
+    const confirmed = await passkeyStepUp(t, agent, authenticator, '/admin')
+    assert.equal(confirmed.res.status, 200, JSON.stringify(confirmed.res.body))
+    assert.equal((await agent.get('/admin')).status, 200)
+    const verified = await passkeySignIn(t, authenticator, '/admin')
+    assert.equal(verified.res.body.redirect, '/admin')
+    assert.equal((await verified.agent.get('/admin')).status, 200)
+  } finally {
+    await t.close()
+  }
+})
+
+test('after a password, a staff passkey step-up without user verification is refused', async () => {
+  const t = await startTestApp()
+  try {
+    const authenticator = new SoftwareAuthenticator({ userVerification: false })
+    const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
+    addSoftwarePasskey(t, helpdesk, authenticator)
+    const agent = await signIn(t, helpdesk.email)
+    const refused = await passkeyStepUp(t, agent, authenticator, '/helpdesk')
+    assert.equal(refused.res.body.error?.code, 'user_verification_required')
+    assert.equal((await agent.get('/helpdesk')).status, 303)
   } finally {
     await t.close()
   }

@@ -334,7 +334,7 @@ test('a first method is refused from an untrusted address with an explanation, a
     assert.equal(page.status, 403)
     assert.match(page.text, /can only be set up from your organisation(&#39;|')s network/)
     assert.doesNotMatch(page.text, /qr\.png/)
-    assert.equal((await agent.get('/enroll/totp/qr.png')).status, 404)
+    assert.equal((await agent.get('/enroll/totp/qr.png')).status, 403, 'the image asks the page\'s question first')
     const token = await csrfFor(agent, '/')
     assert.equal((await agent.post('/enroll/totp/restart').type('form').send({ _csrf: token })).status, 403)
     assert.equal((await finish(agent, token, { code: '123456' })).status, 403)
@@ -383,4 +383,19 @@ test('after rotate-key the app runs on the new key alone: rows name the new key 
     await restarted.close()
     await original.close()
   }
+})
+
+test('the QR image of a pending setup is refused once the step-up that opened it has lapsed, as the page is', async () => {
+  const { user, agent } = await signedIn()
+  t.services.methods.addTotp(user.id, 'First app', KNOWN_SECRET, Math.floor(t.clock.now().getTime() / 30_000) - 2)
+  assert.equal((await stepUp(t, agent, user, oathtool(KNOWN_SECRET, t.clock.now()), '/enroll/totp')).status, 303)
+  await openSetup(agent)
+  assert.equal((await agent.get('/enroll/totp/qr.png')).status, 200)
+
+  t.clock.advance(11 * 60_000)
+  assert.equal((await agent.get('/enroll/totp')).status, 403, 'the page asks for a new step-up')
+  const qr = await agent.get('/enroll/totp/qr.png')
+  assert.equal(qr.status, 403)
+  assert.notEqual(qr.headers['content-type'], 'image/png', 'the pending seed is not drawn')
+  assert.equal(count(t, 'pending_enrollments', 'user_id = ?', user.id), 1, 'the setup waits for the user to confirm it\'s them again')
 })

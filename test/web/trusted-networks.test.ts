@@ -44,3 +44,34 @@ test('behind a configured trusted proxy the client address from X-Forwarded-For 
   assert.equal(outside.attempt.status, 403)
   assert.equal(outside.sent, 0)
 })
+
+// The attack from issue #12: the client writes the left-most X-Forwarded-For entry itself, so only the hops the
+// configured proxies added may count. Supertest connects from loopback, which plays the proxy here.
+async function totpSetupThroughProxy (trustProxy: string, forwardedFor: string) {
+  const t = await startTestApp({ TRUSTED_NETWORKS: '10.0.0.0/8', TRUST_PROXY: trustProxy })
+  try {
+    const user = await createTestUser(t.services)
+    const agent = await signIn(t, user.email)
+    const page = await agent.get('/enroll/totp').set('x-forwarded-for', forwardedFor)
+    return { status: page.status, showsKey: /<code id="totp-key">/.test(page.text), methods: t.services.methods.countFor(user.id) }
+  } finally {
+    await t.close()
+  }
+}
+
+test('a forged left-most X-Forwarded-For entry does not put a user without a method on the trusted network', async () => {
+  for (const trustProxy of ['127.0.0.1,::1', '1']) {
+    const forged = await totpSetupThroughProxy(trustProxy, '10.9.9.9, 203.0.113.50')
+    assert.equal(forged.status, 403, `TRUST_PROXY=${trustProxy}`)
+    assert.equal(forged.showsKey, false)
+    assert.equal(forged.methods, 0)
+  }
+})
+
+test('behind the configured proxy, a client whose right-most hop is on the trusted network may set up a first method', async () => {
+  for (const trustProxy of ['127.0.0.1,::1', '1']) {
+    const inside = await totpSetupThroughProxy(trustProxy, '203.0.113.50, 10.9.9.9')
+    assert.equal(inside.status, 200, `TRUST_PROXY=${trustProxy}`)
+    assert.equal(inside.showsKey, true)
+  }
+})

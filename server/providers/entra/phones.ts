@@ -21,19 +21,21 @@ function e164Of (value: string | null | undefined): string | null {
   return parsePhoneNumberFromString(value)?.number ?? null
 }
 
-export type PhoneAction = 'create' | 'update' | 'unchanged' | 'invalid'
+/** 'conflict': the user already has another mobile number in Entra, and it was left as it is. */
+export type PhoneAction = 'create' | 'update' | 'unchanged' | 'conflict' | 'invalid'
 
 /** One user's line in a pre-population report. */
 export interface PhonePlan {
   externalId: string
-  action: PhoneAction
+  /** Pre-population never updates: another number already there is a 'conflict'. */
+  action: Exclude<PhoneAction, 'update'>
   /** The number to hold afterwards, E.164 (null for invalid). */
   phone: string | null
   /** The mobile method's number before, E.164 (null when there was none). */
   previous: string | null
   /** Why the directory's value cannot be used (invalid), or why a planned write failed. */
   reason?: string
-  /** Whether the change was written (false in a dry run, for unchanged/invalid lines, and on failure). */
+  /** Whether the change was written (false in a dry run, for unchanged/conflict/invalid lines, and on failure). */
   applied: boolean
 }
 
@@ -54,10 +56,12 @@ export class PhoneMethods {
   }
 
   /**
-   * Creates or updates the mobile method to `e164` (a number the portal has just verified by code); a no-op when
-   * it already holds that number.
+   * Creates the mobile method with `e164` (a number the portal has just verified by code); a no-op when it already
+   * holds that number. Another number is replaced only with `replaceExisting` (the user proved an existing method:
+   * EnrollmentGuard.assertMayReplaceAtDirectory); otherwise nothing is written and the answer is 'conflict'. A
+   * create racing another one fails at Graph (one mobile method per user), so it never overwrites either.
    */
-  async setMobilePhone (externalId: string, e164: string): Promise<Exclude<PhoneAction, 'invalid'>> {
+  async setMobilePhone (externalId: string, e164: string, options: { replaceExisting: boolean }): Promise<Exclude<PhoneAction, 'invalid'>> {
     const phoneNumber = toGraphPhone(e164)
     const previous = await this.mobilePhone(externalId)
     if (previous === e164Of(e164)) return 'unchanged'
@@ -65,14 +69,17 @@ export class PhoneMethods {
       await this.graph.post(phoneMethodsPath(externalId), { phoneNumber, phoneType: 'mobile' })
       return 'create'
     }
+    if (!options.replaceExisting) return 'conflict'
     await this.graph.patch(`${phoneMethodsPath(externalId)}/${MOBILE_PHONE_METHOD_ID}`, { phoneNumber, phoneType: 'mobile' })
     return 'update'
   }
 
   /**
-   * Plans (dryRun) or makes each user's mobile method match the directory's number. Numbers are normalised the
-   * way the portal normalises typed ones; unusable ones are reported as invalid and never pushed. Reads and
-   * writes go 20 users per $batch.
+   * Plans (dryRun) or creates each user's mobile method from the directory's number. Pre-population only ever
+   * creates: a user who already has another mobile number is reported as a 'conflict' for a person to resolve,
+   * never replaced (a feed must not be able to redirect someone's MFA texts). Numbers are normalised the way the
+   * portal normalises typed ones; unusable ones are reported as invalid and never pushed. Reads and writes go 20
+   * users per $batch.
    */
   async prepopulate (users: ReadonlyArray<{ externalId: string, phone?: string | null }>, options: { dryRun: boolean, defaultRegion: CountryCode }): Promise<PhonePlan[]> {
     const plans: PhonePlan[] = users.map((u) => {
@@ -95,16 +102,17 @@ export class PhoneMethods {
       }
       plan.previous = e164Of(((o.body as { value?: PhoneMethod[] }).value ?? []).find((m) => m.phoneType === 'mobile')?.phoneNumber)
       if (plan.previous === plan.phone) return
-      plan.action = plan.previous === null ? 'create' : 'update'
+      if (plan.previous !== null) {
+        plan.action = 'conflict'
+        return
+      }
+      plan.action = 'create'
       writes.push(plan)
     })
     if (options.dryRun || writes.length === 0) return plans
-    const outcomes = await runBatch(this.graph, writes.map((p) => {
-      const body = { phoneNumber: toGraphPhone(p.phone!), phoneType: 'mobile' }
-      return p.action === 'create'
-        ? { method: 'POST' as const, url: phoneMethodsPath(p.externalId), body }
-        : { method: 'PATCH' as const, url: `${phoneMethodsPath(p.externalId)}/${MOBILE_PHONE_METHOD_ID}`, body }
-    }), { concurrency: this.concurrency })
+    const outcomes = await runBatch(this.graph, writes.map((p) => (
+      { method: 'POST' as const, url: phoneMethodsPath(p.externalId), body: { phoneNumber: toGraphPhone(p.phone!), phoneType: 'mobile' } }
+    )), { concurrency: this.concurrency })
     outcomes.forEach((o, k) => {
       if (o.ok) writes[k].applied = true
       else writes[k].reason = o.error.message

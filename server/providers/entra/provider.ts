@@ -116,9 +116,9 @@ export class EntraProvider implements IdentityProvider {
     return await this.passes.issue(externalId, request)
   }
 
-  /** Sets the user's mobile MFA number (E.164) after the portal verified it by code. */
-  async setMobilePhone (externalId: string, e164: string): Promise<Exclude<PhoneAction, 'invalid'>> {
-    return await this.phones.setMobilePhone(externalId, e164)
+  /** Sets the user's mobile MFA number (E.164) after the portal verified it by code; another one only with `replaceExisting`. */
+  async setMobilePhone (externalId: string, e164: string, options: { replaceExisting: boolean }): Promise<Exclude<PhoneAction, 'invalid'>> {
+    return await this.phones.setMobilePhone(externalId, e164, options)
   }
 
   /** Plans (dryRun) or pushes directory phone numbers into users' mobile methods; one report line per user. */

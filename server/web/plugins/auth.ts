@@ -13,7 +13,7 @@ declare module 'fastify' {
     /** The signed-in user, or null. Loaded fresh from the database on every request. */
     user: User | null
     /** Why a session was just ended, to explain it on the sign-in page. */
-    sessionEnded: 'idle' | 'absolute' | null
+    sessionEnded: 'idle' | 'absolute' | 'pass' | null
   }
 }
 
@@ -48,7 +48,9 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
     const now = clock.now().getTime()
     const ended = now - auth.createdAt >= config.session.absoluteMs
       ? 'absolute'
-      : now - auth.lastSeenAt >= config.session.idleMs ? 'idle' : null
+      : auth.passUntil !== undefined && now >= auth.passUntil
+        ? 'pass'
+        : now - auth.lastSeenAt >= config.session.idleMs ? 'idle' : null
     const user = ended === null ? users.findById(auth.userId) : undefined
     if (ended !== null || user === undefined || user.disabled) {
       request.sessionEnded = ended
@@ -131,8 +133,14 @@ export function changeContext (request: FastifyRequest, now: Date): ChangeContex
   return { clientIp: request.ip, passSession: auth?.passSession === true, stepUpAt: auth?.stepUpAt ?? null, reenrollUntil: request.user?.reenrollUntil?.getTime() ?? null, now: now.getTime() }
 }
 
-/** Records that this session just proved a second factor. */
-export function markSteppedUp (request: FastifyRequest, now: Date): void {
+/**
+ * Records that this session just proved a second factor, under a new session id: an id seen before the proof
+ * (over a shoulder, in a log, on a shared machine) must not inherit it. The old id is deleted from the store;
+ * everything the session held (a held console action, a flash message) comes along.
+ */
+export async function markSteppedUp (request: FastifyRequest, now: Date): Promise<void> {
   const auth = request.session.auth
-  if (auth !== undefined) request.session.auth = { ...auth, stepUpAt: now.getTime(), secondFactorPending: undefined }
+  if (auth === undefined) return
+  await request.session.regenerate(Object.keys(request.session).filter((key) => key !== 'cookie'))
+  request.session.auth = { ...auth, stepUpAt: now.getTime(), secondFactorPending: undefined }
 }

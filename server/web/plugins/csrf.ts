@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto'
 import csrf from '@fastify/csrf-protection'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Config } from '../../config.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -11,12 +14,24 @@ declare module 'fastify' {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /**
- * Every state-changing request carries a token tied to the session: forms send `_csrf`, scripts the
- * `x-csrf-token` header. Checked in preValidation: the body is parsed by then, and a forged request is refused
- * before anything looks at what it sent (the body's schema, the step-up that holds console actions).
+ * Every state-changing request carries a token: forms send `_csrf`, scripts the `x-csrf-token` header. Checked in
+ * preValidation: the body is parsed by then, and a forged request is refused before anything looks at what it
+ * sent (the body's schema, the step-up that holds console actions).
+ *
+ * The token's secret lives in its own signed, HttpOnly cookie (`__Host-` over https, so no sibling host can set
+ * it), not in the session: an anonymous visitor who only looks at the sign-in page leaves no session row behind.
+ * Once signed in, tokens are also bound to the session id through an HMAC keyed by the server: a secret planted in
+ * someone's browser does not let anyone mint a token for their session, and every new session id (sign-in,
+ * step-up) voids the tokens of the pages rendered before it.
  */
-export default fp(async (app) => {
-  await app.register(csrf, { sessionPlugin: '@fastify/session' })
+export default fp<{ config: Config }>(async (app, { config }) => {
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: config.session.secureCookie ? '__Host-mfa_csrf' : 'mfa_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: config.session.secureCookie, signed: true },
+    getUserInfo: csrfBinding,
+    csrfOpts: { hmacKey: createHash('sha256').update(`csrf-binding:${config.sessionSecret}`).digest() }
+  })
   app.addHook('preValidation', (request, reply, done) => {
     if (SAFE_METHODS.has(request.method) || request.routeOptions.config.csrf === false) {
       done()
@@ -25,3 +40,23 @@ export default fp(async (app) => {
     app.csrfProtection(request, reply, done)
   })
 }, { name: 'csrf', dependencies: ['session'] })
+
+/** What a token is bound to: the signed-in session's id, or the same fixed value for everyone before sign-in. */
+function csrfBinding (request: FastifyRequest): string {
+  return request.session?.auth === undefined ? 'signed-out' : `session:${request.session.sessionId}`
+}
+
+const tokens = new WeakMap<FastifyReply, string>()
+
+/**
+ * A token for the forms of the page being rendered: one per response, since a visitor without the cookie yet gets
+ * a new secret with each call and only the last one set would stay.
+ */
+export function csrfToken (reply: FastifyReply): string {
+  let token = tokens.get(reply)
+  if (token === undefined) {
+    token = reply.generateCsrf({ userInfo: csrfBinding(reply.request) })
+    tokens.set(reply, token)
+  }
+  return token
+}

@@ -5,9 +5,11 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 /**
  * Prometheus text at /metrics: request counts and durations by route template and status.
  * Routes are labelled by their template ("/users/:id"), never the raw URL, so label sets stay bounded.
- * With METRICS_TOKEN set, scrapers must send it as a bearer token.
+ * With METRICS_TOKEN set, scrapers must send it as a bearer token. In production without one there is no
+ * /metrics at all (404): request counts by route are for the operator, not for anyone who finds the portal.
  */
-export default fp<{ token: string | undefined }>(async (app, { token }) => {
+export default fp<{ token: string | undefined, production: boolean }>(async (app, { token, production }) => {
+  if (production && token === undefined) return
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const requests = new Counter({

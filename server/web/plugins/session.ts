@@ -10,7 +10,8 @@ import type { SqliteSessionStore } from '../../db/sessions.ts'
  * Sessions are written only when they change (rolling off, uninitialised sessions not saved).
  */
 export default fp<{ config: Config, store: SqliteSessionStore }>(async (app, { config, store }) => {
-  await app.register(cookie)
+  // The cookie secret signs the CSRF cookie (plugins/csrf.ts); the session plugin signs its own cookie.
+  await app.register(cookie, { secret: config.sessionSecret })
   await app.register(session, {
     secret: config.sessionSecret,
     cookieName: config.session.cookieName,

@@ -4,7 +4,7 @@ import type { Clock } from '../../domain/clock.ts'
 import type { EnrollmentGuard } from '../../domain/enrollment-guard.ts'
 import { changeContext, requireUser } from './auth.ts'
 import { sendError, wantsJson } from './errors.ts'
-import { safeNext } from '../routes/auth.ts'
+import { safeNext } from '../next-url.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import fp from 'fastify-plugin'
+import { csrfToken } from './csrf.ts'
 import type { Config } from '../../config.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.url))
@@ -46,8 +47,8 @@ export default fp<{ config: Config, standing: StandingLookup }>(async (app, { co
       passSession: session?.auth?.passSession === true,
       sandbox: config.sandbox,
       path: request.url,
-      // Lazy: only pages with a form create a CSRF secret (and so a session) for anonymous visitors.
-      csrf: () => reply.generateCsrf()
+      // Lazy: only pages with a form set the CSRF cookie.
+      csrf: () => csrfToken(reply)
     })
     return reply.type('text/html; charset=utf-8').send(html)
   })

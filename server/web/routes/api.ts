@@ -19,6 +19,7 @@ declare module 'fastify' {
 }
 
 export const API_PREFIX = '/api/v1'
+const PRIVILEGED_PHONES_SCOPE: ApiScope = 'phones:write-privileged'
 /** The bulk route takes up to 1000 rows; everything else keeps the app's default limit. */
 const BULK_BODY_LIMIT = 1024 * 1024
 
@@ -99,7 +100,13 @@ const apiRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { serv
   const { setPhone, bulkPhones, userStatus, compliance: complianceOp, entraPhones, openapi } = OPERATIONS
 
   app.post<{ Body: Static<typeof PrepopulateBody> }>(API_PREFIX + entraPhones.url, { schema: entraPhones.schema, ...guarded(entraPhones.scope) }, async (request, reply) => {
-    const report = await prepopulateEntraPhones(services, { dryRun: request.body.dryRun, fromDirectory: request.body.fromDirectory }, actor(request))
+    // Privileged users' MFA phones are out of an HR feed's reach: including them takes a second, admin-granted scope.
+    const includePrivileged = request.body.includePrivileged === true
+    if (includePrivileged && !request.apiCaller!.scopes.includes(PRIVILEGED_PHONES_SCOPE)) {
+      reply.header('www-authenticate', `Bearer realm="mfa-rollout", error="insufficient_scope", scope="${PRIVILEGED_PHONES_SCOPE}"`)
+      return apiError(reply, 403, 'insufficient_scope', `Including privileged users needs the "${PRIVILEGED_PHONES_SCOPE}" scope as well. Ask an administrator for a token that has it, or leave includePrivileged out to skip them.`)
+    }
+    const report = await prepopulateEntraPhones(services, { dryRun: request.body.dryRun, fromDirectory: request.body.fromDirectory, includePrivileged, auditDetails: via(request) }, actor(request))
     if (report === undefined) return apiError(reply, 409, 'provider_not_configured', 'Entra ID is not connected to this portal (PROVIDERS does not include entra).')
     return report
   })

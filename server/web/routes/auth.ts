@@ -6,6 +6,7 @@ import type { AccessPassService } from '../../domain/passes.ts'
 import type { MethodStore } from '../../domain/methods.ts'
 import { secondFactorRequirement, type SignInService } from '../../domain/signin.ts'
 import { statusFor } from '../plugins/errors.ts'
+import { safeNext } from '../next-url.ts'
 
 const LoginQuery = Type.Object({
   next: Type.Optional(Type.String({ maxLength: 2048 })),
@@ -20,14 +21,10 @@ const LoginBody = Type.Object({
   _csrf: Type.Optional(Type.String())
 })
 
-/** Only same-site paths: "/x" but never "//evil.example" or "/\evil.example". */
-export function safeNext (next: string | undefined): string {
-  return next !== undefined && /^\/(?![/\\])/.test(next) ? next : '/'
-}
-
 const ENDED_MESSAGES: Record<string, string> = {
   idle: 'You were signed out after a period without activity. Please sign in again.',
-  absolute: 'Your session reached its maximum length. Please sign in again.'
+  absolute: 'Your session reached its maximum length. Please sign in again.',
+  pass: 'Your temporary access pass has expired, and the session it opened ended with it. Sign in with a sign-in method you set up, or ask the helpdesk for a new pass.'
 }
 
 export function requestContext (request: FastifyRequest): { ip: string, userAgent: string | null } {
@@ -74,7 +71,9 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       return reply.code(403).page('login', { title: 'Sign in', email: '', next, notice: null, error: PASSWORD_SIGNIN_OFF, ...ways, scripts: ['/static/js/passkey.js'] })
     }
     try {
-      const user = await signIn.signIn(email, password, requestContext(request))
+      const { user, device } = await signIn.signIn(email, password, { ...requestContext(request), cookies: request.cookies })
+      // The browser is known next time (its own failure count: domain/signin.ts); sent only to the sign-in pages.
+      reply.setCookie(device.name, device.value, { path: '/login', httpOnly: true, sameSite: 'lax', secure: device.secure, maxAge: device.maxAgeSeconds })
       const secondFactor = secondFactorRequirement(user, methods.listFor(user.id).map((m) => m.kind), staffPasskeyRequired)
       // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
       await request.session.regenerate()
@@ -99,10 +98,10 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     config: { rateLimit: { max: 30, timeWindow: '1 minute' } }
   }, async (request, reply) => {
     try {
-      const user = passes.signIn(request.body.email, request.body.pass, requestContext(request))
+      const { user, expiresAt } = passes.signIn(request.body.email, request.body.pass, requestContext(request))
       await request.session.regenerate()
       const now = clock.now().getTime()
-      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true }
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true, passUntil: expiresAt.getTime() }
       return reply.redirect('/', 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err

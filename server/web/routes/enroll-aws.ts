@@ -84,7 +84,15 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
   }))
 
   app.get(`${MFA_URL}/qr.png`, options, async (request, reply) => withAws(request, reply, async () => {
-    const setup = await virtualMfa.current(request.user!)
+    const user = request.user!
+    try {
+      // The image holds the pending seed: asked the same question as the page, or a lapsed step-up still shows it.
+      virtualMfa.assertMayAdd(user, changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.code === 'not_aws_user') throw err
+      return sendError(request, reply, statusOf(err), err.code, err.message)
+    }
+    const setup = await virtualMfa.current(user)
     if (setup === undefined) {
       return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
     }

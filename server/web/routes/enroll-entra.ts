@@ -75,7 +75,15 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   })
 
   app.get(`${APP_URL}/qr.png`, options, async (request, reply) => {
-    const setup = enrollment.hardwareOath ? enrollment.currentOath(request.user!) : undefined
+    const user = request.user!
+    try {
+      // The image holds the pending secret: asked the same question as the page, or a lapsed step-up still shows it.
+      enrollment.assertMayAdd(user, changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return sendError(request, reply, statusFor(err), err.code, err.message)
+    }
+    const setup = enrollment.hardwareOath ? enrollment.currentOath(user) : undefined
     if (setup === undefined) {
       return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
     }

@@ -16,7 +16,7 @@ const ResendBody = Type.Object({ _csrf: Type.Optional(Type.String()) })
 const GUARD_CODES = new Set(['untrusted_network', 'step_up_required'])
 
 // Errors about what was typed into a field, so the page can point the field at the message.
-const PHONE_FIELD_CODES = new Set(['invalid_phone', 'phone_exists', 'phone_pinned'])
+const PHONE_FIELD_CODES = new Set(['invalid_phone', 'phone_exists', 'phone_pinned', 'sms_country_not_allowed'])
 const CODE_FIELD_CODES = new Set(['wrong_code'])
 
 interface PageState {
@@ -42,7 +42,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     let blocked: DomainError | null = error !== undefined && GUARD_CODES.has(error.code) ? error : null
     if (blocked === null) {
       try {
-        guard.assertMayAdd(methods.countFor(user.id), changeContext(request, clock.now()))
+        guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
       } catch (err) {
         if (!(err instanceof DomainError)) throw err
         blocked = err
@@ -91,11 +91,16 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
 
   app.post<{ Body: Static<typeof VerifyBody> }>('/enroll/phone/verify', { ...options, config: { ...options.config, rateLimit }, schema: { body: VerifyBody } }, async (request, reply) => {
     try {
-      const method = await phones.finish(request.user!, request.body.code, changeContext(request, clock.now()))
+      const context = changeContext(request, clock.now())
+      const method = await phones.finish(request.user!, request.body.code, context)
       delete request.session.phonePending
       // (entra) The verified number also becomes the user's mobile MFA phone in Entra. The portal method is kept
-      // whatever Entra says; a failure is audited (entra.phone_push_failed) and the user told gently.
-      const entra = request.user!.provider === 'entra' ? await entraPortal(services)?.phones.pushVerified(request.user!, method.phone!) : undefined
+      // whatever Entra says; a failure is audited (entra.phone_push_failed) and the user told gently. A number Entra
+      // already holds is replaced only after a step-up with an existing method (entra.phone_push_refused otherwise).
+      const entra = request.user!.provider === 'entra' ? await entraPortal(services)?.phones.pushVerified(request.user!, method.phone!, context) : undefined
+      if (entra?.pushed === false && entra.kept === 'existing_number') {
+        return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method here. Microsoft already has another mobile number for your account, so we did not change it: replacing it needs you to confirm it's you with a method you already had. You can change it on Microsoft's security info page. We sent you an email about it.`, 'info')
+      }
       if (entra?.pushed === false) {
         return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method here, but we could not also add it to your Microsoft account just now, so Microsoft may not text it yet. Your administrators can see this; you can also add the number on Microsoft's security info page. We sent you an email about it.`, 'info')
       }

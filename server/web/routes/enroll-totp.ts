@@ -50,7 +50,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     const context = changeContext(request, clock.now())
     try {
       // Checked before showing a pending setup too: a step-up that has since lapsed must not show the QR again.
-      guard.assertMayAdd(methods.countFor(user.id), context)
+      guard.assertMayAdd(user, methods.countFor(user.id), context)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return render(reply.code(statusFor(err)), { refusal: err })
@@ -59,7 +59,15 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   })
 
   app.get('/enroll/totp/qr.png', options, async (request, reply) => {
-    const setup = totp.current(request.user!)
+    const user = request.user!
+    try {
+      // The image holds the pending secret: asked the same question as the page, or a lapsed step-up still shows it.
+      guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return sendError(request, reply, statusFor(err), err.code, err.message)
+    }
+    const setup = totp.current(user)
     if (setup === undefined) {
       return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
     }

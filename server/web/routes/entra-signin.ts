@@ -4,9 +4,9 @@ import { DomainError } from '../../domain/errors.ts'
 import type { MicrosoftAttempt } from '../../domain/microsoft-signin.ts'
 import type { Services } from '../../wiring.ts'
 import { entraPortal } from '../../wiring-entra.ts'
-import { markSteppedUp } from '../plugins/auth.ts'
 import { notFoundFor, sendError, statusFor } from '../plugins/errors.ts'
-import { requestContext, safeNext } from './auth.ts'
+import { safeNext } from '../next-url.ts'
+import { requestContext } from './auth.ts'
 
 const StartQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 2048 })) })
 // What Microsoft sends back (query response mode); anything else it adds (session_state, …) is ignored.
@@ -57,15 +57,17 @@ const entraSignInRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       const { user, mfa, owed } = await signIn.finish(attempt, { code, state, error, errorDescription: request.query.error_description }, requestContext(request))
       // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
       await request.session.regenerate()
-      const now = clock.now()
+      const now = clock.now().getTime()
       request.session.auth = {
-        userId: user.id, createdAt: now.getTime(), lastSeenAt: now.getTime(),
+        userId: user.id, createdAt: now, lastSeenAt: now,
+        // Microsoft's MFA is as fresh a proof as the portal's own step-up (DESIGN.md issue #6: amr "mfa"); the
+        // session id is already new, so this needs no second rotation.
+        stepUpAt: mfa && owed === 'none' ? now : undefined,
         secondFactorPending: owed === 'none' ? undefined : true,
         passkeyOnly: owed === 'passkey' ? true : undefined
       }
-      // Microsoft's MFA is as fresh a proof as the portal's own step-up (DESIGN.md issue #6: amr "mfa").
-      if (mfa && owed === 'none') markSteppedUp(request, now)
-      const next = attempt?.next ?? '/'
+      // Checked again on the way out, though it was checked when stored: the rule lives in one place.
+      const next = safeNext(attempt?.next)
       return reply.redirect(owed === 'none' ? next : `/step-up?next=${encodeURIComponent(next)}`, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err

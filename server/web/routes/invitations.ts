@@ -4,8 +4,9 @@ import type { Clock } from '../../domain/clock.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { InvitationService } from '../../domain/invitations.ts'
 import { requireRole } from '../plugins/auth.ts'
-import { sendError, statusFor } from '../plugins/errors.ts'
+import { sendError, statusFor, wantsJson } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
+import { pendingJson, requestedMessage, staffActor } from './helpdesk.ts'
 
 const UserParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const InviteBody = Type.Object({ reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
@@ -29,9 +30,12 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
     config: { stepUp: 'E-mail a sign-in invitation' }
   }, async (request, reply) => {
     const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
-    const staff = request.user!
     try {
-      const sent = await invitations.issue(request.params.id, request.body.reason, { id: staff.id, label: staff.email, role: staff.role, ...requestContext(request) })
+      const sent = await invitations.issue(request.params.id, request.body.reason, staffActor(request))
+      // A privileged account's invitation is a request a second administrator approves (two-person rule).
+      if ('pendingApproval' in sent) {
+        return wantsJson(request) ? reply.code(202).send(pendingJson(sent)) : reply.flashRedirect(here, requestedMessage(sent), 'info')
+      }
       return reply.flashRedirect(here, `Invitation e-mailed to ${sent.sentTo}. The link works once, until ${sent.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC; any earlier invitation no longer works.`)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
@@ -67,11 +71,12 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
 
   app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfBody> }>('/invite/:token', { ...tokenRoute, schema: { params: TokenParams, body: CsrfBody } }, async (request, reply) => {
     try {
-      const user = invitations.redeem(request.params.token, requestContext(request))
-      // A new session id, as at every sign-in; the session is restricted to enrollment like a pass session.
+      const { user, sessionUntil } = invitations.redeem(request.params.token, requestContext(request))
+      // A new session id, as at every sign-in; the session is restricted to enrollment like a pass session, and
+      // ends like one.
       await request.session.regenerate()
       const now = clock.now().getTime()
-      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true }
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true, passUntil: sessionUntil.getTime() }
       return reply.redirect('/', 303)
     } catch (err) {
       return invalid(request, reply, err)

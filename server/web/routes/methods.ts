@@ -45,7 +45,11 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
   })
 
   app.post<{ Body: Static<typeof TokenBody> }>('/methods/not-me', { ...options, schema: { body: TokenBody } }, async (request, reply) => {
+    const auth = request.session.auth!
     const { revoked, notice } = await lifecycle.reportNotMe(request.user!, request.body.token)
+    // Every session of the account was just ended; this browser is the one reporting, so it goes on under a new id.
+    await request.session.regenerate()
+    request.session.auth = auth
     const text = revoked
       ? `Thank you. "${notice.methodName}" was removed from your account and your administrators have been alerted.`
       : 'Thank you. Your administrators have been alerted and will contact you.'

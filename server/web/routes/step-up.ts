@@ -9,7 +9,7 @@ import type { TotpService } from '../../domain/totp.ts'
 import { markSteppedUp, requireUser } from '../plugins/auth.ts'
 import { AuthenticationResponse } from '../schemas/webauthn.ts'
 import { statusFor } from '../plugins/errors.ts'
-import { safeNext } from './auth.ts'
+import { safeNext } from '../next-url.ts'
 import { KIND_LABELS } from './home.ts'
 
 const NextQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 2048 })) })
@@ -46,8 +46,8 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
     return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, signingIn, passkeyOnly: only, scripts: ['/static/js/passkey.js'], ...extra })
   }
 
-  function done (request: FastifyRequest, reply: FastifyReply, next: string): FastifyReply {
-    markSteppedUp(request, clock.now())
+  async function done (request: FastifyRequest, reply: FastifyReply, next: string): Promise<FastifyReply> {
+    await markSteppedUp(request, clock.now())
     return reply.flashRedirect(next, CONFIRMED)
   }
 
@@ -99,8 +99,9 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
   })
 
   app.post<{ Body: Static<typeof PasskeyVerifyBody> }>('/step-up/passkey/verify', { ...options, schema: { body: PasskeyVerifyBody } }, async (request) => {
+    // Refused (user_verification_required) unless the authenticator checked the PIN or biometric.
     await passkeys.authenticate(request.body.challengeId, request.body.response as never, request.user!)
-    markSteppedUp(request, clock.now())
+    await markSteppedUp(request, clock.now())
     request.session.flash = { kind: 'ok', text: CONFIRMED }
     return { ok: true, redirect: safeNext(request.body.next) }
   })

@@ -105,20 +105,24 @@ export const CompliancePage = Type.Object({
 
 export const PrepopulateBody = Type.Object({
   dryRun: Type.Boolean({ description: 'true: report what would change and change nothing.' }),
-  fromDirectory: Type.Optional(Type.Boolean({ description: 'Read numbers live from the configured Entra attribute instead of the portal\'s pinned copy.' }))
+  fromDirectory: Type.Optional(Type.Boolean({ description: 'Read numbers live from the configured Entra attribute instead of the portal\'s pinned copy.' })),
+  includePrivileged: Type.Optional(Type.Boolean({ description: 'Also create mobile methods for privileged users (directory administrators, staff). Needs the phones:write-privileged scope as well (403 insufficient_scope without it); they are skipped otherwise.' }))
 }, closed)
 
 export const PrepopulateReport = Type.Object({
   dryRun: Type.Boolean(),
   source: Type.Union([Type.Literal('portal'), Type.Literal('directory')]),
+  includePrivileged: Type.Boolean(),
   counts: Type.Record(Type.String(), Type.Integer()),
   users: Type.Array(Type.Object({
     userId: nullable(Type.String()),
     email: nullable(Type.String()),
     externalId: Type.String({ description: 'The Entra object id.' }),
-    action: Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('unchanged'), Type.Literal('invalid')]),
-    phone: nullable(Type.String({ description: 'E.164 afterwards; null when the number is not valid.' })),
-    previous: nullable(Type.String()),
+    action: Type.Union(['create', 'unchanged', 'conflict', 'skipped_privileged', 'invalid'].map((a) => Type.Literal(a)), {
+      description: 'create: no mobile method yet, one is (or would be) created. unchanged: Entra already has this number. conflict: Entra has another number; it is left as it is for a person to resolve. skipped_privileged: a privileged user, not touched without includePrivileged. invalid: the number cannot be used.'
+    }),
+    phone: nullable(Type.String({ description: 'E.164 from the directory; null when the number is not valid or the user was skipped.' })),
+    previous: nullable(Type.String({ description: 'The mobile number Entra holds, E.164; null when none (or not read).' })),
     reason: Type.Optional(Type.String()),
     applied: Type.Boolean({ description: 'Written to Entra in this call.' })
   }))
@@ -180,7 +184,7 @@ export const OPERATIONS = {
     url: '/entra/phones/prepopulate',
     operationId: 'prepopulateEntraPhones',
     summary: 'Push directory phone numbers to Entra as MFA phones',
-    description: 'Writes each Entra user\'s number as their "mobile" authentication phone (created or updated once; unchanged ones are left alone). Numbers that are not valid are reported, never pushed. Run with dryRun: true first. 409 provider_not_configured when Entra is not connected.',
+    description: 'Creates each Entra user\'s "mobile" authentication phone from their directory number where they have none. Never replaces a number: a user whose mobile method holds another number is reported as a conflict, and one with the same number as unchanged. Privileged users are skipped unless includePrivileged is sent with a token that also holds phones:write-privileged. Numbers that are not valid are reported, never pushed. Each created, conflicting, skipped or failed user is audited. Run with dryRun: true first. 409 provider_not_configured when Entra is not connected.',
     scope: 'phones:write',
     schema: { body: PrepopulateBody, response: { 200: PrepopulateReport, ...errors(400, 401, 403, 409, 413, 415) } }
   },

@@ -1,0 +1,104 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Writable } from 'node:stream'
+import { rmSync } from 'node:fs'
+import { buildApp } from '../../server/app.ts'
+import { createServices } from '../../server/wiring.ts'
+import { anonymous, createTestUser, FakeClock, signIn, submitForm, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+
+let t: TestApp
+const logLines: string[] = []
+
+// The real app with its real logger at info level, writing where the test can read it.
+before(async () => {
+  const dataDir = tempDir()
+  const config = testConfig({ LOG_LEVEL: 'info' }, dataDir)
+  const clock = new FakeClock()
+  const services = createServices(config, { clock })
+  const sink = new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
+  const app = await buildApp(services, { logStream: sink })
+  await app.ready()
+  t = {
+    app, services, config, clock, dataDir,
+    close: async () => {
+      await app.close()
+      services.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+})
+after(async () => { await t.close() })
+
+const MINUTE = 60_000
+
+function sessionsOf (userId: string): number {
+  return t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(userId) as number
+}
+
+test('a session opened with an access pass ends when the pass expires, however busy it is', async () => {
+  const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
+  const user = await createTestUser(t.services)
+  const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
+  const agent = anonymous(t)
+  assert.equal((await submitForm(agent, '/login/pass', '/login/pass', { email: user.email, pass })).status, 303)
+  // Busy all along: never idle for long, and far from the 12-hour absolute limit.
+  for (let i = 0; i < 3; i++) {
+    t.clock.advance(19 * MINUTE)
+    assert.equal((await agent.get('/')).status, 200, `still open after ${(i + 1) * 19} minutes`)
+  }
+  t.clock.advance(4 * MINUTE)
+  const ended = await agent.get('/enroll/totp')
+  assert.equal(ended.status, 303)
+  assert.match(ended.headers.location, /^\/login\?.*ended=pass/)
+  const page = await agent.get(ended.headers.location)
+  assert.match(page.text, /Your temporary access pass has expired, and the session it opened ended with it/)
+  assert.equal((await agent.get('/')).status, 303, 'the session stays ended')
+  assert.equal(sessionsOf(user.id), 0)
+})
+
+test('"This wasn\'t me" ends every other session of the account; the reporting browser stays signed in under a new id', async () => {
+  const user = await createTestUser(t.services)
+  const intruder = t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
+  const elsewhere = await signIn(t, user.email)
+  const reporter = await signIn(t, user.email)
+  assert.equal(sessionsOf(user.id), 2)
+  // The link's token, as the e-mail would carry it.
+  const noticeToken = await noticeTokenFor(user.id, intruder.id)
+  const res = await submitForm(reporter, `/methods/not-me?token=${noticeToken}`, '/methods/not-me', { token: noticeToken })
+  assert.equal(res.status, 303)
+  const newCookie = (res.headers['set-cookie'] as unknown as string[] | undefined)?.find((c) => c.startsWith('mfa_session='))?.split(';')[0]
+  assert.ok(newCookie, 'the reporting browser gets a new session id')
+  assert.notEqual(newCookie, reporter.sessionCookie)
+
+  const other = await elsewhere.get('/')
+  assert.equal(other.status, 303, 'the other session is over')
+  assert.match(other.headers.location, /^\/login/)
+  assert.equal((await reporter.get('/')).status, 200, 'the person reporting goes on')
+  assert.equal(sessionsOf(user.id), 1)
+  const [event] = t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
+  assert.equal(JSON.parse(event.details).sessionsEnded, 2)
+})
+
+test('secrets in request addresses never reach the logs: "This wasn\'t me" tokens, Microsoft callback codes, invitation links', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  const secrets = ['NotMeToken0123456789abcdef', 'MicrosoftCode0123456789', 'StateValue0123456789', 'InviteToken0123456789abcdef']
+  logLines.length = 0
+  await agent.get(`/methods/not-me?token=${secrets[0]}`)
+  await anonymous(t).get(`/login/microsoft/callback?code=${secrets[1]}&state=${secrets[2]}&session_state=x`)
+  await anonymous(t).get(`/invite/${secrets[3]}`).set('x-test', '1')
+  await anonymous(t).get(`/login?next=%2F&Code=${secrets[1]}`)
+  const logged = logLines.join('')
+  assert.match(logged, /\/methods\/not-me\?token=\[redacted\]/, 'the request is logged, without its token')
+  assert.match(logged, /\/login\?next=%2F&Code=\[redacted\]/, 'other parameters stay readable')
+  for (const secret of secrets) assert.ok(!logged.includes(secret), `${secret} was logged`)
+})
+
+/** Creates a "This wasn't me" notice as a method change does, and returns its token from the e-mail in the outbox. */
+async function noticeTokenFor (userId: string, methodId: string): Promise<string> {
+  const user = t.services.users.findById(userId)!
+  const method = t.services.methods.listFor(userId).find((m) => m.id === methodId)!
+  await t.services.lifecycle.added(user, method, null)
+  const mail = t.services.outbox.latest().find((m) => m.bodyText.includes('/methods/not-me?token='))!
+  return /\/methods\/not-me\?token=([\w-]+)/.exec(mail.bodyText)![1]
+}
