@@ -2,11 +2,12 @@ import 'dotenv/config'
 import pino from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { buildApp } from './app.ts'
+import { explainDatabaseFailure } from './db/connection.ts'
 import { seedSandbox } from './domain/sandbox.ts'
 import { startHousekeeping } from './jobs/housekeeping.ts'
 import { startScheduler } from './jobs/scheduler.ts'
 import { loggerOptions } from './logging.ts'
-import { createServices } from './wiring.ts'
+import { createServices, type Services } from './wiring.ts'
 
 let config: Config
 try {
@@ -22,11 +23,26 @@ try {
 const log = pino(loggerOptions(config))
 if (config.warnings.length > 0) log.warn(config.warnings.join('; '))
 
-const services = createServices(config)
-if (config.sandbox) {
-  const seeded = await seedSandbox(services.users, services.userService)
-  if (seeded > 0) log.info({ accounts: seeded }, 'sandbox: demo accounts created (see README for their passwords)')
+/** A start that cannot go on: one line naming what is wrong and what to do, exit 1 (no stack trace to read through). */
+function refuseToStart (line: string): never {
+  process.stderr.write(`mfa-rollout: ${line}\n`)
+  process.exit(1)
 }
+
+let services: Services
+try {
+  services = createServices(config)
+  if (config.sandbox) {
+    const seeded = await seedSandbox(services.users, services.userService)
+    if (seeded > 0) log.info({ accounts: seeded }, 'sandbox: demo accounts created (see README for their passwords)')
+  }
+} catch (err) {
+  const line = explainDatabaseFailure(err, config.databaseFile)
+  if (line === undefined) throw err
+  refuseToStart(line)
+}
+// Damage is reported (the log, and /readyz until it is repaired), not a reason to stop: what can be read stays readable.
+services.storage.integrity(log)
 
 const app = await buildApp(services)
 const housekeeping = startHousekeeping(services, log)
@@ -50,5 +66,12 @@ async function shutdown (signal: string): Promise<void> {
 process.on('SIGTERM', () => { void shutdown('SIGTERM') })
 process.on('SIGINT', () => { void shutdown('SIGINT') })
 
-await app.listen({ port: config.port, host: config.host })
+try {
+  await app.listen({ port: config.port, host: config.host })
+} catch (err) {
+  const code = (err as { code?: unknown }).code
+  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err
+  services.close()
+  refuseToStart(`cannot listen on ${config.host}:${config.port} (${code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such address here'}): set PORT or HOST`)
+}
 log.info(`mfa-rollout is ready at ${config.publicUrl.origin}${config.sandbox ? ' (sandbox: no cloud provider configured)' : ''}`)

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse } from 'csv-parse/sync'
-import { IMPORT_COLUMNS, planImport, type ImportProblem } from '../domain/user-import.ts'
+import { firstLineNotUtf8, IMPORT_COLUMNS, planImport, unclosedQuoteLine, type ImportProblem } from '../domain/user-import.ts'
 import type { Command } from './main.ts'
 
 interface CsvRecord { line: number, fields: string[] }
@@ -21,11 +21,16 @@ export const importUsers: Command = {
       io.err(`mfa-rollout: cannot read ${file}: ${(err as Error).message}`)
       return 1
     }
+    const notUtf8 = firstLineNotUtf8(bytes)
+    if (notUtf8 !== undefined) {
+      io.err(`mfa-rollout: ${file} is not UTF-8 text: line ${notUtf8} is in another encoding (Latin-1 or Windows-1252, perhaps). Save the file as "CSV UTF-8" and import it again`)
+      return 1
+    }
     let records: CsvRecord[]
     try {
       records = readCsv(bytes)
     } catch (err) {
-      io.err(`mfa-rollout: ${file} is not valid CSV: ${(err as Error).message}`)
+      io.err(`mfa-rollout: ${file} is not valid CSV: ${csvProblem(err, bytes)}`)
       return 1
     }
     const [header, ...rows] = records
@@ -56,6 +61,12 @@ export const importUsers: Command = {
     io.out(`imported: ${created} created, ${updated} updated${skipped > 0 ? `, ${skipped} skipped` : ''}`)
     return 0
   }
+}
+
+/** csv-parse's message, except for an unclosed quote, which it places at the end of the file instead of where it opens. */
+function csvProblem (err: unknown, bytes: Buffer): string {
+  const line = (err as { code?: unknown }).code === 'CSV_QUOTE_NOT_CLOSED' ? unclosedQuoteLine(bytes.toString('utf8')) : undefined
+  return line === undefined ? (err as Error).message : `the quote opened on line ${line} is never closed`
 }
 
 function report (problems: ImportProblem[], io: { err(line: string): void }, suffix = ''): void {

@@ -43,6 +43,8 @@ export interface Command {
   /** Required positional arguments, in order. */
   arguments?: ReadonlyArray<{ name: string, help: string }>
   options?: Readonly<Record<string, OptionSpec>>
+  /** Only reads: the database is opened read-only and not migrated, so the command works on a read-only copy or mount. */
+  readOnly?: boolean
   /** Returns the exit status: 0 success, 1 failure. */
   run(input: CommandInput, services: Services, io: Io): Promise<number>
 }
@@ -97,19 +99,21 @@ export async function runCli (argv: string[], io: Io = processIo, env: Record<st
   for (const warning of config.warnings) io.err(`${PROGRAM}: warning: ${warning}`)
 
   // Loaded only now: the database stack is most of the start-up time, and help or a typo should answer at once.
-  const { createServices } = await import('../wiring.ts')
+  const [{ createServices }, { explainDatabaseFailure }] = await Promise.all([import('../wiring.ts'), import('../db/connection.ts')])
   let services: Services
   try {
-    services = createServices(config)
+    services = createServices(config, { readOnly: command.readOnly === true })
   } catch (err) {
-    io.err(`${PROGRAM}: cannot open the database ${config.databaseFile}: ${(err as Error).message}`)
+    io.err(`${PROGRAM}: ${explainDatabaseFailure(err, config.databaseFile) ?? `cannot open the database ${config.databaseFile}: ${(err as Error).message}`}`)
     return 1
   }
   try {
     return await command.run(input, services, io)
   } catch (err) {
-    if (!(err instanceof DomainError)) throw err
-    io.err(`${PROGRAM}: ${err.message}`)
+    // A full disk or a damaged file met while the command ran: one line saying so, not a stack trace.
+    const line = err instanceof DomainError ? err.message : explainDatabaseFailure(err, config.databaseFile)
+    if (line === undefined) throw err
+    io.err(`${PROGRAM}: ${line}`)
     return 1
   } finally {
     services.close()

@@ -1,9 +1,13 @@
 import type Sqlite from 'better-sqlite3'
-import { auditHash, canonicalJson, GENESIS_HASH, type AuditEntry, type AuditLog, type AuditRecord } from '../domain/audit.ts'
+import { canonicalJson, ChainKeyring, GENESIS_HASH, isKeyedHash, keyedAuditHash, type AuditEntry, type AuditLog, type AuditRecord, type UnreadableAuditEvent } from '../domain/audit.ts'
 import type { Clock } from '../domain/clock.ts'
+import { storageFailureOf } from '../domain/storage.ts'
 
 const COLUMNS = `id, at, action, actor_id AS actorId, actor_label AS actorLabel, subject_user_id AS subjectUserId,
   details, ip, user_agent AS userAgent, prev_hash AS prevHash, hash`
+
+// Rows read at a time by all(): few enough to hold in memory, many enough that reading stays one query per page or so.
+const READ_BATCH = 500
 
 export interface AuditFilter {
   subjectUserId?: string
@@ -32,12 +36,25 @@ export interface AuditSearchRow extends AuditRecord {
   subjectEmail: string | null
 }
 
+/** What read() returns, or undefined when the file is damaged where it reads; other errors are thrown. */
+function readable<T> (read: () => T): T | undefined {
+  try {
+    return read()
+  } catch (err) {
+    if (storageFailureOf(err) !== 'damaged') throw err
+    return undefined
+  }
+}
+
 export class SqliteAuditLog implements AuditLog {
   private readonly last
   private readonly insert
   private readonly appendTx
 
-  constructor (private readonly sqlite: Sqlite.Database, private readonly clock: Clock) {
+  /** Told of every event once it is committed (the anchors count events and publish the chain's head). */
+  private readonly listeners: Array<(record: AuditRecord) => void> = []
+
+  constructor (private readonly sqlite: Sqlite.Database, private readonly clock: Clock, readonly keys: ChainKeyring) {
     this.last = sqlite.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1')
     this.insert = sqlite.prepare(`INSERT INTO audit_events (id, at, action, actor_id, actor_label, subject_user_id, details, ip, user_agent, prev_hash, hash)
       VALUES (@id, @at, @action, @actorId, @actorLabel, @subjectUserId, @details, @ip, @userAgent, @prevHash, @hash)`)
@@ -56,19 +73,82 @@ export class SqliteAuditLog implements AuditLog {
         userAgent: entry.userAgent?.slice(0, 512) ?? null,
         prevHash: tail?.hash ?? GENESIS_HASH
       }
-      const full = { ...record, hash: auditHash(record) }
+      const full = { ...record, hash: keyedAuditHash(record, this.keys.signing) }
       this.insert.run(full)
       return full
     })
   }
 
   append (entry: AuditEntry): AuditRecord {
-    return this.appendTx.immediate(entry)
+    const record = this.appendTx.immediate(entry)
+    for (const listener of this.listeners) listener(record)
+    return record
   }
 
-  /** Every row in id order, streamed (the log can be long). */
-  * all (): Iterable<AuditRecord> {
-    yield * this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_events ORDER BY id`).iterate() as Iterable<AuditRecord>
+  onAppend (listener: (record: AuditRecord) => void): void {
+    this.listeners.push(listener)
+  }
+
+  /** The newest event's number and hash (the chain's head), or undefined for an empty log. */
+  head (): { seq: number, hash: string } | undefined {
+    const tail = this.last.get() as { id: number, hash: string } | undefined
+    return tail === undefined ? undefined : { seq: tail.id, hash: tail.hash }
+  }
+
+  /** One event by its number; unreadable when the file is damaged there. */
+  find (id: number): AuditRecord | UnreadableAuditEvent | undefined {
+    try {
+      return this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_events WHERE id = ?`).get(id) as AuditRecord | undefined
+    } catch (err) {
+      if (storageFailureOf(err) !== 'damaged') throw err
+      return { id, unreadable: (err as Error).message }
+    }
+  }
+
+  /**
+   * Keys a chain written before keyed hashes (plain SHA-256, which anyone holding the file can recompute): one
+   * keyed event is appended after the old head, so everything before it keeps its old, still verifiable hashes and
+   * everything from it on is signed. Run with the migrations (at start and by \`mfa-rollout migrate\`); returns
+   * whether it did anything.
+   */
+  upgradeChain (): boolean {
+    const head = this.head()
+    if (head === undefined || isKeyedHash(head.hash)) return false
+    this.append({ action: 'audit.chain_keyed', actorLabel: 'system', details: { keyId: this.keys.signing.id, unkeyedEvents: head.seq } })
+    return true
+  }
+
+  /**
+   * Every row in id order, in batches (the log can be long). A damaged page of the file hides only the rows on it:
+   * a batch that cannot be read is read again row by row, and each row that still cannot be read is handed on as
+   * unreadable, with its id, for the verdict to name, instead of an error that ends the walk (ids run 1, 2, 3, …).
+   */
+  * all (): Iterable<AuditRecord | UnreadableAuditEvent> {
+    const batch = this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_events WHERE id >= ? AND id < ? ORDER BY id`)
+    const one = this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_events WHERE id = ?`)
+    const last = readable(() => this.size())
+    for (let from = 1; last === undefined || from <= last; from += READ_BATCH) {
+      const rows = readable(() => batch.all(from, from + READ_BATCH) as AuditRecord[])
+      if (rows !== undefined) {
+        yield * rows
+        if (last === undefined && rows.length === 0) return
+        continue
+      }
+      let found = 0
+      for (let id = from; id < from + READ_BATCH && (last === undefined || id <= last); id++) {
+        try {
+          const row = one.get(id) as AuditRecord | undefined
+          if (row === undefined) continue
+          found++
+          yield row
+        } catch (err) {
+          if (storageFailureOf(err) !== 'damaged') throw err
+          yield { id, unreadable: (err as Error).message }
+        }
+      }
+      // The end of the log is damaged too (its last id cannot be read): a batch with no readable row is taken as the end.
+      if (last === undefined && found === 0) return
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, createHmac, hkdfSync } from 'node:crypto'
 
 /** What happened, by whom, to whom. Written once, never changed. */
 export interface AuditEntry {
@@ -41,33 +41,149 @@ export function canonicalJson (value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`
 }
 
-/** The row's hash covers every column but itself, in a fixed order, and the previous row's hash. */
-export function auditHash (record: Omit<AuditRecord, 'hash'>): string {
-  const body = canonicalJson([
+/** The row's body as hashed: every column but the hash itself, in a fixed order, and the previous row's hash. */
+function auditBody (record: Omit<AuditRecord, 'hash'>): string {
+  return canonicalJson([
     record.id, record.at, record.action, record.actorId, record.actorLabel, record.subjectUserId,
     record.details, record.ip, record.userAgent, record.prevHash
   ])
-  return createHash('sha256').update(body).digest('hex')
+}
+
+/**
+ * The unkeyed hash of the first chains (plain SHA-256, 64 hex digits). Rows written before the chain was keyed keep
+ * it and stay verifiable; nothing new is written with it, since anyone holding the file could recompute it.
+ */
+export function auditHash (record: Omit<AuditRecord, 'hash'>): string {
+  return createHash('sha256').update(auditBody(record)).digest('hex')
+}
+
+/** A key of the audit chain, named by an id that says which key it is without revealing it. */
+export interface ChainKey {
+  id: string
+  key: Buffer
+}
+
+const KEYED = /^hmac-sha256:([0-9a-f]{8}):([0-9a-f]{64})$/
+
+/** The keys the chain may be signed with: the one new rows are signed with, and every one that may have signed old rows. */
+export class ChainKeyring {
+  private readonly byId: Map<string, ChainKey>
+
+  constructor (readonly signing: ChainKey, others: readonly ChainKey[] = []) {
+    this.byId = new Map([signing, ...others].map((k) => [k.id, k]))
+  }
+
+  /**
+   * From configuration, never the database: AUDIT_KEY when set, else a key derived from ENCRYPTION_KEY. Keys
+   * derived from earlier encryption keys (ENCRYPTION_KEYS_PREVIOUS) still verify the rows they signed.
+   */
+  static fromSecrets (auditKey: Buffer | undefined, encryptionKey: Buffer, previousEncryptionKeys: readonly Buffer[] = []): ChainKeyring {
+    const derived = [encryptionKey, ...previousEncryptionKeys].map((k) => chainKey(Buffer.from(hkdfSync('sha256', k, Buffer.alloc(0), 'mfa-rollout audit chain', 32))))
+    return auditKey === undefined ? new ChainKeyring(derived[0], derived.slice(1)) : new ChainKeyring(chainKey(auditKey), derived)
+  }
+
+  find (id: string): ChainKey | undefined {
+    return this.byId.get(id)
+  }
+}
+
+export function chainKey (key: Buffer): ChainKey {
+  return { id: createHash('sha256').update('audit chain key id').update(key).digest('hex').slice(0, 8), key }
+}
+
+/** The keyed hash new rows carry: HMAC-SHA-256 under a key held outside the database, named by its id. */
+export function keyedAuditHash (record: Omit<AuditRecord, 'hash'>, key: ChainKey): string {
+  return `hmac-sha256:${key.id}:${createHmac('sha256', key.key).update(auditBody(record)).digest('hex')}`
+}
+
+export function isKeyedHash (hash: string): boolean {
+  return KEYED.test(hash)
+}
+
+/** A row the storage could not read (a damaged page of the database file): its id and what the storage said. */
+export interface UnreadableAuditEvent {
+  id: number
+  unreadable: string
 }
 
 export type ChainVerdict =
   | { intact: true, count: number }
   | { intact: false, count: number, brokenId: number, reason: string }
 
-/** Walks the rows in id order; stops at the first row whose links or hash do not hold. */
-export function verifyChain (rows: Iterable<AuditRecord>): ChainVerdict {
+/**
+ * Walks the rows in id order; stops at the first row whose links or hash do not hold, or that cannot be read (a row
+ * nobody can read proves nothing, so the chain is broken there).
+ *
+ * Rows written before the chain was keyed carry plain SHA-256 and are checked as such; from the first keyed row on,
+ * every row must carry an HMAC under a key of the keyring. So a row rewritten by someone holding the file but not
+ * the key shows: its keyed hash no longer matches, or it (and every row after it, whose links it changed) carries an
+ * unkeyed hash where a keyed one belongs. The newest row must be keyed too: otherwise the whole log may have been
+ * rewritten without the key.
+ */
+export function verifyChain (rows: Iterable<AuditRecord | UnreadableAuditEvent>, keys: ChainKeyring): ChainVerdict {
   let prevHash = GENESIS_HASH
   let count = 0
+  let keyedFrom: number | null = null
+  let last: AuditRecord | null = null
   for (const row of rows) {
+    if ('unreadable' in row) {
+      return { intact: false, count, brokenId: row.id, reason: `it cannot be read: the database file is damaged there (${row.unreadable})` }
+    }
     if (row.prevHash !== prevHash) {
       return { intact: false, count, brokenId: row.id, reason: 'its previous-hash link does not match the row before it (a row was removed, inserted or reordered)' }
     }
     const { hash, ...rest } = row
-    if (auditHash(rest) !== hash) {
-      return { intact: false, count, brokenId: row.id, reason: 'its contents do not match its hash (the row was altered)' }
+    const keyed = KEYED.exec(hash)
+    if (keyed === null) {
+      if (keyedFrom !== null) {
+        return { intact: false, count, brokenId: row.id, reason: `it carries an unkeyed hash although the chain is keyed from event #${keyedFrom} on (rewritten by someone without the key)` }
+      }
+      if (auditHash(rest) !== hash) {
+        return { intact: false, count, brokenId: row.id, reason: 'its contents do not match its hash (the row was altered)' }
+      }
+    } else {
+      const key = keys.find(keyed[1])
+      if (key === undefined) {
+        return { intact: false, count, brokenId: row.id, reason: `it is signed with a key this configuration does not hold (key id ${keyed[1]}): set AUDIT_KEY, or list the ENCRYPTION_KEY it was written under in ENCRYPTION_KEYS_PREVIOUS` }
+      }
+      if (keyedAuditHash(rest, key) !== hash) {
+        return { intact: false, count, brokenId: row.id, reason: 'its contents do not match its keyed hash (the row was altered)' }
+      }
+      keyedFrom ??= row.id
     }
     prevHash = hash
+    last = row
     count++
   }
+  if (last !== null && keyedFrom === null) {
+    return { intact: false, count: count - 1, brokenId: last.id, reason: 'the newest event is not keyed: the log was rewritten by someone without the key, or it was never upgraded (run mfa-rollout migrate)' }
+  }
   return { intact: true, count }
+}
+
+/** A head of the chain recorded outside the database: the event's number and its hash. */
+export interface AuditAnchor {
+  seq: number
+  hash: string
+}
+
+/** Reads "SEQ:HASH" as printed in the anchor log line; undefined when it is not one. */
+export function parseAnchor (text: string): AuditAnchor | undefined {
+  const match = /^(\d{1,15}):(hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}|[0-9a-f]{64})$/.exec(text.trim())
+  return match === null ? undefined : { seq: Number(match[1]), hash: match[2] }
+}
+
+/**
+ * Whether the log still holds an anchored head: the event numbered `seq` exists with that hash (the chain up to it
+ * is checked by verifyChain). Cutting the newest events, or rewriting the chain wholesale, cannot hide from it.
+ */
+export function checkAnchor (anchor: AuditAnchor, event: AuditRecord | UnreadableAuditEvent | undefined, lastId: number): { holds: true } | { holds: false, reason: string } {
+  if (event === undefined) {
+    return { holds: false, reason: lastId < anchor.seq
+      ? `the log ends at event #${lastId}, before the anchored event #${anchor.seq}: newer events were cut`
+      : `event #${anchor.seq} is missing from the log` }
+  }
+  if ('unreadable' in event) return { holds: false, reason: `event #${anchor.seq} cannot be read: the database file is damaged there` }
+  if (event.hash !== anchor.hash) return { holds: false, reason: `event #${anchor.seq} does not carry the anchored hash: the log was rewritten` }
+  return { holds: true }
 }

@@ -61,3 +61,52 @@ export function planImport (header: string[], records: Array<{ line: number, fie
   }
   return { rows, problems }
 }
+
+/**
+ * The first line (1-based) whose bytes are not UTF-8, or undefined when the whole file is. A newline byte never
+ * occurs inside a UTF-8 character, so each line can be judged on its own. Spreadsheets that save "CSV" in Latin-1
+ * or Windows-1252 would otherwise turn "René" into "Ren\ufffd" without a word.
+ */
+export function firstLineNotUtf8 (bytes: Uint8Array): number | undefined {
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  let line = 1
+  let start = 0
+  while (start <= bytes.length) {
+    const newline = bytes.indexOf(0x0a, start)
+    const end = newline === -1 ? bytes.length : newline
+    try {
+      decoder.decode(bytes.subarray(start, end))
+    } catch {
+      // TextDecoder's only complaint in fatal mode: the bytes are not UTF-8.
+      return line
+    }
+    if (newline === -1) return undefined
+    line++
+    start = newline + 1
+  }
+  return undefined
+}
+
+/**
+ * The line on which a quoted field opens that is never closed, or undefined when every quote closes. Quoting as in
+ * RFC 4180 (and csv-parse's defaults): a field that starts with `"` runs to the next lone `"`, and `""` inside it is a
+ * quote. csv-parse itself reports such a file where it gave up, at its end, which points the reader to the wrong line.
+ */
+export function unclosedQuoteLine (text: string): number | undefined {
+  let line = 1
+  let fieldStart = true
+  let openedOn: number | undefined
+  for (let i = text.startsWith('\ufeff') ? 1 : 0; i < text.length; i++) {
+    const char = text[i]
+    if (openedOn !== undefined) {
+      if (char === '\n') line++
+      else if (char === '"' && text[i + 1] === '"') i++
+      else if (char === '"') openedOn = undefined
+      continue
+    }
+    if (char === '\n') line++
+    if (char === '"' && fieldStart) openedOn = line
+    fieldStart = char === ',' || char === '\n' || (char === '\r' && fieldStart)
+  }
+  return openedOn
+}

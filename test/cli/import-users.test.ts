@@ -147,3 +147,32 @@ test('a file with the wrong header is refused even with --skip-invalid', async (
   assert.match(stderr, /^line 1: the header must be email,display_name,phone,groups,privileged; missing email, display_name$/m)
   assert.equal(open(t, dataDir).users.count(), 0)
 })
+
+test('a file that is not UTF-8 (Latin-1 from an old spreadsheet) is refused naming its first such line, and nothing is imported', async (t) => {
+  const dataDir = scratchDir(t)
+  const file = path.join(dataDir, 'latin1.csv')
+  writeFileSync(file, Buffer.from(`${HEADER}\nann@example.org,Ann Example,,,no\nrene@example.org,Ren\xe9 Dupr\xe9,,,no\n`, 'latin1'))
+
+  const { code, stdout, stderr } = await runCli(['import-users', file], { dataDir })
+  assert.equal(code, 1)
+  assert.equal(stdout, '')
+  assert.equal(stderr.trim(), `mfa-rollout: ${file} is not UTF-8 text: line 3 is in another encoding (Latin-1 or Windows-1252, perhaps). Save the file as "CSV UTF-8" and import it again`)
+  assert.equal(open(t, dataDir).users.count(), 0)
+})
+
+test('a quote that is never closed is reported on the line where it opens', async (t) => {
+  const dataDir = scratchDir(t)
+  const file = csv(dataDir, 'open-quote.csv', [
+    HEADER,
+    'ann@example.org,Ann,,,no',
+    'bob@example.org,Bob,,,no',
+    'carol@example.org,Carol,,,no',
+    'dan@example.org,"Dan Example,,,no',
+    'eve@example.org,Eve,,,no'
+  ])
+
+  const { code, stderr } = await runCli(['import-users', file], { dataDir })
+  assert.equal(code, 1)
+  assert.equal(stderr.trim(), `mfa-rollout: ${file} is not valid CSV: the quote opened on line 5 is never closed`)
+  assert.equal(open(t, dataDir).users.count(), 0)
+})

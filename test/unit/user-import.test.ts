@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { planImport } from '../../server/domain/user-import.ts'
+import { firstLineNotUtf8, planImport, unclosedQuoteLine } from '../../server/domain/user-import.ts'
 
 const header = ['email', 'display_name', 'phone', 'groups', 'privileged']
 const rows = (...lines: string[][]) => lines.map((fields, i) => ({ line: i + 2, fields }))
@@ -38,4 +38,25 @@ test('a display name with a line break or control character is refused', () => {
   const plan = planImport(header, rows(['a@example.com', 'Bob\r\nB', '', '', '']), 'US')
   assert.equal(plan.rows.length, 0)
   assert.match(plan.problems[0].reason, /line break or control character/)
+})
+
+test('the first line that is not UTF-8 is found (a Latin-1 "é" on line 3), and UTF-8 text of any script passes', () => {
+  const latin1 = Buffer.concat([
+    Buffer.from('email,display_name\r\nann@example.org,Ann\r\n'),
+    Buffer.from('rene@example.org,Ren\xe9 Dupr\xe9\r\n', 'latin1'),
+    Buffer.from('zoe@example.org,Zo\xeb\r\n', 'latin1')
+  ])
+  assert.equal(firstLineNotUtf8(latin1), 3)
+  assert.equal(firstLineNotUtf8(Buffer.from('\ufeffemail,display_name\nrene@example.org,René Dupré\nmei@example.org,李美 🌸\n')), undefined)
+  // A character cut off at the end of the file is not UTF-8 either.
+  assert.equal(firstLineNotUtf8(Buffer.from('a\nb\n\xe2\x82', 'latin1')), 3)
+})
+
+test('an unclosed quote is placed on the line where it opens, not where the file ends', () => {
+  assert.equal(unclosedQuoteLine('email,display_name\na@example.org,A\n\nb@example.org,B\n"c@example.org,C\nd@example.org,D\n'), 5)
+  // Quoted line breaks and doubled quotes that do close are stepped over.
+  assert.equal(unclosedQuoteLine('\ufeff"a","multi\r\nline ""quoted"" name"\r\nb,"open\r\nc,d\r\n'), 3)
+  assert.equal(unclosedQuoteLine('a,"closed"\nb,"also\nclosed"\n'), undefined)
+  // A quote inside an unquoted field does not open one.
+  assert.equal(unclosedQuoteLine('a,5" screen\nb,c\n'), undefined)
 })

@@ -123,7 +123,7 @@ test('the chain status says intact with the number of events, and names the even
   sqlite.exec('DROP TRIGGER audit_events_no_update')
   sqlite.prepare('UPDATE audit_events SET details = ? WHERE id = ?').run('{"i":999}', target)
   const broken = await admin.get('/admin/audit')
-  assert.match(broken.text, new RegExp(`<strong>Chain broken at event #${target}:</strong> its contents do not match its hash \\(the row was altered\\)\\. ${target - 1} events before it are intact\\.`))
+  assert.match(broken.text, new RegExp(`<strong>Chain broken at event #${target}:</strong> its contents do not match its keyed hash \\(the row was altered\\)\\. ${target - 1} events before it are intact\\.`))
   assert.match(broken.text, new RegExp(`<tr data-id="${target}">\\s*<th scope="row">#${target} <strong class="badge">chain breaks here</strong>`))
 })
 

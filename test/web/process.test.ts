@@ -1,20 +1,28 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Sqlite from 'better-sqlite3'
 import request from 'supertest'
 import { DEMO_ACCOUNTS } from '../../server/domain/sandbox.ts'
-import { csrfFrom, tempDir } from '../helpers/app.ts'
+import { createServices } from '../../server/wiring.ts'
+import { csrfFrom, tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
-function startPortal (env: Record<string, string>) {
+// Root ignores file permissions; a read-only directory is tried as an ordinary user (nobody) then.
+const AS_ORDINARY_USER = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+
+function startPortal (env: Record<string, string>, options: { asOrdinaryUser?: boolean } = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     cwd: ROOT,
     // Empty values (not absent ones) so a developer's own .env cannot fill them in.
     env: { PATH: process.env.PATH ?? '', SESSION_SECRET: '', ENCRYPTION_KEY: '', PUBLIC_URL: '', PROVIDERS: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.asOrdinaryUser === true ? AS_ORDINARY_USER : {})
   })
   let stdout = ''
   let stderr = ''
@@ -61,3 +69,174 @@ test('a first start with no provider seeds the documented demo accounts, shows t
     if (portal.child.exitCode === null) portal.child.kill('SIGKILL')
   }
 })
+
+/** Starts the portal on dataDir and expects it to give up: exit 1, nothing on stdout's error path but one line. */
+async function refusedStart (env: Record<string, string>, options: { asOrdinaryUser?: boolean } = {}): Promise<string> {
+  const portal = startPortal({ NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', ...env }, options)
+  // A portal that starts anyway is stopped and the test fails, instead of waiting for an exit that never comes.
+  const timer = setTimeout(() => portal.child.kill('SIGKILL'), 30_000)
+  const [code, signal] = await once(portal.child, 'exit')
+  clearTimeout(timer)
+  const { stdout, stderr } = portal.output()
+  assert.equal(signal, null, `the portal started instead of refusing to:\n${stdout}${stderr}`)
+  assert.equal(code, 1, stderr)
+  const lines = stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`)
+  assert.doesNotMatch(stderr, /\n\s+at /)
+  return lines[0]
+}
+
+/** Waits for "Server listening" and returns the address. */
+async function listening (portal: ReturnType<typeof startPortal>): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const address = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(portal.output().stdout)?.[1]
+    if (address !== undefined) return address
+    if (portal.child.exitCode !== null) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`the portal did not start: ${portal.output().stderr}`)
+}
+
+function scratch (t: TestContext): string {
+  const dir = tempDir()
+  t.after(() => {
+    chmodSync(dir, 0o700)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+/** A database made by the portal itself, with its demo accounts, closed cleanly. */
+function portalDatabase (dataDir: string): string {
+  const services = createServices(testConfig({}, dataDir))
+  services.close()
+  return path.join(dataDir, 'mfa-rollout.db')
+}
+
+/** Makes dataDir read-only for the user the portal runs as (root ignores modes, so that user is then nobody). */
+function makeReadOnly (dataDir: string): void {
+  if (process.getuid?.() === 0) {
+    chownSync(dataDir, 65534, 65534)
+    for (const name of ['mfa-rollout.db', 'mfa-rollout.db-wal', 'mfa-rollout.db-shm', 'development-secrets.json']) {
+      if (existsSync(path.join(dataDir, name))) chownSync(path.join(dataDir, name), 65534, 65534)
+    }
+  }
+  chmodSync(dataDir, 0o555)
+}
+
+test('a read-only DATA_DIR on a first start: exit 1 with one line naming the secrets file and what to do', async (t) => {
+  const dataDir = scratch(t)
+  makeReadOnly(dataDir)
+  const line = await refusedStart({ DATA_DIR: dataDir }, { asOrdinaryUser: true })
+  assert.match(line, /^mfa-rollout: configuration error: .*development-secrets\.json: cannot be written \(permission denied\): make .* writable .*, or set SESSION_SECRET and ENCRYPTION_KEY$/)
+})
+
+test('a read-only DATA_DIR with secrets set: exit 1 with one line naming the database file and what to do', async (t) => {
+  const dataDir = scratch(t)
+  makeReadOnly(dataDir)
+  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, { asOrdinaryUser: true })
+  assert.ok(line.includes(path.join(dataDir, 'mfa-rollout.db')), line)
+  assert.match(line, /permission denied.*read and write/)
+})
+
+test('an existing database in a read-only DATA_DIR: exit 1 with one line naming it', async (t) => {
+  const dataDir = scratch(t)
+  const file = portalDatabase(dataDir)
+  makeReadOnly(dataDir)
+  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, { asOrdinaryUser: true })
+  assert.ok(line.includes(file), line)
+  assert.match(line, /read-only|cannot create files/)
+})
+
+test('a corrupt development-secrets.json: exit 1 with one line naming it and what to do', async (t) => {
+  const dataDir = scratch(t)
+  writeFileSync(path.join(dataDir, 'development-secrets.json'), '{"sessionSecret": "cut off')
+  const line = await refusedStart({ DATA_DIR: dataDir })
+  assert.match(line, /^mfa-rollout: configuration error: .*development-secrets\.json: is not valid JSON\. Restore it, or set SESSION_SECRET and ENCRYPTION_KEY/)
+})
+
+test('a database file that is not a database: exit 1 with one line naming it, and the file is left alone', async (t) => {
+  const dataDir = scratch(t)
+  const file = portalDatabase(dataDir)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.alloc(100, 0x41), 0, 100, 0)
+  closeSync(fd)
+  const before = readFileSync(file)
+  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS })
+  assert.equal(line, `mfa-rollout: ${file} is not an SQLite database (it is damaged, or another kind of file): restore it from a backup, or set DATABASE_FILE to the portal's database`)
+  assert.deepEqual(readFileSync(file), before)
+})
+
+test('an empty (0-byte) database file is refused, not replaced by a fresh sandbox with demo accounts', async (t) => {
+  const dataDir = scratch(t)
+  const file = path.join(dataDir, 'mfa-rollout.db')
+  writeFileSync(file, '')
+  const line = await refusedStart({ DATA_DIR: dataDir })
+  assert.equal(line, `mfa-rollout: ${file} is empty (0 bytes), so it holds no portal data: restore the database from a backup, or delete the file to start a new, empty portal`)
+  assert.equal(statSync(file).size, 0)
+})
+
+test('an SQLite database that is not the portal\'s is refused and left as it was', async (t) => {
+  const dataDir = scratch(t)
+  const file = path.join(dataDir, 'mfa-rollout.db')
+  const foreign = new Sqlite(file)
+  foreign.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')")
+  foreign.close()
+  const line = await refusedStart({ DATA_DIR: dataDir })
+  assert.match(line, /is an SQLite database, but not mfa-rollout's/)
+  const after = new Sqlite(file, { readonly: true })
+  t.after(() => after.close())
+  assert.deepEqual(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all(), ['notes'])
+})
+
+test('a full disk at the first start: exit 1 with one line naming the database and what to do', async (t) => {
+  // A real, small file system: SQLite then gets ENOSPC from the kernel, as on a full volume.
+  const mountPoint = tempDir('mfa-full-')
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160k,mode=0700', 'tmpfs', mountPoint], { stdio: 'ignore' })
+  } catch {
+    rmSync(mountPoint, { recursive: true, force: true })
+    t.skip('mounting a small tmpfs needs root; the runtime full disk is covered by test/web/storage-full.test.ts')
+    return
+  }
+  t.after(() => {
+    execFileSync('umount', [mountPoint])
+    rmSync(mountPoint, { recursive: true, force: true })
+  })
+  const line = await refusedStart({ DATA_DIR: mountPoint, ...TEST_SECRETS })
+  assert.equal(line, `mfa-rollout: cannot write ${path.join(mountPoint, 'mfa-rollout.db')}: the disk is full. Free space on the volume holding ${mountPoint} and start again`)
+})
+
+test('a damaged page in the audit log: the portal starts, logs the damage and /readyz says not ready with the reason', async (t) => {
+  const dataDir = scratch(t)
+  const services = createServices(testConfig({}, dataDir))
+  for (let i = 0; i < 2000; i++) services.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
+  services.close()
+  damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
+
+  const portal = startPortal({ NODE_ENV: 'development', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...TEST_SECRETS })
+  try {
+    const address = await listening(portal)
+    assert.match(portal.output().stdout, /"storage":"damaged"/)
+    const ready = await request(address).get('/readyz')
+    assert.equal(ready.status, 503)
+    assert.equal(ready.body.status, 'not_ready')
+    assert.match(ready.body.reason, /damaged/)
+  } finally {
+    portal.child.kill('SIGTERM')
+    await once(portal.child, 'exit')
+  }
+})
+
+/** Overwrites one leaf page of a table, in the middle of the file, with garbage (the file is closed). */
+function damageMiddleLeaf (file: string, table: string): void {
+  const sqlite = new Sqlite(file)
+  sqlite.pragma('wal_checkpoint(TRUNCATE)')
+  const pageSize = sqlite.pragma('page_size', { simple: true }) as number
+  const leaves = sqlite.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").pluck().all(table) as number[]
+  sqlite.close()
+  assert.ok(leaves.length > 4, `${table} has too few pages to damage one in the middle`)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (leaves[Math.floor(leaves.length / 2)] - 1) * pageSize)
+  closeSync(fd)
+}

@@ -1,8 +1,9 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
-import { anonymous, createTestUser, csrfFor, sessionCookieOf, signIn, startTestApp, submitForm, totpCode, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
-import { addSoftwarePasskey, passkeySignIn, SoftwareAuthenticator } from '../helpers/webauthn.ts'
+import { anonymous, createTestUser, csrfFor, sessionCookieOf, signIn, startTestApp, submitForm, totpCode, TEST_PASSWORD, type Agent, type TestApp } from '../helpers/app.ts'
+import { addSoftwarePasskey, passkeySignIn, passkeyStepUp, SoftwareAuthenticator } from '../helpers/webauthn.ts'
+import type { User } from '../../server/domain/users.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
 
@@ -16,7 +17,7 @@ after(async () => { await t.close() })
 /** Values that lead off the portal once a browser has read them (tabs and newlines are dropped, "\" is "/"). */
 const OFF_SITE = ['/\t/evil.example', '/\n/evil.example', '/\\evil.example', '//evil.example', '/.//evil.example', '/x/..//evil.example', 'https://evil.example/', ' //evil.example']
 /** Values no header can carry, or that hide what they are (CR/LF, NUL, right-to-left override, emoji, accents). */
-const UNSENDABLE = ['/\r\nSet-Cookie: planted=1', '/ok\u0000', '/\u202egro.elpmaxe', '/\u{1F600}', '/caf\u00e9']
+const UNSENDABLE = ['/\r\nSet-Cookie: planted=1', '/ok\u0000', '/\u202egro.elpmaxe', '/\u200fadmin', '/\u{1F600}', '/caf\u00e9']
 
 async function postLogin (email: string, next: string) {
   const agent = anonymous(t)
@@ -44,6 +45,9 @@ test('a next with characters a header cannot carry still signs the user in, land
     assert.equal((await agent.get('/')).status, 200, `signed in for ${JSON.stringify(next)}`)
     assert.doesNotMatch(JSON.stringify(res.headers), /planted/)
   }
+  // Each audited sign-in is one that stuck: as many sessions as "signin.success" entries.
+  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' }).length, UNSENDABLE.length)
+  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(user.id), UNSENDABLE.length)
 })
 
 test('a signed-in visitor opening the sign-in page with a next that leads off the portal goes home', async () => {
@@ -94,6 +98,84 @@ test('after a passkey sign-in, the page is told to go home when next leads off t
   }
 })
 
+// Each case signs in afresh (a step-up that finishes a sign-in), so these have their own app and sign-in rate limit.
+describe('a step-up with a next no header can carry', () => {
+  let st: TestApp
+  before(async () => { st = await startTestApp() })
+  after(async () => { await st.close() })
+
+  /** A user whose MFA is enforced: a password sign-in owes a step-up before anything else opens. */
+  async function enforcedUser (): Promise<User> {
+    const user = await createTestUser(st.services)
+    st.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(st.clock.now().getTime(), user.id)
+    return user
+  }
+
+  /** The step-up finished signing in: a new session id was sent, and the portal is open to it. */
+  async function assertSteppedUp (agent: Agent, res: { status: number, headers: Record<string, unknown> }, signedInCookie: string, label: string): Promise<void> {
+    const cookie = sessionCookieOf(res)
+    assert.ok(cookie !== undefined && cookie !== signedInCookie, `${label}: a new session id after the step-up`)
+    const home = await agent.get('/')
+    assert.equal(home.status, 200, `${label}: signed in, the second factor counted`)
+    assert.match(home.text, /you are confirmed for the next few minutes/, label)
+  }
+
+  test('an authenticator-app step-up with a next no header can carry counts once: home page, new session, code used up', async () => {
+    for (const next of UNSENDABLE) {
+      const label = JSON.stringify(next)
+      const user = await enforcedUser()
+      const secret = new Secret({ size: 20 }).base32
+      const app = st.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+      const agent = await signIn(st, user.email)
+      const code = totpCode(secret, st.clock.now().getTime())
+      const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code, next })
+      assert.equal(res.status, 303, label)
+      assert.equal(res.headers.location, '/', label)
+      assert.doesNotMatch(JSON.stringify(res.headers), /planted/, label)
+      await assertSteppedUp(agent, res, agent.sessionCookie, label)
+      const replay = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code, next: '/' })
+      assert.equal(replay.status, 400, `${label}: the code works once`)
+      assert.match(replay.text, /That code was already used/, label)
+    }
+  })
+
+  test('a text-message step-up with a next no header can carry counts once: home page, new session, code used up', async () => {
+    let line = 100
+    for (const next of UNSENDABLE) {
+      const label = JSON.stringify(next)
+      const user = await enforcedUser()
+      const phone = `+1415555${String(line++).padStart(4, '0')}`
+      const method = st.services.methods.addPhone(user.id, 'Work phone', phone)
+      const agent = await signIn(st, user.email)
+      const sent = await submitForm(agent, '/step-up', '/step-up/phone/send', { methodId: method.id, next })
+      assert.equal(sent.status, 303, label)
+      assert.equal(sent.headers.location, '/step-up?next=%2F', label)
+      const text = st.services.outbox.latest(1000).find((m) => m.channel === 'sms' && m.recipient === phone)?.bodyText ?? ''
+      const code = /\b(\d{6})\b/.exec(text)?.[1] ?? ''
+      const res = await submitForm(agent, '/step-up', '/step-up/phone', { code, next })
+      assert.equal(res.status, 303, label)
+      assert.equal(res.headers.location, '/', label)
+      await assertSteppedUp(agent, res, agent.sessionCookie, label)
+      const replay = await submitForm(agent, '/step-up', '/step-up/phone', { code, next: '/' })
+      assert.equal(replay.status, 400, `${label}: the code works once`)
+    }
+  })
+
+  test('a passkey step-up with a next no header can carry counts once and tells the page to go home', async () => {
+    for (const next of UNSENDABLE) {
+      const label = JSON.stringify(next)
+      const user = await enforcedUser()
+      const authenticator = new SoftwareAuthenticator()
+      addSoftwarePasskey(st, user, authenticator)
+      const agent = await signIn(st, user.email)
+      const { res } = await passkeyStepUp(st, agent, authenticator, next)
+      assert.equal(res.status, 200, `${label}: ${JSON.stringify(res.body)}`)
+      assert.equal(res.body.redirect, '/', label)
+      await assertSteppedUp(agent, res, agent.sessionCookie, label)
+    }
+  })
+})
+
 describe('Sign in with Microsoft', () => {
   const REDIRECT = 'http://localhost:3000/login/microsoft/callback'
   let entra: TestApp
@@ -101,7 +183,7 @@ describe('Sign in with Microsoft', () => {
 
   before(async () => {
     fake = await startFakeEntra({ now: () => entra?.clock.now() ?? new Date('2026-11-25T09:00:10Z') })
-    entra = await startTestApp({ PROVIDERS: 'entra', ...fakeEnv(fake, { ENTRA_REDIRECT_URI: REDIRECT }) as Record<string, string>, TRUSTED_NETWORKS: '127.0.0.0/8,::1/128' })
+    entra = await startTestApp({ PROVIDERS: 'entra', ...fakeEnv(fake, { ENTRA_REDIRECT_URI: REDIRECT, ENTRA_AUTH_CONTEXT: 'c1' }) as Record<string, string>, TRUSTED_NETWORKS: '127.0.0.0/8,::1/128' })
     entra.clock.set('2026-11-25T09:00:10Z')
   })
   after(async () => {
@@ -112,7 +194,7 @@ describe('Sign in with Microsoft', () => {
   test('the way back from Microsoft never leads off the portal', async () => {
     const who = fake.tenant.addUser({ displayName: 'Nina Next', methods: ['fido2'] })
     await entra.services.directorySync.sync(entra.services.providers.entra)
-    fake.identity.signInAs(who.id, { amr: ['pwd', 'mfa'] })
+    fake.identity.signInAs(who.id, { mfa: true })
     const agent = anonymous(entra)
     const start = await agent.get('/login/microsoft?next=/%09/evil.example')
     assert.equal(start.status, 303)

@@ -3,6 +3,7 @@ import csrf from '@fastify/csrf-protection'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
+import { refuseForgedRequest } from './errors.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -23,6 +24,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * Once signed in, tokens are also bound to the session id through an HMAC keyed by the server: a secret planted in
  * someone's browser does not let anyone mint a token for their session, and every new session id (sign-in,
  * step-up) voids the tokens of the pages rendered before it.
+ *
+ * Before the token, the request's own word on where it comes from is checked (foreignOrigin): a request from
+ * another site is refused even with a valid token. Both answer the same 403.
  */
 export default fp<{ config: Config }>(async (app, { config }) => {
   await app.register(csrf, {
@@ -32,14 +36,41 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     getUserInfo: csrfBinding,
     csrfOpts: { hmacKey: createHash('sha256').update(`csrf-binding:${config.sessionSecret}`).digest() }
   })
+  const ownOrigin = config.publicUrl.origin
   app.addHook('preValidation', (request, reply, done) => {
     if (SAFE_METHODS.has(request.method) || request.routeOptions.config.csrf === false) {
       done()
       return
     }
+    const foreign = foreignOrigin(request, ownOrigin)
+    if (foreign !== null) {
+      request.log.warn({ ...foreign, expected: ownOrigin }, 'request from another site refused')
+      refuseForgedRequest(request, reply)
+      return
+    }
     app.csrfProtection(request, reply, done)
   })
 }, { name: 'csrf', dependencies: ['session'] })
+
+/**
+ * A second line of defence, independent of the token: a browser says where a request comes from (Origin on every
+ * POST, Sec-Fetch-Site), and anything but the portal's own origin (PUBLIC_URL) is refused, "null" included (a
+ * sandboxed frame, a redirect from another site). Sec-Fetch-Site "same-site" is refused too: a sibling host is
+ * another site as far as the portal is concerned. A request that says neither (an old browser, a script) is left
+ * to the token. Returns what was sent, for the log, or null when nothing says "another site".
+ *
+ * One "null" is the portal's own: a page served with `Referrer-Policy: no-referrer` (the invitation page, whose
+ * address holds its token) makes the browser send `Origin: null` on its forms, and then Sec-Fetch-Site, which no
+ * page can set, says "same-origin".
+ */
+function foreignOrigin (request: FastifyRequest, ownOrigin: string): { origin?: string, secFetchSite?: string } | null {
+  const origin = request.headers.origin
+  const site = request.headers['sec-fetch-site']
+  const foreignByOrigin = origin !== undefined && origin !== ownOrigin && !(origin === 'null' && site === 'same-origin')
+  const foreignBySite = site === 'cross-site' || site === 'same-site'
+  if (!foreignByOrigin && !foreignBySite) return null
+  return { origin: origin?.slice(0, 200), secFetchSite: site?.slice(0, 20) }
+}
 
 /** What a token is bound to: the signed-in session's id, or the same fixed value for everyone before sign-in. */
 function csrfBinding (request: FastifyRequest): string {

@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError } from '../../domain/errors.ts'
+import { storageErrorAnswer } from './storage-failures.ts'
+import { BAD_URL_MESSAGE, isUndecodableUrl } from '../framework-errors.ts'
 
 /** The one table from domain error codes to HTTP statuses; anything not listed is a 400. */
 const STATUS_BY_CODE: Record<string, number> = {
@@ -59,7 +61,8 @@ const TITLES: Record<number, string> = {
   413: 'That was too large',
   415: 'That request could not be used',
   429: 'Too many attempts',
-  500: 'Something went wrong on our side'
+  500: 'Something went wrong on our side',
+  503: 'The portal cannot save changes right now'
 }
 
 export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -74,12 +77,19 @@ export function sendError (request: FastifyRequest, reply: FastifyReply, status:
   })
 }
 
+/** A forged or stale form: a missing or wrong CSRF token, or a request sent from another site (plugins/csrf.ts). */
+const FORGED = { status: 403, code: 'csrf_invalid', message: 'This form has expired or was not sent from this site. Go back, reload the page and try again.' }
+
+export function refuseForgedRequest (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendError(request, reply, FORGED.status, FORGED.code, FORGED.message)
+}
+
 /** Fastify's own and plugins' error codes that users can cause, in plain words. */
 function describe (error: FastifyError): { status: number, code: string, message: string } | undefined {
   switch (error.code) {
     case 'FST_CSRF_MISSING_SECRET':
     case 'FST_CSRF_INVALID_TOKEN':
-      return { status: 403, code: 'csrf_invalid', message: 'This form has expired or was not sent from this site. Go back, reload the page and try again.' }
+      return FORGED
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: 'body_too_large', message: 'What you sent is larger than this page accepts.' }
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -88,6 +98,9 @@ function describe (error: FastifyError): { status: number, code: string, message
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { status: 400, code: 'malformed_json', message: 'The request body is not valid JSON.' }
   }
+  // A full or failing disk (plugins/storage-failures.ts): 503, not a 500 naming SQLite.
+  const storage = storageErrorAnswer(error)
+  if (storage !== undefined) return storage
   if (error.statusCode === 429) {
     return { status: 429, code: 'rate_limited', message: 'Too many requests from your address. Wait a minute and try again.' }
   }
@@ -120,6 +133,12 @@ export default fp(async (app) => {
     }
     request.log.error({ err: error }, 'unhandled error')
     return sendError(request, reply, 500, 'internal_error', 'The problem has been logged. Please try again in a moment; if it keeps happening, tell your helpdesk the reference below.')
+  })
+
+  // An address that did not decode (see routableUrl) is refused once who is asking is settled (CSRF, the session,
+  // the API's token and credential checks), before any handler looks at the path.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.originalUrl !== request.url && isUndecodableUrl(request.originalUrl)) return sendError(request, reply, 400, 'bad_url', BAD_URL_MESSAGE)
   })
 
   app.setNotFoundHandler({ preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' }) }, notFoundFor)

@@ -32,7 +32,7 @@ type AuditQueryString = Static<typeof AuditQuery>
 const FIELD_ORDER = ['action', 'actor', 'subject', 'from', 'to'] as const
 
 interface Deps {
-  audit: Pick<Services['audit'], 'search' | 'size' | 'all'>
+  audit: Pick<Services['audit'], 'search' | 'size' | 'all' | 'keys'>
   users: Pick<UserStore, 'findByEmail'>
 }
 
@@ -75,7 +75,7 @@ const adminAuditRoutes: FastifyPluginAsync<Deps> = async (app, { audit, users })
 
     const size = audit.size()
     const checkNow = q.verify === '1' || size <= VERIFY_ON_EVERY_VIEW
-    const verdict: ChainVerdict | null = checkNow ? verifyChain(audit.all()) : null
+    const verdict: ChainVerdict | null = checkNow ? verifyChain(audit.all(), audit.keys) : null
 
     // Links keep the filters as typed and change only the cursor.
     const filters = Object.entries(values).filter(([, value]) => value !== '')

@@ -9,6 +9,7 @@ import { complianceJson, iso, OPERATIONS, type BulkBody, type ComplianceQuery, t
 import { prepopulateEntraPhones } from '../../wiring-entra.ts'
 import { openApiDocument } from '../schemas/openapi.ts'
 import { strictValidatorCompiler } from '../schemas/strict-validator.ts'
+import { storageErrorAnswer } from '../plugins/storage-failures.ts'
 import { requestContext } from './auth.ts'
 
 declare module 'fastify' {
@@ -36,7 +37,7 @@ function apiError (reply: FastifyReply, status: number, code: string, message: s
  * parse a megabyte, and before any validation message. Only the Authorization header counts; a session cookie alone
  * never does.
  */
-function bearer (tokens: { authenticate(presented: string): ApiCaller }, scope: ApiScope) {
+function bearer (tokens: { authenticate(presented: string): ApiCaller }, scope: ApiScope | null) {
   return async function (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '')
     if (match === null) {
@@ -51,7 +52,7 @@ function bearer (tokens: { authenticate(presented: string): ApiCaller }, scope: 
       apiError(reply, 401, err.code, err.message)
       return
     }
-    if (!caller.scopes.includes(scope)) {
+    if (scope !== null && !caller.scopes.includes(scope)) {
       reply.header('www-authenticate', `Bearer realm="mfa-rollout", error="insufficient_scope", scope="${scope}"`)
       apiError(reply, 403, 'insufficient_scope', `This token may not do this: it needs the "${scope}" scope. Ask an administrator for a token that has it.`)
       return
@@ -88,9 +89,21 @@ const apiRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { serv
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return apiError(reply, error.statusCode, 'bad_request', 'That request could not be used.')
     }
+    const storage = storageErrorAnswer(error)
+    if (storage !== undefined) return apiError(reply, storage.status, storage.code, storage.message)
     request.log.error({ err: error }, 'unhandled error')
     return apiError(reply, 500, 'internal_error', `Something went wrong on our side; it has been logged with reference ${request.id}.`)
   })
+
+  // An address under /api/v1 that names no route (or does not decode): the caller shows a credential first, as on
+  // every route here (a token, or the session GET /api/v1/me answers to), then gets the documented error shape. The
+  // scope holds no routes, so its hook runs only for its not-found handler (after the session is loaded).
+  await app.register(async (scope) => {
+    const credential = bearer(tokens, null)
+    scope.addHook('preValidation', async (request, reply) => { if (request.user === null) await credential(request, reply) })
+    scope.setNotFoundHandler({ preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' }) }, async (_request, reply) =>
+      apiError(reply, 404, 'not_found', 'There is no such API route. See /api/v1/openapi.json for the routes there are.'))
+  }, { prefix: API_PREFIX })
 
   // Generous for feeds and scripts, but a runaway loop or a token-guessing client is slowed down (429 + Retry-After).
   const guarded = (scope: ApiScope) => ({ onRequest: bearer(tokens, scope), config: { csrf: false as const, rateLimit: { max: 600, timeWindow: '1 minute' } } })

@@ -1,8 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { MigrationStatus } from '../../db/migrate.ts'
+import type { StorageMonitor } from '../../domain/storage.ts'
 
-/** Liveness and readiness for orchestrators. No session, no CSRF, no rate limit. */
-const healthRoutes: FastifyPluginAsync<{ readiness: () => MigrationStatus }> = async (app, { readiness }) => {
+/**
+ * Liveness and readiness for orchestrators. No session, no CSRF, no rate limit. /healthz says the process answers
+ * (restarting it would not help a full or damaged disk); /readyz says whether it can serve: the database answers,
+ * its migrations are current, writes work, and PRAGMA quick_check (every ten minutes at most) finds it intact.
+ */
+const healthRoutes: FastifyPluginAsync<{ readiness: () => MigrationStatus, storage: StorageMonitor }> = async (app, { readiness, storage }) => {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (request, reply) => {
@@ -15,6 +20,15 @@ const healthRoutes: FastifyPluginAsync<{ readiness: () => MigrationStatus }> = a
     }
     if (!migrations.current) {
       return reply.code(503).send({ status: 'not_ready', reason: 'database migrations are not current', migrations })
+    }
+    const writes = storage.writes(request.log)
+    if (!writes.ok) {
+      const reason = writes.failure === 'full' ? 'the database cannot be written: its disk is full' : 'the database cannot be written: its volume refuses writes'
+      return reply.code(503).send({ status: 'not_ready', reason, since: writes.since.toISOString() })
+    }
+    const integrity = storage.integrity(request.log)
+    if (!integrity.ok) {
+      return reply.code(503).send({ status: 'not_ready', reason: 'the database file is damaged (PRAGMA quick_check)', problems: integrity.problems, checkedAt: integrity.checkedAt.toISOString() })
     }
     return { status: 'ready', migrations }
   })

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import path from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import Sqlite from 'better-sqlite3'
+import { createServices } from '../../server/wiring.ts'
+import { tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
+import { runCli, scratchDir, type CliResult } from '../helpers/cli.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
+
+/** A database whose audit log holds `count` events, written through the real audit log. */
+function auditLog (dataDir: string, count: number): string {
+  const services = createServices(testConfig({}, dataDir))
+  for (let i = 1; i <= count; i++) services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: `user${i}@example.org`, note: 'x'.repeat(60) } })
+  services.close()
+  return path.join(dataDir, 'mfa-rollout.db')
+}
+
+/** Overwrites one leaf page of the table, in the middle of the file, with garbage; returns the ids no longer readable. */
+function damageMiddleLeaf (file: string, table: string): number[] {
+  const sqlite = new Sqlite(file)
+  sqlite.pragma('wal_checkpoint(TRUNCATE)')
+  const pageSize = sqlite.pragma('page_size', { simple: true }) as number
+  const leaves = sqlite.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").pluck().all(table) as number[]
+  const ids = sqlite.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all() as number[]
+  sqlite.close()
+  assert.ok(leaves.length > 4, `${table} has too few pages to damage one in the middle`)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (leaves[Math.floor(leaves.length / 2)] - 1) * pageSize)
+  closeSync(fd)
+
+  const damaged = new Sqlite(file, { readonly: true })
+  const one = damaged.prepare(`SELECT * FROM ${table} WHERE id = ?`)
+  const lost = ids.filter((id) => {
+    try {
+      one.get(id)
+      return false
+    } catch {
+      return true
+    }
+  })
+  damaged.close()
+  return lost
+}
+
+/** Runs the bin as an ordinary user (nobody when the tests run as root, who would ignore file modes). */
+function runCliAsOrdinaryUser (args: string[], dataDir: string): Promise<CliResult> {
+  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATA_DIR: dataDir, ...TEST_SECRETS }
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env, timeout: 30_000, ...asUser }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null
+      if (code === null) reject(err as Error)
+      else resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** Makes dataDir and its files read-only for the ordinary user; writable again (to be removed) when the test ends. */
+function readOnlyFor (t: TestContext, dataDir: string): void {
+  if (process.getuid?.() === 0) {
+    for (const name of ['', ...readdirSync(dataDir)]) chownSync(path.join(dataDir, name), 65534, 65534)
+  }
+  for (const name of readdirSync(dataDir)) chmodSync(path.join(dataDir, name), 0o444)
+  chmodSync(dataDir, 0o555)
+}
+
+test('audit verify works on a read-only database in a read-only directory, and leaves it as it was', async (t) => {
+  const dataDir = tempDir('mfa-cli-')
+  t.after(() => {
+    chmodSync(dataDir, 0o700)
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+  const file = auditLog(dataDir, 3)
+  const before = readFileSync(file)
+  readOnlyFor(t, dataDir)
+
+  const { code, stdout, stderr } = await runCliAsOrdinaryUser(['audit', 'verify'], dataDir)
+  assert.equal(stderr, '')
+  assert.equal(code, 0)
+  assert.equal(stdout.trim(), 'chain intact (3 events)')
+  assert.deepEqual(readFileSync(file), before)
+  assert.equal(existsSync(`${file}-wal`), false)
+})
+
+test('audit verify reports a damaged page of the audit log as a broken chain at the first unreadable event, and lists them all', async (t) => {
+  const dataDir = scratchDir(t)
+  const file = auditLog(dataDir, 2000)
+  const lost = damageMiddleLeaf(file, 'audit_events')
+  assert.ok(lost.length > 0 && lost[0] > 1 && lost.at(-1)! < 2000, `the damage should hide rows in the middle: ${lost.join(',')}`)
+
+  const { code, stdout, stderr } = await runCli(['audit', 'verify'], { dataDir })
+  assert.equal(code, 1)
+  assert.doesNotMatch(stderr, /unexpected error|\n\s+at /)
+  const [verdict, listing] = stdout.trim().split('\n')
+  assert.equal(verdict, `chain broken at event #${lost[0]}: it cannot be read: the database file is damaged there (database disk image is malformed) (${lost[0] - 1} events before it are intact)`)
+  assert.equal(listing, `${lost.length} events cannot be read: #${lost[0]}–#${lost.at(-1)!}; the file is damaged there. Restore the database from a backup to recover them.`)
+})
+
+test('a command on an empty (0-byte) database file refuses with one line and does not create a database in its place', async (t) => {
+  const dataDir = scratchDir(t)
+  const file = path.join(dataDir, 'mfa-rollout.db')
+  writeFileSync(file, '')
+
+  for (const args of [['migrate'], ['audit', 'verify']]) {
+    const { code, stdout, stderr } = await runCli(args, { dataDir })
+    assert.equal(code, 1)
+    assert.equal(stdout, '')
+    assert.equal(stderr.trim(), `mfa-rollout: ${file} is empty (0 bytes), so it holds no portal data: restore the database from a backup, or delete the file to start a new, empty portal`)
+    assert.equal(statSync(file).size, 0)
+  }
+})
+
+test('a command on a file that is not a database says so in one line, not a stack trace', async (t) => {
+  const dataDir = scratchDir(t)
+  const file = auditLog(dataDir, 3)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.alloc(100, 0x41), 0, 100, 0)
+  closeSync(fd)
+
+  const { code, stderr } = await runCli(['audit', 'verify'], { dataDir })
+  assert.equal(code, 1)
+  assert.equal(stderr.trim(), `mfa-rollout: ${file} is not an SQLite database (it is damaged, or another kind of file): restore it from a backup, or set DATABASE_FILE to the portal's database`)
+})
