@@ -1,5 +1,6 @@
 import type Sqlite from 'better-sqlite3'
-import { emptyStateCounts, PORTAL_METHOD_KINDS, utcDay, type AttentionUser, type DashboardStore, type MethodKindCount, type ProviderCount, type RolloutSnapshot, type StateListRow } from '../domain/dashboard.ts'
+import { emptyStateCounts, PORTAL_METHOD_KINDS, utcDay, type AttentionUser, type DashboardStore, type MethodKindCount, type ProviderCount, type RetryingUser, type RolloutSnapshot, type StateListRow } from '../domain/dashboard.ts'
+import { providersWherePortalMethodsCount } from '../domain/protection.ts'
 import { USER_STATES, type UserState } from '../domain/states.ts'
 
 /**
@@ -11,6 +12,11 @@ export class SqliteDashboardStore implements DashboardStore {
 
   constructor (sqlite: Sqlite.Database) {
     const s = (sql: string) => sqlite.prepare(sql)
+    // The counting rule (protection.ts) as SQL: portal methods count only for users who sign in to the portal itself.
+    const portalSignIn = providersWherePortalMethodsCount().map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')
+    // A waiting job is a queued one that already failed; only the job for the user's current wish counts.
+    const waitingJobs = `enforcement_jobs j JOIN user_states s ON s.user_id = j.user_id AND s.deadline_version = j.deadline_version AND s.desired = j.action`
+    const waiting = "j.status = 'queued' AND j.last_error IS NOT NULL"
     this.statements = {
       byState: s('SELECT state, count(*) AS n FROM user_states GROUP BY state'),
       users: s('SELECT count(*) FROM users').pluck(),
@@ -18,15 +24,19 @@ export class SqliteDashboardStore implements DashboardStore {
       // provider_methods is a JSON array per user; '[]' (nothing reported) is skipped before json_each runs.
       providerMethods: s(`SELECT j.value AS kind, count(DISTINCT u.id) AS n FROM users u, json_each(u.provider_methods) j
         WHERE u.provider_methods <> '[]' GROUP BY j.value`),
-      anyMethods: s(`SELECT kind, count(*) AS n FROM (
-          SELECT user_id, kind FROM auth_methods
+      countingMethods: s(`SELECT kind, count(*) AS n FROM (
+          SELECT m.user_id, m.kind FROM auth_methods m JOIN users u ON u.id = m.user_id WHERE u.provider IN (${portalSignIn})
           UNION
           SELECT u.id, j.value FROM users u, json_each(u.provider_methods) j WHERE u.provider_methods <> '[]'
         ) GROUP BY kind`),
       byProvider: s(`SELECT u.provider, s.state, count(*) AS n FROM users u LEFT JOIN user_states s ON s.user_id = u.id
         GROUP BY u.provider, s.state ORDER BY u.provider`),
-      attention: s(`SELECT s.user_id AS userId, u.email, s.reason, u.drift_flagged_at IS NOT NULL AS driftFlagged
+      attention: s(`SELECT s.user_id AS userId, u.email, s.reason, u.drift_flagged_at IS NOT NULL AS driftFlagged,
+          EXISTS (SELECT 1 FROM enforcement_jobs j WHERE j.user_id = s.user_id AND j.status = 'failed') AS failed
         FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = 'attention' ORDER BY s.rowid LIMIT ?`),
+      retryingCount: s(`SELECT count(*) FROM ${waitingJobs} WHERE ${waiting}`).pluck(),
+      retrying: s(`SELECT j.user_id AS userId, u.email, u.provider, j.action, j.attempts, j.next_attempt_at AS nextAttemptAt, j.last_error AS lastError
+        FROM ${waitingJobs} JOIN users u ON u.id = j.user_id WHERE ${waiting} ORDER BY j.next_attempt_at LIMIT ?`),
       inState: s(`SELECT s.rowid AS cursor, s.user_id AS userId, u.email, u.provider, s.reason, s.deadline
         FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = @state AND s.rowid > @after ORDER BY s.rowid LIMIT @limit`),
       snapshots: s('SELECT day, counts FROM rollout_snapshots WHERE day >= ? ORDER BY day'),
@@ -52,14 +62,14 @@ export class SqliteDashboardStore implements DashboardStore {
     const byKind = new Map<string, MethodKindCount>()
     const entry = (kind: string): MethodKindCount => {
       let found = byKind.get(kind)
-      if (found === undefined) byKind.set(kind, found = { kind, portalUsers: 0, providerUsers: 0, anyUsers: 0 })
+      if (found === undefined) byKind.set(kind, found = { kind, portalUsers: 0, providerUsers: 0, countingUsers: 0 })
       return found
     }
     // The portal's own kinds are always listed, at zero too; other kinds only when a provider reports them.
     for (const kind of PORTAL_METHOD_KINDS) entry(kind)
     for (const row of this.statements.portalMethods.all() as Array<{ kind: string, n: number }>) entry(row.kind).portalUsers = row.n
     for (const row of this.statements.providerMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).providerUsers = row.n
-    for (const row of this.statements.anyMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).anyUsers = row.n
+    for (const row of this.statements.countingMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).countingUsers = row.n
     return [...byKind.values()]
   }
 
@@ -75,8 +85,13 @@ export class SqliteDashboardStore implements DashboardStore {
   }
 
   attention (limit: number): AttentionUser[] {
-    return (this.statements.attention.all(limit) as Array<Omit<AttentionUser, 'driftFlagged'> & { driftFlagged: number }>)
-      .map((row) => ({ ...row, driftFlagged: row.driftFlagged === 1 }))
+    return (this.statements.attention.all(limit) as Array<Omit<AttentionUser, 'driftFlagged' | 'failed'> & { driftFlagged: number, failed: number }>)
+      .map((row) => ({ ...row, driftFlagged: row.driftFlagged === 1, failed: row.failed === 1 }))
+  }
+
+  retrying (limit: number): { total: number, first: RetryingUser[] } {
+    const rows = this.statements.retrying.all(limit) as Array<Omit<RetryingUser, 'nextAttemptAt'> & { nextAttemptAt: number }>
+    return { total: this.statements.retryingCount.get() as number, first: rows.map((row) => ({ ...row, nextAttemptAt: new Date(row.nextAttemptAt) })) }
   }
 
   usersInState (state: UserState, after: number | null, limit: number): StateListRow[] {

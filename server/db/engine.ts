@@ -1,8 +1,15 @@
 import type Sqlite from 'better-sqlite3'
 import type { CampaignStore } from '../domain/campaigns.ts'
-import type { Campaign, EngineStore, Job, JobAction, StoredState, UserFacts } from '../domain/engine.ts'
+import type { CampaignOutlook } from '../domain/dry-run.ts'
+import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
 import type { Extension } from '../domain/deadlines.ts'
+import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
+
+const DAY_MS = 86_400_000
+// The user's current job, when it waits to be tried again after a provider error (queued, with an error recorded).
+const WAITING_JOB = `LEFT JOIN enforcement_jobs j ON j.user_id = s.user_id AND j.action = s.desired AND j.deadline_version = s.deadline_version
+          AND j.status = 'queued' AND j.last_error IS NOT NULL`
 
 /** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
 export class SqliteEngineStore implements EngineStore {
@@ -14,7 +21,7 @@ export class SqliteEngineStore implements EngineStore {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
       user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
-        privileged, disabled, first_seen_at AS firstSeenAt, enforced_at AS enforcedAt,
+        privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
         (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
         (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
@@ -22,9 +29,10 @@ export class SqliteEngineStore implements EngineStore {
       extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
       state: s(`SELECT state, deadline, deadline_version AS deadlineVersion, desired, campaign_id AS campaignId, soft_block_at AS softBlockAt
         FROM user_states WHERE user_id = ?`),
-      // The user's latest job decides: a failed enforce means attention until something newer happens.
-      failedJob: s(`SELECT CASE WHEN status = 'failed' AND action = 'enforce' THEN last_error END FROM enforcement_jobs
-        WHERE user_id = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1`).pluck(),
+      // The user's latest job decides: failed means attention, queued after an error means waiting to retry,
+      // until something newer happens.
+      latestJob: s(`SELECT action, status, last_error AS lastError, next_attempt_at AS nextAttemptAt FROM enforcement_jobs
+        WHERE user_id = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1`),
       upsertState: s(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, soft_block_at, updated_at)
         VALUES (@userId, @state, @reason, @deadline, @campaignId, @desired, 0, @softBlockAt, @now)
         ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, campaign_id = excluded.campaign_id, soft_block_at = excluded.soft_block_at,
@@ -33,11 +41,12 @@ export class SqliteEngineStore implements EngineStore {
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
       // Two index range scans on (desired, deadline), no ORDER BY: one streaming pass, however many are due.
-      due: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline
-        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.desired = 'relax'
+      // A job waiting after a provider error (one lookup on the job key each) says when it is tried again.
+      due: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline, j.next_attempt_at AS retryAt
+        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'relax'
         UNION ALL
-        SELECT s.user_id, u.email, s.desired, s.deadline_version, s.campaign_id, s.state, s.deadline
-        FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.desired = 'enforce' AND s.deadline <= @now`),
+        SELECT s.user_id, u.email, s.desired, s.deadline_version, s.campaign_id, s.state, s.deadline, j.next_attempt_at
+        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'enforce' AND s.deadline <= @now`),
       dueCounts: s(`SELECT 'relax' AS action, campaign_id AS campaignId, count(*) AS count FROM user_states WHERE desired = 'relax' GROUP BY campaign_id
         UNION ALL
         SELECT 'enforce', campaign_id, count(*) FROM user_states WHERE desired = 'enforce' AND deadline <= @now GROUP BY campaign_id`),
@@ -53,14 +62,22 @@ export class SqliteEngineStore implements EngineStore {
         WHERE s.campaign_id = @campaignId AND s.deadline <= @now AND s.state IN ('pending', 'enrolled', 'overdue') AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
       enforced: s("SELECT user_id FROM user_states WHERE state = 'enforced' AND user_id > @cursor ORDER BY user_id LIMIT @limit").pluck(),
       lapsed: s(`SELECT user_id FROM user_states WHERE state IN ('pending', 'enrolled') AND deadline <= @now AND user_id > @cursor ORDER BY user_id LIMIT @limit`).pluck(),
-      // Taking over an expired lease counts as an attempt: a job that kills its process every time still ends.
-      claimOne: s(`UPDATE enforcement_jobs SET attempts = attempts + (status = 'running'), status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now
+      // Users by primary key, each with one primary-key probe into user_states.
+      unassessed: s(`SELECT id FROM users u WHERE id > @cursor AND NOT EXISTS (SELECT 1 FROM user_states s WHERE s.user_id = u.id) ORDER BY id LIMIT @limit`).pluck(),
+      // Taking over an expired lease counts as an attempt, and as one that never finished: last_error counts those in
+      // a row ('interrupted N'; while it is NULL no attempt ever finished, so all of them). A job that kills its
+      // process every time still ends; one waiting out a provider outage (last_error: the provider's words) does not.
+      claimOne: s(`UPDATE enforcement_jobs SET attempts = attempts + (status = 'running'), status = 'running', lease_owner = @owner, lease_expires_at = @leaseUntil, updated_at = @now,
+          last_error = CASE WHEN status <> 'running' OR last_error IS NULL THEN last_error
+            WHEN last_error LIKE 'interrupted %' THEN 'interrupted ' || (CAST(substr(last_error, 13) AS INTEGER) + 1)
+            ELSE 'interrupted 1' END
         -- Two index reads, not one OR that gathers and sorts every ready job: expired leases first, then the next due.
         WHERE id = coalesce(
           (SELECT id FROM enforcement_jobs WHERE status = 'running' AND lease_expires_at <= @now ORDER BY lease_expires_at LIMIT 1),
           (SELECT id FROM enforcement_jobs WHERE status = 'queued' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT 1))
         AND ((status = 'queued' AND next_attempt_at <= @now) OR (status = 'running' AND lease_expires_at <= @now))
-        RETURNING id, user_id AS userId, action, deadline_version AS deadlineVersion, attempts`),
+        RETURNING id, user_id AS userId, action, deadline_version AS deadlineVersion, attempts,
+          CASE WHEN last_error IS NULL THEN attempts WHEN last_error LIKE 'interrupted %' THEN CAST(substr(last_error, 13) AS INTEGER) ELSE 0 END AS unfinished`),
       complete: s(`UPDATE enforcement_jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = NULL, updated_at = ?
         WHERE id = ? AND lease_owner = ? AND status = 'running'`),
       retry: s(`UPDATE enforcement_jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?
@@ -68,7 +85,28 @@ export class SqliteEngineStore implements EngineStore {
       fail: s(`UPDATE enforcement_jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, last_error = ?, updated_at = ?
         WHERE id = ? AND lease_owner = ? AND status = 'running'`),
       setEnforced: s('UPDATE users SET enforced_at = ? WHERE id = ?'),
-      setDriftFlagged: s('UPDATE users SET drift_flagged_at = ? WHERE id = ?')
+      setDriftFlagged: s('UPDATE users SET drift_flagged_at = ? WHERE id = ?'),
+      supersede: s(`UPDATE enforcement_jobs SET status = 'superseded', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1, updated_at = ?
+        WHERE id = ? AND lease_owner = ? AND status = 'running'`),
+      markGone: s('UPDATE users SET disabled = 1, enforced_at = NULL, updated_at = ? WHERE id = ?'),
+      // Waiting jobs are queued ones that already failed (last_error set) and fall due later: an index range on (status, next_attempt_at).
+      retryWaiting: s(`UPDATE enforcement_jobs SET next_attempt_at = @now, updated_at = @now
+        WHERE status = 'queued' AND next_attempt_at > @now AND last_error IS NOT NULL AND user_id IN (SELECT id FROM users WHERE provider = @provider)
+        RETURNING user_id`).pluck(),
+      supersedeFailed: s("UPDATE enforcement_jobs SET status = 'superseded', updated_at = ? WHERE user_id = ? AND status = 'failed'"),
+      supersedeFailedIn: s(`UPDATE enforcement_jobs SET status = 'superseded', updated_at = @now
+        WHERE status = 'failed' AND user_id IN (SELECT user_id FROM user_states WHERE campaign_id = @campaignId) RETURNING user_id`).pluck(),
+      failedAttention: s(`SELECT s.user_id FROM user_states s WHERE s.state = 'attention' AND s.user_id > @cursor
+        AND EXISTS (SELECT 1 FROM enforcement_jobs j WHERE j.user_id = s.user_id AND j.status = 'failed') ORDER BY s.user_id LIMIT @limit`).pluck(),
+      // One pass over the campaign's users: by state, and whose deadline is still ahead through the new-user window or otherwise.
+      outlook: s(`SELECT state, count(*) AS n, sum(windowed) AS inWindow, max(CASE WHEN windowed THEN windowEnds END) AS windowEnds,
+          sum(deadline > @now AND NOT windowed) AS ahead, min(CASE WHEN deadline > @now AND NOT windowed THEN deadline END) AS nextAhead
+        FROM (SELECT s.state, s.deadline, u.joined + @windowMs AS windowEnds,
+            (s.deadline > @now AND u.joined > @startsAt AND u.joined + @windowMs > @deadline) AS windowed
+          FROM user_states s
+            -- The new-user window counts from the directory's creation date, else from first seen (domain/deadlines.ts joinedAt).
+            JOIN (SELECT id, coalesce(directory_created_at, first_seen_at) AS joined FROM users) u ON u.id = s.user_id WHERE s.campaign_id = @campaignId)
+        GROUP BY state`)
     }
   }
 
@@ -83,7 +121,7 @@ export class SqliteEngineStore implements EngineStore {
   facts (userId: string): UserFacts | undefined {
     const row = this.statements.user.get(userId) as {
       id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
-      privileged: number, disabled: number, firstSeenAt: number, enforcedAt: number | null, groups: string | null, methodKinds: string | null
+      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null
     } | undefined
     if (row === undefined) return undefined
     const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
@@ -97,13 +135,22 @@ export class SqliteEngineStore implements EngineStore {
       targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
       firstSeenAt: new Date(row.firstSeenAt),
-      methodKinds: [...new Set([...(row.methodKinds === null ? [] : row.methodKinds.split(',')), ...(JSON.parse(row.providerMethods) as string[])])],
+      directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
+      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[] }),
       exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
       extensions: this.statements.extensions.all(userId) as Extension[],
       enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      failedError: (this.statements.failedJob.get(userId) as string | undefined) ?? null,
+      trouble: this.trouble(userId),
       driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
     }
+  }
+
+  private trouble (userId: string): JobTrouble | null {
+    const job = this.statements.latestJob.get(userId) as { action: JobAction, status: string, lastError: string | null, nextAttemptAt: number } | undefined
+    if (job === undefined || job.lastError === null) return null
+    if (job.status === 'failed') return { action: job.action, error: job.lastError, retryAt: null }
+    if (job.status === 'queued') return { action: job.action, error: job.lastError, retryAt: new Date(job.nextAttemptAt) }
+    return null
   }
 
   state (userId: string): StoredState | undefined {
@@ -121,9 +168,9 @@ export class SqliteEngineStore implements EngineStore {
     }).immediate()
   }
 
-  * due (now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }> {
-    for (const row of this.statements.due.iterate({ now: now.getTime() }) as Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null }>) {
-      yield { ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }
+  * due (now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }> {
+    for (const row of this.statements.due.iterate({ now: now.getTime() }) as Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null, retryAt: number | null }>) {
+      yield { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), retryAt: row.retryAt === null ? null : new Date(row.retryAt) }
     }
   }
 
@@ -138,6 +185,10 @@ export class SqliteEngineStore implements EngineStore {
 
   lapsedAfter (cursor: string | null, now: Date, limit: number): string[] {
     return this.statements.lapsed.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as string[]
+  }
+
+  unassessedAfter (cursor: string | null, limit: number): string[] {
+    return this.statements.unassessed.all({ cursor: cursor ?? '', limit }) as string[]
   }
 
   dueCounts (now: Date): Array<{ action: JobAction, campaignId: string | null, count: number }> {
@@ -180,5 +231,44 @@ export class SqliteEngineStore implements EngineStore {
 
   setDriftFlagged (userId: string, at: Date | null): void {
     this.statements.setDriftFlagged.run(at?.getTime() ?? null, userId)
+  }
+
+  supersede (jobId: string, owner: string, now: Date): boolean {
+    return this.statements.supersede.run(now.getTime(), jobId, owner).changes === 1
+  }
+
+  markGoneFromDirectory (userId: string, now: Date): void {
+    this.statements.markGone.run(now.getTime(), userId)
+  }
+
+  retryWaitingNow (provider: string, now: Date): string[] {
+    return this.statements.retryWaiting.all({ provider, now: now.getTime() }) as string[]
+  }
+
+  supersedeFailed (userId: string, now: Date): number {
+    return this.statements.supersedeFailed.run(now.getTime(), userId).changes
+  }
+
+  supersedeFailedInCampaign (campaignId: string, now: Date): string[] {
+    return this.statements.supersedeFailedIn.all({ campaignId, now: now.getTime() }) as string[]
+  }
+
+  failedAttentionAfter (cursor: string | null, limit: number): string[] {
+    return this.statements.failedAttention.all({ cursor: cursor ?? '', limit }) as string[]
+  }
+
+  campaignOutlook (campaign: Campaign, now: Date): CampaignOutlook {
+    const rows = this.statements.outlook.all({
+      campaignId: campaign.id, now: now.getTime(), startsAt: campaign.startsAt.getTime(), deadline: campaign.deadline.getTime(), windowMs: campaign.newUserWindowDays * DAY_MS
+    }) as Array<{ state: UserState, n: number, inWindow: number | null, windowEnds: number | null, ahead: number | null, nextAhead: number | null }>
+    const outlook: CampaignOutlook = { byState: {}, inWindow: { count: 0, until: null }, ahead: { count: 0, next: null } }
+    for (const row of rows) {
+      outlook.byState[row.state] = row.n
+      outlook.inWindow.count += row.inWindow ?? 0
+      outlook.ahead.count += row.ahead ?? 0
+      if (row.windowEnds !== null && (outlook.inWindow.until === null || row.windowEnds > outlook.inWindow.until.getTime())) outlook.inWindow.until = new Date(row.windowEnds)
+      if (row.nextAhead !== null && (outlook.ahead.next === null || row.nextAhead < outlook.ahead.next.getTime())) outlook.ahead.next = new Date(row.nextAhead)
+    }
+    return outlook
   }
 }

@@ -1,5 +1,6 @@
 import type { Clock } from './clock.ts'
 import { assessMethods, type MethodPolicy } from './methods.ts'
+import { countingMethods, protectionWords } from './protection.ts'
 import { USER_STATES, type UserState } from './states.ts'
 
 /** One user's facts as stored: the inputs of a compliance row. */
@@ -25,12 +26,17 @@ export interface ComplianceFacts {
 }
 
 export interface ComplianceRow extends Omit<ComplianceFacts, 'campaignId'> {
-  /** Portal and provider kinds together, sorted. */
+  /** Portal and provider kinds together, sorted: everything the person holds. */
   methods: string[]
-  /** Holds a method that qualifies under the policy of the campaign behind the user's deadline. */
+  /**
+   * Holds a method that qualifies under the policy of the campaign behind the user's deadline, where they sign in:
+   * for a directory user only methods registered at the directory count (protection.ts).
+   */
   enrolled: boolean
   /** Enrolled only through text messages while the policy calls them weak. */
   weak: boolean
+  /** The answer in words: "protected at the directory", "not protected at the directory", "protected in the portal", … */
+  protection: string
 }
 
 /** Storage port: users in id order (keyset pages), with their methods and state, never all at once. */
@@ -74,8 +80,8 @@ export const COMPLIANCE_PAGE_MAX = 500
 export function complianceRow (facts: ComplianceFacts, policy: MethodPolicy): ComplianceRow {
   const { campaignId: _campaignId, ...rest } = facts
   const methods = [...new Set([...facts.portalMethods, ...facts.providerMethods])].sort()
-  const assessment = assessMethods(facts.privileged, methods, policy)
-  return { ...rest, methods, enrolled: assessment.enrolled, weak: assessment.weak }
+  const assessment = assessMethods(facts.privileged, countingMethods(facts), policy)
+  return { ...rest, methods, enrolled: assessment.enrolled, weak: assessment.weak, protection: protectionWords(facts.provider, assessment.enrolled) }
 }
 
 /** Counts rows into the summary; one pass, constant memory. */
@@ -113,7 +119,7 @@ export class ComplianceTally {
         cisAws110: rule('cis-aws-1.10', 'CIS AWS Foundations 1.10: MFA is enabled for all IAM users that have a console password',
           'IAM users with a console password who have an MFA device registered at AWS.', this.console),
         nonPrivilegedMfa: rule('mfa-non-privileged', 'MFA for non-privileged users',
-          'Active non-privileged users who hold a method that qualifies under their campaign\'s policy.', this.nonPrivileged)
+          'Active non-privileged users who hold a method that qualifies under their campaign\'s policy, where they sign in (at their directory for Entra and AWS users).', this.nonPrivileged)
       }
     }
   }

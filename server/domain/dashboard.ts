@@ -9,12 +9,15 @@ export type StateCounts = Record<UserState, number>
 /** The method kinds the portal itself enrolls; providers may report more (Entra's Authenticator app, email, …). */
 export const PORTAL_METHOD_KINDS = ['passkey', 'totp', 'phone'] as const
 
-/** Users holding a method of one kind: in the portal, as the provider reports it, and either (each user once). */
+/**
+ * Users holding a method of one kind: in the portal, as the provider reports it, and where it counts (each user
+ * once): for a directory user only the directory's methods protect their sign-in (protection.ts).
+ */
 export interface MethodKindCount {
   kind: string
   portalUsers: number
   providerUsers: number
-  anyUsers: number
+  countingUsers: number
 }
 
 export interface ProviderCount {
@@ -29,6 +32,19 @@ export interface AttentionUser {
   reason: string
   /** Enforcement was found switched off by hand and the campaign only flags it: an admin may re-apply it. */
   driftFlagged: boolean
+  /** A job failed with an error a person must fix: an admin may retry once it is fixed. */
+  failed: boolean
+}
+
+/** A user whose enforcement waits to be tried again after a transient provider error: nobody needs to act. */
+export interface RetryingUser {
+  userId: string
+  email: string
+  provider: string
+  action: 'enforce' | 'relax'
+  attempts: number
+  nextAttemptAt: Date
+  lastError: string
 }
 
 export interface StateListRow {
@@ -54,6 +70,8 @@ export interface DashboardStore {
   providerCounts(): ProviderCount[]
   /** The first `limit` users needing attention, oldest first. */
   attention(limit: number): AttentionUser[]
+  /** Users whose current job waits to be retried after a provider error: how many, and the `limit` due first. */
+  retrying(limit: number): { total: number, first: RetryingUser[] }
   /** Users in one state, a page at a time (keyset on an opaque cursor). */
   usersInState(state: UserState, after: number | null, limit: number): StateListRow[]
   /** Daily snapshots from `fromDay` (inclusive), oldest first. */

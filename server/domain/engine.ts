@@ -2,9 +2,14 @@ import { randomUUID } from 'node:crypto'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { daysLeft, effectiveDeadline, softBlockStart, type CampaignDeadline, type CampaignRule, type Extension } from './deadlines.ts'
+import { explainEmptyDryRun, type CampaignOutlook } from './dry-run.ts'
+import { isTransient, LONG_RETRY_SCHEDULE_MS, longRetryDelay, PROCESS_STOPPED, retryTime, saysNotFound } from './enforcement-failures.ts'
+import { DomainError } from './errors.ts'
 import { assessMethods, DEFAULT_METHOD_POLICY, type MethodPolicy } from './methods.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
-import { ProviderError, type IdentityProvider, type ProviderSubject } from './provider.ts'
+import { ProviderError, type AwsPolicyVariant, type IdentityProvider, type ProviderSubject } from './provider.ts'
+import type { AccessKeyReview } from './access-keys.ts'
+import type { Actor } from './users.ts'
 
 export interface Campaign extends CampaignRule, MethodPolicy {
   targetKind: 'all' | 'group' | 'privileged' | 'provider'
@@ -14,6 +19,10 @@ export interface Campaign extends CampaignRule, MethodPolicy {
   softBlockDays: number | null
   /** Enforcement found switched off by hand: put it back, or only flag the user for an admin. */
   driftPolicy: 'reapply' | 'flag'
+  /** Which deny-unless-MFA policy its AWS IAM users get (domain/access-keys.ts explains the two). */
+  awsPolicyVariant: AwsPolicyVariant
+  /** What an admin confirmed about the due AWS users' access keys, or null (arming checks it). */
+  accessKeyReview: AccessKeyReview | null
   armedAt: Date | null
 }
 
@@ -29,15 +38,29 @@ export interface UserFacts {
   /** False when the provider says the user is out of scope by default (an IAM user without a console password). */
   targetable: boolean
   firstSeenAt: Date
-  /** Method kinds held in the portal and those the provider reports, together. */
+  /** When the directory created the account (Entra createdDateTime, IAM CreateDate): starts the new-user window. */
+  directoryCreatedAt?: Date | null
+  /**
+   * The method kinds that count toward enrollment (protection.ts `countingMethods`): for a directory user only those
+   * registered at the directory, for a local user the portal's own.
+   */
   methodKinds: string[]
   exemption: ExemptionFact | null
   extensions: Extension[]
   enforcedAt: Date | null
-  /** The last enforcement job for the user's current deadline version failed for good. */
-  failedError: string | null
+  /** The user's latest job when it is in trouble: failed for good (retryAt null), or waiting to be tried again. */
+  trouble: JobTrouble | null
   /** Drift found and, per the campaign's policy, flagged rather than re-applied. */
   driftFlaggedAt: Date | null
+}
+
+/** One drift check: who was found switched off by hand, and how many could not be checked (provider unreadable). */
+export interface DriftReport {
+  drifted: string[]
+  checked: number
+  unchecked: number
+  /** The first provider error met, in words. */
+  firstError: string | null
 }
 
 export interface StoredState {
@@ -53,12 +76,22 @@ export interface StoredState {
 
 export type JobAction = 'enforce' | 'relax'
 
+export interface JobTrouble {
+  action: JobAction
+  /** The stored error ("code: message"). */
+  error: string
+  /** When it is tried again by itself; null: it failed for good and waits for a person. */
+  retryAt: Date | null
+}
+
 export interface Job {
   id: string
   userId: string
   action: JobAction
   deadlineVersion: number
   attempts: number
+  /** Attempts in a row that never finished (the process stopped holding the lease); 0 once the provider answered. */
+  unfinished: number
 }
 
 export interface PlanItem {
@@ -80,13 +113,15 @@ export interface EngineStore {
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date): void
   /** Users whose desired enforcement is due (enforce with deadline <= now, or relax), streamed from the index in one pass. */
-  due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null }>
+  due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }>
   /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
   overdueInAfter(campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>
   /** Users the portal believes enforced, by user id (drift checks). */
   enforcedAfter(cursor: string | null, limit: number): string[]
   /** Users still shown as in their grace period although their deadline has passed (to re-derive). */
   lapsedAfter(cursor: string | null, now: Date, limit: number): string[]
+  /** Users no state has been derived for yet (imported or created since), by user id. */
+  unassessedAfter(cursor: string | null, limit: number): string[]
   /** Counts of due users by action and campaign, from the same index ranges as `due` (no row is materialised). */
   dueCounts(now: Date): Array<{ action: JobAction, campaignId: string | null, count: number }>
   /**
@@ -99,6 +134,20 @@ export interface EngineStore {
   complete(jobId: string, owner: string, now: Date): boolean
   retryLater(jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): void
   failForGood(jobId: string, owner: string, error: string, now: Date): void
+  /** Ends a running job without acting: it no longer has a reason (status 'superseded'). False when the lease was lost. */
+  supersede(jobId: string, owner: string, now: Date): boolean
+  /** The user no longer exists at their directory: disabled in the portal, and nothing is enforced for them any more. */
+  markGoneFromDirectory(userId: string, now: Date): void
+  /** Brings every job of the provider's users that waits after a transient error forward to `now`; their user ids. */
+  retryWaitingNow(provider: string, now: Date): string[]
+  /** Ends the user's failed jobs (status 'superseded'), so their state is derived afresh; how many there were. */
+  supersedeFailed(userId: string, now: Date): number
+  /** The same for every user whose deadline comes from the campaign; their user ids. */
+  supersedeFailedInCampaign(campaignId: string, now: Date): string[]
+  /** Users needing attention because a job failed for good, by user id (the dashboard's "Retry all"). */
+  failedAttentionAfter(cursor: string | null, limit: number): string[]
+  /** How a campaign's users stand, counted by the database (why a dry run lists no one). */
+  campaignOutlook(campaign: Campaign, now: Date): CampaignOutlook
   /** Records the provider's enforcement as the portal knows it (null: not enforced). */
   setEnforcedAt(userId: string, at: Date | null): void
   /** Flags (or clears) drift that the campaign's policy says to report rather than re-apply. */
@@ -115,9 +164,13 @@ export interface EngineSettings {
   leaseMs: number
   baseBackoffMs: number
   maxBackoffMs: number
+  /** After `maxAttempts` fast attempts, a transient failure waits these in turn (the last repeats) instead of giving up. */
+  longRetryScheduleMs: readonly number[]
 }
 
-export const DEFAULT_ENGINE_SETTINGS: EngineSettings = { defaultMethodPolicy: DEFAULT_METHOD_POLICY, concurrency: 4, maxAttempts: 6, leaseMs: 60_000, baseBackoffMs: 1_000, maxBackoffMs: 5 * 60_000 }
+export const DEFAULT_ENGINE_SETTINGS: EngineSettings = {
+  defaultMethodPolicy: DEFAULT_METHOD_POLICY, concurrency: 4, maxAttempts: 6, leaseMs: 60_000, baseBackoffMs: 1_000, maxBackoffMs: 5 * 60_000, longRetryScheduleMs: LONG_RETRY_SCHEDULE_MS
+}
 
 export function targets (campaign: Pick<Campaign, 'targetKind' | 'targetValue'>, user: Pick<UserFacts, 'groups' | 'privileged' | 'provider'>): boolean {
   switch (campaign.targetKind) {
@@ -151,7 +204,12 @@ export interface SweepReport {
   enqueued: number
   completed: number
   retried: number
+  /** Fast attempts ran out on a transient error: the job now waits on the long schedule (1 h, 6 h, 24 h, …). */
+  waiting: number
+  /** Failed for good: the user needs attention. */
   failed: number
+  /** Ended without acting because the user no longer exists at the directory. */
+  superseded: number
 }
 
 /**
@@ -228,7 +286,8 @@ export class EnforcementEngine {
       deadline: deadline?.deadline ?? null,
       enrolled: methods.enrolled,
       enforced: facts.enforcedAt !== null,
-      failed: facts.failedError === null ? null : { lastError: facts.failedError },
+      failed: facts.trouble !== null && facts.trouble.retryAt === null ? { action: facts.trouble.action, lastError: facts.trouble.error } : null,
+      retrying: facts.trouble?.retryAt == null ? null : { action: facts.trouble.action, at: facts.trouble.retryAt, lastError: facts.trouble.error },
       driftFlagged: facts.driftFlaggedAt !== null,
       armed: campaign?.armedAt != null
     }, now)
@@ -251,19 +310,25 @@ export class EnforcementEngine {
     }
   }
 
-  /** Re-derives the users whose deadline has passed since their state was last derived (an indexed scan). */
+  /**
+   * Re-derives the users whose deadline has passed since their state was last derived (an indexed scan), and those
+   * never evaluated at all (added since the last campaign change), so the sweep acts on everyone who is due.
+   */
   refreshLapsed (batchSize = 500): number {
     const campaigns = this.store.activeCampaigns()
     const now = this.clock.now()
     let count = 0
-    let cursor: string | null = null
-    for (;;) {
-      const ids = this.store.lapsedAfter(cursor, now, batchSize)
-      if (ids.length === 0) return count
-      for (const id of ids) this.refreshUser(id, campaigns)
-      count += ids.length
-      cursor = ids[ids.length - 1]
+    for (const next of [(cursor: string | null) => this.store.lapsedAfter(cursor, now, batchSize), (cursor: string | null) => this.store.unassessedAfter(cursor, batchSize)]) {
+      let cursor: string | null = null
+      for (;;) {
+        const ids = next(cursor)
+        if (ids.length === 0) break
+        for (const id of ids) this.refreshUser(id, campaigns)
+        count += ids.length
+        cursor = ids[ids.length - 1]
+      }
     }
+    return count
   }
 
   /**
@@ -272,22 +337,37 @@ export class EnforcementEngine {
    * campaign's drift policy says "flag", the user is shown as needing attention and nothing is re-applied.
    */
   async detectDrift (batchSize = 200): Promise<string[]> {
+    return (await this.checkDrift(batchSize)).drifted
+  }
+
+  /** detectDrift, also counting the users checked and those the provider could not be asked about (issue #13). */
+  async checkDrift (batchSize = 200): Promise<DriftReport> {
     const drifted: string[] = []
+    const tally = { checked: 0, unchecked: 0, firstError: null as string | null }
     const campaigns = this.store.activeCampaigns()
+    const reached = new Set<string>()
     let cursor: string | null = null
     for (;;) {
       const ids = this.store.enforcedAfter(cursor, batchSize)
-      if (ids.length === 0) return drifted
+      if (ids.length === 0) return { drifted, ...tally }
       for (const userId of ids) {
         const facts = this.store.facts(userId)
         if (facts === undefined) continue
-        const subject: ProviderSubject = { userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
+        const subject = this.subjectOf(facts, this.store.state(userId)?.campaignId ?? null, campaigns)
         let state
         try {
           state = await this.providerFor(facts.provider).enforcementState(subject)
         } catch (err) {
+          tally.unchecked++
+          tally.firstError ??= describeError(err)
           this.audit.append({ action: 'enforcement.drift_check_failed', actorLabel: 'engine', subjectUserId: userId, details: { error: describeError(err) } })
           continue
+        }
+        tally.checked++
+        // The provider answers again: whatever waits there after an outage is tried at the next sweep, not hours later.
+        if (!reached.has(facts.provider)) {
+          reached.add(facts.provider)
+          this.retryWaitingNow(facts.provider)
         }
         if (state === 'enforced') continue
         const campaignId = this.store.state(userId)?.campaignId
@@ -306,8 +386,10 @@ export class EnforcementEngine {
 
   /** What the next sweep would do, per user, with reasons, streamed from the index. No side effects: the dry run. */
   * planItems (): Generator<PlanItem> {
-    for (const due of this.store.due(this.clock.now())) {
-      yield { userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) }
+    const now = this.clock.now()
+    for (const due of this.store.due(now)) {
+      const waits = due.retryAt !== null && due.retryAt > now ? ` Waiting for the provider: next try at ${retryTime(due.retryAt)}.` : ''
+      yield { userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) + waits }
     }
   }
 
@@ -343,17 +425,55 @@ export class EnforcementEngine {
    * each of whom the first sweep after arming would flip. Admins review it before the first real flip.
    */
   previewArming (campaignId: string, batchSize = 1000): PlanItem[] {
+    return [...this.previewArmingItems(campaignId, batchSize)]
+  }
+
+  private * previewArmingItems (campaignId: string, batchSize = 1000): Generator<PlanItem> {
     const now = this.clock.now()
-    const items: PlanItem[] = []
     let cursor: string | null = null
     for (;;) {
       const batch = this.store.overdueInAfter(campaignId, cursor, now, batchSize)
-      if (batch.length === 0) return items
+      if (batch.length === 0) return
       for (const due of batch) {
-        items.push({ userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }) })
+        yield { userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }) }
       }
       cursor = batch[batch.length - 1].userId
     }
+  }
+
+  /**
+   * One campaign's dry run, row by row, as the campaign page and `sweep --dry-run --campaign` both show it: before
+   * arming, what arming would do; once armed, the campaign's part of the next sweep.
+   */
+  * campaignPlanItems (campaign: Pick<Campaign, 'id' | 'armedAt'>): Generator<PlanItem> {
+    if (campaign.armedAt === null) {
+      yield * this.previewArmingItems(campaign.id)
+      return
+    }
+    for (const item of this.planItems()) if (item.campaignId === campaign.id) yield item
+  }
+
+  /** The same dry run for a page: complete counts and the first `sampleSize` rows. */
+  campaignPlan (campaign: Pick<Campaign, 'id' | 'armedAt'>, sampleSize = 500): PlanSummary {
+    if (campaign.armedAt !== null) return this.planSummary(sampleSize, campaign.id)
+    const summary: PlanSummary = { total: 0, enforce: 0, relax: 0, byCampaign: new Map(), sample: [] }
+    for (const item of this.campaignPlanItems(campaign)) {
+      summary.total++
+      summary[item.action]++
+      if (summary.sample.length < sampleSize) summary.sample.push(item)
+    }
+    if (summary.total > 0) summary.byCampaign.set(campaign.id, { enforce: summary.enforce, relax: summary.relax })
+    return summary
+  }
+
+  /**
+   * Why a dry run lists no one, in sentences: no campaign, a campaign not armed, users still inside the new-user
+   * window or before their deadline, already enforced, needing attention. For one campaign, or every campaign in force.
+   */
+  whyNothingPlanned (campaign?: Campaign): string[] {
+    const now = this.clock.now()
+    const campaigns = campaign === undefined ? this.store.activeCampaigns() : [campaign]
+    return explainEmptyDryRun(campaigns.map((c) => ({ campaign: c, outlook: this.store.campaignOutlook(c, now) })), { previewing: campaign !== undefined })
   }
 
   /** Brings lapsed deadlines up to date, plans, writes the jobs, and works them off until none is ready. */
@@ -363,7 +483,7 @@ export class EnforcementEngine {
     // The dry run's rows, written as jobs by one INSERT … SELECT: no plan is built in memory, however many are due.
     const planned = this.store.dueCounts(now).reduce((sum, row) => sum + row.count, 0)
     const enqueued = this.store.enqueueDue(now)
-    const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, failed: 0 }
+    const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, waiting: 0, failed: 0, superseded: 0 }
     // Read once per sweep: re-reading them for every job was a quarter of the engine's time.
     const campaigns = this.store.activeCampaigns()
     await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report, campaigns)))
@@ -379,7 +499,7 @@ export class EnforcementEngine {
     }
   }
 
-  private async run (job: Job, campaigns: Campaign[]): Promise<'completed' | 'retried' | 'failed'> {
+  private async run (job: Job, campaigns: Campaign[]): Promise<'completed' | 'retried' | 'waiting' | 'failed' | 'superseded'> {
     const facts = this.store.facts(job.userId)
     if (facts === undefined) {
       this.store.complete(job.id, this.owner, this.clock.now())
@@ -394,20 +514,16 @@ export class EnforcementEngine {
       })
       return 'completed'
     }
-    if (job.attempts >= this.settings.maxAttempts) {
-      const message = `gave up after ${job.attempts} attempts that never finished (the process stopped during each)`
-      this.store.atomically(() => {
-        this.store.failForGood(job.id, this.owner, message, this.clock.now())
-        this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts: job.attempts, error: message } })
-      })
-      this.refreshUser(job.userId, campaigns)
-      return 'failed'
+    // Only attempts that never finished count here: a job waiting out a provider outage keeps going by design.
+    if (job.unfinished >= this.settings.maxAttempts) {
+      return this.fail(job, `${PROCESS_STOPPED}: gave up after ${job.unfinished} attempts that never finished (the portal stopped during each)`, job.attempts, campaigns)
     }
-    const subject: ProviderSubject = { userId: facts.userId, externalId: facts.externalId, email: facts.email, enrolled: facts.methodKinds.length > 0 }
+    const subject = this.subjectOf(facts, current.campaignId, campaigns)
+    let provider: IdentityProvider | undefined
     try {
-      const provider = this.providerFor(facts.provider)
+      provider = this.providerFor(facts.provider)
       // Idempotent at the provider (read, then set only if different): a retried or re-leased job is harmless.
-      const { changed } = job.action === 'enforce' ? await provider.enforce(subject) : await provider.relax(subject)
+      const { changed, note } = job.action === 'enforce' ? await provider.enforce(subject) : await provider.relax(subject)
       const now = this.clock.now()
       // One commit for the outcome: a crash before it leaves the job leased and it is retried (idempotently);
       // after it, the job, the user's record and the audit event all say the same thing.
@@ -417,7 +533,7 @@ export class EnforcementEngine {
         this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
         this.audit.append({
           action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
-          details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1 }
+          details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1, ...(note === undefined ? {} : { note }) }
         })
       })
       this.refreshUser(job.userId, campaigns)
@@ -425,21 +541,133 @@ export class EnforcementEngine {
     } catch (err) {
       const message = describeError(err)
       const attempts = job.attempts + 1
-      const retryable = !(err instanceof ProviderError) || err.retryable
-      if (retryable && attempts < this.settings.maxAttempts) {
-        const retryAfter = err instanceof ProviderError ? err.retryAfterMs : null
+      if (provider !== undefined && saysNotFound(err) && await this.goneFromDirectory(provider, subject)) {
+        return this.supersedeGone(job, facts, message, campaigns)
+      }
+      if (!isTransient(err)) return this.fail(job, message, attempts, campaigns)
+      const retryAfter = err instanceof ProviderError ? err.retryAfterMs : null
+      const now = this.clock.now()
+      if (attempts < this.settings.maxAttempts) {
         const delay = Math.max(retryAfter ?? 0, this.backoff(attempts))
-        this.store.retryLater(job.id, this.owner, message, new Date(this.clock.now().getTime() + delay), this.clock.now())
+        this.store.retryLater(job.id, this.owner, message, new Date(now.getTime() + delay), now)
         await this.sleep(Math.min(delay, this.settings.maxBackoffMs))
         return 'retried'
       }
+      // The fast attempts ran out on an error that heals (an outage, throttling): wait longer, never give up on it.
+      const retryAt = new Date(now.getTime() + Math.max(retryAfter ?? 0, longRetryDelay(this.settings.longRetryScheduleMs, attempts - this.settings.maxAttempts)))
       this.store.atomically(() => {
-        this.store.failForGood(job.id, this.owner, message, this.clock.now())
-        this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+        this.store.retryLater(job.id, this.owner, message, retryAt, now)
+        this.audit.append({ action: 'enforcement.retry_scheduled', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message, retryAt: retryAt.toISOString() } })
       })
       this.refreshUser(job.userId, campaigns)
-      return 'failed'
+      return 'waiting'
     }
+  }
+
+  /** Fails a job for good (an error a person must fix): audited, and the user shown as needing attention. */
+  private fail (job: Job, message: string, attempts: number, campaigns: Campaign[]): 'failed' {
+    this.store.atomically(() => {
+      this.store.failForGood(job.id, this.owner, message, this.clock.now())
+      this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+    })
+    this.refreshUser(job.userId, campaigns)
+    return 'failed'
+  }
+
+  /** A not-found answer is believed only if reading the user's state says the same: a missing policy or group is not a missing user. */
+  private async goneFromDirectory (provider: IdentityProvider, subject: ProviderSubject): Promise<boolean> {
+    try {
+      await provider.enforcementState(subject)
+      return false
+    } catch (err) {
+      return saysNotFound(err)
+    }
+  }
+
+  /**
+   * The user was deleted at the directory: nothing is left to enforce or lift. The job ends as superseded with an
+   * audit line, and the account is disabled here as the next sync would, so no later sweep or dry run lists it again.
+   */
+  private supersedeGone (job: Job, facts: UserFacts, error: string, campaigns: Campaign[]): 'superseded' {
+    const now = this.clock.now()
+    this.store.atomically(() => {
+      if (!this.store.supersede(job.id, this.owner, now)) return
+      this.store.markGoneFromDirectory(job.userId, now)
+      this.audit.append({
+        action: 'enforcement.superseded', actorLabel: 'engine', subjectUserId: job.userId,
+        details: { action: job.action, deadlineVersion: job.deadlineVersion, reason: `the user no longer exists at ${facts.provider}; the account is disabled in the portal`, error }
+      })
+    })
+    this.refreshUser(job.userId, campaigns)
+    return 'superseded'
+  }
+
+  /** The subject as a provider sees it; `enrolled` means a qualifying method registered where the user signs in. */
+  private subjectOf (facts: UserFacts, campaignId: string | null, campaigns: Campaign[]): ProviderSubject {
+    const campaign = campaigns.find((c) => c.id === campaignId)
+    const policy = campaign ?? this.settings.defaultMethodPolicy
+    return {
+      userId: facts.userId,
+      externalId: facts.externalId,
+      email: facts.email,
+      enrolled: assessMethods(facts.privileged, facts.methodKinds, policy).enrolled,
+      // The campaign's choice of AWS policy: enforce attaches it, drift checks for it.
+      ...(campaign === undefined ? {} : { awsPolicyVariant: campaign.awsPolicyVariant })
+    }
+  }
+
+  /**
+   * The provider answered again (a sync or drift check reached it): jobs of its users waiting after a transient
+   * error are due at once, and their users' states no longer promise a later time. Returns how many.
+   */
+  retryWaitingNow (provider: string): number {
+    const userIds = this.store.retryWaitingNow(provider, this.clock.now())
+    if (userIds.length === 0) return 0
+    this.audit.append({ action: 'enforcement.retry_brought_forward', actorLabel: 'engine', details: { provider, users: userIds.length } })
+    const campaigns = this.store.activeCampaigns()
+    for (const userId of userIds) this.refreshUser(userId, campaigns)
+    return userIds.length
+  }
+
+  /**
+   * An admin asks to try a user in attention again (the dashboard's Retry): their failed job ends, their state is
+   * derived afresh, and the next sweep acts if a deadline has passed in an armed campaign. Audited with the admin.
+   */
+  retryFailed (userId: string, actor: Actor): UserState | undefined {
+    if (this.store.supersedeFailed(userId, this.clock.now()) === 0) throw new DomainError('nothing_to_retry', 'This user has no failed enforcement to retry.')
+    this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
+    return this.refreshUser(userId)
+  }
+
+  /** Retry for everyone needing attention because a job failed for good; how many. Each one audited. */
+  retryAllFailed (actor: Actor, batchSize = 500): number {
+    const campaigns = this.store.activeCampaigns()
+    let count = 0
+    let cursor: string | null = null
+    for (;;) {
+      const ids = this.store.failedAttentionAfter(cursor, batchSize)
+      if (ids.length === 0) return count
+      for (const userId of ids) {
+        this.store.supersedeFailed(userId, this.clock.now())
+        this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { all: true }, ip: actor.ip, userAgent: actor.userAgent })
+        this.refreshUser(userId, campaigns)
+        count++
+      }
+      cursor = ids[ids.length - 1]
+    }
+  }
+
+  /**
+   * A deliberate change (extension, exemption, its revocation) starts the user afresh: an earlier failure no longer
+   * holds them in attention. The change itself is what the caller audits.
+   */
+  clearFailure (userId: string): void {
+    this.store.supersedeFailed(userId, this.clock.now())
+  }
+
+  /** Arming a campaign starts its users afresh: failures from before it was disarmed are tried again. */
+  clearCampaignFailures (campaignId: string): number {
+    return this.store.supersedeFailedInCampaign(campaignId, this.clock.now()).length
   }
 
   /** Exponential backoff with full jitter, capped. */

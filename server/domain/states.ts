@@ -2,6 +2,7 @@
  * A user's rollout state, derived from facts (DESIGN.md "Deadlines and states"). Pure: the engine stores the
  * result with its history, but the rules live here only.
  */
+import { failureAdvice, retryTime } from './enforcement-failures.ts'
 
 export const USER_STATES = ['exempt', 'not_targeted', 'pending', 'enrolled', 'overdue', 'enforced', 'attention'] as const
 export type UserState = typeof USER_STATES[number]
@@ -22,8 +23,10 @@ export interface StateFacts {
   enrolled: boolean
   /** The provider enforces MFA for the user now. */
   enforced: boolean
-  /** The user's latest enforcement job failed for good (retries exhausted); `lastError` says why. */
-  failed: { lastError: string } | null
+  /** The user's latest job failed with an error that does not heal by itself; `lastError` says why. */
+  failed: { action: 'enforce' | 'relax', lastError: string } | null
+  /** The user's latest job is waiting to be tried again after a transient provider error. */
+  retrying: { action: 'enforce' | 'relax', at: Date, lastError: string } | null
   /** Enforcement was found switched off by hand and the campaign's policy says flag, not re-apply. */
   driftFlagged: boolean
   /** The campaign behind the deadline is armed (may flip switches). */
@@ -47,6 +50,34 @@ export function activeExemption (exemption: ExemptionFact | null, now: Date): Ex
 }
 
 export function deriveState (facts: StateFacts, now: Date): DerivedState {
+  const derived = baseState(facts, now)
+  const action = derived.desiredEnforcement
+  // 'enforce' is stored ahead of the deadline; it is only carried out (and can only have failed) once that passed.
+  const due = action === 'relax' || (action === 'enforce' && facts.deadline !== null && facts.deadline <= now)
+  if (!due) return derived
+  // The very action wanted again failed in a way that does not heal by itself: a person decides before any retry.
+  if (facts.failed !== null && facts.failed.action === action) {
+    return { state: 'attention', reason: failureReason(facts.failed), desiredEnforcement: null }
+  }
+  // Waiting out a provider outage: the state is what it is, and says when the next try comes by itself.
+  if (facts.retrying !== null && facts.retrying.action === action) {
+    return { ...derived, reason: `${derived.reason} ${retryingReason(facts.retrying)}` }
+  }
+  return derived
+}
+
+/** "Enforcement failed: <the provider's words>. What to do: …" */
+export function failureReason (failed: { action: 'enforce' | 'relax', lastError: string }): string {
+  const what = failed.action === 'enforce' ? 'Enforcement' : 'Lifting enforcement'
+  return `${what} failed: ${failed.lastError.replace(/\.$/, '')}. What to do: ${failureAdvice(failed.lastError)}`
+}
+
+/** "Retrying at 14:05 UTC on 2026-12-06 — provider unavailable (…)." */
+export function retryingReason (retrying: { at: Date, lastError: string }): string {
+  return `Retrying at ${retryTime(retrying.at)} — provider unavailable (${retrying.lastError.replace(/\.$/, '')}). Nothing to do: it retries by itself.`
+}
+
+function baseState (facts: StateFacts, now: Date): DerivedState {
   const exemption = activeExemption(facts.exemption, now)
   if (exemption !== null) {
     // Never flipped automatically; an enforced state is relaxed, since exemptions are deliberate decisions.
@@ -73,10 +104,6 @@ export function deriveState (facts: StateFacts, now: Date): DerivedState {
   }
   if (facts.driftFlagged) {
     return { state: 'attention', reason: 'MFA enforcement was switched off at the provider by hand. The campaign only flags this: re-apply it or exempt the user.', desiredEnforcement: null }
-  }
-  if (facts.failed !== null) {
-    // Retries are exhausted: nothing more is planned until something changes or an admin steps in.
-    return { state: 'attention', reason: `Enforcement failed: ${facts.failed.lastError}`, desiredEnforcement: null }
   }
   if (!facts.armed) {
     return { state: facts.enrolled ? 'enrolled' : 'overdue', reason: 'Deadline passed; the campaign is not armed, so nothing is enforced yet.', desiredEnforcement: null }

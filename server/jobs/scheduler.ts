@@ -25,8 +25,10 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
               log.error({ err, provider: provider.name }, 'directory sync failed')
             }
           }
-          const drifted = await services.engine.detectDrift()
-          if (drifted.length > 0) log.warn({ users: drifted.length }, 'enforcement switched off by hand; re-applying')
+          // Recorded for the dashboard, with how many users the provider could not be asked about.
+          const drift = await services.driftChecks.run()
+          if (drift.drifted > 0) log.warn({ users: drift.drifted }, 'enforcement switched off by hand; re-applying')
+          if (drift.unchecked > 0) log.error({ users: drift.unchecked, error: drift.error }, 'drift check incomplete: the provider could not be read for some users')
         }
         const report = await services.engine.sweep()
         const reminders = await services.reminders.send(services.engine.campaigns())

@@ -32,7 +32,7 @@ export interface Population {
 
 export const POPULATION_STATES: Record<UserState, number> = { exempt: 1, not_targeted: 1, pending: 3, enrolled: 2, overdue: 2, enforced: 1, attention: 2 }
 
-/** Users holding each kind: [in the portal, reported by the provider, either]. */
+/** Users holding each kind: [in the portal, reported by the provider, counting where they sign in]. */
 export const POPULATION_METHODS: Record<string, [number, number, number]> = {
   passkey: [2, 1, 2],
   totp: [1, 0, 1],

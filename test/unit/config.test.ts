@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
-import { ConfigError, loadConfig } from '../../server/config.ts'
+import { ConfigError, KNOWN_VARIABLES, loadConfig } from '../../server/config.ts'
 import { TEST_SECRETS, tempDir } from '../helpers/app.ts'
 
 const production = { NODE_ENV: 'production', PUBLIC_URL: 'https://mfa.example.org', ...TEST_SECRETS }
@@ -118,4 +118,42 @@ test('a trusted network that contains a configured proxy is warned about at star
   assert.match(overlapping.warnings[0] ?? '', /10\.20\.0\.128\/25 contains the proxy 10\.20\.0\.0\/24/)
   const apart = loadConfig({ DATA_DIR: tempDir(), ...production, TRUST_PROXY: '10.20.0.5', TRUSTED_NETWORKS: '192.168.0.0/16' })
   assert.deepEqual(apart.warnings, [])
+})
+
+test('a misspelt setting is named in one start-up warning instead of being silently ignored', () => {
+  const config = loadConfig({
+    DATA_DIR: tempDir(), ...production, ENTRA_TENNANT_ID: 'contoso.onmicrosoft.com', SMS_PROVDER: 'twilio', TRUSTED_NETWORK: '10.0.0.0/8',
+    AWS_IAM_POLICYNAME: 'x',
+    // Not the portal's: the platform's, the shell's, the AWS SDK's own. Never warned about.
+    PATH: '/usr/bin', HOME: '/root', NODE_OPTIONS: '--max-old-space-size=512', npm_config_cache: '/tmp', AWS_REGION: 'eu-west-1', AWS_PROFILE: 'ops', DATABASE_URL: 'postgres://x'
+  })
+  const unknown = config.warnings.filter((w) => /not settings this portal reads/.test(w))
+  assert.equal(unknown.length, 1)
+  assert.match(unknown[0], /^unknown environment variables ignored \(not settings this portal reads; check the spelling\): AWS_IAM_POLICYNAME, ENTRA_TENNANT_ID, SMS_PROVDER, TRUSTED_NETWORK$/)
+  assert.deepEqual(loadConfig({ DATA_DIR: tempDir(), ...production, PATH: '/usr/bin' }).warnings, [], 'a clean environment gives no warning')
+})
+
+test('a setting that was removed is named with what replaced it', () => {
+  const config = loadConfig({ DATA_DIR: tempDir(), ...production, AWS_IAM_PRIVILEGED_NEED_FIDO: 'false' })
+  assert.equal(config.warnings.length, 1)
+  assert.match(config.warnings[0], /^AWS_IAM_PRIVILEGED_NEED_FIDO is no longer read: .*campaign/)
+})
+
+test('every variable the portal reads, with every provider configured, is in the list of known variables', () => {
+  const read = new Set<string>()
+  const env = new Proxy<Record<string, string | undefined>>({
+    DATA_DIR: tempDir(), ...production, PROVIDERS: 'entra,aws', SMS_PROVIDER: 'twilio', TWILIO_ACCOUNT_SID: 'AC1', TWILIO_AUTH_TOKEN: 't', TWILIO_FROM: '+15550100',
+    ENTRA_TENANT_ID: '11111111-2222-3333-4444-555555555555', ENTRA_CLIENT_ID: '66666666-7777-8888-9999-000000000000', ENTRA_CLIENT_SECRET: 'not-a-real-secret',
+    ENTRA_ENFORCEMENT: 'group', ENTRA_ENFORCEMENT_GROUP_ID: '66666666-7777-8888-9999-000000000001', ENTRA_REDIRECT_URI: 'https://mfa.example.org/auth/microsoft/callback',
+    AWS_IAM_ENFORCEMENT: 'group', AWS_IAM_ENFORCEMENT_GROUP: 'RequireMFA', AWS_IAM_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_IAM_SECRET_ACCESS_KEY: 'x'
+  }, {
+    get: (target, name) => {
+      if (typeof name === 'string') read.add(name)
+      return target[name as string]
+    }
+  })
+  loadConfig(env)
+  const unknown = [...read].filter((name) => !KNOWN_VARIABLES.has(name))
+  assert.deepEqual(unknown, [])
+  for (const name of ['ENTRA_TENANT_ID', 'ENTRA_SIGNIN_SCOPES', 'AWS_IAM_TIMEOUT_SECONDS', 'TWILIO_BASE_URL', 'SMS_MAX_PER_HOUR']) assert.ok(KNOWN_VARIABLES.has(name), name)
 })

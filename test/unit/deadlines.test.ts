@@ -50,7 +50,12 @@ const arbCampaign = fc.record({
   newUserWindowDays: fc.integer({ min: 0, max: 90 }),
   maxExtensionDays: fc.integer({ min: 0, max: 90 })
 })
-const arbUser = fc.record({ firstSeenAt: fc.date({ min: d('2025-01-01T00:00:00Z'), max: d('2027-06-01T00:00:00Z'), noInvalidDate: true }), privileged: fc.boolean() })
+const arbUser = fc.record({
+  firstSeenAt: fc.date({ min: d('2025-01-01T00:00:00Z'), max: d('2027-06-01T00:00:00Z'), noInvalidDate: true }),
+  directoryCreatedAt: fc.option(fc.date({ min: d('2020-01-01T00:00:00Z'), max: d('2027-06-01T00:00:00Z'), noInvalidDate: true }), { nil: null }),
+  provider: fc.constantFrom('local', 'entra', 'aws'),
+  privileged: fc.boolean()
+})
 const arbExtensions = fc.array(fc.record({ campaignId: fc.constantFrom('c1', 'c2', 'c3'), days: fc.integer({ min: -30, max: 60 }) }), { maxLength: 6 })
 
 test('property: extensions never move a deadline earlier and never past the budget', () => {
@@ -72,8 +77,10 @@ test('property: adding an extension never moves a deadline earlier', () => {
 test('property: a late joiner always has at least the new-user window; a privileged user never a later base date', () => {
   fc.assert(fc.property(arbCampaign, arbUser, (campaign, user) => {
     const result = campaignDeadline(campaign, user, []).deadline.getTime()
-    const windowEnd = user.firstSeenAt.getTime() + campaign.newUserWindowDays * DAY
-    const lateOk = user.firstSeenAt <= campaign.startsAt || result >= windowEnd
+    // Joined: the directory's creation date where known, else first seen.
+    const joined = user.directoryCreatedAt ?? user.firstSeenAt
+    const windowEnd = joined.getTime() + campaign.newUserWindowDays * DAY
+    const lateOk = joined <= campaign.startsAt || result >= windowEnd
     const privilegedOk = !user.privileged || campaignDeadline(campaign, user, []).deadline.getTime() <= campaignDeadline(campaign, { ...user, privileged: false }, []).deadline.getTime()
     return lateOk && privilegedOk
   }))
@@ -84,4 +91,29 @@ test('property: the effective deadline is the earliest of the campaigns\' deadli
     const effective = effectiveDeadline(campaigns, user, extensions)!.deadline.getTime()
     return campaigns.every((c) => campaignDeadline(c, user, extensions).deadline.getTime() >= effective)
   }))
+})
+
+test('the new-user window runs from the directory\'s own creation date, and the explanation names where the date came from', () => {
+  const cases: Array<[string, Parameters<typeof campaignDeadline>[1], string, RegExp | null]> = [
+    // Created long before the campaign, first synced after it started (a directory connected late): no window.
+    ['an Entra account created before the campaign, first seen after it, keeps the campaign deadline',
+      { firstSeenAt: d('2026-12-25T00:00:00Z'), directoryCreatedAt: d('2025-03-01T00:00:00Z'), provider: 'entra', privileged: false }, '2026-12-31T00:00:00.000Z', null],
+    ['an Entra account created after the start gets the window from its creation date',
+      { firstSeenAt: d('2026-12-28T00:00:00Z'), directoryCreatedAt: d('2026-12-20T00:00:00Z'), provider: 'entra', privileged: false }, '2027-01-03T00:00:00.000Z',
+      /^joined after the campaign started: 14 days from when the account was created in Entra on 2026-12-20$/],
+    ['an IAM user created after the start says so',
+      { firstSeenAt: d('2026-12-28T00:00:00Z'), directoryCreatedAt: d('2026-12-22T00:00:00Z'), provider: 'aws', privileged: false }, '2027-01-05T00:00:00.000Z',
+      /created in AWS IAM on 2026-12-22$/],
+    ['without a creation date the window runs from when the portal first saw the account',
+      { firstSeenAt: d('2026-12-25T00:00:00Z'), directoryCreatedAt: null, provider: 'local', privileged: false }, '2027-01-08T00:00:00.000Z',
+      /^joined after the campaign started: 14 days from when the account was first seen by the portal on 2026-12-25$/]
+  ]
+  for (const [name, user, expected, note] of cases) {
+    const result = campaignDeadline(base, user, [])
+    assert.equal(result.deadline.toISOString(), expected, name)
+    const step = result.steps.find((s) => s.rule === 'new_user_window')
+    if (note === null) assert.equal(step, undefined, name)
+    else assert.match(step?.note ?? '', note, name)
+    assert.doesNotMatch(step?.note ?? '', /first sign-in/, name)
+  }
 })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { parse } from 'csv-parse/sync'
 import request from 'supertest'
 import { assessMethods } from '../../server/domain/methods.ts'
+import { countingMethods } from '../../server/domain/protection.ts'
 import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { createTestUser, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
@@ -34,7 +35,7 @@ interface Seed { email: string, groups?: string[], privileged?: boolean, disable
  * | aws-mfa           | staff    | – / totp; console pwd    | enrolled     | yes          |
  * | aws-no-mfa        | staff    | –; console password      | pending      | no           |
  * | aws-no-password   | staff    | –; no console password   | pending      | no           |
- * | aws-portal-only   | staff    | totp / –; console pwd    | enrolled     | yes          |
+ * | aws-portal-only   | staff    | totp / –; console pwd    | pending      | no (portal only) |
  * | newcomer          | (not evaluated yet)                 | –            | no           |
  */
 const SEEDS: Seed[] = [
@@ -66,7 +67,8 @@ const EXPECTED: Record<string, { state: string, enrolled: string, weak?: string 
   'aws-mfa': { state: 'enrolled', enrolled: 'true' },
   'aws-no-mfa': { state: 'pending', enrolled: 'false' },
   'aws-no-password': { state: 'pending', enrolled: 'false' },
-  'aws-portal-only': { state: 'enrolled', enrolled: 'true' },
+  // The portal's authenticator app protects the portal, not the AWS console sign-in.
+  'aws-portal-only': { state: 'pending', enrolled: 'false' },
   newcomer: { state: '', enrolled: 'false' }
 }
 
@@ -115,8 +117,8 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
     const portal = kinds.all(u.id) as string[]
     const provider = (JSON.parse(u.providerMethods) as string[]).sort()
     const methods = [...new Set([...portal, ...provider])].sort()
-    // The engine's own policy lookup, so the export is checked against the rule the engine applies.
-    const assessment = assessMethods(u.privileged === 1, methods, t.services.engine.methodPolicy(u.id))
+    // The engine's own policy lookup and counting rule, so the export is checked against the rule the engine applies.
+    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), t.services.engine.methodPolicy(u.id))
     const consolePassword = (JSON.parse(u.attributes) as { consolePassword?: boolean }).consolePassword
     return {
       user_id: u.id,
@@ -133,7 +135,8 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
       state: u.state ?? '',
       deadline: u.deadline === null ? '' : new Date(u.deadline).toISOString(),
       enforced_at: u.enforcedAt === null ? '' : new Date(u.enforcedAt).toISOString(),
-      console_password: consolePassword === undefined ? '' : String(consolePassword)
+      console_password: consolePassword === undefined ? '' : String(consolePassword),
+      protection: u.provider === 'local' ? (assessment.enrolled ? 'protected in the portal' : 'not protected') : (assessment.enrolled ? 'protected at the directory' : 'not protected at the directory')
     }
   })
 }
@@ -165,6 +168,10 @@ test('the CSV export, parsed back, equals the database for a population in every
   assert.equal(byLocal['aws-mfa'].provider_methods, 'totp')
   assert.equal(byLocal['aws-mfa'].portal_methods, '')
   assert.equal(byLocal['aws-mfa'].external_id, 'aws-mfa')
+  assert.equal(byLocal['aws-mfa'].protection, 'protected at the directory')
+  assert.equal(byLocal['aws-portal-only'].protection, 'not protected at the directory', 'a portal method is no protection for the AWS sign-in')
+  assert.equal(byLocal['aws-portal-only'].portal_methods, 'totp')
+  assert.equal(byLocal['staff-totp'].protection, 'protected in the portal')
   assert.equal(byLocal['aws-no-password'].console_password, 'false')
   assert.equal(byLocal['staff-totp'].console_password, '')
   assert.equal(byLocal['late-enrolled'].enforced_at, new Date(t.clock.now().getTime() - 3_600_000).toISOString())
@@ -190,11 +197,12 @@ test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA de
     percentage: 33.3,
     result: 'fail'
   })
-  // Everyone but staff-privileged and the disabled leaver: 13, of whom 6 hold a qualifying method.
-  assert.deepEqual([summary.rules.nonPrivilegedMfa.total, summary.rules.nonPrivilegedMfa.compliant, summary.rules.nonPrivilegedMfa.percentage, summary.rules.nonPrivilegedMfa.result], [13, 6, 46.2, 'fail'])
+  // Everyone but staff-privileged and the disabled leaver: 13, of whom 5 hold a qualifying method where they sign in
+  // (aws-portal-only's portal app does not count for the AWS sign-in).
+  assert.deepEqual([summary.rules.nonPrivilegedMfa.total, summary.rules.nonPrivilegedMfa.compliant, summary.rules.nonPrivilegedMfa.percentage, summary.rules.nonPrivilegedMfa.result], [13, 5, 38.5, 'fail'])
   assert.equal(summary.users, 15)
-  assert.equal(summary.enrolled, 6)
-  assert.deepEqual(summary.byState, { exempt: 1, not_targeted: 3, pending: 4, enrolled: 4, overdue: 1, enforced: 1, attention: 0, unevaluated: 1 })
+  assert.equal(summary.enrolled, 5)
+  assert.deepEqual(summary.byState, { exempt: 1, not_targeted: 3, pending: 5, enrolled: 3, overdue: 1, enforced: 1, attention: 0, unevaluated: 1 })
 
   assert.equal(rows.length, 15)
   const { secret } = automationServices(t.services).tokens.create({ name: 'Auditor', scopes: ['compliance:read'], expiresInDays: 1 }, SYSTEM)
@@ -203,7 +211,7 @@ test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA de
 
   assert.equal(page.status, 200)
   assert.match(page.text, /CIS AWS Foundations 1.10[\s\S]*?Fail<\/strong>\s*1 of 3 users \(33.3%\)/)
-  assert.match(page.text, /MFA for non-privileged users[\s\S]*?Fail<\/strong>\s*6 of 13 users \(46.2%\)/)
+  assert.match(page.text, /MFA for non-privileged users[\s\S]*?Fail<\/strong>\s*5 of 13 users \(38.5%\)/)
   assert.match(page.text, /href="\/admin\/compliance.csv"/)
   assert.match(page.text, /href="\/admin\/compliance.json"/)
   assert.deepEqual(auditExports(t).map((e) => e.details), ['{"format":"json"}'], 'viewing the summary page is not a download')

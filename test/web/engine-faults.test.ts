@@ -165,7 +165,24 @@ function assertRespectsRetryAfter (failed: ProviderCall, next: ProviderCall): vo
   assert.ok(next.at >= failed.at + failed.retryAfterMs, `the provider was called again ${next.at - failed.at} ms after asking for ${failed.retryAfterMs} ms`)
 }
 
-test('a user the provider keeps failing ends in attention with the provider\'s reason after the last attempt, and everyone else is enforced', async (t) => {
+/** Sweeps every five minutes until no job is ready to run now (jobs waiting on the long schedule may remain). */
+async function sweepUntilQuiet (services: Services, clock: FakeClock, maxSweeps = 20): Promise<void> {
+  const ready = services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status = 'running' OR (status = 'queued' AND next_attempt_at <= ?)").pluck()
+  for (let sweep = 1; sweep <= maxSweeps; sweep++) {
+    services.engine.refreshAll()
+    await services.engine.sweep()
+    if (ready.get(clock.now().getTime()) === 0) return
+    clock.advance(5 * MINUTE)
+  }
+  assert.fail(`jobs still ready after ${maxSweeps} sweeps`)
+}
+
+function jobTiming (services: Services, userId: string): { attempts: number, waitMs: number, status: string } {
+  return services.database.sqlite.prepare('SELECT attempts, next_attempt_at - updated_at AS waitMs, status FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT 1')
+    .get(userId) as { attempts: number, waitMs: number, status: string }
+}
+
+test('a user the provider keeps failing for now waits on a longer schedule (1 h, 6 h, 24 h, then daily) instead of attention; one it refuses needs attention with the reason and what to do', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
   const { services } = openRig(t, clock, fake, { concurrency: 4, maxAttempts: 6 })
@@ -174,28 +191,39 @@ test('a user the provider keeps failing ends in attention with the provider\'s r
   fake.failAlways([locked.id], { retryable: true, code: 'server_error', message: 'Directory object is locked by another operation' })
   fake.failAlways([unlicensed.id], { retryable: false, code: 'forbidden', message: 'User has no license that allows per-user MFA' })
 
-  await sweepUntilSettled([services], clock)
+  await sweepUntilQuiet(services, clock)
 
   assertEnforcedOnce(services, fake, others)
-  assert.equal(fake.callsFor(locked.id).length, 6, 'a retryable failure is tried maxAttempts times')
-  assert.deepEqual(jobsOf(services, locked.id).map((j) => [j.status, j.attempts]), [['failed', 6]])
+  assert.equal(fake.callsFor(locked.id).length, 6, 'a retryable failure is tried maxAttempts times quickly')
+  assert.deepEqual(jobTiming(services, locked.id), { attempts: 6, waitMs: 60 * MINUTE, status: 'queued' }, 'then it waits an hour instead of giving up')
+  const waiting = stateOf(services, locked.id)
+  assert.equal(waiting.state, 'overdue', 'waiting out an outage is not attention')
+  assert.match(waiting.reason, /Retrying at \d\d:\d\d UTC on \d{4}-\d\d-\d\d — provider unavailable \(server_error: Directory object is locked by another operation\)\. Nothing to do: it retries by itself\.$/)
   assert.equal(fake.callsFor(unlicensed.id).length, 1, 'a failure the provider says will not go away is not retried')
   assert.deepEqual(jobsOf(services, unlicensed.id).map((j) => [j.status, j.attempts]), [['failed', 1]])
-  for (const [user, message] of [[locked, 'Directory object is locked by another operation'], [unlicensed, 'User has no license that allows per-user MFA']] as const) {
-    const { state, reason } = stateOf(services, user.id)
-    assert.equal(state, 'attention')
-    assert.match(reason, new RegExp(`^Enforcement failed: .*${message}`), 'the reason an operator reads names the provider\'s message')
-    assert.equal(fake.isEnforced(user.id), false)
-  }
-  assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'").pluck().get(), 2)
+  const { state, reason } = stateOf(services, unlicensed.id)
+  assert.equal(state, 'attention')
+  assert.match(reason, /^Enforcement failed: .*User has no license that allows per-user MFA\. What to do: Fix the cause at the provider, then press Retry on the dashboard; or exempt the user\.$/)
+  assert.equal(fake.isEnforced(unlicensed.id), false)
+  assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'").pluck().get(), 1)
+  assert.equal(services.audit.list({ subjectUserId: locked.id, action: 'enforcement.retry_scheduled' }).length, 1)
 
-  // Until someone acts, later sweeps leave users needing attention alone instead of hammering the provider.
-  const callsBefore = fake.calls.length
-  clock.advance(DAY)
-  services.engine.refreshAll()
-  await services.engine.sweep()
-  assert.equal(fake.calls.length, callsBefore)
-  assert.equal(stateOf(services, locked.id).state, 'attention')
+  // Until someone acts, later sweeps leave the refused user alone; the waiting one is tried again on its schedule.
+  const waits: number[] = []
+  for (const hours of [1, 6, 24, 24]) {
+    const callsBefore = fake.callsFor(locked.id).length
+    clock.advance(hours * 60 * MINUTE - 5 * MINUTE)
+    await services.engine.sweep()
+    assert.equal(fake.callsFor(locked.id).length, callsBefore, `not tried before its ${hours} h wait is over`)
+    clock.advance(5 * MINUTE)
+    await services.engine.sweep()
+    assert.equal(fake.callsFor(locked.id).length, callsBefore + 1, `tried once when its ${hours} h wait is over`)
+    waits.push(jobTiming(services, locked.id).waitMs / (60 * MINUTE))
+  }
+  assert.deepEqual(waits, [6, 24, 24, 24], 'after 1 h: 6 h, then 24 h, and every 24 h after that')
+  assert.equal(fake.callsFor(unlicensed.id).length, 1)
+  assert.equal(stateOf(services, unlicensed.id).state, 'attention')
+  assert.equal(stateOf(services, locked.id).state, 'overdue')
 })
 
 test('two sweeps running at once, like two processes on one database, apply each flip once and run each job once', async (t) => {

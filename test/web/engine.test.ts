@@ -148,3 +148,18 @@ test('a job whose process died during every attempt ends in attention instead of
   assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
   assert.equal((await t.services.engine.sweep()).planned, 0, 'attention waits for a person, not for the next sweep')
 })
+
+test('a user added after the campaign and never evaluated is evaluated by the next sweep, as the dashboard says, and enforced if due', async () => {
+  const c = t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+  t.services.campaigns.arm(c.id, admin)
+  // Imported afterwards, as a CSV import or the API would: no state is derived for them yet.
+  const late = await createTestUser(t.services)
+  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, late.id)
+  t.services.database.sqlite.prepare('DELETE FROM user_states WHERE user_id = ?').run(late.id)
+  t.clock.advance(2 * DAY)
+
+  const report = await t.services.engine.sweep()
+
+  assert.equal(report.completed, 1)
+  assert.equal(stateOf(late.id).state, 'enforced')
+})

@@ -10,7 +10,7 @@ import { requestContext } from './auth.ts'
 import { awsCredentialReportView, CREDENTIAL_REPORT_COLUMNS } from '../../providers/aws/evidence.ts'
 
 export const CSV_COLUMNS = ['user_id', 'email', 'provider', 'external_id', 'privileged', 'disabled', 'methods', 'portal_methods', 'provider_methods',
-  'enrolled', 'weak', 'state', 'deadline', 'enforced_at', 'console_password'] as const
+  'enrolled', 'weak', 'state', 'deadline', 'enforced_at', 'console_password', 'protection'] as const
 
 const STATE_LABELS: Record<string, string> = {
   exempt: 'Exempt',
@@ -87,7 +87,7 @@ function csvCells (row: ComplianceRow): Array<string | boolean | null> {
   return [
     row.userId, row.email, row.provider, row.externalId, row.privileged, row.disabled,
     row.methods.join(' '), row.portalMethods.join(' '), row.providerMethods.join(' '),
-    row.enrolled, row.weak, row.state, row.deadline?.toISOString() ?? null, row.enforcedAt?.toISOString() ?? null, row.consolePassword
+    row.enrolled, row.weak, row.state, row.deadline?.toISOString() ?? null, row.enforcedAt?.toISOString() ?? null, row.consolePassword, row.protection
   ]
 }
 

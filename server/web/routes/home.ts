@@ -1,9 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { EnforcementEngine } from '../../domain/engine.ts'
-import { enrollmentStatus, type MethodStore } from '../../domain/methods.ts'
+import type { MethodStore } from '../../domain/methods.ts'
+import { directoryName, isSecondFactor, protectsLabel, signInStatus } from '../../domain/protection.ts'
 import { requireUser } from '../plugins/auth.ts'
 
 export const KIND_LABELS = { passkey: 'Passkey or security key', totp: 'Authenticator app', phone: 'Phone (text message)' } as const
+
+/** Method kinds as directories report them (providers/entra/method-kinds.ts, IAM devices). */
+const DIRECTORY_KIND_LABELS: Readonly<Record<string, string>> = {
+  ...KIND_LABELS, authenticator: 'Microsoft Authenticator', email: 'Email address', external: 'External method', qr_code_pin: 'QR code with PIN'
+}
 
 /** The home page: where the user stands, their methods, and the ways to add one. */
 const homeRoutes: FastifyPluginAsync<HomeDeps> = async (app, deps) => {
@@ -20,7 +26,7 @@ const homeRoutes: FastifyPluginAsync<HomeDeps> = async (app, deps) => {
 
 export interface HomeDeps {
   methods: MethodStore
-  engine: Pick<EnforcementEngine, 'methodPolicy'>
+  engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline'>
 }
 
 export interface AddOption {
@@ -63,13 +69,26 @@ export function addOptionsFor (provider: string): AddOption[] {
 
 export function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine }: HomeDeps, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const list = methods.listFor(user.id)
+  const directory = directoryName(user.provider)
   return {
     title: 'Your sign-in security',
-    methods: list.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] })),
-    // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys).
-    // Methods registered at the user's directory (synced) count too: they are what the directory enforces with.
-    status: enrollmentStatus(user, [...list.map((m) => m.kind), ...user.providerMethods], engine.methodPolicy(user.id)),
+    // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
+    methods: list.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind], protects: protectsLabel(user.provider, 'portal') })),
+    // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys), and
+    // where the user signs in decides which methods: for a directory user only those registered there.
+    status: signInStatus(user, list.map((m) => m.kind), engine.methodPolicy(user.id)),
+    directory: directory === null
+      ? null
+      : {
+          name: directory,
+          methods: user.providerMethods.map((kind) => ({
+            label: DIRECTORY_KIND_LABELS[kind] ?? kind,
+            protects: isSecondFactor(kind) ? protectsLabel(user.provider, 'directory') : 'not a second factor: it does not protect your sign-in'
+          }))
+        },
     addOptions: addOptionsFor(user.provider),
+    // When the new-user window set the deadline: from which date it counts (the directory's, or first seen).
+    newUserWindow: engine.explainDeadline(user.id)?.newUserWindow ?? null,
     error: null,
     ...extra
   }

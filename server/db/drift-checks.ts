@@ -1,0 +1,26 @@
+import type Sqlite from 'better-sqlite3'
+import type { DriftCheckRun, DriftCheckStore } from '../domain/drift-checks.ts'
+
+/** One row per drift check (drift_checks); the dashboard reads the newest. */
+export class SqliteDriftCheckStore implements DriftCheckStore {
+  private readonly statements
+
+  constructor (sqlite: Sqlite.Database) {
+    const s = (sql: string) => sqlite.prepare(sql)
+    this.statements = {
+      insert: s(`INSERT INTO drift_checks (started_at, finished_at, checked, drifted, unchecked, error)
+        VALUES (@startedAt, @finishedAt, @checked, @drifted, @unchecked, @error)`),
+      latest: s(`SELECT started_at AS startedAt, finished_at AS finishedAt, checked, drifted, unchecked, error
+        FROM drift_checks ORDER BY id DESC LIMIT 1`)
+    }
+  }
+
+  record (run: DriftCheckRun): void {
+    this.statements.insert.run({ ...run, startedAt: run.startedAt.getTime(), finishedAt: run.finishedAt.getTime() })
+  }
+
+  latest (): DriftCheckRun | undefined {
+    const row = this.statements.latest.get() as (Omit<DriftCheckRun, 'startedAt' | 'finishedAt'> & { startedAt: number, finishedAt: number }) | undefined
+    return row === undefined ? undefined : { ...row, startedAt: new Date(row.startedAt), finishedAt: new Date(row.finishedAt) }
+  }
+}
