@@ -13,6 +13,8 @@ export interface SessionAuth {
   passSession?: boolean
   /** A pass session ends then (the pass's expiry; an invitation session's hour), ms since epoch. */
   passUntil?: number
+  /** What opened the restricted session (unset: a pass). */
+  passKind?: 'pass' | 'invitation'
   /** Password accepted, but MFA is enforced for the user: only the second-factor step and sign-out are open. */
   secondFactorPending?: boolean
   /** The second factor owed must be a passkey (staff accounts that hold one). */

@@ -71,6 +71,25 @@ export class AccessPassService {
   }
 
   /**
+   * Whether text typed into the password box is this account's active pass, so the sign-in page can point the
+   * person to "I have an access pass". Nothing is used up, and it does not weaken either check: it runs only after
+   * the password was refused (and so counted), only for pass-shaped text, and a miss counts against the same pass
+   * lockout as a wrong pass at /login/pass.
+   */
+  isActivePass (emailInput: string, input: string): boolean {
+    const candidate = normalisePass(input)
+    if (candidate.length !== PASS_LENGTH || [...candidate].some((c) => !PASS_ALPHABET.includes(c))) return false
+    const email = normaliseEmail(emailInput).slice(0, 254)
+    const key = `pass:account:${email}`
+    if (this.regulator.check(key).locked) return false
+    const user = this.users.findByEmail(email)
+    const pass = user === undefined || user.disabled ? undefined : this.passes.activeFor(user.id, this.clock.now())
+    if (pass !== undefined && this.hasher.matches(candidate, `pass:${pass.id}`, pass.passHash)) return true
+    this.regulator.fail(key, PASS_POLICY)
+    return false
+  }
+
+  /**
    * Signs in with email + pass. Same message for every failure; attempts are regulated per account.
    * Returns when the pass expires: the session it opens must end then too.
    */

@@ -116,7 +116,7 @@ export function secondFactorRequirement (user: Pick<User, 'enforcedAt' | 'role'>
   if (user.enforcedAt === null) return 'none'
   if (methodKinds.length === 0) {
     throw new DomainError('second_factor_missing',
-      'Multi-factor sign-in is required for your account and you have no sign-in method set up yet. Ask your helpdesk for a temporary access pass to set one up.')
+      'Multi-factor sign-in is required for your account and you have no sign-in method set up yet. Ask your helpdesk for a temporary access pass, then choose "I have an access pass" on the sign-in page to set one up.')
   }
   return 'required'
 }

@@ -64,3 +64,41 @@ test('signing out returns to the sign-in page with a notice, and the home page t
     await context.close()
   }
 })
+
+test('a person with a helpdesk pass starts at /, finds "I have an access pass" and signs in with it', async () => {
+  const helpdesk = await createTestUser(testApp.services, { role: 'helpdesk' })
+  const user = await createTestUser(testApp.services, { displayName: 'Ada Pass' })
+  const { pass } = testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
+  const { context, page } = await openPage(browser)
+  try {
+    await page.goto(`${testApp.baseUrl}/`)
+    assert.equal(new URL(page.url()).pathname, '/login')
+    await Promise.all([page.waitForURL('**/login/pass'), page.getByRole('link', { name: 'I have an access pass' }).click()])
+    await page.getByLabel('Work email', { exact: true }).fill(user.email)
+    await page.getByLabel('Access pass', { exact: true }).fill(pass.toLowerCase())
+    await Promise.all([page.waitForURL(`${testApp.baseUrl}/`), page.getByRole('button', { name: 'Sign in', exact: true }).click()])
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Hello, Ada Pass')
+    assert.equal(await page.getByRole('note').filter({ hasText: 'access pass' }).textContent(), 'You signed in with a temporary access pass. You can set up your sign-in methods, then sign out.')
+  } finally {
+    await context.close()
+  }
+})
+
+test('a pass typed into the password box is recognised and the page says where it goes, without using it up', async () => {
+  const helpdesk = await createTestUser(testApp.services, { role: 'helpdesk' })
+  const user = await createTestUser(testApp.services)
+  const { pass } = testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
+  const { context, page } = await openPage(browser)
+  try {
+    await signInThroughForm(page, testApp.baseUrl, user.email, pass)
+    assert.equal(new URL(page.url()).pathname, '/login')
+    assert.equal(await page.getByRole('alert').textContent(), 'That is your temporary access pass, not your password. Choose "I have an access pass" below and enter it there.')
+    await Promise.all([page.waitForURL('**/login/pass'), page.getByRole('link', { name: 'I have an access pass' }).click()])
+    await page.getByLabel('Work email', { exact: true }).fill(user.email)
+    await page.getByLabel('Access pass', { exact: true }).fill(pass)
+    await Promise.all([page.waitForURL(`${testApp.baseUrl}/`), page.getByRole('button', { name: 'Sign in', exact: true }).click()])
+    assert.equal(new URL(page.url()).pathname, '/', 'the one-time pass still works where it belongs')
+  } finally {
+    await context.close()
+  }
+})

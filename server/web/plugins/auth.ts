@@ -77,8 +77,9 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession !== true) return
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
+    const used = request.session.auth.passKind === 'invitation' ? 'an invitation link' : 'a temporary access pass'
     sendError(request, reply, 403, 'pass_session_restricted',
-      'You signed in with a temporary access pass, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.')
+      `You signed in with ${used}, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.`)
   })
 
   // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may

@@ -45,6 +45,10 @@ export default fp<{ config: Config, standing: StandingLookup }>(async (app, { co
       standing: request.user === null ? undefined : standing(request.user.id),
       flash: flash ?? null,
       passSession: session?.auth?.passSession === true,
+      // What opened a restricted session, to name it: a helpdesk pass or an e-mailed invitation.
+      passKind: session?.auth?.passSession === true ? (session.auth.passKind ?? 'pass') : null,
+      // The portal's own address, for pages that tell people where to go (e.g. read out over the phone).
+      portalUrl: config.publicUrl.origin,
       sandbox: config.sandbox,
       path: request.url,
       // Lazy: only pages with a form set the CSRF cookie.
