@@ -14,7 +14,8 @@ import type { FakeIamStats } from '../test/fakes/iam/process.ts'
  *
  *   npm run bench -- aws [users=10000] [--workers 24] [--concurrency 16] [--max-attempts 2] [--rate 1000]
  *
- * Each enforce is two calls (ListAttachedUserPolicies, then AttachUserPolicy). RATE_LIMIT is set below what the
+ * Each enforce is two calls (ListAttachedUserPolicies, then AttachUserPolicy), after one ListUsers walk (pages of 1,000)
+ * that tells the adapter each user id's name. RATE_LIMIT is set below what the
  * adapter and SDK can push on this 2-core machine (~1,500 calls/s unthrottled: `--rate 100000`), so the
  * limit binds, yet high enough that each call's CPU, not idle waiting, dominates. achieved_ratio = calls IAM
  * admitted per second / RATE_LIMIT: how much of the account's allowance the adapter and retries put to use.
@@ -30,20 +31,16 @@ function log (message: string): void {
   process.stderr.write(`${message}\n`)
 }
 
-function userName (i: number): string {
-  return `user${String(i).padStart(5, '0')}`
-}
-
-interface Fake { child: ChildProcess, url: string }
+interface Fake { child: ChildProcess, url: string, userIds: string[] }
 
 async function startFake (users: number, rate: number): Promise<Fake> {
   const script = fileURLToPath(new URL('../test/fakes/iam/process.ts', import.meta.url))
   const child = fork(script, [JSON.stringify({ users, accessKeyId: KEYS.accessKeyId, rateLimit: { perSecond: rate, burst: BURST } })], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('message', (m: { url: string }) => resolve(m.url))
+  const { url, userIds } = await new Promise<{ url: string, userIds: string[] }>((resolve, reject) => {
+    child.once('message', (m: { url: string, userIds: string[] }) => resolve(m))
     child.once('exit', (code) => reject(new Error(`fake IAM exited with ${code}`)))
   })
-  return { child, url }
+  return { child, url, userIds }
 }
 
 async function statsOf (fake: Fake, policyArn: string): Promise<FakeIamStats> {
@@ -93,7 +90,8 @@ export async function main (args: string[]): Promise<void> {
   // The sweep's shape: bounded workers, each user until it succeeds or fails for good, backoff with full jitter.
   const worker = async (): Promise<void> => {
     while (next < users) {
-      const subject = { userId: String(next), externalId: userName(next++), email: '', enrolled: false }
+      // Keyed by IAM user id as the engine hands users over; the adapter looks the names up (one ListUsers walk).
+      const subject = { userId: String(next), externalId: fake.userIds[next++], email: '', enrolled: false }
       for (let attempt = 1; ; attempt++) {
         try {
           if ((await provider.enforce(subject)).changed) changed++

@@ -1,3 +1,4 @@
+import { maxHeaderSize } from 'node:http'
 import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -8,11 +9,13 @@ import type { Services } from './wiring.ts'
 import authPlugin from './web/plugins/auth.ts'
 import csrfPlugin from './web/plugins/csrf.ts'
 import errorPages from './web/plugins/errors.ts'
+import { clientErrorHandler, frameworkErrors, routableUrl } from './web/framework-errors.ts'
 import stepUpActions from './web/plugins/step-up-actions.ts'
 import metricsPlugin from './web/plugins/metrics.ts'
 import rateLimitPlugin from './web/plugins/rate-limit.ts'
 import securityHeaders from './web/plugins/security-headers.ts'
 import sessionPlugin from './web/plugins/session.ts'
+import storageFailures from './web/plugins/storage-failures.ts'
 import staticFiles from './web/plugins/static-files.ts'
 import viewsPlugin from './web/plugins/views.ts'
 import adminRoutes from './web/routes/admin.ts'
@@ -56,12 +59,20 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
     // Only the configured proxies' hops of X-Forwarded-For are believed (never "true": see config.ts).
     trustProxy: fastifyTrustProxy(config.trustProxy),
     bodyLimit: 64 * 1024,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // No framework error skips the app's own pages and JSON (web/framework-errors.ts): an address that does not
+    // decode is routed and then refused by the app; the router cuts no id short (no segment outlives the request
+    // line), so each route's schema says how long its ids may be, after its guard has asked who is calling.
+    rewriteUrl: routableUrl,
+    routerOptions: { maxParamLength: maxHeaderSize },
+    frameworkErrors,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await app.register(metricsPlugin, { token: config.metricsToken, production: config.production })
   await app.register(securityHeaders, { config })
-  await app.register(sessionPlugin, { config, store: services.sessions })
+  await app.register(storageFailures, { storage: services.storage })
+  await app.register(sessionPlugin, { config, store: services.sessions, storage: services.storage })
   await app.register(formbody, { bodyLimit: 64 * 1024 })
   await app.register(csrfPlugin, { config })
   await app.register(rateLimitPlugin)
@@ -71,7 +82,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(errorPages)
   await app.register(stepUpActions, { guard: services.guard, clock: services.clock })
 
-  await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite) })
+  await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite), storage: services.storage })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
   await app.register(homeRoutes, { methods: services.methods, engine: services.engine })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock })
@@ -82,7 +93,8 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(enrollPhoneRoutes, { services })
   await app.register(helpdeskRoutes, { prefix: '/helpdesk', helpdesk: services.helpdesk, clock: services.clock, config })
   await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox, dashboard: services.dashboard, engine: services.engine, campaigns: services.campaigns, clock: services.clock,
-    directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })) })
+    directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })),
+    lastDriftCheck: () => services.driftChecks.latest(), delivery: config })
   await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock })
   await app.register(apiRoutes, { services })
   await app.register(adminTokenRoutes, { prefix: '/admin/tokens', services })

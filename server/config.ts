@@ -1,19 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { BlockList, isIP, isIPv6 } from 'node:net'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
-import { loadAwsConfig, type AwsConfig } from './providers/aws/config.ts'
-import { loadEntraConfig, type EntraConfig } from './providers/entra/config.ts'
+import { ConfigError } from './config-error.ts'
+import { AWS_IAM_VARIABLES, loadAwsConfig, type AwsConfig } from './providers/aws/config.ts'
+import { ENTRA_VARIABLES, loadEntraConfig, type EntraConfig } from './providers/entra/config.ts'
 
-/** One bad variable: the process prints `message` as a single line and exits 1. */
-export class ConfigError extends Error {
-  constructor (readonly variable: string, expected: string) {
-    super(`${variable}: ${expected}`)
-    this.name = 'ConfigError'
-  }
-}
+export { ConfigError }
 
 export interface Config {
   readonly env: 'production' | 'development' | 'test'
@@ -50,6 +45,11 @@ export interface Config {
   readonly trustProxy: TrustProxy
   readonly logLevel: string
   readonly metricsToken: string | undefined
+  /**
+   * The audit chain's key (AUDIT_KEY; unset: derived from ENCRYPTION_KEY) and where its head is anchored outside the
+   * database: the log stream always, AUDIT_ANCHOR_URL when set, every anchorEvery events and at least hourly.
+   */
+  readonly audit: { readonly key: Buffer | undefined, readonly anchorUrl: string | undefined, readonly anchorEvery: number }
   readonly providers: readonly string[]
   /** Set when PROVIDERS names entra (ENTRA_* variables; see server/providers/entra/config.ts). */
   readonly entra: EntraConfig | undefined
@@ -118,6 +118,49 @@ export type TrustProxy = false | { readonly proxies: readonly string[] } | { rea
 
 type Env = Record<string, string | undefined>
 
+/** Every variable loadConfig reads itself; the providers list theirs beside their loaders. */
+const PORTAL_VARIABLES = [
+  'NODE_ENV', 'PORT', 'HOST', 'DATA_DIR', 'DATABASE_FILE', 'PUBLIC_URL', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEYS_PREVIOUS',
+  'SESSION_IDLE_MINUTES', 'SESSION_ABSOLUTE_HOURS', 'SIGNIN_MAX_FAILURES', 'SIGNIN_MAX_FAILURES_PER_IP', 'SIGNIN_LOCKOUT_MINUTES',
+  'TRUST_PROXY', 'TRUSTED_NETWORKS', 'LOG_LEVEL', 'METRICS_TOKEN', 'PROVIDERS', 'PHONE_DEFAULT_REGION', 'PHONE_SOURCE',
+  'ORGANIZATION_NAME', 'RP_ID', 'PRIVILEGED_AAGUIDS', 'FIDO_MDS_FILE', 'FIDO_MDS_ROOT_CERT', 'TOTP_ISSUER', 'STEP_UP_MINUTES',
+  'ACCESS_PASS_MIN_MINUTES', 'ACCESS_PASS_DEFAULT_MINUTES', 'ACCESS_PASS_MAX_MINUTES', 'RESET_WINDOW_DAYS', 'TWO_PERSON_RULE',
+  'TWO_PERSON_REQUEST_HOURS', 'STAFF_PASSKEY_REQUIRED', 'PASSWORD_SIGNIN', 'SMS_COUNTS', 'SWEEP_INTERVAL', 'SMTP_URL', 'MAIL_FROM',
+  'SMS_PROVIDER', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM', 'TWILIO_BASE_URL', 'SNS_REGION', 'SNS_ENDPOINT',
+  'SMS_ALLOWED_COUNTRIES', 'SMS_MAX_PER_NUMBER_PER_HOUR', 'SMS_MAX_PER_ADDRESS_PER_HOUR', 'SMS_MAX_PER_HOUR',
+  'AUDIT_KEY', 'AUDIT_ANCHOR_URL', 'AUDIT_ANCHOR_EVERY'
+]
+
+/** The one list of variables the portal knows: its own and each provider's. */
+export const KNOWN_VARIABLES: ReadonlySet<string> = new Set([...PORTAL_VARIABLES, ...ENTRA_VARIABLES, ...AWS_IAM_VARIABLES])
+
+/** Settings that were removed, with what took their place: named at start rather than silently ignored. */
+const RETIRED_VARIABLES: Readonly<Record<string, string>> = {
+  AWS_IAM_PRIVILEGED_NEED_FIDO: 'which methods privileged users need is the campaign\'s "privileged users need" setting, for every directory alike (a passkey or security key by default)'
+}
+
+/**
+ * Beginnings that only this portal's settings have. An unknown variable that starts with one is almost surely a
+ * typo (ENTRA_TENNANT_ID); anything else in the environment (PATH, NODE_OPTIONS, AWS_REGION, DATABASE_URL) belongs
+ * to someone else and is none of the portal's business.
+ */
+const PROJECT_PREFIXES = [
+  'ENTRA_', 'AWS_IAM_', 'SMS_', 'SMTP_', 'MAIL_', 'TWILIO_', 'SNS_', 'SESSION_', 'SIGNIN_', 'ACCESS_PASS_', 'TRUST', 'PHONE_',
+  'TWO_PERSON_', 'FIDO_', 'METRICS_', 'ENCRYPTION_', 'PRIVILEGED_', 'STAFF_', 'PASSWORD_', 'SWEEP_', 'RESET_WINDOW', 'STEP_UP_',
+  'TOTP_', 'RP_', 'PROVIDER', 'ORGANIZATION_', 'AUDIT_'
+]
+
+/** Warnings about variables set in the environment that the portal does not read: typos, and removed settings. */
+export function unknownVariableWarnings (env: Env): string[] {
+  const names = Object.keys(env).filter((name) => env[name] !== undefined)
+  const retired = names.filter((name) => Object.hasOwn(RETIRED_VARIABLES, name)).sort()
+  const unknown = names.filter((name) => !KNOWN_VARIABLES.has(name) && !Object.hasOwn(RETIRED_VARIABLES, name) && PROJECT_PREFIXES.some((prefix) => name.startsWith(prefix))).sort()
+  return [
+    ...(unknown.length === 0 ? [] : [`unknown environment variables ignored (not settings this portal reads; check the spelling): ${unknown.join(', ')}`]),
+    ...retired.map((name) => `${name} is no longer read: ${RETIRED_VARIABLES[name]}`)
+  ]
+}
+
 const KNOWN_PROVIDERS = ['entra', 'aws']
 // Loopback and private ranges: where a sandbox's users sit. Anything else (production, or a directory connected)
 // starts with none.
@@ -130,7 +173,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * and sealed secrets readable.
  */
 export function loadConfig (env: Env = process.env): Config {
-  const warnings: string[] = []
+  const warnings: string[] = unknownVariableWarnings(env)
   const nodeEnv = env.NODE_ENV ?? 'development'
   if (!['production', 'development', 'test'].includes(nodeEnv)) {
     throw new ConfigError('NODE_ENV', 'expected production, development or test')
@@ -274,6 +317,11 @@ export function loadConfig (env: Env = process.env): Config {
     trustProxy,
     logLevel,
     metricsToken: nonEmpty(env, 'METRICS_TOKEN'),
+    audit: {
+      key: keyOf(env, 'AUDIT_KEY'),
+      anchorUrl: httpUrl(env, 'AUDIT_ANCHOR_URL'),
+      anchorEvery: integer(env, 'AUDIT_ANCHOR_EVERY', 1000, 1, 1_000_000)
+    },
     providers,
     entra: providers.includes('entra') ? requireProvider('entra', loadEntraConfig(env), 'ENTRA_TENANT_ID') : undefined,
     aws: providers.includes('aws') ? loadAwsConfig({ ...env, AWS_IAM_ENABLED: 'true' }) : undefined,
@@ -391,6 +439,25 @@ function parseUrl (text: string): URL {
   return url
 }
 
+function keyOf (env: Env, name: string): Buffer | undefined {
+  const text = nonEmpty(env, name)
+  if (text === undefined) return undefined
+  try {
+    return parseKey(text)
+  } catch {
+    throw new ConfigError(name, 'expected 32 random bytes as base64 or 64 hex characters (openssl rand -base64 32)')
+  }
+}
+
+function httpUrl (env: Env, name: string): string | undefined {
+  const text = nonEmpty(env, name)
+  if (text === undefined) return undefined
+  let url: URL | undefined
+  try { url = new URL(text) } catch {}
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new ConfigError(name, `expected an http:// or https:// URL, got "${text}"`)
+  return url.toString()
+}
+
 function parseKey (text: string): Buffer {
   const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64')
   if (key.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(text) && key.toString('base64') !== text)) {
@@ -476,16 +543,50 @@ function list (text: string | undefined): string[] {
   return (text ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
 }
 
+/**
+ * Secrets generated for development and kept in DATA_DIR, so sessions and sealed secrets survive a restart. A file
+ * that cannot be read, parsed or written is a ConfigError naming it and what to do, never a stack trace.
+ */
 function developmentSecrets (dataDir: string): { file: string, sessionSecret: string, encryptionKey: string } {
   const file = path.join(dataDir, 'development-secrets.json')
+  const keepOrReplace = 'Restore it, or set SESSION_SECRET and ENCRYPTION_KEY; deleting it generates new ones (everyone is signed out and secrets sealed with the old key can no longer be opened)'
   if (existsSync(file)) {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { sessionSecret: string, encryptionKey: string }
-    return { file, ...saved }
+    let saved: unknown
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(file, `${err instanceof SyntaxError ? 'is not valid JSON' : `cannot be read (${fileProblem(err)})`}. ${keepOrReplace}`)
+    }
+    const { sessionSecret, encryptionKey } = (saved ?? {}) as Record<string, unknown>
+    if (typeof sessionSecret !== 'string' || sessionSecret.length < 32 || typeof encryptionKey !== 'string') {
+      throw new ConfigError(file, `does not hold the generated sessionSecret and encryptionKey. ${keepOrReplace}`)
+    }
+    return { file, sessionSecret, encryptionKey }
   }
   const secrets = { sessionSecret: randomBytes(32).toString('base64url'), encryptionKey: randomBytes(32).toString('base64') }
-  mkdirSync(dataDir, { recursive: true })
-  writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 })
+  try {
+    mkdirSync(dataDir, { recursive: true })
+    writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 })
+  } catch (err) {
+    // A half-written file would be refused at the next start; these secrets were never used, so nothing is lost.
+    rmSync(file, { force: true })
+    const remedy = (err as { code?: unknown }).code === 'ENOSPC' ? 'free space on its volume' : `make ${dataDir} writable for the user running mfa-rollout`
+    throw new ConfigError(file, `cannot be written (${fileProblem(err)}): ${remedy}, or set SESSION_SECRET and ENCRYPTION_KEY`)
+  }
   return { file, ...secrets }
+}
+
+function fileProblem (err: unknown): string {
+  switch ((err as { code?: unknown }).code) {
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied'
+    case 'EROFS':
+      return 'read-only file system'
+    case 'ENOSPC':
+      return 'the disk is full'
+  }
+  return (err as Error).message
 }
 
 function deepFreeze<T> (value: T): T {

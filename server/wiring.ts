@@ -4,6 +4,9 @@ import { Signer } from '@fastify/cookie'
 import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
+import { ChainKeyring } from './domain/audit.ts'
+import { AuditAnchors, type AnchorLog } from './domain/audit-anchors.ts'
+import { HttpAnchorPublisher } from './notify/audit-anchor.ts'
 import { SqliteCampaignStore } from './db/campaigns.ts'
 import { SqliteDashboardStore } from './db/dashboard.ts'
 import { SqliteEngineStore } from './db/engine.ts'
@@ -13,6 +16,7 @@ import { SqliteMethodStore } from './db/methods.ts'
 import { SqlitePendingStore } from './db/pending.ts'
 import { Sealer } from './db/sealing.ts'
 import { openDatabase, type Database } from './db/connection.ts'
+import { StorageHealth } from './db/storage-health.ts'
 import { applyMigrations } from './db/migrate.ts'
 import { SqliteSessionStore } from './db/sessions.ts'
 import { SqliteThrottleStore } from './db/throttles.ts'
@@ -24,6 +28,7 @@ import { ApprovalService } from './domain/approvals.ts'
 import { InvitationService } from './domain/invitations.ts'
 import { systemClock, type Clock } from './domain/clock.ts'
 import { CampaignService } from './domain/campaigns.ts'
+import { CampaignAccessKeys, type AccessKeySource } from './domain/access-keys.ts'
 import { EnforcementEngine, DEFAULT_ENGINE_SETTINGS, type EngineSettings, type EngineStore } from './domain/engine.ts'
 import { EnrollmentGuard } from './domain/enrollment-guard.ts'
 import { HelpdeskService } from './domain/helpdesk.ts'
@@ -46,8 +51,12 @@ import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
 import { LocalProvider } from './providers/local/provider.ts'
 import { AwsIamProvider } from './providers/aws/provider.ts'
 import { EntraProvider } from './providers/entra/provider.ts'
+import { SqliteEntraPortalStore } from './db/entra-portal.ts'
 import { SqliteDirectorySyncStore } from './db/directory-sync.ts'
+import { SqliteDriftCheckStore } from './db/drift-checks.ts'
+import { SqliteEnforcementRecords } from './db/enforcement-records.ts'
 import { DirectorySyncService } from './domain/directory-sync.ts'
+import { DriftCheckService } from './domain/drift-checks.ts'
 import { SignInService } from './domain/signin.ts'
 import { UserService } from './domain/users.ts'
 
@@ -56,9 +65,13 @@ export interface Services {
   config: Config
   clock: Clock
   database: Database
+  /** Failing writes (a full disk) and quick_check results, for /readyz and the log. */
+  storage: StorageHealth
   users: SqliteUserStore
   userService: UserService
   audit: SqliteAuditLog
+  /** Publishes the audit chain's head outside the database (the log stream, AUDIT_ANCHOR_URL). */
+  auditAnchors: AuditAnchors
   throttles: SqliteThrottleStore
   regulator: Regulator
   signIn: SignInService
@@ -87,6 +100,8 @@ export interface Services {
   /** Every configured provider by name ('local' always). */
   providers: Readonly<Record<string, IdentityProvider>>
   directorySync: DirectorySyncService
+  /** Drift checks that record how they went (the CLI's exit status, the dashboard's last check). */
+  driftChecks: DriftCheckService
   /** Counts for the admin dashboard and the daily burn-down snapshots. */
   dashboard: SqliteDashboardStore
   close(): void
@@ -103,16 +118,20 @@ export interface ServiceOverrides {
   wrapEngineStore?: (store: EngineStore) => EngineStore
   engineSettings?: Partial<EngineSettings>
   sleep?: (ms: number) => Promise<void>
+  /** Opens the database read-only and applies no migration (CLI commands that only read, such as audit verify). */
+  readOnly?: boolean
 }
 
 /** Opens the database, applies pending migrations and builds every adapter and domain service. */
 export function createServices (config: Config, overrides: ServiceOverrides = {}): Services {
   const clock = overrides.clock ?? systemClock
-  const database = openDatabase(config.databaseFile)
-  applyMigrations(database.db)
+  const database = openDatabase(config.databaseFile, { readOnly: overrides.readOnly })
+  if (overrides.readOnly !== true) applyMigrations(database.db)
 
   const users = new SqliteUserStore(database.db, clock)
-  const audit = new SqliteAuditLog(database.sqlite, clock)
+  const audit = new SqliteAuditLog(database.sqlite, clock, ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys))
+  // A chain written before keyed hashes is keyed from here on, with the migrations (its old hashes stay verifiable).
+  if (overrides.readOnly !== true) audit.upgradeChain()
   const throttles = new SqliteThrottleStore(database.sqlite)
   const regulator = new Regulator(throttles, clock)
   const sessions = new SqliteSessionStore(database.sqlite, clock, config.session)
@@ -126,6 +145,11 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }, devices, () => clock.now())
 
   const log = overrides.log ?? pino(loggerOptions(config))
+  // The chain's head leaves the database as a log line (and to AUDIT_ANCHOR_URL): every N events, and hourly.
+  const auditAnchors = new AuditAnchors(isAnchorLog(log) ? log : pino(loggerOptions(config)),
+    config.audit.anchorUrl === undefined ? undefined : new HttpAnchorPublisher(config.audit.anchorUrl), () => clock.now(),
+    { every: config.audit.anchorEvery, intervalMs: 3_600_000 })
+  audit.onAppend((record) => { auditAnchors.afterAppend(record) })
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const hasher = new KeyedHasher(config.encryptionKey)
   const methods = new SqliteMethodStore(database.db, sealer, clock)
@@ -153,10 +177,22 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const campaignStore = new SqliteCampaignStore(database.db)
   const providers: Record<string, IdentityProvider> = { local }
   if (config.entra !== undefined) {
+    const entraStore = new SqliteEntraPortalStore(database.sqlite, sealer, clock)
     providers.entra = new EntraProvider(config.entra, {
       now: () => clock.now(),
       // Entra campaigns name groups by object id; their members are read on each sync.
-      campaignGroupIds: () => campaignStore.list().filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!)
+      campaignGroupIds: () => campaignStore.list().filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!),
+      // What per-user MFA was before the first flip, so relax restores exactly that, also after a restart.
+      records: new SqliteEnforcementRecords(database.sqlite, clock),
+      // Disabled users are missing from the registration report: what the portal already read for them is reused.
+      disabledUsers: (ids) => entraStore.disabledUserRecords(ids),
+      // Warnings for the operator (a campaign group gone from Entra, a method name the portal does not know).
+      log: {
+        warn: (fields, message) => {
+          if ('warn' in log) (log as { warn(f: object, m: string): void }).warn(fields, message)
+          else log.error(fields, message)
+        }
+      }
     })
   }
   if (config.aws !== undefined) providers.aws = new AwsIamProvider(config.aws, { clock })
@@ -174,7 +210,12 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
-  const campaigns = new CampaignService(campaignStore, engine, audit, clock)
+  // Arming reads the due AWS users' access keys (issue #14 item 11); the adapter is looked up on use, so tests may swap it.
+  const campaignAccessKeys = new CampaignAccessKeys(engine, users, () => {
+    const aws = providers.aws
+    return aws !== undefined && 'activeAccessKeys' in aws ? aws as unknown as AccessKeySource : undefined
+  })
+  const campaigns = new CampaignService(campaignStore, engine, audit, clock, campaignAccessKeys)
   const passes = new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock)
   // Approved requests are carried out by the services that also make the requests (late-bound: built just below).
   const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.db), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
@@ -183,15 +224,18 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     invitation: async (request, approver) => await invitations.issueApproved(request, approver)
   }))
   const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers)
-  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals)
+  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
+    { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
 
   return {
     config,
     clock,
     database,
+    storage: new StorageHealth(database.sqlite, clock),
     users,
     userService: new UserService(users, audit, sessions, { run: (work) => database.sqlite.transaction(work).immediate() }),
     audit,
+    auditAnchors,
     throttles,
     regulator,
     signIn,
@@ -214,6 +258,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     providers,
     notifier,
     directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.sqlite), engine, audit, clock, config.phoneDefaultRegion),
+    driftChecks: new DriftCheckService(new SqliteDriftCheckStore(database.sqlite), engine, audit, clock),
     helpdesk,
     invitations,
     approvals,
@@ -248,4 +293,8 @@ function authenticatorMetadata (config: Config, log: Logger, clock: Clock): Prom
     log.error({ file: metadataFile, err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, 'FIDO_MDS_FILE could not be verified, so privileged users cannot register passkeys: replace it with a BLOB from https://mds3.fidoalliance.org/ and restart')
   })
   return metadata
+}
+
+function isAnchorLog (log: object): log is AnchorLog {
+  return typeof (log as Partial<AnchorLog>).info === 'function' && typeof (log as Partial<AnchorLog>).warn === 'function'
 }

@@ -1,6 +1,15 @@
+import { describeSyncNames } from '../domain/directory-sync.ts'
 import type { Command } from './main.ts'
 
-/** Reads the configured directories (Entra ID, AWS IAM) into the portal now, instead of waiting for the hourly run. */
+/** Why registration facts came from per-user reads, where that needs saying (Entra reads the report when licensed). */
+const PER_USER_NOTE: Record<string, string> = {
+  'authentication/methods': ' (the tenant has no Entra ID P1 licence for the registration report, so each user was read one by one)'
+}
+
+/**
+ * Reads the configured directories (Entra ID, AWS IAM) into the portal now, instead of waiting for the hourly run.
+ * A failure prints the provider's own words (e.g. which Graph permission the app registration lacks) and exits 1.
+ */
 export const sync: Command = {
   name: 'sync',
   summary: 'Read users, privileged roles, groups and registered methods from the configured directories (PROVIDERS).',
@@ -26,7 +35,9 @@ export const sync: Command = {
         if (options.json === true) io.out(JSON.stringify(report))
         else {
           io.out(`sync ${name}: ${report.seen} seen, ${report.created} new, ${report.updated} updated, ${report.skipped} skipped, ${report.disabled} switched off; ` +
-            `registration from ${report.registrationSource ?? 'n/a'}${report.invalidPhones > 0 ? `; ${report.invalidPhones} directory phone numbers were not valid` : ''}`)
+            `registration from ${report.registrationSource ?? 'n/a'}${PER_USER_NOTE[report.registrationSource ?? ''] ?? ''}${report.invalidPhones > 0 ? `; ${report.invalidPhones} directory phone numbers were not valid` : ''}`)
+          // By name: an e-mail in use twice, or an account taken over by its e-mail, is for a person to check.
+          for (const line of describeSyncNames(report)) io.out(`sync ${name}: ${line}`)
         }
       } catch (err) {
         failed = true

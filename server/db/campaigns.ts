@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { and, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/sqlite-core'
+import type { AccessKeyReview } from '../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
+import type { DeadlineSubject } from '../domain/deadlines.ts'
 import type { Campaign } from '../domain/engine.ts'
 import type { Db } from './connection.ts'
 import { campaigns, exemptions, extensions, users } from './schema.ts'
@@ -29,6 +31,17 @@ export class SqliteCampaignStore implements CampaignStore {
 
   list (): Campaign[] {
     return this.db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).all().map(toCampaign)
+  }
+
+  confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Campaign {
+    const row = this.db.update(campaigns).set({
+      awsPolicyVariant: review.variant,
+      accessKeysReviewedAt: review.at.getTime(),
+      accessKeysReviewedBy: review.by,
+      accessKeysReview: JSON.stringify({ variant: review.variant, keyIds: review.keyIds }),
+      updatedAt: now.getTime()
+    }).where(eq(campaigns.id, id)).returning().get()
+    return toCampaign(row)
   }
 
   setArmed (id: string, armedAt: Date | null, armedBy: string | null, now: Date): void {
@@ -87,9 +100,12 @@ export class SqliteCampaignStore implements CampaignStore {
     }))
   }
 
-  firstSeenAndPrivilege (userId: string): { firstSeenAt: Date, privileged: boolean } | undefined {
-    const row = this.db.select({ firstSeenAt: users.firstSeenAt, privileged: users.privileged }).from(users).where(eq(users.id, userId)).get()
-    return row === undefined ? undefined : { firstSeenAt: new Date(row.firstSeenAt), privileged: row.privileged }
+  firstSeenAndPrivilege (userId: string): DeadlineSubject | undefined {
+    const row = this.db.select({ firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, provider: users.provider, privileged: users.privileged })
+      .from(users).where(eq(users.id, userId)).get()
+    return row === undefined
+      ? undefined
+      : { firstSeenAt: new Date(row.firstSeenAt), directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt), provider: row.provider, privileged: row.privileged }
   }
 }
 
@@ -108,7 +124,8 @@ function columns (input: CampaignInput) {
     smsPolicy: input.smsPolicy,
     privilegedMethods: input.privilegedMethods,
     softBlockDays: input.softBlockDays,
-    driftPolicy: input.driftPolicy
+    driftPolicy: input.driftPolicy,
+    awsPolicyVariant: input.awsPolicyVariant
   }
 }
 
@@ -128,6 +145,14 @@ function toCampaign (row: Row): Campaign {
     privilegedMethods: row.privilegedMethods,
     softBlockDays: row.softBlockDays,
     driftPolicy: row.driftPolicy,
+    awsPolicyVariant: row.awsPolicyVariant,
+    accessKeyReview: reviewOf(row),
     armedAt: row.armedAt === null ? null : new Date(row.armedAt)
   }
+}
+
+function reviewOf (row: Row): AccessKeyReview | null {
+  if (row.accessKeysReviewedAt === null || row.accessKeysReview === null) return null
+  const { variant, keyIds } = JSON.parse(row.accessKeysReview) as { variant: AccessKeyReview['variant'], keyIds: string[] }
+  return { variant, keyIds, at: new Date(row.accessKeysReviewedAt), by: row.accessKeysReviewedBy }
 }

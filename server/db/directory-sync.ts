@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
-import { adoptionRefusal, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../domain/directory-sync.ts'
+import { adoptionRefusal, directoryUserName, SYNC_NAMES_KEPT, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../domain/directory-sync.ts'
 
 /** Directory sync's storage: users keyed by (provider, external id), and one row per run. */
 export class SqliteDirectorySyncStore implements DirectorySyncStore {
@@ -11,19 +11,23 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
     this.statements = {
       begin: s("INSERT INTO directory_syncs (provider, started_at, status) VALUES (?, ?, 'running')"),
       finish: s(`UPDATE directory_syncs SET status = @status, finished_at = @now, seen = @seen, created = @created, updated = @updated,
-        skipped = @skipped, registration_source = @registrationSource, error = @error WHERE id = @id`),
+        skipped = @skipped, registration_source = @registrationSource, error = @error, adopted = @adopted, conflicts = @conflicts WHERE id = @id`),
       latest: s(`SELECT id, provider, started_at AS startedAt, finished_at AS finishedAt, status, seen, created, updated, skipped,
-        registration_source AS registrationSource, error FROM directory_syncs WHERE provider = ? ORDER BY id DESC LIMIT 1`),
+        registration_source AS registrationSource, error, adopted, conflicts FROM directory_syncs WHERE provider = ? ORDER BY id DESC LIMIT 1`),
       byExternal: s('SELECT id FROM users WHERE provider = ? AND external_id = ?').pluck(),
+      storedEmail: s('SELECT email FROM users WHERE id = ?').pluck(),
+      // Who else holds an address: another directory user, or a portal account.
+      emailHolder: s('SELECT id, provider, external_id AS externalId, display_name AS displayName, role FROM users WHERE email = ? AND id != ?'),
       // Whether the account ever signed in comes from the audit log (signin.success names the user as subject).
-      byEmail: s(`SELECT id, provider, external_id AS externalId, role,
+      byEmail: s(`SELECT id, provider, external_id AS externalId, display_name AS displayName, role,
         EXISTS (SELECT 1 FROM audit_events WHERE subject_user_id = users.id AND action = 'signin.success') AS signedIn
         FROM users WHERE email = ?`),
       insert: s(`INSERT INTO users (id, email, display_name, role, privileged, provider, external_id, disabled, phone, provider_methods, provider_attributes,
-        synced_at, first_seen_at, created_at, updated_at)
-        VALUES (@id, @email, @displayName, 'user', @privileged, @provider, @externalId, @disabled, @phone, @methods, @attributes, @now, @now, @now, @now)`),
+        synced_at, first_seen_at, directory_created_at, created_at, updated_at)
+        VALUES (@id, @email, @displayName, 'user', @privileged, @provider, @externalId, @disabled, @phone, @methods, @attributes, @now, @now, @createdAt, @now, @now)`),
       update: s(`UPDATE users SET email = @email, display_name = @displayName, privileged = @privileged, provider = @provider, external_id = @externalId,
-        disabled = @disabled, phone = coalesce(@phone, phone), provider_methods = @methods, provider_attributes = @attributes, synced_at = @now, updated_at = @now
+        disabled = @disabled, phone = coalesce(@phone, phone), provider_methods = @methods, provider_attributes = @attributes,
+        directory_created_at = coalesce(@createdAt, directory_created_at), synced_at = @now, updated_at = @now
         WHERE id = @id`),
       clearGroups: s('DELETE FROM user_groups WHERE user_id = ?'),
       addGroup: s('INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?, ?)'),
@@ -43,19 +47,30 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
   upsert (provider: string, record: DirectoryRecord, now: Date): UpsertResult {
     return this.sqlite.transaction((): UpsertResult => {
       let id = this.statements.byExternal.get(provider, record.externalId) as string | undefined
+      // A row from before the provider's ids changed (AWS: IAM user names, now user ids): the update rewrites its id.
+      for (const former of record.formerExternalIds ?? []) {
+        if (id !== undefined) break
+        id = this.statements.byExternal.get(provider, former) as string | undefined
+      }
       let adopted = false
-      if (id === undefined) {
-        const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null, role: string, signedIn: number } | undefined
+      if (id !== undefined) {
+        const holder = this.statements.emailHolder.get(record.email, id) as { id: string, provider: string, externalId: string | null, displayName: string, role: string } | undefined
+        if (holder !== undefined) {
+          return { conflict: `email ${record.email} ${holderOf(holder)}`, existingUserId: holder.id, adoption: false, storedEmail: this.statements.storedEmail.get(id) as string }
+        }
+      } else {
+        const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null, displayName: string, role: string, signedIn: number } | undefined
         if (sameEmail !== undefined) {
           const refusal = adoptionRefusal(sameEmail)
-          if (refusal !== null) return { conflict: `email ${record.email} ${refusal}`, existingUserId: sameEmail.id }
+          if (refusal !== null) return { conflict: `email ${record.email} ${refusal}`, existingUserId: sameEmail.id, adoption: sameEmail.externalId === null, storedEmail: null }
           id = sameEmail.id
           adopted = true
         }
       }
       const values = {
         email: record.email, displayName: record.displayName, privileged: record.privileged ? 1 : 0, provider, externalId: record.externalId,
-        disabled: record.disabled ? 1 : 0, phone: record.phone, methods: JSON.stringify(record.methods), attributes: JSON.stringify(record.attributes), now: now.getTime()
+        disabled: record.disabled ? 1 : 0, phone: record.phone, methods: JSON.stringify(record.methods), attributes: JSON.stringify(record.attributes), now: now.getTime(),
+        createdAt: record.createdAt?.getTime() ?? null
       }
       const created = id === undefined
       if (id === undefined) {
@@ -76,12 +91,31 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
     return ids
   }
 
-  finish (id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error'>, now: Date): void {
-    this.statements.finish.run({ id, now: now.getTime(), ...result })
+  finish (id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error' | 'adopted' | 'conflicts'>, now: Date): void {
+    const { status, seen, created, updated, skipped, registrationSource, error } = result
+    this.statements.finish.run({
+      id, now: now.getTime(), status, seen, created, updated, skipped, registrationSource, error,
+      adopted: JSON.stringify(result.adopted.slice(0, SYNC_NAMES_KEPT)),
+      conflicts: JSON.stringify(result.conflicts.slice(0, SYNC_NAMES_KEPT))
+    })
   }
 
   latest (provider: string): SyncRun | undefined {
-    const row = this.statements.latest.get(provider) as (Omit<SyncRun, 'startedAt' | 'finishedAt'> & { startedAt: number, finishedAt: number | null }) | undefined
-    return row === undefined ? undefined : { ...row, startedAt: new Date(row.startedAt), finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt) }
+    const row = this.statements.latest.get(provider) as (Omit<SyncRun, 'startedAt' | 'finishedAt' | 'adopted' | 'conflicts'> & { startedAt: number, finishedAt: number | null, adopted: string, conflicts: string }) | undefined
+    return row === undefined
+      ? undefined
+      : {
+          ...row,
+          startedAt: new Date(row.startedAt),
+          finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
+          adopted: JSON.parse(row.adopted) as SyncRun['adopted'],
+          conflicts: JSON.parse(row.conflicts) as SyncRun['conflicts']
+        }
   }
+}
+
+/** Who holds an address, in the words of a conflict's reason. */
+function holderOf (holder: { provider: string, externalId: string | null, displayName: string, role: string }): string {
+  if (holder.externalId !== null) return `belongs to ${directoryUserName(holder.provider, holder.externalId, holder.displayName)}`
+  return holder.role === 'user' ? 'belongs to a portal account' : `belongs to a portal ${holder.role} account`
 }

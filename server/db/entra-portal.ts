@@ -1,14 +1,23 @@
 import { randomUUID } from 'node:crypto'
 import type Sqlite from 'better-sqlite3'
 import type { Clock } from '../domain/clock.ts'
-import type { EntraEnrollmentStore, PendingOath } from '../domain/entra-enrollment.ts'
+import type { EntraEnrollmentStore, OathCleanup, PendingOath } from '../domain/entra-enrollment.ts'
 import type { EntraPhoneStore, EntraPhoneUser } from '../domain/entra-phones.ts'
 import { providerSeedBinding } from './provider-enrollments.ts'
 import type { Sealer } from './sealing.ts'
 
 const KIND = 'entra_oath'
+/** A token the portal set out to create, kept until it is seen activated or removed (device_id = its serial number). */
+const CLEANUP_KIND = 'entra_oath_cleanup'
 
 type PhoneUserRow = Omit<EntraPhoneUser, 'privileged'> & { privileged: number }
+
+/** What the portal holds for a disabled Entra user (the Entra adapter's DisabledUserRecord). */
+export interface DisabledUserRecord {
+  methods: readonly string[]
+  readAt: string | null
+  unrecognisedMethods: string | null
+}
 
 /** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
 export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
@@ -27,7 +36,16 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
       setMethods: s('UPDATE users SET provider_methods = ?, updated_at = ? WHERE id = ?'),
       withPhones: s(`SELECT id AS userId, email, external_id AS externalId, phone, privileged, role FROM users
         WHERE provider = 'entra' AND external_id IS NOT NULL AND disabled = 0 AND phone IS NOT NULL ORDER BY email`),
-      byExternal: s("SELECT id AS userId, email, external_id AS externalId, privileged, role FROM users WHERE provider = 'entra' AND external_id = ?")
+      byExternal: s("SELECT id AS userId, email, external_id AS externalId, privileged, role FROM users WHERE provider = 'entra' AND external_id = ?"),
+      insertCleanup: s(`INSERT INTO provider_enrollments (id, user_id, provider, kind, device_id, created_at, expires_at) VALUES (?, ?, 'entra', '${CLEANUP_KIND}', ?, ?, ?)`),
+      forgetCleanup: s(`DELETE FROM provider_enrollments WHERE id = ? AND kind = '${CLEANUP_KIND}'`),
+      dueCleanups: s(`SELECT p.id, p.user_id AS userId, u.external_id AS externalId, p.device_id AS serialNumber, p.expires_at AS dueAt
+        FROM provider_enrollments p LEFT JOIN users u ON u.id = p.user_id AND u.provider = 'entra'
+        WHERE p.kind = '${CLEANUP_KIND}' AND p.expires_at <= ? ORDER BY p.expires_at LIMIT ?`),
+      postponeCleanup: s(`UPDATE provider_enrollments SET expires_at = ?, attempts = attempts + 1 WHERE id = ? AND kind = '${CLEANUP_KIND}' AND expires_at = ?`),
+      purgeUnfinished: s(`DELETE FROM provider_enrollments WHERE provider = 'entra' AND kind = '${KIND}' AND secret_sealed IS NOT NULL AND expires_at < ?`),
+      disabledUser: s(`SELECT provider_methods AS methods, json_extract(provider_attributes, '$.methodsReadWhileDisabled') AS readAt,
+        json_extract(provider_attributes, '$.unrecognisedMethods') AS unrecognised FROM users WHERE provider = 'entra' AND external_id = ?`)
     }
   }
 
@@ -70,6 +88,47 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
     for (const externalId of new Set(externalIds)) {
       const row = this.statements.byExternal.get(externalId) as PhoneUserRow | undefined
       if (row !== undefined) found.set(externalId, { userId: row.userId, email: row.email, privileged: row.privileged === 1, role: row.role })
+    }
+    return found
+  }
+
+  recordOathCleanup (userId: string, serialNumber: string, dueAt: Date): string {
+    const id = randomUUID()
+    this.statements.insertCleanup.run(id, userId, serialNumber, this.clock.now().getTime(), dueAt.getTime())
+    return id
+  }
+
+  forgetOathCleanup (id: string): void {
+    this.statements.forgetCleanup.run(id)
+  }
+
+  dueOathCleanups (now: Date, limit: number): OathCleanup[] {
+    const rows = this.statements.dueCleanups.all(now.getTime(), limit) as Array<Omit<OathCleanup, 'dueAt'> & { dueAt: number }>
+    return rows.map((row) => ({ ...row, dueAt: new Date(row.dueAt) }))
+  }
+
+  postponeOathCleanup (entry: OathCleanup, until: Date): boolean {
+    return this.statements.postponeCleanup.run(until.getTime(), entry.id, entry.dueAt.getTime()).changes === 1
+  }
+
+  purgeUnfinishedOath (before: Date): number {
+    return this.statements.purgeUnfinished.run(before.getTime()).changes
+  }
+
+  /**
+   * Disabled Entra users the portal knows, with the methods it holds for them and when those were read while the
+   * account was disabled (users.provider_attributes), so a sync reads each of them once, not every run.
+   */
+  disabledUserRecords (externalIds: readonly string[]): Map<string, DisabledUserRecord> {
+    const found = new Map<string, DisabledUserRecord>()
+    for (const externalId of new Set(externalIds)) {
+      const row = this.statements.disabledUser.get(externalId) as { methods: string, readAt: unknown, unrecognised: unknown } | undefined
+      if (row === undefined) continue
+      found.set(externalId, {
+        methods: JSON.parse(row.methods) as string[],
+        readAt: typeof row.readAt === 'string' ? row.readAt : null,
+        unrecognisedMethods: typeof row.unrecognised === 'string' ? row.unrecognised : null
+      })
     }
     return found
   }

@@ -27,6 +27,8 @@ export const users = sqliteTable('users', {
   /** After a helpdesk reset: until when the user may enroll a first method again from anywhere. */
   reenrollUntil: integer('reenroll_until'),
   firstSeenAt: integer('first_seen_at').notNull(),
+  /** When the directory itself created the account (Entra createdDateTime, IAM CreateDate); null if it does not say. */
+  directoryCreatedAt: integer('directory_created_at'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
@@ -206,6 +208,16 @@ export const campaigns = sqliteTable('campaigns', {
   softBlockDays: integer('soft_block_days'),
   /** When enforcement is found switched off by hand: put it back ('reapply') or only flag it for an admin ('flag'). */
   driftPolicy: text('drift_policy', { enum: ['reapply', 'flag'] }).notNull().default('reapply'),
+  /**
+   * Which deny-unless-MFA policy AWS IAM users of this campaign get: 'console_and_api' (AWS's documented policy,
+   * which also blocks long-term access keys) or 'console_only' (leaves requests signed with access keys alone).
+   */
+  awsPolicyVariant: text('aws_policy_variant', { enum: ['console_and_api', 'console_only'] }).notNull().default('console_and_api'),
+  /** When an admin last confirmed the due AWS users' access keys (issue #14 item 11), and who. */
+  accessKeysReviewedAt: integer('access_keys_reviewed_at'),
+  accessKeysReviewedBy: text('access_keys_reviewed_by'),
+  /** JSON { variant, keyIds }: the policy chosen then and the access key ids the admin saw. */
+  accessKeysReview: text('access_keys_review'),
   /** Null while disarmed: deadlines and reminders run, nothing is flipped. */
   armedAt: integer('armed_at'),
   armedBy: text('armed_by'),
@@ -368,7 +380,11 @@ export const directorySyncs = sqliteTable('directory_syncs', {
   skipped: integer('skipped').notNull().default(0),
   /** e.g. 'userRegistrationDetails' or 'authentication/methods' (Entra), 'ListMFADevices' (AWS). */
   registrationSource: text('registration_source'),
-  error: text('error')
+  error: text('error'),
+  /** JSON [{ name, email }]: portal accounts taken over by matching e-mail in this run (the first 100). */
+  adopted: text('adopted').notNull().default('[]'),
+  /** JSON [{ name, email, reason }]: directory users whose e-mail another account holds, synced without it (the first 100). */
+  conflicts: text('conflicts').notNull().default('[]')
 }, (t) => [
   index('directory_syncs_provider').on(t.provider, t.id)
 ])
@@ -406,3 +422,33 @@ export const approvalRequests = sqliteTable('approval_requests', {
   index('approval_requests_status').on(t.status, t.expiresAt),
   index('approval_requests_user').on(t.userId, t.requestedAt)
 ])
+
+// ---- Truthful states (issue #13) ----
+
+/**
+ * What the portal found at a directory before it first switched enforcement on for a user (e.g. Entra per-user MFA
+ * `disabled`), and what it set: relaxing restores exactly the state found, and only while the state is still the
+ * one the portal set (an administrator's own change is left alone).
+ */
+export const directoryEnforcementRecords = sqliteTable('directory_enforcement_records', {
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  provider: text('provider').notNull(),
+  foundState: text('found_state').notNull(),
+  setState: text('set_state').notNull(),
+  recordedAt: integer('recorded_at').notNull(),
+  updatedAt: integer('updated_at').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.provider] })
+])
+
+/** One row per drift check: how many enforced users were re-read, found switched off, or could not be read. */
+export const driftChecks = sqliteTable('drift_checks', {
+  id: integer('id').primaryKey(),
+  startedAt: integer('started_at').notNull(),
+  finishedAt: integer('finished_at').notNull(),
+  checked: integer('checked').notNull(),
+  drifted: integer('drifted').notNull(),
+  unchecked: integer('unchecked').notNull(),
+  /** The first provider error met, when some users could not be checked. */
+  error: text('error')
+})

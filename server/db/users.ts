@@ -128,6 +128,7 @@ export class SqliteUserStore implements UserStore {
       enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
       externalId: row.externalId,
       providerMethods: JSON.parse(row.providerMethods) as string[],
+      providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
       reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
       groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
       firstSeenAt: new Date(row.firstSeenAt),

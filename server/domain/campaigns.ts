@@ -1,8 +1,10 @@
+import { armingRefusal, keyIdsOf, type AccessKeyListing, type CampaignAccessKeys } from './access-keys.ts'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { campaignDeadline } from './deadlines.ts'
+import { campaignDeadline, type DeadlineSubject } from './deadlines.ts'
 import type { Campaign, EnforcementEngine } from './engine.ts'
 import { DomainError } from './errors.ts'
+import type { AwsPolicyVariant } from './provider.ts'
 import type { Actor } from './users.ts'
 
 export interface CampaignInput {
@@ -19,6 +21,7 @@ export interface CampaignInput {
   privilegedMethods: Campaign['privilegedMethods']
   softBlockDays: number | null
   driftPolicy: Campaign['driftPolicy']
+  awsPolicyVariant: AwsPolicyVariant
 }
 
 export interface CampaignStore {
@@ -27,10 +30,13 @@ export interface CampaignStore {
   /** Campaigns not archived, newest first. */
   list(): Campaign[]
   setArmed(id: string, armedAt: Date | null, armedBy: string | null, now: Date): void
+  /** Stores the policy variant an admin confirmed and the access keys they saw; the campaign after the change. */
+  confirmAccessKeys(id: string, review: NonNullable<Campaign['accessKeyReview']>, now: Date): Campaign
   addExtension(userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): void
   extensionsFor(userId: string): Array<{ campaignId: string, days: number }>
   addExemption(userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): void
-  firstSeenAndPrivilege(userId: string): { firstSeenAt: Date, privileged: boolean } | undefined
+  /** What the user's deadline depends on: when they joined (directory creation date, first seen) and privilege. */
+  firstSeenAndPrivilege(userId: string): DeadlineSubject | undefined
   /** Clears a drift flag; false when the user had none. */
   clearDriftFlag(userId: string): boolean
   /** Replaces a campaign's settings (not its armed state); the stored campaign after the change. */
@@ -90,6 +96,7 @@ export function validateCampaign (input: CampaignInput): void {
   if (!['counts', 'weak', 'excluded'].includes(input.smsPolicy)) fields.smsPolicy = 'Choose whether text messages count.'
   if (!['phishing_resistant', 'any'].includes(input.privilegedMethods)) fields.privilegedMethods = 'Choose what privileged users need.'
   if (!['reapply', 'flag'].includes(input.driftPolicy)) fields.driftPolicy = 'Choose what happens when enforcement is switched off by hand.'
+  if (!['console_and_api', 'console_only'].includes(input.awsPolicyVariant)) fields.awsPolicyVariant = 'Choose which policy AWS users get.'
   if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
   if (Object.keys(fields).length > 0) throw new CampaignValidationError(fields)
 }
@@ -121,7 +128,7 @@ export function campaignChanges (before: Campaign, after: CampaignInput): Record
 }
 
 const CAMPAIGN_FIELDS = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets',
-  'maxExtensionDays', 'smsPolicy', 'privilegedMethods', 'softBlockDays', 'driftPolicy'] as const satisfies ReadonlyArray<keyof CampaignInput>
+  'maxExtensionDays', 'smsPolicy', 'privilegedMethods', 'softBlockDays', 'driftPolicy', 'awsPolicyVariant'] as const satisfies ReadonlyArray<keyof CampaignInput>
 
 /** Campaigns, extensions and exemptions: every change audited, and users' states brought up to date. */
 export class CampaignService {
@@ -129,7 +136,9 @@ export class CampaignService {
     private readonly store: CampaignStore,
     private readonly engine: EnforcementEngine,
     private readonly audit: AuditLog,
-    private readonly clock: Clock
+    private readonly clock: Clock,
+    /** The due AWS users' access keys (null: AWS is not connected, so there are none to check). */
+    private readonly accessKeys: Pick<CampaignAccessKeys, 'list'> | null = null
   ) {}
 
   /** A new campaign starts disarmed: deadlines and reminders run, nothing is flipped until an admin arms it. */
@@ -149,8 +158,70 @@ export class CampaignService {
     return this.store.find(campaignId)
   }
 
+  /**
+   * Arms without reading anyone's AWS access keys: for campaigns known to need no such check (tests, scripts that
+   * ran it themselves). Admins arm through armChecked.
+   */
   arm (campaignId: string, actor: Actor): void {
     this.setArmed(campaignId, true, actor)
+  }
+
+  /**
+   * Arms, unless the campaign's due AWS users hold active access keys that an admin has not confirmed with the
+   * campaign's policy choice (issue #14 item 11): AWS's documented policy would stop those keys working, so nobody
+   * arms it without having seen who holds them. Keys that could not be read block arming too.
+   */
+  async armChecked (campaignId: string, actor: Actor): Promise<void> {
+    const campaign = this.store.find(campaignId)
+    if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
+    if (campaign.armedAt !== null) return
+    const listing = await this.dueAccessKeys(campaign)
+    const refusal = listing === null ? null : armingRefusal(campaign, listing)
+    if (refusal !== null) {
+      this.audit.append({ action: 'campaign.arming_refused', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, reason: refusal }, ip: actor.ip, userAgent: actor.userAgent })
+      throw new DomainError('access_keys_unconfirmed', refusal)
+    }
+    this.setArmed(campaignId, true, actor)
+  }
+
+  /** The active access keys of the AWS users arming the campaign (or its next sweep) would act on; null without AWS. */
+  async dueAccessKeys (campaign: Campaign): Promise<AccessKeyListing | null> {
+    return this.accessKeys === null ? null : await this.accessKeys.list(campaign)
+  }
+
+  /**
+   * An admin chose the AWS policy with the due users' access keys in view (`seenKeyIds`, the ones the page showed).
+   * The keys are read again: one the admin has not seen (created since) means the page is out of date, and nothing
+   * is recorded. Audited with who holds keys.
+   */
+  async confirmAwsPolicy (campaignId: string, variant: AwsPolicyVariant, seenKeyIds: readonly string[], actor: Actor): Promise<Campaign> {
+    const campaign = this.store.find(campaignId)
+    if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
+    if (!['console_and_api', 'console_only'].includes(variant)) throw new CampaignValidationError({ awsPolicyVariant: 'Choose which policy AWS users get.' })
+    const listing = await this.dueAccessKeys(campaign)
+    if (listing !== null && listing.unchecked > 0) {
+      throw new DomainError('access_keys_unreadable', `The access keys of ${listing.unchecked} AWS user${listing.unchecked === 1 ? '' : 's'} could not be read (${listing.firstError ?? 'no reason given'}). Try again when AWS answers.`)
+    }
+    const keyIds = listing === null ? [] : keyIdsOf(listing)
+    const unseen = keyIds.filter((id) => !seenKeyIds.includes(id))
+    if (unseen.length > 0) {
+      throw new DomainError('access_keys_changed', `${unseen.length} access key${unseen.length === 1 ? ' was' : 's were'} created since this page was shown. Look at the list again, then confirm.`)
+    }
+    const now = this.clock.now()
+    const updated = this.store.confirmAccessKeys(campaignId, { variant, keyIds, at: now, by: actor.id }, now)
+    this.audit.append({
+      action: 'campaign.aws_policy_confirmed',
+      actorId: actor.id,
+      actorLabel: actor.label,
+      details: {
+        campaignId, name: campaign.name, variant, from: campaign.awsPolicyVariant, keys: keyIds.length,
+        usersWithKeys: (listing?.users ?? []).slice(0, 100).map((u) => ({ userName: u.userName, keys: u.keys.map((k) => k.accessKeyId) }))
+      },
+      ip: actor.ip,
+      userAgent: actor.userAgent
+    })
+    if (variant !== campaign.awsPolicyVariant) this.engine.refreshAll()
+    return updated
   }
 
   disarm (campaignId: string, actor: Actor): void {
@@ -172,6 +243,8 @@ export class CampaignService {
     this.store.addExtension(userId, campaignId, days, reason.trim(), actor.id, this.clock.now())
     const after = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
     this.audit.append({ action: 'deadline.extended', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { campaignId, days, reason: reason.trim(), from: current.deadline.toISOString(), to: after.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    // A new deadline is a fresh start: a failure from before it does not hold the user in attention when it passes.
+    this.engine.clearFailure(userId)
     this.engine.refreshUser(userId)
     return after.deadline
   }
@@ -186,6 +259,7 @@ export class CampaignService {
     if (this.store.firstSeenAndPrivilege(userId) === undefined) throw new DomainError('user_not_found', 'No such user.')
     this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
     this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.clearFailure(userId)
     this.engine.refreshUser(userId)
   }
 
@@ -211,11 +285,15 @@ export class CampaignService {
     return this.store.listExemptions(status, this.clock.now(), limit)
   }
 
-  /** Ends an exemption now: audited, and the user's state re-derived (their campaign deadline applies again). */
+  /**
+   * Ends an exemption now: audited, and the user's state re-derived (their campaign deadline applies again, and a
+   * failure from before the exemption no longer holds them back, so a passed deadline is enforced at the next sweep).
+   */
   revokeExemption (exemptionId: string, actor: Actor): void {
     const revoked = this.store.revokeExemption(exemptionId, this.clock.now())
     if (revoked === undefined) throw new DomainError('exemption_not_active', 'This exemption has already ended or does not exist.')
     this.audit.append({ action: 'exemption.revoked', actorId: actor.id, actorLabel: actor.label, subjectUserId: revoked.userId, details: { exemptionId, kind: revoked.kind, reason: revoked.reason }, ip: actor.ip, userAgent: actor.userAgent })
+    this.engine.clearFailure(revoked.userId)
     this.engine.refreshUser(revoked.userId)
   }
 
@@ -231,7 +309,9 @@ export class CampaignService {
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     if ((campaign.armedAt !== null) === armed) return
     this.store.setArmed(campaignId, armed ? this.clock.now() : null, armed ? actor.id : null, this.clock.now())
-    this.audit.append({ action: armed ? 'campaign.armed' : 'campaign.disarmed', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name }, ip: actor.ip, userAgent: actor.userAgent })
+    // Arming is a deliberate fresh start: failures from before it was disarmed are tried again by the next sweep.
+    const retried = armed ? this.engine.clearCampaignFailures(campaignId) : 0
+    this.audit.append({ action: armed ? 'campaign.armed' : 'campaign.disarmed', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, ...(retried > 0 ? { failuresRetried: retried } : {}) }, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshAll()
   }
 }

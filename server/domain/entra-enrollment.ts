@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Secret, TOTP } from 'otpauth'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
@@ -13,9 +14,33 @@ import type { User } from './users.ts'
 
 /** The Entra adapter's registration operations (contracts 1.5, 1.9). */
 export interface EntraEnrollmentPort {
-  /** Create + assign + activate a hardware OATH token holding the portal-generated secret. */
-  enrollOathToken(externalId: string, token: { secretKey: string, code: string, displayName?: string }): Promise<{ deviceId: string, methodId: string }>
+  /**
+   * Create (assigned to the user) + activate a hardware OATH token holding the portal-generated secret, under the
+   * portal's serial number; a token that does not end up activated is removed again where Graph lets it.
+   */
+  enrollOathToken(externalId: string, token: { secretKey: string, code: string, serialNumber: string, displayName?: string }): Promise<{ deviceId: string, methodId: string }>
+  /** Refuses (ProviderError 'hardware_oath_policy_disabled') when the tenant's policy has hardware OATH tokens off. */
+  assertOathAllowed(): Promise<void>
+  /** Removes the token with this serial number unless it is activated. */
+  removeOathToken(externalId: string, serialNumber: string): Promise<'deleted' | 'already_gone' | 'in_use'>
   registrationStatus(subject: ProviderSubject): Promise<RegistrationStatus>
+}
+
+/** A token the portal set out to create at Entra and has not seen activated: removed by housekeeping unless it was. */
+export interface OathCleanup {
+  id: string
+  userId: string
+  /** The user's object id (null when the account is gone from the portal). */
+  externalId: string | null
+  serialNumber: string
+  dueAt: Date
+}
+
+export interface OathCleanupReport {
+  deleted: number
+  alreadyGone: number
+  inUse: number
+  failed: number
 }
 
 export interface PendingOath {
@@ -39,9 +64,21 @@ export interface EntraEnrollmentStore {
   completeOath(id: string, deviceId: string): void
   /** Replaces the method kinds Entra reports for the user (users.provider_methods). */
   setProviderMethods(userId: string, kinds: readonly string[]): void
+  /** Written before a token is created (provider_enrollments, kind entra_oath_cleanup), so no crash can forget it. */
+  recordOathCleanup(userId: string, serialNumber: string, dueAt: Date): string
+  forgetOathCleanup(id: string): void
+  dueOathCleanups(now: Date, limit: number): OathCleanup[]
+  /** Compare-and-swap on the due time: the one caller that moves it may act on the entry (a lease). */
+  postponeOathCleanup(entry: OathCleanup, until: Date): boolean
+  /** Forgets setups that ended before `before` without a token (their sealed seeds are no longer needed). */
+  purgeUnfinishedOath(before: Date): number
 }
 
 const SETUP_LIFETIME_MS = 15 * 60_000
+/** A token is left to its setup this long before housekeeping may remove it: the setup may still be finishing. */
+const CLEANUP_GRACE_MS = 15 * 60_000
+/** After a failed removal, housekeeping tries again this much later. */
+const CLEANUP_RETRY_MS = 10 * 60_000
 
 export interface EntraEnrollmentSettings {
   /** ENTRA_HARDWARE_OATH: authenticator apps are registered in Entra by the portal. */
@@ -79,6 +116,21 @@ export class EntraEnrollmentService {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
   }
 
+  /**
+   * Refuses, in words, when the tenant's authentication methods policy has hardware OATH tokens turned off: checked
+   * before a QR code is shown, so nobody scans a secret Entra would not take. Other failures to ask are left to
+   * the finish, which asks again.
+   */
+  async assertOathAllowed (): Promise<void> {
+    this.requireHardwareOath()
+    try {
+      await this.port.assertOathAllowed()
+    } catch (err) {
+      if (err instanceof ProviderError && err.code === 'hardware_oath_policy_disabled') throw new DomainError('entra_oath_policy_off', err.message)
+      if (!(err instanceof ProviderError)) throw err
+    }
+  }
+
   /** Starts (or restarts) an authenticator-app setup with a fresh secret. */
   beginOath (user: User, context: ChangeContext): TotpSetup {
     this.requireHardwareOath()
@@ -111,16 +163,24 @@ export class EntraEnrollmentService {
     // Checked here first: a wrong code must not leave a half-made token in the directory.
     if (matchTotp(pending.secret, code, this.clock.now()) === null) this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
     if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.')
+    // Written before the token exists: whatever happens next (a lost answer, a crash), housekeeping can find it by
+    // its serial number and remove it unless it was activated. The seed must not sit in the tenant unused.
+    const serialNumber = `PORTAL-${randomBytes(6).toString('hex').toUpperCase()}`
+    const cleanup = this.store.recordOathCleanup(user.id, serialNumber, new Date(this.clock.now().getTime() + CLEANUP_GRACE_MS))
     let enrolled: { deviceId: string, methodId: string }
     try {
-      enrolled = await this.port.enrollOathToken(user.externalId!, { secretKey: pending.secret, code, displayName: name })
+      enrolled = await this.port.enrollOathToken(user.externalId!, { secretKey: pending.secret, code, serialNumber, displayName: name })
     } catch (err) {
       this.store.releaseOath(pending.id)
       if (!(err instanceof ProviderError)) throw err
+      // These leave nothing at Entra: the refused token was removed, or none was made.
+      if (err.code === 'oath_code_rejected' || err.code === 'hardware_oath_policy_disabled') this.store.forgetOathCleanup(cleanup)
       if (err.code === 'oath_code_rejected') this.refuseCode(user, key, 'rejected_by_entra')
-      this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300) } })
+      if (err.code === 'hardware_oath_policy_disabled') throw new DomainError('entra_oath_policy_off', err.message)
+      this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300), serialNumber } })
       throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.')
     }
+    this.store.forgetOathCleanup(cleanup)
     this.regulator.reset(key)
     this.store.completeOath(pending.id, enrolled.deviceId)
     this.store.setProviderMethods(user.id, [...new Set([...user.providerMethods, 'totp'])].sort())
@@ -154,6 +214,40 @@ export class EntraEnrollmentService {
       this.audit.append({ action: 'entra.methods_refreshed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { from: user.providerMethods, to: methods, source: status.source } })
     }
     return { methods, changed }
+  }
+
+  /**
+   * Housekeeping: removes tokens of setups that did not end activated (their removal failed, or the portal stopped
+   * midway), once their grace is over, and forgets setups that ended without a token. A removal that fails is tried
+   * again later; an activated token is left alone (the setup did work).
+   */
+  async cleanupAbandoned (limit = 100): Promise<OathCleanupReport> {
+    const report: OathCleanupReport = { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }
+    const now = this.clock.now()
+    this.store.purgeUnfinishedOath(new Date(now.getTime() - SETUP_LIFETIME_MS - CLEANUP_GRACE_MS))
+    if (!this.settings.hardwareOath) return report
+    for (const entry of this.store.dueOathCleanups(now, limit)) {
+      if (entry.externalId === null) {
+        this.store.forgetOathCleanup(entry.id)
+        continue
+      }
+      // Leased first: another instance's housekeeping leaves an entry it cannot move.
+      if (!this.store.postponeOathCleanup(entry, new Date(now.getTime() + CLEANUP_RETRY_MS))) continue
+      let outcome: 'deleted' | 'already_gone' | 'in_use'
+      try {
+        outcome = await this.port.removeOathToken(entry.externalId, entry.serialNumber)
+      } catch (err) {
+        if (!(err instanceof ProviderError)) throw err
+        report.failed++
+        continue
+      }
+      this.store.forgetOathCleanup(entry.id)
+      if (outcome === 'already_gone') { report.alreadyGone++; continue }
+      if (outcome === 'deleted') report.deleted++
+      else report.inUse++
+      this.audit.append({ action: 'entra.oath_abandoned_removed', actorLabel: 'system', subjectUserId: entry.userId, details: { serialNumber: entry.serialNumber, outcome } })
+    }
+    return report
   }
 
   private refuseCode (user: User, key: string, reason: string): never {

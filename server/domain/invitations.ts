@@ -49,7 +49,12 @@ export class InvitationService {
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     private readonly publicUrl: URL,
-    private readonly approvals: ApprovalService
+    private readonly approvals: ApprovalService,
+    /**
+     * Whether mail really leaves the portal. Without a relay it lands in the admin outbox, where every
+     * administrator could read the link and sign in as the person: outside the sandbox invitations are then refused.
+     */
+    private readonly mail: { delivered: boolean } = { delivered: true }
   ) {}
 
   /**
@@ -82,6 +87,11 @@ export class InvitationService {
 
   /** Refuses people an invitation could not reach or would not let in. */
   private sendable (user: User): void {
+    if (!this.mail.delivered) {
+      throw new DomainError('no_mail_relay',
+        'Invitations are sent by e-mail, and this portal has no mail relay (SMTP_URL), so the link would only sit in the admin outbox, where any administrator could use it. ' +
+        'Issue a temporary access pass instead, or ask an administrator to configure SMTP_URL.')
+    }
     if (user.disabled) throw new DomainError('user_disabled', 'This account is disabled, so an invitation would not let them in.')
     // Directory users without an e-mail address get a placeholder in the reserved .invalid domain (RFC 2606).
     if (user.email.endsWith('.invalid')) {

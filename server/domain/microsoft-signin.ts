@@ -11,7 +11,7 @@ export interface MicrosoftSignInPort {
   /** The address to send the browser to. */
   authCodeUrl(request: { state: string, nonce: string, codeChallenge: string }): Promise<string>
   /** Redeems the callback's code; refuses (ProviderError) a wrong verifier or nonce, or an ID token it cannot verify. */
-  redeemCode(request: { code: string, codeVerifier: string, nonce: string }): Promise<{ objectId: string, username: string | null, mfa: boolean | null }>
+  redeemCode(request: { code: string, codeVerifier: string, nonce: string }): Promise<{ objectId: string, username: string | null, mfa: boolean }>
 }
 
 /** What one sign-in attempt keeps in the (pre-sign-in) session until Microsoft sends the browser back. */
@@ -33,7 +33,10 @@ export interface MicrosoftCallback {
 
 export interface MicrosoftSignedIn {
   user: User
-  /** Microsoft says the sign-in used MFA (`amr` has "mfa"): that counts as a fresh step-up. */
+  /**
+   * The sign-in proved MFA at Microsoft (the configured Conditional Access authentication context came back in `acrs`):
+   * that counts as a fresh step-up. Without a configured context a Microsoft sign-in is one factor.
+   */
   mfa: boolean
   /** What the session still owes before the rest of the portal opens (as after a password). */
   owed: 'none' | 'required' | 'passkey'
@@ -94,7 +97,7 @@ export class MicrosoftSignInService {
     if (callback.code === undefined || callback.code === '') {
       throw refuse('microsoft_refused', 'no_code', 'Microsoft did not send a sign-in code back. Start again from the sign-in page.')
     }
-    let result: { objectId: string, username: string | null, mfa: boolean | null }
+    let result: { objectId: string, username: string | null, mfa: boolean }
     try {
       result = await this.port.redeemCode({ code: callback.code, codeVerifier: attempt.verifier, nonce: attempt.nonce })
     } catch (err) {
@@ -107,7 +110,7 @@ export class MicrosoftSignInService {
       throw refuse('microsoft_user_unknown', user === undefined ? 'unknown_user' : 'account_disabled',
         'Your Microsoft account is not set up in this portal, or it is switched off. Contact your helpdesk.', user?.id ?? null)
     }
-    const mfa = result.mfa === true
+    const mfa = result.mfa
     const kinds = this.methodKinds(user.id)
     // Microsoft's MFA is the second factor, except where staff must use their passkey (phishing-resistant).
     const owed = mfa

@@ -15,7 +15,7 @@ export interface ProviderCapabilities {
 }
 
 export interface ProviderUser {
-  /** The provider's stable id (object id, IAM user name, the portal's own id for local). */
+  /** The provider's stable id (Entra object id, IAM user id `AIDA…`, the portal's own id for local): never a name or an address. */
   externalId: string
   email: string
   displayName: string
@@ -28,8 +28,12 @@ export interface ProviderUser {
   phone?: string | null
   /** Provider facts shown to admins and used by policies, e.g. { consolePassword: true, createdAt: '2024-01-02T…' }. */
   attributes?: Record<string, string | number | boolean | null>
+  /** When the directory created the account (Entra createdDateTime, IAM CreateDate): starts the new-user window. */
+  createdAt?: Date | null
   /** False when the user is out of scope by default (e.g. an IAM user without a console password). */
   targetable?: boolean
+  /** Ids earlier portal versions stored for this user (AWS: the IAM user name); sync rewrites a row found under one. */
+  formerExternalIds?: string[]
 }
 
 export interface RegistrationStatus {
@@ -46,8 +50,51 @@ export interface ProviderSubject {
   userId: string
   externalId: string | null
   email: string
-  /** Whether the portal believes the user holds a qualifying method (enforce may differ, e.g. Entra 'enabled'). */
+  /**
+   * Whether the portal believes the user holds a qualifying method. Adapters that can ask the directory itself at
+   * the moment of the flip do so (Entra per-user MFA reads the user's registered methods live).
+   */
   enrolled: boolean
+  /**
+   * Which deny-unless-MFA policy an AWS IAM user gets, as the user's campaign chose it: 'console_and_api' (AWS's
+   * documented policy, which also blocks long-term access keys) or 'console_only'. Other providers ignore it.
+   */
+  awsPolicyVariant?: AwsPolicyVariant
+}
+
+export type AwsPolicyVariant = 'console_and_api' | 'console_only'
+
+/** What enforce/relax did: whether anything changed, and anything an admin should read in the audit log. */
+export interface EnforcementOutcome {
+  changed: boolean
+  /** e.g. why relax left a state alone (an administrator changed it since the portal set it). */
+  note?: string
+}
+
+/**
+ * What a directory's switch was before the portal first flipped it for a user, and what the portal set, kept by
+ * the portal (directory_enforcement_records): relax restores `found`, and only while the switch still reads `set`.
+ */
+export interface EnforcementRecord {
+  found: string
+  set: string
+}
+
+export interface EnforcementRecords {
+  get(provider: ProviderName, userId: string): EnforcementRecord | undefined
+  put(provider: ProviderName, userId: string, record: EnforcementRecord): void
+  forget(provider: ProviderName, userId: string): void
+}
+
+/**
+ * Records kept in memory, for an adapter used on its own (a benchmark, a one-off script); the portal hands its
+ * adapters the database's records, so what was found survives restarts.
+ */
+export class MemoryEnforcementRecords implements EnforcementRecords {
+  private readonly records = new Map<string, EnforcementRecord>()
+  get (provider: ProviderName, userId: string): EnforcementRecord | undefined { return this.records.get(`${provider}\u0000${userId}`) }
+  put (provider: ProviderName, userId: string, record: EnforcementRecord): void { this.records.set(`${provider}\u0000${userId}`, { ...record }) }
+  forget (provider: ProviderName, userId: string): void { this.records.delete(`${provider}\u0000${userId}`) }
 }
 
 export interface ProviderPage {
@@ -65,9 +112,9 @@ export interface IdentityProvider {
   registrationStatus(subject: ProviderSubject): Promise<RegistrationStatus>
   enforcementState(subject: ProviderSubject): Promise<EnforcementState>
   /** Makes MFA mandatory for the subject; a no-op when it already is. Returns whether anything changed. */
-  enforce(subject: ProviderSubject): Promise<{ changed: boolean }>
-  /** Reverses enforce (exemption, extension, reset); a no-op when not enforced. */
-  relax(subject: ProviderSubject): Promise<{ changed: boolean }>
+  enforce(subject: ProviderSubject): Promise<EnforcementOutcome>
+  /** Reverses enforce (exemption, extension, reset): sets back what the portal set, never an admin's own change. */
+  relax(subject: ProviderSubject): Promise<EnforcementOutcome>
   /**
    * Providers with `capabilities.nativeAccessPass`: issues the provider's own temporary access pass (within its
    * policy, replacing any earlier one). The pass is returned once for the helpdesk to read out and never stored.

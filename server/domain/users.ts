@@ -27,10 +27,12 @@ export interface User {
   disabled: boolean
   /** When MFA became mandatory for this user; null while it is optional. */
   enforcedAt: Date | null
-  /** The provider's id for the user (Entra object id, IAM user name); null for local users. */
+  /** The provider's id for the user (Entra object id, IAM user id `AIDA…`); null for local users. */
   externalId: string | null
   /** Method kinds the provider reports (synced). */
   providerMethods: string[]
+  /** Facts the directory sync recorded (users.provider_attributes), e.g. unrecognisedMethods: methods the portal does not know. */
+  providerAttributes?: Readonly<Record<string, string | number | boolean | null>>
   /** After a helpdesk reset: until when a first method may be set up again from anywhere. */
   reenrollUntil: Date | null
   firstSeenAt: Date

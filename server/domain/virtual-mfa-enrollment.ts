@@ -30,11 +30,12 @@ export interface VirtualMfaSetupView {
  * EnableMFADevice with two consecutive codes). Rejected codes and refusals are results, not errors.
  */
 export interface VirtualMfaProvider {
-  beginVirtualMfa(userName: string): Promise<
+  /** `externalId` is the IAM user id: the adapter calls IAM under the user's current name. */
+  beginVirtualMfa(externalId: string): Promise<
     | { ok: true, setup: VirtualMfaSetupView & { secret: string } }
     | { ok: false, reason: string, message: string }>
-  virtualMfaSetup(userName: string, serialNumber: string, secret: string, expiresAt: Date): Promise<VirtualMfaSetupView>
-  completeVirtualMfa(userName: string, serialNumber: string, code1: string, code2: string): Promise<
+  virtualMfaSetup(externalId: string, serialNumber: string, secret: string, expiresAt: Date): Promise<VirtualMfaSetupView>
+  completeVirtualMfa(externalId: string, serialNumber: string, code1: string, code2: string): Promise<
     | { ok: true, serialNumber: string, method: 'totp' }
     | { ok: false, reason: string, message: string, retry: boolean }>
   deleteVirtualMfa(serialNumber: string): Promise<'deleted' | 'already_gone' | 'in_use'>
@@ -111,7 +112,7 @@ export class VirtualMfaEnrollmentService {
    * setting up a "first" method, so adding another needs a step-up (or a pass/invitation session), not just the network.
    */
   assertMayAdd (user: User, context: ChangeContext): void {
-    this.iamUserName(user)
+    this.iamUserId(user)
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
   }
 
@@ -124,13 +125,13 @@ export class VirtualMfaEnrollmentService {
   async current (user: User): Promise<VirtualMfaSetupView | undefined> {
     const open = this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
     if (open === undefined) return undefined
-    return this.broker().virtualMfaSetup(this.iamUserName(user), open.deviceId, open.secret, open.expiresAt)
+    return this.broker().virtualMfaSetup(this.iamUserId(user), open.deviceId, open.secret, open.expiresAt)
   }
 
   /** Creates a fresh device at AWS (replacing any unfinished one) and keeps its seed sealed until it is proven. */
   async begin (user: User, context: ChangeContext): Promise<VirtualMfaSetupView> {
     this.assertMayAdd(user, context)
-    const result = await this.broker().beginVirtualMfa(this.iamUserName(user))
+    const result = await this.broker().beginVirtualMfa(this.iamUserId(user))
     if (!result.ok) throw new DomainError(result.reason, result.message)
     const { secret, ...view } = result.setup
     this.store.start({ userId: user.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: view.serialNumber, secret, expiresAt: view.expiresAt })
@@ -151,7 +152,7 @@ export class VirtualMfaEnrollmentService {
     if (pending === undefined) throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
 
     // Only the user's own pending row names the device: a serial number sent with the form is never used.
-    const result = await this.broker().completeVirtualMfa(this.iamUserName(user), pending.deviceId, code1, code2)
+    const result = await this.broker().completeVirtualMfa(this.iamUserId(user), pending.deviceId, code1, code2)
     if (!result.ok) {
       if (result.retry) {
         this.store.addAttempt(pending.id)
@@ -170,7 +171,7 @@ export class VirtualMfaEnrollmentService {
     this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind: 'totp', provider: 'aws', serialNumber: pending.deviceId, name: 'Authenticator app (AWS)', passSession: context.passSession } })
     this.engine.refreshUser(user.id)
     await this.tell(user, [
-      `An authenticator app was set up as an MFA device for your AWS user ${user.externalId ?? ''} at ${minute(now)}.`,
+      `An authenticator app was set up as an MFA device for your AWS user ${user.displayName} at ${minute(now)}.`,
       'From now on, AWS asks for a code from that app when you sign in to the AWS console.',
       'If you did not do this, contact your IT security team or the helpdesk at once.'
     ])
@@ -182,12 +183,12 @@ export class VirtualMfaEnrollmentService {
    * sync would. Limited per user, since each check is several IAM calls.
    */
   async checkRegistration (user: User): Promise<{ methods: string[], added: string[] }> {
-    const userName = this.iamUserName(user)
+    const externalId = this.iamUserId(user)
     const key = `aws-check:user:${user.id}`
     const verdict = this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'checking with AWS')
     this.regulator.fail(key, CHECK_POLICY)
-    const status = await this.broker().registrationStatus({ userId: user.id, externalId: userName, email: user.email, enrolled: user.providerMethods.length > 0 })
+    const status = await this.broker().registrationStatus({ userId: user.id, externalId, email: user.email, enrolled: user.providerMethods.length > 0 })
     const added = status.methods.filter((kind) => !user.providerMethods.includes(kind))
     this.store.setProviderMethods(user.id, status.methods)
     this.audit.append({ action: 'aws_mfa.checked', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methods: status.methods, added, source: status.source } })
@@ -226,7 +227,8 @@ export class VirtualMfaEnrollmentService {
     return provider
   }
 
-  private iamUserName (user: User): string {
+  /** The user's IAM user id (the sync keeps the name in displayName, for people to read). */
+  private iamUserId (user: User): string {
     if (user.provider !== 'aws' || user.externalId === null) {
       throw new DomainError('not_aws_user', 'This page is for people whose account is an AWS IAM user.')
     }

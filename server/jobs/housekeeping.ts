@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Services } from '../wiring.ts'
 import { cleanupAbandonedAwsMfa } from './aws-mfa-cleanup.ts'
+import { cleanupAbandonedEntraOath } from './entra-oath-cleanup.ts'
 
 const EVERY_MS = 10 * 60_000
 
@@ -19,6 +20,8 @@ export function startHousekeeping (services: Services, log: Logger): { stop(): v
         challenges: services.challenges.purge(now),
         lapsedApprovals: services.approvals.expireDue()
       }
+      // At least hourly, the audit chain's head leaves the database (when new events arrived).
+      services.auditAnchors.anchorIfDue(services.audit.head())
       if (Object.values(purged).some((n) => n > 0)) log.debug(purged, 'housekeeping purged expired rows')
     } catch (err) {
       log.error({ err }, 'housekeeping failed')
@@ -27,6 +30,11 @@ export function startHousekeeping (services: Services, log: Logger): { stop(): v
     cleanupAbandonedAwsMfa(services).then((report) => {
       if (report.deleted + report.alreadyGone + report.inUse + report.failed > 0) log.info(report, 'abandoned AWS virtual MFA devices cleaned up')
     }, (err: unknown) => { log.error({ err }, 'AWS virtual MFA cleanup failed') })
+    // Entra: hardware OATH tokens of setups that did not end activated are removed from the tenant.
+    cleanupAbandonedEntraOath(services).then((report) => {
+      if (report.deleted + report.inUse > 0) log.info(report, 'Entra hardware OATH tokens of unfinished setups cleaned up')
+      if (report.failed > 0) log.warn(report, 'Entra hardware OATH tokens of unfinished setups could not all be removed; tried again at the next run')
+    }, (err: unknown) => { log.error({ err }, 'Entra hardware OATH cleanup failed') })
   }
   run()
   const timer = setInterval(run, EVERY_MS)

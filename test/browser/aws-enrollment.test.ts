@@ -9,12 +9,14 @@ import { createTestUser, tempDir } from '../helpers/app.ts'
 import { assertNoAxeViolations } from '../helpers/axe.ts'
 import { assertNoSideways, clickAndWaitForPage, DESKTOP, launchBrowser, NARROW_PHONE, openPage, startBrowserApp, type BrowserApp } from '../helpers/browser.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { awsEnv, oathtool } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
 
 let browser: Browser
 let testApp: BrowserApp | undefined
 let fake: FakeIam
+let smtp: SmtpSink
 let context: BrowserContext
 let page: Page
 let userId: string
@@ -26,17 +28,20 @@ let userId: string
 before(async () => {
   fake = await startFakeIam({ now: () => testApp?.clock.now() ?? new Date() })
   fake.state.addUser({ userName: 'bea', consolePassword: true, tags: { email: 'bea@example.org' } })
-  testApp = await startBrowserApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24' })
+  // Invitations need a mail relay outside the sandbox: an in-process SMTP server stands in for it.
+  smtp = await startSmtpSink()
+  testApp = await startBrowserApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24', SMTP_URL: smtp.url })
   const { services } = testApp
   await services.directorySync.sync(services.providers.aws)
   services.campaigns.create(campaignInput(testApp.clock.now()), { id: null, label: 'test' })
   services.engine.refreshAll()
   userId = services.users.findByEmail('bea@example.org')!.id
 
-  // IAM users have no portal password: the helpdesk e-mails an invitation (to the sandbox outbox here).
+  // IAM users have no portal password: the helpdesk e-mails an invitation.
   const staff = await createTestUser(services, { role: 'helpdesk' })
   await awsPortalServices(services).invitations.issue(userId, 'first AWS MFA', { id: staff.id, label: staff.email, role: 'helpdesk' })
-  const link = /http:\/\/localhost:\d+\/invite\/[\w-]+/.exec(services.outbox.latest()[0].bodyText)?.[0]
+  const mail = await smtp.waitFor((m) => m.to.includes('bea@example.org') && /invitation/.test(m.subject))
+  const link = /http:\/\/localhost:\d+\/invite\/[\w-]+/.exec(mail.text)?.[0]
   assert.ok(link, 'the invitation e-mail holds the link')
 
   browser = await launchBrowser()
@@ -54,6 +59,7 @@ after(async () => {
   await browser?.close()
   await testApp?.close()
   await fake?.close()
+  await smtp?.close()
 })
 
 function codeAt (key: string, stepsAhead: number): string {

@@ -28,7 +28,7 @@ before(async () => {
   fake = await startFakeEntra({ now: () => testApp?.clock.now() ?? new Date() })
   const port = await freePort()
   baseUrl = `http://localhost:${port}`
-  testApp = await startTestApp({ PUBLIC_URL: baseUrl, PROVIDERS: 'entra', ...fakeEnv(fake, { ENTRA_REDIRECT_URI: `${baseUrl}/login/microsoft/callback` }) as Record<string, string> })
+  testApp = await startTestApp({ PUBLIC_URL: baseUrl, PROVIDERS: 'entra', ...fakeEnv(fake, { ENTRA_REDIRECT_URI: `${baseUrl}/login/microsoft/callback`, ENTRA_AUTH_CONTEXT: 'c1' }) as Record<string, string> })
   testApp.clock.set(new Date())
   await testApp.app.listen({ port, host: '127.0.0.1' })
   ada = fake.tenant.addUser({ displayName: 'Ada Lovelace' })
@@ -48,7 +48,7 @@ test('a user signs in with Microsoft against the authority (signed ID token) and
     await page.goto(`${baseUrl}/login`)
     await assertNoAxeViolations(page, 'the sign-in page with Microsoft')
     // The fake authority signs in whoever the test chose, as a user who completes Microsoft's own pages would be.
-    fake.identity.signInAs(ada.id, { amr: ['pwd', 'mfa'] })
+    fake.identity.signInAs(ada.id, { mfa: true })
     await clickAndWaitForPage(page, () => page.getByRole('link', { name: 'Sign in with Microsoft' }).click())
     await page.waitForURL(`${baseUrl}/`)
     assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Hello, Ada Lovelace')
@@ -66,7 +66,7 @@ test('a callback with a wrong state is refused with a clear page and the browser
   const { context, page } = await openPage(browser)
   try {
     await page.goto(`${baseUrl}/login`)
-    fake.identity.signInAs(ada.id, { amr: ['mfa'] })
+    fake.identity.signInAs(ada.id, { mfa: true })
     // The browser starts a sign-in (its session holds the state); the answer that comes back carries another state,
     // as a forged or stale link would.
     const begin = await page.request.get(`${baseUrl}/login/microsoft`, { maxRedirects: 0 })

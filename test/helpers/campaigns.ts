@@ -22,6 +22,7 @@ export function campaignInput (now: Date | number, fields: Partial<CampaignInput
     privilegedMethods: 'phishing_resistant',
     softBlockDays: null,
     driftPolicy: 'reapply',
+    awsPolicyVariant: 'console_and_api',
     ...fields
   }
 }

@@ -27,9 +27,10 @@ test('enabled with nothing else, the defaults use the SDK credential chain, poli
   assert.equal(config.endpoint, undefined)
   assert.equal(config.credentials, undefined)
   assert.equal(config.policyName, 'mfa-rollout-force-mfa')
+  assert.equal(config.consoleOnlyPolicyName, 'mfa-rollout-force-mfa-console-only', 'the "console only" variant is a policy of its own')
   assert.equal(config.policyPath, '/')
   assert.deepEqual(config.enforcement, { mode: 'policy' })
-  assert.deepEqual(config.privileged, { adminPolicyArns: ['arn:aws:iam::aws:policy/AdministratorAccess'], groups: [], needFido: true })
+  assert.deepEqual(config.privileged, { adminPolicyArns: ['arn:aws:iam::aws:policy/AdministratorAccess'], groups: [] })
   assert.equal(config.sync, 'login-profile')
   assert.equal(config.emailTag, 'email')
   assert.equal(config.pendingMfaMs, 15 * 60_000)
@@ -44,12 +45,12 @@ test('every setting can be given', () => {
     AWS_IAM_ENDPOINT: 'http://127.0.0.1:4566',
     AWS_IAM_ACCOUNT_ID: '210987654321',
     AWS_IAM_POLICY_NAME: 'Force_MFA',
+    AWS_IAM_CONSOLE_ONLY_POLICY_NAME: 'Force_MFA_Console',
     AWS_IAM_POLICY_PATH: '/portal/',
     AWS_IAM_ENFORCEMENT: 'group',
     AWS_IAM_ENFORCEMENT_GROUP: 'RequireMFA',
     AWS_IAM_ADMIN_POLICY_ARNS: 'none',
     AWS_IAM_PRIVILEGED_GROUPS: 'Admins, BreakGlass',
-    AWS_IAM_PRIVILEGED_NEED_FIDO: 'false',
     AWS_IAM_SYNC: 'credential-report',
     AWS_IAM_USER_PATH: '/staff/',
     AWS_IAM_EMAIL_TAG: 'none',
@@ -65,9 +66,10 @@ test('every setting can be given', () => {
     credentials: undefined,
     accountId: '210987654321',
     policyName: 'Force_MFA',
+    consoleOnlyPolicyName: 'Force_MFA_Console',
     policyPath: '/portal/',
     enforcement: { mode: 'group', group: 'RequireMFA' },
-    privileged: { adminPolicyArns: [], groups: ['Admins', 'BreakGlass'], needFido: false },
+    privileged: { adminPolicyArns: [], groups: ['Admins', 'BreakGlass'] },
     sync: 'credential-report',
     userPathPrefix: '/staff/',
     emailTag: null,
@@ -104,7 +106,6 @@ test('each bad variable is refused in one line that names it', () => {
     [{ AWS_IAM_ENFORCEMENT: 'group' }, 'AWS_IAM_ENFORCEMENT_GROUP'],
     [{ AWS_IAM_ADMIN_POLICY_ARNS: 'AdministratorAccess' }, 'AWS_IAM_ADMIN_POLICY_ARNS'],
     [{ AWS_IAM_PRIVILEGED_GROUPS: 'Admins,bad group' }, 'AWS_IAM_PRIVILEGED_GROUPS'],
-    [{ AWS_IAM_PRIVILEGED_NEED_FIDO: 'maybe' }, 'AWS_IAM_PRIVILEGED_NEED_FIDO'],
     [{ AWS_IAM_SYNC: 'scim' }, 'AWS_IAM_SYNC'],
     [{ AWS_IAM_USER_PATH: '/staff' }, 'AWS_IAM_USER_PATH'],
     [{ AWS_IAM_EMAIL_TAG: 'e mail' }, 'AWS_IAM_EMAIL_TAG'],

@@ -60,21 +60,21 @@ describe('AWS IAM errors', () => {
   test('throttling that outlasts the SDK\'s two attempts is retryable for the engine', async () => {
     const before = fake.callsTo('ListAttachedUserPolicies').length
     fake.inject('throttle', { times: 2, action: 'ListAttachedUserPolicies' })
-    const err = await providerError(provider.enforcementState(subject('alice')))
+    const err = await providerError(provider.enforcementState(subject(fake, 'alice')))
     assert.equal(err.retryable, true)
     assert.equal(err.code, 'throttled')
     assert.equal(fake.callsTo('ListAttachedUserPolicies').length - before, 2, 'two attempts (AWS_IAM_MAX_ATTEMPTS default), no more')
-    assert.equal(await provider.enforcementState(subject('alice')), 'not_enforced', 'the next call goes through')
+    assert.equal(await provider.enforcementState(subject(fake, 'alice')), 'not_enforced', 'the next call goes through')
   })
 
   test('a single throttle is absorbed by the SDK\'s retry', async () => {
     fake.inject('throttle', { times: 1, action: 'ListAttachedUserPolicies' })
-    assert.equal(await provider.enforcementState(subject('alice')), 'not_enforced')
+    assert.equal(await provider.enforcementState(subject(fake, 'alice')), 'not_enforced')
   })
 
   test('IAM server errors are retryable', async () => {
     fake.inject('server-error', { times: 2, action: 'ListMFADevices' })
-    const err = await providerError(provider.registrationStatus(subject('alice')))
+    const err = await providerError(provider.registrationStatus(subject(fake, 'alice')))
     assert.equal(err.retryable, true)
     assert.equal(err.code, 'server_error')
     assert.match(err.message, /HTTP 500/)
@@ -84,7 +84,7 @@ describe('AWS IAM errors', () => {
     const impatient = providerFor(fake, { AWS_IAM_TIMEOUT_SECONDS: '1', AWS_IAM_MAX_ATTEMPTS: '1' })
     fake.inject('hang', { action: 'ListMFADevices' })
     try {
-      const err = await providerError(impatient.registrationStatus(subject('alice')))
+      const err = await providerError(impatient.registrationStatus(subject(fake, 'alice')))
       assert.equal(err.retryable, true)
       assert.equal(err.code, 'timeout')
     } finally {
@@ -97,7 +97,7 @@ describe('AWS IAM errors', () => {
     await closed.close()
     const unreachable = providerFor(closed, { AWS_IAM_MAX_ATTEMPTS: '1' })
     try {
-      const err = await providerError(unreachable.registrationStatus(subject('alice')))
+      const err = await providerError(unreachable.registrationStatus(subject(fake, 'alice')))
       assert.equal(err.retryable, true)
       assert.equal(err.code, 'network_error')
     } finally {
@@ -109,7 +109,7 @@ describe('AWS IAM errors', () => {
     for (let i = 0; i < 9; i++) fake.state.createPolicy(`filler${i}`, '/', '{"Version":"2012-10-17","Statement":[]}')
     fake.state.attachUserPolicy('bob', ADMINISTRATOR_ACCESS)
     for (let i = 0; i < 9; i++) fake.state.attachUserPolicy('bob', `arn:aws:iam::123456789012:policy/filler${i}`)
-    const err = await providerError(provider.enforce(subject('bob')))
+    const err = await providerError(provider.enforce(subject(fake, 'bob')))
     assert.equal(err.retryable, false)
     assert.equal(err.code, 'limit_exceeded')
     assert.match(err.message, /LimitExceeded/)

@@ -55,7 +55,7 @@ describe('AWS IAM sync', () => {
     assert.equal(new Set(users.map((u) => u.externalId)).size, USERS)
     assert.ok(pages >= Math.ceil(USERS / 90), `expected at least ${Math.ceil(USERS / 90)} pages, got ${pages}`)
 
-    const byName = new Map(users.map((u) => [u.externalId, u]))
+    const byName = new Map(users.map((u) => [u.displayName, u]))
     const withKeys = byName.get('user0002')!
     assert.deepEqual([...withKeys.methods!].sort(), ['passkey', 'totp'])
     assert.equal(withKeys.attributes?.mfaActive, true)
@@ -63,6 +63,8 @@ describe('AWS IAM sync', () => {
     assert.equal(withKeys.email, 'user2@example.org', 'the e-mail tag is read whatever the case of its key')
     assert.equal(withKeys.targetable, true)
     assert.equal(withKeys.enabled, true)
+    assert.equal(withKeys.attributes?.userName, 'user0002', 'the name IAM calls and the console use is kept beside the id')
+    assert.equal(withKeys.externalId, fake.state.user('user0002').userId)
     assert.match(String(withKeys.attributes?.arn), /^arn:aws:iam::123456789012:user\/user0002$/)
     assert.equal(withKeys.attributes?.createdAt, new Date(Date.UTC(2023, 0, 1) + 2 * 60_000).toISOString())
 
@@ -83,7 +85,7 @@ describe('AWS IAM sync', () => {
     const untargetable = users.filter((u) => u.targetable === false)
     assert.equal(untargetable.length, USERS / 3)
     assert.ok(untargetable.every((u) => u.attributes?.consolePassword === false))
-    assert.ok(untargetable.every((u) => Number(u.externalId.slice(4)) % 3 === 0))
+    assert.ok(untargetable.every((u) => Number(u.displayName.slice(4)) % 3 === 0))
   })
 
   test('the credential-report path gives the same users as the per-user GetLoginProfile path, without a call per user for the password', async () => {
@@ -111,7 +113,7 @@ describe('AWS IAM sync', () => {
       await provider.credentialReportRows()
       fake.state.addUser({ userName: 'latecomer', path: '/late/', consolePassword: true })
       const { users } = await listAll(provider)
-      assert.deepEqual(users.map((u) => [u.externalId, u.targetable]), [['latecomer', true]])
+      assert.deepEqual(users.map((u) => [u.displayName, u.targetable]), [['latecomer', true]])
     } finally {
       provider.close()
     }
@@ -120,7 +122,7 @@ describe('AWS IAM sync', () => {
   test('registration status lists the kinds of device IAM knows for the user', async () => {
     const provider = providerFor(fake)
     try {
-      const status = await provider.registrationStatus(subject('user0002'))
+      const status = await provider.registrationStatus(subject(fake, 'user0002'))
       assert.deepEqual(status.methods.sort(), ['passkey', 'totp'])
       assert.equal(status.source, 'ListMFADevices')
     } finally {
@@ -183,5 +185,49 @@ describe('AWS IAM sync', () => {
     assert.equal(methodKindOf('arn:aws-cn:iam::123456789012:mfa/team/alice'), 'totp')
     assert.equal(methodKindOf('arn:aws:iam::123456789012:u2f/user/alice/yubikey-ABCDEF'), 'passkey')
     assert.equal(methodKindOf('GAHT12345678'), 'hardware_totp')
+  })
+})
+
+describe('AWS IAM privilege as IAM grants it', () => {
+  const CUSTOM_ADMIN = 'arn:aws:iam::123456789012:policy/OrgAdmin'
+  let fake: FakeIam
+
+  before(async () => {
+    fake = await startFakeIam({ accessKeyId: TEST_KEYS.accessKeyId })
+    fake.state.createPolicy('OrgAdmin', '/', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }))
+    for (const group of ['Ops', 'Platform', 'Readers']) fake.state.addGroup(group)
+    fake.state.attachGroupPolicy('Ops', ADMINISTRATOR_ACCESS)
+    fake.state.attachGroupPolicy('Platform', CUSTOM_ADMIN)
+    fake.state.addUser({ userName: 'via-ops', consolePassword: true, groups: ['Ops'] })
+    fake.state.addUser({ userName: 'via-platform', consolePassword: true, groups: ['Readers', 'Platform'] })
+    fake.state.addUser({ userName: 'reader', consolePassword: true, groups: ['Readers'] })
+    fake.state.addUser({ userName: 'direct', consolePassword: true, policies: [ADMINISTRATOR_ACCESS] })
+  })
+  after(async () => { await fake.close() })
+
+  test('AdministratorAccess attached through a group makes its members privileged without naming the group in config', async () => {
+    const provider = providerFor(fake)
+    try {
+      const privileged = Object.fromEntries((await listAll(provider)).users.map((u) => [u.displayName, u.privileged]))
+      assert.deepEqual(privileged, { 'via-ops': true, 'via-platform': false, reader: false, direct: true })
+      // One listing per group per sync, however many members share it.
+      assert.equal(fake.callsTo('ListAttachedGroupPolicies').filter((c) => c.params.GroupName === 'Readers').length, 1)
+    } finally {
+      provider.close()
+    }
+  })
+
+  test('a policy listed in AWS_IAM_ADMIN_POLICY_ARNS counts through a group too; "none" turns policy-based privilege off', async () => {
+    const custom = providerFor(fake, { AWS_IAM_ADMIN_POLICY_ARNS: `${ADMINISTRATOR_ACCESS},${CUSTOM_ADMIN}` })
+    const none = providerFor(fake, { AWS_IAM_ADMIN_POLICY_ARNS: 'none', AWS_IAM_PRIVILEGED_GROUPS: 'Readers' })
+    try {
+      const byCustom = Object.fromEntries((await listAll(custom)).users.map((u) => [u.displayName, u.privileged]))
+      assert.deepEqual(byCustom, { 'via-ops': true, 'via-platform': true, reader: false, direct: true })
+      const byNone = Object.fromEntries((await listAll(none)).users.map((u) => [u.displayName, u.privileged]))
+      assert.deepEqual(byNone, { 'via-ops': false, 'via-platform': true, reader: true, direct: false })
+    } finally {
+      custom.close()
+      none.close()
+    }
   })
 })

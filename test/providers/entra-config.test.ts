@@ -56,7 +56,10 @@ test('each bad or missing companion variable is refused in one line naming it, n
     [{ ...BASE, ENTRA_HARDWARE_OATH: 'yes' }, 'ENTRA_HARDWARE_OATH'],
     [{ ...BASE, ENTRA_CONCURRENCY: '0' }, 'ENTRA_CONCURRENCY'],
     [{ ...BASE, ENTRA_SYNC_GROUP_IDS: 'finance' }, 'ENTRA_SYNC_GROUP_IDS'],
-    [{ ...BASE, ENTRA_REDIRECT_URI: 'http://mfa.example.org/callback' }, 'ENTRA_REDIRECT_URI']
+    [{ ...BASE, ENTRA_REDIRECT_URI: 'http://mfa.example.org/callback' }, 'ENTRA_REDIRECT_URI'],
+    [{ ...BASE, ENTRA_REDIRECT_URI: 'https://mfa.example.org/callback', ENTRA_AUTH_CONTEXT: 'mfa' }, 'ENTRA_AUTH_CONTEXT'],
+    [{ ...BASE, ENTRA_REDIRECT_URI: 'https://mfa.example.org/callback', ENTRA_AUTH_CONTEXT: 'c100' }, 'ENTRA_AUTH_CONTEXT'],
+    [{ ...BASE, ENTRA_AUTH_CONTEXT: 'c1' }, 'ENTRA_AUTH_CONTEXT']
   ]
   for (const [env, variable] of cases) {
     const error = refusal(env)
@@ -91,5 +94,10 @@ test('a certificate, a group, an extension attribute, an emulator on loopback an
   assert.equal(config.phoneSource, 'extensionAttribute15')
   assert.deepEqual(config.privilegedRoles, ['62e90394-69f5-4237-9190-012177145e10'])
   assert.equal(config.syncGroupIds.length, 2)
-  assert.deepEqual(config.signIn, { redirectUri: 'https://mfa.example.org/auth/microsoft/callback', scopes: ['openid', 'profile', 'email'] })
+  assert.deepEqual(config.signIn, { redirectUri: 'https://mfa.example.org/auth/microsoft/callback', scopes: ['openid', 'profile', 'email'], authContext: null })
+})
+
+test('ENTRA_AUTH_CONTEXT names the Conditional Access authentication context that proves MFA at Microsoft sign-in', () => {
+  const config = loadEntraConfig({ ...BASE, ENTRA_REDIRECT_URI: 'https://mfa.example.org/login/microsoft/callback', ENTRA_AUTH_CONTEXT: 'C7' })!
+  assert.equal(config.signIn?.authContext, 'c7')
 })

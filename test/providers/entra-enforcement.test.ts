@@ -140,3 +140,130 @@ test('group mode adds the user to the Conditional Access group instead, and only
     await close()
   }
 })
+
+test('a user with nothing registered at Entra is set to enabled even when the portal counts them enrolled; enforced once Entra reports a method', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    // A passkey in the portal protects the portal only: Entra has nothing for this user yet.
+    const portalOnly = fake.tenant.addUser()
+    assert.deepEqual(await provider.enforce(subjectOf(portalOnly.id, true)), { changed: true })
+    assert.equal(portalOnly.requirement, 'enabled', 'enforced without a method would leave the user no way to sign in')
+    // Registered at Entra since: the next enforce moves the user on, once.
+    fake.tenant.addMethod(portalOnly, 'microsoftAuthenticator')
+    assert.deepEqual(await provider.enforce(subjectOf(portalOnly.id, false)), { changed: true })
+    assert.equal(portalOnly.requirement, 'enforced', 'what Entra reports decides, not what the portal believes')
+    const bulk = [fake.tenant.addUser(), fake.tenant.addUser({ methods: [{ phone: '+1 2065550100' }] })]
+    await provider.enforceMany([subjectOf(bulk[0].id, true), subjectOf(bulk[1].id, false)])
+    assert.deepEqual(bulk.map((u) => u.requirement), ['enabled', 'enforced'])
+    // Back where it was found before the first flip, not at the intermediate `enabled`.
+    assert.deepEqual(await provider.relax(subjectOf(portalOnly.id, false)), { changed: true })
+    assert.equal(portalOnly.requirement, 'disabled')
+  } finally {
+    await close()
+  }
+})
+
+test('relax restores exactly the per-user state found before the portal\'s first flip', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    // An administrator had already set this user to `enabled` before the campaign; the portal then enforces.
+    const user = fake.tenant.addUser({ methods: ['fido2'], requirement: 'enabled' })
+    assert.deepEqual(await provider.enforce(subjectOf(user.id, true)), { changed: true })
+    assert.equal(user.requirement, 'enforced')
+    assert.deepEqual(await provider.relax(subjectOf(user.id, true)), { changed: true })
+    assert.equal(user.requirement, 'enabled', 'the administrator\'s own setting comes back, not `disabled`')
+    // Entra moving a registered user from `enabled` to `enforced` by itself is still the portal's doing.
+    const registering = fake.tenant.addUser()
+    await provider.enforce(subjectOf(registering.id, false))
+    fake.tenant.setRequirementByHand(registering.id, 'enforced')
+    assert.deepEqual(await provider.relax(subjectOf(registering.id, false)), { changed: true })
+    assert.equal(registering.requirement, 'disabled')
+  } finally {
+    await close()
+  }
+})
+
+test('relax leaves a per-user state an administrator changed after the portal\'s flip, and says why', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const changedByHand = fake.tenant.addUser({ methods: ['softwareOath'] })
+    const neverFlipped = fake.tenant.addUser({ methods: ['softwareOath'], requirement: 'enforced' })
+    await provider.enforce(subjectOf(changedByHand.id, true))
+    await provider.enforce(subjectOf(neverFlipped.id, true))
+    fake.tenant.setRequirementByHand(changedByHand.id, 'enabled')
+    const patches = fake.requirementWrites(changedByHand.id).patches
+
+    const relaxed = await provider.relax(subjectOf(changedByHand.id, true))
+    assert.equal(relaxed.changed, false)
+    assert.match(relaxed.note ?? '', /an administrator changed it after the portal set "enforced"/)
+    assert.equal(changedByHand.requirement, 'enabled')
+    assert.equal(fake.requirementWrites(changedByHand.id).patches, patches, 'no PATCH at all')
+
+    // Enforced by an administrator before the portal came: the portal set nothing, so it lifts nothing.
+    const untouched = await provider.relaxMany([subjectOf(neverFlipped.id, true)])
+    assert.equal(neverFlipped.requirement, 'enforced')
+    assert.ok('changed' in untouched[0] && !untouched[0].changed && /no record of setting it/.test(untouched[0].note ?? ''))
+    assert.equal(fake.requirementWrites(neverFlipped.id).patches, 0)
+  } finally {
+    await close()
+  }
+})
+
+test('group mode removes on relax only a membership the portal added', async () => {
+  const groupId = 'a1b2c3d4-0000-4000-8000-000000000002'
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_ENFORCEMENT: 'group', ENTRA_ENFORCEMENT_GROUP_ID: groupId } })
+  try {
+    const addedByAdmin = fake.tenant.addUser()
+    fake.tenant.addGroup(groupId, [addedByAdmin.id])
+    assert.deepEqual(await provider.enforce(subjectOf(addedByAdmin.id, false)), { changed: false })
+    const relaxed = await provider.relax(subjectOf(addedByAdmin.id, false))
+    assert.equal(relaxed.changed, false)
+    assert.match(relaxed.note ?? '', /the portal did not add this user/)
+    assert.ok(fake.tenant.groups.get(groupId)!.has(addedByAdmin.id))
+  } finally {
+    await close()
+  }
+})
+
+test('group mode: a user the portal added who is also in the group through a nested group is not reported relaxed: the portal removes its own membership and says the nesting keeps MFA required', async () => {
+  const groupId = 'a1b2c3d4-0000-4000-8000-000000000003'
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_ENFORCEMENT: 'group', ENTRA_ENFORCEMENT_GROUP_ID: groupId } })
+  try {
+    fake.tenant.addGroup(groupId)
+    const single = fake.tenant.addUser()
+    const bulk = fake.tenant.addUser()
+    for (const user of [single, bulk]) assert.deepEqual(await provider.enforce(subjectOf(user.id, false)), { changed: true })
+    // An administrator later puts both into a group that is itself a member of the enforcement group.
+    fake.tenant.groups.get(groupId)!.add(fake.tenant.addGroup(undefined, [single.id, bulk.id]))
+
+    await assert.rejects(provider.relax(subjectOf(single.id, false)), (err: ProviderError) => {
+      assert.equal(err.code, 'entra_group_nested_membership')
+      assert.equal(err.retryable, false, 'a person must act: retrying cannot change it')
+      assert.match(err.message, /through a nested group/)
+      return true
+    })
+    assert.equal(fake.tenant.groups.get(groupId)!.has(single.id), false, 'the membership the portal added is removed')
+    const [result] = await provider.relaxMany([subjectOf(bulk.id, false)])
+    assert.ok('error' in result && result.error.code === 'entra_group_nested_membership', JSON.stringify(result))
+    assert.equal(fake.tenant.groups.get(groupId)!.has(bulk.id), false)
+  } finally {
+    await close()
+  }
+})
+
+test('group mode: when the portal\'s membership was replaced by a nested one, relax reports that the portal cannot lift it instead of success', async () => {
+  const groupId = 'a1b2c3d4-0000-4000-8000-000000000004'
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_ENFORCEMENT: 'group', ENTRA_ENFORCEMENT_GROUP_ID: groupId } })
+  try {
+    fake.tenant.addGroup(groupId)
+    const user = fake.tenant.addUser()
+    assert.deepEqual(await provider.enforce(subjectOf(user.id, false)), { changed: true })
+    // An administrator moves the user: out of the group directly, into a nested group.
+    fake.tenant.groups.get(groupId)!.delete(user.id)
+    fake.tenant.groups.get(groupId)!.add(fake.tenant.addGroup(undefined, [user.id]))
+    await assert.rejects(provider.relax(subjectOf(user.id, false)), (err: ProviderError) => err.code === 'entra_group_nested_membership' && !err.retryable)
+    assert.equal(await provider.enforcementState(subjectOf(user.id, false)), 'enforced')
+  } finally {
+    await close()
+  }
+})

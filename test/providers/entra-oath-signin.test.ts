@@ -65,7 +65,7 @@ async function authorize (fake: FakeEntra, url: string): Promise<URL> {
 
 const REDIRECT = 'http://localhost:3000/auth/microsoft/callback'
 
-test('Microsoft sign-in with PKCE yields the user\'s object id and whether MFA was used', async () => {
+test('Microsoft sign-in with PKCE yields the user\'s object id; without an authentication context it is one factor, whatever the user did at Microsoft', async () => {
   const { fake, provider, close } = await entraFixture({ env: { ENTRA_REDIRECT_URI: REDIRECT } })
   try {
     const user = fake.tenant.addUser()
@@ -77,20 +77,42 @@ test('Microsoft sign-in with PKCE yields the user\'s object id and whether MFA w
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256')
     assert.equal(url.searchParams.get('redirect_uri'), REDIRECT)
 
-    fake.identity.signInAs(user.id, { amr: ['pwd', 'mfa'] })
+    // The user does MFA at Microsoft, but a v2.0 ID token carries no amr and nothing was asked to prove it.
+    fake.identity.signInAs(user.id, { mfa: true })
     const callback = await authorize(fake, url.href)
     assert.equal(callback.searchParams.get('state'), state)
     const result = await provider.redeemCode({ code: callback.searchParams.get('code')!, codeVerifier: pkce.verifier, nonce })
     assert.equal(result.objectId, user.id)
     assert.equal(result.tenantId, fake.tenant.tenantId)
-    assert.equal(result.mfa, true)
     assert.equal(result.username, user.userPrincipalName)
+    assert.equal(result.claims.amr, undefined, 'v2.0 ID tokens have no amr')
+    assert.equal(result.mfa, false, 'one factor: nothing in the token proves MFA')
+  } finally {
+    await close()
+  }
+})
 
-    fake.identity.signInAs(user.id)
-    const again = createPkce()
-    const second = await authorize(fake, await provider.authCodeUrl({ state, nonce, codeChallenge: again.challenge }))
-    const noAmr = await provider.redeemCode({ code: second.searchParams.get('code')!, codeVerifier: again.verifier, nonce })
-    assert.equal(noAmr.mfa, null, 'no amr claim: unknown, not "no"')
+test('with ENTRA_AUTH_CONTEXT=c1 the sign-in asks for acrs c1 in the ID token; only a user who satisfied it (MFA) counts as two factors', async () => {
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_REDIRECT_URI: REDIRECT, ENTRA_AUTH_CONTEXT: 'c1' } })
+  try {
+    const user = fake.tenant.addUser()
+    const signIn = async (mfa: boolean): Promise<{ url: URL, mfa: boolean | null, acrs: unknown }> => {
+      const pkce = createPkce()
+      const url = new URL(await provider.authCodeUrl({ state: 's', nonce: 'n', codeChallenge: pkce.challenge }))
+      fake.identity.signInAs(user.id, { mfa })
+      const callback = await authorize(fake, url.href)
+      const result = await provider.redeemCode({ code: callback.searchParams.get('code')!, codeVerifier: pkce.verifier, nonce: 'n' })
+      return { url, mfa: result.mfa, acrs: result.claims.acrs }
+    }
+    const strong = await signIn(true)
+    const claims = JSON.parse(strong.url.searchParams.get('claims') ?? '{}') as { id_token?: { acrs?: unknown } }
+    assert.deepEqual(claims.id_token?.acrs, { essential: true, value: 'c1' }, 'the context is asked for where it is proven: the ID token')
+    assert.deepEqual(strong.acrs, ['c1'])
+    assert.equal(strong.mfa, true)
+
+    const weak = await signIn(false)
+    assert.equal(weak.acrs, undefined, 'Conditional Access binds c1 to MFA: not satisfied, not issued')
+    assert.equal(weak.mfa, false)
   } finally {
     await close()
   }
@@ -101,7 +123,7 @@ test('a sign-in whose ID token carries another nonce is refused', async () => {
   try {
     const user = fake.tenant.addUser()
     const pkce = createPkce()
-    fake.identity.signInAs(user.id, { amr: ['mfa'] })
+    fake.identity.signInAs(user.id, { mfa: true })
     const callback = await authorize(fake, await provider.authCodeUrl({ state: 's', nonce: 'nonce-of-this-attempt', codeChallenge: pkce.challenge }))
     await assert.rejects(provider.redeemCode({ code: callback.searchParams.get('code')!, codeVerifier: pkce.verifier, nonce: 'nonce-of-another-attempt' }),
       (err: ProviderError) => err.code === 'nonce_mismatch' && !err.retryable)

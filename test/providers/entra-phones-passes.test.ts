@@ -86,7 +86,7 @@ test('a temporary access pass has the requested lifetime, replaces the earlier o
     const second = await provider.issueAccessPass(user.id, { lifetimeMinutes: 60 })
     assert.notEqual(second.pass, first.pass)
     assert.equal(user.tap!.id, second.methodId, 'one pass per user: the newest')
-    assert.equal(fake.calls.filter((c) => c.method === 'DELETE' && c.path.includes('temporaryAccessPassMethods')).length, 1)
+    assert.equal(fake.calls.filter((c) => c.method === 'DELETE' && c.path.includes('temporaryAccessPassMethods')).length, 0, 'creating replaces: nothing is deleted first')
     const listed = await provider.graph.get<{ value: Array<{ temporaryAccessPass: string | null }> }>(`/users/${user.id}/authentication/temporaryAccessPassMethods`)
     assert.equal(listed.value[0].temporaryAccessPass, null)
   } finally {
@@ -112,6 +112,72 @@ test('the tenant TAP policy bounds passes: refused outside it with the allowed r
     assert.equal(fitted.oneTime, true)
     fake.tenant.tapPolicy = { ...fake.tenant.tapPolicy, state: 'disabled' }
     await assert.rejects(provider.issueAccessPass(user.id), (err: ProviderError) => err.code === 'access_pass_disabled')
+  } finally {
+    await close()
+  }
+})
+
+test('a mobile number Entra holds in a form the portal cannot read is still the mobile method: it is a conflict, replaced in place only with proof, never a second create', async () => {
+  const { fake, provider, close } = await entraFixture({ env: { ENTRA_PHONE_ATTRIBUTE: 'extensionAttribute15' } })
+  try {
+    const user = fake.tenant.addUser({ ext: { extensionAttribute15: '+1 206 555 0143' }, methods: [{ phone: '+999 1234567' }] })
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678', { replaceExisting: false }), 'conflict')
+    assert.equal(fake.tenant.phone(user, 'mobile')!.props.phoneNumber, '+999 1234567', 'a conflict writes nothing')
+
+    const users = await listAll(async (c) => await provider.listUsers(c))
+    const [line] = await provider.prepopulatePhones(users, { dryRun: false, defaultRegion: 'US' })
+    assert.equal(line.action, 'conflict')
+    assert.equal(line.previous, '+999 1234567', 'the number Entra holds, as it holds it')
+    assert.equal(line.applied, false)
+
+    assert.equal(await provider.setMobilePhone(user.id, '+33612345678', { replaceExisting: true }), 'update')
+    assert.deepEqual(user.methods.filter((m) => m.props.phoneType === 'mobile').map((m) => m.props.phoneNumber), ['+33 612345678'])
+    assert.equal(fake.calls.filter((c) => c.method === 'POST' && c.path.endsWith('/phoneMethods')).length, 0, 'never a second mobile method')
+  } finally {
+    await close()
+  }
+})
+
+test('a pass whose creation fails leaves the earlier pass in place: nothing is deleted before the new one exists', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const user = fake.tenant.addUser()
+    const first = await provider.issueAccessPass(user.id, { lifetimeMinutes: 60 })
+    fake.failNext(1, { status: 400, match: /^POST .*temporaryAccessPassMethods$/ })
+    await assert.rejects(provider.issueAccessPass(user.id, { lifetimeMinutes: 60 }))
+    assert.equal(user.tap?.id, first.methodId, 'the pass the helpdesk handed out still works')
+  } finally {
+    await close()
+  }
+})
+
+test('a user outside the TAP policy\'s targets is refused in plain words before anything is written; a member of a targeted group (even nested) gets a pass', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const outsider = fake.tenant.addUser()
+    const insider = fake.tenant.addUser()
+    const excluded = fake.tenant.addUser()
+    const team = fake.tenant.addGroup(undefined, [insider.id, excluded.id])
+    const helpdeskUsers = fake.tenant.addGroup(undefined, [team])
+    const contractors = fake.tenant.addGroup(undefined, [excluded.id])
+    fake.tenant.tapPolicy = { ...fake.tenant.tapPolicy, includeTargets: [{ targetType: 'group', id: helpdeskUsers }], excludeTargets: [{ targetType: 'group', id: contractors }] }
+    fake.tenant.tapPolicy.includeTargets = [{ targetType: 'group', id: 'all_users' }]
+    const earlier = await provider.issueAccessPass(outsider.id, { lifetimeMinutes: 60 })
+    fake.tenant.tapPolicy.includeTargets = [{ targetType: 'group', id: helpdeskUsers }]
+    const writes = (): number => fake.calls.filter((c) => c.method !== 'GET' && c.path.includes('temporaryAccessPassMethods')).length
+    const before = writes()
+
+    for (const who of [outsider, excluded]) {
+      await assert.rejects(provider.issueAccessPass(who.id, { lifetimeMinutes: 60 }), (err: ProviderError) => {
+        assert.equal(err.code, 'access_pass_not_in_policy')
+        assert.equal(err.retryable, false)
+        assert.match(err.message, /Temporary Access Pass policy/)
+        return true
+      })
+    }
+    assert.equal(writes(), before, 'nothing written')
+    assert.equal(outsider.tap?.id, earlier.methodId, 'the earlier pass is untouched')
+    assert.match((await provider.issueAccessPass(insider.id, { lifetimeMinutes: 60 })).pass, /^.{8}$/)
   } finally {
     await close()
   }

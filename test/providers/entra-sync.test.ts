@@ -1,8 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { ProviderUser } from '../../server/domain/provider.ts'
+import type { ProviderError, ProviderUser } from '../../server/domain/provider.ts'
 import type { EntraProvider } from '../../server/providers/entra/provider.ts'
+import type { DisabledUserRecord } from '../../server/providers/entra/registration.ts'
 import { entraFixture, subjectOf } from '../fakes/graph/harness.ts'
+import type { ReportRefusal } from '../fakes/graph/tenant.ts'
 
 const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
 const AUTH_ADMIN = 'c4e39bd9-1100-46d3-8c65-fb160da0071f'
@@ -105,7 +107,7 @@ test('registered methods come from the registration report, mapped to the portal
 test('without a P1 licence (report answers 403) methods are read per user and the source says so', async () => {
   const { fake, provider, close } = await entraFixture({ provider: { pageSize: 25 } })
   try {
-    fake.tenant.reportForbidden = true
+    fake.tenant.reportRefusal = 'noPremiumLicence'
     const users = Array.from({ length: 60 }, (_, i) => fake.tenant.addUser({ methods: i % 3 === 0 ? ['fido2'] : [] }))
     const result = await syncAll(provider)
     assert.deepEqual([...result.sources], ['authentication/methods'])
@@ -117,6 +119,98 @@ test('without a P1 licence (report answers 403) methods are read per user and th
     assert.equal(perUser.length, 60)
     assert.equal(perUser.every((c) => c.inBatch), true)
     assert.equal(fake.calls.filter((c) => c.path.startsWith('/reports/')).length, 1)
+  } finally {
+    await close()
+  }
+})
+
+test('a registration report refused for a missing consent stops the sync and names the permission to grant; no per-user fallback', async () => {
+  const cases: Array<[ReportRefusal, RegExp]> = [
+    ['noAuditLogPermission', /lacks the application permission AuditLog\.Read\.All\b/],
+    ['noDirectoryReadAccess', /lacks the application permission Directory\.Read\.All\b/],
+    ['requestDenied', /lacks the application permission AuditLog\.Read\.All/]
+  ]
+  for (const [refusal, permission] of cases) {
+    const { fake, provider, close } = await entraFixture()
+    try {
+      fake.tenant.reportRefusal = refusal
+      fake.tenant.addUser({ methods: ['fido2'] })
+      await assert.rejects(provider.listUsers(null), (err: ProviderError) => {
+        assert.equal(err.code, 'entra_permission_missing', refusal)
+        assert.equal(err.retryable, false)
+        assert.match(err.message, permission)
+        assert.match(err.message, /admin consent/)
+        return true
+      })
+      assert.equal(fake.calls.filter((c) => c.path.endsWith('/authentication/methods')).length, 0, 'not silently read user by user')
+    } finally {
+      await close()
+    }
+  }
+})
+
+test('disabled accounts, which the report leaves out, are read per user once: the portal keeps what was read', async () => {
+  const kept = new Map<string, DisabledUserRecord>()
+  const { fake, provider, close } = await entraFixture({ provider: { disabledUsers: (ids) => new Map(ids.filter((id) => kept.has(id)).map((id) => [id, kept.get(id)!])) } })
+  try {
+    const known = fake.tenant.addUser({ accountEnabled: false, methods: ['fido2'] })
+    const stranger = fake.tenant.addUser({ accountEnabled: false, methods: ['fido2'] })
+    fake.tenant.addUser({ methods: ['softwareOath'] })
+    kept.set(known.id, { methods: ['authenticator'], readAt: null, unrecognisedMethods: null })
+
+    const first = new Map((await syncAll(provider)).users.map((u) => [u.externalId, u]))
+    assert.deepEqual(first.get(known.id)!.methods, ['passkey'], 'read per user: the report has no row for it')
+    const readAt = first.get(known.id)!.attributes!.methodsReadWhileDisabled
+    assert.equal(typeof readAt, 'string')
+    assert.equal(first.get(stranger.id)!.methods, undefined, 'a disabled account the portal never brought in is not read')
+    const reads = (): number => fake.calls.filter((c) => c.path === `/users/${known.id}/authentication/methods`).length
+    assert.equal(reads(), 1)
+
+    // The portal stores what the listing said; the next run finds it there.
+    kept.set(known.id, { methods: first.get(known.id)!.methods!, readAt: readAt as string, unrecognisedMethods: null })
+    const second = new Map((await syncAll(provider)).users.map((u) => [u.externalId, u]))
+    assert.equal(reads(), 1, 'not read again on the next run')
+    assert.deepEqual(second.get(known.id)!.methods, ['passkey'])
+    assert.equal(second.get(known.id)!.attributes!.methodsReadWhileDisabled, readAt)
+  } finally {
+    await close()
+  }
+})
+
+test('method names the portal does not know are kept in the user\'s attributes and logged once, never counted', async () => {
+  const warnings: Array<{ fields: object, message: string }> = []
+  const { fake, provider, close } = await entraFixture({ provider: { log: { warn: (fields, message) => { warnings.push({ fields, message }) } } } })
+  try {
+    const certified = fake.tenant.addUser({ methods: ['fido2'] })
+    certified.otherReportedMethods.push('x509CertificateMultiFactor')
+    const onlyCert = fake.tenant.addUser()
+    onlyCert.otherReportedMethods.push('x509CertificateMultiFactor', 'securityQuestion')
+    for (let run = 0; run < 2; run++) {
+      const byId = new Map((await syncAll(provider)).users.map((u) => [u.externalId, u]))
+      assert.deepEqual(byId.get(certified.id)!.methods, ['passkey'])
+      assert.equal(byId.get(certified.id)!.attributes!.unrecognisedMethods, 'x509CertificateMultiFactor')
+      assert.deepEqual(byId.get(onlyCert.id)!.methods, [], 'an unknown method does not count')
+      assert.equal(byId.get(onlyCert.id)!.attributes!.unrecognisedMethods, 'x509CertificateMultiFactor', 'a known non-factor is not "unknown"')
+    }
+    assert.equal(warnings.length, 1, 'logged once, not once per user or per run')
+    assert.deepEqual(warnings[0].fields, { method: 'x509CertificateMultiFactor' })
+  } finally {
+    await close()
+  }
+})
+
+test('a campaign group deleted in Entra is skipped with a warning instead of failing every sync', async () => {
+  const warnings: object[] = []
+  const gone = 'a1b2c3d4-0000-4000-8000-00000000dead'
+  let targets: string[] = []
+  const { fake, provider, close } = await entraFixture({ provider: { campaignGroupIds: () => targets, log: { warn: (fields) => { warnings.push(fields) } } } })
+  try {
+    const a = fake.tenant.addUser()
+    const pilots = fake.tenant.addGroup(undefined, [a.id])
+    targets = [gone, pilots]
+    const { users } = await syncAll(provider)
+    assert.deepEqual(users.find((u) => u.externalId === a.id)!.groups, [pilots])
+    assert.deepEqual(warnings, [{ groupId: gone }])
   } finally {
     await close()
   }
@@ -163,6 +257,49 @@ test('a cursor that does not point at Microsoft Graph is refused before any toke
       return true
     })
     assert.equal(fake.calls.length, 0)
+  } finally {
+    await close()
+  }
+})
+
+test('PIM-eligible administrators and members of a role-assignable group that holds an administrator role are privileged', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    const eligible = fake.tenant.addUser()
+    const viaGroup = fake.tenant.addUser()
+    const viaEligibleGroup = fake.tenant.addUser()
+    const readerMember = fake.tenant.addUser()
+    const plain = fake.tenant.addUser()
+    // PIM: eligible to activate Global Administrator whenever they like; no active assignment.
+    fake.tenant.makeEligible(eligible.id, GLOBAL_ADMIN)
+    // Role-assignable groups: one holds Authentication Administrator actively, one is eligible for Global Administrator.
+    fake.tenant.assignRole(fake.tenant.addGroup(undefined, [viaGroup.id]), AUTH_ADMIN)
+    fake.tenant.makeEligible(fake.tenant.addGroup(undefined, [viaEligibleGroup.id]), GLOBAL_ADMIN)
+    fake.tenant.assignRole(fake.tenant.addGroup(undefined, [readerMember.id]), READER)
+
+    const byId = new Map((await syncAll(provider)).users.map((u) => [u.externalId, u]))
+    assert.equal(byId.get(eligible.id)!.privileged, true, 'eligible is privileged: one click away from the role')
+    assert.equal(byId.get(eligible.id)!.attributes!.privilegedRoles, GLOBAL_ADMIN)
+    assert.equal(byId.get(viaGroup.id)!.privileged, true)
+    assert.equal(byId.get(viaGroup.id)!.attributes!.privilegedRoles, AUTH_ADMIN)
+    assert.equal(byId.get(viaEligibleGroup.id)!.privileged, true)
+    assert.equal(byId.get(readerMember.id)!.privileged, false, 'a group holding a role that is not an administrator role')
+    assert.equal(byId.get(plain.id)!.privileged, false)
+    assert.ok(fake.calls.some((c) => c.path === '/roleManagement/directory/roleEligibilityScheduleInstances' && c.status === 200))
+  } finally {
+    await close()
+  }
+})
+
+test('a tenant without Entra ID P2 has no PIM: active assignments still count and the sync goes on', async () => {
+  const { fake, provider, close } = await entraFixture()
+  try {
+    fake.tenant.pimUnlicensed = true
+    const admin = fake.tenant.addUser()
+    fake.tenant.assignRole(admin.id, GLOBAL_ADMIN)
+    const { users } = await syncAll(provider)
+    assert.equal(users.find((u) => u.externalId === admin.id)!.privileged, true)
+    assert.ok(fake.calls.some((c) => c.path === '/roleManagement/directory/roleEligibilityScheduleInstances' && c.status === 400))
   } finally {
     await close()
   }

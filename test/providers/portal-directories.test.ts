@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServices, type Services } from '../../server/wiring.ts'
-import { FakeClock, testConfig } from '../helpers/app.ts'
+import { FakeClock, tempDir, testConfig } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
@@ -17,8 +17,8 @@ function portal (env: Record<string, string>, clock: FakeClock): Services {
 }
 
 function rows (services: Services, provider: string) {
-  return services.database.sqlite.prepare(`SELECT u.email, u.external_id AS externalId, u.privileged, u.disabled, u.phone, u.provider_methods AS methods, s.state
-    FROM users u LEFT JOIN user_states s ON s.user_id = u.id WHERE u.provider = ? ORDER BY u.external_id`).all(provider) as Array<{ email: string, externalId: string, privileged: number, disabled: number, phone: string | null, methods: string, state: string | null }>
+  return services.database.sqlite.prepare(`SELECT u.email, u.external_id AS externalId, u.display_name AS name, u.privileged, u.disabled, u.phone, u.provider_methods AS methods, s.state
+    FROM users u LEFT JOIN user_states s ON s.user_id = u.id WHERE u.provider = ? ORDER BY u.external_id`).all(provider) as Array<{ email: string, externalId: string, name: string, privileged: number, disabled: number, phone: string | null, methods: string, state: string | null }>
 }
 
 test('Entra: sync brings users in once (privileged, phones, methods), a past deadline PATCHes each due user once under throttling, and drift is re-applied', async () => {
@@ -50,7 +50,8 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
     assert.equal(rows(services, 'entra').find((r) => r.externalId === users[2].id)!.disabled, 1)
 
     const now = clock.now().getTime()
-    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider = 'entra'").run(now - 90 * DAY)
+    // Accounts that existed long before the campaign (created in the directory, and seen by the portal, 90 days ago).
+    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'entra'").run(now - 90 * DAY, now - 90 * DAY)
     const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now + DAY), privilegedMethods: 'any' }), admin)
     services.campaigns.arm(campaign.id, admin)
     clock.advance(2 * DAY)
@@ -90,12 +91,15 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     const report = await services.directorySync.sync(services.providers.aws)
     assert.equal(report.created, 12)
     const synced = rows(services, 'aws')
-    assert.equal(synced.find((r) => r.externalId === 'dev1')!.email, 'dev1@example.org')
-    assert.equal(synced.find((r) => r.externalId === 'dev4')!.email, 'dev4@aws.invalid', 'no email tag: an address that is never delivered')
-    assert.deepEqual(JSON.parse(synced.find((r) => r.externalId === 'dev2')!.methods), ['totp'])
+    assert.equal(synced.find((r) => r.name === 'dev1')!.email, 'dev1@example.org')
+    // IAM users are keyed by user id; one without an e-mail tag gets an address that is never delivered, naming the id.
+    assert.equal(synced.find((r) => r.name === 'dev4')!.externalId, fake.state.user('dev4').userId)
+    assert.equal(synced.find((r) => r.name === 'dev4')!.email, `${fake.state.user('dev4').userId.toLowerCase()}@aws.invalid`, 'no email tag: an address that is never delivered')
+    assert.deepEqual(JSON.parse(synced.find((r) => r.name === 'dev2')!.methods), ['totp'])
 
     const now = clock.now().getTime()
-    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider = 'aws'").run(now - 90 * DAY)
+    // Accounts that existed long before the campaign (created in the directory, and seen by the portal, 90 days ago).
+    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'aws'").run(now - 90 * DAY, now - 90 * DAY)
     const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'aws', deadline: new Date(now + DAY), maxExtensionDays: 30 }), admin)
     services.engine.refreshAll()
     assert.equal(rows(services, 'aws').filter((r) => r.state === 'not_targeted').length, 4, 'no console password: not targeted')
@@ -111,15 +115,86 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     // Someone detaches the policy from dev7 in the AWS console: found by the drift check, attached again by the next sweep.
     const policyArn = fake.callsTo('AttachUserPolicy', { ok: true })[0].params.PolicyArn
     fake.state.detachUserPolicy('dev7', policyArn)
-    const dev7 = services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = 'dev7'").pluck().get() as string
+    const dev7 = services.database.sqlite.prepare("SELECT id FROM users WHERE display_name = 'dev7'").pluck().get() as string
     assert.deepEqual(await services.engine.detectDrift(), [dev7])
     await services.engine.sweep()
     assert.deepEqual(fake.callsTo('AttachUserPolicy', { ok: true }).map((c) => c.params.UserName).filter((name) => name === 'dev7'), ['dev7', 'dev7'], 'attached again')
 
-    const dev5 = services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = 'dev5'").pluck().get() as string
+    const dev5 = services.database.sqlite.prepare("SELECT id FROM users WHERE display_name = 'dev5'").pluck().get() as string
     services.campaigns.extend(dev5, campaign.id, 10, 'travelling', admin)
     await services.engine.sweep()
     assert.deepEqual(fake.callsTo('DetachUserPolicy', { ok: true }).map((c) => c.params.UserName), ['dev5'])
+  } finally {
+    services.close()
+    await fake.close()
+  }
+})
+
+test('Entra: an exemption gives back the per-user state found before the first flip, after a restart too, and leaves (and audits) a state an admin changed since', async () => {
+  const fake = await startFakeEntra()
+  const clock = new FakeClock()
+  const env = { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string> }
+  const dataDir = tempDir()
+  let services = createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
+  try {
+    // An administrator had put one user on `enabled` before the campaign; the other was `disabled`.
+    const presetByAdmin = fake.tenant.addUser({ methods: ['fido2'], requirement: 'enabled' })
+    const changedLater = fake.tenant.addUser({ methods: ['fido2'] })
+    await services.directorySync.sync(services.providers.entra)
+    const now = clock.now().getTime()
+    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'entra'").run(now - 90 * DAY, now - 90 * DAY)
+    const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now - DAY) }), admin)
+    services.campaigns.arm(campaign.id, admin)
+    await services.engine.sweep()
+    assert.deepEqual([presetByAdmin.requirement, changedLater.requirement], ['enforced', 'enforced'])
+
+    // The portal restarts: what it found is in the database, not in memory.
+    services.close()
+    services = createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
+    fake.tenant.setRequirementByHand(changedLater.id, 'enabled')
+    const idOf = (objectId: string): string => services.database.sqlite.prepare('SELECT id FROM users WHERE external_id = ?').pluck().get(objectId) as string
+    for (const user of [presetByAdmin, changedLater]) {
+      services.campaigns.exempt(idOf(user.id), { kind: 'service_account', reason: 'robot account', owner: 'ops', expiresAt: new Date(now + 30 * DAY) }, admin)
+    }
+    await services.engine.sweep()
+    assert.equal(presetByAdmin.requirement, 'enabled', 'back to the administrator\'s own setting, not disabled')
+    assert.equal(changedLater.requirement, 'enabled', 'an administrator\'s later change stays')
+    const relaxed = services.database.sqlite.prepare("SELECT subject_user_id AS userId, details FROM audit_events WHERE action = 'enforcement.relaxed'").all() as Array<{ userId: string, details: string }>
+    const note = (objectId: string): unknown => JSON.parse(relaxed.find((r) => r.userId === idOf(objectId))!.details).note
+    assert.equal(note(presetByAdmin.id), undefined)
+    assert.match(String(note(changedLater.id)), /an administrator changed it after the portal set "enforced"/)
+    assert.equal(services.database.sqlite.prepare('SELECT count(*) FROM directory_enforcement_records').pluck().get(), 0, 'records are dropped once used')
+  } finally {
+    services.close()
+    await fake.close()
+  }
+})
+
+test('AWS: a policy version without the Deny put in force by hand is drift for every enforced user, and the next sweep puts the shipped document back once', async () => {
+  const clock = new FakeClock()
+  const fake = await startFakeIam({ now: () => clock.now() })
+  const services = portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
+  try {
+    for (let i = 0; i < 3; i++) fake.state.addUser({ userName: `ops${i}`, consolePassword: true, createDate: new Date(clock.now().getTime() - 400 * DAY) })
+    await services.directorySync.sync(services.providers.aws)
+    const now = clock.now().getTime()
+    services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider = 'aws'").run(now - 90 * DAY)
+    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), admin)
+    services.campaigns.arm(campaign.id, admin)
+    await services.engine.sweep()
+    const policyArn = fake.callsTo('AttachUserPolicy', { ok: true })[0].params.PolicyArn
+    const shipped = fake.state.policy(policyArn).document
+
+    fake.state.createPolicyVersion(policyArn, JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'iam:ListUsers', Resource: '*' }] }), true)
+    clock.advance(5 * 60_000)
+    const drift = await services.engine.checkDrift()
+    assert.deepEqual({ drifted: drift.drifted.length, checked: drift.checked, unchecked: drift.unchecked }, { drifted: 3, checked: 3, unchecked: 0 })
+    await services.engine.sweep()
+
+    assert.deepEqual(JSON.parse(fake.state.policy(policyArn).document), JSON.parse(shipped))
+    assert.equal(fake.callsTo('CreatePolicyVersion', { ok: true }).length, 1, 'one new version, however many users drifted')
+    assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM user_states WHERE state = 'enforced'").pluck().get(), 3)
+    assert.deepEqual((await services.engine.checkDrift()).drifted, [])
   } finally {
     services.close()
     await fake.close()

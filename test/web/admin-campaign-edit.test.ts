@@ -39,7 +39,8 @@ test('the edit form shows the campaign\'s current settings, posts to its own add
   assert.match(page.text, />Save changes<\/button>/)
   assert.deepEqual(await editFields(admin, campaign.id, {}), {
     name: 'Spring rollout', targetValue: '', startsAt: '2026-11-01', deadline: '2026-12-05', privilegedDeadline: '', newUserWindowDays: '14',
-    reminderOffsets: '30, 14, 7, 3, 1', maxExtensionDays: '30', softBlockDays: '', targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply'
+    reminderOffsets: '30, 14, 7, 3, 1', maxExtensionDays: '30', softBlockDays: '', targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply',
+    awsPolicyVariant: 'console_and_api'
   })
 })
 

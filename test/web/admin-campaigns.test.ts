@@ -92,6 +92,24 @@ test('an admin creates a campaign from the form: stored disarmed with UTC-midnig
   assert.match(list.text, /href="\/admin\/campaigns\/new"/)
 })
 
+test('the campaign form explains in words what each AWS policy blocks, keeps AWS\'s documented one unless the admin chooses, and stores the choice', async () => {
+  const { t, admin } = await adminApp()
+  const form = await admin.get('/admin/campaigns/new')
+  assert.match(form.text, /<legend>AWS IAM users: what the policy blocks until they use MFA<\/legend>/)
+  assert.match(form.text, /id="awsPolicyVariant-console_and_api"[^>]*checked/)
+  assert.match(form.text, /<label for="awsPolicyVariant-console_and_api">Console and API: AWS&#39;s documented policy\.[^<]*Requests signed with a long-term access key never carry MFA, so AWS refuses them too/)
+  assert.match(form.text, /<label for="awsPolicyVariant-console_only">Console only: [^<]*requests signed with a long-term access key are not refused/)
+
+  const res = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', validForm({ awsPolicyVariant: 'console_only' }))
+  assert.equal(res.status, 303)
+  const [campaign] = t.services.campaigns.list()
+  assert.equal(campaign.awsPolicyVariant, 'console_only')
+  assert.match((await admin.get(`/admin/campaigns/${campaign.id}`)).text, /<dt>AWS IAM users<\/dt><dd>Console only: /)
+  const refused = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', validForm({ awsPolicyVariant: 'no_policy' }))
+  assert.equal(refused.status, 400)
+  assert.match(refused.text, /Choose which policy AWS users get\./)
+})
+
 // field, what was typed, the message shown next to that field
 const INVALID: Array<[string, Record<string, string>, string, RegExp]> = [
   ['a missing name', { name: '' }, 'name', /Give the campaign a name of up to 100 characters\./],

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { ConfigError } from '../../server/config.ts'
 import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
+import { cleanupAbandonedEntraOath } from '../../server/jobs/entra-oath-cleanup.ts'
 import { prepopulateEntraPhones } from '../../server/wiring-entra.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, sessionCookieOf, signIn, signInStaff, startTestApp, submitForm, type TestApp, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
@@ -20,7 +21,8 @@ async function entraPortalApp (extra: Record<string, string> = {}): Promise<{ t:
   const fake = await startFakeEntra({ now: () => t?.clock.now() ?? START })
   t = await startTestApp({
     PROVIDERS: 'entra',
-    ...fakeEnv(fake, { ENTRA_REDIRECT_URI: REDIRECT, ...extra }) as Record<string, string>,
+    // c1: the Conditional Access authentication context that proves MFA at Microsoft (the fake binds it to MFA).
+    ...fakeEnv(fake, { ENTRA_REDIRECT_URI: REDIRECT, ENTRA_AUTH_CONTEXT: 'c1', ...extra }) as Record<string, string>,
     // Entra deployments are not sandboxes: first methods only from the office network, which tests are on.
     TRUSTED_NETWORKS: '127.0.0.0/8,::1/128'
   })
@@ -42,8 +44,8 @@ function portalUser (t: TestApp, fakeUser: FakeUser): User {
  * The browser's part of "Sign in with Microsoft": start at the portal, let the fake authority sign `who` in, and
  * follow its redirect back to the callback. `tamper` changes the authorize request or the callback on the way.
  */
-async function microsoftSignIn (t: TestApp, fake: FakeEntra, agent: Agent, who: FakeUser, options: { amr?: string[], authorize?: (url: URL) => void, callback?: (url: URL) => void } = {}) {
-  fake.identity.signInAs(who.id, { amr: options.amr })
+async function microsoftSignIn (t: TestApp, fake: FakeEntra, agent: Agent, who: FakeUser, options: { mfa?: boolean, authorize?: (url: URL) => void, callback?: (url: URL) => void } = {}) {
+  fake.identity.signInAs(who.id, { mfa: options.mfa })
   const start = await agent.get('/login/microsoft')
   assert.equal(start.status, 303)
   const authorize = new URL(start.headers.location)
@@ -56,12 +58,19 @@ async function microsoftSignIn (t: TestApp, fake: FakeEntra, agent: Agent, who: 
   return agent.get(callback.pathname + callback.search)
 }
 
-/** The signed-in part of the session the cookie names, as the server stored it. */
+/** The session cookie a response leaves the browser with: the last non-empty one it sets. */
+function signedInCookie (res: { headers: Record<string, unknown> }): string | undefined {
+  const cookies = ((res.headers['set-cookie'] as string[] | undefined) ?? []).map((c) => c.split(';')[0])
+  return cookies.filter((c) => /^mfa_session=./.test(c)).at(-1)
+}
+
+/** The signed-in part of the session the cookie names, as the server stored it (the session must exist). */
 function sessionAuth (t: TestApp, cookie: string | undefined): { stepUpAt?: number, secondFactorPending?: boolean } | undefined {
   // The cookie holds "<sid>.<signature>", URL-encoded.
   const sid = decodeURIComponent(cookie?.split('=')[1] ?? '').split('.')[0]
   const data = t.services.database.sqlite.prepare('SELECT data FROM sessions WHERE sid = ?').pluck().get(sid) as string | undefined
-  return data === undefined ? undefined : (JSON.parse(data) as { auth?: { stepUpAt?: number, secondFactorPending?: boolean } }).auth
+  assert.ok(data !== undefined, 'the session the cookie names is stored')
+  return (JSON.parse(data) as { auth?: { stepUpAt?: number, secondFactorPending?: boolean } }).auth
 }
 
 function oathtool (secret: string, at: Date): string {
@@ -88,13 +97,13 @@ describe('Sign in with Microsoft', () => {
     assert.match(page.text, /<form method="post" action="\/login"/)
   })
 
-  test('a synced user signs in by object id into a new session, and Microsoft\'s MFA counts as a fresh step-up', async () => {
+  test('a synced user signs in by object id into a new session, and MFA proven at Microsoft (the authentication context in acrs) counts as a fresh step-up', async () => {
     const agent = anonymous(t)
     const before = sessionCookieOf(await agent.get('/login'))
-    const res = await microsoftSignIn(t, fake, agent, alice, { amr: ['pwd', 'mfa'] })
+    const res = await microsoftSignIn(t, fake, agent, alice, { mfa: true })
     assert.equal(res.status, 303)
     assert.equal(res.headers.location, '/')
-    const cookie = sessionCookieOf(res)
+    const cookie = signedInCookie(res)
     assert.ok(cookie !== undefined && cookie !== before, 'the session id is new after sign-in')
     assert.equal((await agent.get('/')).text.includes('Hello, Alice Entra'), true)
     assert.equal(sessionAuth(t, cookie)?.stepUpAt, t.clock.now().getTime(), 'stepped up at sign-in')
@@ -106,11 +115,11 @@ describe('Sign in with Microsoft', () => {
     assert.equal(JSON.parse(audit.details).method, 'microsoft')
   })
 
-  test('without "mfa" in amr the user is signed in but not stepped up', async () => {
+  test('a sign-in that did not satisfy the authentication context is signed in but not stepped up', async () => {
     const agent = anonymous(t)
-    const res = await microsoftSignIn(t, fake, agent, bob, { amr: ['pwd'] })
+    const res = await microsoftSignIn(t, fake, agent, bob, { mfa: false })
     assert.equal(res.status, 303)
-    assert.equal(sessionAuth(t, sessionCookieOf(res))?.stepUpAt, undefined)
+    assert.equal(sessionAuth(t, signedInCookie(res))?.stepUpAt, undefined)
     const app = await agent.get('/enroll/entra-app')
     assert.equal(app.status, 403)
     assert.match(app.text, /first confirm it&#39;s you|first confirm it's you/)
@@ -119,7 +128,7 @@ describe('Sign in with Microsoft', () => {
   test('a callback whose state is wrong or missing is refused with a clear page, and nobody is signed in', async () => {
     for (const tamper of [(u: URL) => { u.searchParams.set('state', 'forged') }, (u: URL) => { u.searchParams.delete('state') }]) {
       const agent = anonymous(t)
-      const res = await microsoftSignIn(t, fake, agent, alice, { amr: ['mfa'], callback: tamper })
+      const res = await microsoftSignIn(t, fake, agent, alice, { mfa: true, callback: tamper })
       assert.equal(res.status, 400)
       assert.match(res.text, /does not belong to a sign-in started here/)
       assert.equal((await agent.get('/')).status, 303, 'still signed out')
@@ -131,7 +140,7 @@ describe('Sign in with Microsoft', () => {
 
   test('an ID token carrying another nonce is refused', async () => {
     const agent = anonymous(t)
-    const res = await microsoftSignIn(t, fake, agent, alice, { amr: ['mfa'], authorize: (u) => { u.searchParams.set('nonce', 'injected-by-someone-else') } })
+    const res = await microsoftSignIn(t, fake, agent, alice, { mfa: true, authorize: (u) => { u.searchParams.set('nonce', 'injected-by-someone-else') } })
     assert.equal(res.status, 400)
     assert.match(res.text, /could not be accepted/)
     assert.equal((await agent.get('/')).status, 303)
@@ -141,19 +150,19 @@ describe('Sign in with Microsoft', () => {
 
   test('a Microsoft account the portal does not know, or has switched off, is refused with a plain message', async () => {
     const stranger = fake.tenant.addUser({ displayName: 'Not synced yet' })
-    const res = await microsoftSignIn(t, fake, anonymous(t), stranger, { amr: ['mfa'] })
+    const res = await microsoftSignIn(t, fake, anonymous(t), stranger, { mfa: true })
     assert.equal(res.status, 403)
     assert.match(res.text, /Your Microsoft account is not set up in this portal, or it is switched off. Contact your helpdesk./)
 
     const gone = fake.tenant.addUser({ displayName: 'Leaver' })
     await sync(t)
     t.services.database.sqlite.prepare('UPDATE users SET disabled = 1 WHERE external_id = ?').run(gone.id)
-    assert.equal((await microsoftSignIn(t, fake, anonymous(t), gone, { amr: ['mfa'] })).status, 403)
+    assert.equal((await microsoftSignIn(t, fake, anonymous(t), gone, { mfa: true })).status, 403)
   })
 
   test('an authenticator app proven with an oathtool code becomes an activated token in Entra; the seed is sealed while pending', async () => {
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, alice, { amr: ['mfa'] })
+    await microsoftSignIn(t, fake, agent, alice, { mfa: true })
     const page = await agent.get('/enroll/entra-app')
     const secret = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1].replace(/ /g, '')
     const user = portalUser(t, alice)
@@ -179,7 +188,7 @@ describe('Sign in with Microsoft', () => {
 
   test('the QR image of a pending Entra app setup is refused once Microsoft\'s step-up has lapsed, as the page is', async () => {
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, bob, { amr: ['mfa'] })
+    await microsoftSignIn(t, fake, agent, bob, { mfa: true })
     assert.equal((await agent.get('/enroll/entra-app')).status, 200)
     assert.equal((await agent.get('/enroll/entra-app/qr.png')).headers['content-type'], 'image/png')
     t.clock.advance(11 * 60_000)
@@ -192,7 +201,7 @@ describe('Sign in with Microsoft', () => {
     const carol = fake.tenant.addUser({ displayName: 'Carol Entra' })
     await sync(t)
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, carol, { amr: ['mfa'] })
+    await microsoftSignIn(t, fake, agent, carol, { mfa: true })
     const guide = await agent.get('/enroll/entra-passkey')
     assert.match(guide.text, /href="https:\/\/mysignins.microsoft.com\/security-info"/)
     fake.tenant.addMethod(carol, 'fido2')
@@ -204,7 +213,7 @@ describe('Sign in with Microsoft', () => {
 
   test('the home page offers Entra\'s ways to add a method', async () => {
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, bob, { amr: ['mfa'] })
+    await microsoftSignIn(t, fake, agent, bob, { mfa: true })
     const home = await agent.get('/')
     for (const href of ['/enroll/entra-passkey', '/enroll/entra-app', '/enroll/phone']) assert.match(home.text, new RegExp(`href="${href}"`))
     assert.doesNotMatch(home.text, /href="\/enroll\/totp"/)
@@ -220,7 +229,7 @@ describe('phones of Entra users', () => {
 
   async function verifyPhone (who: FakeUser, number: string) {
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, who, { amr: ['mfa'] })
+    await microsoftSignIn(t, fake, agent, who, { mfa: true })
     await submitForm(agent, '/enroll/phone', '/enroll/phone', { phone: number })
     const text = t.services.outbox.latest(1000).filter((m) => m.channel === 'sms')[0].bodyText
     const res = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: /\b(\d{6})\b/.exec(text)![1] })
@@ -368,6 +377,134 @@ describe('helpdesk passes for Entra users', () => {
   })
 })
 
+describe('Sign in with Microsoft without an authentication context', () => {
+  test('a user who did MFA at Microsoft is signed in with one factor: v2.0 ID tokens carry no amr, so nothing proves it', async () => {
+    const { t, fake, close } = await entraPortalApp({ ENTRA_AUTH_CONTEXT: '' })
+    try {
+      const dana = fake.tenant.addUser({ displayName: 'Dana Entra', methods: ['fido2'] })
+      await sync(t)
+      const agent = anonymous(t)
+      const res = await microsoftSignIn(t, fake, agent, dana, { mfa: true })
+      assert.equal(res.status, 303)
+      assert.equal(sessionAuth(t, signedInCookie(res))?.stepUpAt, undefined, 'no step-up from a Microsoft sign-in')
+      assert.equal((await agent.get('/enroll/totp')).status, 403, 'adding a method still asks to confirm it is them')
+      const [audit] = t.services.audit.list({ action: 'signin.success', subjectUserId: portalUser(t, dana).id })
+      assert.equal(JSON.parse(audit.details).mfa, false)
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe('what the directory sync reads from Entra', () => {
+  test('a registration report refused for a missing consent stops the sync: the CLI and the dashboard name the permission to grant', async () => {
+    const { t, fake, close } = await entraPortalApp()
+    try {
+      fake.tenant.addUser({ displayName: 'Gus Entra', methods: ['fido2'] })
+      fake.tenant.reportRefusal = 'noAuditLogPermission'
+      const res = await runCli(['sync', '--provider', 'entra'], { dataDir: t.dataDir, env: { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') } })
+      assert.equal(res.code, 1)
+      assert.match(res.stderr, /sync entra failed: .*lacks the application permission AuditLog\.Read\.All/)
+      assert.equal(fake.calls.filter((c) => c.path.endsWith('/authentication/methods')).length, 0, 'no silent per-user fallback')
+      const admin = await createTestUser(t.services, { role: 'admin' })
+      const page = await (await signIn(t, admin.email)).get('/admin')
+      assert.match(page.text, /data-directory="entra"[\s\S]*last sync failed[\s\S]*lacks the application permission AuditLog\.Read\.All/)
+    } finally {
+      await close()
+    }
+  })
+
+  test('disabled accounts are read per user once, not at every sync, and methods Entra names that the portal does not know show on the helpdesk page', async () => {
+    const { t, fake, close } = await entraPortalApp()
+    try {
+      const hal = fake.tenant.addUser({ displayName: 'Hal Entra', methods: ['microsoftAuthenticator'] })
+      const ivy = fake.tenant.addUser({ displayName: 'Ivy Entra', methods: ['fido2'] })
+      ivy.otherReportedMethods.push('x509CertificateMultiFactor')
+      await sync(t)
+      hal.accountEnabled = false
+      const reads = (): number => fake.calls.filter((c) => c.path === `/users/${hal.id}/authentication/methods`).length
+      await sync(t)
+      await sync(t)
+      assert.equal(reads(), 1, 'read once while disabled, then kept')
+      assert.deepEqual(portalUser(t, hal).providerMethods, ['authenticator'])
+      assert.equal(portalUser(t, hal).disabled, true)
+
+      const agent = await signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
+      const page = await agent.get(`/helpdesk/users/${portalUser(t, ivy).id}`)
+      assert.match(page.text, /not recognised by the portal[\s\S]*<code>x509CertificateMultiFactor<\/code>/)
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe('authenticator apps registered as hardware OATH tokens', () => {
+  test('a setup Entra could not finish leaves no token holding the seed: removed at once, or by housekeeping once Graph answers again', async () => {
+    const { t, fake, close } = await entraPortalApp({ ENTRA_HARDWARE_OATH: 'true' })
+    try {
+      const erin = fake.tenant.addUser({ displayName: 'Erin Entra', methods: ['fido2'] })
+      await sync(t)
+      const agent = anonymous(t)
+      await microsoftSignIn(t, fake, agent, erin, { mfa: true })
+      const page = await agent.get('/enroll/entra-app')
+      const secret = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1].replace(/ /g, '')
+
+      // The activation fails (Graph down before acting): the token just created is unassigned and deleted at once.
+      fake.failNext(1, { status: 503, match: /\/activate$/ })
+      const first = await submitForm(agent, '/enroll/entra-app', '/enroll/entra-app', { code: oathtool(secret, t.clock.now()), name: 'Phone app' })
+      assert.equal(first.status, 502)
+      assert.match(first.text, /could not register the app right now/)
+      assert.equal(fake.tenant.oathDevices.size, 0, 'no device holds the seed')
+
+      // Again, and this time Graph also refuses the removal: the token stays until housekeeping removes it.
+      t.clock.advance(30_000)
+      fake.failNext(1, { status: 503, match: /\/activate$/ })
+      fake.failNext(4, { status: 503, match: /^DELETE / })
+      const second = await submitForm(agent, '/enroll/entra-app', '/enroll/entra-app', { code: oathtool(secret, t.clock.now()), name: 'Phone app' })
+      assert.equal(second.status, 502)
+      assert.equal(fake.tenant.oathDevices.size, 1, 'left behind while Graph refused to delete it')
+      assert.deepEqual(await cleanupAbandonedEntraOath(t.services), { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }, 'a setup may still be finishing: not before its time')
+
+      t.clock.advance(20 * 60_000)
+      const report = await cleanupAbandonedEntraOath(t.services)
+      assert.equal(report.deleted, 1)
+      assert.equal(report.failed, 0)
+      assert.equal(fake.tenant.oathDevices.size, 0, 'housekeeping removed it')
+      assert.ok(t.services.audit.list({ action: 'entra.oath_abandoned_removed', subjectUserId: portalUser(t, erin).id }).some((e) => JSON.parse(e.details).outcome === 'deleted'))
+      assert.deepEqual(await cleanupAbandonedEntraOath(t.services), { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }, 'nothing left to do')
+
+      // Then a good attempt (signed in again, a new setup) works, and housekeeping never touches the activated token.
+      const later = anonymous(t)
+      await microsoftSignIn(t, fake, later, erin, { mfa: true })
+      const fresh = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec((await later.get('/enroll/entra-app')).text)![1].replace(/ /g, '')
+      const ok = await submitForm(later, '/enroll/entra-app', '/enroll/entra-app', { code: oathtool(fresh, t.clock.now()), name: 'Phone app' })
+      assert.equal(ok.status, 303)
+      t.clock.advance(60 * 60_000)
+      await cleanupAbandonedEntraOath(t.services)
+      assert.equal([...fake.tenant.oathDevices.values()].filter((d) => d.status === 'activated').length, 1)
+    } finally {
+      await close()
+    }
+  })
+
+  test('with hardware OATH tokens turned off in the tenant\'s policy, the app page says so and makes no seed', async () => {
+    const { t, fake, close } = await entraPortalApp({ ENTRA_HARDWARE_OATH: 'true' })
+    try {
+      fake.tenant.hardwareOathPolicy = { state: 'disabled' }
+      const fay = fake.tenant.addUser({ displayName: 'Fay Entra', methods: ['fido2'] })
+      await sync(t)
+      const agent = anonymous(t)
+      await microsoftSignIn(t, fake, agent, fay, { mfa: true })
+      const page = await agent.get('/enroll/entra-app')
+      assert.match(page.text, /Hardware OATH tokens are turned off in this tenant/)
+      assert.doesNotMatch(page.text, /totp-key/)
+      assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").pluck().get(portalUser(t, fay).id), 0)
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe('local password sign-in turned off', () => {
   test('PASSWORD_SIGNIN=false hides the password form, refuses POST /login plainly, and needs Microsoft sign-in configured', async () => {
     const { t, close } = await entraPortalApp({ PASSWORD_SIGNIN: 'false' })
@@ -396,7 +533,7 @@ describe('local password sign-in turned off', () => {
       const mo = fake.tenant.addUser({ displayName: 'Mo' })
       await sync(t)
       const agent = anonymous(t)
-      await microsoftSignIn(t, fake, agent, mo, { amr: ['mfa'] })
+      await microsoftSignIn(t, fake, agent, mo, { mfa: true })
       const page = await agent.get('/enroll/entra-app')
       assert.equal(page.status, 200)
       assert.match(page.text, /href="https:\/\/mysignins.microsoft.com\/security-info"/)
@@ -442,7 +579,7 @@ describe('methods held in Entra count on every add route', () => {
     await sync(t)
     assert.deepEqual([...portalUser(t, victim).providerMethods].sort(), ['authenticator', 'phone'])
     const attacker = anonymous(t)
-    await microsoftSignIn(t, fake, attacker, victim, { amr: ['pwd'] })
+    await microsoftSignIn(t, fake, attacker, victim, { mfa: false })
     assert.equal((await attacker.get('/enroll/entra-app')).status, 403, 'the Entra page asks for a step-up')
 
     const page = await attacker.get('/enroll/phone')
@@ -460,7 +597,7 @@ describe('methods held in Entra count on every add route', () => {
     const owner = fake.tenant.addUser({ displayName: 'Olga', methods: ['fido2'] })
     await sync(t)
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, owner, { amr: ['pwd'] })
+    await microsoftSignIn(t, fake, agent, owner, { mfa: false })
     const totp = await agent.get('/enroll/totp')
     assert.equal(totp.status, 403)
     assert.doesNotMatch(totp.text, /totp-key/)
@@ -473,7 +610,7 @@ describe('methods held in Entra count on every add route', () => {
     assert.equal(options.body.error.code, 'step_up_required')
 
     const confirmed = anonymous(t)
-    await microsoftSignIn(t, fake, confirmed, owner, { amr: ['pwd', 'mfa'] })
+    await microsoftSignIn(t, fake, confirmed, owner, { mfa: true })
     assert.equal((await confirmed.get('/enroll/totp')).status, 200)
   })
 
@@ -501,7 +638,7 @@ describe('methods held in Entra count on every add route', () => {
     await sync(t)
     fake.tenant.addPhone(stale, 'mobile', '+1 4255550188')
     const agent = anonymous(t)
-    await microsoftSignIn(t, fake, agent, stale, { amr: ['pwd'] })
+    await microsoftSignIn(t, fake, agent, stale, { mfa: false })
     const { verify } = await addPhone(agent, '+1 202 555 0173', '+12025550173')
     assert.equal(verify?.status, 303, 'a first method from the office network is allowed')
     assert.equal(fake.tenant.phone(stale, 'mobile')?.props.phoneNumber, '+1 4255550188')

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../config.ts'
+import { ConfigError } from '../../config-error.ts'
 
 /**
  * Settings of the AWS IAM provider, read once from the environment.
@@ -10,13 +10,13 @@ import { ConfigError } from '../../config.ts'
  * | `AWS_IAM_ENDPOINT` | the SDK's | an http(s) URL standing in for IAM (emulators, the test fake) |
  * | `AWS_IAM_ACCESS_KEY_ID`, `AWS_IAM_SECRET_ACCESS_KEY`, `AWS_IAM_SESSION_TOKEN` | unset | explicit keys (both or neither); unset: the SDK's default chain (env, profile, SSO, container/instance role) |
  * | `AWS_IAM_ACCOUNT_ID` | learnt from user ARNs | 12 digits; names the policy ARN before any user is listed |
- * | `AWS_IAM_POLICY_NAME` | `mfa-rollout-force-mfa` | the managed deny-unless-MFA policy the portal creates once and attaches |
+ * | `AWS_IAM_POLICY_NAME` | `mfa-rollout-force-mfa` | the managed deny-unless-MFA policy the portal creates once and attaches ("console and API": also blocks long-term access keys) |
+ * | `AWS_IAM_CONSOLE_ONLY_POLICY_NAME` | `<AWS_IAM_POLICY_NAME>-console-only` | the same policy for campaigns that chose "console only" (requests signed with long-term access keys are not denied) |
  * | `AWS_IAM_POLICY_PATH` | `/` | its IAM path, e.g. `/mfa-rollout/` |
  * | `AWS_IAM_ENFORCEMENT` | `policy` | `policy`: attach the policy to each user; `group`: add users to `AWS_IAM_ENFORCEMENT_GROUP` |
  * | `AWS_IAM_ENFORCEMENT_GROUP` | (required for `group`) | an existing group the operator has attached the policy to |
- * | `AWS_IAM_ADMIN_POLICY_ARNS` | `arn:aws:iam::aws:policy/AdministratorAccess` | comma list; a user with one attached directly is privileged (`none`: no policy makes anyone privileged) |
+ * | `AWS_IAM_ADMIN_POLICY_ARNS` | `arn:aws:iam::aws:policy/AdministratorAccess` | comma list; a user with one attached, directly or through any of their groups, is privileged (`none`: no policy makes anyone privileged) |
  * | `AWS_IAM_PRIVILEGED_GROUPS` | none | comma list of group names whose members are privileged |
- * | `AWS_IAM_PRIVILEGED_NEED_FIDO` | `true` | privileged users qualify only with a FIDO security key (phishing-resistant) |
  * | `AWS_IAM_SYNC` | `login-profile` | `login-profile`: GetLoginProfile per user (fresh); `credential-report`: one report per sync (up to 4 h old, far fewer calls) |
  * | `AWS_IAM_USER_PATH` | `/` | only users under this path prefix are listed, e.g. `/staff/` |
  * | `AWS_IAM_EMAIL_TAG` | `email` | the user tag holding the address (IAM has none); `none`: do not read tags |
@@ -33,13 +33,13 @@ export interface AwsConfig {
   readonly credentials: AwsKeys | undefined
   readonly accountId: string | undefined
   readonly policyName: string
+  /** The "console only" variant's policy (campaigns choose per campaign, issue #14 item 11). */
+  readonly consoleOnlyPolicyName: string
   readonly policyPath: string
   readonly enforcement: { readonly mode: 'policy' } | { readonly mode: 'group', readonly group: string }
   readonly privileged: {
     readonly adminPolicyArns: readonly string[]
     readonly groups: readonly string[]
-    /** Privileged users qualify only with a FIDO security key; read by the portal's qualifying policy. */
-    readonly needFido: boolean
   }
   readonly sync: 'login-profile' | 'credential-report'
   readonly userPathPrefix: string
@@ -60,6 +60,15 @@ export interface AwsKeys {
 }
 
 type Env = Record<string, string | undefined>
+
+/** Every variable loadAwsConfig reads (server/config.ts warns about unknown AWS_IAM_* names, typos). */
+export const AWS_IAM_VARIABLES: readonly string[] = Object.freeze([
+  'AWS_IAM_ENABLED', 'AWS_IAM_REGION', 'AWS_REGION', 'AWS_IAM_ENDPOINT', 'AWS_IAM_ACCESS_KEY_ID', 'AWS_IAM_SECRET_ACCESS_KEY',
+  'AWS_IAM_SESSION_TOKEN', 'AWS_IAM_ACCOUNT_ID', 'AWS_IAM_POLICY_NAME', 'AWS_IAM_CONSOLE_ONLY_POLICY_NAME', 'AWS_IAM_POLICY_PATH', 'AWS_IAM_ENFORCEMENT',
+  'AWS_IAM_ENFORCEMENT_GROUP', 'AWS_IAM_ADMIN_POLICY_ARNS', 'AWS_IAM_PRIVILEGED_GROUPS', 'AWS_IAM_SYNC', 'AWS_IAM_USER_PATH',
+  'AWS_IAM_EMAIL_TAG', 'AWS_IAM_PENDING_MFA_MINUTES', 'AWS_IAM_CONCURRENCY', 'AWS_IAM_PAGE_SIZE', 'AWS_IAM_MAX_ATTEMPTS',
+  'AWS_IAM_TIMEOUT_SECONDS'
+])
 
 export const DEFAULT_POLICY_NAME = 'mfa-rollout-force-mfa'
 export const DEFAULT_ADMIN_POLICY_ARNS = ['arn:aws:iam::aws:policy/AdministratorAccess']
@@ -88,6 +97,8 @@ export function loadAwsConfig (env: Env = process.env): AwsConfig | undefined {
   }
 
   const policyName = name(env, 'AWS_IAM_POLICY_NAME') ?? DEFAULT_POLICY_NAME
+  const consoleOnlyPolicyName = name(env, 'AWS_IAM_CONSOLE_ONLY_POLICY_NAME') ?? `${policyName.slice(0, 128 - '-console-only'.length)}-console-only`
+  if (consoleOnlyPolicyName === policyName) throw new ConfigError('AWS_IAM_CONSOLE_ONLY_POLICY_NAME', 'must differ from AWS_IAM_POLICY_NAME: the two variants are separate policies')
   const policyPath = text(env, 'AWS_IAM_POLICY_PATH') ?? '/'
   if (!IAM_PATH.test(policyPath)) throw new ConfigError('AWS_IAM_POLICY_PATH', `expected an IAM path that starts and ends with /, got "${policyPath}"`)
   const userPathPrefix = text(env, 'AWS_IAM_USER_PATH') ?? '/'
@@ -120,12 +131,12 @@ export function loadAwsConfig (env: Env = process.env): AwsConfig | undefined {
     credentials: keys(env),
     accountId,
     policyName,
+    consoleOnlyPolicyName,
     policyPath,
     enforcement,
     privileged: Object.freeze({
       adminPolicyArns: Object.freeze(adminPolicyArns),
-      groups: Object.freeze(privilegedGroups),
-      needFido: oneOf(env, 'AWS_IAM_PRIVILEGED_NEED_FIDO', ['true', 'false'], 'true') === 'true'
+      groups: Object.freeze(privilegedGroups)
     }),
     sync: oneOf(env, 'AWS_IAM_SYNC', ['login-profile', 'credential-report'], 'login-profile'),
     userPathPrefix,

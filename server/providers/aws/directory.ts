@@ -6,6 +6,7 @@ import type { AwsConfig } from './config.ts'
 import type { CredentialReportRow, CredentialReports } from './credential-report.ts'
 import type { IamEnforcement } from './enforcement.ts'
 import { hasCode, malformed } from './errors.ts'
+import type { IamUserNames } from './user-names.ts'
 
 /** Where AWS registration facts come from, for the admin page and the sync record. */
 export const REGISTRATION_SOURCE = 'ListMFADevices'
@@ -41,13 +42,16 @@ function emailFrom (tags: Array<{ Key?: string, Value?: string }>, key: string):
 export class IamDirectory {
   /** user name → report row, from the report fetched at the start of the current sync (credential-report mode). */
   private report: Map<string, CredentialReportRow> | null = null
+  /** group name → its attached managed policies, read once per sync however many members share the group. */
+  private groupPolicies = new Map<string, Promise<string[]>>()
 
   constructor (
     private readonly iam: IamCalls,
     private readonly config: AwsConfig,
     private readonly account: AccountIdentity,
     private readonly enforcement: IamEnforcement,
-    private readonly reports: CredentialReports
+    private readonly reports: CredentialReports,
+    private readonly userNames: IamUserNames
   ) {}
 
   async listUsers (cursor: string | null): Promise<ProviderPage> {
@@ -56,13 +60,15 @@ export class IamDirectory {
     })))
     const users = itemsOf('ListUsers', 'Users', out.Users, out.IsTruncated)
     this.account.learn(users[0]?.Arn)
+    for (const user of users) if (user.UserId !== undefined && user.UserName !== undefined) this.userNames.learn(user.UserId, user.UserName)
+    if (cursor === null) this.groupPolicies = new Map()
     // One report per sync: fetched on the first page, reused by the pages after it (also after a restart mid-sync).
     if (this.config.sync === 'credential-report' && (cursor === null || this.report === null)) {
       const report = await this.reports.fetch()
       this.report = new Map(report.rows.filter((r) => !r.isRoot).map((r) => [r.user, r]))
     }
-    const policyArn = this.config.enforcement.mode === 'policy' && users.length > 0 ? await this.enforcement.policyArn() : ''
-    const described = await mapLimit(users, this.config.concurrency, (user) => this.describe(user, policyArn))
+    const policyArns = this.config.enforcement.mode === 'policy' && users.length > 0 ? await this.enforcement.policyArns() : []
+    const described = await mapLimit(users, this.config.concurrency, (user) => this.describe(user, policyArns))
     return {
       users: described.filter((u): u is ProviderUser => u !== null),
       next: out.IsTruncated === true && out.Marker !== undefined ? out.Marker : null,
@@ -84,9 +90,12 @@ export class IamDirectory {
   }
 
   /** One user, or null when it was deleted while we were looking (NoSuchEntity): it is simply not listed. */
-  private async describe (user: User, policyArn: string): Promise<ProviderUser | null> {
+  private async describe (user: User, policyArns: readonly string[]): Promise<ProviderUser | null> {
     const userName = user.UserName
     if (userName === undefined) throw malformed('ListUsers', 'UserName')
+    // The user id is the identity: a name can be reused after a delete or changed by a rename (issue #14 item 9).
+    const userId = user.UserId
+    if (userId === undefined) throw malformed('ListUsers', 'UserId')
     const needPolicies = this.config.enforcement.mode === 'policy' || this.config.privileged.adminPolicyArns.length > 0
     try {
       const [consolePassword, devices, groups, policies, tags] = await Promise.all([
@@ -96,10 +105,10 @@ export class IamDirectory {
         needPolicies ? this.enforcement.attachedPolicies(userName) : Promise.resolve([]),
         this.config.emailTag === null ? Promise.resolve([]) : this.tagsOf(userName)
       ])
-      const privileged = policies.some((arn) => this.config.privileged.adminPolicyArns.includes(arn)) ||
-        groups.some((group) => this.config.privileged.groups.includes(group))
+      const privileged = groups.some((group) => this.config.privileged.groups.includes(group)) ||
+        await this.holdsAdminPolicy(policies, groups)
       return {
-        externalId: userName,
+        externalId: userId,
         email: this.config.emailTag === null ? '' : emailFrom(tags, this.config.emailTag),
         displayName: userName,
         privileged,
@@ -113,16 +122,51 @@ export class IamDirectory {
           createdAt: user.CreateDate?.toISOString() ?? null,
           passwordLastUsed: user.PasswordLastUsed?.toISOString() ?? null,
           arn: user.Arn ?? null,
-          userId: user.UserId ?? null,
-          enforced: this.enforcement.enforcedGiven(policies, groups, policyArn)
+          userId,
+          // What IAM calls and the AWS console use; looked up afresh by id for every call (user-names.ts).
+          userName,
+          enforced: this.enforcement.enforcedGiven(policies, groups, policyArns)
         },
         // Without a console password there is no sign-in for MFA to protect (CIS 1.10's scope).
-        targetable: consolePassword
+        targetable: consolePassword,
+        createdAt: user.CreateDate ?? null,
+        // Portals before issue #14 stored the user name as the id: such a row is this user, and is rewritten.
+        formerExternalIds: [userName]
       }
     } catch (err) {
       if (hasCode(err, 'not_found')) return null
       throw err
     }
+  }
+
+  /**
+   * An admin policy (AWS_IAM_ADMIN_POLICY_ARNS) attached to the user or to any of the user's groups: IAM grants a
+   * group's policies to every member, so AdministratorAccess on a group makes each member an administrator
+   * whether or not the operator named that group in AWS_IAM_PRIVILEGED_GROUPS.
+   */
+  private async holdsAdminPolicy (userPolicies: readonly string[], groups: readonly string[]): Promise<boolean> {
+    const admin = this.config.privileged.adminPolicyArns
+    if (admin.length === 0) return false
+    if (userPolicies.some((arn) => admin.includes(arn))) return true
+    for (const group of groups) {
+      if ((await this.policiesOfGroup(group)).some((arn) => admin.includes(arn))) return true
+    }
+    return false
+  }
+
+  private policiesOfGroup (group: string): Promise<string[]> {
+    let policies = this.groupPolicies.get(group)
+    if (policies === undefined) {
+      // A group deleted since ListGroupsForUser grants nothing any more; any other failure is not cached, so the
+      // user's description fails and the next one asks again.
+      policies = this.enforcement.groupPolicies(group).catch((err: unknown) => {
+        if (hasCode(err, 'not_found')) return []
+        throw err
+      })
+      policies.catch(() => { if (this.groupPolicies.get(group) === policies) this.groupPolicies.delete(group) })
+      this.groupPolicies.set(group, policies)
+    }
+    return policies
   }
 
   private async hasConsolePassword (userName: string): Promise<boolean> {

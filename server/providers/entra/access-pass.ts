@@ -1,5 +1,5 @@
 import { ProviderError } from '../../domain/provider.ts'
-import type { GraphApi } from './graph-client.ts'
+import { mayHaveHappened, type GraphApi } from './graph-client.ts'
 
 /** The tenant's Temporary Access Pass policy (contracts 1.7). */
 export interface AccessPassPolicy {
@@ -43,7 +43,19 @@ interface TapPolicyBody {
   defaultLifetimeInMinutes?: number
   defaultLength?: number
   isUsableOnce?: boolean
+  includeTargets?: Array<{ targetType?: string, id?: string }>
+  excludeTargets?: Array<{ targetType?: string, id?: string }>
 }
+
+/** Who the policy lets hold a pass: groups (read transitively), or everyone ('all_users'). */
+interface PolicyTargets {
+  include: string[]
+  exclude: string[]
+}
+
+const ALL_USERS = 'all_users'
+// checkMemberGroups takes at most 20 group ids per call.
+const GROUPS_PER_CHECK = 20
 
 interface TapMethod {
   id: string
@@ -62,31 +74,51 @@ export class AccessPasses {
   constructor (private readonly graph: GraphApi, private readonly now: () => Date) {}
 
   async policy (): Promise<AccessPassPolicy> {
+    return (await this.readPolicy()).policy
+  }
+
+  private async readPolicy (): Promise<{ policy: AccessPassPolicy, targets: PolicyTargets }> {
     const body = await this.graph.get<TapPolicyBody>(POLICY_PATH)
+    const groups = (targets: TapPolicyBody['includeTargets']): string[] =>
+      (targets ?? []).filter((t) => t.targetType === 'group' && typeof t.id === 'string').map((t) => t.id!)
     // Defaults from the Entra TAP how-to, for properties a tenant never set.
     return {
-      enabled: body.state === 'enabled',
-      minimumLifetimeMinutes: body.minimumLifetimeInMinutes ?? 60,
-      maximumLifetimeMinutes: body.maximumLifetimeInMinutes ?? 480,
-      defaultLifetimeMinutes: body.defaultLifetimeInMinutes ?? 60,
-      defaultLength: body.defaultLength ?? 8,
-      oneTimeOnly: body.isUsableOnce ?? false
+      policy: {
+        enabled: body.state === 'enabled',
+        minimumLifetimeMinutes: body.minimumLifetimeInMinutes ?? 60,
+        maximumLifetimeMinutes: body.maximumLifetimeInMinutes ?? 480,
+        defaultLifetimeMinutes: body.defaultLifetimeInMinutes ?? 60,
+        defaultLength: body.defaultLength ?? 8,
+        oneTimeOnly: body.isUsableOnce ?? false
+      },
+      targets: { include: groups(body.includeTargets), exclude: groups(body.excludeTargets) }
     }
   }
 
   /**
-   * Issues a pass within the tenant's policy. A user holds at most one pass, so any earlier one is deleted first:
-   * the newest pass is the only one the helpdesk has handed out.
+   * Issues a pass within the tenant's policy, to a user the policy targets. A user holds at most one pass and
+   * creating one replaces the earlier one (contracts 1.7), so nothing is deleted first: a create that fails leaves
+   * the pass the helpdesk handed out before still working.
    */
   async issue (externalId: string, request: AccessPassRequest = {}): Promise<IssuedAccessPass> {
-    const policy = await this.policy()
+    const { policy, targets } = await this.readPolicy()
     if (!policy.enabled) {
       throw new ProviderError('Temporary access passes are turned off in this tenant\'s authentication methods policy', false, null, 'access_pass_disabled')
     }
     const { lifetimeMinutes, oneTime } = fitToPolicy(policy, request)
-    const existing = await this.graph.get<{ value: TapMethod[] }>(tapPath(externalId))
-    for (const tap of existing.value) await this.graph.delete(`${tapPath(externalId)}/${encodeURIComponent(tap.id)}`)
-    const created = await this.graph.post<TapMethod>(tapPath(externalId), { lifetimeInMinutes: lifetimeMinutes, isUsableOnce: oneTime })
+    await this.assertTargeted(externalId, targets)
+    const before = await this.currentPassId(externalId)
+    let created: TapMethod
+    try {
+      created = await this.graph.post<TapMethod>(tapPath(externalId), { lifetimeInMinutes: lifetimeMinutes, isUsableOnce: oneTime })
+    } catch (err) {
+      // Graph may have made the pass and lost the answer: the pass exists only in that answer, so it cannot be shown.
+      // Sent again blindly it would make another; the helpdesk is told instead, and a new request replaces it.
+      if (mayHaveHappened(err) && await this.currentPassId(externalId) !== before) {
+        throw new ProviderError('Entra created the pass, but its answer was lost on the way, so nobody has seen it. Issue the pass again: the new one replaces it.', true, null, 'access_pass_answer_lost')
+      }
+      throw err
+    }
     if (typeof created.temporaryAccessPass !== 'string' || created.temporaryAccessPass === '') {
       throw new ProviderError('Entra created a temporary access pass but did not return it', false, null, 'access_pass_missing')
     }
@@ -100,6 +132,35 @@ export class AccessPasses {
       lifetimeMinutes: lifetime,
       oneTime: created.isUsableOnce ?? oneTime
     }
+  }
+
+  /** The id of the user's pass now, or null: how a lost create answer is told from a create that never happened. */
+  private async currentPassId (externalId: string): Promise<string | null> {
+    const { value } = await this.graph.get<{ value: TapMethod[] }>(tapPath(externalId))
+    return value[0]?.id ?? null
+  }
+
+  /**
+   * Refuses, in words, a user the policy does not target (not in an included group, or in an excluded one), before
+   * anything is written. Membership is transitive, as the policy reads it.
+   */
+  private async assertTargeted (externalId: string, targets: PolicyTargets): Promise<void> {
+    const included = targets.include.includes(ALL_USERS) || await this.memberOfAny(externalId, targets.include)
+    const excluded = await this.memberOfAny(externalId, targets.exclude.filter((id) => id !== ALL_USERS)) || targets.exclude.includes(ALL_USERS)
+    if (included && !excluded) return
+    throw new ProviderError(
+      `This person is ${excluded ? 'excluded from' : 'not among the groups of'} the tenant's Temporary Access Pass policy, so Entra cannot give them a pass. ` +
+      'An administrator can add them in the Entra admin center (Protection > Authentication methods > Temporary Access Pass), or the helpdesk can help them another way.',
+      false, null, 'access_pass_not_in_policy')
+  }
+
+  private async memberOfAny (externalId: string, groupIds: string[]): Promise<boolean> {
+    for (let i = 0; i < groupIds.length; i += GROUPS_PER_CHECK) {
+      const { value } = await this.graph.post<{ value: string[] }>(`/users/${encodeURIComponent(externalId)}/checkMemberGroups`,
+        { groupIds: groupIds.slice(i, i + GROUPS_PER_CHECK) }, 'v1.0', { idempotent: true })
+      if (value.length > 0) return true
+    }
+    return false
   }
 }
 

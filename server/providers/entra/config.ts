@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { ConfigError } from '../../config.ts'
+import { ConfigError } from '../../config-error.ts'
 
 /**
  * Built-in administrator roles whose holders count as privileged (contracts 1.11; role template ids, which equal
@@ -53,9 +53,21 @@ export interface EntraConfig {
   readonly concurrency: number
   /** Group object ids whose (transitive) members are reported in ProviderUser.groups, for campaign targets. */
   readonly syncGroupIds: readonly string[]
-  /** Microsoft sign-in (OIDC, authorization code + PKCE); undefined when ENTRA_REDIRECT_URI is unset. */
-  readonly signIn: { readonly redirectUri: string, readonly scopes: readonly string[] } | undefined
+  /**
+   * Microsoft sign-in (OIDC, authorization code + PKCE); undefined when ENTRA_REDIRECT_URI is unset. `authContext`:
+   * the Conditional Access authentication context (c1..c99) whose presence in the ID token's `acrs` proves MFA; null
+   * means a Microsoft sign-in proves one factor only (v2.0 ID tokens carry no `amr`, contracts 1.13b).
+   */
+  readonly signIn: { readonly redirectUri: string, readonly scopes: readonly string[], readonly authContext: string | null } | undefined
 }
+
+/** Every variable loadEntraConfig reads (server/config.ts warns about unknown ENTRA_* names, typos). */
+export const ENTRA_VARIABLES: readonly string[] = Object.freeze([
+  'ENTRA_TENANT_ID', 'ENTRA_CLIENT_ID', 'ENTRA_CLIENT_SECRET', 'ENTRA_CERTIFICATE_THUMBPRINT', 'ENTRA_CERTIFICATE_KEY_FILE',
+  'ENTRA_AUTHORITY_URL', 'ENTRA_GRAPH_URL', 'ENTRA_PRIVILEGED_ROLES', 'ENTRA_PHONE_ATTRIBUTE', 'ENTRA_ENFORCEMENT',
+  'ENTRA_ENFORCEMENT_GROUP_ID', 'ENTRA_HARDWARE_OATH', 'ENTRA_CONCURRENCY', 'ENTRA_SYNC_GROUP_IDS', 'ENTRA_REDIRECT_URI',
+  'ENTRA_SIGNIN_SCOPES', 'ENTRA_AUTH_CONTEXT'
+])
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i
@@ -84,6 +96,9 @@ const MULTI_TENANT = ['common', 'organizations', 'consumers']
  *   ENTRA_REDIRECT_URI            enables "Sign in with Microsoft": the portal's callback URL registered on the app
  *                                 (https, or http on localhost for development)
  *   ENTRA_SIGNIN_SCOPES           extra scopes asked at sign-in, space-separated; default "openid profile email"
+ *   ENTRA_AUTH_CONTEXT            a Conditional Access authentication context id (c1..c99) bound to a policy that
+ *                                 requires MFA: asked for at sign-in, and its presence in the ID token's acrs claim
+ *                                 makes the sign-in count as MFA; unset: a Microsoft sign-in counts as one factor
  */
 export function loadEntraConfig (env: NodeJS.ProcessEnv): EntraConfig | undefined {
   const tenantId = text(env, 'ENTRA_TENANT_ID')
@@ -111,11 +126,13 @@ export function loadEntraConfig (env: NodeJS.ProcessEnv): EntraConfig | undefine
   }
 
   const redirectText = text(env, 'ENTRA_REDIRECT_URI')
+  const authContext = authContextOf(env, redirectText !== undefined)
   const signIn = redirectText === undefined
     ? undefined
     : {
         redirectUri: baseUrl(redirectText, 'ENTRA_REDIRECT_URI', { keepPath: true }),
-        scopes: Object.freeze(words(text(env, 'ENTRA_SIGNIN_SCOPES') ?? 'openid profile email'))
+        scopes: Object.freeze(words(text(env, 'ENTRA_SIGNIN_SCOPES') ?? 'openid profile email')),
+        authContext
       }
 
   return Object.freeze({
@@ -192,6 +209,15 @@ function guids (env: NodeJS.ProcessEnv, name: string, what: string): string[] | 
   const bad = list.find((v) => !GUID.test(v))
   if (bad !== undefined || list.length === 0) throw new ConfigError(name, `expected comma-separated ${what} (GUIDs), got "${bad ?? value}"`)
   return [...new Set(list)]
+}
+
+/** ENTRA_AUTH_CONTEXT: c1..c99 as Conditional Access numbers them (lower case, as Entra puts them in `acrs`). */
+function authContextOf (env: NodeJS.ProcessEnv, signIn: boolean): string | null {
+  const value = text(env, 'ENTRA_AUTH_CONTEXT')
+  if (value === undefined) return null
+  if (!signIn) throw new ConfigError('ENTRA_AUTH_CONTEXT', 'only means something with ENTRA_REDIRECT_URI (Microsoft sign-in); set both or neither')
+  if (!/^c([1-9]|[1-9][0-9])$/i.test(value)) throw new ConfigError('ENTRA_AUTH_CONTEXT', `expected an authentication context id c1..c99, got "${value}"`)
+  return value.toLowerCase()
 }
 
 function phoneSource (env: NodeJS.ProcessEnv): EntraPhoneSource {

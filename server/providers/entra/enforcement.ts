@@ -1,19 +1,19 @@
-import { ProviderError, type EnforcementState, type ProviderSubject } from '../../domain/provider.ts'
-import { runBatch, type BatchOutcome } from './batch.ts'
-import { graphFailure, hasStatus } from './errors.ts'
+import { ProviderError, type EnforcementOutcome, type EnforcementRecord, type EnforcementRecords, type EnforcementState, type ProviderSubject } from '../../domain/provider.ts'
+import { runBatch } from './batch.ts'
 import type { GraphApi } from './graph-client.ts'
+import { kindsFromMethods, type EntraMethodKind } from './method-kinds.ts'
 
 /** Legacy per-user MFA state (contracts 1.10). */
 export type PerUserMfaState = 'disabled' | 'enabled' | 'enforced' | 'unknownFutureValue'
 
 /** One subject's result in a bulk call: what changed, or why it failed (one bad user never stops the rest). */
-export type BulkResult = { changed: boolean } | { error: ProviderError }
+export type BulkResult = EnforcementOutcome | { error: ProviderError }
 
 /** How the provider flips the switch: per-user MFA state or membership of a Conditional Access group. */
 export interface EnforcementStrategy {
   state(externalId: string): Promise<EnforcementState>
-  enforce(subject: ProviderSubject): Promise<{ changed: boolean }>
-  relax(subject: ProviderSubject): Promise<{ changed: boolean }>
+  enforce(subject: ProviderSubject): Promise<EnforcementOutcome>
+  relax(subject: ProviderSubject): Promise<EnforcementOutcome>
   /** The same as enforce/relax for many subjects, through $batch; results in the subjects' order. */
   enforceMany(subjects: readonly ProviderSubject[]): Promise<BulkResult[]>
   relaxMany(subjects: readonly ProviderSubject[]): Promise<BulkResult[]>
@@ -30,18 +30,65 @@ function requirementsPath (id: string): string {
   return `/users/${encodeURIComponent(id)}/authentication/requirements`
 }
 
+function methodsPath (id: string): string {
+  return `/users/${encodeURIComponent(id)}/authentication/methods`
+}
+
 /**
- * `enforced` for a user who has a method, `enabled` (register at next sign-in) for one who has none yet. A user
- * already `enforced` is left alone: nothing stricter exists, and stepping back to `enabled` would loosen nothing.
+ * Methods Entra's per-user MFA can challenge with. Email is for password reset only, and a temporary access pass
+ * or a password is not a second factor; the rest let a user who is `enforced` sign in.
  */
-export function wantedState (current: PerUserMfaState, subject: ProviderSubject): PerUserMfaState | null {
-  const wanted = subject.enrolled ? 'enforced' : 'enabled'
+const MFA_KINDS: ReadonlySet<EntraMethodKind> = new Set(['passkey', 'totp', 'phone', 'authenticator', 'external'])
+
+/** Whether the user's live `authentication/methods` list holds a method per-user MFA can use. */
+export function hasMfaMethod (methods: ReadonlyArray<{ '@odata.type'?: string }>): boolean {
+  return kindsFromMethods(methods).some((kind) => MFA_KINDS.has(kind))
+}
+
+/**
+ * `enforced` only for a user Entra reports a usable method for; `enabled` (register at the next sign-in; Entra
+ * moves the user to `enforced` itself once registered) for one with nothing registered at Entra, whatever the
+ * portal holds for them. A user already `enforced` is left alone: nothing stricter exists.
+ */
+export function wantedState (current: PerUserMfaState, registeredAtEntra: boolean): PerUserMfaState | null {
+  const wanted = registeredAtEntra ? 'enforced' : 'enabled'
   return current === 'enforced' || current === wanted ? null : wanted
 }
 
-/** Per-user MFA through the beta `authentication/requirements` property: read, then PATCH only if different. */
+/** What relax does, from the state now and the record of what the portal found and set. */
+export interface RelaxDecision {
+  /** The state to PATCH, or null to leave it. */
+  target: PerUserMfaState | null
+  /** Whether the record has served its purpose (restored, or overruled by an administrator). */
+  forget: boolean
+  note?: string
+}
+
+/**
+ * Relax sets back what the portal set, and nothing else: the state found before the first flip, while the state
+ * is still the one the portal set (or `enforced`, where Entra itself takes a registered `enabled` user). Any other
+ * state is an administrator's own decision and stays; so does any state the portal has no record of setting.
+ */
+export function relaxDecision (current: PerUserMfaState, record: EnforcementRecord | undefined): RelaxDecision {
+  if (record === undefined) {
+    return current === 'disabled'
+      ? { target: null, forget: false }
+      : { target: null, forget: false, note: `per-user MFA left "${current}": the portal has no record of setting it` }
+  }
+  const portalSet = current === record.set || (record.set === 'enabled' && current === 'enforced')
+  if (!portalSet) {
+    return { target: null, forget: true, note: `per-user MFA left "${current}": an administrator changed it after the portal set "${record.set}" (it was "${record.found}" before the portal)` }
+  }
+  return { target: current === record.found ? null : record.found as PerUserMfaState, forget: true }
+}
+
+/**
+ * Per-user MFA through the beta `authentication/requirements` property: read the state (and, to enforce, the
+ * user's methods at Entra), then PATCH only if different. The state found before the first flip is recorded, so
+ * relax can put exactly that back.
+ */
 export class PerUserEnforcement implements EnforcementStrategy {
-  constructor (private readonly graph: GraphApi, private readonly concurrency: number) {}
+  constructor (private readonly graph: GraphApi, private readonly concurrency: number, private readonly records: EnforcementRecords) {}
 
   async read (externalId: string): Promise<PerUserMfaState> {
     const body = await this.graph.get<{ perUserMfaState: PerUserMfaState }>(requirementsPath(externalId), 'beta')
@@ -54,150 +101,91 @@ export class PerUserEnforcement implements EnforcementStrategy {
     return current === 'enabled' || current === 'enforced' ? 'enforced' : 'not_enforced'
   }
 
-  async enforce (subject: ProviderSubject): Promise<{ changed: boolean }> {
+  async enforce (subject: ProviderSubject): Promise<EnforcementOutcome> {
     const id = externalIdOf(subject)
-    const target = wantedState(await this.read(id), subject)
+    // Beta, like `requirements`: it lists hardware OATH tokens too.
+    const [current, methods] = await Promise.all([
+      this.read(id),
+      this.graph.get<{ value: Array<{ '@odata.type'?: string }> }>(methodsPath(id), 'beta')
+    ])
+    const target = wantedState(current, hasMfaMethod(methods.value))
     if (target === null) return { changed: false }
+    this.remember(subject.userId, current, target)
     await this.graph.patch(requirementsPath(id), { perUserMfaState: target }, 'beta')
     return { changed: true }
   }
 
-  async relax (subject: ProviderSubject): Promise<{ changed: boolean }> {
+  async relax (subject: ProviderSubject): Promise<EnforcementOutcome> {
     const id = externalIdOf(subject)
-    if (await this.read(id) === 'disabled') return { changed: false }
-    await this.graph.patch(requirementsPath(id), { perUserMfaState: 'disabled' }, 'beta')
-    return { changed: true }
+    const decision = relaxDecision(await this.read(id), this.records.get('entra', subject.userId))
+    if (decision.target !== null) await this.graph.patch(requirementsPath(id), { perUserMfaState: decision.target }, 'beta')
+    if (decision.forget) this.records.forget('entra', subject.userId)
+    return { changed: decision.target !== null, ...(decision.note === undefined ? {} : { note: decision.note }) }
   }
 
   async enforceMany (subjects: readonly ProviderSubject[]): Promise<BulkResult[]> {
-    return await this.many(subjects, (current, subject) => wantedState(current, subject))
-  }
-
-  async relaxMany (subjects: readonly ProviderSubject[]): Promise<BulkResult[]> {
-    return await this.many(subjects, (current) => current === 'disabled' ? null : 'disabled')
-  }
-
-  // Two rounds of $batch (beta, where `requirements` lives): read everyone, then PATCH only those that differ.
-  private async many (subjects: readonly ProviderSubject[], decide: (current: PerUserMfaState, s: ProviderSubject) => PerUserMfaState | null): Promise<BulkResult[]> {
     const results = new Array<BulkResult>(subjects.length)
-    const ids: Array<string | null> = subjects.map((s, i) => {
-      try {
-        return externalIdOf(s)
-      } catch (err) {
-        results[i] = { error: err as ProviderError }
-        return null
-      }
+    const valid = validSubjects(subjects, results)
+    // One round of reads (state and methods of each user, side by side in the same batches), then the PATCHes.
+    const reads = await runBatch(this.graph, valid.flatMap((v) => [
+      { method: 'GET' as const, url: requirementsPath(v.id) },
+      { method: 'GET' as const, url: methodsPath(v.id) }
+    ]), { version: 'beta', concurrency: this.concurrency })
+    const writes: Array<{ index: number, id: string, target: PerUserMfaState }> = []
+    valid.forEach((v, k) => {
+      const [state, methods] = [reads[2 * k], reads[2 * k + 1]]
+      if (!state.ok) { results[v.index] = { error: state.error }; return }
+      if (!methods.ok) { results[v.index] = { error: methods.error }; return }
+      const current = (state.body as { perUserMfaState: PerUserMfaState }).perUserMfaState
+      const target = wantedState(current, hasMfaMethod((methods.body as { value?: Array<{ '@odata.type'?: string }> }).value ?? []))
+      if (target === null) { results[v.index] = { changed: false }; return }
+      this.remember(subjects[v.index].userId, current, target)
+      writes.push({ index: v.index, id: v.id, target })
     })
-    const readable = ids.flatMap((id, i) => id === null ? [] : [i])
-    const reads = await runBatch(this.graph, readable.map((i) => ({ method: 'GET' as const, url: requirementsPath(ids[i]!) })), { version: 'beta', concurrency: this.concurrency })
-    const writes: Array<{ index: number, target: PerUserMfaState }> = []
-    reads.forEach((outcome, k) => {
-      const index = readable[k]
-      if (!outcome.ok) { results[index] = { error: outcome.error }; return }
-      const target = decide((outcome.body as { perUserMfaState: PerUserMfaState }).perUserMfaState, subjects[index])
-      if (target === null) results[index] = { changed: false }
-      else writes.push({ index, target })
-    })
-    const patched = await runBatch(this.graph, writes.map((w) => ({ method: 'PATCH' as const, url: requirementsPath(ids[w.index]!), body: { perUserMfaState: w.target } })), { version: 'beta', concurrency: this.concurrency })
+    const patched = await runBatch(this.graph, writes.map((w) => ({ method: 'PATCH' as const, url: requirementsPath(w.id), body: { perUserMfaState: w.target } })), { version: 'beta', concurrency: this.concurrency })
     patched.forEach((outcome, k) => { results[writes[k].index] = outcome.ok ? { changed: true } : { error: outcome.error } })
     return results
   }
-}
-
-/**
- * Membership of a Conditional Access group that requires MFA: read membership first, add or remove the user,
- * and treat "already a member" / "not a member" answers as the no-op they are.
- */
-export class GroupEnforcement implements EnforcementStrategy {
-  constructor (private readonly graph: GraphApi, private readonly groupId: string, private readonly concurrency: number) {}
-
-  async isMember (externalId: string): Promise<boolean> {
-    // checkMemberGroups is transitive, like the Conditional Access policy the group feeds.
-    const body = await this.graph.post<{ value: string[] }>(`/users/${encodeURIComponent(externalId)}/checkMemberGroups`, { groupIds: [this.groupId] })
-    return body.value.map((v) => v.toLowerCase()).includes(this.groupId.toLowerCase())
-  }
-
-  async state (externalId: string): Promise<EnforcementState> {
-    return await this.isMember(externalId) ? 'enforced' : 'not_enforced'
-  }
-
-  async enforce (subject: ProviderSubject): Promise<{ changed: boolean }> {
-    const id = externalIdOf(subject)
-    if (await this.isMember(id)) return { changed: false }
-    try {
-      await this.graph.post(this.membersRef(), this.memberBody(id))
-      return { changed: true }
-    } catch (err) {
-      if (alreadyMember(err)) return { changed: false }
-      throw err
-    }
-  }
-
-  async relax (subject: ProviderSubject): Promise<{ changed: boolean }> {
-    const id = externalIdOf(subject)
-    if (!await this.isMember(id)) return { changed: false }
-    try {
-      await this.graph.delete(this.memberRef(id))
-      return { changed: true }
-    } catch (err) {
-      // 404: not a direct member (only through a nested group), which this group cannot undo.
-      if (hasStatus(err, 404)) return { changed: false }
-      throw err
-    }
-  }
-
-  async enforceMany (subjects: readonly ProviderSubject[]): Promise<BulkResult[]> {
-    return await this.many(subjects, true)
-  }
 
   async relaxMany (subjects: readonly ProviderSubject[]): Promise<BulkResult[]> {
-    return await this.many(subjects, false)
-  }
-
-  private async many (subjects: readonly ProviderSubject[], member: boolean): Promise<BulkResult[]> {
     const results = new Array<BulkResult>(subjects.length)
-    const valid: Array<{ index: number, id: string }> = []
-    subjects.forEach((s, index) => {
-      try { valid.push({ index, id: externalIdOf(s) }) } catch (err) { results[index] = { error: err as ProviderError } }
+    const valid = validSubjects(subjects, results)
+    const reads = await runBatch(this.graph, valid.map((v) => ({ method: 'GET' as const, url: requirementsPath(v.id) })), { version: 'beta', concurrency: this.concurrency })
+    const writes: Array<{ index: number, id: string, decision: RelaxDecision }> = []
+    valid.forEach((v, k) => {
+      const outcome = reads[k]
+      if (!outcome.ok) { results[v.index] = { error: outcome.error }; return }
+      const userId = subjects[v.index].userId
+      const decision = relaxDecision((outcome.body as { perUserMfaState: PerUserMfaState }).perUserMfaState, this.records.get('entra', userId))
+      if (decision.target !== null) { writes.push({ index: v.index, id: v.id, decision }); return }
+      if (decision.forget) this.records.forget('entra', userId)
+      results[v.index] = { changed: false, ...(decision.note === undefined ? {} : { note: decision.note }) }
     })
-    const reads = await runBatch(this.graph, valid.map((v) => ({ method: 'POST' as const, url: `/users/${encodeURIComponent(v.id)}/checkMemberGroups`, body: { groupIds: [this.groupId] } })), { concurrency: this.concurrency })
-    const writes: typeof valid = []
-    reads.forEach((o, k) => {
-      const { index } = valid[k]
-      if (!o.ok) { results[index] = { error: o.error }; return }
-      const isMember = ((o.body as { value?: string[] }).value ?? []).some((g) => g.toLowerCase() === this.groupId.toLowerCase())
-      if (isMember === member) results[index] = { changed: false }
-      else writes.push(valid[k])
+    const patched = await runBatch(this.graph, writes.map((w) => ({ method: 'PATCH' as const, url: requirementsPath(w.id), body: { perUserMfaState: w.decision.target } })), { version: 'beta', concurrency: this.concurrency })
+    patched.forEach((outcome, k) => {
+      const { index } = writes[k]
+      if (!outcome.ok) { results[index] = { error: outcome.error }; return }
+      this.records.forget('entra', subjects[index].userId)
+      results[index] = { changed: true }
     })
-    const outcomes = await runBatch(this.graph, writes.map((w) => member
-      ? { method: 'POST' as const, url: this.membersRef(), body: this.memberBody(w.id) }
-      : { method: 'DELETE' as const, url: this.memberRef(w.id) }), { concurrency: this.concurrency })
-    outcomes.forEach((o, k) => { results[writes[k].index] = this.writeResult(o, member) })
     return results
   }
 
-  private writeResult (o: BatchOutcome, member: boolean): BulkResult {
-    if (o.ok) return { changed: true }
-    const error = graphFailure('Group membership change (in $batch)', o.status ?? 0, o.body, null)
-    if (member && alreadyMember(error)) return { changed: false }
-    if (!member && o.status === 404) return { changed: false }
-    return { error: o.status === null ? o.error : error }
-  }
-
-  private membersRef (): string {
-    return `/groups/${encodeURIComponent(this.groupId)}/members/$ref`
-  }
-
-  private memberRef (id: string): string {
-    return `/groups/${encodeURIComponent(this.groupId)}/members/${encodeURIComponent(id)}/$ref`
-  }
-
-  private memberBody (id: string): { '@odata.id': string } {
-    return { '@odata.id': `${this.graph.origin.logical}/v1.0/directoryObjects/${id}` }
+  /**
+   * Recorded before the PATCH, so a crash between the two still knows what was found. The state found before the
+   * FIRST flip is kept when the portal moves the user on (from `enabled` to `enforced` once registered).
+   */
+  private remember (userId: string, current: PerUserMfaState, target: PerUserMfaState): void {
+    const earlier = this.records.get('entra', userId)
+    this.records.put('entra', userId, { found: earlier?.found ?? current, set: target })
   }
 }
 
-// Graph answers 400 "One or more added object references already exist" when the member is already there.
-function alreadyMember (err: unknown): boolean {
-  return hasStatus(err, 400) && /already exist/i.test(err.message)
+/** The subjects that have an object id, with their index; the others get their error in `results`. */
+export function validSubjects (subjects: readonly ProviderSubject[], results: BulkResult[]): Array<{ index: number, id: string }> {
+  const valid: Array<{ index: number, id: string }> = []
+  subjects.forEach((s, index) => {
+    try { valid.push({ index, id: externalIdOf(s) }) } catch (err) { results[index] = { error: err as ProviderError } }
+  })
+  return valid
 }

@@ -20,6 +20,21 @@ export interface GraphClientOptions {
   retryDelaySeconds?: number
 }
 
+/**
+ * The RetryHandler's decision (contracts 1.1 pitfall 4: 429/503/504): GET, PATCH, PUT and DELETE are sent again, as
+ * a second one changes nothing more than the first. A POST creates (a phone, a pass, a token) and a 503 or 504 may
+ * come after Graph did it, so it is sent again only when throttled (429: refused before acting); a POST that is
+ * idempotent by design carries its own options (GraphApi.post).
+ */
+function mayResend (_delay: number, _attempt: number, _request: RequestInfo, options: { method?: string } | undefined, response: Response): boolean {
+  return (options?.method ?? 'GET').toUpperCase() !== 'POST' || response.status === 429
+}
+
+/** Whether a failed write may nonetheless have been carried out: Graph's answer was lost or came from a gateway. */
+export function mayHaveHappened (err: unknown): boolean {
+  return err instanceof ProviderError && err.retryable && err.code !== 'throttled'
+}
+
 /** Sets a header whether the client built the headers as a plain object or a Headers instance. */
 function setHeader (context: Context, name: string, value: string): void {
   context.options ??= {}
@@ -69,11 +84,13 @@ class SendMiddleware implements Middleware {
 export class GraphApi {
   readonly client: Client
   readonly origin: { logical: string, actual: string }
+  private readonly retry: { delay: number, maxRetries: number }
 
   constructor (private readonly tokens: TokenSource, origin: { logical: string, actual: string }, options: GraphClientOptions = {}) {
     this.origin = origin
+    this.retry = { delay: options.retryDelaySeconds ?? 3, maxRetries: options.maxRetries ?? 3 }
     const bearer = new BearerMiddleware(tokens, origin.logical)
-    const retry = new RetryHandler(new RetryHandlerOptions(options.retryDelaySeconds ?? 3, options.maxRetries ?? 3))
+    const retry = new RetryHandler(new RetryHandlerOptions(this.retry.delay, this.retry.maxRetries, mayResend))
     bearer.setNext(retry)
     retry.setNext(new SendMiddleware(origin, options.requestTimeoutMs ?? 30_000))
     this.client = Client.initWithMiddleware({ middleware: bearer, baseUrl: origin.logical, defaultVersion: 'v1.0' })
@@ -83,8 +100,15 @@ export class GraphApi {
     return await this.call(`GET ${path}`, async () => await this.client.api(path).version(version).get() as T)
   }
 
-  async post<T> (path: string, body: unknown, version: GraphVersion = 'v1.0'): Promise<T> {
-    return await this.call(`POST ${path}`, async () => await this.client.api(path).version(version).post(body) as T)
+  /**
+   * A POST. Unless `idempotent` (a read such as checkMemberGroups, a $batch of idempotent requests, a membership add
+   * that answers "already exists"), it is sent once: after a 5xx or a timeout the caller must read to find out
+   * whether it happened (see mayHaveHappened). Only a 429, which Graph answers before acting, is sent again.
+   */
+  async post<T> (path: string, body: unknown, version: GraphVersion = 'v1.0', options: { idempotent?: boolean } = {}): Promise<T> {
+    const request = this.client.api(path).version(version)
+    if (options.idempotent === true) request.middlewareOptions([new RetryHandlerOptions(this.retry.delay, this.retry.maxRetries, () => true)])
+    return await this.call(`POST ${path}`, async () => await request.post(body) as T)
   }
 
   async patch (path: string, body: unknown, version: GraphVersion = 'v1.0'): Promise<void> {

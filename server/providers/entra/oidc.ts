@@ -20,7 +20,8 @@ export interface IdTokenClaims {
   nonce?: string
   exp?: number
   nbf?: number
-  amr?: string[]
+  /** Conditional Access authentication contexts the sign-in satisfied (asked for through the claims parameter). */
+  acrs?: string[]
   preferred_username?: string
   name?: string
   [claim: string]: unknown
@@ -33,10 +34,11 @@ export interface MicrosoftSignInResult {
   username: string | null
   displayName: string | null
   /**
-   * Whether the sign-in used MFA, from `amr` containing "mfa"; null when the token carries no `amr` (v2.0 ID tokens
-   * often do not), which means unknown, not "no".
+   * Whether the sign-in proved MFA: the ID token's `acrs` holds the configured authentication context (ENTRA_AUTH_CONTEXT),
+   * which Conditional Access issues only once its policy (MFA) was satisfied. v2.0 ID tokens carry no `amr`
+   * (contracts 1.13b), so without a configured context this is always false: one factor.
    */
-  mfa: boolean | null
+  mfa: boolean
   claims: IdTokenClaims
 }
 
@@ -72,6 +74,16 @@ export class MicrosoftSignIn {
     return [...this.config.signIn?.scopes ?? ['openid', 'profile', 'email']]
   }
 
+  /**
+   * The claims request asking for the authentication context in the ID token, or undefined without one. The ID token
+   * is where the portal (the app that signs the user in) receives it: Entra issues `acrs` in any JWT it is explicitly
+   * asked for in (developer guide to Conditional Access authentication context; optional claims reference: acrs, JWT).
+   */
+  private get claims (): string | undefined {
+    const context = this.config.signIn?.authContext ?? null
+    return context === null ? undefined : JSON.stringify({ id_token: { acrs: { essential: true, value: context } } })
+  }
+
   private redirectUri (given: string | undefined): string {
     const uri = given ?? this.config.signIn?.redirectUri
     if (uri === undefined) throw new ProviderError('Microsoft sign-in is not configured (ENTRA_REDIRECT_URI)', false, null, 'sign_in_not_configured')
@@ -89,6 +101,7 @@ export class MicrosoftSignIn {
         codeChallenge: request.codeChallenge,
         codeChallengeMethod: 'S256',
         responseMode: 'query',
+        ...(this.claims === undefined ? {} : { claims: this.claims }),
         ...(request.loginHint === undefined ? {} : { loginHint: request.loginHint })
       })
     } catch (err) {
@@ -105,7 +118,8 @@ export class MicrosoftSignIn {
         codeVerifier: request.codeVerifier,
         redirectUri: this.redirectUri(request.redirectUri),
         scopes: this.scopes,
-        nonce: request.nonce
+        nonce: request.nonce,
+        ...(this.claims === undefined ? {} : { claims: this.claims })
       })
       idToken = result.idToken
       // The portal keeps its own session: do not let every sign-in pile up accounts and tokens in MSAL's memory.
@@ -122,9 +136,15 @@ export class MicrosoftSignIn {
       tenantId: claims.tid!,
       username: claims.preferred_username ?? null,
       displayName: claims.name ?? null,
-      mfa: Array.isArray(claims.amr) ? claims.amr.includes('mfa') : null,
+      mfa: this.provesMfa(claims),
       claims
     }
+  }
+
+  /** Only the configured context counts: another one may stand for a policy that asks for something else than MFA. */
+  private provesMfa (claims: IdTokenClaims): boolean {
+    const context = this.config.signIn?.authContext ?? null
+    return context !== null && Array.isArray(claims.acrs) && claims.acrs.some((c) => typeof c === 'string' && c.toLowerCase() === context)
   }
 
   /** Signature (RS256, key by `kid` from the JWKS), issuer, audience, tenant and lifetime of an ID token. */

@@ -3,7 +3,7 @@ import { DomainError } from '../../domain/errors.ts'
 import { parsePhone } from '../../domain/phone.ts'
 import { ProviderError } from '../../domain/provider.ts'
 import { runBatch } from './batch.ts'
-import type { GraphApi } from './graph-client.ts'
+import { mayHaveHappened, type GraphApi } from './graph-client.ts'
 
 /** Phone method ids are fixed per phone type (contracts 1.6). */
 export const MOBILE_PHONE_METHOD_ID = '3179e48a-750b-4051-897c-87b9720928f7'
@@ -31,7 +31,7 @@ export interface PhonePlan {
   action: Exclude<PhoneAction, 'update'>
   /** The number to hold afterwards, E.164 (null for invalid). */
   phone: string | null
-  /** The mobile method's number before, E.164 (null when there was none). */
+  /** The mobile method's number before: E.164, or as Entra holds it when it cannot be read (null when there was none). */
   previous: string | null
   /** Why the directory's value cannot be used (invalid), or why a planned write failed. */
   reason?: string
@@ -49,10 +49,18 @@ function phoneMethodsPath (id: string): string {
 export class PhoneMethods {
   constructor (private readonly graph: GraphApi, private readonly concurrency: number) {}
 
-  /** The user's mobile MFA number (E.164), or null. */
-  async mobilePhone (externalId: string): Promise<string | null> {
+  /**
+   * The user's mobile method, or null when there is none. Whether one exists decides create or update, not whether
+   * its number can be read: Graph keeps one phone per type (contracts 1.6) whatever its format.
+   */
+  async mobileMethod (externalId: string): Promise<PhoneMethod | null> {
     const { value } = await this.graph.get<{ value: PhoneMethod[] }>(phoneMethodsPath(externalId))
-    return e164Of(value.find((m) => m.phoneType === 'mobile')?.phoneNumber)
+    return value.find((m) => m.phoneType === 'mobile') ?? null
+  }
+
+  /** The user's mobile MFA number (E.164), or null (none, or a number that cannot be read). */
+  async mobilePhone (externalId: string): Promise<string | null> {
+    return e164Of((await this.mobileMethod(externalId))?.phoneNumber)
   }
 
   /**
@@ -63,10 +71,16 @@ export class PhoneMethods {
    */
   async setMobilePhone (externalId: string, e164: string, options: { replaceExisting: boolean }): Promise<Exclude<PhoneAction, 'invalid'>> {
     const phoneNumber = toGraphPhone(e164)
-    const previous = await this.mobilePhone(externalId)
-    if (previous === e164Of(e164)) return 'unchanged'
-    if (previous === null) {
-      await this.graph.post(phoneMethodsPath(externalId), { phoneNumber, phoneType: 'mobile' })
+    const wanted = e164Of(e164)
+    const existing = await this.mobileMethod(externalId)
+    if (existing !== null && e164Of(existing.phoneNumber) === wanted) return 'unchanged'
+    if (existing === null) {
+      try {
+        await this.graph.post(phoneMethodsPath(externalId), { phoneNumber, phoneType: 'mobile' })
+      } catch (err) {
+        // The create may have happened with its answer lost: the number read back says whether it did.
+        if (!mayHaveHappened(err) || await this.mobilePhone(externalId) !== wanted) throw err
+      }
       return 'create'
     }
     if (!options.replaceExisting) return 'conflict'
@@ -100,10 +114,11 @@ export class PhoneMethods {
         plan.reason = o.error.message
         return
       }
-      plan.previous = e164Of(((o.body as { value?: PhoneMethod[] }).value ?? []).find((m) => m.phoneType === 'mobile')?.phoneNumber)
-      if (plan.previous === plan.phone) return
-      if (plan.previous !== null) {
-        plan.action = 'conflict'
+      const mobile = ((o.body as { value?: PhoneMethod[] }).value ?? []).find((m) => m.phoneType === 'mobile')
+      if (mobile !== undefined) {
+        // A mobile method exists, readable or not: the same number is unchanged, any other one a conflict.
+        plan.previous = e164Of(mobile.phoneNumber) ?? mobile.phoneNumber
+        if (plan.previous !== plan.phone) plan.action = 'conflict'
         return
       }
       plan.action = 'create'
@@ -113,8 +128,15 @@ export class PhoneMethods {
     const outcomes = await runBatch(this.graph, writes.map((p) => (
       { method: 'POST' as const, url: phoneMethodsPath(p.externalId), body: { phoneNumber: toGraphPhone(p.phone!), phoneType: 'mobile' } }
     )), { concurrency: this.concurrency })
+    // Creates whose answer was lost are not sent again (one mobile per user): their numbers are read back instead.
+    const unsure = writes.filter((_, k) => { const o = outcomes[k]; return !o.ok && o.maybeApplied })
+    const readBack = await runBatch(this.graph, unsure.map((p) => ({ method: 'GET' as const, url: phoneMethodsPath(p.externalId) })), { concurrency: this.concurrency })
+    const landed = new Set(unsure.filter((p, k) => {
+      const o = readBack[k]
+      return o.ok && e164Of(((o.body as { value?: PhoneMethod[] }).value ?? []).find((m) => m.phoneType === 'mobile')?.phoneNumber) === p.phone
+    }))
     outcomes.forEach((o, k) => {
-      if (o.ok) writes[k].applied = true
+      if (o.ok || landed.has(writes[k])) writes[k].applied = true
       else writes[k].reason = o.error.message
     })
     return plans

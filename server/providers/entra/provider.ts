@@ -1,18 +1,20 @@
 import type { CountryCode } from 'libphonenumber-js'
 import {
-  ProviderError, type EnforcementState, type IdentityProvider, type ProviderCapabilities, type ProviderPage,
-  type ProviderSubject, type RegistrationStatus
+  MemoryEnforcementRecords, ProviderError, type EnforcementOutcome, type EnforcementRecords, type EnforcementState, type IdentityProvider,
+  type ProviderCapabilities, type ProviderPage, type ProviderSubject, type RegistrationStatus
 } from '../../domain/provider.ts'
 import { AccessPasses, type AccessPassPolicy, type AccessPassRequest, type IssuedAccessPass } from './access-pass.ts'
 import { createMsalApp, originsFor, TokenSource, type Origins } from './auth.ts'
 import type { EntraConfig } from './config.ts'
 import { DirectoryReader, REGISTRATION_SOURCE } from './directory.ts'
-import { externalIdOf, GroupEnforcement, PerUserEnforcement, type BulkResult, type EnforcementStrategy } from './enforcement.ts'
+import { externalIdOf, PerUserEnforcement, type BulkResult, type EnforcementStrategy } from './enforcement.ts'
+import { GroupEnforcement } from './group-enforcement.ts'
 import { GraphApi, type GraphClientOptions } from './graph-client.ts'
 import { kindsFromMethods } from './method-kinds.ts'
-import { HardwareOath, type NewOathToken, type OathDevice } from './oath.ts'
+import { HardwareOath, type NewOathToken, type OathDevice, type OathRemoval } from './oath.ts'
 import { MicrosoftSignIn, type MicrosoftSignInResult } from './oidc.ts'
 import { PhoneMethods, type PhoneAction, type PhonePlan } from './phones.ts'
+import type { RegistrationOptions } from './registration.ts'
 
 export interface EntraProviderOptions {
   now?: () => Date
@@ -21,6 +23,15 @@ export interface EntraProviderOptions {
   /** Groups campaigns target (object ids), asked when a listing run starts; added to ENTRA_SYNC_GROUP_IDS. */
   campaignGroupIds?: () => readonly string[] | Promise<readonly string[]>
   graph?: GraphClientOptions
+  /**
+   * Where the per-user MFA state found before the portal's first flip is kept, so relax restores exactly it (the
+   * portal passes the database's; without it the records live only as long as this object).
+   */
+  records?: EnforcementRecords
+  /** Disabled users the portal knows and what it holds for them (their methods are read once, not every sync). */
+  disabledUsers?: RegistrationOptions['disabledUsers']
+  /** Warnings an operator should see: a campaign group gone from Entra, a method name the portal does not know. */
+  log?: RegistrationOptions['log']
 }
 
 /**
@@ -50,14 +61,18 @@ export class EntraProvider implements IdentityProvider {
     this.graph = new GraphApi(tokens, this.origins.graph, options.graph)
     this.directory = new DirectoryReader(this.graph, config, {
       pageSize: Math.min(999, Math.max(1, options.pageSize ?? 999)),
-      groupIds: options.campaignGroupIds ?? (() => [])
+      groupIds: options.campaignGroupIds ?? (() => []),
+      now,
+      log: options.log,
+      disabledUsers: options.disabledUsers
     })
+    const records = options.records ?? new MemoryEnforcementRecords()
     this.enforcement = config.enforcement.mode === 'group'
-      ? new GroupEnforcement(this.graph, config.enforcement.groupId, config.concurrency)
-      : new PerUserEnforcement(this.graph, config.concurrency)
+      ? new GroupEnforcement(this.graph, config.enforcement.groupId, config.concurrency, records)
+      : new PerUserEnforcement(this.graph, config.concurrency, records)
     this.phones = new PhoneMethods(this.graph, config.concurrency)
     this.passes = new AccessPasses(this.graph, now)
-    this.oath = new HardwareOath(this.graph)
+    this.oath = new HardwareOath(this.graph, now)
     this.signIn = new MicrosoftSignIn(app, config, this.origins, now)
     this.hardwareOath = config.hardwareOath
     this.capabilities = {
@@ -88,11 +103,13 @@ export class EntraProvider implements IdentityProvider {
     return await this.enforcement.state(externalIdOf(subject))
   }
 
-  async enforce (subject: ProviderSubject): Promise<{ changed: boolean }> {
+  /** Per-user mode: `enforced` when Entra (read now) reports a usable method, else `enabled`; the state found is recorded. */
+  async enforce (subject: ProviderSubject): Promise<EnforcementOutcome> {
     return await this.enforcement.enforce(subject)
   }
 
-  async relax (subject: ProviderSubject): Promise<{ changed: boolean }> {
+  /** Restores what was found before the portal's first flip, unless an administrator has changed it since. */
+  async relax (subject: ProviderSubject): Promise<EnforcementOutcome> {
     return await this.enforcement.relax(subject)
   }
 
@@ -141,10 +158,25 @@ export class EntraProvider implements IdentityProvider {
     await this.oath.activateOathToken(externalId, methodId, code, displayName)
   }
 
-  /** Create + assign + activate for an authenticator the user just proved with `code`. */
+  /**
+   * Create (assigned) + activate for an authenticator the user just proved with `code`, after checking the tenant's
+   * policy allows hardware OATH tokens; a token that is not activated is removed again.
+   */
   async enrollOathToken (externalId: string, token: NewOathToken & { code: string }): Promise<{ deviceId: string, methodId: string }> {
     this.requireHardwareOath()
     return await this.oath.enrollOathToken(externalId, token)
+  }
+
+  /** Whether the tenant's authentication methods policy lets the portal register authenticator apps (refuses in words). */
+  async assertOathAllowed (): Promise<void> {
+    this.requireHardwareOath()
+    await this.oath.assertPolicyEnabled()
+  }
+
+  /** Removes the not-activated token with this serial number (a failed or abandoned setup); an activated one stays. */
+  async removeOathToken (externalId: string, serialNumber: string): Promise<OathRemoval> {
+    this.requireHardwareOath()
+    return await this.oath.removeOathToken(externalId, serialNumber)
   }
 
   /** The Microsoft sign-in address (authorization code + PKCE). */

@@ -1,5 +1,6 @@
 /** The campaign form (new and edit): its fields, choices and labels, and how typed text becomes a CampaignInput. */
 import { Type, type Static } from '@sinclair/typebox'
+import { POLICY_VARIANT_LABELS } from '../../domain/access-keys.ts'
 import { CampaignValidationError, DEFAULT_REMINDER_OFFSETS, validateCampaign, type CampaignInput } from '../../domain/campaigns.ts'
 import type { Campaign } from '../../domain/engine.ts'
 import { day, parseDay, parseWhole } from './form-fields.ts'
@@ -22,12 +23,13 @@ export const CampaignBody = Type.Object({
   smsPolicy: Type.Optional(Type.String({ maxLength: 40 })),
   privilegedMethods: Type.Optional(Type.String({ maxLength: 40 })),
   driftPolicy: Type.Optional(Type.String({ maxLength: 40 })),
+  awsPolicyVariant: Type.Optional(Type.String({ maxLength: 40 })),
   _csrf: Type.Optional(Type.String())
 })
 export type CampaignForm = Static<typeof CampaignBody>
 
 /** The form's fields in page order, so the error summary reads top to bottom like the form. */
-export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy'] as const
+export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy', 'awsPolicyVariant'] as const
 
 export const SMS_LABELS: Record<Campaign['smsPolicy'], string> = {
   counts: 'Text messages count as a second sign-in method',
@@ -42,13 +44,20 @@ export const DRIFT_LABELS: Record<Campaign['driftPolicy'], string> = {
   reapply: 'Put it back at the next sweep (and record it)',
   flag: 'Only flag the user for an admin to decide'
 }
-export const CHOICES = [
+export const CHOICES: Array<{ name: string, legend: string, hint?: string, options: Array<[string, string]> }> = [
   { name: 'smsPolicy', legend: 'Text messages (SMS)', options: Object.entries(SMS_LABELS) },
   { name: 'privilegedMethods', legend: 'Administrators and other privileged users', options: Object.entries(PRIVILEGED_LABELS) },
-  { name: 'driftPolicy', legend: 'When someone switches enforcement off by hand at the provider', options: Object.entries(DRIFT_LABELS) }
+  { name: 'driftPolicy', legend: 'When someone switches enforcement off by hand at the provider', options: Object.entries(DRIFT_LABELS) },
+  {
+    name: 'awsPolicyVariant',
+    legend: 'AWS IAM users: what the policy blocks until they use MFA',
+    hint: 'AWS makes MFA mandatory by attaching a policy that refuses requests made without MFA. Requests signed with a long-term access key (scripts, the AWS command line) can never carry MFA. ' +
+      'Before arming, the campaign page lists the access keys of the AWS users it would affect, and you confirm this choice there. Changing it later applies to people already made to use MFA at the next drift check.',
+    options: Object.entries(POLICY_VARIANT_LABELS)
+  }
 ]
 // Where an error summary link for a radio group lands: its first choice.
-export const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply' }
+export const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply', awsPolicyVariant: 'console_and_api' }
 
 /** What the admin typed, as typed: a form that comes back shows exactly this. */
 /** What each field holds as typed (text), for showing the form again. */
@@ -68,7 +77,8 @@ export function blankForm (now: Date): FormValues {
     softBlockDays: '',
     smsPolicy: 'counts',
     privilegedMethods: 'phishing_resistant',
-    driftPolicy: 'reapply'
+    driftPolicy: 'reapply',
+    awsPolicyVariant: 'console_and_api'
   }
 }
 
@@ -102,7 +112,9 @@ export function parseForm (values: FormValues): { input: CampaignInput, problems
     // Unknown choices pass through as typed; the domain's rules name the field.
     smsPolicy: values.smsPolicy as CampaignInput['smsPolicy'],
     privilegedMethods: values.privilegedMethods as CampaignInput['privilegedMethods'],
-    driftPolicy: values.driftPolicy as CampaignInput['driftPolicy']
+    driftPolicy: values.driftPolicy as CampaignInput['driftPolicy'],
+    // Left out (a form from before the choice existed): AWS's documented policy, as before.
+    awsPolicyVariant: (values.awsPolicyVariant.trim() === '' ? 'console_and_api' : values.awsPolicyVariant) as CampaignInput['awsPolicyVariant']
   }
   return { input, problems }
 }
@@ -133,6 +145,7 @@ export function campaignFormValues (campaign: Campaign): FormValues {
     softBlockDays: campaign.softBlockDays === null ? '' : String(campaign.softBlockDays),
     smsPolicy: campaign.smsPolicy,
     privilegedMethods: campaign.privilegedMethods,
-    driftPolicy: campaign.driftPolicy
+    driftPolicy: campaign.driftPolicy,
+    awsPolicyVariant: campaign.awsPolicyVariant
   }
 }

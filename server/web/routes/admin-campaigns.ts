@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { CampaignValidationError, type CampaignService } from '../../domain/campaigns.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { Campaign, EnforcementEngine, PlanItem } from '../../domain/engine.ts'
+import { keyIdsOf, POLICY_VARIANT_LABELS, type AccessKeyListing } from '../../domain/access-keys.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Actor } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
@@ -16,6 +17,12 @@ import { day } from './form-fields.ts'
 
 const CampaignParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String()) })
+// The policy choice for AWS users, with the access key ids the page showed (comma-separated).
+const AwsPolicyBody = Type.Object({
+  awsPolicyVariant: Type.Optional(Type.String({ maxLength: 40 })),
+  seenKeys: Type.Optional(Type.String({ maxLength: 200_000 })),
+  _csrf: Type.Optional(Type.String())
+})
 
 // A page stays readable and quick however many users are due; the counts above the table are always complete.
 const PLAN_ROWS_SHOWN = 500
@@ -54,8 +61,8 @@ function editForm (campaign: Campaign): FormMode {
 }
 
 interface Deps {
-  campaigns: Pick<CampaignService, 'create' | 'update' | 'list' | 'find' | 'arm' | 'disarm'>
-  engine: Pick<EnforcementEngine, 'planSummary' | 'previewArming'>
+  campaigns: Pick<CampaignService, 'create' | 'update' | 'list' | 'find' | 'armChecked' | 'disarm' | 'dueAccessKeys' | 'confirmAwsPolicy'>
+  engine: Pick<EnforcementEngine, 'campaignPlan'>
   clock: Clock
 }
 
@@ -101,22 +108,35 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   app.get<{ Params: Static<typeof CampaignParams> }>('/:id', { schema: { params: CampaignParams } }, async (request, reply) => {
     const campaign = campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
-    // Before arming, what arming would do; once armed, this campaign's part of the next sweep.
-    let summary: { total: number, enforce: number, relax: number, sample: PlanItem[] }
-    if (campaign.armedAt === null) {
-      const preview = engine.previewArming(campaign.id)
-      summary = { total: preview.length, enforce: preview.length, relax: 0, sample: preview.slice(0, PLAN_ROWS_SHOWN) }
-    } else {
-      summary = engine.planSummary(PLAN_ROWS_SHOWN, campaign.id)
-    }
+    // Before arming, what arming would do; once armed, this campaign's part of the next sweep. The same engine
+    // method as `mfa-rollout sweep --dry-run --campaign ID`, so the page and the command list the same users.
+    const summary = engine.campaignPlan(campaign, PLAN_ROWS_SHOWN)
+    // The AWS users among them with active access keys: what AWS's documented policy would stop working.
+    const accessKeys = await campaigns.dueAccessKeys(campaign)
     return reply.page('admin/campaigns/show', {
       title: campaign.name,
       campaign: describeCampaign(campaign),
       total: summary.total,
       shown: summary.sample.map(describePlanItem),
       enforceCount: summary.enforce,
-      relaxCount: summary.relax
+      relaxCount: summary.relax,
+      accessKeys: accessKeys === null ? null : describeAccessKeys(accessKeys, campaign),
+      variantChoices: Object.entries(POLICY_VARIANT_LABELS)
     })
+  })
+
+  app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof AwsPolicyBody> }>('/:id/aws-policy', { schema: { params: CampaignParams, body: AwsPolicyBody }, config: { stepUp: 'Confirm the policy for AWS users' } }, async (request, reply) => {
+    const campaign = campaigns.find(request.params.id)
+    if (campaign === undefined) return notFoundFor(request, reply)
+    const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}#aws-access-keys`
+    const seen = (request.body.seenKeys ?? '').split(',').map((id) => id.trim()).filter((id) => id !== '')
+    try {
+      const updated = await campaigns.confirmAwsPolicy(campaign.id, (request.body.awsPolicyVariant ?? '') as Campaign['awsPolicyVariant'], seen, actorOf(request))
+      return reply.flashRedirect(url, `Confirmed: AWS users of this campaign get the "${VARIANT_NAMES[updated.awsPolicyVariant]}" policy.`)
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return reply.flashRedirect(url, err.message, 'error')
+    }
   })
 
   app.get<{ Params: Static<typeof CampaignParams> }>('/:id/edit', { schema: { params: CampaignParams } }, async (request, reply) => {
@@ -146,15 +166,26 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
       : 'Saved. This campaign is armed: the dry run below shows what the next sweep will do with the new settings.')
   })
 
-  for (const action of ['arm', 'disarm'] as const) {
-    app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>(`/:id/${action}`, { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: action === 'arm' ? 'Arm the campaign' : 'Disarm the campaign' } }, async (request, reply) => {
-      const campaign = campaigns.find(request.params.id)
-      if (campaign === undefined) return notFoundFor(request, reply)
-      return flashOutcome(reply, `/admin/campaigns/${encodeURIComponent(campaign.id)}`, () => { campaigns[action](campaign.id, actorOf(request)) }, action === 'arm'
-        ? 'Armed. From now on, the sweep makes MFA mandatory for this campaign\'s users whose deadline has passed.'
-        : 'Disarmed. The sweep no longer makes MFA mandatory for this campaign\'s users; anyone it already did stays that way.')
-    })
-  }
+  app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>('/:id/arm', { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: 'Arm the campaign' } }, async (request, reply) => {
+    const campaign = campaigns.find(request.params.id)
+    if (campaign === undefined) return notFoundFor(request, reply)
+    const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}`
+    try {
+      // Refused while due AWS users hold access keys an admin has not confirmed the policy for.
+      await campaigns.armChecked(campaign.id, actorOf(request))
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err
+      return reply.flashRedirect(err.code === 'access_keys_unconfirmed' ? `${url}#aws-access-keys` : url, err.message, 'error')
+    }
+    return reply.flashRedirect(url, 'Armed. From now on, the sweep makes MFA mandatory for this campaign\'s users whose deadline has passed.')
+  })
+
+  app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>('/:id/disarm', { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: 'Disarm the campaign' } }, async (request, reply) => {
+    const campaign = campaigns.find(request.params.id)
+    if (campaign === undefined) return notFoundFor(request, reply)
+    return flashOutcome(reply, `/admin/campaigns/${encodeURIComponent(campaign.id)}`, () => { campaigns.disarm(campaign.id, actorOf(request)) },
+      'Disarmed. The sweep no longer makes MFA mandatory for this campaign\'s users; anyone it already did stays that way.')
+  })
 }
 
 /** Runs an admin action, then goes back to `url`: with the refusal as an error notice (a DomainError), or with `done`. */
@@ -186,7 +217,38 @@ function describeCampaign (campaign: Campaign) {
     armedDay: campaign.armedAt === null ? null : day(campaign.armedAt),
     smsLabel: SMS_LABELS[campaign.smsPolicy],
     privilegedLabel: PRIVILEGED_LABELS[campaign.privilegedMethods],
-    driftLabel: DRIFT_LABELS[campaign.driftPolicy]
+    driftLabel: DRIFT_LABELS[campaign.driftPolicy],
+    awsPolicyLabel: POLICY_VARIANT_LABELS[campaign.awsPolicyVariant]
+  }
+}
+
+/** Short names of the two policies, for notices. */
+const VARIANT_NAMES: Record<Campaign['awsPolicyVariant'], string> = { console_and_api: 'console and API', console_only: 'console only' }
+
+/** The access-key card: who holds which keys, and whether the current choice was confirmed with these keys in view. */
+function describeAccessKeys (listing: AccessKeyListing, campaign: Campaign) {
+  const keyIds = keyIdsOf(listing)
+  const review = campaign.accessKeyReview
+  const confirmed = review !== null && review.variant === campaign.awsPolicyVariant && keyIds.every((id) => review.keyIds.includes(id))
+  return {
+    users: listing.users.map((user) => ({
+      ...user,
+      keys: user.keys.map((key) => ({
+        ...key,
+        createdDay: key.createdAt === null ? 'unknown' : day(key.createdAt),
+        lastUsed: key.lastUsedAt === null
+          ? 'Never (or not since AWS began recording it)'
+          : `${day(key.lastUsedAt)}${key.lastUsedService === null ? '' : `, ${key.lastUsedService}`}${key.lastUsedRegion === null ? '' : ` in ${key.lastUsedRegion}`}`
+      }))
+    })),
+    keyCount: keyIds.length,
+    seenKeys: keyIds.join(','),
+    checked: listing.checked,
+    unchecked: listing.unchecked,
+    error: listing.firstError,
+    confirmed,
+    reviewDay: review === null ? null : day(review.at),
+    reviewVariant: review === null ? null : VARIANT_NAMES[review.variant]
   }
 }
 

@@ -83,7 +83,11 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       return reply.redirect(owed ? `/step-up?next=${encodeURIComponent(next)}` : next, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: err.message, ...ways, scripts: ['/static/js/passkey.js'] })
+      // A helpdesk pass typed into the password box: say where it goes instead of "do not match".
+      const message = err.code === 'invalid_credentials' && passes.isActivePass(email, password)
+        ? 'That is your temporary access pass, not your password. Choose "I have an access pass" below and enter it there.'
+        : err.message
+      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: message, ...ways, scripts: ['/static/js/passkey.js'] })
     }
   })
 

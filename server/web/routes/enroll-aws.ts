@@ -122,7 +122,8 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     const links = awsConsoleLinks(awsConfig?.accountId, virtualMfa.arnOf(user))
     return reply.page('enroll/aws-security-key', {
       title: 'Set up a security key for AWS',
-      userName: user.externalId,
+      // The IAM user name (the id is the portal's key, not what the AWS console shows).
+      userName: user.displayName,
       links,
       registered: user.providerMethods.includes('passkey'),
       error: null

@@ -67,6 +67,8 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     try {
       // Asked before showing a pending setup too: a step-up that has since lapsed must not show the QR again.
       enrollment.assertMayAdd(user, context)
+      // And no QR code for a secret the tenant's policy would refuse.
+      await enrollment.assertOathAllowed()
       return renderApp(reply, { setup: enrollment.currentOath(user) ?? enrollment.beginOath(user, context) })
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
@@ -101,7 +103,7 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       reply.code(err.code === 'provider_unavailable' ? 502 : statusFor(err))
-      if (GUARD_CODES.has(err.code) || err.code === 'entra_oath_off') return renderApp(reply, { refusal: err })
+      if (GUARD_CODES.has(err.code) || err.code === 'entra_oath_off' || err.code === 'entra_oath_policy_off') return renderApp(reply, { refusal: err })
       return renderApp(reply, { setup: enrollment.currentOath(user), error: err.message, name })
     }
   })

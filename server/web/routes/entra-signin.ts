@@ -60,8 +60,8 @@ const entraSignInRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       const now = clock.now().getTime()
       request.session.auth = {
         userId: user.id, createdAt: now, lastSeenAt: now,
-        // Microsoft's MFA is as fresh a proof as the portal's own step-up (DESIGN.md issue #6: amr "mfa"); the
-        // session id is already new, so this needs no second rotation.
+        // MFA proven at Microsoft (the authentication context in the ID token's acrs, ENTRA_AUTH_CONTEXT) is as fresh
+        // a proof as the portal's own step-up; the session id is already new, so this needs no second rotation.
         stepUpAt: mfa && owed === 'none' ? now : undefined,
         secondFactorPending: owed === 'none' ? undefined : true,
         passkeyOnly: owed === 'passkey' ? true : undefined

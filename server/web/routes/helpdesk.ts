@@ -65,6 +65,8 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, clock, 
       methods: profile.methods.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] })),
       passBounds: config.accessPass,
       resetWindowDays: Math.round(config.resetWindowMs / 86_400_000),
+      // Invitations need mail that leaves the portal (domain/invitations.ts refuses them otherwise).
+      invitationsByMail: config.sandbox || config.mail.smtpUrl !== undefined,
       reenrollOpen: profile.user.reenrollUntil !== null && profile.user.reenrollUntil > clock.now(),
       error: null,
       ...extra

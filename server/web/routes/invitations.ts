@@ -14,7 +14,7 @@ const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) })
 const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
 
 /** Statuses for the invitation codes (the rest go through the shared table in plugins/errors.ts). */
-const STATUS: Record<string, number> = { invitation_not_found: 404, invitation_used: 410, invitation_expired: 410, no_email_address: 409, user_disabled: 409, invitation_not_sent: 502 }
+const STATUS: Record<string, number> = { invitation_not_found: 404, invitation_used: 410, invitation_expired: 410, no_email_address: 409, no_mail_relay: 409, user_disabled: 409, invitation_not_sent: 502 }
 const statusOf = (err: DomainError): number => STATUS[err.code] ?? statusFor(err)
 
 /**
@@ -54,7 +54,10 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
   }
 
   app.get<{ Params: Static<typeof TokenParams> }>('/invite/:token', tokenRoute, async (request, reply) => {
-    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+    // The token is in this page's address: same-origin keeps it out of the Referer of any other site (as the
+    // portal's default does) while the form still posts with the portal's Origin, which browsers without
+    // Sec-Fetch-Site need to pass the Origin check (no-referrer would make them send "Origin: null").
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'same-origin')
     try {
       const { user, expiresAt } = invitations.preview(request.params.token)
       return reply.page('invite', {
@@ -76,7 +79,7 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
       // ends like one.
       await request.session.regenerate()
       const now = clock.now().getTime()
-      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true, passUntil: sessionUntil.getTime() }
+      request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true, passUntil: sessionUntil.getTime(), passKind: 'invitation' }
       return reply.redirect('/', 303)
     } catch (err) {
       return invalid(request, reply, err)

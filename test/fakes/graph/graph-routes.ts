@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hardwareOathMethods, oathDevices } from './oath-routes.ts'
-import { PASSWORD_METHOD_ID, PHONE_IDS, type FakeTenant, type FakeUser, type PerUserMfaState, type PhoneType } from './tenant.ts'
+import { PASSWORD_METHOD_ID, PHONE_IDS, REPORT_REFUSALS, type FakeTenant, type FakeUser, type PerUserMfaState, type PhoneType } from './tenant.ts'
 
 export type Version = 'v1.0' | 'beta'
 
@@ -89,6 +89,19 @@ function eqFilter (req: GraphRequest, fields: string[]): { field: string, value:
   return { field: match[1], value: match[2] }
 }
 
+/** `$expand` of one allowed navigation property (Graph expands one at a time here); anything else gets 400. */
+function expandOf (req: GraphRequest, allowed: string[]): string | null | GraphResponse {
+  const expand = req.query.get('$expand')
+  if (expand === null) return null
+  return allowed.includes(expand.trim()) ? expand.trim() : badRequest(`Unsupported query: $expand=${expand}`, 'Request_UnsupportedQuery')
+}
+
+function expanded (tenant: FakeTenant, expand: string | null, item: { principalId: string, roleDefinitionId: string }): Record<string, unknown> {
+  if (expand === 'principal') return { principal: tenant.principal(item.principalId) }
+  if (expand === 'roleDefinition') return { roleDefinition: { id: item.roleDefinitionId, templateId: item.roleDefinitionId, isBuiltIn: true } }
+  return {}
+}
+
 const E164_GRAPH = /^\+\d{1,3} \d{4,14}(x\d+)?$/
 
 /** A hook the server gives for OATH codes and TAP passes, so tests control time. */
@@ -115,8 +128,9 @@ export function routeGraph (ctx: RouteContext, req: GraphRequest): GraphResponse
   }
 
   if ((m = /^\/reports\/authenticationMethods\/userRegistrationDetails(?:\/([^/]+))?$/.exec(path)) !== null && method === 'GET') {
-    if (tenant.reportForbidden) {
-      return graphError(403, 'Authentication_RequestFromNonPremiumTenantOrB2CTenant', 'Neither tenant is B2C or tenant doesn\'t have premium license')
+    if (tenant.reportRefusal !== null) {
+      const [code, message] = REPORT_REFUSALS[tenant.reportRefusal]
+      return graphError(403, code, message)
     }
     const row = (u: FakeUser): Record<string, unknown> => {
       const methodsRegistered = tenant.methodsRegistered(u)
@@ -128,12 +142,16 @@ export function routeGraph (ctx: RouteContext, req: GraphRequest): GraphResponse
         lastUpdatedDateTime: ctx.now().toISOString()
       }
     }
+    // Disabled accounts are not in the report (contracts 1.4: "doesn't work for disabled users").
     if (m[1] !== undefined) {
       const user = tenant.find(m[1])
-      return user === undefined ? notFound(m[1]) : { status: 200, body: row(user) }
+      return user === undefined || !user.accountEnabled ? notFound(m[1]) : { status: 200, body: row(user) }
     }
     const filter = req.query.get('$filter')
-    let users = tenant.users
+    // A listing is a snapshot taken at its first page (the report is refreshed in the background, contracts 1.4);
+    // later pages reuse it, which also keeps 100,000 users cheap to page through.
+    if (req.query.get('$skiptoken') === null || tenant.reportSnapshot === null) tenant.reportSnapshot = tenant.users.filter((u) => u.accountEnabled)
+    let users = tenant.reportSnapshot
     if (filter !== null) {
       if (!/^isMfaRegistered eq (true|false)$/.test(filter)) return badRequest(`Unsupported query: ${filter}`, 'Request_UnsupportedQuery')
       const want = filter.endsWith('true')
@@ -144,20 +162,49 @@ export function routeGraph (ctx: RouteContext, req: GraphRequest): GraphResponse
   }
 
   if (method === 'GET' && path === '/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass') {
-    return { status: 200, body: { '@odata.type': '#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration', id: 'TemporaryAccessPass', ...tenant.tapPolicy, includeTargets: [{ targetType: 'group', id: 'all_users', isRegistrationRequired: false }] } }
+    const { includeTargets, excludeTargets, ...rest } = tenant.tapPolicy
+    return {
+      status: 200,
+      body: {
+        '@odata.type': '#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration', id: 'TemporaryAccessPass', ...rest,
+        includeTargets: includeTargets.map((t) => ({ ...t, isRegistrationRequired: false })), excludeTargets
+      }
+    }
+  }
+  // The hardware OATH tokens method's policy lives only in beta.
+  if (method === 'GET' && /^\/policies\/authenticationMethodsPolicy\/authenticationMethodConfigurations\/hardwareOath$/i.test(path)) {
+    if (version !== 'beta') return badRequest('Resource not found for the segment \'hardwareOath\'.', 'BadRequest')
+    return { status: 200, body: { '@odata.type': '#microsoft.graph.hardwareOathAuthenticationMethodConfiguration', id: 'HardwareOath', state: tenant.hardwareOathPolicy.state, includeTargets: [{ targetType: 'group', id: 'all_users', isRegistrationRequired: false }], excludeTargets: [] } }
   }
 
   if (method === 'GET' && path === '/roleManagement/directory/roleAssignments') {
     const filter = eqFilter(req, ['principalId', 'roleDefinitionId'])
     if (filter !== null && 'status' in filter) return filter
+    const expand = expandOf(req, ['principal', 'roleDefinition'])
+    if (typeof expand === 'object' && expand !== null) return expand
     const items = filter === null ? tenant.roleAssignments : tenant.roleAssignments.filter((a) => a[filter.field as 'principalId'] === filter.value)
-    return page(req, items, (a) => ({ ...a, resourceScope: a.directoryScopeId }))
+    return page(req, items, (a) => ({ ...a, resourceScope: a.directoryScopeId, ...expanded(tenant, expand, a) }))
   }
 
-  if ((m = /^\/groups\/([^/]+)\/(members|transitiveMembers)$/.exec(path)) !== null && method === 'GET') {
+  // PIM eligibilities (v1.0 and beta): tenants without Entra ID P2 / Governance are refused, as Graph does.
+  if (method === 'GET' && path === '/roleManagement/directory/roleEligibilityScheduleInstances') {
+    if (tenant.pimUnlicensed) return graphError(400, 'AadPremiumLicenseRequired', 'The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID Governance license.')
+    const filter = eqFilter(req, ['principalId', 'roleDefinitionId'])
+    if (filter !== null && 'status' in filter) return filter
+    const expand = expandOf(req, ['principal', 'roleDefinition'])
+    if (typeof expand === 'object' && expand !== null) return expand
+    const items = filter === null ? tenant.roleEligibilities : tenant.roleEligibilities.filter((e) => e[filter.field as 'principalId'] === filter.value)
+    return page(req, items, (e) => ({ ...e, ...expanded(tenant, expand, e) }))
+  }
+
+  // Direct or transitive members, optionally cast to one type (/microsoft.graph.user): nested groups are expanded
+  // by transitiveMembers only, as Graph does.
+  if ((m = /^\/groups\/([^/]+)\/(members|transitiveMembers)(?:\/microsoft\.graph\.(user|group))?$/.exec(path)) !== null && method === 'GET') {
     const members = tenant.groups.get(m[1])
     if (members === undefined) return notFound(m[1])
-    return page(req, [...members], (id) => ({ '@odata.type': '#microsoft.graph.user', id }))
+    const ids = m[2] === 'members' ? [...members] : tenant.transitiveMembers(m[1])
+    const typed = ids.map((id) => ({ id, type: tenant.groups.has(id) ? 'group' : 'user' })).filter((x) => m![3] === undefined || x.type === m![3])
+    return page(req, typed, (x) => ({ '@odata.type': `#microsoft.graph.${x.type}`, id: x.id }))
   }
   if ((m = /^\/groups\/([^/]+)\/members\/\$ref$/.exec(path)) !== null && method === 'POST') {
     const members = tenant.groups.get(m[1])
@@ -194,9 +241,10 @@ function userScoped (ctx: RouteContext, req: GraphRequest, user: FakeUser, rest:
   const { method, version } = req
   let m: RegExpExecArray | null
 
+  // Transitive: membership through a nested group counts, as Conditional Access counts it.
   if (rest === '/checkMemberGroups' && method === 'POST') {
     const ids = ((req.body as { groupIds?: string[] } | null)?.groupIds ?? [])
-    return { status: 200, body: { value: ids.filter((g) => tenant.groups.get(g)?.has(user.id) === true) } }
+    return { status: 200, body: { value: ids.filter((g) => tenant.transitiveMembers(g).includes(user.id)) } }
   }
 
   if (rest === '/authentication/methods' && method === 'GET') {
@@ -279,6 +327,8 @@ export function methodResource (m: { odataType: string, id: string, createdDateT
 function createTap (ctx: RouteContext, user: FakeUser, body: Record<string, unknown>): GraphResponse {
   const policy = ctx.tenant.tapPolicy
   if (policy.state !== 'enabled') return graphError(403, 'accessDenied', 'Temporary Access Pass is disabled by policy')
+  // Graph's code for a user outside the policy's targets is not documented (contracts Part 4); a 4xx is what matters.
+  if (!ctx.tenant.inTapScope(user)) return badRequest('The user is not in the Temporary Access Pass policy\'s targets', 'invalidRequest')
   const lifetime = body.lifetimeInMinutes === undefined ? policy.defaultLifetimeInMinutes : Number(body.lifetimeInMinutes)
   if (!Number.isInteger(lifetime) || lifetime < 10 || lifetime > 43_200 || lifetime < policy.minimumLifetimeInMinutes || lifetime > policy.maximumLifetimeInMinutes) {
     return badRequest(`lifetimeInMinutes must be between ${policy.minimumLifetimeInMinutes} and ${policy.maximumLifetimeInMinutes}`, 'invalidRequest')

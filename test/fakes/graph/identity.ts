@@ -21,7 +21,8 @@ interface PendingCode {
   redirectUri: string
   nonce: string | undefined
   challenge: string | undefined
-  amr: string[] | undefined
+  /** Authentication contexts the ID token proves (`acrs`): asked for in the claims request and satisfied. */
+  acrs: string[]
   expiresAt: number
 }
 
@@ -53,7 +54,13 @@ export class FakeIdentity {
   private readonly keyId = randomBytes(8).toString('hex')
   private readonly privateKey: KeyObject
   private readonly publicJwk: Record<string, unknown>
-  private signingIn: { userId: string, amr?: string[] } | null = null
+  private signingIn: { userId: string, mfa: boolean } | null = null
+  /**
+   * The tenant's Conditional Access policies that bind an authentication context to "require MFA". A context with
+   * no policy is satisfied by any sign-in: Entra then issues it in `acrs` all the same (developer guide to
+   * Conditional Access authentication context, "Summary table for expected behavior when ACRS are explicitly requested").
+   */
+  readonly contextsRequiringMfa = new Set<string>(['c1'])
 
   constructor (private readonly tenant: FakeTenant, private readonly app: FakeApp, private readonly now: () => Date) {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -61,9 +68,13 @@ export class FakeIdentity {
     this.publicJwk = { ...publicKey.export({ format: 'jwk' }), kid: this.keyId, use: 'sig', alg: 'RS256' }
   }
 
-  /** The next /authorize signs this user in (with these `amr` values in the ID token; none when omitted). */
-  signInAs (userId: string, options: { amr?: string[] } = {}): void {
-    this.signingIn = { userId, amr: options.amr }
+  /**
+   * The next /authorize signs this user in; `mfa`: they also complete MFA when Conditional Access asks for it. The ID
+   * token never carries `amr` (v2.0 tokens have none, contracts 1.13b): what proves MFA is an authentication context
+   * the sign-in asked for in its claims request and satisfied, in `acrs`.
+   */
+  signInAs (userId: string, options: { mfa?: boolean } = {}): void {
+    this.signingIn = { userId, mfa: options.mfa === true }
   }
 
   handle (method: string, path: string, query: URLSearchParams, form: Record<string, string>): IdentityResponse | null {
@@ -84,9 +95,16 @@ export class FakeIdentity {
     const code = randomBytes(24).toString('base64url')
     const challenge = query.get('code_challenge') ?? undefined
     if (challenge !== undefined && query.get('code_challenge_method') !== 'S256') return oauthError(400, 'invalid_request', 50125, 'Only S256 is supported.')
+    let requested: string[]
+    try {
+      requested = requestedContexts(query.get('claims'))
+    } catch {
+      return oauthError(400, 'invalid_request', 90014, 'The claims parameter is not valid JSON.')
+    }
+    const mfa = this.signingIn.mfa
     this.codes.set(code, {
       userId: this.signingIn.userId, clientId: this.app.clientId, redirectUri, nonce: query.get('nonce') ?? undefined, challenge,
-      amr: this.signingIn.amr, expiresAt: this.now().getTime() + 10 * 60_000
+      acrs: requested.filter((c) => mfa || !this.contextsRequiringMfa.has(c)), expiresAt: this.now().getTime() + 10 * 60_000
     })
     const location = new URL(redirectUri)
     location.searchParams.set('code', code)
@@ -122,7 +140,7 @@ export class FakeIdentity {
     const claims: Record<string, unknown> = {
       aud: this.app.clientId, iss: `${AUTHORITY_ORIGIN}/${this.tenant.tenantId}/v2.0`, iat: nowS, nbf: nowS, exp: nowS + 3600,
       name: user.displayName, oid: user.id, preferred_username: user.userPrincipalName, sub: randomBytes(16).toString('base64url'),
-      tid: this.tenant.tenantId, ver: '2.0', ...(pending.nonce === undefined ? {} : { nonce: pending.nonce }), ...(pending.amr === undefined ? {} : { amr: pending.amr })
+      tid: this.tenant.tenantId, ver: '2.0', ...(pending.nonce === undefined ? {} : { nonce: pending.nonce }), ...(pending.acrs.length === 0 ? {} : { acrs: pending.acrs })
     }
     return {
       status: 200,
@@ -147,4 +165,17 @@ export class FakeIdentity {
     const signature = sign('RSA-SHA256', Buffer.from(`${header}.${payload}`), this.privateKey).toString('base64url')
     return `${header}.${payload}.${signature}`
   }
+}
+
+/**
+ * Authentication contexts an authorize request asks for in its ID token: `claims={"id_token":{"acrs":{"essential":true,
+ * "value":"c1"}}}` (or `values`). MSAL always sends a claims parameter (with its own optional id_token claims).
+ */
+function requestedContexts (claims: string | null): string[] {
+  if (claims === null || claims === '') return []
+  const parsed = JSON.parse(claims) as { id_token?: { acrs?: { value?: unknown, values?: unknown } } }
+  const acrs = parsed.id_token?.acrs
+  if (acrs === undefined) return []
+  const values = [acrs.value, ...(Array.isArray(acrs.values) ? acrs.values : [])]
+  return values.filter((v): v is string => typeof v === 'string' && /^c\d{1,2}$/.test(v))
 }

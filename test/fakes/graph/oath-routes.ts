@@ -38,7 +38,12 @@ export function oathDevices (ctx: RouteContext, req: GraphRequest): GraphRespons
   const device = id === undefined ? undefined : tenant.oathDevices.get(id)
   if (device === undefined) return graphError(404, 'itemNotFound', 'The device was not found')
   if (req.method === 'GET') return { status: 200, body: deviceResource(device, tenant) }
-  if (req.method === 'DELETE') { tenant.oathDevices.delete(device.id); return { status: 204 } }
+  // "Token needs to be unassigned" before it can be deleted (Graph docs, delete hardwareOathTokenAuthenticationMethodDevice).
+  if (req.method === 'DELETE') {
+    if (device.assignedTo !== null) return badRequest('The hardware OATH token is assigned to a user: unassign it before deleting it', 'invalidRequest')
+    tenant.oathDevices.delete(device.id)
+    return { status: 204 }
+  }
   return badRequest('Unsupported method', 'BadRequest')
 }
 
@@ -46,7 +51,8 @@ function assignDevice (tenant: FakeTenant, user: FakeUser, deviceId: string): Re
   const device = tenant.oathDevices.get(deviceId)!
   device.status = 'assigned'
   device.assignedTo = user.id
-  const method = { odataType: '#microsoft.graph.hardwareOathAuthenticationMethod', id: randomUUID(), createdDateTime: new Date().toISOString(), props: { deviceId } }
+  // The user's method carries the device's id ("Unique identifier for the device", hardwareOathAuthenticationMethod).
+  const method = { odataType: '#microsoft.graph.hardwareOathAuthenticationMethod', id: deviceId, createdDateTime: new Date().toISOString(), props: { deviceId } }
   user.methods.push(method)
   return methodResource(method)
 }

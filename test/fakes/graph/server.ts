@@ -23,6 +23,11 @@ export interface FaultOptions {
   retryAfterSeconds?: number | null
   /** Which requests, tested against "METHOD /version/path" (batch items too); default all. */
   match?: RegExp
+  /**
+   * Carry the request out first, then answer with the fault: a gateway that lost Graph's answer. The client cannot
+   * tell this from a request that never ran, which is why a create must not simply be sent again.
+   */
+  afterDoing?: boolean
 }
 
 export interface FakeEntraOptions {
@@ -42,6 +47,11 @@ export interface FakeEntra {
   calls: GraphCall[]
   /** The next `count` matching requests fail with `status` (contracts Part 3 Graph 13). */
   failNext(count: number, options?: FaultOptions): void
+  /**
+   * An outage: after `afterRequests` more Graph requests (default 0), every request fails with `status` (default 503,
+   * Retry-After as given, default 0) until `forMs` have passed on the fake's clock since the first one it failed.
+   */
+  outage(options: { forMs: number, afterRequests?: number, status?: number, retryAfterSeconds?: number | null }): void
   /** Admits at most `perSecond` Graph requests (batch items each count) per second; null lifts the limit. */
   setRateLimit(perSecond: number | null): void
   readonly stats: { admitted: number, throttled: number, faults: number }
@@ -64,10 +74,20 @@ export async function startFakeEntra (options: FakeEntraOptions = {}): Promise<F
   const identity = new FakeIdentity(tenant, app, now)
   const calls: GraphCall[] = []
   const logCalls = options.logCalls ?? true
-  const faults: Array<{ match: RegExp, remaining: number, status: number, retryAfterSeconds: number | null }> = []
+  const faults: Array<{ match: RegExp, remaining: number, status: number, retryAfterSeconds: number | null, afterDoing: boolean }> = []
   const stats = { admitted: 0, throttled: 0, faults: 0 }
   const writes = new Map<string, { patches: number, changes: number }>()
   let bucket: { perSecond: number, tokens: number, at: number } | null = null
+  let outage: { requestsLeft: number, forMs: number, status: number, retryAfterSeconds: number | null, endsAt: number | null } | null = null
+  function outageFault (): GraphResponse | null {
+    if (outage === null) return null
+    if (outage.requestsLeft > 0) { outage.requestsLeft--; return null }
+    const at = now().getTime()
+    outage.endsAt ??= at + outage.forMs
+    if (at >= outage.endsAt) { outage = null; return null }
+    stats.faults++
+    return throttled(outage.status, outage.retryAfterSeconds)
+  }
 
   const ctx: RouteContext = {
     tenant,
@@ -109,9 +129,13 @@ export async function startFakeEntra (options: FakeEntraOptions = {}): Promise<F
     const label = `${req.method} /${req.version}${req.path}`
     const fault = faults.find((f) => f.remaining > 0 && f.match.test(label))
     let response: GraphResponse
-    if (fault !== undefined) {
+    const down = outageFault()
+    if (down !== null) {
+      response = down
+    } else if (fault !== undefined) {
       fault.remaining--
       stats.faults++
+      if (fault.afterDoing) routeGraph(ctx, req)
       response = throttled(fault.status, fault.retryAfterSeconds)
     } else {
       response = admit() ?? routeGraph(ctx, req)
@@ -179,6 +203,7 @@ export async function startFakeEntra (options: FakeEntraOptions = {}): Promise<F
         if (fault !== undefined) {
           fault.remaining--
           stats.faults++
+          if (fault.afterDoing) batch(version, body)
           return send(res, req, throttled(fault.status, fault.retryAfterSeconds), JSON_TYPE)
         }
         return send(res, req, batch(version, body), JSON_TYPE)
@@ -195,7 +220,8 @@ export async function startFakeEntra (options: FakeEntraOptions = {}): Promise<F
     identity,
     app,
     calls,
-    failNext: (count, o = {}) => { faults.push({ match: o.match ?? /./, remaining: count, status: o.status ?? 429, retryAfterSeconds: o.retryAfterSeconds === undefined ? 0 : o.retryAfterSeconds }) },
+    failNext: (count, o = {}) => { faults.push({ match: o.match ?? /./, remaining: count, status: o.status ?? 429, retryAfterSeconds: o.retryAfterSeconds === undefined ? 0 : o.retryAfterSeconds, afterDoing: o.afterDoing === true }) },
+    outage: ({ forMs, afterRequests = 0, status = 503, retryAfterSeconds = 0 }) => { outage = { requestsLeft: afterRequests, forMs, status, retryAfterSeconds, endsAt: null } },
     setRateLimit: (perSecond) => { bucket = perSecond === null ? null : { perSecond, tokens: perSecond, at: performance.now() } },
     stats,
     requirementWrites: (userId) => writes.get(userId) ?? { patches: 0, changes: 0 },

@@ -40,6 +40,8 @@ export interface FakeUser {
   /** Only the extension attributes that are set; the other keys render as null. */
   ext: Record<string, string>
   methods: FakeMethod[]
+  /** Names the registration report also lists for this user, for methods the fake does not model (e.g. x509CertificateMultiFactor). */
+  otherReportedMethods: string[]
   requirement: PerUserMfaState
   tap: FakeTap | null
 }
@@ -57,6 +59,18 @@ export interface FakeOathDevice {
   assignedTo: string | null
 }
 
+export interface FakeEligibility {
+  id: string
+  principalId: string
+  roleDefinitionId: string
+  directoryScopeId: string
+  appScopeId: string | null
+  startDateTime: string
+  endDateTime: string | null
+  memberType: 'Direct' | 'Group' | 'Inherited'
+  roleEligibilityScheduleId: string
+}
+
 export interface TapPolicy {
   state: 'enabled' | 'disabled'
   defaultLifetimeInMinutes: number
@@ -64,7 +78,19 @@ export interface TapPolicy {
   maximumLifetimeInMinutes: number
   defaultLength: number
   isUsableOnce: boolean
+  /** Who may hold a pass: group ids, or the special 'all_users' (the default). */
+  includeTargets: Array<{ targetType: 'group', id: string }>
+  excludeTargets: Array<{ targetType: 'group', id: string }>
 }
+
+/** The 403 answers of the registration report (contracts 1.4), by cause; code and message as Graph sends them. */
+export const REPORT_REFUSALS = {
+  noPremiumLicence: ['Authentication_RequestFromNonPremiumTenantOrB2CTenant', 'Neither tenant is B2C or tenant doesn\'t have premium license'],
+  noAuditLogPermission: ['Authentication_MSGraphPermissionMissing', 'Calling principal does not have required MSGraph permissions AuditLog.Read.All'],
+  noDirectoryReadAccess: ['Authentication_ApplicationHasNoDirectoryReadAccess', 'Calling application does not have directory read access.'],
+  requestDenied: ['Authorization_RequestDenied', 'Insufficient privileges to complete the operation.']
+} as const
+export type ReportRefusal = keyof typeof REPORT_REFUSALS
 
 export interface NewFakeUser {
   id?: string
@@ -75,6 +101,8 @@ export interface NewFakeUser {
   accountEnabled?: boolean
   userType?: 'Member' | 'Guest'
   ext?: Record<string, string>
+  /** When Entra created the account (ISO 8601); default: the fake's now. */
+  createdDateTime?: string
   /** Methods to start with, by kind. */
   methods?: Array<'fido2' | 'softwareOath' | 'microsoftAuthenticator' | 'windowsHello' | { phone: string, type?: PhoneType }>
   requirement?: PerUserMfaState
@@ -89,11 +117,26 @@ export class FakeTenant {
   readonly byId = new Map<string, FakeUser>()
   readonly byUpn = new Map<string, FakeUser>()
   readonly roleAssignments: Array<{ id: string, principalId: string, roleDefinitionId: string, directoryScopeId: string }> = []
+  /** PIM eligibilities (unifiedRoleEligibilityScheduleInstance): the principal may activate the role at will. */
+  readonly roleEligibilities: FakeEligibility[] = []
+  /** Group id → member ids: users, or other groups (nested; transitive reads expand them). */
   readonly groups = new Map<string, Set<string>>()
   readonly oathDevices = new Map<string, FakeOathDevice>()
-  tapPolicy: TapPolicy = { state: 'enabled', defaultLifetimeInMinutes: 60, minimumLifetimeInMinutes: 60, maximumLifetimeInMinutes: 480, defaultLength: 8, isUsableOnce: false }
-  /** A tenant without Entra ID P1: the registration report answers 403. */
-  reportForbidden = false
+  tapPolicy: TapPolicy = {
+    state: 'enabled', defaultLifetimeInMinutes: 60, minimumLifetimeInMinutes: 60, maximumLifetimeInMinutes: 480, defaultLength: 8, isUsableOnce: false,
+    includeTargets: [{ targetType: 'group', id: 'all_users' }], excludeTargets: []
+  }
+  /**
+   * Why the registration report answers 403, or null when it serves (contracts 1.4): a tenant without Entra ID P1
+   * ('noPremiumLicence'), or an app registration missing a consent, which Graph refuses with other codes.
+   */
+  reportRefusal: ReportRefusal | null = null
+  /** The users the registration report lists in the paging run under way (enabled accounts only). */
+  reportSnapshot: FakeUser[] | null = null
+  /** The hardware OATH tokens method in the authentication methods policy (beta `.../authenticationMethodConfigurations/hardwareOath`). */
+  hardwareOathPolicy: { state: 'enabled' | 'disabled' } = { state: 'enabled' }
+  /** A tenant without Entra ID P2 (or Governance): PIM's APIs answer 400 AadPremiumLicenseRequired. */
+  pimUnlicensed = false
 
   constructor (readonly tenantId: string, private readonly now: () => Date) {}
 
@@ -109,9 +152,10 @@ export class FakeTenant {
       mobilePhone: input.mobilePhone ?? null,
       accountEnabled: input.accountEnabled ?? true,
       userType: input.userType ?? 'Member',
-      createdDateTime: this.now().toISOString(),
+      createdDateTime: input.createdDateTime ?? this.now().toISOString(),
       ext: { ...input.ext },
       methods: [],
+      otherReportedMethods: [],
       requirement: input.requirement ?? 'disabled',
       tap: null
     }
@@ -153,13 +197,48 @@ export class FakeTenant {
     return user.methods.find((m) => m.odataType === '#microsoft.graph.phoneAuthenticationMethod' && m.props.phoneType === phoneType)
   }
 
-  assignRole (userId: string, roleDefinitionId: string): void {
-    this.roleAssignments.push({ id: randomUUID(), principalId: userId, roleDefinitionId, directoryScopeId: '/' })
+  /** An active role assignment to a user, or to a (role-assignable) group whose members then hold the role. */
+  assignRole (principalId: string, roleDefinitionId: string): void {
+    this.roleAssignments.push({ id: randomUUID(), principalId, roleDefinitionId, directoryScopeId: '/' })
+  }
+
+  /** A PIM eligible assignment (to a user or a role-assignable group), tenant-wide, with no end. */
+  makeEligible (principalId: string, roleDefinitionId: string): void {
+    const scheduleId = randomUUID()
+    this.roleEligibilities.push({
+      id: `${scheduleId}-instance`, principalId, roleDefinitionId, directoryScopeId: '/', appScopeId: null,
+      startDateTime: this.now().toISOString(), endDateTime: null, memberType: 'Direct', roleEligibilityScheduleId: scheduleId
+    })
+  }
+
+  /** A principal as `$expand=principal` shows it: a user or a group, with its `@odata.type`. */
+  principal (id: string): Record<string, unknown> | null {
+    if (this.groups.has(id)) return { '@odata.type': '#microsoft.graph.group', id }
+    const user = this.byId.get(id)
+    return user === undefined ? null : { '@odata.type': '#microsoft.graph.user', id, userPrincipalName: user.userPrincipalName, displayName: user.displayName }
+  }
+
+  /** Every member of the group, nested groups expanded (and listed themselves), each once. */
+  transitiveMembers (groupId: string, seen = new Set<string>([groupId])): string[] {
+    const out: string[] = []
+    for (const member of this.groups.get(groupId) ?? []) {
+      if (seen.has(member)) continue
+      seen.add(member)
+      out.push(member)
+      if (this.groups.has(member)) out.push(...this.transitiveMembers(member, seen))
+    }
+    return out
   }
 
   addGroup (groupId: string = randomUUID(), members: string[] = []): string {
     this.groups.set(groupId, new Set(members))
     return groupId
+  }
+
+  /** Whether the TAP policy's targets include the user (transitively through groups) and none excludes them. */
+  inTapScope (user: FakeUser): boolean {
+    const inGroup = (id: string): boolean => id === 'all_users' || this.transitiveMembers(id).includes(user.id)
+    return this.tapPolicy.includeTargets.some((t) => inGroup(t.id)) && !this.tapPolicy.excludeTargets.some((t) => inGroup(t.id))
   }
 
   /** Someone changes per-user MFA in the Entra admin centre (drift): no Graph call is logged. */
@@ -185,6 +264,6 @@ export class FakeTenant {
       }
     }
     if (user.tap !== null) names.push('temporaryAccessPass')
-    return names
+    return [...names, ...user.otherReportedMethods]
   }
 }

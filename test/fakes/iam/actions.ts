@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import type { CredentialReportLifecycle } from './credential-report.ts'
-import { IamFault, noSuchEntity, validationError, type FakeIamPolicy, type FakeIamUser, type FakeMfaDevice, type IamState } from './state.ts'
+import { IamFault, noSuchEntity, validationError, type FakeIamPolicy, type FakeIamUser, type FakeMfaDevice, type FakePolicyVersion, type IamState } from './state.ts'
 import type { XmlNode } from './xml.ts'
 
 /** A form-encoded Query request's parameters (contracts §2.1). */
@@ -53,10 +53,27 @@ function page<T> (items: readonly T[], form: Form, cap: number): { items: T[], I
 
 function policyXml (policy: FakeIamPolicy): XmlNode {
   return {
-    PolicyName: policy.name, PolicyId: policy.id, Arn: policy.arn, Path: policy.path, DefaultVersionId: 'v1',
+    PolicyName: policy.name, PolicyId: policy.id, Arn: policy.arn, Path: policy.path, DefaultVersionId: policy.defaultVersionId,
     AttachmentCount: policy.attachmentCount, PermissionsBoundaryUsageCount: 0, IsAttachable: true,
-    CreateDate: policy.createDate, UpdateDate: policy.createDate
+    CreateDate: policy.createDate, UpdateDate: policy.updateDate
   }
+}
+
+/**
+ * A PolicyVersion element. The Document is sent only by GetPolicyVersion, URL-encoded as RFC 3986 says (IAM API
+ * reference, PolicyVersion): a client that forgets to decode it sees `%7B%22Version…`, not JSON.
+ */
+function versionXml (policy: FakeIamPolicy, version: FakePolicyVersion, withDocument: boolean): XmlNode {
+  return {
+    Document: withDocument ? encodeRfc3986(version.document) : undefined,
+    VersionId: version.versionId,
+    IsDefaultVersion: version.versionId === policy.defaultVersionId,
+    CreateDate: version.createDate
+  }
+}
+
+function encodeRfc3986 (text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
 function userXml (user: FakeIamUser): XmlNode {
@@ -76,6 +93,8 @@ export function iamActions ({ state, report, maxPageSize: cap }: ActionContext):
       const users = prefix === '/' ? state.userOrder : state.userOrder.filter((u) => u.path.startsWith(prefix))
       return listed('Users', page(users, form, cap), userXml)
     },
+    // Without UserName IAM answers for the caller; the portal always names the user.
+    GetUser: (form) => ({ User: userXml(state.user(required(form, 'UserName'))) }),
     GetLoginProfile: (form) => {
       const user = state.user(required(form, 'UserName'))
       if (user.loginProfile === null) throw noSuchEntity(`Login Profile for User ${user.userName} cannot be found.`)
@@ -85,6 +104,21 @@ export function iamActions ({ state, report, maxPageSize: cap }: ActionContext):
       const user = state.user(required(form, 'UserName'))
       const paged = page([...user.tags], form, cap)
       return { Tags: paged.items.map(([Key, Value]) => ({ Key, Value })), IsTruncated: paged.IsTruncated, Marker: paged.Marker }
+    },
+    // Metadata only (never the secret), in creation order, for the named user (contracts §2.4 "Access keys").
+    ListAccessKeys: (form) => {
+      const user = state.user(required(form, 'UserName'))
+      return listed('AccessKeyMetadata', page(user.accessKeys, form, cap), (k) => ({ UserName: user.userName, AccessKeyId: k.accessKeyId, Status: k.status, CreateDate: k.createDate }))
+    },
+    // A key never used has no LastUsedDate, and ServiceName and Region "N/A" (IAM API reference, AccessKeyLastUsed).
+    GetAccessKeyLastUsed: (form) => {
+      const { key, user } = state.accessKey(required(form, 'AccessKeyId'))
+      return {
+        UserName: user.userName,
+        AccessKeyLastUsed: key.lastUsed === null
+          ? { ServiceName: 'N/A', Region: 'N/A' }
+          : { LastUsedDate: key.lastUsed.date, ServiceName: key.lastUsed.serviceName, Region: key.lastUsed.region }
+      }
     },
     ListMFADevices: (form) => listed('MFADevices', page(state.devicesOf(required(form, 'UserName')), form, cap), deviceXml),
     ListVirtualMFADevices: (form) => {
@@ -131,6 +165,29 @@ export function iamActions ({ state, report, maxPageSize: cap }: ActionContext):
       const policy = state.policy(arn)
       return { Policy: policyXml(policy) }
     },
+    GetPolicyVersion: (form) => {
+      const policy = state.policy(required(form, 'PolicyArn'))
+      return { PolicyVersion: versionXml(policy, state.policyVersion(policy.arn, required(form, 'VersionId')), true) }
+    },
+    // Newest first: a client must read IsDefaultVersion and CreateDate, never assume an order.
+    ListPolicyVersions: (form) => {
+      const policy = state.policy(required(form, 'PolicyArn'))
+      const versions = [...policy.versions].reverse()
+      return listed('Versions', page(versions, form, cap), (v) => versionXml(policy, v, false))
+    },
+    CreatePolicyVersion: (form) => {
+      const arn = required(form, 'PolicyArn')
+      const version = state.createPolicyVersion(arn, required(form, 'PolicyDocument'), form.get('SetAsDefault') === 'true')
+      return { PolicyVersion: versionXml(state.policy(arn), version, false) }
+    },
+    DeletePolicyVersion: (form) => {
+      state.deletePolicyVersion(required(form, 'PolicyArn'), required(form, 'VersionId'))
+      return null
+    },
+    SetDefaultPolicyVersion: (form) => {
+      state.setDefaultPolicyVersion(required(form, 'PolicyArn'), required(form, 'VersionId'))
+      return null
+    },
     AttachUserPolicy: (form) => {
       state.attachUserPolicy(required(form, 'UserName'), required(form, 'PolicyArn'))
       return null
@@ -142,6 +199,11 @@ export function iamActions ({ state, report, maxPageSize: cap }: ActionContext):
     ListAttachedUserPolicies: (form) => {
       const user = state.user(required(form, 'UserName'))
       const attached = [...user.policies].map((arn) => state.policy(arn))
+      return listed('AttachedPolicies', page(attached, form, cap), (p) => ({ PolicyName: p.name, PolicyArn: p.arn }))
+    },
+    ListAttachedGroupPolicies: (form) => {
+      const group = state.group(required(form, 'GroupName'))
+      const attached = [...group.policies].map((arn) => state.policy(arn))
       return listed('AttachedPolicies', page(attached, form, cap), (p) => ({ PolicyName: p.name, PolicyArn: p.arn }))
     },
     AddUserToGroup: (form) => {

@@ -1,4 +1,4 @@
-import { IamFault, type IamState } from './state.ts'
+import { IamFault, type FakeAccessKey, type IamState } from './state.ts'
 
 /** The 22 columns, in AWS's order (contracts §2.3). */
 export const CREDENTIAL_REPORT_COLUMNS = [
@@ -25,6 +25,20 @@ const NO_KEYS = {
   cert_1_active: 'false', cert_1_last_rotated: 'N/A', cert_2_active: 'false', cert_2_last_rotated: 'N/A'
 }
 
+/** access_key_N_* for the user's first two keys, as the report shows them (never used: N/A). */
+function keyColumns (keys: readonly FakeAccessKey[]): Partial<Row> {
+  const columns: Record<string, string> = {}
+  keys.slice(0, 2).forEach((key, index) => {
+    const n = index + 1
+    columns[`access_key_${n}_active`] = String(key.status === 'Active')
+    columns[`access_key_${n}_last_rotated`] = reportTime(key.createDate)
+    columns[`access_key_${n}_last_used_date`] = key.lastUsed === null ? 'N/A' : reportTime(key.lastUsed.date)
+    columns[`access_key_${n}_last_used_region`] = key.lastUsed?.region ?? 'N/A'
+    columns[`access_key_${n}_last_used_service`] = key.lastUsed?.serviceName ?? 'N/A'
+  })
+  return columns as Partial<Row>
+}
+
 /**
  * The CSV a report generated now would hold: a `<root_account>` row first, then one row per user. Lines end with
  * `\n` and nothing is quoted, as AWS writes it. `columns` lets a test reorder them (the adapter must read by name).
@@ -46,7 +60,8 @@ export function renderCredentialReport (state: IamState, columns: readonly strin
       password_last_changed: hasPassword ? reportTime(user.loginProfile!) : 'N/A',
       password_next_rotation: 'N/A',
       mfa_active: String(user.devices.size > 0),
-      ...NO_KEYS
+      ...NO_KEYS,
+      ...keyColumns(user.accessKeys)
     })
   }
   return [columns.join(','), ...rows.map((row) => columns.map((c) => row[c as keyof Row]).join(','))].join('\n') + '\n'

@@ -29,8 +29,14 @@ export function providerFor (fake: FakeIam, extra: Record<string, string> = {}, 
   return new AwsIamProvider(awsConfig(fake, extra), { sleep: async (ms) => { await new Promise((resolve) => setTimeout(resolve, Math.min(ms, 20))) }, ...deps })
 }
 
-export function subject (userName: string): ProviderSubject {
-  return { userId: `portal-${userName}`, externalId: userName, email: '', enrolled: false }
+/** The IAM user id (AIDA…) the fake gave a user: what the portal keys the user by. */
+export function idOf (fake: FakeIam, userName: string): string {
+  return fake.state.user(userName).userId
+}
+
+/** The user as the engine hands it to the provider: keyed by IAM user id, never by name. */
+export function subject (fake: FakeIam, userName: string, extra: Partial<ProviderSubject> = {}): ProviderSubject {
+  return { userId: `portal-${userName}`, externalId: idOf(fake, userName), email: '', enrolled: false, ...extra }
 }
 
 /** Every page of the provider's listing, as a sync would walk it. */

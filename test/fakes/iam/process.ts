@@ -3,7 +3,7 @@ import { startFakeIam, type FakeIamOptions } from './server.ts'
 /**
  * The fake IAM as a process of its own (a benchmark's stand-in for a remote IAM, so the fake's CPU is not the
  * measured client's). Started with `fork(…, [JSON options])`; seeds `users` users named user00000…, then sends
- * { url }. Answers { type: 'stats', policyArn } with what the account holds, and { type: 'close' } by exiting.
+ * { url, userIds }. Answers { type: 'stats', policyArn } with what the account holds, and { type: 'close' } by exiting.
  */
 interface Options extends Pick<FakeIamOptions, 'accessKeyId' | 'rateLimit'> { users: number }
 
@@ -50,4 +50,5 @@ process.on('message', (message: { type: 'stats', policyArn: string } | { type: '
   process.send?.(stats)
 })
 
-process.send?.({ url: fake.url })
+// The users' ids (AIDA…), in seeding order: the portal keys IAM users by id, never by name.
+process.send?.({ url: fake.url, userIds: fake.state.userOrder.map((u) => u.userId) })

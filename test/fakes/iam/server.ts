@@ -51,6 +51,11 @@ export interface FakeIam {
   callsTo(action: string, filter?: { answered?: boolean, ok?: boolean }): IamCall[]
   /** The next `times` calls (of `action`, or any) get this fault instead of IAM's answer. */
   inject(kind: Injection, options?: { times?: number, action?: string }): void
+  /**
+   * An outage: after `afterCalls` more calls (default 0), every call gets `kind` (default server-error) until
+   * `forMs` have passed on the fake's clock since the first one it refused.
+   */
+  outage(options: { forMs: number, afterCalls?: number, kind?: Injection }): void
   /** Replaces the rate limit from now on (null: none). */
   setRateLimit(limit: { perSecond: number, burst?: number } | null): void
   /** How many calls the rate limit turned away. */
@@ -77,6 +82,16 @@ export async function startFakeIam (options: FakeIamOptions = {}): Promise<FakeI
   const injections: PendingInjection[] = []
   let bucket = options.rateLimit == null ? null : new Bucket(options.rateLimit)
   let throttledCount = 0
+  let outage: { callsLeft: number, forMs: number, kind: Injection, endsAt: number | null } | null = null
+  const outageFault = (): Injection | null => {
+    if (outage === null) return null
+    if (outage.callsLeft > 0) { outage.callsLeft--; return null }
+    const at = now().getTime()
+    outage.endsAt ??= at + outage.forMs
+    if (at < outage.endsAt) return outage.kind
+    outage = null
+    return null
+  }
 
   const handle = (req: IncomingMessage, res: ServerResponse, body: string): void => {
     const form = new URLSearchParams(body)
@@ -98,7 +113,7 @@ export async function startFakeIam (options: FakeIamOptions = {}): Promise<FakeI
     const handler = Object.hasOwn(actions, action) ? actions[action] : undefined
     if (handler === undefined || form.get('Version') !== VERSION) return fail(400, 'InvalidAction', `Could not find operation ${action} for version ${form.get('Version') ?? ''}`)
 
-    const injected = takeInjection(injections, action)
+    const injected = outageFault() ?? takeInjection(injections, action)
     if (injected !== null) {
       call.injected = injected
       switch (injected) {
@@ -146,6 +161,7 @@ export async function startFakeIam (options: FakeIamOptions = {}): Promise<FakeI
       (filter.answered === undefined || filter.answered === (c.injected === null && c.code !== 'Throttling')) &&
       (filter.ok === undefined || filter.ok === (c.status === 200 && c.injected === null))),
     inject: (kind, { times = 1, action } = {}) => { injections.push({ kind, remaining: times, action }) },
+    outage: ({ forMs, afterCalls = 0, kind = 'server-error' }) => { outage = { callsLeft: afterCalls, forMs, kind, endsAt: null } },
     setRateLimit: (limit) => { bucket = limit === null ? null : new Bucket(limit) },
     throttled: () => throttledCount,
     close: () => new Promise((resolve, reject) => {
