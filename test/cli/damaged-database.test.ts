@@ -4,10 +4,10 @@ import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, rea
 import path from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import Sqlite from 'better-sqlite3'
 import { createServices } from '../../server/wiring.ts'
 import { tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
 import { runCli, scratchDir, type CliResult } from '../helpers/cli.ts'
+import { damageMiddleLeaf } from '../helpers/damage.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
 
@@ -17,33 +17,6 @@ function auditLog (dataDir: string, count: number): string {
   for (let i = 1; i <= count; i++) services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: `user${i}@example.org`, note: 'x'.repeat(60) } })
   services.close()
   return path.join(dataDir, 'mfa-rollout.db')
-}
-
-/** Overwrites one leaf page of the table, in the middle of the file, with garbage; returns the ids no longer readable. */
-function damageMiddleLeaf (file: string, table: string): number[] {
-  const sqlite = new Sqlite(file)
-  sqlite.pragma('wal_checkpoint(TRUNCATE)')
-  const pageSize = sqlite.pragma('page_size', { simple: true }) as number
-  const leaves = sqlite.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").pluck().all(table) as number[]
-  const ids = sqlite.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all() as number[]
-  sqlite.close()
-  assert.ok(leaves.length > 4, `${table} has too few pages to damage one in the middle`)
-  const fd = openSync(file, 'r+')
-  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (leaves[Math.floor(leaves.length / 2)] - 1) * pageSize)
-  closeSync(fd)
-
-  const damaged = new Sqlite(file, { readonly: true })
-  const one = damaged.prepare(`SELECT * FROM ${table} WHERE id = ?`)
-  const lost = ids.filter((id) => {
-    try {
-      one.get(id)
-      return false
-    } catch {
-      return true
-    }
-  })
-  damaged.close()
-  return lost
 }
 
 /** Runs the bin as an ordinary user (nobody when the tests run as root, who would ignore file modes). */

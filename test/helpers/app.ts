@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { Secret, TOTP } from 'otpauth'
 import request from 'supertest'
@@ -9,7 +10,7 @@ import { loadConfig, type Config } from '../../server/config.ts'
 import type { Clock } from '../../server/domain/clock.ts'
 import { hashPassword } from '../../server/domain/passwords.ts'
 import type { Role, User } from '../../server/domain/users.ts'
-import { createServices, type Services } from '../../server/wiring.ts'
+import { createServices, type ServiceOverrides, type Services } from '../../server/wiring.ts'
 
 /** A clock tests move by hand. Starts at a fixed instant so runs are repeatable. */
 export class FakeClock implements Clock {
@@ -43,13 +44,26 @@ export interface TestApp {
   close(): Promise<void>
 }
 
+export interface TestAppOptions {
+  /** A data directory prepared beforehand (a database made or damaged before the start); default: a fresh one. */
+  dataDir?: string
+  /** The clock the app runs on, when a fake provider must share it; default: a new FakeClock. */
+  clock?: FakeClock
+  /** Service overrides (scripted providers, a logger) besides the clock. */
+  overrides?: Omit<ServiceOverrides, 'clock'>
+  /** Collects every request log line the app writes (at LOG_LEVEL, default info here); default: no logger. */
+  logLines?: string[]
+}
+
 /** The real app on a real temporary SQLite file, with a fake clock. Call close() in an after hook. */
-export async function startTestApp (env: Record<string, string> = {}): Promise<TestApp> {
-  const dataDir = tempDir()
-  const config = testConfig(env, dataDir)
-  const clock = new FakeClock()
-  const services = createServices(config, { clock })
-  const app = await buildApp(services, { logger: false })
+export async function startTestApp (env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const dataDir = options.dataDir ?? tempDir()
+  const { logLines } = options
+  const config = testConfig(logLines === undefined ? env : { LOG_LEVEL: 'info', ...env }, dataDir)
+  const clock = options.clock ?? new FakeClock()
+  const services = createServices(config, { ...options.overrides, clock })
+  const logStream = logLines === undefined ? undefined : new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
+  const app = await buildApp(services, logStream === undefined ? { logger: false } : { logStream })
   await app.ready()
   return {
     app,

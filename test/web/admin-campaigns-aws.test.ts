@@ -1,10 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
-import { buildApp } from '../../server/app.ts'
 import { sweep as sweepCli } from '../../server/cli/sweep.ts'
-import { createServices } from '../../server/wiring.ts'
-import { type Agent, createTestUser, FakeClock, signInStaff, submitForm, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { type Agent, createTestUser, FakeClock, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
@@ -27,19 +24,8 @@ before(async () => {
   const clock = new FakeClock()
   fake = await startFakeIam({ now: () => clock.now() })
   fake.report.delayMs = 0
-  const dataDir = tempDir()
-  const config = testConfig({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24' }, dataDir)
-  const services = createServices(config, { clock })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  t = {
-    app, services, config, clock, dataDir,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
+  t = await startTestApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24' }, { clock })
+  const { services } = t
   // Three groups of three users, one group per test (each test's campaign targets its own group).
   const longAgo = new Date(clock.now().getTime() - 400 * DAY)
   for (const [group, [withKey, without, inactive]] of Object.entries(GROUPS)) {

@@ -3,13 +3,11 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { buildApp } from '../../server/app.ts'
 import { cleanupAbandonedAwsMfa } from '../../server/jobs/aws-mfa-cleanup.ts'
 import { Sealer } from '../../server/db/sealing.ts'
 import { awsCredentialReportView } from '../../server/providers/aws/evidence.ts'
 import type { User } from '../../server/domain/users.ts'
-import { createServices } from '../../server/wiring.ts'
-import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, signInStaff, submitForm, tempDir, TEST_PASSWORD, type TestApp, testConfig } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, signInStaff, startTestApp, submitForm, tempDir, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { awsEnv, oathtool } from '../fakes/iam/harness.ts'
@@ -34,19 +32,8 @@ before(async () => {
   // the report between the first and the second poll.
   fake.report.delayMs = 0
   smtp = await startSmtpSink()
-  const dataDir = tempDir()
-  const config = testConfig({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24', SMTP_URL: smtp.url }, dataDir)
-  const services = createServices(config, { clock })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  t = {
-    app, services, config, clock, dataDir,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
+  t = await startTestApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24', SMTP_URL: smtp.url }, { clock })
+  const { services } = t
   for (const userName of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ken', 'liam', 'mia', 'nina', 'oscar']) {
     fake.state.addUser({ userName, consolePassword: true, tags: { email: `${userName}@example.org` } })
   }

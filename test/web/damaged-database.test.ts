@@ -1,11 +1,9 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs'
 import path from 'node:path'
-import Sqlite from 'better-sqlite3'
-import { buildApp } from '../../server/app.ts'
 import { createServices } from '../../server/wiring.ts'
-import { anonymous, createTestUser, FakeClock, signIn, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, signIn, startTestApp, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { damageMiddleLeaf } from '../helpers/damage.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close(); t = undefined })
@@ -23,49 +21,9 @@ async function appWithDamagedAuditLog (): Promise<{ t: TestApp, admin: Awaited<R
   before.close()
   const lost = damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
 
-  const clock = new FakeClock()
-  const services = createServices(config, { clock })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  t = {
-    app,
-    services,
-    config,
-    clock,
-    dataDir,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
-  return { t, admin: await signIn(t, adminUser.email), lost }
-}
-
-/** Overwrites one leaf page of the table, in the middle of the file, with garbage; returns the ids no longer readable. */
-function damageMiddleLeaf (file: string, table: string): number[] {
-  const sqlite = new Sqlite(file)
-  sqlite.pragma('wal_checkpoint(TRUNCATE)')
-  const pageSize = sqlite.pragma('page_size', { simple: true }) as number
-  const leaves = sqlite.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").pluck().all(table) as number[]
-  const ids = sqlite.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all() as number[]
-  sqlite.close()
-  const fd = openSync(file, 'r+')
-  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (leaves[Math.floor(leaves.length / 2)] - 1) * pageSize)
-  closeSync(fd)
-  const damaged = new Sqlite(file, { readonly: true })
-  const one = damaged.prepare(`SELECT * FROM ${table} WHERE id = ?`)
-  const lost = ids.filter((id) => {
-    try {
-      one.get(id)
-      return false
-    } catch {
-      return true
-    }
-  })
-  damaged.close()
-  assert.ok(lost.length > 0, 'the damaged page held rows')
-  return lost
+  const app = await startTestApp({}, { dataDir })
+  t = app
+  return { t: app, admin: await signIn(app, adminUser.email), lost }
 }
 
 test('with a damaged page in the audit log, /readyz says not ready and names PRAGMA quick_check', async () => {

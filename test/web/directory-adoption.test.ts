@@ -1,10 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
-import { buildApp } from '../../server/app.ts'
-import { createServices } from '../../server/wiring.ts'
 import { sync as syncCli } from '../../server/cli/sync.ts'
-import { createTestUser, FakeClock, signIn, signInStaff, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { createTestUser, FakeClock, signIn, signInStaff, startTestApp, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
@@ -18,19 +15,7 @@ before(async () => {
   const clock = new FakeClock()
   fake = await startFakeIam({ now: () => clock.now() })
   fake.report.delayMs = 0
-  const dataDir = tempDir()
-  const config = testConfig({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24' }, dataDir)
-  const services = createServices(config, { clock })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  t = {
-    app, services, config, clock, dataDir,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
+  t = await startTestApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24' }, { clock })
 })
 after(async () => {
   await t.close()

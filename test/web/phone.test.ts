@@ -438,7 +438,7 @@ describe('the admin outbox', () => {
     const admin = await createTestUser(t.services, { role: 'admin' })
     const page = await (await signIn(t, admin.email)).get('/admin/outbox')
     assert.equal(page.status, 200)
-    assert.match(page.text, /Sandbox: messages are kept here instead of being sent./)
+    assert.match(page.text, /Sandbox: e-mail and text messages are kept here instead of being sent./)
     assert.match(page.text, /<th scope="col">To<\/th>/)
     assert.match(page.text, /<td>Text message<\/td>\s*<td>\+12025550143<\/td>/)
     assert.ok(page.text.includes(`${code} is your`), 'the admin can read the text message')

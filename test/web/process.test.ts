@@ -10,6 +10,7 @@ import request from 'supertest'
 import { DEMO_ACCOUNTS } from '../../server/domain/sandbox.ts'
 import { createServices } from '../../server/wiring.ts'
 import { csrfFrom, tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
+import { damageMiddleLeaf } from '../helpers/damage.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -228,15 +229,3 @@ test('a damaged page in the audit log: the portal starts, logs the damage and /r
   }
 })
 
-/** Overwrites one leaf page of a table, in the middle of the file, with garbage (the file is closed). */
-function damageMiddleLeaf (file: string, table: string): void {
-  const sqlite = new Sqlite(file)
-  sqlite.pragma('wal_checkpoint(TRUNCATE)')
-  const pageSize = sqlite.pragma('page_size', { simple: true }) as number
-  const leaves = sqlite.prepare("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno").pluck().all(table) as number[]
-  sqlite.close()
-  assert.ok(leaves.length > 4, `${table} has too few pages to damage one in the middle`)
-  const fd = openSync(file, 'r+')
-  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (leaves[Math.floor(leaves.length / 2)] - 1) * pageSize)
-  closeSync(fd)
-}

@@ -1,32 +1,12 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
-import { rmSync } from 'node:fs'
-import { buildApp } from '../../server/app.ts'
-import { createServices } from '../../server/wiring.ts'
-import { anonymous, createTestUser, FakeClock, signIn, submitForm, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 
 let t: TestApp
 const logLines: string[] = []
 
 // The real app with its real logger at info level, writing where the test can read it.
-before(async () => {
-  const dataDir = tempDir()
-  const config = testConfig({ LOG_LEVEL: 'info' }, dataDir)
-  const clock = new FakeClock()
-  const services = createServices(config, { clock })
-  const sink = new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
-  const app = await buildApp(services, { logStream: sink })
-  await app.ready()
-  t = {
-    app, services, config, clock, dataDir,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
-})
+before(async () => { t = await startTestApp({}, { logLines }) })
 after(async () => { await t.close() })
 
 const MINUTE = 60_000

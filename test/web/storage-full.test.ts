@@ -1,42 +1,20 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
-import { Writable } from 'node:stream'
 import type Sqlite from 'better-sqlite3'
 import request from 'supertest'
-import { buildApp } from '../../server/app.ts'
 import type { ApiScope } from '../../server/domain/api-tokens.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
-import { createServices } from '../../server/wiring.ts'
-import { anonymous, createTestUser, csrfFrom, FakeClock, sessionCookieOf, signIn, tempDir, testConfig, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+import { anonymous, createTestUser, csrfFrom, sessionCookieOf, signIn, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
 
 let t: (TestApp & { logLines: string[] }) | undefined
 afterEach(async () => { await t?.close(); t = undefined })
 
 /** The real app with its log captured, to count what an operator would see. */
 async function startApp (): Promise<TestApp & { logLines: string[] }> {
-  const dataDir = tempDir()
-  const config = testConfig({ LOG_LEVEL: 'info' }, dataDir)
-  const clock = new FakeClock()
-  const services = createServices(config, { clock })
   const logLines: string[] = []
-  const sink = new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
-  const app = await buildApp(services, { logStream: sink })
-  await app.ready()
-  t = {
-    app,
-    services,
-    config,
-    clock,
-    dataDir,
-    logLines,
-    close: async () => {
-      await app.close()
-      services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
-  return t
+  const app = { ...await startTestApp({}, { logLines }), logLines }
+  t = app
+  return app
 }
 
 /**
