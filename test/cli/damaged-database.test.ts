@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { createServices } from '../../server/wiring.ts'
-import { tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
+import { testConfig, TEST_SECRETS } from '../helpers/app.ts'
 import { runCli, scratchDir, type CliResult } from '../helpers/cli.ts'
 import { damageMiddleLeaf } from '../helpers/damage.ts'
+import { readOnlyScratch, type RunAs } from '../helpers/read-only.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
 
@@ -19,12 +20,11 @@ function auditLog (dataDir: string, count: number): string {
   return path.join(dataDir, 'mfa-rollout.db')
 }
 
-/** Runs the bin as an ordinary user (nobody when the tests run as root, who would ignore file modes). */
-function runCliAsOrdinaryUser (args: string[], dataDir: string): Promise<CliResult> {
-  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+/** Runs the bin as `runAs` (nobody, when sealing the directory as root had to fall back to file modes). */
+function runCliAs (args: string[], dataDir: string, runAs: RunAs): Promise<CliResult> {
   const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATA_DIR: dataDir, ...TEST_SECRETS }
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env, timeout: 30_000, ...asUser }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env, timeout: 30_000, ...runAs }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null
       if (code === null) reject(err as Error)
       else resolve({ code, stdout, stderr })
@@ -32,26 +32,12 @@ function runCliAsOrdinaryUser (args: string[], dataDir: string): Promise<CliResu
   })
 }
 
-/** Makes dataDir and its files read-only for the ordinary user; writable again (to be removed) when the test ends. */
-function readOnlyFor (t: TestContext, dataDir: string): void {
-  if (process.getuid?.() === 0) {
-    for (const name of ['', ...readdirSync(dataDir)]) chownSync(path.join(dataDir, name), 65534, 65534)
-  }
-  for (const name of readdirSync(dataDir)) chmodSync(path.join(dataDir, name), 0o444)
-  chmodSync(dataDir, 0o555)
-}
-
 test('audit verify works on a read-only database in a read-only directory, and leaves it as it was', async (t) => {
-  const dataDir = tempDir('mfa-cli-')
-  t.after(() => {
-    chmodSync(dataDir, 0o700)
-    rmSync(dataDir, { recursive: true, force: true })
-  })
+  const { dir: dataDir, seal } = readOnlyScratch(t, 'mfa-cli-')
   const file = auditLog(dataDir, 3)
   const before = readFileSync(file)
-  readOnlyFor(t, dataDir)
 
-  const { code, stdout, stderr } = await runCliAsOrdinaryUser(['audit', 'verify'], dataDir)
+  const { code, stdout, stderr } = await runCliAs(['audit', 'verify'], dataDir, seal())
   assert.equal(stderr, '')
   assert.equal(code, 0)
   assert.equal(stdout.trim(), 'chain intact (3 events)')

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Sqlite from 'better-sqlite3'
@@ -11,19 +11,17 @@ import { DEMO_ACCOUNTS } from '../../server/domain/sandbox.ts'
 import { createServices } from '../../server/wiring.ts'
 import { csrfFrom, tempDir, testConfig, TEST_SECRETS } from '../helpers/app.ts'
 import { damageMiddleLeaf } from '../helpers/damage.ts'
+import { readOnlyScratch, type RunAs } from '../helpers/read-only.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
-// Root ignores file permissions; a read-only directory is tried as an ordinary user (nobody) then.
-const AS_ORDINARY_USER = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
-
-function startPortal (env: Record<string, string>, options: { asOrdinaryUser?: boolean } = {}) {
+function startPortal (env: Record<string, string>, runAs: RunAs = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     cwd: ROOT,
     // Empty values (not absent ones) so a developer's own .env cannot fill them in.
     env: { PATH: process.env.PATH ?? '', SESSION_SECRET: '', ENCRYPTION_KEY: '', PUBLIC_URL: '', PROVIDERS: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(options.asOrdinaryUser === true ? AS_ORDINARY_USER : {})
+    ...runAs
   })
   let stdout = ''
   let stderr = ''
@@ -72,8 +70,8 @@ test('a first start with no provider seeds the documented demo accounts, shows t
 })
 
 /** Starts the portal on dataDir and expects it to give up: exit 1, nothing on stdout's error path but one line. */
-async function refusedStart (env: Record<string, string>, options: { asOrdinaryUser?: boolean } = {}): Promise<string> {
-  const portal = startPortal({ NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', ...env }, options)
+async function refusedStart (env: Record<string, string>, runAs: RunAs = {}): Promise<string> {
+  const portal = startPortal({ NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', ...env }, runAs)
   // A portal that starts anyway is stopped and the test fails, instead of waiting for an exit that never comes.
   const timer = setTimeout(() => portal.child.kill('SIGKILL'), 30_000)
   const [code, signal] = await once(portal.child, 'exit')
@@ -114,37 +112,23 @@ function portalDatabase (dataDir: string): string {
   return path.join(dataDir, 'mfa-rollout.db')
 }
 
-/** Makes dataDir read-only for the user the portal runs as (root ignores modes, so that user is then nobody). */
-function makeReadOnly (dataDir: string): void {
-  if (process.getuid?.() === 0) {
-    chownSync(dataDir, 65534, 65534)
-    for (const name of ['mfa-rollout.db', 'mfa-rollout.db-wal', 'mfa-rollout.db-shm', 'development-secrets.json']) {
-      if (existsSync(path.join(dataDir, name))) chownSync(path.join(dataDir, name), 65534, 65534)
-    }
-  }
-  chmodSync(dataDir, 0o555)
-}
-
 test('a read-only DATA_DIR on a first start: exit 1 with one line naming the secrets file and what to do', async (t) => {
-  const dataDir = scratch(t)
-  makeReadOnly(dataDir)
-  const line = await refusedStart({ DATA_DIR: dataDir }, { asOrdinaryUser: true })
-  assert.match(line, /^mfa-rollout: configuration error: .*development-secrets\.json: cannot be written \(permission denied\): make .* writable .*, or set SESSION_SECRET and ENCRYPTION_KEY$/)
+  const { dir: dataDir, seal } = readOnlyScratch(t)
+  const line = await refusedStart({ DATA_DIR: dataDir }, seal())
+  assert.match(line, /^mfa-rollout: configuration error: .*development-secrets\.json: cannot be written \((permission denied|read-only file system)\): make .* writable .*, or set SESSION_SECRET and ENCRYPTION_KEY$/)
 })
 
 test('a read-only DATA_DIR with secrets set: exit 1 with one line naming the database file and what to do', async (t) => {
-  const dataDir = scratch(t)
-  makeReadOnly(dataDir)
-  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, { asOrdinaryUser: true })
+  const { dir: dataDir, seal } = readOnlyScratch(t)
+  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, seal())
   assert.ok(line.includes(path.join(dataDir, 'mfa-rollout.db')), line)
-  assert.match(line, /permission denied.*read and write/)
+  assert.match(line, /(permission denied|read-only file system).*read and write/)
 })
 
 test('an existing database in a read-only DATA_DIR: exit 1 with one line naming it', async (t) => {
-  const dataDir = scratch(t)
+  const { dir: dataDir, seal } = readOnlyScratch(t)
   const file = portalDatabase(dataDir)
-  makeReadOnly(dataDir)
-  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, { asOrdinaryUser: true })
+  const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, seal())
   assert.ok(line.includes(file), line)
   assert.match(line, /read-only|cannot create files/)
 })
