@@ -111,6 +111,21 @@ export class PhoneService {
     return method
   }
 
+  /**
+   * Whether the code waiting for the phone setup is locked (too many wrong codes, so no code can succeed), and from
+   * when a new code can be asked for, so the page can stop offering a code box and say when to start again.
+   */
+  setupLock (user: User): { locked: false } | { locked: true, newCodeAt: Date } {
+    const pending = this.pending.findPhone(user.id, 'phone')
+    if (pending === undefined || pending.codeHash === null || pending.attempts < PHONE_RULES.maxAttempts) return { locked: false }
+    const sentAt = (pending.sentAt ?? this.clock.now()).getTime()
+    const now = this.clock.now()
+    // The resend wait, or (an upper bound) the hour after the last text when the hourly sending limit is reached.
+    const hourFull = this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour
+    const newCodeAt = Math.max(now.getTime(), sentAt + (hourFull ? 3_600_000 : PHONE_RULES.resendAfterMs))
+    return { locked: true, newCodeAt: new Date(newCodeAt) }
+  }
+
   /** Step-up with an enrolled phone: send a code to it. */
   async beginStepUp (user: User, methodId: string): Promise<PendingEnrollment> {
     const method = this.methods.findFor(user.id, methodId)

@@ -1,4 +1,5 @@
 import type { AuditLog } from './audit.ts'
+import { deadlineCalendar } from './calendar.ts'
 import type { Clock } from './clock.ts'
 import { daysLeft } from './deadlines.ts'
 import type { Campaign } from './engine.ts'
@@ -23,7 +24,8 @@ export interface ReminderStore {
 }
 
 export interface ReminderMailer {
-  remind(to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string }): Promise<void>
+  /** `calendar` is the deadline as an .ics file (domain/calendar.ts), attached so people can plan it like a meeting. */
+  remind(to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string, calendar: string }): Promise<void>
 }
 
 /**
@@ -62,7 +64,8 @@ export class ReminderService {
         // Claimed before sending: at most one reminder per user, campaign and offset, whatever runs at once.
         if (offset === null || !this.store.claim(candidate.userId, candidate.campaignId, offset, now)) continue
         try {
-          await this.mailer.remind(candidate, { deadline: candidate.deadline, daysLeft: daysLeft(candidate.deadline, now), enrollUrl: this.enrollUrl })
+          const calendar = deadlineCalendar({ userId: candidate.userId, deadline: candidate.deadline, portalUrl: this.enrollUrl, now })
+          await this.mailer.remind(candidate, { deadline: candidate.deadline, daysLeft: daysLeft(candidate.deadline, now), enrollUrl: this.enrollUrl, calendar })
           this.audit.append({ action: 'reminder.sent', actorLabel: 'engine', subjectUserId: candidate.userId, details: { campaignId: candidate.campaignId, offsetDays: offset } })
           sent++
         } catch (err) {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
+import { CALENDAR_CONTENT_TYPE, CALENDAR_FILENAME } from '../domain/calendar.ts'
 import type { AccountNotice, AdminAlert, MethodChangeNotice, Notifier } from '../domain/notifications.ts'
 import type { ReminderMailer } from '../domain/reminders.ts'
 import type { User } from '../domain/users.ts'
@@ -49,13 +50,14 @@ export class EmailNotifier implements Notifier, ReminderMailer {
     })
   }
 
-  async remind (to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string }): Promise<void> {
+  async remind (to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string, calendar: string }): Promise<void> {
     const data = { organisation: this.organisation, name: to.displayName, daysLeft: reminder.daysLeft, day: reminder.deadline.toISOString().slice(0, 10), enrollUrl: reminder.enrollUrl }
     await this.transport.send({
       to: to.email,
       subject: reminder.daysLeft === 1 ? 'Tomorrow: set up your second sign-in method' : `${reminder.daysLeft} days left to set up your second sign-in method`,
       text: this.text.render('reminder.txt.eta', data),
-      html: this.html.render('reminder.html.eta', data)
+      html: this.html.render('reminder.html.eta', data),
+      attachments: [{ filename: CALENDAR_FILENAME, content: reminder.calendar, contentType: CALENDAR_CONTENT_TYPE }]
     })
   }
 }

@@ -7,6 +7,14 @@ export interface MailMessage {
   subject: string
   text: string
   html: string
+  /** Files sent with the message (the deadline's .ics on reminders); the sandbox outbox keeps only the text. */
+  attachments?: MailAttachment[]
+}
+
+export interface MailAttachment {
+  filename: string
+  content: string
+  contentType: string
 }
 
 /** Delivers one message or throws. */

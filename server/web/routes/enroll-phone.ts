@@ -50,6 +50,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       }
     }
     const pinnedNumber = phones.pinnedNumber(user)
+    const lock = phones.setupLock(user)
     return reply.page('enroll/phone', {
       title: 'Add a phone',
       blocked: blocked === null ? null : { code: blocked.code, message: blocked.message },
@@ -58,6 +59,8 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       region: { code: config.phoneDefaultRegion, name: regionName },
       pending: request.session.phonePending ?? null,
       codeMinutes: PHONE_RULES.codeLifetimeMs / 60_000,
+      // Too many wrong codes: no code can succeed, so the page says when a new one can be asked for instead.
+      codeLocked: lock.locked ? { newCodeAt: `${lock.newCodeAt.toISOString().slice(11, 16)} UTC`, now: lock.newCodeAt.getTime() <= clock.now().getTime() } : null,
       phone: state.phone ?? '',
       error: blocked !== null && blocked === error ? null : error?.message ?? null,
       errorField: error === undefined ? null : PHONE_FIELD_CODES.has(error.code) ? 'phone' : CODE_FIELD_CODES.has(error.code) ? 'code' : null
@@ -76,6 +79,9 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   }
 
   app.get('/enroll/phone', options, async (request, reply) => render(request, reply))
+  // The code forms post to these addresses, so they are what the address bar shows after a refused code: reloading
+  // or opening one lands back on the form instead of a 404.
+  for (const path of ['/enroll/phone/verify', '/enroll/phone/resend']) app.get(path, options, async (_request, reply) => reply.redirect('/enroll/phone', 303))
 
   app.post<{ Body: Static<typeof BeginBody> }>('/enroll/phone', { ...options, config: { ...options.config, rateLimit }, schema: { body: BeginBody } }, async (request, reply) => {
     const typed = request.body.phone

@@ -1,4 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { CALENDAR_CONTENT_TYPE, CALENDAR_FILENAME, deadlineCalendar } from '../../domain/calendar.ts'
+import type { Clock } from '../../domain/clock.ts'
 import type { EnforcementEngine } from '../../domain/engine.ts'
 import type { MethodStore } from '../../domain/methods.ts'
 import { directoryName, isSecondFactor, protectsLabel, signInStatus } from '../../domain/protection.ts'
@@ -12,9 +14,24 @@ const DIRECTORY_KIND_LABELS: Readonly<Record<string, string>> = {
 }
 
 /** The home page: where the user stands, their methods, and the ways to add one. */
-const homeRoutes: FastifyPluginAsync<HomeDeps> = async (app, deps) => {
+const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps) => {
   app.get('/', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
     return reply.page('home', homeModel(request.user!, deps))
+  })
+
+  // The deadline as a calendar file (one event, a reminder the day before, the portal link), for the signed-in user.
+  app.get('/deadline.ics', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
+    const user = request.user!
+    const standing = deps.engine.standing(user.id)
+    const now = deps.clock.now()
+    if (standing?.deadline == null || standing.deadline <= now || standing.state === 'exempt') {
+      return reply.flashRedirect('/', 'You have no upcoming deadline to add to a calendar.', 'info')
+    }
+    return reply
+      .type(CALENDAR_CONTENT_TYPE)
+      .header('content-disposition', `attachment; filename="${CALENDAR_FILENAME}"`)
+      .header('cache-control', 'private, no-store')
+      .send(deadlineCalendar({ userId: user.id, deadline: standing.deadline, portalUrl: deps.portalUrl, now }))
   })
 
   // For the portal's own scripts: who am I? Session-authenticated; JSON errors with stable codes.
@@ -27,6 +44,13 @@ const homeRoutes: FastifyPluginAsync<HomeDeps> = async (app, deps) => {
 export interface HomeDeps {
   methods: MethodStore
   engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline'>
+}
+
+/** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
+export interface CalendarDeps {
+  engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline' | 'standing'>
+  clock: Clock
+  portalUrl: string
 }
 
 export interface AddOption {
