@@ -30,6 +30,7 @@ import homeRoutes from './web/routes/home.ts'
 import methodRoutes from './web/routes/methods.ts'
 import passkeySignInRoutes from './web/routes/passkey-signin.ts'
 import stepUpRoutes from './web/routes/step-up.ts'
+import recoveryCodeRoutes from './web/routes/recovery-codes.ts'
 import adminComplianceRoutes from './web/routes/admin-compliance.ts'
 import adminTokenRoutes from './web/routes/admin-tokens.ts'
 import apiRoutes from './web/routes/api.ts'
@@ -84,9 +85,10 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite), storage: services.storage })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
-  await app.register(homeRoutes, { methods: services.methods, engine: services.engine })
+  await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, portalUrl: config.publicUrl.origin + '/' })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock })
   await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired })
+  await app.register(recoveryCodeRoutes, { services })
   await app.register(enrollPasskeyRoutes, { services })
   await app.register(passkeySignInRoutes, { services })
   await app.register(enrollTotpRoutes, { services })

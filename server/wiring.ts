@@ -37,6 +37,8 @@ import { KeyedHasher } from './domain/keyed-hash.ts'
 import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
 import type { SmsSender } from './domain/notifications.ts'
 import { AccessPassService } from './domain/passes.ts'
+import { RecoveryCodeService } from './domain/recovery-codes.ts'
+import { SqliteRecoveryCodeStore } from './db/recovery-codes.ts'
 import { PasskeyService } from './domain/passkeys.ts'
 import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
@@ -86,6 +88,7 @@ export interface Services {
   phone: PhoneService
   passkeys: PasskeyService
   passes: AccessPassService
+  recoveryCodes: RecoveryCodeService
   engineStore: EngineStore
   engine: EnforcementEngine
   campaigns: CampaignService
@@ -223,7 +226,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     reset: async (request, approver) => await helpdesk.resetApproved(request, approver),
     invitation: async (request, approver) => await invitations.issueApproved(request, approver)
   }))
-  const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers)
+  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.db), hasher, regulator, notifier, audit, clock, log)
+  const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers, recoveryCodes)
   const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
     { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
 
@@ -252,6 +256,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     }),
     passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, { ...config.webauthn, metadata: authenticatorMetadata(config, log, clock) }),
     passes,
+    recoveryCodes,
     engineStore,
     engine,
     campaigns,

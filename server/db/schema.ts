@@ -452,3 +452,19 @@ export const driftChecks = sqliteTable('drift_checks', {
   /** The first provider error met, when some users could not be checked. */
   error: text('error')
 })
+
+/**
+ * Recovery codes of portal accounts: ten per set, each stored only as a keyed hash (bound to the user), used at
+ * most once. Generating a new set voids the old one.
+ */
+export const recoveryCodes = sqliteTable('recovery_codes', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  setId: text('set_id').notNull(),
+  codeHash: text('code_hash').notNull(),
+  createdAt: integer('created_at').notNull(),
+  usedAt: integer('used_at'),
+  voidedAt: integer('voided_at')
+}, (t) => [
+  index('recovery_codes_user').on(t.userId, t.codeHash)
+])

@@ -72,7 +72,9 @@ export class HelpdeskService {
     private readonly settings: HelpdeskSettings,
     private readonly approvals: ApprovalService,
     /** Configured providers by name: a provider with its own passes (Entra) issues them for its users. */
-    private readonly providers: Readonly<Record<string, IdentityProvider>> = {}
+    private readonly providers: Readonly<Record<string, IdentityProvider>> = {},
+    /** A reset voids the person's recovery codes too. */
+    private readonly recoveryCodes: { voidAll(userId: string): number } = { voidAll: () => 0 }
   ) {}
 
   /** Name or email prefix, a page at a time (keyset by email). */
@@ -233,12 +235,13 @@ export class HelpdeskService {
     const nativePass = options.issuePass && native && provider !== undefined ? await this.issueNativePass(user, provider, { lifetimeMinutes, oneTime, reason }, actor, approval) : null
     const removed = this.methods.listFor(userId)
     for (const method of removed) this.methods.remove(userId, method.id)
+    const recoveryCodesVoided = this.recoveryCodes.voidAll(userId)
     const reenrollUntil = new Date(this.clock.now().getTime() + this.settings.resetWindowMs)
     this.users.setReenrollUntil(userId, reenrollUntil)
     const sessionsEnded = this.sessions.revokeAllFor(userId)
     this.audit.append({
       action: 'methods.reset', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
-      details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), reenrollUntil: reenrollUntil.toISOString(), sessionsEnded, approvalId: approval?.id },
+      details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), recoveryCodesVoided, reenrollUntil: reenrollUntil.toISOString(), sessionsEnded, approvalId: approval?.id },
       ip: actor.ip, userAgent: actor.userAgent
     })
     this.engine.refreshUser(userId)

@@ -93,6 +93,14 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
     return done(request, reply, next)
   })
 
+  // The code forms post to these addresses, so they are what the address bar shows after a refused code: reloading
+  // or opening one lands back on the form (keeping where to go next) instead of a 404. The code is never in the URL.
+  for (const path of ['/step-up/totp', '/step-up/phone/send', '/step-up/phone', '/step-up/recovery-code']) {
+    app.get<{ Querystring: Static<typeof NextQuery> }>(path, { ...options, schema: { querystring: NextQuery } }, async (request, reply) => {
+      return reply.redirect(`/step-up?next=${encodeURIComponent(safeNext(request.query.next))}`, 303)
+    })
+  }
+
   app.post('/step-up/passkey/options', options, async (request) => {
     const { challengeId, options: publicKey } = await passkeys.authenticationOptions(request.user!)
     return { challengeId, options: publicKey }
