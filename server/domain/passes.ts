@@ -28,14 +28,19 @@ export interface AccessPassStore {
   consume(id: string, at: Date): boolean
 }
 
-export function generatePass (): string {
+/** `length` characters drawn uniformly from `alphabet` (random bytes beyond the last whole multiple are skipped, so no bias). */
+export function randomCode (alphabet: string, length: number): string {
   let out = ''
-  while (out.length < PASS_LENGTH) {
+  while (out.length < length) {
     for (const byte of randomBytes(32)) {
-      if (byte < 256 - (256 % PASS_ALPHABET.length) && out.length < PASS_LENGTH) out += PASS_ALPHABET[byte % PASS_ALPHABET.length]
+      if (byte < 256 - (256 % alphabet.length) && out.length < length) out += alphabet[byte % alphabet.length]
     }
   }
   return out
+}
+
+export function generatePass (): string {
+  return randomCode(PASS_ALPHABET, PASS_LENGTH)
 }
 
 /** Passes as people type them: case, spaces and dashes do not matter. */

@@ -3,6 +3,7 @@ import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
+import { randomCode } from './passes.ts'
 import type { AccountNotifier } from './notifications.ts'
 import type { Regulator, ThrottlePolicy } from './regulation.ts'
 import { lockedOutError } from './signin.ts'
@@ -25,13 +26,7 @@ export interface RecoveryCodeStore {
 }
 
 export function generateRecoveryCode (): string {
-  let out = ''
-  while (out.length < RECOVERY_CODE_LENGTH) {
-    for (const byte of randomBytes(32)) {
-      if (byte < 256 - (256 % RECOVERY_ALPHABET.length) && out.length < RECOVERY_CODE_LENGTH) out += RECOVERY_ALPHABET[byte % RECOVERY_ALPHABET.length]
-    }
-  }
-  return out
+  return randomCode(RECOVERY_ALPHABET, RECOVERY_CODE_LENGTH)
 }
 
 /** For reading and writing down: "ABCDE-FGHJK". */
