@@ -59,9 +59,9 @@ export default fp<{ config: Config }>(async (app, { config }) => {
  * another site as far as the portal is concerned. A request that says neither (an old browser, a script) is left
  * to the token. Returns what was sent, for the log, or null when nothing says "another site".
  *
- * One "null" is the portal's own: a page served with `Referrer-Policy: no-referrer` (the invitation page, whose
- * address holds its token) makes the browser send `Origin: null` on its forms, and then Sec-Fetch-Site, which no
- * page can set, says "same-origin".
+ * One "null" is the portal's own: a page served with `Referrer-Policy: no-referrer` makes the browser send
+ * `Origin: null` on its forms, and then Sec-Fetch-Site, which no page can set, says "same-origin". (The portal's
+ * pages use same-origin, the invitation page included, so browsers without Sec-Fetch-Site send the real Origin.)
  */
 function foreignOrigin (request: FastifyRequest, ownOrigin: string): { origin?: string, secFetchSite?: string } | null {
   const origin = request.headers.origin
