@@ -3,7 +3,7 @@ import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
-import { randomCode } from './passes.ts'
+import { normalisePass, randomCode } from './passes.ts'
 import type { AccountNotifier } from './notifications.ts'
 import type { Regulator, ThrottlePolicy } from './regulation.ts'
 import { lockedOutError } from './signin.ts'
@@ -34,10 +34,8 @@ export function groupRecoveryCode (code: string): string {
   return `${code.slice(0, 5)}-${code.slice(5)}`
 }
 
-/** Codes as people type them: case, spaces and dashes do not matter. */
-export function normaliseRecoveryCode (input: string): string {
-  return input.toUpperCase().replace(/[\s-]/g, '')
-}
+/** Codes as people type them: case, spaces and dashes do not matter (as for passes). */
+export const normaliseRecoveryCode = normalisePass
 
 const CODE_POLICY: ThrottlePolicy = { maxFailures: 5, windowMs: 15 * 60_000, lockoutMs: 15 * 60_000 }
 const REFUSED = 'That recovery code is not right, or it was already used. Check it and try again, or use another code.'

@@ -1,21 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { ProviderUser } from '../../server/domain/provider.ts'
 import { ProviderError } from '../../server/domain/provider.ts'
-import { entraFixture } from '../fakes/graph/harness.ts'
+import { entraFixture, listAll } from '../fakes/graph/harness.ts'
 
 const MOBILE_ID = '3179e48a-750b-4051-897c-87b9720928f7'
-
-async function listAll (list: (cursor: string | null) => Promise<{ users: ProviderUser[], next: string | null }>): Promise<ProviderUser[]> {
-  const users: ProviderUser[] = []
-  let cursor: string | null = null
-  do {
-    const page = await list(cursor)
-    users.push(...page.users)
-    cursor = page.next
-  } while (cursor !== null)
-  return users
-}
 
 test('phone pre-population from extensionAttribute15: a dry run lists the changes, the real run creates each missing mobile once, another number already there is a conflict left alone, invalid numbers are never pushed', async () => {
   const { fake, provider, close } = await entraFixture({ env: { ENTRA_PHONE_ATTRIBUTE: 'extensionAttribute15' } })

@@ -2,24 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { Secret } from 'otpauth'
-import type { ProviderError, ProviderUser } from '../../server/domain/provider.ts'
-import { entraFixture, subjectOf } from '../fakes/graph/harness.ts'
+import type { ProviderError } from '../../server/domain/provider.ts'
+import { entraFixture, listAll, subjectOf } from '../fakes/graph/harness.ts'
 
 const EPOCH = 1_767_225_600 // 2026-01-01T00:00:00Z, mid-step for 30 s periods
 
 function oathtool (secret: string, epoch: number): string {
   return execFileSync('/usr/bin/oathtool', ['--totp', '-b', secret, '-N', `@${epoch}`], { encoding: 'utf8' }).trim()
-}
-
-async function listAll (list: (cursor: string | null) => Promise<{ users: ProviderUser[], next: string | null }>): Promise<ProviderUser[]> {
-  const users: ProviderUser[] = []
-  let cursor: string | null = null
-  do {
-    const page = await list(cursor)
-    users.push(...page.users)
-    cursor = page.next
-  } while (cursor !== null)
-  return users
 }
 
 // Graph carried each of these out, then the answer was lost (503): a second POST would make a second phone, pass

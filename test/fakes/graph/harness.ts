@@ -1,4 +1,4 @@
-import type { ProviderSubject } from '../../../server/domain/provider.ts'
+import type { ProviderSubject, ProviderUser } from '../../../server/domain/provider.ts'
 import { loadEntraConfig, type EntraConfig } from '../../../server/providers/entra/config.ts'
 import { EntraProvider, type EntraProviderOptions } from '../../../server/providers/entra/provider.ts'
 import { startFakeEntra, type FakeEntra, type FakeEntraOptions } from './server.ts'
@@ -33,4 +33,16 @@ export async function entraFixture (options: { env?: Record<string, string>, pro
 
 export function subjectOf (externalId: string, enrolled: boolean): ProviderSubject {
   return { userId: `portal-${externalId}`, externalId, email: `${externalId}@contoso.example`, enrolled }
+}
+
+/** Every user of a paged listing, following `next` until the last page. */
+export async function listAll (list: (cursor: string | null) => Promise<{ users: ProviderUser[], next: string | null }>): Promise<ProviderUser[]> {
+  const users: ProviderUser[] = []
+  let cursor: string | null = null
+  do {
+    const page = await list(cursor)
+    users.push(...page.users)
+    cursor = page.next
+  } while (cursor !== null)
+  return users
 }
