@@ -11,7 +11,7 @@ export const sweep: Command = {
   summary: 'Enforce MFA for users whose deadline has passed in an armed campaign. With --dry-run, only show what would happen; ' +
     'with --dry-run --campaign ID, what arming that campaign would do (before it is armed) or its part of the next sweep.',
   options: {
-    'dry-run': { type: 'boolean', help: 'show, per user, what the next sweep would do and why (and, when it would do nothing, why not); change nothing at any provider' },
+    'dry-run': { type: 'boolean', help: 'show, per user, what the next sweep would do and why (and, when it would do nothing, why not), whether the breaker would pause a campaign on today\'s figures, and where its waves stand; change nothing at any provider' },
     campaign: { type: 'string', value: 'ID', help: 'with --dry-run: only this campaign; before it is armed, the users arming it would make use MFA (as its page in the admin console shows)' },
     json: { type: 'boolean', help: 'print one JSON document instead of lines (for scripts)' },
     'check-drift': { type: 'boolean', help: 'first re-read the provider for enforced users; enforcement switched off by hand is re-applied. Exits 1 when some users could not be checked' }
@@ -41,13 +41,16 @@ export const sweep: Command = {
       const why = count === 0 ? services.engine.whyNothingPlanned(campaign) : []
       // Due AWS users' active access keys, which AWS's documented policy would stop working (issue #14 item 11).
       const keys = count === 0 ? [] : await awsAccessKeys(services, campaign)
+      // Whether the breaker would pause a campaign on today's figures (issue #17 item 2), and where its waves stand.
+      const breaker = breakerLines(services, campaign)
       if (options.json === true) {
-        io.out(`],"why":${JSON.stringify(why)}${keys.length === 0 ? '' : `,"awsAccessKeys":${JSON.stringify(keys)}`}}`)
+        io.out(`],"why":${JSON.stringify(why)}${keys.length === 0 ? '' : `,"awsAccessKeys":${JSON.stringify(keys)}`},"breaker":${JSON.stringify(breaker)}}`)
       } else {
         const scope = campaign === undefined ? '' : campaign.armedAt === null ? ` of arming "${campaign.name}" (not armed yet)` : ` of "${campaign.name}"`
         io.out(`dry run${scope}: ${count} user${count === 1 ? '' : 's'} would be changed; nothing was changed`)
         for (const line of why) io.out(`why: ${line}`)
         for (const line of keys.flatMap(accessKeyLines)) io.out(line)
+        for (const line of breaker) io.out(line)
       }
       return 0
     }
@@ -55,8 +58,10 @@ export const sweep: Command = {
     const drift = options['check-drift'] === true ? await services.driftChecks.run() : null
     if (drift !== null && options.json !== true) io.out(`drift check: ${describeDriftCheck(drift)}`)
     const drifted = drift?.driftedUserIds ?? []
+    // A campaign's SMS sunset re-derives states on its date (new deadlines with grace) before the sweep plans.
+    const sunset = await services.smsSunset.run(services.engine.campaigns())
     const report = await services.engine.sweep()
-    const reminders = await services.reminders.send(services.engine.campaigns())
+    const reminders = await services.reminders.send(services.engine.campaigns()) + sunset.reminders
     if (options.json === true) {
       io.out(JSON.stringify({
         dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried,
@@ -70,6 +75,15 @@ export const sweep: Command = {
     }
     return report.failed > 0 || (drift?.unchecked ?? 0) > 0 ? 1 : 0
   }
+}
+
+/** The breaker's verdict on today's figures and the waves' standing, for the campaign previewed or every armed one. */
+function breakerLines (services: Services, campaign: Campaign | undefined): string[] {
+  const campaigns = campaign === undefined ? services.campaigns.list().filter((c) => c.armedAt !== null) : [campaign]
+  return campaigns.flatMap((c) => {
+    const waves = c.waves === null ? [] : [`waves of "${c.name}": ${services.rollout.waves(c).map((w) => `wave ${w.wave} ${w.state} (deadline ${w.deadline.toISOString().slice(0, 10)}, ${w.notYetEnrolled} of ${w.total} not enrolled)`).join('; ')}`]
+    return [...services.rollout.dryRunLines(c).map((line) => `"${c.name}": ${line}`), ...waves]
+  })
 }
 
 interface CampaignKeys { campaignId: string, name: string, awsPolicyVariant: Campaign['awsPolicyVariant'], listing: AccessKeyListing }
@@ -104,7 +118,8 @@ function findCampaign (services: Services, id: string): Campaign {
   const campaign = services.campaigns.find(id)
   if (campaign !== undefined) return campaign
   const known = services.campaigns.list().map((c) => `${c.id} (${c.name}${c.armedAt === null ? ', not armed' : ''})`)
-  throw new DomainError('campaign_not_found', `No campaign has the id "${id}". Campaigns in force: ${known.length === 0 ? 'none' : known.join(', ')}.`)
+  throw new DomainError('campaign_not_found', `No campaign has the id "${id}". Campaigns in force: ${known.length === 0 ? 'none' : known.join(', ')}.`,
+    { variant: 'cli', id, known: known.join(', '), count: known.length })
 }
 
 function campaignJson (campaign: Campaign | undefined): string {

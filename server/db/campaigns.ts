@@ -3,15 +3,27 @@ import { and, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/sqlite-core'
 import type { AccessKeyReview } from '../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
-import type { DeadlineSubject } from '../domain/deadlines.ts'
+import { DEFAULT_SMS_SUNSET_GRACE_DAYS, type DeadlineSubject } from '../domain/deadlines.ts'
 import type { Campaign } from '../domain/engine.ts'
 import type { Db } from './connection.ts'
-import { campaigns, exemptions, extensions, users } from './schema.ts'
+import type { CampaignPause, PauseFigures } from '../domain/rollout-guard.ts'
+import type { BreakerSignal } from '../domain/breaker.ts'
+import type { WavePlan, WaveStart } from '../domain/waves.ts'
+import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
 type Row = typeof campaigns.$inferSelect
 
 export class SqliteCampaignStore implements CampaignStore {
-  constructor (private readonly db: Db) {}
+  // Read on every signed-in page (the user's deadline and policy): prepared once, not built per call.
+  private readonly active
+  private readonly starts
+  private readonly pauses
+
+  constructor (private readonly db: Db) {
+    this.active = db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).prepare()
+    this.starts = db.select().from(campaignWaveStarts).prepare()
+    this.pauses = db.select().from(campaignPauses).orderBy(campaignPauses.pausedAt).prepare()
+  }
 
   create (input: CampaignInput, createdBy: string | null, now: Date): Campaign {
     const row = this.db.insert(campaigns).values({
@@ -21,16 +33,29 @@ export class SqliteCampaignStore implements CampaignStore {
       createdAt: now.getTime(),
       updatedAt: now.getTime()
     }).returning().get()
-    return toCampaign(row)
+    return this.complete([row])[0]
   }
 
   find (id: string): Campaign | undefined {
     const row = this.db.select().from(campaigns).where(eq(campaigns.id, id)).get()
-    return row === undefined ? undefined : toCampaign(row)
+    return row === undefined ? undefined : this.complete([row])[0]
   }
 
   list (): Campaign[] {
-    return this.db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).all().map(toCampaign)
+    return this.complete(this.active.all())
+  }
+
+  /** The rows as campaigns, with their wave starts and pauses (two small prepared reads, whatever the number of campaigns). */
+  private complete (rows: Row[]): Campaign[] {
+    if (rows.length === 0) return []
+    // Wave starts and pauses are a handful of rows per campaign: read whole, matched here.
+    const starts = this.starts.all()
+    const pauses = this.pauses.all()
+    return rows.map((row) => ({
+      ...toCampaign(row),
+      waveStarts: starts.filter((s) => s.campaignId === row.id).map((s): WaveStart => ({ wave: s.wave, at: new Date(s.startedAt), by: s.startedBy })).sort((a, b) => a.wave - b.wave),
+      pauses: pauses.filter((p) => p.campaignId === row.id).map(toPause)
+    }))
   }
 
   confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Campaign {
@@ -41,7 +66,7 @@ export class SqliteCampaignStore implements CampaignStore {
       accessKeysReview: JSON.stringify({ variant: review.variant, keyIds: review.keyIds }),
       updatedAt: now.getTime()
     }).where(eq(campaigns.id, id)).returning().get()
-    return toCampaign(row)
+    return this.complete([row])[0]
   }
 
   setArmed (id: string, armedAt: Date | null, armedBy: string | null, now: Date): void {
@@ -69,7 +94,7 @@ export class SqliteCampaignStore implements CampaignStore {
       ...columns(input),
       updatedAt: now.getTime()
     }).where(eq(campaigns.id, id)).returning().get()
-    return toCampaign(row)
+    return this.complete([row])[0]
   }
 
   revokeExemption (exemptionId: string, now: Date): { userId: string, kind: ExemptionKind, reason: string } | undefined {
@@ -101,11 +126,15 @@ export class SqliteCampaignStore implements CampaignStore {
   }
 
   firstSeenAndPrivilege (userId: string): DeadlineSubject | undefined {
-    const row = this.db.select({ firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, provider: users.provider, privileged: users.privileged })
+    const row = this.db.select({ firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, provider: users.provider, privileged: users.privileged, enforcedAt: users.enforcedAt })
       .from(users).where(eq(users.id, userId)).get()
-    return row === undefined
-      ? undefined
-      : { firstSeenAt: new Date(row.firstSeenAt), directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt), provider: row.provider, privileged: row.privileged }
+    if (row === undefined) return undefined
+    // Who the user is, their groups and when they were flipped: their wave, and which pauses move their deadline.
+    const groups = this.db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, userId)).all().map((g) => g.name)
+    return {
+      firstSeenAt: new Date(row.firstSeenAt), directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt), provider: row.provider, privileged: row.privileged,
+      userId, groups, enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt)
+    }
   }
 }
 
@@ -125,7 +154,29 @@ function columns (input: CampaignInput) {
     privilegedMethods: input.privilegedMethods,
     softBlockDays: input.softBlockDays,
     driftPolicy: input.driftPolicy,
-    awsPolicyVariant: input.awsPolicyVariant
+    awsPolicyVariant: input.awsPolicyVariant,
+    methodsRequired: input.methodsRequired ?? 'one',
+    smsSunsetAt: input.smsSunsetAt?.getTime() ?? null,
+    smsAfterSunset: input.smsAfterSunset ?? 'excluded',
+    smsSunsetGraceDays: input.smsSunsetGraceDays ?? DEFAULT_SMS_SUNSET_GRACE_DAYS,
+    // Left out of the input: unchanged on an edit, the defaults (one wave, default thresholds) on creation.
+    ...(input.waves === undefined ? {} : { waves: input.waves === null ? null : JSON.stringify(input.waves) }),
+    ...(input.breaker === undefined
+      ? {}
+      : { breakerPassesPer100: input.breaker.passesPer100, breakerFailurePercent: input.breaker.failurePercent, breakerNotMePer100: input.breaker.notMePer100, breakerMinFlips: input.breaker.minFlips })
+  }
+}
+
+function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {
+  return {
+    id: row.id,
+    campaignId: row.campaignId,
+    pausedAt: new Date(row.pausedAt),
+    signal: row.signal as BreakerSignal,
+    figures: JSON.parse(row.figures) as PauseFigures,
+    resumedAt: row.resumedAt === null ? null : new Date(row.resumedAt),
+    resumedBy: row.resumedBy,
+    resumeReason: row.resumeReason
   }
 }
 
@@ -146,8 +197,16 @@ function toCampaign (row: Row): Campaign {
     softBlockDays: row.softBlockDays,
     driftPolicy: row.driftPolicy,
     awsPolicyVariant: row.awsPolicyVariant,
+    methodsRequired: row.methodsRequired,
+    smsSunsetAt: row.smsSunsetAt === null ? null : new Date(row.smsSunsetAt),
+    smsAfterSunset: row.smsAfterSunset,
+    smsSunsetGraceDays: row.smsSunsetGraceDays,
     accessKeyReview: reviewOf(row),
-    armedAt: row.armedAt === null ? null : new Date(row.armedAt)
+    armedAt: row.armedAt === null ? null : new Date(row.armedAt),
+    waves: row.waves === null ? null : JSON.parse(row.waves) as WavePlan,
+    waveStarts: [],
+    breaker: { passesPer100: row.breakerPassesPer100, failurePercent: row.breakerFailurePercent, notMePer100: row.breakerNotMePer100, minFlips: row.breakerMinFlips },
+    pauses: []
   }
 }
 

@@ -8,6 +8,7 @@ const SELECT = `SELECT u.id AS userId, u.email, u.provider, u.external_id AS ext
     u.enforced_at AS enforcedAt, u.provider_methods AS providerMethods,
     json_extract(u.provider_attributes, '$.consolePassword') AS consolePassword,
     (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = u.id) AS portalMethods,
+    (SELECT count(*) FROM recovery_codes WHERE user_id = u.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
     s.state, s.deadline, s.campaign_id AS campaignId
   FROM users u LEFT JOIN user_states s ON s.user_id = u.id`
 
@@ -22,6 +23,7 @@ interface Row {
   providerMethods: string
   consolePassword: number | string | null
   portalMethods: string | null
+  recoveryCodes: number
   state: UserState | null
   deadline: number | null
   campaignId: string | null
@@ -64,7 +66,8 @@ function toFacts (row: Row): ComplianceFacts {
     state: row.state,
     deadline: row.deadline === null ? null : new Date(row.deadline),
     campaignId: row.campaignId,
-    enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt)
+    enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+    recoveryCodes: row.recoveryCodes
   }
 }
 

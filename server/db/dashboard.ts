@@ -31,19 +31,25 @@ export class SqliteDashboardStore implements DashboardStore {
         ) GROUP BY kind`),
       byProvider: s(`SELECT u.provider, s.state, count(*) AS n FROM users u LEFT JOIN user_states s ON s.user_id = u.id
         GROUP BY u.provider, s.state ORDER BY u.provider`),
-      attention: s(`SELECT s.user_id AS userId, u.email, s.reason, u.drift_flagged_at IS NOT NULL AS driftFlagged,
+      attention: s(`SELECT s.user_id AS userId, u.email, s.reason, s.reason_words AS reasonWords, u.drift_flagged_at IS NOT NULL AS driftFlagged,
           EXISTS (SELECT 1 FROM enforcement_jobs j WHERE j.user_id = s.user_id AND j.status = 'failed') AS failed
         FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = 'attention' ORDER BY s.rowid LIMIT ?`),
       retryingCount: s(`SELECT count(*) FROM ${waitingJobs} WHERE ${waiting}`).pluck(),
       retrying: s(`SELECT j.user_id AS userId, u.email, u.provider, j.action, j.attempts, j.next_attempt_at AS nextAttemptAt, j.last_error AS lastError
         FROM ${waitingJobs} JOIN users u ON u.id = j.user_id WHERE ${waiting} ORDER BY j.next_attempt_at LIMIT ?`),
-      inState: s(`SELECT s.rowid AS cursor, s.user_id AS userId, u.email, u.provider, s.reason, s.deadline
+      inState: s(`SELECT s.rowid AS cursor, s.user_id AS userId, u.email, u.provider, s.reason, s.reason_words AS reasonWords, s.deadline
         FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = @state AND s.rowid > @after ORDER BY s.rowid LIMIT @limit`),
       snapshots: s('SELECT day, counts FROM rollout_snapshots WHERE day >= ? ORDER BY day'),
       // One statement: counting and writing happen in the same instant, and a second run the same day changes nothing.
       snapshot: s(`INSERT INTO rollout_snapshots (day, taken_at, counts)
         SELECT @day, @now, json_group_object(state, n) FROM (SELECT state, count(*) AS n FROM user_states GROUP BY state)
-        WHERE true ON CONFLICT (day) DO NOTHING`)
+        WHERE true ON CONFLICT (day) DO NOTHING`),
+      // The same per wave of each campaign in waves (user_states.wave is null for everyone else).
+      waveSnapshot: s(`INSERT INTO wave_snapshots (day, campaign_id, wave, taken_at, counts)
+        SELECT @day, campaign_id, wave, @now, json_group_object(state, n) FROM (
+          SELECT campaign_id, wave, state, count(*) AS n FROM user_states WHERE wave IS NOT NULL GROUP BY campaign_id, wave, state)
+        GROUP BY campaign_id, wave ON CONFLICT DO NOTHING`),
+      waveSnapshots: s('SELECT wave, day, counts FROM wave_snapshots WHERE campaign_id = ? AND day >= ? ORDER BY wave, day')
     }
   }
 
@@ -105,6 +111,18 @@ export class SqliteDashboardStore implements DashboardStore {
   }
 
   takeSnapshot (now: Date): boolean {
-    return this.statements.snapshot.run({ day: utcDay(now), now: now.getTime() }).changes === 1
+    const taken = this.statements.snapshot.run({ day: utcDay(now), now: now.getTime() }).changes === 1
+    this.statements.waveSnapshot.run({ day: utcDay(now), now: now.getTime() })
+    return taken
+  }
+
+  waveSnapshots (campaignId: string, fromDay: string): Map<number, RolloutSnapshot[]> {
+    const byWave = new Map<number, RolloutSnapshot[]>()
+    for (const row of this.statements.waveSnapshots.all(campaignId, fromDay) as Array<{ wave: number, day: string, counts: string }>) {
+      const list = byWave.get(row.wave) ?? []
+      list.push({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] })
+      byWave.set(row.wave, list)
+    }
+    return byWave
   }
 }

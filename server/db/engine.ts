@@ -5,6 +5,7 @@ import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, Us
 import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
+import { encodeWords } from '../domain/stored-words.ts'
 
 const DAY_MS = 86_400_000
 // The user's current job, when it waits to be tried again after a provider error (queued, with an error recorded).
@@ -23,7 +24,8 @@ export class SqliteEngineStore implements EngineStore {
       user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
         privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
         (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
-        (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds FROM users WHERE id = ?`),
+        (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds,
+        EXISTS (SELECT 1 FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
       extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
@@ -33,9 +35,9 @@ export class SqliteEngineStore implements EngineStore {
       // until something newer happens.
       latestJob: s(`SELECT action, status, last_error AS lastError, next_attempt_at AS nextAttemptAt FROM enforcement_jobs
         WHERE user_id = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1`),
-      upsertState: s(`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, soft_block_at, updated_at)
-        VALUES (@userId, @state, @reason, @deadline, @campaignId, @desired, 0, @softBlockAt, @now)
-        ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, campaign_id = excluded.campaign_id, soft_block_at = excluded.soft_block_at,
+      upsertState: s(`INSERT INTO user_states (user_id, state, reason, reason_words, deadline, campaign_id, desired, deadline_version, soft_block_at, wave, updated_at)
+        VALUES (@userId, @state, @reason, @reasonWords, @deadline, @campaignId, @desired, 0, @softBlockAt, @wave, @now)
+        ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, reason_words = excluded.reason_words, campaign_id = excluded.campaign_id, soft_block_at = excluded.soft_block_at, wave = excluded.wave,
           desired = excluded.desired, updated_at = excluded.updated_at,
           deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1) OR coalesce(desired, '') IS NOT coalesce(excluded.desired, '')),
           deadline = excluded.deadline`),
@@ -61,6 +63,8 @@ export class SqliteEngineStore implements EngineStore {
       overdueIn: s(`SELECT s.user_id AS userId, u.email, s.deadline_version AS deadlineVersion, s.state, s.deadline FROM user_states s JOIN users u ON u.id = s.user_id
         WHERE s.campaign_id = @campaignId AND s.deadline <= @now AND s.state IN ('pending', 'enrolled', 'overdue') AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`),
       enforced: s("SELECT user_id FROM user_states WHERE state = 'enforced' AND user_id > @cursor ORDER BY user_id LIMIT @limit").pluck(),
+      // By primary key, filtering on the campaign: only when a campaign is paused, resumed or starts a wave.
+      inCampaign: s('SELECT user_id FROM user_states WHERE campaign_id = @campaignId AND user_id > @cursor ORDER BY user_id LIMIT @limit').pluck(),
       lapsed: s(`SELECT user_id FROM user_states WHERE state IN ('pending', 'enrolled') AND deadline <= @now AND user_id > @cursor ORDER BY user_id LIMIT @limit`).pluck(),
       // Users by primary key, each with one primary-key probe into user_states.
       unassessed: s(`SELECT id FROM users u WHERE id > @cursor AND NOT EXISTS (SELECT 1 FROM user_states s WHERE s.user_id = u.id) ORDER BY id LIMIT @limit`).pluck(),
@@ -121,7 +125,7 @@ export class SqliteEngineStore implements EngineStore {
   facts (userId: string): UserFacts | undefined {
     const row = this.statements.user.get(userId) as {
       id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
-      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null
+      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
     } | undefined
     if (row === undefined) return undefined
     const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
@@ -136,7 +140,7 @@ export class SqliteEngineStore implements EngineStore {
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
       firstSeenAt: new Date(row.firstSeenAt),
       directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[] }),
+      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
       exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
       extensions: this.statements.extensions.all(userId) as Extension[],
       enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
@@ -160,10 +164,10 @@ export class SqliteEngineStore implements EngineStore {
       : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
   }
 
-  saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date): void {
+  saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave: number | null = null): void {
     this.sqlite.transaction(() => {
       const before = this.state(userId)
-      this.statements.upsertState.run({ userId, state: derived.state, reason: derived.reason, deadline: deadline?.getTime() ?? null, campaignId, desired: derived.desiredEnforcement, softBlockAt: softBlockAt?.getTime() ?? null, now: now.getTime() })
+      this.statements.upsertState.run({ userId, state: derived.state, reason: derived.reason, reasonWords: encodeWords(derived.words), deadline: deadline?.getTime() ?? null, campaignId, desired: derived.desiredEnforcement, softBlockAt: softBlockAt?.getTime() ?? null, wave, now: now.getTime() })
       if (before?.state !== derived.state) this.statements.transition.run(userId, before?.state ?? null, derived.state, derived.reason, now.getTime())
     }).immediate()
   }
@@ -177,6 +181,10 @@ export class SqliteEngineStore implements EngineStore {
   overdueInAfter (campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }> {
     const rows = this.statements.overdueIn.all({ campaignId, cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: number | null }>
     return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  }
+
+  campaignUserIdsAfter (campaignId: string, cursor: string | null, limit: number): string[] {
+    return this.statements.inCampaign.all({ campaignId, cursor: cursor ?? '', limit }) as string[]
   }
 
   enforcedAfter (cursor: string | null, limit: number): string[] {

@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import { and, count, eq, isNull } from 'drizzle-orm'
+import { and, count, eq, isNull, sql } from 'drizzle-orm'
 import type { RecoveryCodeStore } from '../domain/recovery-codes.ts'
 import type { Db } from './connection.ts'
 import { recoveryCodes } from './schema.ts'
 
 export class SqliteRecoveryCodeStore implements RecoveryCodeStore {
-  constructor (private readonly db: Db) {}
+  // Counted on every home page of a local user: prepared once.
+  private readonly unused
+
+  constructor (private readonly db: Db) {
+    this.unused = db.select({ n: count() }).from(recoveryCodes)
+      .where(and(eq(recoveryCodes.userId, sql.placeholder('userId')), isNull(recoveryCodes.usedAt), isNull(recoveryCodes.voidedAt))).prepare()
+  }
 
   replace (userId: string, setId: string, hashes: string[], at: Date): number {
     return this.db.transaction((tx) => {
@@ -26,8 +32,7 @@ export class SqliteRecoveryCodeStore implements RecoveryCodeStore {
   }
 
   remaining (userId: string): number {
-    return this.db.select({ n: count() }).from(recoveryCodes)
-      .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt), isNull(recoveryCodes.voidedAt))).get()?.n ?? 0
+    return this.unused.get({ userId })?.n ?? 0
   }
 
   hasEverHad (userId: string): boolean {

@@ -29,6 +29,10 @@ export const users = sqliteTable('users', {
   firstSeenAt: integer('first_seen_at').notNull(),
   /** When the directory itself created the account (Entra createdDateTime, IAM CreateDate); null if it does not say. */
   directoryCreatedAt: integer('directory_created_at'),
+  /** The language the user chose in the portal (e.g. 'de'); null: follow the browser's Accept-Language. */
+  locale: text('locale'),
+  /** The IANA time zone learned from the browser or chosen by the user (e.g. 'Europe/Berlin'); null: DEFAULT_TIME_ZONE. */
+  timeZone: text('time_zone'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
@@ -213,6 +217,25 @@ export const campaigns = sqliteTable('campaigns', {
    * which also blocks long-term access keys) or 'console_only' (leaves requests signed with access keys alone).
    */
   awsPolicyVariant: text('aws_policy_variant', { enum: ['console_and_api', 'console_only'] }).notNull().default('console_and_api'),
+  /** How many methods before a user counts as enrolled: 'one', 'two' (different kinds), or 'one_plus_recovery' (recovery codes, local users). */
+  methodsRequired: text('methods_required', { enum: ['one', 'two', 'one_plus_recovery'] }).notNull().default('one'),
+  /** Text messages count as sms_policy says until this moment, then as sms_after_sunset (null: no sunset). */
+  smsSunsetAt: integer('sms_sunset_at'),
+  smsAfterSunset: text('sms_after_sunset', { enum: ['weak', 'excluded'] }).notNull().default('excluded'),
+  /** Grace period of the new deadline of users who drop below the policy at the sunset, counted from the sunset. */
+  smsSunsetGraceDays: integer('sms_sunset_grace_days').notNull().default(30),
+  /**
+   * JSON wave plan (domain/waves.ts): { pilot: { kind: 'group', group } | { kind: 'share', percent }, offsetsDays: [..] };
+   * null: one wave, everyone on the campaign's deadline.
+   */
+  waves: text('waves'),
+  /** Breaker thresholds (domain/breaker.ts), over a rolling 24 hours: passes and resets per 100 users flipped, … */
+  breakerPassesPer100: integer('breaker_passes_per_100').notNull().default(15),
+  /** … enforcement failures as a percentage of attempts, … */
+  breakerFailurePercent: integer('breaker_failure_percent').notNull().default(20),
+  /** … "This wasn't me" reports per 100 users flipped; none counts until this many users were flipped in the window. */
+  breakerNotMePer100: integer('breaker_not_me_per_100').notNull().default(3),
+  breakerMinFlips: integer('breaker_min_flips').notNull().default(10),
   /** When an admin last confirmed the due AWS users' access keys (issue #14 item 11), and who. */
   accessKeysReviewedAt: integer('access_keys_reviewed_at'),
   accessKeysReviewedBy: text('access_keys_reviewed_by'),
@@ -260,7 +283,10 @@ export const extensions = sqliteTable('extensions', {
 export const userStates = sqliteTable('user_states', {
   userId: text('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
   state: text('state', { enum: ['exempt', 'not_targeted', 'pending', 'enrolled', 'overdue', 'enforced', 'attention'] }).notNull(),
+  /** Why, in English: for logs, the API and the record. */
   reason: text('reason').notNull(),
+  /** Why, as catalogue keys and values (JSON, stored-words.ts), for pages in the reader's language; null: rows from before. */
+  reasonWords: text('reason_words'),
   deadline: integer('deadline'),
   campaignId: text('campaign_id'),
   /** What the engine should make true at the provider, or null. The sweep's index. */
@@ -269,6 +295,8 @@ export const userStates = sqliteTable('user_states', {
   deadlineVersion: integer('deadline_version').notNull().default(0),
   /** When the campaign's soft-block stage begins (the portal insists on enrollment); null without one. */
   softBlockAt: integer('soft_block_at'),
+  /** The user's wave in their campaign (1 = the pilot); null when the campaign has no waves. */
+  wave: integer('wave'),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
   // campaign_id too: the planner's counts by campaign read the index alone.
@@ -467,4 +495,82 @@ export const recoveryCodes = sqliteTable('recovery_codes', {
   voidedAt: integer('voided_at')
 }, (t) => [
   index('recovery_codes_user').on(t.userId, t.codeHash)
+])
+
+/** A campaign's SMS sunset carried out: its users' states were re-derived on the date (once per sunset date). */
+export const smsSunsetRuns = sqliteTable('sms_sunset_runs', {
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  sunsetAt: integer('sunset_at').notNull(),
+  appliedAt: integer('applied_at').notNull(),
+  /** Users whose state was re-derived, and how many of them dropped below the policy (a new deadline). */
+  users: integer('users').notNull(),
+  dropped: integer('dropped').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.campaignId, t.sunsetAt] })
+])
+
+/** Reminders before an SMS sunset, at most one per user, campaign, sunset date and offset. */
+export const smsSunsetReminders = sqliteTable('sms_sunset_reminders', {
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  sunsetAt: integer('sunset_at').notNull(),
+  offsetDays: integer('offset_days').notNull(),
+  sentAt: integer('sent_at').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.campaignId, t.sunsetAt, t.offsetDays] })
+])
+
+/** The "This wasn't me" link of a recovery-code e-mail: stored as a keyed hash, single use, expiring. */
+export const recoveryCodeNotices = sqliteTable('recovery_code_notices', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  tokenHash: text('token_hash').notNull(),
+  usedCodeAt: integer('used_code_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+  usedAt: integer('used_at')
+}, (t) => [
+  uniqueIndex('recovery_code_notices_token').on(t.tokenHash)
+])
+
+/** When each wave after the pilot started counting (domain/waves.ts): by the engine once the previous wave was done, or by an admin. */
+export const campaignWaveStarts = sqliteTable('campaign_wave_starts', {
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  /** 2 for the wave after the pilot, and so on. */
+  wave: integer('wave').notNull(),
+  startedAt: integer('started_at').notNull(),
+  /** The admin who started it by hand; null when the engine did. */
+  startedBy: text('started_by')
+}, (t) => [
+  primaryKey({ columns: [t.campaignId, t.wave] })
+])
+
+/**
+ * Every pause of a campaign by its breaker (domain/breaker.ts), never rewritten: resuming fills resumed_*, and the
+ * completed pauses move the deadlines of users not yet flipped.
+ */
+export const campaignPauses = sqliteTable('campaign_pauses', {
+  id: text('id').primaryKey(),
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  pausedAt: integer('paused_at').notNull(),
+  /** Which threshold was passed: 'passes', 'failures' or 'not_me'. */
+  signal: text('signal').notNull(),
+  /** JSON: the figures of the rolling window when it tripped, with the thresholds. */
+  figures: text('figures').notNull(),
+  resumedAt: integer('resumed_at'),
+  resumedBy: text('resumed_by'),
+  resumeReason: text('resume_reason')
+}, (t) => [
+  index('campaign_pauses_campaign').on(t.campaignId, t.pausedAt)
+])
+
+/** Each day's counts by state per wave of a campaign in waves, for the waves' burn-down charts (first run of a UTC day wins). */
+export const waveSnapshots = sqliteTable('wave_snapshots', {
+  day: text('day').notNull(),
+  campaignId: text('campaign_id').notNull().references(() => campaigns.id, { onDelete: 'cascade' }),
+  wave: integer('wave').notNull(),
+  takenAt: integer('taken_at').notNull(),
+  /** JSON object: state -> users. */
+  counts: text('counts').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.campaignId, t.wave, t.day] })
 ])

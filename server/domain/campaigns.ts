@@ -1,11 +1,15 @@
 import { armingRefusal, keyIdsOf, type AccessKeyListing, type CampaignAccessKeys } from './access-keys.ts'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { campaignDeadline, type DeadlineSubject } from './deadlines.ts'
+import { campaignDeadline, DEFAULT_SMS_SUNSET_GRACE_DAYS, type DeadlineSubject } from './deadlines.ts'
 import type { Campaign, EnforcementEngine } from './engine.ts'
 import { DomainError } from './errors.ts'
+import { METHODS_REQUIRED } from './methods.ts'
 import type { AwsPolicyVariant } from './provider.ts'
 import type { Actor } from './users.ts'
+import { breakerProblems, type BreakerThresholds } from './breaker.ts'
+import { waveProblems, type WavePlan } from './waves.ts'
+import type { Words } from './i18n.ts'
 
 export interface CampaignInput {
   name: string
@@ -22,6 +26,15 @@ export interface CampaignInput {
   softBlockDays: number | null
   driftPolicy: Campaign['driftPolicy']
   awsPolicyVariant: AwsPolicyVariant
+  /** Absent: 'one' method. */
+  methodsRequired?: Campaign['methodsRequired']
+  /** The SMS sunset (absent or null: none), what text messages count as from then, and the grace of the new deadline. */
+  smsSunsetAt?: Date | null
+  smsAfterSunset?: Campaign['smsAfterSunset']
+  smsSunsetGraceDays?: number
+  /** Waves (absent: unchanged on an edit, none on creation; null: none) and the breaker's thresholds (absent: the defaults / unchanged). */
+  waves?: WavePlan | null
+  breaker?: BreakerThresholds
 }
 
 export interface CampaignStore {
@@ -66,58 +79,118 @@ export interface ExemptionRecord extends ExemptionInput {
   revokedAt: Date | null
 }
 
-/** Field-by-field problems with a campaign form, in plain words. */
+/**
+ * Field-by-field problems with a campaign form: `fields` in English (the API's message, logs), `problems` as the
+ * catalogue's words (`campaign-form.*`) for the form, in the reader's language.
+ */
 export class CampaignValidationError extends DomainError {
-  constructor (readonly fields: Record<string, string>) {
+  readonly fields: Record<string, string>
+  constructor (readonly problems: Record<string, Words & { english: string }>) {
+    const fields = Object.fromEntries(Object.entries(problems).map(([field, problem]) => [field, problem.english]))
     super('invalid_campaign', `Please correct: ${Object.values(fields).join(' ')}`, { fields })
+    this.fields = fields
   }
 }
 
 export const DEFAULT_REMINDER_OFFSETS = [30, 14, 7, 3, 1]
 
+/** Each problem's English, for the API's message (the form says the catalogue's `campaign-form.<problem>`). */
+const PROBLEMS = {
+  name: 'Give the campaign a name of up to 100 characters.',
+  target_group: 'Name the group to target.',
+  target_provider: 'Name the provider to target.',
+  deadline_missing: 'Enter a deadline date.',
+  deadline_before_start: 'The deadline must be after the start.',
+  privileged_deadline: 'The deadline for privileged users must fall between the start and the main deadline.',
+  new_user_window: 'The new-user window is a whole number of days from 0 to 365.',
+  max_extension: 'The extension budget is a whole number of days from 0 to 365.',
+  soft_block_range: 'The soft-block stage is a whole number of days from 1 to 90, or empty for none.',
+  soft_block_too_long: 'The soft-block stage must be shorter than the time between the start and the deadline.',
+  sms_policy: 'Choose whether text messages count.',
+  privileged_methods: 'Choose what privileged users need.',
+  methods_required: 'Choose how many methods a user needs.',
+  sms_sunset_invalid: 'Enter the date text messages stop counting as a date, such as 2027-06-30.',
+  sms_sunset_before_start: 'Text messages can stop counting only after the campaign starts.',
+  sms_after_sunset: 'Choose what text messages count as after that date.',
+  sms_after_sunset_weak: 'Text messages already count as weak or not at all: after the date they can only count for less.',
+  sms_sunset_nothing: 'Text messages do not count in this campaign, so there is nothing to retire.',
+  sms_sunset_grace: 'The grace period after the date is a whole number of days from 1 to 365.',
+  drift_policy: 'Choose what happens when enforcement is switched off by hand.',
+  aws_policy: 'Choose which policy AWS users get.',
+  reminders: 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
+} as const
+
 export function validateCampaign (input: CampaignInput): void {
-  const fields: Record<string, string> = {}
-  if (input.name.trim() === '' || input.name.length > 100) fields.name = 'Give the campaign a name of up to 100 characters.'
+  const fields: Record<string, Words & { english: string }> = {}
+  const say = (problem: keyof typeof PROBLEMS): Words & { english: string } => ({ key: `campaign-form.${problem}`, english: PROBLEMS[problem] })
+  if (input.name.trim() === '' || input.name.length > 100) fields.name = say('name')
   if (input.targetKind !== 'all' && input.targetKind !== 'privileged' && (input.targetValue ?? '').trim() === '') {
-    fields.targetValue = input.targetKind === 'group' ? 'Name the group to target.' : 'Name the provider to target.'
+    fields.targetValue = say(input.targetKind === 'group' ? 'target_group' : 'target_provider')
   }
-  if (Number.isNaN(input.deadline.getTime())) fields.deadline = 'Enter a deadline date.'
-  else if (input.deadline <= input.startsAt) fields.deadline = 'The deadline must be after the start.'
+  if (Number.isNaN(input.deadline.getTime())) fields.deadline = say('deadline_missing')
+  else if (input.deadline <= input.startsAt) fields.deadline = say('deadline_before_start')
   if (input.privilegedDeadline !== null && (Number.isNaN(input.privilegedDeadline.getTime()) || input.privilegedDeadline > input.deadline || input.privilegedDeadline <= input.startsAt)) {
-    fields.privilegedDeadline = 'The deadline for privileged users must fall between the start and the main deadline.'
+    fields.privilegedDeadline = say('privileged_deadline')
   }
-  if (!Number.isInteger(input.newUserWindowDays) || input.newUserWindowDays < 0 || input.newUserWindowDays > 365) fields.newUserWindowDays = 'The new-user window is a whole number of days from 0 to 365.'
-  if (!Number.isInteger(input.maxExtensionDays) || input.maxExtensionDays < 0 || input.maxExtensionDays > 365) fields.maxExtensionDays = 'The extension budget is a whole number of days from 0 to 365.'
+  if (!Number.isInteger(input.newUserWindowDays) || input.newUserWindowDays < 0 || input.newUserWindowDays > 365) fields.newUserWindowDays = say('new_user_window')
+  if (!Number.isInteger(input.maxExtensionDays) || input.maxExtensionDays < 0 || input.maxExtensionDays > 365) fields.maxExtensionDays = say('max_extension')
   if (input.softBlockDays !== null) {
     const graceDays = (input.deadline.getTime() - input.startsAt.getTime()) / 86_400_000
-    if (!Number.isInteger(input.softBlockDays) || input.softBlockDays < 1 || input.softBlockDays > 90) fields.softBlockDays = 'The soft-block stage is a whole number of days from 1 to 90, or empty for none.'
-    else if (input.softBlockDays >= graceDays) fields.softBlockDays = 'The soft-block stage must be shorter than the time between the start and the deadline.'
+    if (!Number.isInteger(input.softBlockDays) || input.softBlockDays < 1 || input.softBlockDays > 90) fields.softBlockDays = say('soft_block_range')
+    else if (input.softBlockDays >= graceDays) fields.softBlockDays = say('soft_block_too_long')
   }
-  if (!['counts', 'weak', 'excluded'].includes(input.smsPolicy)) fields.smsPolicy = 'Choose whether text messages count.'
-  if (!['phishing_resistant', 'any'].includes(input.privilegedMethods)) fields.privilegedMethods = 'Choose what privileged users need.'
-  if (!['reapply', 'flag'].includes(input.driftPolicy)) fields.driftPolicy = 'Choose what happens when enforcement is switched off by hand.'
-  if (!['console_and_api', 'console_only'].includes(input.awsPolicyVariant)) fields.awsPolicyVariant = 'Choose which policy AWS users get.'
-  if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = 'Reminders are whole numbers of days before the deadline, from 0 to 365.'
+  if (!['counts', 'weak', 'excluded'].includes(input.smsPolicy)) fields.smsPolicy = say('sms_policy')
+  if (!['phishing_resistant', 'any'].includes(input.privilegedMethods)) fields.privilegedMethods = say('privileged_methods')
+  if (input.methodsRequired !== undefined && !METHODS_REQUIRED.includes(input.methodsRequired)) fields.methodsRequired = say('methods_required')
+  if (input.smsSunsetAt != null && Number.isNaN(input.smsSunsetAt.getTime())) fields.smsSunsetAt = say('sms_sunset_invalid')
+  else if (input.smsSunsetAt != null && input.smsSunsetAt <= input.startsAt) fields.smsSunsetAt = say('sms_sunset_before_start')
+  if (input.smsAfterSunset !== undefined && !['weak', 'excluded'].includes(input.smsAfterSunset)) fields.smsAfterSunset = say('sms_after_sunset')
+  else if (input.smsSunsetAt != null && (input.smsAfterSunset ?? 'excluded') === 'weak' && input.smsPolicy !== 'counts') fields.smsAfterSunset = say('sms_after_sunset_weak')
+  else if (input.smsSunsetAt != null && input.smsPolicy === 'excluded') fields.smsSunsetAt = say('sms_sunset_nothing')
+  if (input.smsSunsetGraceDays !== undefined && (!Number.isInteger(input.smsSunsetGraceDays) || input.smsSunsetGraceDays < 1 || input.smsSunsetGraceDays > 365)) {
+    fields.smsSunsetGraceDays = say('sms_sunset_grace')
+  }
+  if (!['reapply', 'flag'].includes(input.driftPolicy)) fields.driftPolicy = say('drift_policy')
+  if (!['console_and_api', 'console_only'].includes(input.awsPolicyVariant)) fields.awsPolicyVariant = say('aws_policy')
+  if (input.reminderOffsets.some((d) => !Number.isInteger(d) || d < 0 || d > 365)) fields.reminderOffsets = say('reminders')
+  Object.assign(fields, waveProblems(input.waves), breakerProblems(input.breaker))
   if (Object.keys(fields).length > 0) throw new CampaignValidationError(fields)
 }
 
+/** What can be wrong with one field of an exemption (the form says it in words: locales/…/exemptions.json). */
+export type ExemptionProblem = 'kind_unknown' | 'reason_required' | 'owner_required' | 'expiry_invalid' | 'expiry_required'
+
 /**
- * Everything wrong with an exemption at once, by field, in the words `exempt` uses, so a form can show every
- * problem in one round trip. (`exempt` checks the same rules again itself.)
+ * Everything wrong with an exemption at once, by field, as problem codes, so a form can show every problem in one
+ * round trip. (`exempt` checks the same rules again itself.)
  */
-export function exemptionProblems (input: ExemptionInput, now: Date): Record<string, string> {
-  const fields: Record<string, string> = {}
-  if (!['break_glass', 'service_account', 'other'].includes(input.kind)) fields.kind = 'Choose what kind of account this is.'
-  if (input.reason.trim().length < 3) fields.reason = 'Say why this account is exempt.'
-  if (input.owner.trim() === '') fields.owner = 'Name the person responsible for this account.'
-  if (input.expiresAt !== null && Number.isNaN(input.expiresAt.getTime())) fields.expiresAt = 'Enter the end date as a date, such as 2027-01-31.'
-  else if (input.kind !== 'break_glass' && (input.expiresAt === null || input.expiresAt <= now)) fields.expiresAt = 'Exemptions other than break-glass accounts need an expiry date in the future.'
+export function exemptionProblems (input: ExemptionInput, now: Date): Record<string, ExemptionProblem> {
+  const fields: Record<string, ExemptionProblem> = {}
+  if (!['break_glass', 'service_account', 'other'].includes(input.kind)) fields.kind = 'kind_unknown'
+  if (input.reason.trim().length < 3) fields.reason = 'reason_required'
+  if (input.owner.trim() === '') fields.owner = 'owner_required'
+  if (input.expiresAt !== null && Number.isNaN(input.expiresAt.getTime())) fields.expiresAt = 'expiry_invalid'
+  else if (input.kind !== 'break_glass' && (input.expiresAt === null || input.expiresAt <= now)) fields.expiresAt = 'expiry_required'
   return fields
+}
+
+/**
+ * The method-count and SMS-sunset settings an input leaves out (a form or script that predates them): on an edit
+ * the campaign's own values stay, on creation the defaults apply (one method, no sunset, 30 days' grace).
+ */
+export function withPolicyDefaults (input: CampaignInput, base?: Campaign): CampaignInput {
+  return {
+    ...input,
+    methodsRequired: input.methodsRequired ?? base?.methodsRequired ?? 'one',
+    smsSunsetAt: input.smsSunsetAt === undefined ? base?.smsSunsetAt ?? null : input.smsSunsetAt,
+    smsAfterSunset: input.smsAfterSunset ?? base?.smsAfterSunset ?? 'excluded',
+    smsSunsetGraceDays: input.smsSunsetGraceDays ?? base?.smsSunsetGraceDays ?? DEFAULT_SMS_SUNSET_GRACE_DAYS
+  }
 }
 
 /** The fields of a campaign that an edit changed, each as { from, to } in a form fit for the audit log. */
 export function campaignChanges (before: Campaign, after: CampaignInput): Record<string, { from: unknown, to: unknown }> {
-  const shown = (value: unknown): unknown => value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(',') : value
+  const shown = (value: unknown): unknown => value instanceof Date ? value.toISOString() : Array.isArray(value) ? value.join(',') : typeof value === 'object' && value !== null ? JSON.stringify(value) : value
   const changes: Record<string, { from: unknown, to: unknown }> = {}
   for (const field of CAMPAIGN_FIELDS) {
     const from = shown(before[field])
@@ -128,7 +201,8 @@ export function campaignChanges (before: Campaign, after: CampaignInput): Record
 }
 
 const CAMPAIGN_FIELDS = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets',
-  'maxExtensionDays', 'smsPolicy', 'privilegedMethods', 'softBlockDays', 'driftPolicy', 'awsPolicyVariant'] as const satisfies ReadonlyArray<keyof CampaignInput>
+  'maxExtensionDays', 'smsPolicy', 'privilegedMethods', 'softBlockDays', 'driftPolicy', 'awsPolicyVariant',
+  'methodsRequired', 'smsSunsetAt', 'smsAfterSunset', 'smsSunsetGraceDays', 'waves', 'breaker'] as const satisfies ReadonlyArray<keyof CampaignInput>
 
 /** Campaigns, extensions and exemptions: every change audited, and users' states brought up to date. */
 export class CampaignService {
@@ -144,7 +218,8 @@ export class CampaignService {
   /** A new campaign starts disarmed: deadlines and reminders run, nothing is flipped until an admin arms it. */
   create (input: CampaignInput, actor: Actor): Campaign {
     validateCampaign(input)
-    const campaign = this.store.create({ ...input, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }, actor.id, this.clock.now())
+    this.assertSunsetAhead(input.smsSunsetAt ?? null, null)
+    const campaign = this.store.create({ ...withPolicyDefaults(input), name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }, actor.id, this.clock.now())
     this.audit.append({ action: 'campaign.created', actorId: actor.id, actorLabel: actor.label, details: { campaignId: campaign.id, name: campaign.name, deadline: campaign.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshAll()
     return campaign
@@ -177,9 +252,12 @@ export class CampaignService {
     if (campaign.armedAt !== null) return
     const listing = await this.dueAccessKeys(campaign)
     const refusal = listing === null ? null : armingRefusal(campaign, listing)
-    if (refusal !== null) {
+    if (refusal !== null && listing !== null) {
       this.audit.append({ action: 'campaign.arming_refused', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, reason: refusal }, ip: actor.ip, userAgent: actor.userAgent })
-      throw new DomainError('access_keys_unconfirmed', refusal)
+      // The same refusal as values, for the reader's language (errors.access_keys_unconfirmed).
+      const review = campaign.accessKeyReview
+      const unseen = review === null ? 0 : keyIdsOf(listing).filter((id) => !review.keyIds.includes(id)).length
+      throw new DomainError('access_keys_unconfirmed', refusal, { unchecked: listing.unchecked, users: listing.users.length, unseen, error: listing.firstError ?? 'no reason given' })
     }
     this.setArmed(campaignId, true, actor)
   }
@@ -197,15 +275,16 @@ export class CampaignService {
   async confirmAwsPolicy (campaignId: string, variant: AwsPolicyVariant, seenKeyIds: readonly string[], actor: Actor): Promise<Campaign> {
     const campaign = this.store.find(campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
-    if (!['console_and_api', 'console_only'].includes(variant)) throw new CampaignValidationError({ awsPolicyVariant: 'Choose which policy AWS users get.' })
+    if (!['console_and_api', 'console_only'].includes(variant)) throw new CampaignValidationError({ awsPolicyVariant: { key: 'campaign-form.aws_policy', english: PROBLEMS.aws_policy } })
     const listing = await this.dueAccessKeys(campaign)
     if (listing !== null && listing.unchecked > 0) {
-      throw new DomainError('access_keys_unreadable', `The access keys of ${listing.unchecked} AWS user${listing.unchecked === 1 ? '' : 's'} could not be read (${listing.firstError ?? 'no reason given'}). Try again when AWS answers.`)
+      throw new DomainError('access_keys_unreadable', `The access keys of ${listing.unchecked} AWS user${listing.unchecked === 1 ? '' : 's'} could not be read (${listing.firstError ?? 'no reason given'}). Try again when AWS answers.`,
+        { count: listing.unchecked, error: listing.firstError ?? 'no reason given' })
     }
     const keyIds = listing === null ? [] : keyIdsOf(listing)
     const unseen = keyIds.filter((id) => !seenKeyIds.includes(id))
     if (unseen.length > 0) {
-      throw new DomainError('access_keys_changed', `${unseen.length} access key${unseen.length === 1 ? ' was' : 's were'} created since this page was shown. Look at the list again, then confirm.`)
+      throw new DomainError('access_keys_changed', `${unseen.length} access key${unseen.length === 1 ? ' was' : 's were'} created since this page was shown. Look at the list again, then confirm.`, { count: unseen.length })
     }
     const now = this.clock.now()
     const updated = this.store.confirmAccessKeys(campaignId, { variant, keyIds, at: now, by: actor.id }, now)
@@ -235,10 +314,10 @@ export class CampaignService {
     const subject = this.store.firstSeenAndPrivilege(userId)
     if (subject === undefined) throw new DomainError('user_not_found', 'No such user.')
     if (!Number.isInteger(days) || days < 1) throw new DomainError('invalid_extension', 'An extension is a whole number of days, at least 1.')
-    if (reason.trim().length < 3) throw new DomainError('reason_required', 'Say why the deadline is being extended.')
+    if (reason.trim().length < 3) throw new DomainError('reason_required', 'Say why the deadline is being extended.', { variant: 'extension' })
     const current = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
     if (days > current.extensionDaysLeft) {
-      throw new DomainError('extension_over_budget', `This campaign allows ${campaign.maxExtensionDays} extra days per person; ${current.extensionDaysLeft} are left for this user.`)
+      throw new DomainError('extension_over_budget', `This campaign allows ${campaign.maxExtensionDays} extra days per person; ${current.extensionDaysLeft} are left for this user.`, { max: campaign.maxExtensionDays, left: current.extensionDaysLeft })
     }
     this.store.addExtension(userId, campaignId, days, reason.trim(), actor.id, this.clock.now())
     const after = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
@@ -251,7 +330,7 @@ export class CampaignService {
 
   /** Exempts a user. Service accounts and "other" need an expiry; break-glass accounts need a passkey (else attention). */
   exempt (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, actor: Actor): void {
-    if (exemption.reason.trim().length < 3) throw new DomainError('reason_required', 'Say why this account is exempt.')
+    if (exemption.reason.trim().length < 3) throw new DomainError('reason_required', 'Say why this account is exempt.', { variant: 'exemption' })
     if (exemption.owner.trim() === '') throw new DomainError('owner_required', 'Name the person responsible for this account.')
     if (exemption.kind !== 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt <= this.clock.now())) {
       throw new DomainError('expiry_required', 'Exemptions other than break-glass accounts need an expiry date in the future.')
@@ -270,8 +349,9 @@ export class CampaignService {
   update (campaignId: string, input: CampaignInput, actor: Actor): { campaign: Campaign, changed: string[] } {
     const before = this.store.find(campaignId)
     if (before === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
-    validateCampaign(input)
-    const normalised = { ...input, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }
+    const normalised = { ...withPolicyDefaults(input, before), waves: input.waves === undefined ? before.waves : input.waves, breaker: input.breaker ?? before.breaker, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }
+    validateCampaign(normalised)
+    this.assertSunsetAhead(normalised.smsSunsetAt ?? null, before.smsSunsetAt)
     const changes = campaignChanges(before, normalised)
     if (Object.keys(changes).length === 0) return { campaign: before, changed: [] }
     const after = this.store.update(campaignId, normalised, this.clock.now())
@@ -302,6 +382,16 @@ export class CampaignService {
     if (!this.store.clearDriftFlag(userId)) throw new DomainError('no_drift', 'This user has no flagged drift to act on.')
     this.audit.append({ action: 'enforcement.drift_reapply_approved', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
     this.engine.refreshUser(userId)
+  }
+
+  /**
+   * A new SMS sunset date must not lie before today (UTC): its grace period counts from the date, so a date long
+   * past would flip people at once, which the sunset must never do. An unchanged date may have passed.
+   */
+  private assertSunsetAhead (sunsetAt: Date | null, before: Date | null): void {
+    if (sunsetAt === null || Number.isNaN(sunsetAt.getTime()) || sunsetAt.getTime() === before?.getTime()) return
+    const today = new Date(this.clock.now().toISOString().slice(0, 10) + 'T00:00:00Z')
+    if (sunsetAt < today) throw new CampaignValidationError({ smsSunsetAt: { key: 'campaign-form.sms_sunset_past', english: 'The date text messages stop counting must be today or later.' } })
   }
 
   private setArmed (campaignId: string, armed: boolean, actor: Actor): void {

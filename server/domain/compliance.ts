@@ -1,5 +1,5 @@
 import type { Clock } from './clock.ts'
-import { assessMethods, type MethodPolicy } from './methods.ts'
+import { assessMethods, holdsQualifyingMethod, type MethodPolicy, type MethodsRequired } from './methods.ts'
 import { countingMethods, protectionWords } from './protection.ts'
 import { USER_STATES, type UserState } from './states.ts'
 
@@ -23,6 +23,8 @@ export interface ComplianceFacts {
   deadline: Date | null
   campaignId: string | null
   enforcedAt: Date | null
+  /** Unused recovery codes held (portal accounts; absent: none). */
+  recoveryCodes?: number
 }
 
 export interface ComplianceRow extends Omit<ComplianceFacts, 'campaignId'> {
@@ -30,9 +32,17 @@ export interface ComplianceRow extends Omit<ComplianceFacts, 'campaignId'> {
   methods: string[]
   /**
    * Holds a method that qualifies under the policy of the campaign behind the user's deadline, where they sign in:
-   * for a directory user only methods registered at the directory count (protection.ts).
+   * for a directory user only methods registered at the directory count (protection.ts). Has MFA, in other words.
    */
   enrolled: boolean
+  /** Also holds the second method (or recovery codes) the campaign may ask for: counts as enrolled in the rollout. */
+  meetsPolicy: boolean
+  /** Qualifying methods held, by kind, where the user signs in. */
+  methodsHeld: number
+  /** What the campaign asks for: 'one', 'two' or 'one_plus_recovery' (two at the directory for directory users). */
+  methodsRequired: MethodsRequired
+  /** Holds unused recovery codes (portal accounts only). */
+  hasRecoveryCodes: boolean
   /** Enrolled only through text messages while the policy calls them weak. */
   weak: boolean
   /** The answer in words: "protected at the directory", "not protected at the directory", "protected in the portal", … */
@@ -68,7 +78,12 @@ export interface RuleResult {
 export interface ComplianceSummary {
   generatedAt: Date
   users: number
+  /** Hold a qualifying method (have MFA). */
   enrolled: number
+  /** Also hold what their campaign asks for (a second method, recovery codes): fewer than `enrolled` under such a policy. */
+  meetsPolicy: number
+  /** Hold one method where their campaign asks for a second (or recovery codes): the home page nudges them. */
+  oneShort: number
   /** Users by rollout state ("unevaluated": the engine has not looked at them yet). */
   byState: Record<UserState | 'unevaluated', number>
   rules: { cisAws110: RuleResult, nonPrivilegedMfa: RuleResult }
@@ -76,18 +91,31 @@ export interface ComplianceSummary {
 
 export const COMPLIANCE_PAGE_MAX = 500
 
-/** A compliance row from stored facts; the same assessment the engine uses to derive states. */
-export function complianceRow (facts: ComplianceFacts, policy: MethodPolicy): ComplianceRow {
-  const { campaignId: _campaignId, ...rest } = facts
+/** A compliance row from stored facts at `at`; the same assessment the engine uses to derive states. */
+export function complianceRow (facts: ComplianceFacts, policy: MethodPolicy, at: Date): ComplianceRow {
+  const { campaignId: _campaignId, recoveryCodes, ...rest } = facts
   const methods = [...new Set([...facts.portalMethods, ...facts.providerMethods])].sort()
-  const assessment = assessMethods(facts.privileged, countingMethods(facts), policy)
-  return { ...rest, methods, enrolled: assessment.enrolled, weak: assessment.weak, protection: protectionWords(facts.provider, assessment.enrolled) }
+  const assessment = assessMethods(facts.privileged, countingMethods(facts), policy, at)
+  const hasMfa = holdsQualifyingMethod(assessment)
+  return {
+    ...rest,
+    methods,
+    enrolled: hasMfa,
+    meetsPolicy: assessment.enrolled,
+    methodsHeld: assessment.held,
+    methodsRequired: policy.methodsRequired ?? 'one',
+    hasRecoveryCodes: (recoveryCodes ?? 0) > 0,
+    weak: assessment.weak,
+    protection: protectionWords(facts.provider, hasMfa)
+  }
 }
 
 /** Counts rows into the summary; one pass, constant memory. */
 export class ComplianceTally {
   private users = 0
   private enrolled = 0
+  private meetsPolicy = 0
+  private oneShort = 0
   private readonly byState = Object.fromEntries([...USER_STATES, 'unevaluated'].map((s) => [s, 0])) as Record<UserState | 'unevaluated', number>
   private console = { total: 0, compliant: 0 }
   private nonPrivileged = { total: 0, compliant: 0 }
@@ -95,6 +123,8 @@ export class ComplianceTally {
   add (row: ComplianceRow): void {
     this.users++
     if (row.enrolled) this.enrolled++
+    if (row.meetsPolicy) this.meetsPolicy++
+    else if (row.enrolled) this.oneShort++
     this.byState[row.state ?? 'unevaluated']++
     // CIS AWS Foundations 1.10 asks about MFA on the AWS console sign-in: only a device registered at AWS protects
     // it (a passkey for this portal does not), so the provider's own methods are what count here.
@@ -105,7 +135,7 @@ export class ComplianceTally {
     // Disabled accounts cannot sign in, so they are out of scope of "every user has MFA".
     if (!row.privileged && !row.disabled) {
       this.nonPrivileged.total++
-      if (row.enrolled) this.nonPrivileged.compliant++
+      if (row.meetsPolicy) this.nonPrivileged.compliant++
     }
   }
 
@@ -114,12 +144,14 @@ export class ComplianceTally {
       generatedAt,
       users: this.users,
       enrolled: this.enrolled,
+      meetsPolicy: this.meetsPolicy,
+      oneShort: this.oneShort,
       byState: { ...this.byState },
       rules: {
         cisAws110: rule('cis-aws-1.10', 'CIS AWS Foundations 1.10: MFA is enabled for all IAM users that have a console password',
           'IAM users with a console password who have an MFA device registered at AWS.', this.console),
         nonPrivilegedMfa: rule('mfa-non-privileged', 'MFA for non-privileged users',
-          'Active non-privileged users who hold a method that qualifies under their campaign\'s policy, where they sign in (at their directory for Entra and AWS users).', this.nonPrivileged)
+          'Active non-privileged users who meet their campaign\'s method policy (what qualifies, and how many), where they sign in (at their directory for Entra and AWS users).', this.nonPrivileged)
       }
     }
   }
@@ -152,8 +184,9 @@ export class ComplianceService {
     const size = Math.max(1, Math.min(limit, COMPLIANCE_PAGE_MAX))
     const policyOf = this.policyLookup()
     const facts = this.store.factsAfter(cursor, size)
+    const now = this.clock.now()
     return {
-      rows: facts.map((f) => complianceRow(f, policyOf(f.campaignId))),
+      rows: facts.map((f) => complianceRow(f, policyOf(f.campaignId), now)),
       next: facts.length === size ? facts[facts.length - 1].userId : null
     }
   }
@@ -171,7 +204,7 @@ export class ComplianceService {
 
   row (userId: string): ComplianceRow | undefined {
     const facts = this.store.factsFor(userId)
-    return facts === undefined ? undefined : complianceRow(facts, this.policyLookup()(facts.campaignId))
+    return facts === undefined ? undefined : complianceRow(facts, this.policyLookup()(facts.campaignId), this.clock.now())
   }
 
   summary (): ComplianceSummary {

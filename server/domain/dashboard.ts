@@ -30,6 +30,8 @@ export interface AttentionUser {
   userId: string
   email: string
   reason: string
+  /** Why, as stored catalogue words (stored-words.ts): pages say it in the reader's language; null on older rows. */
+  reasonWords: string | null
   /** Enforcement was found switched off by hand and the campaign only flags it: an admin may re-apply it. */
   driftFlagged: boolean
   /** A job failed with an error a person must fix: an admin may retry once it is fixed. */
@@ -54,6 +56,8 @@ export interface StateListRow {
   email: string
   provider: string
   reason: string
+  /** Why, as stored catalogue words (stored-words.ts): pages say it in the reader's language; null on older rows. */
+  reasonWords: string | null
   deadline: Date | null
 }
 
@@ -78,6 +82,8 @@ export interface DashboardStore {
   snapshots(fromDay: string): RolloutSnapshot[]
   /** Records today's counts by state once (the first call of a UTC day wins); true when it wrote one. */
   takeSnapshot(now: Date): boolean
+  /** Daily snapshots of each wave of a campaign in waves (written with takeSnapshot), by wave, oldest first. */
+  waveSnapshots(campaignId: string, fromDay: string): Map<number, RolloutSnapshot[]>
 }
 
 export function emptyStateCounts (): StateCounts {

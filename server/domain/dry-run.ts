@@ -17,7 +17,7 @@ export interface CampaignOutlook {
 }
 
 export interface OutlookEntry {
-  campaign: Pick<CampaignRule, 'id' | 'name' | 'newUserWindowDays'> & { armedAt: Date | null }
+  campaign: Pick<CampaignRule, 'id' | 'name' | 'newUserWindowDays'> & { armedAt: Date | null, pauses?: Array<{ pausedAt: Date, resumedAt: Date | null }> }
   outlook: CampaignOutlook
 }
 
@@ -36,6 +36,8 @@ function campaignReasons (campaign: OutlookEntry['campaign'], outlook: CampaignO
   if (targeted === 0) return ['it targets no user yet (no user matches it, or another campaign\'s deadline comes first for them).']
   const lines: string[] = []
   if (!previewing && campaign.armedAt === null) lines.push(`the campaign is not armed: use --campaign ${campaign.id} to preview what arming it would do.`)
+  const pause = campaign.pauses?.find((p) => p.resumedAt === null)
+  if (pause !== undefined) lines.push(`the campaign is paused by its breaker since ${day(pause.pausedAt)}: nobody is flipped until an admin resumes it on the campaign page.`)
   if (outlook.inWindow.count > 0) {
     lines.push(`${users(outlook.inWindow.count, 'targeted user is', 'targeted users are')} still inside the ${campaign.newUserWindowDays}-day new-user window, until ${day(outlook.inWindow.until)}.`)
   }

@@ -5,10 +5,14 @@ import { daysLeft, effectiveDeadline, softBlockStart, type CampaignDeadline, typ
 import { explainEmptyDryRun, type CampaignOutlook } from './dry-run.ts'
 import { isTransient, LONG_RETRY_SCHEDULE_MS, longRetryDelay, PROCESS_STOPPED, retryTime, saysNotFound } from './enforcement-failures.ts'
 import { DomainError } from './errors.ts'
-import { assessMethods, DEFAULT_METHOD_POLICY, type MethodPolicy } from './methods.ts'
+import type { Words } from './i18n.ts'
+import { assessMethods, DEFAULT_METHOD_POLICY, holdsQualifyingMethod, type MethodPolicy, type MethodsRequired } from './methods.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
 import { ProviderError, type AwsPolicyVariant, type IdentityProvider, type ProviderSubject } from './provider.ts'
 import type { AccessKeyReview } from './access-keys.ts'
+import type { BreakerThresholds } from './breaker.ts'
+import { heldReason, openPause, type CampaignPause } from './rollout-guard.ts'
+import type { WavePlan, WaveStart } from './waves.ts'
 import type { Actor } from './users.ts'
 
 export interface Campaign extends CampaignRule, MethodPolicy {
@@ -23,7 +27,25 @@ export interface Campaign extends CampaignRule, MethodPolicy {
   awsPolicyVariant: AwsPolicyVariant
   /** What an admin confirmed about the due AWS users' access keys, or null (arming checks it). */
   accessKeyReview: AccessKeyReview | null
+  /** Methods before a user counts as enrolled, and the SMS sunset (methods.ts MethodPolicy, deadlines.ts smsSunsetGrace). */
+  methodsRequired: MethodsRequired
+  smsSunsetAt: Date | null
+  smsAfterSunset: 'weak' | 'excluded'
+  smsSunsetGraceDays: number
   armedAt: Date | null
+  /** Waves (waves.ts; null: one wave), the waves after the pilot that started, and the breaker (breaker.ts). */
+  waves: WavePlan | null
+  waveStarts: WaveStart[]
+  breaker: BreakerThresholds
+  /** Every pause by the breaker, oldest first; the last one is open while the campaign is paused. */
+  pauses: CampaignPause[]
+}
+
+/** Checks around each sweep (rollout-guard.ts: the breaker and the waves). */
+export interface SweepGuard {
+  /** Runs its synchronous part (pausing) at once; the promise settles when its e-mails are sent. */
+  beforeSweep(): Promise<void>
+  afterSweep(): Promise<void>
 }
 
 /** What the engine knows about one user when deriving their state. */
@@ -101,7 +123,10 @@ export interface PlanItem {
   deadlineVersion: number
   /** The campaign behind the user's deadline (null once none targets them), so a campaign page can show its own part. */
   campaignId: string | null
+  /** Why, in English (the CLI, logs). */
   reason: string
+  /** Why, for pages in the reader's language: catalogue keys (`reasons.plan_*`) and values, said one after the other. */
+  words: Words[]
 }
 
 /** Storage for the engine. Scans are batched by user id so memory stays flat however many users there are. */
@@ -111,7 +136,9 @@ export interface EngineStore {
   facts(userId: string): UserFacts | undefined
   state(userId: string): StoredState | undefined
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
-  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date): void
+  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): void
+  /** Users whose deadline comes from the campaign, by user id. */
+  campaignUserIdsAfter(campaignId: string, cursor: string | null, limit: number): string[]
   /** Users whose desired enforcement is due (enforce with deadline <= now, or relax), streamed from the index in one pass. */
   due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }>
   /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
@@ -219,6 +246,7 @@ export interface SweepReport {
  */
 export class EnforcementEngine {
   private readonly owner = `sweep-${randomUUID()}`
+  private guard: SweepGuard | undefined
 
   constructor (
     private readonly store: EngineStore,
@@ -264,12 +292,13 @@ export class EnforcementEngine {
   /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
   explainDeadline (userId: string, campaigns = this.store.activeCampaigns()): CampaignDeadline | null {
     const facts = this.store.facts(userId)
-    return facts === undefined ? null : this.deadlineFor(facts, campaigns).deadline
+    return facts === undefined ? null : this.deadlineFor(facts, campaigns, this.clock.now()).deadline
   }
 
-  private deadlineFor (facts: UserFacts, campaigns: Campaign[]): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {
+  private deadlineFor (facts: UserFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {
     const mine = facts.disabled || !facts.targetable ? [] : campaigns.filter((c) => targets(c, facts))
-    const deadline = effectiveDeadline(mine, facts, facts.extensions)
+    // `now`: once a campaign's SMS sunset has come, those who relied on text messages get its grace (deadlines.ts).
+    const deadline = effectiveDeadline(mine, facts, facts.extensions, now)
     return { deadline, campaign: deadline === null ? undefined : mine.find((c) => c.id === deadline.campaignId) }
   }
 
@@ -278,8 +307,8 @@ export class EnforcementEngine {
     const facts = this.store.facts(userId)
     if (facts === undefined) return undefined
     const now = this.clock.now()
-    const { deadline, campaign } = this.deadlineFor(facts, campaigns)
-    const methods = assessMethods(facts.privileged, facts.methodKinds, campaign ?? this.settings.defaultMethodPolicy)
+    const { deadline, campaign } = this.deadlineFor(facts, campaigns, now)
+    const methods = assessMethods(facts.privileged, facts.methodKinds, campaign ?? this.settings.defaultMethodPolicy, now)
     const derived = deriveState({
       exemption: facts.exemption,
       phishingResistant: methods.phishingResistant,
@@ -289,11 +318,32 @@ export class EnforcementEngine {
       failed: facts.trouble !== null && facts.trouble.retryAt === null ? { action: facts.trouble.action, lastError: facts.trouble.error } : null,
       retrying: facts.trouble?.retryAt == null ? null : { action: facts.trouble.action, at: facts.trouble.retryAt, lastError: facts.trouble.error },
       driftFlagged: facts.driftFlaggedAt !== null,
-      armed: campaign?.armedAt != null
+      // A paused campaign (breaker), or a wave still waiting for the previous one, flips no one.
+      armed: campaign?.armedAt != null && openPause(campaign) === null && deadline?.wave?.counting !== false
     }, now)
+    const held = campaign === undefined || deadline === null ? null : heldReason(campaign, deadline, derived, now)
     const softBlockAt = deadline === null || campaign === undefined ? null : softBlockStart(deadline.deadline, campaign.softBlockDays)
-    this.store.saveState(userId, derived, deadline?.deadline ?? null, deadline?.campaignId ?? null, softBlockAt, now)
+    this.store.saveState(userId, held === null ? derived : { ...derived, ...held }, deadline?.deadline ?? null, deadline?.campaignId ?? null, softBlockAt, now, deadline?.wave?.number ?? null)
     return derived.state
+  }
+
+  /** Re-derives the states of every user whose deadline comes from the campaign (paused, resumed, a wave started). */
+  refreshCampaign (campaignId: string, batchSize = 500): number {
+    const campaigns = this.store.activeCampaigns()
+    let cursor: string | null = null
+    let count = 0
+    for (;;) {
+      const ids = this.store.campaignUserIdsAfter(campaignId, cursor, batchSize)
+      if (ids.length === 0) return count
+      for (const id of ids) this.refreshUser(id, campaigns)
+      count += ids.length
+      cursor = ids[ids.length - 1]
+    }
+  }
+
+  /** The breaker and the waves, checked around every sweep (wired once, late: the guard needs the engine too). */
+  guardSweepsWith (guard: SweepGuard): void {
+    this.guard = guard
   }
 
   /** Re-derives every user's state, in batches. */
@@ -388,8 +438,10 @@ export class EnforcementEngine {
   * planItems (): Generator<PlanItem> {
     const now = this.clock.now()
     for (const due of this.store.due(now)) {
-      const waits = due.retryAt !== null && due.retryAt > now ? ` Waiting for the provider: next try at ${retryTime(due.retryAt)}.` : ''
-      yield { userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) + waits }
+      const waiting = due.retryAt !== null && due.retryAt > now ? due.retryAt : null
+      const waits = waiting !== null ? ` Waiting for the provider: next try at ${retryTime(waiting)}.` : ''
+      const words = waiting !== null ? [planWords(due), { key: 'reasons.plan_waiting', values: { at: waiting } }] : [planWords(due)]
+      yield { userId: due.userId, email: due.email, action: due.action, deadlineVersion: due.deadlineVersion, campaignId: due.campaignId, reason: planReason(due) + waits, words }
     }
   }
 
@@ -435,7 +487,7 @@ export class EnforcementEngine {
       const batch = this.store.overdueInAfter(campaignId, cursor, now, batchSize)
       if (batch.length === 0) return
       for (const due of batch) {
-        yield { userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }) }
+        yield { userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }), words: [planWords({ ...due, action: 'enforce' })] }
       }
       cursor = batch[batch.length - 1].userId
     }
@@ -478,6 +530,10 @@ export class EnforcementEngine {
 
   /** Brings lapsed deadlines up to date, plans, writes the jobs, and works them off until none is ready. */
   async sweep (): Promise<SweepReport> {
+    // Passes issued since the last sweep can pause a campaign before anything more is flipped (synchronously).
+    const before = this.guard?.beforeSweep()
+    // Awaited once the jobs are done; marked handled now, so a failure there is reported by this sweep, not as unhandled.
+    before?.catch(() => {})
     this.refreshLapsed()
     const now = this.clock.now()
     // The dry run's rows, written as jobs by one INSERT … SELECT: no plan is built in memory, however many are due.
@@ -487,6 +543,8 @@ export class EnforcementEngine {
     // Read once per sweep: re-reading them for every job was a quarter of the engine's time.
     const campaigns = this.store.activeCampaigns()
     await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report, campaigns)))
+    await before
+    await this.guard?.afterSweep()
     return report
   }
 
@@ -610,7 +668,8 @@ export class EnforcementEngine {
       userId: facts.userId,
       externalId: facts.externalId,
       email: facts.email,
-      enrolled: assessMethods(facts.privileged, facts.methodKinds, policy).enrolled,
+      // Something to sign in with is registered, even where the campaign asks for a second method as well.
+      enrolled: holdsQualifyingMethod(assessMethods(facts.privileged, facts.methodKinds, policy, this.clock.now())),
       // The campaign's choice of AWS policy: enforce attaches it, drift checks for it.
       ...(campaign === undefined ? {} : { awsPolicyVariant: campaign.awsPolicyVariant })
     }
@@ -675,6 +734,13 @@ export class EnforcementEngine {
     const ceiling = Math.min(this.settings.maxBackoffMs, this.settings.baseBackoffMs * 2 ** (attempt - 1))
     return Math.round(this.random() * ceiling)
   }
+}
+
+/** The plan's reason for pages: the same as planReason, as catalogue words (the deadline a moment in the reader's zone). */
+function planWords (due: { action: JobAction, state: UserState, deadline: Date | null }): Words {
+  if (due.action === 'relax') return { key: due.state === 'exempt' || due.state === 'attention' ? 'reasons.plan_relax_exempt' : 'reasons.plan_relax' }
+  const values = { enrolled: due.state === 'enrolled' ? 'yes' : 'no' }
+  return { key: 'reasons.plan_enforce', values: due.deadline === null ? { ...values, dated: 'no' } : { ...values, dated: 'yes', deadline: due.deadline } }
 }
 
 function planReason (due: { action: JobAction, state: UserState, deadline: Date | null }): string {

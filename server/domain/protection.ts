@@ -5,7 +5,8 @@
  * Methods held in the portal protect the portal itself (its sign-in and step-up) and nothing else. For local
  * users the portal is where they sign in, so the portal's methods are the truth. One rule, used everywhere.
  */
-import { assessMethods, enrollmentStatus, type EnrollmentStatus, type MethodPolicy } from './methods.ts'
+import { assessMethods, enrollmentStatus, holdsQualifyingMethod, RECOVERY_CODES_KIND, type EnrollmentStatus, type MethodPolicy } from './methods.ts'
+import type { Words } from './i18n.ts'
 
 /** A person's methods, by where they are held. */
 export interface MethodHoldings {
@@ -14,6 +15,8 @@ export interface MethodHoldings {
   portalMethods: readonly string[]
   /** Kinds the user's directory reports (synced). */
   providerMethods: readonly string[]
+  /** Unused recovery codes the user holds (portal accounts only; absent: none). */
+  recoveryCodes?: number
 }
 
 /** Providers whose users sign in to the portal itself; for everyone else, the directory is where they sign in. */
@@ -32,9 +35,14 @@ export function providersWherePortalMethodsCount (): string[] {
   return [...PORTAL_SIGN_IN]
 }
 
-/** The method kinds that count toward this user's enrollment, sorted, each once. */
+/**
+ * The method kinds that count toward this user's enrollment, sorted, each once; with 'recovery_codes' when a portal
+ * account holds unused recovery codes (a backup the policy may ask for, never a method: methods.ts assessMethods).
+ */
 export function countingMethods (user: MethodHoldings): string[] {
-  const kinds = portalMethodsCount(user.provider) ? [...user.portalMethods, ...user.providerMethods] : [...user.providerMethods]
+  const portal = portalMethodsCount(user.provider)
+  const kinds = portal ? [...user.portalMethods, ...user.providerMethods] : [...user.providerMethods]
+  if (portal && (user.recoveryCodes ?? 0) > 0) kinds.push(RECOVERY_CODES_KIND)
   return [...new Set(kinds)].sort()
 }
 
@@ -57,7 +65,7 @@ export function protectsLabel (provider: string, where: 'portal' | 'directory', 
 
 /** Whether a kind a directory reports is a second factor at all (an email address, for one, is not). */
 export function isSecondFactor (kind: string): boolean {
-  return assessMethods(false, [kind], { smsPolicy: 'counts', privilegedMethods: 'any' }).enrolled
+  return assessMethods(false, [kind], { smsPolicy: 'counts', privilegedMethods: 'any' }, new Date(0)).enrolled
 }
 
 /** The compliance export's plain answer to "is this person's sign-in protected, and where?". */
@@ -70,14 +78,34 @@ export function protectionWords (provider: string, enrolled: boolean): string {
  * Where the user stands for the home page, in words: the campaign's policy over the methods that count where the
  * user signs in. A directory user with only portal methods is told plainly that those protect the portal only.
  */
-export function signInStatus (user: { privileged: boolean, provider: string, providerMethods: readonly string[] }, portalKinds: readonly string[], policy: MethodPolicy): EnrollmentStatus {
-  const status = enrollmentStatus(user, countingMethods({ provider: user.provider, portalMethods: portalKinds, providerMethods: user.providerMethods }), policy)
+export function signInStatus (
+  user: { privileged: boolean, provider: string, providerMethods: readonly string[] },
+  portalKinds: readonly string[],
+  policy: MethodPolicy,
+  at: Date,
+  recoveryCodes = 0
+): EnrollmentStatus {
+  const kinds = countingMethods({ provider: user.provider, portalMethods: portalKinds, providerMethods: user.providerMethods, recoveryCodes })
+  const status = enrollmentStatus(user, kinds, policy, at, portalMethodsCount(user.provider))
   const name = directoryName(user.provider)
   if (name === null) return status
-  if (status.enrolled) return { enrolled: true, summary: `${status.summary} It is registered for your ${name} sign-in.` }
-  const need = user.privileged && policy.privilegedMethods === 'phishing_resistant'
-    ? 'a passkey or security key (administrators and other privileged accounts need one)'
-    : 'a second way to prove it\'s you'
-  const portalOnly = portalKinds.length > 0 ? ' What you set up in this portal protects this portal only.' : ''
-  return { enrolled: false, summary: `Nothing protects your ${name} sign-in yet: add ${need} below.${portalOnly}` }
+  const directory = { directory: name }
+  if (status.enrolled) return { ...status, summary: [...status.summary, { key: 'status.directory_registered', values: directory }] }
+  if (status.needsSecond) return { ...status, summary: [...status.summary, { key: 'status.directory_only_registered_count', values: directory }] }
+  // A phone registered at the directory that no longer counts (the SMS policy or its sunset): say so, not "nothing".
+  if (kinds.includes('phone')) return { ...status, summary: [...status.summary, { key: 'status.directory_must_register', values: directory }] }
+  const need = user.privileged && policy.privilegedMethods === 'phishing_resistant' ? 'passkey' : 'any'
+  const summary: Words[] = [{ key: 'status.directory_nothing', values: { ...directory, need } }]
+  if (portalKinds.length > 0) summary.push({ key: 'status.directory_portal_only', values: directory })
+  return { enrolled: false, needsSecond: false, second: null, summary }
+}
+
+/**
+ * Why a kind of method would not count for this user, if it would not: 'privileged' (privileged accounts need a
+ * phishing-resistant method under the policy), 'sms' (text messages do not count, or no longer), or null when it
+ * counts. The home page offers the methods that count first and the others apart, saying why (issue #16 item 6).
+ */
+export function whyKindDoesNotCount (user: { privileged: boolean }, kind: string, policy: MethodPolicy, at: Date): 'privileged' | 'sms' | null {
+  if (holdsQualifyingMethod(assessMethods(user.privileged, [kind], policy, at))) return null
+  return user.privileged && policy.privilegedMethods === 'phishing_resistant' ? 'privileged' : 'sms'
 }

@@ -4,10 +4,10 @@ import type { Clock } from './clock.ts'
 import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import { normalisePass, randomCode } from './passes.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type Notifier } from './notifications.ts'
 import type { Regulator, ThrottlePolicy } from './regulation.ts'
 import { lockedOutError } from './signin.ts'
-import type { User } from './users.ts'
+import type { SessionRevoker, User } from './users.ts'
 
 /** No 0/O, 1/I/L, as for passes: codes are copied from paper. 31 symbols, 10 characters ≈ 50 bits each. */
 export const RECOVERY_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789'
@@ -24,6 +24,36 @@ export interface RecoveryCodeStore {
   /** Whether the user ever had a set (used to tell a first set from a regenerated one). */
   hasEverHad(userId: string): boolean
 }
+
+/** The "This wasn't me" link of a recovery-code e-mail, as stored (the token only as a keyed hash). */
+export interface RecoveryNotice {
+  id: string
+  userId: string
+  /** When the code was used. */
+  usedCodeAt: Date
+  expiresAt: Date
+  usedAt: Date | null
+}
+
+export interface RecoveryNoticeStore {
+  create(notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): RecoveryNotice
+  findByTokenHash(tokenHash: string): RecoveryNotice | undefined
+  /** Marks the notice used once (compare-and-swap); false if it was used already. */
+  claim(id: string, at: Date): boolean
+}
+
+/** What "This wasn't me" needs besides the codes: the notices, sessions to end, admins to alert, and where links point. */
+export interface RecoveryReporting {
+  notices: RecoveryNoticeStore
+  sessions: SessionRevoker
+  admins: () => Array<Pick<User, 'email' | 'displayName'>>
+  publicUrl: URL
+  /** Re-derives the user's rollout state (recovery codes may count toward the campaign's policy). */
+  codesChanged: (userId: string) => void
+}
+
+const NOTICE_LIFETIME_MS = 30 * 24 * 3_600_000
+const NOTICE_PURPOSE = 'recovery-code-notice'
 
 export function generateRecoveryCode (): string {
   return randomCode(RECOVERY_ALPHABET, RECOVERY_CODE_LENGTH)
@@ -54,18 +84,21 @@ export class RecoveryCodeService {
     private readonly store: RecoveryCodeStore,
     private readonly hasher: KeyedHasher,
     private readonly regulator: Regulator,
-    private readonly notifier: AccountNotifier,
+    private readonly notifier: Pick<Notifier, 'accountNotice' | 'alertAdmins'>,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-    private readonly log: { error(fields: object, message: string): void }
+    private readonly log: { error(fields: object, message: string): void },
+    private readonly reporting: RecoveryReporting
   ) {}
 
   /** Voids every code the user holds (a helpdesk reset: whoever had the old paper must not sign in with it). */
   voidAll (userId: string): number {
-    return this.store.replace(userId, randomBytes(16).toString('hex'), [], this.clock.now())
+    const voided = this.store.replace(userId, randomBytes(16).toString('hex'), [], this.clock.now())
+    this.reporting.codesChanged(userId)
+    return voided
   }
 
-  remaining (user: User): number {
+  remaining (user: Pick<User, 'id'>): number {
     return this.store.remaining(user.id)
   }
 
@@ -79,6 +112,7 @@ export class RecoveryCodeService {
     const first = !this.store.hasEverHad(user.id)
     const voided = this.store.replace(user.id, randomBytes(16).toString('hex'), codes.map((code) => this.hash(user, code)), this.clock.now())
     this.audit.append({ action: first ? 'recovery_codes.generated' : 'recovery_codes.regenerated', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { count: codes.length, voided }, ...meta })
+    this.reporting.codesChanged(user.id)
     return codes.map(groupRecoveryCode)
   }
 
@@ -97,24 +131,73 @@ export class RecoveryCodeService {
     if (!mayHoldRecoveryCodes(user) || !wellFormed || !this.store.consume(user.id, this.hash(user, code), now)) {
       this.audit.append({ action: 'recovery_codes.refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: wellFormed ? 'wrong_or_used' : 'malformed' }, ...meta })
       if (claim.limitReached.length > 0) throw lockedOutError(claim.until!, now, 'code entry')
-      throw new DomainError('wrong_code', REFUSED)
+      throw new DomainError('wrong_code', REFUSED, { variant: 'recovery' })
     }
     this.regulator.release(key, claim, { forgive: true })
     const left = this.store.remaining(user.id)
     this.audit.append({ action: 'recovery_codes.used', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { remaining: left }, ...meta })
+    if (left === 0) this.reporting.codesChanged(user.id)
     await this.tellUser(user, left, now)
     return left
   }
 
+  /** The notice behind a "This wasn't me" link, if the link is genuine, unused, unexpired and the signed-in user's. */
+  noticeFor (user: Pick<User, 'id'>, token: string): RecoveryNotice {
+    const notice = this.reporting.notices.findByTokenHash(this.hasher.hash(token, NOTICE_PURPOSE))
+    if (notice === undefined || notice.userId !== user.id) {
+      throw new DomainError('notice_not_found', 'This link is not valid for your account. Make sure you are signed in as the person the email was sent to.')
+    }
+    if (notice.usedAt !== null) throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
+    if (notice.expiresAt <= this.clock.now()) throw new DomainError('notice_expired', 'This link has expired. If something looks wrong with your account, contact your helpdesk.')
+    return notice
+  }
+
+  /**
+   * "This wasn't me" from the recovery-code e-mail: the remaining codes are voided (whoever used one may hold the
+   * rest of the paper), every session of the account ends (the reporting browser is signed in again by the
+   * caller), and it is audited and the admins alerted, as for a method change reported the same way. No step-up is
+   * asked for: the person reporting may have lost their factors to whoever used the code.
+   */
+  async reportNotMe (user: User, token: string, meta: { ip?: string, userAgent?: string } = {}): Promise<{ voided: number, sessionsEnded: number }> {
+    const notice = this.noticeFor(user, token)
+    if (!this.reporting.notices.claim(notice.id, this.clock.now())) {
+      throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
+    }
+    const voided = this.voidAll(user.id)
+    const sessionsEnded = this.reporting.sessions.revokeAllFor(user.id)
+    this.audit.append({
+      action: 'recovery_codes.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id,
+      details: { usedCodeAt: notice.usedCodeAt.toISOString(), voided, sessionsEnded }, ...meta
+    })
+    try {
+      await this.notifier.alertAdmins(this.reporting.admins(), {
+        subject: words('email.alert_recovery_subject', { name: user.displayName }),
+        subjectUser: user,
+        lines: [
+          words('email.alert_recovery_said', { name: user.displayName, email: user.email, at: notice.usedCodeAt }),
+          words('email.alert_recovery_voided', { voided }),
+          words('email.alert_recovery_act')
+        ]
+      })
+    } catch (err) {
+      this.log.error({ err }, 'admin alert could not be sent')
+      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
+    }
+    return { voided, sessionsEnded }
+  }
+
   private async tellUser (user: User, left: number, at: Date): Promise<void> {
+    const token = randomBytes(32).toString('base64url')
+    this.reporting.notices.create({ userId: user.id, tokenHash: this.hasher.hash(token, NOTICE_PURPOSE), usedCodeAt: at, expiresAt: new Date(at.getTime() + NOTICE_LIFETIME_MS) })
     try {
       await this.notifier.accountNotice(user, {
-        subject: 'A recovery code was used to sign in to your account',
+        subject: words('email.recovery_used_subject'),
         lines: [
-          `A recovery code was used to sign in to your account on ${at.toISOString().replace('T', ' ').slice(0, 16)} UTC. Was this you?`,
-          `You have ${left} recovery code${left === 1 ? '' : 's'} left.${left <= 3 ? ' Create a new set from your account page soon.' : ''}`,
-          'This wasn\'t me: someone has your password and one of your recovery codes. Contact your helpdesk now, and once signed in, create new recovery codes (the old ones stop working) and change your password.'
-        ]
+          words('email.recovery_used_when', { at }),
+          words('email.recovery_left', { left, low: left <= 3 ? 'yes' : 'no' }),
+          words('email.recovery_not_me')
+        ],
+        link: { label: words('email.not_me_link'), url: new URL(`/recovery-codes/not-me?token=${token}`, this.reporting.publicUrl).toString() }
       })
     } catch (err) {
       // The sign-in stands; the failure is visible in the log and the audit trail.

@@ -30,6 +30,9 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
           if (drift.drifted > 0) log.warn({ users: drift.drifted }, 'enforcement switched off by hand; re-applying')
           if (drift.unchecked > 0) log.error({ users: drift.unchecked, error: drift.error }, 'drift check incomplete: the provider could not be read for some users')
         }
+        // A campaign's SMS sunset re-derives states on its date (new deadlines with grace) before the sweep plans.
+        const sunset = await services.smsSunset.run(services.engine.campaigns())
+        if (sunset.applied + sunset.reminders > 0) log.info(sunset, 'SMS sunset: states re-derived or reminders sent')
         const report = await services.engine.sweep()
         const reminders = await services.reminders.send(services.engine.campaigns())
         // Burn-down chart (admin dashboard): the first run of each UTC day records counts by state.

@@ -40,7 +40,8 @@ test('the edit form shows the campaign\'s current settings, posts to its own add
   assert.deepEqual(await editFields(admin, campaign.id, {}), {
     name: 'Spring rollout', targetValue: '', startsAt: '2026-11-01', deadline: '2026-12-05', privilegedDeadline: '', newUserWindowDays: '14',
     reminderOffsets: '30, 14, 7, 3, 1', maxExtensionDays: '30', softBlockDays: '', targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply',
-    awsPolicyVariant: 'console_and_api'
+    awsPolicyVariant: 'console_and_api', methodsRequired: 'one', smsSunsetAt: '', smsAfterSunset: 'excluded', smsSunsetGraceDays: '30',
+    wavePilotKind: 'none', wavePilot: '', waveOffsets: '', breakerPasses: '15', breakerFailures: '20', breakerNotMe: '3', breakerMinFlips: '10'
   })
 })
 

@@ -69,7 +69,7 @@ test('the campaign page lists the due AWS users\' active access keys with their 
   const page = await admin.get(url)
   assert.equal(page.status, 200)
   const table = /<table class="data-table" id="aws-keys">([\s\S]*?)<\/table>/.exec(page.text)?.[1] ?? ''
-  assert.match(table, new RegExp(`<td class="wrap-anywhere">kim \\(kim@example\\.org\\)</td>\\s*<td><code>${kimKey}</code></td>\\s*<td>2025-03-01</td>\\s*<td>2026-11-20, s3 in eu-west-1</td>`))
+  assert.match(table, new RegExp(`<td class="wrap-anywhere">kim \\(kim@example\\.org\\)</td>\\s*<td><code>${kimKey}</code></td>\\s*<td>1 March 2025</td>\\s*<td>20 November 2026, s3 in eu-west-1</td>`))
   assert.doesNotMatch(table, new RegExp(maxKey), 'an inactive key signs nothing and is not listed')
   assert.doesNotMatch(table, /lou/)
   assert.match(page.text, /id="aws-policy-unconfirmed"/)

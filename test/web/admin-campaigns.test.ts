@@ -1,6 +1,8 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type CampaignInput } from '../../server/domain/campaigns.ts'
+import { sayWords } from '../../server/domain/stored-words.ts'
+import { english } from '../../server/web/english.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 
@@ -203,7 +205,8 @@ test('the campaign page shows the dry run the sweep will follow; arming is audit
   const plan = t.services.engine.plan()
   assert.deepEqual(planRows(page.text), plan.map((item) => [item.email, item.action === 'enforce' ? 'Make MFA mandatory' : 'Lift enforcement']), 'the page shows the engine\'s dry run')
   assert.deepEqual(plan.map((item) => item.userId).sort(), due.map((u) => u.id).sort())
-  for (const item of plan) assert.ok(page.text.includes(item.reason.replace(/'/g, '&#39;')), `the reason for ${item.email}`)
+  // The engine's reason, in the reader's words: the deadline with its time and zone (issue #16 items 8, 10).
+  for (const item of plan) assert.ok(page.text.includes(sayWords(english(), item.words).replace(/'/g, '&#39;')), `the reason for ${item.email}`)
 
   await t.services.engine.sweep()
   for (const user of due) assert.notEqual(t.services.users.findById(user.id)?.enforcedAt, null)

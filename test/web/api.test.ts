@@ -373,8 +373,8 @@ test('compliance pages are keyset pages by user id: following "next" returns eve
   const whole = await api(t).get('/api/v1/compliance').set('authorization', `Bearer ${secret}`)
   assert.equal(whole.body.rows.length, 5)
   assert.equal(whole.body.next, null)
-  assert.deepEqual(Object.keys(whole.body.rows[0]).sort(), ['consolePassword', 'deadline', 'disabled', 'email', 'enforcedAt', 'enrolled', 'externalId', 'methods',
-    'portalMethods', 'privileged', 'provider', 'providerMethods', 'state', 'userId', 'weak'])
+  assert.deepEqual(Object.keys(whole.body.rows[0]).sort(), ['consolePassword', 'deadline', 'disabled', 'email', 'enforcedAt', 'enrolled', 'externalId', 'hasRecoveryCodes',
+    'meetsPolicy', 'methods', 'methodsHeld', 'methodsRequired', 'portalMethods', 'privileged', 'provider', 'providerMethods', 'state', 'userId', 'weak'])
 })
 
 test('a token\'s last use is recorded, at most once a minute', async () => {

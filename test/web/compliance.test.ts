@@ -118,7 +118,7 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
     const provider = (JSON.parse(u.providerMethods) as string[]).sort()
     const methods = [...new Set([...portal, ...provider])].sort()
     // The engine's own policy lookup and counting rule, so the export is checked against the rule the engine applies.
-    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), t.services.engine.methodPolicy(u.id))
+    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), t.services.engine.methodPolicy(u.id), t.clock.now())
     const consolePassword = (JSON.parse(u.attributes) as { consolePassword?: boolean }).consolePassword
     return {
       user_id: u.id,
@@ -136,7 +136,11 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
       deadline: u.deadline === null ? '' : new Date(u.deadline).toISOString(),
       enforced_at: u.enforcedAt === null ? '' : new Date(u.enforcedAt).toISOString(),
       console_password: consolePassword === undefined ? '' : String(consolePassword),
-      protection: u.provider === 'local' ? (assessment.enrolled ? 'protected in the portal' : 'not protected') : (assessment.enrolled ? 'protected at the directory' : 'not protected at the directory')
+      protection: u.provider === 'local' ? (assessment.enrolled ? 'protected in the portal' : 'not protected') : (assessment.enrolled ? 'protected at the directory' : 'not protected at the directory'),
+      meets_policy: String(assessment.enrolled),
+      methods_held: String(assessment.held),
+      methods_required: '1',
+      recovery_codes: 'false'
     }
   })
 }

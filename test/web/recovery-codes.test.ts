@@ -72,7 +72,7 @@ test('a local user creates ten recovery codes after confirming it\'s them; they 
 
   const again = await agent.get('/recovery-codes')
   assert.equal(codesOn(again.text).length, 0, 'a second visit no longer shows them')
-  assert.match(again.text, /You have <strong id="recovery-remaining">10<\/strong> unused recovery codes/)
+  assert.match(again.text, /<p id="recovery-remaining">You have <strong>10<\/strong> unused recovery codes/)
 
   const stored = rows(user.id)
   assert.equal(stored.length, 10)

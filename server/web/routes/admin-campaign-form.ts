@@ -1,8 +1,11 @@
 /** The campaign form (new and edit): its fields, choices and labels, and how typed text becomes a CampaignInput. */
 import { Type, type Static } from '@sinclair/typebox'
-import { POLICY_VARIANT_LABELS } from '../../domain/access-keys.ts'
 import { CampaignValidationError, DEFAULT_REMINDER_OFFSETS, validateCampaign, type CampaignInput } from '../../domain/campaigns.ts'
+import { DEFAULT_SMS_SUNSET_GRACE_DAYS } from '../../domain/deadlines.ts'
 import type { Campaign } from '../../domain/engine.ts'
+import { DEFAULT_BREAKER, type BreakerThresholds } from '../../domain/breaker.ts'
+import type { WavePlan } from '../../domain/waves.ts'
+import type { Words } from '../../domain/i18n.ts'
 import { day, parseDay, parseWhole } from './form-fields.ts'
 
 export const TARGET_KINDS = ['all', 'group', 'privileged', 'provider'] as const
@@ -24,40 +27,63 @@ export const CampaignBody = Type.Object({
   privilegedMethods: Type.Optional(Type.String({ maxLength: 40 })),
   driftPolicy: Type.Optional(Type.String({ maxLength: 40 })),
   awsPolicyVariant: Type.Optional(Type.String({ maxLength: 40 })),
+  methodsRequired: Type.Optional(Type.String({ maxLength: 40 })),
+  smsSunsetAt: Type.Optional(Type.String({ maxLength: 40 })),
+  smsAfterSunset: Type.Optional(Type.String({ maxLength: 40 })),
+  smsSunsetGraceDays: Type.Optional(Type.String({ maxLength: 20 })),
+  wavePilotKind: Type.Optional(Type.String({ maxLength: 20 })),
+  wavePilot: Type.Optional(Type.String({ maxLength: 200 })),
+  waveOffsets: Type.Optional(Type.String({ maxLength: 200 })),
+  breakerPasses: Type.Optional(Type.String({ maxLength: 20 })),
+  breakerFailures: Type.Optional(Type.String({ maxLength: 20 })),
+  breakerNotMe: Type.Optional(Type.String({ maxLength: 20 })),
+  breakerMinFlips: Type.Optional(Type.String({ maxLength: 20 })),
   _csrf: Type.Optional(Type.String())
 })
 export type CampaignForm = Static<typeof CampaignBody>
 
 /** The form's fields in page order, so the error summary reads top to bottom like the form. */
-export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays', 'smsPolicy', 'privilegedMethods', 'driftPolicy', 'awsPolicyVariant'] as const
+export const FIELD_ORDER = ['name', 'targetKind', 'targetValue', 'startsAt', 'deadline', 'privilegedDeadline', 'newUserWindowDays', 'reminderOffsets', 'maxExtensionDays', 'softBlockDays',
+  'smsSunsetAt', 'smsSunsetGraceDays', 'smsPolicy', 'smsAfterSunset', 'methodsRequired', 'privilegedMethods', 'driftPolicy', 'awsPolicyVariant',
+  'wavePilotKind', 'wavePilot', 'waveOffsets', 'breakerPasses', 'breakerFailures', 'breakerNotMe', 'breakerMinFlips'] as const
 
+// The choices' words are catalogue keys (locales/<language>/campaign-form.json), translated when the page is written.
 export const SMS_LABELS: Record<Campaign['smsPolicy'], string> = {
-  counts: 'Text messages count as a second sign-in method',
-  weak: 'Text messages count, but are reported as weak',
-  excluded: 'Text messages do not count'
+  counts: 'campaign-form.choice_smsPolicy_counts',
+  weak: 'campaign-form.choice_smsPolicy_weak',
+  excluded: 'campaign-form.choice_smsPolicy_excluded'
+}
+export const SMS_AFTER_SUNSET_LABELS: Record<Campaign['smsAfterSunset'], string> = {
+  excluded: 'campaign-form.choice_smsAfterSunset_excluded',
+  weak: 'campaign-form.choice_smsAfterSunset_weak'
+}
+export const METHODS_REQUIRED_LABELS: Record<Campaign['methodsRequired'], string> = {
+  one: 'campaign-form.choice_methodsRequired_one',
+  two: 'campaign-form.choice_methodsRequired_two',
+  one_plus_recovery: 'campaign-form.choice_methodsRequired_one_plus_recovery'
 }
 export const PRIVILEGED_LABELS: Record<Campaign['privilegedMethods'], string> = {
-  phishing_resistant: 'Privileged users need a passkey or security key',
-  any: 'Privileged users may use any method that counts for everyone'
+  phishing_resistant: 'campaign-form.choice_privilegedMethods_phishing_resistant',
+  any: 'campaign-form.choice_privilegedMethods_any'
 }
 export const DRIFT_LABELS: Record<Campaign['driftPolicy'], string> = {
-  reapply: 'Put it back at the next sweep (and record it)',
-  flag: 'Only flag the user for an admin to decide'
+  reapply: 'campaign-form.choice_driftPolicy_reapply',
+  flag: 'campaign-form.choice_driftPolicy_flag'
+}
+export const POLICY_VARIANT_KEYS: Record<Campaign['awsPolicyVariant'], string> = {
+  console_and_api: 'campaign-form.choice_awsPolicyVariant_console_and_api',
+  console_only: 'campaign-form.choice_awsPolicyVariant_console_only'
 }
 export const CHOICES: Array<{ name: string, legend: string, hint?: string, options: Array<[string, string]> }> = [
-  { name: 'smsPolicy', legend: 'Text messages (SMS)', options: Object.entries(SMS_LABELS) },
-  { name: 'privilegedMethods', legend: 'Administrators and other privileged users', options: Object.entries(PRIVILEGED_LABELS) },
-  { name: 'driftPolicy', legend: 'When someone switches enforcement off by hand at the provider', options: Object.entries(DRIFT_LABELS) },
-  {
-    name: 'awsPolicyVariant',
-    legend: 'AWS IAM users: what the policy blocks until they use MFA',
-    hint: 'AWS makes MFA mandatory by attaching a policy that refuses requests made without MFA. Requests signed with a long-term access key (scripts, the AWS command line) can never carry MFA. ' +
-      'Before arming, the campaign page lists the access keys of the AWS users it would affect, and you confirm this choice there. Changing it later applies to people already made to use MFA at the next drift check.',
-    options: Object.entries(POLICY_VARIANT_LABELS)
-  }
+  { name: 'smsPolicy', legend: 'campaign-form.legend_smsPolicy', options: Object.entries(SMS_LABELS) },
+  { name: 'smsAfterSunset', legend: 'campaign-form.legend_smsAfterSunset', hint: 'campaign-form.hint_smsAfterSunset', options: Object.entries(SMS_AFTER_SUNSET_LABELS) },
+  { name: 'methodsRequired', legend: 'campaign-form.legend_methodsRequired', hint: 'campaign-form.hint_methodsRequired', options: Object.entries(METHODS_REQUIRED_LABELS) },
+  { name: 'privilegedMethods', legend: 'campaign-form.legend_privilegedMethods', options: Object.entries(PRIVILEGED_LABELS) },
+  { name: 'driftPolicy', legend: 'campaign-form.legend_driftPolicy', options: Object.entries(DRIFT_LABELS) },
+  { name: 'awsPolicyVariant', legend: 'campaign-form.legend_awsPolicyVariant', hint: 'campaign-form.hint_awsPolicyVariant', options: Object.entries(POLICY_VARIANT_KEYS) }
 ]
 // Where an error summary link for a radio group lands: its first choice.
-export const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply', awsPolicyVariant: 'console_and_api' }
+export const CHOICE_ANCHORS = { targetKind: 'all', smsPolicy: 'counts', smsAfterSunset: 'excluded', methodsRequired: 'one', privilegedMethods: 'phishing_resistant', driftPolicy: 'reapply', awsPolicyVariant: 'console_and_api' }
 
 /** What the admin typed, as typed: a form that comes back shows exactly this. */
 /** What each field holds as typed (text), for showing the form again. */
@@ -78,7 +104,12 @@ export function blankForm (now: Date): FormValues {
     smsPolicy: 'counts',
     privilegedMethods: 'phishing_resistant',
     driftPolicy: 'reapply',
-    awsPolicyVariant: 'console_and_api'
+    awsPolicyVariant: 'console_and_api',
+    methodsRequired: 'one',
+    smsSunsetAt: '',
+    smsAfterSunset: 'excluded',
+    smsSunsetGraceDays: String(DEFAULT_SMS_SUNSET_GRACE_DAYS),
+    ...waveAndBreakerValues(null, DEFAULT_BREAKER)
   }
 }
 
@@ -91,12 +122,12 @@ export function formValues (body: CampaignForm): FormValues {
  * no target chosen); unreadable dates and numbers become Invalid Date / NaN, which the domain's rules reject
  * with their own message.
  */
-export function parseForm (values: FormValues): { input: CampaignInput, problems: Record<string, string> } {
-  const problems: Record<string, string> = {}
+export function parseForm (values: FormValues): { input: CampaignInput, problems: Record<string, Words> } {
+  const problems: Record<string, Words> = {}
   const targetKind = TARGET_KINDS.find((kind) => kind === values.targetKind)
-  if (targetKind === undefined) problems.targetKind = 'Choose who the campaign is for.'
+  if (targetKind === undefined) problems.targetKind = { key: 'campaign-form.target_kind' }
   const startsAt = parseDay(values.startsAt)
-  if (startsAt === null || Number.isNaN(startsAt.getTime())) problems.startsAt = 'Enter the start as a date, such as 2027-01-31.'
+  if (startsAt === null || Number.isNaN(startsAt.getTime())) problems.startsAt = { key: 'campaign-form.starts_at' }
   const targeted = targetKind === 'group' || targetKind === 'provider'
   const input: CampaignInput = {
     name: values.name,
@@ -114,18 +145,24 @@ export function parseForm (values: FormValues): { input: CampaignInput, problems
     privilegedMethods: values.privilegedMethods as CampaignInput['privilegedMethods'],
     driftPolicy: values.driftPolicy as CampaignInput['driftPolicy'],
     // Left out (a form from before the choice existed): AWS's documented policy, as before.
-    awsPolicyVariant: (values.awsPolicyVariant.trim() === '' ? 'console_and_api' : values.awsPolicyVariant) as CampaignInput['awsPolicyVariant']
+    awsPolicyVariant: (values.awsPolicyVariant.trim() === '' ? 'console_and_api' : values.awsPolicyVariant) as CampaignInput['awsPolicyVariant'],
+    methodsRequired: (values.methodsRequired.trim() === '' ? 'one' : values.methodsRequired) as CampaignInput['methodsRequired'],
+    smsSunsetAt: parseDay(values.smsSunsetAt),
+    smsAfterSunset: (values.smsAfterSunset.trim() === '' ? 'excluded' : values.smsAfterSunset) as CampaignInput['smsAfterSunset'],
+    smsSunsetGraceDays: values.smsSunsetGraceDays.trim() === '' ? DEFAULT_SMS_SUNSET_GRACE_DAYS : parseWhole(values.smsSunsetGraceDays),
+    ...parseWavesAndBreaker(values)
   }
+  if (!['', 'none', 'group', 'share'].includes(values.wavePilotKind)) problems.wavePilotKind = { key: 'campaign-form.wave_pilot_kind' }
   return { input, problems }
 }
 
 /** The form's own problems plus the domain's, so one round trip shows everything that needs fixing. */
-export function withDomainProblems (input: CampaignInput, problems: Record<string, string>): Record<string, string> {
+export function withDomainProblems (input: CampaignInput, problems: Record<string, Words>): Record<string, Words> {
   try {
     validateCampaign(input)
   } catch (err) {
     if (!(err instanceof CampaignValidationError)) throw err
-    return { ...err.fields, ...problems }
+    return { ...err.problems, ...problems }
   }
   return problems
 }
@@ -146,6 +183,46 @@ export function campaignFormValues (campaign: Campaign): FormValues {
     smsPolicy: campaign.smsPolicy,
     privilegedMethods: campaign.privilegedMethods,
     driftPolicy: campaign.driftPolicy,
-    awsPolicyVariant: campaign.awsPolicyVariant
+    awsPolicyVariant: campaign.awsPolicyVariant,
+    methodsRequired: campaign.methodsRequired,
+    smsSunsetAt: campaign.smsSunsetAt === null ? '' : day(campaign.smsSunsetAt),
+    smsAfterSunset: campaign.smsAfterSunset,
+    smsSunsetGraceDays: String(campaign.smsSunsetGraceDays),
+    ...waveAndBreakerValues(campaign.waves, campaign.breaker)
   }
+}
+
+/** The waves and breaker fields as the form shows them. */
+function waveAndBreakerValues (plan: WavePlan | null, breaker: BreakerThresholds) {
+  return {
+    wavePilotKind: plan === null ? 'none' : plan.pilot.kind,
+    wavePilot: plan === null ? '' : plan.pilot.kind === 'group' ? plan.pilot.group : String(plan.pilot.percent),
+    waveOffsets: plan === null ? '' : plan.offsetsDays.join(', '),
+    breakerPasses: String(breaker.passesPer100),
+    breakerFailures: String(breaker.failurePercent),
+    breakerNotMe: String(breaker.notMePer100),
+    breakerMinFlips: String(breaker.minFlips)
+  }
+}
+
+/**
+ * Waves: none, a pilot group, or a pilot share in percent, then the later waves' offsets in days ("7, 14"). Left out
+ * (a form from before waves): unchanged. Thresholds left empty keep the defaults (or the campaign's own on an edit).
+ */
+function parseWavesAndBreaker (values: FormValues): Pick<CampaignInput, 'waves' | 'breaker'> {
+  const offsetsDays = values.waveOffsets.split(/[\s,]+/).filter((part) => part !== '').map(parseWhole)
+  const kind = values.wavePilotKind
+  const waves: WavePlan | null | undefined = kind === '' ? undefined : kind === 'group'
+    ? { pilot: { kind: 'group', group: values.wavePilot.trim() }, offsetsDays }
+    : kind === 'share' ? { pilot: { kind: 'share', percent: values.wavePilot.trim() === '' ? Number.NaN : Number(values.wavePilot.trim().replace(/%$/, '')) }, offsetsDays } : null
+  const thresholds = [values.breakerPasses, values.breakerFailures, values.breakerNotMe, values.breakerMinFlips]
+  const breaker = thresholds.every((v) => v.trim() === '')
+    ? undefined
+    : {
+        passesPer100: values.breakerPasses.trim() === '' ? DEFAULT_BREAKER.passesPer100 : parseWhole(values.breakerPasses),
+        failurePercent: values.breakerFailures.trim() === '' ? DEFAULT_BREAKER.failurePercent : parseWhole(values.breakerFailures),
+        notMePer100: values.breakerNotMe.trim() === '' ? DEFAULT_BREAKER.notMePer100 : parseWhole(values.breakerNotMe),
+        minFlips: values.breakerMinFlips.trim() === '' ? DEFAULT_BREAKER.minFlips : parseWhole(values.breakerMinFlips)
+      }
+  return { ...(waves === undefined ? {} : { waves }), ...(breaker === undefined ? {} : { breaker }) }
 }

@@ -10,17 +10,30 @@ import { requestContext } from './auth.ts'
 import { awsCredentialReportView, CREDENTIAL_REPORT_COLUMNS } from '../../providers/aws/evidence.ts'
 
 export const CSV_COLUMNS = ['user_id', 'email', 'provider', 'external_id', 'privileged', 'disabled', 'methods', 'portal_methods', 'provider_methods',
-  'enrolled', 'weak', 'state', 'deadline', 'enforced_at', 'console_password', 'protection'] as const
+  'enrolled', 'weak', 'state', 'deadline', 'enforced_at', 'console_password', 'protection', 'meets_policy', 'methods_held', 'methods_required', 'recovery_codes'] as const
 
-const STATE_LABELS: Record<string, string> = {
-  exempt: 'Exempt',
-  not_targeted: 'Not in any campaign',
-  pending: 'Grace period running',
-  enrolled: 'Enrolled',
-  overdue: 'Overdue',
-  enforced: 'Enforced',
-  attention: 'Needs attention',
-  unevaluated: 'Not evaluated yet'
+/** The campaign's ask in the export's words: "1", "2", "1 + recovery codes" (two at the directory for its users). */
+export function methodsRequiredLabel (row: Pick<ComplianceRow, 'methodsRequired' | 'provider'>): string {
+  if (row.methodsRequired === 'one') return '1'
+  if (row.methodsRequired === 'two' || row.provider !== 'local') return '2'
+  return '1 + recovery codes'
+}
+
+const STATE_KEYS: Record<string, string> = {
+  exempt: 'compliance.state_exempt',
+  not_targeted: 'compliance.state_not_targeted',
+  pending: 'compliance.state_pending',
+  enrolled: 'compliance.state_enrolled',
+  overdue: 'compliance.state_overdue',
+  enforced: 'compliance.state_enforced',
+  attention: 'compliance.state_attention',
+  unevaluated: 'compliance.state_unevaluated'
+}
+
+/** The rules' names and scopes in the reader's words (the JSON export keeps the domain's English). */
+const RULE_KEYS: Record<string, { title: string, scope: string }> = {
+  'cis-aws-1.10': { title: 'compliance.rule_cis_title', scope: 'compliance.rule_cis_scope' },
+  'mfa-non-privileged': { title: 'compliance.rule_mfa_title', scope: 'compliance.rule_mfa_scope' }
 }
 
 /** /admin/compliance: the summary against CIS AWS 1.10 and "MFA for non-privileged users", and the downloads. Admins only. */
@@ -29,15 +42,16 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
   const { audit, clock } = services
   app.addHook('preValidation', requireRole('admin'))
 
-  app.get('/admin/compliance', async (_request, reply) => {
+  app.get('/admin/compliance', async (request, reply) => {
     const summary = compliance.summary()
+    const { t } = request.i18n
+    const words = (rule: typeof summary.rules.cisAws110) => RULE_KEYS[rule.id] === undefined ? rule : { ...rule, title: t(RULE_KEYS[rule.id].title), scope: t(RULE_KEYS[rule.id].scope) }
     return reply.page('admin/compliance', {
-      title: 'Compliance',
+      title: t('compliance.title'),
       summary,
-      generated: summary.generatedAt.toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
-      rules: [summary.rules.cisAws110, summary.rules.nonPrivilegedMfa],
+      rules: [words(summary.rules.cisAws110), words(summary.rules.nonPrivilegedMfa)],
       awsConnected: services.providers.aws !== undefined,
-      states: Object.entries(summary.byState).filter(([, count]) => count > 0).map(([state, count]) => ({ label: STATE_LABELS[state] ?? state, count }))
+      states: Object.entries(summary.byState).filter(([, count]) => count > 0).map(([state, count]) => ({ label: STATE_KEYS[state] === undefined ? state : t(STATE_KEYS[state]), count }))
     })
   })
 
@@ -56,7 +70,10 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
   // Asked for on demand: IAM may take seconds to generate it.
   app.get('/admin/compliance/aws-credential-report.csv', async (request, reply) => {
     const view = await awsCredentialReportView(services)
-    if (view === null) return reply.code(404).page('errors/error', { title: 'Not found', status: 404, heading: 'Not found', message: 'AWS IAM is not connected to this portal.', requestId: null })
+    if (view === null) {
+      const { t } = request.i18n
+      return reply.code(404).page('errors/error', { title: t('compliance.not_found'), status: 404, heading: t('compliance.not_found'), message: t('compliance.aws_not_connected'), requestId: null })
+    }
     recordDownload(request, 'aws-credential-report')
     const lines = [csvLine([...CREDENTIAL_REPORT_COLUMNS]), ...view.rows.map((row) => csvLine(CREDENTIAL_REPORT_COLUMNS.map((column) => row[column])))]
     return download(reply, 'text/csv', `aws-credential-report-${view.generatedAt.toISOString().slice(0, 10)}.csv`).send(lines.join(''))
@@ -87,7 +104,8 @@ function csvCells (row: ComplianceRow): Array<string | boolean | null> {
   return [
     row.userId, row.email, row.provider, row.externalId, row.privileged, row.disabled,
     row.methods.join(' '), row.portalMethods.join(' '), row.providerMethods.join(' '),
-    row.enrolled, row.weak, row.state, row.deadline?.toISOString() ?? null, row.enforcedAt?.toISOString() ?? null, row.consolePassword, row.protection
+    row.enrolled, row.weak, row.state, row.deadline?.toISOString() ?? null, row.enforcedAt?.toISOString() ?? null, row.consolePassword, row.protection,
+    row.meetsPolicy, String(row.methodsHeld), methodsRequiredLabel(row), row.hasRecoveryCodes
   ]
 }
 

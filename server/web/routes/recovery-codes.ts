@@ -6,6 +6,8 @@ import type { Services } from '../../wiring.ts'
 import { changeContext, markSteppedUp, requireUser } from '../plugins/auth.ts'
 import { safeNext } from '../next-url.ts'
 
+const TokenQuery = Type.Object({ token: Type.String({ maxLength: 100 }) })
+const TokenBody = Type.Object({ token: Type.String({ maxLength: 100 }), _csrf: Type.Optional(Type.String()) })
 const UseBody = Type.Object({ code: Type.String({ maxLength: 40 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
 
 /** Fresh codes stay in the session this long (to be read and downloaded), and never again after. */
@@ -43,7 +45,7 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
 
   app.get(PAGE, page, async (request, reply) => {
     const user = request.user!
-    if (!mayHoldRecoveryCodes(user)) return reply.page('recovery-codes', { title: 'Recovery codes', directory: true, codes: null, remaining: 0, hasMethods: false })
+    if (!mayHoldRecoveryCodes(user)) return reply.page('recovery-codes', { title: request.i18n.t('recovery.title'), directory: true, codes: null, remaining: 0, hasMethods: false })
     const held = fresh(request)
     // Shown once: the page that follows generation shows them; any later visit no longer does.
     let codes: string[] | null = null
@@ -54,16 +56,16 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
       delete request.session.freshRecoveryCodes
     }
     reply.header('cache-control', 'no-store')
-    return reply.page('recovery-codes', { title: 'Recovery codes', directory: false, codes, remaining: recoveryCodes.remaining(user), hasMethods: methods.countFor(user.id) > 0 })
+    return reply.page('recovery-codes', { title: request.i18n.t('recovery.title'), directory: false, codes, remaining: recoveryCodes.remaining(user), hasMethods: methods.countFor(user.id) > 0 })
   })
 
   // Creating codes (the first set, or a new set that voids the old) needs a recent step-up with a method.
   app.post(PAGE, page, async (request, reply) => {
     const user = request.user!
-    if (!mayHoldRecoveryCodes(user)) return reply.flashRedirect(PAGE, 'Your account is managed by your organisation\'s directory: use its own account recovery.', 'error')
-    if (methods.countFor(user.id) === 0) return reply.flashRedirect('/', 'Set up a sign-in method first; then create your recovery codes.', 'info')
+    if (!mayHoldRecoveryCodes(user)) return reply.flashRedirect(PAGE, request.i18n.t('recovery.flash_directory'), 'error')
+    if (methods.countFor(user.id) === 0) return reply.flashRedirect('/', request.i18n.t('recovery.flash_method_first'), 'info')
     if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
-      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(PAGE)}`, 'To create recovery codes, first confirm it\'s you with a method you already have.', 'info')
+      return reply.flashRedirect(`/step-up?next=${encodeURIComponent(PAGE)}`, request.i18n.t('recovery.flash_step_up'), 'info')
     }
     const codes = recoveryCodes.generate(user, meta(request))
     request.session.freshRecoveryCodes = { codes, at: clock.now().getTime(), shown: false }
@@ -74,7 +76,7 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
   app.get(`${PAGE}/download`, page, async (request, reply) => {
     const held = fresh(request)
     reply.header('cache-control', 'no-store')
-    if (held === undefined) return reply.flashRedirect(PAGE, 'Recovery codes can be downloaded only right after they are created. Create a new set if you have lost them.', 'error')
+    if (held === undefined) return reply.flashRedirect(PAGE, request.i18n.t('recovery.flash_download_gone'), 'error')
     delete request.session.freshRecoveryCodes
     const text = [
       `Recovery codes for ${request.user!.email} (${config.webauthn.rpName})`,
@@ -88,9 +90,25 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
       .send(text)
   })
 
+  // "This wasn't me" from the recovery-code e-mail. GET only shows what would happen: mail scanners follow links,
+  // and a GET must never void anything.
+  app.get<{ Querystring: Static<typeof TokenQuery> }>(`${PAGE}/not-me`, { ...page, schema: { querystring: TokenQuery } }, async (request, reply) => {
+    const notice = recoveryCodes.noticeFor(request.user!, request.query.token)
+    return reply.page('recovery-codes-not-me', { title: request.i18n.t('recovery.not_me_title'), usedAt: notice.usedCodeAt, token: request.query.token })
+  })
+
+  app.post<{ Body: Static<typeof TokenBody> }>(`${PAGE}/not-me`, { ...page, schema: { body: TokenBody } }, async (request, reply) => {
+    const auth = request.session.auth!
+    await recoveryCodes.reportNotMe(request.user!, request.body.token, meta(request))
+    // Every session of the account was just ended; this browser is the one reporting, so it goes on under a new id.
+    await request.session.regenerate()
+    request.session.auth = auth
+    return reply.flashRedirect('/', request.i18n.t('recovery.not_me_done'))
+  })
+
   app.post(`${PAGE}/saved`, page, async (request, reply) => {
     delete request.session.freshRecoveryCodes
-    return reply.flashRedirect('/', 'Keep your recovery codes somewhere safe.')
+    return reply.flashRedirect('/', request.i18n.t('recovery.flash_saved'))
   })
 
   /** Staff accounts holding a passkey must prove it with the passkey: a code would undo that rule. */
@@ -105,17 +123,17 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
     const next = safeNext(request.body.next)
     const back = `/step-up?next=${encodeURIComponent(next)}`
     if (request.session.auth?.secondFactorPending !== true || passkeyOnly(request)) {
-      return reply.flashRedirect(back, 'A recovery code can be used only to finish signing in, with your password.', 'error')
+      return reply.flashRedirect(back, request.i18n.t('recovery.flash_only_sign_in'), 'error')
     }
     let left: number
     try {
       left = await recoveryCodes.use(request.user!, request.body.code, meta(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.flashRedirect(back, err.message, 'error')
+      return reply.flashRedirect(back, request.i18n.error(err), 'error')
     }
     await markSteppedUp(request, clock.now())
-    return reply.flashRedirect(next, `Signed in with a recovery code. You have ${left} recovery code${left === 1 ? '' : 's'} left.${left <= 3 ? ' Create a new set soon.' : ''}`, 'info')
+    return reply.flashRedirect(next, request.i18n.t('recovery.flash_signed_in', { left, low: left <= 3 ? 'yes' : 'no' }), 'info')
   })
 }
 

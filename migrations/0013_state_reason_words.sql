@@ -1,0 +1,1 @@
+ALTER TABLE `user_states` ADD `reason_words` text;

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { DEFAULT_BREAKER } from '../../server/domain/breaker.ts'
+import { createServices } from '../../server/wiring.ts'
+import { createTestUser, testConfig } from '../helpers/app.ts'
+import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { runCli, scratchDir } from '../helpers/cli.ts'
+
+/** 10 users flipped today in an armed campaign, and 2 of them reported "This wasn't me" since (20 per 100 > 3). */
+async function arrange (dataDir: string): Promise<string> {
+  const services = createServices(testConfig({}, dataDir))
+  try {
+    const users = []
+    for (let i = 0; i < 10; i++) users.push(await createTestUser(services))
+    const now = Date.now()
+    services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
+    const actor = { id: null, label: 'test' }
+    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY), breaker: DEFAULT_BREAKER }), actor)
+    services.campaigns.arm(campaign.id, actor)
+    await services.engine.sweep()
+    for (const u of users.slice(0, 2)) services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
+    return campaign.id
+  } finally {
+    services.close()
+  }
+}
+
+test('sweep --dry-run --campaign says the breaker would trip on today\'s figures, and --json carries it', async (t) => {
+  const dataDir = scratchDir(t)
+  const campaignId = await arrange(dataDir)
+  const { code, stdout } = await runCli(['sweep', '--dry-run', '--campaign', campaignId], { dataDir })
+  assert.equal(code, 0)
+  assert.match(stdout, /Breaker, last 24 hours: 10 users flipped, 0 enforcement failures, 0 passes and 0 helpdesk resets for flipped users, 2 "This wasn't me" reports\./)
+  assert.match(stdout, /WOULD TRIP after the next sweep: 20 "This wasn't me" reports per 100 users flipped \(threshold 3\)/)
+  const json = await runCli(['sweep', '--dry-run', '--json'], { dataDir })
+  const result = JSON.parse(json.stdout) as { breaker: string[] }
+  assert.ok(result.breaker.some((line) => /WOULD TRIP/.test(line)))
+})
