@@ -18,6 +18,7 @@ import sessionPlugin from './web/plugins/session.ts'
 import storageFailures from './web/plugins/storage-failures.ts'
 import staticFiles from './web/plugins/static-files.ts'
 import viewsPlugin from './web/plugins/views.ts'
+import preferenceRoutes from './web/routes/preferences.ts'
 import adminRoutes from './web/routes/admin.ts'
 import adminCampaignRoutes from './web/routes/admin-campaigns.ts'
 import authRoutes from './web/routes/auth.ts'
@@ -77,7 +78,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(formbody, { bodyLimit: 64 * 1024 })
   await app.register(csrfPlugin, { config })
   await app.register(rateLimitPlugin)
-  await app.register(viewsPlugin, { config, standing: (userId) => services.engine.standing(userId) })
+  await app.register(viewsPlugin, { config, standing: (userId) => services.engine.standing(userId), localiser: services.localiser })
   await app.register(staticFiles)
   await app.register(authPlugin, { config, users: services.users, clock: services.clock, standing: (userId) => services.engine.standing(userId) })
   await app.register(errorPages)
@@ -85,8 +86,8 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
 
   await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite), storage: services.storage })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
-  await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, portalUrl: config.publicUrl.origin + '/' })
-  await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock })
+  await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes, portalUrl: config.publicUrl.origin + '/' })
+  await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes })
   await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired })
   await app.register(recoveryCodeRoutes, { services })
   await app.register(enrollPasskeyRoutes, { services })
@@ -97,7 +98,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox, dashboard: services.dashboard, engine: services.engine, campaigns: services.campaigns, clock: services.clock,
     directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })),
     lastDriftCheck: () => services.driftChecks.latest(), delivery: config })
-  await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock })
+  await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock, rollout: services.rollout, dashboard: services.dashboard })
   await app.register(apiRoutes, { services })
   await app.register(adminTokenRoutes, { prefix: '/admin/tokens', services })
   await app.register(adminComplianceRoutes, { services })
@@ -107,9 +108,10 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(entraSignInRoutes, { services })
   await app.register(enrollEntraRoutes, { services })
   // (routes: entra portal)
-  await app.register(adminAuditRoutes, { prefix: '/admin/audit', audit: services.audit, users: services.users })
+  await app.register(adminAuditRoutes, { prefix: '/admin/audit', audit: services.audit, users: services.users, clock: services.clock })
   await app.register(adminExemptionRoutes, { prefix: '/admin/exemptions', campaigns: services.campaigns, users: services.users, clock: services.clock })
   // (routes: admin dashboard, audit and exemptions)
+  await app.register(preferenceRoutes, { users: services.users, secureCookie: config.session.secureCookie, clock: services.clock })
   await app.register(adminApprovalRoutes, { prefix: '/admin/approvals', approvals: services.approvals, users: services.users, enabled: config.twoPersonRule.enabled })
 
   return app

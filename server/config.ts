@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js'
 import { ConfigError } from './config-error.ts'
+import { isLocale, isTimeZone, LOCALES, type Locale } from './domain/i18n.ts'
 import { AWS_IAM_VARIABLES, loadAwsConfig, type AwsConfig } from './providers/aws/config.ts'
 import { ENTRA_VARIABLES, loadEntraConfig, type EntraConfig } from './providers/entra/config.ts'
 
@@ -73,6 +74,12 @@ export interface Config {
     readonly metadataRoot: string | undefined
   }
   readonly totpIssuer: string
+  /**
+   * The language for people whose browser asks for none the portal speaks (DEFAULT_LOCALE, 'en' or 'de'), and the
+   * time zone for people the portal has not learned one for yet, and for e-mails to them (DEFAULT_TIME_ZONE).
+   */
+  readonly defaultLocale: Locale
+  readonly defaultTimeZone: string
   /** CIDRs from which a user may add a first method without a temporary access pass. */
   readonly trustedNetworks: readonly string[]
   /** How recent a step-up must be to add or remove a method when one already exists. */
@@ -128,7 +135,7 @@ const PORTAL_VARIABLES = [
   'TWO_PERSON_REQUEST_HOURS', 'STAFF_PASSKEY_REQUIRED', 'PASSWORD_SIGNIN', 'SMS_COUNTS', 'SWEEP_INTERVAL', 'SMTP_URL', 'MAIL_FROM',
   'SMS_PROVIDER', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM', 'TWILIO_BASE_URL', 'SNS_REGION', 'SNS_ENDPOINT',
   'SMS_ALLOWED_COUNTRIES', 'SMS_MAX_PER_NUMBER_PER_HOUR', 'SMS_MAX_PER_ADDRESS_PER_HOUR', 'SMS_MAX_PER_HOUR',
-  'AUDIT_KEY', 'AUDIT_ANCHOR_URL', 'AUDIT_ANCHOR_EVERY'
+  'AUDIT_KEY', 'AUDIT_ANCHOR_URL', 'AUDIT_ANCHOR_EVERY', 'DEFAULT_LOCALE', 'DEFAULT_TIME_ZONE'
 ]
 
 /** The one list of variables the portal knows: its own and each provider's. */
@@ -282,6 +289,15 @@ export function loadConfig (env: Env = process.env): Config {
     throw new ConfigError('SMTP_URL', 'expected smtp://user:pass@host:port or smtps://…')
   }
 
+  const defaultLocale = nonEmpty(env, 'DEFAULT_LOCALE') ?? 'en'
+  if (!isLocale(defaultLocale)) {
+    throw new ConfigError('DEFAULT_LOCALE', `expected one of the shipped languages ${LOCALES.join(', ')}, got "${defaultLocale}"`)
+  }
+  const defaultTimeZone = nonEmpty(env, 'DEFAULT_TIME_ZONE') ?? 'UTC'
+  if (!isTimeZone(defaultTimeZone)) {
+    throw new ConfigError('DEFAULT_TIME_ZONE', `expected an IANA time zone such as Europe/Berlin or America/New_York, got "${defaultTimeZone}"`)
+  }
+
   const logLevel = nonEmpty(env, 'LOG_LEVEL') ?? (nodeEnv === 'test' ? 'silent' : 'info')
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}`)
@@ -336,6 +352,8 @@ export function loadConfig (env: Env = process.env): Config {
       ...fidoMetadata(env, sandbox)
     },
     totpIssuer: nonEmpty(env, 'TOTP_ISSUER') ?? rpName,
+    defaultLocale,
+    defaultTimeZone,
     trustedNetworks,
     stepUpMs: integer(env, 'STEP_UP_MINUTES', 10, 1, 60) * 60_000,
     accessPass,

@@ -39,7 +39,8 @@ function buildPortal (services: Services, provider: EntraProvider): EntraPortal 
   const store = new SqliteEntraPortalStore(database.sqlite, new Sealer(config.encryptionKey, config.previousEncryptionKeys), clock)
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
-    config.webauthn.rpName
+    config.webauthn.rpName,
+    services.localiser
   )
   const signIn = provider.config.signIn === undefined
     ? undefined

@@ -10,6 +10,8 @@ import { HttpAnchorPublisher } from './notify/audit-anchor.ts'
 import { SqliteCampaignStore } from './db/campaigns.ts'
 import { SqliteDashboardStore } from './db/dashboard.ts'
 import { SqliteEngineStore } from './db/engine.ts'
+import { SqliteRolloutStore } from './db/rollout.ts'
+import { RolloutGuard } from './domain/rollout-guard.ts'
 import { SqliteReminderStore } from './db/reminders.ts'
 import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
 import { SqliteMethodStore } from './db/methods.ts'
@@ -39,12 +41,15 @@ import type { SmsSender } from './domain/notifications.ts'
 import { AccessPassService } from './domain/passes.ts'
 import { RecoveryCodeService } from './domain/recovery-codes.ts'
 import { SqliteRecoveryCodeStore } from './db/recovery-codes.ts'
+import { SqliteRecoveryNoticeStore } from './db/recovery-code-notices.ts'
 import { PasskeyService } from './domain/passkeys.ts'
 import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
 import { SmsSendLimits } from './domain/sms-limits.ts'
 import { Regulator } from './domain/regulation.ts'
 import { ReminderService } from './domain/reminders.ts'
+import { SmsSunsetService } from './domain/sms-sunset.ts'
+import { SqliteSmsSunsetStore } from './db/sms-sunset.ts'
 import { TotpService } from './domain/totp.ts'
 import { loggerOptions } from './logging.ts'
 import { EmailNotifier } from './notify/email-notifier.ts'
@@ -61,6 +66,7 @@ import { DirectorySyncService } from './domain/directory-sync.ts'
 import { DriftCheckService } from './domain/drift-checks.ts'
 import { SignInService } from './domain/signin.ts'
 import { UserService } from './domain/users.ts'
+import { loadCatalogues, Localiser, LOCALES_DIR } from './domain/i18n.ts'
 
 /** Everything the web layer, the jobs and the CLI use, built in one place. */
 export interface Services {
@@ -91,8 +97,12 @@ export interface Services {
   recoveryCodes: RecoveryCodeService
   engineStore: EngineStore
   engine: EnforcementEngine
+  /** Around every sweep: the breaker that pauses a campaign by itself, and the waves; admins resume and start waves. */
+  rollout: RolloutGuard
   campaigns: CampaignService
   reminders: ReminderService
+  /** Text messages that stop counting on a campaign's date: reminders before it, states re-derived on it. */
+  smsSunset: SmsSunsetService
   helpdesk: HelpdeskService
   /** Sign-in invitations e-mailed by the helpdesk (people without a portal password, such as IAM users). */
   invitations: InvitationService
@@ -107,6 +117,8 @@ export interface Services {
   driftChecks: DriftCheckService
   /** Counts for the admin dashboard and the daily burn-down snapshots. */
   dashboard: SqliteDashboardStore
+  /** Message catalogues and date formats per language and time zone (pages, e-mails, text messages). */
+  localiser: Localiser
   close(): void
 }
 
@@ -153,6 +165,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     config.audit.anchorUrl === undefined ? undefined : new HttpAnchorPublisher(config.audit.anchorUrl), () => clock.now(),
     { every: config.audit.anchorEvery, intervalMs: 3_600_000 })
   audit.onAppend((record) => { auditAnchors.afterAppend(record) })
+  const localiser = new Localiser(loadCatalogues(LOCALES_DIR), { locale: config.defaultLocale, timeZone: config.defaultTimeZone },
+    (message) => { log.error({ i18n: message }, 'message catalogue problem') })
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const hasher = new KeyedHasher(config.encryptionKey)
   const methods = new SqliteMethodStore(database.db, sealer, clock)
@@ -161,7 +175,8 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const outbox = new SqliteOutbox(database.db)
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
-    config.webauthn.rpName
+    config.webauthn.rpName,
+    localiser
   )
   const sms = overrides.sms ?? smsSender(config, outbox, clock)
   const guard = new EnrollmentGuard(config.trustedNetworks, config.stepUpMs)
@@ -213,6 +228,9 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
+  const rollout = new RolloutGuard(new SqliteRolloutStore(database.sqlite), engine, audit, clock, notifier, () => users.listByRole('admin'),
+    (campaignId) => new URL(`/admin/campaigns/${encodeURIComponent(campaignId)}`, config.publicUrl).href)
+  engine.guardSweepsWith(rollout)
   // Arming reads the due AWS users' access keys (issue #14 item 11); the adapter is looked up on use, so tests may swap it.
   const campaignAccessKeys = new CampaignAccessKeys(engine, users, () => {
     const aws = providers.aws
@@ -226,7 +244,14 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     reset: async (request, approver) => await helpdesk.resetApproved(request, approver),
     invitation: async (request, approver) => await invitations.issueApproved(request, approver)
   }))
-  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.db), hasher, regulator, notifier, audit, clock, log)
+  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.db), hasher, regulator, notifier, audit, clock, log, {
+    notices: new SqliteRecoveryNoticeStore(database.db),
+    sessions,
+    admins: () => users.listByRole('admin'),
+    publicUrl: config.publicUrl,
+    // Unused recovery codes may count toward a campaign's "one method plus recovery codes".
+    codesChanged: (userId) => { engine.refreshUser(userId) }
+  })
   const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers, recoveryCodes)
   const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
     { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
@@ -252,13 +277,14 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     lifecycle,
     totp: new TotpService(methods, pending, regulator, guard, lifecycle, audit, clock, config.totpIssuer),
     phone: new PhoneService(methods, pending, sms, new SmsSendLimits(regulator, hasher, audit, clock, config.smsLimits), hasher, guard, lifecycle, audit, clock, {
-      source: config.phoneSource, defaultRegion: config.phoneDefaultRegion, organisation: config.webauthn.rpName
+      source: config.phoneSource, defaultRegion: config.phoneDefaultRegion, organisation: config.webauthn.rpName, localiser
     }),
     passkeys: new PasskeyService(methods, challenges, users, guard, lifecycle, audit, clock, { ...config.webauthn, metadata: authenticatorMetadata(config, log, clock) }),
     passes,
     recoveryCodes,
     engineStore,
     engine,
+    rollout,
     campaigns,
     providers,
     notifier,
@@ -268,7 +294,9 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     invitations,
     approvals,
     reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
+    smsSunset: new SmsSunsetService(new SqliteSmsSunsetStore(database.sqlite), engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
     dashboard: new SqliteDashboardStore(database.sqlite),
+    localiser,
     close: () => database.close()
   }
 }

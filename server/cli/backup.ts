@@ -13,13 +13,13 @@ export const backup: Command = {
   async run ({ args: [file], options }, services, io) {
     const target = path.resolve(file)
     if (target === path.resolve(services.config.databaseFile)) {
-      throw new DomainError('backup_target_is_live_database', `${target} is the live database; choose another file.`)
+      throw new DomainError('backup_target_is_live_database', `${target} is the live database; choose another file.`, { target })
     }
     if (existsSync(target) && options.force !== true) {
-      throw new DomainError('backup_target_exists', `${target} already exists; pass --force to replace it.`)
+      throw new DomainError('backup_target_exists', `${target} already exists; pass --force to replace it.`, { target })
     }
     if (!existsSync(path.dirname(target))) {
-      throw new DomainError('backup_directory_missing', `The directory ${path.dirname(target)} does not exist.`)
+      throw new DomainError('backup_directory_missing', `The directory ${path.dirname(target)} does not exist.`, { directory: path.dirname(target) })
     }
 
     // Written beside the target and renamed over it, so a failed backup never leaves a torn file or
@@ -30,7 +30,7 @@ export const backup: Command = {
       await services.database.sqlite.backup(partial)
       renameSync(partial, target)
     } catch (err) {
-      throw new DomainError('backup_failed', `Could not write ${target}: ${(err as Error).message}`)
+      throw new DomainError('backup_failed', `Could not write ${target}: ${(err as Error).message}`, { target, problem: (err as Error).message })
     } finally {
       rmSync(partial, { force: true })
     }

@@ -15,17 +15,17 @@ export const createUser: Command = {
   async run ({ options }, services, io) {
     const email = normaliseEmail(String(options.email))
     const role = options.role ?? 'user'
-    if (!isRole(role)) throw new DomainError('invalid_role', `"${String(role)}" is not a role; expected one of ${ROLES.join(', ')}.`)
+    if (!isRole(role)) throw new DomainError('invalid_role', `"${String(role)}" is not a role; expected one of ${ROLES.join(', ')}.`, { role: String(role), roles: ROLES.join(', ') })
     // Checked before the deliberately slow hash (and before asking for a password); createUser checks again.
-    if (!isEmail(email)) throw new DomainError('invalid_email', `"${String(options.email)}" is not an email address.`)
+    if (!isEmail(email)) throw new DomainError('invalid_email', `"${String(options.email)}" is not an email address.`, { email: String(options.email) })
     if (services.users.findByEmail(email) !== undefined) {
-      throw new DomainError('user_exists', `A user with the email ${email} already exists.`)
+      throw new DomainError('user_exists', `A user with the email ${email} already exists.`, { email })
     }
 
     const typed = options['password-stdin'] === true
     const password = typed ? (await io.readStdin()).replace(/\r?\n$/, '') : generatePassword()
     if ([...password].length < MIN_PASSWORD_LENGTH) {
-      throw new DomainError('password_too_short', `The password must be at least ${MIN_PASSWORD_LENGTH} characters long.`)
+      throw new DomainError('password_too_short', `The password must be at least ${MIN_PASSWORD_LENGTH} characters long.`, { min: MIN_PASSWORD_LENGTH })
     }
 
     const user = services.userService.createUser({

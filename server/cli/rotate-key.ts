@@ -18,7 +18,8 @@ export const rotateKey: Command = {
       }).immediate()
     } catch (err) {
       throw new DomainError('reseal_failed', `nothing was re-sealed: ${(err as Error).message}. ` +
-        'Every stored secret must open with ENCRYPTION_KEY or a key in ENCRYPTION_KEYS_PREVIOUS; fix that and run rotate-key again.')
+        'Every stored secret must open with ENCRYPTION_KEY or a key in ENCRYPTION_KEYS_PREVIOUS; fix that and run rotate-key again.',
+        { problem: (err as Error).message })
     }
     io.out(`re-sealed ${resealed} secret${resealed === 1 ? '' : 's'} under key ${keyId}`)
     return 0

@@ -6,7 +6,7 @@ export class SqliteReminderStore implements ReminderStore {
   private readonly insert
 
   constructor (sqlite: Sqlite.Database) {
-    this.pending = sqlite.prepare(`SELECT s.user_id AS userId, u.email, u.display_name AS displayName, s.campaign_id AS campaignId, s.deadline
+    this.pending = sqlite.prepare(`SELECT s.user_id AS userId, u.email, u.display_name AS displayName, u.locale, u.time_zone AS timeZone, s.campaign_id AS campaignId, s.deadline
       FROM user_states s JOIN users u ON u.id = s.user_id
       WHERE s.state = 'pending' AND s.deadline > @now AND s.deadline <= @until AND s.user_id > @cursor ORDER BY s.user_id LIMIT @limit`)
     this.insert = sqlite.prepare('INSERT INTO reminders_sent (user_id, campaign_id, offset_days, sent_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')

@@ -110,6 +110,10 @@ export class SqliteUserStore implements UserStore {
     this.db.update(users).set({ reenrollUntil: until?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
   }
 
+  setPreferences (userId: string, preferences: { locale?: string | null, timeZone?: string | null }): void {
+    this.db.update(users).set({ ...preferences, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  }
+
   count (): number {
     return this.db.select({ n: count() }).from(users).get()?.n ?? 0
   }
@@ -130,6 +134,8 @@ export class SqliteUserStore implements UserStore {
       providerMethods: JSON.parse(row.providerMethods) as string[],
       providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
       reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
+      locale: row.locale,
+      timeZone: row.timeZone,
       groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
       firstSeenAt: new Date(row.firstSeenAt),
       createdAt: new Date(row.createdAt)

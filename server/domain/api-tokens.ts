@@ -86,9 +86,12 @@ export interface NewTokenInput {
   expiresInDays: number | null
 }
 
-/** Form problems by field, shown next to each field. */
+/** What can be wrong with one field of a new token (a form says it in words: locales/…/tokens.json). */
+export type TokenProblem = 'name_invalid' | 'name_taken' | 'scopes_required' | 'expiry_invalid'
+
+/** Form problems by field, shown next to each field: in English (`fields`, for logs) and as codes (`problems`). */
 export class TokenValidationError extends DomainError {
-  constructor (readonly fields: Record<string, string>) {
+  constructor (readonly fields: Record<string, string>, readonly problems: Record<string, TokenProblem> = {}) {
     super('invalid_token_request', `Please correct: ${Object.values(fields).join(' ')}`, { fields })
   }
 }
@@ -123,17 +126,25 @@ export class ApiTokenService {
     const now = this.clock.now()
     const name = input.name.replace(/\s+/g, ' ').trim()
     const fields: Record<string, string> = {}
-    if (name === '' || name.length > TOKEN_NAME_MAX) fields.name = `Give the token a name of up to ${TOKEN_NAME_MAX} characters, such as "HR feed".`
-    else if (this.store.list().some((t) => t.name === name && tokenStatus(t, now) === 'active')) {
+    const problems: Record<string, TokenProblem> = {}
+    if (name === '' || name.length > TOKEN_NAME_MAX) {
+      fields.name = `Give the token a name of up to ${TOKEN_NAME_MAX} characters, such as "HR feed".`
+      problems.name = 'name_invalid'
+    } else if (this.store.list().some((t) => t.name === name && tokenStatus(t, now) === 'active')) {
       fields.name = 'An active token already has this name. Choose another, so the audit log can tell them apart.'
+      problems.name = 'name_taken'
     }
     const scopes = API_SCOPES.filter((scope) => input.scopes.includes(scope))
-    if (scopes.length === 0 || scopes.length !== new Set(input.scopes).size) fields.scopes = 'Choose at least one thing the token may do.'
+    if (scopes.length === 0 || scopes.length !== new Set(input.scopes).size) {
+      fields.scopes = 'Choose at least one thing the token may do.'
+      problems.scopes = 'scopes_required'
+    }
     const days = input.expiresInDays
     if (days !== null && (!Number.isInteger(days) || days < 1 || days > TOKEN_EXPIRY_MAX_DAYS)) {
       fields.expiresInDays = `The expiry is a whole number of days from 1 to ${TOKEN_EXPIRY_MAX_DAYS}, or empty for a token that does not expire.`
+      problems.expiresInDays = 'expiry_invalid'
     }
-    if (Object.keys(fields).length > 0) throw new TokenValidationError(fields)
+    if (Object.keys(fields).length > 0) throw new TokenValidationError(fields, problems)
 
     const secret = generateToken()
     const token: ApiToken = {
@@ -183,8 +194,8 @@ export class ApiTokenService {
     if (token === undefined) throw new DomainError('invalid_token', 'The bearer token is not valid.')
     const now = this.clock.now()
     const status = tokenStatus(token, now)
-    if (status === 'revoked') throw new DomainError('invalid_token', 'This token was revoked. Ask an administrator for a new one.')
-    if (status === 'expired') throw new DomainError('invalid_token', 'This token has expired. Ask an administrator for a new one.')
+    if (status === 'revoked') throw new DomainError('invalid_token', 'This token was revoked. Ask an administrator for a new one.', { variant: 'revoked' })
+    if (status === 'expired') throw new DomainError('invalid_token', 'This token has expired. Ask an administrator for a new one.', { variant: 'expired' })
     if (token.lastUsedAt === null || now.getTime() - token.lastUsedAt.getTime() >= LAST_USED_INTERVAL_MS) {
       this.store.touch(token.id, now, LAST_USED_INTERVAL_MS)
     }

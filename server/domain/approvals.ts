@@ -4,7 +4,7 @@ import type { Clock } from './clock.ts'
 import { DomainError } from './errors.ts'
 import type { IssuedPass, ResetOutcome } from './helpdesk.ts'
 import type { SentInvitation } from './invitations.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type AccountNotifier } from './notifications.ts'
 import { minute } from './reasons.ts'
 import type { Actor, Role, User, UserStore } from './users.ts'
 
@@ -94,12 +94,13 @@ export function isPrivilegedAccount (user: Pick<User, 'role' | 'privileged'>): b
  * Whether `viewer` may act on `user` in the consoles at all: never on themselves, and only administrators on
  * privileged accounts. (Whether the action then needs a second administrator is ApprovalService.required.)
  */
-export function actingPermission (viewer: Pick<User, 'id' | 'role'>, user: Pick<User, 'id' | 'role' | 'privileged'>): { allowed: boolean, why: string | null } {
-  if (viewer.id === user.id) return { allowed: false, why: 'You cannot act on your own account: ask a colleague.' }
+export function actingPermission (viewer: Pick<User, 'id' | 'role'>, user: Pick<User, 'id' | 'role' | 'privileged'>): { allowed: boolean, why: string | null, variant?: 'own_account' | 'staff_account' | 'privileged_account' } {
+  // `variant` names the refusal for the catalogue (errors.forbidden / errors.self_action); `why` is its English.
+  if (viewer.id === user.id) return { allowed: false, why: 'You cannot act on your own account: ask a colleague.', variant: 'own_account' }
   if (viewer.role === 'admin') return { allowed: true, why: null }
-  if (user.role !== 'user') return { allowed: false, why: 'Only administrators can act on helpdesk and administrator accounts.' }
+  if (user.role !== 'user') return { allowed: false, why: 'Only administrators can act on helpdesk and administrator accounts.', variant: 'staff_account' }
   if (user.privileged) {
-    return { allowed: false, why: 'This is a privileged account (an administrator in the directory): only administrators can act on it. Ask an administrator to help this person.' }
+    return { allowed: false, why: 'This is a privileged account (an administrator in the directory): only administrators can act on it. Ask an administrator to help this person.', variant: 'privileged_account' }
   }
   return { allowed: true, why: null }
 }
@@ -148,7 +149,7 @@ export class ApprovalService {
 
   /** Records the request (the caller has checked that the actor may act on the user) and tells the other admins. */
   async request (user: User, action: RequestedAction, reason: string, actor: StaffActor): Promise<PendingApproval> {
-    if (actor.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can act on privileged accounts.')
+    if (actor.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can act on privileged accounts.', { variant: 'privileged_admins_only' })
     this.expireDue()
     const now = this.clock.now()
     const request: ApprovalRequest = {
@@ -156,7 +157,7 @@ export class ApprovalService {
       expiresAt: new Date(now.getTime() + this.settings.requestLifetimeMs), status: 'pending', decidedBy: null, decidedAt: null
     }
     if (!this.store.create(request)) {
-      throw new DomainError('approval_pending', `A request for ${KIND_WORDS[action.kind]} for ${user.displayName} is already waiting for a second administrator. Approve, refuse or withdraw it on the Approvals page first.`)
+      throw new DomainError('approval_pending', `A request for ${KIND_WORDS[action.kind]} for ${user.displayName} is already waiting for a second administrator. Approve, refuse or withdraw it on the Approvals page first.`, { kind: action.kind, name: user.displayName })
     }
     this.audit.append({
       action: 'approval.requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
@@ -246,12 +247,12 @@ export class ApprovalService {
 
   /** A pending request that `admin` may decide: admins only, never about their own account. */
   private decidable (id: string, admin: StaffActor): ApprovalRequest {
-    if (admin.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can decide requests.')
+    if (admin.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can decide requests.', { variant: 'decide' })
     this.expireDue()
     const request = this.store.find(id)
     if (request === undefined) throw new DomainError('approval_not_found', 'There is no such request.')
     if (request.status === 'expired') {
-      throw new DomainError('approval_expired', `This request lapsed at ${minute(request.expiresAt)} without a decision. Ask again if it is still needed.`)
+      throw new DomainError('approval_expired', `This request lapsed at ${minute(request.expiresAt)} without a decision. Ask again if it is still needed.`, { expiresAt: request.expiresAt })
     }
     if (request.status !== 'pending') throw decided()
     if (request.userId === admin.id) throw new DomainError('self_action', 'This request is about your own account, so another administrator must decide it.')
@@ -263,11 +264,11 @@ export class ApprovalService {
     for (const admin of approvers) {
       try {
         await this.notifier.accountNotice(admin, {
-          subject: `Approval needed: ${KIND_WORDS[request.action.kind]} for ${user.displayName}`,
+          subject: words('email.approval_subject', { kind: request.action.kind, name: user.displayName }),
           lines: [
-            `${actor.label} asks for ${KIND_WORDS[request.action.kind]} for ${user.displayName} (${user.email}), a privileged account. Their reason: "${request.reason}".`,
-            `A second administrator must approve it before anything happens. Review it at ${new URL('/admin/approvals', this.publicUrl).toString()} before ${minute(request.expiresAt)}, when it lapses.`,
-            'If this request is unexpected, refuse it and talk to the person who asked.'
+            words('email.approval_asks', { actor: actor.label, kind: request.action.kind, name: user.displayName, email: user.email, reason: request.reason }),
+            words('email.approval_review', { url: new URL('/admin/approvals', this.publicUrl).toString(), expiresAt: request.expiresAt }),
+            words('email.approval_unexpected')
           ]
         })
       } catch (err) {
@@ -284,6 +285,6 @@ function decided (): DomainError {
 /** Checks that `request` is an approved request of `kind` for `userId` decided by `approver`, before carrying it out. */
 export function assertApproved (request: ApprovalRequest, kind: ApprovalKind, userId: string, approver: StaffActor): void {
   if (request.status !== 'approved' || request.action.kind !== kind || request.userId !== userId || request.decidedBy !== approver.id || request.requestedBy === approver.id) {
-    throw new DomainError('forbidden', 'This action needs a second administrator\'s approval.')
+    throw new DomainError('forbidden', 'This action needs a second administrator\'s approval.', { variant: 'needs_approval' })
   }
 }

@@ -51,7 +51,7 @@ export class DirectoryPhoneService {
    * is refused from the second row on, since which number should win is not ours to guess.
    */
   applyBulk (rows: PhoneRow[], actor: Actor, auditDetails: Record<string, unknown> = {}): PhoneRowResult[] {
-    if (rows.length > BULK_MAX_ITEMS) throw new DomainError('too_many_items', `Send at most ${BULK_MAX_ITEMS} rows per request.`)
+    if (rows.length > BULK_MAX_ITEMS) throw new DomainError('too_many_items', `Send at most ${BULK_MAX_ITEMS} rows per request.`, { max: BULK_MAX_ITEMS })
     // One transaction for the batch: one disk flush instead of a thousand.
     return this.store.atomically(() => {
       const firstRowOf = new Map<string, number>()
@@ -60,7 +60,7 @@ export class DirectoryPhoneService {
           const userId = this.resolve(row.user)
           const earlier = firstRowOf.get(userId)
           if (earlier !== undefined) {
-            throw new DomainError('duplicate_user', `This user is already named in items[${earlier}] of this request; send one number per user.`)
+            throw new DomainError('duplicate_user', `This user is already named in items[${earlier}] of this request; send one number per user.`, { earlier })
           }
           firstRowOf.set(userId, index)
           const phone = parsePhone(row.phone, this.defaultRegion)
@@ -82,7 +82,7 @@ export class DirectoryPhoneService {
 
   private resolve (userRef: string): string {
     const userId = this.users.resolve(parseUserRef(userRef))
-    if (userId === undefined) throw new DomainError('user_not_found', 'There is no user with this id, email address or external id.')
+    if (userId === undefined) throw new DomainError('user_not_found', 'There is no user with this id, email address or external id.', { variant: 'reference' })
     return userId
   }
 

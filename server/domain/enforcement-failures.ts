@@ -42,20 +42,33 @@ const CREDENTIALS: ReadonlySet<string> = new Set(['bad_credentials', 'entra_cred
 /** Code of the failure recorded when the portal itself stopped during every attempt (never the provider's). */
 export const PROCESS_STOPPED = 'process_stopped'
 
-/** What an admin should do about a failure that will not heal by itself, from its stored error. */
-export function failureAdvice (stored: string): string {
+/** Which advice fits a failure that will not heal by itself, from its stored error (the catalogue's `reasons.advice`). */
+export type FailureAdvice = 'access_denied' | 'credentials' | 'not_found' | 'no_external_id' | 'provider_not_configured' | 'process_stopped' | 'other'
+
+export function failureAdviceCode (stored: string): FailureAdvice {
   const code = errorCode(stored)
-  if (ACCESS_DENIED.has(code)) {
-    return 'The portal is not allowed to do this at the provider: grant the permission the message names to the portal\'s AWS IAM user or Entra app, then press Retry on the dashboard.'
-  }
-  if (CREDENTIALS.has(code)) return 'The provider refused the portal\'s credentials: correct them in the configuration, restart the portal, then press Retry on the dashboard.'
-  if (NOT_FOUND_CODES.has(code)) {
-    return 'The provider did not find something the portal needs (the enforcement policy or group): check that it exists, then press Retry on the dashboard.'
-  }
-  if (code === 'no_external_id') return 'The portal does not know this user\'s directory id: run a directory sync, then press Retry on the dashboard.'
-  if (code === 'provider_not_configured') return 'This user\'s directory is no longer connected to the portal: connect it again, or exempt the user.'
-  if (code === PROCESS_STOPPED) return 'The portal stopped during every attempt: look for the crash in the server log, then press Retry on the dashboard.'
-  return 'Fix the cause at the provider, then press Retry on the dashboard; or exempt the user.'
+  if (ACCESS_DENIED.has(code)) return 'access_denied'
+  if (CREDENTIALS.has(code)) return 'credentials'
+  if (NOT_FOUND_CODES.has(code)) return 'not_found'
+  if (code === 'no_external_id') return 'no_external_id'
+  if (code === 'provider_not_configured') return 'provider_not_configured'
+  if (code === PROCESS_STOPPED) return 'process_stopped'
+  return 'other'
+}
+
+const ADVICE: Readonly<Record<FailureAdvice, string>> = {
+  access_denied: 'The portal is not allowed to do this at the provider: grant the permission the message names to the portal\'s AWS IAM user or Entra app, then press Retry on the dashboard.',
+  credentials: 'The provider refused the portal\'s credentials: correct them in the configuration, restart the portal, then press Retry on the dashboard.',
+  not_found: 'The provider did not find something the portal needs (the enforcement policy or group): check that it exists, then press Retry on the dashboard.',
+  no_external_id: 'The portal does not know this user\'s directory id: run a directory sync, then press Retry on the dashboard.',
+  provider_not_configured: 'This user\'s directory is no longer connected to the portal: connect it again, or exempt the user.',
+  process_stopped: 'The portal stopped during every attempt: look for the crash in the server log, then press Retry on the dashboard.',
+  other: 'Fix the cause at the provider, then press Retry on the dashboard; or exempt the user.'
+}
+
+/** What an admin should do about a failure that will not heal by itself, in English (logs, the API, the stored record). */
+export function failureAdvice (stored: string): string {
+  return ADVICE[failureAdviceCode(stored)]
 }
 
 /** "14:05 UTC on 2026-12-06": when a waiting job is tried again, as pages and reasons say it. */

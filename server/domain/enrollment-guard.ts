@@ -86,7 +86,7 @@ export class EnrollmentGuard {
 
   private assertStepUp (context: ChangeContext): void {
     if (!this.hasFreshStepUp(context)) {
-      throw new DomainError('step_up_required', 'To change your sign-in methods, first confirm it\'s you with a method you already have.')
+      throw new DomainError('step_up_required', 'To change your sign-in methods, first confirm it\'s you with a method you already have.', { heldAt: 'portal' })
     }
   }
 }

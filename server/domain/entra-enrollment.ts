@@ -5,7 +5,7 @@ import type { Clock } from './clock.ts'
 import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
 import { DomainError } from './errors.ts'
 import { cleanMethodName, type MethodStore } from './methods.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type AccountNotifier } from './notifications.ts'
 import { ProviderError, type ProviderSubject, type RegistrationStatus } from './provider.ts'
 import type { Regulator } from './regulation.ts'
 import { lockedOutError } from './signin.ts'
@@ -162,7 +162,7 @@ export class EntraEnrollmentService {
     const code = normaliseCode(codeInput)
     // Checked here first: a wrong code must not leave a half-made token in the directory.
     if (matchTotp(pending.secret, code, this.clock.now()) === null) this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
-    if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.')
+    if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     // Written before the token exists: whatever happens next (a lost answer, a crash), housekeeping can find it by
     // its serial number and remove it unless it was activated. The seed must not sit in the tenant unused.
     const serialNumber = `PORTAL-${randomBytes(6).toString('hex').toUpperCase()}`
@@ -178,7 +178,7 @@ export class EntraEnrollmentService {
       if (err.code === 'oath_code_rejected') this.refuseCode(user, key, 'rejected_by_entra')
       if (err.code === 'hardware_oath_policy_disabled') throw new DomainError('entra_oath_policy_off', err.message)
       this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300), serialNumber } })
-      throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.')
+      throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.', { variant: 'entra_register' })
     }
     this.store.forgetOathCleanup(cleanup)
     this.regulator.reset(key)
@@ -187,10 +187,10 @@ export class EntraEnrollmentService {
     this.methodsChanged(user.id)
     this.audit.append({ action: 'entra.oath_enrolled', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { name, deviceId: enrolled.deviceId, methodId: enrolled.methodId, passSession: context.passSession } })
     await this.notifier.accountNotice(user, {
-      subject: 'An authenticator app was added to your Microsoft account',
+      subject: words('email.entra_app_subject'),
       lines: [
-        `"${name}" was added to your Microsoft account at ${this.clock.now().toISOString().slice(0, 16).replace('T', ' ')} UTC. Microsoft can now ask you for a code from it.`,
-        'If this was not you, contact your IT security team at once.'
+        words('email.entra_app_added', { name, at: this.clock.now() }),
+        words('email.not_you_security')
       ]
     })
     return { name }
@@ -204,7 +204,7 @@ export class EntraEnrollmentService {
       status = await this.port.registrationStatus({ userId: user.id, externalId, email: user.email, enrolled: user.providerMethods.length > 0 })
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
-      throw new DomainError('provider_unavailable', 'Microsoft could not be asked right now. Try again in a minute; the next directory sync will also pick it up.')
+      throw new DomainError('provider_unavailable', 'Microsoft could not be asked right now. Try again in a minute; the next directory sync will also pick it up.', { variant: 'entra_check' })
     }
     const methods = [...new Set(status.methods)].sort()
     const changed = methods.join(',') !== [...user.providerMethods].sort().join(',')

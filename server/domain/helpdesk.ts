@@ -1,13 +1,13 @@
 import { actingPermission, assertApproved, type ApprovalListing, type ApprovalRequest, type ApprovalService, type PendingApproval, type StaffActor } from './approvals.ts'
 import type { AuditLog, AuditRecord } from './audit.ts'
-import { cleanReason, minute } from './reasons.ts'
+import { cleanReason } from './reasons.ts'
 import type { CampaignService } from './campaigns.ts'
 import type { Clock } from './clock.ts'
 import type { CampaignDeadline } from './deadlines.ts'
 import type { EnforcementEngine, Standing } from './engine.ts'
 import { DomainError } from './errors.ts'
 import type { AuthMethod, MethodStore } from './methods.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type AccountNotifier, type Words } from './notifications.ts'
 import type { AccessPassService } from './passes.ts'
 import { ProviderError, type IdentityProvider, type ProviderName } from './provider.ts'
 import type { SessionRevoker, User, UserStore, UserSummary } from './users.ts'
@@ -27,7 +27,7 @@ export interface UserProfile {
   providerMethods: string[]
   timeline: AuditRecord[]
   /** Whether the person looking may act on this account (not themselves; helpdesk staff not on staff or privileged accounts). */
-  actionable: { allowed: boolean, why: string | null }
+  actionable: { allowed: boolean, why: string | null, variant?: 'own_account' | 'staff_account' | 'privileged_account' }
   /**
    * The two-person rule for this account: whether passes, resets and invitations are requests a second
    * administrator approves, how many administrators could approve one from the viewer, and what is waiting.
@@ -125,7 +125,7 @@ export class HelpdeskService {
   async issueApprovedPass (request: ApprovalRequest, approver: StaffActor): Promise<IssuedPass> {
     const user = this.target(request.userId, approver)
     assertApproved(request, 'pass', user.id, approver)
-    if (request.action.kind !== 'pass') throw new DomainError('forbidden', 'Not a pass request.')
+    if (request.action.kind !== 'pass') throw new DomainError('forbidden', 'Not a pass request.', { variant: 'not_pass_request' })
     return await this.makePass(user, { lifetimeMinutes: request.action.lifetimeMinutes, oneTime: request.action.oneTime, reason: request.reason }, approver, request)
   }
 
@@ -135,12 +135,12 @@ export class HelpdeskService {
     this.validLifetime(options.lifetimeMinutes)
     const issued = this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason: options.reason }, actor)
     await this.notifier.accountNotice(user, {
-      subject: 'The helpdesk issued you a temporary access pass',
+      subject: words('email.pass_subject'),
       lines: [
-        `A temporary access pass was issued for your account. It works until ${minute(issued.expiresAt)}${options.oneTime ? ', once' : ''}, and only to set up your sign-in methods.`,
+        words('email.pass_issued', { expiresAt: issued.expiresAt, oneTime: options.oneTime ? 'yes' : 'no' }),
         ...approvedLine(approval),
-        'The helpdesk tells you the pass directly; it is never sent by email.',
-        'If you did not ask the helpdesk for help, contact your IT security team at once.'
+        words('email.pass_told_directly'),
+        words('email.pass_not_asked')
       ]
     })
     return { ...issued, oneTime: options.oneTime, issuedBy: 'portal', subject: user }
@@ -158,7 +158,7 @@ export class HelpdeskService {
    */
   private async issueNativePass (user: User, provider: IdentityProvider, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: StaffActor, approval: ApprovalRequest | null): Promise<IssuedPass> {
     if (user.externalId === null) {
-      throw new DomainError('not_synced', `This person has not been read from ${provider.name} yet, so no pass can be issued there. Run a directory sync first.`)
+      throw new DomainError('not_synced', `This person has not been read from ${provider.name} yet, so no pass can be issued there. Run a directory sync first.`, { provider: provider.name })
     }
     if (!Number.isInteger(options.lifetimeMinutes)) throw new DomainError('invalid_lifetime', 'Give the lifetime as a whole number of minutes.')
     let issued
@@ -167,8 +167,9 @@ export class HelpdeskService {
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
       // Policy refusals (lifetime, one-time only, passes off) carry the tenant's bounds in plain words.
-      if (err.code.startsWith('access_pass_')) throw new DomainError(err.code === 'access_pass_lifetime_out_of_policy' ? 'invalid_lifetime' : err.code, err.message)
-      throw new DomainError('provider_unavailable', `${provider.name === 'entra' ? 'Microsoft Entra' : provider.name} could not issue the pass right now (${err.message}). Try again in a minute.`)
+      if (err.code.startsWith('access_pass_')) throw new DomainError(err.code === 'access_pass_lifetime_out_of_policy' ? 'invalid_lifetime' : err.code, err.message, { variant: 'directory_policy', policy: err.message })
+      throw new DomainError('provider_unavailable', `${provider.name === 'entra' ? 'Microsoft Entra' : provider.name} could not issue the pass right now (${err.message}). Try again in a minute.`,
+        { variant: 'pass', provider: provider.name === 'entra' ? 'Microsoft Entra' : provider.name, problem: err.message })
     }
     this.audit.append({
       action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
@@ -176,12 +177,12 @@ export class HelpdeskService {
       ip: actor.ip, userAgent: actor.userAgent
     })
     await this.notifier.accountNotice(user, {
-      subject: 'The helpdesk issued you a temporary access pass',
+      subject: words('email.pass_subject'),
       lines: [
-        `A temporary access pass was issued for your Microsoft account. It works until ${minute(issued.expiresAt)}${issued.oneTime ? ', once' : ''}, to sign in and set up your sign-in methods.`,
+        words('email.pass_issued_microsoft', { expiresAt: issued.expiresAt, oneTime: issued.oneTime ? 'yes' : 'no' }),
         ...approvedLine(approval),
-        'The helpdesk tells you the pass directly; it is never sent by email.',
-        'If you did not ask the helpdesk for help, contact your IT security team at once.'
+        words('email.pass_told_directly'),
+        words('email.pass_not_asked')
       ]
     })
     return { pass: issued.pass, expiresAt: issued.expiresAt, oneTime: issued.oneTime, issuedBy: provider.name, subject: user }
@@ -194,8 +195,8 @@ export class HelpdeskService {
     if (deadline === null) throw new DomainError('no_deadline', 'No campaign gives this person a deadline, so there is nothing to extend.')
     const until = this.campaigns.extend(userId, deadline.campaignId, days, cleanReason(reason), actor)
     await this.notifier.accountNotice(user, {
-      subject: 'Your deadline for multi-factor sign-in was extended',
-      lines: [`Your deadline to set up a second sign-in method is now ${until.toISOString().slice(0, 10)}.`, 'Please set one up before then.']
+      subject: words('email.extended_subject'),
+      lines: [words('email.extended_until', { deadline: until }), words('email.extended_before')]
     })
     return until
   }
@@ -220,7 +221,7 @@ export class HelpdeskService {
   async resetApproved (request: ApprovalRequest, approver: StaffActor): Promise<ResetOutcome> {
     const user = this.target(request.userId, approver)
     assertApproved(request, 'reset', user.id, approver)
-    if (request.action.kind !== 'reset') throw new DomainError('forbidden', 'Not a reset request.')
+    if (request.action.kind !== 'reset') throw new DomainError('forbidden', 'Not a reset request.', { variant: 'not_reset_request' })
     const { issuePass, lifetimeMinutes, oneTime } = request.action
     return await this.reset(user, { reason: request.reason, issuePass, lifetimeMinutes, oneTime }, approver, request)
   }
@@ -247,12 +248,12 @@ export class HelpdeskService {
     this.engine.refreshUser(userId)
     const pass = nativePass ?? (options.issuePass ? { ...this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
     await this.notifier.accountNotice(user, {
-      subject: 'Your sign-in methods were reset by the helpdesk',
+      subject: words('email.reset_subject'),
       lines: [
-        `The helpdesk removed ${removed.length === 1 ? 'your sign-in method' : `your ${removed.length} sign-in methods`} and signed you out everywhere.`,
-        `Until ${minute(reenrollUntil)} you can set up a new method from any network${pass === null ? '' : ', and the helpdesk gave you a temporary access pass to do it'}.`,
+        words('email.reset_removed', { count: removed.length }),
+        words('email.reset_until', { until: reenrollUntil, pass: pass === null ? 'no' : 'yes' }),
         ...approvedLine(approval),
-        'If you did not ask the helpdesk for this, contact your IT security team at once.'
+        words('email.reset_not_asked')
       ]
     })
     return { removed: removed.length, reenrollUntil, pass }
@@ -262,7 +263,7 @@ export class HelpdeskService {
     const user = this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
     const allowed = actingPermission(actor, user)
-    if (!allowed.allowed) throw new DomainError(user.id === actor.id ? 'self_action' : 'forbidden', allowed.why ?? 'Not allowed.')
+    if (!allowed.allowed) throw new DomainError(user.id === actor.id ? 'self_action' : 'forbidden', allowed.why ?? 'Not allowed.', { variant: allowed.variant })
     return user
   }
 
@@ -278,12 +279,12 @@ export class HelpdeskService {
   private validLifetime (minutes: number): void {
     const { minMinutes, maxMinutes } = this.settings.accessPass
     if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
-      throw new DomainError('invalid_lifetime', `A pass lasts from ${minMinutes} to ${maxMinutes} minutes.`)
+      throw new DomainError('invalid_lifetime', `A pass lasts from ${minMinutes} to ${maxMinutes} minutes.`, { variant: 'range', min: minMinutes, max: maxMinutes })
     }
   }
 }
 
 /** The sentence an email adds when a second administrator approved the action (two-person rule). */
-function approvedLine (approval: ApprovalRequest | null): string[] {
-  return approval === null ? [] : ['Because your account is privileged, two administrators approved this: one asked for it and another one approved it.']
+function approvedLine (approval: ApprovalRequest | null): Words[] {
+  return approval === null ? [] : [words('email.approved_by_two')]
 }

@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { actingPermission, assertApproved, type ApprovalRequest, type ApprovalService, type PendingApproval, type StaffActor } from './approvals.ts'
-import { cleanReason, minute } from './reasons.ts'
+import { cleanReason } from './reasons.ts'
 import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type AccountNotifier } from './notifications.ts'
 import type { RequestContext } from './signin.ts'
 import type { User, UserStore } from './users.ts'
 
@@ -81,7 +81,7 @@ export class InvitationService {
     const user = this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
     const permission = actingPermission(actor, user)
-    if (!permission.allowed) throw new DomainError(actor.id === user.id ? 'self_action' : 'forbidden', permission.why ?? 'Not allowed.')
+    if (!permission.allowed) throw new DomainError(actor.id === user.id ? 'self_action' : 'forbidden', permission.why ?? 'Not allowed.', { variant: permission.variant })
     return user
   }
 
@@ -97,7 +97,8 @@ export class InvitationService {
     if (user.email.endsWith('.invalid')) {
       throw new DomainError('no_email_address',
         `${user.displayName} has no e-mail address the portal can write to (${user.email} is a placeholder). ` +
-        'Add their address to the directory (for AWS, the e-mail tag of the IAM user) and sync, or issue a temporary access pass instead.')
+        'Add their address to the directory (for AWS, the e-mail tag of the IAM user) and sync, or issue a temporary access pass instead.',
+        { name: user.displayName, email: user.email })
     }
   }
 
@@ -112,13 +113,13 @@ export class InvitationService {
     const link = new URL(`/invite/${token}`, this.publicUrl).toString()
     try {
       await this.notifier.accountNotice(user, {
-        subject: 'Set up multi-factor sign-in: your invitation',
+        subject: words('email.invitation_subject'),
         lines: [
-          'You are invited to set up multi-factor sign-in for your account. Open this link and choose "Continue":',
-          link,
-          `The link works once, until ${minute(expiresAt)}, and only for setting up your sign-in methods.`,
-          ...(approval === null ? [] : ['Because your account is privileged, two administrators approved this invitation: one asked for it and another one approved it.']),
-          'If you did not expect this, do not open the link and contact your IT security team.'
+          words('email.invitation_intro'),
+          words('email.plain_url', { url: link }),
+          words('email.invitation_once', { expiresAt }),
+          ...(approval === null ? [] : [words('email.invitation_approved')]),
+          words('email.invitation_unexpected')
         ]
       })
     } catch (err) {
@@ -151,7 +152,7 @@ export class InvitationService {
   private valid (token: string): { invitation: Invitation, user: User } {
     const invitation = /^[\w-]{20,100}$/.test(token) ? this.store.findByTokenHash(this.hasher.hash(token, HASH_CONTEXT)) : undefined
     if (invitation === undefined) {
-      throw new DomainError('invitation_not_found', 'This invitation link is not valid. Check that you opened the whole link from the e-mail, or ask the helpdesk for a new one.')
+      throw new DomainError('invitation_not_found', 'This invitation link is not valid. Check that you opened the whole link from the e-mail, or ask the helpdesk for a new one.', { variant: 'whole_link' })
     }
     if (invitation.usedAt !== null) throw used()
     if (invitation.expiresAt <= this.clock.now()) {

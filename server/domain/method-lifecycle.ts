@@ -5,7 +5,7 @@ import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
 import { DomainError } from './errors.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import { cleanMethodName, type AuthMethod, type MethodStore } from './methods.ts'
-import type { Notifier } from './notifications.ts'
+import { words, type Notifier } from './notifications.ts'
 import type { SessionRevoker, User, UserStore } from './users.ts'
 
 const NOTICE_LIFETIME_MS = 30 * 24 * 3_600_000
@@ -61,7 +61,7 @@ export class MethodLifecycle {
     const method = this.methods.findFor(user.id, methodId)
     if (method === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
     const name = cleanMethodName(nameInput)
-    if (name === undefined) throw new DomainError('invalid_name', 'Give the method a name of 1 to 60 characters.')
+    if (name === undefined) throw new DomainError('invalid_name', 'Give the method a name of 1 to 60 characters.', { variant: 'method' })
     this.methods.rename(user.id, methodId, name)
     this.audit.append({ action: 'method.renamed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, from: method.name, to: name } })
     return { ...method, name }
@@ -105,13 +105,13 @@ export class MethodLifecycle {
     const sessionsEnded = this.sessions.revokeAllFor(user.id)
     this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked, sessionsEnded } })
     await this.alert(user, {
-      subject: `Security alert: ${user.displayName} reported a sign-in method change they did not make`,
+      subject: words('email.alert_not_me_subject', { name: user.displayName }),
       subjectUser: user,
       lines: [
-        `${user.displayName} (${user.email}) says they did not ${notice.change === 'added' ? 'add' : 'remove'} the sign-in method "${notice.methodName}".`,
-        revoked ? 'The method has been removed from their account.' : notice.change === 'added' ? 'The method had already been removed.' : 'Nothing was changed; the removal cannot be undone from here.',
-        'Every session of the account was ended.',
-        'Check the audit log for this user and contact them through a trusted channel.'
+        words('email.alert_not_me_said', { name: user.displayName, email: user.email, change: notice.change, method: notice.methodName }),
+        words('email.alert_not_me_outcome', { outcome: revoked ? 'revoked' : notice.change === 'added' ? 'already_removed' : 'unchanged' }),
+        words('email.alert_sessions_ended'),
+        words('email.alert_not_me_check')
       ]
     })
     return { revoked, notice }
@@ -123,11 +123,11 @@ export class MethodLifecycle {
     // Break-glass accounts are the keys to the kingdom: any change to them is the admins' business.
     if (this.rollout.isBreakGlass(user.id)) {
       await this.alert(user, {
-        subject: `Security alert: a sign-in method was ${change} on break-glass account ${user.email}`,
+        subject: words('email.alert_break_glass_subject', { change, email: user.email }),
         subjectUser: user,
         lines: [
-          `The sign-in method "${method.name}" (${method.kind}) was ${change} on the break-glass account ${user.displayName} (${user.email}).`,
-          'If this was not a planned change, treat the account as compromised: check the audit log and rotate its credentials.'
+          words('email.alert_break_glass_change', { method: method.name, kind: method.kind, change, name: user.displayName, email: user.email }),
+          words('email.alert_break_glass_act')
         ]
       })
     }

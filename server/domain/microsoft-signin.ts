@@ -83,7 +83,7 @@ export class MicrosoftSignInService {
     const meta = { ip: context.ip, userAgent: context.userAgent }
     const refuse = (code: string, reason: string, message: string, subjectUserId: string | null = null): DomainError => {
       this.audit.append({ action: 'signin.failure', actorLabel: 'microsoft', subjectUserId, details: { method: 'microsoft', reason }, ...meta })
-      return new DomainError(code, message)
+      return new DomainError(code, message, { variant: reason.startsWith('microsoft_error:') ? 'error' : reason })
     }
     if (attempt === undefined || callback.state === undefined || !sameText(callback.state, attempt.state)) {
       throw refuse('microsoft_state_mismatch', 'state_mismatch', 'This sign-in reply does not belong to a sign-in started here (it may be old, or opened in another browser). Start again from the sign-in page.')
@@ -102,7 +102,7 @@ export class MicrosoftSignInService {
       result = await this.port.redeemCode({ code: callback.code, codeVerifier: attempt.verifier, nonce: attempt.nonce })
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
-      if (err.retryable) throw new DomainError('provider_unavailable', 'Microsoft could not be reached to finish signing you in. Try again in a minute.')
+      if (err.retryable) throw new DomainError('provider_unavailable', 'Microsoft could not be reached to finish signing you in. Try again in a minute.', { variant: 'microsoft_finish' })
       throw refuse('microsoft_refused', err.code, 'Microsoft\'s reply could not be accepted, so you are not signed in. Start again from the sign-in page.')
     }
     const user = this.findUser(result.objectId)
@@ -125,7 +125,7 @@ export class MicrosoftSignInService {
       return await work()
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
-      throw new DomainError('provider_unavailable', 'Sign-in with Microsoft is not available right now. Try again in a minute.')
+      throw new DomainError('provider_unavailable', 'Sign-in with Microsoft is not available right now. Try again in a minute.', { variant: 'microsoft_start' })
     }
   }
 }

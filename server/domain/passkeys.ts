@@ -102,7 +102,7 @@ export class PasskeyService {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     // A typed name is checked before anything is spent; a blank one becomes a default from the authenticator.
     const typedName = nameInput.trim() === '' ? null : cleanMethodName(nameInput)
-    if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.')
+    if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.', { variant: 'passkey' })
     // Claimed before verifying, so a challenge is spent even when verification throws.
     const challenge = this.challenges.claim(challengeId, 'register', user.id, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
@@ -128,7 +128,7 @@ export class PasskeyService {
       const reason = await this.unapprovedAuthenticator(info)
       if (reason !== null) {
         this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason, aaguid: info.aaguid, fmt: info.fmt } })
-        throw new DomainError('authenticator_not_allowed', NOT_APPROVED[reason] ?? NOT_PROVEN)
+        throw new DomainError('authenticator_not_allowed', NOT_APPROVED[reason] ?? NOT_PROVEN, { variant: reason })
       }
     }
     const name = typedName ?? defaultPasskeyName(info.aaguid, userAgent)
@@ -169,7 +169,7 @@ export class PasskeyService {
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
     const refuse = (reason: string, userId: string | null = null): never => {
       this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: userId, details: { reason } })
-      throw new DomainError('passkey_rejected', 'That passkey could not be used to sign in here.')
+      throw new DomainError('passkey_rejected', 'That passkey could not be used to sign in here.', { variant: 'signin' })
     }
     const credential = typeof response?.id === 'string' ? this.methods.passkeyByCredentialId(response.id) : undefined
     if (credential === undefined) return refuse('unknown_credential')

@@ -4,6 +4,7 @@ import type { AuditLog } from './audit.ts'
 import type { Clock } from './clock.ts'
 import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
 import { DomainError } from './errors.ts'
+import type { Localiser, Translator } from './i18n.ts'
 import type { KeyedHasher } from './keyed-hash.ts'
 import type { MethodLifecycle } from './method-lifecycle.ts'
 import type { AuthMethod, MethodStore } from './methods.ts'
@@ -23,15 +24,15 @@ export const PHONE_RULES = {
 /** Parses what a person typed into E.164, or explains why it is not a usable mobile number. */
 export function parsePhone (input: string, defaultRegion: CountryCode): string {
   const text = input.trim()
-  if (text === '') throw new DomainError('invalid_phone', 'Enter your mobile number.')
-  if (text.length > 40) throw new DomainError('invalid_phone', 'That is too long to be a phone number.')
+  if (text === '') throw new DomainError('invalid_phone', 'Enter your mobile number.', { variant: 'empty' })
+  if (text.length > 40) throw new DomainError('invalid_phone', 'That is too long to be a phone number.', { variant: 'too_long' })
   const parsed = parsePhoneNumberFromString(text, defaultRegion)
   if (parsed === undefined || !parsed.isValid()) {
-    throw new DomainError('invalid_phone', `"${text}" is not a valid phone number. Include the country code if it is not a ${defaultRegion} number, e.g. +44 7911 123456.`)
+    throw new DomainError('invalid_phone', `"${text}" is not a valid phone number. Include the country code if it is not a ${defaultRegion} number, e.g. +44 7911 123456.`, { variant: 'invalid', text, region: defaultRegion })
   }
   const type = parsed.getType()
   if (type !== undefined && type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'PERSONAL_NUMBER') {
-    throw new DomainError('invalid_phone', 'That number cannot receive text messages. Enter a mobile number.')
+    throw new DomainError('invalid_phone', 'That number cannot receive text messages. Enter a mobile number.', { variant: 'not_mobile' })
   }
   return parsed.number
 }
@@ -59,7 +60,8 @@ export class PhoneService {
     private readonly lifecycle: MethodLifecycle,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
-    private readonly settings: { source: 'self' | 'directory', defaultRegion: CountryCode, organisation: string }
+    /** `localiser` writes the text message in the user's saved language when the caller passes no translator. */
+    private readonly settings: { source: 'self' | 'directory', defaultRegion: CountryCode, organisation: string, localiser: Localiser }
   ) {}
 
   /** In pinned mode, the number the user must confirm (from the directory), or null when there is none. */
@@ -71,8 +73,11 @@ export class PhoneService {
     return this.settings.source === 'directory'
   }
 
-  /** Sends a code to the number (the directory's number in pinned mode; any posted number is refused there). */
-  async begin (user: User, numberInput: string | undefined, context: ChangeContext): Promise<PendingEnrollment> {
+  /**
+   * Sends a code to the number (the directory's number in pinned mode; any posted number is refused there). The text
+   * is written with `reader` (the page's language), else in the user's saved language.
+   */
+  async begin (user: User, numberInput: string | undefined, context: ChangeContext, reader?: Translator): Promise<PendingEnrollment> {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     let phone: string
     if (this.pinned) {
@@ -88,18 +93,18 @@ export class PhoneService {
     if (this.methods.listFor(user.id).some((m) => m.kind === 'phone' && m.phone === phone)) {
       throw new DomainError('phone_exists', 'This number is already one of your sign-in methods.')
     }
-    return this.sendCode(user, 'phone', phone, context.clientIp)
+    return this.sendCode(user, 'phone', phone, context.clientIp, reader)
   }
 
-  async resend (user: User, context: ChangeContext): Promise<PendingEnrollment> {
+  async resend (user: User, context: ChangeContext, reader?: Translator): Promise<PendingEnrollment> {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
-    return this.resendCode(user, 'phone', context.clientIp)
+    return this.resendCode(user, 'phone', context.clientIp, reader)
   }
 
-  private async resendCode (user: User, kind: 'phone' | 'step_up_phone', clientIp: string | null): Promise<PendingEnrollment> {
+  private async resendCode (user: User, kind: 'phone' | 'step_up_phone', clientIp: string | null, reader?: Translator): Promise<PendingEnrollment> {
     const current = this.pending.findPhone(user.id, kind)
-    if (current === undefined || current.phone === null) throw new DomainError('nothing_pending', 'There is no code to resend. Start again.')
-    return this.sendCode(user, kind, current.phone, clientIp, current)
+    if (current === undefined || current.phone === null) throw new DomainError('nothing_pending', 'There is no code to resend. Start again.', { variant: 'resend' })
+    return this.sendCode(user, kind, current.phone, clientIp, reader, current)
   }
 
   /** Adds the phone as a method once its code is proven. */
@@ -127,21 +132,21 @@ export class PhoneService {
   }
 
   /** Step-up with an enrolled phone: send a code to it. */
-  async beginStepUp (user: User, methodId: string): Promise<PendingEnrollment> {
+  async beginStepUp (user: User, methodId: string, reader?: Translator): Promise<PendingEnrollment> {
     const method = this.methods.findFor(user.id, methodId)
     if (method?.kind !== 'phone' || method.phone === null) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
-    return this.sendCode(user, 'step_up_phone', method.phone, null)
+    return this.sendCode(user, 'step_up_phone', method.phone, null, reader)
   }
 
   finishStepUp (user: User, codeInput: string): AuthMethod {
     const pending = this.checkCode(user, 'step_up_phone', codeInput)
     const method = this.methods.listFor(user.id).find((m) => m.kind === 'phone' && m.phone === pending.phone)
-    if (method === undefined) throw new DomainError('method_not_found', 'That phone is no longer one of your sign-in methods.')
+    if (method === undefined) throw new DomainError('method_not_found', 'That phone is no longer one of your sign-in methods.', { variant: 'phone' })
     this.methods.markUsed(method.id, this.clock.now())
     return method
   }
 
-  private async sendCode (user: User, kind: 'phone' | 'step_up_phone', phone: string, clientIp: string | null, current?: PendingEnrollment): Promise<PendingEnrollment> {
+  private async sendCode (user: User, kind: 'phone' | 'step_up_phone', phone: string, clientIp: string | null, reader?: Translator, current?: PendingEnrollment): Promise<PendingEnrollment> {
     const now = this.clock.now()
     const previous = current ?? this.pending.findPhone(user.id, kind)
     if (previous?.sentAt != null && now.getTime() - previous.sentAt.getTime() < PHONE_RULES.resendAfterMs) {
@@ -150,7 +155,7 @@ export class PhoneService {
     }
     if (this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour) {
       this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
-      throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.')
+      throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.', { variant: 'user_limit' })
     }
     this.smsLimits.admit(user, phone, clientIp, kind, kind === 'phone')
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
@@ -161,7 +166,8 @@ export class PhoneService {
     // Counted before sending: a provider that fails after charging still counts toward the hourly limit.
     this.pending.recordSms(user.id, phone, now)
     try {
-      await this.sms.send(phone, `${code} is your ${this.settings.organisation} verification code. It expires in 10 minutes. Never share it; nobody from IT will ask for it.`)
+      const words = reader ?? this.settings.localiser.for({ locale: user.locale, timeZone: user.timeZone })
+      await this.sms.send(phone, words.t('sms.verification_code', { code, organisation: this.settings.organisation, minutes: PHONE_RULES.codeLifetimeMs / 60_000 }))
     } catch (err) {
       // A code that never arrived must not be left waiting: it would make "try again" wait out the resend timer.
       this.pending.claim(pending.id)
@@ -174,7 +180,7 @@ export class PhoneService {
 
   private checkCode (user: User, kind: 'phone' | 'step_up_phone', codeInput: string): PendingEnrollment {
     const pending = this.pending.findPhone(user.id, kind)
-    if (pending === undefined || pending.codeHash === null) throw new DomainError('nothing_pending', 'There is no code waiting to be checked. Ask for a new code.')
+    if (pending === undefined || pending.codeHash === null) throw new DomainError('nothing_pending', 'There is no code waiting to be checked. Ask for a new code.', { variant: 'none' })
     if (pending.expiresAt <= this.clock.now()) throw new DomainError('code_expired', 'This code has expired. Ask for a new one.')
     if (pending.attempts >= PHONE_RULES.maxAttempts) throw new DomainError('too_many_attempts', 'Too many wrong codes. Ask for a new code.')
     const code = normaliseCode(codeInput)
@@ -182,10 +188,10 @@ export class PhoneService {
       const attempts = this.pending.addAttempt(pending.id)
       this.audit.append({ action: 'phone.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, attempts } })
       if (attempts >= PHONE_RULES.maxAttempts) throw new DomainError('too_many_attempts', 'Too many wrong codes. Ask for a new code.')
-      throw new DomainError('wrong_code', `That code is not right. You have ${PHONE_RULES.maxAttempts - attempts} more ${PHONE_RULES.maxAttempts - attempts === 1 ? 'try' : 'tries'}.`)
+      throw new DomainError('wrong_code', `That code is not right. You have ${PHONE_RULES.maxAttempts - attempts} more ${PHONE_RULES.maxAttempts - attempts === 1 ? 'try' : 'tries'}.`, { variant: 'phone', triesLeft: PHONE_RULES.maxAttempts - attempts })
     }
     // Claimed once: a code cannot complete two enrollments even when sent twice at the same moment.
-    if (!this.pending.claim(pending.id)) throw new DomainError('nothing_pending', 'This code was already used. Ask for a new code.')
+    if (!this.pending.claim(pending.id)) throw new DomainError('nothing_pending', 'This code was already used. Ask for a new code.', { variant: 'used' })
     return pending
   }
 }

@@ -8,7 +8,10 @@ export function cleanReason (reason: string): string {
   return text
 }
 
-/** "2026-11-25 09:30 UTC", for emails and pages. */
+/**
+ * "2026-11-25 09:30 UTC", for logs and the English messages of errors and audit details. Pages and e-mails show
+ * moments through the reader's Translator instead (`dateTime`: time and zone in the reader's zone).
+ */
 export function minute (at: Date): string {
   return `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`
 }

@@ -12,6 +12,9 @@ export interface ReminderCandidate {
   userId: string
   email: string
   displayName: string
+  /** The language and zone the reminder is written in (null: DEFAULT_LOCALE / DEFAULT_TIME_ZONE). */
+  locale?: string | null
+  timeZone?: string | null
   campaignId: string
   deadline: Date
 }
@@ -23,9 +26,12 @@ export interface ReminderStore {
   claim(userId: string, campaignId: string, offsetDays: number, at: Date): boolean
 }
 
+/** Whom a reminder goes to, and the language and zone it is written in. */
+export type ReminderRecipient = Pick<ReminderCandidate, 'email' | 'displayName' | 'locale' | 'timeZone'>
+
 export interface ReminderMailer {
   /** `calendar` is the deadline as an .ics file (domain/calendar.ts), attached so people can plan it like a meeting. */
-  remind(to: { email: string, displayName: string }, reminder: { deadline: Date, daysLeft: number, enrollUrl: string, calendar: string }): Promise<void>
+  remind(to: ReminderRecipient, reminder: { deadline: Date, daysLeft: number, enrollUrl: string, calendar: string }): Promise<void>
 }
 
 /**

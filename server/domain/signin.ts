@@ -38,7 +38,8 @@ export function lockedOutError (until: Date, now: Date, what = 'sign-in'): Domai
     'locked_out',
     `Too many failed attempts. For your security, ${what} is paused for ${minutes} minute${minutes === 1 ? '' : 's'} (until ${clock} UTC). ` +
       'If you did not make these attempts, contact your helpdesk.',
-    { until: until.toISOString() }
+    // The page names the time in the reader's zone (errors.locked_out).
+    { until, minutes, activity: what === 'code entry' ? 'code' : what === 'checking with AWS' ? 'aws' : 'signin' }
   )
 }
 

@@ -56,7 +56,7 @@ export class SmsSendLimits {
     if (enrolling && (country === null || !this.limits.allowedCountries.includes(country))) {
       this.refuse(user, phone, kind, 'country_not_allowed', { country })
       throw new DomainError('sms_country_not_allowed',
-        `This portal only texts mobile numbers from: ${this.countryNames}. Use a number from there, or set up an authenticator app or a passkey instead.`)
+        `This portal only texts mobile numbers from: ${this.countryNames}. Use a number from there, or set up an authenticator app or a passkey instead.`, { countries: { regions: this.limits.allowedCountries } })
     }
     const caps = this.capsFor(phone, clientIp)
     // All caps are asked before any is counted: a text refused by one cap must not use up another (or one address
@@ -66,7 +66,7 @@ export class SmsSendLimits {
       if (verdict.locked) {
         this.refuse(user, phone, kind, cap.reason, {})
         const retryAfterSeconds = Math.max(1, Math.ceil((verdict.until.getTime() - this.clock.now().getTime()) / 1000))
-        throw new DomainError('too_many_codes', cap.message, { retryAfterSeconds })
+        throw new DomainError('too_many_codes', cap.message, { retryAfterSeconds, variant: cap.reason })
       }
     }
     for (const cap of caps) this.regulator.fail(cap.key, cap.policy)

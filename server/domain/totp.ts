@@ -81,7 +81,7 @@ export class TotpService {
       throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
     }
     const step = this.checkCode(user, `totp:user:${user.id}`, setup.secret, codeInput)
-    if (!this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.')
+    if (!this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     const method = this.methods.addTotp(user.id, name, setup.secret, step)
     await this.lifecycle.added(user, method, context)
     return method

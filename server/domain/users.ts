@@ -35,6 +35,10 @@ export interface User {
   providerAttributes?: Readonly<Record<string, string | number | boolean | null>>
   /** After a helpdesk reset: until when a first method may be set up again from anywhere. */
   reenrollUntil: Date | null
+  /** The language chosen in the portal ('en', 'de'); null: the browser's Accept-Language decides. */
+  locale?: string | null
+  /** IANA time zone learned from the browser or chosen; null: DEFAULT_TIME_ZONE. */
+  timeZone?: string | null
   firstSeenAt: Date
   createdAt: Date
 }
@@ -81,6 +85,8 @@ export interface UserStore {
   /** Users whose email, name or a word of their name starts with `prefix` (case-insensitive), by email after `after`. */
   search(prefix: string, after: string | null, limit: number): UserSummary[]
   setReenrollUntil(userId: string, until: Date | null): void
+  /** Saves the user's language and/or time zone (undefined leaves one as it is; null clears it). */
+  setPreferences(userId: string, preferences: { locale?: string | null, timeZone?: string | null }): void
 }
 
 /** Runs work atomically across stores (a user change and its audit event commit together or not at all). */
@@ -130,10 +136,10 @@ export class UserService {
 
   createUser (input: NewUser, actor: Actor): User {
     const email = normaliseEmail(input.email)
-    if (!isEmail(email)) throw new DomainError('invalid_email', `"${input.email}" is not an email address.`)
+    if (!isEmail(email)) throw new DomainError('invalid_email', `"${input.email}" is not an email address.`, { email: input.email })
     if (input.displayName.trim() === '') throw new DomainError('invalid_display_name', 'A display name is required.')
     if (this.users.findByEmail(email) !== undefined) {
-      throw new DomainError('user_exists', `A user with the email ${email} already exists.`)
+      throw new DomainError('user_exists', `A user with the email ${email} already exists.`, { email })
     }
     const user = this.users.create({ ...input, email, displayName: input.displayName.trim() })
     this.audit.append({

@@ -3,7 +3,7 @@ import type { Clock } from './clock.ts'
 import type { ChangeContext, EnrollmentGuard } from './enrollment-guard.ts'
 import { DomainError } from './errors.ts'
 import type { MethodStore } from './methods.ts'
-import type { AccountNotifier } from './notifications.ts'
+import { words, type AccountNotifier, type Words } from './notifications.ts'
 import type { RegistrationStatus, ProviderSubject } from './provider.ts'
 import type { Regulator, ThrottlePolicy } from './regulation.ts'
 import { lockedOutError } from './signin.ts'
@@ -132,7 +132,7 @@ export class VirtualMfaEnrollmentService {
   async begin (user: User, context: ChangeContext): Promise<VirtualMfaSetupView> {
     this.assertMayAdd(user, context)
     const result = await this.broker().beginVirtualMfa(this.iamUserId(user))
-    if (!result.ok) throw new DomainError(result.reason, result.message)
+    if (!result.ok) throw new DomainError(result.reason, result.message, { variant: 'aws' })
     const { secret, ...view } = result.setup
     this.store.start({ userId: user.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: view.serialNumber, secret, expiresAt: view.expiresAt })
     this.audit.append({ action: 'aws_mfa.setup_started', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { serialNumber: view.serialNumber, passSession: context.passSession } })
@@ -157,23 +157,23 @@ export class VirtualMfaEnrollmentService {
       if (result.retry) {
         this.store.addAttempt(pending.id)
         this.recordFailure(user, key, result.reason)
-        throw new DomainError('wrong_code', result.message)
+        throw new DomainError('wrong_code', result.message, { variant: result.reason })
       }
       // The device is gone or unusable at AWS: this setup cannot be finished; a new one must begin.
       this.store.remove(pending.id)
-      throw new DomainError(result.reason === 'device_limit' ? 'device_limit' : 'setup_expired', result.message)
+      throw new DomainError(result.reason === 'device_limit' ? 'device_limit' : 'setup_expired', result.message, { variant: result.reason })
     }
     this.regulator.reset(key)
     const now = this.clock.now()
     if (!this.store.complete(pending.id, 'totp', now)) {
-      throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.')
+      throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     }
     this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind: 'totp', provider: 'aws', serialNumber: pending.deviceId, name: 'Authenticator app (AWS)', passSession: context.passSession } })
     this.engine.refreshUser(user.id)
     await this.tell(user, [
-      `An authenticator app was set up as an MFA device for your AWS user ${user.displayName} at ${minute(now)}.`,
-      'From now on, AWS asks for a code from that app when you sign in to the AWS console.',
-      'If you did not do this, contact your IT security team or the helpdesk at once.'
+      words('email.aws_added', { name: user.displayName, at: now }),
+      words('email.aws_from_now'),
+      words('email.aws_not_you')
     ])
     return { serialNumber: pending.deviceId }
   }
@@ -244,19 +244,15 @@ export class VirtualMfaEnrollmentService {
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
   }
 
-  private async tell (user: User, lines: string[]): Promise<void> {
+  private async tell (user: User, lines: Words[]): Promise<void> {
     // IAM users without an e-mail tag get a placeholder address that is never delivered.
     if (user.email.endsWith('.invalid')) return
     try {
-      await this.notifier.accountNotice(user, { subject: 'An MFA device was added to your AWS user', lines })
+      await this.notifier.accountNotice(user, { subject: words('email.aws_subject'), lines })
     } catch (err) {
       // The device stands; the failure is visible in the log and the audit trail.
       this.log.error({ err }, 'AWS MFA change email could not be sent')
       this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'aws method added', reason: (err as Error).message } })
     }
   }
-}
-
-function minute (at: Date): string {
-  return `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`
 }

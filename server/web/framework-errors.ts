@@ -1,6 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { escapeHtml, type Translator } from '../domain/i18n.ts'
+import { catalogueLocaliser } from './english.ts'
 
 // Errors raised before a request reaches a route, answered in the portal's words (app.ts passes these to Fastify's
 // options): addresses that do not decode, and what the router or Node's HTTP parser refuse before any hook runs.
@@ -33,20 +35,32 @@ export function routableUrl (req: { url?: string }): string {
   return query === -1 ? url.replaceAll('%', '%25') : url.slice(0, query).replaceAll('%', '%25') + url.slice(query)
 }
 
-export const BAD_URL_MESSAGE = 'That address is not valid: part of it cannot be read. Check the link, or start again from the home page.'
-
+/** A refusal's words as catalogue keys: `title` for the page's heading, `message` for what to do. */
 interface Refusal { status: number, code: string, title: string, message: string }
 
+/**
+ * The language of an answer given before Fastify has a request with a translator: from the Accept-Language the
+ * client sent, if it could be read (no saved choice or cookie is looked at; English otherwise).
+ */
+function translatorFor (acceptLanguage: string | undefined): Translator {
+  const localiser = catalogueLocaliser()
+  return localiser.for({ locale: localiser.negotiate(acceptLanguage) })
+}
+
 /** A short answer that needs no template or hook: for errors raised before Fastify has a request to run them on. */
-function plainAnswer (refused: Refusal, json: boolean): { headers: Record<string, string>, body: string } {
+function plainAnswer (refused: Refusal, json: boolean, acceptLanguage?: string): { headers: Record<string, string>, body: string } {
+  const local = translatorFor(acceptLanguage)
+  // JSON keeps the English message, whoever asks; the page is in the client's language.
+  const english = catalogueLocaliser().for({ locale: 'en' })
+  const title = escapeHtml(local.t(refused.title))
   const body = json
-    ? JSON.stringify({ error: { code: refused.code, message: refused.message } })
+    ? JSON.stringify({ error: { code: refused.code, message: english.t(refused.message) } })
     : [
         '<!doctype html>',
-        '<html lang="en">',
+        `<html lang="${local.locale}">`,
         '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
-        `<title>${refused.title} · MFA enrollment</title></head>`,
-        `<body><main><h1>${refused.title}</h1><p>${refused.message}</p><p><a href="/">Go to the home page</a></p></main></body>`,
+        `<title>${title} · ${escapeHtml(local.t('common.product'))}</title></head>`,
+        `<body><main><h1>${title}</h1><p>${escapeHtml(local.t(refused.message))}</p><p><a href="/">${escapeHtml(local.t('pages.go_home'))}</a></p></main></body>`,
         '</html>',
         ''
       ].join('\n')
@@ -69,24 +83,20 @@ function plainAnswer (refused: Refusal, json: boolean): { headers: Record<string
  */
 export function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const refused: Refusal = error.code === 'FST_ERR_BAD_URL'
-    ? { status: 400, code: 'bad_url', title: 'That request could not be used', message: BAD_URL_MESSAGE }
-    : { status: 500, code: 'internal_error', title: 'Something went wrong on our side', message: 'The problem has been logged. Please try again in a moment.' }
+    ? { status: 400, code: 'bad_url', title: 'pages.title_bad_request', message: 'pages.bad_url' }
+    : { status: 500, code: 'internal_error', title: 'pages.title_internal', message: 'pages.internal_error_short' }
   if (refused.status >= 500) request.log.error({ err: error }, 'framework error')
-  const { headers, body } = plainAnswer(refused, (request.raw.url ?? '').startsWith('/api/'))
+  const acceptLanguage = request.raw.headers['accept-language']
+  const { headers, body } = plainAnswer(refused, (request.raw.url ?? '').startsWith('/api/'), typeof acceptLanguage === 'string' ? acceptLanguage : undefined)
   void reply.code(refused.status).headers(headers).send(body)
 }
 
 /** What Node's HTTP parser refuses, by its error code; anything else it refuses is a 400. */
 const CLIENT_ERRORS: Record<string, Refusal> = {
-  HPE_HEADER_OVERFLOW: {
-    status: 431,
-    code: 'headers_too_large',
-    title: 'That request was too large',
-    message: 'Your browser sent more header data (usually cookies) than this site accepts. Clear this site\'s cookies and try again.'
-  },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', title: 'That took too long', message: 'The request did not arrive in time. Please try again.' }
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', title: 'pages.title_headers_too_large', message: 'pages.headers_too_large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', title: 'pages.title_timeout', message: 'pages.request_timeout' }
 }
-const CLIENT_ERROR: Refusal = { status: 400, code: 'bad_request', title: 'That request could not be used', message: 'What your browser or program sent is not a valid HTTP request.' }
+const CLIENT_ERROR: Refusal = { status: 400, code: 'bad_request', title: 'pages.title_bad_request', message: 'pages.not_http' }
 
 /**
  * Fastify's clientErrorHandler: what Node's HTTP parser refuses before Fastify sees a request (headers over
@@ -105,7 +115,9 @@ export function clientErrorHandler (this: FastifyInstance, error: ConnectionErro
     const packet: unknown = error.rawPacket
     const requestLine = Buffer.isBuffer(packet) ? packet.subarray(0, 2048).toString('latin1') : ''
     const target = /^[A-Z]+ (\S+) HTTP\//.exec(requestLine)?.[1] ?? ''
-    const { headers, body } = plainAnswer(refused, target.startsWith('/api/'))
+    // The language the client asked for, if its header arrived whole enough to read.
+    const acceptLanguage = /\r\naccept-language:[ \t]*([^\r\n]{1,200})\r\n/i.exec(requestLine)?.[1]
+    const { headers, body } = plainAnswer(refused, target.startsWith('/api/'), acceptLanguage)
     const head = Object.entries({ ...headers, connection: 'close' }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
     socket.write(`HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status] ?? 'Bad Request'}\r\n${head}\r\n${body}`)
   }

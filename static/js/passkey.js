@@ -15,11 +15,40 @@ class Problem extends Error {
 
 const here = () => window.location.pathname + window.location.search
 
+/**
+ * What this script says, in the page's language: the page's data block (views/partials/passkey-messages.eta). The
+ * English below only stands in on a page that lacks the block.
+ */
+const MESSAGES = {
+  confirm: 'Confirm it\'s you',
+  signInAgain: 'Sign in again',
+  reload: 'Reload this page',
+  unreachable: 'We could not reach the portal. Check your connection and try again.',
+  serverError: 'Something went wrong on our side. Please try again in a moment.',
+  alreadyRegistered: 'This passkey or security key is already registered to your account. Use a different one, or keep using the one you have.',
+  registerCancelled: 'No passkey was saved: the request was cancelled or timed out. Nothing has changed, so you can try again.',
+  useCancelled: 'No passkey was used: the request was cancelled or timed out, or this device has no passkey for this site. Try again, or use another way in.',
+  notSupported: 'This device or browser cannot create the kind of passkey the portal needs. Try another browser, or a security key.',
+  securityError: 'Your browser refused because this page\'s address does not match the portal\'s settings. Please tell your helpdesk.',
+  noWebAuthn: 'This browser cannot use passkeys. Try an up-to-date browser, or choose another method.',
+  generic: 'Something went wrong with your passkey. Please try again.',
+  nameTooLong: `Give the passkey a name of up to ${NAME_MAX} characters, or leave it empty.`,
+  ...readMessages()
+}
+
+function readMessages () {
+  try {
+    return JSON.parse(document.getElementById('passkey-messages')?.textContent ?? '{}')
+  } catch {
+    return {}
+  }
+}
+
 /** Where to go next when the server's refusal has a way out. */
 const WAYS_OUT = {
-  step_up_required: () => ({ href: `/step-up?next=${encodeURIComponent(here())}`, text: 'Confirm it\'s you' }),
-  unauthenticated: () => ({ href: `/login?next=${encodeURIComponent(here())}`, text: 'Sign in again' }),
-  csrf_invalid: () => ({ href: here(), text: 'Reload this page' })
+  step_up_required: () => ({ href: `/step-up?next=${encodeURIComponent(here())}`, text: MESSAGES.confirm }),
+  unauthenticated: () => ({ href: `/login?next=${encodeURIComponent(here())}`, text: MESSAGES.signInAgain }),
+  csrf_invalid: () => ({ href: here(), text: MESSAGES.reload })
 }
 
 const csrfToken = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? ''
@@ -35,15 +64,16 @@ async function postJson (url, body) {
       body: JSON.stringify(body)
     })
   } catch {
-    throw new Problem('We could not reach the portal. Check your connection and try again.')
+    throw new Problem(MESSAGES.unreachable)
   }
   // A proxy's or server's error page is not JSON; the status alone then decides what the user is told.
   const data = await response.json().catch(() => null)
   if (!response.ok) {
-    const message = data?.error?.message
+    // `display` is the server's message in the reader's language; `message` its English, for older answers.
+    const message = data?.error?.display ?? data?.error?.message
     throw new Problem(typeof message === 'string' && message !== ''
       ? message
-      : 'Something went wrong on our side. Please try again in a moment.', data?.error?.code ?? null)
+      : MESSAGES.serverError, data?.error?.code ?? null)
   }
   return data ?? {}
 }
@@ -53,21 +83,19 @@ function describe (error, action) {
   if (error instanceof Problem) return error.message
   switch (error?.name) {
     case 'InvalidStateError':
-      return 'This passkey or security key is already registered to your account. Use a different one, or keep using the one you have.'
+      return MESSAGES.alreadyRegistered
     case 'NotAllowedError':
     case 'AbortError':
-      return action === 'register'
-        ? 'No passkey was saved: the request was cancelled or timed out. Nothing has changed, so you can try again.'
-        : 'No passkey was used: the request was cancelled or timed out, or this device has no passkey for this site. Try again, or use another way in.'
+      return action === 'register' ? MESSAGES.registerCancelled : MESSAGES.useCancelled
     case 'NotSupportedError':
-      return 'This device or browser cannot create the kind of passkey the portal needs. Try another browser, or a security key.'
+      return MESSAGES.notSupported
     case 'SecurityError':
-      return 'Your browser refused because this page\'s address does not match the portal\'s settings. Please tell your helpdesk.'
+      return MESSAGES.securityError
   }
   if (typeof window.PublicKeyCredential === 'undefined') {
-    return 'This browser cannot use passkeys. Try an up-to-date browser, or choose another method.'
+    return MESSAGES.noWebAuthn
   }
-  return 'Something went wrong with your passkey. Please try again.'
+  return MESSAGES.generic
 }
 
 /**
@@ -92,7 +120,7 @@ const ceremonies = {
   async register () {
     const nameInput = document.getElementById('passkey-name')
     const name = (nameInput?.value ?? '').replace(/\s+/g, ' ').trim()
-    if (name.length > NAME_MAX) throw new Problem(`Give the passkey a name of up to ${NAME_MAX} characters, or leave it empty.`)
+    if (name.length > NAME_MAX) throw new Problem(MESSAGES.nameTooLong)
     const { challengeId, options } = await postJson('/enroll/passkey/options', {})
     const response = await startRegistration({ optionsJSON: options })
     const result = await postJson('/enroll/passkey/verify', { challengeId, response, name })

@@ -75,7 +75,7 @@ test('phone setup: a wrong code survives a reload, and once locked the code box 
     }
     const main = await page.locator('main').innerText()
     assert.match(main, /Too many wrong codes/)
-    assert.match(main, /You can ask for a new code from \d\d:\d\d UTC/)
+    assert.match(main, /You can ask for a new code from \d\d:\d\d \(UTC\)/)
     assert.equal(await page.getByLabel('6-digit code from the text message').count(), 0, 'no code box while locked')
     assert.ok(await page.getByRole('button', { name: 'Send a new code' }).isVisible(), 'the way to start again')
     await assertNoAxeViolations(page, 'locked phone setup')

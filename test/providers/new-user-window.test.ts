@@ -6,6 +6,8 @@ import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam } from '../fakes/iam/server.ts'
 
 const day = (at: number): string => new Date(at).toISOString().slice(0, 10)
+/** A day as the pages write it in English (DEFAULT_TIME_ZONE is UTC in tests): "20 December 2026". */
+const shownDay = (at: number): string => new Intl.DateTimeFormat('en-GB', { dateStyle: 'long', timeZone: 'UTC' }).format(new Date(at))
 
 test('the new-user window counts from the day the directory created the account, and the helpdesk and home pages say which date it used', async () => {
   let app: TestApp | undefined
@@ -33,14 +35,14 @@ test('the new-user window counts from the day the directory created the account,
     const agent = await signIn(t, helpdesk.email)
     await stepUp(t, agent, helpdesk)
     const newbiePage = (await agent.get(`/helpdesk/users/${idOf('newbie')}`)).text
-    assert.match(newbiePage, new RegExp(`joined after the campaign started: 14 days from when the account was created in AWS IAM on ${day(now - 2 * DAY)}`))
+    assert.match(newbiePage, new RegExp(`joined after the campaign started: 14 days from when the account was created in AWS IAM on ${shownDay(now - 2 * DAY)}`))
     const localPage = (await agent.get(`/helpdesk/users/${local.id}`)).text
-    assert.match(localPage, new RegExp(`14 days from when the account was first seen by the portal on ${day(now)}`))
+    assert.match(localPage, new RegExp(`14 days from when the account was first seen by the portal on ${shownDay(now)}`))
     assert.doesNotMatch(newbiePage + localPage, /first sign-in/)
     assert.doesNotMatch((await agent.get(`/helpdesk/users/${idOf('veteran')}`)).text, /joined after the campaign started/)
     // The person sees the same explanation on their own page.
     const home = (await (await signIn(t, local.email)).get('/')).text
-    assert.match(home, new RegExp(`Your account is new, so your deadline allows 14 days from when the account was first seen by the portal on ${day(now)}`))
+    assert.match(home, new RegExp(`Your account is new, so your deadline allows 14 days from when the account was first seen by the portal on ${shownDay(now)}`))
   } finally {
     await t.close()
     await fake.close()

@@ -1,7 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { campaignDeadline, daysLeft, effectiveDeadline, type CampaignRule } from '../../server/domain/deadlines.ts'
+import { loadCatalogues, Localiser, type Words } from '../../server/domain/i18n.ts'
+
+/** A step's note as the helpdesk page writes it in English (UTC). */
+const english = new Localiser(loadCatalogues(path.join(fileURLToPath(new URL('../../', import.meta.url)), 'locales')), { locale: 'en', timeZone: 'UTC' }).for()
+const written = (note: Words | undefined): string => note === undefined ? '' : english.t(note.key, note.values)
 
 const DAY = 24 * 3_600_000
 const d = (iso: string) => new Date(iso)
@@ -100,20 +107,20 @@ test('the new-user window runs from the directory\'s own creation date, and the 
       { firstSeenAt: d('2026-12-25T00:00:00Z'), directoryCreatedAt: d('2025-03-01T00:00:00Z'), provider: 'entra', privileged: false }, '2026-12-31T00:00:00.000Z', null],
     ['an Entra account created after the start gets the window from its creation date',
       { firstSeenAt: d('2026-12-28T00:00:00Z'), directoryCreatedAt: d('2026-12-20T00:00:00Z'), provider: 'entra', privileged: false }, '2027-01-03T00:00:00.000Z',
-      /^joined after the campaign started: 14 days from when the account was created in Entra on 2026-12-20$/],
+      /^joined after the campaign started: 14 days from when the account was created in Entra on 20 December 2026$/],
     ['an IAM user created after the start says so',
       { firstSeenAt: d('2026-12-28T00:00:00Z'), directoryCreatedAt: d('2026-12-22T00:00:00Z'), provider: 'aws', privileged: false }, '2027-01-05T00:00:00.000Z',
-      /created in AWS IAM on 2026-12-22$/],
+      /created in AWS IAM on 22 December 2026$/],
     ['without a creation date the window runs from when the portal first saw the account',
       { firstSeenAt: d('2026-12-25T00:00:00Z'), directoryCreatedAt: null, provider: 'local', privileged: false }, '2027-01-08T00:00:00.000Z',
-      /^joined after the campaign started: 14 days from when the account was first seen by the portal on 2026-12-25$/]
+      /^joined after the campaign started: 14 days from when the account was first seen by the portal on 25 December 2026$/]
   ]
   for (const [name, user, expected, note] of cases) {
     const result = campaignDeadline(base, user, [])
     assert.equal(result.deadline.toISOString(), expected, name)
     const step = result.steps.find((s) => s.rule === 'new_user_window')
     if (note === null) assert.equal(step, undefined, name)
-    else assert.match(step?.note ?? '', note, name)
-    assert.doesNotMatch(step?.note ?? '', /first sign-in/, name)
+    else assert.match(written(step?.note), note, name)
+    assert.doesNotMatch(written(step?.note), /first sign-in/, name)
   }
 })

@@ -92,8 +92,44 @@ test('filters narrow the log to matching events: action prefix, who did it, whom
 
   const page = await agent.get('/admin/audit?subject=ann%40test.example')
   assert.match(page.text, /id="subject"[^>]*value="ann@test\.example"/, 'the filter is shown as typed')
-  assert.match(page.text, /<td class="wrap-anywhere">ann@test\.example<\/td>/, 'events name their subject by email')
+  assert.match(page.text, /<p class="cell-address">About <span class="nowrap">ann@<\/span><wbr><span class="nowrap">test\.example<\/span><\/p>/, 'events name their subject by email')
   assert.match(page.text, /href="\/admin\/audit">Clear filters<\/a>/)
+})
+
+test('the day filters are the reader\'s days: an admin in Berlin choosing 2 December sees what happened on 2 December in Berlin, and the labels say so', async () => {
+  const { t, adminEmail } = await adminApp()
+  const admin = t.services.users.findByEmail(adminEmail)!
+  t.services.users.setPreferences(admin.id, { timeZone: 'Europe/Berlin' })
+  t.clock.set('2026-12-01T22:30:00Z') // 1 December, 23:30 in Berlin
+  const before = t.services.audit.append({ action: 'test.before', actorLabel: 'cli' })
+  t.clock.set('2026-12-01T23:30:00Z') // 2 December, 00:30 in Berlin (still 1 December in UTC)
+  const first = t.services.audit.append({ action: 'test.first', actorLabel: 'cli' })
+  t.clock.set('2026-12-02T22:59:00Z') // 2 December, 23:59 in Berlin
+  const last = t.services.audit.append({ action: 'test.last', actorLabel: 'cli' })
+  t.clock.set('2026-12-02T23:00:00Z') // 3 December, 00:00 in Berlin (still 2 December in UTC)
+  const after = t.services.audit.append({ action: 'test.after', actorLabel: 'cli' })
+  const agent = await signIn(t, adminEmail)
+
+  const res = await agent.get('/admin/audit?action=test.&from=2026-12-02&to=2026-12-02')
+  assert.equal(res.status, 200)
+  assert.deepEqual(ids(res.text), [last.id, first.id], 'from Berlin midnight to Berlin midnight')
+  assert.ok(!ids(res.text).includes(before.id) && !ids(res.text).includes(after.id))
+  assert.match(res.text, /<label for="from">From \(day, in Berlin\)<\/label>/)
+  assert.match(res.text, /<label for="to">To \(day, in Berlin, included\)<\/label>/)
+  assert.match(res.text, /When \(Berlin\)/, 'the table names the same zone')
+  assert.deepEqual(ids((await agent.get('/admin/audit?action=test.&from=2026-12-03')).text), [after.id])
+
+  const german = await agent.get('/admin/audit?action=test.&to=2026-12-01').set('accept-language', 'de')
+  assert.deepEqual(ids(german.text), [before.id])
+  assert.match(german.text, /Von \(Tag, in Berlin\)/)
+  assert.match(german.text, /Bis \(Tag, in Berlin, einschließlich\)/)
+})
+
+test('an admin without a saved zone reads days in DEFAULT_TIME_ZONE, named in the labels', async () => {
+  const { admin } = await adminApp()
+  const page = await admin.get('/admin/audit')
+  assert.match(page.text, /<label for="from">From \(day, in UTC\)<\/label>/)
+  assert.doesNotMatch(page.text, /UTC day/)
 })
 
 test('filters that cannot be used are explained at their field (400) and show no events', async () => {
@@ -115,7 +151,7 @@ test('the chain status says intact with the number of events, and names the even
   for (let i = 0; i < 5; i++) t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
   const count = allIds(t).length
   const intact = await admin.get('/admin/audit')
-  assert.match(intact.text, new RegExp(`<strong>Chain intact:</strong> all ${count} events are linked and unaltered\\.`))
+  assert.match(intact.text, new RegExp(`<strong>Chain intact:</strong> all ${count.toLocaleString('en-GB')} events are linked and unaltered\\.`))
 
   // As an attacker with the database file would: the append-only trigger has to go first.
   const target = allIds(t)[2]
@@ -134,11 +170,11 @@ test('a log too long to check on every view is checked when the admin asks, and 
   })()
   const count = allIds(t).length
   const page = await admin.get('/admin/audit?action=test.')
-  assert.match(page.text, new RegExp(`<strong>Chain not checked on this view\\.</strong> The log holds ${count} events`))
+  assert.match(page.text, new RegExp(`<strong>Chain not checked on this view\\.</strong> The log holds ${count.toLocaleString('en-GB')} events`))
   const ask = link(page.text, 'Check the whole chain now')
   assert.equal(ask, '/admin/audit?action=test.&verify=1', 'the check keeps the filters')
   const checked = await admin.get(ask)
-  assert.match(checked.text, new RegExp(`<strong>Chain intact:</strong> all ${count} events are linked and unaltered\\.`))
+  assert.match(checked.text, new RegExp(`<strong>Chain intact:</strong> all ${count.toLocaleString('en-GB')} events are linked and unaltered\\.`))
 })
 
 test('only admins read the audit log', async () => {

@@ -44,7 +44,9 @@ test('an admin exempts a service account until a date: listed as in force, audit
   const page = await admin.get('/admin/exemptions')
   assert.match(page.text, /backup-job@test\.example is exempt from now on/)
   assert.deepEqual(activeRows(page.text), ['backup-job@test.example'])
-  assert.match(page.text, new RegExp(`<time datetime="2026-11-25">2026-11-25</time> by <span class="wrap-anywhere">${adminUser.email}</span>`), 'who added it, and when')
+  assert.match(page.text, new RegExp(`<time datetime="2026-11-25">25 November 2026</time><br><span class="wrap-anywhere">by ${adminUser.email}</span>`), 'who added it, and when')
+  assert.match(page.text, /<time datetime="2027-03-01">01\/03\/2027, 00:00<\/time>/, 'the end with its time (the zone is named in the caption)')
+  assert.match(page.text, /soonest to end first \(times in UTC\)/)
   assert.match(page.text, /<td>Service account \(a program, not a person\)<\/td>\s*<td>Nightly backup job<\/td>\s*<td>Ops team<\/td>\s*<td class="nowrap"><time datetime="2027-03-01">/)
 })
 
@@ -118,7 +120,7 @@ test('revoking an exemption ends it at once: audited, listed as ended, and the u
   const after = await admin.get('/admin/exemptions')
   assert.match(after.text, /Revoked\. Their campaign deadline applies again/)
   assert.deepEqual(activeRows(after.text), [])
-  assert.match(after.text, /<table class="data-table" id="ended-exemptions">[^]*backup-job@test\.example[^]*Revoked <time datetime="2026-11-25">/)
+  assert.match(after.text, /<table class="data-table" id="ended-exemptions">[^]*backup-job@test\.example[^]*<time datetime="2026-11-25">Revoked 25 November 2026<\/time>/)
 
   const again = await submitForm(admin, '/admin/exemptions', `/admin/exemptions/${exemption.id}/revoke`)
   assert.equal(again.status, 303)
@@ -134,7 +136,7 @@ test('an exemption past its end date is listed as expired and can no longer be r
   // Three days on, the earlier session has timed out.
   const page = await (await signIn(t, adminUser.email)).get('/admin/exemptions')
   assert.deepEqual(activeRows(page.text), [])
-  assert.match(page.text, /id="ended-exemptions">[^]*backup-job@test\.example[^]*Expired <time datetime="2026-11-27">/)
+  assert.match(page.text, /id="ended-exemptions">[^]*backup-job@test\.example[^]*<time datetime="2026-11-27">Expired 27 November 2026<\/time>/)
   assert.throws(() => t.services.campaigns.revokeExemption(exemption.id, { id: null, label: 'test' }), /already ended/)
   assert.equal(t.services.audit.list({ action: 'exemption.revoked' }).length, 0)
 })

@@ -127,7 +127,9 @@ test('the list shows each token\'s name, scopes, creation, last use, expiry and 
   assert.equal(list.status, 200)
   const row = /<tr>\s*<td class="wrap-anywhere">Compliance bot<\/td>([\s\S]*?)<\/tr>/.exec(list.text)?.[1] ?? ''
   const cells = [...row.matchAll(/<td>([\s\S]*?)<\/td>/g)].map((m) => m[1].replace(/<[^>]+>/g, '').trim())
-  assert.deepEqual(cells.slice(0, 5), ['status:read, compliance:read', '2026-11-25 09:00 UTC', '2026-11-25 09:01 UTC', '2026-12-02 09:00 UTC', 'Active'])
+  // Dense table: short dates and times, the zone named once in the caption.
+  assert.deepEqual(cells.slice(0, 5), ['status:read, compliance:read', '25/11/2026, 09:00', '25/11/2026, 09:01', '02/12/2026, 09:00', 'Active'])
+  assert.match(list.text, /newest first \(times in UTC\)<\/caption>/)
   assert.match(row, /href="\/admin\/tokens\/[^"]+\/revoke"/)
 })
 
@@ -150,7 +152,7 @@ test('revoking asks first, then the token is refused at once; the revocation is 
   const refused = await callStatus(t, adminId, token)
   assert.equal(refused.status, 401)
   assert.equal(refused.body.error.code, 'invalid_token')
-  assert.match((await admin.get('/admin/tokens')).text, /Revoked \(2026-11-25 09:00 UTC\)/)
+  assert.match((await admin.get('/admin/tokens')).text, /Revoked \(25\/11\/2026, 09:00\)/)
   assert.deepEqual(auditActions(t).map((e) => [e.action, e.actorId, e.details.tokenId]), [['api_token.created', adminId, id], ['api_token.revoked', adminId, id]])
 
   const again = await admin.get(`/admin/tokens/${id}/revoke`)

@@ -17,7 +17,8 @@ test('a user in a campaign sees the deadline and the days left on the home page 
   t.services.engine.refreshUser(user.id)
   const agent = await signIn(t, user.email)
   const home = await agent.get('/')
-  const day = new Date(t.clock.now().getTime() + 12 * DAY).toISOString().slice(0, 10)
+  // The deadline with its time and zone (the reader's zone: UTC by default), as issue #16 item 8 asks.
+  const day = new Intl.DateTimeFormat('en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' }).format(new Date(t.clock.now().getTime() + 12 * DAY)) + ' \\(UTC\\)'
   assert.match(home.text, new RegExp(`Your organisation's deadline: <strong>${day}</strong> \\(12 days left\\)`))
   assert.match(home.text, new RegExp(`Set up a second sign-in method by <strong>${day}</strong>: <strong>12 days left</strong>`))
   const other = await agent.get('/enroll/totp')
@@ -36,12 +37,13 @@ test('once set up, the countdown goes away; the deadline stays on the home page'
   assert.match(home.text, /Your organisation's deadline/)
 })
 
-test('a user no campaign targets sees no deadline at all', async () => {
+test('a user no campaign targets is told no deadline is set yet, with no date and no countdown', async () => {
   const t2 = await startTestApp()
   try {
     const user = await createTestUser(t2.services)
     const home = await (await signIn(t2, user.email)).get('/')
-    assert.doesNotMatch(home.text, /deadline|days left/)
+    assert.match(home.text, /has not set a deadline for your account yet/)
+    assert.doesNotMatch(home.text, /days left|class="[^"]*countdown|Add to calendar/)
   } finally {
     await t2.close()
   }

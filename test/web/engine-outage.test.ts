@@ -101,7 +101,8 @@ async function retryingOnDashboard (admin: Agent): Promise<string[]> {
   return [...section.matchAll(/<td>(retrying [^<]*)<\/td>/g)].map((m) => m[1])
 }
 
-const RETRY_ROW = /^retrying (at \d\d:\d\d UTC on \d{4}-\d\d-\d\d|at the next sweep) — provider unavailable$/
+// The next try with its date, time and zone (issue #16 item 8), or the next sweep.
+const RETRY_ROW = /^retrying (on \d{1,2} [A-Z][a-z]+ \d{4} at \d\d:\d\d \(UTC\)|at the next sweep) — provider unavailable$/
 
 interface Directory {
   provider: 'aws' | 'entra'
@@ -206,7 +207,8 @@ for (const directory of DIRECTORIES) {
     assert.equal(statesOf(services, directory.provider).attention, undefined, 'no one needs attention')
     const rows = await retryingOnDashboard(admin)
     assert.equal(rows.length, Math.min(first.waiting, 20))
-    for (const row of rows) assert.match(row, /^retrying at \d\d:\d\d UTC on \d{4}-\d\d-\d\d — provider unavailable$/)
+    // The next try with its date, time and zone (issue #16 item 8), in the reader's zone.
+    for (const row of rows) assert.match(row, /^retrying on \d{1,2} [A-Z][a-z]+ \d{4} at \d\d:\d\d \(UTC\) — provider unavailable$/)
     assert.match((await admin.get('/admin')).text, new RegExp(`${first.waiting} users are waiting to be retried`))
 
     // The scheduler's syncs: the first (every quarter of an hour here) that reaches the provider again brings the waiting jobs forward.

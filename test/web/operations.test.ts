@@ -111,7 +111,8 @@ test('every page carries a strict Content-Security-Policy and anti-framing heade
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/)
   assert.equal(res.headers['x-frame-options'], 'DENY')
   assert.equal(res.headers['x-content-type-options'], 'nosniff')
-  assert.doesNotMatch(res.text, /<script(?![^>]*\ssrc=)[^>]*>|\sstyle="/)
+  // No inline script or style: only scripts from files, and data blocks (type="application/json") that never run.
+  assert.doesNotMatch(res.text, /<script(?![^>]*\s(?:src=|type="application\/json"))[^>]*>|\sstyle="/)
 })
 
 test('oversized and malformed bodies get a clear 4xx and change nothing', async () => {

@@ -40,7 +40,9 @@ test('two sweeps sending reminders at the same moment send each one once; none a
   assert.deepEqual(reminders().map((m) => m.to[0]).sort(), users.slice(0, 3).map((u) => u.email).sort())
   const [first] = reminders()
   assert.equal(first.subject, '6 days left to set up your second sign-in method')
-  assert.match(first.text, new RegExp(`In 6 days \\(${new Date(now + 6 * DAY).toISOString().slice(0, 10)}\\)`))
+  // The deadline with its time and zone, in the recipient's zone (DEFAULT_TIME_ZONE, UTC, when none is saved).
+  const shown = new Intl.DateTimeFormat('en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' }).format(new Date(now + 6 * DAY))
+  assert.match(first.text, new RegExp(`In 6 days, on ${shown} \\(UTC\\)`))
   assert.match(first.text, /http:\/\/localhost:3000\//)
 
   assert.equal(await t.services.reminders.send(t.services.engine.campaigns()), 0, 'the 7-day reminder was sent already')

@@ -95,7 +95,8 @@ test('the setup page is never cached and shows the key in groups of four with a 
   const page = await agent.get('/enroll/totp')
   assert.equal(page.headers['cache-control'], 'no-store')
   assert.match(page.text, /<code id="totp-key">([A-Z2-7]{4} ){7}[A-Z2-7]{4}<\/code>/)
-  assert.match(page.text, /<button type="button" class="button" data-copy-from="totp-key" hidden>Copy key<\/button>/)
+  // What the script says after copying comes with the button, in the page's language.
+  assert.match(page.text, /<button type="button" class="button" data-copy-from="totp-key" data-copied="Copied" data-copy-failed="Could not copy\. Select the key and copy it yourself\." hidden>Copy key<\/button>/)
   assert.match(page.text, /inputmode="numeric" autocomplete="one-time-code"/)
   assert.match(page.text, /action="\/enroll\/totp\/restart"/)
   assert.match(page.text, /Start again with a new code/)
@@ -163,7 +164,7 @@ test('five wrong codes lock code entry with the time shown, the right code is re
   }
   const fifth = await finish(agent, token, { code: '000000' })
   assert.equal(fifth.status, 429)
-  assert.match(fifth.text, new RegExp(`code entry is paused for 15 minutes \\(until ${until} UTC\\)`))
+  assert.match(fifth.text, new RegExp(`code entry is paused for 15 minutes, until ${until} \\(UTC\\)`))
 
   const right = await finish(agent, token, { code: oathtool(key, t.clock.now()) })
   assert.equal(right.status, 429, 'even the right code is refused while locked')

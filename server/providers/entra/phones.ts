@@ -98,7 +98,7 @@ export class PhoneMethods {
   async prepopulate (users: ReadonlyArray<{ externalId: string, phone?: string | null }>, options: { dryRun: boolean, defaultRegion: CountryCode }): Promise<PhonePlan[]> {
     const plans: PhonePlan[] = users.map((u) => {
       try {
-        if (u.phone === null || u.phone === undefined || u.phone.trim() === '') throw new DomainError('invalid_phone', 'No phone number in the directory.')
+        if (u.phone === null || u.phone === undefined || u.phone.trim() === '') throw new DomainError('invalid_phone', 'No phone number in the directory.', { variant: 'directory_empty' })
         return { externalId: u.externalId, action: 'unchanged', phone: parsePhone(u.phone, options.defaultRegion), previous: null, applied: false }
       } catch (err) {
         if (!(err instanceof DomainError)) throw err

@@ -67,7 +67,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
     if (request.user === null || request.session.auth?.secondFactorPending !== true) return
     if (request.routeOptions.config.secondFactor === true || isPublicAsset(request)) return
     if (wantsJson(request)) {
-      sendError(request, reply, 401, 'second_factor_required', 'Finish signing in with your second sign-in method first.')
+      sendError(request, reply, 401, 'second_factor_required', { key: 'pages.second_factor_required' })
       return
     }
     await reply.redirect(`/step-up?next=${encodeURIComponent(request.method === 'GET' ? request.url : '/')}`, 303)
@@ -77,9 +77,8 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession !== true) return
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
-    const used = request.session.auth.passKind === 'invitation' ? 'an invitation link' : 'a temporary access pass'
-    sendError(request, reply, 403, 'pass_session_restricted',
-      `You signed in with ${used}, which can only be used to set up your sign-in methods. Sign out and sign in again to use the rest of the portal.`)
+    const used = request.session.auth.passKind === 'invitation' ? 'invitation' : 'pass'
+    sendError(request, reply, 403, 'pass_session_restricted', { key: 'pages.pass_session_restricted', values: { used } })
   })
 
   // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may
@@ -89,10 +88,10 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
     if (standing(request.user.id)?.softBlocked !== true) return
     if (wantsJson(request)) {
-      sendError(request, reply, 403, 'enrollment_required', 'Set up a second sign-in method first: your deadline is close.')
+      sendError(request, reply, 403, 'enrollment_required', { key: 'pages.enrollment_required' })
       return
     }
-    await reply.flashRedirect('/', 'Set up a second sign-in method first: your deadline is close, and the rest of the portal opens once you have one.', 'info')
+    await reply.flashRedirect('/', request.i18n.t('pages.enrollment_required_page'), 'info')
   })
 }, { name: 'auth', dependencies: ['session', 'views'] })
 
@@ -105,7 +104,7 @@ function isPublicAsset (request: FastifyRequest): boolean {
 export async function requireUser (request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (request.user !== null) return
   if (wantsJson(request)) {
-    sendError(request, reply, 401, 'unauthenticated', 'Sign in first.')
+    sendError(request, reply, 401, 'unauthenticated', { key: 'pages.unauthenticated' })
     return
   }
   const query = new URLSearchParams()
@@ -121,9 +120,7 @@ export function requireRole (role: Role) {
     await requireUser(request, reply)
     if (reply.sent || request.user === null) return
     if (!hasRole(request.user.role, role)) {
-      sendError(request, reply, 403, 'forbidden', role === 'admin'
-        ? 'This area is for administrators.'
-        : 'This area is for helpdesk staff and administrators.')
+      sendError(request, reply, 403, 'forbidden', { key: role === 'admin' ? 'pages.forbidden_admin' : 'pages.forbidden_helpdesk' })
     }
   }
 }

@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { DomainError } from '../../domain/errors.ts'
+import type { MessageValues } from '../../domain/i18n.ts'
+import { english } from '../english.ts'
 import { storageErrorAnswer } from './storage-failures.ts'
-import { BAD_URL_MESSAGE, isUndecodableUrl } from '../framework-errors.ts'
+import { isUndecodableUrl } from '../framework-errors.ts'
 
 /** The one table from domain error codes to HTTP statuses; anything not listed is a 400. */
 const STATUS_BY_CODE: Record<string, number> = {
@@ -53,75 +55,100 @@ export function wantsJson (request: FastifyRequest): boolean {
   return accept.includes('application/json') && !accept.includes('text/html')
 }
 
+/** The error page's heading per status (catalogue keys). */
 const TITLES: Record<number, string> = {
-  400: 'That request could not be used',
-  401: 'Please sign in',
-  403: 'You do not have access to this page',
-  404: 'Page not found',
-  413: 'That was too large',
-  415: 'That request could not be used',
-  429: 'Too many attempts',
-  500: 'Something went wrong on our side',
-  503: 'The portal cannot save changes right now'
+  400: 'pages.title_bad_request',
+  401: 'pages.title_sign_in',
+  403: 'pages.title_forbidden',
+  404: 'pages.title_not_found',
+  413: 'pages.title_too_large',
+  415: 'pages.title_bad_request',
+  429: 'pages.title_too_many',
+  500: 'pages.title_internal',
+  503: 'pages.title_unavailable'
 }
 
-export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+/**
+ * What a refusal says: a catalogue message (`{ key, values }`), a rule's refusal (a DomainError: `errors.<code>`
+ * with its details), or words a route has not moved to the catalogue yet (shown as they are).
+ */
+export type Refusal = string | { key: string, values?: MessageValues } | { code: string, message: string, details?: Record<string, unknown> }
+
+/** A refusal in English (for JSON answers and logs) and in the reader's language (for pages). */
+function wordsOf (request: FastifyRequest, refusal: Refusal): { english: string, local: string } {
+  if (typeof refusal === 'string') return { english: refusal, local: refusal }
+  if ('key' in refusal) return { english: english().t(refusal.key, refusal.values), local: request.i18n.t(refusal.key, refusal.values) }
+  return { english: refusal.message, local: request.i18n.error(refusal) }
+}
+
+/**
+ * Answers a refusal: JSON `{ error: { code, message } }` (the message stays English, whoever asks) or the error page
+ * in the reader's language. The portal's own scripts (outside /api/, sending the x-csrf-token header as
+ * static/js/passkey.js does) also get `display`, the message in the reader's language, to show as it is.
+ */
+export function sendError (request: FastifyRequest, reply: FastifyReply, status: number, code: string, message: Refusal): FastifyReply {
   reply.code(status)
-  if (wantsJson(request)) return reply.send({ error: { code, message } })
+  const words = wordsOf(request, message)
+  if (wantsJson(request)) {
+    const ownScript = !request.url.startsWith('/api/') && request.headers['x-csrf-token'] !== undefined
+    return reply.send({ error: ownScript ? { code, message: words.english, display: words.local } : { code, message: words.english } })
+  }
+  const title = request.i18n.t(TITLES[status] ?? TITLES[400]!)
   return reply.page('errors/error', {
-    title: TITLES[status] ?? TITLES[400],
+    title,
     status,
-    heading: TITLES[status] ?? TITLES[400],
-    message,
+    heading: title,
+    message: words.local,
     requestId: status >= 500 ? request.id : null
   })
 }
 
 /** A forged or stale form: a missing or wrong CSRF token, or a request sent from another site (plugins/csrf.ts). */
-const FORGED = { status: 403, code: 'csrf_invalid', message: 'This form has expired or was not sent from this site. Go back, reload the page and try again.' }
+const FORGED = { status: 403, code: 'csrf_invalid', message: { key: 'pages.csrf_invalid' } }
 
 export function refuseForgedRequest (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return sendError(request, reply, FORGED.status, FORGED.code, FORGED.message)
 }
 
 /** Fastify's own and plugins' error codes that users can cause, in plain words. */
-function describe (error: FastifyError): { status: number, code: string, message: string } | undefined {
+function describe (error: FastifyError): { status: number, code: string, message: Refusal } | undefined {
   switch (error.code) {
     case 'FST_CSRF_MISSING_SECRET':
     case 'FST_CSRF_INVALID_TOKEN':
       return FORGED
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, code: 'body_too_large', message: 'What you sent is larger than this page accepts.' }
+      return { status: 413, code: 'body_too_large', message: { key: 'pages.body_too_large' } }
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, code: 'unsupported_media_type', message: 'This page does not accept that kind of content.' }
+      return { status: 415, code: 'unsupported_media_type', message: { key: 'pages.unsupported_media_type' } }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return { status: 400, code: 'malformed_json', message: 'The request body is not valid JSON.' }
+      return { status: 400, code: 'malformed_json', message: { key: 'pages.malformed_json' } }
   }
   // A full or failing disk (plugins/storage-failures.ts): 503, not a 500 naming SQLite.
   const storage = storageErrorAnswer(error)
-  if (storage !== undefined) return storage
+  if (storage !== undefined) return { status: storage.status, code: storage.code, message: { key: storage.key } }
   if (error.statusCode === 429) {
-    return { status: 429, code: 'rate_limited', message: 'Too many requests from your address. Wait a minute and try again.' }
+    return { status: 429, code: 'rate_limited', message: { key: 'pages.rate_limited' } }
   }
   if (error.validation !== undefined) {
-    return { status: 400, code: 'invalid_input', message: `Some of what you sent is not valid: ${error.message}.` }
+    // Fastify's own wording of what was wrong (English, naming the field) goes in as it is.
+    return { status: 400, code: 'invalid_input', message: { key: 'pages.invalid_input', values: { detail: error.message } } }
   }
   if (error instanceof SyntaxError && error.statusCode === 400) {
-    return { status: 400, code: 'malformed_json', message: 'The request body is not valid JSON.' }
+    return { status: 400, code: 'malformed_json', message: { key: 'pages.malformed_json' } }
   }
   return undefined
 }
 
 export function notFoundFor (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(request, reply, 404, 'not_found', 'There is nothing at this address. Check the link, or start again from the home page.')
+  return sendError(request, reply, 404, 'not_found', { key: 'pages.not_found' })
 }
 
 /** Error and not-found pages. A 5xx never shows its message or stack; it is logged with the request id. */
 export default fp(async (app) => {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
-      return sendError(request, reply, statusFor(error), error.code, error.message)
+      return sendError(request, reply, statusFor(error), error.code, error)
     }
     const known = describe(error)
     if (known !== undefined) {
@@ -129,16 +156,16 @@ export default fp(async (app) => {
       return sendError(request, reply, known.status, known.code, known.message)
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendError(request, reply, error.statusCode, 'bad_request', 'That request could not be used.')
+      return sendError(request, reply, error.statusCode, 'bad_request', { key: 'pages.bad_request' })
     }
     request.log.error({ err: error }, 'unhandled error')
-    return sendError(request, reply, 500, 'internal_error', 'The problem has been logged. Please try again in a moment; if it keeps happening, tell your helpdesk the reference below.')
+    return sendError(request, reply, 500, 'internal_error', { key: 'pages.internal_error' })
   })
 
   // An address that did not decode (see routableUrl) is refused once who is asking is settled (CSRF, the session,
   // the API's token and credential checks), before any handler looks at the path.
   app.addHook('preHandler', async (request, reply) => {
-    if (request.originalUrl !== request.url && isUndecodableUrl(request.originalUrl)) return sendError(request, reply, 400, 'bad_url', BAD_URL_MESSAGE)
+    if (request.originalUrl !== request.url && isUndecodableUrl(request.originalUrl)) return sendError(request, reply, 400, 'bad_url', { key: 'pages.bad_url' })
   })
 
   app.setNotFoundHandler({ preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' }) }, notFoundFor)

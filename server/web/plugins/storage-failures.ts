@@ -1,17 +1,17 @@
 import fp from 'fastify-plugin'
 import { storageFailureOf, type StorageMonitor } from '../../domain/storage.ts'
+import { english } from '../english.ts'
 
-/** The answer to a request that failed on the database's storage, for the error pages and the API's JSON. */
-export function storageErrorAnswer (error: unknown): { status: number, code: string, message: string } | undefined {
-  switch (storageFailureOf(error)) {
-    case 'full':
-      return { status: 503, code: 'storage_full', message: 'The portal cannot save changes right now because its storage is full. Please try again later; the operators have been alerted.' }
-    case 'unavailable':
-      return { status: 503, code: 'storage_unavailable', message: 'The portal cannot save changes right now because its storage is not writable. Please try again later; the operators have been alerted.' }
-    case 'damaged':
-      return { status: 500, code: 'storage_damaged', message: 'Part of the portal\'s stored data cannot be read. The operators have been alerted.' }
-  }
-  return undefined
+/**
+ * The answer to a request that failed on the database's storage, for the error pages (`key`, in the reader's
+ * language) and the API's JSON (`message`, English).
+ */
+export function storageErrorAnswer (error: unknown): { status: number, code: string, key: string, message: string } | undefined {
+  const failure = storageFailureOf(error)
+  if (failure === undefined) return undefined
+  const [status, code] = failure === 'full' ? [503, 'storage_full'] : failure === 'unavailable' ? [503, 'storage_unavailable'] : [500, 'storage_damaged']
+  const key = `pages.${code}`
+  return { status, code, key, message: english().t(key) }
 }
 
 /**

@@ -1,8 +1,14 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
 import type { Config } from '../../config.ts'
+import { LOCALE_NAMES, type Localiser, type Translator } from '../../domain/i18n.ts'
+
+/** The language a visitor chose before signing in (the footer's language links); signed-in users' choice is saved. */
+export const LANGUAGE_COOKIE = 'mfa_lang'
+const TRANSLATOR = Symbol('translator')
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.url))
 
@@ -14,6 +20,14 @@ declare module '@fastify/session' {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The reader's language and time zone: the user's saved choice, else (language) the visitor's cookie or the
+     * browser's Accept-Language, else DEFAULT_LOCALE / DEFAULT_TIME_ZONE.
+     */
+    readonly i18n: Translator
+    [TRANSLATOR]?: Translator
+  }
   interface FastifyReply {
     /** Redirects (303) after a successful POST, with a message shown once on the next page. */
     flashRedirect(url: string, text: string, kind?: 'ok' | 'info' | 'error'): FastifyReply
@@ -25,7 +39,20 @@ declare module 'fastify' {
 /** Where the signed-in user stands (for the countdown banner); undefined when no campaign state exists yet. */
 export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null, softBlocked: boolean } | undefined
 
-export default fp<{ config: Config, standing: StandingLookup }>(async (app, { config, standing }) => {
+export default fp<{ config: Config, standing: StandingLookup, localiser: Localiser }>(async (app, { config, standing, localiser }) => {
+  app.decorateRequest('i18n', {
+    getter (this: FastifyRequest): Translator {
+      // Worked out once per request, after authentication has set request.user.
+      let translator = this[TRANSLATOR]
+      if (translator === undefined) {
+        const user = this.user
+        const locale = localiser.negotiate(this.headers['accept-language'], user?.locale ?? this.cookies?.[LANGUAGE_COOKIE])
+        translator = localiser.for({ locale, timeZone: user?.timeZone })
+        this[TRANSLATOR] = translator
+      }
+      return translator
+    }
+  })
   const eta = new Eta({
     views: VIEWS_DIR,
     // Compiled templates are cached except in development, where edits should show on reload.
@@ -38,9 +65,14 @@ export default fp<{ config: Config, standing: StandingLookup }>(async (app, { co
     const session = request.session
     const flash = session?.flash
     if (flash !== undefined) delete session.flash
+    const i18n = request.i18n
     const html = eta.render(template, {
-      title: 'MFA enrollment',
+      title: '',
       ...data,
+      t: i18n.t,
+      fmt: i18n,
+      locale: i18n.locale,
+      languages: LOCALE_NAMES,
       user: request.user,
       standing: request.user === null ? undefined : standing(request.user.id),
       flash: flash ?? null,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { ApprovalListing, ApprovalOutcome, ApprovalService } from '../../domain/approvals.ts'
 import { DomainError } from '../../domain/errors.ts'
-import { minute } from '../../domain/reasons.ts'
+import type { Translator } from '../../domain/i18n.ts'
 import type { UserStore } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor, sendError, statusFor, wantsJson } from '../plugins/errors.ts'
@@ -17,8 +17,8 @@ const STATUS: Record<string, number> = { approval_not_found: 404, approval_own_r
 const RECENT = 20
 const HERE = '/admin/approvals'
 
-const KIND_LABELS = { pass: 'Temporary access pass', reset: 'Reset sign-in methods', invitation: 'Sign-in invitation' } as const
-const STATUS_LABELS = { pending: 'Waiting', approved: 'Approved', refused: 'Refused', withdrawn: 'Withdrawn', expired: 'Lapsed' } as const
+/** What each kind of request is called (locales/…/approvals.json); statuses are worded by the template. */
+const KIND_KEYS = { pass: 'approvals.kind_pass', reset: 'approvals.kind_reset', invitation: 'approvals.kind_invitation' } as const
 
 interface Deps {
   approvals: ApprovalService
@@ -38,30 +38,31 @@ const adminApprovalRoutes: FastifyPluginAsync<Deps> = async (app, { approvals, u
   app.setNotFoundHandler(notFoundFor)
 
   app.get('/', async (request, reply) => {
+    const { i18n } = request
     const viewer = request.user!
     const admins = users.listByRole('admin').length
     return reply.page('admin/approvals', {
-      title: 'Approvals',
+      title: i18n.t('approvals.title'),
       enabled,
       lifetimeHours: Math.round(approvals.requestLifetimeMs / 3_600_000),
       // One administrator alone can never approve: the rule would block every request, so the page says so.
       needsSecondAdmin: enabled && admins < 2,
-      pending: approvals.pending().map((r) => ({ ...describe(r), mine: r.requestedBy === viewer.id, aboutMe: r.userId === viewer.id })),
-      recent: approvals.recent(RECENT).map(describe)
+      pending: approvals.pending().map((r) => ({ ...describe(i18n, r), mine: r.requestedBy === viewer.id, aboutMe: r.userId === viewer.id })),
+      recent: approvals.recent(RECENT).map((r) => describe(i18n, r))
     })
   })
 
-  app.post<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>('/:id/approve', { schema: { params: RequestParams, body: CsrfOnly }, config: { stepUp: 'Approve the request' } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>('/:id/approve', { schema: { params: RequestParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.approve_request' } }, async (request, reply) => {
     return decide(request, reply, async () => {
       const { outcome } = await approvals.approve(request.params.id, staffActor(request))
-      return report(reply, outcome)
+      return report(request, reply, outcome)
     })
   })
 
-  app.post<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>('/:id/refuse', { schema: { params: RequestParams, body: CsrfOnly }, config: { stepUp: 'Refuse the request' } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>('/:id/refuse', { schema: { params: RequestParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.refuse_request' } }, async (request, reply) => {
     return decide(request, reply, async () => {
       const status = approvals.refuse(request.params.id, staffActor(request))
-      return reply.flashRedirect(HERE, status === 'withdrawn' ? 'You withdrew your request. Nothing was done.' : 'Refused. Nothing was done to the account; the refusal is in the audit log.')
+      return reply.flashRedirect(HERE, status === 'withdrawn' ? request.i18n.t('approvals.withdrawn') : request.i18n.t('approvals.refused'))
     })
   })
 }
@@ -76,42 +77,34 @@ async function decide (request: DecisionRequest, reply: FastifyReply, work: () =
   } catch (err) {
     if (!(err instanceof DomainError)) throw err
     const status = STATUS[err.code] ?? statusFor(err)
-    if (status === 403 || status === 404 || err.code.startsWith('approval_') || wantsJson(request)) return sendError(request, reply, status, err.code, err.message)
-    return reply.flashRedirect(HERE, `${err.message} Nothing was changed; the request is waiting again.`, 'error')
+    if (status === 403 || status === 404 || err.code.startsWith('approval_') || wantsJson(request)) return sendError(request, reply, status, err.code, err)
+    return reply.flashRedirect(HERE, request.i18n.t('approvals.not_carried_out', { error: request.i18n.error(err) }), 'error')
   }
 }
 
 /** What the approval did: a pass is shown here once (to the approver, who hands it over); the rest is a message. */
-function report (reply: FastifyReply, outcome: ApprovalOutcome): FastifyReply {
-  const approved = 'You approved the request.'
+function report (request: FastifyRequest, reply: FastifyReply, outcome: ApprovalOutcome): FastifyReply {
+  const { i18n } = request
   switch (outcome.kind) {
     case 'pass':
-      return showPass(reply, outcome.issued, 'Request approved: temporary access pass issued', `${approved} You are the only one shown this pass: read it to the person yourself.`)
+      return showPass(reply, outcome.issued, i18n.t('approvals.pass_title'), i18n.t('approvals.pass_summary'))
     case 'reset': {
       const { result } = outcome
-      const summary = `${approved} Removed ${result.removed} method${result.removed === 1 ? '' : 's'}; the person can set up a new one from any network until ${minute(result.reenrollUntil)}. We emailed them.`
-      if (result.pass === null) return reply.flashRedirect(HERE, summary)
-      return showPass(reply, result.pass, 'Request approved: methods reset and temporary access pass issued', `${summary} You are the only one shown this pass: read it to the person yourself.`)
+      const values = { count: result.removed, until: i18n.dateTime(result.reenrollUntil) }
+      if (result.pass === null) return reply.flashRedirect(HERE, i18n.t('approvals.reset_summary', values))
+      return showPass(reply, result.pass, i18n.t('approvals.reset_pass_title'), i18n.t('approvals.reset_pass_summary', values))
     }
     case 'invitation':
-      return reply.flashRedirect(HERE, `${approved} The invitation was e-mailed to ${outcome.sent.sentTo}; the link works once, until ${minute(outcome.sent.expiresAt)}.`)
+      return reply.flashRedirect(HERE, i18n.t('approvals.invitation_summary', { email: outcome.sent.sentTo, until: i18n.dateTime(outcome.sent.expiresAt) }))
   }
 }
 
-function describe (request: ApprovalListing) {
+function describe (i18n: Translator, request: ApprovalListing) {
   const { action } = request
-  const details = action.kind === 'pass' ? `${action.lifetimeMinutes} minutes${action.oneTime ? ', one sign-in' : ''}`
-    : action.kind === 'reset' ? (action.issuePass ? `with a pass (${action.lifetimeMinutes} minutes${action.oneTime ? ', one sign-in' : ''})` : 'without a pass')
-      : 'e-mailed to the person'
-  return {
-    ...request,
-    kindLabel: KIND_LABELS[action.kind],
-    details,
-    statusLabel: STATUS_LABELS[request.status],
-    requested: minute(request.requestedAt),
-    expires: minute(request.expiresAt),
-    decided: request.decidedAt === null ? null : minute(request.decidedAt)
-  }
+  const details = action.kind === 'pass' ? i18n.t('approvals.details_pass', { minutes: action.lifetimeMinutes, oneTime: action.oneTime ? 'yes' : 'no' })
+    : action.kind === 'reset' ? (action.issuePass ? i18n.t('approvals.details_reset_pass', { minutes: action.lifetimeMinutes, oneTime: action.oneTime ? 'yes' : 'no' }) : i18n.t('approvals.details_reset'))
+      : i18n.t('approvals.details_invitation')
+  return { ...request, kindLabel: i18n.t(KIND_KEYS[action.kind]), details }
 }
 
 export default adminApprovalRoutes

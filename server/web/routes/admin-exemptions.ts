@@ -1,20 +1,31 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { exemptionProblems, type CampaignService, type ExemptionKind, type ExemptionRecord } from '../../domain/campaigns.ts'
+import { exemptionProblems, type CampaignService, type ExemptionKind, type ExemptionProblem, type ExemptionRecord } from '../../domain/campaigns.ts'
 import type { Clock } from '../../domain/clock.ts'
 import { DomainError } from '../../domain/errors.ts'
+import type { Translator } from '../../domain/i18n.ts'
 import { normaliseEmail, type UserStore } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor } from '../plugins/errors.ts'
 import { actorOf, flashOutcome } from './admin-campaigns.ts'
 import { day, parseDay } from './form-fields.ts'
 
-const KIND_LABELS: Record<ExemptionKind, string> = {
-  break_glass: 'Break-glass (emergency access) account',
-  service_account: 'Service account (a program, not a person)',
-  other: 'Other'
+/** Each kind's name (locales/…/exemptions.json). */
+const KIND_KEYS: Record<ExemptionKind, string> = {
+  break_glass: 'exemptions.kind_break_glass',
+  service_account: 'exemptions.kind_service_account',
+  other: 'exemptions.kind_other'
 }
-const KINDS = Object.keys(KIND_LABELS) as ExemptionKind[]
+const KINDS = Object.keys(KIND_KEYS) as ExemptionKind[]
+
+/** What each problem the rules find says at its field. */
+const PROBLEM_KEYS: Record<ExemptionProblem, string> = {
+  kind_unknown: 'exemptions.problem_kind_unknown',
+  reason_required: 'exemptions.problem_reason_required',
+  owner_required: 'exemptions.problem_owner_required',
+  expiry_invalid: 'exemptions.problem_expiry_invalid',
+  expiry_required: 'exemptions.problem_expiry_required'
+}
 
 // Text fields only, each optional: what is missing or wrong is shown at its field. The limits only stop abuse.
 const ExemptionBody = Type.Object({
@@ -50,24 +61,25 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
 
-  function render (reply: FastifyReply, values: FormValues, fields: Record<string, string> = {}): FastifyReply {
+  function render (request: FastifyRequest, reply: FastifyReply, values: FormValues, fields: Record<string, string> = {}): FastifyReply {
+    const { i18n } = request
     const problems = FIELD_ORDER.filter((field) => fields[field] !== undefined).map((field) => ({ field, message: fields[field] }))
     return reply.page('admin/exemptions', {
-      title: 'Exemptions',
-      active: campaigns.exemptions('active', LIST_LIMIT).map(describe),
-      ended: campaigns.exemptions('ended', LIST_LIMIT).map(describe),
+      title: i18n.t('exemptions.title'),
+      active: campaigns.exemptions('active', LIST_LIMIT).map((e) => describe(i18n, e)),
+      ended: campaigns.exemptions('ended', LIST_LIMIT).map((e) => describe(i18n, e)),
       limit: LIST_LIMIT,
-      kinds: KINDS.map((kind) => [kind, KIND_LABELS[kind]]),
+      kinds: KINDS.map((kind) => [kind, i18n.t(KIND_KEYS[kind])]),
       values,
       fields,
       problems,
-      error: problems.length > 0 ? 'Please correct the fields marked below.' : null
+      error: problems.length > 0 ? i18n.t('exemptions.correct_fields') : null
     })
   }
 
-  app.get('/', async (_request, reply) => render(reply, { email: '', kind: '', reason: '', owner: '', expiresAt: '' }))
+  app.get('/', async (request, reply) => render(request, reply, { email: '', kind: '', reason: '', owner: '', expiresAt: '' }))
 
-  app.post<{ Body: ExemptionForm }>('/', { schema: { body: ExemptionBody }, config: { stepUp: 'Add the exemption' } }, async (request, reply) => {
+  app.post<{ Body: ExemptionForm }>('/', { schema: { body: ExemptionBody }, config: { stepUp: 'stepup.action.add_exemption' } }, async (request, reply) => {
     const values: FormValues = {
       email: request.body.email ?? '',
       kind: request.body.kind ?? '',
@@ -77,8 +89,9 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
     }
     const fields: Record<string, string> = {}
     const user = values.email.trim() === '' ? undefined : users.findByEmail(normaliseEmail(values.email))
-    if (values.email.trim() === '') fields.email = 'Enter the email address of the account to exempt.'
-    else if (user === undefined) fields.email = 'No user has this email address.'
+    const { i18n } = request
+    if (values.email.trim() === '') fields.email = i18n.t('exemptions.problem_email_required')
+    else if (user === undefined) fields.email = i18n.t('exemptions.problem_email_unknown')
     const exemption = {
       // Unknown kinds pass through as typed; the domain's rules name the field.
       kind: values.kind as ExemptionKind,
@@ -86,28 +99,28 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
       owner: values.owner,
       expiresAt: parseDay(values.expiresAt)
     }
-    Object.assign(fields, exemptionProblems(exemption, clock.now()))
-    if (Object.keys(fields).length > 0 || user === undefined) return render(reply.code(400), values, fields)
+    for (const [field, problem] of Object.entries(exemptionProblems(exemption, clock.now()))) fields[field] = i18n.t(PROBLEM_KEYS[problem])
+    if (Object.keys(fields).length > 0 || user === undefined) return render(request, reply.code(400), values, fields)
     try {
       campaigns.exempt(user.id, exemption, actorOf(request))
     } catch (err) {
       const field = err instanceof DomainError ? FIELD_BY_CODE[err.code] : undefined
       if (field === undefined) throw err
-      return render(reply.code(400), values, { [field]: (err as DomainError).message })
+      return render(request, reply.code(400), values, { [field]: i18n.error(err as DomainError) })
     }
-    return reply.flashRedirect('/admin/exemptions', `${user.email} is exempt from now on. Anything the portal enforced for them is lifted at the next sweep.`)
+    return reply.flashRedirect('/admin/exemptions', i18n.t('exemptions.added', { email: user.email }))
   })
 
-  app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly }, config: { stepUp: 'Revoke the exemption' } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.revoke_exemption' } }, async (request, reply) => {
     return flashOutcome(reply, '/admin/exemptions', () => { campaigns.revokeExemption(request.params.id, actorOf(request)) },
-      'Revoked. Their campaign deadline applies again; if it has passed, the next sweep makes MFA mandatory for them.')
+      request.i18n.t('exemptions.revoked'))
   })
 }
 
-function describe (exemption: ExemptionRecord) {
+function describe (i18n: Translator, exemption: ExemptionRecord) {
   return {
     ...exemption,
-    kindLabel: KIND_LABELS[exemption.kind],
+    kindLabel: i18n.t(KIND_KEYS[exemption.kind]),
     expiresDay: exemption.expiresAt === null ? null : day(exemption.expiresAt),
     revokedDay: exemption.revokedAt === null ? null : day(exemption.revokedAt),
     createdDay: day(exemption.createdAt)

@@ -5,29 +5,35 @@ import type { CampaignService } from '../../domain/campaigns.ts'
 import type { SyncRun } from '../../domain/directory-sync.ts'
 import type { Clock } from '../../domain/clock.ts'
 import { burndownSeries, deadlineMarkers, notYetEnrolled, utcDay, type DashboardStore } from '../../domain/dashboard.ts'
-import { describeDriftCheck, type DriftCheckRun } from '../../domain/drift-checks.ts'
+import type { DriftCheckRun } from '../../domain/drift-checks.ts'
 import type { EnforcementEngine } from '../../domain/engine.ts'
-import { retryTime } from '../../domain/enforcement-failures.ts'
 import { DomainError } from '../../domain/errors.ts'
+import type { MessageValues, Translator } from '../../domain/i18n.ts'
 import { USER_STATES, type UserState } from '../../domain/states.ts'
+import { sayStored, sayWords } from '../../domain/stored-words.ts'
 import type { Config } from '../../config.ts'
 import type { Services } from '../../wiring.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor } from '../plugins/errors.ts'
 import { actorOf, flashOutcome } from './admin-campaigns.ts'
 
-/** How each state reads on the dashboard: a short name and what it means for the people in it. */
-export const STATE_LABELS: Record<UserState, { name: string, meaning: string }> = {
-  exempt: { name: 'Exempt', meaning: 'Break-glass, service and other accounts an admin exempted.' },
-  not_targeted: { name: 'Not in a campaign', meaning: 'No campaign includes them yet.' },
-  pending: { name: 'Grace period', meaning: 'Their deadline is ahead and they have no qualifying method yet.' },
-  enrolled: { name: 'Enrolled', meaning: 'They have a qualifying method; MFA becomes mandatory at their deadline.' },
-  overdue: { name: 'Overdue', meaning: 'Their deadline passed without a qualifying method.' },
-  enforced: { name: 'Enforced', meaning: 'MFA is mandatory for them.' },
-  attention: { name: 'Needs attention', meaning: 'Enforcement failed in a way a person must fix, or was switched off by hand, or a break-glass account lacks a passkey.' }
+/** How each state reads on the dashboard: a short name and what it means for the people in it (locales/…/admin.json). */
+const STATE_KEYS: Record<UserState, { name: string, meaning: string }> = {
+  exempt: { name: 'admin.state_exempt', meaning: 'admin.state_exempt_meaning' },
+  not_targeted: { name: 'admin.state_not_targeted', meaning: 'admin.state_not_targeted_meaning' },
+  pending: { name: 'admin.state_pending', meaning: 'admin.state_pending_meaning' },
+  enrolled: { name: 'admin.state_enrolled', meaning: 'admin.state_enrolled_meaning' },
+  overdue: { name: 'admin.state_overdue', meaning: 'admin.state_overdue_meaning' },
+  enforced: { name: 'admin.state_enforced', meaning: 'admin.state_enforced_meaning' },
+  attention: { name: 'admin.state_attention', meaning: 'admin.state_attention_meaning' }
 }
 
-const METHOD_LABELS: Record<string, string> = { passkey: 'Passkey or security key', totp: 'Authenticator app (codes)', phone: 'Phone (text message)' }
+/** A state's name and meaning in the reader's language. */
+export function stateLabel (i18n: Translator, state: UserState): { name: string, meaning: string } {
+  return { name: i18n.t(STATE_KEYS[state].name), meaning: i18n.t(STATE_KEYS[state].meaning) }
+}
+
+const METHOD_KEYS: Record<string, string> = { passkey: 'admin.method_passkey', totp: 'admin.method_totp', phone: 'admin.method_phone' }
 
 const ATTENTION_SHOWN = 20
 const RETRYING_SHOWN = 20
@@ -61,7 +67,8 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
 
-  app.get('/', async (_request, reply) => {
+  app.get('/', async (request, reply) => {
+    const { i18n } = request
     const now = clock.now()
     const { counts, unassessed } = dashboard.stateCounts()
     const total = USER_STATES.reduce((sum, state) => sum + counts[state], unassessed)
@@ -74,16 +81,18 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
     const chart = burndownGeometry(points, deadlineMarkers(activeCampaigns).filter((marker) => marker.day >= windowStart))
     const retrying = dashboard.retrying(RETRYING_SHOWN)
     return reply.page('admin/index', {
-      title: 'Administration',
+      title: i18n.t('admin.title'),
       total,
       unassessed,
       notYetEnrolled: notYetEnrolled(counts),
-      states: USER_STATES.map((state) => ({ state, ...STATE_LABELS[state], count: counts[state] })),
-      methods: dashboard.methodCounts().map((m) => ({ ...m, label: METHOD_LABELS[m.kind] ?? m.kind })),
+      states: USER_STATES.map((state) => ({ state, ...stateLabel(i18n, state), count: counts[state] })),
+      // Kinds only a provider reports (Entra's own) keep their name.
+      methods: dashboard.methodCounts().map((m) => ({ ...m, label: METHOD_KEYS[m.kind] === undefined ? m.kind : i18n.t(METHOD_KEYS[m.kind]) })),
       providers: dashboard.providerCounts().map((p) => ({ ...p, notYetEnrolled: notYetEnrolled(p.byState) })),
-      attention: dashboard.attention(ATTENTION_SHOWN),
+      // Why, in the reader's language (rows from before the catalogue keep their English).
+      attention: dashboard.attention(ATTENTION_SHOWN).map((u) => ({ ...u, reason: sayStored(i18n, u.reasonWords, u.reason) })),
       retryingTotal: retrying.total,
-      retrying: retrying.first.map((r) => ({ ...r, when: r.nextAttemptAt <= now ? 'at the next sweep' : `at ${retryTime(r.nextAttemptAt)}` })),
+      retrying: retrying.first.map((r) => ({ ...r, dueNow: r.nextAttemptAt <= now })),
       directories: directories(),
       driftCheck: driftCheckView(lastDriftCheck()),
       attentionTotal: counts.attention,
@@ -92,7 +101,7 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
         enforce: plan.enforce,
         relax: plan.relax,
         byCampaign: [...plan.byCampaign].map(([id, c]) => ({ id, name: id === null ? null : campaignNames.get(id) ?? null, ...c })),
-        sample: plan.sample
+        sample: plan.sample.map((item) => ({ ...item, reason: sayWords(i18n, item.words) }))
       },
       chart,
       chartFirstDay: points[0].day,
@@ -103,72 +112,75 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   // Everyone in one state, a page at a time: the dashboard's counts link here.
   app.get<{ Params: Static<typeof StateParams>, Querystring: Static<typeof StateQuery> }>('/states/:state', { schema: { params: StateParams, querystring: StateQuery } }, async (request, reply) => {
     const { state } = request.params
+    const label = stateLabel(request.i18n, state)
     const rows = dashboard.usersInState(state, request.query.after ?? null, STATE_PAGE + 1)
     const shown = rows.slice(0, STATE_PAGE)
     return reply.page('admin/state', {
-      title: `Users: ${STATE_LABELS[state].name}`,
+      title: request.i18n.t('admin.state_page_title', { state: label.name }),
       state,
-      label: STATE_LABELS[state],
+      label,
       count: dashboard.stateCounts().counts[state],
-      rows: shown.map((row) => ({ ...row, deadlineDay: row.deadline === null ? null : utcDay(row.deadline) })),
+      rows: shown.map((row) => ({ ...row, reason: sayStored(request.i18n, row.reasonWords, row.reason) })),
       nextAfter: rows.length > STATE_PAGE ? shown[shown.length - 1].cursor : null,
       paged: request.query.after !== undefined
     })
   })
 
   // A failure a person had to fix (permissions, credentials): once fixed, the admin asks for another try.
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/retry-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'Retry enforcement' } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/retry-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.retry_enforcement' } }, async (request, reply) => {
     let state: UserState | undefined
     try {
       state = engine.retryFailed(request.params.userId, actorOf(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.flashRedirect('/admin#attention', err.message, 'error')
+      return reply.flashRedirect('/admin#attention', request.i18n.error(err), 'error')
     }
-    return reply.flashRedirect('/admin#attention', retryOutcome(state))
+    return reply.flashRedirect('/admin#attention', retryOutcome(request.i18n, state))
   })
 
-  app.post<{ Body: Static<typeof CsrfOnly> }>('/attention/retry', { schema: { body: CsrfOnly }, config: { stepUp: 'Retry enforcement for everyone needing attention' } }, async (request, reply) => {
+  app.post<{ Body: Static<typeof CsrfOnly> }>('/attention/retry', { schema: { body: CsrfOnly }, config: { stepUp: 'stepup.action.retry_enforcement_all' } }, async (request, reply) => {
     const count = engine.retryAllFailed(actorOf(request))
-    return reply.flashRedirect('/admin#attention', count === 0
-      ? 'No one needing attention had a failed enforcement to retry.'
-      : `${count === 1 ? '1 user' : `${count} users`} will be tried again at the next sweep (every few minutes), where their deadline has passed in an armed campaign.`)
+    return reply.flashRedirect('/admin#attention', count === 0 ? request.i18n.t('admin.retry_all_none') : request.i18n.t('admin.retry_all_done', { count }))
   })
 
   // Flagged drift: the admin decides that enforcement goes back on; the next sweep re-applies it.
-  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'Re-apply enforcement' } }, async (request, reply) => {
+  app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.reapply_enforcement' } }, async (request, reply) => {
     return flashOutcome(reply, '/admin#attention', () => { campaigns.reapplyAfterDrift(request.params.userId, actorOf(request)) },
-      'Approved: the next sweep makes MFA mandatory for this user again.')
+      request.i18n.t('admin.reapplied'))
   })
 
   /** What happens after a retry, truthfully: the next sweep acts only where a deadline passed in an armed campaign. */
-  function retryOutcome (state: UserState | undefined): string {
-    if (state === 'overdue' || state === 'enrolled') return 'Retrying: the next sweep (every few minutes) tries again, if the user\'s deadline has passed in an armed campaign.'
-    if (state === 'attention') return 'The failure is cleared, but the user still needs attention for another reason: see why below.'
-    return `The failure is cleared. Nothing more is due for this user now (${state === undefined ? 'no state yet' : STATE_LABELS[state].name.toLowerCase()}).`
+  function retryOutcome (i18n: Translator, state: UserState | undefined): string {
+    if (state === 'overdue' || state === 'enrolled') return i18n.t('admin.retry_done')
+    if (state === 'attention') return i18n.t('admin.retry_still_attention')
+    return i18n.t('admin.retry_cleared', { state: state === undefined ? i18n.t('admin.retry_no_state') : stateLabel(i18n, state).name })
   }
 
   // Mail and text messages kept instead of sent (sandbox, or no relay configured), newest first. Only the text part is shown: email HTML is never rendered here.
-  app.get('/outbox', async (_request, reply) => reply.page('admin/outbox', { title: 'Outbox', messages: outbox.latest(100), delivery: outboxDelivery(delivery) }))
+  app.get('/outbox', async (request, reply) => reply.page('admin/outbox', { title: request.i18n.t('admin.outbox_title'), messages: outbox.latest(100), delivery: outboxDelivery(request.i18n, delivery) }))
 }
 
 /** What the outbox holds and why, in words: in the sandbox everything; elsewhere what has no relay configured. */
-function outboxDelivery (config: Deps['delivery']): string {
-  if (config.sandbox) return 'Sandbox: e-mail and text messages are kept here instead of being sent.'
-  const mail = config.mail.smtpUrl === undefined
-    ? 'No mail relay is configured (SMTP_URL), so e-mail is kept here instead of being sent: people do not receive it, and invitations are refused.'
-    : 'E-mail goes out through the configured mail relay and is not kept here.'
-  const sms = config.sms.provider === 'outbox'
-    ? 'No text-message provider is configured (SMS_PROVIDER), so text messages are kept here instead of being sent.'
-    : 'Text messages go out through the configured provider and are not kept here.'
+function outboxDelivery (i18n: Translator, config: Deps['delivery']): string {
+  if (config.sandbox) return i18n.t('admin.outbox_sandbox')
+  const mail = config.mail.smtpUrl === undefined ? i18n.t('admin.outbox_mail_kept') : i18n.t('admin.outbox_mail_sent')
+  const sms = config.sms.provider === 'outbox' ? i18n.t('admin.outbox_sms_kept') : i18n.t('admin.outbox_sms_sent')
   return `${mail} ${sms}`
 }
 
-/** The last drift check in words: complete, incomplete (some users unread) or failed, and what it found. */
-function driftCheckView (run: DriftCheckRun | undefined): { at: Date, outcome: string, summary: string } | null {
+/**
+ * The last drift check: complete, incomplete (some users unread) or failed, and what it found, as a message key and
+ * its values (the words of describeDriftCheck in drift-checks.ts, which the CLI prints).
+ */
+function driftCheckView (run: DriftCheckRun | undefined): { at: Date, outcome: string, summaryKey: string, values: MessageValues } | null {
   if (run === undefined) return null
   const outcome = run.unchecked > 0 ? 'incomplete' : run.checked === 0 && run.error !== null ? 'failed' : 'complete'
-  return { at: run.startedAt, outcome, summary: describeDriftCheck(run) }
+  const values: MessageValues = { checked: run.checked, drifted: run.drifted, unchecked: run.unchecked, error: run.error ?? '' }
+  const summaryKey = run.checked === 0 && run.unchecked === 0 && run.error !== null ? 'admin.drift_failed'
+    : run.unchecked === 0 ? 'admin.drift_checked'
+      : run.error === null ? (run.checked === 0 && run.drifted === 0 ? 'admin.drift_unread_no_reason' : 'admin.drift_checked_unread_no_reason')
+        : run.checked === 0 && run.drifted === 0 ? 'admin.drift_unread' : 'admin.drift_checked_unread'
+  return { at: run.startedAt, outcome, summaryKey, values }
 }
 
 export default adminRoutes

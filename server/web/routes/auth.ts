@@ -21,10 +21,11 @@ const LoginBody = Type.Object({
   _csrf: Type.Optional(Type.String())
 })
 
+/** Why a session ended, as the sign-in page explains it (catalogue keys). */
 const ENDED_MESSAGES: Record<string, string> = {
-  idle: 'You were signed out after a period without activity. Please sign in again.',
-  absolute: 'Your session reached its maximum length. Please sign in again.',
-  pass: 'Your temporary access pass has expired, and the session it opened ended with it. Sign in with a sign-in method you set up, or ask the helpdesk for a new pass.'
+  idle: 'login.ended_idle',
+  absolute: 'login.ended_absolute',
+  pass: 'login.ended_pass'
 }
 
 export function requestContext (request: FastifyRequest): { ip: string, userAgent: string | null } {
@@ -44,17 +45,16 @@ export interface SignInWays {
   microsoftSignIn?: boolean
 }
 
-const PASSWORD_SIGNIN_OFF = 'Signing in with a password is turned off here. Use "Sign in with Microsoft" or your passkey.'
-
 const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPassService, methods: MethodStore, clock: Clock, staffPasskeyRequired: boolean } & SignInWays> = async (app, { signIn, passes, methods, clock, staffPasskeyRequired, passwordSignIn = true, microsoftSignIn = false }) => {
   const ways = { passwordSignIn, microsoftSignIn }
   app.get<{ Querystring: Static<typeof LoginQuery> }>('/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
     if (request.user !== null) return reply.redirect(safeNext(request.query.next), 303)
+    const ended = ENDED_MESSAGES[request.query.ended ?? '']
     return reply.page('login', {
-      title: 'Sign in',
+      title: request.i18n.t('login.title'),
       email: '',
       next: safeNext(request.query.next),
-      notice: request.query.signed_out !== undefined ? 'You are signed out.' : ENDED_MESSAGES[request.query.ended ?? ''] ?? null,
+      notice: request.query.signed_out !== undefined ? request.i18n.t('login.signed_out') : ended === undefined ? null : request.i18n.t(ended),
       error: null,
       ...ways,
       scripts: ['/static/js/passkey.js']
@@ -68,7 +68,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     const { email, password } = request.body
     const next = safeNext(request.body.next)
     if (!passwordSignIn) {
-      return reply.code(403).page('login', { title: 'Sign in', email: '', next, notice: null, error: PASSWORD_SIGNIN_OFF, ...ways, scripts: ['/static/js/passkey.js'] })
+      return reply.code(403).page('login', { title: request.i18n.t('login.title'), email: '', next, notice: null, error: request.i18n.t('login.password_off'), ...ways, scripts: ['/static/js/passkey.js'] })
     }
     try {
       const { user, device } = await signIn.signIn(email, password, { ...requestContext(request), cookies: request.cookies })
@@ -85,15 +85,15 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       if (!(err instanceof DomainError)) throw err
       // A helpdesk pass typed into the password box: say where it goes instead of "do not match".
       const message = err.code === 'invalid_credentials' && passes.isActivePass(email, password)
-        ? 'That is your temporary access pass, not your password. Choose "I have an access pass" below and enter it there.'
-        : err.message
-      return reply.code(statusFor(err)).page('login', { title: 'Sign in', email, next, notice: null, error: message, ...ways, scripts: ['/static/js/passkey.js'] })
+        ? request.i18n.t('login.pass_typed_as_password')
+        : request.i18n.error(err)
+      return reply.code(statusFor(err)).page('login', { title: request.i18n.t('login.title'), email, next, notice: null, error: message, ...ways, scripts: ['/static/js/passkey.js'] })
     }
   })
 
   app.get('/login/pass', async (request, reply) => {
     if (request.user !== null) return reply.redirect('/', 303)
-    return reply.page('login-pass', { title: 'Sign in with an access pass', email: '', error: null })
+    return reply.page('login-pass', { title: request.i18n.t('login.pass_title'), email: '', error: null })
   })
 
   // A temporary access pass opens a restricted session: enrollment pages and sign-out only.
@@ -109,7 +109,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       return reply.redirect('/', 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('login-pass', { title: 'Sign in with an access pass', email: request.body.email, error: err.message })
+      return reply.code(statusFor(err)).page('login-pass', { title: request.i18n.t('login.pass_title'), email: request.body.email, error: request.i18n.error(err) })
     }
   })
 

@@ -49,10 +49,11 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     // The page carries the seed in clear: no copy of it may stay in a browser or proxy cache.
     reply.header('cache-control', 'no-store')
     const { setup, refusal } = state
+    const i18n = reply.request.i18n
     return reply.page('enroll/aws-mfa', {
-      title: 'Set up an authenticator app for AWS',
-      refusal: refusal === undefined ? null : { message: refusal.message, stepUp: refusal.code === 'step_up_required' },
-      setup: setup === undefined ? null : { groupedSecret: setup.groupedSecret, expiresAt: `${setup.expiresAt.toISOString().slice(11, 16)} UTC` },
+      title: i18n.t('enroll.aws_mfa_title'),
+      refusal: refusal === undefined ? null : { message: i18n.error(refusal), stepUp: refusal.code === 'step_up_required' },
+      setup: setup === undefined ? null : { groupedSecret: setup.groupedSecret, expiresAt: setup.expiresAt },
       error: state.error ?? null,
       scripts: setup === undefined ? [] : ['/static/js/copy.js']
     })
@@ -64,12 +65,12 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
       return await work()
     } catch (err) {
       if (err instanceof DomainError) {
-        if (err.code === 'not_aws_user') return sendError(request, reply, 404, err.code, err.message)
-        return render(reply.code(statusOf(err)), BLOCKING.has(err.code) ? { refusal: err } : { error: err.message })
+        if (err.code === 'not_aws_user') return sendError(request, reply, 404, err.code, err)
+        return render(reply.code(statusOf(err)), BLOCKING.has(err.code) ? { refusal: err } : { error: request.i18n.error(err) })
       }
       if (err instanceof ProviderError) {
         request.log.warn({ err }, 'AWS IAM call failed on an enrollment page')
-        return sendError(request, reply, 503, 'provider_unavailable', 'AWS did not answer just now. Nothing was changed; try again in a few minutes.')
+        return sendError(request, reply, 503, 'provider_unavailable', { key: 'enroll.aws_unavailable' })
       }
       throw err
     }
@@ -90,11 +91,11 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
       virtualMfa.assertMayAdd(user, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError) || err.code === 'not_aws_user') throw err
-      return sendError(request, reply, statusOf(err), err.code, err.message)
+      return sendError(request, reply, statusOf(err), err.code, err)
     }
     const setup = await virtualMfa.current(user)
     if (setup === undefined) {
-      return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
+      return sendError(request, reply, 404, 'no_pending_setup', { key: 'enroll.no_pending_setup' })
     }
     const png = Buffer.from(setup.qrPngDataUrl.slice(setup.qrPngDataUrl.indexOf(',') + 1), 'base64')
     return reply.header('cache-control', 'no-store').type('image/png').send(png)
@@ -107,21 +108,21 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     } catch (err) {
       if (!(err instanceof DomainError) || BLOCKING.has(err.code) || err.code === 'not_aws_user') throw err
       // Wrong or non-consecutive codes, a lockout, a lapsed setup: the same page again, with what to do.
-      return render(reply.code(statusOf(err)), { setup: await virtualMfa.current(user), error: err.message })
+      return render(reply.code(statusOf(err)), { setup: await virtualMfa.current(user), error: request.i18n.error(err) })
     }
-    return reply.flashRedirect('/', 'Your authenticator app is set up for AWS. The AWS console will ask for a code from it when you sign in. We sent you an email about this change.')
+    return reply.flashRedirect('/', request.i18n.t('enroll.aws_done'))
   }))
 
   app.post<{ Body: Static<typeof CsrfBody> }>(`${MFA_URL}/restart`, { ...options, schema: { body: CsrfBody } }, async (request, reply) => withAws(request, reply, async () => {
     await virtualMfa.begin(request.user!, changeContext(request, clock.now()))
-    return reply.flashRedirect(MFA_URL, 'Here is a new QR code. If you already added the old one to your app, delete that entry.', 'info')
+    return reply.flashRedirect(MFA_URL, request.i18n.t('enroll.new_qr'), 'info')
   }))
 
   app.get(KEY_URL, options, async (request, reply) => {
     const user = request.user!
     const links = awsConsoleLinks(awsConfig?.accountId, virtualMfa.arnOf(user))
     return reply.page('enroll/aws-security-key', {
-      title: 'Set up a security key for AWS',
+      title: request.i18n.t('enroll.aws_key_title'),
       // The IAM user name (the id is the portal's key, not what the AWS console shows).
       userName: user.displayName,
       links,
@@ -134,14 +135,14 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     try {
       const result = await virtualMfa.checkRegistration(request.user!)
       if (result.methods.includes('passkey')) {
-        return reply.flashRedirect(KEY_URL, 'AWS shows a security key on your account: you are set up.')
+        return reply.flashRedirect(KEY_URL, request.i18n.t('enroll.aws_key_found'))
       }
-      return reply.flashRedirect(KEY_URL, 'AWS does not show a security key on your account yet. Register it in the AWS console, then check again.', 'info')
+      return reply.flashRedirect(KEY_URL, request.i18n.t('enroll.aws_key_missing'), 'info')
     } catch (err) {
-      if (err instanceof DomainError) return reply.flashRedirect(KEY_URL, err.message, 'error')
+      if (err instanceof DomainError) return reply.flashRedirect(KEY_URL, request.i18n.error(err), 'error')
       if (err instanceof ProviderError) {
         request.log.warn({ err }, 'AWS IAM call failed on the security-key check')
-        return reply.flashRedirect(KEY_URL, 'AWS did not answer just now. Try again in a few minutes; the portal also checks on its next sync.', 'error')
+        return reply.flashRedirect(KEY_URL, request.i18n.t('enroll.aws_key_unavailable'), 'error')
       }
       throw err
     }
@@ -152,7 +153,7 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
 async function onlyAwsUsers (request: FastifyRequest, reply: FastifyReply): Promise<void> {
   if (request.user === null || reply.sent) return
   if (request.user.provider !== 'aws' || request.user.externalId === null) {
-    sendError(request, reply, 404, 'not_aws_user', 'This page is for people whose account is an AWS IAM user. Use "Add a method" on your home page instead.')
+    sendError(request, reply, 404, 'not_aws_user', { key: 'enroll.not_aws_user' })
   }
 }
 

@@ -22,9 +22,10 @@ const APP_URL = '/enroll/entra-app'
 const PASSKEY_URL = '/enroll/entra-passkey'
 const GUARD_CODES = new Set(['step_up_required', 'untrusted_network', 'not_entra_user'])
 
+/** The kinds Microsoft lists, as the passkey page names them (catalogue keys). */
 const KIND_NAMES: Record<string, string> = {
-  passkey: 'a passkey or security key', totp: 'an authenticator app (codes)', phone: 'a phone', authenticator: 'Microsoft Authenticator',
-  email: 'an email address', external: 'an external method', qr_code_pin: 'a QR code with PIN'
+  passkey: 'enroll.entra_kind_passkey', totp: 'enroll.entra_kind_totp', phone: 'enroll.entra_kind_phone', authenticator: 'enroll.entra_kind_authenticator',
+  email: 'enroll.entra_kind_email', external: 'enroll.entra_kind_external', qr_code_pin: 'enroll.entra_kind_qr_code_pin'
 }
 
 /**
@@ -48,12 +49,13 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     // The page carries the secret in clear: no copy of it may stay in a browser or proxy cache.
     reply.header('cache-control', 'no-store')
     const { setup, refusal } = state
+    const i18n = reply.request.i18n
     return reply.page('enroll/entra-app', {
-      title: 'Set up an authenticator app',
+      title: i18n.t('enroll.totp_title'),
       hardwareOath: enrollment.hardwareOath,
       securityInfoUrl: MICROSOFT_SECURITY_INFO,
-      refusal: refusal === undefined ? null : { message: refusal.message, stepUpUrl: refusal.code === 'step_up_required' ? `/step-up?next=${encodeURIComponent(APP_URL)}` : null },
-      setup: setup === undefined ? null : { groupedKey: setup.groupedKey, expiresAt: `${setup.expiresAt.toISOString().slice(11, 16)} UTC` },
+      refusal: refusal === undefined ? null : { message: i18n.error(refusal), stepUpUrl: refusal.code === 'step_up_required' ? `/step-up?next=${encodeURIComponent(APP_URL)}` : null },
+      setup: setup === undefined ? null : { groupedKey: setup.groupedKey, expiresAt: setup.expiresAt },
       name: state.name ?? '',
       error: state.error ?? null,
       scripts: setup === undefined ? [] : ['/static/js/copy.js']
@@ -83,11 +85,11 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       enrollment.assertMayAdd(user, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return sendError(request, reply, statusFor(err), err.code, err.message)
+      return sendError(request, reply, statusFor(err), err.code, err)
     }
     const setup = enrollment.hardwareOath ? enrollment.currentOath(user) : undefined
     if (setup === undefined) {
-      return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
+      return sendError(request, reply, 404, 'no_pending_setup', { key: 'enroll.no_pending_setup' })
     }
     // Drawn here, never by an outside QR service: the URI holds the secret.
     const png = await QRCode.toBuffer(setup.uri, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 240 })
@@ -99,12 +101,12 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     const name = request.body.name ?? ''
     try {
       const added = await enrollment.finishOath(user, request.body.code, name, changeContext(request, clock.now()))
-      return await reply.flashRedirect('/', `"${added.name}" is set up in your Microsoft account. When Microsoft asks, you can now use a code from it. We sent you an email about this change.`)
+      return await reply.flashRedirect('/', request.i18n.t('enroll.entra_app_done', { name: added.name }))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       reply.code(err.code === 'provider_unavailable' ? 502 : statusFor(err))
       if (GUARD_CODES.has(err.code) || err.code === 'entra_oath_off' || err.code === 'entra_oath_policy_off') return renderApp(reply, { refusal: err })
-      return renderApp(reply, { setup: enrollment.currentOath(user), error: err.message, name })
+      return renderApp(reply, { setup: enrollment.currentOath(user), error: request.i18n.error(err), name })
     }
   })
 
@@ -115,17 +117,17 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       if (!(err instanceof DomainError)) throw err
       return renderApp(reply.code(statusFor(err)), { refusal: err })
     }
-    return reply.flashRedirect(APP_URL, 'Here is a new QR code. If you already added the old one to your app, delete that entry.', 'info')
+    return reply.flashRedirect(APP_URL, request.i18n.t('enroll.new_qr'), 'info')
   })
 
   app.get(PASSKEY_URL, options, async (request, reply) => {
     const user = request.user!
     return reply.page('enroll/entra-passkey', {
-      title: 'Add a passkey to your Microsoft account',
+      title: request.i18n.t('enroll.entra_passkey_title'),
       securityInfoUrl: MICROSOFT_SECURITY_INFO,
       entraUser: user.provider === 'entra' && user.externalId !== null,
       hasPasskey: user.providerMethods.includes('passkey'),
-      registered: user.providerMethods.map((k) => KIND_NAMES[k] ?? k)
+      registered: user.providerMethods.map((k) => KIND_NAMES[k] === undefined ? k : request.i18n.t(KIND_NAMES[k]))
     })
   })
 
@@ -138,11 +140,11 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     try {
       const { methods } = await enrollment.checkRegistration(request.user!)
       return await (methods.includes('passkey')
-        ? reply.flashRedirect(PASSKEY_URL, 'Microsoft has a passkey for your account. You are all set.')
-        : reply.flashRedirect(PASSKEY_URL, 'Microsoft does not list a passkey for your account yet. Finish on Microsoft\'s page, then check again.', 'info'))
+        ? reply.flashRedirect(PASSKEY_URL, request.i18n.t('enroll.entra_passkey_found'))
+        : reply.flashRedirect(PASSKEY_URL, request.i18n.t('enroll.entra_passkey_missing'), 'info'))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return await reply.flashRedirect(PASSKEY_URL, err.message, 'error')
+      return await reply.flashRedirect(PASSKEY_URL, request.i18n.error(err), 'error')
     }
   })
 }

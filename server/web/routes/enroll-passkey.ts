@@ -4,6 +4,7 @@ import { DomainError } from '../../domain/errors.ts'
 import type { PasskeyService } from '../../domain/passkeys.ts'
 import type { Services } from '../../wiring.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
+import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
 import { RegistrationResponse } from '../schemas/webauthn.ts'
 
 const VerifyBody = Type.Object({
@@ -28,10 +29,10 @@ const enrollPasskeyRoutes: FastifyPluginAsync<{ services: Services }> = async (a
       guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      blocked = { code: err.code, message: err.message }
+      blocked = { code: err.code, message: request.i18n.error(err) }
     }
     return reply.page('enroll/passkey', {
-      title: 'Add a passkey or security key',
+      title: request.i18n.t('enroll.passkey_title'),
       blocked,
       stepUpUrl: `/step-up?next=${encodeURIComponent('/enroll/passkey')}`,
       error: null,
@@ -47,7 +48,13 @@ const enrollPasskeyRoutes: FastifyPluginAsync<{ services: Services }> = async (a
     const { challengeId, response, name } = request.body
     const method = await passkeys.register(request.user!, challengeId, response as RegistrationResponseJSON, name ?? '',
       request.headers['user-agent'] ?? null, changeContext(request, clock.now()))
-    request.session.flash = { kind: 'ok', text: `Your passkey "${method.name}" is ready. Next time, you can use it to sign in.` }
+    // A console action held for a first method: on to it, through a step-up with the new passkey.
+    const held = heldActionAfterSetup(request, clock.now())
+    if (held !== null) {
+      request.session.flash = { kind: 'ok', text: request.i18n.t('enroll.passkey_ready_held', { name: method.name, action: held.label }) }
+      return { ok: true, redirect: held.url }
+    }
+    request.session.flash = { kind: 'ok', text: request.i18n.t('enroll.passkey_ready', { name: method.name }) }
     return { ok: true, redirect: '/' }
   })
 }

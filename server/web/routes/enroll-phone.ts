@@ -7,6 +7,7 @@ import type { Services } from '../../wiring.ts'
 import { entraPortal } from '../../wiring-entra.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { statusFor } from '../plugins/errors.ts'
+import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
 
 const BeginBody = Type.Object({ phone: Type.Optional(Type.String({ maxLength: 64 })), _csrf: Type.Optional(Type.String()) })
 const VerifyBody = Type.Object({ code: Type.String({ maxLength: 20 }), _csrf: Type.Optional(Type.String()) })
@@ -34,7 +35,6 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   // Per signed-in person rather than per address, so a whole office behind one NAT is not throttled together.
   // The domain already limits attempts per code and sends per hour; this only slows scripted hammering.
   const rateLimit = { max: 20, timeWindow: '1 minute', hook: 'preHandler' as const, keyGenerator: (request: FastifyRequest) => request.user?.id ?? request.ip }
-  const regionName = new Intl.DisplayNames(['en'], { type: 'region' }).of(config.phoneDefaultRegion) ?? config.phoneDefaultRegion
 
   function render (request: FastifyRequest, reply: FastifyReply, state: PageState = {}): FastifyReply {
     const user = request.user!
@@ -51,18 +51,20 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     }
     const pinnedNumber = phones.pinnedNumber(user)
     const lock = phones.setupLock(user)
+    const i18n = request.i18n
     return reply.page('enroll/phone', {
-      title: 'Add a phone',
-      blocked: blocked === null ? null : { code: blocked.code, message: blocked.message },
+      title: i18n.t('enroll.phone_title'),
+      blocked: blocked === null ? null : { code: blocked.code, message: i18n.error(blocked) },
       pinned: phones.pinned,
       pinnedNumber: pinnedNumber === null ? null : displayNumber(pinnedNumber),
-      region: { code: config.phoneDefaultRegion, name: regionName },
+      // The default region's name in the reader's language ("United Kingdom", "Vereinigtes Königreich").
+      region: { code: config.phoneDefaultRegion, name: i18n.regionNames([config.phoneDefaultRegion]) },
       pending: request.session.phonePending ?? null,
       codeMinutes: PHONE_RULES.codeLifetimeMs / 60_000,
       // Too many wrong codes: no code can succeed, so the page says when a new one can be asked for instead.
-      codeLocked: lock.locked ? { newCodeAt: `${lock.newCodeAt.toISOString().slice(11, 16)} UTC`, now: lock.newCodeAt.getTime() <= clock.now().getTime() } : null,
+      codeLocked: lock.locked ? { newCodeAt: lock.newCodeAt, now: lock.newCodeAt.getTime() <= clock.now().getTime() } : null,
       phone: state.phone ?? '',
-      error: blocked !== null && blocked === error ? null : error?.message ?? null,
+      error: blocked !== null && blocked === error ? null : error === undefined ? null : i18n.error(error),
       errorField: error === undefined ? null : PHONE_FIELD_CODES.has(error.code) ? 'phone' : CODE_FIELD_CODES.has(error.code) ? 'code' : null
     })
   }
@@ -86,10 +88,10 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   app.post<{ Body: Static<typeof BeginBody> }>('/enroll/phone', { ...options, config: { ...options.config, rateLimit }, schema: { body: BeginBody } }, async (request, reply) => {
     const typed = request.body.phone
     try {
-      const pending = await phones.begin(request.user!, typed, changeContext(request, clock.now()))
+      const pending = await phones.begin(request.user!, typed, changeContext(request, clock.now()), request.i18n)
       const to = displayNumber(pending.phone!)
       request.session.phonePending = { to }
-      return reply.flashRedirect('/enroll/phone', `We sent a code to ${to}. It expires in ${PHONE_RULES.codeLifetimeMs / 60_000} minutes.`, 'info')
+      return reply.flashRedirect('/enroll/phone', request.i18n.t('enroll.phone_sent', { to, minutes: PHONE_RULES.codeLifetimeMs / 60_000 }), 'info')
     } catch (err) {
       return refused(request, reply, err, { phone: typed })
     }
@@ -105,12 +107,17 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       // already holds is replaced only after a step-up with an existing method (entra.phone_push_refused otherwise).
       const entra = request.user!.provider === 'entra' ? await entraPortal(services)?.phones.pushVerified(request.user!, method.phone!, context) : undefined
       if (entra?.pushed === false && entra.kept === 'existing_number') {
-        return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method here. Microsoft already has another mobile number for your account, so we did not change it: replacing it needs you to confirm it's you with a method you already had. You can change it on Microsoft's security info page. We sent you an email about it.`, 'info')
+        return reply.flashRedirect('/', request.i18n.t('enroll.phone_added_entra_existing', { name: method.name }), 'info')
       }
       if (entra?.pushed === false) {
-        return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method here, but we could not also add it to your Microsoft account just now, so Microsoft may not text it yet. Your administrators can see this; you can also add the number on Microsoft's security info page. We sent you an email about it.`, 'info')
+        return reply.flashRedirect('/', request.i18n.t('enroll.phone_added_entra_failed', { name: method.name }), 'info')
       }
-      return reply.flashRedirect('/', `"${method.name}" was added as a sign-in method${entra?.pushed === true ? ', here and in your Microsoft account' : ''}. We sent you an email about it.`)
+      // A console action held for a first method: on to it, through a step-up with the new phone.
+      const held = heldActionAfterSetup(request, clock.now())
+      if (held !== null) {
+        return reply.flashRedirect(held.url, request.i18n.t('enroll.phone_added_held', { name: method.name, action: held.label }))
+      }
+      return reply.flashRedirect('/', request.i18n.t('enroll.phone_added', { name: method.name, entra: entra?.pushed === true ? 'yes' : 'no' }))
     } catch (err) {
       // The typed code is not put back into the form: a rejected code is retyped anyway, and keeping codes
       // out of every page keeps the rule "the code is only ever in the text message" simple to check.
@@ -120,10 +127,10 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
 
   app.post<{ Body: Static<typeof ResendBody> }>('/enroll/phone/resend', { ...options, config: { ...options.config, rateLimit }, schema: { body: ResendBody } }, async (request, reply) => {
     try {
-      const pending = await phones.resend(request.user!, changeContext(request, clock.now()))
+      const pending = await phones.resend(request.user!, changeContext(request, clock.now()), request.i18n)
       const to = displayNumber(pending.phone!)
       request.session.phonePending = { to }
-      return reply.flashRedirect('/enroll/phone', `We sent a new code to ${to}. Earlier codes no longer work.`, 'info')
+      return reply.flashRedirect('/enroll/phone', request.i18n.t('enroll.phone_resent', { to }), 'info')
     } catch (err) {
       return refused(request, reply, err)
     }

@@ -6,6 +6,7 @@ import type { TotpSetup } from '../../domain/totp.ts'
 import type { Services } from '../../wiring.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { sendError, statusFor } from '../plugins/errors.ts'
+import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
 
 // The name is checked by the domain (1–60 characters) so that a long one re-renders the form with its message;
 // the schema only stops absurd sizes.
@@ -35,10 +36,11 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     // The page carries the secret in clear: no copy of it may stay in a browser or proxy cache.
     reply.header('cache-control', 'no-store')
     const { setup, refusal } = state
+    const i18n = reply.request.i18n
     return reply.page('enroll/totp', {
-      title: 'Set up an authenticator app',
-      refusal: refusal === undefined ? null : { message: refusal.message, stepUpUrl: refusal.code === 'step_up_required' ? STEP_UP_URL : null },
-      setup: setup === undefined ? null : { groupedKey: setup.groupedKey, expiresAt: `${setup.expiresAt.toISOString().slice(11, 16)} UTC` },
+      title: i18n.t('enroll.totp_title'),
+      refusal: refusal === undefined ? null : { message: i18n.error(refusal), stepUpUrl: refusal.code === 'step_up_required' ? STEP_UP_URL : null },
+      setup: setup === undefined ? null : { groupedKey: setup.groupedKey, expiresAt: setup.expiresAt },
       name: state.name ?? '',
       error: state.error ?? null,
       scripts: setup === undefined ? [] : ['/static/js/copy.js']
@@ -65,11 +67,11 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return sendError(request, reply, statusFor(err), err.code, err.message)
+      return sendError(request, reply, statusFor(err), err.code, err)
     }
     const setup = totp.current(user)
     if (setup === undefined) {
-      return sendError(request, reply, 404, 'no_pending_setup', 'There is no authenticator-app setup in progress. Open the setup page to get a new QR code.')
+      return sendError(request, reply, 404, 'no_pending_setup', { key: 'enroll.no_pending_setup' })
     }
     // Drawn here, never by an outside QR service: the URI holds the secret.
     const png = await QRCode.toBuffer(setup.uri, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 240 })
@@ -85,9 +87,14 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       if (!(err instanceof DomainError)) throw err
       reply.code(statusFor(err))
       if (err.code === 'step_up_required' || err.code === 'untrusted_network') return render(reply, { refusal: err })
-      return render(reply, { setup: totp.current(user), error: err.message, name })
+      return render(reply, { setup: totp.current(user), error: request.i18n.error(err), name })
     }
-    return reply.flashRedirect('/', 'Your authenticator app is set up. When you sign in, you can now use a code from it. We sent you an email about this change.')
+    // A console action held for a first method: on to it, through a step-up with the new app.
+    const held = heldActionAfterSetup(request, clock.now())
+    if (held !== null) {
+      return reply.flashRedirect(held.url, request.i18n.t('enroll.totp_done_held', { action: held.label }))
+    }
+    return reply.flashRedirect('/', request.i18n.t('enroll.totp_done'))
   })
 
   app.post<{ Body: Static<typeof RestartBody> }>('/enroll/totp/restart', { ...options, schema: { body: RestartBody } }, async (request, reply) => {
@@ -97,7 +104,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       if (!(err instanceof DomainError)) throw err
       return render(reply.code(statusFor(err)), { refusal: err })
     }
-    return reply.flashRedirect('/enroll/totp', 'Here is a new QR code. If you already added the old one to your app, delete that entry.', 'info')
+    return reply.flashRedirect('/enroll/totp', request.i18n.t('enroll.new_qr'), 'info')
   })
 }
 

@@ -71,7 +71,7 @@ const entraSignInRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       return reply.redirect(owed === 'none' ? next : `/step-up?next=${encodeURIComponent(next)}`, 303)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return sendError(request, reply, STATUS_BY_CODE[err.code] ?? statusFor(err), err.code, err.message)
+      return sendError(request, reply, STATUS_BY_CODE[err.code] ?? statusFor(err), err.code, err)
     }
   })
 }

@@ -3,20 +3,52 @@ import { CALENDAR_CONTENT_TYPE, CALENDAR_FILENAME, deadlineCalendar } from '../.
 import type { Clock } from '../../domain/clock.ts'
 import type { EnforcementEngine } from '../../domain/engine.ts'
 import type { MethodStore } from '../../domain/methods.ts'
-import { directoryName, isSecondFactor, protectsLabel, signInStatus } from '../../domain/protection.ts'
+import { countingMethods, directoryName, isSecondFactor, portalMethodsCount, signInStatus, whyKindDoesNotCount } from '../../domain/protection.ts'
+import { dropsAtSmsSunset, type MethodPolicy } from '../../domain/methods.ts'
+import type { CampaignDeadline } from '../../domain/deadlines.ts'
+import type { Translator } from '../../domain/i18n.ts'
 import { requireUser } from '../plugins/auth.ts'
+import { english } from '../english.ts'
 
-export const KIND_LABELS = { passkey: 'Passkey or security key', totp: 'Authenticator app', phone: 'Phone (text message)' } as const
+type Translate = Translator['t']
 
-/** Method kinds as directories report them (providers/entra/method-kinds.ts, IAM devices). */
-const DIRECTORY_KIND_LABELS: Readonly<Record<string, string>> = {
-  ...KIND_LABELS, authenticator: 'Microsoft Authenticator', email: 'Email address', external: 'External method', qr_code_pin: 'QR code with PIN'
+/** Each kind of portal method as people name it (catalogue keys): use kindLabel(request.i18n.t, kind). */
+export const KIND_LABEL_KEYS = { passkey: 'home.kind_passkey', totp: 'home.kind_totp', phone: 'home.kind_phone' } as const
+
+/** A portal method's kind in the reader's words. */
+export function kindLabel (t: Translate, kind: keyof typeof KIND_LABEL_KEYS): string {
+  return t(KIND_LABEL_KEYS[kind])
+}
+
+/**
+ * The kinds in English, for pages that do not pass their reader's translator yet; prefer kindLabel(request.i18n.t, …).
+ * @deprecated
+ */
+export const KIND_LABELS: Readonly<Record<keyof typeof KIND_LABEL_KEYS, string>> = {
+  get passkey () { return english().t(KIND_LABEL_KEYS.passkey) },
+  get totp () { return english().t(KIND_LABEL_KEYS.totp) },
+  get phone () { return english().t(KIND_LABEL_KEYS.phone) }
+}
+
+/** Method kinds as directories report them (providers/entra/method-kinds.ts, IAM devices), as catalogue keys. */
+const DIRECTORY_KIND_KEYS: Readonly<Record<string, string>> = {
+  ...KIND_LABEL_KEYS, authenticator: 'home.kind_authenticator', email: 'home.kind_email', external: 'home.kind_external', qr_code_pin: 'home.kind_qr_code_pin'
+}
+
+/**
+ * What a directory user's method protects, in the reader's words: methods held in the portal "protect this portal
+ * only"; those registered at the directory "protect your Microsoft sign-in". Null for the portal's own users.
+ */
+export function protectsText (t: Translate, provider: string, where: 'portal' | 'directory', whose: 'your' | 'their' = 'your'): string | null {
+  const name = directoryName(provider)
+  if (name === null) return null
+  return where === 'portal' ? t('pages.protects_portal') : t('pages.protects_directory', { whose, directory: name })
 }
 
 /** The home page: where the user stands, their methods, and the ways to add one. */
 const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps) => {
   app.get('/', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
-    return reply.page('home', homeModel(request.user!, deps))
+    return reply.page('home', homeModel(request.user!, deps, request.i18n))
   })
 
   // The deadline as a calendar file (one event, a reminder the day before, the portal link), for the signed-in user.
@@ -25,7 +57,7 @@ const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps
     const standing = deps.engine.standing(user.id)
     const now = deps.clock.now()
     if (standing?.deadline == null || standing.deadline <= now || standing.state === 'exempt') {
-      return reply.flashRedirect('/', 'You have no upcoming deadline to add to a calendar.', 'info')
+      return reply.flashRedirect('/', request.i18n.t('home.no_upcoming_deadline'), 'info')
     }
     return reply
       .type(CALENDAR_CONTENT_TYPE)
@@ -44,6 +76,9 @@ const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps
 export interface HomeDeps {
   methods: MethodStore
   engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline'>
+  clock: Clock
+  /** Unused recovery codes count toward a campaign that asks for one method plus recovery codes. */
+  recoveryCodes?: { remaining(user: { id: string }): number }
 }
 
 /** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
@@ -56,14 +91,16 @@ export interface CalendarDeps {
 export interface AddOption {
   kind: 'passkey' | 'totp' | 'phone'
   href: string
+  /** In the reader's words (addOptionsFor translates the keys below). */
   label: string
   hint: string
 }
 
+/** The options as catalogue keys; translated when a page is written. */
 const LOCAL_OPTIONS: AddOption[] = [
-  { kind: 'passkey', href: '/enroll/passkey', label: 'Passkey or security key', hint: 'Sign in with your fingerprint, face, PIN or a USB/NFC key. The strongest choice.' },
-  { kind: 'totp', href: '/enroll/totp', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes.' },
-  { kind: 'phone', href: '/enroll/phone', label: 'Phone', hint: 'Get a 6-digit code by text message.' }
+  { kind: 'passkey', href: '/enroll/passkey', label: 'home.add_passkey', hint: 'home.add_passkey_hint' },
+  { kind: 'totp', href: '/enroll/totp', label: 'home.add_totp', hint: 'home.add_totp_hint' },
+  { kind: 'phone', href: '/enroll/phone', label: 'home.add_phone', hint: 'home.add_phone_hint' }
 ]
 
 /**
@@ -75,47 +112,76 @@ const ADD_OPTIONS: Readonly<Record<string, AddOption[]>> = {
   local: LOCAL_OPTIONS,
   // IAM has no SMS MFA for users; security keys are registered in the AWS console (the WebAuthn RP is AWS's).
   aws: [
-    { kind: 'totp', href: '/enroll/aws-mfa', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes. Set up here for your AWS sign-in.' },
-    { kind: 'passkey', href: '/enroll/aws-security-key', label: 'Security key or passkey', hint: 'A USB/NFC key or passkey, registered in the AWS console. The strongest choice.' }
+    { kind: 'totp', href: '/enroll/aws-mfa', label: 'home.add_totp', hint: 'home.add_aws_totp_hint' },
+    { kind: 'passkey', href: '/enroll/aws-security-key', label: 'home.add_aws_key', hint: 'home.add_aws_key_hint' }
   ],
   // (add options: aws)
   entra: [
-    { kind: 'passkey', href: '/enroll/entra-passkey', label: 'Passkey or security key', hint: 'Sign in to Microsoft with your fingerprint, face, PIN or a USB/NFC key, set up on Microsoft\'s page. The strongest choice.' },
-    { kind: 'totp', href: '/enroll/entra-app', label: 'Authenticator app', hint: 'Microsoft Authenticator, Google Authenticator or any app that shows 6-digit codes, for your Microsoft sign-in.' },
-    { kind: 'phone', href: '/enroll/phone', label: 'Phone', hint: 'Get a 6-digit code by text message; the number is also used by Microsoft.' }
+    { kind: 'passkey', href: '/enroll/entra-passkey', label: 'home.add_passkey', hint: 'home.add_entra_passkey_hint' },
+    { kind: 'totp', href: '/enroll/entra-app', label: 'home.add_totp', hint: 'home.add_entra_totp_hint' },
+    { kind: 'phone', href: '/enroll/phone', label: 'home.add_phone', hint: 'home.add_entra_phone_hint' }
   ]
   // (add options: entra)
 }
 
-export function addOptionsFor (provider: string): AddOption[] {
-  return ADD_OPTIONS[provider] ?? LOCAL_OPTIONS
+/** The ways to add a method where the user signs in, in the reader's words (English when no translator is given). */
+export function addOptionsFor (provider: string, t: Translate = english().t): AddOption[] {
+  return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
 }
 
-export function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine }: HomeDeps, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock, recoveryCodes }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const list = methods.listFor(user.id)
   const directory = directoryName(user.provider)
+  const now = clock.now()
+  const policy = engine.methodPolicy(user.id)
+  const codes = portalMethodsCount(user.provider) ? recoveryCodes?.remaining(user) ?? 0 : 0
+  const deadline = engine.explainDeadline(user.id)
   return {
-    title: 'Your sign-in security',
+    title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
-    methods: list.map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind], protects: protectsLabel(user.provider, 'portal') })),
+    methods: list.map((m) => ({ ...m, kindLabel: kindLabel(i18n.t, m.kind), protects: protectsText(i18n.t, user.provider, 'portal') })),
     // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys), and
     // where the user signs in decides which methods: for a directory user only those registered there.
-    status: signInStatus(user, list.map((m) => m.kind), engine.methodPolicy(user.id)),
+    status: signInStatus(user, list.map((m) => m.kind), policy, now, codes),
+    // Text messages stop counting on a date: those relying on them are told before, and after, why their deadline moved.
+    smsSunset: smsSunsetNotice(user, list.map((m) => m.kind), codes, policy, deadline, now),
     directory: directory === null
       ? null
       : {
           name: directory,
           methods: user.providerMethods.map((kind) => ({
-            label: DIRECTORY_KIND_LABELS[kind] ?? kind,
-            protects: isSecondFactor(kind) ? protectsLabel(user.provider, 'directory') : 'not a second factor: it does not protect your sign-in'
+            label: DIRECTORY_KIND_KEYS[kind] === undefined ? kind : i18n.t(DIRECTORY_KIND_KEYS[kind]),
+            protects: isSecondFactor(kind) ? protectsText(i18n.t, user.provider, 'directory') : i18n.t('home.not_second_factor')
           }))
         },
-    addOptions: addOptionsFor(user.provider),
+    // Methods that would not count for this user (privileged accounts' policy, text messages) are offered apart.
+    addOptions: addOptionsFor(user.provider, i18n.t).map((option) => ({ ...option, notCounting: whyKindDoesNotCount(user, option.kind, policy, now) })),
     // When the new-user window set the deadline: from which date it counts (the directory's, or first seen).
-    newUserWindow: engine.explainDeadline(user.id)?.newUserWindow ?? null,
+    newUserWindow: deadline?.newUserWindow ?? null,
     error: null,
     ...extra
   }
+}
+
+/**
+ * The SMS sunset as the home page says it: 'upcoming' while text messages still count for someone who relies on them
+ * (with the date), 'passed' once their deadline was moved by it (with the new date). Null for everyone else.
+ */
+export function smsSunsetNotice (
+  user: { privileged: boolean, provider: string, providerMethods: readonly string[] },
+  portalKinds: readonly string[],
+  recoveryCodes: number,
+  policy: MethodPolicy,
+  deadline: CampaignDeadline | null,
+  now: Date
+): { stage: 'upcoming' | 'passed', at: Date, becomes: 'weak' | 'excluded', deadline: Date | null, graceDays: number | null } | null {
+  const at = policy.smsSunsetAt
+  if (at == null) return null
+  const becomes = policy.smsAfterSunset ?? 'excluded'
+  if (deadline?.smsSunset != null) return { stage: 'passed', at, becomes, deadline: deadline.deadline, graceDays: deadline.smsSunset.graceDays }
+  if (now >= at) return null
+  const kinds = countingMethods({ provider: user.provider, portalMethods: portalKinds, providerMethods: user.providerMethods, recoveryCodes })
+  return dropsAtSmsSunset(user.privileged, kinds, policy) ? { stage: 'upcoming', at, becomes, deadline: null, graceDays: null } : null
 }
 
 export default homeRoutes

@@ -6,7 +6,7 @@ import type { InvitationService } from '../../domain/invitations.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { sendError, statusFor, wantsJson } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
-import { pendingJson, requestedMessage, staffActor } from './helpdesk.ts'
+import { pendingJson, requestedFlash, staffActor } from './helpdesk.ts'
 
 const UserParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 const InviteBody = Type.Object({ reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
@@ -27,21 +27,21 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
     preValidation: requireRole('helpdesk'),
     schema: { params: UserParams, body: InviteBody },
     // Like every helpdesk action: a recent step-up first (plugins/step-up-actions.ts).
-    config: { stepUp: 'E-mail a sign-in invitation' }
+    config: { stepUp: 'stepup.action.send_invitation' }
   }, async (request, reply) => {
     const here = `/helpdesk/users/${encodeURIComponent(request.params.id)}`
     try {
       const sent = await invitations.issue(request.params.id, request.body.reason, staffActor(request))
       // A privileged account's invitation is a request a second administrator approves (two-person rule).
       if ('pendingApproval' in sent) {
-        return wantsJson(request) ? reply.code(202).send(pendingJson(sent)) : reply.flashRedirect(here, requestedMessage(sent), 'info')
+        return wantsJson(request) ? reply.code(202).send(pendingJson(sent)) : reply.flashRedirect(here, requestedFlash(sent, request.i18n), 'info')
       }
-      return reply.flashRedirect(here, `Invitation e-mailed to ${sent.sentTo}. The link works once, until ${sent.expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC; any earlier invitation no longer works.`)
+      return reply.flashRedirect(here, request.i18n.t('invite.sent', { email: sent.sentTo, expires: request.i18n.dateTime(sent.expiresAt) }))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      if (err.code === 'user_not_found') return sendError(request, reply, 404, err.code, 'No such user.')
-      if (err.code === 'forbidden' || err.code === 'self_action') return sendError(request, reply, 403, err.code, err.message)
-      return reply.flashRedirect(here, err.message, 'error')
+      if (err.code === 'user_not_found') return sendError(request, reply, 404, err.code, { key: 'invite.no_such_user' })
+      if (err.code === 'forbidden' || err.code === 'self_action') return sendError(request, reply, 403, err.code, err)
+      return reply.flashRedirect(here, request.i18n.error(err), 'error')
     }
   })
 
@@ -61,10 +61,10 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
     try {
       const { user, expiresAt } = invitations.preview(request.params.token)
       return reply.page('invite', {
-        title: 'Set up multi-factor sign-in',
+        title: request.i18n.t('invite.title'),
         name: user.displayName,
         action: `/invite/${encodeURIComponent(request.params.token)}`,
-        expires: `${expiresAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        expires: expiresAt,
         signedInAs: request.user !== null && request.user.id !== user.id ? request.user.email : null
       })
     } catch (err) {
@@ -89,7 +89,7 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
 
 function invalid (request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   if (!(err instanceof DomainError)) throw err
-  return sendError(request, reply, statusOf(err), err.code, err.message)
+  return sendError(request, reply, statusOf(err), err.code, err)
 }
 
 export default invitationRoutes

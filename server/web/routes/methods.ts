@@ -20,28 +20,28 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
   app.post<{ Params: Static<typeof MethodParams>, Body: Static<typeof RenameBody> }>('/methods/:id/rename', { ...options, schema: { params: MethodParams, body: RenameBody } }, async (request, reply) => {
     try {
       const method = lifecycle.rename(request.user!, request.params.id, request.body.name)
-      return reply.flashRedirect('/', `Renamed to "${method.name}".`)
+      return reply.flashRedirect('/', request.i18n.t('methods.renamed', { name: method.name }))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, { error: err.message }))
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
     }
   })
 
   app.post<{ Params: Static<typeof MethodParams> }>('/methods/:id/remove', { ...options, schema: { params: MethodParams } }, async (request, reply) => {
     try {
       const method = await lifecycle.remove(request.user!, request.params.id, changeContext(request, clock.now()))
-      return reply.flashRedirect('/', `"${method.name}" was removed. We sent you an email about it.`)
+      return reply.flashRedirect('/', request.i18n.t('methods.removed', { name: method.name }))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      if (err.code === 'step_up_required') return reply.flashRedirect('/step-up?next=/', 'Confirm it\'s you, then choose Remove again.', 'info')
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, { error: err.message }))
+      if (err.code === 'step_up_required') return reply.flashRedirect('/step-up?next=/', request.i18n.t('methods.confirm_then_remove'), 'info')
+      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
     }
   })
 
   // GET only shows what would happen: mail scanners follow links, and a GET must never revoke anything.
   app.get<{ Querystring: Static<typeof TokenQuery> }>('/methods/not-me', { ...options, schema: { querystring: TokenQuery } }, async (request, reply) => {
     const notice = lifecycle.noticeFor(request.user!, request.query.token)
-    return reply.page('methods/not-me', { title: 'This wasn\'t me', notice, token: request.query.token })
+    return reply.page('methods/not-me', { title: request.i18n.t('methods.not_me_title'), notice, token: request.query.token })
   })
 
   app.post<{ Body: Static<typeof TokenBody> }>('/methods/not-me', { ...options, schema: { body: TokenBody } }, async (request, reply) => {
@@ -51,8 +51,8 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
     await request.session.regenerate()
     request.session.auth = auth
     const text = revoked
-      ? `Thank you. "${notice.methodName}" was removed from your account and your administrators have been alerted.`
-      : 'Thank you. Your administrators have been alerted and will contact you.'
+      ? request.i18n.t('methods.not_me_thanks_revoked', { name: notice.methodName })
+      : request.i18n.t('methods.not_me_thanks')
     return reply.flashRedirect('/', text)
   })
 }

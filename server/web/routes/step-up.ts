@@ -10,7 +10,8 @@ import { markSteppedUp, requireUser } from '../plugins/auth.ts'
 import { AuthenticationResponse } from '../schemas/webauthn.ts'
 import { statusFor } from '../plugins/errors.ts'
 import { safeNext } from '../next-url.ts'
-import { KIND_LABELS } from './home.ts'
+import { addOptionsFor, KIND_LABELS } from './home.ts'
+import { CONTINUE_PATH, HELD_MINUTES, heldLabel, waitingAction } from '../plugins/step-up-actions.ts'
 
 const NextQuery = Type.Object({ next: Type.Optional(Type.String({ maxLength: 2048 })) })
 const TotpBody = Type.Object({ methodId: Type.String({ maxLength: 64 }), code: Type.String({ maxLength: 20 }), next: Type.Optional(Type.String({ maxLength: 2048 })), _csrf: Type.Optional(Type.String()) })
@@ -22,11 +23,7 @@ const PasskeyVerifyBody = Type.Object({
   next: Type.Optional(Type.String({ maxLength: 2048 }))
 })
 
-const CONFIRMED = 'Thanks, you are confirmed for the next few minutes.'
-
 interface Deps { methods: MethodStore, totp: TotpService, phone: PhoneService, passkeys: PasskeyService, clock: Clock, staffPasskeyRequired: boolean }
-
-const PASSKEY_ONLY = 'Helpdesk and administrator accounts that have a passkey confirm it\'s them with the passkey.'
 
 /** Step-up: prove a second factor you already have before changing your methods. */
 const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phone, passkeys, clock, staffPasskeyRequired }) => {
@@ -43,12 +40,28 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
     const only = passkeyOnly(request)
     const list = methods.listFor(request.user!.id).filter((m) => !only || m.kind === 'passkey').map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
     const signingIn = request.session.auth?.secondFactorPending === true
-    return reply.page('step-up', { title: 'Confirm it\'s you', next, methods: list, error: null, codeSent: false, signingIn, passkeyOnly: only, scripts: ['/static/js/passkey.js'], ...extra })
+    // A console action held for this step-up: the page names it, and with no method yet, says how to get one first.
+    const held = next === CONTINUE_PATH ? waitingAction(request, clock.now()) : undefined
+    const title = request.i18n.t(list.length === 0 && !signingIn ? 'stepup.set_up_first_title' : 'stepup.title')
+    return reply.page('step-up', {
+      title,
+      next,
+      methods: list,
+      error: null,
+      codeSent: false,
+      signingIn,
+      passkeyOnly: only,
+      held: held === undefined ? null : { label: heldLabel(request.i18n, held), minutes: HELD_MINUTES },
+      // Step-up takes the portal's own methods, so these are the ones offered, whatever directory the account is in.
+      firstMethodOptions: list.length === 0 ? addOptionsFor('local', request.i18n.t) : [],
+      scripts: ['/static/js/passkey.js'],
+      ...extra
+    })
   }
 
   async function done (request: FastifyRequest, reply: FastifyReply, next: string): Promise<FastifyReply> {
     await markSteppedUp(request, clock.now())
-    return reply.flashRedirect(next, CONFIRMED)
+    return reply.flashRedirect(next, request.i18n.t('stepup.confirmed'))
   }
 
   app.get<{ Querystring: Static<typeof NextQuery> }>('/step-up', { ...options, schema: { querystring: NextQuery } }, async (request, reply) => {
@@ -57,37 +70,37 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof TotpBody> }>('/step-up/totp', { ...options, schema: { body: TotpBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
       totp.verify(request.user!, request.body.methodId, request.body.code)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return render(request, reply.code(statusFor(err)), next, { error: err.message })
+      return render(request, reply.code(statusFor(err)), next, { error: request.i18n.error(err) })
     }
     return done(request, reply, next)
   })
 
   app.post<{ Body: Static<typeof PhoneSendBody> }>('/step-up/phone/send', { ...options, schema: { body: PhoneSendBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
-      await phone.beginStepUp(request.user!, request.body.methodId)
+      await phone.beginStepUp(request.user!, request.body.methodId, request.i18n)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return render(request, reply.code(statusFor(err)), next, { error: err.message })
+      return render(request, reply.code(statusFor(err)), next, { error: request.i18n.error(err) })
     }
     request.session.stepUpPhoneSent = true
-    return reply.flashRedirect(`/step-up?next=${encodeURIComponent(next)}`, 'We sent a code to your phone.', 'info')
+    return reply.flashRedirect(`/step-up?next=${encodeURIComponent(next)}`, request.i18n.t('stepup.code_sent'), 'info')
   })
 
   app.post<{ Body: Static<typeof PhoneBody> }>('/step-up/phone', { ...options, schema: { body: PhoneBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: PASSKEY_ONLY })
+    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
       phone.finishStepUp(request.user!, request.body.code)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return render(request, reply.code(statusFor(err)), next, { error: err.message, codeSent: true })
+      return render(request, reply.code(statusFor(err)), next, { error: request.i18n.error(err), codeSent: true })
     }
     delete request.session.stepUpPhoneSent
     return done(request, reply, next)
@@ -110,7 +123,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
     // Refused (user_verification_required) unless the authenticator checked the PIN or biometric.
     await passkeys.authenticate(request.body.challengeId, request.body.response as never, request.user!)
     await markSteppedUp(request, clock.now())
-    request.session.flash = { kind: 'ok', text: CONFIRMED }
+    request.session.flash = { kind: 'ok', text: request.i18n.t('stepup.confirmed') }
     return { ok: true, redirect: safeNext(request.body.next) }
   })
 }

@@ -1,0 +1,270 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { IntlMessageFormat, type Formats } from 'intl-messageformat'
+import Negotiator from 'negotiator'
+
+/**
+ * Localisation: every string people read comes from a message catalogue in ICU MessageFormat (FormatJS), one JSON
+ * file per area and language under `locales/<language>/`, a format translators' tools read (Crowdin, Lokalise,
+ * Weblate: "ICU JSON"). Dates and numbers go through `Intl`, in the reader's time zone, with the zone named.
+ */
+/** Where the shipped catalogues live: locales/<language>/<area>.json at the project's root. */
+export const LOCALES_DIR = fileURLToPath(new URL('../../locales/', import.meta.url))
+
+export const LOCALES = ['en', 'de'] as const
+export type Locale = typeof LOCALES[number]
+
+/** Each language's own name, for the language choice (shown in that language, whatever the page's language). */
+export const LOCALE_NAMES: Readonly<Record<Locale, string>> = { en: 'English', de: 'Deutsch' }
+
+/** The regional conventions dates and numbers follow per language (day before month, 24-hour clock). */
+const FORMAT_LOCALES: Readonly<Record<Locale, string>> = { en: 'en-GB', de: 'de-DE' }
+
+export type Catalogue = Readonly<Record<string, string>>
+export type MessageValues = Record<string, string | number | boolean | Date | null | undefined>
+
+/**
+ * Words for people that the domain hands out before anyone knows the reader's language: a catalogue key and its
+ * values, written out where they are shown (`it.t(words.key, words.values)`, or the e-mail notifier).
+ */
+export interface Words {
+  key: string
+  values?: MessageValues
+}
+
+export function isLocale (value: unknown): value is Locale {
+  return typeof value === 'string' && (LOCALES as readonly string[]).includes(value)
+}
+
+/** True for an IANA time zone this runtime knows ('Europe/Berlin', 'UTC'). */
+export function isTimeZone (value: unknown): value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) return false
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: value }) // eslint-disable-line no-new
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Every time zone offered in the preferences, in the runtime's canonical spelling. */
+export function timeZones (): string[] {
+  return ['UTC', ...Intl.supportedValuesOf('timeZone').filter((zone) => zone !== 'UTC')]
+}
+
+/** How a zone is named next to a time: the city of its IANA name ("Berlin", "New York"), or "UTC". */
+export function zoneLabel (timeZone: string): string {
+  if (/^(Etc\/)?(UTC|GMT|UCT|Zulu|Universal)$/i.test(timeZone)) return 'UTC'
+  const city = timeZone.split('/').at(-1) ?? timeZone
+  return city.replace(/_/g, ' ')
+}
+
+/** A list of region codes in a DomainError's details, for the reader's translator to name: `{ regions: ['US'] }`. */
+export interface RegionList {
+  regions: readonly string[]
+}
+
+function isRegionList (value: unknown): value is RegionList {
+  return typeof value === 'object' && value !== null && Array.isArray((value as RegionList).regions)
+}
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+export function escapeHtml (text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+}
+
+/** The message formats' date and time styles (`{at, date, long}`, `{at, time, short}`), in the reader's zone. */
+function inZone (styles: Formats['date'], timeZone: string): Formats['date'] {
+  return Object.fromEntries(Object.entries(styles).map(([name, style]) => [name, { ...style, timeZone }]))
+}
+
+/** Reads `<dir>/<language>/*.json`: each file holds keys that start with its own name (`events.json` → `events.…`). */
+export function loadCatalogues (dir: string): Record<Locale, Catalogue> {
+  const result = {} as Record<Locale, Catalogue>
+  for (const locale of LOCALES) {
+    const merged: Record<string, string> = {}
+    const folder = path.join(dir, locale)
+    for (const file of readdirSync(folder).filter((name) => name.endsWith('.json')).sort()) {
+      const area = file.slice(0, -'.json'.length)
+      const entries = JSON.parse(readFileSync(path.join(folder, file), 'utf8')) as Record<string, unknown>
+      for (const [key, message] of Object.entries(entries)) {
+        if (typeof message !== 'string') throw new Error(`${locale}/${file}: "${key}" is not a string`)
+        if (!key.startsWith(`${area}.`)) throw new Error(`${locale}/${file}: "${key}" must start with "${area}."`)
+        merged[key] = message
+      }
+    }
+    result[locale] = merged
+  }
+  return result
+}
+
+/** What a page, an e-mail or a text message is written with: one language and one time zone. */
+export interface Translator {
+  readonly locale: Locale
+  readonly timeZone: string
+  /** The zone as shown next to times ("Berlin", "UTC"). */
+  readonly zone: string
+  /** The message for `key`; English where the language lacks it, the key itself where no language has it. */
+  t: (key: string, values?: MessageValues) => string
+  /**
+   * The message as HTML, for messages with markup (`<strong>`, `<em>`, `<code>`, and `<link>`…`</link>` whose address
+   * is the value `link`, `<link2>` the value `link2`): every value is HTML-escaped first. Output it unescaped.
+   */
+  html: (key: string, values?: MessageValues) => string
+  has: (key: string) => boolean
+  /** A day in the reader's zone: "4 December 2026". */
+  date: (at: Date) => string
+  /** A moment with its time and zone: "4 December 2026, 00:07 (Berlin)" — for deadlines and anything due. */
+  dateTime: (at: Date) => string
+  /** A short moment for lists and tables: "04/12/2026, 00:07". The zone is named once, in the table's heading. */
+  shortDateTime: (at: Date) => string
+  /** A time of day with its zone: "00:07 (Berlin)". */
+  time: (at: Date) => string
+  number: (value: number) => string
+  /** Countries or regions named in the reader's language, as one list: ['DE', 'AT'] → "Germany and Austria". */
+  regionNames: (codes: readonly string[]) => string
+  /**
+   * A rule's refusal in words: `errors.<code>` with the error's details (plus `zone`, the reader's zone's name),
+   * else the error's own (English) message.
+   */
+  error: (err: { code: string, message: string, details?: Record<string, unknown> }) => string
+}
+
+export interface LocaleDefaults {
+  locale: Locale
+  timeZone: string
+}
+
+/** Makes translators; one per language and zone, kept (both come from closed lists, so the cache is bounded). */
+export class Localiser {
+  private readonly translators = new Map<string, Translator>()
+
+  constructor (
+    private readonly catalogues: Record<Locale, Catalogue>,
+    readonly defaults: LocaleDefaults,
+    private readonly onError: (message: string) => void = () => {}
+  ) {}
+
+  /** The language for a request: the saved choice, else the browser's Accept-Language, else DEFAULT_LOCALE. */
+  negotiate (acceptLanguage: string | undefined, chosen?: string | null): Locale {
+    if (isLocale(chosen)) return chosen
+    if (acceptLanguage === undefined || acceptLanguage.trim() === '') return this.defaults.locale
+    const match = new Negotiator({ headers: { 'accept-language': acceptLanguage } }).language([...LOCALES])
+    // "*" alone says any language will do: the organisation's default, not simply the first shipped.
+    if (match === undefined || acceptLanguage.trim() === '*') return this.defaults.locale
+    return isLocale(match) ? match : this.defaults.locale
+  }
+
+  /** The translator for a reader; unknown languages or zones fall back to the defaults. */
+  for (reader: { locale?: string | null, timeZone?: string | null } = {}): Translator {
+    const locale = isLocale(reader.locale) ? reader.locale : this.defaults.locale
+    const timeZone = reader.timeZone != null && isTimeZone(reader.timeZone) ? reader.timeZone : this.defaults.timeZone
+    const key = `${locale}|${timeZone}`
+    let translator = this.translators.get(key)
+    if (translator === undefined) {
+      translator = this.build(locale, timeZone)
+      this.translators.set(key, translator)
+    }
+    return translator
+  }
+
+  /** Every key of a language's catalogue (for the completeness tests). */
+  keys (locale: Locale): string[] {
+    return Object.keys(this.catalogues[locale])
+  }
+
+  private build (locale: Locale, timeZone: string): Translator {
+    const own = this.catalogues[locale]
+    const english = this.catalogues.en
+    const messages = locale === 'en' ? english : { ...english, ...own }
+    const formatLocale = FORMAT_LOCALES[locale]
+    const onError = this.onError
+    // Each message is compiled once per language and zone and kept: formatting is then one call, with no per-call
+    // cache-key serialisation (what @formatjs/intl's formatMessage spends most of its time on).
+    const formats = {
+      number: IntlMessageFormat.formats.number,
+      date: inZone(IntlMessageFormat.formats.date, timeZone),
+      time: inZone(IntlMessageFormat.formats.time, timeZone)
+    }
+    const compiled = new Map<string, IntlMessageFormat>()
+    // Undefined when the message cannot be formatted (a value it needs was not given): no reader sees its source.
+    const format = (key: string, values: Record<string, unknown> | undefined): string | undefined => {
+      try {
+        let message = compiled.get(key)
+        if (message === undefined) {
+          message = new IntlMessageFormat(messages[key]!, formatLocale, formats)
+          compiled.set(key, message)
+        }
+        const result = message.format(values as Record<string, string>) as string | unknown[]
+        return Array.isArray(result) ? result.join('') : String(result)
+      } catch (err) {
+        onError(`${locale}: "${key}": ${(err as Error).message}`)
+        return undefined
+      }
+    }
+    const zone = zoneLabel(timeZone)
+    const day = new Intl.DateTimeFormat(formatLocale, { dateStyle: 'long', timeZone })
+    const moment = new Intl.DateTimeFormat(formatLocale, { dateStyle: 'long', timeStyle: 'short', timeZone })
+    const short = new Intl.DateTimeFormat(formatLocale, { dateStyle: 'short', timeStyle: 'short', timeZone })
+    const clock = new Intl.DateTimeFormat(formatLocale, { timeStyle: 'short', timeZone })
+    const numbers = new Intl.NumberFormat(formatLocale)
+    const regions = new Intl.DisplayNames([formatLocale], { type: 'region' })
+    const lists = new Intl.ListFormat(formatLocale, { type: 'conjunction' })
+    const regionNames = (codes: readonly string[]): string => lists.format(codes.map((code) => {
+      try {
+        return regions.of(code) ?? code
+      } catch {
+        return code
+      }
+    }))
+    const has = (key: string): boolean => Object.hasOwn(messages, key)
+    const t = (key: string, values?: MessageValues): string => {
+      if (!has(key)) {
+        onError(`${locale}: no message "${key}"`)
+        return key
+      }
+      return format(key, values) ?? key
+    }
+    const html = (key: string, values: MessageValues = {}): string => {
+      if (!has(key)) {
+        onError(`${locale}: no message "${key}"`)
+        return escapeHtml(key)
+      }
+      const escaped: Record<string, unknown> = {}
+      for (const [name, value] of Object.entries(values)) escaped[name] = typeof value === 'string' ? escapeHtml(value) : value
+      for (const tag of ['strong', 'em', 'code']) escaped[tag] = (chunks: string[]) => `<${tag}>${chunks.join('')}</${tag}>`
+      for (const link of ['link', 'link2']) {
+        const href = escaped[link]
+        escaped[link] = (chunks: string[]) => `<a href="${typeof href === 'string' ? href : '#'}">${chunks.join('')}</a>`
+      }
+      return format(key, escaped) ?? escapeHtml(key)
+    }
+    return {
+      locale,
+      timeZone,
+      zone,
+      t,
+      html,
+      has,
+      date: (at) => day.format(at),
+      dateTime: (at) => `${moment.format(at)} (${zone})`,
+      shortDateTime: (at) => short.format(at),
+      time: (at) => `${clock.format(at)} (${zone})`,
+      number: (value) => numbers.format(value),
+      regionNames,
+      error: (err) => {
+        const key = `errors.${err.code}`
+        // Dates in details stay Dates (the message formats them: `{until, time, short}`, in the reader's zone); `zone`
+        // names that zone next to them.
+        // A refusal is never shown as a key or a message's source: its own words are the fallback. A code with
+        // several wordings selects one by `variant`; thrown without one, it takes the catalogue's `other`.
+        // A detail given as `{ regions: ['DE', 'AT'] }` is named in the reader's language ("Germany and Austria").
+        const values: Record<string, unknown> = { zone, variant: 'other' }
+        for (const [name, value] of Object.entries(err.details ?? {})) values[name] = isRegionList(value) ? regionNames(value.regions) : value
+        return (has(key) ? format(key, values) : undefined) ?? err.message
+      }
+    }
+  }
+}
