@@ -60,7 +60,11 @@ for (const [locale, browserLocale] of [['de', 'de-DE'], ['en', 'en-GB']] as cons
         await assertNoAxeViolations(page, `${path} (${locale})`)
       }
       await signIn(page, admin.email)
-      for (const path of [...USER_PAGES, ...ADMIN_PAGES]) {
+      // Pages about one person or one campaign, and the step-up page, as staff reach them.
+      const person = await createTestUser(testApp.services, { displayName: 'Paula Person' })
+      const campaign = testApp.services.campaigns.create(campaignInput(testApp.clock.now(), { name: `Campaign ${locale}` }), { id: admin.id, label: admin.email })
+      const withIds = [`/helpdesk/users/${person.id}`, `/admin/campaigns/${campaign.id}`, `/admin/campaigns/${campaign.id}/edit`, '/admin/states/pending', '/step-up']
+      for (const path of [...USER_PAGES, ...ADMIN_PAGES, ...withIds]) {
         const response = await page.goto(`${testApp.baseUrl}${path}`)
         assert.equal(response?.status(), 200, `GET ${path}`)
         await assertLocalised(page, locale, path)
