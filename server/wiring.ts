@@ -4,7 +4,7 @@ import { Signer } from '@fastify/cookie'
 import pino from 'pino'
 import type { Config } from './config.ts'
 import { SqliteAuditLog } from './db/audit.ts'
-import { ChainKeyring } from './domain/audit.ts'
+import { ChainKeyring, type AuditStore } from './domain/audit.ts'
 import { AuditAnchors, type AnchorLog } from './domain/audit-anchors.ts'
 import { HttpAnchorPublisher } from './notify/audit-anchor.ts'
 import { SqliteCampaignStore } from './db/campaigns.ts'
@@ -37,16 +37,19 @@ import { HelpdeskService } from './domain/helpdesk.ts'
 import { ProviderError, type IdentityProvider } from './domain/provider.ts'
 import { KeyedHasher } from './domain/keyed-hash.ts'
 import { MethodLifecycle, type Logger } from './domain/method-lifecycle.ts'
-import type { SmsSender } from './domain/notifications.ts'
+import type { Outbox, SmsSender } from './domain/notifications.ts'
 import { AccessPassService } from './domain/passes.ts'
+import type { MethodStore } from './domain/methods.ts'
+import type { PendingStore } from './domain/pending.ts'
+import type { DashboardStore } from './domain/dashboard.ts'
 import { RecoveryCodeService } from './domain/recovery-codes.ts'
 import { SqliteRecoveryCodeStore } from './db/recovery-codes.ts'
 import { SqliteRecoveryNoticeStore } from './db/recovery-code-notices.ts'
-import { PasskeyService } from './domain/passkeys.ts'
+import { PasskeyService, type ChallengeStore } from './domain/passkeys.ts'
 import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
 import { SmsSendLimits } from './domain/sms-limits.ts'
-import { Regulator } from './domain/regulation.ts'
+import { Regulator, type ThrottleRows } from './domain/regulation.ts'
 import { ReminderService } from './domain/reminders.ts'
 import { SmsSunsetService } from './domain/sms-sunset.ts'
 import { SqliteSmsSunsetStore } from './db/sms-sunset.ts'
@@ -65,7 +68,7 @@ import { SqliteEnforcementRecords } from './db/enforcement-records.ts'
 import { DirectorySyncService } from './domain/directory-sync.ts'
 import { DriftCheckService } from './domain/drift-checks.ts'
 import { SignInService } from './domain/signin.ts'
-import { UserService } from './domain/users.ts'
+import { UserService, type SessionStore, type UserStore } from './domain/users.ts'
 import { loadCatalogues, Localiser, LOCALES_DIR } from './domain/i18n.ts'
 
 /** Everything the web layer, the jobs and the CLI use, built in one place. */
@@ -75,19 +78,19 @@ export interface Services {
   database: Database
   /** Failing writes (a full disk) and quick_check results, for /readyz and the log. */
   storage: StorageHealth
-  users: SqliteUserStore
+  users: UserStore
   userService: UserService
-  audit: SqliteAuditLog
+  audit: AuditStore
   /** Publishes the audit chain's head outside the database (the log stream, AUDIT_ANCHOR_URL). */
   auditAnchors: AuditAnchors
-  throttles: SqliteThrottleStore
+  throttles: ThrottleRows
   regulator: Regulator
   signIn: SignInService
-  sessions: SqliteSessionStore
-  methods: SqliteMethodStore
-  pending: SqlitePendingStore
-  outbox: SqliteOutbox
-  challenges: SqliteChallengeStore
+  sessions: SessionStore
+  methods: MethodStore
+  pending: PendingStore
+  outbox: Outbox
+  challenges: ChallengeStore
   guard: EnrollmentGuard
   lifecycle: MethodLifecycle
   totp: TotpService
@@ -116,7 +119,7 @@ export interface Services {
   /** Drift checks that record how they went (the CLI's exit status, the dashboard's last check). */
   driftChecks: DriftCheckService
   /** Counts for the admin dashboard and the daily burn-down snapshots. */
-  dashboard: SqliteDashboardStore
+  dashboard: DashboardStore
   /** Message catalogues and date formats per language and time zone (pages, e-mails, text messages). */
   localiser: Localiser
   close(): void
@@ -301,7 +304,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }
 }
 
-function smsSender (config: Config, outbox: SqliteOutbox, clock: Clock): SmsSender {
+function smsSender (config: Config, outbox: Outbox, clock: Clock): SmsSender {
   switch (config.sms.provider) {
     case 'twilio': return new TwilioSms(config.sms.twilio!)
     case 'aws-sns': return new SnsSms(config.sms.sns!)

@@ -1,5 +1,5 @@
 import type Sqlite from 'better-sqlite3'
-import { canonicalJson, ChainKeyring, GENESIS_HASH, isKeyedHash, keyedAuditHash, type AuditEntry, type AuditLog, type AuditRecord, type UnreadableAuditEvent } from '../domain/audit.ts'
+import { canonicalJson, ChainKeyring, GENESIS_HASH, isKeyedHash, keyedAuditHash, type AuditEntry, type AuditFilter, type AuditRecord, type AuditSearch, type AuditSearchRow, type AuditStore, type UnreadableAuditEvent } from '../domain/audit.ts'
 import type { Clock } from '../domain/clock.ts'
 import { storageFailureOf } from '../domain/storage.ts'
 
@@ -8,33 +8,6 @@ const COLUMNS = `id, at, action, actor_id AS actorId, actor_label AS actorLabel,
 
 // Rows read at a time by all(): few enough to hold in memory, many enough that reading stays one query per page or so.
 const READ_BATCH = 500
-
-export interface AuditFilter {
-  subjectUserId?: string
-  action?: string
-  beforeId?: number
-  limit?: number
-}
-
-/** The admin audit log viewer's filters; every one is optional and they combine with AND. */
-export interface AuditSearch {
-  /** Actions starting with this, e.g. "enforcement." or "campaign.armed". */
-  actionPrefix?: string
-  /** Who acted: matches the actor label (an email, "engine", "cli") or the user with that email. */
-  actor?: string
-  subjectUserId?: string
-  /** ISO instants: from inclusive, until exclusive. */
-  from?: string
-  until?: string
-  /** Keyset: events older than this id (the next page), or newer than it (the previous page). */
-  beforeId?: number
-  afterId?: number
-  limit: number
-}
-
-export interface AuditSearchRow extends AuditRecord {
-  subjectEmail: string | null
-}
 
 /** What read() returns, or undefined when the file is damaged where it reads; other errors are thrown. */
 function readable<T> (read: () => T): T | undefined {
@@ -46,7 +19,7 @@ function readable<T> (read: () => T): T | undefined {
   }
 }
 
-export class SqliteAuditLog implements AuditLog {
+export class SqliteAuditLog implements AuditStore {
   private readonly last
   private readonly insert
   private readonly appendTx

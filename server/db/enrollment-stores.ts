@@ -3,6 +3,7 @@ import { and, desc, eq, gt, isNull, lte } from 'drizzle-orm'
 import type { AccessPassRecord, AccessPassStore } from '../domain/passes.ts'
 import type { ChallengePurpose, ChallengeStore } from '../domain/passkeys.ts'
 import type { MethodNotice, NoticeStore } from '../domain/method-lifecycle.ts'
+import type { Outbox, OutboxMessage } from '../domain/notifications.ts'
 import type { Db } from './connection.ts'
 import { accessPasses, methodNotices, outbox, webauthnChallenges } from './schema.ts'
 
@@ -74,18 +75,8 @@ export class SqliteAccessPassStore implements AccessPassStore {
   }
 }
 
-export interface OutboxMessage {
-  id: number
-  channel: 'email' | 'sms'
-  recipient: string
-  subject: string | null
-  bodyText: string
-  bodyHtml: string | null
-  createdAt: Date
-}
-
 /** The sandbox outbox: messages kept instead of sent. Readable by admins only. */
-export class SqliteOutbox {
+export class SqliteOutbox implements Outbox {
   constructor (private readonly db: Db) {}
 
   add (message: Omit<OutboxMessage, 'id' | 'createdAt'>, at: Date): void {

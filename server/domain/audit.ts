@@ -31,6 +31,53 @@ export interface AuditLog {
   append(entry: AuditEntry): AuditRecord
 }
 
+export interface AuditFilter {
+  subjectUserId?: string
+  action?: string
+  beforeId?: number
+  limit?: number
+}
+
+/** The admin audit log viewer's filters; every one is optional and they combine with AND. */
+export interface AuditSearch {
+  /** Actions starting with this, e.g. "enforcement." or "campaign.armed". */
+  actionPrefix?: string
+  /** Who acted: matches the actor label (an email, "engine", "cli") or the user with that email. */
+  actor?: string
+  subjectUserId?: string
+  /** ISO instants: from inclusive, until exclusive. */
+  from?: string
+  until?: string
+  /** Keyset: events older than this id (the next page), or newer than it (the previous page). */
+  beforeId?: number
+  afterId?: number
+  limit: number
+}
+
+export interface AuditSearchRow extends AuditRecord {
+  subjectEmail: string | null
+}
+
+/** The whole log as the web layer, the jobs and the CLI use it: the chain's keys, its head, pages and every event. */
+export interface AuditStore extends AuditLog {
+  readonly keys: ChainKeyring
+  /** Told of every event once it is committed (the anchors count events and publish the chain's head). */
+  onAppend(listener: (record: AuditRecord) => void): void
+  /** The newest event's number and hash (the chain's head), or undefined for an empty log. */
+  head(): { seq: number, hash: string } | undefined
+  /** One event by its number; unreadable when the storage is damaged there. */
+  find(id: number): AuditRecord | UnreadableAuditEvent | undefined
+  /** Every event, oldest first, read in batches (verification, exports). */
+  all(): Iterable<AuditRecord | UnreadableAuditEvent>
+  /** Keys a chain written before keyed hashes; whether it did anything. */
+  upgradeChain(): boolean
+  search(filter: AuditSearch): { events: AuditSearchRow[], more: boolean }
+  /** How many events the log holds. */
+  size(): number
+  /** Newest first, for pages and timelines. */
+  list(filter?: AuditFilter): AuditRecord[]
+}
+
 export const GENESIS_HASH = '0'.repeat(64)
 
 /** JSON with object keys sorted at every depth, so the same value always serialises to the same bytes. */

@@ -53,6 +53,8 @@ export interface MethodStore {
   /** Claims a time step for a TOTP method; false when that step (or a later one) was already used. */
   claimTotpStep(methodId: string, step: number, at: Date): boolean
   markUsed(methodId: string, at: Date): void
+  /** Seals every secret again under the current key (key rotation); how many rows. */
+  resealAll(): number
 }
 
 /**

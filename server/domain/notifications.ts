@@ -9,6 +9,22 @@ import type { User } from './users.ts'
  */
 export type { Words }
 
+export interface OutboxMessage {
+  id: number
+  channel: 'email' | 'sms'
+  recipient: string
+  subject: string | null
+  bodyText: string
+  bodyHtml: string | null
+  createdAt: Date
+}
+
+/** The sandbox outbox: e-mails and text messages kept instead of sent, newest first for admins. */
+export interface Outbox {
+  add(message: Omit<OutboxMessage, 'id' | 'createdAt'>, at: Date): void
+  latest(limit?: number): OutboxMessage[]
+}
+
 /** Words in a catalogue message: `words('email.x', { name })`. */
 export function words (key: string, values?: MessageValues): Words {
   return values === undefined ? { key } : { key, values }

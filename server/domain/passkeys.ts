@@ -19,6 +19,8 @@ export type ChallengePurpose = 'register' | 'authenticate' | 'step_up'
 export interface ChallengeStore {
   create(purpose: ChallengePurpose, userId: string | null, challenge: string, expiresAt: Date): string
   claim(id: string, purpose: ChallengePurpose, userId: string | null, now: Date): string | undefined
+  /** Deletes challenges that expired before `now`; how many. */
+  purge(now: Date): number
 }
 
 export interface PasskeySettings {

@@ -24,4 +24,8 @@ export interface PendingStore {
   claim(id: string): boolean
   recordSms(userId: string, phone: string, at: Date): void
   smsCountSince(userId: string, since: Date): number
+  /** Seals every secret again under the current key (key rotation); how many rows. */
+  resealAll(): number
+  /** Deletes setups that expired before `now`; how many. */
+  purgeExpired(now: Date): number
 }

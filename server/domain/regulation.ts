@@ -19,6 +19,12 @@ export interface ThrottleStore {
   atomically<T>(fn: () => T): T
 }
 
+/** The throttle rows as housekeeping sees them. */
+export interface ThrottleRows extends ThrottleStore {
+  /** Forgets windows and locks that ended before `before`; how many. */
+  purge(before: number): number
+}
+
 export interface ThrottlePolicy {
   maxFailures: number
   windowMs: number

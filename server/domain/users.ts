@@ -99,6 +99,17 @@ export interface SessionRevoker {
   revokeAllFor(userId: string): number
 }
 
+type SessionCallback<T = void> = (err?: Error | null, value?: T) => void
+
+/** Server-side sessions, with @fastify/session's store interface; none is cached in a process. */
+export interface SessionStore extends SessionRevoker {
+  get(sid: string, callback: SessionCallback<object | null>): void
+  set(sid: string, session: object, callback: SessionCallback): void
+  destroy(sid: string, callback: SessionCallback): void
+  /** Deletes expired sessions; how many. */
+  purgeExpired(): number
+}
+
 export function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }

@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer'
 import type { Clock } from '../domain/clock.ts'
-import type { SqliteOutbox } from '../db/enrollment-stores.ts'
+import type { Outbox } from '../domain/notifications.ts'
 
 export interface MailMessage {
   to: string
@@ -36,7 +36,7 @@ export class SmtpTransport implements MailTransport {
 
 /** Sandbox: messages are kept in the outbox for admins to read instead of being sent. */
 export class OutboxMailTransport implements MailTransport {
-  constructor (private readonly outbox: SqliteOutbox, private readonly clock: Clock) {}
+  constructor (private readonly outbox: Outbox, private readonly clock: Clock) {}
 
   async send (message: MailMessage): Promise<void> {
     this.outbox.add({ channel: 'email', recipient: message.to, subject: message.subject, bodyText: message.text, bodyHtml: message.html }, this.clock.now())

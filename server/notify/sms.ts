@@ -1,11 +1,10 @@
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
 import type { Clock } from '../domain/clock.ts'
-import type { SmsSender } from '../domain/notifications.ts'
-import type { SqliteOutbox } from '../db/enrollment-stores.ts'
+import type { Outbox, SmsSender } from '../domain/notifications.ts'
 
 /** Sandbox: text messages are kept in the outbox, readable by admins at /admin/outbox, never shown to the user. */
 export class OutboxSms implements SmsSender {
-  constructor (private readonly outbox: SqliteOutbox, private readonly clock: Clock) {}
+  constructor (private readonly outbox: Outbox, private readonly clock: Clock) {}
 
   async send (to: string, text: string): Promise<void> {
     this.outbox.add({ channel: 'sms', recipient: to, subject: null, bodyText: text, bodyHtml: null }, this.clock.now())

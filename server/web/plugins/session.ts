@@ -3,7 +3,7 @@ import session, { type SessionStore } from '@fastify/session'
 import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
-import type { SqliteSessionStore } from '../../db/sessions.ts'
+import type { SessionStore as PortalSessions } from '../../domain/users.ts'
 import { storageFailureOf, type StorageMonitor } from '../../domain/storage.ts'
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -15,7 +15,7 @@ type Callback = (err?: Error | null) => void
  * when closed) and the server enforces the idle and absolute timeouts (see plugins/auth.ts).
  * Sessions are written only when they change (rolling off, uninitialised sessions not saved).
  */
-export default fp<{ config: Config, store: SqliteSessionStore, storage: StorageMonitor }>(async (app, { config, store, storage }) => {
+export default fp<{ config: Config, store: PortalSessions, storage: StorageMonitor }>(async (app, { config, store, storage }) => {
   // The cookie secret signs the CSRF cookie (plugins/csrf.ts); the session plugin signs its own cookie.
   await app.register(cookie, { secret: config.sessionSecret })
 
@@ -49,7 +49,7 @@ export default fp<{ config: Config, store: SqliteSessionStore, storage: StorageM
  * stored: the error goes on to the error pages (503). Their own save then fails the same way and is let go, so the
  * error page is what the user sees, not Fastify's raw 500.
  */
-function storeThatSurvivesAFullDisk (store: SqliteSessionStore, storage: StorageMonitor, savedFor: WeakMap<object, FastifyReply>) {
+function storeThatSurvivesAFullDisk (store: PortalSessions, storage: StorageMonitor, savedFor: WeakMap<object, FastifyReply>) {
   return {
     get: store.get.bind(store),
     destroy: store.destroy.bind(store),
