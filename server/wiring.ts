@@ -150,7 +150,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const audit = new SqliteAuditLog(database.sqlite, clock, ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys))
   // A chain written before keyed hashes is keyed from here on, with the migrations (its old hashes stay verifiable).
   if (overrides.readOnly !== true) audit.upgradeChain()
-  const throttles = new SqliteThrottleStore(database.sqlite)
+  const throttles = new SqliteThrottleStore(database.access)
   const regulator = new Regulator(throttles, clock)
   const sessions = new SqliteSessionStore(database.sqlite, clock, config.session)
   const { signIn: limits } = config

@@ -5,12 +5,15 @@ import Sqlite from 'better-sqlite3'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import * as schema from './schema.ts'
 import { storageFailureOf } from '../domain/storage.ts'
+import { SqliteAccess } from './sqlite-access.ts'
 
 export type Db = BetterSQLite3Database<typeof schema>
 
 export interface Database {
   readonly sqlite: Sqlite.Database
   readonly db: Db
+  /** The connection as asynchronous stores share it (transactions that span awaits). */
+  readonly access: SqliteAccess
   close(): void
 }
 
@@ -64,6 +67,7 @@ export function openDatabase (file: string, options: OpenOptions = {}): Database
   return {
     sqlite,
     db,
+    access: new SqliteAccess(sqlite),
     close: () => {
       if (sqlite.open) sqlite.close()
       cleanup()

@@ -157,11 +157,11 @@ export class EntraEnrollmentService {
       throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
     }
     const key = `entra-oath:user:${user.id}`
-    const verdict = this.regulator.check(key)
+    const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
     const code = normaliseCode(codeInput)
     // Checked here first: a wrong code must not leave a half-made token in the directory.
-    if (matchTotp(pending.secret, code, this.clock.now()) === null) this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
+    if (matchTotp(pending.secret, code, this.clock.now()) === null) await this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
     if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     // Written before the token exists: whatever happens next (a lost answer, a crash), housekeeping can find it by
     // its serial number and remove it unless it was activated. The seed must not sit in the tenant unused.
@@ -175,13 +175,13 @@ export class EntraEnrollmentService {
       if (!(err instanceof ProviderError)) throw err
       // These leave nothing at Entra: the refused token was removed, or none was made.
       if (err.code === 'oath_code_rejected' || err.code === 'hardware_oath_policy_disabled') this.store.forgetOathCleanup(cleanup)
-      if (err.code === 'oath_code_rejected') this.refuseCode(user, key, 'rejected_by_entra')
+      if (err.code === 'oath_code_rejected') await this.refuseCode(user, key, 'rejected_by_entra')
       if (err.code === 'hardware_oath_policy_disabled') throw new DomainError('entra_oath_policy_off', err.message)
       this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300), serialNumber } })
       throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.', { variant: 'entra_register' })
     }
     this.store.forgetOathCleanup(cleanup)
-    this.regulator.reset(key)
+    await this.regulator.reset(key)
     this.store.completeOath(pending.id, enrolled.deviceId)
     this.store.setProviderMethods(user.id, [...new Set([...user.providerMethods, 'totp'])].sort())
     this.methodsChanged(user.id)
@@ -250,8 +250,8 @@ export class EntraEnrollmentService {
     return report
   }
 
-  private refuseCode (user: User, key: string, reason: string): never {
-    const verdict = this.regulator.fail(key, CODE_POLICY)
+  private async refuseCode (user: User, key: string, reason: string): Promise<never> {
+    const verdict = await this.regulator.fail(key, CODE_POLICY)
     this.audit.append({ action: 'entra.oath_code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
     if (verdict.justLocked) this.audit.append({ action: 'entra.oath_lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')

@@ -41,7 +41,7 @@ export function isLocale (value: unknown): value is Locale {
 export function isTimeZone (value: unknown): value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 64) return false
   try {
-    new Intl.DateTimeFormat('en', { timeZone: value }) // eslint-disable-line no-new
+    void new Intl.DateTimeFormat('en', { timeZone: value })
     return true
   } catch {
     return false

@@ -81,16 +81,16 @@ export class AccessPassService {
    * the password was refused (and so counted), only for pass-shaped text, and a miss counts against the same pass
    * lockout as a wrong pass at /login/pass.
    */
-  isActivePass (emailInput: string, input: string): boolean {
+  async isActivePass (emailInput: string, input: string): Promise<boolean> {
     const candidate = normalisePass(input)
     if (candidate.length !== PASS_LENGTH || [...candidate].some((c) => !PASS_ALPHABET.includes(c))) return false
     const email = normaliseEmail(emailInput).slice(0, 254)
     const key = `pass:account:${email}`
-    if (this.regulator.check(key).locked) return false
+    if ((await this.regulator.check(key)).locked) return false
     const user = this.users.findByEmail(email)
     const pass = user === undefined || user.disabled ? undefined : this.passes.activeFor(user.id, this.clock.now())
     if (pass !== undefined && this.hasher.matches(candidate, `pass:${pass.id}`, pass.passHash)) return true
-    this.regulator.fail(key, PASS_POLICY)
+    await this.regulator.fail(key, PASS_POLICY)
     return false
   }
 
@@ -98,18 +98,18 @@ export class AccessPassService {
    * Signs in with email + pass. Same message for every failure; attempts are regulated per account.
    * Returns when the pass expires: the session it opens must end then too.
    */
-  signIn (emailInput: string, passInput: string, context: RequestContext): { user: User, expiresAt: Date } {
+  async signIn (emailInput: string, passInput: string, context: RequestContext): Promise<{ user: User, expiresAt: Date }> {
     const email = normaliseEmail(emailInput).slice(0, 254)
     const key = `pass:account:${email}`
     const meta = { ip: context.ip, userAgent: context.userAgent }
-    const verdict = this.regulator.check(key)
+    const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now())
     const user = this.users.findByEmail(email)
     const now = this.clock.now()
     const pass = user === undefined ? undefined : this.passes.activeFor(user.id, now)
     const ok = user !== undefined && !user.disabled && pass !== undefined && this.hasher.matches(normalisePass(passInput), `pass:${pass.id}`, pass.passHash)
     if (!ok) {
-      const failed = this.regulator.fail(key, PASS_POLICY)
+      const failed = await this.regulator.fail(key, PASS_POLICY)
       this.audit.append({ action: 'pass.signin_failure', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
       if (failed.justLocked) this.audit.append({ action: 'pass.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
       if (failed.locked) throw lockedOutError(failed.until, now)
@@ -118,7 +118,7 @@ export class AccessPassService {
     if (pass.oneTime && !this.passes.consume(pass.id, now)) {
       throw new DomainError('invalid_pass', 'That email and access pass do not match an active pass. Check both, or ask the helpdesk for a new pass.')
     }
-    this.regulator.reset(key)
+    await this.regulator.reset(key)
     this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'access_pass', oneTime: pass.oneTime }, ...meta })
     return { user, expiresAt: pass.expiresAt }
   }

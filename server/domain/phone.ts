@@ -157,7 +157,7 @@ export class PhoneService {
       this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
       throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.', { variant: 'user_limit' })
     }
-    this.smsLimits.admit(user, phone, clientIp, kind, kind === 'phone')
+    await this.smsLimits.admit(user, phone, clientIp, kind, kind === 'phone')
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     const expiresAt = new Date(now.getTime() + PHONE_RULES.codeLifetimeMs)
     const pending = current !== undefined

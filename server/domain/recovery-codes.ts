@@ -123,7 +123,7 @@ export class RecoveryCodeService {
    */
   async use (user: User, input: string, meta: { ip?: string, userAgent?: string } = {}): Promise<number> {
     const key = `recovery:user:${user.id}`
-    const claim = this.regulator.claim([{ key, policy: CODE_POLICY }])
+    const claim = await this.regulator.claim([{ key, policy: CODE_POLICY }])
     if (!claim.granted) throw lockedOutError(claim.until, this.clock.now(), 'code entry')
     const code = normaliseRecoveryCode(input)
     const wellFormed = code.length === RECOVERY_CODE_LENGTH && [...code].every((c) => RECOVERY_ALPHABET.includes(c))
@@ -133,7 +133,7 @@ export class RecoveryCodeService {
       if (claim.limitReached.length > 0) throw lockedOutError(claim.until!, now, 'code entry')
       throw new DomainError('wrong_code', REFUSED, { variant: 'recovery' })
     }
-    this.regulator.release(key, claim, { forgive: true })
+    await this.regulator.release(key, claim, { forgive: true })
     const left = this.store.remaining(user.id)
     this.audit.append({ action: 'recovery_codes.used', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { remaining: left }, ...meta })
     if (left === 0) this.reporting.codesChanged(user.id)

@@ -12,17 +12,20 @@ export interface ThrottleState {
 
 /** Storage port: one row per key ("signin:untrusted:…", "signin:device:…", "signin:ip:…", "totp:user:…"). */
 export interface ThrottleStore {
-  read(key: string): ThrottleState | undefined
-  write(key: string, state: ThrottleState): void
-  clear(key: string): void
-  /** Runs fn atomically with respect to other writers of the same store. */
-  atomically<T>(fn: () => T): T
+  read(key: string): Promise<ThrottleState | undefined>
+  write(key: string, state: ThrottleState): Promise<void>
+  clear(key: string): Promise<void>
+  /**
+   * Runs fn as one transaction in which nobody else reads or writes these keys: attempts at the same moment, on
+   * this instance or another, are counted one after the other.
+   */
+  atomically<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T>
 }
 
 /** The throttle rows as housekeeping sees them. */
 export interface ThrottleRows extends ThrottleStore {
   /** Forgets windows and locks that ended before `before`; how many. */
-  purge(before: number): number
+  purge(before: number): Promise<number>
 }
 
 export interface ThrottlePolicy {
@@ -51,18 +54,18 @@ export class Regulator {
   constructor (private readonly store: ThrottleStore, private readonly clock: Clock) {}
 
   /** Is this key locked right now? Check before verifying anything. */
-  check (key: string): Verdict {
-    const state = this.store.read(key)
+  async check (key: string): Promise<Verdict> {
+    const state = await this.store.read(key)
     const now = this.clock.now().getTime()
     if (state?.lockedUntil != null && state.lockedUntil > now) return { locked: true, until: new Date(state.lockedUntil) }
     return { locked: false }
   }
 
   /** Record one failure; returns the verdict after it (locked when this failure reached the limit). */
-  fail (key: string, policy: ThrottlePolicy): Verdict & { justLocked: boolean } {
-    return this.store.atomically(() => {
+  async fail (key: string, policy: ThrottlePolicy): Promise<Verdict & { justLocked: boolean }> {
+    return await this.store.atomically([key], async () => {
       const now = this.clock.now().getTime()
-      const state = this.store.read(key)
+      const state = await this.store.read(key)
       const fresh = state === undefined || now - state.windowStartedAt >= policy.windowMs ||
         (state.lockedUntil != null && state.lockedUntil <= now)
       const next: ThrottleState = fresh
@@ -70,7 +73,7 @@ export class Regulator {
         : { ...state, failures: state.failures + 1 }
       const justLocked = next.lockedUntil == null && next.failures >= policy.maxFailures
       if (justLocked) next.lockedUntil = now + policy.lockoutMs
-      this.store.write(key, next)
+      await this.store.write(key, next)
       return next.lockedUntil != null && next.lockedUntil > now
         ? { locked: true, until: new Date(next.lockedUntil), justLocked }
         : { locked: false, justLocked }
@@ -78,8 +81,8 @@ export class Regulator {
   }
 
   /** A success ends the count for this key. */
-  reset (key: string): void {
-    this.store.clear(key)
+  async reset (key: string): Promise<void> {
+    await this.store.clear(key)
   }
 
   /**
@@ -88,10 +91,11 @@ export class Regulator {
    * (counting nothing) while any key is locked; the attempt that reaches a key's limit locks it at once, so at
    * most `maxFailures` attempts per window are ever checked. A success gives its claim back with `release`.
    */
-  claim (charges: readonly Charge[]): ClaimVerdict {
-    return this.store.atomically(() => {
+  async claim (charges: readonly Charge[]): Promise<ClaimVerdict> {
+    return await this.store.atomically(charges.map((charge) => charge.key), async () => {
       const now = this.clock.now().getTime()
-      const states = charges.map((charge) => ({ charge, state: this.current(charge, now) }))
+      const states: Array<{ charge: Charge, state: ThrottleState }> = []
+      for (const charge of charges) states.push({ charge, state: await this.current(charge, now) })
       for (const { charge, state } of states) {
         if (state.lockedUntil != null) return { granted: false, key: charge.key, until: new Date(state.lockedUntil) }
       }
@@ -104,7 +108,7 @@ export class Regulator {
           until = Math.max(until ?? 0, next.lockedUntil)
           limitReached.push(charge.key)
         }
-        this.store.write(charge.key, next)
+        await this.store.write(charge.key, next)
       }
       return { granted: true, limitReached, until: until === null ? null : new Date(until) }
     })
@@ -115,23 +119,23 @@ export class Regulator {
    * reached the limit. With `forgive`, earlier failures are forgotten too, but never a lock that other
    * attempts reached meanwhile (they were wrong, and their count stands).
    */
-  release (key: string, claim: ClaimVerdict & { granted: true }, options: { forgive: boolean }): void {
-    this.store.atomically(() => {
-      const state = this.store.read(key)
+  async release (key: string, claim: ClaimVerdict & { granted: true }, options: { forgive: boolean }): Promise<void> {
+    await this.store.atomically([key], async () => {
+      const state = await this.store.read(key)
       if (state === undefined) return
       const lockedByThis = claim.limitReached.includes(key)
       const lockedByOthers = state.lockedUntil != null && !lockedByThis
       if (options.forgive && !lockedByOthers) {
-        this.store.clear(key)
+        await this.store.clear(key)
         return
       }
-      this.store.write(key, { ...state, failures: Math.max(0, state.failures - 1), lockedUntil: lockedByThis ? null : state.lockedUntil })
+      await this.store.write(key, { ...state, failures: Math.max(0, state.failures - 1), lockedUntil: lockedByThis ? null : state.lockedUntil })
     })
   }
 
   /** The key's state now: a new window when there was none, the window has passed or a lock has ended. */
-  private current (charge: Charge, now: number): ThrottleState {
-    const state = this.store.read(charge.key)
+  private async current (charge: Charge, now: number): Promise<ThrottleState> {
+    const state = await this.store.read(charge.key)
     const ended = state === undefined || (state.lockedUntil != null ? state.lockedUntil <= now : now - state.windowStartedAt >= charge.policy.windowMs)
     return ended ? { failures: 0, windowStartedAt: now, lockedUntil: null } : state
   }

@@ -72,7 +72,7 @@ export class SignInService {
       : [{ scope: 'account', key: `signin:untrusted:${email}`, policy: this.policy.account }, { scope: 'ip', key: `signin:ip:${attempt.ip}`, policy: this.policy.ip }]
     const chargeOf = (key: string) => charges.find((charge) => charge.key === key)!
 
-    const claim = this.regulator.claim(charges)
+    const claim = await this.regulator.claim(charges)
     if (!claim.granted) {
       const user = this.users.findByEmail(email)
       this.audit.append({ action: 'signin.refused_locked', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope: chargeOf(claim.key).scope }, ...meta })
@@ -84,7 +84,7 @@ export class SignInService {
     if (user !== undefined && passwordOk && !user.disabled) {
       // A known browser's earlier typos are forgiven. Unknown browsers' count stands: this success says nothing
       // about guesses made elsewhere, and this browser now gets a device cookie and a count of its own.
-      for (const charge of charges) this.regulator.release(charge.key, claim, { forgive: charge.scope === 'device' })
+      for (const charge of charges) await this.regulator.release(charge.key, claim, { forgive: charge.scope === 'device' })
       this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'password', knownDevice: device !== null }, ...meta })
       return { user, device: this.devices.issue(email, device) }
     }

@@ -51,7 +51,7 @@ export class SmsSendLimits {
    * user already proved, vetted when it was added: narrowing the list later must not strand its owner, and only
    * enrollment lets anyone choose where a text goes. `clientIp` is null where no request address applies.
    */
-  admit (user: User, phone: string, clientIp: string | null, kind: string, enrolling: boolean): void {
+  async admit (user: User, phone: string, clientIp: string | null, kind: string, enrolling: boolean): Promise<void> {
     const country = parsePhoneNumberFromString(phone)?.country ?? null
     if (enrolling && (country === null || !this.limits.allowedCountries.includes(country))) {
       this.refuse(user, phone, kind, 'country_not_allowed', { country })
@@ -62,14 +62,14 @@ export class SmsSendLimits {
     // All caps are asked before any is counted: a text refused by one cap must not use up another (or one address
     // hammering away would soon pause texts for everyone).
     for (const cap of caps) {
-      const verdict = this.regulator.check(cap.key)
+      const verdict = await this.regulator.check(cap.key)
       if (verdict.locked) {
         this.refuse(user, phone, kind, cap.reason, {})
         const retryAfterSeconds = Math.max(1, Math.ceil((verdict.until.getTime() - this.clock.now().getTime()) / 1000))
         throw new DomainError('too_many_codes', cap.message, { retryAfterSeconds, variant: cap.reason })
       }
     }
-    for (const cap of caps) this.regulator.fail(cap.key, cap.policy)
+    for (const cap of caps) await this.regulator.fail(cap.key, cap.policy)
   }
 
   private capsFor (phone: string, clientIp: string | null): Cap[] {

@@ -80,7 +80,7 @@ export class TotpService {
     if (setup === undefined || setup.expiresAt <= this.clock.now()) {
       throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
     }
-    const step = this.checkCode(user, `totp:user:${user.id}`, setup.secret, codeInput)
+    const step = await this.checkCode(user, `totp:user:${user.id}`, setup.secret, codeInput)
     if (!this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     const method = this.methods.addTotp(user.id, name, setup.secret, step)
     await this.lifecycle.added(user, method, context)
@@ -88,33 +88,33 @@ export class TotpService {
   }
 
   /** Step-up or sign-in check with an enrolled app: each code works once. */
-  verify (user: User, methodId: string, codeInput: string): AuthMethod {
+  async verify (user: User, methodId: string, codeInput: string): Promise<AuthMethod> {
     const method = this.methods.findFor(user.id, methodId)
     const secret = method?.kind === 'totp' ? this.methods.totpSecret(user.id, methodId) : undefined
     if (method === undefined || secret === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
-    const step = this.checkCode(user, `totp:user:${user.id}`, secret, codeInput)
+    const step = await this.checkCode(user, `totp:user:${user.id}`, secret, codeInput)
     if (!this.methods.claimTotpStep(method.id, step, this.clock.now())) {
-      this.recordFailure(user, `totp:user:${user.id}`, 'replayed_code')
+      await this.recordFailure(user, `totp:user:${user.id}`, 'replayed_code')
       throw new DomainError('code_already_used', 'That code was already used. Wait for the next code in your app and enter that one.')
     }
     return method
   }
 
-  private checkCode (user: User, key: string, secret: string, codeInput: string): number {
-    const verdict = this.regulator.check(key)
+  private async checkCode (user: User, key: string, secret: string, codeInput: string): Promise<number> {
+    const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
     const code = normaliseCode(codeInput)
     const step = matchTotp(secret, code, this.clock.now())
     if (step === null) {
-      this.recordFailure(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
+      await this.recordFailure(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
       throw new DomainError('wrong_code', 'That code is not right. Check the time on your phone is set automatically, and enter the 6-digit code shown now.')
     }
-    this.regulator.reset(key)
+    await this.regulator.reset(key)
     return step
   }
 
-  private recordFailure (user: User, key: string, reason: string): void {
-    const verdict = this.regulator.fail(key, CODE_POLICY)
+  private async recordFailure (user: User, key: string, reason: string): Promise<void> {
+    const verdict = await this.regulator.fail(key, CODE_POLICY)
     this.audit.append({ action: 'totp.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
     if (verdict.justLocked) {
       this.audit.append({ action: 'totp.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })

@@ -146,7 +146,7 @@ export class VirtualMfaEnrollmentService {
   async finish (user: User, code1: string, code2: string, context: ChangeContext): Promise<{ serialNumber: string }> {
     this.assertMayAdd(user, context)
     const key = `aws-mfa:user:${user.id}`
-    const verdict = this.regulator.check(key)
+    const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
     const pending = this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
     if (pending === undefined) throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
@@ -156,14 +156,14 @@ export class VirtualMfaEnrollmentService {
     if (!result.ok) {
       if (result.retry) {
         this.store.addAttempt(pending.id)
-        this.recordFailure(user, key, result.reason)
+        await this.recordFailure(user, key, result.reason)
         throw new DomainError('wrong_code', result.message, { variant: result.reason })
       }
       // The device is gone or unusable at AWS: this setup cannot be finished; a new one must begin.
       this.store.remove(pending.id)
       throw new DomainError(result.reason === 'device_limit' ? 'device_limit' : 'setup_expired', result.message, { variant: result.reason })
     }
-    this.regulator.reset(key)
+    await this.regulator.reset(key)
     const now = this.clock.now()
     if (!this.store.complete(pending.id, 'totp', now)) {
       throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
@@ -185,9 +185,9 @@ export class VirtualMfaEnrollmentService {
   async checkRegistration (user: User): Promise<{ methods: string[], added: string[] }> {
     const externalId = this.iamUserId(user)
     const key = `aws-check:user:${user.id}`
-    const verdict = this.regulator.check(key)
+    const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'checking with AWS')
-    this.regulator.fail(key, CHECK_POLICY)
+    await this.regulator.fail(key, CHECK_POLICY)
     const status = await this.broker().registrationStatus({ userId: user.id, externalId, email: user.email, enrolled: user.providerMethods.length > 0 })
     const added = status.methods.filter((kind) => !user.providerMethods.includes(kind))
     this.store.setProviderMethods(user.id, status.methods)
@@ -235,8 +235,8 @@ export class VirtualMfaEnrollmentService {
     return user.externalId
   }
 
-  private recordFailure (user: User, key: string, reason: string): void {
-    const verdict = this.regulator.fail(key, CODE_POLICY)
+  private async recordFailure (user: User, key: string, reason: string): Promise<void> {
+    const verdict = await this.regulator.fail(key, CODE_POLICY)
     this.audit.append({ action: 'aws_mfa.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
     if (verdict.justLocked) {
       this.audit.append({ action: 'aws_mfa.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })

@@ -10,12 +10,12 @@ const EVERY_MS = 10 * 60_000
  * two-person-rule requests whose time is up (audited, so the log says when a request lapsed, not when it was next looked at).
  */
 export function startHousekeeping (services: Services, log: Logger): { stop(): void } {
-  const run = (): void => {
+  const run = async (): Promise<void> => {
     try {
       const now = services.clock.now()
       const purged = {
         sessions: services.sessions.purgeExpired(),
-        throttles: services.throttles.purge(now.getTime() - 24 * 3_600_000),
+        throttles: await services.throttles.purge(now.getTime() - 24 * 3_600_000),
         pending: services.pending.purgeExpired(now),
         challenges: services.challenges.purge(now),
         lapsedApprovals: services.approvals.expireDue()
@@ -36,8 +36,8 @@ export function startHousekeeping (services: Services, log: Logger): { stop(): v
       if (report.failed > 0) log.warn(report, 'Entra hardware OATH tokens of unfinished setups could not all be removed; tried again at the next run')
     }, (err: unknown) => { log.error({ err }, 'Entra hardware OATH cleanup failed') })
   }
-  run()
-  const timer = setInterval(run, EVERY_MS)
+  void run()
+  const timer = setInterval(() => { void run() }, EVERY_MS)
   timer.unref()
   return { stop: () => clearInterval(timer) }
 }

@@ -15,9 +15,9 @@ const ENTRY_FIELDS = new Set(['actorId', 'actorLabel', 'subjectUserId'])
 export function auditEventNames (root: string): { names: Map<string, string[]>, unknown: string[] } {
   const names = new Map<string, string[]>()
   const unknown: string[] = []
-  // The table definitions name the same columns, as column builders, not entries.
-  const schema = path.join(root, 'server', 'db', 'schema.ts')
-  for (const file of sourceFiles(path.join(root, 'server')).filter((f) => f !== schema)) {
+  // The table definitions (one per dialect) name the same columns, as column builders, not entries.
+  const schemas = new Set([path.join(root, 'server', 'db', 'schema.ts'), path.join(root, 'server', 'db', 'pg', 'schema.ts')])
+  for (const file of sourceFiles(path.join(root, 'server')).filter((f) => !schemas.has(f))) {
     const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true)
     const where = (node: ts.Node): string => `${path.relative(root, file)}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`
     const visit = (node: ts.Node): void => {

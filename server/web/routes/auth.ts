@@ -84,7 +84,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       // A helpdesk pass typed into the password box: say where it goes instead of "do not match".
-      const message = err.code === 'invalid_credentials' && passes.isActivePass(email, password)
+      const message = err.code === 'invalid_credentials' && await passes.isActivePass(email, password)
         ? request.i18n.t('login.pass_typed_as_password')
         : request.i18n.error(err)
       return reply.code(statusFor(err)).page('login', { title: request.i18n.t('login.title'), email, next, notice: null, error: message, ...ways, scripts: ['/static/js/passkey.js'] })
@@ -102,7 +102,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
     config: { rateLimit: { max: 30, timeWindow: '1 minute' } }
   }, async (request, reply) => {
     try {
-      const { user, expiresAt } = passes.signIn(request.body.email, request.body.pass, requestContext(request))
+      const { user, expiresAt } = await passes.signIn(request.body.email, request.body.pass, requestContext(request))
       await request.session.regenerate()
       const now = clock.now().getTime()
       request.session.auth = { userId: user.id, createdAt: now, lastSeenAt: now, passSession: true, passUntil: expiresAt.getTime() }

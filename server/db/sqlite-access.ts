@@ -1,0 +1,47 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type Sqlite from 'better-sqlite3'
+
+/**
+ * One SQLite connection shared by asynchronous stores. better-sqlite3 runs each statement synchronously, but a
+ * transaction that awaits between its statements leaves room for other requests to run theirs on the same connection,
+ * inside the open transaction (and lost with it if it rolls back). So a transaction holds a gate: statements from
+ * outside it wait until it has ended; statements from inside it (tracked through the async context) go straight on.
+ */
+export class SqliteAccess {
+  private readonly inside = new AsyncLocalStorage<true>()
+  /** Settles when the open transaction ends; undefined while none is open. */
+  private open: Promise<void> | undefined
+
+  constructor (readonly sqlite: Sqlite.Database) {}
+
+  /** Runs a store's synchronous statements once no transaction of another caller is open. */
+  async run<T> (statements: () => T): Promise<T> {
+    while (this.open !== undefined && this.inside.getStore() !== true) await this.open
+    return statements()
+  }
+
+  /**
+   * Runs work as one transaction (BEGIN IMMEDIATE: the write lock is taken first, so another process on the same
+   * file waits rather than failing half-way). A transaction begun inside another is part of it.
+   */
+  async transaction<T> (work: () => Promise<T>): Promise<T> {
+    if (this.inside.getStore() === true) return await work()
+    while (this.open !== undefined) await this.open
+    let ended!: () => void
+    this.open = new Promise((resolve) => { ended = resolve })
+    try {
+      this.sqlite.exec('BEGIN IMMEDIATE')
+      try {
+        const result = await this.inside.run(true, work)
+        this.sqlite.exec('COMMIT')
+        return result
+      } catch (err) {
+        if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK')
+        throw err
+      }
+    } finally {
+      this.open = undefined
+      ended()
+    }
+  }
+}
