@@ -58,32 +58,52 @@ async function stopServer (server: Server): Promise<void> {
   await exited
 }
 
-function cookiesFrom (response: Response): string[] {
-  return response.headers.getSetCookie().map((header) => header.split(';')[0])
+/** A browser's cookie jar, reduced to what the bench needs: the latest value of each cookie by name. */
+class CookieJar {
+  private readonly cookies = new Map<string, string>()
+
+  keep (response: Response): void {
+    for (const header of response.headers.getSetCookie()) {
+      const pair = header.split(';')[0]
+      this.cookies.set(pair.slice(0, pair.indexOf('=')), pair)
+    }
+  }
+
+  header (): string {
+    return [...this.cookies.values()].join('; ')
+  }
 }
 
-/** Signs in through the real form, as a browser would, and returns the signed-in Cookie header. */
+/**
+ * Signs in through the real form, as a browser would, and returns the Cookie header a browser then sends: the
+ * session cookie and the CSRF cookie set with the sign-in form (without it, every page would mint a new CSRF secret
+ * and set its cookie again, which no browser asks for).
+ */
 async function signIn (baseUrl: string, email: string, password: string): Promise<string> {
+  const jar = new CookieJar()
   const form = await fetch(`${baseUrl}/login`)
   const html = await form.text()
   const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
   if (form.status !== 200 || token === undefined) throw new Error(`GET /login: status ${form.status}, no _csrf field`)
-  const anonymous = cookiesFrom(form).join('; ')
+  jar.keep(form)
   const res = await fetch(`${baseUrl}/login`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: anonymous },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header() },
     body: new URLSearchParams({ email, password, _csrf: token }).toString()
   })
   await res.arrayBuffer()
-  const cookie = cookiesFrom(res).join('; ')
-  if (res.status !== 303 || cookie === '') throw new Error(`POST /login: expected 303 with a new session cookie, got ${res.status}`)
-  const home = await fetch(`${baseUrl}/`, { headers: { cookie }, redirect: 'manual' })
+  if (res.status !== 303 || res.headers.getSetCookie().length === 0) {
+    throw new Error(`POST /login: expected 303 with a new session cookie, got ${res.status}`)
+  }
+  jar.keep(res)
+  const home = await fetch(`${baseUrl}/`, { headers: { cookie: jar.header() }, redirect: 'manual' })
   const body = await home.text()
   if (home.status !== 200 || !body.includes('Sign out')) {
     throw new Error(`GET / with the session cookie: status ${home.status}${home.status === 200 ? ', but not a signed-in page' : ''}`)
   }
-  return cookie
+  jar.keep(home)
+  return jar.header()
 }
 
 interface Load {

@@ -40,7 +40,9 @@ export class SqliteSessionStore implements SessionRevoker {
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
-    this.selectOne = sqlite.prepare('SELECT data, expires_at AS expiresAt, user_id AS userId FROM sessions WHERE sid = ?')
+    // Read on every request: the row as an array (no per-row object with named keys to build).
+    this.selectOne = sqlite.prepare<[string], [data: string, expiresAt: number, userId: string | null]>(
+      'SELECT data, expires_at, user_id FROM sessions WHERE sid = ?').raw(true)
     this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
     this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
@@ -49,14 +51,14 @@ export class SqliteSessionStore implements SessionRevoker {
 
   get (sid: string, callback: Callback<StoredSession | null>): void {
     try {
-      const row = this.selectOne.get(sid) as { data: string, expiresAt: number, userId: string | null } | undefined
+      const row = this.selectOne.get(sid)
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
-      if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) {
+      if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) {
         callback(null, null)
         return
       }
-      callback(null, JSON.parse(row.data) as StoredSession)
+      callback(null, JSON.parse(row[0]) as StoredSession)
     } catch (err) {
       callback(err as Error)
     }

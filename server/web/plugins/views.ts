@@ -39,6 +39,25 @@ declare module 'fastify' {
 /** Where the signed-in user stands (for the countdown banner); undefined when no campaign state exists yet. */
 export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null, softBlocked: boolean } | undefined
 
+/**
+ * Eta resolves a template's path (path joins, a JSON cache key) on every render and include. The answer depends only
+ * on the name and the including file, never on the file's contents, so it is worked out once per pair.
+ */
+function withTemplatePathsResolvedOnce (eta: Eta): Eta {
+  const resolve = eta.resolvePath
+  const resolved = new Map<string, string>()
+  eta.resolvePath = (template, options) => {
+    const key = `${options?.filepath ?? ''}\0${template}`
+    let file = resolved.get(key)
+    if (file === undefined) {
+      file = resolve.call(eta, template, options)
+      resolved.set(key, file)
+    }
+    return file
+  }
+  return eta
+}
+
 export default fp<{ config: Config, standing: StandingLookup, localiser: Localiser }>(async (app, { config, standing, localiser }) => {
   app.decorateRequest('i18n', {
     getter (this: FastifyRequest): Translator {
@@ -53,12 +72,12 @@ export default fp<{ config: Config, standing: StandingLookup, localiser: Localis
       return translator
     }
   })
-  const eta = new Eta({
+  const eta = withTemplatePathsResolvedOnce(new Eta({
     views: VIEWS_DIR,
     // Compiled templates are cached except in development, where edits should show on reload.
     cache: config.env !== 'development',
     autoEscape: true
-  })
+  }))
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
     const reply = this
     const request = reply.request
