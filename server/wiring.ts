@@ -122,6 +122,8 @@ export interface Services {
   dashboard: DashboardStore
   /** Message catalogues and date formats per language and time zone (pages, e-mails, text messages). */
   localiser: Localiser
+  /** Runs work as one transaction across every store (all of it is written, or none). */
+  atomically<T>(work: () => Promise<T>): Promise<T>
   close(): void
 }
 
@@ -173,9 +175,9 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const hasher = new KeyedHasher(config.encryptionKey)
   const methods = new SqliteMethodStore(database.db, sealer, clock)
-  const pending = new SqlitePendingStore(database.db, sealer, clock)
-  const challenges = new SqliteChallengeStore(database.db)
-  const outbox = new SqliteOutbox(database.db)
+  const pending = new SqlitePendingStore(database.access, sealer, clock)
+  const challenges = new SqliteChallengeStore(database.access)
+  const outbox = new SqliteOutbox(database.access)
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
     config.webauthn.rpName,
@@ -186,7 +188,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   // The engine is built below; method changes reach it through this late-bound hook.
   let engineRef: EnforcementEngine | undefined
   let engineStoreRef: EngineStore | undefined
-  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.db), users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
+  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.access), users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
     isBreakGlass: (userId) => {
       const exemption = engineStoreRef?.facts(userId)?.exemption
       return exemption?.kind === 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt > clock.now())
@@ -240,7 +242,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     return aws !== undefined && 'activeAccessKeys' in aws ? aws as unknown as AccessKeySource : undefined
   })
   const campaigns = new CampaignService(campaignStore, engine, audit, clock, campaignAccessKeys)
-  const passes = new AccessPassService(new SqliteAccessPassStore(database.db), users, hasher, regulator, audit, clock)
+  const passes = new AccessPassService(new SqliteAccessPassStore(database.access), users, hasher, regulator, audit, clock)
   // Approved requests are carried out by the services that also make the requests (late-bound: built just below).
   const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.db), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
     pass: async (request, approver) => await helpdesk.issueApprovedPass(request, approver),
@@ -300,6 +302,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     smsSunset: new SmsSunsetService(new SqliteSmsSunsetStore(database.sqlite), engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
     dashboard: new SqliteDashboardStore(database.sqlite),
     localiser,
+    atomically: async (work) => await database.access.transaction(work),
     close: () => database.close()
   }
 }

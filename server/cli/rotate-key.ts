@@ -11,11 +11,11 @@ export const rotateKey: Command = {
     try {
       // One IMMEDIATE transaction: a secret that cannot be opened leaves every row as it was, and the audit event
       // exists exactly when the re-sealing does.
-      resealed = services.database.sqlite.transaction(() => {
-        const count = services.methods.resealAll() + services.pending.resealAll()
+      resealed = await services.atomically(async () => {
+        const count = services.methods.resealAll() + await services.pending.resealAll()
         services.audit.append({ action: 'encryption.key_rotated', actorLabel: 'cli', details: { resealed: count, keyId } })
         return count
-      }).immediate()
+      })
     } catch (err) {
       throw new DomainError('reseal_failed', `nothing was re-sealed: ${(err as Error).message}. ` +
         'Every stored secret must open with ENCRYPTION_KEY or a key in ENCRYPTION_KEYS_PREVIOUS; fix that and run rotate-key again.',

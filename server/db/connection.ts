@@ -67,7 +67,7 @@ export function openDatabase (file: string, options: OpenOptions = {}): Database
   return {
     sqlite,
     db,
-    access: new SqliteAccess(sqlite),
+    access: new SqliteAccess(sqlite, db),
     close: () => {
       if (sqlite.open) sqlite.close()
       cleanup()

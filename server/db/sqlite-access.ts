@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type Sqlite from 'better-sqlite3'
+import type { Db } from './connection.ts'
 
 /**
  * One SQLite connection shared by asynchronous stores. better-sqlite3 runs each statement synchronously, but a
@@ -12,7 +13,7 @@ export class SqliteAccess {
   /** Settles when the open transaction ends; undefined while none is open. */
   private open: Promise<void> | undefined
 
-  constructor (readonly sqlite: Sqlite.Database) {}
+  constructor (readonly sqlite: Sqlite.Database, readonly db: Db) {}
 
   /** Runs a store's synchronous statements once no transaction of another caller is open. */
   async run<T> (statements: () => T): Promise<T> {

@@ -133,7 +133,7 @@ export class HelpdeskService {
     const provider = this.providers[user.provider]
     if (provider !== undefined && this.nativePasses(user)) return await this.issueNativePass(user, provider, options, actor, approval)
     this.validLifetime(options.lifetimeMinutes)
-    const issued = this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason: options.reason }, actor)
+    const issued = await this.passes.issue(user, { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, reason: options.reason }, actor)
     await this.notifier.accountNotice(user, {
       subject: words('email.pass_subject'),
       lines: [
@@ -246,7 +246,7 @@ export class HelpdeskService {
       ip: actor.ip, userAgent: actor.userAgent
     })
     this.engine.refreshUser(userId)
-    const pass = nativePass ?? (options.issuePass ? { ...this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
+    const pass = nativePass ?? (options.issuePass ? { ...await this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
     await this.notifier.accountNotice(user, {
       subject: words('email.reset_subject'),
       lines: [

@@ -21,10 +21,10 @@ export interface MethodNotice {
 }
 
 export interface NoticeStore {
-  create(notice: Omit<MethodNotice, 'id' | 'usedAt'> & { tokenHash: string }): MethodNotice
-  findByTokenHash(tokenHash: string): MethodNotice | undefined
+  create(notice: Omit<MethodNotice, 'id' | 'usedAt'> & { tokenHash: string }): Promise<MethodNotice>
+  findByTokenHash(tokenHash: string): Promise<MethodNotice | undefined>
   /** Marks a notice used once (compare-and-swap); false if it was used already. */
-  claim(id: string, at: Date): boolean
+  claim(id: string, at: Date): Promise<boolean>
 }
 
 export interface Logger {
@@ -79,8 +79,8 @@ export class MethodLifecycle {
   }
 
   /** The notice behind a "This wasn't me" link, if the link is genuine, unused, unexpired and the signed-in user's. */
-  noticeFor (user: User, token: string): MethodNotice {
-    const notice = this.notices.findByTokenHash(this.hasher.hash(token, 'method-notice'))
+  async noticeFor (user: User, token: string): Promise<MethodNotice> {
+    const notice = await this.notices.findByTokenHash(this.hasher.hash(token, 'method-notice'))
     if (notice === undefined || notice.userId !== user.id) {
       throw new DomainError('notice_not_found', 'This link is not valid for your account. Make sure you are signed in as the person the email was sent to.')
     }
@@ -96,8 +96,8 @@ export class MethodLifecycle {
    * factors to whoever added this one.
    */
   async reportNotMe (user: User, token: string): Promise<{ revoked: boolean, notice: MethodNotice }> {
-    const notice = this.noticeFor(user, token)
-    if (!this.notices.claim(notice.id, this.clock.now())) {
+    const notice = await this.noticeFor(user, token)
+    if (!await this.notices.claim(notice.id, this.clock.now())) {
       throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
     }
     const revoked = notice.change === 'added' && this.methods.remove(user.id, notice.methodId) !== undefined
@@ -145,7 +145,7 @@ export class MethodLifecycle {
   private async tellUser (user: User, method: AuthMethod, change: 'added' | 'removed'): Promise<void> {
     const token = randomBytes(32).toString('base64url')
     const now = this.clock.now()
-    this.notices.create({
+    await this.notices.create({
       userId: user.id, methodId: method.id, methodName: method.name, change,
       tokenHash: this.hasher.hash(token, 'method-notice'),
       expiresAt: new Date(now.getTime() + NOTICE_LIFETIME_MS)

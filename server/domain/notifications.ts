@@ -21,8 +21,8 @@ export interface OutboxMessage {
 
 /** The sandbox outbox: e-mails and text messages kept instead of sent, newest first for admins. */
 export interface Outbox {
-  add(message: Omit<OutboxMessage, 'id' | 'createdAt'>, at: Date): void
-  latest(limit?: number): OutboxMessage[]
+  add(message: Omit<OutboxMessage, 'id' | 'createdAt'>, at: Date): Promise<void>
+  latest(limit?: number): Promise<OutboxMessage[]>
 }
 
 /** Words in a catalogue message: `words('email.x', { name })`. */

@@ -22,10 +22,10 @@ export interface AccessPassRecord {
 
 export interface AccessPassStore {
   /** Revokes the user's earlier passes and stores the new one (one active pass per user). */
-  replace(pass: Omit<AccessPassRecord, 'usedAt'> & { createdBy: string | null, createdAt: Date }): void
-  activeFor(userId: string, now: Date): AccessPassRecord | undefined
+  replace(pass: Omit<AccessPassRecord, 'usedAt'> & { createdBy: string | null, createdAt: Date }): Promise<void>
+  activeFor(userId: string, now: Date): Promise<AccessPassRecord | undefined>
   /** Marks a one-time pass used (compare-and-swap); false when another request used it first. */
-  consume(id: string, at: Date): boolean
+  consume(id: string, at: Date): Promise<boolean>
 }
 
 /** `length` characters drawn uniformly from `alphabet` (random bytes beyond the last whole multiple are skipped, so no bias). */
@@ -64,13 +64,13 @@ export class AccessPassService {
     private readonly clock: Clock
   ) {}
 
-  issue (user: User, options: { lifetimeMinutes: number, oneTime: boolean, reason?: string }, actor: Actor): { pass: string, expiresAt: Date } {
+  async issue (user: User, options: { lifetimeMinutes: number, oneTime: boolean, reason?: string }, actor: Actor): Promise<{ pass: string, expiresAt: Date }> {
     if (actor.id === user.id) throw new DomainError('self_issue', 'You cannot issue a temporary access pass to yourself.')
     const pass = generatePass()
     const id = randomBytes(16).toString('hex')
     const now = this.clock.now()
     const expiresAt = new Date(now.getTime() + options.lifetimeMinutes * 60_000)
-    this.passes.replace({ id, userId: user.id, passHash: this.hasher.hash(pass, `pass:${id}`), oneTime: options.oneTime, expiresAt, createdBy: actor.id, createdAt: now })
+    await this.passes.replace({ id, userId: user.id, passHash: this.hasher.hash(pass, `pass:${id}`), oneTime: options.oneTime, expiresAt, createdBy: actor.id, createdAt: now })
     this.audit.append({ action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, expiresAt: expiresAt.toISOString(), reason: options.reason }, ip: actor.ip, userAgent: actor.userAgent })
     return { pass, expiresAt }
   }
@@ -88,7 +88,7 @@ export class AccessPassService {
     const key = `pass:account:${email}`
     if ((await this.regulator.check(key)).locked) return false
     const user = this.users.findByEmail(email)
-    const pass = user === undefined || user.disabled ? undefined : this.passes.activeFor(user.id, this.clock.now())
+    const pass = user === undefined || user.disabled ? undefined : await this.passes.activeFor(user.id, this.clock.now())
     if (pass !== undefined && this.hasher.matches(candidate, `pass:${pass.id}`, pass.passHash)) return true
     await this.regulator.fail(key, PASS_POLICY)
     return false
@@ -106,7 +106,7 @@ export class AccessPassService {
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now())
     const user = this.users.findByEmail(email)
     const now = this.clock.now()
-    const pass = user === undefined ? undefined : this.passes.activeFor(user.id, now)
+    const pass = user === undefined ? undefined : await this.passes.activeFor(user.id, now)
     const ok = user !== undefined && !user.disabled && pass !== undefined && this.hasher.matches(normalisePass(passInput), `pass:${pass.id}`, pass.passHash)
     if (!ok) {
       const failed = await this.regulator.fail(key, PASS_POLICY)
@@ -115,7 +115,7 @@ export class AccessPassService {
       if (failed.locked) throw lockedOutError(failed.until, now)
       throw new DomainError('invalid_pass', 'That email and access pass do not match an active pass. Check both, or ask the helpdesk for a new pass.')
     }
-    if (pass.oneTime && !this.passes.consume(pass.id, now)) {
+    if (pass.oneTime && !await this.passes.consume(pass.id, now)) {
       throw new DomainError('invalid_pass', 'That email and access pass do not match an active pass. Check both, or ask the helpdesk for a new pass.')
     }
     await this.regulator.reset(key)

@@ -17,10 +17,10 @@ export type ChallengePurpose = 'register' | 'authenticate' | 'step_up'
 
 /** Server-side WebAuthn challenges. `claim` returns the challenge once (compare-and-swap) and never again. */
 export interface ChallengeStore {
-  create(purpose: ChallengePurpose, userId: string | null, challenge: string, expiresAt: Date): string
-  claim(id: string, purpose: ChallengePurpose, userId: string | null, now: Date): string | undefined
+  create(purpose: ChallengePurpose, userId: string | null, challenge: string, expiresAt: Date): Promise<string>
+  claim(id: string, purpose: ChallengePurpose, userId: string | null, now: Date): Promise<string | undefined>
   /** Deletes challenges that expired before `now`; how many. */
-  purge(now: Date): number
+  purge(now: Date): Promise<number>
 }
 
 export interface PasskeySettings {
@@ -97,7 +97,7 @@ export class PasskeyService {
       // (and has a security key without a PIN set one up) rather than accepting a key that could never confirm.
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' }
     })
-    return { challengeId: this.newChallenge('register', user.id, options.challenge), options }
+    return { challengeId: await this.newChallenge('register', user.id, options.challenge), options }
   }
 
   async register (user: User, challengeId: string, response: RegistrationResponseJSON, nameInput: string, userAgent: string | null, context: ChangeContext): Promise<AuthMethod> {
@@ -106,7 +106,7 @@ export class PasskeyService {
     const typedName = nameInput.trim() === '' ? null : cleanMethodName(nameInput)
     if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.', { variant: 'passkey' })
     // Claimed before verifying, so a challenge is spent even when verification throws.
-    const challenge = this.challenges.claim(challengeId, 'register', user.id, this.clock.now())
+    const challenge = await this.challenges.claim(challengeId, 'register', user.id, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
     let verification
     try {
@@ -157,7 +157,7 @@ export class PasskeyService {
       userVerification: 'required',
       allowCredentials: user === null ? [] : this.methods.passkeysFor(user.id).map((p) => ({ id: p.credentialId, transports: p.transports as never }))
     })
-    return { challengeId: this.newChallenge(user === null ? 'authenticate' : 'step_up', user?.id ?? null, options.challenge), options }
+    return { challengeId: await this.newChallenge(user === null ? 'authenticate' : 'step_up', user?.id ?? null, options.challenge), options }
   }
 
   /**
@@ -167,7 +167,7 @@ export class PasskeyService {
    */
   async authenticate (challengeId: string, response: AuthenticationResponseJSON, expectedUser: User | null): Promise<{ user: User, method: AuthMethod, userVerified: boolean }> {
     const purpose = expectedUser === null ? 'authenticate' : 'step_up'
-    const challenge = this.challenges.claim(challengeId, purpose, expectedUser?.id ?? null, this.clock.now())
+    const challenge = await this.challenges.claim(challengeId, purpose, expectedUser?.id ?? null, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
     const refuse = (reason: string, userId: string | null = null): never => {
       this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: userId, details: { reason } })
@@ -226,7 +226,7 @@ export class PasskeyService {
     return await metadata.refusal(info.aaguid, x5c)
   }
 
-  private newChallenge (purpose: 'register' | 'authenticate' | 'step_up', userId: string | null, challenge: string): string {
-    return this.challenges.create(purpose, userId, challenge, new Date(this.clock.now().getTime() + CHALLENGE_LIFETIME_MS))
+  private async newChallenge (purpose: 'register' | 'authenticate' | 'step_up', userId: string | null, challenge: string): Promise<string> {
+    return await this.challenges.create(purpose, userId, challenge, new Date(this.clock.now().getTime() + CHALLENGE_LIFETIME_MS))
   }
 }

@@ -102,7 +102,7 @@ export class PhoneService {
   }
 
   private async resendCode (user: User, kind: 'phone' | 'step_up_phone', clientIp: string | null, reader?: Translator): Promise<PendingEnrollment> {
-    const current = this.pending.findPhone(user.id, kind)
+    const current = await this.pending.findPhone(user.id, kind)
     if (current === undefined || current.phone === null) throw new DomainError('nothing_pending', 'There is no code to resend. Start again.', { variant: 'resend' })
     return this.sendCode(user, kind, current.phone, clientIp, reader, current)
   }
@@ -110,7 +110,7 @@ export class PhoneService {
   /** Adds the phone as a method once its code is proven. */
   async finish (user: User, codeInput: string, context: ChangeContext): Promise<AuthMethod> {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
-    const pending = this.checkCode(user, 'phone', codeInput)
+    const pending = await this.checkCode(user, 'phone', codeInput)
     const method = this.methods.addPhone(user.id, `Mobile ${maskPhone(pending.phone!)}`, pending.phone!)
     await this.lifecycle.added(user, method, context)
     return method
@@ -120,13 +120,13 @@ export class PhoneService {
    * Whether the code waiting for the phone setup is locked (too many wrong codes, so no code can succeed), and from
    * when a new code can be asked for, so the page can stop offering a code box and say when to start again.
    */
-  setupLock (user: User): { locked: false } | { locked: true, newCodeAt: Date } {
-    const pending = this.pending.findPhone(user.id, 'phone')
+  async setupLock (user: User): Promise<{ locked: false } | { locked: true, newCodeAt: Date }> {
+    const pending = await this.pending.findPhone(user.id, 'phone')
     if (pending === undefined || pending.codeHash === null || pending.attempts < PHONE_RULES.maxAttempts) return { locked: false }
     const sentAt = (pending.sentAt ?? this.clock.now()).getTime()
     const now = this.clock.now()
     // The resend wait, or (an upper bound) the hour after the last text when the hourly sending limit is reached.
-    const hourFull = this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour
+    const hourFull = await this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour
     const newCodeAt = Math.max(now.getTime(), sentAt + (hourFull ? 3_600_000 : PHONE_RULES.resendAfterMs))
     return { locked: true, newCodeAt: new Date(newCodeAt) }
   }
@@ -138,8 +138,8 @@ export class PhoneService {
     return this.sendCode(user, 'step_up_phone', method.phone, null, reader)
   }
 
-  finishStepUp (user: User, codeInput: string): AuthMethod {
-    const pending = this.checkCode(user, 'step_up_phone', codeInput)
+  async finishStepUp (user: User, codeInput: string): Promise<AuthMethod> {
+    const pending = await this.checkCode(user, 'step_up_phone', codeInput)
     const method = this.methods.listFor(user.id).find((m) => m.kind === 'phone' && m.phone === pending.phone)
     if (method === undefined) throw new DomainError('method_not_found', 'That phone is no longer one of your sign-in methods.', { variant: 'phone' })
     this.methods.markUsed(method.id, this.clock.now())
@@ -148,12 +148,12 @@ export class PhoneService {
 
   private async sendCode (user: User, kind: 'phone' | 'step_up_phone', phone: string, clientIp: string | null, reader?: Translator, current?: PendingEnrollment): Promise<PendingEnrollment> {
     const now = this.clock.now()
-    const previous = current ?? this.pending.findPhone(user.id, kind)
+    const previous = current ?? await this.pending.findPhone(user.id, kind)
     if (previous?.sentAt != null && now.getTime() - previous.sentAt.getTime() < PHONE_RULES.resendAfterMs) {
       const seconds = Math.ceil((PHONE_RULES.resendAfterMs - (now.getTime() - previous.sentAt.getTime())) / 1000)
       throw new DomainError('resend_too_soon', `A code was just sent. You can ask for another in ${seconds} seconds.`, { retryAfterSeconds: seconds })
     }
-    if (this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour) {
+    if (await this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour) {
       this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
       throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.', { variant: 'user_limit' })
     }
@@ -161,16 +161,16 @@ export class PhoneService {
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     const expiresAt = new Date(now.getTime() + PHONE_RULES.codeLifetimeMs)
     const pending = current !== undefined
-      ? (this.pending.resendCode(current.id, this.hasher.hash(code, `sms:${current.id}`), now, expiresAt), { ...current, sentAt: now, expiresAt, attempts: 0 })
-      : this.pending.startPhone(user.id, kind, phone, (id) => this.hasher.hash(code, `sms:${id}`), now, expiresAt)
+      ? (await this.pending.resendCode(current.id, this.hasher.hash(code, `sms:${current.id}`), now, expiresAt), { ...current, sentAt: now, expiresAt, attempts: 0 })
+      : await this.pending.startPhone(user.id, kind, phone, (id) => this.hasher.hash(code, `sms:${id}`), now, expiresAt)
     // Counted before sending: a provider that fails after charging still counts toward the hourly limit.
-    this.pending.recordSms(user.id, phone, now)
+    await this.pending.recordSms(user.id, phone, now)
     try {
       const words = reader ?? this.settings.localiser.for({ locale: user.locale, timeZone: user.timeZone })
       await this.sms.send(phone, words.t('sms.verification_code', { code, organisation: this.settings.organisation, minutes: PHONE_RULES.codeLifetimeMs / 60_000 }))
     } catch (err) {
       // A code that never arrived must not be left waiting: it would make "try again" wait out the resend timer.
-      this.pending.claim(pending.id)
+      await this.pending.claim(pending.id)
       this.audit.append({ action: 'phone.send_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone), reason: err instanceof Error ? err.message.slice(0, 200) : String(err) } })
       throw new DomainError('sms_failed', 'We could not send a text message right now. Try again in a few minutes, or use another method.')
     }
@@ -178,20 +178,20 @@ export class PhoneService {
     return pending
   }
 
-  private checkCode (user: User, kind: 'phone' | 'step_up_phone', codeInput: string): PendingEnrollment {
-    const pending = this.pending.findPhone(user.id, kind)
+  private async checkCode (user: User, kind: 'phone' | 'step_up_phone', codeInput: string): Promise<PendingEnrollment> {
+    const pending = await this.pending.findPhone(user.id, kind)
     if (pending === undefined || pending.codeHash === null) throw new DomainError('nothing_pending', 'There is no code waiting to be checked. Ask for a new code.', { variant: 'none' })
     if (pending.expiresAt <= this.clock.now()) throw new DomainError('code_expired', 'This code has expired. Ask for a new one.')
     if (pending.attempts >= PHONE_RULES.maxAttempts) throw new DomainError('too_many_attempts', 'Too many wrong codes. Ask for a new code.')
     const code = normaliseCode(codeInput)
     if (!/^\d{6}$/.test(code) || !this.hasher.matches(code, `sms:${pending.id}`, pending.codeHash)) {
-      const attempts = this.pending.addAttempt(pending.id)
+      const attempts = await this.pending.addAttempt(pending.id)
       this.audit.append({ action: 'phone.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, attempts } })
       if (attempts >= PHONE_RULES.maxAttempts) throw new DomainError('too_many_attempts', 'Too many wrong codes. Ask for a new code.')
       throw new DomainError('wrong_code', `That code is not right. You have ${PHONE_RULES.maxAttempts - attempts} more ${PHONE_RULES.maxAttempts - attempts === 1 ? 'try' : 'tries'}.`, { variant: 'phone', triesLeft: PHONE_RULES.maxAttempts - attempts })
     }
     // Claimed once: a code cannot complete two enrollments even when sent twice at the same moment.
-    if (!this.pending.claim(pending.id)) throw new DomainError('nothing_pending', 'This code was already used. Ask for a new code.', { variant: 'used' })
+    if (!await this.pending.claim(pending.id)) throw new DomainError('nothing_pending', 'This code was already used. Ask for a new code.', { variant: 'used' })
     return pending
   }
 }

@@ -56,17 +56,17 @@ export class TotpService {
   ) {}
 
   /** Starts (or restarts) a setup: a fresh secret kept pending until the user proves a code. */
-  begin (user: User, context: ChangeContext): TotpSetup {
+  async begin (user: User, context: ChangeContext): Promise<TotpSetup> {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const secret = new Secret({ size: 20 }).base32
     const expiresAt = new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS)
-    this.pending.startTotp(user.id, secret, expiresAt)
+    await this.pending.startTotp(user.id, secret, expiresAt)
     return this.describe(user, secret, expiresAt)
   }
 
   /** The pending setup, to show the same QR again (e.g. after a wrong code). */
-  current (user: User): TotpSetup | undefined {
-    const setup = this.pending.findTotp(user.id)
+  async current (user: User): Promise<TotpSetup | undefined> {
+    const setup = await this.pending.findTotp(user.id)
     if (setup === undefined || setup.expiresAt <= this.clock.now()) return undefined
     return this.describe(user, setup.secret, setup.expiresAt)
   }
@@ -76,12 +76,12 @@ export class TotpService {
     this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
     const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
-    const setup = this.pending.findTotp(user.id)
+    const setup = await this.pending.findTotp(user.id)
     if (setup === undefined || setup.expiresAt <= this.clock.now()) {
       throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
     }
     const step = await this.checkCode(user, `totp:user:${user.id}`, setup.secret, codeInput)
-    if (!this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
+    if (!await this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     const method = this.methods.addTotp(user.id, name, setup.secret, step)
     await this.lifecycle.added(user, method, context)
     return method

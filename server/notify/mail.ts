@@ -39,6 +39,6 @@ export class OutboxMailTransport implements MailTransport {
   constructor (private readonly outbox: Outbox, private readonly clock: Clock) {}
 
   async send (message: MailMessage): Promise<void> {
-    this.outbox.add({ channel: 'email', recipient: message.to, subject: message.subject, bodyText: message.text, bodyHtml: message.html }, this.clock.now())
+    await this.outbox.add({ channel: 'email', recipient: message.to, subject: message.subject, bodyText: message.text, bodyHtml: message.html }, this.clock.now())
   }
 }

@@ -7,7 +7,7 @@ export class OutboxSms implements SmsSender {
   constructor (private readonly outbox: Outbox, private readonly clock: Clock) {}
 
   async send (to: string, text: string): Promise<void> {
-    this.outbox.add({ channel: 'sms', recipient: to, subject: null, bodyText: text, bodyHtml: null }, this.clock.now())
+    await this.outbox.add({ channel: 'sms', recipient: to, subject: null, bodyText: text, bodyHtml: null }, this.clock.now())
   }
 }
 

@@ -21,7 +21,7 @@ before(async () => {
   const app = testApp.services.methods.addTotp(user.id, 'Authenticator on my work phone', secret.base32, 0)
   const phone = testApp.services.methods.addPhone(user.id, 'Mobile •••• 0143', '+12025550143')
   await testApp.services.lifecycle.added(user, phone, null)
-  notMeLink = new URL(/\/methods\/not-me\?token=[\w-]+/.exec(testApp.services.outbox.latest()[0].bodyText)![0], testApp.baseUrl).toString()
+  notMeLink = new URL(/\/methods\/not-me\?token=[\w-]+/.exec((await testApp.services.outbox.latest())[0].bodyText)![0], testApp.baseUrl).toString()
   await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)
   // Confirmed with the app, so the setup pages show their forms rather than the step-up explanation.
   await page.goto(`${testApp.baseUrl}/step-up?next=/`)

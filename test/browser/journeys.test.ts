@@ -55,7 +55,7 @@ test('phone setup: a wrong code survives a reload, and once locked the code box 
     await page.goto(`${testApp.baseUrl}/enroll/phone`)
     await page.getByLabel('Mobile number').fill('+1 202 555 0143')
     await clickAndWaitForPage(page, () => page.getByRole('button', { name: 'Text me a code' }).click())
-    const text = testApp.services.outbox.latest(10).find((m) => m.channel === 'sms')!.bodyText
+    const text = (await testApp.services.outbox.latest(10)).find((m) => m.channel === 'sms')!.bodyText
     const wrong = text.startsWith('000000') ? '111111' : '000000'
 
     await page.getByLabel('6-digit code from the text message').fill(wrong)

@@ -79,7 +79,7 @@ test('recovery codes are shown once and downloaded; one signs in once, the secon
       assert.equal(await first.page.getByRole('heading', { level: 1 }).textContent(), 'Hello, Rosa Recovery')
       assert.match(await first.page.getByRole('status').textContent() ?? '', /You have 9 recovery codes left/)
     } finally { await first.close() }
-    const mail = testApp.services.outbox.latest(20).find((m) => m.recipient === user.email && /recovery code was used/.test(m.subject ?? ''))
+    const mail = (await testApp.services.outbox.latest(20)).find((m) => m.recipient === user.email && /recovery code was used/.test(m.subject ?? ''))
     assert.ok(mail !== undefined, 'the user is e-mailed')
     assert.match(mail.bodyText, /Was this you\?/)
     assert.match(mail.bodyText, /You have 9 recovery codes left/)

@@ -68,7 +68,7 @@ test('signing out returns to the sign-in page with a notice, and the home page t
 test('a person with a helpdesk pass starts at /, finds "I have an access pass" and signs in with it', async () => {
   const helpdesk = await createTestUser(testApp.services, { role: 'helpdesk' })
   const user = await createTestUser(testApp.services, { displayName: 'Ada Pass' })
-  const { pass } = testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
+  const { pass } = await testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
   const { context, page } = await openPage(browser)
   try {
     await page.goto(`${testApp.baseUrl}/`)
@@ -87,7 +87,7 @@ test('a person with a helpdesk pass starts at /, finds "I have an access pass" a
 test('a pass typed into the password box is recognised and the page says where it goes, without using it up', async () => {
   const helpdesk = await createTestUser(testApp.services, { role: 'helpdesk' })
   const user = await createTestUser(testApp.services)
-  const { pass } = testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
+  const { pass } = await testApp.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: helpdesk.id, label: helpdesk.email })
   const { context, page } = await openPage(browser)
   try {
     await signInThroughForm(page, testApp.baseUrl, user.email, pass)

@@ -88,14 +88,14 @@ test('an authenticator-app setup begun before a key rotation can still be finish
   const dataDir = scratchDir(t)
   const { userId, secret } = await withKey(dataDir, OLD_KEY, async (services) => {
     const user = await createTestUser(services)
-    const pending = services.pending.startTotp(user.id, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', new Date(Date.now() + 15 * 60_000))
+    const pending = await services.pending.startTotp(user.id, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', new Date(Date.now() + 15 * 60_000))
     return { userId: user.id, secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', pending }
   })
   const { code, stdout } = await runCli(['rotate-key'], { dataDir, env: { ENCRYPTION_KEY: NEW_KEY, ENCRYPTION_KEYS_PREVIOUS: OLD_KEY } })
   assert.equal(code, 0)
   assert.equal(stdout.trim(), `re-sealed 1 secret under key ${idOf(NEW_KEY)}`)
-  await withKey(dataDir, NEW_KEY, (services) => {
-    assert.equal(services.pending.findTotp(userId)?.secret, secret)
+  await withKey(dataDir, NEW_KEY, async (services) => {
+    assert.equal((await services.pending.findTotp(userId))?.secret, secret)
   })
 })
 

@@ -1,8 +1,21 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Regulator } from '../../server/domain/regulation.ts'
-import { BACKENDS, type Backend, type Stores } from '../helpers/backends.ts'
+import { Regulator, type ThrottleRows } from '../../server/domain/regulation.ts'
+import { SqliteThrottleStore } from '../../server/db/throttles.ts'
+import { PgThrottleStore } from '../../server/db/pg/throttles.ts'
+import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { FakeClock } from '../helpers/app.ts'
+
+interface Stores {
+  throttles: ThrottleRows
+  close(): Promise<void>
+}
+
+async function storesOn (backend: Backend): Promise<Stores> {
+  const connection: Connection & { close(): Promise<void> } = await backend.connect()
+  const throttles = connection.dialect === 'sqlite' ? new SqliteThrottleStore(connection.database.access) : new PgThrottleStore(connection.access)
+  return { throttles, close: connection.close }
+}
 
 const policy = { maxFailures: 5, windowMs: 60_000, lockoutMs: 15 * 60_000 }
 
@@ -12,7 +25,7 @@ for (const { name, open } of BACKENDS) {
     let stores: Stores
     before(async () => {
       backend = await open()
-      stores = await backend.connect()
+      stores = await storesOn(backend)
     })
     after(async () => {
       await stores.close()
@@ -59,7 +72,7 @@ for (const { name, open } of BACKENDS) {
 
     if (name === 'PostgreSQL') {
       test('guesses spread over two instances count against one limit: exactly 5 of 30 are let through', async () => {
-        const other = await backend.connect()
+        const other = await storesOn(backend)
         try {
           const clock = new FakeClock()
           const a = new Regulator(stores.throttles, clock)

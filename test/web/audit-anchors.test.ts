@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { rmSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { startHousekeeping } from '../../server/jobs/housekeeping.ts'
+import { runHousekeeping } from '../../server/jobs/housekeeping.ts'
 import { createServices } from '../../server/wiring.ts'
 import { FakeClock, tempDir, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
@@ -49,10 +49,10 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
 
   // The hourly anchor: the head (event 7) moved since the last anchor.
   clock.advance(61 * 60_000)
-  startHousekeeping(services, pino({ level: 'silent' })).stop()
+  await runHousekeeping(services, pino({ level: 'silent' }))
   await until(() => collector.received.length === 3)
   assert.equal(collector.received[2].seq, 7)
-  startHousekeeping(services, pino({ level: 'silent' })).stop()
+  await runHousekeeping(services, pino({ level: 'silent' }))
   assert.equal(lines.filter((line) => line.includes('"auditAnchor"')).length, 3, 'nothing new, no new anchor')
   services.close()
 

@@ -59,7 +59,7 @@ function iamUser (userName: string): User {
 /** Signed in with a helpdesk pass: the restricted enrollment session IAM users get (like an invitation's). */
 async function passSession (userName: string): Promise<{ user: User, agent: Agent }> {
   const user = iamUser(userName)
-  const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 480, oneTime: false }, SYSTEM)
+  const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 480, oneTime: false }, SYSTEM)
   const agent = anonymous(t)
   const token = await csrfFor(agent, '/login/pass')
   const res = await agent.post('/login/pass').type('form').send({ email: user.email, pass, _csrf: token })

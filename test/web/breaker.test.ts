@@ -54,7 +54,7 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
 
   // The Monday after: the helpdesk hands out passes to 4 of the 20 flipped users (20 per 100 > 15).
   t.clock.advance(2 * HOUR)
-  for (const u of early.slice(0, 4)) t.services.passes.issue(u, { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
+  for (const u of early.slice(0, 4)) await t.services.passes.issue(u, { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
   const lateDeadline = deadlineOf(late[0].id)
   const earlyDeadline = deadlineOf(early[0].id)
   await t.services.engine.sweep()
@@ -107,8 +107,8 @@ test('one pass after one flip trips nothing: the breaker waits for its minimum s
   const { users, campaign } = await rollout(3)
   t.clock.advance(DAY + HOUR)
   await t.services.engine.sweep()
-  t.services.passes.issue(users[0], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
-  t.services.passes.issue(users[1], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
+  await t.services.passes.issue(users[0], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
+  await t.services.passes.issue(users[1], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
   await t.services.engine.sweep()
   assert.equal(t.services.campaigns.find(campaign.id)!.pauses.length, 0)
   const lines = t.services.rollout.dryRunLines(t.services.campaigns.find(campaign.id)!)
@@ -153,7 +153,7 @@ test('passes issued before a user was flipped (to set up a first method) do not 
   const { users, campaign } = await rollout(20)
   // An hour before the deadline, inside the same 24 hours as the flips.
   t.clock.advance(DAY - HOUR)
-  for (const u of users.slice(0, 5)) t.services.passes.issue(u, { lifetimeMinutes: 60, oneTime: true, reason: 'first enrollment' }, actorOf(admin))
+  for (const u of users.slice(0, 5)) await t.services.passes.issue(u, { lifetimeMinutes: 60, oneTime: true, reason: 'first enrollment' }, actorOf(admin))
   t.clock.advance(2 * HOUR)
   await t.services.engine.sweep()
   await t.services.engine.sweep()

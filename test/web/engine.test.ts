@@ -91,7 +91,7 @@ test('any method change on a break-glass account emails the admins; adding a pas
   const passkey = t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-1', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
   await t.services.lifecycle.added(t.services.users.findById(user.id)!, passkey, null)
   assert.equal(stateOf(user.id).state, 'exempt', 'with a passkey the break-glass account is in order')
-  const alerts = t.services.outbox.latest().filter((m) => m.recipient === adminUser.email && /break-glass account/.test(m.subject ?? ''))
+  const alerts = (await t.services.outbox.latest()).filter((m) => m.recipient === adminUser.email && /break-glass account/.test(m.subject ?? ''))
   assert.equal(alerts.length, 1)
   assert.match(alerts[0].bodyText, /"Safe key" \(passkey\) was added on the break-glass account/)
 })

@@ -231,7 +231,7 @@ describe('phones of Entra users', () => {
     const agent = anonymous(t)
     await microsoftSignIn(t, fake, agent, who, { mfa: true })
     await submitForm(agent, '/enroll/phone', '/enroll/phone', { phone: number })
-    const text = t.services.outbox.latest(1000).filter((m) => m.channel === 'sms')[0].bodyText
+    const text = (await t.services.outbox.latest(1000)).filter((m) => m.channel === 'sms')[0].bodyText
     const res = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: /\b(\d{6})\b/.exec(text)![1] })
     assert.equal(res.status, 303)
     return { agent, flash: (await agent.get('/')).text }
@@ -362,7 +362,7 @@ describe('helpdesk passes for Entra users', () => {
     assert.equal(JSON.parse(audit.details).provider, 'entra')
     assert.ok(!JSON.stringify(audit).includes(shown))
     assert.doesNotMatch((await agent.get(`/helpdesk/users/${user.id}`)).text, new RegExp(shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'never shown again')
-    const mail = t.services.outbox.latest(1000).find((m) => m.channel === 'email' && m.recipient === user.email)
+    const mail = (await t.services.outbox.latest(1000)).find((m) => m.channel === 'email' && m.recipient === user.email)
     assert.ok(mail !== undefined && !mail.bodyText.includes(shown), 'emailed, without the pass')
   })
 
@@ -553,12 +553,12 @@ describe('methods held in Entra count on every add route', () => {
   after(async () => { await close() })
 
   const phoneWrites = (userId: string) => fake.calls.filter((c) => c.path.startsWith(`/users/${userId}/authentication/phoneMethods`) && c.method !== 'GET')
-  const smsTo = (e164: string) => t.services.outbox.latest(1000).filter((m) => m.channel === 'sms' && m.recipient === e164)
+  const smsTo = async (e164: string) => (await t.services.outbox.latest(1000)).filter((m) => m.channel === 'sms' && m.recipient === e164)
 
   /** Signed in with a portal-issued pass: the restricted enrollment session. */
   async function passSession (who: FakeUser): Promise<Agent> {
     const user = portalUser(t, who)
-    const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 120, oneTime: false }, { id: null, label: 'test' })
+    const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 120, oneTime: false }, { id: null, label: 'test' })
     const agent = anonymous(t)
     const page = await agent.get('/login/pass')
     const res = await agent.post('/login/pass').type('form').send({ email: user.email, pass, _csrf: csrfFrom(page.text) })
@@ -569,7 +569,7 @@ describe('methods held in Entra count on every add route', () => {
   /** Asks for a code to `number`, then enters the code that was texted (when one was). */
   async function addPhone (agent: Agent, number: string, e164: string) {
     const begin = await submitForm(agent, '/enroll/phone', '/enroll/phone', { phone: number })
-    const text = smsTo(e164)[0]?.bodyText
+    const text = (await smsTo(e164))[0]?.bodyText
     const verify = text === undefined ? undefined : await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: /\b(\d{6})\b/.exec(text)![1] })
     return { begin, verify }
   }

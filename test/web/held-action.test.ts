@@ -117,7 +117,7 @@ test('after a first phone, the verification leads on to the held action', async 
   await pressIssuePass(t, desk, person)
   const sent = await submitForm(desk, '/enroll/phone', '/enroll/phone', { phone: '+1 202 555 0143' })
   assert.equal(sent.status, 303)
-  const code = /\b(\d{6})\b/.exec(t.services.outbox.latest(5).find((m) => m.channel === 'sms')!.bodyText)![1]
+  const code = /\b(\d{6})\b/.exec((await t.services.outbox.latest(5)).find((m) => m.channel === 'sms')!.bodyText)![1]
   const res = await submitForm(desk, '/enroll/phone', '/enroll/phone/verify', { code })
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/step-up/continue')

@@ -33,7 +33,7 @@ test('without a mail relay outside the sandbox, an invitation is refused in word
   const after = await staff.get(res.headers.location as string)
   assert.match(after.text, /Invitations are sent by e-mail, and this portal has no mail relay \(SMTP_URL\)/)
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(rita.id), 0)
-  assert.ok(!t.services.outbox.latest(50).some((m) => m.recipient === 'rita@example.org'), 'no link in the outbox')
+  assert.ok(!(await t.services.outbox.latest(50)).some((m) => m.recipient === 'rita@example.org'), 'no link in the outbox')
   assert.equal(t.services.audit.list({ subjectUserId: rita.id, action: 'invitation.issued' }).length, 0)
 })
 

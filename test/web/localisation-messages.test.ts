@@ -103,7 +103,7 @@ describe('text messages in the page\'s language', () => {
   before(async () => { t = await startTestApp({ SMS_ALLOWED_COUNTRIES: 'US' }) })
   after(async () => { await t.close() })
 
-  const texts = (to: string) => t.services.outbox.latest(1000).filter((m) => m.channel === 'sms' && m.recipient === to)
+  const texts = async (to: string) => (await t.services.outbox.latest(1000)).filter((m) => m.channel === 'sms' && m.recipient === to)
 
   test('a phone verification code asked for from a German page (Accept-Language: de) is texted in German', async () => {
     const user = await createTestUser(t.services)
@@ -112,7 +112,7 @@ describe('text messages in the page\'s language', () => {
     assert.match(page.text, /<html lang="de">/)
     const sent = await agent.post('/enroll/phone').set('Accept-Language', 'de-DE,de;q=0.9').type('form').send({ _csrf: csrfFrom(page.text), phone: '+12025550143' })
     assert.equal(sent.status < 400, true, sent.text)
-    const [sms] = texts('+12025550143')
+    const [sms] = await texts('+12025550143')
     assert.ok(sms !== undefined, 'a text message was sent')
     assert.match(sms.bodyText, /^\d{6} ist Ihr Bestätigungscode für .+\. Er läuft in 10 Minuten ab\. Geben Sie ihn nie weiter; niemand von der IT wird danach fragen\.$/)
   })
@@ -122,7 +122,7 @@ describe('text messages in the page\'s language', () => {
     const agent = await signIn(t, user.email)
     const page = await agent.get('/enroll/phone')
     await agent.post('/enroll/phone').type('form').send({ _csrf: csrfFrom(page.text), phone: '+12025550144' })
-    const [sms] = texts('+12025550144')
+    const [sms] = await texts('+12025550144')
     assert.match(sms.bodyText, /^\d{6} is your .+ verification code\. It expires in 10 minutes\. Never share it; nobody from IT will ask for it\.$/)
   })
 })

@@ -269,7 +269,7 @@ test('a first passkey from outside the trusted networks is refused with the reas
     assert.deepEqual(passkeysOf(user, office), [])
 
     const helpdesk = await createTestUser(office.services, { role: 'helpdesk' })
-    const { pass } = office.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
+    const { pass } = await office.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
     const passAgent = anonymous(office)
     const form = await passAgent.get('/login/pass')
     const csrf = /name="_csrf" value="([^"]+)"/.exec(form.text)![1]

@@ -10,13 +10,13 @@ function pendingRows (t: TestApp, userId: string): PendingRow[] {
   return t.services.database.sqlite.prepare('SELECT phone, code_hash, attempts FROM pending_enrollments WHERE user_id = ?').all(userId) as PendingRow[]
 }
 
-function textMessages (t: TestApp) {
-  return t.services.outbox.latest(1000).filter((m) => m.channel === 'sms')
+async function textMessages (t: TestApp) {
+  return (await t.services.outbox.latest(1000)).filter((m) => m.channel === 'sms')
 }
 
 /** The 6 digits of the newest text message, which only the phone's owner would see. */
-function latestCode (t: TestApp): string {
-  const text = textMessages(t)[0]?.bodyText ?? ''
+async function latestCode (t: TestApp): Promise<string> {
+  const text = (await textMessages(t))[0]?.bodyText ?? ''
   const code = /\b(\d{6})\b/.exec(text)?.[1]
   assert.ok(code !== undefined, `a 6-digit code in the latest text message: "${text}"`)
   return code
@@ -61,14 +61,14 @@ describe('choosing your own number', () => {
   ] as const) {
     test(`"${typed}" is refused with a clear message, kept in the field, and nothing is sent`, async () => {
       const { user, agent } = await enrollingUser(t)
-      const before = textMessages(t).length
+      const before = (await textMessages(t)).length
       const res = await submit(agent, '/enroll/phone', { phone: typed })
       assert.equal(res.status, 400)
       assert.match(res.text, why)
       assert.match(res.text, /<title>Error: /)
       assert.match(res.text, /aria-describedby="phone-hint form-error" aria-invalid="true"/)
       if (typed !== '') assert.ok(res.text.includes(`value="${typed}"`), 'what was typed is kept')
-      assert.equal(textMessages(t).length, before)
+      assert.equal((await textMessages(t)).length, before)
       assert.deepEqual(pendingRows(t, user.id), [])
     })
   }
@@ -83,7 +83,7 @@ describe('choosing your own number', () => {
       const res = await submit(agent, '/enroll/phone', { phone: typed })
       assert.equal(res.status, 303)
       assert.equal(res.headers.location, '/enroll/phone')
-      assert.equal(textMessages(t)[0].recipient, e164)
+      assert.equal((await textMessages(t))[0].recipient, e164)
       assert.deepEqual(pendingRows(t, user.id).map((r) => r.phone), [e164])
       const page = await agent.get('/enroll/phone')
       assert.ok(page.text.includes(`We sent a code to ${shown}.`), 'the flash names the number')
@@ -95,7 +95,7 @@ describe('choosing your own number', () => {
   test('the texted code adds the phone once: the method exists, the change is audited and emailed, and the code cannot be used again', async () => {
     const { user, agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
+    const code = await latestCode(t)
 
     const res = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(res.status, 303)
@@ -108,14 +108,14 @@ describe('choosing your own number', () => {
     const added = t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
     assert.equal(added.length, 1)
     assert.equal(JSON.parse(added[0].details).kind, 'phone')
-    const email = t.services.outbox.latest().find((m) => m.channel === 'email' && m.recipient === user.email)
+    const email = (await t.services.outbox.latest()).find((m) => m.channel === 'email' && m.recipient === user.email)
     assert.ok(email !== undefined, 'the user is emailed about the new method')
     assert.match(email.subject ?? '', /added/)
     assert.deepEqual(pendingRows(t, user.id), [])
 
     // Even with a fresh step-up (needed now that a method exists), the used code does not work again.
     await submit(agent, '/step-up/phone/send', { methodId: methods[0].id, next: '/enroll/phone' })
-    assert.equal((await submit(agent, '/step-up/phone', { code: latestCode(t), next: '/enroll/phone' })).status, 303)
+    assert.equal((await submit(agent, '/step-up/phone', { code: await latestCode(t), next: '/enroll/phone' })).status, 303)
     const again = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(again.status, 400)
     assert.match(again.text, /no code waiting/)
@@ -125,7 +125,7 @@ describe('choosing your own number', () => {
   test('a code typed with spaces or a dash still works', async () => {
     const { user, agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
+    const code = await latestCode(t)
     const res = await submit(agent, '/enroll/phone/verify', { code: ` ${code.slice(0, 3)}-${code.slice(3)} ` })
     assert.equal(res.status, 303)
     assert.equal(t.services.methods.countFor(user.id), 1)
@@ -136,19 +136,19 @@ describe('choosing your own number', () => {
     const existing = t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
     // A second method needs a fresh step-up with the first.
     await submit(agent, '/step-up/phone/send', { methodId: existing.id, next: '/enroll/phone' })
-    assert.equal((await submit(agent, '/step-up/phone', { code: latestCode(t), next: '/enroll/phone' })).status, 303)
-    const before = textMessages(t).length
+    assert.equal((await submit(agent, '/step-up/phone', { code: await latestCode(t), next: '/enroll/phone' })).status, 303)
+    const before = (await textMessages(t)).length
     const res = await submit(agent, '/enroll/phone', { phone: '(202) 555-0143' })
     assert.equal(res.status, 409)
     assert.match(res.text, /This number is already one of your sign-in methods./)
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
     assert.equal(t.services.methods.countFor(user.id), 1)
   })
 
   test('a code older than 10 minutes is refused, and a new one can be asked for', async () => {
     const { user, agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
+    const code = await latestCode(t)
     t.clock.advance(PHONE_RULES.codeLifetimeMs + 60_000)
     const res = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(res.status, 400)
@@ -158,7 +158,7 @@ describe('choosing your own number', () => {
 
     const resent = await submit(agent, '/enroll/phone/resend')
     assert.equal(resent.status, 303)
-    const fresh = await submit(agent, '/enroll/phone/verify', { code: latestCode(t) })
+    const fresh = await submit(agent, '/enroll/phone/verify', { code: await latestCode(t) })
     assert.equal(fresh.status, 303)
     assert.equal(t.services.methods.countFor(user.id), 1)
   })
@@ -166,7 +166,7 @@ describe('choosing your own number', () => {
   test('after five wrong codes even the right code is refused', async () => {
     const { user, agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
+    const code = await latestCode(t)
     const wrong = code === '000000' ? '111111' : '000000'
 
     const first = await submit(agent, '/enroll/phone/verify', { code: wrong })
@@ -187,21 +187,21 @@ describe('choosing your own number', () => {
   test('a new code can be asked for after a minute, not before, and replaces the old one', async () => {
     const { user, agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const first = latestCode(t)
-    const before = textMessages(t).length
+    const first = await latestCode(t)
+    const before = (await textMessages(t)).length
 
     const tooSoon = await submit(agent, '/enroll/phone/resend')
     assert.equal(tooSoon.status, 429)
     assert.match(tooSoon.text, /A code was just sent. You can ask for another in 60 seconds./)
     assert.equal(tooSoon.headers['retry-after'], '60')
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
 
     t.clock.advance(PHONE_RULES.resendAfterMs + 1000)
     const resent = await submit(agent, '/enroll/phone/resend')
     assert.equal(resent.status, 303)
-    assert.equal(textMessages(t).length, before + 1)
-    assert.equal(textMessages(t)[0].recipient, MOBILE)
-    const second = latestCode(t)
+    assert.equal((await textMessages(t)).length, before + 1)
+    assert.equal((await textMessages(t))[0].recipient, MOBILE)
+    const second = await latestCode(t)
     if (second !== first) {
       const old = await submit(agent, '/enroll/phone/verify', { code: first })
       assert.equal(old.status, 400, 'the first code stopped working')
@@ -213,12 +213,12 @@ describe('choosing your own number', () => {
   test('typing the number again within a minute does not send another text, and offers the code form', async () => {
     const { agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const before = textMessages(t).length
+    const before = (await textMessages(t)).length
     const res = await submit(agent, '/enroll/phone', { phone: MOBILE })
     assert.equal(res.status, 429)
     assert.match(res.text, /You can ask for another in/)
     assert.match(res.text, /action="\/enroll\/phone\/verify"/)
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
   })
 
   test('no more than five codes are sent in an hour', async () => {
@@ -228,14 +228,14 @@ describe('choosing your own number', () => {
       t.clock.advance(PHONE_RULES.resendAfterMs + 1000)
       assert.equal((await submit(agent, '/enroll/phone/resend')).status, 303)
     }
-    const before = textMessages(t).length
+    const before = (await textMessages(t)).length
     t.clock.advance(PHONE_RULES.resendAfterMs + 1000)
     const sixth = await submit(agent, '/enroll/phone/resend')
     assert.equal(sixth.status, 429)
     assert.match(sixth.text, /Too many codes were sent in the last hour/)
     const anotherNumber = await submit(agent, '/enroll/phone', { phone: MOBILE })
     assert.equal(anotherNumber.status, 429, 'a different number does not reset the limit')
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
   })
 
   test('hammering the code check is slowed per person, not per address', async () => {
@@ -252,7 +252,7 @@ describe('choosing your own number', () => {
   test('the code is never shown on a page, and the database holds only a hash of it', async () => {
     const { user, agent } = await enrollingUser(t)
     const sent = await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
+    const code = await latestCode(t)
     assert.ok(!sent.text.includes(code))
     const page = await agent.get('/enroll/phone')
     assert.ok(!page.text.includes(code), 'the code form does not show the code')
@@ -280,7 +280,7 @@ describe('who may add a phone', () => {
       const res = await submit(agent, '/enroll/phone', { phone: MOBILE })
       assert.equal(res.status, 403)
       assert.match(res.text, /temporary access pass/)
-      assert.equal(textMessages(t).length, 0)
+      assert.equal((await textMessages(t)).length, 0)
       assert.deepEqual(pendingRows(t, user.id), [])
     } finally {
       await t.close()
@@ -298,10 +298,10 @@ describe('who may add a phone', () => {
       assert.match(page.text, /href="\/step-up\?next=\/enroll\/phone"/)
       const refused = await submit(agent, '/enroll/phone', { phone: MOBILE })
       assert.equal(refused.status, 403)
-      assert.equal(textMessages(t).length, 0)
+      assert.equal((await textMessages(t)).length, 0)
 
       await submit(agent, '/step-up/phone/send', { methodId: existing.id, next: '/enroll/phone' })
-      const stepped = await submit(agent, '/step-up/phone', { code: latestCode(t), next: '/enroll/phone' })
+      const stepped = await submit(agent, '/step-up/phone', { code: await latestCode(t), next: '/enroll/phone' })
       assert.equal(stepped.status, 303)
       assert.equal(stepped.headers.location, '/enroll/phone')
       const open = await agent.get('/enroll/phone')
@@ -336,18 +336,18 @@ describe('numbers pinned to the directory', () => {
   test('the code goes to the directory number and proves it', async () => {
     const { user, agent } = await directoryUser(MOBILE)
     assert.equal((await submit(agent, '/enroll/phone')).status, 303)
-    assert.equal(textMessages(t)[0].recipient, MOBILE)
-    assert.equal((await submit(agent, '/enroll/phone/verify', { code: latestCode(t) })).status, 303)
+    assert.equal((await textMessages(t))[0].recipient, MOBILE)
+    assert.equal((await submit(agent, '/enroll/phone/verify', { code: await latestCode(t) })).status, 303)
     assert.deepEqual(t.services.methods.listFor(user.id).map((m) => m.phone), [MOBILE])
   })
 
   test('posting another number is refused: nothing is sent and nothing stored', async () => {
     const { user, agent } = await directoryUser(MOBILE)
-    const before = textMessages(t).length
+    const before = (await textMessages(t)).length
     const res = await submit(agent, '/enroll/phone', { phone: '+44 7911 123456' })
     assert.equal(res.status, 400)
     assert.match(res.text, /sets your mobile number from its directory/)
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
     assert.deepEqual(pendingRows(t, user.id), [])
     assert.equal(t.services.methods.countFor(user.id), 0)
     assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'phone.pinned_number_refused' }).length, 1)
@@ -359,11 +359,11 @@ describe('numbers pinned to the directory', () => {
     assert.equal(page.status, 200)
     assert.match(page.text, /Your organisation has no mobile number on record for you. Contact your helpdesk./)
     assert.doesNotMatch(page.text, />Text me a code</)
-    const before = textMessages(t).length
+    const before = (await textMessages(t)).length
     const res = await submit(agent, '/enroll/phone')
     assert.equal(res.status, 400)
     assert.match(res.text, /no mobile number on record/)
-    assert.equal(textMessages(t).length, before)
+    assert.equal((await textMessages(t)).length, before)
     assert.deepEqual(pendingRows(t, user.id), [])
   })
 })
@@ -417,8 +417,8 @@ describe('bad input', () => {
     })
   }
 
-  test('none of it sent or stored anything', () => {
-    assert.equal(textMessages(t).length, 0)
+  test('none of it sent or stored anything', async () => {
+    assert.equal((await textMessages(t)).length, 0)
     assert.deepEqual(pendingRows(t, user.id), [])
     assert.equal(t.services.methods.countFor(user.id), 0)
   })
@@ -432,8 +432,8 @@ describe('the admin outbox', () => {
   test('admins see the texts and emails kept in the sandbox, as escaped text', async () => {
     const { agent } = await enrollingUser(t)
     await submit(agent, '/enroll/phone', { phone: MOBILE })
-    const code = latestCode(t)
-    t.services.outbox.add({ channel: 'email', recipient: 'someone@test.example', subject: 'Hello <there>', bodyText: 'Plain <b>text</b> part', bodyHtml: '<p>HTML <script>alert(1)</script></p>' }, t.clock.now())
+    const code = await latestCode(t)
+    await t.services.outbox.add({ channel: 'email', recipient: 'someone@test.example', subject: 'Hello <there>', bodyText: 'Plain <b>text</b> part', bodyHtml: '<p>HTML <script>alert(1)</script></p>' }, t.clock.now())
 
     const admin = await createTestUser(t.services, { role: 'admin' })
     const page = await (await signIn(t, admin.email)).get('/admin/outbox')
@@ -467,12 +467,12 @@ describe('toll-fraud limits on text messages', () => {
     try {
       for (const [typed, country] of [['+44 7400 123456', 'GB'], ['+1 876 210 1234', 'JM']] as const) {
         const { agent } = await enrollingUser(t)
-        const before = textMessages(t).length
+        const before = (await textMessages(t)).length
         const res = await submit(agent, '/enroll/phone', { phone: typed })
         assert.equal(res.status, 400)
         assert.match(res.text, /This portal only texts mobile numbers from: United States\./)
         assert.match(res.text, /aria-invalid="true"/, 'the message points at the number field')
-        assert.equal(textMessages(t).length, before, 'nothing was texted')
+        assert.equal((await textMessages(t)).length, before, 'nothing was texted')
         assert.equal(refusals(t, 'country_not_allowed').filter((d) => d.country === country).length, 1)
       }
     } finally {
@@ -482,7 +482,7 @@ describe('toll-fraud limits on text messages', () => {
     try {
       const { agent } = await enrollingUser(wider)
       assert.equal((await submit(agent, '/enroll/phone', { phone: '+44 7400 123456' })).status, 303)
-      assert.equal(textMessages(wider)[0].recipient, '+447400123456')
+      assert.equal((await textMessages(wider))[0].recipient, '+447400123456')
     } finally {
       await wider.close()
     }
@@ -499,7 +499,7 @@ describe('toll-fraud limits on text messages', () => {
       const sixth = await submit(agent, '/enroll/phone', { phone: MOBILE })
       assert.equal(sixth.status, 429)
       assert.match(sixth.text, /Too many codes were sent to this number in the last hour/)
-      assert.equal(textMessages(t).filter((m) => m.recipient === MOBILE).length, 5)
+      assert.equal((await textMessages(t)).filter((m) => m.recipient === MOBILE).length, 5)
       assert.deepEqual(refusals(t, 'number_limit').map((d) => d.phone), ['•••• 0143'])
       assert.equal((await submit(agent, '/enroll/phone', { phone: '+12025550144' })).status, 303, 'other numbers are still texted')
       t.clock.advance(61 * 60_000)
@@ -522,7 +522,7 @@ describe('toll-fraud limits on text messages', () => {
       assert.equal(fourth.status, 429)
       assert.match(fourth.text, /Too many codes were asked for from your network in the last hour/)
       assert.equal(refusals(t, 'address_limit').length, 1)
-      assert.equal(textMessages(t).length, 3)
+      assert.equal((await textMessages(t)).length, 3)
     } finally {
       await t.close()
     }
@@ -537,7 +537,7 @@ describe('toll-fraud limits on text messages', () => {
       assert.equal(third.status, 429)
       assert.match(third.text, /Text messages are paused for a while/)
       assert.equal(refusals(busy, 'global_limit').length, 1)
-      assert.equal(textMessages(busy).length, 2)
+      assert.equal((await textMessages(busy)).length, 2)
     } finally {
       await busy.close()
     }

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict'
 import { createTestUser, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 
 /** The 6 digits of the newest text message, which only the phone's owner would see. */
-function latestCode (t: TestApp): string {
-  const text = t.services.outbox.latest(1000).filter((m) => m.channel === 'sms')[0]?.bodyText ?? ''
+async function latestCode (t: TestApp): Promise<string> {
+  const text = (await t.services.outbox.latest(1000)).filter((m) => m.channel === 'sms')[0]?.bodyText ?? ''
   const code = /\b(\d{6})\b/.exec(text)?.[1]
   assert.ok(code !== undefined, `a 6-digit code in the latest text message: "${text}"`)
   return code
@@ -67,7 +67,7 @@ describe('a locked phone setup', () => {
     const user = await createTestUser(t.services)
     const agent = await signIn(t, user.email)
     await submitForm(agent, '/enroll/phone', '/enroll/phone', { phone: '+12025550143' })
-    const code = latestCode(t)
+    const code = await latestCode(t)
     const wrong = code === '000000' ? '111111' : '000000'
     const sentAt = t.clock.now()
     let last
@@ -92,7 +92,7 @@ describe('a locked phone setup', () => {
     assert.equal(resent.status, 303)
     const fresh = await agent.get('/enroll/phone')
     assert.match(fresh.text, /action="\/enroll\/phone\/verify"/)
-    const done = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: latestCode(t) })
+    const done = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: await latestCode(t) })
     assert.equal(done.status, 303)
     assert.equal(t.services.methods.countFor(user.id), 1)
   })

@@ -100,7 +100,7 @@ describe('AWS administrators (AdministratorAccess attached, synced as a privileg
     const res = await submitForm(helpdesk, `/helpdesk/users/${root.id}`, `/helpdesk/users/${root.id}/invite`, { reason: 'first AWS MFA' })
     assertRefused(res, 'invitation')
     assert.equal(count(t, 'SELECT count(*) FROM invitations WHERE user_id = ?', root.id), 0)
-    assert.equal(t.services.outbox.latest(100).filter((m) => m.recipient === root.email).length, 0)
+    assert.equal((await t.services.outbox.latest(100)).filter((m) => m.recipient === root.email).length, 0)
   })
 
   test('the helpdesk cannot issue a portal pass to an AWS administrator: 403, nothing stored', async () => {

@@ -150,7 +150,7 @@ describe('a step-up with a next no header can carry', () => {
       const sent = await submitForm(agent, '/step-up', '/step-up/phone/send', { methodId: method.id, next })
       assert.equal(sent.status, 303, label)
       assert.equal(sent.headers.location, '/step-up?next=%2F', label)
-      const text = st.services.outbox.latest(1000).find((m) => m.channel === 'sms' && m.recipient === phone)?.bodyText ?? ''
+      const text = (await st.services.outbox.latest(1000)).find((m) => m.channel === 'sms' && m.recipient === phone)?.bodyText ?? ''
       const code = /\b(\d{6})\b/.exec(text)?.[1] ?? ''
       const res = await submitForm(agent, '/step-up', '/step-up/phone', { code, next })
       assert.equal(res.status, 303, label)

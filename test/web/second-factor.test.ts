@@ -45,7 +45,7 @@ test('an enforced user with no method cannot sign in with a password and is told
 test('a temporary access pass session still reaches its stylesheet and scripts', async () => {
   const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
   const user = await createTestUser(t.services)
-  const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
+  const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
   const agent = anonymous(t)
   await submitForm(agent, '/login/pass', '/login/pass', { email: user.email, pass })
   assert.equal((await agent.get('/static/css/app.css')).status, 200)

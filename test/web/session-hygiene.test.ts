@@ -18,7 +18,7 @@ function sessionsOf (userId: string): number {
 test('a session opened with an access pass ends when the pass expires, however busy it is', async () => {
   const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
   const user = await createTestUser(t.services)
-  const { pass } = t.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
+  const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
   const agent = anonymous(t)
   assert.equal((await submitForm(agent, '/login/pass', '/login/pass', { email: user.email, pass })).status, 303)
   // Busy all along: never idle for long, and far from the 12-hour absolute limit.
@@ -79,6 +79,6 @@ async function noticeTokenFor (userId: string, methodId: string): Promise<string
   const user = t.services.users.findById(userId)!
   const method = t.services.methods.listFor(userId).find((m) => m.id === methodId)!
   await t.services.lifecycle.added(user, method, null)
-  const mail = t.services.outbox.latest().find((m) => m.bodyText.includes('/methods/not-me?token='))!
+  const mail = (await t.services.outbox.latest()).find((m) => m.bodyText.includes('/methods/not-me?token='))!
   return /\/methods\/not-me\?token=([\w-]+)/.exec(mail.bodyText)![1]
 }

@@ -148,7 +148,7 @@ describe('phone enrollment through Twilio', () => {
     assert.equal(form.From, '+15005550006')
     const code = /\b(\d{6})\b/.exec(form.Body)?.[1]
     assert.ok(code !== undefined, `a 6-digit code in "${form.Body}"`)
-    assert.equal(t.services.outbox.latest().filter((m) => m.channel === 'sms').length, 0)
+    assert.equal((await t.services.outbox.latest()).filter((m) => m.channel === 'sms').length, 0)
 
     const verified = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code })
     assert.equal(verified.status, 303)

@@ -124,7 +124,7 @@ test('a code from oathtool is accepted: the app appears on the home page, is aud
   assert.deepEqual(methods.map((m) => [m.kind, m.name]), [['totp', 'Work phone']])
   const [added] = t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
   assert.equal(JSON.parse(added.details).methodId, methods[0].id)
-  assert.ok(t.services.outbox.latest().some((m) => m.channel === 'email' && m.recipient === user.email), 'an email went to the user')
+  assert.ok((await t.services.outbox.latest()).some((m) => m.channel === 'email' && m.recipient === user.email), 'an email went to the user')
   assert.equal(count(t, 'pending_enrollments', 'user_id = ?', user.id), 0, 'the pending setup is used up')
 })
 
@@ -341,7 +341,7 @@ test('a first method is refused from an untrusted address with an explanation, a
     assert.equal((await finish(agent, token, { code: '123456' })).status, 403)
     assert.equal(count(office, 'pending_enrollments', 'user_id = ?', user.id), 0)
 
-    const { pass } = office.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: 'helpdesk-id', label: 'test' })
+    const { pass } = await office.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: true }, { id: 'helpdesk-id', label: 'test' })
     const withPass = anonymous(office)
     const loginToken = await csrfFor(withPass, '/login/pass')
     const login = await withPass.post('/login/pass').type('form').send({ email: user.email, pass, _csrf: loginToken })

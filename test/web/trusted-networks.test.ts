@@ -15,7 +15,7 @@ async function firstMethodPage (env: Record<string, string>, forwardedFor?: stri
     const post = agent.post('/enroll/phone').type('form')
     if (forwardedFor !== undefined) post.set('x-forwarded-for', forwardedFor)
     const attempt = await post.send({ phone: '+12025550143', _csrf: token })
-    return { page, attempt, sent: t.services.outbox.latest().filter((m) => m.channel === 'sms').length }
+    return { page, attempt, sent: (await t.services.outbox.latest()).filter((m) => m.channel === 'sms').length }
   } finally {
     await t.close()
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import type { User } from '../../server/domain/users.ts'
 import { pino } from 'pino'
 import { ConfigError } from '../../server/config.ts'
-import { startHousekeeping } from '../../server/jobs/housekeeping.ts'
+import { runHousekeeping } from '../../server/jobs/housekeeping.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, hiddenFields, signIn, signInStaff, startTestApp, stepUp, submitForm, testConfig, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
@@ -220,7 +220,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const user = await privileged()
     await requestPass(alice.agent, user)
     t.clock.advance(24 * HOUR + 60_000)
-    startHousekeeping(t.services, pino({ level: 'silent' })).stop()
+    await runHousekeeping(t.services, pino({ level: 'silent' }))
     assert.equal(requests(t, user.id)[0].status, 'expired')
     const lapses = t.services.audit.list({ action: 'approval.expired', subjectUserId: user.id })
     assert.equal(lapses.length, 1)

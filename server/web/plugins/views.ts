@@ -12,6 +12,9 @@ const TRANSLATOR = Symbol('translator')
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.url))
 
+/** A template cannot wait: a value still being fetched (a store call left without await) is refused where it is passed. */
+type NoPromises<D> = { [K in keyof D]: D[K] extends PromiseLike<unknown> ? never : D[K] }
+
 declare module '@fastify/session' {
   interface FastifySessionObject {
     /** A one-time message for the next page shown (after a redirect). */
@@ -32,7 +35,7 @@ declare module 'fastify' {
     /** Redirects (303) after a successful POST, with a message shown once on the next page. */
     flashRedirect(url: string, text: string, kind?: 'ok' | 'info' | 'error'): FastifyReply
     /** Renders views/<template>.eta inside the layout with the common context (user, csrf, sandbox). */
-    page(template: string, data?: Record<string, unknown>): FastifyReply
+    page<D extends Record<string, unknown>>(template: string, data?: D & NoPromises<D>): FastifyReply
   }
 }
 

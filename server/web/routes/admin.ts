@@ -157,7 +157,7 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   }
 
   // Mail and text messages kept instead of sent (sandbox, or no relay configured), newest first. Only the text part is shown: email HTML is never rendered here.
-  app.get('/outbox', async (request, reply) => reply.page('admin/outbox', { title: request.i18n.t('admin.outbox_title'), messages: outbox.latest(100), delivery: outboxDelivery(request.i18n, delivery) }))
+  app.get('/outbox', async (request, reply) => reply.page('admin/outbox', { title: request.i18n.t('admin.outbox_title'), messages: await outbox.latest(100), delivery: outboxDelivery(request.i18n, delivery) }))
 }
 
 /** What the outbox holds and why, in words: in the sandbox everything; elsewhere what has no relay configured. */

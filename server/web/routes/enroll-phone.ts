@@ -36,7 +36,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   // The domain already limits attempts per code and sends per hour; this only slows scripted hammering.
   const rateLimit = { max: 20, timeWindow: '1 minute', hook: 'preHandler' as const, keyGenerator: (request: FastifyRequest) => request.user?.id ?? request.ip }
 
-  function render (request: FastifyRequest, reply: FastifyReply, state: PageState = {}): FastifyReply {
+  async function render (request: FastifyRequest, reply: FastifyReply, state: PageState = {}): Promise<FastifyReply> {
     const user = request.user!
     const { error } = state
     let blocked: DomainError | null = error !== undefined && GUARD_CODES.has(error.code) ? error : null
@@ -50,7 +50,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       }
     }
     const pinnedNumber = phones.pinnedNumber(user)
-    const lock = phones.setupLock(user)
+    const lock = await phones.setupLock(user)
     const i18n = request.i18n
     return reply.page('enroll/phone', {
       title: i18n.t('enroll.phone_title'),
@@ -70,17 +70,17 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   }
 
   /** Re-renders after a refused POST, keeping the pending-code hint in step with what the domain said. */
-  function refused (request: FastifyRequest, reply: FastifyReply, err: unknown, state: PageState = {}): FastifyReply {
+  async function refused (request: FastifyRequest, reply: FastifyReply, err: unknown, state: PageState = {}): Promise<FastifyReply> {
     if (!(err instanceof DomainError)) throw err
     // Nothing is waiting any more (used, replaced, never sent, or the text could not be sent): stop offering the code form.
     if (err.code === 'nothing_pending' || err.code === 'sms_failed') delete request.session.phonePending
     // A code went out moments ago (from another tab, or before signing in again): offer the form to enter it.
     if (err.code === 'resend_too_soon') request.session.phonePending ??= { to: null }
     if (typeof err.details.retryAfterSeconds === 'number') reply.header('retry-after', String(err.details.retryAfterSeconds))
-    return render(request, reply.code(statusFor(err)), { ...state, error: err })
+    return await render(request, reply.code(statusFor(err)), { ...state, error: err })
   }
 
-  app.get('/enroll/phone', options, async (request, reply) => render(request, reply))
+  app.get('/enroll/phone', options, async (request, reply) => await render(request, reply))
   // The code forms post to these addresses, so they are what the address bar shows after a refused code: reloading
   // or opening one lands back on the form instead of a 404.
   for (const path of ['/enroll/phone/verify', '/enroll/phone/resend']) app.get(path, options, async (_request, reply) => reply.redirect('/enroll/phone', 303))
@@ -93,7 +93,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       request.session.phonePending = { to }
       return reply.flashRedirect('/enroll/phone', request.i18n.t('enroll.phone_sent', { to, minutes: PHONE_RULES.codeLifetimeMs / 60_000 }), 'info')
     } catch (err) {
-      return refused(request, reply, err, { phone: typed })
+      return await refused(request, reply, err, { phone: typed })
     }
   })
 
@@ -121,7 +121,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     } catch (err) {
       // The typed code is not put back into the form: a rejected code is retyped anyway, and keeping codes
       // out of every page keeps the rule "the code is only ever in the text message" simple to check.
-      return refused(request, reply, err)
+      return await refused(request, reply, err)
     }
   })
 
@@ -132,7 +132,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       request.session.phonePending = { to }
       return reply.flashRedirect('/enroll/phone', request.i18n.t('enroll.phone_resent', { to }), 'info')
     } catch (err) {
-      return refused(request, reply, err)
+      return await refused(request, reply, err)
     }
   })
 }

@@ -57,7 +57,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       if (!(err instanceof DomainError)) throw err
       return render(reply.code(statusFor(err)), { refusal: err })
     }
-    return render(reply, { setup: totp.current(user) ?? totp.begin(user, context) })
+    return render(reply, { setup: await totp.current(user) ?? await totp.begin(user, context) })
   })
 
   app.get('/enroll/totp/qr.png', options, async (request, reply) => {
@@ -69,7 +69,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       if (!(err instanceof DomainError)) throw err
       return sendError(request, reply, statusFor(err), err.code, err)
     }
-    const setup = totp.current(user)
+    const setup = await totp.current(user)
     if (setup === undefined) {
       return sendError(request, reply, 404, 'no_pending_setup', { key: 'enroll.no_pending_setup' })
     }
@@ -87,7 +87,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
       if (!(err instanceof DomainError)) throw err
       reply.code(statusFor(err))
       if (err.code === 'step_up_required' || err.code === 'untrusted_network') return render(reply, { refusal: err })
-      return render(reply, { setup: totp.current(user), error: request.i18n.error(err), name })
+      return render(reply, { setup: await totp.current(user), error: request.i18n.error(err), name })
     }
     // A console action held for a first method: on to it, through a step-up with the new app.
     const held = heldActionAfterSetup(request, clock.now())
@@ -99,7 +99,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.post<{ Body: Static<typeof RestartBody> }>('/enroll/totp/restart', { ...options, schema: { body: RestartBody } }, async (request, reply) => {
     try {
-      totp.begin(request.user!, changeContext(request, clock.now()))
+      await totp.begin(request.user!, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return render(reply.code(statusFor(err)), { refusal: err })

@@ -40,7 +40,7 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
 
   // GET only shows what would happen: mail scanners follow links, and a GET must never revoke anything.
   app.get<{ Querystring: Static<typeof TokenQuery> }>('/methods/not-me', { ...options, schema: { querystring: TokenQuery } }, async (request, reply) => {
-    const notice = lifecycle.noticeFor(request.user!, request.query.token)
+    const notice = await lifecycle.noticeFor(request.user!, request.query.token)
     return reply.page('methods/not-me', { title: request.i18n.t('methods.not_me_title'), notice, token: request.query.token })
   })
 

@@ -97,7 +97,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
     const next = safeNext(request.body.next)
     if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
-      phone.finishStepUp(request.user!, request.body.code)
+      await phone.finishStepUp(request.user!, request.body.code)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return render(request, reply.code(statusFor(err)), next, { error: request.i18n.error(err), codeSent: true })
