@@ -1,0 +1,66 @@
+import { eq, lte } from 'drizzle-orm'
+import type { Clock } from '../../domain/clock.ts'
+import type { SessionRevoker } from '../../domain/users.ts'
+import type { SessionAuth } from '../sessions.ts'
+import type { PgAccess } from './access.ts'
+import type { Async } from './async-port.ts'
+import { sessions } from './schema.ts'
+
+type Callback<T = void> = (err?: Error | null, value?: T) => void
+type StoredSession = object & { auth?: SessionAuth }
+
+/**
+ * Server-side sessions in PostgreSQL, with @fastify/session's express-style store interface (its callbacks), shared
+ * by every instance. A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
+ * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
+ */
+export class PgSessionStore implements Async<SessionRevoker> {
+  constructor (
+    private readonly access: PgAccess,
+    private readonly clock: Clock,
+    private readonly timeouts: { idleMs: number, absoluteMs: number }
+  ) {}
+
+  get (sid: string, callback: Callback<StoredSession | null>): void {
+    this.read(sid).then((session) => { callback(null, session) }, (err: unknown) => { callback(err as Error) })
+  }
+
+  set (sid: string, session: StoredSession, callback: Callback): void {
+    this.write(sid, session).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+  }
+
+  destroy (sid: string, callback: Callback): void {
+    this.access.current.delete(sessions).where(eq(sessions.sid, sid))
+      .then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+  }
+
+  async revokeAllFor (userId: string): Promise<number> {
+    const removed = await this.access.current.delete(sessions).where(eq(sessions.userId, userId))
+    return removed.rowCount ?? 0
+  }
+
+  async purgeExpired (): Promise<number> {
+    const removed = await this.access.current.delete(sessions).where(lte(sessions.expiresAt, this.clock.now().getTime()))
+    return removed.rowCount ?? 0
+  }
+
+  private async read (sid: string): Promise<StoredSession | null> {
+    const [row] = await this.access.current.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
+      .from(sessions).where(eq(sessions.sid, sid))
+    // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
+    // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
+    if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null
+    return JSON.parse(row.data) as StoredSession
+  }
+
+  private async write (sid: string, session: StoredSession): Promise<void> {
+    const auth = session.auth
+    const now = this.clock.now().getTime()
+    const expiresAt = auth === undefined
+      ? now + this.timeouts.idleMs
+      : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs, auth.passUntil ?? Infinity)
+    const values = { userId: auth?.userId ?? null, data: JSON.stringify(session), expiresAt }
+    await this.access.current.insert(sessions).values({ sid, ...values })
+      .onConflictDoUpdate({ target: sessions.sid, set: values })
+  }
+}

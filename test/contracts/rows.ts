@@ -1,0 +1,27 @@
+import type { SQL } from 'drizzle-orm'
+import * as sqliteSchema from '../../server/db/schema.ts'
+import * as pgSchema from '../../server/db/pg/schema.ts'
+import type { Role } from '../../server/domain/users.ts'
+import type { Connection } from '../helpers/backends.ts'
+
+/** A user row written straight into the connection's database, for the rows of other tables that reference one. */
+export async function insertUser (connection: Connection, id: string, fields: { role?: Role, disabled?: boolean } = {}): Promise<void> {
+  const row = { id, email: `${id}@example.test`, displayName: id, firstSeenAt: 0, createdAt: 0, updatedAt: 0, ...fields }
+  if (connection.dialect === 'sqlite') connection.database.db.insert(sqliteSchema.users).values(row).run()
+  else await connection.database.db.insert(pgSchema.users).values(row)
+}
+
+/**
+ * Rows read past the store under test, with SQL both dialects speak, to see what a store left behind. Counts come
+ * back as numbers when cast (`CAST(count(*) AS INTEGER)`).
+ */
+export async function rowsOf<T> (connection: Connection, query: SQL): Promise<T[]> {
+  if (connection.dialect === 'sqlite') return connection.database.db.all<T>(query)
+  return (await connection.database.db.execute(query)).rows as T[]
+}
+
+/** A change made past the store under test (SQL both dialects speak), such as damage done to a row on purpose. */
+export async function changeRows (connection: Connection, statement: SQL): Promise<void> {
+  if (connection.dialect === 'sqlite') connection.database.db.run(statement)
+  else await connection.database.db.execute(statement)
+}

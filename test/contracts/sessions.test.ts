@@ -1,0 +1,145 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { SqliteSessionStore, type SessionAuth } from '../../server/db/sessions.ts'
+import { PgSessionStore } from '../../server/db/pg/sessions.ts'
+import { BACKENDS, type Backend } from '../helpers/backends.ts'
+import { FakeClock } from '../helpers/app.ts'
+
+type Sessions = SqliteSessionStore | PgSessionStore
+type Session = { cookie?: object, auth?: SessionAuth, note?: string }
+
+interface Stores {
+  sessions: Sessions
+  close(): Promise<void>
+}
+
+const MINUTE = 60_000
+const timeouts = { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE }
+
+async function storesOn (backend: Backend, clock: FakeClock): Promise<Stores> {
+  const connection = await backend.connect()
+  const sessions = connection.dialect === 'sqlite'
+    ? new SqliteSessionStore(connection.database.sqlite, clock, timeouts)
+    : new PgSessionStore(connection.access, clock, timeouts)
+  return { sessions, close: connection.close }
+}
+
+// @fastify/session calls the store with callbacks; these turn each call into a promise.
+function getSession (sessions: Sessions, sid: string): Promise<Session | null> {
+  return new Promise((resolve, reject) => { sessions.get(sid, (err, value) => { err == null ? resolve(value as Session | null) : reject(err) }) })
+}
+
+function setSession (sessions: Sessions, sid: string, session: Session): Promise<void> {
+  return new Promise((resolve, reject) => { sessions.set(sid, session, (err) => { err == null ? resolve() : reject(err) }) })
+}
+
+function destroySession (sessions: Sessions, sid: string): Promise<void> {
+  return new Promise((resolve, reject) => { sessions.destroy(sid, (err) => { err == null ? resolve() : reject(err) }) })
+}
+
+for (const { name, open } of BACKENDS) {
+  describe(`sessions on ${name}`, () => {
+    const clock = new FakeClock('2026-11-25T09:00:00Z')
+    let backend: Backend
+    let stores: Stores
+    before(async () => {
+      backend = await open()
+      stores = await storesOn(backend, clock)
+    })
+    after(async () => {
+      await stores.close()
+      await backend.drop()
+    })
+
+    const signedIn = (userId: string, fields: Partial<SessionAuth> = {}): Session => {
+      const now = clock.now().getTime()
+      return { auth: { userId, createdAt: now, lastSeenAt: now, ...fields } }
+    }
+
+    test('a session reads back as written, a later write replaces it, and a destroyed one is gone', async () => {
+      const { sessions } = stores
+      assert.equal(await getSession(sessions, 'rw'), null)
+      await setSession(sessions, 'rw', { note: 'anonymous' })
+      assert.deepEqual(await getSession(sessions, 'rw'), { note: 'anonymous' })
+      await setSession(sessions, 'rw', signedIn('alice'))
+      assert.deepEqual(await getSession(sessions, 'rw'), signedIn('alice'))
+      await destroySession(sessions, 'rw')
+      assert.equal(await getSession(sessions, 'rw'), null)
+    })
+
+    test('an anonymous session is gone once it has been idle for the idle timeout', async () => {
+      const { sessions } = stores
+      await setSession(sessions, 'anon-idle', { note: 'cart' })
+      clock.advance(timeouts.idleMs - 1)
+      assert.deepEqual(await getSession(sessions, 'anon-idle'), { note: 'cart' })
+      clock.advance(1)
+      assert.equal(await getSession(sessions, 'anon-idle'), null)
+    })
+
+    test('an expired signed-in session is still handed back, so the user can be told why they were signed out', async () => {
+      const { sessions } = stores
+      const session = signedIn('alice')
+      await setSession(sessions, 'signed-in-idle', session)
+      clock.advance(timeouts.idleMs)
+      assert.deepEqual(await getSession(sessions, 'signed-in-idle'), session)
+    })
+
+    test('housekeeping removes a signed-in session at the earliest of its idle, absolute and pass deadlines', async () => {
+      const { sessions } = stores
+      const now = clock.now().getTime()
+      // Idle: seen a minute ago; absolute: signed in almost 8 hours ago; pass: ends in 10 minutes.
+      await setSession(sessions, 'deadline-idle', signedIn('bob', { lastSeenAt: now - MINUTE }))
+      await setSession(sessions, 'deadline-absolute', signedIn('bob', { createdAt: now - timeouts.absoluteMs + 5 * MINUTE }))
+      await setSession(sessions, 'deadline-pass', signedIn('bob', { passSession: true, passUntil: now + 10 * MINUTE }))
+      // Sessions earlier tests left to expire go first.
+      await sessions.purgeExpired()
+
+      clock.advance(5 * MINUTE)
+      assert.equal(await sessions.purgeExpired(), 1)
+      assert.equal(await getSession(sessions, 'deadline-absolute'), null)
+      clock.advance(5 * MINUTE)
+      assert.equal(await sessions.purgeExpired(), 1)
+      assert.equal(await getSession(sessions, 'deadline-pass'), null)
+      clock.advance(19 * MINUTE - 1)
+      assert.equal(await sessions.purgeExpired(), 0)
+      assert.notEqual(await getSession(sessions, 'deadline-idle'), null)
+      clock.advance(1)
+      assert.equal(await sessions.purgeExpired(), 1)
+      assert.equal(await getSession(sessions, 'deadline-idle'), null)
+    })
+
+    test('revoking a user ends all their sessions and no one else\'s', async () => {
+      const { sessions } = stores
+      await setSession(sessions, 'carol-laptop', signedIn('carol'))
+      await setSession(sessions, 'carol-phone', signedIn('carol'))
+      await setSession(sessions, 'alice-laptop', signedIn('alice'))
+      assert.equal(await sessions.revokeAllFor('carol'), 2)
+      assert.equal(await getSession(sessions, 'carol-laptop'), null)
+      assert.equal(await getSession(sessions, 'carol-phone'), null)
+      assert.notEqual(await getSession(sessions, 'alice-laptop'), null)
+      assert.equal(await sessions.revokeAllFor('carol'), 0)
+    })
+
+    test('signing out of a session leaves it no longer owned by the user: revoking them later does not count it', async () => {
+      const { sessions } = stores
+      await setSession(sessions, 'signed-out', signedIn('bob'))
+      await setSession(sessions, 'signed-out', { note: 'signed out' })
+      assert.equal(await sessions.revokeAllFor('bob'), 0)
+      assert.deepEqual(await getSession(sessions, 'signed-out'), { note: 'signed out' })
+    })
+
+    if (name === 'PostgreSQL') {
+      test('a session written by one instance is read, and ended, by another', async () => {
+        const other = await storesOn(backend, clock)
+        try {
+          await setSession(stores.sessions, 'shared', signedIn('alice'))
+          assert.deepEqual(await getSession(other.sessions, 'shared'), signedIn('alice'))
+          await destroySession(other.sessions, 'shared')
+          assert.equal(await getSession(stores.sessions, 'shared'), null)
+        } finally {
+          await other.close()
+        }
+      })
+    }
+  })
+}
