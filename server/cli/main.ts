@@ -5,6 +5,7 @@ import { DomainError } from '../domain/errors.ts'
 import type { Services } from '../wiring.ts'
 import { auditVerify } from './audit-verify.ts'
 import { backup } from './backup.ts'
+import { copyDatabase } from './copy-database.ts'
 import { createUser } from './create-user.ts'
 import { entraPhones } from './entra-phones.ts'
 import { importUsers } from './import-users.ts'
@@ -49,7 +50,7 @@ export interface Command {
   run(input: CommandInput, services: Services, io: Io): Promise<number>
 }
 
-export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, sync, sweep, rotateKey, entraPhones, awsMfaCleanup]
+export const COMMANDS: readonly Command[] = [migrate, createUser, setRole, importUsers, backup, auditVerify, sync, sweep, rotateKey, entraPhones, awsMfaCleanup, copyDatabase]
 
 const PROGRAM = 'mfa-rollout'
 const USAGE_ERROR = 2

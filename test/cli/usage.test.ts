@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import { MIGRATIONS_DIR } from '../../server/db/migrate.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
 
-const EVERY_COMMAND = ['migrate', 'create-user', 'set-role', 'import-users', 'backup', 'audit verify']
+const EVERY_COMMAND = ['migrate', 'create-user', 'set-role', 'import-users', 'backup', 'audit verify', 'copy-database']
 
 test('--help lists every command with what it does, and so do `help` and no arguments', async (t) => {
   const dataDir = scratchDir(t)

@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { test, type TestContext } from 'node:test'
+import Sqlite from 'better-sqlite3'
+import { count, eq, getTableName, is, sql } from 'drizzle-orm'
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
+import { PgTable } from 'drizzle-orm/pg-core'
+import { SQLiteTable } from 'drizzle-orm/sqlite-core'
+import * as sqliteSchema from '../../server/db/schema.ts'
+import * as pgSchema from '../../server/db/pg/schema.ts'
+import type { PostgresDatabase } from '../../server/db/pg/connection.ts'
+import { applyPgMigrations } from '../../server/db/pg/migrate.ts'
+import { seedSandbox } from '../../server/domain/sandbox.ts'
+import { createServices, type Services } from '../../server/wiring.ts'
+import { createTestUser, FakeClock, testConfig } from '../helpers/app.ts'
+import { campaignInput } from '../helpers/campaigns.ts'
+import { runCli, scratchDir } from '../helpers/cli.ts'
+import { freshPostgresDatabase, postgresForTest } from '../helpers/postgres.ts'
+import { seedPopulation, seedSnapshots } from '../helpers/rollout.ts'
+
+const SQLITE_TABLES = Object.values(sqliteSchema).filter((value) => is(value, SQLiteTable))
+const PG_TABLES = new Map<string, PgTable>(Object.values(pgSchema).filter((value) => is(value, PgTable)).map((table) => [getTableName(table), table]))
+
+/** A portal's database as the running server leaves it, written through the services; closed before the copy reads it. */
+async function portalDatabase (t: TestContext, fill: (services: Services, clock: FakeClock) => Promise<void>): Promise<string> {
+  const dataDir = scratchDir(t)
+  const clock = new FakeClock()
+  const services = createServices(testConfig({}, dataDir), { clock })
+  try {
+    await fill(services, clock)
+  } finally {
+    services.close()
+  }
+  return dataDir
+}
+
+/** Enough audit events that the log is read and inserted in several batches. */
+function appendEvents (services: Services, events: number): void {
+  for (let n = 1; n <= events; n++) services.audit.append({ action: 'signin.success', actorLabel: 'alice@sandbox.example', details: { n }, ip: '192.0.2.7' })
+}
+
+function openSource (dataDir: string): { db: BetterSQLite3Database<typeof sqliteSchema>, rows(table: SQLiteTable): number, close(): void } {
+  const sqlite = new Sqlite(path.join(dataDir, 'mfa-rollout.db'), { readonly: true })
+  const db = drizzle(sqlite, { schema: sqliteSchema })
+  return { db, rows: (table) => db.select({ n: count() }).from(table).get()!.n, close: () => sqlite.close() }
+}
+
+/** Every row of every table, each table's rows in one order whatever the database's collation. */
+async function everyRow (read: (name: string) => Promise<unknown[]> | unknown[]): Promise<Record<string, unknown[]>> {
+  const tables: Record<string, unknown[]> = {}
+  for (const table of SQLITE_TABLES) {
+    const name = getTableName(table)
+    tables[name] = (await read(name)).map((row) => JSON.stringify(row)).sort()
+  }
+  return tables
+}
+
+async function rowCounts (target: PostgresDatabase): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {}
+  for (const [name, table] of PG_TABLES) counts[name] = await target.db.$count(table)
+  return counts
+}
+
+const allEmpty = (): Record<string, number> => Object.fromEntries([...PG_TABLES.keys()].map((name) => [name, 0]))
+
+test('a sandbox portal copies into an empty PostgreSQL database row for row, and the copy verifies', async (t) => {
+  const farFuture = Date.parse('2040-03-01T00:00:00Z')
+  const dataDir = await portalDatabase(t, async (services, clock) => {
+    await seedSandbox(services.users, services.userService)
+    const { admin } = await seedPopulation(services, clock)
+    seedSnapshots(services, clock)
+    const actor = { id: admin.id, label: admin.email }
+    services.campaigns.create(campaignInput(clock.now(), { name: 'Next decade', deadline: new Date(farFuture) }), actor)
+    const alice = services.users.findByEmail('alice@sandbox.example')!
+    await services.passes.issue(alice, { lifetimeMinutes: 60, oneTime: true }, actor)
+    await services.outbox.add({ channel: 'email', recipient: 'alice@sandbox.example', subject: 'Welcome', bodyText: 'Hello', bodyHtml: null }, clock.now())
+    appendEvents(services, 1200)
+  })
+  const postgres = await postgresForTest(t)
+
+  const { code, stdout, stderr } = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+
+  assert.equal(code, 0, stderr)
+  const source = openSource(dataDir)
+  t.after(() => source.close())
+  const events = source.rows(sqliteSchema.auditEvents)
+  const total = SQLITE_TABLES.reduce((sum, table) => sum + source.rows(table), 0)
+  assert.ok(events > 1200)
+  assert.equal(stdout.trimEnd().split('\n').at(-1), `copied ${total} rows in ${SQLITE_TABLES.length} tables; counts match; audit chain intact (${events} events)`)
+  assert.match(stdout.split('\n')[0], /^copying \S+mfa-rollout\.db into postgres:\/\/\w+(:\*\*\*)?@[^@]+$/, 'the target is named, its password masked')
+  assert.match(stdout, /^users +\d+ +\d+$/m, 'a line of counts per table')
+
+  const target = await postgres.open()
+  assert.deepEqual(
+    await everyRow((name) => target.db.select().from(PG_TABLES.get(name)!)),
+    await everyRow((name) => source.db.select().from(SQLITE_TABLES.find((table) => getTableName(table) === name)!).all()))
+
+  const user = async (email: string) => (await target.db.select().from(pgSchema.users).where(eq(pgSchema.users.email, email)))[0]
+  assert.equal((await user('admin@sandbox.example')).privileged, true)
+  assert.equal((await user('alice@sandbox.example')).privileged, false)
+  assert.equal((await user('leaver@test.example')).disabled, true)
+  const [totp] = await target.db.select().from(pgSchema.authMethods).where(eq(pgSchema.authMethods.kind, 'totp'))
+  const [sourceTotp] = source.db.select().from(sqliteSchema.authMethods).where(eq(sqliteSchema.authMethods.id, totp.id)).all()
+  assert.ok(totp.secretSealed !== null && totp.secretSealed.length > 0)
+  assert.equal(totp.secretSealed, sourceTotp.secretSealed, 'the sealed secret is copied as it is, still bound to the same row id')
+  const [later] = await target.db.select().from(pgSchema.campaigns).where(eq(pgSchema.campaigns.name, 'Next decade'))
+  assert.equal(later.deadline, farFuture)
+
+  // The portal's next inserts into tables that number their rows carry on after the copied ids.
+  const [lastEvent] = await target.db.select({ id: pgSchema.auditEvents.id }).from(pgSchema.auditEvents).orderBy(sql`${pgSchema.auditEvents.id} DESC`).limit(1)
+  const [nextEvent] = await target.db.insert(pgSchema.auditEvents).values({ at: new Date().toISOString(), action: 'test', prevHash: 'x', hash: 'y' }).returning({ id: pgSchema.auditEvents.id })
+  assert.equal(nextEvent.id, lastEvent.id + 1)
+  const [nextMessage] = await target.db.insert(pgSchema.outbox).values({ channel: 'sms', recipient: '+14155550100', bodyText: 'x', createdAt: 0 }).returning({ id: pgSchema.outbox.id })
+  assert.equal(nextMessage.id, source.rows(sqliteSchema.outbox) + 1)
+})
+
+test('a target that holds any portal row is refused and left as it was', async (t) => {
+  const dataDir = await portalDatabase(t, async (services) => {
+    await createTestUser(services, { email: 'ann@example.org' })
+  })
+  const postgres = await postgresForTest(t)
+  const target = await postgres.open()
+  await applyPgMigrations(target)
+  await target.db.insert(pgSchema.throttles).values({ key: 'signin:ann@example.org', failures: 2, windowStartedAt: 0 })
+
+  const { code, stdout, stderr } = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+
+  assert.equal(code, 1)
+  assert.equal(stderr.trim(), 'mfa-rollout copy-database: refused: the target already holds portal data (throttles: 1 row); copy into an empty database')
+  assert.doesNotMatch(stdout, /copied/)
+  assert.deepEqual(await rowCounts(target), { ...allEmpty(), throttles: 1 })
+})
+
+test('a copy that fails half-way leaves the target empty and says which table failed', async (t) => {
+  const dataDir = await portalDatabase(t, async (services) => {
+    await createTestUser(services, { email: 'ann@example.org' })
+    appendEvents(services, 1000)
+  })
+  const postgres = await postgresForTest(t)
+  const target = await postgres.open()
+  await applyPgMigrations(target)
+  // The target refuses one row in the second batch of the audit log, after users and the first 500 events went in.
+  await target.db.execute(sql`ALTER TABLE audit_events ADD CONSTRAINT refuses_event_700 CHECK (id <> 700)`)
+
+  const { code, stdout, stderr } = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+
+  assert.equal(code, 1)
+  assert.equal(stderr.trim(), 'mfa-rollout copy-database: could not copy audit_events: new row for relation "audit_events" violates check constraint "refuses_event_700"; nothing was copied (the transaction was rolled back)')
+  assert.doesNotMatch(stdout, /copied/)
+  assert.deepEqual(await rowCounts(target), allEmpty())
+})
+
+test('a target whose counts come out different from the source fails, naming the table', async (t) => {
+  const dataDir = await portalDatabase(t, async (services) => {
+    await createTestUser(services, { email: 'ann@example.org' })
+  })
+  const postgres = await postgresForTest(t)
+  const target = await postgres.open()
+  await applyPgMigrations(target)
+  // Something on the target besides the copy writes a row: each copied user leaves a throttle row the source lacks.
+  await target.db.execute(sql.raw(`CREATE FUNCTION stray_throttle() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO throttles (key, failures, window_started_at) VALUES (NEW.id, 0, 0); RETURN NEW; END $$`))
+  await target.db.execute(sql.raw('CREATE TRIGGER stray_throttle AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION stray_throttle()'))
+
+  const { code, stdout } = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+
+  assert.equal(code, 1)
+  assert.match(stdout, /^throttles +0 +1  differs$/m)
+  assert.match(stdout.trimEnd().split('\n').at(-1)!, /^copied \d+ rows in \d+ tables; counts differ in throttles; audit chain intact \(\d+ events?\)$/)
+})
+
+test('a copy of a tampered audit log is not called intact, and the message says the original is broken too', async (t) => {
+  const dataDir = await portalDatabase(t, async (services) => {
+    appendEvents(services, 3)
+  })
+  const raw = new Sqlite(path.join(dataDir, 'mfa-rollout.db'))
+  raw.exec('DROP TRIGGER audit_events_no_update')
+  raw.prepare('UPDATE audit_events SET details = ? WHERE id = 2').run('{"n":99}')
+  raw.close()
+  const postgres = await postgresForTest(t)
+
+  const { code, stdout } = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+
+  assert.equal(code, 1)
+  assert.match(stdout.trimEnd().split('\n').at(-1)!, /^copied \d+ rows in \d+ tables; counts match; audit chain broken at event #2 on the target: its contents do not match its keyed hash .*\(the SQLite log is broken too, at event #2: see mfa-rollout audit verify\)$/)
+})
+
+test('--to is required: without it the command is a usage error and touches nothing', async (t) => {
+  const dataDir = scratchDir(t)
+
+  const { code, stderr } = await runCli(['copy-database'], { dataDir })
+
+  assert.equal(code, 2)
+  assert.match(stderr, /--to is required/)
+  assert.match(stderr, /^Usage: mfa-rollout copy-database --to URL/m)
+})
+
+test('a target that cannot be reached or opened fails with one line that does not show the password', async (t) => {
+  const dataDir = await portalDatabase(t, async (services) => {
+    await createTestUser(services, { email: 'ann@example.org' })
+  })
+  const password = 'Sup3r-secret-pw'
+  const server = await freshPostgresDatabase()
+  t.after(() => server.drop())
+  const missing = new URL(server.url)
+  missing.password = password
+  missing.pathname = '/no_such_portal_db'
+
+  for (const url of [missing.toString(), `postgres://portal:${password}@127.0.0.1:1/portal`, `not a url ${password}`]) {
+    const { code, stdout, stderr } = await runCli(['copy-database', '--to', url], { dataDir })
+    assert.equal(code, 1, url)
+    assert.equal(stderr.trimEnd().split('\n').length, 1, stderr)
+    assert.match(stderr, /^mfa-rollout copy-database: (cannot connect to PostgreSQL database "\w+" on 127\.0\.0\.1:\d+ as "\w+": |--to is not a valid URL)/)
+    assert.doesNotMatch(stdout + stderr, new RegExp(password))
+  }
+})
