@@ -16,7 +16,7 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': ['error', {
         allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }]
       }],
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: true, properties: true, returns: false, variables: true, attributes: false, inheritedMethods: true } }],
       '@typescript-eslint/await-thenable': 'error'
     }
   }

@@ -59,7 +59,7 @@ export async function main (args: string[]): Promise<void> {
   const config = benchConfig()
   log(`data directory ${config.dataDir}`)
   try {
-    const services = createServices(config, { clock: fixedClock(AT) })
+    const services = await createServices(config, { clock: fixedClock(AT) })
     let started = performance.now()
     seedPopulation(services.database.sqlite, population, AT, (done) => log(`seeded ${done} users`))
     log(`seeded ${users} users (${due} due, ${population.pending} pending, ${population.untargeted} not targeted) in ${((performance.now() - started) / 1000).toFixed(1)} s`)

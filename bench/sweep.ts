@@ -81,8 +81,8 @@ class SweepMeter {
   /** The engine's store, instrumented: timings, completions, and this meter's hook before each claim. */
   wrap (store: EngineStore): EngineStore {
     const counting = Object.assign(Object.create(store) as EngineStore, {
-      complete: (...args: Parameters<EngineStore['complete']>) => {
-        const done = store.complete(...args)
+      complete: async (...args: Parameters<EngineStore['complete']>) => {
+        const done = await store.complete(...args)
         if (done) this.completed++
         return done
       }
@@ -182,7 +182,7 @@ export async function main (args: string[]): Promise<void> {
   const fake = new FakeProvider()
   const provider = new RateLimitedProvider(fake)
   const meter = new SweepMeter(options, provider)
-  const services = createServices(config, {
+  const services = await createServices(config, {
     providers: { local: provider },
     engineSettings: { concurrency: options.concurrency },
     sleep: realSleep,

@@ -78,13 +78,13 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(formbody, { bodyLimit: 64 * 1024 })
   await app.register(csrfPlugin, { config })
   await app.register(rateLimitPlugin)
-  await app.register(viewsPlugin, { config, standing: (userId) => services.engine.standing(userId), localiser: services.localiser })
+  await app.register(viewsPlugin, { config, localiser: services.localiser })
   await app.register(staticFiles)
-  await app.register(authPlugin, { config, users: services.users, clock: services.clock, standing: (userId) => services.engine.standing(userId) })
+  await app.register(authPlugin, { config, users: services.users, clock: services.clock, standing: async (userId) => await services.engine.standing(userId) })
   await app.register(errorPages)
   await app.register(stepUpActions, { guard: services.guard, clock: services.clock })
 
-  await app.register(healthRoutes, { readiness: () => databaseReadiness(services.database.sqlite), storage: services.storage })
+  await app.register(healthRoutes, { readiness: async () => databaseReadiness(services.database.sqlite), storage: services.storage })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
   await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes, portalUrl: config.publicUrl.origin + '/' })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes })
@@ -96,8 +96,8 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(enrollPhoneRoutes, { services })
   await app.register(helpdeskRoutes, { prefix: '/helpdesk', helpdesk: services.helpdesk, clock: services.clock, config })
   await app.register(adminRoutes, { prefix: '/admin', outbox: services.outbox, dashboard: services.dashboard, engine: services.engine, campaigns: services.campaigns, clock: services.clock,
-    directories: () => Object.keys(services.providers).filter((name) => name !== 'local').map((provider) => ({ provider, run: services.directorySync.latest(provider) ?? null })),
-    lastDriftCheck: () => services.driftChecks.latest(), delivery: config })
+    directories: async () => await Promise.all(Object.keys(services.providers).filter((name) => name !== 'local').map(async (provider) => ({ provider, run: await services.directorySync.latest(provider) ?? null }))),
+    lastDriftCheck: async () => await services.driftChecks.latest(), delivery: config })
   await app.register(adminCampaignRoutes, { prefix: '/admin/campaigns', campaigns: services.campaigns, engine: services.engine, clock: services.clock, rollout: services.rollout, dashboard: services.dashboard })
   await app.register(apiRoutes, { services })
   await app.register(adminTokenRoutes, { prefix: '/admin/tokens', services })

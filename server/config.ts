@@ -21,6 +21,8 @@ export interface Config {
   readonly publicUrl: URL
   readonly dataDir: string
   readonly databaseFile: string
+  /** DATABASE_URL: PostgreSQL (postgres://…) shared by several instances; unset: the SQLite file databaseFile. */
+  readonly databaseUrl?: string
   readonly sessionSecret: string
   readonly encryptionKey: Buffer
   /** Short fingerprint of the encryption key, stored beside every sealed secret so keys can be rotated. */
@@ -127,7 +129,7 @@ type Env = Record<string, string | undefined>
 
 /** Every variable loadConfig reads itself; the providers list theirs beside their loaders. */
 const PORTAL_VARIABLES = [
-  'NODE_ENV', 'PORT', 'HOST', 'DATA_DIR', 'DATABASE_FILE', 'PUBLIC_URL', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEYS_PREVIOUS',
+  'NODE_ENV', 'PORT', 'HOST', 'DATA_DIR', 'DATABASE_FILE', 'DATABASE_URL', 'PUBLIC_URL', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEYS_PREVIOUS',
   'SESSION_IDLE_MINUTES', 'SESSION_ABSOLUTE_HOURS', 'SIGNIN_MAX_FAILURES', 'SIGNIN_MAX_FAILURES_PER_IP', 'SIGNIN_LOCKOUT_MINUTES',
   'TRUST_PROXY', 'TRUSTED_NETWORKS', 'LOG_LEVEL', 'METRICS_TOKEN', 'PROVIDERS', 'PHONE_DEFAULT_REGION', 'PHONE_SOURCE',
   'ORGANIZATION_NAME', 'RP_ID', 'PRIVILEGED_AAGUIDS', 'FIDO_MDS_FILE', 'FIDO_MDS_ROOT_CERT', 'TOTP_ISSUER', 'STEP_UP_MINUTES',
@@ -312,6 +314,7 @@ export function loadConfig (env: Env = process.env): Config {
     publicUrl,
     dataDir,
     databaseFile: path.resolve(dataDir, nonEmpty(env, 'DATABASE_FILE') ?? 'mfa-rollout.db'),
+    databaseUrl: databaseUrl(env),
     sessionSecret,
     encryptionKey,
     encryptionKeyId: createHash('sha256').update(encryptionKey).digest('hex').slice(0, 8),
@@ -415,6 +418,23 @@ function fidoMetadata (env: Env, sandbox: boolean): { metadataFile: string | und
     throw new ConfigError('FIDO_MDS_ROOT_CERT', `expected a PEM certificate file, got ${rootFile}`)
   }
   return { metadataFile: file === undefined ? undefined : path.resolve(file), metadataRoot: root }
+}
+
+/** DATABASE_URL, when set: a postgres:// or postgresql:// URL (its password is never repeated in an error). */
+function databaseUrl (env: Env): string | undefined {
+  const text = nonEmpty(env, 'DATABASE_URL')
+  if (text === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'expected a PostgreSQL URL such as postgres://portal:password@db.example.org:5432/mfa')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL', `expected a postgres:// URL, not ${url.protocol}//… (leave DATABASE_URL unset for the SQLite file in DATA_DIR)`)
+  }
+  if (url.pathname.length <= 1) throw new ConfigError('DATABASE_URL', 'name the database in the URL, e.g. postgres://portal@db.example.org/mfa')
+  return text
 }
 
 function nonEmpty (env: Env, name: string): string | undefined {

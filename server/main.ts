@@ -31,7 +31,7 @@ function refuseToStart (line: string): never {
 
 let services: Services
 try {
-  services = createServices(config)
+  services = await createServices(config)
   if (config.sandbox) {
     const seeded = await seedSandbox(services.users, services.userService)
     if (seeded > 0) log.info({ accounts: seeded }, 'sandbox: demo accounts created (see README for their passwords)')

@@ -27,17 +27,17 @@ export function automationServices (services: Services): AutomationServices {
   const existing = built.get(services)
   if (existing !== undefined) return existing
   const { config, database, audit, clock, engine } = services
-  const userRefs = new SqliteUserRefResolver(database.sqlite)
+  const userRefs = new SqliteUserRefResolver(database.access)
   const automation: AutomationServices = {
     tokens: new ApiTokenService(
-      new SqliteApiTokenStore(database.db),
+      new SqliteApiTokenStore(database.access),
       [config.encryptionKey, ...config.previousEncryptionKeys].map((key) => new KeyedHasher(key)),
       audit,
       clock
     ),
     userRefs,
-    phones: new DirectoryPhoneService(new SqliteDirectoryPhoneStore(database.sqlite, clock), userRefs, audit, config.phoneDefaultRegion),
-    compliance: new ComplianceService(new SqliteComplianceStore(database.sqlite), {
+    phones: new DirectoryPhoneService(new SqliteDirectoryPhoneStore(database.access, clock), userRefs, audit, config.phoneDefaultRegion),
+    compliance: new ComplianceService(new SqliteComplianceStore(database.access), {
       campaigns: () => engine.campaigns(),
       // The engine's own default: used for users no campaign targets.
       defaultPolicy: engine.defaultMethodPolicy

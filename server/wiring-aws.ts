@@ -28,7 +28,7 @@ export function awsPortalServices (services: Services): AwsPortalServices {
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const aws: AwsPortalServices = {
     virtualMfa: new VirtualMfaEnrollmentService(
-      new SqliteProviderEnrollmentStore(database.db, sealer, clock),
+      new SqliteProviderEnrollmentStore(database.access, sealer, clock),
       // The AWS adapter (AwsIamProvider) implements the port; looked up on use, so tests may swap providers.
       () => {
         const provider = services.providers.aws

@@ -36,7 +36,7 @@ export function entraPortal (services: Services): EntraPortal | undefined {
 
 function buildPortal (services: Services, provider: EntraProvider): EntraPortal {
   const { config, database, clock, audit, methods, regulator, guard, engine, outbox } = services
-  const store = new SqliteEntraPortalStore(database.sqlite, new Sealer(config.encryptionKey, config.previousEncryptionKeys), clock)
+  const store = new SqliteEntraPortalStore(database.access, new Sealer(config.encryptionKey, config.previousEncryptionKeys), clock)
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
     config.webauthn.rpName,
@@ -49,16 +49,16 @@ function buildPortal (services: Services, provider: EntraProvider): EntraPortal 
       // must be sent where the authority really is.
       authCodeUrl: async (request) => rewriteOrigin(await provider.authCodeUrl(request), provider.origins.authority),
       redeemCode: async (request) => await provider.redeemCode(request)
-    }, (objectId) => {
-      const id = store.userIdByObjectId(objectId)
-      return id === undefined ? undefined : services.users.findById(id)
-    }, (userId) => methods.listFor(userId).map((m) => m.kind), audit, clock, config.staffPasskeyRequired)
+    }, async (objectId) => {
+      const id = await store.userIdByObjectId(objectId)
+      return id === undefined ? undefined : await services.users.findById(id)
+    }, async (userId) => (await methods.listFor(userId)).map((m) => m.kind), audit, clock, config.staffPasskeyRequired)
   return {
     provider,
     signIn,
     phones: new EntraPhoneService(provider, store, guard, audit, config.phoneDefaultRegion),
     enrollment: new EntraEnrollmentService(provider, store, methods, regulator, guard, notifier, audit, clock,
-      (userId) => { engine.refreshUser(userId) }, { hardwareOath: provider.config.hardwareOath, issuer: config.totpIssuer })
+      async (userId) => { await engine.refreshUser(userId) }, { hardwareOath: provider.config.hardwareOath, issuer: config.totpIssuer })
   }
 }
 

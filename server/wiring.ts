@@ -143,18 +143,18 @@ export interface ServiceOverrides {
 }
 
 /** Opens the database, applies pending migrations and builds every adapter and domain service. */
-export function createServices (config: Config, overrides: ServiceOverrides = {}): Services {
+export async function createServices (config: Config, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock
   const database = openDatabase(config.databaseFile, { readOnly: overrides.readOnly })
   if (overrides.readOnly !== true) applyMigrations(database.db)
 
-  const users = new SqliteUserStore(database.db, clock)
-  const audit = new SqliteAuditLog(database.sqlite, clock, ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys))
+  const users = new SqliteUserStore(database.access, clock)
+  const audit = new SqliteAuditLog(database.access, clock, ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys))
   // A chain written before keyed hashes is keyed from here on, with the migrations (its old hashes stay verifiable).
-  if (overrides.readOnly !== true) audit.upgradeChain()
+  if (overrides.readOnly !== true) await audit.upgradeChain()
   const throttles = new SqliteThrottleStore(database.access)
   const regulator = new Regulator(throttles, clock)
-  const sessions = new SqliteSessionStore(database.sqlite, clock, config.session)
+  const sessions = new SqliteSessionStore(database.access, clock, config.session)
   const { signIn: limits } = config
   // Device cookies are signed with @fastify/cookie's Signer under a key of their own, derived from the session secret.
   const deviceSigner = new Signer(Buffer.from(hkdfSync('sha256', config.sessionSecret, Buffer.alloc(0), 'mfa-rollout device cookie v1', 32)))
@@ -174,7 +174,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     (message) => { log.error({ i18n: message }, 'message catalogue problem') })
   const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const hasher = new KeyedHasher(config.encryptionKey)
-  const methods = new SqliteMethodStore(database.db, sealer, clock)
+  const methods = new SqliteMethodStore(database.access, sealer, clock)
   const pending = new SqlitePendingStore(database.access, sealer, clock)
   const challenges = new SqliteChallengeStore(database.access)
   const outbox = new SqliteOutbox(database.access)
@@ -189,24 +189,24 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   let engineRef: EnforcementEngine | undefined
   let engineStoreRef: EngineStore | undefined
   const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.access), users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
-    isBreakGlass: (userId) => {
-      const exemption = engineStoreRef?.facts(userId)?.exemption
+    isBreakGlass: async (userId) => {
+      const exemption = (await engineStoreRef?.facts(userId))?.exemption
       return exemption?.kind === 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt > clock.now())
     },
-    methodsChanged: (userId) => { engineRef?.refreshUser(userId) }
+    methodsChanged: async (userId) => { await engineRef?.refreshUser(userId) }
   })
 
   const local = new LocalProvider(users, methods, () => clock.now())
-  const campaignStore = new SqliteCampaignStore(database.db)
+  const campaignStore = new SqliteCampaignStore(database.access)
   const providers: Record<string, IdentityProvider> = { local }
   if (config.entra !== undefined) {
-    const entraStore = new SqliteEntraPortalStore(database.sqlite, sealer, clock)
+    const entraStore = new SqliteEntraPortalStore(database.access, sealer, clock)
     providers.entra = new EntraProvider(config.entra, {
       now: () => clock.now(),
       // Entra campaigns name groups by object id; their members are read on each sync.
-      campaignGroupIds: () => campaignStore.list().filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!),
+      campaignGroupIds: async () => (await campaignStore.list()).filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!),
       // What per-user MFA was before the first flip, so relax restores exactly that, also after a restart.
-      records: new SqliteEnforcementRecords(database.sqlite, clock),
+      records: new SqliteEnforcementRecords(database.access, clock),
       // Disabled users are missing from the registration report: what the portal already read for them is reused.
       disabledUsers: (ids) => entraStore.disabledUserRecords(ids),
       // Warnings for the operator (a campaign group gone from Entra, a method name the portal does not know).
@@ -220,7 +220,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }
   if (config.aws !== undefined) providers.aws = new AwsIamProvider(config.aws, { clock })
   Object.assign(providers, overrides.providers)
-  const baseEngineStore = new SqliteEngineStore(database.sqlite, campaignStore)
+  const baseEngineStore = new SqliteEngineStore(database.access, campaignStore)
   const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
   const engine = new EnforcementEngine(engineStore, (name) => {
     const provider = providers[name]
@@ -233,7 +233,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
-  const rollout = new RolloutGuard(new SqliteRolloutStore(database.sqlite), engine, audit, clock, notifier, () => users.listByRole('admin'),
+  const rollout = new RolloutGuard(new SqliteRolloutStore(database.access), engine, audit, clock, notifier, () => users.listByRole('admin'),
     (campaignId) => new URL(`/admin/campaigns/${encodeURIComponent(campaignId)}`, config.publicUrl).href)
   engine.guardSweepsWith(rollout)
   // Arming reads the due AWS users' access keys (issue #14 item 11); the adapter is looked up on use, so tests may swap it.
@@ -244,21 +244,21 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
   const campaigns = new CampaignService(campaignStore, engine, audit, clock, campaignAccessKeys)
   const passes = new AccessPassService(new SqliteAccessPassStore(database.access), users, hasher, regulator, audit, clock)
   // Approved requests are carried out by the services that also make the requests (late-bound: built just below).
-  const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.db), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
+  const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.access), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
     pass: async (request, approver) => await helpdesk.issueApprovedPass(request, approver),
     reset: async (request, approver) => await helpdesk.resetApproved(request, approver),
     invitation: async (request, approver) => await invitations.issueApproved(request, approver)
   }))
-  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.db), hasher, regulator, notifier, audit, clock, log, {
-    notices: new SqliteRecoveryNoticeStore(database.db),
+  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.access), hasher, regulator, notifier, audit, clock, log, {
+    notices: new SqliteRecoveryNoticeStore(database.access),
     sessions,
     admins: () => users.listByRole('admin'),
     publicUrl: config.publicUrl,
     // Unused recovery codes may count toward a campaign's "one method plus recovery codes".
-    codesChanged: (userId) => { engine.refreshUser(userId) }
+    codesChanged: async (userId) => { await engine.refreshUser(userId) }
   })
   const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers, recoveryCodes)
-  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.db), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
+  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.access), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
     { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
 
   return {
@@ -267,7 +267,7 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     database,
     storage: new StorageHealth(database.sqlite, clock),
     users,
-    userService: new UserService(users, audit, sessions, { run: (work) => database.sqlite.transaction(work).immediate() }),
+    userService: new UserService(users, audit, sessions, { run: async (work) => await database.access.transaction(work) }),
     audit,
     auditAnchors,
     throttles,
@@ -293,14 +293,14 @@ export function createServices (config: Config, overrides: ServiceOverrides = {}
     campaigns,
     providers,
     notifier,
-    directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.sqlite), engine, audit, clock, config.phoneDefaultRegion),
-    driftChecks: new DriftCheckService(new SqliteDriftCheckStore(database.sqlite), engine, audit, clock),
+    directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.access), engine, audit, clock, config.phoneDefaultRegion),
+    driftChecks: new DriftCheckService(new SqliteDriftCheckStore(database.access), engine, audit, clock),
     helpdesk,
     invitations,
     approvals,
-    reminders: new ReminderService(new SqliteReminderStore(database.sqlite), notifier, audit, clock, config.publicUrl.origin + '/', log),
-    smsSunset: new SmsSunsetService(new SqliteSmsSunsetStore(database.sqlite), engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
-    dashboard: new SqliteDashboardStore(database.sqlite),
+    reminders: new ReminderService(new SqliteReminderStore(database.access), notifier, audit, clock, config.publicUrl.origin + '/', log),
+    smsSunset: new SmsSunsetService(new SqliteSmsSunsetStore(database.access), engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
+    dashboard: new SqliteDashboardStore(database.access),
     localiser,
     atomically: async (work) => await database.access.transaction(work),
     close: () => database.close()

@@ -40,9 +40,9 @@ if (kind === 'app') {
     SESSION_SECRET: randomBytes(32).toString('base64url'),
     ENCRYPTION_KEY: randomBytes(32).toString('base64')
   })
-  services = createServices(config)
+  services = await createServices(config)
   const password = randomBytes(12).toString('base64url')
-  const user = services.userService.createUser({
+  const user = await services.userService.createUser({
     email: 'bench@bench.example',
     displayName: 'Bench User',
     role: 'user',

@@ -41,14 +41,14 @@ export interface PlanChildReport {
 const [dataDir, atText, warmText, diagnose] = process.argv.slice(2)
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
 
-const services = createServices(benchConfig(dataDir), { clock: fixedClock(new Date(atText)) })
+const services = await createServices(benchConfig(dataDir), { clock: fixedClock(new Date(atText)) })
 gc()
 const baselineRss = process.memoryUsage().rss
 const heapBefore = process.memoryUsage().heapUsed
 
 let start = performance.now()
 const cpuBefore = process.cpuUsage()
-let planned: unknown | null = services.engine.planSummary()
+let planned: unknown | null = await services.engine.planSummary()
 const coldMs = performance.now() - start
 const cpu = process.cpuUsage(cpuBefore)
 const items = (planned as { total: number }).total
@@ -60,7 +60,7 @@ const planHeap = heapWith - heapBefore
 const warmMs: number[] = []
 for (let i = 0; i < Number(warmText); i++) {
   start = performance.now()
-  services.engine.planSummary()
+  await services.engine.planSummary()
   warmMs.push(performance.now() - start)
 }
 
@@ -81,12 +81,12 @@ let enqueueMs: number | null = null
 if (diagnose === 'diagnose') {
   start = performance.now()
   let streamed = 0
-  for (const _item of services.engine.planItems()) streamed++
+  for await (const _item of services.engine.planItems()) streamed++
   streamAllMs = performance.now() - start
   if (streamed !== items) throw new Error(`streamed ${streamed} plan rows, the summary counted ${items}`)
   services.database.sqlite.prepare('DELETE FROM enforcement_jobs').run()
   start = performance.now()
-  const enqueued = services.engineStore.enqueueDue(new Date(atText))
+  const enqueued = await services.engineStore.enqueueDue(new Date(atText))
   enqueueMs = performance.now() - start
   if (enqueued !== items) throw new Error(`enqueued ${enqueued} jobs for ${items} due users`)
 }

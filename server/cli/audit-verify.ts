@@ -18,9 +18,9 @@ export const auditVerify: Command = {
         return 2
       }
     }
-    const verdict = verifyChain(services.audit.all(), services.audit.keys)
+    const verdict = await verifyChain(services.audit.all(), services.audit.keys)
     if (verdict.intact && anchor !== undefined) {
-      const held = checkAnchor(anchor, services.audit.find(anchor.seq), services.audit.head()?.seq ?? 0)
+      const held = checkAnchor(anchor, await services.audit.find(anchor.seq), (await services.audit.head())?.seq ?? 0)
       if (!held.holds) {
         io.out(`anchor #${anchor.seq} not found as recorded: ${held.reason} (the ${events(verdict.count)} the log holds are chained intact)`)
         return 1
@@ -33,7 +33,7 @@ export const auditVerify: Command = {
       return 0
     }
     io.out(`chain broken at event #${verdict.brokenId}: ${verdict.reason} (${events(verdict.count)} before it ${verdict.count === 1 ? 'is' : 'are'} intact)`)
-    const unreadable = unreadableRanges(services.audit.all())
+    const unreadable = await unreadableRanges(services.audit.all())
     if (unreadable.count > 0) {
       io.out(`${unreadable.count === 1 ? 'this event cannot' : `${unreadable.count} events cannot`} be read: ${unreadable.ranges.join(', ')}; the file is damaged there. Restore the database from a backup to recover ${unreadable.count === 1 ? 'it' : 'them'}.`)
     }
@@ -42,10 +42,10 @@ export const auditVerify: Command = {
 }
 
 /** Every row that cannot be read, as "#5–#9" ranges: a damaged page hides a run of them, and others may follow. */
-function unreadableRanges (rows: Iterable<{ id: number } | { id: number, unreadable: string }>): { count: number, ranges: string[] } {
+async function unreadableRanges (rows: AsyncIterable<{ id: number } | { id: number, unreadable: string }>): Promise<{ count: number, ranges: string[] }> {
   const runs: Array<[number, number]> = []
   let count = 0
-  for (const row of rows) {
+  for await (const row of rows) {
     if (!('unreadable' in row)) continue
     count++
     const run = runs.at(-1)

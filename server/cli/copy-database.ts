@@ -69,10 +69,10 @@ async function verifyCopy (services: Services, target: PostgresDatabase, plan: r
   const differing = printCounts(source, copied, io)
   const total = copied.reduce((sum, { rows }) => sum + rows, 0)
 
-  const verdict = verifyChain(await auditRecordsOf(target.db), services.audit.keys)
+  const verdict = await verifyChain(await auditRecordsOf(target.db), services.audit.keys)
   const chain = verdict.intact
     ? `audit chain intact (${verdict.count} event${verdict.count === 1 ? '' : 's'})`
-    : `audit chain broken at event #${verdict.brokenId} on the target: ${verdict.reason}${sourceChainNote(services)}`
+    : `audit chain broken at event #${verdict.brokenId} on the target: ${verdict.reason}${await sourceChainNote(services)}`
   const counts = differing.length === 0 ? 'counts match' : `counts differ in ${differing.join(', ')}`
   io.out(`copied ${total} rows in ${plan.length} tables; ${counts}; ${chain}`)
   return differing.length === 0 && verdict.intact ? 0 : 1
@@ -92,8 +92,8 @@ function printCounts (source: readonly TableCount[], target: readonly TableCount
 }
 
 /** Whether the break came with the source: an operator then repairs the original, not the copy. */
-function sourceChainNote (services: Services): string {
-  const source = verifyChain(services.audit.all(), services.audit.keys)
+async function sourceChainNote (services: Services): Promise<string> {
+  const source = await verifyChain(services.audit.all(), services.audit.keys)
   return source.intact ? ' (the SQLite log verifies: the copy differs from it)' : ` (the SQLite log is broken too, at event #${source.brokenId}: see mfa-rollout audit verify)`
 }
 

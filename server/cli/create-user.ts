@@ -18,7 +18,7 @@ export const createUser: Command = {
     if (!isRole(role)) throw new DomainError('invalid_role', `"${String(role)}" is not a role; expected one of ${ROLES.join(', ')}.`, { role: String(role), roles: ROLES.join(', ') })
     // Checked before the deliberately slow hash (and before asking for a password); createUser checks again.
     if (!isEmail(email)) throw new DomainError('invalid_email', `"${String(options.email)}" is not an email address.`, { email: String(options.email) })
-    if (services.users.findByEmail(email) !== undefined) {
+    if (await services.users.findByEmail(email) !== undefined) {
       throw new DomainError('user_exists', `A user with the email ${email} already exists.`, { email })
     }
 
@@ -28,7 +28,7 @@ export const createUser: Command = {
       throw new DomainError('password_too_short', `The password must be at least ${MIN_PASSWORD_LENGTH} characters long.`, { min: MIN_PASSWORD_LENGTH })
     }
 
-    const user = services.userService.createUser({
+    const user = await services.userService.createUser({
       email,
       displayName: String(options.name),
       role,

@@ -57,7 +57,7 @@ export const importUsers: Command = {
     }
 
     const skipped = plan.problems.length
-    const { created, updated } = services.userService.importDirectoryUsers(plan.rows, { file: path.basename(file), skipped }, { id: null, label: 'cli' })
+    const { created, updated } = await services.userService.importDirectoryUsers(plan.rows, { file: path.basename(file), skipped }, { id: null, label: 'cli' })
     io.out(`imported: ${created} created, ${updated} updated${skipped > 0 ? `, ${skipped} skipped` : ''}`)
     return 0
   }

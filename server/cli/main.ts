@@ -103,7 +103,7 @@ export async function runCli (argv: string[], io: Io = processIo, env: Record<st
   const [{ createServices }, { explainDatabaseFailure }] = await Promise.all([import('../wiring.ts'), import('../db/connection.ts')])
   let services: Services
   try {
-    services = createServices(config, { readOnly: command.readOnly === true })
+    services = await createServices(config, { readOnly: command.readOnly === true })
   } catch (err) {
     io.err(`${PROGRAM}: ${explainDatabaseFailure(err, config.databaseFile) ?? `cannot open the database ${config.databaseFile}: ${(err as Error).message}`}`)
     return 1

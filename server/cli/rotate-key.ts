@@ -12,8 +12,8 @@ export const rotateKey: Command = {
       // One IMMEDIATE transaction: a secret that cannot be opened leaves every row as it was, and the audit event
       // exists exactly when the re-sealing does.
       resealed = await services.atomically(async () => {
-        const count = services.methods.resealAll() + await services.pending.resealAll()
-        services.audit.append({ action: 'encryption.key_rotated', actorLabel: 'cli', details: { resealed: count, keyId } })
+        const count = await services.methods.resealAll() + await services.pending.resealAll()
+        await services.audit.append({ action: 'encryption.key_rotated', actorLabel: 'cli', details: { resealed: count, keyId } })
         return count
       })
     } catch (err) {

@@ -13,13 +13,13 @@ export const setRole: Command = {
     const role = options.role
     if (!isRole(role)) throw new DomainError('invalid_role', `"${String(role)}" is not a role; expected one of ${ROLES.join(', ')}.`, { role: String(role), roles: ROLES.join(', ') })
     const email = normaliseEmail(String(options.email))
-    const user = services.users.findByEmail(email)
+    const user = await services.users.findByEmail(email)
     if (user === undefined) throw new DomainError('user_not_found', `No user has the email ${email}.`, { variant: 'email', email })
     if (user.role === role) {
       io.out(`${user.email} is already ${role}; nothing changed`)
       return 0
     }
-    services.userService.changeRole(user.id, role, { id: null, label: 'cli' })
+    await services.userService.changeRole(user.id, role, { id: null, label: 'cli' })
     io.out(`${user.email}: role changed from ${user.role} to ${role}; their sessions were ended`)
     return 0
   }

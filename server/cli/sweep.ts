@@ -25,24 +25,24 @@ export const sweep: Command = {
     }
     if (dryRun) {
       // Read-only apart from bringing lapsed states up to date, exactly as the real sweep starts.
-      services.engine.refreshLapsed()
-      const campaign = campaignId === undefined ? undefined : findCampaign(services, campaignId)
+      await services.engine.refreshLapsed()
+      const campaign = campaignId === undefined ? undefined : await findCampaign(services, campaignId)
       // Streamed row by row: a million due users never sit in memory at once. One campaign's rows are the ones its
       // page in the admin console shows (the same engine method).
       const items = campaign === undefined ? services.engine.planItems() : services.engine.campaignPlanItems(campaign)
       let count = 0
       if (options.json === true) io.out(`{"dryRun":true,"at":${JSON.stringify(services.clock.now().toISOString())},${campaignJson(campaign)}"planned":[`)
-      for (const item of items) {
+      for await (const item of items) {
         if (options.json === true) io.out(`${count === 0 ? '' : ','}${JSON.stringify(item)}`)
         else io.out(`${item.action}\t${item.email}\t${item.reason}`)
         count++
       }
       // An empty list says why: not armed, everyone inside the new-user window, already enforced, …
-      const why = count === 0 ? services.engine.whyNothingPlanned(campaign) : []
+      const why = count === 0 ? await services.engine.whyNothingPlanned(campaign) : []
       // Due AWS users' active access keys, which AWS's documented policy would stop working (issue #14 item 11).
       const keys = count === 0 ? [] : await awsAccessKeys(services, campaign)
       // Whether the breaker would pause a campaign on today's figures (issue #17 item 2), and where its waves stand.
-      const breaker = breakerLines(services, campaign)
+      const breaker = await breakerLines(services, campaign)
       if (options.json === true) {
         io.out(`],"why":${JSON.stringify(why)}${keys.length === 0 ? '' : `,"awsAccessKeys":${JSON.stringify(keys)}`},"breaker":${JSON.stringify(breaker)}}`)
       } else {
@@ -59,9 +59,9 @@ export const sweep: Command = {
     if (drift !== null && options.json !== true) io.out(`drift check: ${describeDriftCheck(drift)}`)
     const drifted = drift?.driftedUserIds ?? []
     // A campaign's SMS sunset re-derives states on its date (new deadlines with grace) before the sweep plans.
-    const sunset = await services.smsSunset.run(services.engine.campaigns())
+    const sunset = await services.smsSunset.run(await services.engine.campaigns())
     const report = await services.engine.sweep()
-    const reminders = await services.reminders.send(services.engine.campaigns()) + sunset.reminders
+    const reminders = await services.reminders.send(await services.engine.campaigns()) + sunset.reminders
     if (options.json === true) {
       io.out(JSON.stringify({
         dryRun: false, at: services.clock.now().toISOString(), planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried,
@@ -78,19 +78,21 @@ export const sweep: Command = {
 }
 
 /** The breaker's verdict on today's figures and the waves' standing, for the campaign previewed or every armed one. */
-function breakerLines (services: Services, campaign: Campaign | undefined): string[] {
-  const campaigns = campaign === undefined ? services.campaigns.list().filter((c) => c.armedAt !== null) : [campaign]
-  return campaigns.flatMap((c) => {
-    const waves = c.waves === null ? [] : [`waves of "${c.name}": ${services.rollout.waves(c).map((w) => `wave ${w.wave} ${w.state} (deadline ${w.deadline.toISOString().slice(0, 10)}, ${w.notYetEnrolled} of ${w.total} not enrolled)`).join('; ')}`]
-    return [...services.rollout.dryRunLines(c).map((line) => `"${c.name}": ${line}`), ...waves]
-  })
+async function breakerLines (services: Services, campaign: Campaign | undefined): Promise<string[]> {
+  const campaigns = campaign === undefined ? (await services.campaigns.list()).filter((c) => c.armedAt !== null) : [campaign]
+  const lines: string[] = []
+  for (const c of campaigns) {
+    const waves = c.waves === null ? [] : [`waves of "${c.name}": ${(await services.rollout.waves(c)).map((w) => `wave ${w.wave} ${w.state} (deadline ${w.deadline.toISOString().slice(0, 10)}, ${w.notYetEnrolled} of ${w.total} not enrolled)`).join('; ')}`]
+    lines.push(...(await services.rollout.dryRunLines(c)).map((line) => `"${c.name}": ${line}`), ...waves)
+  }
+  return lines
 }
 
 interface CampaignKeys { campaignId: string, name: string, awsPolicyVariant: Campaign['awsPolicyVariant'], listing: AccessKeyListing }
 
 /** Per campaign in the dry run (the one previewed, or every armed one): its due AWS users' access keys. */
 async function awsAccessKeys (services: Services, campaign: Campaign | undefined): Promise<CampaignKeys[]> {
-  const campaigns = campaign === undefined ? services.campaigns.list().filter((c) => c.armedAt !== null) : [campaign]
+  const campaigns = campaign === undefined ? (await services.campaigns.list()).filter((c) => c.armedAt !== null) : [campaign]
   const out: CampaignKeys[] = []
   for (const c of campaigns) {
     const listing = await services.campaigns.dueAccessKeys(c)
@@ -114,10 +116,10 @@ function accessKeyLines ({ name, awsPolicyVariant, listing }: CampaignKeys): str
   return lines
 }
 
-function findCampaign (services: Services, id: string): Campaign {
-  const campaign = services.campaigns.find(id)
+async function findCampaign (services: Services, id: string): Promise<Campaign> {
+  const campaign = await services.campaigns.find(id)
   if (campaign !== undefined) return campaign
-  const known = services.campaigns.list().map((c) => `${c.id} (${c.name}${c.armedAt === null ? ', not armed' : ''})`)
+  const known = (await services.campaigns.list()).map((c) => `${c.id} (${c.name}${c.armedAt === null ? ', not armed' : ''})`)
   throw new DomainError('campaign_not_found', `No campaign has the id "${id}". Campaigns in force: ${known.length === 0 ? 'none' : known.join(', ')}.`,
     { variant: 'cli', id, known: known.join(', '), count: known.length })
 }

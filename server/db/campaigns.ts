@@ -5,11 +5,11 @@ import type { AccessKeyReview } from '../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
 import { DEFAULT_SMS_SUNSET_GRACE_DAYS, type DeadlineSubject } from '../domain/deadlines.ts'
 import type { Campaign } from '../domain/engine.ts'
-import type { Db } from './connection.ts'
 import type { CampaignPause, PauseFigures } from '../domain/rollout-guard.ts'
 import type { BreakerSignal } from '../domain/breaker.ts'
 import type { WavePlan, WaveStart } from '../domain/waves.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 type Row = typeof campaigns.$inferSelect
 
@@ -19,30 +19,37 @@ export class SqliteCampaignStore implements CampaignStore {
   private readonly starts
   private readonly pauses
 
-  constructor (private readonly db: Db) {
+  constructor (private readonly access: SqliteAccess) {
+    const { db } = access
     this.active = db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).prepare()
     this.starts = db.select().from(campaignWaveStarts).prepare()
     this.pauses = db.select().from(campaignPauses).orderBy(campaignPauses.pausedAt).prepare()
   }
 
-  create (input: CampaignInput, createdBy: string | null, now: Date): Campaign {
-    const row = this.db.insert(campaigns).values({
-      id: randomUUID(),
-      ...columns(input),
-      createdBy,
-      createdAt: now.getTime(),
-      updatedAt: now.getTime()
-    }).returning().get()
-    return this.complete([row])[0]
+  async create (input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign> {
+    return await this.access.run(() => {
+      const row = this.access.db.insert(campaigns).values({
+        id: randomUUID(),
+        ...columns(input),
+        createdBy,
+        createdAt: now.getTime(),
+        updatedAt: now.getTime()
+      }).returning().get()
+      return this.complete([row])[0]
+    })
   }
 
-  find (id: string): Campaign | undefined {
-    const row = this.db.select().from(campaigns).where(eq(campaigns.id, id)).get()
-    return row === undefined ? undefined : this.complete([row])[0]
+  async find (id: string): Promise<Campaign | undefined> {
+    return await this.access.run(() => {
+      const row = this.access.db.select().from(campaigns).where(eq(campaigns.id, id)).get()
+      return row === undefined ? undefined : this.complete([row])[0]
+    })
   }
 
-  list (): Campaign[] {
-    return this.complete(this.active.all())
+  async list (): Promise<Campaign[]> {
+    return await this.access.run(() => {
+      return this.complete(this.active.all())
+    })
   }
 
   /** The rows as campaigns, with their wave starts and pauses (two small prepared reads, whatever the number of campaigns). */
@@ -58,83 +65,103 @@ export class SqliteCampaignStore implements CampaignStore {
     }))
   }
 
-  confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Campaign {
-    const row = this.db.update(campaigns).set({
-      awsPolicyVariant: review.variant,
-      accessKeysReviewedAt: review.at.getTime(),
-      accessKeysReviewedBy: review.by,
-      accessKeysReview: JSON.stringify({ variant: review.variant, keyIds: review.keyIds }),
-      updatedAt: now.getTime()
-    }).where(eq(campaigns.id, id)).returning().get()
-    return this.complete([row])[0]
+  async confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Promise<Campaign> {
+    return await this.access.run(() => {
+      const row = this.access.db.update(campaigns).set({
+        awsPolicyVariant: review.variant,
+        accessKeysReviewedAt: review.at.getTime(),
+        accessKeysReviewedBy: review.by,
+        accessKeysReview: JSON.stringify({ variant: review.variant, keyIds: review.keyIds }),
+        updatedAt: now.getTime()
+      }).where(eq(campaigns.id, id)).returning().get()
+      return this.complete([row])[0]
+    })
   }
 
-  setArmed (id: string, armedAt: Date | null, armedBy: string | null, now: Date): void {
-    this.db.update(campaigns).set({ armedAt: armedAt?.getTime() ?? null, armedBy, updatedAt: now.getTime() }).where(eq(campaigns.id, id)).run()
+  async setArmed (id: string, armedAt: Date | null, armedBy: string | null, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.update(campaigns).set({ armedAt: armedAt?.getTime() ?? null, armedBy, updatedAt: now.getTime() }).where(eq(campaigns.id, id)).run()
+    })
   }
 
-  addExtension (userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): void {
-    this.db.insert(extensions).values({ id: randomUUID(), userId, campaignId, days, reason, approvedBy, createdAt: now.getTime() }).run()
+  async addExtension (userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.insert(extensions).values({ id: randomUUID(), userId, campaignId, days, reason, approvedBy, createdAt: now.getTime() }).run()
+    })
   }
 
-  extensionsFor (userId: string): Array<{ campaignId: string, days: number }> {
-    return this.db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId)).all()
+  async extensionsFor (userId: string): Promise<Array<{ campaignId: string, days: number }>> {
+    return await this.access.run(() => {
+      return this.access.db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId)).all()
+    })
   }
 
-  addExemption (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): void {
-    this.db.insert(exemptions).values({ id: randomUUID(), userId, ...exemption, expiresAt: exemption.expiresAt?.getTime() ?? null, createdBy, createdAt: now.getTime() }).run()
+  async addExemption (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.insert(exemptions).values({ id: randomUUID(), userId, ...exemption, expiresAt: exemption.expiresAt?.getTime() ?? null, createdBy, createdAt: now.getTime() }).run()
+    })
   }
 
-  clearDriftFlag (userId: string): boolean {
-    return this.db.update(users).set({ driftFlaggedAt: null }).where(and(eq(users.id, userId), isNotNull(users.driftFlaggedAt))).run().changes === 1
+  async clearDriftFlag (userId: string): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.access.db.update(users).set({ driftFlaggedAt: null }).where(and(eq(users.id, userId), isNotNull(users.driftFlaggedAt))).run().changes === 1
+    })
   }
 
-  update (id: string, input: CampaignInput, now: Date): Campaign {
-    const row = this.db.update(campaigns).set({
-      ...columns(input),
-      updatedAt: now.getTime()
-    }).where(eq(campaigns.id, id)).returning().get()
-    return this.complete([row])[0]
+  async update (id: string, input: CampaignInput, now: Date): Promise<Campaign> {
+    return await this.access.run(() => {
+      const row = this.access.db.update(campaigns).set({
+        ...columns(input),
+        updatedAt: now.getTime()
+      }).where(eq(campaigns.id, id)).returning().get()
+      return this.complete([row])[0]
+    })
   }
 
-  revokeExemption (exemptionId: string, now: Date): { userId: string, kind: ExemptionKind, reason: string } | undefined {
-    // One conditional UPDATE: of two admins revoking at once, one does it and the other is told it has ended.
-    return this.db.update(exemptions).set({ revokedAt: now.getTime() })
-      .where(and(eq(exemptions.id, exemptionId), isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, now.getTime()))))
-      .returning({ userId: exemptions.userId, kind: exemptions.kind, reason: exemptions.reason }).get()
+  async revokeExemption (exemptionId: string, now: Date): Promise<{ userId: string, kind: ExemptionKind, reason: string } | undefined> {
+    return await this.access.run(() => {
+      // One conditional UPDATE: of two admins revoking at once, one does it and the other is told it has ended.
+      return this.access.db.update(exemptions).set({ revokedAt: now.getTime() })
+        .where(and(eq(exemptions.id, exemptionId), isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, now.getTime()))))
+        .returning({ userId: exemptions.userId, kind: exemptions.kind, reason: exemptions.reason }).get()
+    })
   }
 
-  listExemptions (status: 'active' | 'ended', now: Date, limit: number): ExemptionRecord[] {
-    const creator = alias(users, 'creator')
-    const at = now.getTime()
-    const active = and(isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, at)))
-    const ended = or(isNotNull(exemptions.revokedAt), lte(exemptions.expiresAt, at))
-    const rows = this.db.select({
-      id: exemptions.id, userId: exemptions.userId, email: users.email, kind: exemptions.kind, reason: exemptions.reason, owner: exemptions.owner,
-      expiresAt: exemptions.expiresAt, createdAt: exemptions.createdAt, createdByEmail: creator.email, revokedAt: exemptions.revokedAt
-    }).from(exemptions).innerJoin(users, eq(users.id, exemptions.userId)).leftJoin(creator, eq(creator.id, exemptions.createdBy))
-      .where(status === 'active' ? active : ended)
-      // Active: soonest to expire first (break-glass, which never expires, last). Ended: most recently ended first.
-      .orderBy(status === 'active' ? sql`coalesce(${exemptions.expiresAt}, 9e15)` : desc(sql`coalesce(${exemptions.revokedAt}, ${exemptions.expiresAt})`), exemptions.id)
-      .limit(limit).all()
-    return rows.map((row) => ({
-      ...row,
-      expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt),
-      createdAt: new Date(row.createdAt),
-      revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt)
-    }))
+  async listExemptions (status: 'active' | 'ended', now: Date, limit: number): Promise<ExemptionRecord[]> {
+    return await this.access.run(() => {
+      const creator = alias(users, 'creator')
+      const at = now.getTime()
+      const active = and(isNull(exemptions.revokedAt), or(isNull(exemptions.expiresAt), gt(exemptions.expiresAt, at)))
+      const ended = or(isNotNull(exemptions.revokedAt), lte(exemptions.expiresAt, at))
+      const rows = this.access.db.select({
+        id: exemptions.id, userId: exemptions.userId, email: users.email, kind: exemptions.kind, reason: exemptions.reason, owner: exemptions.owner,
+        expiresAt: exemptions.expiresAt, createdAt: exemptions.createdAt, createdByEmail: creator.email, revokedAt: exemptions.revokedAt
+      }).from(exemptions).innerJoin(users, eq(users.id, exemptions.userId)).leftJoin(creator, eq(creator.id, exemptions.createdBy))
+        .where(status === 'active' ? active : ended)
+        // Active: soonest to expire first (break-glass, which never expires, last). Ended: most recently ended first.
+        .orderBy(status === 'active' ? sql`coalesce(${exemptions.expiresAt}, 9e15)` : desc(sql`coalesce(${exemptions.revokedAt}, ${exemptions.expiresAt})`), exemptions.id)
+        .limit(limit).all()
+      return rows.map((row) => ({
+        ...row,
+        expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt),
+        createdAt: new Date(row.createdAt),
+        revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt)
+      }))
+    })
   }
 
-  firstSeenAndPrivilege (userId: string): DeadlineSubject | undefined {
-    const row = this.db.select({ firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, provider: users.provider, privileged: users.privileged, enforcedAt: users.enforcedAt })
-      .from(users).where(eq(users.id, userId)).get()
-    if (row === undefined) return undefined
-    // Who the user is, their groups and when they were flipped: their wave, and which pauses move their deadline.
-    const groups = this.db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, userId)).all().map((g) => g.name)
-    return {
-      firstSeenAt: new Date(row.firstSeenAt), directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt), provider: row.provider, privileged: row.privileged,
-      userId, groups, enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt)
-    }
+  async firstSeenAndPrivilege (userId: string): Promise<DeadlineSubject | undefined> {
+    return await this.access.run(() => {
+      const row = this.access.db.select({ firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, provider: users.provider, privileged: users.privileged, enforcedAt: users.enforcedAt })
+        .from(users).where(eq(users.id, userId)).get()
+      if (row === undefined) return undefined
+      // Who the user is, their groups and when they were flipped: their wave, and which pauses move their deadline.
+      const groups = this.access.db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, userId)).all().map((g) => g.name)
+      return {
+        firstSeenAt: new Date(row.firstSeenAt), directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt), provider: row.provider, privileged: row.privileged,
+        userId, groups, enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt)
+      }
+    })
   }
 }
 

@@ -1,6 +1,6 @@
-import type Sqlite from 'better-sqlite3'
 import type { ComplianceFacts, ComplianceStore } from '../domain/compliance.ts'
 import type { UserState } from '../domain/states.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 // One statement per page: users by primary key, their state by primary key, their portal method kinds through
 // auth_methods_user. No query per user from the application.
@@ -34,20 +34,25 @@ export class SqliteComplianceStore implements ComplianceStore {
   private readonly after
   private readonly one
 
-  constructor (sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     this.first = sqlite.prepare(`${SELECT} ORDER BY u.id LIMIT ?`)
     this.after = sqlite.prepare(`${SELECT} WHERE u.id > ? ORDER BY u.id LIMIT ?`)
     this.one = sqlite.prepare(`${SELECT} WHERE u.id = ?`)
   }
 
-  factsAfter (cursor: string | null, limit: number): ComplianceFacts[] {
-    const rows = (cursor === null ? this.first.all(limit) : this.after.all(cursor, limit)) as Row[]
-    return rows.map(toFacts)
+  async factsAfter (cursor: string | null, limit: number): Promise<ComplianceFacts[]> {
+    return await this.access.run(() => {
+      const rows = (cursor === null ? this.first.all(limit) : this.after.all(cursor, limit)) as Row[]
+      return rows.map(toFacts)
+    })
   }
 
-  factsFor (userId: string): ComplianceFacts | undefined {
-    const row = this.one.get(userId) as Row | undefined
-    return row === undefined ? undefined : toFacts(row)
+  async factsFor (userId: string): Promise<ComplianceFacts | undefined> {
+    return await this.access.run(() => {
+      const row = this.one.get(userId) as Row | undefined
+      return row === undefined ? undefined : toFacts(row)
+    })
   }
 }
 

@@ -1,7 +1,7 @@
-import type Sqlite from 'better-sqlite3'
 import { emptyStateCounts, PORTAL_METHOD_KINDS, utcDay, type AttentionUser, type DashboardStore, type MethodKindCount, type ProviderCount, type RetryingUser, type RolloutSnapshot, type StateListRow } from '../domain/dashboard.ts'
 import { providersWherePortalMethodsCount } from '../domain/protection.ts'
 import { USER_STATES, type UserState } from '../domain/states.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 /**
  * The dashboard's counts, each one grouped query: rows are counted inside SQLite and never loaded into the process.
@@ -10,7 +10,8 @@ import { USER_STATES, type UserState } from '../domain/states.ts'
 export class SqliteDashboardStore implements DashboardStore {
   private readonly statements
 
-  constructor (sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     // The counting rule (protection.ts) as SQL: portal methods count only for users who sign in to the portal itself.
     const portalSignIn = providersWherePortalMethodsCount().map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')
@@ -53,76 +54,94 @@ export class SqliteDashboardStore implements DashboardStore {
     }
   }
 
-  stateCounts (): { counts: Record<UserState, number>, unassessed: number } {
-    const counts = emptyStateCounts()
-    let assessed = 0
-    for (const row of this.statements.byState.all() as Array<{ state: UserState, n: number }>) {
-      if (!USER_STATES.includes(row.state)) continue
-      counts[row.state] = row.n
-      assessed += row.n
-    }
-    return { counts, unassessed: Math.max(0, (this.statements.users.get() as number) - assessed) }
+  async stateCounts (): Promise<{ counts: Record<UserState, number>, unassessed: number }> {
+    return await this.access.run(() => {
+      const counts = emptyStateCounts()
+      let assessed = 0
+      for (const row of this.statements.byState.all() as Array<{ state: UserState, n: number }>) {
+        if (!USER_STATES.includes(row.state)) continue
+        counts[row.state] = row.n
+        assessed += row.n
+      }
+      return { counts, unassessed: Math.max(0, (this.statements.users.get() as number) - assessed) }
+    })
   }
 
-  methodCounts (): MethodKindCount[] {
-    const byKind = new Map<string, MethodKindCount>()
-    const entry = (kind: string): MethodKindCount => {
-      let found = byKind.get(kind)
-      if (found === undefined) byKind.set(kind, found = { kind, portalUsers: 0, providerUsers: 0, countingUsers: 0 })
-      return found
-    }
-    // The portal's own kinds are always listed, at zero too; other kinds only when a provider reports them.
-    for (const kind of PORTAL_METHOD_KINDS) entry(kind)
-    for (const row of this.statements.portalMethods.all() as Array<{ kind: string, n: number }>) entry(row.kind).portalUsers = row.n
-    for (const row of this.statements.providerMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).providerUsers = row.n
-    for (const row of this.statements.countingMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).countingUsers = row.n
-    return [...byKind.values()]
+  async methodCounts (): Promise<MethodKindCount[]> {
+    return await this.access.run(() => {
+      const byKind = new Map<string, MethodKindCount>()
+      const entry = (kind: string): MethodKindCount => {
+        let found = byKind.get(kind)
+        if (found === undefined) byKind.set(kind, found = { kind, portalUsers: 0, providerUsers: 0, countingUsers: 0 })
+        return found
+      }
+      // The portal's own kinds are always listed, at zero too; other kinds only when a provider reports them.
+      for (const kind of PORTAL_METHOD_KINDS) entry(kind)
+      for (const row of this.statements.portalMethods.all() as Array<{ kind: string, n: number }>) entry(row.kind).portalUsers = row.n
+      for (const row of this.statements.providerMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).providerUsers = row.n
+      for (const row of this.statements.countingMethods.all() as Array<{ kind: string, n: number }>) entry(String(row.kind)).countingUsers = row.n
+      return [...byKind.values()]
+    })
   }
 
-  providerCounts (): ProviderCount[] {
-    const byProvider = new Map<string, ProviderCount>()
-    for (const row of this.statements.byProvider.all() as Array<{ provider: string, state: UserState | null, n: number }>) {
-      let entry = byProvider.get(row.provider)
-      if (entry === undefined) byProvider.set(row.provider, entry = { provider: row.provider, total: 0, byState: emptyStateCounts() })
-      entry.total += row.n
-      if (row.state !== null && USER_STATES.includes(row.state)) entry.byState[row.state] += row.n
-    }
-    return [...byProvider.values()]
+  async providerCounts (): Promise<ProviderCount[]> {
+    return await this.access.run(() => {
+      const byProvider = new Map<string, ProviderCount>()
+      for (const row of this.statements.byProvider.all() as Array<{ provider: string, state: UserState | null, n: number }>) {
+        let entry = byProvider.get(row.provider)
+        if (entry === undefined) byProvider.set(row.provider, entry = { provider: row.provider, total: 0, byState: emptyStateCounts() })
+        entry.total += row.n
+        if (row.state !== null && USER_STATES.includes(row.state)) entry.byState[row.state] += row.n
+      }
+      return [...byProvider.values()]
+    })
   }
 
-  attention (limit: number): AttentionUser[] {
-    return (this.statements.attention.all(limit) as Array<Omit<AttentionUser, 'driftFlagged' | 'failed'> & { driftFlagged: number, failed: number }>)
-      .map((row) => ({ ...row, driftFlagged: row.driftFlagged === 1, failed: row.failed === 1 }))
+  async attention (limit: number): Promise<AttentionUser[]> {
+    return await this.access.run(() => {
+      return (this.statements.attention.all(limit) as Array<Omit<AttentionUser, 'driftFlagged' | 'failed'> & { driftFlagged: number, failed: number }>)
+        .map((row) => ({ ...row, driftFlagged: row.driftFlagged === 1, failed: row.failed === 1 }))
+    })
   }
 
-  retrying (limit: number): { total: number, first: RetryingUser[] } {
-    const rows = this.statements.retrying.all(limit) as Array<Omit<RetryingUser, 'nextAttemptAt'> & { nextAttemptAt: number }>
-    return { total: this.statements.retryingCount.get() as number, first: rows.map((row) => ({ ...row, nextAttemptAt: new Date(row.nextAttemptAt) })) }
+  async retrying (limit: number): Promise<{ total: number, first: RetryingUser[] }> {
+    return await this.access.run(() => {
+      const rows = this.statements.retrying.all(limit) as Array<Omit<RetryingUser, 'nextAttemptAt'> & { nextAttemptAt: number }>
+      return { total: this.statements.retryingCount.get() as number, first: rows.map((row) => ({ ...row, nextAttemptAt: new Date(row.nextAttemptAt) })) }
+    })
   }
 
-  usersInState (state: UserState, after: number | null, limit: number): StateListRow[] {
-    const rows = this.statements.inState.all({ state, after: after ?? 0, limit }) as Array<Omit<StateListRow, 'deadline'> & { deadline: number | null }>
-    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  async usersInState (state: UserState, after: number | null, limit: number): Promise<StateListRow[]> {
+    return await this.access.run(() => {
+      const rows = this.statements.inState.all({ state, after: after ?? 0, limit }) as Array<Omit<StateListRow, 'deadline'> & { deadline: number | null }>
+      return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+    })
   }
 
-  snapshots (fromDay: string): RolloutSnapshot[] {
-    return (this.statements.snapshots.all(fromDay) as Array<{ day: string, counts: string }>)
-      .map((row) => ({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] }))
+  async snapshots (fromDay: string): Promise<RolloutSnapshot[]> {
+    return await this.access.run(() => {
+      return (this.statements.snapshots.all(fromDay) as Array<{ day: string, counts: string }>)
+        .map((row) => ({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] }))
+    })
   }
 
-  takeSnapshot (now: Date): boolean {
-    const taken = this.statements.snapshot.run({ day: utcDay(now), now: now.getTime() }).changes === 1
-    this.statements.waveSnapshot.run({ day: utcDay(now), now: now.getTime() })
-    return taken
+  async takeSnapshot (now: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      const taken = this.statements.snapshot.run({ day: utcDay(now), now: now.getTime() }).changes === 1
+      this.statements.waveSnapshot.run({ day: utcDay(now), now: now.getTime() })
+      return taken
+    })
   }
 
-  waveSnapshots (campaignId: string, fromDay: string): Map<number, RolloutSnapshot[]> {
-    const byWave = new Map<number, RolloutSnapshot[]>()
-    for (const row of this.statements.waveSnapshots.all(campaignId, fromDay) as Array<{ wave: number, day: string, counts: string }>) {
-      const list = byWave.get(row.wave) ?? []
-      list.push({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] })
-      byWave.set(row.wave, list)
-    }
-    return byWave
+  async waveSnapshots (campaignId: string, fromDay: string): Promise<Map<number, RolloutSnapshot[]>> {
+    return await this.access.run(() => {
+      const byWave = new Map<number, RolloutSnapshot[]>()
+      for (const row of this.statements.waveSnapshots.all(campaignId, fromDay) as Array<{ wave: number, day: string, counts: string }>) {
+        const list = byWave.get(row.wave) ?? []
+        list.push({ day: row.day, counts: JSON.parse(row.counts) as RolloutSnapshot['counts'] })
+        byWave.set(row.wave, list)
+      }
+      return byWave
+    })
   }
 }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto'
-import type Sqlite from 'better-sqlite3'
 import { adoptionRefusal, directoryUserName, SYNC_NAMES_KEPT, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../domain/directory-sync.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 /** Directory sync's storage: users keyed by (provider, external id), and one row per run. */
 export class SqliteDirectorySyncStore implements DirectorySyncStore {
   private readonly statements
 
-  constructor (private readonly sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       begin: s("INSERT INTO directory_syncs (provider, started_at, status) VALUES (?, ?, 'running')"),
@@ -36,81 +37,93 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
     }
   }
 
-  begin (provider: string, now: Date): number {
-    return Number(this.statements.begin.run(provider, now.getTime()).lastInsertRowid)
-  }
-
-  exists (provider: string, externalId: string): boolean {
-    return this.statements.byExternal.get(provider, externalId) !== undefined
-  }
-
-  upsert (provider: string, record: DirectoryRecord, now: Date): UpsertResult {
-    return this.sqlite.transaction((): UpsertResult => {
-      let id = this.statements.byExternal.get(provider, record.externalId) as string | undefined
-      // A row from before the provider's ids changed (AWS: IAM user names, now user ids): the update rewrites its id.
-      for (const former of record.formerExternalIds ?? []) {
-        if (id !== undefined) break
-        id = this.statements.byExternal.get(provider, former) as string | undefined
-      }
-      let adopted = false
-      if (id !== undefined) {
-        const holder = this.statements.emailHolder.get(record.email, id) as { id: string, provider: string, externalId: string | null, displayName: string, role: string } | undefined
-        if (holder !== undefined) {
-          return { conflict: `email ${record.email} ${holderOf(holder)}`, existingUserId: holder.id, adoption: false, storedEmail: this.statements.storedEmail.get(id) as string }
-        }
-      } else {
-        const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null, displayName: string, role: string, signedIn: number } | undefined
-        if (sameEmail !== undefined) {
-          const refusal = adoptionRefusal(sameEmail)
-          if (refusal !== null) return { conflict: `email ${record.email} ${refusal}`, existingUserId: sameEmail.id, adoption: sameEmail.externalId === null, storedEmail: null }
-          id = sameEmail.id
-          adopted = true
-        }
-      }
-      const values = {
-        email: record.email, displayName: record.displayName, privileged: record.privileged ? 1 : 0, provider, externalId: record.externalId,
-        disabled: record.disabled ? 1 : 0, phone: record.phone, methods: JSON.stringify(record.methods), attributes: JSON.stringify(record.attributes), now: now.getTime(),
-        createdAt: record.createdAt?.getTime() ?? null
-      }
-      const created = id === undefined
-      if (id === undefined) {
-        id = randomUUID()
-        this.statements.insert.run({ id, ...values })
-      } else {
-        this.statements.update.run({ id, ...values })
-      }
-      this.statements.clearGroups.run(id)
-      for (const group of record.groups) this.statements.addGroup.run(id, group)
-      return { userId: id, created, adopted }
-    }).immediate()
-  }
-
-  disableUnseen (provider: string, since: Date): string[] {
-    const ids = this.statements.unseen.all(provider, since.getTime()) as string[]
-    this.sqlite.transaction(() => { for (const id of ids) this.statements.disable.run(since.getTime(), id) }).immediate()
-    return ids
-  }
-
-  finish (id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error' | 'adopted' | 'conflicts'>, now: Date): void {
-    const { status, seen, created, updated, skipped, registrationSource, error } = result
-    this.statements.finish.run({
-      id, now: now.getTime(), status, seen, created, updated, skipped, registrationSource, error,
-      adopted: JSON.stringify(result.adopted.slice(0, SYNC_NAMES_KEPT)),
-      conflicts: JSON.stringify(result.conflicts.slice(0, SYNC_NAMES_KEPT))
+  async begin (provider: string, now: Date): Promise<number> {
+    return await this.access.run(() => {
+      return Number(this.statements.begin.run(provider, now.getTime()).lastInsertRowid)
     })
   }
 
-  latest (provider: string): SyncRun | undefined {
-    const row = this.statements.latest.get(provider) as (Omit<SyncRun, 'startedAt' | 'finishedAt' | 'adopted' | 'conflicts'> & { startedAt: number, finishedAt: number | null, adopted: string, conflicts: string }) | undefined
-    return row === undefined
-      ? undefined
-      : {
-          ...row,
-          startedAt: new Date(row.startedAt),
-          finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
-          adopted: JSON.parse(row.adopted) as SyncRun['adopted'],
-          conflicts: JSON.parse(row.conflicts) as SyncRun['conflicts']
+  async exists (provider: string, externalId: string): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.byExternal.get(provider, externalId) !== undefined
+    })
+  }
+
+  async upsert (provider: string, record: DirectoryRecord, now: Date): Promise<UpsertResult> {
+    return await this.access.run(() => {
+      return this.access.sqlite.transaction((): UpsertResult => {
+        let id = this.statements.byExternal.get(provider, record.externalId) as string | undefined
+        // A row from before the provider's ids changed (AWS: IAM user names, now user ids): the update rewrites its id.
+        for (const former of record.formerExternalIds ?? []) {
+          if (id !== undefined) break
+          id = this.statements.byExternal.get(provider, former) as string | undefined
         }
+        let adopted = false
+        if (id !== undefined) {
+          const holder = this.statements.emailHolder.get(record.email, id) as { id: string, provider: string, externalId: string | null, displayName: string, role: string } | undefined
+          if (holder !== undefined) {
+            return { conflict: `email ${record.email} ${holderOf(holder)}`, existingUserId: holder.id, adoption: false, storedEmail: this.statements.storedEmail.get(id) as string }
+          }
+        } else {
+          const sameEmail = this.statements.byEmail.get(record.email) as { id: string, provider: string, externalId: string | null, displayName: string, role: string, signedIn: number } | undefined
+          if (sameEmail !== undefined) {
+            const refusal = adoptionRefusal(sameEmail)
+            if (refusal !== null) return { conflict: `email ${record.email} ${refusal}`, existingUserId: sameEmail.id, adoption: sameEmail.externalId === null, storedEmail: null }
+            id = sameEmail.id
+            adopted = true
+          }
+        }
+        const values = {
+          email: record.email, displayName: record.displayName, privileged: record.privileged ? 1 : 0, provider, externalId: record.externalId,
+          disabled: record.disabled ? 1 : 0, phone: record.phone, methods: JSON.stringify(record.methods), attributes: JSON.stringify(record.attributes), now: now.getTime(),
+          createdAt: record.createdAt?.getTime() ?? null
+        }
+        const created = id === undefined
+        if (id === undefined) {
+          id = randomUUID()
+          this.statements.insert.run({ id, ...values })
+        } else {
+          this.statements.update.run({ id, ...values })
+        }
+        this.statements.clearGroups.run(id)
+        for (const group of record.groups) this.statements.addGroup.run(id, group)
+        return { userId: id, created, adopted }
+      }).immediate()
+    })
+  }
+
+  async disableUnseen (provider: string, since: Date): Promise<string[]> {
+    return await this.access.run(() => {
+      const ids = this.statements.unseen.all(provider, since.getTime()) as string[]
+      this.access.sqlite.transaction(() => { for (const id of ids) this.statements.disable.run(since.getTime(), id) }).immediate()
+      return ids
+    })
+  }
+
+  async finish (id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error' | 'adopted' | 'conflicts'>, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      const { status, seen, created, updated, skipped, registrationSource, error } = result
+      this.statements.finish.run({
+        id, now: now.getTime(), status, seen, created, updated, skipped, registrationSource, error,
+        adopted: JSON.stringify(result.adopted.slice(0, SYNC_NAMES_KEPT)),
+        conflicts: JSON.stringify(result.conflicts.slice(0, SYNC_NAMES_KEPT))
+      })
+    })
+  }
+
+  async latest (provider: string): Promise<SyncRun | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.latest.get(provider) as (Omit<SyncRun, 'startedAt' | 'finishedAt' | 'adopted' | 'conflicts'> & { startedAt: number, finishedAt: number | null, adopted: string, conflicts: string }) | undefined
+      return row === undefined
+        ? undefined
+        : {
+            ...row,
+            startedAt: new Date(row.startedAt),
+            finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
+            adopted: JSON.parse(row.adopted) as SyncRun['adopted'],
+            conflicts: JSON.parse(row.conflicts) as SyncRun['conflicts']
+          }
+    })
   }
 }
 

@@ -1,11 +1,12 @@
-import type Sqlite from 'better-sqlite3'
 import type { DriftCheckRun, DriftCheckStore } from '../domain/drift-checks.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 /** One row per drift check (drift_checks); the dashboard reads the newest. */
 export class SqliteDriftCheckStore implements DriftCheckStore {
   private readonly statements
 
-  constructor (sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       insert: s(`INSERT INTO drift_checks (started_at, finished_at, checked, drifted, unchecked, error)
@@ -15,12 +16,16 @@ export class SqliteDriftCheckStore implements DriftCheckStore {
     }
   }
 
-  record (run: DriftCheckRun): void {
-    this.statements.insert.run({ ...run, startedAt: run.startedAt.getTime(), finishedAt: run.finishedAt.getTime() })
+  async record (run: DriftCheckRun): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.insert.run({ ...run, startedAt: run.startedAt.getTime(), finishedAt: run.finishedAt.getTime() })
+    })
   }
 
-  latest (): DriftCheckRun | undefined {
-    const row = this.statements.latest.get() as (Omit<DriftCheckRun, 'startedAt' | 'finishedAt'> & { startedAt: number, finishedAt: number }) | undefined
-    return row === undefined ? undefined : { ...row, startedAt: new Date(row.startedAt), finishedAt: new Date(row.finishedAt) }
+  async latest (): Promise<DriftCheckRun | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.latest.get() as (Omit<DriftCheckRun, 'startedAt' | 'finishedAt'> & { startedAt: number, finishedAt: number }) | undefined
+      return row === undefined ? undefined : { ...row, startedAt: new Date(row.startedAt), finishedAt: new Date(row.finishedAt) }
+    })
   }
 }

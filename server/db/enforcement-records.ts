@@ -1,6 +1,6 @@
-import type Sqlite from 'better-sqlite3'
 import type { Clock } from '../domain/clock.ts'
 import type { EnforcementRecord, EnforcementRecords, ProviderName } from '../domain/provider.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 /**
  * What a directory's switch was before the portal first flipped it, per user and provider
@@ -9,7 +9,8 @@ import type { EnforcementRecord, EnforcementRecords, ProviderName } from '../dom
 export class SqliteEnforcementRecords implements EnforcementRecords {
   private readonly statements
 
-  constructor (sqlite: Sqlite.Database, private readonly clock: Clock) {
+  constructor (private readonly access: SqliteAccess, private readonly clock: Clock) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       get: s('SELECT found_state AS found, set_state AS "set" FROM directory_enforcement_records WHERE user_id = ? AND provider = ?'),
@@ -20,15 +21,19 @@ export class SqliteEnforcementRecords implements EnforcementRecords {
     }
   }
 
-  get (provider: ProviderName, userId: string): EnforcementRecord | undefined {
-    return this.statements.get.get(userId, provider) as EnforcementRecord | undefined
+  async get (provider: ProviderName, userId: string): Promise<EnforcementRecord | undefined> {
+    return await this.access.run(() => this.statements.get.get(userId, provider) as EnforcementRecord | undefined)
   }
 
-  put (provider: ProviderName, userId: string, record: EnforcementRecord): void {
-    this.statements.put.run({ userId, provider, found: record.found, set: record.set, now: this.clock.now().getTime() })
+  async put (provider: ProviderName, userId: string, record: EnforcementRecord): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.put.run({ userId, provider, found: record.found, set: record.set, now: this.clock.now().getTime() })
+    })
   }
 
-  forget (provider: ProviderName, userId: string): void {
-    this.statements.forget.run(userId, provider)
+  async forget (provider: ProviderName, userId: string): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.forget.run(userId, provider)
+    })
   }
 }

@@ -1,4 +1,3 @@
-import type Sqlite from 'better-sqlite3'
 import type { CampaignStore } from '../domain/campaigns.ts'
 import type { CampaignOutlook } from '../domain/dry-run.ts'
 import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
@@ -6,17 +5,28 @@ import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
 import { encodeWords } from '../domain/stored-words.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 const DAY_MS = 86_400_000
 // The user's current job, when it waits to be tried again after a provider error (queued, with an error recorded).
 const WAITING_JOB = `LEFT JOIN enforcement_jobs j ON j.user_id = s.user_id AND j.action = s.desired AND j.deadline_version = s.deadline_version
           AND j.status = 'queued' AND j.last_error IS NOT NULL`
 
+const DUE_BATCH = 1000
+
+type DueRow = { userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }
+type DueRecord = Omit<DueRow, 'deadline' | 'retryAt'> & { deadline: number | null, retryAt: number | null }
+
+function dueRow (row: DueRecord): DueRow {
+  return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), retryAt: row.retryAt === null ? null : new Date(row.retryAt) }
+}
+
 /** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
 export class SqliteEngineStore implements EngineStore {
   private readonly statements
 
-  constructor (private readonly sqlite: Sqlite.Database, private readonly campaigns: Pick<CampaignStore, 'list'>) {
+  constructor (private readonly access: SqliteAccess, private readonly campaigns: Pick<CampaignStore, 'list'>) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
@@ -44,11 +54,13 @@ export class SqliteEngineStore implements EngineStore {
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
       // Two index range scans on (desired, deadline), no ORDER BY: one streaming pass, however many are due.
       // A job waiting after a provider error (one lookup on the job key each) says when it is tried again.
-      due: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline, j.next_attempt_at AS retryAt
-        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'relax'
-        UNION ALL
-        SELECT s.user_id, u.email, s.desired, s.deadline_version, s.campaign_id, s.state, s.deadline, j.next_attempt_at
-        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'enforce' AND s.deadline <= @now`),
+      // Read in keyset batches (a statement left open between awaits would hold the connection): the relax range
+      // by user, then the enforce range by deadline and user.
+      dueRelax: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline, j.next_attempt_at AS retryAt
+        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'relax' AND s.user_id > @after ORDER BY s.user_id LIMIT @limit`),
+      dueEnforce: s(`SELECT s.user_id AS userId, u.email, s.desired AS action, s.deadline_version AS deadlineVersion, s.campaign_id AS campaignId, s.state, s.deadline, j.next_attempt_at AS retryAt
+        FROM user_states s JOIN users u ON u.id = s.user_id ${WAITING_JOB} WHERE s.desired = 'enforce' AND s.deadline <= @now AND (s.deadline, s.user_id) > (@deadline, @after)
+        ORDER BY s.deadline, s.user_id LIMIT @limit`),
       dueCounts: s(`SELECT 'relax' AS action, campaign_id AS campaignId, count(*) AS count FROM user_states WHERE desired = 'relax' GROUP BY campaign_id
         UNION ALL
         SELECT 'enforce', campaign_id, count(*) FROM user_states WHERE desired = 'enforce' AND deadline <= @now GROUP BY campaign_id`),
@@ -114,39 +126,45 @@ export class SqliteEngineStore implements EngineStore {
     }
   }
 
-  activeCampaigns (): Campaign[] {
-    return this.campaigns.list()
+  async activeCampaigns (): Promise<Campaign[]> {
+    return await this.access.run(() => {
+      return this.campaigns.list()
+    })
   }
 
-  userIdsAfter (cursor: string | null, limit: number): string[] {
-    return (cursor === null ? this.statements.userIdsFirst.all(limit) : this.statements.userIdsAfter.all(cursor, limit)) as string[]
+  async userIdsAfter (cursor: string | null, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return (cursor === null ? this.statements.userIdsFirst.all(limit) : this.statements.userIdsAfter.all(cursor, limit)) as string[]
+    })
   }
 
-  facts (userId: string): UserFacts | undefined {
-    const row = this.statements.user.get(userId) as {
-      id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
-      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
-    } | undefined
-    if (row === undefined) return undefined
-    const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
-    return {
-      userId: row.id,
-      email: row.email,
-      externalId: row.externalId,
-      provider: row.provider,
-      privileged: row.privileged === 1,
-      disabled: row.disabled === 1,
-      targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
-      groups: row.groups === null ? [] : row.groups.split('\u001f'),
-      firstSeenAt: new Date(row.firstSeenAt),
-      directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
-      exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
-      extensions: this.statements.extensions.all(userId) as Extension[],
-      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      trouble: this.trouble(userId),
-      driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
-    }
+  async facts (userId: string): Promise<UserFacts | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.user.get(userId) as {
+        id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
+        privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
+      } | undefined
+      if (row === undefined) return undefined
+      const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
+      return {
+        userId: row.id,
+        email: row.email,
+        externalId: row.externalId,
+        provider: row.provider,
+        privileged: row.privileged === 1,
+        disabled: row.disabled === 1,
+        targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
+        groups: row.groups === null ? [] : row.groups.split('\u001f'),
+        firstSeenAt: new Date(row.firstSeenAt),
+        directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
+        methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+        exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
+        extensions: this.statements.extensions.all(userId) as Extension[],
+        enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+        trouble: this.trouble(userId),
+        driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
+      }
+    })
   }
 
   private trouble (userId: string): JobTrouble | null {
@@ -157,126 +175,183 @@ export class SqliteEngineStore implements EngineStore {
     return null
   }
 
-  state (userId: string): StoredState | undefined {
+  async state (userId: string): Promise<StoredState | undefined> {
+    return await this.access.run(() => this.stateNow(userId))
+  }
+
+  private stateNow (userId: string): StoredState | undefined {
     const row = this.statements.state.get(userId) as { state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null, campaignId: string | null, softBlockAt: number | null } | undefined
     return row === undefined
       ? undefined
       : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
   }
 
-  saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave: number | null = null): void {
-    this.sqlite.transaction(() => {
-      const before = this.state(userId)
-      this.statements.upsertState.run({ userId, state: derived.state, reason: derived.reason, reasonWords: encodeWords(derived.words), deadline: deadline?.getTime() ?? null, campaignId, desired: derived.desiredEnforcement, softBlockAt: softBlockAt?.getTime() ?? null, wave, now: now.getTime() })
-      if (before?.state !== derived.state) this.statements.transition.run(userId, before?.state ?? null, derived.state, derived.reason, now.getTime())
-    }).immediate()
+  async saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave: number | null = null): Promise<void> {
+    return await this.access.run(() => {
+      this.access.sqlite.transaction(() => {
+        const before = this.stateNow(userId)
+        this.statements.upsertState.run({ userId, state: derived.state, reason: derived.reason, reasonWords: encodeWords(derived.words), deadline: deadline?.getTime() ?? null, campaignId, desired: derived.desiredEnforcement, softBlockAt: softBlockAt?.getTime() ?? null, wave, now: now.getTime() })
+        if (before?.state !== derived.state) this.statements.transition.run(userId, before?.state ?? null, derived.state, derived.reason, now.getTime())
+      }).immediate()
+    })
   }
 
-  * due (now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }> {
-    for (const row of this.statements.due.iterate({ now: now.getTime() }) as Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: number | null, retryAt: number | null }>) {
-      yield { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), retryAt: row.retryAt === null ? null : new Date(row.retryAt) }
+  async * due (now: Date): AsyncIterable<DueRow> {
+    for (let after = ''; ;) {
+      const rows = await this.access.run(() => this.statements.dueRelax.all({ after, limit: DUE_BATCH }) as DueRecord[])
+      yield * rows.map(dueRow)
+      if (rows.length < DUE_BATCH) break
+      after = rows[rows.length - 1].userId
+    }
+    for (let deadline = -Infinity, after = ''; ;) {
+      const rows = await this.access.run(() => this.statements.dueEnforce.all({ now: now.getTime(), deadline: Number.isFinite(deadline) ? deadline : Number.MIN_SAFE_INTEGER, after, limit: DUE_BATCH }) as DueRecord[])
+      yield * rows.map(dueRow)
+      if (rows.length < DUE_BATCH) return
+      const last = rows[rows.length - 1]
+      deadline = last.deadline ?? Number.MIN_SAFE_INTEGER
+      after = last.userId
     }
   }
 
-  overdueInAfter (campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }> {
-    const rows = this.statements.overdueIn.all({ campaignId, cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: number | null }>
-    return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+  async overdueInAfter (campaignId: string, cursor: string | null, now: Date, limit: number): Promise<Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>> {
+    return await this.access.run(() => {
+      const rows = this.statements.overdueIn.all({ campaignId, cursor: cursor ?? '', now: now.getTime(), limit }) as Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: number | null }>
+      return rows.map((row) => ({ ...row, deadline: row.deadline === null ? null : new Date(row.deadline) }))
+    })
   }
 
-  campaignUserIdsAfter (campaignId: string, cursor: string | null, limit: number): string[] {
-    return this.statements.inCampaign.all({ campaignId, cursor: cursor ?? '', limit }) as string[]
+  async campaignUserIdsAfter (campaignId: string, cursor: string | null, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.inCampaign.all({ campaignId, cursor: cursor ?? '', limit }) as string[]
+    })
   }
 
-  enforcedAfter (cursor: string | null, limit: number): string[] {
-    return this.statements.enforced.all({ cursor: cursor ?? '', limit }) as string[]
+  async enforcedAfter (cursor: string | null, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.enforced.all({ cursor: cursor ?? '', limit }) as string[]
+    })
   }
 
-  lapsedAfter (cursor: string | null, now: Date, limit: number): string[] {
-    return this.statements.lapsed.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as string[]
+  async lapsedAfter (cursor: string | null, now: Date, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.lapsed.all({ cursor: cursor ?? '', now: now.getTime(), limit }) as string[]
+    })
   }
 
-  unassessedAfter (cursor: string | null, limit: number): string[] {
-    return this.statements.unassessed.all({ cursor: cursor ?? '', limit }) as string[]
+  async unassessedAfter (cursor: string | null, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.unassessed.all({ cursor: cursor ?? '', limit }) as string[]
+    })
   }
 
-  dueCounts (now: Date): Array<{ action: JobAction, campaignId: string | null, count: number }> {
-    return this.statements.dueCounts.all({ now: now.getTime() }) as Array<{ action: JobAction, campaignId: string | null, count: number }>
+  async dueCounts (now: Date): Promise<Array<{ action: JobAction, campaignId: string | null, count: number }>> {
+    return await this.access.run(() => {
+      return this.statements.dueCounts.all({ now: now.getTime() }) as Array<{ action: JobAction, campaignId: string | null, count: number }>
+    })
   }
 
-  enqueueDue (now: Date): number {
-    return this.statements.enqueueDue.run({ now: now.getTime() }).changes
+  async enqueueDue (now: Date): Promise<number> {
+    return await this.access.run(() => {
+      return this.statements.enqueueDue.run({ now: now.getTime() }).changes
+    })
   }
 
-  claim (owner: string, limit: number, leaseMs: number, now: Date): Job[] {
-    const jobs: Job[] = []
-    for (let i = 0; i < limit; i++) {
-      const job = this.statements.claimOne.get({ owner, leaseUntil: now.getTime() + leaseMs, now: now.getTime() }) as Job | undefined
-      if (job === undefined) break
-      jobs.push(job)
-    }
-    return jobs
+  async claim (owner: string, limit: number, leaseMs: number, now: Date): Promise<Job[]> {
+    return await this.access.run(() => {
+      const jobs: Job[] = []
+      for (let i = 0; i < limit; i++) {
+        const job = this.statements.claimOne.get({ owner, leaseUntil: now.getTime() + leaseMs, now: now.getTime() }) as Job | undefined
+        if (job === undefined) break
+        jobs.push(job)
+      }
+      return jobs
+    })
   }
 
-  complete (jobId: string, owner: string, now: Date): boolean {
-    return this.statements.complete.run(now.getTime(), jobId, owner).changes === 1
+  async complete (jobId: string, owner: string, now: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.complete.run(now.getTime(), jobId, owner).changes === 1
+    })
   }
 
-  retryLater (jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): void {
-    this.statements.retry.run(error, nextAttemptAt.getTime(), now.getTime(), jobId, owner)
+  async retryLater (jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.retry.run(error, nextAttemptAt.getTime(), now.getTime(), jobId, owner)
+    })
   }
 
-  failForGood (jobId: string, owner: string, error: string, now: Date): void {
-    this.statements.fail.run(error, now.getTime(), jobId, owner)
+  async failForGood (jobId: string, owner: string, error: string, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.fail.run(error, now.getTime(), jobId, owner)
+    })
   }
 
-  atomically<T> (work: () => T): T {
-    return this.sqlite.transaction(work).immediate()
+  async atomically<T> (work: () => Promise<T>): Promise<T> {
+    return await this.access.transaction(work)
   }
 
-  setEnforcedAt (userId: string, at: Date | null): void {
-    this.statements.setEnforced.run(at?.getTime() ?? null, userId)
+  async setEnforcedAt (userId: string, at: Date | null): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.setEnforced.run(at?.getTime() ?? null, userId)
+    })
   }
 
-  setDriftFlagged (userId: string, at: Date | null): void {
-    this.statements.setDriftFlagged.run(at?.getTime() ?? null, userId)
+  async setDriftFlagged (userId: string, at: Date | null): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.setDriftFlagged.run(at?.getTime() ?? null, userId)
+    })
   }
 
-  supersede (jobId: string, owner: string, now: Date): boolean {
-    return this.statements.supersede.run(now.getTime(), jobId, owner).changes === 1
+  async supersede (jobId: string, owner: string, now: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.supersede.run(now.getTime(), jobId, owner).changes === 1
+    })
   }
 
-  markGoneFromDirectory (userId: string, now: Date): void {
-    this.statements.markGone.run(now.getTime(), userId)
+  async markGoneFromDirectory (userId: string, now: Date): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.markGone.run(now.getTime(), userId)
+    })
   }
 
-  retryWaitingNow (provider: string, now: Date): string[] {
-    return this.statements.retryWaiting.all({ provider, now: now.getTime() }) as string[]
+  async retryWaitingNow (provider: string, now: Date): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.retryWaiting.all({ provider, now: now.getTime() }) as string[]
+    })
   }
 
-  supersedeFailed (userId: string, now: Date): number {
-    return this.statements.supersedeFailed.run(now.getTime(), userId).changes
+  async supersedeFailed (userId: string, now: Date): Promise<number> {
+    return await this.access.run(() => {
+      return this.statements.supersedeFailed.run(now.getTime(), userId).changes
+    })
   }
 
-  supersedeFailedInCampaign (campaignId: string, now: Date): string[] {
-    return this.statements.supersedeFailedIn.all({ campaignId, now: now.getTime() }) as string[]
+  async supersedeFailedInCampaign (campaignId: string, now: Date): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.supersedeFailedIn.all({ campaignId, now: now.getTime() }) as string[]
+    })
   }
 
-  failedAttentionAfter (cursor: string | null, limit: number): string[] {
-    return this.statements.failedAttention.all({ cursor: cursor ?? '', limit }) as string[]
+  async failedAttentionAfter (cursor: string | null, limit: number): Promise<string[]> {
+    return await this.access.run(() => {
+      return this.statements.failedAttention.all({ cursor: cursor ?? '', limit }) as string[]
+    })
   }
 
-  campaignOutlook (campaign: Campaign, now: Date): CampaignOutlook {
-    const rows = this.statements.outlook.all({
-      campaignId: campaign.id, now: now.getTime(), startsAt: campaign.startsAt.getTime(), deadline: campaign.deadline.getTime(), windowMs: campaign.newUserWindowDays * DAY_MS
-    }) as Array<{ state: UserState, n: number, inWindow: number | null, windowEnds: number | null, ahead: number | null, nextAhead: number | null }>
-    const outlook: CampaignOutlook = { byState: {}, inWindow: { count: 0, until: null }, ahead: { count: 0, next: null } }
-    for (const row of rows) {
-      outlook.byState[row.state] = row.n
-      outlook.inWindow.count += row.inWindow ?? 0
-      outlook.ahead.count += row.ahead ?? 0
-      if (row.windowEnds !== null && (outlook.inWindow.until === null || row.windowEnds > outlook.inWindow.until.getTime())) outlook.inWindow.until = new Date(row.windowEnds)
-      if (row.nextAhead !== null && (outlook.ahead.next === null || row.nextAhead < outlook.ahead.next.getTime())) outlook.ahead.next = new Date(row.nextAhead)
-    }
-    return outlook
+  async campaignOutlook (campaign: Campaign, now: Date): Promise<CampaignOutlook> {
+    return await this.access.run(() => {
+      const rows = this.statements.outlook.all({
+        campaignId: campaign.id, now: now.getTime(), startsAt: campaign.startsAt.getTime(), deadline: campaign.deadline.getTime(), windowMs: campaign.newUserWindowDays * DAY_MS
+      }) as Array<{ state: UserState, n: number, inWindow: number | null, windowEnds: number | null, ahead: number | null, nextAhead: number | null }>
+      const outlook: CampaignOutlook = { byState: {}, inWindow: { count: 0, until: null }, ahead: { count: 0, next: null } }
+      for (const row of rows) {
+        outlook.byState[row.state] = row.n
+        outlook.inWindow.count += row.inWindow ?? 0
+        outlook.ahead.count += row.ahead ?? 0
+        if (row.windowEnds !== null && (outlook.inWindow.until === null || row.windowEnds > outlook.inWindow.until.getTime())) outlook.inWindow.until = new Date(row.windowEnds)
+        if (row.nextAhead !== null && (outlook.ahead.next === null || row.nextAhead < outlook.ahead.next.getTime())) outlook.ahead.next = new Date(row.nextAhead)
+      }
+      return outlook
+    })
   }
 }

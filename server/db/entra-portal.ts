@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type Sqlite from 'better-sqlite3'
 import type { Clock } from '../domain/clock.ts'
 import type { EntraEnrollmentStore, OathCleanup, PendingOath } from '../domain/entra-enrollment.ts'
 import type { EntraPhoneStore, EntraPhoneUser } from '../domain/entra-phones.ts'
 import { providerSeedBinding } from './provider-enrollments.ts'
 import type { Sealer } from './sealing.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 const KIND = 'entra_oath'
 /** A token the portal set out to create, kept until it is seen activated or removed (device_id = its serial number). */
@@ -23,7 +23,8 @@ export interface DisabledUserRecord {
 export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
   private readonly statements
 
-  constructor (private readonly sqlite: Sqlite.Database, private readonly sealer: Sealer, private readonly clock: Clock) {
+  constructor (private readonly access: SqliteAccess, private readonly sealer: Sealer, private readonly clock: Clock) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       dropUnfinished: s(`DELETE FROM provider_enrollments WHERE user_id = ? AND provider = 'entra' AND kind = '${KIND}' AND completed_at IS NULL`),
@@ -49,92 +50,122 @@ export class SqliteEntraPortalStore implements EntraEnrollmentStore, EntraPhoneS
     }
   }
 
-  startOath (userId: string, secretBase32: string, expiresAt: Date): PendingOath {
-    const id = randomUUID()
-    this.sqlite.transaction(() => {
-      this.statements.dropUnfinished.run(userId)
-      this.statements.insert.run(id, userId, this.sealer.seal(secretBase32, providerSeedBinding(id)), this.clock.now().getTime(), expiresAt.getTime())
-    }).immediate()
-    return { id, userId, secret: secretBase32, expiresAt }
+  async startOath (userId: string, secretBase32: string, expiresAt: Date): Promise<PendingOath> {
+    return await this.access.run(() => {
+      const id = randomUUID()
+      this.access.sqlite.transaction(() => {
+        this.statements.dropUnfinished.run(userId)
+        this.statements.insert.run(id, userId, this.sealer.seal(secretBase32, providerSeedBinding(id)), this.clock.now().getTime(), expiresAt.getTime())
+      }).immediate()
+      return { id, userId, secret: secretBase32, expiresAt }
+    })
   }
 
-  findOath (userId: string): PendingOath | undefined {
-    const row = this.statements.pending.get(userId) as { id: string, userId: string, sealed: string, expiresAt: number } | undefined
-    return row === undefined ? undefined : { id: row.id, userId: row.userId, secret: this.sealer.open(row.sealed, providerSeedBinding(row.id)), expiresAt: new Date(row.expiresAt) }
+  async findOath (userId: string): Promise<PendingOath | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.pending.get(userId) as { id: string, userId: string, sealed: string, expiresAt: number } | undefined
+      return row === undefined ? undefined : { id: row.id, userId: row.userId, secret: this.sealer.open(row.sealed, providerSeedBinding(row.id)), expiresAt: new Date(row.expiresAt) }
+    })
   }
 
-  claimOath (id: string, at: Date): boolean {
-    return this.statements.claim.run(at.getTime(), id).changes === 1
+  async claimOath (id: string, at: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.claim.run(at.getTime(), id).changes === 1
+    })
   }
 
-  releaseOath (id: string): void {
-    this.statements.release.run(id)
+  async releaseOath (id: string): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.release.run(id)
+    })
   }
 
-  completeOath (id: string, deviceId: string): void {
-    this.statements.complete.run(deviceId, id)
+  async completeOath (id: string, deviceId: string): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.complete.run(deviceId, id)
+    })
   }
 
-  setProviderMethods (userId: string, kinds: readonly string[]): void {
-    this.statements.setMethods.run(JSON.stringify(kinds), this.clock.now().getTime(), userId)
+  async setProviderMethods (userId: string, kinds: readonly string[]): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.setMethods.run(JSON.stringify(kinds), this.clock.now().getTime(), userId)
+    })
   }
 
-  entraUsersWithPhones (): Array<EntraPhoneUser & { externalId: string, phone: string }> {
-    return (this.statements.withPhones.all() as Array<PhoneUserRow & { externalId: string, phone: string }>).map((row) => ({ ...row, privileged: row.privileged === 1 }))
+  async entraUsersWithPhones (): Promise<Array<EntraPhoneUser & { externalId: string, phone: string }>> {
+    return await this.access.run(() => {
+      return (this.statements.withPhones.all() as Array<PhoneUserRow & { externalId: string, phone: string }>).map((row) => ({ ...row, privileged: row.privileged === 1 }))
+    })
   }
 
-  entraUsersByExternalId (externalIds: readonly string[]): Map<string, EntraPhoneUser> {
-    const found = new Map<string, EntraPhoneUser>()
-    for (const externalId of new Set(externalIds)) {
-      const row = this.statements.byExternal.get(externalId) as PhoneUserRow | undefined
-      if (row !== undefined) found.set(externalId, { userId: row.userId, email: row.email, privileged: row.privileged === 1, role: row.role })
-    }
-    return found
+  async entraUsersByExternalId (externalIds: readonly string[]): Promise<Map<string, EntraPhoneUser>> {
+    return await this.access.run(() => {
+      const found = new Map<string, EntraPhoneUser>()
+      for (const externalId of new Set(externalIds)) {
+        const row = this.statements.byExternal.get(externalId) as PhoneUserRow | undefined
+        if (row !== undefined) found.set(externalId, { userId: row.userId, email: row.email, privileged: row.privileged === 1, role: row.role })
+      }
+      return found
+    })
   }
 
-  recordOathCleanup (userId: string, serialNumber: string, dueAt: Date): string {
-    const id = randomUUID()
-    this.statements.insertCleanup.run(id, userId, serialNumber, this.clock.now().getTime(), dueAt.getTime())
-    return id
+  async recordOathCleanup (userId: string, serialNumber: string, dueAt: Date): Promise<string> {
+    return await this.access.run(() => {
+      const id = randomUUID()
+      this.statements.insertCleanup.run(id, userId, serialNumber, this.clock.now().getTime(), dueAt.getTime())
+      return id
+    })
   }
 
-  forgetOathCleanup (id: string): void {
-    this.statements.forgetCleanup.run(id)
+  async forgetOathCleanup (id: string): Promise<void> {
+    return await this.access.run(() => {
+      this.statements.forgetCleanup.run(id)
+    })
   }
 
-  dueOathCleanups (now: Date, limit: number): OathCleanup[] {
-    const rows = this.statements.dueCleanups.all(now.getTime(), limit) as Array<Omit<OathCleanup, 'dueAt'> & { dueAt: number }>
-    return rows.map((row) => ({ ...row, dueAt: new Date(row.dueAt) }))
+  async dueOathCleanups (now: Date, limit: number): Promise<OathCleanup[]> {
+    return await this.access.run(() => {
+      const rows = this.statements.dueCleanups.all(now.getTime(), limit) as Array<Omit<OathCleanup, 'dueAt'> & { dueAt: number }>
+      return rows.map((row) => ({ ...row, dueAt: new Date(row.dueAt) }))
+    })
   }
 
-  postponeOathCleanup (entry: OathCleanup, until: Date): boolean {
-    return this.statements.postponeCleanup.run(until.getTime(), entry.id, entry.dueAt.getTime()).changes === 1
+  async postponeOathCleanup (entry: OathCleanup, until: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.postponeCleanup.run(until.getTime(), entry.id, entry.dueAt.getTime()).changes === 1
+    })
   }
 
-  purgeUnfinishedOath (before: Date): number {
-    return this.statements.purgeUnfinished.run(before.getTime()).changes
+  async purgeUnfinishedOath (before: Date): Promise<number> {
+    return await this.access.run(() => {
+      return this.statements.purgeUnfinished.run(before.getTime()).changes
+    })
   }
 
   /**
    * Disabled Entra users the portal knows, with the methods it holds for them and when those were read while the
    * account was disabled (users.provider_attributes), so a sync reads each of them once, not every run.
    */
-  disabledUserRecords (externalIds: readonly string[]): Map<string, DisabledUserRecord> {
-    const found = new Map<string, DisabledUserRecord>()
-    for (const externalId of new Set(externalIds)) {
-      const row = this.statements.disabledUser.get(externalId) as { methods: string, readAt: unknown, unrecognised: unknown } | undefined
-      if (row === undefined) continue
-      found.set(externalId, {
-        methods: JSON.parse(row.methods) as string[],
-        readAt: typeof row.readAt === 'string' ? row.readAt : null,
-        unrecognisedMethods: typeof row.unrecognised === 'string' ? row.unrecognised : null
-      })
-    }
-    return found
+  async disabledUserRecords (externalIds: readonly string[]): Promise<Map<string, DisabledUserRecord>> {
+    return await this.access.run(() => {
+      const found = new Map<string, DisabledUserRecord>()
+      for (const externalId of new Set(externalIds)) {
+        const row = this.statements.disabledUser.get(externalId) as { methods: string, readAt: unknown, unrecognised: unknown } | undefined
+        if (row === undefined) continue
+        found.set(externalId, {
+          methods: JSON.parse(row.methods) as string[],
+          readAt: typeof row.readAt === 'string' ? row.readAt : null,
+          unrecognisedMethods: typeof row.unrecognised === 'string' ? row.unrecognised : null
+        })
+      }
+      return found
+    })
   }
 
   /** The portal user synced from Entra with this object id (the unique (provider, external_id) index). */
-  userIdByObjectId (objectId: string): string | undefined {
-    return (this.statements.byExternal.get(objectId) as { userId: string } | undefined)?.userId
+  async userIdByObjectId (objectId: string): Promise<string | undefined> {
+    return await this.access.run(() => {
+      return (this.statements.byExternal.get(objectId) as { userId: string } | undefined)?.userId
+    })
   }
 }

@@ -1,30 +1,36 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, isNull } from 'drizzle-orm'
 import type { RecoveryNotice, RecoveryNoticeStore } from '../domain/recovery-codes.ts'
-import type { Db } from './connection.ts'
 import { recoveryCodeNotices } from './schema.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 type Row = typeof recoveryCodeNotices.$inferSelect
 
 /** The "This wasn't me" links of recovery-code e-mails; tokens only as keyed hashes. */
 export class SqliteRecoveryNoticeStore implements RecoveryNoticeStore {
-  constructor (private readonly db: Db) {}
+  constructor (private readonly access: SqliteAccess) {}
 
-  create (notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): RecoveryNotice {
-    const row = this.db.insert(recoveryCodeNotices).values({
-      id: randomUUID(), userId: notice.userId, tokenHash: notice.tokenHash, usedCodeAt: notice.usedCodeAt.getTime(), expiresAt: notice.expiresAt.getTime()
-    }).returning().get()
-    return toNotice(row)
+  async create (notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): Promise<RecoveryNotice> {
+    return await this.access.run(() => {
+      const row = this.access.db.insert(recoveryCodeNotices).values({
+        id: randomUUID(), userId: notice.userId, tokenHash: notice.tokenHash, usedCodeAt: notice.usedCodeAt.getTime(), expiresAt: notice.expiresAt.getTime()
+      }).returning().get()
+      return toNotice(row)
+    })
   }
 
-  findByTokenHash (tokenHash: string): RecoveryNotice | undefined {
-    const row = this.db.select().from(recoveryCodeNotices).where(eq(recoveryCodeNotices.tokenHash, tokenHash)).get()
-    return row === undefined ? undefined : toNotice(row)
+  async findByTokenHash (tokenHash: string): Promise<RecoveryNotice | undefined> {
+    return await this.access.run(() => {
+      const row = this.access.db.select().from(recoveryCodeNotices).where(eq(recoveryCodeNotices.tokenHash, tokenHash)).get()
+      return row === undefined ? undefined : toNotice(row)
+    })
   }
 
-  claim (id: string, at: Date): boolean {
-    return this.db.update(recoveryCodeNotices).set({ usedAt: at.getTime() })
-      .where(and(eq(recoveryCodeNotices.id, id), isNull(recoveryCodeNotices.usedAt))).run().changes === 1
+  async claim (id: string, at: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.access.db.update(recoveryCodeNotices).set({ usedAt: at.getTime() })
+        .where(and(eq(recoveryCodeNotices.id, id), isNull(recoveryCodeNotices.usedAt))).run().changes === 1
+    })
   }
 }
 

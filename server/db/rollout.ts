@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import type Sqlite from 'better-sqlite3'
 import type { BreakerCounts, BreakerSignal } from '../domain/breaker.ts'
 import type { CampaignPause, PauseFigures, RolloutStore, WaveProgress } from '../domain/rollout-guard.ts'
 import type { UserState } from '../domain/states.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 /** The audit actions the breaker counts. */
 const FLIPPED = 'enforcement.enforced'
@@ -23,7 +23,8 @@ const FLIPPED_USER = "(SELECT enforced_at FROM users WHERE id = a.subject_user_i
 export class SqliteRolloutStore implements RolloutStore {
   private readonly statements
 
-  constructor (sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     const s = (sql: string) => sqlite.prepare(sql)
     this.statements = {
       idRange: s('SELECT min(id) AS low, max(id) AS high FROM audit_events'),
@@ -49,15 +50,17 @@ export class SqliteRolloutStore implements RolloutStore {
     }
   }
 
-  breakerCounts (since: Date, until: Date): Map<string, BreakerCounts> {
-    const result = new Map<string, BreakerCounts>()
-    const fromId = this.firstIdAtOrAfter(since.toISOString())
-    if (fromId === null) return result
-    const rows = this.statements.counts.all({ fromId, until: until.toISOString() }) as Array<{ campaignId: string } & Record<keyof BreakerCounts, number | null>>
-    for (const row of rows) {
-      result.set(row.campaignId, { flipped: row.flipped ?? 0, failures: row.failures ?? 0, passes: row.passes ?? 0, resets: row.resets ?? 0, notMe: row.notMe ?? 0 })
-    }
-    return result
+  async breakerCounts (since: Date, until: Date): Promise<Map<string, BreakerCounts>> {
+    return await this.access.run(() => {
+      const result = new Map<string, BreakerCounts>()
+      const fromId = this.firstIdAtOrAfter(since.toISOString())
+      if (fromId === null) return result
+      const rows = this.statements.counts.all({ fromId, until: until.toISOString() }) as Array<{ campaignId: string } & Record<keyof BreakerCounts, number | null>>
+      for (const row of rows) {
+        result.set(row.campaignId, { flipped: row.flipped ?? 0, failures: row.failures ?? 0, passes: row.passes ?? 0, resets: row.resets ?? 0, notMe: row.notMe ?? 0 })
+      }
+      return result
+    })
   }
 
   /** The first audit id at or after `at` (ISO time), or null when every event is older. */
@@ -75,32 +78,40 @@ export class SqliteRolloutStore implements RolloutStore {
     return lo > high ? null : lo
   }
 
-  pause (campaignId: string, at: Date, signal: BreakerSignal, figures: PauseFigures): CampaignPause | undefined {
-    const id = randomUUID()
-    const inserted = this.statements.pause.run({ id, campaignId, at: at.getTime(), signal, figures: JSON.stringify(figures) }).changes === 1
-    return inserted ? { id, campaignId, pausedAt: at, signal, figures, resumedAt: null, resumedBy: null, resumeReason: null } : undefined
+  async pause (campaignId: string, at: Date, signal: BreakerSignal, figures: PauseFigures): Promise<CampaignPause | undefined> {
+    return await this.access.run(() => {
+      const id = randomUUID()
+      const inserted = this.statements.pause.run({ id, campaignId, at: at.getTime(), signal, figures: JSON.stringify(figures) }).changes === 1
+      return inserted ? { id, campaignId, pausedAt: at, signal, figures, resumedAt: null, resumedBy: null, resumeReason: null } : undefined
+    })
   }
 
-  resume (campaignId: string, at: Date, by: string | null, reason: string): CampaignPause | undefined {
-    const row = this.statements.resume.get({ campaignId, at: at.getTime(), by, reason }) as {
-      id: string, campaignId: string, pausedAt: number, signal: BreakerSignal, figures: string, resumedAt: number, resumedBy: string | null, resumeReason: string
-    } | undefined
-    if (row === undefined) return undefined
-    return { ...row, pausedAt: new Date(row.pausedAt), resumedAt: new Date(row.resumedAt), figures: JSON.parse(row.figures) as PauseFigures }
+  async resume (campaignId: string, at: Date, by: string | null, reason: string): Promise<CampaignPause | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.resume.get({ campaignId, at: at.getTime(), by, reason }) as {
+        id: string, campaignId: string, pausedAt: number, signal: BreakerSignal, figures: string, resumedAt: number, resumedBy: string | null, resumeReason: string
+      } | undefined
+      if (row === undefined) return undefined
+      return { ...row, pausedAt: new Date(row.pausedAt), resumedAt: new Date(row.resumedAt), figures: JSON.parse(row.figures) as PauseFigures }
+    })
   }
 
-  startWave (campaignId: string, wave: number, at: Date, by: string | null): boolean {
-    return this.statements.startWave.run(campaignId, wave, at.getTime(), by).changes === 1
+  async startWave (campaignId: string, wave: number, at: Date, by: string | null): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.statements.startWave.run(campaignId, wave, at.getTime(), by).changes === 1
+    })
   }
 
-  waveProgress (campaignId: string, now: Date): WaveProgress[] {
-    const byWave = new Map<number, WaveProgress>()
-    for (const row of this.statements.progress.all({ campaignId, now: now.getTime() }) as Array<{ wave: number, state: UserState, n: number, due: number | null }>) {
-      let entry = byWave.get(row.wave)
-      if (entry === undefined) byWave.set(row.wave, entry = { wave: row.wave, byState: {}, due: 0 })
-      entry.byState[row.state] = row.n
-      entry.due += row.due ?? 0
-    }
-    return [...byWave.values()].sort((a, b) => a.wave - b.wave)
+  async waveProgress (campaignId: string, now: Date): Promise<WaveProgress[]> {
+    return await this.access.run(() => {
+      const byWave = new Map<number, WaveProgress>()
+      for (const row of this.statements.progress.all({ campaignId, now: now.getTime() }) as Array<{ wave: number, state: UserState, n: number, due: number | null }>) {
+        let entry = byWave.get(row.wave)
+        if (entry === undefined) byWave.set(row.wave, entry = { wave: row.wave, byState: {}, due: 0 })
+        entry.byState[row.state] = row.n
+        entry.due += row.due ?? 0
+      }
+      return [...byWave.values()].sort((a, b) => a.wave - b.wave)
+    })
   }
 }

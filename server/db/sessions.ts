@@ -1,6 +1,6 @@
-import type Sqlite from 'better-sqlite3'
+import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
-import type { SessionRevoker } from '../domain/users.ts'
+import type { SessionStore } from '../domain/users.ts'
 
 /** What a signed-in session carries besides @fastify/session's own fields. */
 export interface SessionAuth {
@@ -29,17 +29,18 @@ type StoredSession = object & { auth?: SessionAuth }
  * A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
  * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
  */
-export class SqliteSessionStore implements SessionRevoker {
+export class SqliteSessionStore implements SessionStore {
   private readonly selectOne
   private readonly upsert
   private readonly remove
   private readonly removeForUser
 
   constructor (
-    private readonly sqlite: Sqlite.Database,
+    private readonly access: SqliteAccess,
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
+    const { sqlite } = access
     // Read on every request: the row as an array (no per-row object with named keys to build).
     this.selectOne = sqlite.prepare<[string], [data: string, expiresAt: number, userId: string | null]>(
       'SELECT data, expires_at, user_id FROM sessions WHERE sid = ?').raw(true)
@@ -50,48 +51,35 @@ export class SqliteSessionStore implements SessionRevoker {
   }
 
   get (sid: string, callback: Callback<StoredSession | null>): void {
-    try {
+    this.access.run(() => {
       const row = this.selectOne.get(sid)
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
-      if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) {
-        callback(null, null)
-        return
-      }
-      callback(null, JSON.parse(row[0]) as StoredSession)
-    } catch (err) {
-      callback(err as Error)
-    }
+      if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) return null
+      return JSON.parse(row[0]) as StoredSession
+    }).then((session) => { callback(null, session) }, (err: unknown) => { callback(err as Error) })
   }
 
   set (sid: string, session: StoredSession, callback: Callback): void {
-    try {
+    this.access.run(() => {
       const auth = session.auth
       const now = this.clock.now().getTime()
       const expiresAt = auth === undefined
         ? now + this.timeouts.idleMs
         : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs, auth.passUntil ?? Infinity)
       this.upsert.run(sid, auth?.userId ?? null, JSON.stringify(session), expiresAt)
-      callback()
-    } catch (err) {
-      callback(err as Error)
-    }
+    }).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
   }
 
   destroy (sid: string, callback: Callback): void {
-    try {
-      this.remove.run(sid)
-      callback()
-    } catch (err) {
-      callback(err as Error)
-    }
+    this.access.run(() => this.remove.run(sid)).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
   }
 
-  revokeAllFor (userId: string): number {
-    return this.removeForUser.run(userId).changes
+  async revokeAllFor (userId: string): Promise<number> {
+    return await this.access.run(() => this.removeForUser.run(userId).changes)
   }
 
-  purgeExpired (): number {
-    return this.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.clock.now().getTime()).changes
+  async purgeExpired (): Promise<number> {
+    return await this.access.run(() => this.access.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.clock.now().getTime()).changes)
   }
 }

@@ -1,5 +1,5 @@
-import type Sqlite from 'better-sqlite3'
 import type { PhoneHolder, SmsSunsetStore } from '../domain/sms-sunset.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 // The campaign's users (by the deadline the engine last derived) holding a phone in the portal or at their directory.
 // Which of them the sunset affects is the domain's rule (methods.ts), applied to the kinds read here.
@@ -31,38 +31,47 @@ export class SqliteSmsSunsetStore implements SmsSunsetStore {
   private readonly insertRun
   private readonly insertReminder
 
-  constructor (sqlite: Sqlite.Database) {
+  constructor (private readonly access: SqliteAccess) {
+    const { sqlite } = access
     this.holders = sqlite.prepare(HOLDERS)
     this.run = sqlite.prepare('SELECT 1 FROM sms_sunset_runs WHERE campaign_id = ? AND sunset_at = ?').pluck()
     this.insertRun = sqlite.prepare('INSERT INTO sms_sunset_runs (campaign_id, sunset_at, applied_at, users, dropped) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
     this.insertReminder = sqlite.prepare('INSERT INTO sms_sunset_reminders (user_id, campaign_id, sunset_at, offset_days, sent_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
   }
 
-  phoneHoldersAfter (campaignId: string, cursor: string | null, limit: number): PhoneHolder[] {
-    const rows = this.holders.all({ campaignId, cursor: cursor ?? '', limit }) as Row[]
-    return rows.map((row) => ({
-      userId: row.userId,
-      email: row.email,
-      displayName: row.displayName,
-      locale: row.locale,
-      timeZone: row.timeZone,
-      provider: row.provider,
-      privileged: row.privileged === 1,
-      portalMethods: row.portalMethods === null ? [] : row.portalMethods.split(','),
-      providerMethods: JSON.parse(row.providerMethods) as string[],
-      recoveryCodes: row.recoveryCodes
-    }))
+  async phoneHoldersAfter (campaignId: string, cursor: string | null, limit: number): Promise<PhoneHolder[]> {
+    return await this.access.run(() => {
+      const rows = this.holders.all({ campaignId, cursor: cursor ?? '', limit }) as Row[]
+      return rows.map((row) => ({
+        userId: row.userId,
+        email: row.email,
+        displayName: row.displayName,
+        locale: row.locale,
+        timeZone: row.timeZone,
+        provider: row.provider,
+        privileged: row.privileged === 1,
+        portalMethods: row.portalMethods === null ? [] : row.portalMethods.split(','),
+        providerMethods: JSON.parse(row.providerMethods) as string[],
+        recoveryCodes: row.recoveryCodes
+      }))
+    })
   }
 
-  hasRun (campaignId: string, sunsetAt: Date): boolean {
-    return this.run.get(campaignId, sunsetAt.getTime()) !== undefined
+  async hasRun (campaignId: string, sunsetAt: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.run.get(campaignId, sunsetAt.getTime()) !== undefined
+    })
   }
 
-  recordRun (campaignId: string, sunsetAt: Date, at: Date, users: number, dropped: number): boolean {
-    return this.insertRun.run(campaignId, sunsetAt.getTime(), at.getTime(), users, dropped).changes === 1
+  async recordRun (campaignId: string, sunsetAt: Date, at: Date, users: number, dropped: number): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.insertRun.run(campaignId, sunsetAt.getTime(), at.getTime(), users, dropped).changes === 1
+    })
   }
 
-  claimReminder (userId: string, campaignId: string, sunsetAt: Date, offsetDays: number, at: Date): boolean {
-    return this.insertReminder.run(userId, campaignId, sunsetAt.getTime(), offsetDays, at.getTime()).changes === 1
+  async claimReminder (userId: string, campaignId: string, sunsetAt: Date, offsetDays: number, at: Date): Promise<boolean> {
+    return await this.access.run(() => {
+      return this.insertReminder.run(userId, campaignId, sunsetAt.getTime(), offsetDays, at.getTime()).changes === 1
+    })
   }
 }

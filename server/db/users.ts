@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import type Sqlite from 'better-sqlite3'
 import { and, count, eq, gt, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
 import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../domain/users.ts'
-import type { Db } from './connection.ts'
 import { userGroups, users } from './schema.ts'
+import type { SqliteAccess } from './sqlite-access.ts'
 
 type UserRow = typeof users.$inferSelect
 
@@ -34,112 +33,137 @@ export class SqliteUserStore implements UserStore {
   private readonly byEmail
   private readonly groupsOf
 
-  constructor (private readonly db: Db, private readonly clock: Clock) {
-    // openDatabase makes the Db with drizzle(sqlite), which exposes the connection as $client.
-    const sqlite = (db as Db & { $client: Sqlite.Database }).$client
+  constructor (private readonly access: SqliteAccess, private readonly clock: Clock) {
+    const { db, sqlite } = access
     this.byId = sqlite.prepare<[string], UserWithGroupsRow>(`${USER_WITH_GROUPS} WHERE id = ?`).raw(true)
     this.byEmail = sqlite.prepare<[string], UserWithGroupsRow>(`${USER_WITH_GROUPS} WHERE email = ?`).raw(true)
     this.groupsOf = db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, sql.placeholder('id'))).prepare()
   }
 
-  findById (id: string): User | undefined {
+  async findById (id: string): Promise<User | undefined> {
+    return await this.access.run(() => this.findByIdNow(id))
+  }
+
+  private findByIdNow (id: string): User | undefined {
     const row = this.byId.get(id)
     return row === undefined ? undefined : this.withGroupsToUser(row)
   }
 
-  findByEmail (email: string): User | undefined {
-    const row = this.byEmail.get(email)
-    return row === undefined ? undefined : this.withGroupsToUser(row)
-  }
-
-  create (input: NewUser): User {
-    const now = this.clock.now().getTime()
-    const id = randomUUID()
-    this.db.transaction((tx) => {
-      tx.insert(users).values({
-        id,
-        email: input.email,
-        displayName: input.displayName,
-        role: input.role ?? 'user',
-        passwordHash: input.passwordHash ?? null,
-        phone: input.phone ?? null,
-        privileged: input.privileged ?? false,
-        firstSeenAt: now,
-        createdAt: now,
-        updatedAt: now
-      }).run()
-      for (const groupName of input.groups ?? []) tx.insert(userGroups).values({ userId: id, groupName }).run()
+  async findByEmail (email: string): Promise<User | undefined> {
+    return await this.access.run(() => {
+      const row = this.byEmail.get(email)
+      return row === undefined ? undefined : this.withGroupsToUser(row)
     })
-    return this.findById(id) as User
   }
 
-  setRole (id: string, role: Role): void {
-    this.db.update(users).set({ role, updatedAt: this.clock.now().getTime() }).where(eq(users.id, id)).run()
+  async create (input: NewUser): Promise<User> {
+    return await this.access.run(() => {
+      const now = this.clock.now().getTime()
+      const id = randomUUID()
+      this.access.db.transaction((tx) => {
+        tx.insert(users).values({
+          id,
+          email: input.email,
+          displayName: input.displayName,
+          role: input.role ?? 'user',
+          passwordHash: input.passwordHash ?? null,
+          phone: input.phone ?? null,
+          privileged: input.privileged ?? false,
+          firstSeenAt: now,
+          createdAt: now,
+          updatedAt: now
+        }).run()
+        for (const groupName of input.groups ?? []) tx.insert(userGroups).values({ userId: id, groupName }).run()
+      })
+      return this.findByIdNow(id)!
+    })
   }
 
-  enforcedAt (userId: string): Date | null {
-    const row = this.db.select({ at: users.enforcedAt }).from(users).where(eq(users.id, userId)).get()
-    return row?.at == null ? null : new Date(row.at)
+  async setRole (id: string, role: Role): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.update(users).set({ role, updatedAt: this.clock.now().getTime() }).where(eq(users.id, id)).run()
+    })
   }
 
-  setEnforcedAt (userId: string, at: Date | null): void {
-    this.db.update(users).set({ enforcedAt: at?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  async enforcedAt (userId: string): Promise<Date | null> {
+    return await this.access.run(() => {
+      const row = this.access.db.select({ at: users.enforcedAt }).from(users).where(eq(users.id, userId)).get()
+      return row?.at == null ? null : new Date(row.at)
+    })
   }
 
-  listByRole (role: Role): User[] {
-    return this.db.select().from(users).where(and(eq(users.role, role), eq(users.disabled, false))).all().map((row) => this.toUser(row))
+  async setEnforcedAt (userId: string, at: Date | null): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.update(users).set({ enforcedAt: at?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+    })
   }
 
-  upsertDirectoryUsers (rows: DirectoryUser[]): { created: number, updated: number } {
-    const now = this.clock.now().getTime()
-    let created = 0
-    let updated = 0
-    this.db.transaction((tx) => {
-      for (const row of rows) {
-        const existing = tx.select({ id: users.id }).from(users).where(eq(users.email, row.email)).get()
-        let id: string
-        if (existing === undefined) {
-          id = randomUUID()
-          tx.insert(users).values({
-            id, email: row.email, displayName: row.displayName, phone: row.phone, privileged: row.privileged,
-            firstSeenAt: now, createdAt: now, updatedAt: now
-          }).run()
-          created++
-        } else {
-          id = existing.id
-          tx.update(users).set({ displayName: row.displayName, phone: row.phone, privileged: row.privileged, updatedAt: now })
-            .where(eq(users.id, id)).run()
-          tx.delete(userGroups).where(eq(userGroups.userId, id)).run()
-          updated++
+  async listByRole (role: Role): Promise<User[]> {
+    return await this.access.run(() => {
+      return this.access.db.select().from(users).where(and(eq(users.role, role), eq(users.disabled, false))).all().map((row) => this.toUser(row))
+    })
+  }
+
+  async upsertDirectoryUsers (rows: DirectoryUser[]): Promise<{ created: number, updated: number }> {
+    return await this.access.run(() => {
+      const now = this.clock.now().getTime()
+      let created = 0
+      let updated = 0
+      this.access.db.transaction((tx) => {
+        for (const row of rows) {
+          const existing = tx.select({ id: users.id }).from(users).where(eq(users.email, row.email)).get()
+          let id: string
+          if (existing === undefined) {
+            id = randomUUID()
+            tx.insert(users).values({
+              id, email: row.email, displayName: row.displayName, phone: row.phone, privileged: row.privileged,
+              firstSeenAt: now, createdAt: now, updatedAt: now
+            }).run()
+            created++
+          } else {
+            id = existing.id
+            tx.update(users).set({ displayName: row.displayName, phone: row.phone, privileged: row.privileged, updatedAt: now })
+              .where(eq(users.id, id)).run()
+            tx.delete(userGroups).where(eq(userGroups.userId, id)).run()
+            updated++
+          }
+          for (const groupName of row.groups) tx.insert(userGroups).values({ userId: id, groupName }).run()
         }
-        for (const groupName of row.groups) tx.insert(userGroups).values({ userId: id, groupName }).run()
-      }
+      })
+      return { created, updated }
     })
-    return { created, updated }
   }
 
-  search (prefix: string, after: string | null, limit: number): UserSummary[] {
-    const term = prefix.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)
-    // Emails are stored lower-case, so their prefix is an index range; names are matched on any word.
-    return this.db.select({ id: users.id, email: users.email, displayName: users.displayName, role: users.role, provider: users.provider, disabled: users.disabled })
-      .from(users)
-      .where(and(
-        sql`(${users.email} LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${'% ' + term + '%'} ESCAPE '\\')`,
-        after === null ? undefined : gt(users.email, after)
-      ))
-      .orderBy(users.email).limit(limit).all()
+  async search (prefix: string, after: string | null, limit: number): Promise<UserSummary[]> {
+    return await this.access.run(() => {
+      const term = prefix.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)
+      // Emails are stored lower-case, so their prefix is an index range; names are matched on any word.
+      return this.access.db.select({ id: users.id, email: users.email, displayName: users.displayName, role: users.role, provider: users.provider, disabled: users.disabled })
+        .from(users)
+        .where(and(
+          sql`(${users.email} LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${term + '%'} ESCAPE '\\' OR lower(${users.displayName}) LIKE ${'% ' + term + '%'} ESCAPE '\\')`,
+          after === null ? undefined : gt(users.email, after)
+        ))
+        .orderBy(users.email).limit(limit).all()
+    })
   }
 
-  setReenrollUntil (userId: string, until: Date | null): void {
-    this.db.update(users).set({ reenrollUntil: until?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  async setReenrollUntil (userId: string, until: Date | null): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.update(users).set({ reenrollUntil: until?.getTime() ?? null, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+    })
   }
 
-  setPreferences (userId: string, preferences: { locale?: string | null, timeZone?: string | null }): void {
-    this.db.update(users).set({ ...preferences, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+  async setPreferences (userId: string, preferences: { locale?: string | null, timeZone?: string | null }): Promise<void> {
+    return await this.access.run(() => {
+      this.access.db.update(users).set({ ...preferences, updatedAt: this.clock.now().getTime() }).where(eq(users.id, userId)).run()
+    })
   }
 
-  count (): number {
-    return this.db.select({ n: count() }).from(users).get()?.n ?? 0
+  async count (): Promise<number> {
+    return await this.access.run(() => {
+      return this.access.db.select({ n: count() }).from(users).get()?.n ?? 0
+    })
   }
 
   private withGroupsToUser (row: UserWithGroupsRow): User {

@@ -116,7 +116,7 @@ export async function listDueAccessKeys (dueUsers: Iterable<DueUser>, source: Ac
 export class CampaignAccessKeys {
   constructor (
     private readonly engine: Pick<EnforcementEngine, 'campaignPlanItems'>,
-    private readonly users: { findById(id: string): User | undefined },
+    private readonly users: { findById(id: string): Promise<User | undefined> },
     private readonly source: () => AccessKeySource | undefined,
     // The adapter's own limit (AWS_IAM_CONCURRENCY) still caps the calls in flight; this keeps it busy.
     private readonly concurrency = 8
@@ -126,15 +126,15 @@ export class CampaignAccessKeys {
   async list (campaign: Pick<Campaign, 'id' | 'armedAt'>): Promise<AccessKeyListing | null> {
     const source = this.source()
     if (source === undefined) return null
-    return await listDueAccessKeys(this.dueAwsUsers(campaign), source, this.concurrency)
+    return await listDueAccessKeys(await this.dueAwsUsers(campaign), source, this.concurrency)
   }
 
   /** The AWS users among a dry run's rows (enforce only: lifting enforcement never blocks a key). */
-  dueUsersOf (items: Iterable<{ userId: string, action: string }>): DueUser[] {
+  async dueUsersOf (items: Iterable<{ userId: string, action: string }> | AsyncIterable<{ userId: string, action: string }>): Promise<DueUser[]> {
     const due: DueUser[] = []
-    for (const item of items) {
+    for await (const item of items) {
       if (item.action !== 'enforce') continue
-      const user = this.users.findById(item.userId)
+      const user = await this.users.findById(item.userId)
       if (user === undefined || user.provider !== 'aws' || user.externalId === null) continue
       due.push({ userId: user.id, email: user.email, provider: user.provider, externalId: user.externalId, userName: user.displayName })
     }
@@ -145,10 +145,10 @@ export class CampaignAccessKeys {
   async listFor (items: Iterable<{ userId: string, action: string }>): Promise<AccessKeyListing | null> {
     const source = this.source()
     if (source === undefined) return null
-    return await listDueAccessKeys(this.dueUsersOf(items), source, this.concurrency)
+    return await listDueAccessKeys(await this.dueUsersOf(items), source, this.concurrency)
   }
 
-  private dueAwsUsers (campaign: Pick<Campaign, 'id' | 'armedAt'>): DueUser[] {
+  private async dueAwsUsers (campaign: Pick<Campaign, 'id' | 'armedAt'>): Promise<DueUser[]> {
     return this.dueUsersOf(this.engine.campaignPlanItems(campaign))
   }
 }

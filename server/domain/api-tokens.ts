@@ -59,17 +59,17 @@ export function tokenStatus (token: Pick<ApiToken, 'expiresAt' | 'revokedAt'>, n
 
 /** Storage port. Only the keyed hash of a token is ever stored. */
 export interface ApiTokenStore {
-  insert(token: ApiToken, tokenHash: string): void
+  insert(token: ApiToken, tokenHash: string): Promise<void>
   /** Newest first. */
-  list(): ApiToken[]
-  find(id: string): ApiToken | undefined
-  findByHash(tokenHash: string): ApiToken | undefined
+  list(): Promise<ApiToken[]>
+  find(id: string): Promise<ApiToken | undefined>
+  findByHash(tokenHash: string): Promise<ApiToken | undefined>
   /** Compare-and-swap: false when the token was already revoked (or does not exist). */
-  revoke(id: string, at: Date): boolean
+  revoke(id: string, at: Date): Promise<boolean>
   /** Records use, unless a use within the last interval was already recorded. */
-  touch(id: string, at: Date, intervalMs: number): void
+  touch(id: string, at: Date, intervalMs: number): Promise<void>
   /** Re-keys a token's hash after an encryption key rotation (see authenticate). */
-  rehash(id: string, tokenHash: string): void
+  rehash(id: string, tokenHash: string): Promise<void>
 }
 
 /** Who is calling the API: the token's identity and what it may do. */
@@ -113,16 +113,16 @@ export class ApiTokenService {
     private readonly clock: Clock
   ) {}
 
-  list (): ApiToken[] {
+  async list (): Promise<ApiToken[]> {
     return this.store.list()
   }
 
-  find (id: string): ApiToken | undefined {
+  async find (id: string): Promise<ApiToken | undefined> {
     return this.store.find(id)
   }
 
   /** Returns the token text, which exists nowhere else afterwards: the caller shows it once. */
-  create (input: NewTokenInput, actor: Actor): { token: ApiToken, secret: string } {
+  async create (input: NewTokenInput, actor: Actor): Promise<{ token: ApiToken, secret: string }> {
     const now = this.clock.now()
     const name = input.name.replace(/\s+/g, ' ').trim()
     const fields: Record<string, string> = {}
@@ -130,7 +130,7 @@ export class ApiTokenService {
     if (name === '' || name.length > TOKEN_NAME_MAX) {
       fields.name = `Give the token a name of up to ${TOKEN_NAME_MAX} characters, such as "HR feed".`
       problems.name = 'name_invalid'
-    } else if (this.store.list().some((t) => t.name === name && tokenStatus(t, now) === 'active')) {
+    } else if ((await this.store.list()).some((t) => t.name === name && tokenStatus(t, now) === 'active')) {
       fields.name = 'An active token already has this name. Choose another, so the audit log can tell them apart.'
       problems.name = 'name_taken'
     }
@@ -157,38 +157,38 @@ export class ApiTokenService {
       lastUsedAt: null,
       revokedAt: null
     }
-    this.store.insert(token, this.hashers[0].hash(secret, HASH_CONTEXT))
-    this.audit.append({
+    await this.store.insert(token, this.hashers[0].hash(secret, HASH_CONTEXT))
+    await this.audit.append({
       action: 'api_token.created', actorId: actor.id, actorLabel: actor.label,
       details: { tokenId: token.id, name, scopes, expiresAt: token.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent
     })
     return { token, secret }
   }
 
-  revoke (id: string, actor: Actor): ApiToken {
-    const token = this.store.find(id)
+  async revoke (id: string, actor: Actor): Promise<ApiToken> {
+    const token = await this.store.find(id)
     if (token === undefined) throw new DomainError('token_not_found', 'There is no such token.')
-    if (!this.store.revoke(id, this.clock.now())) throw new DomainError('token_revoked', 'This token was already revoked.')
-    this.audit.append({
+    if (!await this.store.revoke(id, this.clock.now())) throw new DomainError('token_revoked', 'This token was already revoked.')
+    await this.audit.append({
       action: 'api_token.revoked', actorId: actor.id, actorLabel: actor.label,
       details: { tokenId: id, name: token.name }, ip: actor.ip, userAgent: actor.userAgent
     })
-    return this.store.find(id)!
+    return (await this.store.find(id))!
   }
 
   /**
    * The caller behind a presented token, or `invalid_token`. The lookup is by keyed hash, so no comparison ever
    * runs over the secret itself (nothing for a timing attack to measure).
    */
-  authenticate (presented: string): ApiCaller {
+  async authenticate (presented: string): Promise<ApiCaller> {
     if (!TOKEN_SHAPE.test(presented)) throw new DomainError('invalid_token', 'The bearer token is not valid.')
     let token: ApiToken | undefined
     for (const [index, hasher] of this.hashers.entries()) {
       const hash = hasher.hash(presented, HASH_CONTEXT)
-      token = this.store.findByHash(hash)
+      token = await this.store.findByHash(hash)
       if (token === undefined) continue
       // Found under a key from before a rotation: store it under the current key, so the old key can be dropped.
-      if (index > 0) this.store.rehash(token.id, this.hashers[0].hash(presented, HASH_CONTEXT))
+      if (index > 0) await this.store.rehash(token.id, this.hashers[0].hash(presented, HASH_CONTEXT))
       break
     }
     if (token === undefined) throw new DomainError('invalid_token', 'The bearer token is not valid.')
@@ -197,7 +197,7 @@ export class ApiTokenService {
     if (status === 'revoked') throw new DomainError('invalid_token', 'This token was revoked. Ask an administrator for a new one.', { variant: 'revoked' })
     if (status === 'expired') throw new DomainError('invalid_token', 'This token has expired. Ask an administrator for a new one.', { variant: 'expired' })
     if (token.lastUsedAt === null || now.getTime() - token.lastUsedAt.getTime() >= LAST_USED_INTERVAL_MS) {
-      this.store.touch(token.id, now, LAST_USED_INTERVAL_MS)
+      await this.store.touch(token.id, now, LAST_USED_INTERVAL_MS)
     }
     return { tokenId: token.id, name: token.name, scopes: token.scopes }
   }

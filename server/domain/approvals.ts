@@ -42,18 +42,18 @@ export interface ApprovalListing extends ApprovalRequest {
 
 export interface ApprovalStore {
   /** Stores a new pending request; false when one of the same kind for the same person is already pending. */
-  create(request: ApprovalRequest): boolean
-  find(id: string): ApprovalRequest | undefined
+  create(request: ApprovalRequest): Promise<boolean>
+  find(id: string): Promise<ApprovalRequest | undefined>
   /** Decides a pending, unexpired request (compare-and-swap): false when it was decided or lapsed first. */
-  decide(id: string, status: 'approved' | 'refused' | 'withdrawn', by: string, at: Date): boolean
+  decide(id: string, status: 'approved' | 'refused' | 'withdrawn', by: string, at: Date): Promise<boolean>
   /** Puts an approved request back to pending: carrying it out failed and nothing changed. */
-  reopen(id: string): void
+  reopen(id: string): Promise<void>
   /** Marks every pending request whose time is up as expired and returns them. */
-  expireDue(now: Date): ApprovalRequest[]
-  pending(limit: number): ApprovalListing[]
-  pendingFor(userId: string): ApprovalListing[]
+  expireDue(now: Date): Promise<ApprovalRequest[]>
+  pending(limit: number): Promise<ApprovalListing[]>
+  pendingFor(userId: string): Promise<ApprovalListing[]>
   /** Decided or lapsed requests, latest first. */
-  recent(limit: number): ApprovalListing[]
+  recent(limit: number): Promise<ApprovalListing[]>
 }
 
 /** Carries out an approved request, as the approver (helpdesk and invitation services; bound in the wiring). */
@@ -143,29 +143,29 @@ export class ApprovalService {
   }
 
   /** Administrators who could approve what `requesterId` asks for `userId`: active, and neither of the two. */
-  approversFor (requesterId: string, userId: string): number {
-    return this.users.listByRole('admin').filter((admin) => admin.id !== requesterId && admin.id !== userId).length
+  async approversFor (requesterId: string, userId: string): Promise<number> {
+    return (await this.users.listByRole('admin')).filter((admin) => admin.id !== requesterId && admin.id !== userId).length
   }
 
   /** Records the request (the caller has checked that the actor may act on the user) and tells the other admins. */
   async request (user: User, action: RequestedAction, reason: string, actor: StaffActor): Promise<PendingApproval> {
     if (actor.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can act on privileged accounts.', { variant: 'privileged_admins_only' })
-    this.expireDue()
+    await this.expireDue()
     const now = this.clock.now()
     const request: ApprovalRequest = {
       id: randomUUID(), userId: user.id, action, reason, requestedBy: actor.id, requestedAt: now,
       expiresAt: new Date(now.getTime() + this.settings.requestLifetimeMs), status: 'pending', decidedBy: null, decidedAt: null
     }
-    if (!this.store.create(request)) {
+    if (!await this.store.create(request)) {
       throw new DomainError('approval_pending', `A request for ${KIND_WORDS[action.kind]} for ${user.displayName} is already waiting for a second administrator. Approve, refuse or withdraw it on the Approvals page first.`, { kind: action.kind, name: user.displayName })
     }
-    this.audit.append({
+    await this.audit.append({
       action: 'approval.requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
       details: { requestId: request.id, ...action, reason, expiresAt: request.expiresAt.toISOString() },
       ip: actor.ip, userAgent: actor.userAgent
     })
     await this.tellApprovers(user, request, actor)
-    return { pendingApproval: this.store.pendingFor(user.id).find((r) => r.id === request.id)!, approvers: this.approversFor(actor.id, user.id) }
+    return { pendingApproval: (await this.store.pendingFor(user.id)).find((r) => r.id === request.id)!, approvers: await this.approversFor(actor.id, user.id) }
   }
 
   /**
@@ -173,14 +173,14 @@ export class ApprovalService {
    * approvals at once carry it out once; if carrying it out fails, nothing has changed and the request waits again.
    */
   async approve (id: string, approver: StaffActor): Promise<{ request: ApprovalRequest, outcome: ApprovalOutcome }> {
-    const request = this.decidable(id, approver)
+    const request = await this.decidable(id, approver)
     if (request.requestedBy === approver.id) {
       throw new DomainError('approval_own_request', 'You asked for this yourself, so a different administrator must approve it. That is the two-person rule.')
     }
     const now = this.clock.now()
-    if (!this.store.decide(id, 'approved', approver.id, now)) throw decided()
+    if (!await this.store.decide(id, 'approved', approver.id, now)) throw decided()
     const approved: ApprovalRequest = { ...request, status: 'approved', decidedBy: approver.id, decidedAt: now }
-    this.audit.append({
+    await this.audit.append({
       action: 'approval.approved', actorId: approver.id, actorLabel: approver.label, subjectUserId: request.userId,
       details: { requestId: id, kind: request.action.kind, requestedBy: request.requestedBy, reason: request.reason },
       ip: approver.ip, userAgent: approver.userAgent
@@ -188,8 +188,8 @@ export class ApprovalService {
     try {
       return { request: approved, outcome: await this.carryOut(approved, approver) }
     } catch (err) {
-      this.store.reopen(id)
-      this.audit.append({
+      await this.store.reopen(id)
+      await this.audit.append({
         action: 'approval.failed', actorId: approver.id, actorLabel: approver.label, subjectUserId: request.userId,
         details: { requestId: id, kind: request.action.kind, message: (err as Error).message }, ip: approver.ip, userAgent: approver.userAgent
       })
@@ -207,37 +207,37 @@ export class ApprovalService {
   }
 
   /** Refuses a request; the requester refusing their own withdraws it. Either way nothing happens to the account. */
-  refuse (id: string, admin: StaffActor): 'refused' | 'withdrawn' {
-    const request = this.decidable(id, admin)
+  async refuse (id: string, admin: StaffActor): Promise<'refused' | 'withdrawn'> {
+    const request = await this.decidable(id, admin)
     const status = request.requestedBy === admin.id ? 'withdrawn' : 'refused'
-    if (!this.store.decide(id, status, admin.id, this.clock.now())) throw decided()
-    this.audit.append({
+    if (!await this.store.decide(id, status, admin.id, this.clock.now())) throw decided()
+    await this.audit.append({
       action: `approval.${status}`, actorId: admin.id, actorLabel: admin.label, subjectUserId: request.userId,
       details: { requestId: id, kind: request.action.kind, requestedBy: request.requestedBy }, ip: admin.ip, userAgent: admin.userAgent
     })
     return status
   }
 
-  pending (): ApprovalListing[] {
-    this.expireDue()
+  async pending (): Promise<ApprovalListing[]> {
+    await this.expireDue()
     return this.store.pending(LIST_LIMIT)
   }
 
-  pendingFor (userId: string): ApprovalListing[] {
-    this.expireDue()
+  async pendingFor (userId: string): Promise<ApprovalListing[]> {
+    await this.expireDue()
     return this.store.pendingFor(userId)
   }
 
-  recent (limit: number): ApprovalListing[] {
-    this.expireDue()
+  async recent (limit: number): Promise<ApprovalListing[]> {
+    await this.expireDue()
     return this.store.recent(limit)
   }
 
   /** Lapses requests whose time is up, each audited. Run before anything reads or decides requests. */
-  expireDue (): number {
-    const expired = this.store.expireDue(this.clock.now())
+  async expireDue (): Promise<number> {
+    const expired = await this.store.expireDue(this.clock.now())
     for (const request of expired) {
-      this.audit.append({
+      await this.audit.append({
         action: 'approval.expired', actorLabel: 'system', subjectUserId: request.userId,
         details: { requestId: request.id, kind: request.action.kind, requestedBy: request.requestedBy, expiresAt: request.expiresAt.toISOString() }
       })
@@ -246,10 +246,10 @@ export class ApprovalService {
   }
 
   /** A pending request that `admin` may decide: admins only, never about their own account. */
-  private decidable (id: string, admin: StaffActor): ApprovalRequest {
+  private async decidable (id: string, admin: StaffActor): Promise<ApprovalRequest> {
     if (admin.role !== 'admin') throw new DomainError('forbidden', 'Only administrators can decide requests.', { variant: 'decide' })
-    this.expireDue()
-    const request = this.store.find(id)
+    await this.expireDue()
+    const request = await this.store.find(id)
     if (request === undefined) throw new DomainError('approval_not_found', 'There is no such request.')
     if (request.status === 'expired') {
       throw new DomainError('approval_expired', `This request lapsed at ${minute(request.expiresAt)} without a decision. Ask again if it is still needed.`, { expiresAt: request.expiresAt })
@@ -260,7 +260,7 @@ export class ApprovalService {
   }
 
   private async tellApprovers (user: User, request: ApprovalRequest, actor: StaffActor): Promise<void> {
-    const approvers = this.users.listByRole('admin').filter((admin) => admin.id !== actor.id && admin.id !== user.id)
+    const approvers = (await this.users.listByRole('admin')).filter((admin) => admin.id !== actor.id && admin.id !== user.id)
     for (const admin of approvers) {
       try {
         await this.notifier.accountNotice(admin, {
@@ -272,7 +272,7 @@ export class ApprovalService {
           ]
         })
       } catch (err) {
-        this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'approval request', to: admin.id, reason: (err as Error).message } })
+        await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'approval request', to: admin.id, reason: (err as Error).message } })
       }
     }
   }

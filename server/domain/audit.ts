@@ -28,7 +28,7 @@ export interface AuditRecord {
 
 /** The storage port. `append` must read the previous hash and insert atomically. */
 export interface AuditLog {
-  append(entry: AuditEntry): AuditRecord
+  append(entry: AuditEntry): Promise<AuditRecord>
 }
 
 export interface AuditFilter {
@@ -64,18 +64,18 @@ export interface AuditStore extends AuditLog {
   /** Told of every event once it is committed (the anchors count events and publish the chain's head). */
   onAppend(listener: (record: AuditRecord) => void): void
   /** The newest event's number and hash (the chain's head), or undefined for an empty log. */
-  head(): { seq: number, hash: string } | undefined
+  head(): Promise<{ seq: number, hash: string } | undefined>
   /** One event by its number; unreadable when the storage is damaged there. */
-  find(id: number): AuditRecord | UnreadableAuditEvent | undefined
+  find(id: number): Promise<AuditRecord | UnreadableAuditEvent | undefined>
   /** Every event, oldest first, read in batches (verification, exports). */
-  all(): Iterable<AuditRecord | UnreadableAuditEvent>
+  all(): AsyncIterable<AuditRecord | UnreadableAuditEvent>
   /** Keys a chain written before keyed hashes; whether it did anything. */
-  upgradeChain(): boolean
-  search(filter: AuditSearch): { events: AuditSearchRow[], more: boolean }
+  upgradeChain(): Promise<boolean>
+  search(filter: AuditSearch): Promise<{ events: AuditSearchRow[], more: boolean }>
   /** How many events the log holds. */
-  size(): number
+  size(): Promise<number>
   /** Newest first, for pages and timelines. */
-  list(filter?: AuditFilter): AuditRecord[]
+  list(filter?: AuditFilter): Promise<AuditRecord[]>
 }
 
 export const GENESIS_HASH = '0'.repeat(64)
@@ -167,12 +167,12 @@ export type ChainVerdict =
  * unkeyed hash where a keyed one belongs. The newest row must be keyed too: otherwise the whole log may have been
  * rewritten without the key.
  */
-export function verifyChain (rows: Iterable<AuditRecord | UnreadableAuditEvent>, keys: ChainKeyring): ChainVerdict {
+export async function verifyChain (rows: Iterable<AuditRecord | UnreadableAuditEvent> | AsyncIterable<AuditRecord | UnreadableAuditEvent>, keys: ChainKeyring): Promise<ChainVerdict> {
   let prevHash = GENESIS_HASH
   let count = 0
   let keyedFrom: number | null = null
   let last: AuditRecord | null = null
-  for (const row of rows) {
+  for await (const row of rows) {
     if ('unreadable' in row) {
       return { intact: false, count, brokenId: row.id, reason: `it cannot be read: the database file is damaged there (${row.unreadable})` }
     }

@@ -38,26 +38,26 @@ export interface CampaignInput {
 }
 
 export interface CampaignStore {
-  create(input: CampaignInput, createdBy: string | null, now: Date): Campaign
-  find(id: string): Campaign | undefined
+  create(input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign>
+  find(id: string): Promise<Campaign | undefined>
   /** Campaigns not archived, newest first. */
-  list(): Campaign[]
-  setArmed(id: string, armedAt: Date | null, armedBy: string | null, now: Date): void
+  list(): Promise<Campaign[]>
+  setArmed(id: string, armedAt: Date | null, armedBy: string | null, now: Date): Promise<void>
   /** Stores the policy variant an admin confirmed and the access keys they saw; the campaign after the change. */
-  confirmAccessKeys(id: string, review: NonNullable<Campaign['accessKeyReview']>, now: Date): Campaign
-  addExtension(userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): void
-  extensionsFor(userId: string): Array<{ campaignId: string, days: number }>
-  addExemption(userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): void
+  confirmAccessKeys(id: string, review: NonNullable<Campaign['accessKeyReview']>, now: Date): Promise<Campaign>
+  addExtension(userId: string, campaignId: string, days: number, reason: string, approvedBy: string | null, now: Date): Promise<void>
+  extensionsFor(userId: string): Promise<Array<{ campaignId: string, days: number }>>
+  addExemption(userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, createdBy: string | null, now: Date): Promise<void>
   /** What the user's deadline depends on: when they joined (directory creation date, first seen) and privilege. */
-  firstSeenAndPrivilege(userId: string): DeadlineSubject | undefined
+  firstSeenAndPrivilege(userId: string): Promise<DeadlineSubject | undefined>
   /** Clears a drift flag; false when the user had none. */
-  clearDriftFlag(userId: string): boolean
+  clearDriftFlag(userId: string): Promise<boolean>
   /** Replaces a campaign's settings (not its armed state); the stored campaign after the change. */
-  update(id: string, input: CampaignInput, now: Date): Campaign
+  update(id: string, input: CampaignInput, now: Date): Promise<Campaign>
   /** Marks an exemption revoked if it is still in force at `now`; what it was, or undefined when it was not. */
-  revokeExemption(exemptionId: string, now: Date): { userId: string, kind: ExemptionKind, reason: string } | undefined
+  revokeExemption(exemptionId: string, now: Date): Promise<{ userId: string, kind: ExemptionKind, reason: string } | undefined>
   /** Exemptions in force at `now` ('active'), or expired and revoked ones ('ended', most recent first). */
-  listExemptions(status: 'active' | 'ended', now: Date, limit: number): ExemptionRecord[]
+  listExemptions(status: 'active' | 'ended', now: Date, limit: number): Promise<ExemptionRecord[]>
 }
 
 export type ExemptionKind = 'break_glass' | 'service_account' | 'other'
@@ -216,20 +216,20 @@ export class CampaignService {
   ) {}
 
   /** A new campaign starts disarmed: deadlines and reminders run, nothing is flipped until an admin arms it. */
-  create (input: CampaignInput, actor: Actor): Campaign {
+  async create (input: CampaignInput, actor: Actor): Promise<Campaign> {
     validateCampaign(input)
     this.assertSunsetAhead(input.smsSunsetAt ?? null, null)
-    const campaign = this.store.create({ ...withPolicyDefaults(input), name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }, actor.id, this.clock.now())
-    this.audit.append({ action: 'campaign.created', actorId: actor.id, actorLabel: actor.label, details: { campaignId: campaign.id, name: campaign.name, deadline: campaign.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.refreshAll()
+    const campaign = await this.store.create({ ...withPolicyDefaults(input), name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }, actor.id, this.clock.now())
+    await this.audit.append({ action: 'campaign.created', actorId: actor.id, actorLabel: actor.label, details: { campaignId: campaign.id, name: campaign.name, deadline: campaign.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.refreshAll()
     return campaign
   }
 
-  list (): Campaign[] {
+  async list (): Promise<Campaign[]> {
     return this.store.list()
   }
 
-  find (campaignId: string): Campaign | undefined {
+  async find (campaignId: string): Promise<Campaign | undefined> {
     return this.store.find(campaignId)
   }
 
@@ -237,8 +237,8 @@ export class CampaignService {
    * Arms without reading anyone's AWS access keys: for campaigns known to need no such check (tests, scripts that
    * ran it themselves). Admins arm through armChecked.
    */
-  arm (campaignId: string, actor: Actor): void {
-    this.setArmed(campaignId, true, actor)
+  async arm (campaignId: string, actor: Actor): Promise<void> {
+    await this.setArmed(campaignId, true, actor)
   }
 
   /**
@@ -247,19 +247,19 @@ export class CampaignService {
    * arms it without having seen who holds them. Keys that could not be read block arming too.
    */
   async armChecked (campaignId: string, actor: Actor): Promise<void> {
-    const campaign = this.store.find(campaignId)
+    const campaign = await this.store.find(campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     if (campaign.armedAt !== null) return
     const listing = await this.dueAccessKeys(campaign)
     const refusal = listing === null ? null : armingRefusal(campaign, listing)
     if (refusal !== null && listing !== null) {
-      this.audit.append({ action: 'campaign.arming_refused', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, reason: refusal }, ip: actor.ip, userAgent: actor.userAgent })
+      await this.audit.append({ action: 'campaign.arming_refused', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, reason: refusal }, ip: actor.ip, userAgent: actor.userAgent })
       // The same refusal as values, for the reader's language (errors.access_keys_unconfirmed).
       const review = campaign.accessKeyReview
       const unseen = review === null ? 0 : keyIdsOf(listing).filter((id) => !review.keyIds.includes(id)).length
       throw new DomainError('access_keys_unconfirmed', refusal, { unchecked: listing.unchecked, users: listing.users.length, unseen, error: listing.firstError ?? 'no reason given' })
     }
-    this.setArmed(campaignId, true, actor)
+    await this.setArmed(campaignId, true, actor)
   }
 
   /** The active access keys of the AWS users arming the campaign (or its next sweep) would act on; null without AWS. */
@@ -273,7 +273,7 @@ export class CampaignService {
    * is recorded. Audited with who holds keys.
    */
   async confirmAwsPolicy (campaignId: string, variant: AwsPolicyVariant, seenKeyIds: readonly string[], actor: Actor): Promise<Campaign> {
-    const campaign = this.store.find(campaignId)
+    const campaign = await this.store.find(campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     if (!['console_and_api', 'console_only'].includes(variant)) throw new CampaignValidationError({ awsPolicyVariant: { key: 'campaign-form.aws_policy', english: PROBLEMS.aws_policy } })
     const listing = await this.dueAccessKeys(campaign)
@@ -287,8 +287,8 @@ export class CampaignService {
       throw new DomainError('access_keys_changed', `${unseen.length} access key${unseen.length === 1 ? ' was' : 's were'} created since this page was shown. Look at the list again, then confirm.`, { count: unseen.length })
     }
     const now = this.clock.now()
-    const updated = this.store.confirmAccessKeys(campaignId, { variant, keyIds, at: now, by: actor.id }, now)
-    this.audit.append({
+    const updated = await this.store.confirmAccessKeys(campaignId, { variant, keyIds, at: now, by: actor.id }, now)
+    await this.audit.append({
       action: 'campaign.aws_policy_confirmed',
       actorId: actor.id,
       actorLabel: actor.label,
@@ -299,69 +299,69 @@ export class CampaignService {
       ip: actor.ip,
       userAgent: actor.userAgent
     })
-    if (variant !== campaign.awsPolicyVariant) this.engine.refreshAll()
+    if (variant !== campaign.awsPolicyVariant) await this.engine.refreshAll()
     return updated
   }
 
-  disarm (campaignId: string, actor: Actor): void {
-    this.setArmed(campaignId, false, actor)
+  async disarm (campaignId: string, actor: Actor): Promise<void> {
+    await this.setArmed(campaignId, false, actor)
   }
 
   /** Extends one user's deadline within the campaign's budget; needs a reason; never moves it earlier. */
-  extend (userId: string, campaignId: string, days: number, reason: string, actor: Actor): Date {
-    const campaign = this.store.find(campaignId)
+  async extend (userId: string, campaignId: string, days: number, reason: string, actor: Actor): Promise<Date> {
+    const campaign = await this.store.find(campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
-    const subject = this.store.firstSeenAndPrivilege(userId)
+    const subject = await this.store.firstSeenAndPrivilege(userId)
     if (subject === undefined) throw new DomainError('user_not_found', 'No such user.')
     if (!Number.isInteger(days) || days < 1) throw new DomainError('invalid_extension', 'An extension is a whole number of days, at least 1.')
     if (reason.trim().length < 3) throw new DomainError('reason_required', 'Say why the deadline is being extended.', { variant: 'extension' })
-    const current = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
+    const current = campaignDeadline(campaign, subject, await this.store.extensionsFor(userId))
     if (days > current.extensionDaysLeft) {
       throw new DomainError('extension_over_budget', `This campaign allows ${campaign.maxExtensionDays} extra days per person; ${current.extensionDaysLeft} are left for this user.`, { max: campaign.maxExtensionDays, left: current.extensionDaysLeft })
     }
-    this.store.addExtension(userId, campaignId, days, reason.trim(), actor.id, this.clock.now())
-    const after = campaignDeadline(campaign, subject, this.store.extensionsFor(userId))
-    this.audit.append({ action: 'deadline.extended', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { campaignId, days, reason: reason.trim(), from: current.deadline.toISOString(), to: after.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.store.addExtension(userId, campaignId, days, reason.trim(), actor.id, this.clock.now())
+    const after = campaignDeadline(campaign, subject, await this.store.extensionsFor(userId))
+    await this.audit.append({ action: 'deadline.extended', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { campaignId, days, reason: reason.trim(), from: current.deadline.toISOString(), to: after.deadline.toISOString() }, ip: actor.ip, userAgent: actor.userAgent })
     // A new deadline is a fresh start: a failure from before it does not hold the user in attention when it passes.
-    this.engine.clearFailure(userId)
-    this.engine.refreshUser(userId)
+    await this.engine.clearFailure(userId)
+    await this.engine.refreshUser(userId)
     return after.deadline
   }
 
   /** Exempts a user. Service accounts and "other" need an expiry; break-glass accounts need a passkey (else attention). */
-  exempt (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, actor: Actor): void {
+  async exempt (userId: string, exemption: { kind: 'break_glass' | 'service_account' | 'other', reason: string, owner: string, expiresAt: Date | null }, actor: Actor): Promise<void> {
     if (exemption.reason.trim().length < 3) throw new DomainError('reason_required', 'Say why this account is exempt.', { variant: 'exemption' })
     if (exemption.owner.trim() === '') throw new DomainError('owner_required', 'Name the person responsible for this account.')
     if (exemption.kind !== 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt <= this.clock.now())) {
       throw new DomainError('expiry_required', 'Exemptions other than break-glass accounts need an expiry date in the future.')
     }
-    if (this.store.firstSeenAndPrivilege(userId) === undefined) throw new DomainError('user_not_found', 'No such user.')
-    this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
-    this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.clearFailure(userId)
-    this.engine.refreshUser(userId)
+    if (await this.store.firstSeenAndPrivilege(userId) === undefined) throw new DomainError('user_not_found', 'No such user.')
+    await this.store.addExemption(userId, { ...exemption, reason: exemption.reason.trim(), owner: exemption.owner.trim() }, actor.id, this.clock.now())
+    await this.audit.append({ action: 'exemption.added', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { kind: exemption.kind, reason: exemption.reason.trim(), owner: exemption.owner.trim(), expiresAt: exemption.expiresAt?.toISOString() ?? null }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.clearFailure(userId)
+    await this.engine.refreshUser(userId)
   }
 
   /**
    * Changes a campaign's settings (armed or not; arming stays a separate, deliberate step). Audited with the
    * fields that changed; every user's deadline and state is re-derived. An edit that changes nothing records nothing.
    */
-  update (campaignId: string, input: CampaignInput, actor: Actor): { campaign: Campaign, changed: string[] } {
-    const before = this.store.find(campaignId)
+  async update (campaignId: string, input: CampaignInput, actor: Actor): Promise<{ campaign: Campaign, changed: string[] }> {
+    const before = await this.store.find(campaignId)
     if (before === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     const normalised = { ...withPolicyDefaults(input, before), waves: input.waves === undefined ? before.waves : input.waves, breaker: input.breaker ?? before.breaker, name: input.name.trim(), reminderOffsets: [...new Set(input.reminderOffsets)].sort((a, b) => b - a) }
     validateCampaign(normalised)
     this.assertSunsetAhead(normalised.smsSunsetAt ?? null, before.smsSunsetAt)
     const changes = campaignChanges(before, normalised)
     if (Object.keys(changes).length === 0) return { campaign: before, changed: [] }
-    const after = this.store.update(campaignId, normalised, this.clock.now())
-    this.audit.append({ action: 'campaign.updated', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: after.name, changes }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.refreshAll()
+    const after = await this.store.update(campaignId, normalised, this.clock.now())
+    await this.audit.append({ action: 'campaign.updated', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: after.name, changes }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.refreshAll()
     return { campaign: after, changed: Object.keys(changes) }
   }
 
   /** Exemptions in force now, or those that ended (expired or revoked), for admins to review. */
-  exemptions (status: 'active' | 'ended', limit = 200): ExemptionRecord[] {
+  async exemptions (status: 'active' | 'ended', limit = 200): Promise<ExemptionRecord[]> {
     return this.store.listExemptions(status, this.clock.now(), limit)
   }
 
@@ -369,19 +369,19 @@ export class CampaignService {
    * Ends an exemption now: audited, and the user's state re-derived (their campaign deadline applies again, and a
    * failure from before the exemption no longer holds them back, so a passed deadline is enforced at the next sweep).
    */
-  revokeExemption (exemptionId: string, actor: Actor): void {
-    const revoked = this.store.revokeExemption(exemptionId, this.clock.now())
+  async revokeExemption (exemptionId: string, actor: Actor): Promise<void> {
+    const revoked = await this.store.revokeExemption(exemptionId, this.clock.now())
     if (revoked === undefined) throw new DomainError('exemption_not_active', 'This exemption has already ended or does not exist.')
-    this.audit.append({ action: 'exemption.revoked', actorId: actor.id, actorLabel: actor.label, subjectUserId: revoked.userId, details: { exemptionId, kind: revoked.kind, reason: revoked.reason }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.clearFailure(revoked.userId)
-    this.engine.refreshUser(revoked.userId)
+    await this.audit.append({ action: 'exemption.revoked', actorId: actor.id, actorLabel: actor.label, subjectUserId: revoked.userId, details: { exemptionId, kind: revoked.kind, reason: revoked.reason }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.clearFailure(revoked.userId)
+    await this.engine.refreshUser(revoked.userId)
   }
 
   /** After flagged drift, an admin decides to put enforcement back: the next sweep re-applies it. */
-  reapplyAfterDrift (userId: string, actor: Actor): void {
-    if (!this.store.clearDriftFlag(userId)) throw new DomainError('no_drift', 'This user has no flagged drift to act on.')
-    this.audit.append({ action: 'enforcement.drift_reapply_approved', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.refreshUser(userId)
+  async reapplyAfterDrift (userId: string, actor: Actor): Promise<void> {
+    if (!await this.store.clearDriftFlag(userId)) throw new DomainError('no_drift', 'This user has no flagged drift to act on.')
+    await this.audit.append({ action: 'enforcement.drift_reapply_approved', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.refreshUser(userId)
   }
 
   /**
@@ -394,14 +394,14 @@ export class CampaignService {
     if (sunsetAt < today) throw new CampaignValidationError({ smsSunsetAt: { key: 'campaign-form.sms_sunset_past', english: 'The date text messages stop counting must be today or later.' } })
   }
 
-  private setArmed (campaignId: string, armed: boolean, actor: Actor): void {
-    const campaign = this.store.find(campaignId)
+  private async setArmed (campaignId: string, armed: boolean, actor: Actor): Promise<void> {
+    const campaign = await this.store.find(campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     if ((campaign.armedAt !== null) === armed) return
-    this.store.setArmed(campaignId, armed ? this.clock.now() : null, armed ? actor.id : null, this.clock.now())
+    await this.store.setArmed(campaignId, armed ? this.clock.now() : null, armed ? actor.id : null, this.clock.now())
     // Arming is a deliberate fresh start: failures from before it was disarmed are tried again by the next sweep.
-    const retried = armed ? this.engine.clearCampaignFailures(campaignId) : 0
-    this.audit.append({ action: armed ? 'campaign.armed' : 'campaign.disarmed', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, ...(retried > 0 ? { failuresRetried: retried } : {}) }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.refreshAll()
+    const retried = armed ? await this.engine.clearCampaignFailures(campaignId) : 0
+    await this.audit.append({ action: armed ? 'campaign.armed' : 'campaign.disarmed', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, ...(retried > 0 ? { failuresRetried: retried } : {}) }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.refreshAll()
   }
 }

@@ -51,13 +51,13 @@ export interface ComplianceRow extends Omit<ComplianceFacts, 'campaignId'> {
 
 /** Storage port: users in id order (keyset pages), with their methods and state, never all at once. */
 export interface ComplianceStore {
-  factsAfter(cursor: string | null, limit: number): ComplianceFacts[]
-  factsFor(userId: string): ComplianceFacts | undefined
+  factsAfter(cursor: string | null, limit: number): Promise<ComplianceFacts[]>
+  factsFor(userId: string): Promise<ComplianceFacts | undefined>
 }
 
 export interface PolicySource {
   /** The campaigns in force, each with its method policy (read once per page). */
-  campaigns(): Array<MethodPolicy & { id: string }>
+  campaigns(): Promise<Array<MethodPolicy & { id: string }>>
   /** The policy for users no campaign targets. */
   defaultPolicy: MethodPolicy
 }
@@ -180,10 +180,10 @@ export class ComplianceService {
   ) {}
 
   /** Up to `limit` rows after `cursor` (a user id), and the cursor of the next page (null on the last). */
-  page (cursor: string | null, limit: number): { rows: ComplianceRow[], next: string | null } {
+  async page (cursor: string | null, limit: number): Promise<{ rows: ComplianceRow[], next: string | null }> {
     const size = Math.max(1, Math.min(limit, COMPLIANCE_PAGE_MAX))
-    const policyOf = this.policyLookup()
-    const facts = this.store.factsAfter(cursor, size)
+    const policyOf = await this.policyLookup()
+    const facts = await this.store.factsAfter(cursor, size)
     const now = this.clock.now()
     return {
       rows: facts.map((f) => complianceRow(f, policyOf(f.campaignId), now)),
@@ -192,30 +192,30 @@ export class ComplianceService {
   }
 
   /** Every row, page by page: memory stays flat however many users there are. */
-  * rows (batchSize = COMPLIANCE_PAGE_MAX): Generator<ComplianceRow> {
+  async * rows (batchSize = COMPLIANCE_PAGE_MAX): AsyncGenerator<ComplianceRow> {
     let cursor: string | null = null
     for (;;) {
-      const { rows, next } = this.page(cursor, batchSize)
+      const { rows, next } = await this.page(cursor, batchSize)
       yield * rows
       if (next === null) return
       cursor = next
     }
   }
 
-  row (userId: string): ComplianceRow | undefined {
-    const facts = this.store.factsFor(userId)
-    return facts === undefined ? undefined : complianceRow(facts, this.policyLookup()(facts.campaignId), this.clock.now())
+  async row (userId: string): Promise<ComplianceRow | undefined> {
+    const facts = await this.store.factsFor(userId)
+    return facts === undefined ? undefined : complianceRow(facts, (await this.policyLookup())(facts.campaignId), this.clock.now())
   }
 
-  summary (): ComplianceSummary {
+  async summary (): Promise<ComplianceSummary> {
     const tally = new ComplianceTally()
-    for (const row of this.rows()) tally.add(row)
+    for await (const row of this.rows()) tally.add(row)
     return tally.result(this.clock.now())
   }
 
   /** The campaign behind the deadline decides what qualifies, as in the engine; archived or none: the default. */
-  private policyLookup (): (campaignId: string | null) => MethodPolicy {
-    const byId = new Map(this.policies.campaigns().map((c) => [c.id, c]))
+  private async policyLookup (): Promise<(campaignId: string | null) => MethodPolicy> {
+    const byId = new Map((await this.policies.campaigns()).map((c) => [c.id, c]))
     return (campaignId) => (campaignId === null ? undefined : byId.get(campaignId)) ?? this.policies.defaultPolicy
   }
 }

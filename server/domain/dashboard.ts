@@ -69,21 +69,21 @@ export interface RolloutSnapshot {
 
 export interface DashboardStore {
   /** Users per state, plus users no state has been derived for yet. */
-  stateCounts(): { counts: StateCounts, unassessed: number }
-  methodCounts(): MethodKindCount[]
-  providerCounts(): ProviderCount[]
+  stateCounts(): Promise<{ counts: StateCounts, unassessed: number }>
+  methodCounts(): Promise<MethodKindCount[]>
+  providerCounts(): Promise<ProviderCount[]>
   /** The first `limit` users needing attention, oldest first. */
-  attention(limit: number): AttentionUser[]
+  attention(limit: number): Promise<AttentionUser[]>
   /** Users whose current job waits to be retried after a provider error: how many, and the `limit` due first. */
-  retrying(limit: number): { total: number, first: RetryingUser[] }
+  retrying(limit: number): Promise<{ total: number, first: RetryingUser[] }>
   /** Users in one state, a page at a time (keyset on an opaque cursor). */
-  usersInState(state: UserState, after: number | null, limit: number): StateListRow[]
+  usersInState(state: UserState, after: number | null, limit: number): Promise<StateListRow[]>
   /** Daily snapshots from `fromDay` (inclusive), oldest first. */
-  snapshots(fromDay: string): RolloutSnapshot[]
+  snapshots(fromDay: string): Promise<RolloutSnapshot[]>
   /** Records today's counts by state once (the first call of a UTC day wins); true when it wrote one. */
-  takeSnapshot(now: Date): boolean
+  takeSnapshot(now: Date): Promise<boolean>
   /** Daily snapshots of each wave of a campaign in waves (written with takeSnapshot), by wave, oldest first. */
-  waveSnapshots(campaignId: string, fromDay: string): Map<number, RolloutSnapshot[]>
+  waveSnapshots(campaignId: string, fromDay: string): Promise<Map<number, RolloutSnapshot[]>>
 }
 
 export function emptyStateCounts (): StateCounts {

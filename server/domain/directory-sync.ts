@@ -90,19 +90,19 @@ export function directoryUserName (provider: string, externalId: string, display
 }
 
 export interface DirectorySyncStore {
-  begin(provider: string, now: Date): number
+  begin(provider: string, now: Date): Promise<number>
   /**
    * Inserts or updates by (provider, external id), else by one of the record's former ids (rewriting it). A portal
    * account with the same email is adopted only where adoptionRefusal allows it; an email held by any other
    * account is a conflict and nothing is written.
    */
-  upsert(provider: string, record: DirectoryRecord, now: Date): UpsertResult
+  upsert(provider: string, record: DirectoryRecord, now: Date): Promise<UpsertResult>
   /** Whether (provider, external id) is already known (disabled accounts are only updated, never created). */
-  exists(provider: string, externalId: string): boolean
+  exists(provider: string, externalId: string): Promise<boolean>
   /** Marks users of the provider not seen since `since` as disabled (gone from the directory); returns their ids. */
-  disableUnseen(provider: string, since: Date): string[]
-  finish(id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error' | 'adopted' | 'conflicts'>, now: Date): void
-  latest(provider: string): SyncRun | undefined
+  disableUnseen(provider: string, since: Date): Promise<string[]>
+  finish(id: number, result: Pick<SyncRun, 'status' | 'seen' | 'created' | 'updated' | 'skipped' | 'registrationSource' | 'error' | 'adopted' | 'conflicts'>, now: Date): Promise<void>
+  latest(provider: string): Promise<SyncRun | undefined>
 }
 
 export interface SyncReport extends Omit<SyncRun, 'id' | 'provider' | 'startedAt' | 'finishedAt' | 'status'> {
@@ -149,7 +149,7 @@ export class DirectorySyncService {
   async sync (provider: IdentityProvider, actor: { id: string | null, label: string } = { id: null, label: 'sync' }): Promise<SyncReport> {
     if (provider.name === 'local') throw new DomainError('not_a_directory', 'The local provider has no directory to sync.')
     const startedAt = this.clock.now()
-    const runId = this.store.begin(provider.name, startedAt)
+    const runId = await this.store.begin(provider.name, startedAt)
     const report: SyncReport = {
       provider: provider.name, seen: 0, created: 0, updated: 0, skipped: 0, disabled: 0, invalidPhones: 0, registrationSource: null, error: null,
       adopted: [], conflicts: [], adoptedCount: 0, conflictCount: 0
@@ -162,38 +162,38 @@ export class DirectorySyncService {
         for (const user of page.users) {
           report.seen++
           // A disabled account the portal never knew stays out; a known one is switched off below.
-          if (!user.enabled && !this.store.exists(provider.name, user.externalId)) { report.skipped++; continue }
+          if (!user.enabled && !await this.store.exists(provider.name, user.externalId)) { report.skipped++; continue }
           const record = await this.record(provider, user, report)
-          const result = this.upsert(provider.name, record, report, actor)
+          const result = await this.upsert(provider.name, record, report, actor)
           if (result === null) { report.skipped++; continue }
           if (result.adopted) {
             report.adoptedCount++
             if (report.adopted.length < SYNC_NAMES_KEPT) report.adopted.push({ name: record.displayName, email: record.email })
-            this.audit.append({ action: 'directory.adopted', actorId: actor.id, actorLabel: actor.label, subjectUserId: result.userId, details: { provider: provider.name, externalId: record.externalId, name: record.displayName, email: record.email } })
+            await this.audit.append({ action: 'directory.adopted', actorId: actor.id, actorLabel: actor.label, subjectUserId: result.userId, details: { provider: provider.name, externalId: record.externalId, name: record.displayName, email: record.email } })
           }
           if (result.created) report.created++
           else report.updated++
-          this.engine.refreshUser(result.userId)
+          await this.engine.refreshUser(result.userId)
         }
         cursor = page.next
       } while (cursor !== null)
-      const gone = this.store.disableUnseen(provider.name, startedAt)
-      for (const userId of gone) this.engine.refreshUser(userId)
+      const gone = await this.store.disableUnseen(provider.name, startedAt)
+      for (const userId of gone) await this.engine.refreshUser(userId)
       report.disabled = gone.length
-      this.store.finish(runId, { ...report, status: 'done' }, this.clock.now())
-      this.audit.append({ action: 'directory.synced', actorId: actor.id, actorLabel: actor.label, details: { ...report } })
+      await this.store.finish(runId, { ...report, status: 'done' }, this.clock.now())
+      await this.audit.append({ action: 'directory.synced', actorId: actor.id, actorLabel: actor.label, details: { ...report } })
       // The provider answers again: enforcement waiting out an outage there is tried at the next sweep, not hours later.
-      this.engine.retryWaitingNow(provider.name)
+      await this.engine.retryWaitingNow(provider.name)
       return report
     } catch (err) {
       report.error = (err instanceof Error ? err.message : String(err)).slice(0, 500)
-      this.store.finish(runId, { ...report, status: 'failed' }, this.clock.now())
-      this.audit.append({ action: 'directory.sync_failed', actorId: actor.id, actorLabel: actor.label, details: { ...report } })
+      await this.store.finish(runId, { ...report, status: 'failed' }, this.clock.now())
+      await this.audit.append({ action: 'directory.sync_failed', actorId: actor.id, actorLabel: actor.label, details: { ...report } })
       throw err
     }
   }
 
-  latest (provider: string): SyncRun | undefined {
+  async latest (provider: string): Promise<SyncRun | undefined> {
     return this.store.latest(provider)
   }
 
@@ -203,14 +203,14 @@ export class DirectorySyncService {
    * synced under its own id, with a placeholder address, and enforced like anyone else. The conflict is named in
    * the run's report and audited once, when it first appears (not at every hourly run while it lasts).
    */
-  private upsert (provider: string, record: DirectoryRecord, report: SyncReport, actor: { id: string | null, label: string }): { userId: string, created: boolean, adopted: boolean } | null {
-    const first = this.store.upsert(provider, record, this.clock.now())
+  private async upsert (provider: string, record: DirectoryRecord, report: SyncReport, actor: { id: string | null, label: string }): Promise<{ userId: string, created: boolean, adopted: boolean } | null> {
+    const first = await this.store.upsert(provider, record, this.clock.now())
     if (!('conflict' in first)) return first
     const placeholder = placeholderEmail(provider, record.externalId)
     report.conflictCount++
     if (report.conflicts.length < SYNC_NAMES_KEPT) report.conflicts.push({ name: record.displayName, email: record.email, reason: first.conflict })
     if (first.storedEmail !== placeholder) {
-      this.audit.append({
+      await this.audit.append({
         action: first.adoption ? 'directory.adoption_refused' : 'directory.email_conflict',
         actorId: actor.id,
         actorLabel: actor.label,
@@ -218,7 +218,7 @@ export class DirectorySyncService {
         details: { provider, externalId: record.externalId, name: record.displayName, email: record.email, reason: first.conflict, syncedAs: placeholder }
       })
     }
-    const second = this.store.upsert(provider, { ...record, email: placeholder }, this.clock.now())
+    const second = await this.store.upsert(provider, { ...record, email: placeholder }, this.clock.now())
     // Only an address someone typed as another user's tag could hold the placeholder itself: then the user is left out.
     return 'conflict' in second ? null : second
   }

@@ -17,8 +17,8 @@ export interface DriftCheckRun {
 }
 
 export interface DriftCheckStore {
-  record(run: DriftCheckRun): void
-  latest(): DriftCheckRun | undefined
+  record(run: DriftCheckRun): Promise<void>
+  latest(): Promise<DriftCheckRun | undefined>
 }
 
 /**
@@ -41,13 +41,13 @@ export class DriftCheckService {
       report = await this.engine.checkDrift()
     } catch (err) {
       const failed = { startedAt, finishedAt: this.clock.now(), checked: 0, drifted: 0, unchecked: 0, error: (err instanceof Error ? err.message : String(err)).slice(0, 500) }
-      this.store.record(failed)
-      this.audit.append({ action: 'enforcement.drift_check_incomplete', actorLabel: 'engine', details: { ...failed, startedAt: startedAt.toISOString(), finishedAt: failed.finishedAt.toISOString() } })
+      await this.store.record(failed)
+      await this.audit.append({ action: 'enforcement.drift_check_incomplete', actorLabel: 'engine', details: { ...failed, startedAt: startedAt.toISOString(), finishedAt: failed.finishedAt.toISOString() } })
       throw err
     }
     const run: DriftCheckRun = { startedAt, finishedAt: this.clock.now(), checked: report.checked, drifted: report.drifted.length, unchecked: report.unchecked, error: report.firstError }
-    this.store.record(run)
-    this.audit.append({
+    await this.store.record(run)
+    await this.audit.append({
       action: run.unchecked > 0 ? 'enforcement.drift_check_incomplete' : 'enforcement.drift_checked',
       actorLabel: 'engine',
       details: { checked: run.checked, drifted: run.drifted, unchecked: run.unchecked, error: run.error }
@@ -55,7 +55,7 @@ export class DriftCheckService {
     return { ...run, driftedUserIds: report.drifted }
   }
 
-  latest (): DriftCheckRun | undefined {
+  async latest (): Promise<DriftCheckRun | undefined> {
     return this.store.latest()
   }
 }

@@ -131,56 +131,56 @@ export interface PlanItem {
 
 /** Storage for the engine. Scans are batched by user id so memory stays flat however many users there are. */
 export interface EngineStore {
-  activeCampaigns(): Campaign[]
-  userIdsAfter(cursor: string | null, limit: number): string[]
-  facts(userId: string): UserFacts | undefined
-  state(userId: string): StoredState | undefined
+  activeCampaigns(): Promise<Campaign[]>
+  userIdsAfter(cursor: string | null, limit: number): Promise<string[]>
+  facts(userId: string): Promise<UserFacts | undefined>
+  state(userId: string): Promise<StoredState | undefined>
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
-  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): void
+  saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): Promise<void>
   /** Users whose deadline comes from the campaign, by user id. */
-  campaignUserIdsAfter(campaignId: string, cursor: string | null, limit: number): string[]
+  campaignUserIdsAfter(campaignId: string, cursor: string | null, limit: number): Promise<string[]>
   /** Users whose desired enforcement is due (enforce with deadline <= now, or relax), streamed from the index in one pass. */
-  due(now: Date): Iterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }>
+  due(now: Date): AsyncIterable<{ userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }>
   /** One campaign's users whose deadline has passed and who are not enforced yet (whom arming it would flip). Ordered by user id. */
-  overdueInAfter(campaignId: string, cursor: string | null, now: Date, limit: number): Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>
+  overdueInAfter(campaignId: string, cursor: string | null, now: Date, limit: number): Promise<Array<{ userId: string, email: string, deadlineVersion: number, state: UserState, deadline: Date | null }>>
   /** Users the portal believes enforced, by user id (drift checks). */
-  enforcedAfter(cursor: string | null, limit: number): string[]
+  enforcedAfter(cursor: string | null, limit: number): Promise<string[]>
   /** Users still shown as in their grace period although their deadline has passed (to re-derive). */
-  lapsedAfter(cursor: string | null, now: Date, limit: number): string[]
+  lapsedAfter(cursor: string | null, now: Date, limit: number): Promise<string[]>
   /** Users no state has been derived for yet (imported or created since), by user id. */
-  unassessedAfter(cursor: string | null, limit: number): string[]
+  unassessedAfter(cursor: string | null, limit: number): Promise<string[]>
   /** Counts of due users by action and campaign, from the same index ranges as `due` (no row is materialised). */
-  dueCounts(now: Date): Array<{ action: JobAction, campaignId: string | null, count: number }>
+  dueCounts(now: Date): Promise<Array<{ action: JobAction, campaignId: string | null, count: number }>>
   /**
    * Writes a job for every due user (the rows `due` streams) that has none yet for (user, action, version), in one
    * statement inside the database; returns how many were new.
    */
-  enqueueDue(now: Date): number
+  enqueueDue(now: Date): Promise<number>
   /** Claims up to `limit` ready jobs (queued and due, or running with an expired lease) for `owner`. */
-  claim(owner: string, limit: number, leaseMs: number, now: Date): Job[]
-  complete(jobId: string, owner: string, now: Date): boolean
-  retryLater(jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): void
-  failForGood(jobId: string, owner: string, error: string, now: Date): void
+  claim(owner: string, limit: number, leaseMs: number, now: Date): Promise<Job[]>
+  complete(jobId: string, owner: string, now: Date): Promise<boolean>
+  retryLater(jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): Promise<void>
+  failForGood(jobId: string, owner: string, error: string, now: Date): Promise<void>
   /** Ends a running job without acting: it no longer has a reason (status 'superseded'). False when the lease was lost. */
-  supersede(jobId: string, owner: string, now: Date): boolean
+  supersede(jobId: string, owner: string, now: Date): Promise<boolean>
   /** The user no longer exists at their directory: disabled in the portal, and nothing is enforced for them any more. */
-  markGoneFromDirectory(userId: string, now: Date): void
+  markGoneFromDirectory(userId: string, now: Date): Promise<void>
   /** Brings every job of the provider's users that waits after a transient error forward to `now`; their user ids. */
-  retryWaitingNow(provider: string, now: Date): string[]
+  retryWaitingNow(provider: string, now: Date): Promise<string[]>
   /** Ends the user's failed jobs (status 'superseded'), so their state is derived afresh; how many there were. */
-  supersedeFailed(userId: string, now: Date): number
+  supersedeFailed(userId: string, now: Date): Promise<number>
   /** The same for every user whose deadline comes from the campaign; their user ids. */
-  supersedeFailedInCampaign(campaignId: string, now: Date): string[]
+  supersedeFailedInCampaign(campaignId: string, now: Date): Promise<string[]>
   /** Users needing attention because a job failed for good, by user id (the dashboard's "Retry all"). */
-  failedAttentionAfter(cursor: string | null, limit: number): string[]
+  failedAttentionAfter(cursor: string | null, limit: number): Promise<string[]>
   /** How a campaign's users stand, counted by the database (why a dry run lists no one). */
-  campaignOutlook(campaign: Campaign, now: Date): CampaignOutlook
+  campaignOutlook(campaign: Campaign, now: Date): Promise<CampaignOutlook>
   /** Records the provider's enforcement as the portal knows it (null: not enforced). */
-  setEnforcedAt(userId: string, at: Date | null): void
+  setEnforcedAt(userId: string, at: Date | null): Promise<void>
   /** Flags (or clears) drift that the campaign's policy says to report rather than re-apply. */
-  setDriftFlagged(userId: string, at: Date | null): void
+  setDriftFlagged(userId: string, at: Date | null): Promise<void>
   /** Runs work atomically (a job's outcome, the user's enforcement record and its audit event commit together). */
-  atomically<T>(work: () => T): T
+  atomically<T>(work: () => Promise<T>): Promise<T>
 }
 
 export interface EngineSettings {
@@ -259,13 +259,13 @@ export class EnforcementEngine {
   ) {}
 
   /** The campaigns in force (not archived). */
-  campaigns (): Campaign[] {
+  async campaigns (): Promise<Campaign[]> {
     return this.store.activeCampaigns()
   }
 
   /** Where a user stands, for their own pages: state, deadline and whole days left. */
-  standing (userId: string): Standing | undefined {
-    const stored = this.store.state(userId)
+  async standing (userId: string): Promise<Standing | undefined> {
+    const stored = await this.store.state(userId)
     if (stored === undefined) return undefined
     const now = this.clock.now()
     return {
@@ -283,15 +283,16 @@ export class EnforcementEngine {
   }
 
   /** Which methods qualify for this user: their deadline's campaign decides, else the portal's default. */
-  methodPolicy (userId: string): MethodPolicy {
-    const campaignId = this.store.state(userId)?.campaignId ?? null
-    const campaign = campaignId === null ? undefined : this.store.activeCampaigns().find((c) => c.id === campaignId)
+  async methodPolicy (userId: string): Promise<MethodPolicy> {
+    const campaignId = (await this.store.state(userId))?.campaignId ?? null
+    const campaign = campaignId === null ? undefined : (await this.store.activeCampaigns()).find((c) => c.id === campaignId)
     return campaign ?? this.settings.defaultMethodPolicy
   }
 
   /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
-  explainDeadline (userId: string, campaigns = this.store.activeCampaigns()): CampaignDeadline | null {
-    const facts = this.store.facts(userId)
+  async explainDeadline (userId: string, campaigns?: Campaign[]): Promise<CampaignDeadline | null> {
+    campaigns ??= await this.store.activeCampaigns()
+    const facts = await this.store.facts(userId)
     return facts === undefined ? null : this.deadlineFor(facts, campaigns, this.clock.now()).deadline
   }
 
@@ -303,8 +304,9 @@ export class EnforcementEngine {
   }
 
   /** Re-derives one user's state from the facts (after enrollment, extension, exemption, sync, campaign edits). */
-  refreshUser (userId: string, campaigns = this.store.activeCampaigns()): UserState | undefined {
-    const facts = this.store.facts(userId)
+  async refreshUser (userId: string, campaigns?: Campaign[]): Promise<UserState | undefined> {
+    campaigns ??= await this.store.activeCampaigns()
+    const facts = await this.store.facts(userId)
     if (facts === undefined) return undefined
     const now = this.clock.now()
     const { deadline, campaign } = this.deadlineFor(facts, campaigns, now)
@@ -323,19 +325,19 @@ export class EnforcementEngine {
     }, now)
     const held = campaign === undefined || deadline === null ? null : heldReason(campaign, deadline, derived, now)
     const softBlockAt = deadline === null || campaign === undefined ? null : softBlockStart(deadline.deadline, campaign.softBlockDays)
-    this.store.saveState(userId, held === null ? derived : { ...derived, ...held }, deadline?.deadline ?? null, deadline?.campaignId ?? null, softBlockAt, now, deadline?.wave?.number ?? null)
+    await this.store.saveState(userId, held === null ? derived : { ...derived, ...held }, deadline?.deadline ?? null, deadline?.campaignId ?? null, softBlockAt, now, deadline?.wave?.number ?? null)
     return derived.state
   }
 
   /** Re-derives the states of every user whose deadline comes from the campaign (paused, resumed, a wave started). */
-  refreshCampaign (campaignId: string, batchSize = 500): number {
-    const campaigns = this.store.activeCampaigns()
+  async refreshCampaign (campaignId: string, batchSize = 500): Promise<number> {
+    const campaigns = await this.store.activeCampaigns()
     let cursor: string | null = null
     let count = 0
     for (;;) {
-      const ids = this.store.campaignUserIdsAfter(campaignId, cursor, batchSize)
+      const ids = await this.store.campaignUserIdsAfter(campaignId, cursor, batchSize)
       if (ids.length === 0) return count
-      for (const id of ids) this.refreshUser(id, campaigns)
+      for (const id of ids) await this.refreshUser(id, campaigns)
       count += ids.length
       cursor = ids[ids.length - 1]
     }
@@ -347,14 +349,14 @@ export class EnforcementEngine {
   }
 
   /** Re-derives every user's state, in batches. */
-  refreshAll (batchSize = 500): number {
-    const campaigns = this.store.activeCampaigns()
+  async refreshAll (batchSize = 500): Promise<number> {
+    const campaigns = await this.store.activeCampaigns()
     let cursor: string | null = null
     let count = 0
     for (;;) {
-      const ids = this.store.userIdsAfter(cursor, batchSize)
+      const ids = await this.store.userIdsAfter(cursor, batchSize)
       if (ids.length === 0) return count
-      for (const id of ids) this.refreshUser(id, campaigns)
+      for (const id of ids) await this.refreshUser(id, campaigns)
       count += ids.length
       cursor = ids[ids.length - 1]
     }
@@ -364,16 +366,16 @@ export class EnforcementEngine {
    * Re-derives the users whose deadline has passed since their state was last derived (an indexed scan), and those
    * never evaluated at all (added since the last campaign change), so the sweep acts on everyone who is due.
    */
-  refreshLapsed (batchSize = 500): number {
-    const campaigns = this.store.activeCampaigns()
+  async refreshLapsed (batchSize = 500): Promise<number> {
+    const campaigns = await this.store.activeCampaigns()
     const now = this.clock.now()
     let count = 0
     for (const next of [(cursor: string | null) => this.store.lapsedAfter(cursor, now, batchSize), (cursor: string | null) => this.store.unassessedAfter(cursor, batchSize)]) {
       let cursor: string | null = null
       for (;;) {
-        const ids = next(cursor)
+        const ids = await next(cursor)
         if (ids.length === 0) break
-        for (const id of ids) this.refreshUser(id, campaigns)
+        for (const id of ids) await this.refreshUser(id, campaigns)
         count += ids.length
         cursor = ids[ids.length - 1]
       }
@@ -394,40 +396,40 @@ export class EnforcementEngine {
   async checkDrift (batchSize = 200): Promise<DriftReport> {
     const drifted: string[] = []
     const tally = { checked: 0, unchecked: 0, firstError: null as string | null }
-    const campaigns = this.store.activeCampaigns()
+    const campaigns = await this.store.activeCampaigns()
     const reached = new Set<string>()
     let cursor: string | null = null
     for (;;) {
-      const ids = this.store.enforcedAfter(cursor, batchSize)
+      const ids = await this.store.enforcedAfter(cursor, batchSize)
       if (ids.length === 0) return { drifted, ...tally }
       for (const userId of ids) {
-        const facts = this.store.facts(userId)
+        const facts = await this.store.facts(userId)
         if (facts === undefined) continue
-        const subject = this.subjectOf(facts, this.store.state(userId)?.campaignId ?? null, campaigns)
+        const subject = this.subjectOf(facts, (await this.store.state(userId))?.campaignId ?? null, campaigns)
         let state
         try {
           state = await this.providerFor(facts.provider).enforcementState(subject)
         } catch (err) {
           tally.unchecked++
           tally.firstError ??= describeError(err)
-          this.audit.append({ action: 'enforcement.drift_check_failed', actorLabel: 'engine', subjectUserId: userId, details: { error: describeError(err) } })
+          await this.audit.append({ action: 'enforcement.drift_check_failed', actorLabel: 'engine', subjectUserId: userId, details: { error: describeError(err) } })
           continue
         }
         tally.checked++
         // The provider answers again: whatever waits there after an outage is tried at the next sweep, not hours later.
         if (!reached.has(facts.provider)) {
           reached.add(facts.provider)
-          this.retryWaitingNow(facts.provider)
+          await this.retryWaitingNow(facts.provider)
         }
         if (state === 'enforced') continue
-        const campaignId = this.store.state(userId)?.campaignId
+        const campaignId = (await this.store.state(userId))?.campaignId
         const policy = campaigns.find((c) => c.id === campaignId)?.driftPolicy ?? 'reapply'
-        this.store.atomically(() => {
-          this.store.setEnforcedAt(userId, null)
-          if (policy === 'flag') this.store.setDriftFlagged(userId, this.clock.now())
-          this.audit.append({ action: 'enforcement.drift_detected', actorLabel: 'engine', subjectUserId: userId, details: { provider: facts.provider, found: state, policy } })
+        await this.store.atomically(async () => {
+          await this.store.setEnforcedAt(userId, null)
+          if (policy === 'flag') await this.store.setDriftFlagged(userId, this.clock.now())
+          await this.audit.append({ action: 'enforcement.drift_detected', actorLabel: 'engine', subjectUserId: userId, details: { provider: facts.provider, found: state, policy } })
         })
-        this.refreshUser(userId, campaigns)
+        await this.refreshUser(userId, campaigns)
         drifted.push(userId)
       }
       cursor = ids[ids.length - 1]
@@ -435,9 +437,9 @@ export class EnforcementEngine {
   }
 
   /** What the next sweep would do, per user, with reasons, streamed from the index. No side effects: the dry run. */
-  * planItems (): Generator<PlanItem> {
+  async * planItems (): AsyncGenerator<PlanItem> {
     const now = this.clock.now()
-    for (const due of this.store.due(now)) {
+    for await (const due of this.store.due(now)) {
       const waiting = due.retryAt !== null && due.retryAt > now ? due.retryAt : null
       const waits = waiting !== null ? ` Waiting for the provider: next try at ${retryTime(waiting)}.` : ''
       const words = waiting !== null ? [planWords(due), { key: 'reasons.plan_waiting', values: { at: waiting } }] : [planWords(due)]
@@ -446,15 +448,17 @@ export class EnforcementEngine {
   }
 
   /** The whole dry run as a list (tests and small tenants; pages use planSummary, the CLI streams planItems). */
-  plan (): PlanItem[] {
-    return [...this.planItems()]
+  async plan (): Promise<PlanItem[]> {
+    const items: PlanItem[] = []
+    for await (const item of this.planItems()) items.push(item)
+    return items
   }
 
   /** The dry run for pages and logs: exact counts from the index, and the first `sampleSize` rows. */
-  planSummary (sampleSize = 500, campaignId?: string): PlanSummary {
+  async planSummary (sampleSize = 500, campaignId?: string): Promise<PlanSummary> {
     const byCampaign = new Map<string | null, { enforce: number, relax: number }>()
     const summary: PlanSummary = { total: 0, enforce: 0, relax: 0, byCampaign, sample: [] }
-    for (const row of this.store.dueCounts(this.clock.now())) {
+    for (const row of await this.store.dueCounts(this.clock.now())) {
       if (campaignId !== undefined && row.campaignId !== campaignId) continue
       const entry = byCampaign.get(row.campaignId) ?? { enforce: 0, relax: 0 }
       entry[row.action] += row.count
@@ -463,7 +467,7 @@ export class EnforcementEngine {
       summary.total += row.count
     }
     if (sampleSize > 0 && summary.total > 0) {
-      for (const item of this.planItems()) {
+      for await (const item of this.planItems()) {
         if (campaignId !== undefined && item.campaignId !== campaignId) continue
         summary.sample.push(item)
         if (summary.sample.length >= sampleSize) break
@@ -476,15 +480,17 @@ export class EnforcementEngine {
    * The dry run of arming a disarmed campaign: its users whose deadline has passed and who are not enforced yet,
    * each of whom the first sweep after arming would flip. Admins review it before the first real flip.
    */
-  previewArming (campaignId: string, batchSize = 1000): PlanItem[] {
-    return [...this.previewArmingItems(campaignId, batchSize)]
+  async previewArming (campaignId: string, batchSize = 1000): Promise<PlanItem[]> {
+    const items: PlanItem[] = []
+    for await (const item of this.previewArmingItems(campaignId, batchSize)) items.push(item)
+    return items
   }
 
-  private * previewArmingItems (campaignId: string, batchSize = 1000): Generator<PlanItem> {
+  private async * previewArmingItems (campaignId: string, batchSize = 1000): AsyncGenerator<PlanItem> {
     const now = this.clock.now()
     let cursor: string | null = null
     for (;;) {
-      const batch = this.store.overdueInAfter(campaignId, cursor, now, batchSize)
+      const batch = await this.store.overdueInAfter(campaignId, cursor, now, batchSize)
       if (batch.length === 0) return
       for (const due of batch) {
         yield { userId: due.userId, email: due.email, action: 'enforce', deadlineVersion: due.deadlineVersion, campaignId, reason: planReason({ ...due, action: 'enforce' }), words: [planWords({ ...due, action: 'enforce' })] }
@@ -497,19 +503,19 @@ export class EnforcementEngine {
    * One campaign's dry run, row by row, as the campaign page and `sweep --dry-run --campaign` both show it: before
    * arming, what arming would do; once armed, the campaign's part of the next sweep.
    */
-  * campaignPlanItems (campaign: Pick<Campaign, 'id' | 'armedAt'>): Generator<PlanItem> {
+  async * campaignPlanItems (campaign: Pick<Campaign, 'id' | 'armedAt'>): AsyncGenerator<PlanItem> {
     if (campaign.armedAt === null) {
       yield * this.previewArmingItems(campaign.id)
       return
     }
-    for (const item of this.planItems()) if (item.campaignId === campaign.id) yield item
+    for await (const item of this.planItems()) if (item.campaignId === campaign.id) yield item
   }
 
   /** The same dry run for a page: complete counts and the first `sampleSize` rows. */
-  campaignPlan (campaign: Pick<Campaign, 'id' | 'armedAt'>, sampleSize = 500): PlanSummary {
+  async campaignPlan (campaign: Pick<Campaign, 'id' | 'armedAt'>, sampleSize = 500): Promise<PlanSummary> {
     if (campaign.armedAt !== null) return this.planSummary(sampleSize, campaign.id)
     const summary: PlanSummary = { total: 0, enforce: 0, relax: 0, byCampaign: new Map(), sample: [] }
-    for (const item of this.campaignPlanItems(campaign)) {
+    for await (const item of this.campaignPlanItems(campaign)) {
       summary.total++
       summary[item.action]++
       if (summary.sample.length < sampleSize) summary.sample.push(item)
@@ -522,10 +528,11 @@ export class EnforcementEngine {
    * Why a dry run lists no one, in sentences: no campaign, a campaign not armed, users still inside the new-user
    * window or before their deadline, already enforced, needing attention. For one campaign, or every campaign in force.
    */
-  whyNothingPlanned (campaign?: Campaign): string[] {
+  async whyNothingPlanned (campaign?: Campaign): Promise<string[]> {
     const now = this.clock.now()
-    const campaigns = campaign === undefined ? this.store.activeCampaigns() : [campaign]
-    return explainEmptyDryRun(campaigns.map((c) => ({ campaign: c, outlook: this.store.campaignOutlook(c, now) })), { previewing: campaign !== undefined })
+    const campaigns = campaign === undefined ? await this.store.activeCampaigns() : [campaign]
+    const outlooks = await Promise.all(campaigns.map(async (c) => ({ campaign: c, outlook: await this.store.campaignOutlook(c, now) })))
+    return explainEmptyDryRun(outlooks, { previewing: campaign !== undefined })
   }
 
   /** Brings lapsed deadlines up to date, plans, writes the jobs, and works them off until none is ready. */
@@ -534,14 +541,14 @@ export class EnforcementEngine {
     const before = this.guard?.beforeSweep()
     // Awaited once the jobs are done; marked handled now, so a failure there is reported by this sweep, not as unhandled.
     before?.catch(() => {})
-    this.refreshLapsed()
+    await this.refreshLapsed()
     const now = this.clock.now()
     // The dry run's rows, written as jobs by one INSERT … SELECT: no plan is built in memory, however many are due.
-    const planned = this.store.dueCounts(now).reduce((sum, row) => sum + row.count, 0)
-    const enqueued = this.store.enqueueDue(now)
+    const planned = (await this.store.dueCounts(now)).reduce((sum, row) => sum + row.count, 0)
+    const enqueued = await this.store.enqueueDue(now)
     const report: SweepReport = { planned, enqueued, completed: 0, retried: 0, waiting: 0, failed: 0, superseded: 0 }
     // Read once per sweep: re-reading them for every job was a quarter of the engine's time.
-    const campaigns = this.store.activeCampaigns()
+    const campaigns = await this.store.activeCampaigns()
     await Promise.all(Array.from({ length: this.settings.concurrency }, async () => this.work(report, campaigns)))
     await before
     await this.guard?.afterSweep()
@@ -550,7 +557,7 @@ export class EnforcementEngine {
 
   private async work (report: SweepReport, campaigns: Campaign[]): Promise<void> {
     for (;;) {
-      const [job] = this.store.claim(this.owner, 1, this.settings.leaseMs, this.clock.now())
+      const [job] = await this.store.claim(this.owner, 1, this.settings.leaseMs, this.clock.now())
       if (job === undefined) return
       const outcome = await this.run(job, campaigns)
       report[outcome]++
@@ -558,17 +565,17 @@ export class EnforcementEngine {
   }
 
   private async run (job: Job, campaigns: Campaign[]): Promise<'completed' | 'retried' | 'waiting' | 'failed' | 'superseded'> {
-    const facts = this.store.facts(job.userId)
+    const facts = await this.store.facts(job.userId)
     if (facts === undefined) {
-      this.store.complete(job.id, this.owner, this.clock.now())
+      await this.store.complete(job.id, this.owner, this.clock.now())
       return 'completed'
     }
     // A job can outlive its reason (an extension or exemption since it was queued): then it must not act.
-    const current = this.store.state(job.userId)
+    const current = await this.store.state(job.userId)
     if (current === undefined || current.deadlineVersion !== job.deadlineVersion || current.desired !== job.action) {
-      this.store.atomically(() => {
-        this.store.complete(job.id, this.owner, this.clock.now())
-        this.audit.append({ action: 'enforcement.superseded', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, deadlineVersion: job.deadlineVersion } })
+      await this.store.atomically(async () => {
+        await this.store.complete(job.id, this.owner, this.clock.now())
+        await this.audit.append({ action: 'enforcement.superseded', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, deadlineVersion: job.deadlineVersion } })
       })
       return 'completed'
     }
@@ -585,16 +592,16 @@ export class EnforcementEngine {
       const now = this.clock.now()
       // One commit for the outcome: a crash before it leaves the job leased and it is retried (idempotently);
       // after it, the job, the user's record and the audit event all say the same thing.
-      this.store.atomically(() => {
+      await this.store.atomically(async () => {
         // Lost the lease mid-call (it expired and another sweep took the job): that sweep records the outcome.
-        if (!this.store.complete(job.id, this.owner, now)) return
-        this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
-        this.audit.append({
+        if (!await this.store.complete(job.id, this.owner, now)) return
+        await this.store.setEnforcedAt(job.userId, job.action === 'enforce' ? (facts.enforcedAt ?? now) : null)
+        await this.audit.append({
           action: job.action === 'enforce' ? 'enforcement.enforced' : 'enforcement.relaxed', actorLabel: 'engine', subjectUserId: job.userId,
           details: { provider: facts.provider, changed, deadlineVersion: job.deadlineVersion, attempt: job.attempts + 1, ...(note === undefined ? {} : { note }) }
         })
       })
-      this.refreshUser(job.userId, campaigns)
+      await this.refreshUser(job.userId, campaigns)
       return 'completed'
     } catch (err) {
       const message = describeError(err)
@@ -607,28 +614,28 @@ export class EnforcementEngine {
       const now = this.clock.now()
       if (attempts < this.settings.maxAttempts) {
         const delay = Math.max(retryAfter ?? 0, this.backoff(attempts))
-        this.store.retryLater(job.id, this.owner, message, new Date(now.getTime() + delay), now)
+        await this.store.retryLater(job.id, this.owner, message, new Date(now.getTime() + delay), now)
         await this.sleep(Math.min(delay, this.settings.maxBackoffMs))
         return 'retried'
       }
       // The fast attempts ran out on an error that heals (an outage, throttling): wait longer, never give up on it.
       const retryAt = new Date(now.getTime() + Math.max(retryAfter ?? 0, longRetryDelay(this.settings.longRetryScheduleMs, attempts - this.settings.maxAttempts)))
-      this.store.atomically(() => {
-        this.store.retryLater(job.id, this.owner, message, retryAt, now)
-        this.audit.append({ action: 'enforcement.retry_scheduled', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message, retryAt: retryAt.toISOString() } })
+      await this.store.atomically(async () => {
+        await this.store.retryLater(job.id, this.owner, message, retryAt, now)
+        await this.audit.append({ action: 'enforcement.retry_scheduled', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message, retryAt: retryAt.toISOString() } })
       })
-      this.refreshUser(job.userId, campaigns)
+      await this.refreshUser(job.userId, campaigns)
       return 'waiting'
     }
   }
 
   /** Fails a job for good (an error a person must fix): audited, and the user shown as needing attention. */
-  private fail (job: Job, message: string, attempts: number, campaigns: Campaign[]): 'failed' {
-    this.store.atomically(() => {
-      this.store.failForGood(job.id, this.owner, message, this.clock.now())
-      this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
+  private async fail (job: Job, message: string, attempts: number, campaigns: Campaign[]): Promise<'failed'> {
+    await this.store.atomically(async () => {
+      await this.store.failForGood(job.id, this.owner, message, this.clock.now())
+      await this.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: job.userId, details: { action: job.action, attempts, error: message } })
     })
-    this.refreshUser(job.userId, campaigns)
+    await this.refreshUser(job.userId, campaigns)
     return 'failed'
   }
 
@@ -646,17 +653,17 @@ export class EnforcementEngine {
    * The user was deleted at the directory: nothing is left to enforce or lift. The job ends as superseded with an
    * audit line, and the account is disabled here as the next sync would, so no later sweep or dry run lists it again.
    */
-  private supersedeGone (job: Job, facts: UserFacts, error: string, campaigns: Campaign[]): 'superseded' {
+  private async supersedeGone (job: Job, facts: UserFacts, error: string, campaigns: Campaign[]): Promise<'superseded'> {
     const now = this.clock.now()
-    this.store.atomically(() => {
-      if (!this.store.supersede(job.id, this.owner, now)) return
-      this.store.markGoneFromDirectory(job.userId, now)
-      this.audit.append({
+    await this.store.atomically(async () => {
+      if (!await this.store.supersede(job.id, this.owner, now)) return
+      await this.store.markGoneFromDirectory(job.userId, now)
+      await this.audit.append({
         action: 'enforcement.superseded', actorLabel: 'engine', subjectUserId: job.userId,
         details: { action: job.action, deadlineVersion: job.deadlineVersion, reason: `the user no longer exists at ${facts.provider}; the account is disabled in the portal`, error }
       })
     })
-    this.refreshUser(job.userId, campaigns)
+    await this.refreshUser(job.userId, campaigns)
     return 'superseded'
   }
 
@@ -679,12 +686,12 @@ export class EnforcementEngine {
    * The provider answered again (a sync or drift check reached it): jobs of its users waiting after a transient
    * error are due at once, and their users' states no longer promise a later time. Returns how many.
    */
-  retryWaitingNow (provider: string): number {
-    const userIds = this.store.retryWaitingNow(provider, this.clock.now())
+  async retryWaitingNow (provider: string): Promise<number> {
+    const userIds = await this.store.retryWaitingNow(provider, this.clock.now())
     if (userIds.length === 0) return 0
-    this.audit.append({ action: 'enforcement.retry_brought_forward', actorLabel: 'engine', details: { provider, users: userIds.length } })
-    const campaigns = this.store.activeCampaigns()
-    for (const userId of userIds) this.refreshUser(userId, campaigns)
+    await this.audit.append({ action: 'enforcement.retry_brought_forward', actorLabel: 'engine', details: { provider, users: userIds.length } })
+    const campaigns = await this.store.activeCampaigns()
+    for (const userId of userIds) await this.refreshUser(userId, campaigns)
     return userIds.length
   }
 
@@ -692,24 +699,24 @@ export class EnforcementEngine {
    * An admin asks to try a user in attention again (the dashboard's Retry): their failed job ends, their state is
    * derived afresh, and the next sweep acts if a deadline has passed in an armed campaign. Audited with the admin.
    */
-  retryFailed (userId: string, actor: Actor): UserState | undefined {
-    if (this.store.supersedeFailed(userId, this.clock.now()) === 0) throw new DomainError('nothing_to_retry', 'This user has no failed enforcement to retry.')
-    this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
+  async retryFailed (userId: string, actor: Actor): Promise<UserState | undefined> {
+    if (await this.store.supersedeFailed(userId, this.clock.now()) === 0) throw new DomainError('nothing_to_retry', 'This user has no failed enforcement to retry.')
+    await this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: {}, ip: actor.ip, userAgent: actor.userAgent })
     return this.refreshUser(userId)
   }
 
   /** Retry for everyone needing attention because a job failed for good; how many. Each one audited. */
-  retryAllFailed (actor: Actor, batchSize = 500): number {
-    const campaigns = this.store.activeCampaigns()
+  async retryAllFailed (actor: Actor, batchSize = 500): Promise<number> {
+    const campaigns = await this.store.activeCampaigns()
     let count = 0
     let cursor: string | null = null
     for (;;) {
-      const ids = this.store.failedAttentionAfter(cursor, batchSize)
+      const ids = await this.store.failedAttentionAfter(cursor, batchSize)
       if (ids.length === 0) return count
       for (const userId of ids) {
-        this.store.supersedeFailed(userId, this.clock.now())
-        this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { all: true }, ip: actor.ip, userAgent: actor.userAgent })
-        this.refreshUser(userId, campaigns)
+        await this.store.supersedeFailed(userId, this.clock.now())
+        await this.audit.append({ action: 'enforcement.retry_requested', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId, details: { all: true }, ip: actor.ip, userAgent: actor.userAgent })
+        await this.refreshUser(userId, campaigns)
         count++
       }
       cursor = ids[ids.length - 1]
@@ -720,13 +727,13 @@ export class EnforcementEngine {
    * A deliberate change (extension, exemption, its revocation) starts the user afresh: an earlier failure no longer
    * holds them in attention. The change itself is what the caller audits.
    */
-  clearFailure (userId: string): void {
-    this.store.supersedeFailed(userId, this.clock.now())
+  async clearFailure (userId: string): Promise<void> {
+    await this.store.supersedeFailed(userId, this.clock.now())
   }
 
   /** Arming a campaign starts its users afresh: failures from before it was disarmed are tried again. */
-  clearCampaignFailures (campaignId: string): number {
-    return this.store.supersedeFailedInCampaign(campaignId, this.clock.now()).length
+  async clearCampaignFailures (campaignId: string): Promise<number> {
+    return (await this.store.supersedeFailedInCampaign(campaignId, this.clock.now())).length
   }
 
   /** Exponential backoff with full jitter, capped. */

@@ -54,24 +54,24 @@ export interface PendingOath {
 /** provider_enrollments rows of kind entra_oath: the seed sealed at rest, bound to its row, until activation. */
 export interface EntraEnrollmentStore {
   /** Replaces the user's earlier unfinished setup. */
-  startOath(userId: string, secretBase32: string, expiresAt: Date): PendingOath
-  findOath(userId: string): PendingOath | undefined
+  startOath(userId: string, secretBase32: string, expiresAt: Date): Promise<PendingOath>
+  findOath(userId: string): Promise<PendingOath | undefined>
   /** Compare-and-swap: marks the setup taken (one activation per setup); false when another request took it. */
-  claimOath(id: string, at: Date): boolean
+  claimOath(id: string, at: Date): Promise<boolean>
   /** Gives a claimed setup back after Entra refused it, so the user can try another code. */
-  releaseOath(id: string): void
+  releaseOath(id: string): Promise<void>
   /** Records the activated token and wipes the seed: Entra holds it now, and the portal never needs it again. */
-  completeOath(id: string, deviceId: string): void
+  completeOath(id: string, deviceId: string): Promise<void>
   /** Replaces the method kinds Entra reports for the user (users.provider_methods). */
-  setProviderMethods(userId: string, kinds: readonly string[]): void
+  setProviderMethods(userId: string, kinds: readonly string[]): Promise<void>
   /** Written before a token is created (provider_enrollments, kind entra_oath_cleanup), so no crash can forget it. */
-  recordOathCleanup(userId: string, serialNumber: string, dueAt: Date): string
-  forgetOathCleanup(id: string): void
-  dueOathCleanups(now: Date, limit: number): OathCleanup[]
+  recordOathCleanup(userId: string, serialNumber: string, dueAt: Date): Promise<string>
+  forgetOathCleanup(id: string): Promise<void>
+  dueOathCleanups(now: Date, limit: number): Promise<OathCleanup[]>
   /** Compare-and-swap on the due time: the one caller that moves it may act on the entry (a lease). */
-  postponeOathCleanup(entry: OathCleanup, until: Date): boolean
+  postponeOathCleanup(entry: OathCleanup, until: Date): Promise<boolean>
   /** Forgets setups that ended before `before` without a token (their sealed seeds are no longer needed). */
-  purgeUnfinishedOath(before: Date): number
+  purgeUnfinishedOath(before: Date): Promise<number>
 }
 
 const SETUP_LIFETIME_MS = 15 * 60_000
@@ -102,7 +102,7 @@ export class EntraEnrollmentService {
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     /** Re-derives the user's rollout state after their methods changed. */
-    private readonly methodsChanged: (userId: string) => void,
+    private readonly methodsChanged: (userId: string) => Promise<void>,
     private readonly settings: EntraEnrollmentSettings
   ) {}
 
@@ -111,9 +111,9 @@ export class EntraEnrollmentService {
   }
 
   /** The one guard, which counts the user's methods in the portal and in Entra alike. */
-  assertMayAdd (user: User, context: ChangeContext): void {
+  async assertMayAdd (user: User, context: ChangeContext): Promise<void> {
     this.entraUser(user)
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
   }
 
   /**
@@ -132,16 +132,16 @@ export class EntraEnrollmentService {
   }
 
   /** Starts (or restarts) an authenticator-app setup with a fresh secret. */
-  beginOath (user: User, context: ChangeContext): TotpSetup {
+  async beginOath (user: User, context: ChangeContext): Promise<TotpSetup> {
     this.requireHardwareOath()
-    this.assertMayAdd(user, context)
+    await this.assertMayAdd(user, context)
     const secret = new Secret({ size: 20 }).base32
-    const pending = this.store.startOath(user.id, secret, new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS))
+    const pending = await this.store.startOath(user.id, secret, new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS))
     return this.describe(user, pending)
   }
 
-  currentOath (user: User): TotpSetup | undefined {
-    const pending = this.store.findOath(user.id)
+  async currentOath (user: User): Promise<TotpSetup | undefined> {
+    const pending = await this.store.findOath(user.id)
     if (pending === undefined || pending.expiresAt <= this.clock.now()) return undefined
     return this.describe(user, pending)
   }
@@ -149,10 +149,10 @@ export class EntraEnrollmentService {
   /** Checks the code here (regulated), then has Entra create, assign and activate the token with it. */
   async finishOath (user: User, codeInput: string, nameInput: string, context: ChangeContext): Promise<{ name: string }> {
     this.requireHardwareOath()
-    this.assertMayAdd(user, context)
+    await this.assertMayAdd(user, context)
     const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
-    const pending = this.store.findOath(user.id)
+    const pending = await this.store.findOath(user.id)
     if (pending === undefined || pending.expiresAt <= this.clock.now()) {
       throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
     }
@@ -162,30 +162,30 @@ export class EntraEnrollmentService {
     const code = normaliseCode(codeInput)
     // Checked here first: a wrong code must not leave a half-made token in the directory.
     if (matchTotp(pending.secret, code, this.clock.now()) === null) await this.refuseCode(user, key, /^\d{6}$/.test(code) ? 'wrong_code' : 'malformed_code')
-    if (!this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
+    if (!await this.store.claimOath(pending.id, this.clock.now())) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     // Written before the token exists: whatever happens next (a lost answer, a crash), housekeeping can find it by
     // its serial number and remove it unless it was activated. The seed must not sit in the tenant unused.
     const serialNumber = `PORTAL-${randomBytes(6).toString('hex').toUpperCase()}`
-    const cleanup = this.store.recordOathCleanup(user.id, serialNumber, new Date(this.clock.now().getTime() + CLEANUP_GRACE_MS))
+    const cleanup = await this.store.recordOathCleanup(user.id, serialNumber, new Date(this.clock.now().getTime() + CLEANUP_GRACE_MS))
     let enrolled: { deviceId: string, methodId: string }
     try {
       enrolled = await this.port.enrollOathToken(user.externalId!, { secretKey: pending.secret, code, serialNumber, displayName: name })
     } catch (err) {
-      this.store.releaseOath(pending.id)
+      await this.store.releaseOath(pending.id)
       if (!(err instanceof ProviderError)) throw err
       // These leave nothing at Entra: the refused token was removed, or none was made.
-      if (err.code === 'oath_code_rejected' || err.code === 'hardware_oath_policy_disabled') this.store.forgetOathCleanup(cleanup)
+      if (err.code === 'oath_code_rejected' || err.code === 'hardware_oath_policy_disabled') await this.store.forgetOathCleanup(cleanup)
       if (err.code === 'oath_code_rejected') await this.refuseCode(user, key, 'rejected_by_entra')
       if (err.code === 'hardware_oath_policy_disabled') throw new DomainError('entra_oath_policy_off', err.message)
-      this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300), serialNumber } })
+      await this.audit.append({ action: 'entra.oath_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { code: err.code, reason: err.message.slice(0, 300), serialNumber } })
       throw new DomainError('provider_unavailable', 'Microsoft could not register the app right now. Wait a minute and enter the newest code from your app again.', { variant: 'entra_register' })
     }
-    this.store.forgetOathCleanup(cleanup)
+    await this.store.forgetOathCleanup(cleanup)
     await this.regulator.reset(key)
-    this.store.completeOath(pending.id, enrolled.deviceId)
-    this.store.setProviderMethods(user.id, [...new Set([...user.providerMethods, 'totp'])].sort())
-    this.methodsChanged(user.id)
-    this.audit.append({ action: 'entra.oath_enrolled', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { name, deviceId: enrolled.deviceId, methodId: enrolled.methodId, passSession: context.passSession } })
+    await this.store.completeOath(pending.id, enrolled.deviceId)
+    await this.store.setProviderMethods(user.id, [...new Set([...user.providerMethods, 'totp'])].sort())
+    await this.methodsChanged(user.id)
+    await this.audit.append({ action: 'entra.oath_enrolled', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { name, deviceId: enrolled.deviceId, methodId: enrolled.methodId, passSession: context.passSession } })
     await this.notifier.accountNotice(user, {
       subject: words('email.entra_app_subject'),
       lines: [
@@ -209,9 +209,9 @@ export class EntraEnrollmentService {
     const methods = [...new Set(status.methods)].sort()
     const changed = methods.join(',') !== [...user.providerMethods].sort().join(',')
     if (changed) {
-      this.store.setProviderMethods(user.id, methods)
-      this.methodsChanged(user.id)
-      this.audit.append({ action: 'entra.methods_refreshed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { from: user.providerMethods, to: methods, source: status.source } })
+      await this.store.setProviderMethods(user.id, methods)
+      await this.methodsChanged(user.id)
+      await this.audit.append({ action: 'entra.methods_refreshed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { from: user.providerMethods, to: methods, source: status.source } })
     }
     return { methods, changed }
   }
@@ -224,15 +224,15 @@ export class EntraEnrollmentService {
   async cleanupAbandoned (limit = 100): Promise<OathCleanupReport> {
     const report: OathCleanupReport = { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }
     const now = this.clock.now()
-    this.store.purgeUnfinishedOath(new Date(now.getTime() - SETUP_LIFETIME_MS - CLEANUP_GRACE_MS))
+    await this.store.purgeUnfinishedOath(new Date(now.getTime() - SETUP_LIFETIME_MS - CLEANUP_GRACE_MS))
     if (!this.settings.hardwareOath) return report
-    for (const entry of this.store.dueOathCleanups(now, limit)) {
+    for (const entry of await this.store.dueOathCleanups(now, limit)) {
       if (entry.externalId === null) {
-        this.store.forgetOathCleanup(entry.id)
+        await this.store.forgetOathCleanup(entry.id)
         continue
       }
       // Leased first: another instance's housekeeping leaves an entry it cannot move.
-      if (!this.store.postponeOathCleanup(entry, new Date(now.getTime() + CLEANUP_RETRY_MS))) continue
+      if (!await this.store.postponeOathCleanup(entry, new Date(now.getTime() + CLEANUP_RETRY_MS))) continue
       let outcome: 'deleted' | 'already_gone' | 'in_use'
       try {
         outcome = await this.port.removeOathToken(entry.externalId, entry.serialNumber)
@@ -241,19 +241,19 @@ export class EntraEnrollmentService {
         report.failed++
         continue
       }
-      this.store.forgetOathCleanup(entry.id)
+      await this.store.forgetOathCleanup(entry.id)
       if (outcome === 'already_gone') { report.alreadyGone++; continue }
       if (outcome === 'deleted') report.deleted++
       else report.inUse++
-      this.audit.append({ action: 'entra.oath_abandoned_removed', actorLabel: 'system', subjectUserId: entry.userId, details: { serialNumber: entry.serialNumber, outcome } })
+      await this.audit.append({ action: 'entra.oath_abandoned_removed', actorLabel: 'system', subjectUserId: entry.userId, details: { serialNumber: entry.serialNumber, outcome } })
     }
     return report
   }
 
   private async refuseCode (user: User, key: string, reason: string): Promise<never> {
     const verdict = await this.regulator.fail(key, CODE_POLICY)
-    this.audit.append({ action: 'entra.oath_code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
-    if (verdict.justLocked) this.audit.append({ action: 'entra.oath_lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
+    await this.audit.append({ action: 'entra.oath_code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
+    if (verdict.justLocked) await this.audit.append({ action: 'entra.oath_lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
     throw new DomainError('wrong_code', 'That code is not right. Check the time on your phone is set automatically, and enter the 6-digit code shown now.')
   }

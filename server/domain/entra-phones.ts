@@ -38,9 +38,9 @@ export interface EntraPhoneUser {
 
 export interface EntraPhoneStore {
   /** Enabled Entra users of the portal that hold a pinned (directory) number. */
-  entraUsersWithPhones(): Array<EntraPhoneUser & { externalId: string, phone: string }>
+  entraUsersWithPhones(): Promise<Array<EntraPhoneUser & { externalId: string, phone: string }>>
   /** Portal users of provider entra by object id, for naming report lines and knowing who is privileged. */
-  entraUsersByExternalId(externalIds: readonly string[]): Map<string, EntraPhoneUser>
+  entraUsersByExternalId(externalIds: readonly string[]): Promise<Map<string, EntraPhoneUser>>
 }
 
 export type PhonePushResult =
@@ -99,15 +99,15 @@ export class EntraPhoneService {
     try {
       const action = await this.port.setMobilePhone(user.externalId, e164, { replaceExisting })
       if (action === 'conflict') {
-        this.audit.append({ action: 'entra.phone_push_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: 'existing_number_needs_step_up', phone: maskPhone(e164), passSession: context.passSession } })
+        await this.audit.append({ action: 'entra.phone_push_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: 'existing_number_needs_step_up', phone: maskPhone(e164), passSession: context.passSession } })
         return { pushed: false, reason: 'Entra holds another mobile number', kept: 'existing_number' }
       }
-      this.audit.append({ action: 'entra.phone_pushed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { result: action, phone: maskPhone(e164) } })
+      await this.audit.append({ action: 'entra.phone_pushed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { result: action, phone: maskPhone(e164) } })
       return { pushed: true, action }
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
       const reason = err.message.slice(0, 300)
-      this.audit.append({ action: 'entra.phone_push_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { phone: maskPhone(e164), code: err.code, reason } })
+      await this.audit.append({ action: 'entra.phone_push_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { phone: maskPhone(e164), code: err.code, reason } })
       return { pushed: false, reason }
     }
   }
@@ -121,8 +121,8 @@ export class EntraPhoneService {
   async prepopulate (options: PrepopulateOptions, actor: Actor): Promise<PrepopulateReport> {
     const source = options.fromDirectory === true ? 'directory' : 'portal'
     const includePrivileged = options.includePrivileged === true
-    const candidates = source === 'directory' ? await this.directoryPhones() : this.store.entraUsersWithPhones()
-    const known = this.store.entraUsersByExternalId(candidates.map((c) => c.externalId))
+    const candidates = source === 'directory' ? await this.directoryPhones() : await this.store.entraUsersWithPhones()
+    const known = await this.store.entraUsersByExternalId(candidates.map((c) => c.externalId))
     const privileged = (c: { externalId: string, privileged: boolean }): boolean => {
       const portal = known.get(c.externalId)
       return c.privileged || portal?.privileged === true || (portal !== undefined && portal.role !== 'user')
@@ -148,17 +148,17 @@ export class EntraPhoneService {
       report.counts[failed ? 'failed' : line.action]++
     }
     if (!options.dryRun) {
-      for (const line of report.users) this.auditLine(line, { source, includePrivileged, ...options.auditDetails }, actor)
-      this.audit.append({ action: 'entra.phones_prepopulated', actorId: actor.id, actorLabel: actor.label, details: { ...options.auditDetails, source, includePrivileged, ...report.counts }, ip: actor.ip, userAgent: actor.userAgent })
+      for (const line of report.users) await this.auditLine(line, { source, includePrivileged, ...options.auditDetails }, actor)
+      await this.audit.append({ action: 'entra.phones_prepopulated', actorId: actor.id, actorLabel: actor.label, details: { ...options.auditDetails, source, includePrivileged, ...report.counts }, ip: actor.ip, userAgent: actor.userAgent })
     }
     return report
   }
 
   /** One audit event per user whose line is worth a person's attention; unchanged and invalid lines are counted only. */
-  private auditLine (line: PrepopulateReport['users'][number], details: Record<string, unknown>, actor: Actor): void {
+  private async auditLine (line: PrepopulateReport['users'][number], details: Record<string, unknown>, actor: Actor): Promise<void> {
     const result = line.action === 'create' ? (line.applied ? 'created' : 'failed') : line.action
     if (result !== 'created' && result !== 'failed' && result !== 'conflict' && result !== 'skipped_privileged') return
-    this.audit.append({
+    await this.audit.append({
       action: 'entra.phone_prefill', actorId: actor.id, actorLabel: actor.label, subjectUserId: line.userId,
       details: {
         ...details,

@@ -65,7 +65,7 @@ export class HelpdeskService {
     private readonly passes: AccessPassService,
     private readonly campaigns: Pick<CampaignService, 'extend'>,
     private readonly engine: Pick<EnforcementEngine, 'standing' | 'explainDeadline' | 'refreshUser'>,
-    private readonly audit: AuditLog & { list(filter: { subjectUserId?: string, limit?: number }): AuditRecord[] },
+    private readonly audit: AuditLog & { list(filter: { subjectUserId?: string, limit?: number }): Promise<AuditRecord[]> },
     private readonly sessions: SessionRevoker,
     private readonly notifier: AccountNotifier,
     private readonly clock: Clock,
@@ -74,35 +74,35 @@ export class HelpdeskService {
     /** Configured providers by name: a provider with its own passes (Entra) issues them for its users. */
     private readonly providers: Readonly<Record<string, IdentityProvider>> = {},
     /** A reset voids the person's recovery codes too. */
-    private readonly recoveryCodes: { voidAll(userId: string): number } = { voidAll: () => 0 }
+    private readonly recoveryCodes: { voidAll(userId: string): Promise<number> } = { voidAll: async () => 0 }
   ) {}
 
   /** Name or email prefix, a page at a time (keyset by email). */
-  search (query: string, after: string | null): { users: UserSummary[], next: string | null } {
+  async search (query: string, after: string | null): Promise<{ users: UserSummary[], next: string | null }> {
     const term = query.trim()
     if (term.length < 2) return { users: [], next: null }
-    const rows = this.users.search(term.slice(0, 100), after, SEARCH_PAGE + 1)
+    const rows = await this.users.search(term.slice(0, 100), after, SEARCH_PAGE + 1)
     const more = rows.length > SEARCH_PAGE
     const page = rows.slice(0, SEARCH_PAGE)
     return { users: page, next: more ? page[page.length - 1].email : null }
   }
 
-  profile (userId: string, viewer: Pick<User, 'id' | 'role'>): UserProfile | undefined {
-    const user = this.users.findById(userId)
+  async profile (userId: string, viewer: Pick<User, 'id' | 'role'>): Promise<UserProfile | undefined> {
+    const user = await this.users.findById(userId)
     if (user === undefined) return undefined
     return {
       user,
-      standing: this.engine.standing(userId),
-      deadline: this.engine.explainDeadline(userId),
-      methods: this.methods.listFor(userId),
+      standing: await this.engine.standing(userId),
+      deadline: await this.engine.explainDeadline(userId),
+      methods: await this.methods.listFor(userId),
       providerMethods: user.providerMethods,
-      timeline: this.audit.list({ subjectUserId: userId, limit: TIMELINE_LENGTH }),
+      timeline: await this.audit.list({ subjectUserId: userId, limit: TIMELINE_LENGTH }),
       actionable: actingPermission(viewer, user),
       approval: {
         required: this.approvals.required(user),
-        approvers: this.approvals.approversFor(viewer.id, user.id),
+        approvers: await this.approvals.approversFor(viewer.id, user.id),
         lifetimeHours: Math.round(this.approvals.requestLifetimeMs / 3_600_000),
-        pending: this.approvals.pendingFor(userId)
+        pending: await this.approvals.pendingFor(userId)
       }
     }
   }
@@ -112,7 +112,7 @@ export class HelpdeskService {
    * other. For a privileged account under the two-person rule it is only requested here (see issueApprovedPass).
    */
   async issuePass (userId: string, options: { lifetimeMinutes: number, oneTime: boolean, reason: string }, actor: StaffActor): Promise<IssuedPass | PendingApproval> {
-    const user = this.target(userId, actor)
+    const user = await this.target(userId, actor)
     const reason = cleanReason(options.reason)
     if (this.approvals.required(user)) {
       this.validRequestedLifetime(user, options.lifetimeMinutes)
@@ -123,7 +123,7 @@ export class HelpdeskService {
 
   /** Carries out an approved pass request: the pass is made now and shown once, to the approving administrator. */
   async issueApprovedPass (request: ApprovalRequest, approver: StaffActor): Promise<IssuedPass> {
-    const user = this.target(request.userId, approver)
+    const user = await this.target(request.userId, approver)
     assertApproved(request, 'pass', user.id, approver)
     if (request.action.kind !== 'pass') throw new DomainError('forbidden', 'Not a pass request.', { variant: 'not_pass_request' })
     return await this.makePass(user, { lifetimeMinutes: request.action.lifetimeMinutes, oneTime: request.action.oneTime, reason: request.reason }, approver, request)
@@ -171,7 +171,7 @@ export class HelpdeskService {
       throw new DomainError('provider_unavailable', `${provider.name === 'entra' ? 'Microsoft Entra' : provider.name} could not issue the pass right now (${err.message}). Try again in a minute.`,
         { variant: 'pass', provider: provider.name === 'entra' ? 'Microsoft Entra' : provider.name, problem: err.message })
     }
-    this.audit.append({
+    await this.audit.append({
       action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
       details: { provider: provider.name, lifetimeMinutes: issued.lifetimeMinutes, oneTime: issued.oneTime, expiresAt: issued.expiresAt.toISOString(), reason: options.reason, approvalId: approval?.id },
       ip: actor.ip, userAgent: actor.userAgent
@@ -190,10 +190,10 @@ export class HelpdeskService {
 
   /** Extends the user's grace period within their campaign's budget. */
   async extend (userId: string, days: number, reason: string, actor: StaffActor): Promise<Date> {
-    const user = this.target(userId, actor)
-    const deadline = this.engine.explainDeadline(userId)
+    const user = await this.target(userId, actor)
+    const deadline = await this.engine.explainDeadline(userId)
     if (deadline === null) throw new DomainError('no_deadline', 'No campaign gives this person a deadline, so there is nothing to extend.')
-    const until = this.campaigns.extend(userId, deadline.campaignId, days, cleanReason(reason), actor)
+    const until = await this.campaigns.extend(userId, deadline.campaignId, days, cleanReason(reason), actor)
     await this.notifier.accountNotice(user, {
       subject: words('email.extended_subject'),
       lines: [words('email.extended_until', { deadline: until }), words('email.extended_before')]
@@ -206,7 +206,7 @@ export class HelpdeskService {
    * window in which they may set up a first method again from any network. A pass can be issued with it.
    */
   async resetMethods (userId: string, options: { reason: string, issuePass: boolean, lifetimeMinutes?: number, oneTime?: boolean }, actor: StaffActor): Promise<ResetOutcome | PendingApproval> {
-    const user = this.target(userId, actor)
+    const user = await this.target(userId, actor)
     const reason = cleanReason(options.reason)
     const lifetimeMinutes = options.lifetimeMinutes ?? this.settings.accessPass.defaultMinutes
     const oneTime = options.oneTime ?? true
@@ -219,7 +219,7 @@ export class HelpdeskService {
 
   /** Carries out an approved reset request; a pass that comes with it is shown once, to the approving administrator. */
   async resetApproved (request: ApprovalRequest, approver: StaffActor): Promise<ResetOutcome> {
-    const user = this.target(request.userId, approver)
+    const user = await this.target(request.userId, approver)
     assertApproved(request, 'reset', user.id, approver)
     if (request.action.kind !== 'reset') throw new DomainError('forbidden', 'Not a reset request.', { variant: 'not_reset_request' })
     const { issuePass, lifetimeMinutes, oneTime } = request.action
@@ -234,18 +234,18 @@ export class HelpdeskService {
     if (options.issuePass && !native) this.validLifetime(lifetimeMinutes)
     // A directory's own pass (Entra) is asked for first: if the directory refuses, nothing has been reset yet.
     const nativePass = options.issuePass && native && provider !== undefined ? await this.issueNativePass(user, provider, { lifetimeMinutes, oneTime, reason }, actor, approval) : null
-    const removed = this.methods.listFor(userId)
-    for (const method of removed) this.methods.remove(userId, method.id)
-    const recoveryCodesVoided = this.recoveryCodes.voidAll(userId)
+    const removed = await this.methods.listFor(userId)
+    for (const method of removed) await this.methods.remove(userId, method.id)
+    const recoveryCodesVoided = await this.recoveryCodes.voidAll(userId)
     const reenrollUntil = new Date(this.clock.now().getTime() + this.settings.resetWindowMs)
-    this.users.setReenrollUntil(userId, reenrollUntil)
-    const sessionsEnded = this.sessions.revokeAllFor(userId)
-    this.audit.append({
+    await this.users.setReenrollUntil(userId, reenrollUntil)
+    const sessionsEnded = await this.sessions.revokeAllFor(userId)
+    await this.audit.append({
       action: 'methods.reset', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
       details: { reason, removed: removed.map((m) => ({ kind: m.kind, name: m.name })), recoveryCodesVoided, reenrollUntil: reenrollUntil.toISOString(), sessionsEnded, approvalId: approval?.id },
       ip: actor.ip, userAgent: actor.userAgent
     })
-    this.engine.refreshUser(userId)
+    await this.engine.refreshUser(userId)
     const pass = nativePass ?? (options.issuePass ? { ...await this.passes.issue(user, { lifetimeMinutes, oneTime, reason }, actor), oneTime, issuedBy: 'portal' as const, subject: user } : null)
     await this.notifier.accountNotice(user, {
       subject: words('email.reset_subject'),
@@ -259,8 +259,8 @@ export class HelpdeskService {
     return { removed: removed.length, reenrollUntil, pass }
   }
 
-  private target (userId: string, actor: StaffActor): User {
-    const user = this.users.findById(userId)
+  private async target (userId: string, actor: StaffActor): Promise<User> {
+    const user = await this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
     const allowed = actingPermission(actor, user)
     if (!allowed.allowed) throw new DomainError(user.id === actor.id ? 'self_action' : 'forbidden', allowed.why ?? 'Not allowed.', { variant: allowed.variant })

@@ -26,12 +26,12 @@ export interface SentInvitation { expiresAt: Date, sentTo: string }
 
 export interface InvitationStore {
   /** Stores a new invitation and ends the user's earlier unused ones (one active invitation per user). */
-  replace(invitation: Omit<Invitation, 'usedAt'> & { tokenHash: string }): void
-  findByTokenHash(tokenHash: string): Invitation | undefined
+  replace(invitation: Omit<Invitation, 'usedAt'> & { tokenHash: string }): Promise<void>
+  findByTokenHash(tokenHash: string): Promise<Invitation | undefined>
   /** Uses the invitation once (compare-and-swap on unused and unexpired); false when it was used or lapsed. */
-  consume(id: string, now: Date): boolean
+  consume(id: string, now: Date): Promise<boolean>
   /** Ends an unused invitation now (its email could not be sent). */
-  expire(id: string, now: Date): void
+  expire(id: string, now: Date): Promise<void>
 }
 
 /**
@@ -62,7 +62,7 @@ export class InvitationService {
    * for a privileged account under the two-person rule the invitation is only requested here (see issueApproved).
    */
   async issue (userId: string, reasonInput: string, actor: StaffActor): Promise<SentInvitation | PendingApproval> {
-    const user = this.target(userId, actor)
+    const user = await this.target(userId, actor)
     const reason = cleanReason(reasonInput)
     this.sendable(user)
     if (this.approvals.required(user)) return await this.approvals.request(user, { kind: 'invitation' }, reason, actor)
@@ -71,14 +71,14 @@ export class InvitationService {
 
   /** Carries out an approved invitation request: the link goes to the person by e-mail, as always. */
   async issueApproved (request: ApprovalRequest, approver: StaffActor): Promise<SentInvitation> {
-    const user = this.target(request.userId, approver)
+    const user = await this.target(request.userId, approver)
     assertApproved(request, 'invitation', user.id, approver)
     this.sendable(user)
     return await this.send(user, request.reason, approver, request)
   }
 
-  private target (userId: string, actor: StaffActor): User {
-    const user = this.users.findById(userId)
+  private async target (userId: string, actor: StaffActor): Promise<User> {
+    const user = await this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
     const permission = actingPermission(actor, user)
     if (!permission.allowed) throw new DomainError(actor.id === user.id ? 'self_action' : 'forbidden', permission.why ?? 'Not allowed.', { variant: permission.variant })
@@ -107,8 +107,8 @@ export class InvitationService {
     const id = randomUUID()
     const now = this.clock.now()
     const expiresAt = new Date(now.getTime() + INVITATION_LIFETIME_MS)
-    this.store.replace({ id, userId: user.id, tokenHash: this.hasher.hash(token, HASH_CONTEXT), createdBy: actor.id, createdAt: now, expiresAt })
-    this.audit.append({ action: 'invitation.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { reason, expiresAt: expiresAt.toISOString(), approvalId: approval?.id }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.store.replace({ id, userId: user.id, tokenHash: this.hasher.hash(token, HASH_CONTEXT), createdBy: actor.id, createdAt: now, expiresAt })
+    await this.audit.append({ action: 'invitation.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { reason, expiresAt: expiresAt.toISOString(), approvalId: approval?.id }, ip: actor.ip, userAgent: actor.userAgent })
 
     const link = new URL(`/invite/${token}`, this.publicUrl).toString()
     try {
@@ -124,33 +124,33 @@ export class InvitationService {
       })
     } catch (err) {
       // A link nobody received must not stay usable.
-      this.store.expire(id, this.clock.now())
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'invitation', reason: (err as Error).message } })
+      await this.store.expire(id, this.clock.now())
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'invitation', reason: (err as Error).message } })
       throw new DomainError('invitation_not_sent', 'The invitation e-mail could not be sent, so the invitation was withdrawn. Try again later.')
     }
     return { expiresAt, sentTo: user.email }
   }
 
   /** What the confirmation page shows; changes nothing (GET). */
-  preview (token: string): { user: User, expiresAt: Date } {
-    const { invitation, user } = this.valid(token)
+  async preview (token: string): Promise<{ user: User, expiresAt: Date }> {
+    const { invitation, user } = await this.valid(token)
     return { user, expiresAt: invitation.expiresAt }
   }
 
   /** Uses the invitation, once; returns the user to open a restricted (pass) session for. */
   /** Uses the link once; returns until when the session it opens may last (see invitationSessionMs). */
-  redeem (token: string, context: RequestContext): { user: User, sessionUntil: Date } {
-    const { invitation, user } = this.valid(token)
-    if (!this.store.consume(invitation.id, this.clock.now())) throw used()
+  async redeem (token: string, context: RequestContext): Promise<{ user: User, sessionUntil: Date }> {
+    const { invitation, user } = await this.valid(token)
+    if (!await this.store.consume(invitation.id, this.clock.now())) throw used()
     const meta = { ip: context.ip, userAgent: context.userAgent }
-    this.audit.append({ action: 'invitation.redeemed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { invitationId: invitation.id }, ...meta })
-    this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'invitation' }, ...meta })
+    await this.audit.append({ action: 'invitation.redeemed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { invitationId: invitation.id }, ...meta })
+    await this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'invitation' }, ...meta })
     const now = this.clock.now().getTime()
     return { user, sessionUntil: new Date(Math.min(now + INVITATION_SESSION_MS, invitation.expiresAt.getTime())) }
   }
 
-  private valid (token: string): { invitation: Invitation, user: User } {
-    const invitation = /^[\w-]{20,100}$/.test(token) ? this.store.findByTokenHash(this.hasher.hash(token, HASH_CONTEXT)) : undefined
+  private async valid (token: string): Promise<{ invitation: Invitation, user: User }> {
+    const invitation = /^[\w-]{20,100}$/.test(token) ? await this.store.findByTokenHash(this.hasher.hash(token, HASH_CONTEXT)) : undefined
     if (invitation === undefined) {
       throw new DomainError('invitation_not_found', 'This invitation link is not valid. Check that you opened the whole link from the e-mail, or ask the helpdesk for a new one.', { variant: 'whole_link' })
     }
@@ -158,7 +158,7 @@ export class InvitationService {
     if (invitation.expiresAt <= this.clock.now()) {
       throw new DomainError('invitation_expired', 'This invitation has expired. Ask the helpdesk for a new one.')
     }
-    const user = this.users.findById(invitation.userId)
+    const user = await this.users.findById(invitation.userId)
     if (user === undefined || user.disabled) throw new DomainError('invitation_not_found', 'This invitation link is not valid. Ask the helpdesk for a new one.')
     return { invitation, user }
   }

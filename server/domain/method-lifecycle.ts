@@ -49,31 +49,31 @@ export class MethodLifecycle {
     private readonly publicUrl: URL,
     private readonly log: Logger,
     /** Rollout hooks: is this a break-glass account, and re-derive the user's state after a change. */
-    private readonly rollout: { isBreakGlass(userId: string): boolean, methodsChanged(userId: string): void } = { isBreakGlass: () => false, methodsChanged: () => {} }
+    private readonly rollout: { isBreakGlass(userId: string): Promise<boolean>, methodsChanged(userId: string): Promise<void> } = { isBreakGlass: async () => false, methodsChanged: async () => {} }
   ) {}
 
   async added (user: User, method: AuthMethod, context: ChangeContext | null): Promise<void> {
-    this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: method.id, kind: method.kind, name: method.name, passSession: context?.passSession ?? false } })
+    await this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: method.id, kind: method.kind, name: method.name, passSession: context?.passSession ?? false } })
     await this.afterChange(user, method, 'added')
   }
 
-  rename (user: User, methodId: string, nameInput: string): AuthMethod {
-    const method = this.methods.findFor(user.id, methodId)
+  async rename (user: User, methodId: string, nameInput: string): Promise<AuthMethod> {
+    const method = await this.methods.findFor(user.id, methodId)
     if (method === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
     const name = cleanMethodName(nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the method a name of 1 to 60 characters.', { variant: 'method' })
-    this.methods.rename(user.id, methodId, name)
-    this.audit.append({ action: 'method.renamed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, from: method.name, to: name } })
+    await this.methods.rename(user.id, methodId, name)
+    await this.audit.append({ action: 'method.renamed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, from: method.name, to: name } })
     return { ...method, name }
   }
 
   async remove (user: User, methodId: string, context: ChangeContext): Promise<AuthMethod> {
-    const method = this.methods.findFor(user.id, methodId)
+    const method = await this.methods.findFor(user.id, methodId)
     if (method === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
-    this.guard.assertMayRemove(user, this.methods.countFor(user.id), context)
-    const removed = this.methods.remove(user.id, methodId)
+    this.guard.assertMayRemove(user, await this.methods.countFor(user.id), context)
+    const removed = await this.methods.remove(user.id, methodId)
     if (removed === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
-    this.audit.append({ action: 'method.removed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, kind: method.kind, name: method.name } })
+    await this.audit.append({ action: 'method.removed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId, kind: method.kind, name: method.name } })
     await this.afterChange(user, method, 'removed')
     return removed
   }
@@ -100,10 +100,10 @@ export class MethodLifecycle {
     if (!await this.notices.claim(notice.id, this.clock.now())) {
       throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
     }
-    const revoked = notice.change === 'added' && this.methods.remove(user.id, notice.methodId) !== undefined
-    if (revoked) this.rollout.methodsChanged(user.id)
-    const sessionsEnded = this.sessions.revokeAllFor(user.id)
-    this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked, sessionsEnded } })
+    const revoked = notice.change === 'added' && await this.methods.remove(user.id, notice.methodId) !== undefined
+    if (revoked) await this.rollout.methodsChanged(user.id)
+    const sessionsEnded = await this.sessions.revokeAllFor(user.id)
+    await this.audit.append({ action: 'method.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methodId: notice.methodId, name: notice.methodName, change: notice.change, revoked, sessionsEnded } })
     await this.alert(user, {
       subject: words('email.alert_not_me_subject', { name: user.displayName }),
       subjectUser: user,
@@ -118,10 +118,10 @@ export class MethodLifecycle {
   }
 
   private async afterChange (user: User, method: AuthMethod, change: 'added' | 'removed'): Promise<void> {
-    this.rollout.methodsChanged(user.id)
+    await this.rollout.methodsChanged(user.id)
     await this.tellUser(user, method, change)
     // Break-glass accounts are the keys to the kingdom: any change to them is the admins' business.
-    if (this.rollout.isBreakGlass(user.id)) {
+    if (await this.rollout.isBreakGlass(user.id)) {
       await this.alert(user, {
         subject: words('email.alert_break_glass_subject', { change, email: user.email }),
         subjectUser: user,
@@ -135,10 +135,10 @@ export class MethodLifecycle {
 
   private async alert (user: User, alert: Parameters<Notifier['alertAdmins']>[1]): Promise<void> {
     try {
-      await this.notifier.alertAdmins(this.users.listByRole('admin'), alert)
+      await this.notifier.alertAdmins(await this.users.listByRole('admin'), alert)
     } catch (err) {
       this.log.error({ err }, 'admin alert could not be sent')
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
     }
   }
 
@@ -156,7 +156,7 @@ export class MethodLifecycle {
     } catch (err) {
       // The change stands; the failure is visible in the log and the audit trail.
       this.log.error({ err }, 'method change email could not be sent')
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: `method ${change}`, reason: (err as Error).message } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: `method ${change}`, reason: (err as Error).message } })
     }
   }
 }

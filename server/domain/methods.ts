@@ -36,25 +36,25 @@ export interface NewPasskey {
 
 /** Storage port for methods. Every lookup by method id is scoped to its owner, so ids cannot be guessed across users. */
 export interface MethodStore {
-  listFor(userId: string): AuthMethod[]
-  findFor(userId: string, methodId: string): AuthMethod | undefined
-  countFor(userId: string): number
-  addPasskey(userId: string, passkey: NewPasskey): AuthMethod
+  listFor(userId: string): Promise<AuthMethod[]>
+  findFor(userId: string, methodId: string): Promise<AuthMethod | undefined>
+  countFor(userId: string): Promise<number>
+  addPasskey(userId: string, passkey: NewPasskey): Promise<AuthMethod>
   /** Seals the secret at rest, bound to the new row. */
-  addTotp(userId: string, name: string, secretBase32: string, firstUsedStep: number): AuthMethod
-  addPhone(userId: string, name: string, phone: string): AuthMethod
-  rename(userId: string, methodId: string, name: string): boolean
-  remove(userId: string, methodId: string): AuthMethod | undefined
-  passkeyByCredentialId(credentialId: string): PasskeyCredential | undefined
-  passkeysFor(userId: string): PasskeyCredential[]
+  addTotp(userId: string, name: string, secretBase32: string, firstUsedStep: number): Promise<AuthMethod>
+  addPhone(userId: string, name: string, phone: string): Promise<AuthMethod>
+  rename(userId: string, methodId: string, name: string): Promise<boolean>
+  remove(userId: string, methodId: string): Promise<AuthMethod | undefined>
+  passkeyByCredentialId(credentialId: string): Promise<PasskeyCredential | undefined>
+  passkeysFor(userId: string): Promise<PasskeyCredential[]>
   /** Compare-and-swap on the signature counter; false when another use got there first. */
-  recordPasskeyUse(methodId: string, previousCounter: number, newCounter: number, at: Date): boolean
-  totpSecret(userId: string, methodId: string): string | undefined
+  recordPasskeyUse(methodId: string, previousCounter: number, newCounter: number, at: Date): Promise<boolean>
+  totpSecret(userId: string, methodId: string): Promise<string | undefined>
   /** Claims a time step for a TOTP method; false when that step (or a later one) was already used. */
-  claimTotpStep(methodId: string, step: number, at: Date): boolean
-  markUsed(methodId: string, at: Date): void
+  claimTotpStep(methodId: string, step: number, at: Date): Promise<boolean>
+  markUsed(methodId: string, at: Date): Promise<void>
   /** Seals every secret again under the current key (key rotation); how many rows. */
-  resealAll(): number
+  resealAll(): Promise<number>
 }
 
 /**

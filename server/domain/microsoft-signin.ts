@@ -54,9 +54,9 @@ export class MicrosoftSignInService {
   constructor (
     private readonly port: MicrosoftSignInPort,
     /** The portal user synced from Entra with this object id. */
-    private readonly findUser: (objectId: string) => User | undefined,
+    private readonly findUser: (objectId: string) => Promise<User | undefined>,
     /** The user's portal method kinds (for what the session still owes). */
-    private readonly methodKinds: (userId: string) => string[],
+    private readonly methodKinds: (userId: string) => Promise<string[]>,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     private readonly staffPasskeyRequired: boolean
@@ -81,21 +81,21 @@ export class MicrosoftSignInService {
    */
   async finish (attempt: MicrosoftAttempt | undefined, callback: MicrosoftCallback, context: RequestContext): Promise<MicrosoftSignedIn> {
     const meta = { ip: context.ip, userAgent: context.userAgent }
-    const refuse = (code: string, reason: string, message: string, subjectUserId: string | null = null): DomainError => {
-      this.audit.append({ action: 'signin.failure', actorLabel: 'microsoft', subjectUserId, details: { method: 'microsoft', reason }, ...meta })
+    const refuse = async (code: string, reason: string, message: string, subjectUserId: string | null = null): Promise<DomainError> => {
+      await this.audit.append({ action: 'signin.failure', actorLabel: 'microsoft', subjectUserId, details: { method: 'microsoft', reason }, ...meta })
       return new DomainError(code, message, { variant: reason.startsWith('microsoft_error:') ? 'error' : reason })
     }
     if (attempt === undefined || callback.state === undefined || !sameText(callback.state, attempt.state)) {
-      throw refuse('microsoft_state_mismatch', 'state_mismatch', 'This sign-in reply does not belong to a sign-in started here (it may be old, or opened in another browser). Start again from the sign-in page.')
+      throw await refuse('microsoft_state_mismatch', 'state_mismatch', 'This sign-in reply does not belong to a sign-in started here (it may be old, or opened in another browser). Start again from the sign-in page.')
     }
     if (this.clock.now().getTime() - attempt.startedAt > ATTEMPT_LIFETIME_MS) {
-      throw refuse('microsoft_attempt_expired', 'attempt_expired', 'This sign-in took too long. Start again from the sign-in page.')
+      throw await refuse('microsoft_attempt_expired', 'attempt_expired', 'This sign-in took too long. Start again from the sign-in page.')
     }
     if (callback.error !== undefined) {
-      throw refuse('microsoft_refused', `microsoft_error:${callback.error.slice(0, 60)}`, 'Microsoft did not sign you in. Start again from the sign-in page, or contact your helpdesk if it keeps happening.')
+      throw await refuse('microsoft_refused', `microsoft_error:${callback.error.slice(0, 60)}`, 'Microsoft did not sign you in. Start again from the sign-in page, or contact your helpdesk if it keeps happening.')
     }
     if (callback.code === undefined || callback.code === '') {
-      throw refuse('microsoft_refused', 'no_code', 'Microsoft did not send a sign-in code back. Start again from the sign-in page.')
+      throw await refuse('microsoft_refused', 'no_code', 'Microsoft did not send a sign-in code back. Start again from the sign-in page.')
     }
     let result: { objectId: string, username: string | null, mfa: boolean }
     try {
@@ -103,20 +103,20 @@ export class MicrosoftSignInService {
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err
       if (err.retryable) throw new DomainError('provider_unavailable', 'Microsoft could not be reached to finish signing you in. Try again in a minute.', { variant: 'microsoft_finish' })
-      throw refuse('microsoft_refused', err.code, 'Microsoft\'s reply could not be accepted, so you are not signed in. Start again from the sign-in page.')
+      throw await refuse('microsoft_refused', err.code, 'Microsoft\'s reply could not be accepted, so you are not signed in. Start again from the sign-in page.')
     }
-    const user = this.findUser(result.objectId)
+    const user = await this.findUser(result.objectId)
     if (user === undefined || user.disabled) {
-      throw refuse('microsoft_user_unknown', user === undefined ? 'unknown_user' : 'account_disabled',
+      throw await refuse('microsoft_user_unknown', user === undefined ? 'unknown_user' : 'account_disabled',
         'Your Microsoft account is not set up in this portal, or it is switched off. Contact your helpdesk.', user?.id ?? null)
     }
     const mfa = result.mfa
-    const kinds = this.methodKinds(user.id)
+    const kinds = await this.methodKinds(user.id)
     // Microsoft's MFA is the second factor, except where staff must use their passkey (phishing-resistant).
     const owed = mfa
       ? (this.staffPasskeyRequired && user.role !== 'user' && kinds.includes('passkey') ? 'passkey' : 'none')
       : secondFactorRequirement(user, kinds, this.staffPasskeyRequired)
-    this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'microsoft', mfa: result.mfa }, ...meta })
+    await this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'microsoft', mfa: result.mfa }, ...meta })
     return { user, mfa, owed }
   }
 

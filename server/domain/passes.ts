@@ -71,7 +71,7 @@ export class AccessPassService {
     const now = this.clock.now()
     const expiresAt = new Date(now.getTime() + options.lifetimeMinutes * 60_000)
     await this.passes.replace({ id, userId: user.id, passHash: this.hasher.hash(pass, `pass:${id}`), oneTime: options.oneTime, expiresAt, createdBy: actor.id, createdAt: now })
-    this.audit.append({ action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, expiresAt: expiresAt.toISOString(), reason: options.reason }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.audit.append({ action: 'pass.issued', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id, details: { lifetimeMinutes: options.lifetimeMinutes, oneTime: options.oneTime, expiresAt: expiresAt.toISOString(), reason: options.reason }, ip: actor.ip, userAgent: actor.userAgent })
     return { pass, expiresAt }
   }
 
@@ -87,7 +87,7 @@ export class AccessPassService {
     const email = normaliseEmail(emailInput).slice(0, 254)
     const key = `pass:account:${email}`
     if ((await this.regulator.check(key)).locked) return false
-    const user = this.users.findByEmail(email)
+    const user = await this.users.findByEmail(email)
     const pass = user === undefined || user.disabled ? undefined : await this.passes.activeFor(user.id, this.clock.now())
     if (pass !== undefined && this.hasher.matches(candidate, `pass:${pass.id}`, pass.passHash)) return true
     await this.regulator.fail(key, PASS_POLICY)
@@ -104,14 +104,14 @@ export class AccessPassService {
     const meta = { ip: context.ip, userAgent: context.userAgent }
     const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now())
-    const user = this.users.findByEmail(email)
+    const user = await this.users.findByEmail(email)
     const now = this.clock.now()
     const pass = user === undefined ? undefined : await this.passes.activeFor(user.id, now)
     const ok = user !== undefined && !user.disabled && pass !== undefined && this.hasher.matches(normalisePass(passInput), `pass:${pass.id}`, pass.passHash)
     if (!ok) {
       const failed = await this.regulator.fail(key, PASS_POLICY)
-      this.audit.append({ action: 'pass.signin_failure', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
-      if (failed.justLocked) this.audit.append({ action: 'pass.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
+      await this.audit.append({ action: 'pass.signin_failure', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
+      if (failed.justLocked) await this.audit.append({ action: 'pass.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: {}, ...meta })
       if (failed.locked) throw lockedOutError(failed.until, now)
       throw new DomainError('invalid_pass', 'That email and access pass do not match an active pass. Check both, or ask the helpdesk for a new pass.')
     }
@@ -119,7 +119,7 @@ export class AccessPassService {
       throw new DomainError('invalid_pass', 'That email and access pass do not match an active pass. Check both, or ask the helpdesk for a new pass.')
     }
     await this.regulator.reset(key)
-    this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'access_pass', oneTime: pass.oneTime }, ...meta })
+    await this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'access_pass', oneTime: pass.oneTime }, ...meta })
     return { user, expiresAt: pass.expiresAt }
   }
 }

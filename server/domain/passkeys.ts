@@ -82,7 +82,7 @@ export class PasskeyService {
   ) {}
 
   async registrationOptions (user: User, context: ChangeContext): Promise<{ challengeId: string, options: PublicKeyCredentialCreationOptionsJSON }> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     const attest = user.privileged && this.settings.privilegedAaguids.length > 0
     const options = await generateRegistrationOptions({
       rpName: this.settings.rpName,
@@ -92,7 +92,7 @@ export class PasskeyService {
       userID: new TextEncoder().encode(user.id),
       attestationType: attest ? 'direct' : 'none',
       // One authenticator, one registration: the browser refuses an authenticator already registered here.
-      excludeCredentials: this.methods.passkeysFor(user.id).map((p) => ({ id: p.credentialId, transports: p.transports })),
+      excludeCredentials: (await this.methods.passkeysFor(user.id)).map((p) => ({ id: p.credentialId, transports: p.transports })),
       // A passkey counts as a second factor only with a PIN or biometric, so the browser asks for one at the start
       // (and has a security key without a PIN set one up) rather than accepting a key that could never confirm.
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' }
@@ -101,7 +101,7 @@ export class PasskeyService {
   }
 
   async register (user: User, challengeId: string, response: RegistrationResponseJSON, nameInput: string, userAgent: string | null, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     // A typed name is checked before anything is spent; a blank one becomes a default from the authenticator.
     const typedName = nameInput.trim() === '' ? null : cleanMethodName(nameInput)
     if (typedName === undefined) throw new DomainError('invalid_name', 'Give the passkey a name of up to 60 characters.', { variant: 'passkey' })
@@ -118,23 +118,23 @@ export class PasskeyService {
         requireUserVerification: false
       })
     } catch (err) {
-      this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: (err as Error).message.slice(0, 200) } })
+      await this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: (err as Error).message.slice(0, 200) } })
       throw new DomainError('passkey_rejected', 'Your passkey could not be verified. Please try again.')
     }
     if (!verification.verified) throw new DomainError('passkey_rejected', 'Your passkey could not be verified. Please try again.')
     const info = verification.registrationInfo
-    if (this.methods.passkeyByCredentialId(info.credential.id) !== undefined) {
+    if (await this.methods.passkeyByCredentialId(info.credential.id) !== undefined) {
       throw new DomainError('passkey_exists', 'This passkey or security key is already registered.')
     }
     if (user.privileged && this.settings.privilegedAaguids.length > 0) {
       const reason = await this.unapprovedAuthenticator(info)
       if (reason !== null) {
-        this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason, aaguid: info.aaguid, fmt: info.fmt } })
+        await this.audit.append({ action: 'passkey.registration_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason, aaguid: info.aaguid, fmt: info.fmt } })
         throw new DomainError('authenticator_not_allowed', NOT_APPROVED[reason] ?? NOT_PROVEN, { variant: reason })
       }
     }
     const name = typedName ?? defaultPasskeyName(info.aaguid, userAgent)
-    const method = this.methods.addPasskey(user.id, {
+    const method = await this.methods.addPasskey(user.id, {
       name,
       credentialId: info.credential.id,
       publicKey: info.credential.publicKey,
@@ -155,7 +155,7 @@ export class PasskeyService {
     const options = await generateAuthenticationOptions({
       rpID: this.settings.rpId,
       userVerification: 'required',
-      allowCredentials: user === null ? [] : this.methods.passkeysFor(user.id).map((p) => ({ id: p.credentialId, transports: p.transports as never }))
+      allowCredentials: user === null ? [] : (await this.methods.passkeysFor(user.id)).map((p) => ({ id: p.credentialId, transports: p.transports as never }))
     })
     return { challengeId: await this.newChallenge(user === null ? 'authenticate' : 'step_up', user?.id ?? null, options.challenge), options }
   }
@@ -169,14 +169,14 @@ export class PasskeyService {
     const purpose = expectedUser === null ? 'authenticate' : 'step_up'
     const challenge = await this.challenges.claim(challengeId, purpose, expectedUser?.id ?? null, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
-    const refuse = (reason: string, userId: string | null = null): never => {
-      this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: userId, details: { reason } })
+    const refuse = async (reason: string, userId: string | null = null): Promise<never> => {
+      await this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: userId, details: { reason } })
       throw new DomainError('passkey_rejected', 'That passkey could not be used to sign in here.', { variant: 'signin' })
     }
-    const credential = typeof response?.id === 'string' ? this.methods.passkeyByCredentialId(response.id) : undefined
+    const credential = typeof response?.id === 'string' ? await this.methods.passkeyByCredentialId(response.id) : undefined
     if (credential === undefined) return refuse('unknown_credential')
     if (expectedUser !== null && credential.userId !== expectedUser.id) return refuse('credential_of_another_user', expectedUser.id)
-    const user = this.users.findById(credential.userId)
+    const user = await this.users.findById(credential.userId)
     if (user === undefined || user.disabled) return refuse('user_unavailable', credential.userId)
     let verification
     try {
@@ -196,16 +196,16 @@ export class PasskeyService {
     const { newCounter, userVerified } = verification.authenticationInfo
     // A step-up is a second factor: a passkey counts as one only if it checked the PIN or biometric.
     if (expectedUser !== null && !userVerified) {
-      this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: user.id, details: { reason: 'user_not_verified' } })
+      await this.audit.append({ action: 'passkey.assertion_rejected', actorLabel: 'passkey', subjectUserId: user.id, details: { reason: 'user_not_verified' } })
       throw new DomainError('user_verification_required',
         'Your passkey or security key did not check your PIN, fingerprint or face, so it cannot confirm it\'s you. Try again and enter your PIN (or use your fingerprint or face) when asked, or use another method.')
     }
     // A counter that went backwards (and is in use) suggests a cloned authenticator; the library throws for that.
     // The compare-and-swap catches two uses of one assertion racing each other.
-    if (!this.methods.recordPasskeyUse(credential.methodId, credential.counter, newCounter, this.clock.now())) {
+    if (!await this.methods.recordPasskeyUse(credential.methodId, credential.counter, newCounter, this.clock.now())) {
       return refuse('counter_race', user.id)
     }
-    const method = this.methods.findFor(user.id, credential.methodId)!
+    const method = (await this.methods.findFor(user.id, credential.methodId))!
     return { user, method, userVerified }
   }
 

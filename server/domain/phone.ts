@@ -78,11 +78,11 @@ export class PhoneService {
    * is written with `reader` (the page's language), else in the user's saved language.
    */
   async begin (user: User, numberInput: string | undefined, context: ChangeContext, reader?: Translator): Promise<PendingEnrollment> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     let phone: string
     if (this.pinned) {
       if (numberInput !== undefined && numberInput.trim() !== '') {
-        this.audit.append({ action: 'phone.pinned_number_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
+        await this.audit.append({ action: 'phone.pinned_number_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
         throw new DomainError('phone_pinned', 'Your organisation sets your mobile number from its directory, so another number cannot be used. If the number shown is wrong, contact your helpdesk.')
       }
       if (user.phone === null) throw new DomainError('no_directory_phone', 'Your organisation has no mobile number on record for you. Contact your helpdesk to have it added.')
@@ -90,14 +90,14 @@ export class PhoneService {
     } else {
       phone = parsePhone(numberInput ?? '', this.settings.defaultRegion)
     }
-    if (this.methods.listFor(user.id).some((m) => m.kind === 'phone' && m.phone === phone)) {
+    if ((await this.methods.listFor(user.id)).some((m) => m.kind === 'phone' && m.phone === phone)) {
       throw new DomainError('phone_exists', 'This number is already one of your sign-in methods.')
     }
     return this.sendCode(user, 'phone', phone, context.clientIp, reader)
   }
 
   async resend (user: User, context: ChangeContext, reader?: Translator): Promise<PendingEnrollment> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     return this.resendCode(user, 'phone', context.clientIp, reader)
   }
 
@@ -109,9 +109,9 @@ export class PhoneService {
 
   /** Adds the phone as a method once its code is proven. */
   async finish (user: User, codeInput: string, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     const pending = await this.checkCode(user, 'phone', codeInput)
-    const method = this.methods.addPhone(user.id, `Mobile ${maskPhone(pending.phone!)}`, pending.phone!)
+    const method = await this.methods.addPhone(user.id, `Mobile ${maskPhone(pending.phone!)}`, pending.phone!)
     await this.lifecycle.added(user, method, context)
     return method
   }
@@ -133,16 +133,16 @@ export class PhoneService {
 
   /** Step-up with an enrolled phone: send a code to it. */
   async beginStepUp (user: User, methodId: string, reader?: Translator): Promise<PendingEnrollment> {
-    const method = this.methods.findFor(user.id, methodId)
+    const method = await this.methods.findFor(user.id, methodId)
     if (method?.kind !== 'phone' || method.phone === null) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
     return this.sendCode(user, 'step_up_phone', method.phone, null, reader)
   }
 
   async finishStepUp (user: User, codeInput: string): Promise<AuthMethod> {
     const pending = await this.checkCode(user, 'step_up_phone', codeInput)
-    const method = this.methods.listFor(user.id).find((m) => m.kind === 'phone' && m.phone === pending.phone)
+    const method = (await this.methods.listFor(user.id)).find((m) => m.kind === 'phone' && m.phone === pending.phone)
     if (method === undefined) throw new DomainError('method_not_found', 'That phone is no longer one of your sign-in methods.', { variant: 'phone' })
-    this.methods.markUsed(method.id, this.clock.now())
+    await this.methods.markUsed(method.id, this.clock.now())
     return method
   }
 
@@ -154,7 +154,7 @@ export class PhoneService {
       throw new DomainError('resend_too_soon', `A code was just sent. You can ask for another in ${seconds} seconds.`, { retryAfterSeconds: seconds })
     }
     if (await this.pending.smsCountSince(user.id, new Date(now.getTime() - 3_600_000)) >= PHONE_RULES.maxSendsPerHour) {
-      this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
+      await this.audit.append({ action: 'phone.send_limit', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: {} })
       throw new DomainError('too_many_codes', 'Too many codes were sent in the last hour. Wait a while before asking for another, or use another method.', { variant: 'user_limit' })
     }
     await this.smsLimits.admit(user, phone, clientIp, kind, kind === 'phone')
@@ -171,10 +171,10 @@ export class PhoneService {
     } catch (err) {
       // A code that never arrived must not be left waiting: it would make "try again" wait out the resend timer.
       await this.pending.claim(pending.id)
-      this.audit.append({ action: 'phone.send_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone), reason: err instanceof Error ? err.message.slice(0, 200) : String(err) } })
+      await this.audit.append({ action: 'phone.send_failed', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone), reason: err instanceof Error ? err.message.slice(0, 200) : String(err) } })
       throw new DomainError('sms_failed', 'We could not send a text message right now. Try again in a few minutes, or use another method.')
     }
-    this.audit.append({ action: 'phone.code_sent', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone) } })
+    await this.audit.append({ action: 'phone.code_sent', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, phone: maskPhone(phone) } })
     return pending
   }
 
@@ -186,7 +186,7 @@ export class PhoneService {
     const code = normaliseCode(codeInput)
     if (!/^\d{6}$/.test(code) || !this.hasher.matches(code, `sms:${pending.id}`, pending.codeHash)) {
       const attempts = await this.pending.addAttempt(pending.id)
-      this.audit.append({ action: 'phone.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, attempts } })
+      await this.audit.append({ action: 'phone.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, attempts } })
       if (attempts >= PHONE_RULES.maxAttempts) throw new DomainError('too_many_attempts', 'Too many wrong codes. Ask for a new code.')
       throw new DomainError('wrong_code', `That code is not right. You have ${PHONE_RULES.maxAttempts - attempts} more ${PHONE_RULES.maxAttempts - attempts === 1 ? 'try' : 'tries'}.`, { variant: 'phone', triesLeft: PHONE_RULES.maxAttempts - attempts })
     }

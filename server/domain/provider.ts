@@ -81,9 +81,9 @@ export interface EnforcementRecord {
 }
 
 export interface EnforcementRecords {
-  get(provider: ProviderName, userId: string): EnforcementRecord | undefined
-  put(provider: ProviderName, userId: string, record: EnforcementRecord): void
-  forget(provider: ProviderName, userId: string): void
+  get(provider: ProviderName, userId: string): Promise<EnforcementRecord | undefined>
+  put(provider: ProviderName, userId: string, record: EnforcementRecord): Promise<void>
+  forget(provider: ProviderName, userId: string): Promise<void>
 }
 
 /**
@@ -92,9 +92,9 @@ export interface EnforcementRecords {
  */
 export class MemoryEnforcementRecords implements EnforcementRecords {
   private readonly records = new Map<string, EnforcementRecord>()
-  get (provider: ProviderName, userId: string): EnforcementRecord | undefined { return this.records.get(`${provider}\u0000${userId}`) }
-  put (provider: ProviderName, userId: string, record: EnforcementRecord): void { this.records.set(`${provider}\u0000${userId}`, { ...record }) }
-  forget (provider: ProviderName, userId: string): void { this.records.delete(`${provider}\u0000${userId}`) }
+  async get (provider: ProviderName, userId: string): Promise<EnforcementRecord | undefined> { return this.records.get(`${provider}\u0000${userId}`) }
+  async put (provider: ProviderName, userId: string, record: EnforcementRecord): Promise<void> { this.records.set(`${provider}\u0000${userId}`, { ...record }) }
+  async forget (provider: ProviderName, userId: string): Promise<void> { this.records.delete(`${provider}\u0000${userId}`) }
 }
 
 export interface ProviderPage {

@@ -16,13 +16,13 @@ export const RECOVERY_CODE_COUNT = 10
 
 export interface RecoveryCodeStore {
   /** Voids the user's current codes and stores the new hashes as one set, atomically; returns how many were voided. */
-  replace(userId: string, setId: string, hashes: string[], at: Date): number
+  replace(userId: string, setId: string, hashes: string[], at: Date): Promise<number>
   /** Marks the unused, unvoided code with this hash used, in one conditional UPDATE; false if there is none. */
-  consume(userId: string, codeHash: string, at: Date): boolean
+  consume(userId: string, codeHash: string, at: Date): Promise<boolean>
   /** Unused codes of the current set. */
-  remaining(userId: string): number
+  remaining(userId: string): Promise<number>
   /** Whether the user ever had a set (used to tell a first set from a regenerated one). */
-  hasEverHad(userId: string): boolean
+  hasEverHad(userId: string): Promise<boolean>
 }
 
 /** The "This wasn't me" link of a recovery-code e-mail, as stored (the token only as a keyed hash). */
@@ -36,20 +36,20 @@ export interface RecoveryNotice {
 }
 
 export interface RecoveryNoticeStore {
-  create(notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): RecoveryNotice
-  findByTokenHash(tokenHash: string): RecoveryNotice | undefined
+  create(notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): Promise<RecoveryNotice>
+  findByTokenHash(tokenHash: string): Promise<RecoveryNotice | undefined>
   /** Marks the notice used once (compare-and-swap); false if it was used already. */
-  claim(id: string, at: Date): boolean
+  claim(id: string, at: Date): Promise<boolean>
 }
 
 /** What "This wasn't me" needs besides the codes: the notices, sessions to end, admins to alert, and where links point. */
 export interface RecoveryReporting {
   notices: RecoveryNoticeStore
   sessions: SessionRevoker
-  admins: () => Array<Pick<User, 'email' | 'displayName'>>
+  admins: () => Promise<Array<Pick<User, 'email' | 'displayName'>>>
   publicUrl: URL
   /** Re-derives the user's rollout state (recovery codes may count toward the campaign's policy). */
-  codesChanged: (userId: string) => void
+  codesChanged: (userId: string) => Promise<void>
 }
 
 const NOTICE_LIFETIME_MS = 30 * 24 * 3_600_000
@@ -92,13 +92,13 @@ export class RecoveryCodeService {
   ) {}
 
   /** Voids every code the user holds (a helpdesk reset: whoever had the old paper must not sign in with it). */
-  voidAll (userId: string): number {
-    const voided = this.store.replace(userId, randomBytes(16).toString('hex'), [], this.clock.now())
-    this.reporting.codesChanged(userId)
+  async voidAll (userId: string): Promise<number> {
+    const voided = await this.store.replace(userId, randomBytes(16).toString('hex'), [], this.clock.now())
+    await this.reporting.codesChanged(userId)
     return voided
   }
 
-  remaining (user: Pick<User, 'id'>): number {
+  async remaining (user: Pick<User, 'id'>): Promise<number> {
     return this.store.remaining(user.id)
   }
 
@@ -106,13 +106,13 @@ export class RecoveryCodeService {
    * A new set of codes, voiding any earlier set. The caller has checked that the session stepped up recently; the
    * codes are returned once and never stored in the clear.
    */
-  generate (user: User, meta: { ip?: string, userAgent?: string } = {}): string[] {
+  async generate (user: User, meta: { ip?: string, userAgent?: string } = {}): Promise<string[]> {
     if (!mayHoldRecoveryCodes(user)) throw new DomainError('directory_account', 'Your account is managed by your organisation\'s directory: use its own account recovery.')
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => generateRecoveryCode())
-    const first = !this.store.hasEverHad(user.id)
-    const voided = this.store.replace(user.id, randomBytes(16).toString('hex'), codes.map((code) => this.hash(user, code)), this.clock.now())
-    this.audit.append({ action: first ? 'recovery_codes.generated' : 'recovery_codes.regenerated', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { count: codes.length, voided }, ...meta })
-    this.reporting.codesChanged(user.id)
+    const first = !await this.store.hasEverHad(user.id)
+    const voided = await this.store.replace(user.id, randomBytes(16).toString('hex'), codes.map((code) => this.hash(user, code)), this.clock.now())
+    await this.audit.append({ action: first ? 'recovery_codes.generated' : 'recovery_codes.regenerated', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { count: codes.length, voided }, ...meta })
+    await this.reporting.codesChanged(user.id)
     return codes.map(groupRecoveryCode)
   }
 
@@ -128,22 +128,22 @@ export class RecoveryCodeService {
     const code = normaliseRecoveryCode(input)
     const wellFormed = code.length === RECOVERY_CODE_LENGTH && [...code].every((c) => RECOVERY_ALPHABET.includes(c))
     const now = this.clock.now()
-    if (!mayHoldRecoveryCodes(user) || !wellFormed || !this.store.consume(user.id, this.hash(user, code), now)) {
-      this.audit.append({ action: 'recovery_codes.refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: wellFormed ? 'wrong_or_used' : 'malformed' }, ...meta })
+    if (!mayHoldRecoveryCodes(user) || !wellFormed || !await this.store.consume(user.id, this.hash(user, code), now)) {
+      await this.audit.append({ action: 'recovery_codes.refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason: wellFormed ? 'wrong_or_used' : 'malformed' }, ...meta })
       if (claim.limitReached.length > 0) throw lockedOutError(claim.until!, now, 'code entry')
       throw new DomainError('wrong_code', REFUSED, { variant: 'recovery' })
     }
     await this.regulator.release(key, claim, { forgive: true })
-    const left = this.store.remaining(user.id)
-    this.audit.append({ action: 'recovery_codes.used', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { remaining: left }, ...meta })
-    if (left === 0) this.reporting.codesChanged(user.id)
+    const left = await this.store.remaining(user.id)
+    await this.audit.append({ action: 'recovery_codes.used', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { remaining: left }, ...meta })
+    if (left === 0) await this.reporting.codesChanged(user.id)
     await this.tellUser(user, left, now)
     return left
   }
 
   /** The notice behind a "This wasn't me" link, if the link is genuine, unused, unexpired and the signed-in user's. */
-  noticeFor (user: Pick<User, 'id'>, token: string): RecoveryNotice {
-    const notice = this.reporting.notices.findByTokenHash(this.hasher.hash(token, NOTICE_PURPOSE))
+  async noticeFor (user: Pick<User, 'id'>, token: string): Promise<RecoveryNotice> {
+    const notice = await this.reporting.notices.findByTokenHash(this.hasher.hash(token, NOTICE_PURPOSE))
     if (notice === undefined || notice.userId !== user.id) {
       throw new DomainError('notice_not_found', 'This link is not valid for your account. Make sure you are signed in as the person the email was sent to.')
     }
@@ -159,18 +159,18 @@ export class RecoveryCodeService {
    * asked for: the person reporting may have lost their factors to whoever used the code.
    */
   async reportNotMe (user: User, token: string, meta: { ip?: string, userAgent?: string } = {}): Promise<{ voided: number, sessionsEnded: number }> {
-    const notice = this.noticeFor(user, token)
-    if (!this.reporting.notices.claim(notice.id, this.clock.now())) {
+    const notice = await this.noticeFor(user, token)
+    if (!await this.reporting.notices.claim(notice.id, this.clock.now())) {
       throw new DomainError('notice_used', 'This link was already used. Your helpdesk and administrators have been told.')
     }
-    const voided = this.voidAll(user.id)
-    const sessionsEnded = this.reporting.sessions.revokeAllFor(user.id)
-    this.audit.append({
+    const voided = await this.voidAll(user.id)
+    const sessionsEnded = await this.reporting.sessions.revokeAllFor(user.id)
+    await this.audit.append({
       action: 'recovery_codes.reported_not_me', actorId: user.id, actorLabel: user.email, subjectUserId: user.id,
       details: { usedCodeAt: notice.usedCodeAt.toISOString(), voided, sessionsEnded }, ...meta
     })
     try {
-      await this.notifier.alertAdmins(this.reporting.admins(), {
+      await this.notifier.alertAdmins(await this.reporting.admins(), {
         subject: words('email.alert_recovery_subject', { name: user.displayName }),
         subjectUser: user,
         lines: [
@@ -181,14 +181,14 @@ export class RecoveryCodeService {
       })
     } catch (err) {
       this.log.error({ err }, 'admin alert could not be sent')
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'admin alert', reason: (err as Error).message } })
     }
     return { voided, sessionsEnded }
   }
 
   private async tellUser (user: User, left: number, at: Date): Promise<void> {
     const token = randomBytes(32).toString('base64url')
-    this.reporting.notices.create({ userId: user.id, tokenHash: this.hasher.hash(token, NOTICE_PURPOSE), usedCodeAt: at, expiresAt: new Date(at.getTime() + NOTICE_LIFETIME_MS) })
+    await this.reporting.notices.create({ userId: user.id, tokenHash: this.hasher.hash(token, NOTICE_PURPOSE), usedCodeAt: at, expiresAt: new Date(at.getTime() + NOTICE_LIFETIME_MS) })
     try {
       await this.notifier.accountNotice(user, {
         subject: words('email.recovery_used_subject'),
@@ -202,7 +202,7 @@ export class RecoveryCodeService {
     } catch (err) {
       // The sign-in stands; the failure is visible in the log and the audit trail.
       this.log.error({ err }, 'recovery code email could not be sent')
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'recovery code used', reason: (err as Error).message } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'recovery code used', reason: (err as Error).message } })
     }
   }
 

@@ -21,9 +21,9 @@ export interface ReminderCandidate {
 
 export interface ReminderStore {
   /** Pending users (no qualifying method) whose deadline falls within (now, now + horizon], by user id. */
-  pendingAfter(cursor: string | null, now: Date, horizonMs: number, limit: number): ReminderCandidate[]
+  pendingAfter(cursor: string | null, now: Date, horizonMs: number, limit: number): Promise<ReminderCandidate[]>
   /** Records the reminder once; false when it was already recorded (another sweep got there first). */
-  claim(userId: string, campaignId: string, offsetDays: number, at: Date): boolean
+  claim(userId: string, campaignId: string, offsetDays: number, at: Date): Promise<boolean>
 }
 
 /** Whom a reminder goes to, and the language and zone it is written in. */
@@ -62,21 +62,21 @@ export class ReminderService {
     let sent = 0
     let cursor: string | null = null
     for (;;) {
-      const batch = this.store.pendingAfter(cursor, now, horizon, batchSize)
+      const batch = await this.store.pendingAfter(cursor, now, horizon, batchSize)
       if (batch.length === 0) return sent
       for (const candidate of batch) {
         const campaign = byId.get(candidate.campaignId)
         const offset = campaign === undefined ? null : dueOffset(campaign.reminderOffsets, candidate.deadline, now)
         // Claimed before sending: at most one reminder per user, campaign and offset, whatever runs at once.
-        if (offset === null || !this.store.claim(candidate.userId, candidate.campaignId, offset, now)) continue
+        if (offset === null || !await this.store.claim(candidate.userId, candidate.campaignId, offset, now)) continue
         try {
           const calendar = deadlineCalendar({ userId: candidate.userId, deadline: candidate.deadline, portalUrl: this.enrollUrl, now })
           await this.mailer.remind(candidate, { deadline: candidate.deadline, daysLeft: daysLeft(candidate.deadline, now), enrollUrl: this.enrollUrl, calendar })
-          this.audit.append({ action: 'reminder.sent', actorLabel: 'engine', subjectUserId: candidate.userId, details: { campaignId: candidate.campaignId, offsetDays: offset } })
+          await this.audit.append({ action: 'reminder.sent', actorLabel: 'engine', subjectUserId: candidate.userId, details: { campaignId: candidate.campaignId, offsetDays: offset } })
           sent++
         } catch (err) {
           this.log.error({ err }, 'reminder could not be sent')
-          this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: candidate.userId, details: { message: 'reminder', offsetDays: offset, reason: (err as Error).message } })
+          await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: candidate.userId, details: { message: 'reminder', offsetDays: offset, reason: (err as Error).message } })
         }
       }
       cursor = batch[batch.length - 1].userId

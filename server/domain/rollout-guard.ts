@@ -46,14 +46,14 @@ export interface WaveProgress {
 
 export interface RolloutStore {
   /** Per campaign (by the campaign in each user's state), what happened over [since, until): one grouped query. */
-  breakerCounts(since: Date, until: Date): Map<string, BreakerCounts>
+  breakerCounts(since: Date, until: Date): Promise<Map<string, BreakerCounts>>
   /** Opens a pause unless one is open already; the pause, or undefined when the campaign was paused. */
-  pause(campaignId: string, at: Date, signal: BreakerSignal, figures: PauseFigures): CampaignPause | undefined
+  pause(campaignId: string, at: Date, signal: BreakerSignal, figures: PauseFigures): Promise<CampaignPause | undefined>
   /** Closes the open pause; undefined when there was none (already resumed). */
-  resume(campaignId: string, at: Date, by: string | null, reason: string): CampaignPause | undefined
+  resume(campaignId: string, at: Date, by: string | null, reason: string): Promise<CampaignPause | undefined>
   /** Records that a wave started counting; false when it had already. */
-  startWave(campaignId: string, wave: number, at: Date, by: string | null): boolean
-  waveProgress(campaignId: string, now: Date): WaveProgress[]
+  startWave(campaignId: string, wave: number, at: Date, by: string | null): Promise<boolean>
+  waveProgress(campaignId: string, now: Date): Promise<WaveProgress[]>
 }
 
 export type WaveState = 'scheduled' | 'running' | 'done' | 'paused'
@@ -68,9 +68,9 @@ export interface WaveStanding extends WaveTiming {
 
 /** The engine's part the guard uses. */
 export interface GuardedEngine {
-  campaigns(): Campaign[]
+  campaigns(): Promise<Campaign[]>
   /** Re-derives the states of every user whose deadline comes from the campaign. */
-  refreshCampaign(campaignId: string): number
+  refreshCampaign(campaignId: string): Promise<number>
 }
 
 const SETTLED: UserState[] = ['enrolled', 'enforced', 'exempt']
@@ -127,36 +127,36 @@ export class RolloutGuard implements SweepGuard {
     private readonly audit: AuditLog,
     private readonly clock: Clock,
     private readonly notifier: Pick<Notifier, 'alertAdmins'>,
-    private readonly admins: () => Array<Pick<User, 'email' | 'displayName'>>,
+    private readonly admins: () => Promise<Array<Pick<User, 'email' | 'displayName'>>>,
     private readonly campaignUrl: (campaignId: string) => string
   ) {}
 
   /** Passes issued since the last sweep count before anything more is flipped: pausing happens before the first await. */
   async beforeSweep (): Promise<void> {
-    await Promise.all(this.tripWhereDue())
+    await Promise.all(await this.tripWhereDue())
   }
 
   async afterSweep (): Promise<void> {
-    const alerts = this.tripWhereDue()
-    this.advanceWaves()
+    const alerts = await this.tripWhereDue()
+    await this.advanceWaves()
     await Promise.all(alerts)
   }
 
   /** Today's readings for one campaign (the dry run, the campaign page): the window ending now. */
-  readings (campaign: Campaign): { counts: BreakerCounts, readings: BreakerReading[], since: Date } {
+  async readings (campaign: Campaign): Promise<{ counts: BreakerCounts, readings: BreakerReading[], since: Date }> {
     const now = this.clock.now()
     const since = new Date(now.getTime() - BREAKER_WINDOW_MS)
-    const counts = this.store.breakerCounts(since, now).get(campaign.id) ?? { flipped: 0, failures: 0, passes: 0, resets: 0, notMe: 0 }
+    const counts = (await this.store.breakerCounts(since, now)).get(campaign.id) ?? { flipped: 0, failures: 0, passes: 0, resets: 0, notMe: 0 }
     return { counts, readings: readBreaker(counts, campaign.breaker), since }
   }
 
   /** What the breaker would do on today's figures, in sentences (the dry run). */
-  dryRunLines (campaign: Campaign): string[] {
+  async dryRunLines (campaign: Campaign): Promise<string[]> {
     const pause = openPause(campaign)
     if (pause !== null) {
       return [`Breaker: the campaign is paused since ${minute(pause.pausedAt)} (${SIGNAL_NAMES[pause.signal]} passed its threshold), so the next sweep flips no one. An admin resumes it on the campaign page.`]
     }
-    const { counts, readings } = this.readings(campaign)
+    const { counts, readings } = await this.readings(campaign)
     const tripped = readings.find((r) => r.tripped)
     const lines = [`Breaker, last 24 hours: ${describeCounts(counts)}.`]
     if (tripped !== undefined) {
@@ -170,63 +170,63 @@ export class RolloutGuard implements SweepGuard {
   }
 
   /** Each wave's standing, for the campaign page. */
-  waves (campaign: Campaign): WaveStanding[] {
+  async waves (campaign: Campaign): Promise<WaveStanding[]> {
     const now = this.clock.now()
-    return waveStandings(campaign, campaign.waves === null ? [] : this.store.waveProgress(campaign.id, now), now)
+    return waveStandings(campaign, campaign.waves === null ? [] : await this.store.waveProgress(campaign.id, now), now)
   }
 
   /** Resumes a paused campaign (admins only, with a reason): the users not yet flipped get the pause's length back. */
-  resume (campaignId: string, reason: string, actor: Actor): CampaignPause {
-    const campaign = this.find(campaignId)
+  async resume (campaignId: string, reason: string, actor: Actor): Promise<CampaignPause> {
+    const campaign = await this.find(campaignId)
     const why = reason.trim()
     if (why.length < 3) throw new DomainError('reason_required', 'Say why the campaign can go on: what was found, and what was done about it.', { variant: 'resume' })
     if (openPause(campaign) === null) throw new DomainError('not_paused', 'This campaign is not paused.')
-    const resumed = this.store.resume(campaignId, this.clock.now(), actor.id, why)
+    const resumed = await this.store.resume(campaignId, this.clock.now(), actor.id, why)
     if (resumed === undefined) throw new DomainError('not_paused', 'This campaign is not paused.')
     const pausedMs = resumed.resumedAt!.getTime() - resumed.pausedAt.getTime()
-    this.audit.append({
+    await this.audit.append({
       action: 'campaign.resumed', actorId: actor.id, actorLabel: actor.label,
       details: { campaignId, name: campaign.name, reason: why, pausedAt: resumed.pausedAt.toISOString(), pausedMinutes: Math.round(pausedMs / 60_000), signal: resumed.signal },
       ip: actor.ip, userAgent: actor.userAgent
     })
-    this.engine.refreshCampaign(campaignId)
+    await this.engine.refreshCampaign(campaignId)
     return resumed
   }
 
   /** Starts the next wave by hand, whatever the previous one's standing (audited). */
-  startWave (campaignId: string, wave: number, actor: Actor): void {
-    const campaign = this.find(campaignId)
+  async startWave (campaignId: string, wave: number, actor: Actor): Promise<void> {
+    const campaign = await this.find(campaignId)
     const next = waveSchedule(campaign).find((w) => !w.counting)
     if (campaign.waves === null || next === undefined) throw new DomainError('no_wave_to_start', 'Every wave of this campaign has started.')
     if (next.wave !== wave) throw new DomainError('wave_out_of_order', `Wave ${next.wave} is the next to start.`, { next: next.wave })
-    if (!this.store.startWave(campaignId, wave, this.clock.now(), actor.id)) throw new DomainError('no_wave_to_start', `Wave ${wave} has already started.`, { variant: 'started', wave })
-    this.audit.append({ action: 'campaign.wave_started', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, wave, byHand: true }, ip: actor.ip, userAgent: actor.userAgent })
-    this.engine.refreshCampaign(campaignId)
+    if (!await this.store.startWave(campaignId, wave, this.clock.now(), actor.id)) throw new DomainError('no_wave_to_start', `Wave ${wave} has already started.`, { variant: 'started', wave })
+    await this.audit.append({ action: 'campaign.wave_started', actorId: actor.id, actorLabel: actor.label, details: { campaignId, name: campaign.name, wave, byHand: true }, ip: actor.ip, userAgent: actor.userAgent })
+    await this.engine.refreshCampaign(campaignId)
   }
 
-  private find (campaignId: string): Campaign {
-    const campaign = this.engine.campaigns().find((c) => c.id === campaignId)
+  private async find (campaignId: string): Promise<Campaign> {
+    const campaign = (await this.engine.campaigns()).find((c) => c.id === campaignId)
     if (campaign === undefined) throw new DomainError('campaign_not_found', 'No such campaign.')
     return campaign
   }
 
   /** Pauses every armed campaign whose rolling figures pass a threshold, at once; each pause audited and e-mailed once. */
-  private tripWhereDue (): Array<Promise<void>> {
+  private async tripWhereDue (): Promise<Array<Promise<void>>> {
     const alerts: Array<Promise<void>> = []
-    const watched = this.engine.campaigns().filter((c) => c.armedAt !== null && openPause(c) === null)
+    const watched = (await this.engine.campaigns()).filter((c) => c.armedAt !== null && openPause(c) === null)
     if (watched.length === 0) return alerts
     const now = this.clock.now()
     const since = new Date(now.getTime() - BREAKER_WINDOW_MS)
-    const counts = this.store.breakerCounts(since, now)
+    const counts = await this.store.breakerCounts(since, now)
     for (const campaign of watched) {
       const figures = counts.get(campaign.id)
       const verdict = figures === undefined ? null : breakerVerdict(figures, campaign.breaker)
       if (figures === undefined || verdict === null) continue
       const stored: PauseFigures = { counts: figures, since: since.toISOString(), until: now.toISOString(), value: verdict.value, threshold: verdict.threshold, thresholds: campaign.breaker }
-      const pause = this.store.pause(campaign.id, now, verdict.signal, stored)
+      const pause = await this.store.pause(campaign.id, now, verdict.signal, stored)
       if (pause === undefined) continue
-      this.audit.append({ action: 'campaign.paused', actorLabel: 'engine', details: { campaignId: campaign.id, name: campaign.name, signal: verdict.signal, value: verdict.value, threshold: verdict.threshold, ...figures } })
-      this.engine.refreshCampaign(campaign.id)
+      await this.audit.append({ action: 'campaign.paused', actorLabel: 'engine', details: { campaignId: campaign.id, name: campaign.name, signal: verdict.signal, value: verdict.value, threshold: verdict.threshold, ...figures } })
+      await this.engine.refreshCampaign(campaign.id)
       alerts.push(this.alert(campaign, verdict, figures))
     }
     return alerts
@@ -234,7 +234,7 @@ export class RolloutGuard implements SweepGuard {
 
   private async alert (campaign: Campaign, verdict: BreakerReading, counts: BreakerCounts): Promise<void> {
     try {
-      await this.notifier.alertAdmins(this.admins(), {
+      await this.notifier.alertAdmins(await this.admins(), {
         // Keys and values (locales/*/email.json): each administrator reads it in their own language.
         subject: words('email.breaker_subject', { campaign: campaign.name, signal: verdict.signal }),
         lines: [
@@ -246,21 +246,21 @@ export class RolloutGuard implements SweepGuard {
         ]
       })
     } catch (err) {
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', details: { message: 'breaker alert', campaignId: campaign.id, reason: err instanceof Error ? err.message : String(err) } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', details: { message: 'breaker alert', campaignId: campaign.id, reason: err instanceof Error ? err.message : String(err) } })
     }
   }
 
   /** Starts the next wave of each campaign in waves whose previous wave is done, unless the campaign is paused. */
-  private advanceWaves (): void {
+  private async advanceWaves (): Promise<void> {
     const now = this.clock.now()
-    for (const campaign of this.engine.campaigns()) {
+    for (const campaign of await this.engine.campaigns()) {
       if (campaign.waves === null || openPause(campaign) !== null) continue
-      const standings = waveStandings(campaign, this.store.waveProgress(campaign.id, now), now)
+      const standings = waveStandings(campaign, await this.store.waveProgress(campaign.id, now), now)
       const next = standings.find((w) => !w.counting)
       if (next === undefined || standings[next.wave - 2].state !== 'done') continue
-      if (!this.store.startWave(campaign.id, next.wave, now, null)) continue
-      this.audit.append({ action: 'campaign.wave_started', actorLabel: 'engine', details: { campaignId: campaign.id, name: campaign.name, wave: next.wave, byHand: false } })
-      this.engine.refreshCampaign(campaign.id)
+      if (!await this.store.startWave(campaign.id, next.wave, now, null)) continue
+      await this.audit.append({ action: 'campaign.wave_started', actorLabel: 'engine', details: { campaignId: campaign.id, name: campaign.name, wave: next.wave, byHand: false } })
+      await this.engine.refreshCampaign(campaign.id)
     }
   }
 }

@@ -12,9 +12,9 @@ export const DEMO_ACCOUNTS: ReadonlyArray<{ email: string, displayName: string, 
 
 /** Seeds the demo accounts if there are no users yet; returns how many were created. */
 export async function seedSandbox (users: UserStore, service: UserService): Promise<number> {
-  if (users.count() > 0) return 0
+  if (await users.count() > 0) return 0
   for (const account of DEMO_ACCOUNTS) {
-    service.createUser({
+    await service.createUser({
       email: account.email,
       displayName: account.displayName,
       role: account.role,

@@ -74,33 +74,33 @@ export class SignInService {
 
     const claim = await this.regulator.claim(charges)
     if (!claim.granted) {
-      const user = this.users.findByEmail(email)
-      this.audit.append({ action: 'signin.refused_locked', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope: chargeOf(claim.key).scope }, ...meta })
+      const user = await this.users.findByEmail(email)
+      await this.audit.append({ action: 'signin.refused_locked', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope: chargeOf(claim.key).scope }, ...meta })
       throw lockedOutError(claim.until, this.now())
     }
 
-    const user = this.users.findByEmail(email)
+    const user = await this.users.findByEmail(email)
     const passwordOk = await verifyPassword(password, user?.passwordHash)
     if (user !== undefined && passwordOk && !user.disabled) {
       // A known browser's earlier typos are forgiven. Unknown browsers' count stands: this success says nothing
       // about guesses made elsewhere, and this browser now gets a device cookie and a count of its own.
       for (const charge of charges) await this.regulator.release(charge.key, claim, { forgive: charge.scope === 'device' })
-      this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'password', knownDevice: device !== null }, ...meta })
+      await this.audit.append({ action: 'signin.success', actorId: user.id, actorLabel: email, subjectUserId: user.id, details: { method: 'password', knownDevice: device !== null }, ...meta })
       return { user, device: this.devices.issue(email, device) }
     }
 
     const reason = user === undefined ? 'unknown_user' : user.disabled ? 'account_disabled' : 'wrong_password'
-    this.audit.append({ action: 'signin.failure', actorLabel: email, subjectUserId: user?.id ?? null, details: { reason, knownDevice: device !== null }, ...meta })
+    await this.audit.append({ action: 'signin.failure', actorLabel: email, subjectUserId: user?.id ?? null, details: { reason, knownDevice: device !== null }, ...meta })
     for (const key of claim.limitReached) {
       const { scope, policy } = chargeOf(key)
-      this.audit.append({ action: 'signin.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope, failures: policy.maxFailures, until: claim.until?.toISOString() ?? null }, ...meta })
+      await this.audit.append({ action: 'signin.lockout', actorLabel: email, subjectUserId: user?.id ?? null, details: { scope, failures: policy.maxFailures, until: claim.until?.toISOString() ?? null }, ...meta })
     }
     if (claim.until !== null) throw lockedOutError(claim.until, this.now())
     throw new DomainError('invalid_credentials', 'That email and password do not match an account. Check both and try again.')
   }
 
-  recordSignOut (user: { id: string, email: string }, context: RequestContext): void {
-    this.audit.append({ action: 'signout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, ip: context.ip, userAgent: context.userAgent })
+  async recordSignOut (user: { id: string, email: string }, context: RequestContext): Promise<void> {
+    await this.audit.append({ action: 'signout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, ip: context.ip, userAgent: context.userAgent })
   }
 }
 

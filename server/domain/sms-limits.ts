@@ -54,7 +54,7 @@ export class SmsSendLimits {
   async admit (user: User, phone: string, clientIp: string | null, kind: string, enrolling: boolean): Promise<void> {
     const country = parsePhoneNumberFromString(phone)?.country ?? null
     if (enrolling && (country === null || !this.limits.allowedCountries.includes(country))) {
-      this.refuse(user, phone, kind, 'country_not_allowed', { country })
+      await this.refuse(user, phone, kind, 'country_not_allowed', { country })
       throw new DomainError('sms_country_not_allowed',
         `This portal only texts mobile numbers from: ${this.countryNames}. Use a number from there, or set up an authenticator app or a passkey instead.`, { countries: { regions: this.limits.allowedCountries } })
     }
@@ -64,7 +64,7 @@ export class SmsSendLimits {
     for (const cap of caps) {
       const verdict = await this.regulator.check(cap.key)
       if (verdict.locked) {
-        this.refuse(user, phone, kind, cap.reason, {})
+        await this.refuse(user, phone, kind, cap.reason, {})
         const retryAfterSeconds = Math.max(1, Math.ceil((verdict.until.getTime() - this.clock.now().getTime()) / 1000))
         throw new DomainError('too_many_codes', cap.message, { retryAfterSeconds, variant: cap.reason })
       }
@@ -97,8 +97,8 @@ export class SmsSendLimits {
     return caps
   }
 
-  private refuse (user: User, phone: string, kind: string, reason: string, extra: Record<string, unknown>): void {
-    this.audit.append({ action: 'phone.send_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, reason, phone: maskPhone(phone), ...extra } })
+  private async refuse (user: User, phone: string, kind: string, reason: string, extra: Record<string, unknown>): Promise<void> {
+    await this.audit.append({ action: 'phone.send_refused', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind, reason, phone: maskPhone(phone), ...extra } })
   }
 }
 

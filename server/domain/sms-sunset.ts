@@ -32,13 +32,13 @@ export interface PhoneHolder {
 
 export interface SmsSunsetStore {
   /** The campaign's users (deadline from it, not exempt, not disabled) holding a phone anywhere, by user id. */
-  phoneHoldersAfter(campaignId: string, cursor: string | null, limit: number): PhoneHolder[]
+  phoneHoldersAfter(campaignId: string, cursor: string | null, limit: number): Promise<PhoneHolder[]>
   /** Whether the campaign's sunset at `sunsetAt` was carried out already. */
-  hasRun(campaignId: string, sunsetAt: Date): boolean
+  hasRun(campaignId: string, sunsetAt: Date): Promise<boolean>
   /** Records the sunset carried out; false when another process recorded it first. */
-  recordRun(campaignId: string, sunsetAt: Date, at: Date, users: number, dropped: number): boolean
+  recordRun(campaignId: string, sunsetAt: Date, at: Date, users: number, dropped: number): Promise<boolean>
   /** Records a reminder before the sunset once; false when it was recorded already. */
-  claimReminder(userId: string, campaignId: string, sunsetAt: Date, offsetDays: number, at: Date): boolean
+  claimReminder(userId: string, campaignId: string, sunsetAt: Date, offsetDays: number, at: Date): Promise<boolean>
 }
 
 /**
@@ -80,7 +80,7 @@ export class SmsSunsetService {
     for (const campaign of campaigns) {
       const at = campaign.smsSunsetAt
       if (at === null) continue
-      if (this.clock.now() >= at) this.apply(campaign, at, report, batchSize)
+      if (this.clock.now() >= at) await this.apply(campaign, at, report, batchSize)
       else report.reminders += await this.remind(campaign, at, batchSize)
     }
     return report
@@ -91,13 +91,13 @@ export class SmsSunsetService {
    * those who drop, the new deadline), then the run is recorded and audited once. Re-deriving twice is harmless, so
    * a crash before the record only means the next run does it again.
    */
-  private apply (campaign: Campaign, at: Date, report: SunsetReport, batchSize: number): void {
-    if (this.store.hasRun(campaign.id, at)) return
+  private async apply (campaign: Campaign, at: Date, report: SunsetReport, batchSize: number): Promise<void> {
+    if (await this.store.hasRun(campaign.id, at)) return
     let users = 0
     let dropped = 0
     let cursor: string | null = null
     for (;;) {
-      const batch = this.store.phoneHoldersAfter(campaign.id, cursor, batchSize)
+      const batch = await this.store.phoneHoldersAfter(campaign.id, cursor, batchSize)
       if (batch.length === 0) break
       for (const holder of batch) {
         this.rollout.refreshUser(holder.userId)
@@ -106,8 +106,8 @@ export class SmsSunsetService {
       }
       cursor = batch[batch.length - 1].userId
     }
-    if (!this.store.recordRun(campaign.id, at, this.clock.now(), users, dropped)) return
-    this.audit.append({
+    if (!await this.store.recordRun(campaign.id, at, this.clock.now(), users, dropped)) return
+    await this.audit.append({
       action: 'campaign.sms_sunset_applied',
       actorLabel: 'engine',
       details: { campaignId: campaign.id, name: campaign.name, sunsetAt: at.toISOString(), becomes: campaign.smsAfterSunset, users, dropped, graceDays: campaign.smsSunsetGraceDays }
@@ -127,19 +127,19 @@ export class SmsSunsetService {
     let sent = 0
     let cursor: string | null = null
     for (;;) {
-      const batch = this.store.phoneHoldersAfter(campaign.id, cursor, batchSize)
+      const batch = await this.store.phoneHoldersAfter(campaign.id, cursor, batchSize)
       if (batch.length === 0) return sent
       for (const holder of batch) {
         const effect = sunsetEffect(holder.privileged, kindsOf(holder), campaign)
         // Claimed before sending: at most one reminder per user, sunset and offset, whatever runs at once.
-        if (effect === null || !this.store.claimReminder(holder.userId, campaign.id, at, offset, now)) continue
+        if (effect === null || !await this.store.claimReminder(holder.userId, campaign.id, at, offset, now)) continue
         try {
           await this.notifier.accountNotice(holder, sunsetReminder(at, now, effect, campaign.smsSunsetGraceDays, this.portalUrl))
-          this.audit.append({ action: 'reminder.sms_sunset_sent', actorLabel: 'engine', subjectUserId: holder.userId, details: { campaignId: campaign.id, sunsetAt: at.toISOString(), offsetDays: offset, effect } })
+          await this.audit.append({ action: 'reminder.sms_sunset_sent', actorLabel: 'engine', subjectUserId: holder.userId, details: { campaignId: campaign.id, sunsetAt: at.toISOString(), offsetDays: offset, effect } })
           sent++
         } catch (err) {
           this.log.error({ err }, 'SMS sunset reminder could not be sent')
-          this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: holder.userId, details: { message: 'sms sunset reminder', offsetDays: offset, reason: (err as Error).message } })
+          await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: holder.userId, details: { message: 'sms sunset reminder', offsetDays: offset, reason: (err as Error).message } })
         }
       }
       cursor = batch[batch.length - 1].userId

@@ -57,7 +57,7 @@ export class TotpService {
 
   /** Starts (or restarts) a setup: a fresh secret kept pending until the user proves a code. */
   async begin (user: User, context: ChangeContext): Promise<TotpSetup> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     const secret = new Secret({ size: 20 }).base32
     const expiresAt = new Date(this.clock.now().getTime() + SETUP_LIFETIME_MS)
     await this.pending.startTotp(user.id, secret, expiresAt)
@@ -73,7 +73,7 @@ export class TotpService {
 
   /** Saves the authenticator app once the user proves a current code from it. */
   async finish (user: User, codeInput: string, nameInput: string, context: ChangeContext): Promise<AuthMethod> {
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     const name = cleanMethodName(nameInput.trim() === '' ? 'Authenticator app' : nameInput)
     if (name === undefined) throw new DomainError('invalid_name', 'Give the app a name of up to 60 characters.')
     const setup = await this.pending.findTotp(user.id)
@@ -82,18 +82,18 @@ export class TotpService {
     }
     const step = await this.checkCode(user, `totp:user:${user.id}`, setup.secret, codeInput)
     if (!await this.pending.claim(setup.id)) throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
-    const method = this.methods.addTotp(user.id, name, setup.secret, step)
+    const method = await this.methods.addTotp(user.id, name, setup.secret, step)
     await this.lifecycle.added(user, method, context)
     return method
   }
 
   /** Step-up or sign-in check with an enrolled app: each code works once. */
   async verify (user: User, methodId: string, codeInput: string): Promise<AuthMethod> {
-    const method = this.methods.findFor(user.id, methodId)
-    const secret = method?.kind === 'totp' ? this.methods.totpSecret(user.id, methodId) : undefined
+    const method = await this.methods.findFor(user.id, methodId)
+    const secret = method?.kind === 'totp' ? await this.methods.totpSecret(user.id, methodId) : undefined
     if (method === undefined || secret === undefined) throw new DomainError('method_not_found', 'That sign-in method does not exist.')
     const step = await this.checkCode(user, `totp:user:${user.id}`, secret, codeInput)
-    if (!this.methods.claimTotpStep(method.id, step, this.clock.now())) {
+    if (!await this.methods.claimTotpStep(method.id, step, this.clock.now())) {
       await this.recordFailure(user, `totp:user:${user.id}`, 'replayed_code')
       throw new DomainError('code_already_used', 'That code was already used. Wait for the next code in your app and enter that one.')
     }
@@ -115,9 +115,9 @@ export class TotpService {
 
   private async recordFailure (user: User, key: string, reason: string): Promise<void> {
     const verdict = await this.regulator.fail(key, CODE_POLICY)
-    this.audit.append({ action: 'totp.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
+    await this.audit.append({ action: 'totp.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
     if (verdict.justLocked) {
-      this.audit.append({ action: 'totp.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
+      await this.audit.append({ action: 'totp.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
     }
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
   }

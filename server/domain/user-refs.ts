@@ -22,5 +22,5 @@ export function parseUserRef (text: string): UserRef {
 
 /** Storage port: the portal user id a reference names, if any. */
 export interface UserRefResolver {
-  resolve(ref: UserRef): string | undefined
+  resolve(ref: UserRef): Promise<string | undefined>
 }

@@ -73,30 +73,30 @@ export interface DirectoryUser {
 }
 
 export interface UserStore {
-  findById(id: string): User | undefined
-  findByEmail(email: string): User | undefined
-  create(user: NewUser): User
-  setRole(id: string, role: Role): void
+  findById(id: string): Promise<User | undefined>
+  findByEmail(email: string): Promise<User | undefined>
+  create(user: NewUser): Promise<User>
+  setRole(id: string, role: Role): Promise<void>
   /** Active (not disabled) users with exactly this role, for alerts. */
-  listByRole(role: Role): User[]
+  listByRole(role: Role): Promise<User[]>
   /** All rows in one transaction: either every row is written or none. */
-  upsertDirectoryUsers(rows: DirectoryUser[]): { created: number, updated: number }
-  count(): number
+  upsertDirectoryUsers(rows: DirectoryUser[]): Promise<{ created: number, updated: number }>
+  count(): Promise<number>
   /** Users whose email, name or a word of their name starts with `prefix` (case-insensitive), by email after `after`. */
-  search(prefix: string, after: string | null, limit: number): UserSummary[]
-  setReenrollUntil(userId: string, until: Date | null): void
+  search(prefix: string, after: string | null, limit: number): Promise<UserSummary[]>
+  setReenrollUntil(userId: string, until: Date | null): Promise<void>
   /** Saves the user's language and/or time zone (undefined leaves one as it is; null clears it). */
-  setPreferences(userId: string, preferences: { locale?: string | null, timeZone?: string | null }): void
+  setPreferences(userId: string, preferences: { locale?: string | null, timeZone?: string | null }): Promise<void>
 }
 
 /** Runs work atomically across stores (a user change and its audit event commit together or not at all). */
 export interface Transactions {
-  run<T>(work: () => T): T
+  run<T>(work: () => Promise<T>): Promise<T>
 }
 
 /** Sessions of a user are ended when their privileges change, so nobody keeps an old role. */
 export interface SessionRevoker {
-  revokeAllFor(userId: string): number
+  revokeAllFor(userId: string): Promise<number>
 }
 
 type SessionCallback<T = void> = (err?: Error | null, value?: T) => void
@@ -107,7 +107,7 @@ export interface SessionStore extends SessionRevoker {
   set(sid: string, session: object, callback: SessionCallback): void
   destroy(sid: string, callback: SessionCallback): void
   /** Deletes expired sessions; how many. */
-  purgeExpired(): number
+  purgeExpired(): Promise<number>
 }
 
 export function normaliseEmail (email: string): string {
@@ -137,23 +137,23 @@ export class UserService {
   ) {}
 
   /** Writes validated import rows and the audit event recording them, atomically. */
-  importDirectoryUsers (rows: DirectoryUser[], details: { file: string, skipped: number }, actor: Actor): { created: number, updated: number } {
-    return this.transactions.run(() => {
-      const counts = this.users.upsertDirectoryUsers(rows)
-      this.audit.append({ action: 'users.imported', actorId: actor.id, actorLabel: actor.label, details: { ...details, ...counts }, ip: actor.ip, userAgent: actor.userAgent })
+  async importDirectoryUsers (rows: DirectoryUser[], details: { file: string, skipped: number }, actor: Actor): Promise<{ created: number, updated: number }> {
+    return this.transactions.run(async () => {
+      const counts = await this.users.upsertDirectoryUsers(rows)
+      await this.audit.append({ action: 'users.imported', actorId: actor.id, actorLabel: actor.label, details: { ...details, ...counts }, ip: actor.ip, userAgent: actor.userAgent })
       return counts
     })
   }
 
-  createUser (input: NewUser, actor: Actor): User {
+  async createUser (input: NewUser, actor: Actor): Promise<User> {
     const email = normaliseEmail(input.email)
     if (!isEmail(email)) throw new DomainError('invalid_email', `"${input.email}" is not an email address.`, { email: input.email })
     if (input.displayName.trim() === '') throw new DomainError('invalid_display_name', 'A display name is required.')
-    if (this.users.findByEmail(email) !== undefined) {
+    if (await this.users.findByEmail(email) !== undefined) {
       throw new DomainError('user_exists', `A user with the email ${email} already exists.`, { email })
     }
-    const user = this.users.create({ ...input, email, displayName: input.displayName.trim() })
-    this.audit.append({
+    const user = await this.users.create({ ...input, email, displayName: input.displayName.trim() })
+    await this.audit.append({
       action: 'user.created', actorId: actor.id, actorLabel: actor.label, subjectUserId: user.id,
       details: { email, role: user.role }, ip: actor.ip, userAgent: actor.userAgent
     })
@@ -161,13 +161,13 @@ export class UserService {
   }
 
   /** Changes a role, records it, and signs the user out everywhere (their sessions carried the old role). */
-  changeRole (userId: string, role: Role, actor: Actor): void {
-    const user = this.users.findById(userId)
+  async changeRole (userId: string, role: Role, actor: Actor): Promise<void> {
+    const user = await this.users.findById(userId)
     if (user === undefined) throw new DomainError('user_not_found', 'No such user.')
     if (user.role === role) return
-    this.users.setRole(userId, role)
-    const ended = this.sessions.revokeAllFor(userId)
-    this.audit.append({
+    await this.users.setRole(userId, role)
+    const ended = await this.sessions.revokeAllFor(userId)
+    await this.audit.append({
       action: 'user.role_changed', actorId: actor.id, actorLabel: actor.label, subjectUserId: userId,
       details: { from: user.role, to: role, sessionsEnded: ended }, ip: actor.ip, userAgent: actor.userAgent
     })

@@ -57,25 +57,25 @@ export interface ProviderEnrollment {
 
 export interface ProviderEnrollmentStore {
   /** Stores a new pending device (seed sealed, bound to the row) and drops the user's earlier unfinished ones of this kind. */
-  start(entry: { userId: string, provider: string, kind: string, deviceId: string, secret: string, expiresAt: Date }): ProviderEnrollment
+  start(entry: { userId: string, provider: string, kind: string, deviceId: string, secret: string, expiresAt: Date }): Promise<ProviderEnrollment>
   /** The user's unfinished, unexpired setup of this kind with its seed, if any. */
-  findOpen(userId: string, kind: string, now: Date): (ProviderEnrollment & { secret: string }) | undefined
-  addAttempt(id: string): void
+  findOpen(userId: string, kind: string, now: Date): Promise<(ProviderEnrollment & { secret: string }) | undefined>
+  addAttempt(id: string): Promise<void>
   /**
    * Marks the setup completed (compare-and-swap: false when it was completed or removed meanwhile) and adds
    * `methodKind` to the user's provider methods in the same transaction, so the engine counts it at once.
    */
-  complete(id: string, methodKind: string, now: Date): boolean
+  complete(id: string, methodKind: string, now: Date): Promise<boolean>
   /** Replaces the user's provider methods with what the provider reports. */
-  setProviderMethods(userId: string, methods: string[]): void
+  setProviderMethods(userId: string, methods: string[]): Promise<void>
   /** Unfinished setups of this kind that expired before `now`, oldest first. */
-  listAbandoned(kind: string, now: Date, limit: number): ProviderEnrollment[]
+  listAbandoned(kind: string, now: Date, limit: number): Promise<ProviderEnrollment[]>
   /** Removes an unfinished setup (compare-and-swap); false when it was completed or removed meanwhile. */
-  remove(id: string): boolean
+  remove(id: string): Promise<boolean>
   /** Puts back a row removed by `remove` (its device could not be deleted this time: retried next run). */
-  restore(entry: ProviderEnrollment): void
+  restore(entry: ProviderEnrollment): Promise<void>
   /** The user's ARN as the directory recorded it (names the account and partition), if any. */
-  arnOf(userId: string): string | null
+  arnOf(userId: string): Promise<string | null>
 }
 
 export interface CleanupReport {
@@ -111,31 +111,31 @@ export class VirtualMfaEnrollmentService {
    * The one guard, which counts methods wherever they are registered: an IAM user with a device at AWS is not
    * setting up a "first" method, so adding another needs a step-up (or a pass/invitation session), not just the network.
    */
-  assertMayAdd (user: User, context: ChangeContext): void {
+  async assertMayAdd (user: User, context: ChangeContext): Promise<void> {
     this.iamUserId(user)
-    this.guard.assertMayAdd(user, this.methods.countFor(user.id), context)
+    this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
   }
 
   /** The user's IAM ARN from the last sync, for links into the right AWS account's console. */
-  arnOf (user: User): string | null {
+  async arnOf (user: User): Promise<string | null> {
     return this.store.arnOf(user.id)
   }
 
   /** The pending setup, redrawn from the sealed seed (no IAM call), or undefined when there is none. */
   async current (user: User): Promise<VirtualMfaSetupView | undefined> {
-    const open = this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
+    const open = await this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
     if (open === undefined) return undefined
     return this.broker().virtualMfaSetup(this.iamUserId(user), open.deviceId, open.secret, open.expiresAt)
   }
 
   /** Creates a fresh device at AWS (replacing any unfinished one) and keeps its seed sealed until it is proven. */
   async begin (user: User, context: ChangeContext): Promise<VirtualMfaSetupView> {
-    this.assertMayAdd(user, context)
+    await this.assertMayAdd(user, context)
     const result = await this.broker().beginVirtualMfa(this.iamUserId(user))
     if (!result.ok) throw new DomainError(result.reason, result.message, { variant: 'aws' })
     const { secret, ...view } = result.setup
-    this.store.start({ userId: user.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: view.serialNumber, secret, expiresAt: view.expiresAt })
-    this.audit.append({ action: 'aws_mfa.setup_started', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { serialNumber: view.serialNumber, passSession: context.passSession } })
+    await this.store.start({ userId: user.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: view.serialNumber, secret, expiresAt: view.expiresAt })
+    await this.audit.append({ action: 'aws_mfa.setup_started', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { serialNumber: view.serialNumber, passSession: context.passSession } })
     return view
   }
 
@@ -144,31 +144,31 @@ export class VirtualMfaEnrollmentService {
    * check (5 in 15 minutes lock code entry for 15 minutes) and the same setup stays open for another try.
    */
   async finish (user: User, code1: string, code2: string, context: ChangeContext): Promise<{ serialNumber: string }> {
-    this.assertMayAdd(user, context)
+    await this.assertMayAdd(user, context)
     const key = `aws-mfa:user:${user.id}`
     const verdict = await this.regulator.check(key)
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
-    const pending = this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
+    const pending = await this.store.findOpen(user.id, AWS_VIRTUAL_MFA, this.clock.now())
     if (pending === undefined) throw new DomainError('setup_expired', 'This setup has expired. Start again to get a new QR code.')
 
     // Only the user's own pending row names the device: a serial number sent with the form is never used.
     const result = await this.broker().completeVirtualMfa(this.iamUserId(user), pending.deviceId, code1, code2)
     if (!result.ok) {
       if (result.retry) {
-        this.store.addAttempt(pending.id)
+        await this.store.addAttempt(pending.id)
         await this.recordFailure(user, key, result.reason)
         throw new DomainError('wrong_code', result.message, { variant: result.reason })
       }
       // The device is gone or unusable at AWS: this setup cannot be finished; a new one must begin.
-      this.store.remove(pending.id)
+      await this.store.remove(pending.id)
       throw new DomainError(result.reason === 'device_limit' ? 'device_limit' : 'setup_expired', result.message, { variant: result.reason })
     }
     await this.regulator.reset(key)
     const now = this.clock.now()
-    if (!this.store.complete(pending.id, 'totp', now)) {
+    if (!await this.store.complete(pending.id, 'totp', now)) {
       throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     }
-    this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind: 'totp', provider: 'aws', serialNumber: pending.deviceId, name: 'Authenticator app (AWS)', passSession: context.passSession } })
+    await this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind: 'totp', provider: 'aws', serialNumber: pending.deviceId, name: 'Authenticator app (AWS)', passSession: context.passSession } })
     this.engine.refreshUser(user.id)
     await this.tell(user, [
       words('email.aws_added', { name: user.displayName, at: now }),
@@ -190,8 +190,8 @@ export class VirtualMfaEnrollmentService {
     await this.regulator.fail(key, CHECK_POLICY)
     const status = await this.broker().registrationStatus({ userId: user.id, externalId, email: user.email, enrolled: user.providerMethods.length > 0 })
     const added = status.methods.filter((kind) => !user.providerMethods.includes(kind))
-    this.store.setProviderMethods(user.id, status.methods)
-    this.audit.append({ action: 'aws_mfa.checked', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methods: status.methods, added, source: status.source } })
+    await this.store.setProviderMethods(user.id, status.methods)
+    await this.audit.append({ action: 'aws_mfa.checked', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methods: status.methods, added, source: status.source } })
     this.engine.refreshUser(user.id)
     return { methods: status.methods, added }
   }
@@ -201,14 +201,14 @@ export class VirtualMfaEnrollmentService {
     const report: CleanupReport = { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }
     const provider = this.provider()
     if (provider === undefined) return report
-    for (const entry of this.store.listAbandoned(AWS_VIRTUAL_MFA, this.clock.now(), limit)) {
+    for (const entry of await this.store.listAbandoned(AWS_VIRTUAL_MFA, this.clock.now(), limit)) {
       // Claimed first: a setup that was completed or replaced meanwhile is not ours to delete any more.
-      if (!this.store.remove(entry.id)) continue
+      if (!await this.store.remove(entry.id)) continue
       let outcome: 'deleted' | 'already_gone' | 'in_use'
       try {
         outcome = await provider.deleteVirtualMfa(entry.deviceId)
       } catch (err) {
-        this.store.restore(entry)
+        await this.store.restore(entry)
         report.failed++
         this.log.error({ err, serialNumber: entry.deviceId }, 'abandoned AWS virtual MFA device could not be deleted; retried next run')
         continue
@@ -216,7 +216,7 @@ export class VirtualMfaEnrollmentService {
       if (outcome === 'deleted') report.deleted++
       else if (outcome === 'already_gone') report.alreadyGone++
       else report.inUse++
-      this.audit.append({ action: 'aws_mfa.abandoned_deleted', actorLabel: 'system', subjectUserId: entry.userId, details: { serialNumber: entry.deviceId, outcome } })
+      await this.audit.append({ action: 'aws_mfa.abandoned_deleted', actorLabel: 'system', subjectUserId: entry.userId, details: { serialNumber: entry.deviceId, outcome } })
     }
     return report
   }
@@ -237,9 +237,9 @@ export class VirtualMfaEnrollmentService {
 
   private async recordFailure (user: User, key: string, reason: string): Promise<void> {
     const verdict = await this.regulator.fail(key, CODE_POLICY)
-    this.audit.append({ action: 'aws_mfa.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
+    await this.audit.append({ action: 'aws_mfa.code_rejected', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { reason } })
     if (verdict.justLocked) {
-      this.audit.append({ action: 'aws_mfa.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
+      await this.audit.append({ action: 'aws_mfa.lockout', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { until: verdict.locked ? verdict.until.toISOString() : null } })
     }
     if (verdict.locked) throw lockedOutError(verdict.until, this.clock.now(), 'code entry')
   }
@@ -252,7 +252,7 @@ export class VirtualMfaEnrollmentService {
     } catch (err) {
       // The device stands; the failure is visible in the log and the audit trail.
       this.log.error({ err }, 'AWS MFA change email could not be sent')
-      this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'aws method added', reason: (err as Error).message } })
+      await this.audit.append({ action: 'notification.failed', actorLabel: 'system', subjectUserId: user.id, details: { message: 'aws method added', reason: (err as Error).message } })
     }
   }
 }

@@ -21,14 +21,14 @@ export async function runHousekeeping (services: Services, log: Logger): Promise
   try {
     const now = services.clock.now()
     const purged = {
-      sessions: services.sessions.purgeExpired(),
+      sessions: await services.sessions.purgeExpired(),
       throttles: await services.throttles.purge(now.getTime() - 24 * 3_600_000),
       pending: await services.pending.purgeExpired(now),
       challenges: await services.challenges.purge(now),
-      lapsedApprovals: services.approvals.expireDue()
+      lapsedApprovals: await services.approvals.expireDue()
     }
     // At least hourly, the audit chain's head leaves the database (when new events arrived).
-    services.auditAnchors.anchorIfDue(services.audit.head())
+    services.auditAnchors.anchorIfDue(await services.audit.head())
     if (Object.values(purged).some((n) => n > 0)) log.debug(purged, 'housekeeping purged expired rows')
   } catch (err) {
     log.error({ err }, 'housekeeping failed')

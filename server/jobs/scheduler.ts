@@ -31,12 +31,12 @@ export function startScheduler (services: Services, intervalMs: number, log: Log
           if (drift.unchecked > 0) log.error({ users: drift.unchecked, error: drift.error }, 'drift check incomplete: the provider could not be read for some users')
         }
         // A campaign's SMS sunset re-derives states on its date (new deadlines with grace) before the sweep plans.
-        const sunset = await services.smsSunset.run(services.engine.campaigns())
+        const sunset = await services.smsSunset.run(await services.engine.campaigns())
         if (sunset.applied + sunset.reminders > 0) log.info(sunset, 'SMS sunset: states re-derived or reminders sent')
         const report = await services.engine.sweep()
-        const reminders = await services.reminders.send(services.engine.campaigns())
+        const reminders = await services.reminders.send(await services.engine.campaigns())
         // Burn-down chart (admin dashboard): the first run of each UTC day records counts by state.
-        if (recordDailySnapshot(services.dashboard, services.clock)) log.info('daily rollout snapshot recorded')
+        if (await recordDailySnapshot(services.dashboard, services.clock)) log.info('daily rollout snapshot recorded')
         if (report.planned + reminders > 0) {
           log.info({ planned: report.planned, completed: report.completed, retried: report.retried, failed: report.failed, reminders }, 'sweep finished')
         }

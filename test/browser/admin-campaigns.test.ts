@@ -20,7 +20,7 @@ before(async () => {
   browser = await launchBrowser()
   const { services, clock } = testApp
   const user = await createTestUser(services, { role: 'admin' })
-  services.methods.addTotp(user.id, 'Admin phone', SECRET, 0)
+  await services.methods.addTotp(user.id, 'Admin phone', SECRET, 0)
   // Long addresses are the hardest case for the dry-run table on a phone.
   const due = [
     await createTestUser(services, { email: 'maximiliana.featherstonehaugh-worthington@subsidiary.example.org' }),
@@ -29,10 +29,10 @@ before(async () => {
   const now = clock.now().getTime()
   for (const u of due) services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, u.id)
   const actor = { id: user.id, label: user.email }
-  services.campaigns.create(campaignInput(now, { name: 'Privileged accounts first', targetKind: 'privileged', startsAt: new Date(now), deadline: new Date(now + 30 * DAY), smsPolicy: 'excluded' }), actor)
-  const overdue = services.campaigns.create(campaignInput(now, { name: 'Everyone, with a deadline that has already passed', deadline: new Date(now - DAY), privilegedDeadline: new Date(now - 30 * DAY) }), actor)
+  await services.campaigns.create(campaignInput(now, { name: 'Privileged accounts first', targetKind: 'privileged', startsAt: new Date(now), deadline: new Date(now + 30 * DAY), smsPolicy: 'excluded' }), actor)
+  const overdue = await services.campaigns.create(campaignInput(now, { name: 'Everyone, with a deadline that has already passed', deadline: new Date(now - DAY), privilegedDeadline: new Date(now - 30 * DAY) }), actor)
   // Armed but not yet swept: the dry run lists the due users.
-  services.campaigns.arm(overdue.id, actor)
+  await services.campaigns.arm(overdue.id, actor)
   campaignId = overdue.id
 
   admin = (await openPage(browser, NARROW_PHONE)).page

@@ -98,7 +98,7 @@ test('every admin console page has no accessibility problems axe can find and fi
 test('forms that came back with errors (exemption, audit filters, campaign edit) have no accessibility problems and fit 360 px', async () => {
   // Sending an admin form needs a fresh step-up: the admin sets up an authenticator app and confirms with it first.
   const secret = new Secret({ size: 20 }).base32
-  testApp.services.methods.addTotp(population.admin.id, 'Admin phone', secret, 0)
+  await testApp.services.methods.addTotp(population.admin.id, 'Admin phone', secret, 0)
   assert.equal(await visit('/step-up?next=/admin/exemptions'), 200)
   await stepUpThroughForm(admin, totpCode(secret, testApp.clock.now().getTime()))
   assert.equal(new URL(admin.url()).pathname, '/admin/exemptions')

@@ -33,9 +33,9 @@ before(async () => {
   testApp = await startBrowserApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24', SMTP_URL: smtp.url })
   const { services } = testApp
   await services.directorySync.sync(services.providers.aws)
-  services.campaigns.create(campaignInput(testApp.clock.now()), { id: null, label: 'test' })
-  services.engine.refreshAll()
-  userId = services.users.findByEmail('bea@example.org')!.id
+  await services.campaigns.create(campaignInput(testApp.clock.now()), { id: null, label: 'test' })
+  await services.engine.refreshAll()
+  userId = (await services.users.findByEmail('bea@example.org'))!.id
 
   // IAM users have no portal password: the helpdesk e-mails an invitation.
   const staff = await createTestUser(services, { role: 'helpdesk' })
@@ -109,8 +109,8 @@ test('a user brokers a virtual MFA device with two consecutive codes from oathto
   await page.getByText('Your authenticator app is set up for AWS.').waitFor()
 
   assert.equal(fake.state.devices.get(serial)?.userName, 'bea', 'AWS enabled the device for bea')
-  assert.deepEqual(testApp!.services.users.findById(userId)!.providerMethods, ['totp'])
-  assert.equal(testApp!.services.engine.standing(userId)?.state, 'enrolled')
+  assert.deepEqual((await testApp!.services.users.findById(userId))!.providerMethods, ['totp'])
+  assert.equal((await testApp!.services.engine.standing(userId))?.state, 'enrolled')
 })
 
 test('the AWS home and security-key pages have no accessibility violations and fit a 360 px wide phone', async () => {

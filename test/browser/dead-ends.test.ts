@@ -65,7 +65,7 @@ test('a helpdesk member with no method presses "Issue pass", sets up an authenti
 
     assert.ok(await page.locator('#pass-value').isVisible(), 'the pass is shown to read out')
     assert.match(await page.locator('main').innerText(), /Stranded Person/)
-    const [issued] = testApp.services.audit.list({ action: 'pass.issued', subjectUserId: person.id })
+    const [issued] = await testApp.services.audit.list({ action: 'pass.issued', subjectUserId: person.id })
     assert.equal(JSON.parse(issued.details).reason, reason)
   } finally {
     await context.close()
@@ -111,8 +111,8 @@ test('the audit log keeps words and e-mail addresses whole at 1280 px, and at 36
   await createTestUser(services, { role: 'admin', email: 'audit.reader@test.example' })
   const subject = await createTestUser(services, { email: 'alexandra.konstantinopoulou@research-division.example.com' })
   for (let i = 0; i < 3; i++) {
-    services.audit.append({ action: 'enforcement.drift_check_incomplete', actorLabel: 'maximiliana.featherstonehaugh@helpdesk-team.example.com', subjectUserId: subject.id, details: { reason: 'The directory did not answer for several accounts in time', unchecked: 12, campaignId: 'c0ffee00-1234-4abc-8def-0123456789ab' } })
-    services.audit.append({ action: 'pass.signin_failure', actorLabel: subject.email, subjectUserId: subject.id, details: {} })
+    await services.audit.append({ action: 'enforcement.drift_check_incomplete', actorLabel: 'maximiliana.featherstonehaugh@helpdesk-team.example.com', subjectUserId: subject.id, details: { reason: 'The directory did not answer for several accounts in time', unchecked: 12, campaignId: 'c0ffee00-1234-4abc-8def-0123456789ab' } })
+    await services.audit.append({ action: 'pass.signin_failure', actorLabel: subject.email, subjectUserId: subject.id, details: {} })
   }
   for (const viewport of [DESKTOP, NARROW_PHONE]) {
     const { context, page } = await openPage(browser, viewport)
@@ -174,8 +174,8 @@ test('the helpdesk timeline reads as words, with the event name beside them, at 
   const { services } = testApp
   await createTestUser(services, { role: 'helpdesk', email: 'timeline.desk@test.example' })
   const person = await createTestUser(services, { email: 'timeline.person@test.example', displayName: 'Timeline Person' })
-  services.audit.append({ action: 'pass.signin_failure', actorLabel: person.email, subjectUserId: person.id, details: {} })
-  services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: person.id, details: {} })
+  await services.audit.append({ action: 'pass.signin_failure', actorLabel: person.email, subjectUserId: person.id, details: {} })
+  await services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: person.id, details: {} })
   const { context, page } = await openPage(browser, NARROW_PHONE)
   try {
     await signInThroughForm(page, testApp.baseUrl, 'timeline.desk@test.example', TEST_PASSWORD)

@@ -18,8 +18,8 @@ before(async () => {
   // An admin with an app and a phone: the fullest home page, step-up page and outbox.
   const user = await createTestUser(testApp.services, { role: 'admin', displayName: 'Maximiliana Featherstonehaugh-Worthington' })
   const secret = new Secret({ size: 20 })
-  const app = testApp.services.methods.addTotp(user.id, 'Authenticator on my work phone', secret.base32, 0)
-  const phone = testApp.services.methods.addPhone(user.id, 'Mobile •••• 0143', '+12025550143')
+  const app = await testApp.services.methods.addTotp(user.id, 'Authenticator on my work phone', secret.base32, 0)
+  const phone = await testApp.services.methods.addPhone(user.id, 'Mobile •••• 0143', '+12025550143')
   await testApp.services.lifecycle.added(user, phone, null)
   notMeLink = new URL(/\/methods\/not-me\?token=[\w-]+/.exec((await testApp.services.outbox.latest())[0].bodyText)![0], testApp.baseUrl).toString()
   await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)
@@ -27,7 +27,7 @@ before(async () => {
   await page.goto(`${testApp.baseUrl}/step-up?next=/`)
   await page.getByLabel('6-digit code from your app').fill(new TOTP({ secret }).generate({ timestamp: testApp.clock.now().getTime() }))
   await Promise.all([page.waitForURL(`${testApp.baseUrl}/`), page.getByRole('button', { name: 'Confirm' }).click()])
-  assert.ok(testApp.services.methods.findFor(user.id, app.id)?.lastUsedAt !== null)
+  assert.ok((await testApp.services.methods.findFor(user.id, app.id))?.lastUsedAt !== null)
 })
 
 after(async () => {

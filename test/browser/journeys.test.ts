@@ -24,7 +24,7 @@ after(async () => {
 test('a wrong step-up code, then reload or reopening the address: the confirm form again, never a 404', async () => {
   const user = await createTestUser(testApp.services)
   const secret = new Secret({ size: 20 })
-  testApp.services.methods.addTotp(user.id, 'Authenticator', secret.base32, 0)
+  await testApp.services.methods.addTotp(user.id, 'Authenticator', secret.base32, 0)
   const { context, page } = await openPage(browser)
   try {
     await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)
@@ -86,9 +86,9 @@ test('phone setup: a wrong code survives a reload, and once locked the code box 
 
 test('Add to calendar on the home page downloads the deadline as an .ics file', async () => {
   const now = testApp.clock.now().getTime()
-  testApp.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
+  await testApp.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
   const user = await createTestUser(testApp.services)
-  testApp.services.engine.refreshUser(user.id)
+  await testApp.services.engine.refreshUser(user.id)
   const { context, page } = await openPage(browser)
   try {
     await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)

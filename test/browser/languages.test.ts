@@ -62,7 +62,7 @@ for (const [locale, browserLocale] of [['de', 'de-DE'], ['en', 'en-GB']] as cons
       await signIn(page, admin.email)
       // Pages about one person or one campaign, and the step-up page, as staff reach them.
       const person = await createTestUser(testApp.services, { displayName: 'Paula Person' })
-      const campaign = testApp.services.campaigns.create(campaignInput(testApp.clock.now(), { name: `Campaign ${locale}` }), { id: admin.id, label: admin.email })
+      const campaign = await testApp.services.campaigns.create(campaignInput(testApp.clock.now(), { name: `Campaign ${locale}` }), { id: admin.id, label: admin.email })
       const withIds = [`/helpdesk/users/${person.id}`, `/admin/campaigns/${campaign.id}`, `/admin/campaigns/${campaign.id}/edit`, '/admin/states/pending', '/step-up']
       for (const path of [...USER_PAGES, ...ADMIN_PAGES, ...withIds]) {
         const response = await page.goto(`${testApp.baseUrl}${path}`)
@@ -82,16 +82,16 @@ test('a German browser in Berlin: German from the first page, the zone is learne
   // A deadline at 23:07 UTC: in Berlin that is 00:07 the next day.
   const deadline = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 10, 23, 7))
   const admin = await createTestUser(testApp.services, { role: 'admin' as Role })
-  testApp.services.campaigns.create(campaignInput(now, { name: 'Alle', deadline, startsAt: new Date(now.getTime() - 60 * DAY), newUserWindowDays: 0 }), { id: admin.id, label: admin.email })
+  await testApp.services.campaigns.create(campaignInput(now, { name: 'Alle', deadline, startsAt: new Date(now.getTime() - 60 * DAY), newUserWindowDays: 0 }), { id: admin.id, label: admin.email })
   const user = await createTestUser(testApp.services, { displayName: 'Greta Berlin' })
-  testApp.services.engine.refreshUser(user.id)
+  await testApp.services.engine.refreshUser(user.id)
   const { context, page } = await openBrowser('de-DE', 'Europe/Berlin')
   try {
     await signIn(page, user.email)
     await assertLocalised(page, 'de', 'home')
     assert.match(await page.locator('h1').innerText(), /Greta Berlin/)
     // The browser's zone reaches the account in the background; the next page is written in it.
-    await waitFor(() => testApp.services.users.findById(user.id)?.timeZone === 'Europe/Berlin', 'the zone to be saved')
+    await waitFor(async () => (await testApp.services.users.findById(user.id))?.timeZone === 'Europe/Berlin', 'the zone to be saved')
     await page.reload()
     const home = await page.locator('main').innerText()
     assert.match(home, /00:07 \(Berlin\)/, 'the deadline in Berlin time, zone named')
@@ -99,7 +99,7 @@ test('a German browser in Berlin: German from the first page, the zone is learne
 
     // Choosing German on the preferences page saves it: e-mails follow the saved choice.
     await choosePreference(page, 'de')
-    assert.equal(testApp.services.users.findById(user.id)?.locale, 'de')
+    assert.equal((await testApp.services.users.findById(user.id))?.locale, 'de')
     await assertLocalised(page, 'de', 'preferences after choosing German')
 
     // A phone set up from a German page: the text message is German, and so is the "a method was added" e-mail.
@@ -113,7 +113,7 @@ test('a German browser in Berlin: German from the first page, the zone is learne
     await page.locator('#code').fill(/\d{6}/.exec(sms.bodyText)![0])
     await clickAndWaitForPage(page, () => page.locator('form[action="/enroll/phone/verify"] button[type="submit"]').click())
     await assertLocalised(page, 'de', 'home after adding the phone')
-    assert.equal(testApp.services.methods.listFor(user.id).length, 1)
+    assert.equal((await testApp.services.methods.listFor(user.id)).length, 1)
     const mail = (await testApp.services.outbox.latest(20)).find((m) => m.channel === 'email' && m.recipient === user.email)
     assert.ok(mail !== undefined, 'the method-added e-mail was sent')
     assert.doesNotMatch(`${mail.subject ?? ''}\n${mail.bodyText}`, /A sign-in method was added/, 'not the English e-mail')
@@ -124,7 +124,7 @@ test('a German browser in Berlin: German from the first page, the zone is learne
     await assertLocalised(page, 'en', 'preferences after switching')
     await page.goto(`${testApp.baseUrl}/`)
     await assertLocalised(page, 'en', 'home after switching')
-    assert.equal(testApp.services.users.findById(user.id)?.locale, 'en')
+    assert.equal((await testApp.services.users.findById(user.id))?.locale, 'en')
   } finally {
     await context.close()
   }
@@ -136,9 +136,9 @@ async function choosePreference (page: Page, locale: string): Promise<void> {
   await clickAndWaitForPage(page, () => page.locator('form[action="/preferences"] button[type="submit"]').click())
 }
 
-async function waitFor (condition: () => boolean, what: string): Promise<void> {
+async function waitFor (condition: () => Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if (condition()) return
+    if (await condition()) return
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   assert.fail(`timed out waiting for ${what}`)

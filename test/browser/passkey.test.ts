@@ -27,8 +27,8 @@ after(async () => {
   await testApp?.close()
 })
 
-function passkeysOf (user: User) {
-  return testApp.services.methods.listFor(user.id).filter((m) => m.kind === 'passkey')
+async function passkeysOf (user: User) {
+  return (await testApp.services.methods.listFor(user.id)).filter((m) => m.kind === 'passkey')
 }
 
 /** Problems a user would never see but that mean the page is broken: script errors, CSP refusals. */
@@ -76,7 +76,7 @@ test('a user adds a passkey on the enrollment page, sees it at home, and then si
     await registerPasskey(page, 'Work laptop')
     assert.equal(await page.getByRole('status').filter({ hasText: 'passkey' }).textContent(), 'Your passkey "Work laptop" is ready. Next time, you can use it to sign in.')
     assert.equal(await page.locator('.method-name').filter({ hasText: 'Work laptop' }).count(), 1)
-    assert.deepEqual(passkeysOf(user).map((m) => m.name), ['Work laptop'])
+    assert.deepEqual((await passkeysOf(user)).map((m) => m.name), ['Work laptop'])
     assert.equal(await storedCredentials(authenticator), 1, 'the authenticator keeps the passkey (discoverable)')
 
     await signOut(page)
@@ -85,9 +85,9 @@ test('a user adds a passkey on the enrollment page, sees it at home, and then si
       page.getByRole('button', { name: 'Sign in with a passkey' }).click()
     ])
     assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Hello, Ada Lovelace')
-    const signIns = testApp.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
+    const signIns = await testApp.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
     assert.equal(JSON.parse(signIns[0].details).method, 'passkey')
-    assert.ok(passkeysOf(user)[0].lastUsedAt !== null, 'the passkey is marked as used')
+    assert.ok((await passkeysOf(user))[0].lastUsedAt !== null, 'the passkey is marked as used')
     assert.deepEqual(brokenPage(messages), [])
   } finally {
     await context.close()
@@ -101,7 +101,7 @@ test('signing in with a passkey returns the user to the page they asked for', as
     await addVirtualAuthenticator(page, { transport: 'usb' })
     await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)
     await registerPasskey(page)
-    assert.deepEqual(passkeysOf(user).map((m) => m.name), ['Passkey on this computer'], 'an unnamed passkey gets a name')
+    assert.deepEqual((await passkeysOf(user)).map((m) => m.name), ['Passkey on this computer'], 'an unnamed passkey gets a name')
     await signOut(page)
 
     await page.goto(`${testApp.baseUrl}/enroll/passkey`)
@@ -139,7 +139,7 @@ test('registering the same authenticator twice is refused in plain words and kee
     await alert.waitFor()
     assert.equal(await alert.textContent(), 'This passkey or security key is already registered to your account. Use a different one, or keep using the one you have.')
     assert.equal(await page.getByRole('button', { name: 'Create a passkey' }).isEnabled(), true, 'the user can try again with another key')
-    assert.equal(passkeysOf(user).length, 1)
+    assert.equal((await passkeysOf(user)).length, 1)
     assert.equal(await storedCredentials(authenticator), 1)
     assert.deepEqual(brokenPage(messages), [])
   } finally {
@@ -170,13 +170,13 @@ test('a registration altered on its way to the server is refused, stores nothing
     const alert = page.getByRole('alert')
     await alert.waitFor()
     assert.equal(await alert.textContent(), 'Your passkey could not be verified. Please try again.')
-    assert.deepEqual(passkeysOf(user), [])
-    assert.equal(testApp.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' }).length, 1)
-    assert.equal(testApp.services.audit.list({ subjectUserId: user.id, action: 'method.added' }).length, 0)
+    assert.deepEqual(await passkeysOf(user), [])
+    assert.equal((await testApp.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' })).length, 1)
+    assert.equal((await testApp.services.audit.list({ subjectUserId: user.id, action: 'method.added' })).length, 0)
 
     await page.unroute('**/enroll/passkey/verify')
     await Promise.all([page.waitForURL(`${testApp.baseUrl}/`), page.getByRole('button', { name: 'Create a passkey' }).click()])
-    assert.equal(passkeysOf(user).length, 1)
+    assert.equal((await passkeysOf(user)).length, 1)
   } finally {
     await context.close()
   }
@@ -207,7 +207,7 @@ test('a passkey sign-in with an altered signature is refused with a generic mess
     await alert.waitFor()
     assert.equal(await alert.textContent(), 'That passkey could not be used to sign in here.')
     assert.equal(new URL(page.url()).pathname, '/login')
-    assert.equal(testApp.services.audit.list({ subjectUserId: user.id, action: 'passkey.assertion_rejected' }).length, 1)
+    assert.equal((await testApp.services.audit.list({ subjectUserId: user.id, action: 'passkey.assertion_rejected' })).length, 1)
     await page.goto(`${testApp.baseUrl}/`)
     assert.equal(new URL(page.url()).pathname, '/login', 'still signed out')
   } finally {
@@ -307,8 +307,8 @@ test('with an AAGUID allow-list, privileged users can only register an approved 
       const alert = page.getByRole('alert')
       await alert.waitFor()
       assert.match(await alert.textContent() ?? '', /requires an approved security key/)
-      assert.equal(strict.services.methods.listFor(admin.id).length, 0)
-      const [refusal] = strict.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
+      assert.equal((await strict.services.methods.listFor(admin.id)).length, 0)
+      const [refusal] = await strict.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
       virtualAaguid = JSON.parse(refusal.details).aaguid
     } finally {
       await context.close()
@@ -335,8 +335,8 @@ test('with an AAGUID allow-list, privileged users can only register an approved 
       const alert = page.getByRole('alert')
       await alert.waitFor()
       assert.match(await alert.textContent() ?? '', /could not prove which model it is/)
-      assert.equal(listed.services.methods.listFor(admin.id).length, 0)
-      const [refusal] = listed.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
+      assert.equal((await listed.services.methods.listFor(admin.id)).length, 0)
+      const [refusal] = await listed.services.audit.list({ subjectUserId: admin.id, action: 'passkey.registration_rejected' })
       assert.equal(JSON.parse(refusal.details).reason, 'attestation_untrusted')
     } finally {
       await context.close()

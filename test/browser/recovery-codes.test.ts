@@ -48,7 +48,7 @@ async function signInWithRecoveryCode (email: string, code: string): Promise<{ p
 test('recovery codes are shown once and downloaded; one signs in once, the second use is refused, the user is e-mailed; new codes void the old', async () => {
   const user = await createTestUser(testApp.services, { displayName: 'Rosa Recovery' })
   const secret = new Secret({ size: 20 }).base32
-  testApp.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+  await testApp.services.methods.addTotp(user.id, 'Phone app', secret, 0)
   const { context, page } = await openPage(browser)
   try {
     await signInThroughForm(page, testApp.baseUrl, user.email, TEST_PASSWORD)

@@ -25,7 +25,7 @@ before(async () => {
   for (const [key, name] of [['a', 'Ada Admin'], ['b', 'Ben Admin']] as const) {
     const user = await createTestUser(services, { role: 'admin', displayName: name })
     const secret = new Secret({ size: 20 }).base32
-    services.methods.addTotp(user.id, 'Phone', secret, 0)
+    await services.methods.addTotp(user.id, 'Phone', secret, 0)
     admins[key] = { user, secret }
   }
 })

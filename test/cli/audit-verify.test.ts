@@ -8,11 +8,11 @@ import { testConfig } from '../helpers/app.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
 
 /** A database whose audit log holds three ordinary events, written through the real audit log. */
-function logWithThreeEvents (dataDir: string): void {
-  const services = createServices(testConfig({}, dataDir))
-  services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: 'ann@example.org', role: 'user' } })
-  services.audit.append({ action: 'user.role_changed', actorLabel: 'cli', details: { from: 'user', to: 'helpdesk' } })
-  services.audit.append({ action: 'signin.success', actorLabel: 'ann@example.org', details: { method: 'password' }, ip: '192.0.2.7' })
+async function logWithThreeEvents (dataDir: string): Promise<void> {
+  const services = await createServices(testConfig({}, dataDir))
+  await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: 'ann@example.org', role: 'user' } })
+  await services.audit.append({ action: 'user.role_changed', actorLabel: 'cli', details: { from: 'user', to: 'helpdesk' } })
+  await services.audit.append({ action: 'signin.success', actorLabel: 'ann@example.org', details: { method: 'password' }, ip: '192.0.2.7' })
   services.close()
 }
 
@@ -23,16 +23,16 @@ function openRaw (dataDir: string): Sqlite.Database {
 
 test('audit verify reports an untouched log as intact with its number of events', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
 
   const { code, stdout } = await runCli(['audit', 'verify'], { dataDir })
   assert.equal(code, 0)
   assert.equal(stdout.trim(), 'chain intact (3 events)')
 })
 
-test('the database itself refuses to change or delete an audit row', (t) => {
+test('the database itself refuses to change or delete an audit row', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
   const sqlite = openRaw(dataDir)
   t.after(() => sqlite.close())
 
@@ -43,7 +43,7 @@ test('the database itself refuses to change or delete an audit row', (t) => {
 
 test('audit verify fails with exit 1 and names the row whose contents were altered', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
   const sqlite = openRaw(dataDir)
   sqlite.exec('DROP TRIGGER audit_events_no_update')
   sqlite.prepare('UPDATE audit_events SET details = ? WHERE id = 2').run(JSON.stringify({ from: 'user', to: 'user' }))
@@ -57,7 +57,7 @@ test('audit verify fails with exit 1 and names the row whose contents were alter
 
 test('audit verify detects a row removed from the middle of the log', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
   const sqlite = openRaw(dataDir)
   sqlite.exec('DROP TRIGGER audit_events_no_delete')
   sqlite.prepare('DELETE FROM audit_events WHERE id = 2').run()
@@ -83,7 +83,7 @@ function rehashWithoutKey (sqlite: Sqlite.Database, from: number): void {
 
 test('audit verify catches an event rewritten with a recomputed hash by someone holding the file but not the key', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
   const sqlite = openRaw(dataDir)
   sqlite.exec('DROP TRIGGER audit_events_no_update')
   sqlite.prepare('UPDATE audit_events SET details = ? WHERE id = 2').run(JSON.stringify({ from: 'user', to: 'user' }))
@@ -97,9 +97,9 @@ test('audit verify catches an event rewritten with a recomputed hash by someone 
 
 test('newest events cut from the file are caught against an anchor recorded outside it', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
-  const services = createServices(testConfig({}, dataDir))
-  const head = services.audit.head()!
+  await logWithThreeEvents(dataDir)
+  const services = await createServices(testConfig({}, dataDir))
+  const head = (await services.audit.head())!
   services.close()
   assert.equal(head.seq, 3)
   const sqlite = openRaw(dataDir)
@@ -120,9 +120,9 @@ test('newest events cut from the file are caught against an anchor recorded outs
 
 test('an untouched log verifies against its anchor', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
-  const services = createServices(testConfig({}, dataDir))
-  const head = services.audit.head()!
+  await logWithThreeEvents(dataDir)
+  const services = await createServices(testConfig({}, dataDir))
+  const head = (await services.audit.head())!
   services.close()
   const { code, stdout } = await runCli(['audit', 'verify', '--anchor', `${head.seq}:${head.hash}`], { dataDir })
   assert.equal(code, 0)
@@ -131,7 +131,7 @@ test('an untouched log verifies against its anchor', async (t) => {
 
 test('a log written before keyed chains is keyed by migrate and then verifies, its old hashes intact', async (t) => {
   const dataDir = scratchDir(t)
-  logWithThreeEvents(dataDir)
+  await logWithThreeEvents(dataDir)
   // The log as an earlier version wrote it: every event with plain SHA-256.
   const sqlite = openRaw(dataDir)
   rehashWithoutKey(sqlite, 1)
@@ -155,8 +155,8 @@ test('a log written before keyed chains is keyed by migrate and then verifies, i
 test('the chain is keyed with AUDIT_KEY when set, and a log keyed under another key is not called intact', async (t) => {
   const dataDir = scratchDir(t)
   const auditKey = Buffer.alloc(32, 5).toString('base64')
-  const services = createServices(testConfig({ AUDIT_KEY: auditKey }, dataDir))
-  services.audit.append({ action: 'user.created', actorLabel: 'cli' })
+  const services = await createServices(testConfig({ AUDIT_KEY: auditKey }, dataDir))
+  await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
   services.close()
   assert.equal((await runCli(['audit', 'verify'], { dataDir, env: { AUDIT_KEY: auditKey } })).code, 0)
   const other = await runCli(['audit', 'verify'], { dataDir, env: { AUDIT_KEY: Buffer.alloc(32, 6).toString('base64') } })

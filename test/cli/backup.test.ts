@@ -19,10 +19,10 @@ function emailsIn (file: string): string[] {
 test('backup copies the live database, including writes not yet checkpointed, while another process has it open', async (t) => {
   const dataDir = scratchDir(t)
   // Stays open during the backup, as the running server would.
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
   for (const name of ['ann', 'bob', 'carol']) {
-    services.userService.createUser({ email: `${name}@example.org`, displayName: name }, { id: null, label: 'test' })
+    await services.userService.createUser({ email: `${name}@example.org`, displayName: name }, { id: null, label: 'test' })
   }
 
   assert.ok(statSync(path.join(dataDir, 'mfa-rollout.db-wal')).size > 0, 'the new rows are still in the write-ahead log')
@@ -37,14 +37,14 @@ test('backup copies the live database, including writes not yet checkpointed, wh
 
 test('backup refuses to overwrite an existing file unless --force is given', async (t) => {
   const dataDir = scratchDir(t)
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
-  services.userService.createUser({ email: 'ann@example.org', displayName: 'Ann' }, { id: null, label: 'test' })
+  await services.userService.createUser({ email: 'ann@example.org', displayName: 'Ann' }, { id: null, label: 'test' })
   const target = path.join(dataDir, 'nightly.db')
   assert.equal((await runCli(['backup', target], { dataDir })).code, 0)
   const before = readFileSync(target)
 
-  services.userService.createUser({ email: 'bob@example.org', displayName: 'Bob' }, { id: null, label: 'test' })
+  await services.userService.createUser({ email: 'bob@example.org', displayName: 'Bob' }, { id: null, label: 'test' })
   const refused = await runCli(['backup', target], { dataDir })
   assert.equal(refused.code, 1)
   assert.match(refused.stderr, /already exists; pass --force to replace it/)

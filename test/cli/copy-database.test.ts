@@ -25,7 +25,7 @@ const PG_TABLES = new Map<string, PgTable>(Object.values(pgSchema).filter((value
 async function portalDatabase (t: TestContext, fill: (services: Services, clock: FakeClock) => Promise<void>): Promise<string> {
   const dataDir = scratchDir(t)
   const clock = new FakeClock()
-  const services = createServices(testConfig({}, dataDir), { clock })
+  const services = await createServices(testConfig({}, dataDir), { clock })
   try {
     await fill(services, clock)
   } finally {
@@ -35,8 +35,8 @@ async function portalDatabase (t: TestContext, fill: (services: Services, clock:
 }
 
 /** Enough audit events that the log is read and inserted in several batches. */
-function appendEvents (services: Services, events: number): void {
-  for (let n = 1; n <= events; n++) services.audit.append({ action: 'signin.success', actorLabel: 'alice@sandbox.example', details: { n }, ip: '192.0.2.7' })
+async function appendEvents (services: Services, events: number): Promise<void> {
+  for (let n = 1; n <= events; n++) await services.audit.append({ action: 'signin.success', actorLabel: 'alice@sandbox.example', details: { n }, ip: '192.0.2.7' })
 }
 
 function openSource (dataDir: string): { db: BetterSQLite3Database<typeof sqliteSchema>, rows(table: SQLiteTable): number, close(): void } {
@@ -70,11 +70,11 @@ test('a sandbox portal copies into an empty PostgreSQL database row for row, and
     const { admin } = await seedPopulation(services, clock)
     seedSnapshots(services, clock)
     const actor = { id: admin.id, label: admin.email }
-    services.campaigns.create(campaignInput(clock.now(), { name: 'Next decade', deadline: new Date(farFuture) }), actor)
-    const alice = services.users.findByEmail('alice@sandbox.example')!
+    await services.campaigns.create(campaignInput(clock.now(), { name: 'Next decade', deadline: new Date(farFuture) }), actor)
+    const alice = (await services.users.findByEmail('alice@sandbox.example'))!
     await services.passes.issue(alice, { lifetimeMinutes: 60, oneTime: true }, actor)
     await services.outbox.add({ channel: 'email', recipient: 'alice@sandbox.example', subject: 'Welcome', bodyText: 'Hello', bodyHtml: null }, clock.now())
-    appendEvents(services, 1200)
+    await appendEvents(services, 1200)
   })
   const postgres = await postgresForTest(t)
 
@@ -134,7 +134,7 @@ test('a target that holds any portal row is refused and left as it was', async (
 test('a copy that fails half-way leaves the target empty and says which table failed', async (t) => {
   const dataDir = await portalDatabase(t, async (services) => {
     await createTestUser(services, { email: 'ann@example.org' })
-    appendEvents(services, 1000)
+    await appendEvents(services, 1000)
   })
   const postgres = await postgresForTest(t)
   const target = await postgres.open()
@@ -171,7 +171,7 @@ test('a target whose counts come out different from the source fails, naming the
 
 test('a copy of a tampered audit log is not called intact, and the message says the original is broken too', async (t) => {
   const dataDir = await portalDatabase(t, async (services) => {
-    appendEvents(services, 3)
+    await appendEvents(services, 3)
   })
   const raw = new Sqlite(path.join(dataDir, 'mfa-rollout.db'))
   raw.exec('DROP TRIGGER audit_events_no_update')

@@ -5,8 +5,8 @@ import { createServices, type Services } from '../../server/wiring.ts'
 import { testConfig } from '../helpers/app.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
 
-function open (dataDir: string, t: { after(fn: () => void): void }): Services {
-  const services = createServices(testConfig({}, dataDir))
+async function open (dataDir: string, t: { after(fn: () => void): void }): Promise<Services> {
+  const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
   return services
 }
@@ -20,12 +20,12 @@ test('create-user generates a password, shows it exactly once, and the new accou
   assert.equal(stdout.split(password).length - 1, 1, 'the password appears once')
   assert.match(stdout, /will not be shown again/)
 
-  const services = open(dataDir, t)
-  const user = services.users.findByEmail('ada@example.org')
+  const services = await open(dataDir, t)
+  const user = await services.users.findByEmail('ada@example.org')
   assert.equal(user?.role, 'admin')
   assert.equal(user?.displayName, 'Ada Admin')
   assert.equal(await verifyPassword(password, user?.passwordHash), true)
-  const [created] = services.audit.list({ action: 'user.created' })
+  const [created] = await services.audit.list({ action: 'user.created' })
   assert.equal(created.subjectUserId, user?.id)
   assert.equal(created.actorLabel, 'cli')
 })
@@ -37,8 +37,8 @@ test('create-user --password-stdin takes the typed password without its trailing
   assert.equal(code, 0)
   assert.doesNotMatch(stdout, /passphrase/)
 
-  const services = open(dataDir, t)
-  const user = services.users.findByEmail('hal@example.org')
+  const services = await open(dataDir, t)
+  const user = await services.users.findByEmail('hal@example.org')
   assert.equal(user?.role, 'user')
   assert.equal(await verifyPassword(password, user?.passwordHash), true)
 })
@@ -48,20 +48,20 @@ test('create-user refuses a password from stdin shorter than the minimum and cre
   const { code, stderr } = await runCli(['create-user', '--email', 'hal@example.org', '--name', 'Hal', '--password-stdin'], { dataDir, input: 'too short\n' })
   assert.equal(code, 1)
   assert.match(stderr, /at least 12 characters/)
-  assert.equal(open(dataDir, t).users.count(), 0)
+  assert.equal(await (await open(dataDir, t)).users.count(), 0)
 })
 
 test('create-user with an email already in use exits 1 with a clear message and leaves the existing user alone', async (t) => {
   const dataDir = scratchDir(t)
-  const services = open(dataDir, t)
-  services.userService.createUser({ email: 'ann@example.org', displayName: 'Ann' }, { id: null, label: 'test' })
+  const services = await open(dataDir, t)
+  await services.userService.createUser({ email: 'ann@example.org', displayName: 'Ann' }, { id: null, label: 'test' })
 
   const { code, stdout, stderr } = await runCli(['create-user', '--email', 'ANN@example.org', '--name', 'Another Ann'], { dataDir })
   assert.equal(code, 1)
   assert.equal(stderr.trim(), 'mfa-rollout: A user with the email ann@example.org already exists.')
   assert.doesNotMatch(stdout, /password/)
-  assert.equal(services.users.count(), 1)
-  assert.equal(services.users.findByEmail('ann@example.org')?.displayName, 'Ann')
+  assert.equal(await services.users.count(), 1)
+  assert.equal((await services.users.findByEmail('ann@example.org'))?.displayName, 'Ann')
 })
 
 test('create-user rejects a malformed email or an unknown role with exit 1 and creates nobody', async (t) => {
@@ -73,5 +73,5 @@ test('create-user rejects a malformed email or an unknown role with exit 1 and c
   const badRole = await runCli(['create-user', '--email', 'x@example.org', '--name', 'X', '--role', 'root'], { dataDir })
   assert.equal(badRole.code, 1)
   assert.match(badRole.stderr, /"root" is not a role; expected one of user, helpdesk, admin/)
-  assert.equal(open(dataDir, t).users.count(), 0)
+  assert.equal(await (await open(dataDir, t)).users.count(), 0)
 })

@@ -13,9 +13,9 @@ import { readOnlyScratch, type RunAs } from '../helpers/read-only.ts'
 const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
 
 /** A database whose audit log holds `count` events, written through the real audit log. */
-function auditLog (dataDir: string, count: number): string {
-  const services = createServices(testConfig({}, dataDir))
-  for (let i = 1; i <= count; i++) services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: `user${i}@example.org`, note: 'x'.repeat(60) } })
+async function auditLog (dataDir: string, count: number): Promise<string> {
+  const services = await createServices(testConfig({}, dataDir))
+  for (let i = 1; i <= count; i++) await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: `user${i}@example.org`, note: 'x'.repeat(60) } })
   services.close()
   return path.join(dataDir, 'mfa-rollout.db')
 }
@@ -34,7 +34,7 @@ function runCliAs (args: string[], dataDir: string, runAs: RunAs): Promise<CliRe
 
 test('audit verify works on a read-only database in a read-only directory, and leaves it as it was', async (t) => {
   const { dir: dataDir, seal } = readOnlyScratch(t, 'mfa-cli-')
-  const file = auditLog(dataDir, 3)
+  const file = await auditLog(dataDir, 3)
   const before = readFileSync(file)
 
   const { code, stdout, stderr } = await runCliAs(['audit', 'verify'], dataDir, seal())
@@ -47,7 +47,7 @@ test('audit verify works on a read-only database in a read-only directory, and l
 
 test('audit verify reports a damaged page of the audit log as a broken chain at the first unreadable event, and lists them all', async (t) => {
   const dataDir = scratchDir(t)
-  const file = auditLog(dataDir, 2000)
+  const file = await auditLog(dataDir, 2000)
   const lost = damageMiddleLeaf(file, 'audit_events')
   assert.ok(lost.length > 0 && lost[0] > 1 && lost.at(-1)! < 2000, `the damage should hide rows in the middle: ${lost.join(',')}`)
 
@@ -75,7 +75,7 @@ test('a command on an empty (0-byte) database file refuses with one line and doe
 
 test('a command on a file that is not a database says so in one line, not a stack trace', async (t) => {
   const dataDir = scratchDir(t)
-  const file = auditLog(dataDir, 3)
+  const file = await auditLog(dataDir, 3)
   const fd = openSync(file, 'r+')
   writeSync(fd, Buffer.alloc(100, 0x41), 0, 100, 0)
   closeSync(fd)

@@ -14,8 +14,8 @@ function csv (dataDir: string, name: string, lines: string[]): string {
   return file
 }
 
-function open (t: TestContext, dataDir: string, env: Record<string, string> = {}): Services {
-  const services = createServices(testConfig(env, dataDir))
+async function open (t: TestContext, dataDir: string, env: Record<string, string> = {}): Promise<Services> {
+  const services = await createServices(testConfig(env, dataDir))
   t.after(() => services.close())
   return services
 }
@@ -37,9 +37,9 @@ test('import-users with one bad row imports nothing, names the bad line and exit
   assert.match(stderr, /^line 3: "not-an-email" is not an email address$/m)
   assert.match(stderr, /^nothing imported$/m)
 
-  const services = open(t, dataDir)
-  assert.equal(services.users.count(), 0)
-  assert.deepEqual(services.audit.list({ action: 'users.imported' }), [])
+  const services = await open(t, dataDir)
+  assert.equal(await services.users.count(), 0)
+  assert.deepEqual(await services.audit.list({ action: 'users.imported' }), [])
 })
 
 test('import-users --skip-invalid imports the good rows and reports the skipped line', async (t) => {
@@ -51,12 +51,12 @@ test('import-users --skip-invalid imports the good rows and reports the skipped 
   assert.match(stderr, /^line 3: .* \(skipped\)$/m)
   assert.equal(stdout.trim(), 'imported: 2 created, 0 updated, 1 skipped')
 
-  const services = open(t, dataDir)
-  assert.equal(services.users.count(), 2)
-  const carol = services.users.findByEmail('carol@example.org')
+  const services = await open(t, dataDir)
+  assert.equal(await services.users.count(), 2)
+  const carol = await services.users.findByEmail('carol@example.org')
   assert.equal(carol?.privileged, true)
   assert.deepEqual(carol?.groups.sort(), ['cloud-admins', 'engineering'])
-  const [imported] = services.audit.list({ action: 'users.imported' })
+  const [imported] = await services.audit.list({ action: 'users.imported' })
   assert.equal(imported.actorLabel, 'cli')
   assert.deepEqual(JSON.parse(imported.details), { file: 'people.csv', created: 2, updated: 0, skipped: 1 })
 })
@@ -79,15 +79,15 @@ test('importing again updates the same users instead of duplicating them', async
   assert.equal(code, 0)
   assert.equal(stdout.trim(), 'imported: 0 created, 2 updated')
 
-  const services = open(t, dataDir)
-  assert.equal(services.users.count(), 2)
-  const ann = services.users.findByEmail('ann@example.org')
+  const services = await open(t, dataDir)
+  assert.equal(await services.users.count(), 2)
+  const ann = await services.users.findByEmail('ann@example.org')
   assert.equal(ann?.displayName, 'Ann Married-Name')
   assert.deepEqual(ann?.groups, ['apac'])
-  const bob = services.users.findByEmail('bob@example.org')
+  const bob = await services.users.findByEmail('bob@example.org')
   assert.equal(bob?.privileged, true)
   assert.deepEqual(bob?.groups.sort(), ['cloud-admins', 'sales'])
-  assert.equal(services.audit.list({ action: 'users.imported' }).length, 2)
+  assert.equal((await services.audit.list({ action: 'users.imported' })).length, 2)
 })
 
 test('phone numbers are stored in E.164, national ones read in PHONE_DEFAULT_REGION', async (t) => {
@@ -100,9 +100,9 @@ test('phone numbers are stored in E.164, national ones read in PHONE_DEFAULT_REG
   const { code } = await runCli(['import-users', file], { dataDir, env: { PHONE_DEFAULT_REGION: 'GB' } })
   assert.equal(code, 0)
 
-  const services = open(t, dataDir, { PHONE_DEFAULT_REGION: 'GB' })
-  assert.equal(services.users.findByEmail('ann@example.org')?.phone, '+442079460018')
-  assert.equal(services.users.findByEmail('bob@example.org')?.phone, '+14155550100')
+  const services = await open(t, dataDir, { PHONE_DEFAULT_REGION: 'GB' })
+  assert.equal((await services.users.findByEmail('ann@example.org'))?.phone, '+442079460018')
+  assert.equal((await services.users.findByEmail('bob@example.org'))?.phone, '+14155550100')
 })
 
 test('line numbers are the lines of the file, counting blank lines and quoted line breaks (Windows line endings)', async (t) => {
@@ -136,7 +136,7 @@ test('a missing file or malformed CSV is one clear error line, exit 1, and nothi
   const malformed = await runCli(['import-users', file], { dataDir })
   assert.equal(malformed.code, 1)
   assert.match(malformed.stderr.trim(), /^mfa-rollout: .*short-row\.csv is not valid CSV: .*line 3$/)
-  assert.equal(open(t, dataDir).users.count(), 0)
+  assert.equal(await (await open(t, dataDir)).users.count(), 0)
 })
 
 test('a file with the wrong header is refused even with --skip-invalid', async (t) => {
@@ -145,7 +145,7 @@ test('a file with the wrong header is refused even with --skip-invalid', async (
   const { code, stderr } = await runCli(['import-users', file, '--skip-invalid'], { dataDir })
   assert.equal(code, 1)
   assert.match(stderr, /^line 1: the header must be email,display_name,phone,groups,privileged; missing email, display_name$/m)
-  assert.equal(open(t, dataDir).users.count(), 0)
+  assert.equal(await (await open(t, dataDir)).users.count(), 0)
 })
 
 test('a file that is not UTF-8 (Latin-1 from an old spreadsheet) is refused naming its first such line, and nothing is imported', async (t) => {
@@ -157,7 +157,7 @@ test('a file that is not UTF-8 (Latin-1 from an old spreadsheet) is refused nami
   assert.equal(code, 1)
   assert.equal(stdout, '')
   assert.equal(stderr.trim(), `mfa-rollout: ${file} is not UTF-8 text: line 3 is in another encoding (Latin-1 or Windows-1252, perhaps). Save the file as "CSV UTF-8" and import it again`)
-  assert.equal(open(t, dataDir).users.count(), 0)
+  assert.equal(await (await open(t, dataDir)).users.count(), 0)
 })
 
 test('a quote that is never closed is reported on the line where it opens', async (t) => {
@@ -174,5 +174,5 @@ test('a quote that is never closed is reported on the line where it opens', asyn
   const { code, stderr } = await runCli(['import-users', file], { dataDir })
   assert.equal(code, 1)
   assert.equal(stderr.trim(), `mfa-rollout: ${file} is not valid CSV: the quote opened on line 5 is never closed`)
-  assert.equal(open(t, dataDir).users.count(), 0)
+  assert.equal(await (await open(t, dataDir)).users.count(), 0)
 })

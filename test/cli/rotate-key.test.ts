@@ -15,7 +15,7 @@ const idOf = (key: string): string => keyId(Buffer.from(key, 'base64'))
 
 /** Opens the data directory under one key, runs `arrange`, and closes it again, as a stopped server would leave it. */
 async function withKey<T> (dataDir: string, key: string, arrange: (services: Services) => Promise<T> | T): Promise<T> {
-  const services = createServices(testConfig({ ENCRYPTION_KEY: key }, dataDir))
+  const services = await createServices(testConfig({ ENCRYPTION_KEY: key }, dataDir))
   try {
     return await arrange(services)
   } finally {
@@ -30,7 +30,7 @@ function sealedValues (services: Services): string[] {
 async function enrollTwo (services: Services): Promise<Array<{ userId: string, methodId: string, secret: string }>> {
   return Promise.all(['JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'].map(async (secret) => {
     const user = await createTestUser(services)
-    return { userId: user.id, methodId: services.methods.addTotp(user.id, 'App', secret, 0).id, secret }
+    return { userId: user.id, methodId: (await services.methods.addTotp(user.id, 'App', secret, 0)).id, secret }
   }))
 }
 
@@ -42,10 +42,10 @@ test('rotate-key re-seals every authenticator secret under the new key, audits i
   assert.equal(code, 0)
   assert.equal(stdout.trim(), `re-sealed 2 secrets under key ${idOf(NEW_KEY)}`)
 
-  await withKey(dataDir, NEW_KEY, (services) => {
+  await withKey(dataDir, NEW_KEY, async (services) => {
     for (const value of sealedValues(services)) assert.match(value, new RegExp(`^v1\\.${idOf(NEW_KEY)}\\.`))
-    for (const { userId, methodId, secret } of enrolled) assert.equal(services.methods.totpSecret(userId, methodId), secret)
-    const [event] = services.audit.list({ action: 'encryption.key_rotated' })
+    for (const { userId, methodId, secret } of enrolled) assert.equal(await services.methods.totpSecret(userId, methodId), secret)
+    const [event] = await services.audit.list({ action: 'encryption.key_rotated' })
     assert.equal(event.actorLabel, 'cli')
     assert.deepEqual(JSON.parse(event.details), { resealed: 2, keyId: idOf(NEW_KEY) })
   })
@@ -58,8 +58,8 @@ test('rotate-key re-seals every authenticator secret under the new key, audits i
 test('rotate-key refuses and changes nothing when a secret is under a key that is neither current nor previous', async (t) => {
   const dataDir = scratchDir(t)
   // One secret under the previous key first, so a half-done run would have re-sealed it before failing.
-  await withKey(dataDir, OLD_KEY, async (services) => { services.methods.addTotp((await createTestUser(services)).id, 'App', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0) })
-  await withKey(dataDir, STRAY_KEY, async (services) => { services.methods.addTotp((await createTestUser(services)).id, 'App', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 0) })
+  await withKey(dataDir, OLD_KEY, async (services) => { await services.methods.addTotp((await createTestUser(services)).id, 'App', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0) })
+  await withKey(dataDir, STRAY_KEY, async (services) => { await services.methods.addTotp((await createTestUser(services)).id, 'App', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 0) })
   const before = await withKey(dataDir, OLD_KEY, sealedValues)
 
   const { code, stdout, stderr } = await runCli(['rotate-key'], { dataDir, env: { ENCRYPTION_KEY: NEW_KEY, ENCRYPTION_KEYS_PREVIOUS: OLD_KEY } })
@@ -67,9 +67,9 @@ test('rotate-key refuses and changes nothing when a secret is under a key that i
   assert.equal(stdout, '')
   assert.match(stderr, new RegExp(`^mfa-rollout: nothing was re-sealed: sealed with an unknown key \\(${idOf(STRAY_KEY)}\\); set ENCRYPTION_KEYS_PREVIOUS`))
 
-  await withKey(dataDir, OLD_KEY, (services) => {
+  await withKey(dataDir, OLD_KEY, async (services) => {
     assert.deepEqual(sealedValues(services), before)
-    assert.deepEqual(services.audit.list({ action: 'encryption.key_rotated' }), [])
+    assert.deepEqual(await services.audit.list({ action: 'encryption.key_rotated' }), [])
   })
 })
 
@@ -106,18 +106,18 @@ test('setups in progress at a directory (AWS virtual MFA, Entra hardware OATH) c
   const { aws, entra } = await withKey(dataDir, OLD_KEY, async (services) => {
     const aws = await createTestUser(services)
     const entra = await createTestUser(services)
-    new SqliteProviderEnrollmentStore(services.database.db, sealerFor(OLD_KEY), services.clock)
+    await new SqliteProviderEnrollmentStore(services.database.access, sealerFor(OLD_KEY), services.clock)
       .start({ userId: aws.id, provider: 'aws', kind: AWS_VIRTUAL_MFA, deviceId: 'arn:aws:iam::123456789012:mfa/grace', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', expiresAt })
-    new SqliteEntraPortalStore(services.database.sqlite, sealerFor(OLD_KEY), services.clock).startOath(entra.id, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', expiresAt)
+    await new SqliteEntraPortalStore(services.database.access, sealerFor(OLD_KEY), services.clock).startOath(entra.id, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', expiresAt)
     return { aws: aws.id, entra: entra.id }
   })
   const { code, stdout } = await runCli(['rotate-key'], { dataDir, env: { ENCRYPTION_KEY: NEW_KEY, ENCRYPTION_KEYS_PREVIOUS: OLD_KEY } })
   assert.equal(code, 0)
   assert.equal(stdout.trim(), `re-sealed 2 secrets under key ${idOf(NEW_KEY)}`)
   // Opened with the new key alone: the old one could now be dropped.
-  await withKey(dataDir, NEW_KEY, (services) => {
+  await withKey(dataDir, NEW_KEY, async (services) => {
     const now = new Date()
-    assert.equal(new SqliteProviderEnrollmentStore(services.database.db, sealerFor(NEW_KEY), services.clock).findOpen(aws, AWS_VIRTUAL_MFA, now)?.secret, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')
-    assert.equal(new SqliteEntraPortalStore(services.database.sqlite, sealerFor(NEW_KEY), services.clock).findOath(entra)?.secret, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ')
+    assert.equal((await new SqliteProviderEnrollmentStore(services.database.access, sealerFor(NEW_KEY), services.clock).findOpen(aws, AWS_VIRTUAL_MFA, now))?.secret, 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP')
+    assert.equal((await new SqliteEntraPortalStore(services.database.access, sealerFor(NEW_KEY), services.clock).findOath(entra))?.secret, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ')
   })
 })

@@ -6,9 +6,9 @@ import { runCli, scratchDir } from '../helpers/cli.ts'
 
 test('set-role changes the role, records who changed it from what to what, and signs the user out', async (t) => {
   const dataDir = scratchDir(t)
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
-  const user = services.userService.createUser({ email: 'hal@example.org', displayName: 'Hal' }, { id: null, label: 'test' })
+  const user = await services.userService.createUser({ email: 'hal@example.org', displayName: 'Hal' }, { id: null, label: 'test' })
   const now = Date.now()
   services.sessions.set('sid-of-hal', { auth: { userId: user.id, createdAt: now, lastSeenAt: now } }, (err) => { assert.ifError(err) })
 
@@ -16,8 +16,8 @@ test('set-role changes the role, records who changed it from what to what, and s
   assert.equal(code, 0)
   assert.match(stdout, /role changed from user to helpdesk/)
 
-  assert.equal(services.users.findById(user.id)?.role, 'helpdesk')
-  const [changed] = services.audit.list({ action: 'user.role_changed' })
+  assert.equal((await services.users.findById(user.id))?.role, 'helpdesk')
+  const [changed] = await services.audit.list({ action: 'user.role_changed' })
   assert.equal(changed.subjectUserId, user.id)
   assert.equal(changed.actorLabel, 'cli')
   assert.deepEqual(JSON.parse(changed.details), { from: 'user', to: 'helpdesk', sessionsEnded: 1 })
@@ -31,7 +31,7 @@ test('set-role for an unknown email exits 1 and writes no audit event', async (t
   assert.equal(code, 1)
   assert.equal(stderr.trim(), 'mfa-rollout: No user has the email nobody@example.org.')
 
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
-  assert.deepEqual(services.audit.list({ action: 'user.role_changed' }), [])
+  assert.deepEqual(await services.audit.list({ action: 'user.role_changed' }), [])
 })

@@ -9,13 +9,13 @@ import { startFakeIam } from '../fakes/iam/server.ts'
 
 /** Two users whose deadline passed yesterday in an armed campaign, arranged as a stopped server would leave them. */
 async function arrange (dataDir: string): Promise<string[]> {
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   try {
     const users = [await createTestUser(services), await createTestUser(services)]
     const now = Date.now()
     services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
-    services.campaigns.arm(campaign.id, { id: null, label: 'test' })
+    const campaign = await services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
+    await services.campaigns.arm(campaign.id, { id: null, label: 'test' })
     return users.map((u) => u.email).sort()
   } finally {
     services.close()
@@ -44,7 +44,7 @@ test('sweep enforces what the dry run showed, and a second sweep has nothing lef
   const report = JSON.parse(real.stdout) as { planned: number, completed: number, failed: number }
   assert.equal(report.planned, dry.planned.length)
   assert.equal(report.completed, emails.length)
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   try {
     const done = services.database.sqlite.prepare(`SELECT u.email, j.action FROM enforcement_jobs j JOIN users u ON u.id = j.user_id WHERE j.status = 'done' ORDER BY u.email`).all()
     assert.deepEqual(done, dry.planned.map((p) => ({ email: p.email, action: p.action })).sort((a, b) => a.email.localeCompare(b.email)), 'the sweep did what the dry run listed')
@@ -61,13 +61,13 @@ test('sweep --check-drift exits non-zero and says how many users could not be ch
   t.after(async () => { await fake.close() })
   const env = { PROVIDERS: 'aws', ...awsEnv(fake) }
   for (const userName of ['ann', 'ben']) fake.state.addUser({ userName, consolePassword: true, createDate: new Date(Date.now() - 400 * DAY) })
-  const services = createServices(testConfig(env, dataDir))
+  const services = await createServices(testConfig(env, dataDir))
   try {
     await services.directorySync.sync(services.providers.aws)
     const now = Date.now()
     services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
-    services.campaigns.arm(campaign.id, { id: null, label: 'test' })
+    const campaign = await services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
+    await services.campaigns.arm(campaign.id, { id: null, label: 'test' })
     await services.engine.sweep()
     assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM user_states WHERE state = 'enforced'").pluck().get(), 2)
   } finally {
@@ -103,7 +103,7 @@ async function disarmedCampaign (t: TestContext) {
   const firstSeen = services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?')
   for (const u of overdue) firstSeen.run(now - 90 * DAY, u.id)
   for (const u of [admin, ...newcomers]) firstSeen.run(now - DAY, u.id)
-  const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
+  const campaign = await services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
   return { testApp, admin, overdue, newcomers, campaign }
 }
 
@@ -139,7 +139,7 @@ test('an empty dry run says why: the campaign is not armed (and how to preview i
   assert.match(disarmed.stdout, new RegExp(`^why: "Everyone": 3 targeted users are still inside the 14-day new-user window, until ${until}\\.$`, 'm'), `the admin and ${newcomers.length} newcomers`)
 
   // Armed, and the overdue users enforced: the next dry run is empty again, and says so.
-  testApp.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
+  await testApp.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
   await testApp.services.engine.sweep()
   const armed = await runCli(['sweep', '--dry-run', '--json'], { dataDir: testApp.dataDir })
   assert.deepEqual((JSON.parse(armed.stdout) as { why: string[] }).why, [

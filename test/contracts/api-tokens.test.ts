@@ -3,17 +3,16 @@ import assert from 'node:assert/strict'
 import type { ApiScope, ApiToken, ApiTokenStore } from '../../server/domain/api-tokens.ts'
 import { SqliteApiTokenStore } from '../../server/db/api-tokens.ts'
 import { PgApiTokenStore } from '../../server/db/pg/api-tokens.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { BACKENDS, type Backend } from '../helpers/backends.ts'
 
 interface Stores {
-  tokens: ApiTokenStore | Async<ApiTokenStore>
+  tokens: ApiTokenStore | ApiTokenStore
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
-  const tokens = connection.dialect === 'sqlite' ? new SqliteApiTokenStore(connection.database.db) : new PgApiTokenStore(connection.access)
+  const tokens = connection.dialect === 'sqlite' ? new SqliteApiTokenStore(connection.database.access) : new PgApiTokenStore(connection.access)
   return { tokens, close: connection.close }
 }
 

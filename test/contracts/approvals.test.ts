@@ -3,19 +3,18 @@ import assert from 'node:assert/strict'
 import type { ApprovalRequest, ApprovalStore } from '../../server/domain/approvals.ts'
 import { SqliteApprovalStore } from '../../server/db/approvals.ts'
 import { PgApprovalStore } from '../../server/db/pg/approvals.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { insertAccount } from './account-rows.ts'
 
 interface Stores {
   connection: Connection
-  approvals: ApprovalStore | Async<ApprovalStore>
+  approvals: ApprovalStore | ApprovalStore
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
-  const approvals = connection.dialect === 'sqlite' ? new SqliteApprovalStore(connection.database.db) : new PgApprovalStore(connection.access)
+  const approvals = connection.dialect === 'sqlite' ? new SqliteApprovalStore(connection.database.access) : new PgApprovalStore(connection.access)
   return { connection, approvals, close: connection.close }
 }
 

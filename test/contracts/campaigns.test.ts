@@ -4,7 +4,6 @@ import { eq } from 'drizzle-orm'
 import type { CampaignStore } from '../../server/domain/campaigns.ts'
 import { SqliteCampaignStore } from '../../server/db/campaigns.ts'
 import { PgCampaignStore } from '../../server/db/pg/campaigns.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -13,14 +12,14 @@ import { campaignInput, DAY } from '../helpers/campaigns.ts'
 type Open = Connection & { close(): Promise<void> }
 
 interface Stores {
-  campaigns: CampaignStore | Async<CampaignStore>
+  campaigns: CampaignStore | CampaignStore
   connection: Open
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
-  const campaigns = connection.dialect === 'sqlite' ? new SqliteCampaignStore(connection.database.db) : new PgCampaignStore(connection.access)
+  const campaigns = connection.dialect === 'sqlite' ? new SqliteCampaignStore(connection.database.access) : new PgCampaignStore(connection.access)
   return { campaigns, connection, close: connection.close }
 }
 

@@ -17,7 +17,6 @@ import { PgDirectoryPhoneStore } from '../../server/db/pg/directory-phones.ts'
 import { PgEnforcementRecords } from '../../server/db/pg/enforcement-records.ts'
 import { PgEntraPortalStore } from '../../server/db/pg/entra-portal.ts'
 import { Sealer } from '../../server/db/sealing.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -26,11 +25,11 @@ import { FakeClock } from '../helpers/app.ts'
 type Open = Connection & { close(): Promise<void> }
 
 interface Stores {
-  sync: DirectorySyncStore | Async<DirectorySyncStore>
-  drift: DriftCheckStore | Async<DriftCheckStore>
+  sync: DirectorySyncStore | DirectorySyncStore
+  drift: DriftCheckStore | DriftCheckStore
   // The twin's atomically takes asynchronous work, which the port's synchronous signature cannot name yet.
   phones: DirectoryPhoneStore | PgDirectoryPhoneStore
-  records: EnforcementRecords | Async<EnforcementRecords>
+  records: EnforcementRecords | EnforcementRecords
   entra: PgEntraPortalStore | SqliteEntraPortalStore
   connection: Open
   close(): Promise<void>
@@ -44,7 +43,7 @@ const sealer = new Sealer(Buffer.alloc(32, 9))
 async function storesOn (backend: Backend, clock = new FakeClock(NOW)): Promise<Stores> {
   const connection = await backend.connect()
   if (connection.dialect === 'sqlite') {
-    const { sqlite } = connection.database
+    const sqlite = connection.database.access
     return {
       sync: new SqliteDirectorySyncStore(sqlite), drift: new SqliteDriftCheckStore(sqlite), phones: new SqliteDirectoryPhoneStore(sqlite, clock),
       records: new SqliteEnforcementRecords(sqlite, clock), entra: new SqliteEntraPortalStore(sqlite, sealer, clock), connection, close: connection.close

@@ -3,19 +3,18 @@ import assert from 'node:assert/strict'
 import type { InvitationStore } from '../../server/domain/invitations.ts'
 import { SqliteInvitationStore } from '../../server/db/invitations.ts'
 import { PgInvitationStore } from '../../server/db/pg/invitations.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { insertAccount } from './account-rows.ts'
 
 interface Stores {
   connection: Connection
-  invitations: InvitationStore | Async<InvitationStore>
+  invitations: InvitationStore | InvitationStore
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
-  const invitations = connection.dialect === 'sqlite' ? new SqliteInvitationStore(connection.database.db) : new PgInvitationStore(connection.access)
+  const invitations = connection.dialect === 'sqlite' ? new SqliteInvitationStore(connection.database.access) : new PgInvitationStore(connection.access)
   return { connection, invitations, close: connection.close }
 }
 

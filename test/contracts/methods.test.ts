@@ -17,7 +17,7 @@ const NEWEST_KEY = Buffer.alloc(32, 3)
 
 function methodStore (connection: Connection, sealer: Sealer, clock: FakeClock): Methods {
   return connection.dialect === 'sqlite'
-    ? new SqliteMethodStore(connection.database.db, sealer, clock)
+    ? new SqliteMethodStore(connection.database.access, sealer, clock)
     : new PgMethodStore(connection.access, sealer, clock)
 }
 

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict'
 import { AWS_VIRTUAL_MFA, type ProviderEnrollmentStore } from '../../server/domain/virtual-mfa-enrollment.ts'
 import { SqliteProviderEnrollmentStore } from '../../server/db/provider-enrollments.ts'
 import { PgProviderEnrollmentStore } from '../../server/db/pg/provider-enrollments.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { Sealer } from '../../server/db/sealing.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { FakeClock } from '../helpers/app.ts'
@@ -11,7 +10,7 @@ import { insertAccount, readAccount } from './account-rows.ts'
 
 interface Stores {
   connection: Connection
-  enrollments: ProviderEnrollmentStore | Async<ProviderEnrollmentStore>
+  enrollments: ProviderEnrollmentStore | ProviderEnrollmentStore
   close(): Promise<void>
 }
 
@@ -21,7 +20,7 @@ const clock = new FakeClock('2026-11-25T09:00:00Z')
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
   const enrollments = connection.dialect === 'sqlite'
-    ? new SqliteProviderEnrollmentStore(connection.database.db, sealer, clock)
+    ? new SqliteProviderEnrollmentStore(connection.database.access, sealer, clock)
     : new PgProviderEnrollmentStore(connection.access, sealer, clock)
   return { connection, enrollments, close: connection.close }
 }

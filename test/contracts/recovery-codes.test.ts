@@ -5,22 +5,20 @@ import { SqliteRecoveryCodeStore } from '../../server/db/recovery-codes.ts'
 import { SqliteRecoveryNoticeStore } from '../../server/db/recovery-code-notices.ts'
 import { PgRecoveryCodeStore } from '../../server/db/pg/recovery-codes.ts'
 import { PgRecoveryNoticeStore } from '../../server/db/pg/recovery-code-notices.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { insertAccount } from './account-rows.ts'
 
 interface Stores {
   connection: Connection
-  codes: RecoveryCodeStore | Async<RecoveryCodeStore>
-  notices: RecoveryNoticeStore | Async<RecoveryNoticeStore>
+  codes: RecoveryCodeStore | RecoveryCodeStore
+  notices: RecoveryNoticeStore | RecoveryNoticeStore
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
   if (connection.dialect === 'sqlite') {
-    const { db } = connection.database
-    return { connection, codes: new SqliteRecoveryCodeStore(db), notices: new SqliteRecoveryNoticeStore(db), close: connection.close }
+    return { connection, codes: new SqliteRecoveryCodeStore(connection.database.access), notices: new SqliteRecoveryNoticeStore(connection.database.access), close: connection.close }
   }
   return { connection, codes: new PgRecoveryCodeStore(connection.access), notices: new PgRecoveryNoticeStore(connection.access), close: connection.close }
 }

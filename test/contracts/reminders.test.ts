@@ -6,7 +6,6 @@ import { SqliteReminderStore } from '../../server/db/reminders.ts'
 import { SqliteSmsSunsetStore } from '../../server/db/sms-sunset.ts'
 import { PgReminderStore } from '../../server/db/pg/reminders.ts'
 import { PgSmsSunsetStore } from '../../server/db/pg/sms-sunset.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -14,8 +13,8 @@ import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 type Open = Connection & { close(): Promise<void> }
 
 interface Stores {
-  reminders: ReminderStore | Async<ReminderStore>
-  sunset: SmsSunsetStore | Async<SmsSunsetStore>
+  reminders: ReminderStore | ReminderStore
+  sunset: SmsSunsetStore | SmsSunsetStore
   connection: Open
   close(): Promise<void>
 }
@@ -23,7 +22,7 @@ interface Stores {
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
   return connection.dialect === 'sqlite'
-    ? { reminders: new SqliteReminderStore(connection.database.sqlite), sunset: new SqliteSmsSunsetStore(connection.database.sqlite), connection, close: connection.close }
+    ? { reminders: new SqliteReminderStore(connection.database.access), sunset: new SqliteSmsSunsetStore(connection.database.access), connection, close: connection.close }
     : { reminders: new PgReminderStore(connection.access), sunset: new PgSmsSunsetStore(connection.access), connection, close: connection.close }
 }
 

@@ -6,7 +6,6 @@ import { SqliteDashboardStore } from '../../server/db/dashboard.ts'
 import { SqliteComplianceStore } from '../../server/db/compliance.ts'
 import { PgDashboardStore } from '../../server/db/pg/dashboard.ts'
 import { PgComplianceStore } from '../../server/db/pg/compliance.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -14,8 +13,8 @@ import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 type Open = Connection & { close(): Promise<void> }
 
 interface Stores {
-  dashboard: DashboardStore | Async<DashboardStore>
-  compliance: ComplianceStore | Async<ComplianceStore>
+  dashboard: DashboardStore | DashboardStore
+  compliance: ComplianceStore | ComplianceStore
   connection: Open
   close(): Promise<void>
 }
@@ -23,7 +22,7 @@ interface Stores {
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
   return connection.dialect === 'sqlite'
-    ? { dashboard: new SqliteDashboardStore(connection.database.sqlite), compliance: new SqliteComplianceStore(connection.database.sqlite), connection, close: connection.close }
+    ? { dashboard: new SqliteDashboardStore(connection.database.access), compliance: new SqliteComplianceStore(connection.database.access), connection, close: connection.close }
     : { dashboard: new PgDashboardStore(connection.access), compliance: new PgComplianceStore(connection.access), connection, close: connection.close }
 }
 

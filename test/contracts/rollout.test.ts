@@ -3,7 +3,6 @@ import assert from 'node:assert/strict'
 import type { RolloutStore, PauseFigures } from '../../server/domain/rollout-guard.ts'
 import { SqliteRolloutStore } from '../../server/db/rollout.ts'
 import { PgRolloutStore } from '../../server/db/pg/rollout.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -11,14 +10,14 @@ import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 type Open = Connection & { close(): Promise<void> }
 
 interface Stores {
-  rollout: RolloutStore | Async<RolloutStore>
+  rollout: RolloutStore | RolloutStore
   connection: Open
   close(): Promise<void>
 }
 
 async function storesOn (backend: Backend): Promise<Stores> {
   const connection = await backend.connect()
-  const rollout = connection.dialect === 'sqlite' ? new SqliteRolloutStore(connection.database.sqlite) : new PgRolloutStore(connection.access)
+  const rollout = connection.dialect === 'sqlite' ? new SqliteRolloutStore(connection.database.access) : new PgRolloutStore(connection.access)
   return { rollout, connection, close: connection.close }
 }
 

@@ -19,7 +19,7 @@ const timeouts = { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE }
 async function storesOn (backend: Backend, clock: FakeClock): Promise<Stores> {
   const connection = await backend.connect()
   const sessions = connection.dialect === 'sqlite'
-    ? new SqliteSessionStore(connection.database.sqlite, clock, timeouts)
+    ? new SqliteSessionStore(connection.database.access, clock, timeouts)
     : new PgSessionStore(connection.access, clock, timeouts)
   return { sessions, close: connection.close }
 }

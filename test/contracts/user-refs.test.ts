@@ -3,7 +3,6 @@ import assert from 'node:assert/strict'
 import type { UserRefResolver } from '../../server/domain/user-refs.ts'
 import { SqliteUserRefResolver } from '../../server/db/user-refs.ts'
 import { PgUserRefResolver } from '../../server/db/pg/user-refs.ts'
-import type { Async } from '../../server/db/pg/async-port.ts'
 import { BACKENDS, type Backend } from '../helpers/backends.ts'
 import { insertAccount } from './account-rows.ts'
 
@@ -11,12 +10,12 @@ for (const { name, open } of BACKENDS) {
   describe(`user references on ${name}`, () => {
     let backend: Backend
     let close: () => Promise<void>
-    let refs: UserRefResolver | Async<UserRefResolver>
+    let refs: UserRefResolver | UserRefResolver
     before(async () => {
       backend = await open()
       const connection = await backend.connect()
       close = connection.close
-      refs = connection.dialect === 'sqlite' ? new SqliteUserRefResolver(connection.database.sqlite) : new PgUserRefResolver(connection.access)
+      refs = connection.dialect === 'sqlite' ? new SqliteUserRefResolver(connection.database.access) : new PgUserRefResolver(connection.access)
       await insertAccount(connection, { id: 'u-local', email: 'local@example.test' })
       await insertAccount(connection, { id: 'u-entra', email: 'entra@example.test', provider: 'entra', externalId: 'object:1' })
       await insertAccount(connection, { id: 'u-aws', email: 'aws@example.test', provider: 'aws', externalId: 'object:1' })

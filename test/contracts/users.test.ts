@@ -15,7 +15,7 @@ interface Stores {
 
 async function storesOn (backend: Backend, clock: FakeClock): Promise<Stores> {
   const connection = await backend.connect()
-  const users = connection.dialect === 'sqlite' ? new SqliteUserStore(connection.database.db, clock) : new PgUserStore(connection.access, clock)
+  const users = connection.dialect === 'sqlite' ? new SqliteUserStore(connection.database.access, clock) : new PgUserStore(connection.access, clock)
   return { connection, users, close: connection.close }
 }
 

@@ -37,15 +37,15 @@ function killingStore (store: EngineStore, point: KillPoint, nth: number, inTran
   let completes = 0
   let crashOnCommit = false
   const overrides: Partial<EngineStore> = {
-    claim (owner, limit, leaseMs, now) {
+    async claim (owner, limit, leaseMs, now) {
       if (point === 'before-claim' && ++claims === nth) crash()
-      const jobs = store.claim(owner, limit, leaseMs, now)
+      const jobs = await store.claim(owner, limit, leaseMs, now)
       if (point === 'after-claim' && jobs.length > 0 && ++claims === nth) crash()
       return jobs
     },
-    complete (jobId, owner, now) {
+    async complete (jobId, owner, now) {
       if (point === 'before-commit' && ++completes === nth) crash()
-      const done = store.complete(jobId, owner, now)
+      const done = await store.complete(jobId, owner, now)
       if (point === 'after-commit' && ++completes === nth) {
         if (inTransaction()) crashOnCommit = true
         else crash()
@@ -60,8 +60,8 @@ function killingStore (store: EngineStore, point: KillPoint, nth: number, inTran
       const value = Reflect.get(target, key) as unknown
       if (typeof value !== 'function') return value
       if (key !== 'atomically') return value.bind(target)
-      return (work: () => unknown) => {
-        const result = (value as (work: () => unknown) => unknown).call(target, work)
+      return async (work: () => Promise<unknown>) => {
+        const result = await (value as (work: () => Promise<unknown>) => Promise<unknown>).call(target, work)
         if (crashOnCommit && !inTransaction()) crash()
         return result
       }
@@ -86,7 +86,7 @@ async function main (): Promise<void> {
   if (point === 'after-provider-call') fake.onCall((call) => { if (call.changed && ++flips === nth) crash() })
 
   let inTransaction = (): boolean => false
-  const services = createServices(loadConfig({ ...process.env, DATA_DIR: dataDir }), {
+  const services = await createServices(loadConfig({ ...process.env, DATA_DIR: dataDir }), {
     clock: { now: () => now },
     providers: { local: fake },
     engineSettings: { concurrency: 4, leaseMs: Number(values['lease-ms']) },
@@ -94,7 +94,7 @@ async function main (): Promise<void> {
     wrapEngineStore: (store) => killingStore(store, point, nth, () => inTransaction())
   })
   inTransaction = () => services.database.sqlite.inTransaction
-  services.engine.refreshAll()
+  await services.engine.refreshAll()
   const report = await services.engine.sweep()
   services.close()
   process.stdout.write(`${JSON.stringify({ planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed })}\n`)

@@ -61,7 +61,7 @@ export async function startTestApp (env: Record<string, string> = {}, options: T
   const { logLines } = options
   const config = testConfig(logLines === undefined ? env : { LOG_LEVEL: 'info', ...env }, dataDir)
   const clock = options.clock ?? new FakeClock()
-  const services = createServices(config, { ...options.overrides, clock })
+  const services = await createServices(config, { ...options.overrides, clock })
   const logStream = logLines === undefined ? undefined : new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
   const app = await buildApp(services, logStream === undefined ? { logger: false } : { logStream })
   await app.ready()
@@ -179,7 +179,7 @@ export async function stepUp (testApp: TestApp, agent: Agent, user: User): Promi
   let app = staffApps.get(user.id)
   if (app === undefined) {
     const secret = new Secret({ size: 20 }).base32
-    app = { secret, methodId: testApp.services.methods.addTotp(user.id, 'Test authenticator', secret, 0).id, lastStep: -1 }
+    app = { secret, methodId: (await testApp.services.methods.addTotp(user.id, 'Test authenticator', secret, 0)).id, lastStep: -1 }
     staffApps.set(user.id, app)
   }
   const now = Math.floor(testApp.clock.now().getTime() / 30_000)

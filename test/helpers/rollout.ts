@@ -76,23 +76,23 @@ export async function seedPopulation (services: Services, clock: FakeClock): Pro
   sqlite.prepare('UPDATE users SET disabled = 1 WHERE id = ?').run(users.leaver.id)
 
   const passkey = (id: string) => ({ name: 'Key', credentialId: `cred-${id}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
-  services.methods.addTotp(users.appUser.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
-  services.methods.addPasskey(users.awsUser.id, passkey(users.awsUser.id))
-  services.methods.addPasskey(users.serviceAccount.id, passkey(users.serviceAccount.id))
-  services.methods.addPhone(users.enforcedUser.id, 'Work phone', '+14155550100')
-  services.methods.addPhone(users.drifted.id, 'Work phone', '+14155550101')
+  await services.methods.addTotp(users.appUser.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  await services.methods.addPasskey(users.awsUser.id, passkey(users.awsUser.id))
+  await services.methods.addPasskey(users.serviceAccount.id, passkey(users.serviceAccount.id))
+  await services.methods.addPhone(users.enforcedUser.id, 'Work phone', '+14155550100')
+  await services.methods.addPhone(users.drifted.id, 'Work phone', '+14155550101')
 
   const actor = { id: admin.id, label: admin.email }
-  services.campaigns.exempt(users.breakGlass.id, { kind: 'break_glass', reason: 'Emergency access', owner: 'Security team', expiresAt: null }, actor)
-  services.campaigns.exempt(users.serviceAccount.id, { kind: 'service_account', reason: 'Nightly backup job', owner: 'Ops', expiresAt: new Date(now + 30 * DAY) }, actor)
-  const campaign = services.campaigns.create(campaignInput(now, { name: 'Everyone', deadline: new Date(now - DAY), privilegedDeadline: new Date(now - 5 * DAY) }), actor)
-  services.campaigns.arm(campaign.id, actor)
+  await services.campaigns.exempt(users.breakGlass.id, { kind: 'break_glass', reason: 'Emergency access', owner: 'Security team', expiresAt: null }, actor)
+  await services.campaigns.exempt(users.serviceAccount.id, { kind: 'service_account', reason: 'Nightly backup job', owner: 'Ops', expiresAt: new Date(now + 30 * DAY) }, actor)
+  const campaign = await services.campaigns.create(campaignInput(now, { name: 'Everyone', deadline: new Date(now - DAY), privilegedDeadline: new Date(now - 5 * DAY) }), actor)
+  await services.campaigns.arm(campaign.id, actor)
 
   // As if the sweep had flipped these two, and someone then switched one off by hand under a "flag" policy.
-  services.engineStore.setEnforcedAt(users.enforcedUser.id, new Date(now - DAY))
-  services.engineStore.setDriftFlagged(users.drifted.id, new Date(now))
-  services.engine.refreshUser(users.enforcedUser.id)
-  services.engine.refreshUser(users.drifted.id)
+  await services.engineStore.setEnforcedAt(users.enforcedUser.id, new Date(now - DAY))
+  await services.engineStore.setDriftFlagged(users.drifted.id, new Date(now))
+  await services.engine.refreshUser(users.enforcedUser.id)
+  await services.engine.refreshUser(users.drifted.id)
   return { admin, users, campaignId: campaign.id }
 }
 

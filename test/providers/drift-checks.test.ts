@@ -15,8 +15,8 @@ test('the admin dashboard shows when the last drift check ran and how it went, i
     for (const userName of ['ann', 'ben', 'cai']) fake.state.addUser({ userName, consolePassword: true, createDate: new Date(now - 400 * DAY) })
     await t.services.directorySync.sync(t.services.providers.aws)
     t.services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider = 'aws'").run(now - 90 * DAY)
-    const campaign = t.services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
-    t.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
+    const campaign = await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), { id: null, label: 'test' })
+    await t.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
     await t.services.engine.sweep()
 
     const admin = await createTestUser(t.services, { role: 'admin' })

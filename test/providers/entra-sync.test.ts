@@ -151,7 +151,7 @@ test('a registration report refused for a missing consent stops the sync and nam
 
 test('disabled accounts, which the report leaves out, are read per user once: the portal keeps what was read', async () => {
   const kept = new Map<string, DisabledUserRecord>()
-  const { fake, provider, close } = await entraFixture({ provider: { disabledUsers: (ids) => new Map(ids.filter((id) => kept.has(id)).map((id) => [id, kept.get(id)!])) } })
+  const { fake, provider, close } = await entraFixture({ provider: { disabledUsers: async (ids) => new Map(ids.filter((id) => kept.has(id)).map((id) => [id, kept.get(id)!])) } })
   try {
     const known = fake.tenant.addUser({ accountEnabled: false, methods: ['fido2'] })
     const stranger = fake.tenant.addUser({ accountEnabled: false, methods: ['fido2'] })

@@ -20,16 +20,16 @@ test('the new-user window counts from the day the directory created the account,
     fake.state.addUser({ userName: 'veteran', consolePassword: true, createDate: new Date(now - 400 * DAY) })
     // Created in IAM two days ago, well after the campaign started 60 days ago: the window runs from then.
     fake.state.addUser({ userName: 'newbie', consolePassword: true, createDate: new Date(now - 2 * DAY) })
-    t.services.campaigns.create(campaignInput(now, { targetKind: 'all', newUserWindowDays: 14, privilegedMethods: 'any' }), { id: null, label: 'test' })
+    await t.services.campaigns.create(campaignInput(now, { targetKind: 'all', newUserWindowDays: 14, privilegedMethods: 'any' }), { id: null, label: 'test' })
     await t.services.directorySync.sync(t.services.providers.aws)
     const local = await createTestUser(t.services, { displayName: 'Late Local' })
-    t.services.engine.refreshUser(local.id)
+    await t.services.engine.refreshUser(local.id)
 
     const idOf = (name: string): string => t.services.database.sqlite.prepare("SELECT id FROM users WHERE display_name = ? AND provider = 'aws'").pluck().get(name) as string
-    const deadline = (userId: string): string => day(t.services.engine.explainDeadline(userId)!.deadline.getTime())
-    assert.equal(deadline(idOf('veteran')), day(now + 10 * DAY), 'the campaign deadline, not 14 days from the first sync')
-    assert.equal(deadline(idOf('newbie')), day(now + 12 * DAY))
-    assert.equal(deadline(local.id), day(now + 14 * DAY), 'no directory date: from when the portal first saw the account')
+    const deadline = async (userId: string): Promise<string> => day((await t.services.engine.explainDeadline(userId))!.deadline.getTime())
+    assert.equal(await deadline(idOf('veteran')), day(now + 10 * DAY), 'the campaign deadline, not 14 days from the first sync')
+    assert.equal(await deadline(idOf('newbie')), day(now + 12 * DAY))
+    assert.equal(await deadline(local.id), day(now + 14 * DAY), 'no directory date: from when the portal first saw the account')
 
     const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
     const agent = await signIn(t, helpdesk.email)

@@ -12,7 +12,7 @@ const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
 const admin = { id: null, label: 'test-admin' }
 
 /** The portal's own services, configured like an operator would (PROVIDERS + variables), with retries that do not wait. */
-function portal (env: Record<string, string>, clock: FakeClock): Services {
+async function portal (env: Record<string, string>, clock: FakeClock): Promise<Services> {
   return createServices(testConfig(env), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
 }
 
@@ -24,7 +24,7 @@ function rows (services: Services, provider: string) {
 test('Entra: sync brings users in once (privileged, phones, methods), a past deadline PATCHes each due user once under throttling, and drift is re-applied', async () => {
   const fake = await startFakeEntra()
   const clock = new FakeClock()
-  const services = portal({ PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string> }, clock)
+  const services = await portal({ PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string> }, clock)
   try {
     const users = Array.from({ length: 30 }, (_, i) => fake.tenant.addUser({ mobilePhone: i % 5 === 0 ? 'not a number' : '+1 425 555 01' + String(i).padStart(2, '0'), methods: i % 3 === 0 ? ['microsoftAuthenticator'] : [] }))
     const gone = fake.tenant.addUser({ accountEnabled: false })
@@ -40,7 +40,7 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
     assert.equal(synced.find((r) => r.externalId === users[1].id)!.privileged, 1)
     assert.equal(synced.find((r) => r.externalId === users[1].id)!.phone, '+14255550101', 'directory phones are stored in E.164 for pinning')
     assert.deepEqual(JSON.parse(synced.find((r) => r.externalId === users[3].id)!.methods), ['authenticator'])
-    assert.equal(services.directorySync.latest('entra')!.registrationSource, 'userRegistrationDetails', 'the admin page can say where registration facts came from')
+    assert.equal((await services.directorySync.latest('entra'))!.registrationSource, 'userRegistrationDetails', 'the admin page can say where registration facts came from')
 
     // Re-sync: updates, never duplicates; a user disabled in Entra is switched off in the portal.
     fake.tenant.find(users[2].id)!.accountEnabled = false
@@ -52,8 +52,8 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
     const now = clock.now().getTime()
     // Accounts that existed long before the campaign (created in the directory, and seen by the portal, 90 days ago).
     services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'entra'").run(now - 90 * DAY, now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now + DAY), privilegedMethods: 'any' }), admin)
-    services.campaigns.arm(campaign.id, admin)
+    const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now + DAY), privilegedMethods: 'any' }), admin)
+    await services.campaigns.arm(campaign.id, admin)
     clock.advance(2 * DAY)
     fake.failNext(4, { status: 429, retryAfterSeconds: 0 })
     fake.failNext(2, { status: 503 })
@@ -83,7 +83,7 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
 test('AWS: only IAM users with a console password are targeted; the policy is created once and attached once per due user; drift is re-applied; an extension detaches it', async () => {
   const clock = new FakeClock()
   const fake = await startFakeIam({ now: () => clock.now() })
-  const services = portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
+  const services = await portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
   try {
     for (let i = 0; i < 12; i++) {
       fake.state.addUser({ userName: `dev${i}`, consolePassword: i % 3 !== 0, tags: i === 1 ? { email: 'dev1@example.org' } : {}, devices: i === 2 ? ['virtual'] : [] })
@@ -100,10 +100,10 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     const now = clock.now().getTime()
     // Accounts that existed long before the campaign (created in the directory, and seen by the portal, 90 days ago).
     services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'aws'").run(now - 90 * DAY, now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'aws', deadline: new Date(now + DAY), maxExtensionDays: 30 }), admin)
-    services.engine.refreshAll()
+    const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'aws', deadline: new Date(now + DAY), maxExtensionDays: 30 }), admin)
+    await services.engine.refreshAll()
     assert.equal(rows(services, 'aws').filter((r) => r.state === 'not_targeted').length, 4, 'no console password: not targeted')
-    services.campaigns.arm(campaign.id, admin)
+    await services.campaigns.arm(campaign.id, admin)
     clock.advance(2 * DAY)
     fake.inject('throttle', { times: 2, action: 'AttachUserPolicy' })
     for (let i = 0; i < 5; i++) await services.engine.sweep()
@@ -121,7 +121,7 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     assert.deepEqual(fake.callsTo('AttachUserPolicy', { ok: true }).map((c) => c.params.UserName).filter((name) => name === 'dev7'), ['dev7', 'dev7'], 'attached again')
 
     const dev5 = services.database.sqlite.prepare("SELECT id FROM users WHERE display_name = 'dev5'").pluck().get() as string
-    services.campaigns.extend(dev5, campaign.id, 10, 'travelling', admin)
+    await services.campaigns.extend(dev5, campaign.id, 10, 'travelling', admin)
     await services.engine.sweep()
     assert.deepEqual(fake.callsTo('DetachUserPolicy', { ok: true }).map((c) => c.params.UserName), ['dev5'])
   } finally {
@@ -135,7 +135,7 @@ test('Entra: an exemption gives back the per-user state found before the first f
   const clock = new FakeClock()
   const env = { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string> }
   const dataDir = tempDir()
-  let services = createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
+  let services = await createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
   try {
     // An administrator had put one user on `enabled` before the campaign; the other was `disabled`.
     const presetByAdmin = fake.tenant.addUser({ methods: ['fido2'], requirement: 'enabled' })
@@ -143,18 +143,18 @@ test('Entra: an exemption gives back the per-user state found before the first f
     await services.directorySync.sync(services.providers.entra)
     const now = clock.now().getTime()
     services.database.sqlite.prepare("UPDATE users SET first_seen_at = ?, directory_created_at = ? WHERE provider = 'entra'").run(now - 90 * DAY, now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now - DAY) }), admin)
-    services.campaigns.arm(campaign.id, admin)
+    const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'entra', deadline: new Date(now - DAY) }), admin)
+    await services.campaigns.arm(campaign.id, admin)
     await services.engine.sweep()
     assert.deepEqual([presetByAdmin.requirement, changedLater.requirement], ['enforced', 'enforced'])
 
     // The portal restarts: what it found is in the database, not in memory.
     services.close()
-    services = createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
+    services = await createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
     fake.tenant.setRequirementByHand(changedLater.id, 'enabled')
     const idOf = (objectId: string): string => services.database.sqlite.prepare('SELECT id FROM users WHERE external_id = ?').pluck().get(objectId) as string
     for (const user of [presetByAdmin, changedLater]) {
-      services.campaigns.exempt(idOf(user.id), { kind: 'service_account', reason: 'robot account', owner: 'ops', expiresAt: new Date(now + 30 * DAY) }, admin)
+      await services.campaigns.exempt(idOf(user.id), { kind: 'service_account', reason: 'robot account', owner: 'ops', expiresAt: new Date(now + 30 * DAY) }, admin)
     }
     await services.engine.sweep()
     assert.equal(presetByAdmin.requirement, 'enabled', 'back to the administrator\'s own setting, not disabled')
@@ -173,14 +173,14 @@ test('Entra: an exemption gives back the per-user state found before the first f
 test('AWS: a policy version without the Deny put in force by hand is drift for every enforced user, and the next sweep puts the shipped document back once', async () => {
   const clock = new FakeClock()
   const fake = await startFakeIam({ now: () => clock.now() })
-  const services = portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
+  const services = await portal({ PROVIDERS: 'aws', ...awsEnv(fake) }, clock)
   try {
     for (let i = 0; i < 3; i++) fake.state.addUser({ userName: `ops${i}`, consolePassword: true, createDate: new Date(clock.now().getTime() - 400 * DAY) })
     await services.directorySync.sync(services.providers.aws)
     const now = clock.now().getTime()
     services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider = 'aws'").run(now - 90 * DAY)
-    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), admin)
-    services.campaigns.arm(campaign.id, admin)
+    const campaign = await services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY) }), admin)
+    await services.campaigns.arm(campaign.id, admin)
     await services.engine.sweep()
     const policyArn = fake.callsTo('AttachUserPolicy', { ok: true })[0].params.PolicyArn
     const shipped = fake.state.policy(policyArn).document

@@ -44,16 +44,16 @@ test('a value sealed under a previous key still opens, is not current, and one u
 
 test('a sealed authenticator secret copied onto another user\'s row cannot be opened there', async (t) => {
   const config = testConfig()
-  const services = createServices(config)
+  const services = await createServices(config)
   t.after(() => { services.close(); rmSync(config.dataDir, { recursive: true, force: true }) })
-  const victim = services.methods.addTotp((await createTestUser(services)).id, 'Victim app', SECRET, 0)
+  const victim = await services.methods.addTotp((await createTestUser(services)).id, 'Victim app', SECRET, 0)
   const attacker = await createTestUser(services)
-  const target = services.methods.addTotp(attacker.id, 'Attacker app', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 0)
+  const target = await services.methods.addTotp(attacker.id, 'Attacker app', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 0)
 
   const sqlite = services.database.sqlite
   const sealed = sqlite.prepare('SELECT secret_sealed FROM auth_methods WHERE id = ?').pluck().get(victim.id)
   sqlite.prepare('UPDATE auth_methods SET secret_sealed = ? WHERE id = ?').run(sealed, target.id)
 
-  assert.throws(() => services.methods.totpSecret(attacker.id, target.id), /unable to authenticate/)
-  assert.equal(services.methods.totpSecret(victim.userId, victim.id), SECRET)
+  await assert.rejects(async () => await services.methods.totpSecret(attacker.id, target.id), /unable to authenticate/)
+  assert.equal(await services.methods.totpSecret(victim.userId, victim.id), SECRET)
 })

@@ -28,7 +28,7 @@ function allIds (t: TestApp): number[] {
 
 test('the log shows events newest first, fifty to a page; older and newer pages follow on without gaps or repeats', async () => {
   const { t, admin } = await adminApp()
-  for (let i = 0; i < 120; i++) t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
+  for (let i = 0; i < 120; i++) await t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
   const everything = allIds(t)
 
   const seen: number[] = []
@@ -64,12 +64,12 @@ test('filters narrow the log to matching events: action prefix, who did it, whom
   const bob = await createTestUser(t.services, { email: 'bob@test.example' })
   const admin2 = await createTestUser(t.services, { role: 'admin', email: 'other-admin@test.example' })
   t.clock.set('2026-12-01T10:00:00Z')
-  const a = t.services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: ann.id })
+  const a = await t.services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: ann.id })
   t.clock.set('2026-12-02T23:59:00Z')
-  const b = t.services.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: bob.id })
-  const c = t.services.audit.append({ action: 'exemption.added', actorId: admin2.id, actorLabel: admin2.email, subjectUserId: ann.id })
+  const b = await t.services.audit.append({ action: 'enforcement.failed', actorLabel: 'engine', subjectUserId: bob.id })
+  const c = await t.services.audit.append({ action: 'exemption.added', actorId: admin2.id, actorLabel: admin2.email, subjectUserId: ann.id })
   t.clock.set('2026-12-03T00:00:00Z')
-  const d = t.services.audit.append({ action: 'campaign.armed', actorLabel: 'cli' })
+  const d = await t.services.audit.append({ action: 'campaign.armed', actorLabel: 'cli' })
   // Signing in again: the clock moved past the session's idle timeout.
   const agent = await signIn(t, adminEmail)
 
@@ -82,7 +82,7 @@ test('filters narrow the log to matching events: action prefix, who did it, whom
   assert.deepEqual(await shown({ action: 'enforcement.failed' }), [b.id])
   assert.deepEqual(await shown({ actor: 'engine' }), [b.id, a.id])
   assert.deepEqual(await shown({ actor: 'Other-Admin@test.example' }), [c.id], 'an admin by email, any case')
-  const aboutAnn = t.services.audit.list({ subjectUserId: ann.id }).map((event) => event.id)
+  const aboutAnn = (await t.services.audit.list({ subjectUserId: ann.id })).map((event) => event.id)
   assert.ok(aboutAnn.includes(a.id) && aboutAnn.includes(c.id) && !aboutAnn.includes(b.id))
   assert.deepEqual(await shown({ subject: 'ann@test.example' }), aboutAnn, 'her account\'s creation too')
   assert.deepEqual(await shown({ subject: 'ann@test.example', action: 'exemption.' }), [c.id])
@@ -98,16 +98,16 @@ test('filters narrow the log to matching events: action prefix, who did it, whom
 
 test('the day filters are the reader\'s days: an admin in Berlin choosing 2 December sees what happened on 2 December in Berlin, and the labels say so', async () => {
   const { t, adminEmail } = await adminApp()
-  const admin = t.services.users.findByEmail(adminEmail)!
-  t.services.users.setPreferences(admin.id, { timeZone: 'Europe/Berlin' })
+  const admin = (await t.services.users.findByEmail(adminEmail))!
+  await t.services.users.setPreferences(admin.id, { timeZone: 'Europe/Berlin' })
   t.clock.set('2026-12-01T22:30:00Z') // 1 December, 23:30 in Berlin
-  const before = t.services.audit.append({ action: 'test.before', actorLabel: 'cli' })
+  const before = await t.services.audit.append({ action: 'test.before', actorLabel: 'cli' })
   t.clock.set('2026-12-01T23:30:00Z') // 2 December, 00:30 in Berlin (still 1 December in UTC)
-  const first = t.services.audit.append({ action: 'test.first', actorLabel: 'cli' })
+  const first = await t.services.audit.append({ action: 'test.first', actorLabel: 'cli' })
   t.clock.set('2026-12-02T22:59:00Z') // 2 December, 23:59 in Berlin
-  const last = t.services.audit.append({ action: 'test.last', actorLabel: 'cli' })
+  const last = await t.services.audit.append({ action: 'test.last', actorLabel: 'cli' })
   t.clock.set('2026-12-02T23:00:00Z') // 3 December, 00:00 in Berlin (still 2 December in UTC)
-  const after = t.services.audit.append({ action: 'test.after', actorLabel: 'cli' })
+  const after = await t.services.audit.append({ action: 'test.after', actorLabel: 'cli' })
   const agent = await signIn(t, adminEmail)
 
   const res = await agent.get('/admin/audit?action=test.&from=2026-12-02&to=2026-12-02')
@@ -148,7 +148,7 @@ test('filters that cannot be used are explained at their field (400) and show no
 
 test('the chain status says intact with the number of events, and names the event where the chain breaks once a row is altered', async () => {
   const { t, admin } = await adminApp()
-  for (let i = 0; i < 5; i++) t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
+  for (let i = 0; i < 5; i++) await t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
   const count = allIds(t).length
   const intact = await admin.get('/admin/audit')
   assert.match(intact.text, new RegExp(`<strong>Chain intact:</strong> all ${count.toLocaleString('en-GB')} events are linked and unaltered\\.`))
@@ -165,9 +165,9 @@ test('the chain status says intact with the number of events, and names the even
 
 test('a log too long to check on every view is checked when the admin asks, and the answer is the same', async () => {
   const { t, admin } = await adminApp()
-  t.services.database.sqlite.transaction(() => {
-    for (let i = 0; i <= VERIFY_ON_EVERY_VIEW; i++) t.services.audit.append({ action: 'test.filler', actorLabel: 'cli', details: { i } })
-  })()
+  await t.services.atomically(async () => {
+    for (let i = 0; i <= VERIFY_ON_EVERY_VIEW; i++) await t.services.audit.append({ action: 'test.filler', actorLabel: 'cli', details: { i } })
+  })
   const count = allIds(t).length
   const page = await admin.get('/admin/audit?action=test.')
   assert.match(page.text, new RegExp(`<strong>Chain not checked on this view\\.</strong> The log holds ${count.toLocaleString('en-GB')} events`))

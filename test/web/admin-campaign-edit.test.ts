@@ -13,7 +13,7 @@ async function withCampaign (): Promise<{ t: TestApp, admin: Agent, adminId: str
   const user = await createTestUser(t.services, { role: 'admin' })
   const users = [(await createTestUser(t.services)).id, (await createTestUser(t.services)).id]
   for (const id of users) t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, id)
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), {
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     name: 'Spring rollout', startsAt: new Date('2026-11-01T00:00:00Z'), deadline: new Date('2026-12-05T00:00:00Z')
   }), { id: user.id, label: user.email })
   return { t, admin: await signInStaff(t, user), adminId: user.id, campaign, users }
@@ -47,18 +47,18 @@ test('the edit form shows the campaign\'s current settings, posts to its own add
 
 test('saving an edit is audited with exactly the changed fields, and every user\'s deadline is worked out again', async () => {
   const { t, admin, adminId, campaign, users } = await withCampaign()
-  assert.equal(t.services.engine.standing(users[0])?.deadline?.toISOString(), '2026-12-05T00:00:00.000Z')
+  assert.equal((await t.services.engine.standing(users[0]))?.deadline?.toISOString(), '2026-12-05T00:00:00.000Z')
   const res = await submitForm(admin, `/admin/campaigns/${campaign.id}/edit`, `/admin/campaigns/${campaign.id}/edit`,
     await editFields(admin, campaign.id, { name: 'Spring rollout, extended', deadline: '2026-12-20', reminderOffsets: '7, 1' }))
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, `/admin/campaigns/${campaign.id}`)
-  const stored = t.services.campaigns.find(campaign.id)
+  const stored = await t.services.campaigns.find(campaign.id)
   assert.equal(stored?.name, 'Spring rollout, extended')
   assert.equal(stored?.deadline.toISOString(), '2026-12-20T00:00:00.000Z')
   assert.deepEqual(stored?.reminderOffsets, [7, 1])
-  for (const id of users) assert.equal(t.services.engine.standing(id)?.deadline?.toISOString(), '2026-12-20T00:00:00.000Z')
+  for (const id of users) assert.equal((await t.services.engine.standing(id))?.deadline?.toISOString(), '2026-12-20T00:00:00.000Z')
 
-  const [event] = t.services.audit.list({ action: 'campaign.updated' })
+  const [event] = await t.services.audit.list({ action: 'campaign.updated' })
   assert.equal(event.actorId, adminId)
   assert.deepEqual(JSON.parse(event.details), {
     campaignId: campaign.id,
@@ -74,16 +74,16 @@ test('saving an edit is audited with exactly the changed fields, and every user\
 
 test('moving an armed campaign\'s deadline into the past shows the new dry run on the campaign page', async () => {
   const { t, admin, adminId, campaign, users } = await withCampaign()
-  t.services.campaigns.arm(campaign.id, { id: adminId, label: 'admin' })
-  assert.deepEqual(t.services.engine.plan(), [], 'nothing is due before the edit')
+  await t.services.campaigns.arm(campaign.id, { id: adminId, label: 'admin' })
+  assert.deepEqual(await t.services.engine.plan(), [], 'nothing is due before the edit')
   const res = await submitForm(admin, `/admin/campaigns/${campaign.id}/edit`, `/admin/campaigns/${campaign.id}/edit`,
     await editFields(admin, campaign.id, { deadline: '2026-11-20' }))
   assert.equal(res.status, 303)
   const page = await admin.get(res.headers.location)
   assert.match(page.text, /This campaign is armed: the dry run below shows what the next sweep will do with the new settings\./)
   assert.match(page.text, /2 users would be made to use multi-factor sign-in/)
-  assert.deepEqual(t.services.engine.plan().map((item) => item.userId).sort(), [...users].sort())
-  assert.notEqual(t.services.campaigns.find(campaign.id)?.armedAt, null, 'editing does not disarm')
+  assert.deepEqual((await t.services.engine.plan()).map((item) => item.userId).sort(), [...users].sort())
+  assert.notEqual((await t.services.campaigns.find(campaign.id))?.armedAt, null, 'editing does not disarm')
 })
 
 test('an edit with mistakes comes back with each message at its field and what was typed, and changes nothing', async () => {
@@ -96,10 +96,10 @@ test('an edit with mistakes comes back with each message at its field and what w
   assert.match(res.text, /<p id="deadline-error" class="field-error"><span class="visually-hidden">Error: <\/span>The deadline must be after the start\.<\/p>/)
   assert.match(res.text, /id="maxExtensionDays"[^>]*value="lots"/)
   assert.match(res.text, new RegExp(`action="/admin/campaigns/${campaign.id}/edit"`), 'the form still saves this campaign')
-  assert.equal(t.services.campaigns.find(campaign.id)?.name, 'Spring rollout')
-  assert.equal(t.services.campaigns.find(campaign.id)?.deadline.toISOString(), '2026-12-05T00:00:00.000Z')
-  assert.equal(t.services.engine.standing(users[0])?.deadline?.toISOString(), '2026-12-05T00:00:00.000Z')
-  assert.equal(t.services.audit.list({ action: 'campaign.updated' }).length, 0)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.name, 'Spring rollout')
+  assert.equal((await t.services.campaigns.find(campaign.id))?.deadline.toISOString(), '2026-12-05T00:00:00.000Z')
+  assert.equal((await t.services.engine.standing(users[0]))?.deadline?.toISOString(), '2026-12-05T00:00:00.000Z')
+  assert.equal((await t.services.audit.list({ action: 'campaign.updated' })).length, 0)
 })
 
 test('saving the form unchanged records nothing and says so', async () => {
@@ -107,7 +107,7 @@ test('saving the form unchanged records nothing and says so', async () => {
   const res = await submitForm(admin, `/admin/campaigns/${campaign.id}/edit`, `/admin/campaigns/${campaign.id}/edit`, await editFields(admin, campaign.id, {}))
   assert.equal(res.status, 303)
   assert.match((await admin.get(res.headers.location)).text, /Nothing was changed\./)
-  assert.equal(t.services.audit.list({ action: 'campaign.updated' }).length, 0)
+  assert.equal((await t.services.audit.list({ action: 'campaign.updated' })).length, 0)
 })
 
 test('editing an unknown campaign is a 404; a forged form or a non-admin changes nothing', async () => {
@@ -119,6 +119,6 @@ test('editing an unknown campaign is a 404; a forged form or a non-admin changes
   const helpdesk = await signIn(t, (await createTestUser(t.services, { role: 'helpdesk' })).email)
   assert.equal((await helpdesk.get(`/admin/campaigns/${campaign.id}/edit`)).status, 403)
   assert.equal((await submitForm(helpdesk, '/', `/admin/campaigns/${campaign.id}/edit`, fields)).status, 403)
-  assert.equal(t.services.campaigns.find(campaign.id)?.name, 'Spring rollout')
-  assert.equal(t.services.audit.list({ action: 'campaign.updated' }).length, 0)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.name, 'Spring rollout')
+  assert.equal((await t.services.audit.list({ action: 'campaign.updated' })).length, 0)
 })

@@ -52,8 +52,8 @@ function overdueCampaign (name: string, group: keyof typeof GROUPS) {
   return t.services.campaigns.create(campaignInput(now, { name, targetKind: 'group', targetValue: group, deadline: new Date(now - DAY), privilegedMethods: 'any' }), SYSTEM)
 }
 
-function audited (action: string): Array<Record<string, unknown>> {
-  return t.services.audit.list({ action }).map((e) => JSON.parse(e.details) as Record<string, unknown>)
+async function audited (action: string): Promise<Array<Record<string, unknown>>> {
+  return (await t.services.audit.list({ action })).map((e) => JSON.parse(e.details) as Record<string, unknown>)
 }
 
 async function flash (location: string): Promise<string> {
@@ -61,7 +61,7 @@ async function flash (location: string): Promise<string> {
 }
 
 test('the campaign page lists the due AWS users\' active access keys with their last use, and the campaign is not armed until an admin confirms the policy with them in view (audited)', async () => {
-  const campaign = overdueCampaign('AWS console', 'console')
+  const campaign = await overdueCampaign('AWS console', 'console')
   const url = `/admin/campaigns/${campaign.id}`
   const kimKey = fake.state.user('kim').accessKeys[0].accessKeyId
   const maxKey = fake.state.user('max').accessKeys[0].accessKeyId
@@ -78,22 +78,22 @@ test('the campaign page lists the due AWS users\' active access keys with their 
   assert.equal(refused.status, 303)
   assert.equal(refused.headers.location, `${url}#aws-access-keys`)
   assert.match(await flash(refused.headers.location as string), /1 AWS user due in this campaign holds active access keys\. Review them under &quot;AWS access keys&quot; and confirm which policy AWS users get, then arm\./)
-  assert.equal(t.services.campaigns.find(campaign.id)!.armedAt, null, 'not armed')
-  assert.equal(audited('campaign.arming_refused').at(-1)?.campaignId, campaign.id)
+  assert.equal((await t.services.campaigns.find(campaign.id))!.armedAt, null, 'not armed')
+  assert.equal((await audited('campaign.arming_refused')).at(-1)?.campaignId, campaign.id)
 
   const confirmed = await submitForm(admin, url, `${url}/aws-policy`, { awsPolicyVariant: 'console_only', seenKeys: kimKey })
   assert.equal(confirmed.status, 303)
   assert.match(await flash(confirmed.headers.location as string), /Confirmed: AWS users of this campaign get the &quot;console only&quot; policy\./)
-  const stored = t.services.campaigns.find(campaign.id)!
+  const stored = (await t.services.campaigns.find(campaign.id))!
   assert.equal(stored.awsPolicyVariant, 'console_only')
   assert.deepEqual(stored.accessKeyReview?.keyIds, [kimKey])
-  const [event] = t.services.audit.list({ action: 'campaign.aws_policy_confirmed' })
+  const [event] = await t.services.audit.list({ action: 'campaign.aws_policy_confirmed' })
   assert.equal(event.actorId, adminId)
   assert.deepEqual(JSON.parse(event.details), { campaignId: campaign.id, name: 'AWS console', variant: 'console_only', from: 'console_and_api', keys: 1, usersWithKeys: [{ userName: 'kim', keys: [kimKey] }] })
 
   const armed = await submitForm(admin, url, `${url}/arm`)
   assert.equal(armed.status, 303)
-  assert.notEqual(t.services.campaigns.find(campaign.id)!.armedAt, null)
+  assert.notEqual((await t.services.campaigns.find(campaign.id))!.armedAt, null)
 
   // The sweep attaches the policy the campaign chose, and the drift check looks for that one.
   await t.services.engine.sweep()
@@ -102,13 +102,13 @@ test('the campaign page lists the due AWS users\' active access keys with their 
   assert.deepEqual((await t.services.engine.checkDrift()).drifted, [])
   fake.state.detachUserPolicy('kim', CONSOLE_ONLY)
   fake.state.attachUserPolicy('kim', fake.state.createPolicy('mfa-rollout-force-mfa', '/', '{"Version":"2012-10-17","Statement":[]}').arn)
-  const kim = t.services.users.findByEmail('kim@example.org')!
+  const kim = (await t.services.users.findByEmail('kim@example.org'))!
   assert.deepEqual((await t.services.engine.checkDrift()).drifted, [kim.id], 'another policy in its place is drift')
-  t.services.campaigns.disarm(campaign.id, SYSTEM)
+  await t.services.campaigns.disarm(campaign.id, SYSTEM)
 })
 
 test('a key created after the confirmation blocks arming again, and a confirmation from a page that did not show it is refused', async () => {
-  const campaign = overdueCampaign('AWS later', 'later')
+  const campaign = await overdueCampaign('AWS later', 'later')
   const url = `/admin/campaigns/${campaign.id}`
   const niaKey = fake.state.user('nia').accessKeys[0].accessKeyId
   assert.equal((await submitForm(admin, url, `${url}/aws-policy`, { awsPolicyVariant: 'console_and_api', seenKeys: niaKey })).status, 303)
@@ -116,23 +116,23 @@ test('a key created after the confirmation blocks arming again, and a confirmati
 
   const refused = await submitForm(admin, url, `${url}/arm`)
   assert.match(await flash(refused.headers.location as string), /2 AWS users due in this campaign hold active access keys \(1 not shown when the policy was last confirmed\)/)
-  assert.equal(t.services.campaigns.find(campaign.id)!.armedAt, null)
+  assert.equal((await t.services.campaigns.find(campaign.id))!.armedAt, null)
 
   const stale = await submitForm(admin, url, `${url}/aws-policy`, { awsPolicyVariant: 'console_and_api', seenKeys: niaKey })
   assert.match(await flash(stale.headers.location as string), /1 access key was created since this page was shown\. Look at the list again, then confirm\./)
-  assert.deepEqual(t.services.campaigns.find(campaign.id)!.accessKeyReview?.keyIds, [niaKey], 'nothing recorded')
+  assert.deepEqual((await t.services.campaigns.find(campaign.id))!.accessKeyReview?.keyIds, [niaKey], 'nothing recorded')
 
   const page = await admin.get(url)
   const seenKeys = /name="seenKeys" value="([^"]*)"/.exec(page.text)?.[1] ?? ''
   assert.deepEqual(seenKeys.split(',').sort(), [niaKey, oleKey].sort())
   await submitForm(admin, url, `${url}/aws-policy`, { awsPolicyVariant: 'console_and_api', seenKeys })
   await submitForm(admin, url, `${url}/arm`)
-  assert.notEqual(t.services.campaigns.find(campaign.id)!.armedAt, null)
-  t.services.campaigns.disarm(campaign.id, SYSTEM)
+  assert.notEqual((await t.services.campaigns.find(campaign.id))!.armedAt, null)
+  await t.services.campaigns.disarm(campaign.id, SYSTEM)
 })
 
 test('the dry run lists each due AWS user\'s active access keys and what the campaign\'s policy does to them', async () => {
-  const campaign = overdueCampaign('AWS preview', 'preview')
+  const campaign = await overdueCampaign('AWS preview', 'preview')
   const out: string[] = []
   const io = { out: (line: string) => { out.push(line) }, err: (line: string) => { out.push(line) } }
   const code = await sweepCli.run({ args: [], options: { 'dry-run': true, campaign: campaign.id } }, t.services, io as never)

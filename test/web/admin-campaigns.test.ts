@@ -64,7 +64,7 @@ test('an admin creates a campaign from the form: stored disarmed with UTC-midnig
   })
   const res = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', fields)
   assert.equal(res.status, 303)
-  const [campaign] = t.services.campaigns.list()
+  const [campaign] = await t.services.campaigns.list()
   assert.equal(res.headers.location, `/admin/campaigns/${campaign.id}`)
   assert.equal(campaign.name, 'Admins first')
   assert.equal(campaign.targetKind, 'group')
@@ -80,7 +80,7 @@ test('an admin creates a campaign from the form: stored disarmed with UTC-midnig
   assert.equal(campaign.driftPolicy, 'flag')
   assert.equal(campaign.armedAt, null)
 
-  const audit = t.services.audit.list({ action: 'campaign.created' })
+  const audit = await t.services.audit.list({ action: 'campaign.created' })
   assert.equal(audit.length, 1)
   assert.equal(audit[0].actorId, adminId)
 
@@ -104,7 +104,7 @@ test('the campaign form explains in words what each AWS policy blocks, keeps AWS
 
   const res = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', validForm({ awsPolicyVariant: 'console_only' }))
   assert.equal(res.status, 303)
-  const [campaign] = t.services.campaigns.list()
+  const [campaign] = await t.services.campaigns.list()
   assert.equal(campaign.awsPolicyVariant, 'console_only')
   assert.match((await admin.get(`/admin/campaigns/${campaign.id}`)).text, /<dt>AWS IAM users<\/dt><dd>Console only: /)
   const refused = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', validForm({ awsPolicyVariant: 'no_policy' }))
@@ -148,8 +148,8 @@ for (const [label, fields, field, message] of INVALID) {
       const typed = form[field].replace(/[.]/g, '\\.')
       assert.match(res.text, new RegExp(`id="${field}"[^>]*value="${typed}"`), 'what was typed is kept')
     }
-    assert.equal(t.services.campaigns.list().length, 0)
-    assert.equal(t.services.audit.list({ action: 'campaign.created' }).length, 0)
+    assert.equal((await t.services.campaigns.list()).length, 0)
+    assert.equal((await t.services.audit.list({ action: 'campaign.created' })).length, 0)
   })
 }
 
@@ -161,7 +161,7 @@ test('every problem with a form is shown at once, in form order, with what was t
   assert.deepEqual(summary, ['name', 'startsAt', 'deadline', 'maxExtensionDays'])
   assert.match(res.text, /value="(&lt;b&gt;x&lt;\/b&gt;){20}"/)
   assert.doesNotMatch(res.text, /<b>x<\/b>/)
-  assert.equal(t.services.campaigns.list().length, 0)
+  assert.equal((await t.services.campaigns.list()).length, 0)
 })
 
 test('input a form cannot send (unknown target, oversized or repeated fields) is refused with 400 and nothing stored', async () => {
@@ -173,7 +173,7 @@ test('input a form cannot send (unknown target, oversized or repeated fields) is
   const token = await csrfFor(admin, '/admin/campaigns/new')
   const repeated = await admin.post('/admin/campaigns').type('form').send(`${new URLSearchParams({ ...validForm(), _csrf: token }).toString()}&name=second`)
   assert.equal(repeated.status, 400)
-  assert.equal(t.services.campaigns.list().length, 0)
+  assert.equal((await t.services.campaigns.list()).length, 0)
 })
 
 test('the campaign page shows the dry run the sweep will follow; arming is audited, the sweep then enforces those users, and disarming works', async () => {
@@ -181,41 +181,41 @@ test('the campaign page shows the dry run the sweep will follow; arming is audit
   const due = [await createTestUser(t.services), await createTestUser(t.services)]
   // Existing users, first seen long before the campaign started: the campaign's own deadline applies to them.
   for (const user of due) t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-  const campaign = t.services.campaigns.create(pastCampaign(t), { id: adminId, label: 'test-admin' })
+  const campaign = await t.services.campaigns.create(pastCampaign(t), { id: adminId, label: 'test-admin' })
   const url = `/admin/campaigns/${campaign.id}`
 
   const disarmed = await admin.get(url)
   assert.equal(disarmed.status, 200)
   assert.match(disarmed.text, /Disarmed/)
-  assert.deepEqual(t.services.engine.plan(), [], 'a disarmed campaign flips no one')
+  assert.deepEqual(await t.services.engine.plan(), [], 'a disarmed campaign flips no one')
   assert.deepEqual(planRows(disarmed.text).map(([email]) => email).sort(), due.map((u) => u.email).sort(), 'the dry run shows whom arming would flip')
   assert.match(disarmed.text, /From now on, the sweep will make multi-factor sign-in mandatory for the users listed in the dry run/)
 
   const armed = await submitForm(admin, url, `${url}/arm`)
   assert.equal(armed.status, 303)
   assert.equal(armed.headers.location, url)
-  assert.notEqual(t.services.campaigns.find(campaign.id)?.armedAt, null)
-  const audit = t.services.audit.list({ action: 'campaign.armed' })
+  assert.notEqual((await t.services.campaigns.find(campaign.id))?.armedAt, null)
+  const audit = await t.services.audit.list({ action: 'campaign.armed' })
   assert.equal(audit.length, 1)
   assert.equal(audit[0].actorId, adminId)
 
   const page = await admin.get(url)
   assert.match(page.text, /Armed\. From now on, the sweep makes MFA mandatory/)
   assert.match(page.text, /2 users would be made to use multi-factor sign-in/)
-  const plan = t.services.engine.plan()
+  const plan = await t.services.engine.plan()
   assert.deepEqual(planRows(page.text), plan.map((item) => [item.email, item.action === 'enforce' ? 'Make MFA mandatory' : 'Lift enforcement']), 'the page shows the engine\'s dry run')
   assert.deepEqual(plan.map((item) => item.userId).sort(), due.map((u) => u.id).sort())
   // The engine's reason, in the reader's words: the deadline with its time and zone (issue #16 items 8, 10).
   for (const item of plan) assert.ok(page.text.includes(sayWords(english(), item.words).replace(/'/g, '&#39;')), `the reason for ${item.email}`)
 
   await t.services.engine.sweep()
-  for (const user of due) assert.notEqual(t.services.users.findById(user.id)?.enforcedAt, null)
+  for (const user of due) assert.notEqual((await t.services.users.findById(user.id))?.enforcedAt, null)
   assert.match((await admin.get(url)).text, /Nothing would change\./)
 
   const disarm = await submitForm(admin, url, `${url}/disarm`)
   assert.equal(disarm.status, 303)
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null)
-  assert.equal(t.services.audit.list({ action: 'campaign.disarmed' }).length, 1)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null)
+  assert.equal((await t.services.audit.list({ action: 'campaign.disarmed' })).length, 1)
   const after = await admin.get(url)
   assert.match(after.text, /Disarmed\. The sweep no longer makes MFA mandatory/)
   assert.match(after.text, /Arm this campaign/)
@@ -228,12 +228,12 @@ test('an unknown campaign is a 404 page, for viewing and for arming', async () =
   assert.match(page.text, /Page not found/)
   const arm = await submitForm(admin, '/admin/campaigns', '/admin/campaigns/no-such-campaign/arm')
   assert.equal(arm.status, 404)
-  assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 0)
+  assert.equal((await t.services.audit.list({ action: 'campaign.armed' })).length, 0)
 })
 
 test('only admins reach campaigns: anonymous visitors are sent to sign in, users and helpdesk staff get 403, and nothing changes', async () => {
   const { t } = await adminApp()
-  const campaign = t.services.campaigns.create(pastCampaign(t), { id: null, label: 'test' })
+  const campaign = await t.services.campaigns.create(pastCampaign(t), { id: null, label: 'test' })
   const pages = ['/admin/campaigns', '/admin/campaigns/new', `/admin/campaigns/${campaign.id}`]
   const posts: Array<[string, Record<string, string>]> = [['/admin/campaigns', validForm()], [`/admin/campaigns/${campaign.id}/arm`, {}], [`/admin/campaigns/${campaign.id}/disarm`, {}]]
 
@@ -259,21 +259,21 @@ test('only admins reach campaigns: anonymous visitors are sent to sign in, users
       assert.match(res.text, /This area is for administrators\./)
     }
   }
-  assert.equal(t.services.campaigns.list().length, 1)
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null)
-  assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 0)
+  assert.equal((await t.services.campaigns.list()).length, 1)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null)
+  assert.equal((await t.services.audit.list({ action: 'campaign.armed' })).length, 0)
 })
 
 test('a campaign form or arm button sent without a valid CSRF token is refused (403) and changes nothing', async () => {
   const { t, admin, adminId } = await adminApp()
-  const campaign = t.services.campaigns.create(pastCampaign(t), { id: adminId, label: 'test-admin' })
+  const campaign = await t.services.campaigns.create(pastCampaign(t), { id: adminId, label: 'test-admin' })
   await admin.get('/admin/campaigns/new')
   const create = await admin.post('/admin/campaigns').type('form').send(validForm())
   assert.equal(create.status, 403)
   assert.match(create.text, /This form has expired or was not sent from this site/)
   const arm = await admin.post(`/admin/campaigns/${campaign.id}/arm`).type('form').send({ _csrf: 'forged' })
   assert.equal(arm.status, 403)
-  assert.equal(t.services.campaigns.list().length, 1)
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null)
-  assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 0)
+  assert.equal((await t.services.campaigns.list()).length, 1)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null)
+  assert.equal((await t.services.audit.list({ action: 'campaign.armed' })).length, 0)
 })

@@ -60,7 +60,7 @@ test('a long state list is shown fifty at a time, and the next page continues wh
   const user = await createTestUser(t.services, { role: 'admin' })
   const admin = await signIn(t, user.email)
   for (let i = 0; i < 54; i++) await createTestUser(t.services)
-  t.services.campaigns.create(campaignInput(t.clock.now()), { id: user.id, label: user.email })
+  await t.services.campaigns.create(campaignInput(t.clock.now()), { id: user.id, label: user.email })
   const emailsOf = (html: string) => [...html.matchAll(/<td class="wrap-anywhere">([^<]+)<\/td>/g)].map((m) => m[1])
   const first = await admin.get('/admin/states/pending')
   assert.equal(emailsOf(first.text).length, 50)
@@ -86,16 +86,16 @@ test('users needing attention are listed with the reason; only flagged drift off
 
 test('Re-apply clears the drift flag, is audited with the admin, and puts the user back into the sweep\'s plan', async () => {
   const { t, admin, adminUser, users } = await seeded()
-  assert.equal(t.services.engine.plan().some((item) => item.userId === users.drifted.id), false, 'flagged drift is not re-applied on its own')
+  assert.equal((await t.services.engine.plan()).some((item) => item.userId === users.drifted.id), false, 'flagged drift is not re-applied on its own')
   await stepUp(t, admin, adminUser)
   const res = await submitForm(admin, '/admin', `/admin/users/${users.drifted.id}/reapply-enforcement`)
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin#attention')
-  assert.equal(t.services.engineStore.facts(users.drifted.id)?.driftFlaggedAt, null)
-  const [event] = t.services.audit.list({ action: 'enforcement.drift_reapply_approved' })
+  assert.equal((await t.services.engineStore.facts(users.drifted.id))?.driftFlaggedAt, null)
+  const [event] = await t.services.audit.list({ action: 'enforcement.drift_reapply_approved' })
   assert.equal(event.subjectUserId, users.drifted.id)
   assert.equal(event.actorLabel, 'admin@test.example')
-  assert.equal(t.services.engine.plan().find((item) => item.userId === users.drifted.id)?.action, 'enforce')
+  assert.equal((await t.services.engine.plan()).find((item) => item.userId === users.drifted.id)?.action, 'enforce')
   const after = await admin.get('/admin')
   assert.match(after.text, /Approved: the next sweep makes MFA mandatory for this user again\./)
   assert.match(after.text, /1 user needs attention/)
@@ -109,13 +109,13 @@ test('Re-apply for a user without flagged drift says so and records nothing; wit
   assert.match((await admin.get('/admin')).text, /This user has no flagged drift to act on\./)
   const forged = await admin.post(`/admin/users/${users.drifted.id}/reapply-enforcement`).type('form').send({ _csrf: 'forged' })
   assert.equal(forged.status, 403)
-  assert.ok(t.services.engineStore.facts(users.drifted.id)?.driftFlaggedAt instanceof Date, 'the drift flag stays')
-  assert.equal(t.services.audit.list({ action: 'enforcement.drift_reapply_approved' }).length, 0)
+  assert.ok((await t.services.engineStore.facts(users.drifted.id))?.driftFlaggedAt instanceof Date, 'the drift flag stays')
+  assert.equal((await t.services.audit.list({ action: 'enforcement.drift_reapply_approved' })).length, 0)
 })
 
 test('the dashboard shows the engine\'s dry run: complete counts per campaign and the first rows', async () => {
   const { t, admin, campaignId } = await seeded()
-  const plan = t.services.engine.planSummary(10)
+  const plan = await t.services.engine.planSummary(10)
   assert.ok(plan.enforce > 0)
   const page = await admin.get('/admin')
   assert.match(page.text, new RegExp(`<p id="plan-summary">${plan.enforce} users would be made to use multi-factor sign-in`))
@@ -141,11 +141,11 @@ test('the burn-down chart plots the daily snapshots and today\'s live count, wit
 
 test('the daily snapshot records counts by state once per UTC day, whatever the number of sweeps', async () => {
   const { t } = await seeded()
-  assert.equal(recordDailySnapshot(t.services.dashboard, t.clock), true)
+  assert.equal(await recordDailySnapshot(t.services.dashboard, t.clock), true)
   t.clock.advance(3_600_000)
-  assert.equal(recordDailySnapshot(t.services.dashboard, t.clock), false, 'the second sweep of the day writes nothing')
+  assert.equal(await recordDailySnapshot(t.services.dashboard, t.clock), false, 'the second sweep of the day writes nothing')
   t.clock.advance(DAY)
-  assert.equal(recordDailySnapshot(t.services.dashboard, t.clock), true)
+  assert.equal(await recordDailySnapshot(t.services.dashboard, t.clock), true)
   const rows = t.services.database.sqlite.prepare('SELECT day, counts FROM rollout_snapshots ORDER BY day').all() as Array<{ day: string, counts: string }>
   assert.deepEqual(rows.map((r) => r.day), ['2026-11-25', '2026-11-26'])
   const expected = Object.fromEntries(Object.entries(POPULATION_STATES).filter(([, n]) => n > 0))
@@ -171,5 +171,5 @@ test('only admins reach the dashboard, the state lists and Re-apply', async () =
   }
   const res = await submitForm(helpdesk, '/', `/admin/users/${users.drifted.id}/reapply-enforcement`)
   assert.equal(res.status, 403)
-  assert.ok(t.services.engineStore.facts(users.drifted.id)?.driftFlaggedAt instanceof Date, 'the drift flag stays')
+  assert.ok((await t.services.engineStore.facts(users.drifted.id))?.driftFlaggedAt instanceof Date, 'the drift flag stays')
 })

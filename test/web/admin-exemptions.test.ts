@@ -14,8 +14,8 @@ async function withOverdueUser (): Promise<{ t: TestApp, admin: Agent, adminUser
   const user = await createTestUser(t.services, { email: 'backup-job@test.example' })
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
   const actor = { id: adminUser.id, label: adminUser.email }
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() - DAY) }), actor)
-  t.services.campaigns.arm(campaign.id, actor)
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() - DAY) }), actor)
+  await t.services.campaigns.arm(campaign.id, actor)
   return { t, admin: await signInStaff(t, adminUser), adminUser, user }
 }
 
@@ -30,13 +30,13 @@ function activeRows (html: string): string[] {
 
 test('an admin exempts a service account until a date: listed as in force, audited, and the user stops being due for enforcement', async () => {
   const { t, admin, adminUser, user } = await withOverdueUser()
-  assert.equal(t.services.engine.standing(user.id)?.state, 'overdue')
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'overdue')
   const res = await submitForm(admin, '/admin/exemptions', '/admin/exemptions', validForm())
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin/exemptions')
-  assert.equal(t.services.engine.standing(user.id)?.state, 'exempt')
-  assert.equal(t.services.engine.plan().some((item) => item.userId === user.id), false)
-  const [event] = t.services.audit.list({ action: 'exemption.added' })
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'exempt')
+  assert.equal((await t.services.engine.plan()).some((item) => item.userId === user.id), false)
+  const [event] = await t.services.audit.list({ action: 'exemption.added' })
   assert.equal(event.subjectUserId, user.id)
   assert.equal(event.actorId, adminUser.id)
   assert.deepEqual(JSON.parse(event.details), { kind: 'service_account', reason: 'Nightly backup job', owner: 'Ops team', expiresAt: '2027-03-01T00:00:00.000Z' })
@@ -52,10 +52,10 @@ test('an admin exempts a service account until a date: listed as in force, audit
 
 test('a break-glass account needs no end date', async () => {
   const { t, admin, user } = await withOverdueUser()
-  t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-bg', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
+  await t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-bg', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
   const res = await submitForm(admin, '/admin/exemptions', '/admin/exemptions', validForm({ kind: 'break_glass', expiresAt: '' }))
   assert.equal(res.status, 303)
-  assert.equal(t.services.engine.standing(user.id)?.state, 'exempt')
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'exempt')
   assert.match((await admin.get('/admin/exemptions')).text, /<td class="nowrap">Never<\/td>/)
 })
 
@@ -86,9 +86,9 @@ for (const [label, fields, field, message] of INVALID) {
     assert.match(res.text, new RegExp(`<li><a href="#${field === 'kind' ? 'kind-break_glass' : field}">`), 'the summary links to the field')
     if (field !== 'kind') assert.match(res.text, new RegExp(`id="${field}"[^>]*aria-invalid="true"`))
     assert.match(res.text, /id="reason"[^>]*value="[^"]*"/)
-    assert.equal(t.services.engine.standing(user.id)?.state, 'overdue')
-    assert.equal(t.services.audit.list({ action: 'exemption.added' }).length, 0)
-    assert.deepEqual(t.services.campaigns.exemptions('active'), [])
+    assert.equal((await t.services.engine.standing(user.id))?.state, 'overdue')
+    assert.equal((await t.services.audit.list({ action: 'exemption.added' })).length, 0)
+    assert.deepEqual(await t.services.campaigns.exemptions('active'), [])
   })
 }
 
@@ -105,14 +105,14 @@ test('every mistake is shown at once, in form order, with what was typed kept', 
 test('revoking an exemption ends it at once: audited, listed as ended, and the user is due for enforcement again', async () => {
   const { t, admin, adminUser, user } = await withOverdueUser()
   await submitForm(admin, '/admin/exemptions', '/admin/exemptions', validForm())
-  const [exemption] = t.services.campaigns.exemptions('active')
+  const [exemption] = await t.services.campaigns.exemptions('active')
   const page = await admin.get('/admin/exemptions')
   assert.match(page.text, new RegExp(`action="/admin/exemptions/${exemption.id}/revoke"`))
   const res = await submitForm(admin, '/admin/exemptions', `/admin/exemptions/${exemption.id}/revoke`)
   assert.equal(res.status, 303)
-  assert.equal(t.services.engine.standing(user.id)?.state, 'overdue')
-  assert.equal(t.services.engine.plan().find((item) => item.userId === user.id)?.action, 'enforce')
-  const [event] = t.services.audit.list({ action: 'exemption.revoked' })
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'overdue')
+  assert.equal((await t.services.engine.plan()).find((item) => item.userId === user.id)?.action, 'enforce')
+  const [event] = await t.services.audit.list({ action: 'exemption.revoked' })
   assert.equal(event.subjectUserId, user.id)
   assert.equal(event.actorId, adminUser.id)
   assert.equal(JSON.parse(event.details).exemptionId, exemption.id)
@@ -125,26 +125,26 @@ test('revoking an exemption ends it at once: audited, listed as ended, and the u
   const again = await submitForm(admin, '/admin/exemptions', `/admin/exemptions/${exemption.id}/revoke`)
   assert.equal(again.status, 303)
   assert.match((await admin.get('/admin/exemptions')).text, /This exemption has already ended or does not exist\./)
-  assert.equal(t.services.audit.list({ action: 'exemption.revoked' }).length, 1, 'revoking twice records once')
+  assert.equal((await t.services.audit.list({ action: 'exemption.revoked' })).length, 1, 'revoking twice records once')
 })
 
 test('an exemption past its end date is listed as expired and can no longer be revoked', async () => {
   const { t, admin, adminUser } = await withOverdueUser()
   await submitForm(admin, '/admin/exemptions', '/admin/exemptions', validForm({ expiresAt: '2026-11-27' }))
-  const [exemption] = t.services.campaigns.exemptions('active')
+  const [exemption] = await t.services.campaigns.exemptions('active')
   t.clock.advance(3 * DAY)
   // Three days on, the earlier session has timed out.
   const page = await (await signIn(t, adminUser.email)).get('/admin/exemptions')
   assert.deepEqual(activeRows(page.text), [])
   assert.match(page.text, /id="ended-exemptions">[^]*backup-job@test\.example[^]*<time datetime="2026-11-27">Expired 27 November 2026<\/time>/)
-  assert.throws(() => t.services.campaigns.revokeExemption(exemption.id, { id: null, label: 'test' }), /already ended/)
-  assert.equal(t.services.audit.list({ action: 'exemption.revoked' }).length, 0)
+  await assert.rejects(async () => await t.services.campaigns.revokeExemption(exemption.id, { id: null, label: 'test' }), /already ended/)
+  assert.equal((await t.services.audit.list({ action: 'exemption.revoked' })).length, 0)
 })
 
 test('only admins reach exemptions, and forged forms change nothing', async () => {
   const { t, admin, user } = await withOverdueUser()
-  t.services.campaigns.exempt(user.id, { kind: 'other', reason: 'On leave', owner: 'HR', expiresAt: new Date(t.clock.now().getTime() + 10 * DAY) }, { id: null, label: 'test' })
-  const [exemption] = t.services.campaigns.exemptions('active')
+  await t.services.campaigns.exempt(user.id, { kind: 'other', reason: 'On leave', owner: 'HR', expiresAt: new Date(t.clock.now().getTime() + 10 * DAY) }, { id: null, label: 'test' })
+  const [exemption] = await t.services.campaigns.exemptions('active')
   const helpdesk = await signIn(t, (await createTestUser(t.services, { role: 'helpdesk' })).email)
   assert.equal((await helpdesk.get('/admin/exemptions')).status, 403)
   assert.equal((await submitForm(helpdesk, '/', '/admin/exemptions', validForm())).status, 403)
@@ -153,6 +153,6 @@ test('only admins reach exemptions, and forged forms change nothing', async () =
   await csrfFor(admin, '/admin/exemptions')
   assert.equal((await admin.post(`/admin/exemptions/${exemption.id}/revoke`).type('form').send({ _csrf: 'forged' })).status, 403)
   assert.equal((await admin.post('/admin/exemptions').type('form').send({ ...validForm(), _csrf: 'forged' })).status, 403)
-  assert.equal(t.services.campaigns.exemptions('active').length, 1)
-  assert.equal(t.services.audit.list({ action: 'exemption.revoked' }).length, 0)
+  assert.equal((await t.services.campaigns.exemptions('active')).length, 1)
+  assert.equal((await t.services.audit.list({ action: 'exemption.revoked' })).length, 0)
 })

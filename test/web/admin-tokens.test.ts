@@ -111,7 +111,7 @@ test('a token without an expiry never expires; one with an expiry is refused onc
   assert.equal(refused.body.error.code, 'invalid_token')
   assert.equal((await callStatus(t, adminId, lasting)).status, 200)
   // A day later the admin's session has timed out: sign in again to look.
-  const list = await (await signIn(t, t.services.users.findById(adminId)!.email)).get('/admin/tokens')
+  const list = await (await signIn(t, (await t.services.users.findById(adminId))!.email)).get('/admin/tokens')
   assert.match(list.text, /Brief<\/td>[\s\S]*?<td>Expired<\/td>/)
   assert.match(list.text, /Forever<\/td>[\s\S]*?Never<\/td>\s*<td>Active<\/td>/)
 })

@@ -23,8 +23,8 @@ async function apiApp (): Promise<TestApp> {
   return t
 }
 
-function issueToken (t: TestApp, scopes: ApiScope[] = ALL_SCOPES, options: { name?: string, expiresInDays?: number | null } = {}): { id: string, secret: string } {
-  const { token, secret } = automationServices(t.services).tokens.create(
+async function issueToken (t: TestApp, scopes: ApiScope[] = ALL_SCOPES, options: { name?: string, expiresInDays?: number | null } = {}): Promise<{ id: string, secret: string }> {
+  const { token, secret } = await automationServices(t.services).tokens.create(
     { name: options.name ?? `feed ${Math.random().toString(36).slice(2, 8)}`, scopes, expiresInDays: options.expiresInDays ?? null },
     { id: null, label: 'test' })
   return { id: token.id, secret }
@@ -50,7 +50,7 @@ function auditEvents (t: TestApp, action: string): Array<{ actorId: string | nul
 test('a phones:write token sets a user\'s directory phone, normalised to E.164, and the change is audited under the token\'s name', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const token = issueToken(t, ['phones:write'], { name: 'HR feed' })
+  const token = await issueToken(t, ['phones:write'], { name: 'HR feed' })
 
   const res = await api(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${token.secret}`).send({ phone: '+49 151 1234 5678' })
 
@@ -67,7 +67,7 @@ test('a phones:write token sets a user\'s directory phone, normalised to E.164, 
 test('sending the same number again reports "unchanged" and records nothing', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const { secret } = issueToken(t, ['phones:write'])
+  const { secret } = await issueToken(t, ['phones:write'])
   await api(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
   const before = auditCount(t)
 
@@ -83,7 +83,7 @@ test('a user can be named by portal id, by "email:<address>" (any case) or by "e
   const byEmail = await createTestUser(t.services, { email: 'dana@test.example' })
   const byExternal = await createTestUser(t.services)
   t.services.database.sqlite.prepare("UPDATE users SET provider = 'aws', external_id = 'dana.ops' WHERE id = ?").run(byExternal.id)
-  const { secret } = issueToken(t, ['phones:write', 'status:read'])
+  const { secret } = await issueToken(t, ['phones:write', 'status:read'])
 
   const one = await api(t).put('/api/v1/users/email:Dana@Test.Example/phone').set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
   const two = await api(t).put('/api/v1/users/external:aws:dana.ops/phone').set('authorization', `Bearer ${secret}`).send({ phone: OTHER_MOBILE })
@@ -104,9 +104,9 @@ test('a user can be named by portal id, by "email:<address>" (any case) or by "e
 test('a missing, malformed, unknown, expired or revoked token gets 401 invalid_token and changes nothing', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const expiring = issueToken(t, ALL_SCOPES, { expiresInDays: 1 })
-  const revoked = issueToken(t)
-  automationServices(t.services).tokens.revoke(revoked.id, { id: null, label: 'test' })
+  const expiring = await issueToken(t, ALL_SCOPES, { expiresInDays: 1 })
+  const revoked = await issueToken(t)
+  await automationServices(t.services).tokens.revoke(revoked.id, { id: null, label: 'test' })
   t.clock.advance(DAY + 1000)
   const before = auditCount(t)
 
@@ -167,7 +167,7 @@ test('each route needs its own scope: anything else is 403 insufficient_scope an
     ['status:read', (s) => api(t).get(`/api/v1/users/${user.id}/status`).set('authorization', `Bearer ${s}`)],
     ['compliance:read', (s) => api(t).get('/api/v1/compliance').set('authorization', `Bearer ${s}`)]
   ]
-  const tokens = Object.fromEntries(ALL_SCOPES.map((scope) => [scope, issueToken(t, [scope]).secret])) as Record<ApiScope, string>
+  const tokens = Object.fromEntries(await Promise.all(ALL_SCOPES.map(async (scope) => [scope, (await issueToken(t, [scope])).secret]))) as Record<ApiScope, string>
   const auditAfterIssuing = auditCount(t)
 
   for (const [needed, call] of calls) {
@@ -189,7 +189,7 @@ test('each route needs its own scope: anything else is 403 insufficient_scope an
 test('malformed requests get 4xx with a stable code and change nothing: bad JSON, wrong types, unknown fields, form posts, oversized bodies', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const { secret } = issueToken(t)
+  const { secret } = await issueToken(t)
   const auth = { authorization: `Bearer ${secret}` }
   const before = auditCount(t)
   const put = () => api(t).put(`/api/v1/users/${user.id}/phone`).set(auth)
@@ -228,7 +228,7 @@ test('malformed requests get 4xx with a stable code and change nothing: bad JSON
 
 test('an unknown user is 404 user_not_found, whatever the id looks like', async () => {
   const t = await apiApp()
-  const { secret } = issueToken(t)
+  const { secret } = await issueToken(t)
   const before = auditCount(t)
   for (const id of ['no-such-user', 'email:nobody@test.example', 'external:aws:nobody', '..%2Fadmin', '%00']) {
     const put = await api(t).put(`/api/v1/users/${id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
@@ -244,7 +244,7 @@ test('an unknown user is 404 user_not_found, whatever the id looks like', async 
 test('the bulk endpoint applies every valid row and reports each row: updated, unchanged, or an error with its code', async () => {
   const t = await apiApp()
   const [ana, ben, cy] = [await createTestUser(t.services, { email: 'ana@test.example' }), await createTestUser(t.services), await createTestUser(t.services)]
-  const { secret, id: tokenId } = issueToken(t, ['phones:write'], { name: 'HR nightly' })
+  const { secret, id: tokenId } = await issueToken(t, ['phones:write'], { name: 'HR nightly' })
   await api(t).put(`/api/v1/users/${ben.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: OTHER_MOBILE })
   const before = auditCount(t)
 
@@ -284,7 +284,7 @@ test('the bulk endpoint takes 1000 rows in one request, more than the 64 KB othe
   const t = await apiApp()
   const users: Array<{ id: string }> = []
   for (let i = 0; i < 3; i++) users.push(await createTestUser(t.services))
-  const { secret } = issueToken(t, ['phones:write'])
+  const { secret } = await issueToken(t, ['phones:write'])
   const items = Array.from({ length: 1000 }, (_, i) => i < 3
     ? { user: users[i].id, phone: `+49151123456${70 + i}` }
     : { user: `email:someone-who-is-not-here-${i}@test.example`, phone: MOBILE })
@@ -304,12 +304,12 @@ test('status says state, deadline, days left, soft block, enrollment, method kin
   const now = t.clock.now().getTime()
   const user = await createTestUser(t.services)
   t.services.database.sqlite.prepare(`UPDATE users SET phone = ?, provider_methods = '["hardware_totp"]' WHERE id = ?`).run(MOBILE, user.id)
-  t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
+  await t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
   // Created after the campaign started: the new-user window (14 days) beats the campaign's 10.
-  t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 10 * DAY), newUserWindowDays: 14, softBlockDays: 20 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 10 * DAY), newUserWindowDays: 14, softBlockDays: 20 }), { id: null, label: 'test' })
   const waiting = await createTestUser(t.services)
-  t.services.engine.refreshUser(waiting.id)
-  const { secret } = issueToken(t, ['status:read'])
+  await t.services.engine.refreshUser(waiting.id)
+  const { secret } = await issueToken(t, ['status:read'])
 
   const res = await api(t).get(`/api/v1/users/${user.id}/status`).set('authorization', `Bearer ${secret}`)
   const blocked = await api(t).get(`/api/v1/users/${waiting.id}/status`).set('authorization', `Bearer ${secret}`)
@@ -333,8 +333,8 @@ test('status says state, deadline, days left, soft block, enrollment, method kin
 test('a token reaches only what its scope allows: status shows no phone, email or role, and writing a phone reveals nothing else', async () => {
   const t = await apiApp()
   const admin = await createTestUser(t.services, { role: 'admin', email: 'boss@test.example' })
-  const reader = issueToken(t, ['status:read'])
-  const writer = issueToken(t, ['phones:write'])
+  const reader = await issueToken(t, ['status:read'])
+  const writer = await issueToken(t, ['phones:write'])
 
   const status = await api(t).get(`/api/v1/users/${admin.id}/status`).set('authorization', `Bearer ${reader.secret}`)
   const written = await api(t).put('/api/v1/users/email:boss@test.example/phone').set('authorization', `Bearer ${writer.secret}`).send({ phone: MOBILE })
@@ -353,7 +353,7 @@ test('a token reaches only what its scope allows: status shows no phone, email o
 test('compliance pages are keyset pages by user id: following "next" returns every user once', async () => {
   const t = await apiApp()
   for (let i = 0; i < 5; i++) await createTestUser(t.services)
-  const { secret } = issueToken(t, ['compliance:read'])
+  const { secret } = await issueToken(t, ['compliance:read'])
   const ids = (t.services.database.sqlite.prepare('SELECT id FROM users ORDER BY id').pluck().all() as string[])
 
   const seen: string[] = []
@@ -380,7 +380,7 @@ test('compliance pages are keyset pages by user id: following "next" returns eve
 test('a token\'s last use is recorded, at most once a minute', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const { id, secret } = issueToken(t, ['status:read'])
+  const { id, secret } = await issueToken(t, ['status:read'])
   const lastUsed = () => (t.services.database.sqlite.prepare('SELECT last_used_at FROM api_tokens WHERE id = ?').pluck().get(id) as number | null)
   const call = () => api(t).get(`/api/v1/users/${user.id}/status`).set('authorization', `Bearer ${secret}`)
   assert.equal(lastUsed(), null)
@@ -450,22 +450,22 @@ test('the logger never writes a bearer token or a session cookie', () => {
   assert.match(lines[1], /\[redacted\]/)
 })
 
-test('tokens keep working after the encryption key is rotated, and are re-keyed on first use so the old key can go', () => {
+test('tokens keep working after the encryption key is rotated, and are re-keyed on first use so the old key can go', async () => {
   const dir = tempDir()
   const oldKey = Buffer.alloc(32, 1).toString('base64')
   const newKey = Buffer.alloc(32, 2).toString('base64')
-  const before = createServices(testConfig({ ENCRYPTION_KEY: oldKey }, dir))
-  const { token, secret } = automationServices(before).tokens.create({ name: 'Feed', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
+  const before = await createServices(testConfig({ ENCRYPTION_KEY: oldKey }, dir))
+  const { token, secret } = await automationServices(before).tokens.create({ name: 'Feed', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
   const hashOf = (services: typeof before) => services.database.sqlite.prepare('SELECT token_hash FROM api_tokens WHERE id = ?').pluck().get(token.id)
   const oldHash = hashOf(before)
   before.close()
   try {
-    const rotated = createServices(testConfig({ ENCRYPTION_KEY: newKey, ENCRYPTION_KEYS_PREVIOUS: oldKey }, dir))
-    assert.equal(automationServices(rotated).tokens.authenticate(secret).tokenId, token.id)
+    const rotated = await createServices(testConfig({ ENCRYPTION_KEY: newKey, ENCRYPTION_KEYS_PREVIOUS: oldKey }, dir))
+    assert.equal((await automationServices(rotated).tokens.authenticate(secret)).tokenId, token.id)
     assert.notEqual(hashOf(rotated), oldHash)
     rotated.close()
-    const oldKeyDropped = createServices(testConfig({ ENCRYPTION_KEY: newKey }, dir))
-    assert.equal(automationServices(oldKeyDropped).tokens.authenticate(secret).tokenId, token.id)
+    const oldKeyDropped = await createServices(testConfig({ ENCRYPTION_KEY: newKey }, dir))
+    assert.equal((await automationServices(oldKeyDropped).tokens.authenticate(secret)).tokenId, token.id)
     oldKeyDropped.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -34,18 +34,18 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
   const clock = new FakeClock()
   const env = { AUDIT_ANCHOR_URL: collector.url, AUDIT_ANCHOR_EVERY: '3' }
-  const services = createServices(testConfig(env, dataDir), { clock, log })
+  const services = await createServices(testConfig(env, dataDir), { clock, log })
 
-  for (let i = 1; i <= 7; i++) services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { n: i } })
+  for (let i = 1; i <= 7; i++) await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { n: i } })
   await until(() => collector.received.length === 2)
-  const hashOf = (seq: number) => services.audit.find(seq) as { hash: string }
+  const hashOf = async (seq: number) => await services.audit.find(seq) as { hash: string }
   assert.deepEqual(collector.received.map((a) => [a.type, a.seq, a.hash, a.contentType]), [
-    ['mfa-rollout.audit-anchor', 3, hashOf(3).hash, 'application/json'],
-    ['mfa-rollout.audit-anchor', 6, hashOf(6).hash, 'application/json']
+    ['mfa-rollout.audit-anchor', 3, (await hashOf(3)).hash, 'application/json'],
+    ['mfa-rollout.audit-anchor', 6, (await hashOf(6)).hash, 'application/json']
   ])
   const anchorLines = lines.filter((line) => line.includes('"auditAnchor"'))
   assert.equal(anchorLines.length, 2)
-  assert.match(anchorLines[0], new RegExp(`"msg":"audit anchor 3:${hashOf(3).hash}"`))
+  assert.match(anchorLines[0], new RegExp(`"msg":"audit anchor 3:${(await hashOf(3)).hash}"`))
 
   // The hourly anchor: the head (event 7) moved since the last anchor.
   clock.advance(61 * 60_000)
@@ -65,12 +65,12 @@ test('a collector that is down costs an anchor nothing but a warning: the log li
   t.after(() => { rmSync(dataDir, { recursive: true, force: true }) })
   const lines: string[] = []
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
-  const services = createServices(testConfig({ AUDIT_ANCHOR_URL: 'http://127.0.0.1:9/down', AUDIT_ANCHOR_EVERY: '1' }, dataDir), { log })
-  services.audit.append({ action: 'user.created', actorLabel: 'cli' })
+  const services = await createServices(testConfig({ AUDIT_ANCHOR_URL: 'http://127.0.0.1:9/down', AUDIT_ANCHOR_EVERY: '1' }, dataDir), { log })
+  await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
   await until(() => lines.some((line) => line.includes('could not be sent')))
   assert.ok(lines.some((line) => line.includes('"auditAnchor"')))
   assert.match(lines.find((line) => line.includes('could not be sent'))!, /"level":40/)
-  services.audit.append({ action: 'user.created', actorLabel: 'cli' })
-  assert.equal(services.audit.size(), 2)
+  await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
+  assert.equal(await services.audit.size(), 2)
   services.close()
 })

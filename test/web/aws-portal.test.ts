@@ -40,8 +40,8 @@ before(async () => {
   fake.state.addUser({ userName: 'judy', consolePassword: true, tags: { email: 'judy@example.org' }, devices: ['virtual'] })
   fake.state.addUser({ userName: 'ivan', consolePassword: true })
   await services.directorySync.sync(services.providers.aws)
-  services.campaigns.create(campaignInput(clock.now()), SYSTEM)
-  services.engine.refreshAll()
+  await services.campaigns.create(campaignInput(clock.now()), SYSTEM)
+  await services.engine.refreshAll()
 })
 after(async () => {
   await t.close()
@@ -49,16 +49,16 @@ after(async () => {
   await smtp.close()
 })
 
-function iamUser (userName: string): User {
+async function iamUser (userName: string): Promise<User> {
   // Without an e-mail tag, the placeholder names the IAM user id (never delivered).
-  const user = t.services.users.findByEmail(userName === 'ivan' ? `${fake.state.user('ivan').userId.toLowerCase()}@aws.invalid` : `${userName}@example.org`)
+  const user = await t.services.users.findByEmail(userName === 'ivan' ? `${fake.state.user('ivan').userId.toLowerCase()}@aws.invalid` : `${userName}@example.org`)
   assert.ok(user, `${userName} was synced from IAM`)
   return user
 }
 
 /** Signed in with a helpdesk pass: the restricted enrollment session IAM users get (like an invitation's). */
 async function passSession (userName: string): Promise<{ user: User, agent: Agent }> {
-  const user = iamUser(userName)
+  const user = await iamUser(userName)
   const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 480, oneTime: false }, SYSTEM)
   const agent = anonymous(t)
   const token = await csrfFor(agent, '/login/pass')
@@ -91,8 +91,8 @@ function enrollmentRows (userId: string) {
     .all(userId) as Array<{ id: string, deviceId: string, secretSealed: string | null, completedAt: number | null, expiresAt: number, attempts: number }>
 }
 
-function providerMethods (userId: string): string[] {
-  return t.services.users.findById(userId)!.providerMethods
+async function providerMethods (userId: string): Promise<string[]> {
+  return (await t.services.users.findById(userId))!.providerMethods
 }
 
 function audits (userId: string, action: string): Array<Record<string, unknown>> {
@@ -112,7 +112,7 @@ function decodeQr (png: Buffer): string {
 
 test('an IAM user brokers an authenticator app with two consecutive codes and ends enrolled at AWS and in the portal', async () => {
   const { user, agent } = await passSession('alice')
-  assert.equal(t.services.engine.standing(user.id)?.state, 'pending')
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'pending')
 
   const { key, token } = await openSetup(agent)
   const serial = 'arn:aws:iam::123456789012:mfa/alice'
@@ -144,8 +144,8 @@ test('an IAM user brokers an authenticator app with two consecutive codes and en
   const [done] = enrollmentRows(user.id)
   assert.ok(done.completedAt !== null)
   assert.equal(done.secretSealed, null, 'nothing secret stays behind once AWS holds the device')
-  assert.deepEqual(providerMethods(user.id), ['totp'])
-  assert.equal(t.services.engine.standing(user.id)?.state, 'enrolled', 'the engine counts it at once')
+  assert.deepEqual(await providerMethods(user.id), ['totp'])
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'enrolled', 'the engine counts it at once')
   assert.deepEqual(audits(user.id, 'method.added').map((d) => [d.kind, d.provider, d.serialNumber]), [['totp', 'aws', serial]])
   const mail = await smtp.waitFor((m) => m.to.includes('alice@example.org') && /MFA device was added/.test(m.subject))
   assert.match(mail.text, /authenticator app was set up as an MFA device for your AWS user alice/)
@@ -166,7 +166,7 @@ test('a non-consecutive pair of codes is refused with a friendly message, and th
   assert.match(refused.text, /AWS did not accept those codes\. Enter the code your app shows now, wait for it to change, then enter the next one\./)
   assert.equal(keyOnPage(refused.text), key, 'the same QR code and key, to try again')
   assert.equal(fake.state.devices.get('arn:aws:iam::123456789012:mfa/bob')?.userName, null)
-  assert.deepEqual(providerMethods(user.id), [])
+  assert.deepEqual(await providerMethods(user.id), [])
 
   const typo = await agent.post('/enroll/aws-mfa').type('form').send({ code1: '12345', code2: 'abcdef', _csrf: token })
   assert.equal(typo.status, 400)
@@ -204,7 +204,7 @@ test('five wrong pairs lock code entry for 15 minutes: even right codes are not 
   assert.notEqual(fresh.key, key, 'a new device with a new seed')
   const ok = await agent.post('/enroll/aws-mfa').type('form').send({ ...codes(fresh.key), _csrf: fresh.token })
   assert.equal(ok.status, 303)
-  assert.deepEqual(providerMethods(user.id), ['totp'])
+  assert.deepEqual(await providerMethods(user.id), ['totp'])
 })
 
 test('the device enabled is always the user\'s own pending one, whatever serial number the form sends', async () => {
@@ -230,7 +230,7 @@ test('the device enabled is always the user\'s own pending one, whatever serial 
 })
 
 test('a first method needs a trusted network, a pass or a reset window; another one needs a step-up; other users are not offered these pages', async () => {
-  const ken = iamUser('ken')
+  const ken = await iamUser('ken')
   t.services.database.sqlite.prepare('UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = ?) WHERE id = ?')
     .run((await createTestUser(t.services)).id, ken.id)
   const creates = fake.callsTo('CreateVirtualMFADevice').length
@@ -245,9 +245,9 @@ test('a first method needs a trusted network, a pass or a reset window; another 
   assert.equal(fake.callsTo('CreateVirtualMFADevice').length, creates, 'no device is made at AWS')
 
   // judy already holds an app at AWS (synced): adding another is not a first method, so a password session must step up.
-  const judy = iamUser('judy')
+  const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
-  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(t.services.users.findById(ken.id)!.passwordHash, judy.id)
+  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run((await t.services.users.findById(ken.id))!.passwordHash, judy.id)
   const judyAgent = await signIn(t, judy.email)
   const stepUp = await judyAgent.get('/enroll/aws-mfa')
   assert.equal(stepUp.status, 403)
@@ -320,8 +320,8 @@ test('security keys are registered in the AWS console; "Check now" sees one at o
   fake.state.addEnabledDevice('grace', 'u2f')
   await agent.post('/enroll/aws-security-key/check').type('form').send({ _csrf: token })
   assert.match((await agent.get('/enroll/aws-security-key')).text, /AWS shows a security key on your account: you are set up\./)
-  assert.deepEqual(providerMethods(user.id), ['passkey'])
-  assert.equal(t.services.engine.standing(user.id)?.state, 'enrolled')
+  assert.deepEqual(await providerMethods(user.id), ['passkey'])
+  assert.equal((await t.services.engine.standing(user.id))?.state, 'enrolled')
 
   for (let i = 0; i < 3; i++) await agent.post('/enroll/aws-security-key/check').type('form').send({ _csrf: token })
   const calls = fake.callsTo('ListMFADevices').filter((c) => c.params.UserName === 'grace').length
@@ -347,7 +347,7 @@ function linkIn (text: string): string {
 
 test('an e-mailed invitation link signs an IAM user in once, to enrollment only; opening it changes nothing; only a hash is stored', async () => {
   const staff = await helpdeskStaff()
-  const heidi = iamUser('heidi')
+  const heidi = await iamUser('heidi')
   const sent = await invite(staff, heidi)
   assert.equal(sent.status, 303)
   assert.match((await staff.get(sent.headers.location as string)).text, /Invitation e-mailed to heidi@example\.org/)
@@ -395,7 +395,7 @@ test('an e-mailed invitation link signs an IAM user in once, to enrollment only;
 
 test('an invitation expires after 7 days, and a new one replaces the old link', async () => {
   const staff = await helpdeskStaff()
-  const liam = iamUser('liam')
+  const liam = await iamUser('liam')
   assert.equal((await invite(staff, liam)).status, 303)
   const first = linkIn((await smtp.waitFor((m) => m.to.includes('liam@example.org'))).text)
   const mailsBefore = smtp.messages.length
@@ -418,14 +418,14 @@ test('an invitation expires after 7 days, and a new one replaces the old link', 
 
 test('invitations are refused for IAM users without an e-mail address, need a reason, and are helpdesk-only', async () => {
   const staff = await helpdeskStaff()
-  const ivan = iamUser('ivan')
+  const ivan = await iamUser('ivan')
   const refused = await invite(staff, ivan)
   assert.equal(refused.status, 303)
   const page = await staff.get(refused.headers.location as string)
   assert.match(page.text, new RegExp(`ivan has no e-mail address the portal can write to \\(${ivan.email.replace('.', '\\.')} is a placeholder\\)`))
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(ivan.id), 0)
 
-  const mia = iamUser('mia')
+  const mia = await iamUser('mia')
   const noReason = await invite(staff, mia, ' ')
   assert.match((await staff.get(noReason.headers.location as string)).text, /Say why, in a few words/)
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(mia.id), 0)
@@ -460,12 +460,12 @@ test('the compliance page offers the IAM credential report as CIS 1.10 evidence,
   assert.equal(header, 'user,password_enabled,mfa_active,user_creation_time')
   assert.ok(lines.some((line) => /^judy,true,true,/.test(line)), 'judy has a console password and a device')
   assert.ok(lines.some((line) => /^nina,true,false,/.test(line)), 'nina has a console password and no device')
-  assert.equal(t.services.audit.list({ action: 'compliance.exported' }).filter((e) => JSON.parse(e.details).format === 'aws-credential-report').length, 1)
+  assert.equal((await t.services.audit.list({ action: 'compliance.exported' })).filter((e) => JSON.parse(e.details).format === 'aws-credential-report').length, 1)
 })
 
 test('an invitation session ends an hour after the link was used, like an access pass, however busy it is', async () => {
   const staff = await helpdeskStaff()
-  const oscar = iamUser('oscar')
+  const oscar = await iamUser('oscar')
   assert.equal((await invite(staff, oscar)).status, 303)
   const mail = await smtp.waitFor((m) => m.to.includes('oscar@example.org') && /invitation/.test(m.subject))
   const link = linkIn(mail.text)
@@ -484,7 +484,7 @@ test('an invitation session ends an hour after the link was used, like an access
 })
 
 test('an IAM user whose only method is a device at AWS is not adding a "first" method on the portal\'s own pages either: the app and passkey pages ask for a step-up, even in a reset window', async () => {
-  const judy = iamUser('judy')
+  const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
   t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
     .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + DAY, judy.id)
@@ -504,7 +504,7 @@ test('an IAM user whose only method is a device at AWS is not adding a "first" m
 })
 
 test('the QR image of a pending AWS setup is refused once the reset window that allowed it has closed, as the page is', async () => {
-  const mia = iamUser('mia')
+  const mia = await iamUser('mia')
   t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
     .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + 5 * MINUTE, mia.id)
   const agent = await signIn(t, mia.email)

@@ -8,17 +8,17 @@ import { runCli, scratchDir } from '../helpers/cli.ts'
 
 /** 10 users flipped today in an armed campaign, and 2 of them reported "This wasn't me" since (20 per 100 > 3). */
 async function arrange (dataDir: string): Promise<string> {
-  const services = createServices(testConfig({}, dataDir))
+  const services = await createServices(testConfig({}, dataDir))
   try {
     const users = []
     for (let i = 0; i < 10; i++) users.push(await createTestUser(services))
     const now = Date.now()
     services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
     const actor = { id: null, label: 'test' }
-    const campaign = services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY), breaker: DEFAULT_BREAKER }), actor)
-    services.campaigns.arm(campaign.id, actor)
+    const campaign = await services.campaigns.create(campaignInput(now, { deadline: new Date(now - DAY), breaker: DEFAULT_BREAKER }), actor)
+    await services.campaigns.arm(campaign.id, actor)
     await services.engine.sweep()
-    for (const u of users.slice(0, 2)) services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
+    for (const u of users.slice(0, 2)) await services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
     return campaign.id
   } finally {
     services.close()

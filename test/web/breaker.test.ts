@@ -33,8 +33,8 @@ async function rollout (count: number, fields: Partial<CampaignInput> = {}, dead
   const users = []
   for (let i = 0; i < count; i++) users.push(await createTestUser(t.services, { email: `user${String(i).padStart(2, '0')}@test.example` }))
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + deadlineIn), ...fields }), actorOf(admin))
-  t.services.campaigns.arm(campaign.id, actorOf(admin))
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + deadlineIn), ...fields }), actorOf(admin))
+  await t.services.campaigns.arm(campaign.id, actorOf(admin))
   return { users, campaign }
 }
 
@@ -46,7 +46,7 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   // 20 users due tomorrow, 20 a week later (an extension each): the second group is "not yet flipped".
   const { users, campaign } = await rollout(40)
   const [early, late] = [users.slice(0, 20), users.slice(20)]
-  for (const u of late) t.services.campaigns.extend(u.id, campaign.id, 7, 'starts later', actorOf(admin))
+  for (const u of late) await t.services.campaigns.extend(u.id, campaign.id, 7, 'starts later', actorOf(admin))
   t.clock.advance(DAY + HOUR)
   await t.services.engine.sweep()
   assert.ok(early.every((u) => fake.isEnforced(u.id)), 'the first 20 are flipped')
@@ -59,7 +59,7 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   const earlyDeadline = deadlineOf(early[0].id)
   await t.services.engine.sweep()
 
-  const paused = t.services.campaigns.find(campaign.id)!
+  const paused = (await t.services.campaigns.find(campaign.id))!
   assert.equal(paused.pauses.length, 1)
   assert.equal(paused.pauses[0].signal, 'passes')
   assert.equal(paused.pauses[0].resumedAt, null)
@@ -68,7 +68,7 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   assert.deepEqual(alerts.to, ['admin@test.example'])
   assert.match(alerts.text, /20 passes issued and helpdesk resets per 100 users flipped \(threshold 15\)/)
   assert.match(alerts.text, /20 users flipped, 0 enforcement failures, 4 passes and 0 helpdesk resets for flipped users/)
-  assert.equal(t.services.audit.list({ action: 'campaign.paused' }).length, 1)
+  assert.equal((await t.services.audit.list({ action: 'campaign.paused' })).length, 1)
 
   // Paused for three days: the late group's deadline passes, yet nobody is flipped, and no second e-mail goes out.
   t.clock.advance(3 * DAY)
@@ -78,22 +78,22 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   assert.equal(report.planned, 0)
   assert.ok(late.every((u) => !fake.isEnforced(u.id)), 'no user is flipped while paused')
   assert.ok(early.every((u) => fake.isEnforced(u.id)), 'already-enforced users stay enforced')
-  assert.equal(t.services.engine.plan().length, 0, 'the dry run lists no one either')
+  assert.equal((await t.services.engine.plan()).length, 0, 'the dry run lists no one either')
   assert.match(t.services.database.sqlite.prepare('SELECT reason FROM user_states WHERE user_id = ?').pluck().get(late[0].id) as string, /paused by its breaker/)
   assert.equal(smtp.messages.filter((m) => m.subject.startsWith('Rollout paused')).length, 1, 'one e-mail per pause')
 
   // Resuming needs a reason, is audited, and moves the deadlines of those not yet flipped by the pause's length.
   const pausedFor = t.clock.now().getTime() - paused.pauses[0].pausedAt.getTime()
-  assert.throws(() => t.services.rollout.resume(campaign.id, ' ', actorOf(admin)), /Say why/)
-  t.services.rollout.resume(campaign.id, 'Helpdesk briefed; the pass policy was fixed', actorOf(admin))
-  const resumed = t.services.audit.list({ action: 'campaign.resumed' })
+  await assert.rejects(async () => await t.services.rollout.resume(campaign.id, ' ', actorOf(admin)), /Say why/)
+  await t.services.rollout.resume(campaign.id, 'Helpdesk briefed; the pass policy was fixed', actorOf(admin))
+  const resumed = await t.services.audit.list({ action: 'campaign.resumed' })
   assert.equal(resumed.length, 1)
   assert.equal(resumed[0].actorId, admin.id)
   assert.equal((JSON.parse(resumed[0].details) as { reason: string }).reason, 'Helpdesk briefed; the pass policy was fixed')
   assert.equal(deadlineOf(late[0].id), lateDeadline + pausedFor, 'the remaining users get the pause back')
   assert.equal(deadlineOf(early[0].id), earlyDeadline, 'flipped users keep their date')
   assert.ok(early.every((u) => fake.isEnforced(u.id) && fake.changesFor(u.id) === 1), 'and stay enforced, never relaxed')
-  assert.throws(() => t.services.rollout.resume(campaign.id, 'again', actorOf(admin)), /not paused/)
+  await assert.rejects(async () => await t.services.rollout.resume(campaign.id, 'again', actorOf(admin)), /not paused/)
 
   // The passes are still inside the window, but a resumed campaign is only paused again by new figures.
   await t.services.engine.sweep()
@@ -110,8 +110,8 @@ test('one pass after one flip trips nothing: the breaker waits for its minimum s
   await t.services.passes.issue(users[0], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
   await t.services.passes.issue(users[1], { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
   await t.services.engine.sweep()
-  assert.equal(t.services.campaigns.find(campaign.id)!.pauses.length, 0)
-  const lines = t.services.rollout.dryRunLines(t.services.campaigns.find(campaign.id)!)
+  assert.equal((await t.services.campaigns.find(campaign.id))!.pauses.length, 0)
+  const lines = await t.services.rollout.dryRunLines((await t.services.campaigns.find(campaign.id))!)
   assert.match(lines.join('\n'), /fewer than 10 users flipped in the last 24 hours, too few to judge/)
 })
 
@@ -120,11 +120,11 @@ test('enforcement failures above their share pause the campaign; the dry run sai
   fake.failAlways(users.slice(0, 3).map((u) => u.id), { retryable: false, message: 'user rejected' })
   t.clock.advance(DAY + HOUR)
   await t.services.engine.sweep()
-  const after = t.services.campaigns.find(campaign.id)!
+  const after = (await t.services.campaigns.find(campaign.id))!
   assert.equal(after.pauses.length, 1)
   assert.equal(after.pauses[0].signal, 'failures')
   assert.equal(after.pauses[0].figures.value, 25)
-  assert.match(t.services.rollout.dryRunLines(after).join('\n'), /paused since .* \(enforcement failures as a share of attempts passed its threshold\)/)
+  assert.match((await t.services.rollout.dryRunLines(after)).join('\n'), /paused since .* \(enforcement failures as a share of attempts passed its threshold\)/)
 })
 
 test('the dry run says the breaker would trip on today\'s figures', async () => {
@@ -133,9 +133,9 @@ test('the dry run says the breaker would trip on today\'s figures', async () => 
   await t.services.engine.sweep()
   // Figures that arrive between sweeps: the dry run reads them before the next sweep acts on them.
   for (const u of users.slice(0, 2)) {
-    t.services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
+    await t.services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
   }
-  const lines = t.services.rollout.dryRunLines(t.services.campaigns.find(campaign.id)!).join('\n')
+  const lines = (await t.services.rollout.dryRunLines((await t.services.campaigns.find(campaign.id))!)).join('\n')
   assert.match(lines, /WOULD TRIP after the next sweep: 20 "This wasn't me" reports per 100 users flipped \(threshold 5\)/)
 })
 
@@ -144,8 +144,8 @@ test('while paused, the dry run says so instead of listing no one without a reas
   fake.failAlways(users.slice(0, 3).map((u) => u.id), { retryable: false, message: 'user rejected' })
   t.clock.advance(DAY + HOUR)
   await t.services.engine.sweep()
-  assert.deepEqual(t.services.engine.plan(), [])
-  assert.match(t.services.engine.whyNothingPlanned().join('\n'), /paused by its breaker since \d{4}-\d\d-\d\d: nobody is flipped until an admin resumes it/)
+  assert.deepEqual(await t.services.engine.plan(), [])
+  assert.match((await t.services.engine.whyNothingPlanned()).join('\n'), /paused by its breaker since \d{4}-\d\d-\d\d: nobody is flipped until an admin resumes it/)
   assert.equal(campaign.pauses.length, 0, 'the campaign as created had no pause')
 })
 
@@ -157,6 +157,6 @@ test('passes issued before a user was flipped (to set up a first method) do not 
   t.clock.advance(2 * HOUR)
   await t.services.engine.sweep()
   await t.services.engine.sweep()
-  assert.equal(t.services.campaigns.find(campaign.id)!.pauses.length, 0)
-  assert.deepEqual(t.services.rollout.readings(t.services.campaigns.find(campaign.id)!).counts, { flipped: 20, failures: 0, passes: 0, resets: 0, notMe: 0 })
+  assert.equal((await t.services.campaigns.find(campaign.id))!.pauses.length, 0)
+  assert.deepEqual((await t.services.rollout.readings((await t.services.campaigns.find(campaign.id))!)).counts, { flipped: 20, failures: 0, passes: 0, resets: 0, notMe: 0 })
 })

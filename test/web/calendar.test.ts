@@ -90,13 +90,13 @@ describe('Add to calendar on the home page', () => {
   before(async () => {
     t = await startTestApp()
     const now = t.clock.now().getTime()
-    t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
+    await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
   })
   after(async () => { await t.close() })
 
   test('a user with a deadline gets a link, and /deadline.ics is that deadline with a reminder the day before', async () => {
     const user = await createTestUser(t.services)
-    t.services.engine.refreshUser(user.id)
+    await t.services.engine.refreshUser(user.id)
     const agent = await signIn(t, user.email)
     const home = await agent.get('/')
     assert.match(home.text, /<a href="\/deadline.ics" download id="add-to-calendar">Add to calendar<\/a>/)
@@ -105,14 +105,14 @@ describe('Add to calendar on the home page', () => {
     assert.equal(res.status, 200)
     assert.match(res.headers['content-type'], /^text\/calendar; charset=utf-8/)
     assert.match(res.headers['content-disposition'], /^attachment; filename="mfa-deadline.ics"$/)
-    const deadline = t.services.engine.standing(user.id)!.deadline!
+    const deadline = (await t.services.engine.standing(user.id))!.deadline!
     const event = assertDeadlineEvent(res.text, deadline, t.clock.now(), 'http://localhost:3000/')
     // The same user and deadline give the same UID, so adding it twice updates the event rather than duplicating it.
     t.clock.advance(60_000)
     const again = await getIcs(agent)
     assert.equal(component(contentLines(again.text), 'VEVENT').get('UID'), event.get('UID'))
     const other = await createTestUser(t.services)
-    t.services.engine.refreshUser(other.id)
+    await t.services.engine.refreshUser(other.id)
     const theirs = await getIcs(await signIn(t, other.email))
     assert.notEqual(component(contentLines(theirs.text), 'VEVENT').get('UID'), event.get('UID'))
   })
@@ -156,8 +156,8 @@ describe('reminder e-mails', () => {
     const user = await createTestUser(t.services)
     t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, user.id)
     const deadline = new Date(now + 6 * DAY)
-    t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0 }), { id: null, label: 'test' })
-    assert.equal(await t.services.reminders.send(t.services.engine.campaigns()), 1)
+    await t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0 }), { id: null, label: 'test' })
+    assert.equal(await t.services.reminders.send(await t.services.engine.campaigns()), 1)
     const mail = await smtp.waitFor((m) => m.to.includes(user.email) && /left to set up/.test(m.subject))
     assert.match(mail.text, /attached file \(mfa-deadline.ics\) adds the deadline to your calendar/)
     const parsed = await simpleParser(mail.raw)

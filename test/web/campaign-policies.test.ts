@@ -22,43 +22,43 @@ async function existingUser (fields: { privileged?: boolean, role?: 'user' | 'he
 
 test('text messages count, count as weak, or do not count, as the campaign says; the home page words it accordingly', async () => {
   const user = await existingUser()
-  t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
-  const c = t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), admin)
+  await t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
+  const c = await t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), admin)
   assert.equal(stateOf(user.id), 'pending', 'a phone alone does not count in this campaign')
   const agent = await signIn(t, user.email)
   assert.match((await agent.get('/')).text, /Text-message codes do not count on their own here/)
 
   t.services.database.sqlite.prepare("UPDATE campaigns SET sms_policy = 'weak' WHERE id = ?").run(c.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'enrolled', 'weak still qualifies')
   assert.match((await agent.get('/')).text, /A passkey or an authenticator app is safer/)
 })
 
 test('privileged users need a passkey unless the campaign accepts any qualifying method for them', async () => {
   const user = await existingUser({ privileged: true })
-  t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
-  const c = t.services.campaigns.create(campaignInput(t.clock.now()), admin)
+  await t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  const c = await t.services.campaigns.create(campaignInput(t.clock.now()), admin)
   assert.equal(stateOf(user.id), 'pending', 'an authenticator app is not phishing-resistant')
   t.services.database.sqlite.prepare("UPDATE campaigns SET privileged_methods = 'any' WHERE id = ?").run(c.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'enrolled')
 })
 
 test('methods the provider reports (synced from the directory) count toward enrollment like portal methods', async () => {
   const user = await existingUser()
-  t.services.campaigns.create(campaignInput(t.clock.now()), admin)
+  await t.services.campaigns.create(campaignInput(t.clock.now()), admin)
   assert.equal(stateOf(user.id), 'pending')
   t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["email"]', user.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'pending', 'an email method proves nothing')
   t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["totp"]', user.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'enrolled')
 })
 
 test('soft-block stage: in the last days before the deadline, a user without a method reaches only enrollment until they set one up', async () => {
   const user = await existingUser({ role: 'admin' })
-  t.services.campaigns.create(campaignInput(t.clock.now(), { softBlockDays: 5 }), admin)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { softBlockDays: 5 }), admin)
   const agent = await signIn(t, user.email)
   assert.equal((await agent.get('/admin')).status, 200, 'ten days out, nothing is blocked yet')
 
@@ -77,38 +77,38 @@ test('soft-block stage: in the last days before the deadline, a user without a m
   assert.equal(api.body.error.code, 'enrollment_required')
   assert.equal(stateOf(user.id), 'pending', 'nothing changes at the provider: still in the grace period')
 
-  t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
-  t.services.engine.refreshUser(user.id)
+  await t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  await t.services.engine.refreshUser(user.id)
   assert.equal((await again.get('/admin')).status, 200, 'with a method, the portal opens again')
   assert.doesNotMatch((await again.get('/')).text, /Action required:/)
 })
 
 test('drift under a "flag only" campaign: the user needs attention, nothing is re-applied until an admin approves it (audited)', async () => {
   const fake = new FakeProvider()
-  const services = createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
+  const services = await createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
   try {
     const user = await createTestUser(services)
     services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-    const c = services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + DAY), driftPolicy: 'flag' }), admin)
-    services.campaigns.arm(c.id, admin)
+    const c = await services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + DAY), driftPolicy: 'flag' }), admin)
+    await services.campaigns.arm(c.id, admin)
     t.clock.advance(2 * DAY)
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), true)
 
     await fake.relax({ userId: user.id, externalId: null, email: user.email, enrolled: false })
     assert.deepEqual(await services.engine.detectDrift(), [user.id])
-    const [event] = services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' })
+    const [event] = await services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' })
     assert.equal(JSON.parse(event.details).policy, 'flag')
     assert.equal((services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(user.id) as { state: string }).state, 'attention')
-    assert.equal(services.engine.plan().length, 0, 'the dry run plans nothing')
+    assert.equal((await services.engine.plan()).length, 0, 'the dry run plans nothing')
     const enforceCalls = fake.calls.filter((call) => call.op === 'enforce').length
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), false, 'flag only: the sweep leaves it off')
     assert.equal(fake.calls.filter((call) => call.op === 'enforce').length, enforceCalls)
 
-    assert.throws(() => { services.campaigns.reapplyAfterDrift('no-such-user', admin) }, /no flagged drift/)
-    services.campaigns.reapplyAfterDrift(user.id, admin)
-    assert.equal(services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_reapply_approved' }).length, 1)
+    await assert.rejects(async () => { await services.campaigns.reapplyAfterDrift('no-such-user', admin) }, /no flagged drift/)
+    await services.campaigns.reapplyAfterDrift(user.id, admin)
+    assert.equal((await services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_reapply_approved' })).length, 1)
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), true, 'approved: the next sweep puts it back')
   } finally {

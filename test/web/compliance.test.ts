@@ -79,32 +79,32 @@ async function seededApp (): Promise<{ t: TestApp, admin: Agent, adminUser: User
   const now = clock.now().getTime()
   const adminUser = await createTestUser(services, { role: 'admin', email: 'admin@test.example' })
   for (const seed of SEEDS) {
-    const user = services.userService.createUser({ email: seed.email, displayName: seed.email, groups: seed.groups ?? [], privileged: seed.privileged ?? false }, SYSTEM)
+    const user = await services.userService.createUser({ email: seed.email, displayName: seed.email, groups: seed.groups ?? [], privileged: seed.privileged ?? false }, SYSTEM)
     if (seed.disabled === true) sqlite.prepare('UPDATE users SET disabled = 1 WHERE id = ?').run(user.id)
     if (seed.aws !== undefined) {
       sqlite.prepare("UPDATE users SET provider = 'aws', external_id = ?, provider_methods = ?, provider_attributes = ? WHERE id = ?")
         .run(seed.email.split('@')[0], JSON.stringify(seed.aws.methods), JSON.stringify({ consolePassword: seed.aws.consolePassword, arn: 'arn:aws:iam::1:user/x' }), user.id)
     }
     for (const kind of seed.portal ?? []) {
-      if (kind === 'totp') services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXP', 0)
-      else services.methods.addPhone(user.id, 'Mobile', '+4915112345678')
+      if (kind === 'totp') await services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXP', 0)
+      else await services.methods.addPhone(user.id, 'Mobile', '+4915112345678')
     }
   }
   sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
-  services.campaigns.create(campaignInput(now, { name: 'Staff', targetKind: 'group', targetValue: 'staff', deadline: new Date(now + 10 * DAY), smsPolicy: 'weak' }), SYSTEM)
-  const late = services.campaigns.create(campaignInput(now, { name: 'Late', targetKind: 'group', targetValue: 'late', deadline: new Date(now - DAY) }), SYSTEM)
-  services.campaigns.arm(late.id, SYSTEM)
-  const idOf = (local: string) => services.users.findByEmail(`${local}@test.example`)!.id
-  services.campaigns.exempt(idOf('staff-exempt'), { kind: 'service_account', reason: 'Nightly batch job', owner: 'Ops', expiresAt: new Date(now + 30 * DAY) }, SYSTEM)
-  services.engineStore.setEnforcedAt(idOf('late-enrolled'), new Date(now - 3_600_000))
-  services.engine.refreshAll()
+  await services.campaigns.create(campaignInput(now, { name: 'Staff', targetKind: 'group', targetValue: 'staff', deadline: new Date(now + 10 * DAY), smsPolicy: 'weak' }), SYSTEM)
+  const late = await services.campaigns.create(campaignInput(now, { name: 'Late', targetKind: 'group', targetValue: 'late', deadline: new Date(now - DAY) }), SYSTEM)
+  await services.campaigns.arm(late.id, SYSTEM)
+  const idOf = async (local: string) => (await services.users.findByEmail(`${local}@test.example`))!.id
+  await services.campaigns.exempt(await idOf('staff-exempt'), { kind: 'service_account', reason: 'Nightly batch job', owner: 'Ops', expiresAt: new Date(now + 30 * DAY) }, SYSTEM)
+  await services.engineStore.setEnforcedAt(await idOf('late-enrolled'), new Date(now - 3_600_000))
+  await services.engine.refreshAll()
   // Created after everything was evaluated: no state yet.
-  services.userService.createUser({ email: 'newcomer@test.example', displayName: 'Newcomer' }, SYSTEM)
+  await services.userService.createUser({ email: 'newcomer@test.example', displayName: 'Newcomer' }, SYSTEM)
   return { t, admin: await signIn(t, adminUser.email), adminUser }
 }
 
 /** The database's own answer for every user, read without the compliance code, in user id order. */
-function databaseRows (t: TestApp): Array<Record<string, string>> {
+async function databaseRows (t: TestApp): Promise<Array<Record<string, string>>> {
   const sqlite = t.services.database.sqlite
   const users = sqlite.prepare(`SELECT u.id, u.email, u.provider, u.external_id AS externalId, u.privileged, u.disabled, u.enforced_at AS enforcedAt,
       u.provider_methods AS providerMethods, u.provider_attributes AS attributes, s.state, s.deadline
@@ -113,14 +113,15 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
     providerMethods: string, attributes: string, state: string | null, deadline: number | null
   }>
   const kinds = sqlite.prepare('SELECT DISTINCT kind FROM auth_methods WHERE user_id = ? ORDER BY kind').pluck()
-  return users.map((u) => {
+  const rows: Array<Record<string, string>> = []
+  for (const u of users) {
     const portal = kinds.all(u.id) as string[]
     const provider = (JSON.parse(u.providerMethods) as string[]).sort()
     const methods = [...new Set([...portal, ...provider])].sort()
     // The engine's own policy lookup and counting rule, so the export is checked against the rule the engine applies.
-    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), t.services.engine.methodPolicy(u.id), t.clock.now())
+    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), await t.services.engine.methodPolicy(u.id), t.clock.now())
     const consolePassword = (JSON.parse(u.attributes) as { consolePassword?: boolean }).consolePassword
-    return {
+    rows.push({
       user_id: u.id,
       email: u.email,
       provider: u.provider,
@@ -141,8 +142,9 @@ function databaseRows (t: TestApp): Array<Record<string, string>> {
       methods_held: String(assessment.held),
       methods_required: '1',
       recovery_codes: 'false'
-    }
-  })
+    })
+  }
+  return rows
 }
 
 function auditExports (t: TestApp): Array<{ actorId: string, details: string }> {
@@ -159,7 +161,7 @@ test('the CSV export, parsed back, equals the database for a population in every
   assert.match(res.headers['content-disposition'], /^attachment; filename="mfa-compliance-2026-11-25\.csv"$/)
   assert.equal(res.headers['cache-control'], 'no-store')
   const records = parse(res.text, { columns: true, skip_empty_lines: true }) as Array<Record<string, string>>
-  assert.deepEqual(records, databaseRows(t))
+  assert.deepEqual(records, await databaseRows(t))
   assert.equal(records.length, 15)
 
   const byLocal = Object.fromEntries(records.map((r) => [r.email.split('@')[0], r]))
@@ -209,7 +211,7 @@ test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA de
   assert.deepEqual(summary.byState, { exempt: 1, not_targeted: 3, pending: 5, enrolled: 3, overdue: 1, enforced: 1, attention: 0, unevaluated: 1 })
 
   assert.equal(rows.length, 15)
-  const { secret } = automationServices(t.services).tokens.create({ name: 'Auditor', scopes: ['compliance:read'], expiresInDays: 1 }, SYSTEM)
+  const { secret } = await automationServices(t.services).tokens.create({ name: 'Auditor', scopes: ['compliance:read'], expiresInDays: 1 }, SYSTEM)
   const api = await request(t.app.server).get('/api/v1/compliance?limit=500').set('authorization', `Bearer ${secret}`)
   assert.deepEqual(rows, api.body.rows, 'the download and the API say the same')
 
@@ -224,7 +226,7 @@ test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA de
 test('a rule passes when every user in scope complies, and an empty scope passes with no percentage', async () => {
   t = await startTestApp()
   const admin = await createTestUser(t.services, { role: 'admin' })
-  t.services.methods.addTotp(admin.id, 'App', 'JBSWY3DPEHPK3PXP', 0)
+  await t.services.methods.addTotp(admin.id, 'App', 'JBSWY3DPEHPK3PXP', 0)
   const agent = await signIn(t, admin.email)
 
   const { summary } = JSON.parse((await agent.get('/admin/compliance.json')).text) as { summary: Record<string, any> }
@@ -237,8 +239,8 @@ test('a rule passes when every user in scope complies, and an empty scope passes
 test('CSV cells a spreadsheet would run as formulas are made plain text, and commas and quotes are quoted', async () => {
   t = await startTestApp()
   const admin = await createTestUser(t.services, { role: 'admin', email: 'admin@test.example' })
-  const formula = t.services.userService.createUser({ email: '=cmd|calc@evil.example', displayName: 'x' }, SYSTEM)
-  const quoted = t.services.userService.createUser({ email: '"a,b"@odd.example', displayName: 'y' }, SYSTEM)
+  const formula = await t.services.userService.createUser({ email: '=cmd|calc@evil.example', displayName: 'x' }, SYSTEM)
+  const quoted = await t.services.userService.createUser({ email: '"a,b"@odd.example', displayName: 'y' }, SYSTEM)
   const sqlite = t.services.database.sqlite
   sqlite.prepare("UPDATE users SET provider = 'aws', external_id = '@SUM(A1)' WHERE id = ?").run(formula.id)
   sqlite.prepare("UPDATE users SET provider = 'entra', external_id = '-2+3' WHERE id = ?").run(quoted.id)
@@ -262,7 +264,7 @@ test('only admins reach the compliance pages and downloads; refused attempts are
   const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
   const user = await createTestUser(t.services)
   const agents = [await signIn(t, helpdesk.email), await signIn(t, user.email)]
-  const { secret } = automationServices(t.services).tokens.create({ name: 'Reader', scopes: ['compliance:read'], expiresInDays: 1 }, SYSTEM)
+  const { secret } = await automationServices(t.services).tokens.create({ name: 'Reader', scopes: ['compliance:read'], expiresInDays: 1 }, SYSTEM)
 
   for (const agent of agents) {
     for (const path of ['/admin/compliance', '/admin/compliance.csv', '/admin/compliance.json']) assert.equal((await agent.get(path)).status, 403, path)

@@ -14,12 +14,12 @@ const HELD = `/step-up?next=${encodeURIComponent('/step-up/continue')}`
 async function adminApp () {
   t = await startTestApp()
   const user = await createTestUser(t.services, { role: 'admin', email: 'admin@test.example' })
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
   return { t, user, admin: await signIn(t, user.email), campaign }
 }
 
-function auditCount (t: TestApp, action: string): number {
-  return t.services.audit.list({ action }).length
+async function auditCount (t: TestApp, action: string): Promise<number> {
+  return (await t.services.audit.list({ action })).length
 }
 
 test('arming a campaign without a fresh step-up changes nothing; after confirming, the held action is offered once with one button and arms it', async () => {
@@ -29,8 +29,8 @@ test('arming a campaign without a fresh step-up changes nothing; after confirmin
   const held = await admin.post(`${page}/arm`).set({ host: 'portal.test', referer: `http://portal.test${page}` }).type('form').send({ _csrf: csrf })
   assert.equal(held.status, 303)
   assert.equal(held.headers.location, HELD)
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null, 'not armed')
-  assert.equal(auditCount(t, 'campaign.armed'), 0)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null, 'not armed')
+  assert.equal(await auditCount(t, 'campaign.armed'), 0)
   // This admin has no method yet: the page says to set one up first, and that the action waits.
   assert.match((await admin.get(HELD)).text, /Nothing has changed yet\. .*can send what you entered \(“Arm the campaign”\), which is kept/)
 
@@ -40,13 +40,13 @@ test('arming a campaign without a fresh step-up changes nothing; after confirmin
   assert.equal(offer.headers['cache-control'], 'no-store')
   assert.match(offer.text, /<h1>Arm the campaign<\/h1>/)
   assert.match(offer.text, new RegExp(`<a href="${page}">Cancel</a>`), 'Cancel goes back to the campaign page')
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null, 'showing the offer changes nothing')
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null, 'showing the offer changes nothing')
 
   const sent = await admin.post(`${page}/arm`).type('form').send(hiddenFields(offer.text, `${page}/arm`))
   assert.equal(sent.status, 303)
   assert.equal(sent.headers.location, page)
-  assert.ok(t.services.campaigns.find(campaign.id)?.armedAt instanceof Date, 'armed')
-  assert.equal(auditCount(t, 'campaign.armed'), 1)
+  assert.ok((await t.services.campaigns.find(campaign.id))?.armedAt instanceof Date, 'armed')
+  assert.equal(await auditCount(t, 'campaign.armed'), 1)
   // Sent once: nothing is waiting any more.
   const again = await admin.get('/step-up/continue')
   assert.equal(again.status, 303)
@@ -88,7 +88,7 @@ test('a step-up lasts STEP_UP_MINUTES: after that the next admin action is held 
   const held = await submitForm(admin, '/admin/exemptions', '/admin/exemptions', { ...fields, email: target.email })
   assert.equal(held.headers.location, HELD)
   assert.equal(t.services.database.sqlite.prepare('SELECT COUNT(*) FROM exemptions').pluck().get(), 0)
-  assert.equal(auditCount(t, 'exemption.added'), 0)
+  assert.equal(await auditCount(t, 'exemption.added'), 0)
 })
 
 test('a script calling a console action without a step-up gets 403 step_up_required and nothing is held', async () => {
@@ -98,7 +98,7 @@ test('a script calling a console action without a step-up gets 403 step_up_requi
   assert.equal(res.status, 403)
   assert.equal(res.body.error.code, 'step_up_required')
   assert.equal((await admin.get('/step-up/continue')).headers.location, '/', 'nothing waiting')
-  assert.equal(auditCount(t, 'campaign.disarmed'), 0)
+  assert.equal(await auditCount(t, 'campaign.disarmed'), 0)
 })
 
 test('a forged action is refused before it could be held, and a held action is dropped after 30 minutes', async () => {
@@ -119,7 +119,7 @@ test('a forged action is refused before it could be held, and a held action is d
   const stale = await admin.get('/step-up/continue')
   assert.equal(stale.headers.location, '/')
   assert.match((await admin.get('/')).text, /There is nothing waiting to be sent\./)
-  assert.equal(t.services.campaigns.find(campaign.id)?.armedAt, null)
+  assert.equal((await t.services.campaigns.find(campaign.id))?.armedAt, null)
 })
 
 test('ordinary users posting to a console are refused (403), not asked to step up', async () => {
@@ -131,7 +131,7 @@ test('ordinary users posting to a console are refused (403), not asked to step u
 })
 
 test('a console route that changes something without saying it needs a step-up stops the server at start', async () => {
-  const services = createServices(testConfig(), { clock: new FakeClock() })
+  const services = await createServices(testConfig(), { clock: new FakeClock() })
   const app = await buildApp(services, { logger: false })
   try {
     assert.throws(() => app.post('/admin/unguarded', async () => 'ok'), /POST \/admin\/unguarded: console actions need config\.stepUp/)

@@ -43,7 +43,7 @@ test('a sign-out POST without a CSRF token is refused and the session stays vali
   assert.equal(res.status, 403)
   assert.equal(countRows('sessions', 'user_id = ?', user.id), 1)
   assert.equal((await agent.get('/')).status, 200)
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signout' }).length, 0)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signout' })).length, 0)
 })
 
 test('scripts may send the token in the x-csrf-token header instead of the form', async () => {

@@ -15,9 +15,9 @@ afterEach(async () => { await t?.close(); t = undefined })
 async function appWithDamagedAuditLog (): Promise<{ t: TestApp, admin: Awaited<ReturnType<typeof signIn>>, lost: number[] }> {
   const dataDir = tempDir()
   const config = testConfig({}, dataDir)
-  const before = createServices(config)
+  const before = await createServices(config)
   const adminUser = await createTestUser(before, { role: 'admin' })
-  for (let i = 0; i < 2000; i++) before.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
+  for (let i = 0; i < 2000; i++) await before.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
   before.close()
   const lost = damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
 

@@ -8,13 +8,13 @@ let t: TestApp
 before(async () => {
   t = await startTestApp()
   const now = t.clock.now().getTime()
-  t.services.campaigns.create(campaignInput(now, { startsAt: new Date(now - 30 * DAY), deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(now, { startsAt: new Date(now - 30 * DAY), deadline: new Date(now + 12 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
 })
 after(async () => { await t.close() })
 
 test('a user in a campaign sees the deadline and the days left on the home page and a countdown on every page', async () => {
   const user = await createTestUser(t.services)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   const agent = await signIn(t, user.email)
   const home = await agent.get('/')
   // The deadline with its time and zone (the reader's zone: UTC by default), as issue #16 item 8 asks.
@@ -30,8 +30,8 @@ test('a user in a campaign sees the deadline and the days left on the home page 
 
 test('once set up, the countdown goes away; the deadline stays on the home page', async () => {
   const user = await createTestUser(t.services)
-  t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
-  t.services.engine.refreshUser(user.id)
+  await t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.engine.refreshUser(user.id)
   const home = await (await signIn(t, user.email)).get('/')
   assert.doesNotMatch(home.text, /Set up a second sign-in method by/)
   assert.match(home.text, /Your organisation's deadline/)

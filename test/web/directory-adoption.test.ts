@@ -26,24 +26,24 @@ function sync () {
   return t.services.directorySync.sync(t.services.providers.aws)
 }
 
-function audited (action: string, subjectUserId: string): Array<Record<string, unknown>> {
-  return t.services.audit.list({ subjectUserId, action }).map((e) => JSON.parse(e.details) as Record<string, unknown>)
+async function audited (action: string, subjectUserId: string): Promise<Array<Record<string, unknown>>> {
+  return (await t.services.audit.list({ subjectUserId, action })).map((e) => JSON.parse(e.details) as Record<string, unknown>)
 }
 
 test('an IAM user tagged with a helpdesk member\'s email never takes over the helpdesk account, and deleting it disables nobody', async () => {
   const staff = await createTestUser(t.services, { role: 'helpdesk', email: 'sam.helpdesk@example.org' })
   const mallory = fake.state.addUser({ userName: 'mallory', consolePassword: true, tags: { email: 'sam.helpdesk@example.org' } })
   const report = await sync()
-  const after = t.services.users.findById(staff.id)!
+  const after = (await t.services.users.findById(staff.id))!
   assert.equal(after.provider, 'local', 'the staff account is still the portal\'s own')
   assert.equal(after.role, 'helpdesk')
   assert.equal(after.externalId, null)
   // The IAM user is still synced, under its own id and without the address it claims (issue #14 item 10).
   assert.equal(report.skipped, 0)
   assert.deepEqual(report.conflicts.map((c) => c.name), ['mallory'])
-  const own = t.services.users.findByEmail(`${mallory.userId.toLowerCase()}@aws.invalid`)!
+  const own = (await t.services.users.findByEmail(`${mallory.userId.toLowerCase()}@aws.invalid`))!
   assert.equal(own.externalId, mallory.userId)
-  const [refusal] = audited('directory.adoption_refused', staff.id)
+  const [refusal] = await audited('directory.adoption_refused', staff.id)
   assert.match(String(refusal.reason), /belongs to a portal helpdesk account, which a directory never takes over/)
   assert.equal(refusal.externalId, mallory.userId)
   assert.equal(refusal.name, 'mallory')
@@ -51,8 +51,8 @@ test('an IAM user tagged with a helpdesk member\'s email never takes over the he
   fake.state.deleteUser('mallory')
   t.clock.advance(60_000)
   await sync()
-  assert.equal(t.services.users.findById(staff.id)!.disabled, false, 'the IAM user going away leaves the staff account alone')
-  assert.equal(t.services.users.findById(own.id)!.disabled, true, 'only the IAM user\'s own account is switched off')
+  assert.equal((await t.services.users.findById(staff.id))!.disabled, false, 'the IAM user going away leaves the staff account alone')
+  assert.equal((await t.services.users.findById(own.id))!.disabled, true, 'only the IAM user\'s own account is switched off')
   assert.equal((await signIn(t, staff.email)).sessionCookie.startsWith('mfa_session='), true, 'and it still signs in')
 })
 
@@ -64,13 +64,13 @@ test('a portal account that has signed in is not adopted by email; one imported 
   const vera = fake.state.addUser({ userName: 'vera', consolePassword: true, tags: { email: 'vera@example.org' } })
   await sync()
 
-  assert.equal(t.services.users.findById(used.id)!.provider, 'local')
-  assert.match(String(audited('directory.adoption_refused', used.id)[0]?.reason), /has signed in/)
+  assert.equal((await t.services.users.findById(used.id))!.provider, 'local')
+  assert.match(String((await audited('directory.adoption_refused', used.id))[0]?.reason), /has signed in/)
 
-  const adopted = t.services.users.findById(fresh.id)!
+  const adopted = (await t.services.users.findById(fresh.id))!
   assert.equal(adopted.provider, 'aws')
   assert.equal(adopted.externalId, vera.userId)
-  const [event] = audited('directory.adopted', fresh.id)
+  const [event] = await audited('directory.adopted', fresh.id)
   assert.deepEqual(event, { provider: 'aws', externalId: vera.userId, name: 'vera', email: 'vera@example.org' })
 })
 
@@ -99,12 +99,12 @@ test('two IAM users sharing an e-mail tag are both synced, the second under its 
   assert.equal(code, 0)
   const named = out.find((line) => line.startsWith('sync aws: e-mail already in use, synced without it: ')) ?? ''
   assert.ok(named.includes(`twin2 (twins@example.org: email twins@example.org belongs to aws user twin1 (${first.userId}))`), out.join('\n'))
-  const holder = t.services.users.findByEmail('twins@example.org')!
+  const holder = (await t.services.users.findByEmail('twins@example.org'))!
   assert.equal(holder.externalId, first.userId)
-  const twin2 = t.services.users.findByEmail(`${second.userId.toLowerCase()}@aws.invalid`)
+  const twin2 = await t.services.users.findByEmail(`${second.userId.toLowerCase()}@aws.invalid`)
   assert.ok(twin2, 'the second IAM user is in the portal, not skipped')
   assert.equal(twin2.externalId, second.userId)
-  const [conflict] = audited('directory.email_conflict', holder.id)
+  const [conflict] = await audited('directory.email_conflict', holder.id)
   assert.equal(conflict.name, 'twin2')
   assert.equal(conflict.syncedAs, twin2.email)
   assert.match(await dashboardLine(), /\d users? synced without their e-mail, which another account already uses<\/strong>: [^<]*twin2 \(twins@example\.org: email twins@example\.org belongs to aws user twin1/)
@@ -113,32 +113,32 @@ test('two IAM users sharing an e-mail tag are both synced, the second under its 
   assert.equal(consoleUsers, [...fake.state.users.values()].filter((u) => u.loginProfile !== null).length)
 
   await sync()
-  assert.equal(audited('directory.email_conflict', holder.id).length, 1, 'a lasting conflict is audited once, not at every run')
+  assert.equal((await audited('directory.email_conflict', holder.id)).length, 1, 'a lasting conflict is audited once, not at every run')
 
   // Enforced like anyone else: a campaign for AWS users whose deadline has passed.
   const now = t.clock.now().getTime()
-  const campaign = t.services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'aws', deadline: new Date(now - 86_400_000), privilegedMethods: 'any' }), { id: null, label: 'test' })
-  t.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
+  const campaign = await t.services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: 'aws', deadline: new Date(now - 86_400_000), privilegedMethods: 'any' }), { id: null, label: 'test' })
+  await t.services.campaigns.arm(campaign.id, { id: null, label: 'test' })
   await t.services.engine.sweep()
   assert.ok(fake.state.user('twin2').policies.has('arn:aws:iam::123456789012:policy/mfa-rollout-force-mfa'), 'the deny-unless-MFA policy is attached to twin2')
-  assert.equal(t.services.users.findById(twin2.id)!.enforcedAt !== null, true)
-  t.services.campaigns.disarm(campaign.id, { id: null, label: 'test' })
+  assert.equal((await t.services.users.findById(twin2.id))!.enforcedAt !== null, true)
+  await t.services.campaigns.disarm(campaign.id, { id: null, label: 'test' })
 })
 
 test('re-tagging an IAM user with an address already in use does not break the sync: that user keeps syncing, without the address', async () => {
   fake.state.addUser({ userName: 'rita', consolePassword: true, tags: { email: 'rita@example.org' } })
   const rolf = fake.state.addUser({ userName: 'rolf', consolePassword: true, tags: { email: 'rolf@example.org' } })
   await sync()
-  const rolfId = t.services.users.findByEmail('rolf@example.org')!.id
+  const rolfId = (await t.services.users.findByEmail('rolf@example.org'))!.id
   rolf.tags.set('email', 'rita@example.org')
 
   const report = await sync()
 
   assert.equal(report.error, null)
   assert.ok(report.conflicts.some((c) => c.name === 'rolf' && c.email === 'rita@example.org'))
-  assert.equal(t.services.users.findById(rolfId)!.email, `${rolf.userId.toLowerCase()}@aws.invalid`, 'the same account, now without an address')
-  assert.equal(t.services.users.findByEmail('rita@example.org')!.displayName, 'rita')
-  assert.equal(t.services.directorySync.latest('aws')!.status, 'done')
+  assert.equal((await t.services.users.findById(rolfId))!.email, `${rolf.userId.toLowerCase()}@aws.invalid`, 'the same account, now without an address')
+  assert.equal((await t.services.users.findByEmail('rita@example.org'))!.displayName, 'rita')
+  assert.equal((await t.services.directorySync.latest('aws'))!.status, 'done')
 })
 
 // Issue #14 item 9: an IAM user is its user id; portals that stored names are carried over, not duplicated.
@@ -157,8 +157,8 @@ test('upgrading from a portal that keyed IAM users by name rewrites each user\'s
   const after = t.services.database.sqlite.prepare("SELECT id, display_name AS name, external_id AS externalId FROM users WHERE provider = 'aws' ORDER BY id").all() as Array<{ id: string, name: string, externalId: string }>
   assert.deepEqual(after.map(({ id, name }) => ({ id, name })), before)
   assert.ok(after.every((u) => /^AIDA/.test(u.externalId)), 'every id rewritten to the IAM user id')
-  assert.equal(t.services.users.findByEmail('udo@aws.invalid'), undefined, 'the old placeholder address is replaced by the id-based one')
-  assert.equal(t.services.users.findByEmail('uma@example.org')!.externalId, uma.userId)
+  assert.equal(await t.services.users.findByEmail('udo@aws.invalid'), undefined, 'the old placeholder address is replaced by the id-based one')
+  assert.equal((await t.services.users.findByEmail('uma@example.org'))!.externalId, uma.userId)
 })
 
 test('a portal account taken over by a matching e-mail is named in the sync output and on the dashboard', async () => {

@@ -31,7 +31,7 @@ async function twoDirectories (t: TestContext) {
 
   const dataDir = tempDir()
   const config = testConfig({ PROVIDERS: 'entra,aws', ...fakeEnv(entra) as Record<string, string>, ...awsEnv(iam) }, dataDir)
-  const services = createServices(config, { clock, sleep: async () => {} })
+  const services = await createServices(config, { clock, sleep: async () => {} })
   const app = await buildApp(services, { logger: false })
   await app.ready()
   const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
@@ -41,12 +41,12 @@ async function twoDirectories (t: TestContext) {
   // Seen long ago too, whichever date the new-user window counts from.
   services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider <> 'local'").run(longAgo.getTime())
 
-  const user = (email: string) => services.users.findByEmail(email)!
-  const people = { eve: user('eve@contoso.example'), eda: user('eda@contoso.example'), ann: user('ann@example.org'), abe: user('abe@example.org') }
+  const user = async (email: string) => (await services.users.findByEmail(email))!
+  const people = { eve: await user('eve@contoso.example'), eda: await user('eda@contoso.example'), ann: await user('ann@example.org'), abe: await user('abe@example.org') }
   for (const [name, person] of Object.entries(people)) {
-    services.methods.addPasskey(person.id, { name: 'Laptop key', credentialId: `cred-${name}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
+    await services.methods.addPasskey(person.id, { name: 'Laptop key', credentialId: `cred-${name}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
   }
-  const campaign = services.campaigns.create(campaignInput(clock.now(), { privilegedMethods: 'any' }), SYSTEM)
+  const campaign = await services.campaigns.create(campaignInput(clock.now(), { privilegedMethods: 'any' }), SYSTEM)
   return { testApp, entra, iam, eve, people, campaign }
 }
 
@@ -81,7 +81,7 @@ test('an Entra user and an AWS user with only a portal passkey are pending, then
   const dashboard = await admin.get('/admin')
   assert.match(dashboard.text, /<tr data-kind="passkey">\s*<th scope="row">Passkey or security key<\/th>\s*<td>4<\/td>\s*<td>1<\/td>\s*<td>1<\/td>/, 'four portal passkeys, one counting (eda\'s, at Entra)')
 
-  services.campaigns.arm(campaign.id, SYSTEM)
+  await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(11 * DAY)
   const report = await services.engine.sweep()
 
@@ -117,7 +117,7 @@ test('the home page and the helpdesk say which methods protect what: the directo
 
   // Local users' pages are unchanged.
   const local = await createTestUser(services)
-  services.methods.addTotp(local.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
+  await services.methods.addTotp(local.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
   const home = await (await signIn(testApp, local.email)).get('/')
   assert.match(home.text, /<h2>Your sign-in methods<\/h2>/)
   assert.doesNotMatch(home.text, /protects this portal only|Registered at/)

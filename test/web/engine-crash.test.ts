@@ -46,7 +46,7 @@ interface Arranged { services: Services, dataDir: string, users: User[], deadlin
 async function arrange (t: TestContext): Promise<Arranged> {
   const dataDir = tempDir('mfa-crash-')
   const clock = new FakeClock()
-  const services = createServices(testConfig({}, dataDir), { clock })
+  const services = await createServices(testConfig({}, dataDir), { clock })
   t.after(() => {
     services.close()
     rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
@@ -55,8 +55,8 @@ async function arrange (t: TestContext): Promise<Arranged> {
   for (let i = 0; i < USERS; i++) users.push(await createTestUser(services))
   services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
   const now = clock.now().getTime()
-  const c = services.campaigns.create(campaignInput(now), admin)
-  services.campaigns.arm(c.id, admin)
+  const c = await services.campaigns.create(campaignInput(now), admin)
+  await services.campaigns.arm(c.id, admin)
   clock.advance(11 * DAY)
   return { services, dataDir, users, deadlinePassedAt: clock.now() }
 }
@@ -79,7 +79,7 @@ async function sweepToTheEnd (arranged: Arranged, at: Date): Promise<void> {
 }
 
 /** What an operator relies on after a crash: each due user enforced exactly once in effect, recorded, no job lost or left open. */
-function assertEveryUserEnforcedOnce ({ services, dataDir, users }: Arranged): void {
+async function assertEveryUserEnforcedOnce ({ services, dataDir, users }: Arranged): Promise<void> {
   const { enforced, calls } = readPersisted(dataDir)
   const jobs = services.database.sqlite.prepare('SELECT status FROM enforcement_jobs WHERE user_id = ?').pluck()
   const state = services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').pluck()
@@ -88,7 +88,7 @@ function assertEveryUserEnforcedOnce ({ services, dataDir, users }: Arranged): v
     assert.equal(calls.filter((c) => c.userId === u.id && c.changed).length, 1, `${u.email} flipped exactly once at the provider`)
     assert.deepEqual(jobs.all(u.id), ['done'], `${u.email} has one job, done`)
     assert.equal(state.get(u.id), 'enforced')
-    assert.notEqual(services.users.findById(u.id)?.enforcedAt, null, `the portal records ${u.email} as enforced`)
+    assert.notEqual((await services.users.findById(u.id))?.enforcedAt, null, `the portal records ${u.email} as enforced`)
   }
   assert.deepEqual(jobCounts(services), { done: users.length }, 'nothing left queued or running')
 }
@@ -113,7 +113,7 @@ for (const [point, moment] of MOMENTS) {
 
     await sweepToTheEnd(arranged, new Date(arranged.deadlinePassedAt.getTime() + LEASE_MS + 1_000))
 
-    assertEveryUserEnforcedOnce(arranged)
+    await assertEveryUserEnforcedOnce(arranged)
     assertEveryFlipAudited(arranged)
   })
 }
@@ -132,7 +132,7 @@ test('a sweep restarted while the crashed one\'s leases are live leaves those jo
   assert.ok(callsSince.every((c) => !leased.includes(c.userId)), 'no one called the provider for a leased job')
 
   await sweepToTheEnd(arranged, new Date(deadlinePassedAt.getTime() + LEASE_MS + 1_000))
-  assertEveryUserEnforcedOnce(arranged)
+  await assertEveryUserEnforcedOnce(arranged)
 })
 
 test('a sweep that crashes twice in a row, at different points, still ends with every due user enforced exactly once', async (t) => {
@@ -143,6 +143,6 @@ test('a sweep that crashes twice in a row, at different points, still ends with 
 
   await sweepToTheEnd(arranged, new Date(start + 2 * (LEASE_MS + 1_000)))
 
-  assertEveryUserEnforcedOnce(arranged)
+  await assertEveryUserEnforcedOnce(arranged)
   assertEveryFlipAudited(arranged)
 })

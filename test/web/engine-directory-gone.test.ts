@@ -10,19 +10,19 @@ import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
 
 const SYSTEM = { id: null, label: 'test' }
 
-function portal (t: TestContext, env: Record<string, string>, clock: FakeClock): Services {
-  const services = createServices(testConfig(env), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
+async function portal (t: TestContext, env: Record<string, string>, clock: FakeClock): Promise<Services> {
+  const services = await createServices(testConfig(env), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
   t.after(() => { services.close() })
   return services
 }
 
 /** An armed campaign for `provider` whose deadline has passed. */
-function everyoneDue (services: Services, clock: FakeClock, provider: string): void {
+async function everyoneDue (services: Services, clock: FakeClock, provider: string): Promise<void> {
   const now = clock.now().getTime()
   // Seen long ago too, whichever date the new-user window counts from.
   services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE provider = ?').run(now - 90 * DAY, provider)
-  const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
-  services.campaigns.arm(campaign.id, SYSTEM)
+  const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
+  await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(2 * DAY)
 }
 
@@ -80,9 +80,9 @@ for (const directory of DIRECTORIES) {
   test(`${directory.provider}: a user deleted at the directory ends its job as superseded with an audit line, is switched off in the portal, and no later sweep or dry run lists it again`, async (t) => {
     const clock = new FakeClock()
     const fake = await directory.start(t, clock)
-    const services = portal(t, fake.env, clock)
+    const services = await portal(t, fake.env, clock)
     await services.directorySync.sync(services.providers[directory.provider])
-    everyoneDue(services, clock, directory.provider)
+    await everyoneDue(services, clock, directory.provider)
     const [goneId, ...stayIds] = fake.externalIds
     const gone = idOf(services, goneId)
 
@@ -93,15 +93,15 @@ for (const directory of DIRECTORIES) {
     assert.equal(report.failed, 0, 'not a failure')
     assert.equal(report.completed, stayIds.length)
     assert.deepEqual(row(services, gone), { state: 'not_targeted', disabled: 1, enforcedAt: null, jobs: 'superseded' })
-    const [event] = services.audit.list({ subjectUserId: gone, action: 'enforcement.superseded' })
+    const [event] = await services.audit.list({ subjectUserId: gone, action: 'enforcement.superseded' })
     assert.match(event.details, new RegExp(`"reason":"the user no longer exists at ${directory.provider}; the account is disabled in the portal"`))
-    assert.equal(services.audit.list({ action: 'enforcement.failed' }).length, 0)
+    assert.equal((await services.audit.list({ action: 'enforcement.failed' })).length, 0)
     for (const id of stayIds) assert.equal(row(services, idOf(services, id)).state, 'enforced')
 
     const calls = fake.callsFor(goneId)
     clock.advance(DAY)
-    services.engine.refreshAll()
-    assert.deepEqual(services.engine.plan(), [], 'the dry run lists no one')
+    await services.engine.refreshAll()
+    assert.deepEqual(await services.engine.plan(), [], 'the dry run lists no one')
     const later = await services.engine.sweep()
     assert.equal(later.planned, 0, 'a later sweep has nothing to do')
     assert.equal(fake.callsFor(goneId), calls, 'and never asks the directory about the deleted user again')
@@ -114,9 +114,9 @@ test('aws: a missing enforcement group is not taken for a deleted user: the user
   const fake = await startFakeIam({ now: () => clock.now() })
   t.after(async () => { await fake.close() })
   fake.state.addUser({ userName: 'ann', consolePassword: true, createDate: new Date(clock.now().getTime() - 90 * DAY) })
-  const services = portal(t, { PROVIDERS: 'aws', ...awsEnv(fake, { AWS_IAM_ENFORCEMENT: 'group', AWS_IAM_ENFORCEMENT_GROUP: 'mfa-required' }) }, clock)
+  const services = await portal(t, { PROVIDERS: 'aws', ...awsEnv(fake, { AWS_IAM_ENFORCEMENT: 'group', AWS_IAM_ENFORCEMENT_GROUP: 'mfa-required' }) }, clock)
   await services.directorySync.sync(services.providers.aws)
-  everyoneDue(services, clock, 'aws')
+  await everyoneDue(services, clock, 'aws')
 
   const report = await services.engine.sweep()
 

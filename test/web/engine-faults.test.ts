@@ -25,10 +25,10 @@ interface Rig {
  * Services on a real SQLite file with the fake as the 'local' provider. Workers sleep on the fake clock: time moves
  * to the latest wake-up (workers wait side by side, not one after another), so retries fall due without real waiting.
  */
-function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings: Partial<EngineSettings>, options: { dataDir?: string, sleep?: (ms: number) => Promise<void> } = {}): Rig {
+async function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings: Partial<EngineSettings>, options: { dataDir?: string, sleep?: (ms: number) => Promise<void> } = {}): Promise<Rig> {
   const retries: RetryRecord[] = []
   const dataDir = options.dataDir ?? tempDir()
-  const services = createServices(testConfig({}, dataDir), {
+  const services = await createServices(testConfig({}, dataDir), {
     clock,
     providers: { [fake.name]: fake },
     engineSettings: settings,
@@ -47,9 +47,9 @@ function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings
 }
 
 function recordingRetries (store: EngineStore, retries: RetryRecord[]): EngineStore {
-  const retryLater: EngineStore['retryLater'] = (jobId, owner, error, nextAttemptAt, now) => {
+  const retryLater: EngineStore['retryLater'] = async (jobId, owner, error, nextAttemptAt, now) => {
     retries.push({ jobId, error, nextAttemptAt: nextAttemptAt.getTime(), now: now.getTime() })
-    store.retryLater(jobId, owner, error, nextAttemptAt, now)
+    await store.retryLater(jobId, owner, error, nextAttemptAt, now)
   }
   return new Proxy(store, {
     get (target, key) {
@@ -74,8 +74,8 @@ async function createUsers (services: Services, count: number): Promise<User[]> 
 async function dueUsers (services: Services, clock: FakeClock, count: number): Promise<{ users: User[], campaignId: string }> {
   const users = await createUsers(services, count)
   services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
-  const c = services.campaigns.create(campaign(clock), admin)
-  services.campaigns.arm(c.id, admin)
+  const c = await services.campaigns.create(campaign(clock), admin)
+  await services.campaigns.arm(c.id, admin)
   clock.advance(11 * DAY)
   return { users, campaignId: c.id }
 }
@@ -87,7 +87,7 @@ function openJobs (services: Services): number {
 /** What the scheduler does every five minutes, until no job is left open. Returns how many sweeps it took. */
 async function sweepUntilSettled (engines: Services[], clock: FakeClock, maxSweeps = 20): Promise<number> {
   for (let sweep = 1; sweep <= maxSweeps; sweep++) {
-    engines[0].engine.refreshAll()
+    await engines[0].engine.refreshAll()
     await Promise.all(engines.map(async (s) => s.engine.sweep()))
     if (openJobs(engines[0]) === 0) return sweep
     clock.advance(5 * MINUTE)
@@ -110,12 +110,12 @@ function enforcedAudits (services: Services): Map<string, number> {
   return new Map(rows.map((r) => [r.userId, r.n]))
 }
 
-function assertEnforcedOnce (services: Services, fake: FakeProvider, users: User[]): void {
+async function assertEnforcedOnce (services: Services, fake: FakeProvider, users: User[]): Promise<void> {
   for (const u of users) {
     assert.equal(fake.isEnforced(u.id), true, `${u.email} is enforced at the provider`)
     assert.equal(fake.changesFor(u.id), 1, `${u.email} flipped exactly once at the provider`)
     assert.equal(stateOf(services, u.id).state, 'enforced', `${u.email} shows as enforced`)
-    assert.notEqual(services.users.findById(u.id)?.enforcedAt, null, `the portal records ${u.email} as enforced`)
+    assert.notEqual((await services.users.findById(u.id))?.enforcedAt, null, `the portal records ${u.email} as enforced`)
   }
 }
 
@@ -124,12 +124,12 @@ test('with 30% of provider calls failing (429 with Retry-After, 500, timeouts), 
   const fake = new FakeProvider({ now: () => clock.now(), seed: 1, failRate: 0.3, retryAfterMs: 30_000, rateLimit: { calls: 60, windowMs: MINUTE } })
   // Ten attempts: at 30% failures, six in a row befall about one user in 1,400, so with 200 users about one run in
   // seven would rightly end with someone in attention; ten in a row, about one run in 850.
-  const { services, retries } = openRig(t, clock, fake, { concurrency: 4, maxAttempts: 10 })
+  const { services, retries } = await openRig(t, clock, fake, { concurrency: 4, maxAttempts: 10 })
   const { users } = await dueUsers(services, clock, 200)
 
   const sweeps = await sweepUntilSettled([services], clock)
 
-  assertEnforcedOnce(services, fake, users)
+  await assertEnforcedOnce(services, fake, users)
   assert.equal(openJobs(services), 0, 'no job is left queued or running')
   for (const u of users) {
     const jobs = jobsOf(services, u.id)
@@ -169,7 +169,7 @@ function assertRespectsRetryAfter (failed: ProviderCall, next: ProviderCall): vo
 async function sweepUntilQuiet (services: Services, clock: FakeClock, maxSweeps = 20): Promise<void> {
   const ready = services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status = 'running' OR (status = 'queued' AND next_attempt_at <= ?)").pluck()
   for (let sweep = 1; sweep <= maxSweeps; sweep++) {
-    services.engine.refreshAll()
+    await services.engine.refreshAll()
     await services.engine.sweep()
     if (ready.get(clock.now().getTime()) === 0) return
     clock.advance(5 * MINUTE)
@@ -185,7 +185,7 @@ function jobTiming (services: Services, userId: string): { attempts: number, wai
 test('a user the provider keeps failing for now waits on a longer schedule (1 h, 6 h, 24 h, then daily) instead of attention; one it refuses needs attention with the reason and what to do', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
-  const { services } = openRig(t, clock, fake, { concurrency: 4, maxAttempts: 6 })
+  const { services } = await openRig(t, clock, fake, { concurrency: 4, maxAttempts: 6 })
   const { users } = await dueUsers(services, clock, 20)
   const [locked, unlicensed, ...others] = users
   fake.failAlways([locked.id], { retryable: true, code: 'server_error', message: 'Directory object is locked by another operation' })
@@ -193,7 +193,7 @@ test('a user the provider keeps failing for now waits on a longer schedule (1 h,
 
   await sweepUntilQuiet(services, clock)
 
-  assertEnforcedOnce(services, fake, others)
+  await assertEnforcedOnce(services, fake, others)
   assert.equal(fake.callsFor(locked.id).length, 6, 'a retryable failure is tried maxAttempts times quickly')
   assert.deepEqual(jobTiming(services, locked.id), { attempts: 6, waitMs: 60 * MINUTE, status: 'queued' }, 'then it waits an hour instead of giving up')
   const waiting = stateOf(services, locked.id)
@@ -206,7 +206,7 @@ test('a user the provider keeps failing for now waits on a longer schedule (1 h,
   assert.match(reason, /^Enforcement failed: .*User has no license that allows per-user MFA\. What to do: Fix the cause at the provider, then press Retry on the dashboard; or exempt the user\.$/)
   assert.equal(fake.isEnforced(unlicensed.id), false)
   assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'").pluck().get(), 1)
-  assert.equal(services.audit.list({ subjectUserId: locked.id, action: 'enforcement.retry_scheduled' }).length, 1)
+  assert.equal((await services.audit.list({ subjectUserId: locked.id, action: 'enforcement.retry_scheduled' })).length, 1)
 
   // Until someone acts, later sweeps leave the refused user alone; the waiting one is tried again on its schedule.
   const waits: number[] = []
@@ -231,17 +231,17 @@ test('two sweeps running at once, like two processes on one database, apply each
   const dataDir = tempDir()
   // A little real latency per call, so the two sweeps' workers genuinely overlap.
   const fake = new FakeProvider({ now: () => clock.now(), delayMs: 2 })
-  const first = openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
-  const second = openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
+  const first = await openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
+  const second = await openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
   const { users } = await dueUsers(first.services, clock, 60)
 
-  first.services.engine.refreshAll()
+  await first.services.engine.refreshAll()
   const [a, b] = await Promise.all([first.services.engine.sweep(), second.services.engine.sweep()])
 
   assert.ok(a.completed > 0 && b.completed > 0, `both sweeps did work (${a.completed} + ${b.completed})`)
   assert.equal(a.completed + b.completed, users.length, 'between them, each job completed once')
   assert.equal(a.enqueued + b.enqueued, users.length, 'the two plans overlapped but wrote one job per user')
-  assertEnforcedOnce(first.services, fake, users)
+  await assertEnforcedOnce(first.services, fake, users)
   const audits = enforcedAudits(first.services)
   for (const u of users) {
     assert.equal(fake.callsFor(u.id, 'enforce').length, 1, `${u.email}: one provider call, from one sweep`)
@@ -256,13 +256,13 @@ test('two sweeps running at once while the provider fails now and then still fli
   const fake = new FakeProvider({ now: () => clock.now(), delayMs: 1, seed: 7, failRate: 0.25, retryAfterMs: 20_000 })
   // Leases far longer than any wait in the test: here only the two sweeps compete, no lease lapses.
   const settings = { concurrency: 3, maxAttempts: 10, leaseMs: 24 * 60 * MINUTE }
-  const first = openRig(t, clock, fake, settings, { dataDir })
-  const second = openRig(t, clock, fake, settings, { dataDir })
+  const first = await openRig(t, clock, fake, settings, { dataDir })
+  const second = await openRig(t, clock, fake, settings, { dataDir })
   const { users } = await dueUsers(first.services, clock, 60)
 
   await sweepUntilSettled([first.services, second.services], clock)
 
-  assertEnforcedOnce(first.services, fake, users)
+  await assertEnforcedOnce(first.services, fake, users)
   assert.equal(openJobs(first.services), 0)
   const audits = enforcedAudits(first.services)
   for (const u of users) {
@@ -282,11 +282,11 @@ function pairs (items: Array<{ userId: string, action?: string, op?: string }>):
  */
 async function mixedPopulation (services: Services, clock: FakeClock) {
   const { users, campaignId } = await dueUsers(services, clock, 12)
-  services.engine.refreshAll()
+  await services.engine.refreshAll()
   await services.engine.sweep()
   const [extendedA, extendedB, extendedC, exempted] = users
-  for (const u of [extendedA, extendedB, extendedC]) services.campaigns.extend(u.id, campaignId, 5, 'travelling without a phone', admin)
-  services.campaigns.exempt(exempted.id, { kind: 'service_account', reason: 'nightly export job', owner: 'ops', expiresAt: new Date(clock.now().getTime() + 3 * DAY) }, admin)
+  for (const u of [extendedA, extendedB, extendedC]) await services.campaigns.extend(u.id, campaignId, 5, 'travelling without a phone', admin)
+  await services.campaigns.exempt(exempted.id, { kind: 'service_account', reason: 'nightly export job', owner: 'ops', expiresAt: new Date(clock.now().getTime() + 3 * DAY) }, admin)
   const latecomers = await createUsers(services, 5)
   const joiners = await createUsers(services, 3)
   const old = services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?')
@@ -297,11 +297,11 @@ async function mixedPopulation (services: Services, clock: FakeClock) {
 test('the dry run lists exactly the users and actions the next sweep then carries out', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
-  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { services } = await openRig(t, clock, fake, { concurrency: 4 })
   const { relaxed, latecomers } = await mixedPopulation(services, clock)
 
-  services.engine.refreshAll()
-  const dryRun = services.engine.plan()
+  await services.engine.refreshAll()
+  const dryRun = await services.engine.plan()
   const callsBefore = fake.calls.length
   const report = await services.engine.sweep()
   const performed = fake.calls.slice(callsBefore)
@@ -317,15 +317,15 @@ test('the dry run lists exactly the users and actions the next sweep then carrie
 test('the dry run lists no one the next sweep leaves alone, users needing attention included', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
-  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { services } = await openRig(t, clock, fake, { concurrency: 4 })
   const { users: [rejected] } = await dueUsers(services, clock, 5)
   fake.failAlways([rejected.id], { retryable: false, code: 'forbidden', message: 'User has no license that allows per-user MFA' })
   await sweepUntilSettled([services], clock)
   assert.equal(stateOf(services, rejected.id).state, 'attention')
 
   clock.advance(DAY)
-  services.engine.refreshAll()
-  const dryRun = services.engine.plan()
+  await services.engine.refreshAll()
+  const dryRun = await services.engine.plan()
   const callsBefore = fake.calls.length
   await services.engine.sweep()
 
@@ -335,15 +335,15 @@ test('the dry run lists no one the next sweep leaves alone, users needing attent
 test('when an extension or a temporary exemption runs out, the dry run and the next sweep both enforce the user again', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
-  const { services } = openRig(t, clock, fake, { concurrency: 4 })
+  const { services } = await openRig(t, clock, fake, { concurrency: 4 })
   const { relaxed, exempted } = await mixedPopulation(services, clock)
-  services.engine.refreshAll()
+  await services.engine.refreshAll()
   await services.engine.sweep()
 
   // Past both the exemption's expiry (3 days) and the extended deadline (5 days after the original).
   clock.advance(4 * DAY)
-  services.engine.refreshAll()
-  const dryRun = services.engine.plan()
+  await services.engine.refreshAll()
+  const dryRun = await services.engine.plan()
   const callsBefore = fake.calls.length
   await services.engine.sweep()
 
@@ -359,17 +359,17 @@ test('when an extension or a temporary exemption runs out, the dry run and the n
 test('a retry still pending when an admin extends the deadline does not enforce the user', async (t) => {
   const clock = new FakeClock()
   const fake = new FakeProvider({ now: () => clock.now() })
-  let extend = (): void => {}
+  let extend = async (): Promise<void> => {}
   // The admin grants the extension while the sweep waits out the provider's Retry-After.
-  const { services } = openRig(t, clock, fake, { concurrency: 1 }, {
+  const { services } = await openRig(t, clock, fake, { concurrency: 1 }, {
     sleep: async (ms) => {
-      extend()
+      await extend()
       clock.advance(ms)
     }
   })
   const { users: [user], campaignId } = await dueUsers(services, clock, 1)
-  extend = () => {
-    services.campaigns.extend(user.id, campaignId, 7, 'on leave', admin)
+  extend = async () => {
+    await services.campaigns.extend(user.id, campaignId, 7, 'on leave', admin)
     assert.equal(stateOf(services, user.id).state, 'pending')
   }
   fake.failNext(new ProviderError('Too many requests; retry after 600000 ms', true, 10 * MINUTE, 'throttled'))

@@ -23,7 +23,7 @@ const USERS = 200
 async function portal (t: TestContext, env: Record<string, string>, clock: FakeClock, onSleep: () => Promise<void> = async () => {}): Promise<TestApp> {
   const dataDir = tempDir()
   const config = testConfig(env, dataDir)
-  const services = createServices(config, {
+  const services = await createServices(config, {
     clock,
     sleep: async (ms) => {
       await onSleep()
@@ -52,8 +52,8 @@ async function everyoneDue (services: Services, clock: FakeClock, provider: stri
   const now = clock.now().getTime()
   // Seen long ago too, whichever date the new-user window counts from.
   services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE provider = ?').run(now - 90 * DAY, provider)
-  const campaign = services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
-  services.campaigns.arm(campaign.id, SYSTEM)
+  const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
+  await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(2 * DAY)
 }
 
@@ -216,7 +216,7 @@ for (const directory of DIRECTORIES) {
     const took = await scheduler(services, clock, directory.provider, 15 * MINUTE, 15 * MINUTE)
 
     assert.ok(started + took < ownRetry, `healed ${(ownRetry - started - took) / MINUTE} min before the first waiting job's own retry was due`)
-    const [broughtForward] = services.audit.list({ action: 'enforcement.retry_brought_forward' })
+    const [broughtForward] = await services.audit.list({ action: 'enforcement.retry_brought_forward' })
     assert.equal((JSON.parse(broughtForward.details) as { users: number }).users, first.waiting, 'every waiting job was brought forward by the sync')
     fake.assertEnforcedOnce()
     assert.deepEqual(statesOf(services, directory.provider), { enforced: USERS }, 'everyone enforced, no one in attention')

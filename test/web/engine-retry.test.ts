@@ -17,7 +17,7 @@ const DENIED = 'User: arn:aws:iam::123456789012:user/portal is not authorized to
 async function appWith (t: TestContext, fake: FakeProvider, clock: FakeClock, settings: Partial<EngineSettings> = {}): Promise<TestApp> {
   const dataDir = tempDir()
   const config = testConfig({}, dataDir)
-  const services = createServices(config, { clock, providers: { local: fake }, engineSettings: { concurrency: 1, ...settings }, sleep: async (ms) => { clock.advance(ms) } })
+  const services = await createServices(config, { clock, providers: { local: fake }, engineSettings: { concurrency: 1, ...settings }, sleep: async (ms) => { clock.advance(ms) } })
   const app = await buildApp(services, { logger: false })
   await app.ready()
   const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
@@ -31,12 +31,12 @@ async function dueUsers (services: Services, clock: FakeClock, count: number): P
   for (let i = 0; i < count; i++) users.push(await createTestUser(services))
   const ids = users.map((u) => u.id)
   services.database.sqlite.prepare(`UPDATE users SET first_seen_at = ? WHERE id IN (${ids.map(() => '?').join(',')})`).run(clock.now().getTime() - 90 * DAY, ...ids)
-  const campaign = services.campaigns.create(campaignInput(clock.now(), { targetKind: 'group', targetValue: 'staff' }), SYSTEM)
+  const campaign = await services.campaigns.create(campaignInput(clock.now(), { targetKind: 'group', targetValue: 'staff' }), SYSTEM)
   const group = services.database.sqlite.prepare('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)')
   for (const id of ids) group.run(id, 'staff')
-  services.campaigns.arm(campaign.id, SYSTEM)
+  await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(11 * DAY)
-  services.engine.refreshAll()
+  await services.engine.refreshAll()
   return { users, campaignId: campaign.id }
 }
 
@@ -74,18 +74,18 @@ test('an admin retries one user in attention from the dashboard (CSRF, step-up, 
   const unconfirmed = await admin.post(`/admin/users/${failed.id}/retry-enforcement`).type('form').send({ _csrf: await csrfFor(admin, '/admin') })
   assert.notEqual(unconfirmed.headers.location, '/admin#attention', 'without a fresh step-up nothing is done')
   assert.equal(stateOf(services, failed.id).state, 'attention')
-  assert.equal(services.audit.list({ action: 'enforcement.retry_requested' }).length, 0)
+  assert.equal((await services.audit.list({ action: 'enforcement.retry_requested' })).length, 0)
 
   await stepUp(testApp, admin, adminUser)
   const res = await submitForm(admin, '/admin', `/admin/users/${failed.id}/retry-enforcement`)
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin#attention')
   assert.match((await admin.get('/admin')).text, /Retrying: the next sweep \(every few minutes\) tries again, if the user&#39;s deadline has passed in an armed campaign\./)
-  const [event] = services.audit.list({ action: 'enforcement.retry_requested' })
+  const [event] = await services.audit.list({ action: 'enforcement.retry_requested' })
   assert.equal(event.subjectUserId, failed.id)
   assert.equal(event.actorLabel, 'admin@test.example')
   assert.equal(stateOf(services, failed.id).state, 'overdue')
-  assert.deepEqual(services.engine.plan().map((p) => [p.userId, p.action]), [[failed.id, 'enforce']], 'the dry run shows the retry')
+  assert.deepEqual((await services.engine.plan()).map((p) => [p.userId, p.action]), [[failed.id, 'enforce']], 'the dry run shows the retry')
 
   await services.engine.sweep()
   assert.equal(stateOf(services, failed.id).state, 'enforced')
@@ -103,7 +103,7 @@ test('Retry all tries again everyone whose enforcement failed for good, each aud
   const { services } = testApp
   const { users } = await dueUsers(services, clock, 4)
   const breakGlass = await createTestUser(services)
-  services.campaigns.exempt(breakGlass.id, { kind: 'break_glass', reason: 'Emergency access', owner: 'Security', expiresAt: null }, SYSTEM)
+  await services.campaigns.exempt(breakGlass.id, { kind: 'break_glass', reason: 'Emergency access', owner: 'Security', expiresAt: null }, SYSTEM)
   fake.failNext(denied(), denied())
   await services.engine.sweep()
   const failed = inAttention(services, users)
@@ -115,7 +115,7 @@ test('Retry all tries again everyone whose enforcement failed for good, each aud
   const res = await submitForm(admin, '/admin', '/admin/attention/retry')
   assert.equal(res.status, 303)
   assert.match((await admin.get('/admin')).text, /2 users will be tried again at the next sweep \(every few minutes\), where their deadline has passed in an armed campaign\./)
-  const events = services.audit.list({ action: 'enforcement.retry_requested' })
+  const events = await services.audit.list({ action: 'enforcement.retry_requested' })
   assert.deepEqual(events.map((e) => e.subjectUserId).sort(), failed.map((u) => u.id).sort())
   assert.ok(events.every((e) => e.actorId === adminUser.id))
 
@@ -135,14 +135,14 @@ test('disarming and arming again, or exempting and revoking the exemption, tries
   assert.equal(inAttention(services, users).length, 2)
   const [first, second] = users
 
-  services.campaigns.disarm(campaignId, SYSTEM)
-  services.campaigns.arm(campaignId, SYSTEM)
-  assert.equal(JSON.parse(services.audit.list({ action: 'campaign.armed' })[0].details).failuresRetried, 2)
-  services.campaigns.exempt(first.id, { kind: 'other', reason: 'on leave', owner: 'HR', expiresAt: new Date(clock.now().getTime() + DAY) }, SYSTEM)
-  const exemption = services.campaigns.exemptions('active').find((e) => e.userId === first.id)!
-  services.campaigns.revokeExemption(exemption.id, SYSTEM)
+  await services.campaigns.disarm(campaignId, SYSTEM)
+  await services.campaigns.arm(campaignId, SYSTEM)
+  assert.equal(JSON.parse((await services.audit.list({ action: 'campaign.armed' }))[0].details).failuresRetried, 2)
+  await services.campaigns.exempt(first.id, { kind: 'other', reason: 'on leave', owner: 'HR', expiresAt: new Date(clock.now().getTime() + DAY) }, SYSTEM)
+  const exemption = (await services.campaigns.exemptions('active')).find((e) => e.userId === first.id)!
+  await services.campaigns.revokeExemption(exemption.id, SYSTEM)
 
-  assert.deepEqual(services.engine.plan().map((p) => p.userId).sort(), [first.id, second.id].sort())
+  assert.deepEqual((await services.engine.plan()).map((p) => p.userId).sort(), [first.id, second.id].sort())
   await services.engine.sweep()
   for (const u of users) assert.equal(stateOf(services, u.id).state, 'enforced')
 })
@@ -159,13 +159,13 @@ test('a drift check that reaches the provider again brings enforcement waiting o
   assert.deepEqual([report.completed, report.waiting], [1, 1])
   const waiting = users.find((u) => !fake.isEnforced(u.id))!
   assert.match(stateOf(services, waiting.id).reason, /Retrying at 10:00 UTC on 2026-12-06 — provider unavailable \(server_error: IAM AttachUserPolicy failed on the AWS side \(HTTP 503\)\)\./)
-  assert.deepEqual(services.engine.plan().map((p) => p.reason), ['Deadline 2026-12-05 passed without a qualifying method: making MFA mandatory (registration required at next sign-in). Waiting for the provider: next try at 10:00 UTC on 2026-12-06.'],
+  assert.deepEqual((await services.engine.plan()).map((p) => p.reason), ['Deadline 2026-12-05 passed without a qualifying method: making MFA mandatory (registration required at next sign-in). Waiting for the provider: next try at 10:00 UTC on 2026-12-06.'],
     'the dry run says the next sweep will not try yet')
   clock.advance(5 * 60_000)
   assert.equal((await services.engine.sweep()).completed, 0, 'not yet: it waits an hour')
 
   assert.deepEqual(await services.engine.detectDrift(), [], 'the enforced user is still enforced, and the provider answered')
-  assert.equal(services.audit.list({ action: 'enforcement.retry_brought_forward' }).length, 1)
+  assert.equal((await services.audit.list({ action: 'enforcement.retry_brought_forward' })).length, 1)
   assert.match(stateOf(services, waiting.id).reason, /Retrying at 09:05 UTC on 2026-12-06/, "now, no longer an hour later")
   assert.equal((await services.engine.sweep()).completed, 1)
   assert.equal(stateOf(services, waiting.id).state, 'enforced')

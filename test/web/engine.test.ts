@@ -24,7 +24,7 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
   const users = await Promise.all([1, 2, 3].map(async () => createTestUser(t.services)))
   // Existing users (first seen long ago) with a deadline 10 days out.
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(t.clock.now().getTime() - 90 * DAY)
-  const c = t.services.campaigns.create(campaign(), admin)
+  const c = await t.services.campaigns.create(campaign(), admin)
   for (const u of users) assert.equal(stateOf(u.id).state, 'pending')
 
   t.clock.advance(11 * DAY)
@@ -32,12 +32,12 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
   assert.equal(disarmed.planned, 0)
   for (const u of users) {
     assert.equal(stateOf(u.id).state, 'overdue')
-    assert.equal(t.services.users.findById(u.id)?.enforcedAt, null)
+    assert.equal((await t.services.users.findById(u.id))?.enforcedAt, null)
   }
 
-  t.services.campaigns.arm(c.id, admin)
-  assert.equal(t.services.audit.list({ action: 'campaign.armed' }).length, 1)
-  const dryRun = t.services.engine.plan()
+  await t.services.campaigns.arm(c.id, admin)
+  assert.equal((await t.services.audit.list({ action: 'campaign.armed' })).length, 1)
+  const dryRun = await t.services.engine.plan()
   const report = await t.services.engine.sweep()
   const jobs = t.services.database.sqlite.prepare('SELECT user_id AS userId, action FROM enforcement_jobs ORDER BY user_id').all()
   assert.deepEqual(jobs, dryRun.map((p) => ({ userId: p.userId, action: p.action })).sort((a, b) => a.userId.localeCompare(b.userId)), 'the dry run is what the sweep did')
@@ -45,7 +45,7 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
   assert.ok(users.every((u) => dryRun.some((p) => p.userId === u.id && p.action === 'enforce')))
   for (const u of users) {
     assert.equal(stateOf(u.id).state, 'enforced')
-    assert.notEqual(t.services.users.findById(u.id)?.enforcedAt, null)
+    assert.notEqual((await t.services.users.findById(u.id))?.enforcedAt, null)
   }
   const again = await t.services.engine.sweep()
   assert.equal(again.planned, 0, 'nothing left to do: a second sweep changes nothing')
@@ -56,40 +56,40 @@ test('a disarmed campaign computes deadlines but flips nothing; arming is audite
 test('an extension within the budget gives the grace period back (relax); beyond it is refused with a clear message', async () => {
   const user = await createTestUser(t.services)
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-  const c = t.services.campaigns.create(campaign({ name: 'Short', deadline: new Date(t.clock.now().getTime() + DAY), maxExtensionDays: 10 }), admin)
-  t.services.campaigns.arm(c.id, admin)
+  const c = await t.services.campaigns.create(campaign({ name: 'Short', deadline: new Date(t.clock.now().getTime() + DAY), maxExtensionDays: 10 }), admin)
+  await t.services.campaigns.arm(c.id, admin)
   t.clock.advance(2 * DAY)
   await t.services.engine.sweep()
   assert.equal(stateOf(user.id).state, 'enforced')
   const version = stateOf(user.id).version
 
-  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 11, 'travelling', admin), /allows 10 extra days per person; 10 are left/)
-  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 5, '', admin), /Say why/)
-  t.services.campaigns.extend(user.id, c.id, 5, 'on leave until Monday', admin)
+  await assert.rejects(async () => await t.services.campaigns.extend(user.id, c.id, 11, 'travelling', admin), /allows 10 extra days per person; 10 are left/)
+  await assert.rejects(async () => await t.services.campaigns.extend(user.id, c.id, 5, '', admin), /Say why/)
+  await t.services.campaigns.extend(user.id, c.id, 5, 'on leave until Monday', admin)
   assert.equal(stateOf(user.id).version, version + 1, 'a moved deadline is a new version')
   await t.services.engine.sweep()
   assert.equal(stateOf(user.id).state, 'pending')
-  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
-  assert.throws(() => t.services.campaigns.extend(user.id, c.id, 6, 'more', admin), /5 are left/)
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'deadline.extended' }).length, 1)
+  assert.equal((await t.services.users.findById(user.id))?.enforcedAt, null)
+  await assert.rejects(async () => await t.services.campaigns.extend(user.id, c.id, 6, 'more', admin), /5 are left/)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'deadline.extended' })).length, 1)
 })
 
 test('break-glass accounts are never flipped and need a passkey, or they show as needing attention', async () => {
   const user = await createTestUser(t.services)
-  t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
+  await t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
   assert.equal(stateOf(user.id).state, 'attention')
   await t.services.engine.sweep()
-  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
-  assert.throws(() => t.services.campaigns.exempt(user.id, { kind: 'service_account', reason: 'batch job', owner: 'ops', expiresAt: null }, admin), /need an expiry/)
+  assert.equal((await t.services.users.findById(user.id))?.enforcedAt, null)
+  await assert.rejects(async () => await t.services.campaigns.exempt(user.id, { kind: 'service_account', reason: 'batch job', owner: 'ops', expiresAt: null }, admin), /need an expiry/)
 })
 
 test('any method change on a break-glass account emails the admins; adding a passkey clears its attention state', async () => {
   const adminUser = await createTestUser(t.services, { role: 'admin' })
   const user = await createTestUser(t.services)
-  t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
+  await t.services.campaigns.exempt(user.id, { kind: 'break_glass', reason: 'emergency access', owner: 'CISO', expiresAt: null }, admin)
   assert.equal(stateOf(user.id).state, 'attention')
-  const passkey = t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-1', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
-  await t.services.lifecycle.added(t.services.users.findById(user.id)!, passkey, null)
+  const passkey = await t.services.methods.addPasskey(user.id, { name: 'Safe key', credentialId: 'cred-1', publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
+  await t.services.lifecycle.added((await t.services.users.findById(user.id))!, passkey, null)
   assert.equal(stateOf(user.id).state, 'exempt', 'with a passkey the break-glass account is in order')
   const alerts = (await t.services.outbox.latest()).filter((m) => m.recipient === adminUser.email && /break-glass account/.test(m.subject ?? ''))
   assert.equal(alerts.length, 1)
@@ -98,10 +98,10 @@ test('any method change on a break-glass account emails the admins; adding a pas
 
 test('enrolling moves a user from pending to enrolled at once, with the transition recorded', async () => {
   const user = await createTestUser(t.services)
-  t.services.campaigns.create(campaign(), admin)
+  await t.services.campaigns.create(campaign(), admin)
   assert.equal(stateOf(user.id).state, 'pending')
-  const app = t.services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
-  await t.services.lifecycle.added(t.services.users.findById(user.id)!, app, null)
+  const app = await t.services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
+  await t.services.lifecycle.added((await t.services.users.findById(user.id))!, app, null)
   assert.equal(stateOf(user.id).state, 'enrolled')
   const last = t.services.database.sqlite.prepare('SELECT from_state, to_state FROM state_transitions WHERE user_id = ? ORDER BY id DESC LIMIT 1').get(user.id)
   assert.deepEqual(last, { from_state: 'pending', to_state: 'enrolled' })
@@ -109,12 +109,12 @@ test('enrolling moves a user from pending to enrolled at once, with the transiti
 
 test('drift: enforcement switched off by hand at the provider is detected, audited and re-applied by the next sweep', async () => {
   const fake = new FakeProvider()
-  const services = createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
+  const services = await createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
   try {
     const user = await createTestUser(services)
     services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-    const c = services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
-    services.campaigns.arm(c.id, admin)
+    const c = await services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+    await services.campaigns.arm(c.id, admin)
     t.clock.advance(2 * DAY)
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), true)
@@ -122,8 +122,8 @@ test('drift: enforcement switched off by hand at the provider is detected, audit
     // An administrator turns it off in the provider's own console.
     await fake.relax({ userId: user.id, externalId: null, email: user.email, enrolled: false })
     assert.deepEqual(await services.engine.detectDrift(), [user.id])
-    assert.equal(services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' }).length, 1)
-    assert.equal(services.engine.plan().filter((p) => p.userId === user.id && p.action === 'enforce').length, 1, 'the dry run shows the re-application')
+    assert.equal((await services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' })).length, 1)
+    assert.equal((await services.engine.plan()).filter((p) => p.userId === user.id && p.action === 'enforce').length, 1, 'the dry run shows the re-application')
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), true)
     assert.deepEqual(await services.engine.detectDrift(), [], 'nothing drifted any more')
@@ -135,23 +135,23 @@ test('drift: enforcement switched off by hand at the provider is detected, audit
 test('a job whose process died during every attempt ends in attention instead of being retried forever', async () => {
   const user = await createTestUser(t.services)
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-  const c = t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
-  t.services.campaigns.arm(c.id, admin)
+  const c = await t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+  await t.services.campaigns.arm(c.id, admin)
   t.clock.advance(2 * DAY)
-  t.services.engine.refreshLapsed()
-  t.services.engineStore.enqueueDue(t.clock.now())
+  await t.services.engine.refreshLapsed()
+  await t.services.engineStore.enqueueDue(t.clock.now())
   // Five earlier sweeps claimed it and died holding the lease (the sixth claim is the last allowed attempt).
   t.services.database.sqlite.prepare("UPDATE enforcement_jobs SET status = 'running', attempts = 5, lease_owner = 'dead', lease_expires_at = ? WHERE user_id = ?").run(t.clock.now().getTime() - 1, user.id)
   const report = await t.services.engine.sweep()
   assert.equal(report.failed, 1)
   assert.equal(stateOf(user.id).state, 'attention')
-  assert.equal(t.services.users.findById(user.id)?.enforcedAt, null)
+  assert.equal((await t.services.users.findById(user.id))?.enforcedAt, null)
   assert.equal((await t.services.engine.sweep()).planned, 0, 'attention waits for a person, not for the next sweep')
 })
 
 test('a user added after the campaign and never evaluated is evaluated by the next sweep, as the dashboard says, and enforced if due', async () => {
-  const c = t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
-  t.services.campaigns.arm(c.id, admin)
+  const c = await t.services.campaigns.create(campaign({ deadline: new Date(t.clock.now().getTime() + DAY) }), admin)
+  await t.services.campaigns.arm(c.id, admin)
   // Imported afterwards, as a CSV import or the API would: no state is derived for them yet.
   const late = await createTestUser(t.services)
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, late.id)

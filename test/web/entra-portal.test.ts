@@ -35,9 +35,9 @@ async function sync (t: TestApp): Promise<void> {
   await t.services.directorySync.sync(t.services.providers.entra)
 }
 
-function portalUser (t: TestApp, fakeUser: FakeUser): User {
+async function portalUser (t: TestApp, fakeUser: FakeUser): Promise<User> {
   const id = t.services.database.sqlite.prepare("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?").pluck().get(fakeUser.id) as string
-  return t.services.users.findById(id)!
+  return (await t.services.users.findById(id))!
 }
 
 /**
@@ -111,7 +111,7 @@ describe('Sign in with Microsoft', () => {
     const app = await agent.get('/enroll/entra-app')
     assert.equal(app.status, 200)
     assert.match(app.text, /<img src="\/enroll\/entra-app\/qr.png"/)
-    const [audit] = t.services.audit.list({ action: 'signin.success', subjectUserId: portalUser(t, alice).id })
+    const [audit] = await t.services.audit.list({ action: 'signin.success', subjectUserId: (await portalUser(t, alice)).id })
     assert.equal(JSON.parse(audit.details).method, 'microsoft')
   })
 
@@ -144,7 +144,7 @@ describe('Sign in with Microsoft', () => {
     assert.equal(res.status, 400)
     assert.match(res.text, /could not be accepted/)
     assert.equal((await agent.get('/')).status, 303)
-    const failures = t.services.audit.list({ action: 'signin.failure' }).map((r) => JSON.parse(r.details) as { method?: string, reason?: string }).filter((d) => d.method === 'microsoft')
+    const failures = (await t.services.audit.list({ action: 'signin.failure' })).map((r) => JSON.parse(r.details) as { method?: string, reason?: string }).filter((d) => d.method === 'microsoft')
     assert.ok(failures.some((d) => d.reason === 'nonce_mismatch'), JSON.stringify(failures))
   })
 
@@ -165,7 +165,7 @@ describe('Sign in with Microsoft', () => {
     await microsoftSignIn(t, fake, agent, alice, { mfa: true })
     const page = await agent.get('/enroll/entra-app')
     const secret = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1].replace(/ /g, '')
-    const user = portalUser(t, alice)
+    const user = await portalUser(t, alice)
     const pending = t.services.database.sqlite.prepare("SELECT secret_sealed AS sealed FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath' AND completed_at IS NULL").get(user.id) as { sealed: string }
     assert.match(pending.sealed, /^v1\./)
     assert.ok(!pending.sealed.includes(secret))
@@ -181,7 +181,7 @@ describe('Sign in with Microsoft', () => {
     const [device] = [...fake.tenant.oathDevices.values()]
     assert.equal(device.status, 'activated')
     assert.equal(device.assignedTo, alice.id)
-    assert.ok(portalUser(t, alice).providerMethods.includes('totp'))
+    assert.ok((await portalUser(t, alice)).providerMethods.includes('totp'))
     const done = t.services.database.sqlite.prepare("SELECT secret_sealed AS sealed, device_id AS deviceId FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").get(user.id) as { sealed: string | null, deviceId: string }
     assert.deepEqual(done, { sealed: null, deviceId: device.id }, 'the seed is gone once Entra holds it')
   })
@@ -207,7 +207,7 @@ describe('Sign in with Microsoft', () => {
     fake.tenant.addMethod(carol, 'fido2')
     const res = await submitForm(agent, '/enroll/entra-passkey', '/enroll/entra-passkey/check')
     assert.equal(res.status, 303)
-    assert.deepEqual(portalUser(t, carol).providerMethods, ['passkey'])
+    assert.deepEqual((await portalUser(t, carol)).providerMethods, ['passkey'])
     assert.match((await agent.get('/enroll/entra-passkey')).text, /Microsoft has a passkey for your account/)
   })
 
@@ -259,10 +259,10 @@ describe('phones of Entra users', () => {
     fake.failNext(1, { status: 500, match: /phoneMethods/ })
     const { flash } = await verifyPhone(finn, '+1 202 555 0145')
     assert.match(flash, /could not also add it to your Microsoft account/)
-    const user = portalUser(t, finn)
-    assert.deepEqual(t.services.methods.listFor(user.id).map((m) => m.phone), ['+12025550145'], 'the portal method stays')
+    const user = await portalUser(t, finn)
+    assert.deepEqual((await t.services.methods.listFor(user.id)).map((m) => m.phone), ['+12025550145'], 'the portal method stays')
     assert.equal(fake.tenant.phone(finn, 'mobile'), undefined)
-    const [failure] = t.services.audit.list({ action: 'entra.phone_push_failed', subjectUserId: user.id })
+    const [failure] = await t.services.audit.list({ action: 'entra.phone_push_failed', subjectUserId: user.id })
     const { reason } = JSON.parse(failure.details) as { reason?: string }
     assert.ok(typeof reason === 'string' && reason !== '')
   })
@@ -290,7 +290,7 @@ describe('phones of Entra users', () => {
     assert.equal(fake.tenant.phone(h, 'mobile')?.props.phoneNumber, '+1 4255550199', 'another number already there is a conflict, never replaced')
     assert.equal(fake.calls.filter((c) => c.inBatch && c.method !== 'GET' && c.path.includes(`/users/${g.id}/`)).length, 1, 'one write for Gil')
     assert.equal(fake.calls.filter((c) => c.method !== 'GET' && c.path.includes(`/users/${i.id}/`)).length, 0, 'nothing for an unchanged number')
-    assert.equal(t.services.audit.list({ action: 'entra.phones_prepopulated' }).length, 1)
+    assert.equal((await t.services.audit.list({ action: 'entra.phones_prepopulated' })).length, 1)
 
     const again = await prepopulateEntraPhones(t.services, { dryRun: false }, { id: null, label: 'test' })
     assert.deepEqual(again!.users.filter((u) => ours.has(u.externalId)).map((u) => u.action).sort(), ['conflict', 'unchanged', 'unchanged'], 're-running changes nothing')
@@ -299,8 +299,8 @@ describe('phones of Entra users', () => {
   test('the API runs the same pre-population for an HR feed: dry run by default of the caller\'s choosing, a per-user report, phones:write needed', async () => {
     const k = fake.tenant.addUser({ displayName: 'Kai', mobilePhone: '+1 425 555 0111' })
     await sync(t)
-    const token = automationServices(t.services).tokens.create({ name: 'hr feed', scopes: ['phones:write'], expiresInDays: null }, { id: null, label: 'test' }).secret
-    const readOnly = automationServices(t.services).tokens.create({ name: 'reader', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' }).secret
+    const token = (await automationServices(t.services).tokens.create({ name: 'hr feed', scopes: ['phones:write'], expiresInDays: null }, { id: null, label: 'test' })).secret
+    const readOnly = (await automationServices(t.services).tokens.create({ name: 'reader', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })).secret
     const refused = await anonymous(t).post('/api/v1/entra/phones/prepopulate').set('authorization', `Bearer ${readOnly}`).send({ dryRun: false })
     assert.equal(refused.status, 403)
     assert.equal(fake.tenant.phone(k, 'mobile'), undefined)
@@ -347,7 +347,7 @@ describe('helpdesk passes for Entra users', () => {
   test('"Issue a temporary access pass" creates a Graph TAP with the requested lifetime, shows it once and stores nothing', async () => {
     const kim = fake.tenant.addUser({ displayName: 'Kim Entra' })
     await sync(t)
-    const user = portalUser(t, kim)
+    const user = await portalUser(t, kim)
     const agent = await stepUpStaff()
     const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '120', oneTime: 'on', reason: 'new laptop, needs a passkey' })
     assert.equal(res.status, 200)
@@ -358,7 +358,7 @@ describe('helpdesk passes for Entra users', () => {
     assert.ok(shown.length >= 8)
     assert.match(res.text, /Microsoft Entra temporary access pass/)
     assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM access_passes WHERE user_id = ?').pluck().get(user.id), 0, 'never stored')
-    const [audit] = t.services.audit.list({ action: 'pass.issued', subjectUserId: user.id })
+    const [audit] = await t.services.audit.list({ action: 'pass.issued', subjectUserId: user.id })
     assert.equal(JSON.parse(audit.details).provider, 'entra')
     assert.ok(!JSON.stringify(audit).includes(shown))
     assert.doesNotMatch((await agent.get(`/helpdesk/users/${user.id}`)).text, new RegExp(shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'never shown again')
@@ -369,7 +369,7 @@ describe('helpdesk passes for Entra users', () => {
   test('a lifetime outside the tenant\'s policy is refused with its bounds, and no pass is made', async () => {
     const lee = fake.tenant.addUser({ displayName: 'Lee Entra' })
     await sync(t)
-    const user = portalUser(t, lee)
+    const user = await portalUser(t, lee)
     const res = await submitForm(await stepUpStaff(), `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '600', reason: 'too long a pass' })
     assert.equal(res.status, 400)
     assert.match(res.text, /60 to 480 minutes/)
@@ -388,7 +388,7 @@ describe('Sign in with Microsoft without an authentication context', () => {
       assert.equal(res.status, 303)
       assert.equal(sessionAuth(t, signedInCookie(res))?.stepUpAt, undefined, 'no step-up from a Microsoft sign-in')
       assert.equal((await agent.get('/enroll/totp')).status, 403, 'adding a method still asks to confirm it is them')
-      const [audit] = t.services.audit.list({ action: 'signin.success', subjectUserId: portalUser(t, dana).id })
+      const [audit] = await t.services.audit.list({ action: 'signin.success', subjectUserId: (await portalUser(t, dana)).id })
       assert.equal(JSON.parse(audit.details).mfa, false)
     } finally {
       await close()
@@ -426,11 +426,11 @@ describe('what the directory sync reads from Entra', () => {
       await sync(t)
       await sync(t)
       assert.equal(reads(), 1, 'read once while disabled, then kept')
-      assert.deepEqual(portalUser(t, hal).providerMethods, ['authenticator'])
-      assert.equal(portalUser(t, hal).disabled, true)
+      assert.deepEqual((await portalUser(t, hal)).providerMethods, ['authenticator'])
+      assert.equal((await portalUser(t, hal)).disabled, true)
 
       const agent = await signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
-      const page = await agent.get(`/helpdesk/users/${portalUser(t, ivy).id}`)
+      const page = await agent.get(`/helpdesk/users/${(await portalUser(t, ivy)).id}`)
       assert.match(page.text, /not recognised by the portal[\s\S]*<code>x509CertificateMultiFactor<\/code>/)
     } finally {
       await close()
@@ -470,7 +470,7 @@ describe('authenticator apps registered as hardware OATH tokens', () => {
       assert.equal(report.deleted, 1)
       assert.equal(report.failed, 0)
       assert.equal(fake.tenant.oathDevices.size, 0, 'housekeeping removed it')
-      assert.ok(t.services.audit.list({ action: 'entra.oath_abandoned_removed', subjectUserId: portalUser(t, erin).id }).some((e) => JSON.parse(e.details).outcome === 'deleted'))
+      assert.ok((await t.services.audit.list({ action: 'entra.oath_abandoned_removed', subjectUserId: (await portalUser(t, erin)).id })).some((e) => JSON.parse(e.details).outcome === 'deleted'))
       assert.deepEqual(await cleanupAbandonedEntraOath(t.services), { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }, 'nothing left to do')
 
       // Then a good attempt (signed in again, a new setup) works, and housekeeping never touches the activated token.
@@ -498,7 +498,7 @@ describe('authenticator apps registered as hardware OATH tokens', () => {
       const page = await agent.get('/enroll/entra-app')
       assert.match(page.text, /Hardware OATH tokens are turned off in this tenant/)
       assert.doesNotMatch(page.text, /totp-key/)
-      assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").pluck().get(portalUser(t, fay).id), 0)
+      assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").pluck().get((await portalUser(t, fay)).id), 0)
     } finally {
       await close()
     }
@@ -520,7 +520,7 @@ describe('local password sign-in turned off', () => {
       assert.equal(res.status, 403)
       assert.match(res.text, /Signing in with a password is turned off here/)
       assert.equal(sessionCookieOf(res) === undefined || (await agent.get('/')).status === 303, true, 'not signed in')
-      assert.equal(t.services.audit.list({ action: 'signin.success', subjectUserId: user.id }).length, 0)
+      assert.equal((await t.services.audit.list({ action: 'signin.success', subjectUserId: user.id })).length, 0)
     } finally {
       await close()
     }
@@ -557,7 +557,7 @@ describe('methods held in Entra count on every add route', () => {
 
   /** Signed in with a portal-issued pass: the restricted enrollment session. */
   async function passSession (who: FakeUser): Promise<Agent> {
-    const user = portalUser(t, who)
+    const user = await portalUser(t, who)
     const { pass } = await t.services.passes.issue(user, { lifetimeMinutes: 120, oneTime: false }, { id: null, label: 'test' })
     const agent = anonymous(t)
     const page = await agent.get('/login/pass')
@@ -577,7 +577,7 @@ describe('methods held in Entra count on every add route', () => {
   test('a password-only sign-in cannot add a phone to an account whose methods are in Entra, so the owner\'s Entra mobile number stays', async () => {
     const victim = fake.tenant.addUser({ displayName: 'Victor', methods: ['microsoftAuthenticator', { phone: '+1 4255550100' }] })
     await sync(t)
-    assert.deepEqual([...portalUser(t, victim).providerMethods].sort(), ['authenticator', 'phone'])
+    assert.deepEqual([...(await portalUser(t, victim)).providerMethods].sort(), ['authenticator', 'phone'])
     const attacker = anonymous(t)
     await microsoftSignIn(t, fake, attacker, victim, { mfa: false })
     assert.equal((await attacker.get('/enroll/entra-app')).status, 403, 'the Entra page asks for a step-up')
@@ -590,7 +590,7 @@ describe('methods held in Entra count on every add route', () => {
     assert.equal(verify, undefined, 'no code was texted to the attacker\'s number')
     assert.equal(fake.tenant.phone(victim, 'mobile')?.props.phoneNumber, '+1 4255550100')
     assert.deepEqual(phoneWrites(victim.id), [])
-    assert.deepEqual(t.services.methods.listFor(portalUser(t, victim).id), [])
+    assert.deepEqual(await t.services.methods.listFor((await portalUser(t, victim)).id), [])
   })
 
   test('the authenticator-app and passkey pages ask for a step-up when the account\'s only methods are in Entra; Microsoft\'s MFA is one', async () => {
@@ -601,7 +601,7 @@ describe('methods held in Entra count on every add route', () => {
     const totp = await agent.get('/enroll/totp')
     assert.equal(totp.status, 403)
     assert.doesNotMatch(totp.text, /totp-key/)
-    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get(portalUser(t, owner).id), 0, 'no seed was made')
+    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get((await portalUser(t, owner)).id), 0, 'no seed was made')
     assert.equal((await agent.get('/enroll/totp/qr.png')).status, 403, 'nor its image')
     const passkeyPage = await agent.get('/enroll/passkey')
     assert.match(passkeyPage.text, /first confirm it&#39;s you/)
@@ -629,7 +629,7 @@ describe('methods held in Entra count on every add route', () => {
     assert.match((await agent.get('/')).text, /Microsoft already has another mobile number for your account, so we did not change it/)
     assert.equal(fake.tenant.phone(holder, 'mobile')?.props.phoneNumber, '+1 4255550177', 'the number Entra holds stays')
     assert.deepEqual(phoneWrites(holder.id), [])
-    const [refusal] = t.services.audit.list({ action: 'entra.phone_push_refused', subjectUserId: portalUser(t, holder).id })
+    const [refusal] = await t.services.audit.list({ action: 'entra.phone_push_refused', subjectUserId: (await portalUser(t, holder)).id })
     assert.equal((JSON.parse(refusal.details) as { reason: string }).reason, 'existing_number_needs_step_up')
   })
 
@@ -674,9 +674,9 @@ describe('phone pre-population never takes over an MFA phone', () => {
   const lineOf = (body: { users: Array<{ externalId: string, action: string, applied: boolean }> }, who: FakeUser) => body.users.find((u) => u.externalId === who.id)
 
   test('a phones:write token cannot overwrite a Global Administrator\'s MFA phone: privileged users are skipped, another number is a conflict, a missing one is created, each audited', async () => {
-    const feed = token(['phones:write'], 'hr feed')
+    const feed = await token(['phones:write'], 'hr feed')
     for (const [who, number] of [[gail, '+1 202 555 0166'], [gary, '+1 202 555 0167'], [hal, '+1 202 555 0168'], [ina, '+1 202 555 0169']] as const) {
-      const put = await anonymous(t).put(`/api/v1/users/${portalUser(t, who).id}/phone`).set('authorization', `Bearer ${feed.secret}`).send({ phone: number })
+      const put = await anonymous(t).put(`/api/v1/users/${(await portalUser(t, who)).id}/phone`).set('authorization', `Bearer ${feed.secret}`).send({ phone: number })
       assert.equal(put.status, 200)
     }
     const res = await prefill(feed.secret, { dryRun: false })
@@ -690,29 +690,29 @@ describe('phone pre-population never takes over an MFA phone', () => {
     assert.equal(fake.calls.filter((c) => c.path === `/users/${gail.id}/authentication/phoneMethods`).length, 0, 'a skipped administrator is not even read')
     assert.deepEqual(res.body.counts, { create: 1, unchanged: 0, conflict: 1, skipped_privileged: 2, invalid: 0, failed: 0 })
 
-    const audited = (who: FakeUser) => t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: portalUser(t, who).id })
+    const audited = async (who: FakeUser) => (await t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: (await portalUser(t, who)).id }))
       .map((row) => ({ actor: row.actorLabel, ...(JSON.parse(row.details) as { result: string, tokenId: string, previous: string | null }) }))
-    assert.deepEqual(audited(gail).map((a) => [a.actor, a.result, a.tokenId]), [['api-token:hr feed', 'skipped_privileged', feed.token.id]])
-    assert.deepEqual(audited(gary).map((a) => a.result), ['skipped_privileged'])
-    assert.deepEqual(audited(hal).map((a) => [a.result, a.previous]), [['conflict', '•••• 0160']])
-    assert.deepEqual(audited(ina).map((a) => a.result), ['created'])
+    assert.deepEqual((await audited(gail)).map((a) => [a.actor, a.result, a.tokenId]), [['api-token:hr feed', 'skipped_privileged', feed.token.id]])
+    assert.deepEqual((await audited(gary)).map((a) => a.result), ['skipped_privileged'])
+    assert.deepEqual((await audited(hal)).map((a) => [a.result, a.previous]), [['conflict', '•••• 0160']])
+    assert.deepEqual((await audited(ina)).map((a) => a.result), ['created'])
   })
 
   test('only a token that also holds the admin-granted phones:write-privileged scope may include privileged users, and then it only creates', async () => {
-    const feed = token(['phones:write'], 'feed without privileged')
+    const feed = await token(['phones:write'], 'feed without privileged')
     const refused = await prefill(feed.secret, { dryRun: false, includePrivileged: true })
     assert.equal(refused.status, 403)
     assert.equal(refused.body.error.code, 'insufficient_scope')
     assert.match(refused.headers['www-authenticate'], /scope="phones:write-privileged"/)
 
-    const admin = token(['phones:write', 'phones:write-privileged'], 'admin prefill')
+    const admin = await token(['phones:write', 'phones:write-privileged'], 'admin prefill')
     const res = await prefill(admin.secret, { dryRun: false, includePrivileged: true })
     assert.equal(res.status, 200)
     assert.equal(lineOf(res.body, gary)?.action, 'create')
     assert.equal(fake.tenant.phone(gary, 'mobile')?.props.phoneNumber, '+1 2025550167', 'created where the administrator had none')
     assert.equal(lineOf(res.body, gail)?.action, 'conflict')
     assert.equal(fake.tenant.phone(gail, 'mobile')?.props.phoneNumber, '+1 4255550150', 'even this scope never replaces a number')
-    const [summary] = t.services.audit.list({ action: 'entra.phones_prepopulated' }).filter((row) => row.actorLabel === 'api-token:admin prefill')
+    const [summary] = (await t.services.audit.list({ action: 'entra.phones_prepopulated' })).filter((row) => row.actorLabel === 'api-token:admin prefill')
     assert.equal((JSON.parse(summary.details) as { includePrivileged: boolean }).includePrivileged, true)
   })
 
@@ -728,7 +728,7 @@ describe('phone pre-population never takes over an MFA phone', () => {
     assert.equal(real.code, 0, real.stderr)
     assert.match(real.stdout, /privileged skipped/)
     assert.equal(fake.tenant.phone(gina, 'mobile')?.props.phoneNumber, '+1 4255550170')
-    const [event] = t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: portalUser(t, gina).id })
+    const [event] = await t.services.audit.list({ action: 'entra.phone_prefill', subjectUserId: (await portalUser(t, gina)).id })
     assert.deepEqual({ actor: event.actorLabel, ...JSON.parse(event.details) as Record<string, unknown> }, {
       actor: 'cli', via: 'cli', source: 'portal', includePrivileged: true, result: 'created', externalId: gina.id, phone: '•••• 0170', previous: null
     })

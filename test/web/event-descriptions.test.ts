@@ -11,9 +11,9 @@ async function history () {
   t = await startTestApp()
   const admin = await createTestUser(t.services, { role: 'admin', email: 'root@test.example' })
   const person = await createTestUser(t.services, { email: 'pat@test.example' })
-  t.services.audit.append({ action: 'pass.signin_failure', actorLabel: person.email, subjectUserId: person.id, details: {} })
-  t.services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: person.id, details: { campaignId: 'c1', note: 'a "quoted", comma' } })
-  t.services.audit.append({ action: 'legacy.renamed_event', actorLabel: 'cli', subjectUserId: person.id, details: {} })
+  await t.services.audit.append({ action: 'pass.signin_failure', actorLabel: person.email, subjectUserId: person.id, details: {} })
+  await t.services.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine', subjectUserId: person.id, details: { campaignId: 'c1', note: 'a "quoted", comma' } })
+  await t.services.audit.append({ action: 'legacy.renamed_event', actorLabel: 'cli', subjectUserId: person.id, details: {} })
   return { t, admin, person }
 }
 
@@ -75,7 +75,7 @@ test('the CSV download keeps the event name in its own column and adds the descr
   assert.deepEqual(JSON.parse(enforced[header.indexOf('details')]), { campaignId: 'c1', note: 'a "quoted", comma' })
   assert.equal(byAction.get('legacy.renamed_event')![header.indexOf('description')], '', 'no words for a name no catalogue knows')
 
-  const [exported] = t.services.audit.list({ action: 'audit.exported' })
+  const [exported] = await t.services.audit.list({ action: 'audit.exported' })
   assert.equal(exported.actorLabel, admin.email)
   assert.deepEqual(JSON.parse(exported.details), { format: 'csv', filters: { subject: person.email } })
 })
@@ -99,12 +99,12 @@ test('a download with a filter that cannot be used goes back to the page that ex
   const res = await agent.get('/admin/audit/export.csv?subject=nobody%40test.example')
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin/audit?subject=nobody%40test.example')
-  assert.equal(t.services.audit.list({ action: 'audit.exported' }).length, 0)
+  assert.equal((await t.services.audit.list({ action: 'audit.exported' })).length, 0)
 })
 
 test('only admins download the audit log', async () => {
   const { t } = await history()
   const desk = await signIn(t, (await createTestUser(t.services, { role: 'helpdesk' })).email)
   assert.equal((await desk.get('/admin/audit/export.csv')).status, 403)
-  assert.equal(t.services.audit.list({ action: 'audit.exported' }).length, 0)
+  assert.equal((await t.services.audit.list({ action: 'audit.exported' })).length, 0)
 })

@@ -22,8 +22,8 @@ function client () {
   return request(t.app.server)
 }
 
-function bearerToken (): string {
-  const { secret } = automationServices(t.services).tokens.create({ name: `probe ${Math.random()}`, scopes: ['phones:write', 'status:read', 'compliance:read'], expiresInDays: null }, { id: null, label: 'test' })
+async function bearerToken (): Promise<string> {
+  const { secret } = await automationServices(t.services).tokens.create({ name: `probe ${Math.random()}`, scopes: ['phones:write', 'status:read', 'compliance:read'], expiresInDays: null }, { id: null, label: 'test' })
   return `Bearer ${secret}`
 }
 
@@ -76,7 +76,7 @@ test('under /api/v1 an address that cannot be decoded is a documented JSON error
   for (const path of ['/api/v1/users/x%ED%A0%80y/status', '/api/v1/users/%FF/phone', '/api/v1/nope%FF']) {
     const anonymous = await client().get(path)
     assertApiError(anonymous, 401, 'invalid_token', path)
-    const res = await client().get(path).set('authorization', bearerToken())
+    const res = await client().get(path).set('authorization', await bearerToken())
     assertApiError(res, 400, 'bad_url', path)
     assert.ok(!res.text.includes('%FF') && !res.text.includes('%ED'), `${path} is not echoed`)
   }
@@ -100,10 +100,10 @@ test('under /api/v1 a long id is checked for a token first, then against the doc
   const long = `email:${user.email}`
   const anonymous = await client().get(`/api/v1/users/${long}/status`)
   assertApiError(anonymous, 401, 'invalid_token', 'no token')
-  const found = await client().get(`/api/v1/users/${long}/status`).set('authorization', bearerToken())
+  const found = await client().get(`/api/v1/users/${long}/status`).set('authorization', await bearerToken())
   assert.equal(found.status, 200, 'an "email:" id of 140 characters is within the documented 400')
   assert.equal(found.body.id, user.id)
-  const tooLong = await client().get(`/api/v1/users/${'c'.repeat(2000)}/status`).set('authorization', bearerToken())
+  const tooLong = await client().get(`/api/v1/users/${'c'.repeat(2000)}/status`).set('authorization', await bearerToken())
   assertApiError(tooLong, 400, 'invalid_request', 'an id of 2000 characters')
   assert.equal(tooLong.body.error.field, 'id')
   assert.ok(!tooLong.text.includes('c'.repeat(50)), 'the id is not echoed')
@@ -112,7 +112,7 @@ test('under /api/v1 a long id is checked for a token first, then against the doc
 test('under /api/v1 an address that names no route asks for a credential first, then answers 404 in the documented shape', async () => {
   assertApiError(await client().get('/api/v1/nothing-here'), 401, 'invalid_token', 'no token')
   assertApiError(await client().get('/api/v1/nothing-here').set('authorization', 'Bearer mfr_unknown'), 401, 'invalid_token', 'an unknown token')
-  assertApiError(await client().get('/api/v1/nothing-here').set('authorization', bearerToken()), 404, 'not_found', 'a valid token')
+  assertApiError(await client().get('/api/v1/nothing-here').set('authorization', await bearerToken()), 404, 'not_found', 'a valid token')
   // A signed-in session is a credential here too (GET /api/v1/me answers to it).
   const user = await createTestUser(t.services)
   const session = await signIn(t, user.email)
@@ -126,7 +126,7 @@ test('a body too large, of an unsupported type or not valid JSON gets the error 
   assertErrorPage(await client().post('/login').set('content-type', 'application/xml').send('<login/>'), 415, /That request could not be used/, 'XML')
   const json = await client().post('/login').set('content-type', 'application/json').send('{"email": ')
   assertApiError(json, 400, 'malformed_json', 'a script that sent broken JSON reads JSON back')
-  const auth = bearerToken()
+  const auth = await bearerToken()
   assertApiError(await client().put('/api/v1/users/x/phone').set('authorization', auth).send({ phone: 'x'.repeat(70 * 1024) }), 413, 'payload_too_large', 'API: over 64 KB')
   assertApiError(await client().put('/api/v1/users/x/phone').set('authorization', auth).set('content-type', 'application/xml').send('<phone/>'), 415, 'unsupported_media_type', 'API: XML')
   assertApiError(await client().put('/api/v1/users/x/phone').set('authorization', auth).set('content-type', 'application/json').send('{"phone": '), 400, 'invalid_json', 'API: broken JSON')

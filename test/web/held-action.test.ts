@@ -26,8 +26,8 @@ async function pressIssuePass (t: TestApp, desk: Agent, person: User) {
     .send({ _csrf: csrf, lifetimeMinutes: '60', oneTime: 'on', reason: REASON })
 }
 
-function passesIssued (t: TestApp): number {
-  return t.services.audit.list({ action: 'pass.issued' }).length
+async function passesIssued (t: TestApp): Promise<number> {
+  return (await t.services.audit.list({ action: 'pass.issued' })).length
 }
 
 /** Sets up an authenticator app through the real pages; returns its secret, the method and the answer to the finish. */
@@ -44,7 +44,7 @@ test('a helpdesk member with no method who presses "Issue pass" is told to set u
   const held = await pressIssuePass(t, desk, person)
   assert.equal(held.status, 303)
   assert.equal(held.headers.location, HELD)
-  assert.equal(passesIssued(t), 0, 'nothing issued yet')
+  assert.equal(await passesIssued(t), 0, 'nothing issued yet')
 
   const page = await desk.get(HELD)
   assert.equal(page.status, 200)
@@ -70,10 +70,10 @@ test('after a first authenticator app, the held pass is offered again with the r
   assert.match(confirm.text, /<h1>Confirm it(?:'|&#39;)s you<\/h1>/)
   assert.match(confirm.text, /Your authenticator app is set up\. To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it: enter the next code your app shows/)
   assert.match(confirm.text, /Nothing has changed yet: what you entered is kept/)
-  assert.equal(passesIssued(t), 0)
+  assert.equal(await passesIssued(t), 0)
 
   t.clock.advance(30_000) // the code used to set the app up works only once: the next one
-  const methodId = t.services.methods.listFor(staff.id)[0].id
+  const methodId = (await t.services.methods.listFor(staff.id))[0].id
   const stepped = await submitForm(desk, HELD, '/step-up/totp', { methodId, code: totpCode(secret, t.clock.now().getTime()), next: '/step-up/continue' })
   assert.equal(stepped.status, 303)
   assert.equal(stepped.headers.location, '/step-up/continue')
@@ -90,8 +90,8 @@ test('after a first authenticator app, the held pass is offered again with the r
   const sent = await desk.post(`/helpdesk/users/${person.id}/pass`).type('form').send(fields)
   assert.equal(sent.status, 200)
   assert.match(sent.text, /person@test\.example/)
-  assert.equal(passesIssued(t), 1)
-  const [issued] = t.services.audit.list({ action: 'pass.issued' })
+  assert.equal(await passesIssued(t), 1)
+  const [issued] = await t.services.audit.list({ action: 'pass.issued' })
   assert.equal(JSON.parse(issued.details).reason, REASON)
 })
 
@@ -135,7 +135,7 @@ test('with nothing held, or a held action older than 30 minutes, setting up a me
   const { res } = await addAuthenticatorApp(t, desk)
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/')
-  assert.equal(passesIssued(t), 0)
+  assert.equal(await passesIssued(t), 0)
 })
 
 test('an ordinary person with no method opening the step-up page is told to set one up, with the choices right there', async () => {

@@ -10,7 +10,7 @@ let smtp: SmtpSink
 before(async () => {
   smtp = await startSmtpSink()
   t = await startTestApp({ SMTP_URL: smtp.url })
-  t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
 })
 after(async () => {
   await t.close()
@@ -29,7 +29,7 @@ async function staff (role: Role = 'helpdesk', confirmed = true) {
 async function person (fields: { displayName?: string, email?: string } = {}) {
   const user = await createTestUser(t.services, fields)
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   return user
 }
 
@@ -69,7 +69,7 @@ test('search finds people by email prefix, first or last name, a page of 20 at a
 test('a person\'s page shows their state, deadline and how it was derived, methods and timeline; ordinary users cannot open it', async () => {
   const { agent } = await staff()
   const user = await person({ displayName: 'Ada Example' })
-  t.services.methods.addPhone(user.id, 'Mobile', '+14155550100')
+  await t.services.methods.addPhone(user.id, 'Mobile', '+14155550100')
   t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["passkey"]', user.id)
   const page = await agent.get(`/helpdesk/users/${user.id}`)
   assert.equal(page.status, 200)
@@ -119,7 +119,7 @@ test('a temporary access pass is shown once, stored only as a hash, works once, 
   assert.equal(row.expiresAt, t.clock.now().getTime() + 90 * 60_000)
   assert.doesNotMatch((await agent.get(`/helpdesk/users/${user.id}`)).text, new RegExp(pass), 'never shown again')
 
-  const [audit] = t.services.audit.list({ action: 'pass.issued', subjectUserId: user.id })
+  const [audit] = await t.services.audit.list({ action: 'pass.issued', subjectUserId: user.id })
   assert.equal(audit.actorId, helper.id)
   assert.equal(JSON.parse(audit.details).reason, 'new phone, old one wiped')
   assert.ok(!JSON.stringify(audit).includes(pass))
@@ -178,39 +178,40 @@ test('passes outside the configured lifetime, without a reason, to yourself, or 
 test('extending within the campaign budget moves the deadline and emails the user; beyond it is refused with a clear message', async () => {
   const { agent } = await staff()
   const user = await person()
-  const before = t.services.engine.standing(user.id)!.deadline!.getTime()
+  const before = (await t.services.engine.standing(user.id))!.deadline!.getTime()
   const ok = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/extend`, { days: '7', reason: 'on leave' })
   assert.equal(ok.status, 303)
-  assert.equal(t.services.engine.standing(user.id)!.deadline!.getTime(), before + 7 * DAY)
+  assert.equal((await t.services.engine.standing(user.id))!.deadline!.getTime(), before + 7 * DAY)
   await smtp.waitFor((m) => m.to.includes(user.email) && /deadline .* was extended/.test(m.subject))
 
   const tooMuch = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/extend`, { days: '4', reason: 'still on leave' })
   assert.equal(tooMuch.status, 400)
   assert.match(tooMuch.text, /This campaign allows 10 extra days per person; 3 are left for this user/)
-  assert.equal(t.services.engine.standing(user.id)!.deadline!.getTime(), before + 7 * DAY, 'unchanged')
-  assert.equal(t.services.audit.list({ action: 'deadline.extended', subjectUserId: user.id }).length, 1)
+  assert.equal((await t.services.engine.standing(user.id))!.deadline!.getTime(), before + 7 * DAY, 'unchanged')
+  assert.equal((await t.services.audit.list({ action: 'deadline.extended', subjectUserId: user.id })).length, 1)
 })
 
 test('a reset removes the methods, signs the user out, opens the re-enrollment window, is audited and can come with a pass', async () => {
   const { agent, user: helper } = await staff()
   const user = await person()
-  t.services.methods.addTotp(user.id, 'Old phone', 'JBSWY3DPEHPK3PXP', 0)
-  t.services.methods.addPhone(user.id, 'Old number', '+14155550111')
+  await t.services.methods.addTotp(user.id, 'Old phone', 'JBSWY3DPEHPK3PXP', 0)
+  await t.services.methods.addPhone(user.id, 'Old number', '+14155550111')
   const theirs = await signIn(t, user.email)
   const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/reset`, { reason: 'phone stolen', issuePass: 'on' })
   assert.equal(res.status, 200)
   const pass = passFrom(res.text)
   assert.match(res.text, /Removed 2 methods/)
-  assert.equal(t.services.methods.listFor(user.id).length, 0)
-  assert.equal(t.services.users.findById(user.id)!.reenrollUntil!.getTime(), t.clock.now().getTime() + 3 * DAY)
+  assert.equal((await t.services.methods.listFor(user.id)).length, 0)
+  assert.equal((await t.services.users.findById(user.id))!.reenrollUntil!.getTime(), t.clock.now().getTime() + 3 * DAY)
   assert.equal((await theirs.get('/')).status, 303, 'their sessions ended')
-  const [event] = t.services.audit.list({ action: 'methods.reset', subjectUserId: user.id })
+  const [event] = await t.services.audit.list({ action: 'methods.reset', subjectUserId: user.id })
   assert.equal(event.actorId, helper.id)
   assert.equal(JSON.parse(event.details).reason, 'phone stolen')
   await smtp.waitFor((m) => m.to.includes(user.email) && /reset by the helpdesk/.test(m.subject))
   assert.equal((await passSignIn(user.email, pass)).res.status, 303, 'the pass works')
 
   // Without a pass, the window lets them add a first method from outside the trusted networks.
-  const context = { clientIp: '203.0.113.9', passSession: false, stepUpAt: null, reenrollUntil: t.services.users.findById(user.id)!.reenrollUntil!.getTime(), now: t.clock.now().getTime() }
-  assert.doesNotThrow(() => { t.services.guard.assertMayAdd(t.services.users.findById(user.id)!, 0, context) })
+  const context = { clientIp: '203.0.113.9', passSession: false, stepUpAt: null, reenrollUntil: (await t.services.users.findById(user.id))!.reenrollUntil!.getTime(), now: t.clock.now().getTime() }
+  const current = (await t.services.users.findById(user.id))!
+  assert.doesNotThrow(() => { t.services.guard.assertMayAdd(current, 0, context) })
 })

@@ -37,7 +37,7 @@ test('before any campaign, the home page says no deadline is set yet, so nothing
   assert.match(mainText(page.text), /When a deadline is set, you will see it here\. Setting up a method now protects your sign-in from today/)
   assert.doesNotMatch(page.text, /id="add-to-calendar"/, 'no deadline to put in a calendar')
 
-  t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
   const ready = mainText((await agent.get('/')).text)
   assert.match(ready, NO_DEADLINE)
   assert.match(ready, /what you have set up already counts/)
@@ -49,8 +49,8 @@ test('before any campaign, the home page says no deadline is set yet, so nothing
 test('when a campaign targets the person, its deadline is shown instead of "no deadline yet"', async () => {
   t = await startTestApp()
   const user = await createTestUser(t.services)
-  t.services.campaigns.create(campaignInput(t.clock.now()), SYSTEM)
-  t.services.engine.refreshUser(user.id)
+  await t.services.campaigns.create(campaignInput(t.clock.now()), SYSTEM)
+  await t.services.engine.refreshUser(user.id)
   const text = mainText((await (await signIn(t, user.email)).get('/')).text)
   assert.doesNotMatch(text, NO_DEADLINE)
   assert.match(text, /deadline/i)
@@ -59,8 +59,8 @@ test('when a campaign targets the person, its deadline is shown instead of "no d
 test('when campaigns exist but none targets the person, the page still says truthfully that no deadline is set for them', async () => {
   t = await startTestApp()
   const user = await createTestUser(t.services)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { targetKind: 'privileged' }), SYSTEM)
-  t.services.engine.refreshUser(user.id)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { targetKind: 'privileged' }), SYSTEM)
+  await t.services.engine.refreshUser(user.id)
   assert.match(mainText((await (await signIn(t, user.email)).get('/')).text), NO_DEADLINE)
 })
 
@@ -82,9 +82,9 @@ test('a privileged account under a campaign where any method counts, and an ordi
   t = await startTestApp()
   const admin = await createTestUser(t.services, { role: 'admin', privileged: true })
   const person = await createTestUser(t.services)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { privilegedMethods: 'any' }), SYSTEM)
-  t.services.engine.refreshUser(admin.id)
-  t.services.engine.refreshUser(person.id)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { privilegedMethods: 'any' }), SYSTEM)
+  await t.services.engine.refreshUser(admin.id)
+  await t.services.engine.refreshUser(person.id)
   for (const user of [admin, person]) {
     const page = await (await signIn(t, user.email)).get('/')
     assert.deepEqual(addOptions(page.text).map((o) => [o.href, o.counts, o.apart]), [['/enroll/passkey', false, false], ['/enroll/totp', false, false], ['/enroll/phone', false, false]], user.email)
@@ -95,8 +95,8 @@ test('a privileged account under a campaign where any method counts, and an ordi
 test('where text messages do not count, the phone is offered apart, saying so', async () => {
   t = await startTestApp()
   const person = await createTestUser(t.services)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), SYSTEM)
-  t.services.engine.refreshUser(person.id)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), SYSTEM)
+  await t.services.engine.refreshUser(person.id)
   const page = await (await signIn(t, person.email)).get('/')
   assert.match(mainText(page.text), /Also possible, but text messages do not count here/)
   assert.deepEqual(addOptions(page.text).map((o) => [o.href, o.counts, o.apart]), [['/enroll/passkey', true, false], ['/enroll/totp', true, false], ['/enroll/phone', false, true]])

@@ -22,7 +22,7 @@ after(async () => {
 })
 
 test('without a mail relay outside the sandbox, an invitation is refused in words, nothing is stored and nothing reaches the outbox', async () => {
-  const rita = t.services.users.findByEmail('rita@example.org')!
+  const rita = (await t.services.users.findByEmail('rita@example.org'))!
   const staff = await signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
   const page = await staff.get(`/helpdesk/users/${rita.id}`)
   assert.match(page.text, /this portal has no mail relay \(<code>SMTP_URL<\/code>\)/)
@@ -34,7 +34,7 @@ test('without a mail relay outside the sandbox, an invitation is refused in word
   assert.match(after.text, /Invitations are sent by e-mail, and this portal has no mail relay \(SMTP_URL\)/)
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(rita.id), 0)
   assert.ok(!(await t.services.outbox.latest(50)).some((m) => m.recipient === 'rita@example.org'), 'no link in the outbox')
-  assert.equal(t.services.audit.list({ subjectUserId: rita.id, action: 'invitation.issued' }).length, 0)
+  assert.equal((await t.services.audit.list({ subjectUserId: rita.id, action: 'invitation.issued' })).length, 0)
 })
 
 test('the outbox says truthfully what it holds when the portal is not a sandbox', async () => {

@@ -10,7 +10,7 @@ import { campaignInput, DAY } from '../helpers/campaigns.ts'
 let t: TestApp
 before(async () => {
   t = await startTestApp()
-  t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
 })
 after(async () => { await t.close() })
 
@@ -19,7 +19,7 @@ const GERMAN = 'de-DE,de;q=0.9,en;q=0.5'
 /** A staff member whose browser asks for German, signed in; `confirmed` has stepped up. */
 async function germanStaff (role: 'admin' | 'helpdesk', { timeZone, confirmed = true }: { timeZone?: string, confirmed?: boolean } = {}): Promise<{ user: User, agent: Agent }> {
   const user = await createTestUser(t.services, { role })
-  if (timeZone !== undefined) t.services.users.setPreferences(user.id, { timeZone })
+  if (timeZone !== undefined) await t.services.users.setPreferences(user.id, { timeZone })
   const agent = await signIn(t, user.email)
   agent.set('Accept-Language', GERMAN)
   if (confirmed) await stepUp(t, agent, user)
@@ -30,7 +30,7 @@ async function germanStaff (role: 'admin' | 'helpdesk', { timeZone, confirmed = 
 async function person (fields: { displayName?: string, privileged?: boolean } = {}): Promise<User> {
   const user = await createTestUser(t.services, fields)
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   return user
 }
 
@@ -52,9 +52,9 @@ function berlinDateTime (at: Date): string {
 test('a German helpdesk member reads a person\'s page in German: where they stand, the deadline with its time in Berlin, methods, actions and timeline', async () => {
   const { agent } = await germanStaff('helpdesk', { timeZone: 'Europe/Berlin' })
   const user = await person({ displayName: 'Greta Beispiel' })
-  t.services.methods.addPhone(user.id, 'Diensthandy', '+14155550100')
+  await t.services.methods.addPhone(user.id, 'Diensthandy', '+14155550100')
   t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["passkey"]', user.id)
-  const deadline = t.services.engine.explainDeadline(user.id)!.deadline
+  const deadline = (await t.services.engine.explainDeadline(user.id))!.deadline
 
   const page = await germanPage(agent, `/helpdesk/users/${user.id}`)
   assert.match(page, /<h2>Wo die Person steht<\/h2>/)
@@ -95,7 +95,7 @@ test('a German admin on a privileged account reads the two-person rule in German
   const page = await germanPage(agent, `/helpdesk/users/${boss.id}`)
   assert.match(page, /<h2>Wartet auf eine zweite Administratorin oder einen zweiten Administrator<\/h2>/)
   assert.match(page, /\(auf der <a href="\/admin\/approvals">Seite Genehmigungen<\/a>\)/)
-  const lapses = t.services.approvals.pendingFor(boss.id)[0].expiresAt
+  const lapses = (await t.services.approvals.pendingFor(boss.id))[0].expiresAt
   assert.ok(page.includes(`Ein befristeter Zugangscode, angefragt von `), 'the request in words')
   assert.ok(page.includes(`(„Telefon verloren“); verfällt am ${berlinDateTime(lapses)}`), `lapses at its time in Berlin: ${berlinDateTime(lapses)}`)
   assert.doesNotMatch(page, / UTC</)

@@ -15,8 +15,8 @@ function keyOnPage (html: string): string {
 /** A person whose saved language (and, if given, time zone) is set, as the preferences page saves them. */
 async function personWith (t: TestApp, preferences: { locale: string, timeZone?: string }): Promise<User> {
   const user = await createTestUser(t.services)
-  t.services.users.setPreferences(user.id, { locale: preferences.locale, timeZone: preferences.timeZone ?? null })
-  return t.services.users.findById(user.id)!
+  await t.services.users.setPreferences(user.id, { locale: preferences.locale, timeZone: preferences.timeZone ?? null })
+  return (await t.services.users.findById(user.id))!
 }
 
 /** Sets up an authenticator app through the real page: one wrong code first (the refusal's page), then the right one. */
@@ -87,9 +87,9 @@ describe('e-mails and refusals in the reader\'s language and time zone', () => {
     t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, user.id)
     // The deadline at 23:30 UTC: already the next day in Berlin.
     const deadline = new Date(Date.UTC(2026, 11, 1, 23, 30))
-    t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0, reminderOffsets: [7] }), { id: null, label: 'test' })
-    t.services.engine.refreshUser(user.id)
-    await t.services.reminders.send(t.services.engine.campaigns())
+    await t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0, reminderOffsets: [7] }), { id: null, label: 'test' })
+    await t.services.engine.refreshUser(user.id)
+    await t.services.reminders.send(await t.services.engine.campaigns())
     const mail = await smtp.waitFor((m) => m.to.includes(user.email) && /zweite Anmeldemethode/.test(m.subject))
     assert.equal(mail.subject, 'Noch 7 Tage, um Ihre zweite Anmeldemethode einzurichten')
     assert.match(mail.text, /In 7 Tagen, am 2\. Dezember 2026 um 00:30 \(Berlin\), verlangt .+ bei der Anmeldung einen zweiten Nachweis/)

@@ -8,14 +8,14 @@ import { campaignInput, DAY } from '../helpers/campaigns.ts'
 let t: TestApp
 before(async () => {
   t = await startTestApp()
-  t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), { id: null, label: 'test' })
 })
 after(async () => { await t.close() })
 
 /** A staff member whose browser asks for German, signed in and confirmed (step-up). */
 async function germanStaff (role: 'admin' | 'helpdesk', timeZone?: string): Promise<{ user: User, agent: Agent }> {
   const user = await createTestUser(t.services, { role })
-  if (timeZone !== undefined) t.services.users.setPreferences(user.id, { timeZone })
+  if (timeZone !== undefined) await t.services.users.setPreferences(user.id, { timeZone })
   const agent = await signIn(t, user.email)
   agent.set('Accept-Language', 'de-DE,de;q=0.9,en;q=0.5')
   await stepUp(t, agent, user)
@@ -35,7 +35,7 @@ async function germanPage (agent: Agent, path: string): Promise<string> {
 test('an admin whose browser asks for German sees the dashboard, a state list and the outbox in German', async () => {
   const { agent } = await germanStaff('admin')
   const person = await createTestUser(t.services, { displayName: 'Greta Beispiel' })
-  t.services.engine.refreshUser(person.id)
+  await t.services.engine.refreshUser(person.id)
 
   const dashboard = await germanPage(agent, '/admin')
   assert.match(dashboard, /<h1>Verwaltung<\/h1>/)
@@ -60,7 +60,7 @@ test('an admin whose browser asks for German sees the dashboard, a state list an
 test('exemptions, approvals and API tokens speak German too, validation messages included', async () => {
   const { agent, user: admin } = await germanStaff('admin')
   const backup = await createTestUser(t.services, { email: 'backup-job@lang.example' })
-  t.services.campaigns.exempt(backup.id, { kind: 'service_account', reason: 'Nächtliche Sicherung', owner: 'Betrieb', expiresAt: new Date(t.clock.now().getTime() + 30 * DAY) }, { id: admin.id, label: admin.email })
+  await t.services.campaigns.exempt(backup.id, { kind: 'service_account', reason: 'Nächtliche Sicherung', owner: 'Betrieb', expiresAt: new Date(t.clock.now().getTime() + 30 * DAY) }, { id: admin.id, label: admin.email })
 
   const exemptions = await germanPage(agent, '/admin/exemptions')
   assert.match(exemptions, /<h1>Ausnahmen<\/h1>/)
@@ -97,7 +97,7 @@ test('exemptions, approvals and API tokens speak German too, validation messages
 test('the helpdesk searches in German and the pass page gives the expiry with its time in the member\'s saved zone', async () => {
   const { agent } = await germanStaff('helpdesk', 'Europe/Berlin')
   const person = await createTestUser(t.services, { displayName: 'Hanna Muster', email: 'hanna.muster@lang.example' })
-  t.services.engine.refreshUser(person.id)
+  await t.services.engine.refreshUser(person.id)
 
   const search = await germanPage(agent, '/helpdesk?q=hanna')
   assert.match(search, /Personen, die zu „hanna“ passen/)
@@ -116,7 +116,7 @@ test('the helpdesk searches in German and the pass page gives the expiry with it
 
 test('without a language preference the pass page stays English, with the time and the saved zone named', async () => {
   const helper = await createTestUser(t.services, { role: 'helpdesk' })
-  t.services.users.setPreferences(helper.id, { timeZone: 'Europe/Berlin' })
+  await t.services.users.setPreferences(helper.id, { timeZone: 'Europe/Berlin' })
   const agent = await signIn(t, helper.email)
   await stepUp(t, agent, helper)
   const person = await createTestUser(t.services)

@@ -16,7 +16,7 @@ const localiser = new Localiser(loadCatalogues(path.join(fileURLToPath(new URL('
 let t: TestApp
 before(async () => {
   t = await startTestApp({ SMS_ALLOWED_COUNTRIES: 'US,CA' })
-  t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
 })
 after(async () => { await t.close() })
 
@@ -52,17 +52,17 @@ test('a directory user is told in German which sign-in is still unprotected', ()
 
 test('the admin state lists give each user\'s reason in German, an exemption\'s end with its time in the admin\'s zone', async () => {
   const admin = await createTestUser(t.services, { role: 'admin' })
-  t.services.users.setPreferences(admin.id, { timeZone: 'Europe/Berlin' })
+  await t.services.users.setPreferences(admin.id, { timeZone: 'Europe/Berlin' })
   const agent = await signIn(t, admin.email)
   agent.set('Accept-Language', GERMAN)
   await stepUp(t, agent, admin)
 
   const pending = await createTestUser(t.services)
-  t.services.engine.refreshUser(pending.id)
+  await t.services.engine.refreshUser(pending.id)
   const exempt = await createTestUser(t.services)
   const until = new Date(Date.UTC(2031, 0, 10, 23, 30))
-  t.services.campaigns.exempt(exempt.id, { kind: 'service_account', reason: 'a build robot', owner: 'ops@test.example', expiresAt: until }, { id: admin.id, label: admin.email })
-  t.services.engine.refreshUser(exempt.id)
+  await t.services.campaigns.exempt(exempt.id, { kind: 'service_account', reason: 'a build robot', owner: 'ops@test.example', expiresAt: until }, { id: admin.id, label: admin.email })
+  await t.services.engine.refreshUser(exempt.id)
 
   const pendingList = await germanPage(agent, '/admin/states/pending')
   assert.match(pendingList, /Übergangsfrist läuft: noch keine zählende Anmeldemethode\./)
@@ -143,13 +143,13 @@ test('the dry run on the dashboard gives each reason in the admin\'s language, t
   const app = await startTestApp()
   try {
     const start = new Date(app.clock.now().getTime() - 40 * DAY)
-    const campaign = app.services.campaigns.create(campaignInput(start, { deadline: new Date(start.getTime() + 30 * DAY) }), { id: null, label: 'test' })
+    const campaign = await app.services.campaigns.create(campaignInput(start, { deadline: new Date(start.getTime() + 30 * DAY) }), { id: null, label: 'test' })
     const late = await createTestUser(app.services)
     app.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(start.getTime() - DAY)
     const admin = await createTestUser(app.services, { role: 'admin' })
-    app.services.campaigns.arm(campaign.id, { id: admin.id, label: admin.email })
-    app.services.engine.refreshUser(late.id)
-    const [item] = app.services.engine.plan().filter((p) => p.userId === late.id)
+    await app.services.campaigns.arm(campaign.id, { id: admin.id, label: admin.email })
+    await app.services.engine.refreshUser(late.id)
+    const [item] = (await app.services.engine.plan()).filter((p) => p.userId === late.id)
     assert.ok(item !== undefined, 'the late user is in the plan')
 
     const agent = await signInStaff(app, admin)

@@ -120,7 +120,7 @@ test('answers given before a request reaches the portal follow Accept-Language t
 
 test('a user who saved German reads German even when the browser asks for English', async () => {
   const user = await createTestUser(t.services)
-  t.services.users.setPreferences(user.id, { locale: 'de' })
+  await t.services.users.setPreferences(user.id, { locale: 'de' })
   const agent = await signIn(t, user.email)
   const home = await agent.get('/').set('accept-language', 'en')
   assertGerman(home.text, /Ihre Anmeldemethoden/, 'saved German over Accept-Language: en')
@@ -132,7 +132,7 @@ test('choosing German in the preferences switches the portal, and it sticks on t
   assert.match((await agent.get('/')).text, /<html lang="en"/)
   const saved = await submitForm(agent, '/preferences', '/preferences', { locale: 'de', timeZone: '' })
   assert.equal(saved.status, 303)
-  assert.equal(t.services.users.findById(user.id)?.locale, 'de')
+  assert.equal((await t.services.users.findById(user.id))?.locale, 'de')
   assertGerman((await agent.get('/')).text, /Ihre Anmeldemethoden/, 'home after choosing German')
   assertGerman((await agent.get('/enroll/phone')).text, /Telefon hinzufügen/, 'another page after choosing German')
 })
@@ -152,7 +152,7 @@ test('a language or time zone the portal does not know is refused with 400, and 
   for (const fields of [{ locale: 'xx', timeZone: '' }, { locale: 'de', timeZone: 'Mars/Olympus' }, { locale: '<script>', timeZone: 'Europe/Berlin' }]) {
     const res = await submitForm(agent, '/preferences', '/preferences', fields)
     assert.equal(res.status, 400, JSON.stringify(fields))
-    const stored = t.services.users.findById(user.id)
+    const stored = await t.services.users.findById(user.id)
     assert.equal(stored?.locale ?? null, null, `${JSON.stringify(fields)}: no language saved`)
     assert.equal(stored?.timeZone ?? null, null, `${JSON.stringify(fields)}: no time zone saved`)
   }
@@ -163,15 +163,15 @@ test('the home page shows the deadline in the user\'s saved zone, with the zone 
   try {
     const now = t2.clock.now().getTime()
     // 23:07 UTC on 3 December is already 00:07 on 4 December in Berlin.
-    t2.services.campaigns.create(campaignInput(now, { deadline: new Date('2026-12-03T23:07:00Z'), newUserWindowDays: 0 }), { id: null, label: 'test' })
+    await t2.services.campaigns.create(campaignInput(now, { deadline: new Date('2026-12-03T23:07:00Z'), newUserWindowDays: 0 }), { id: null, label: 'test' })
     const user = await createTestUser(t2.services)
-    t2.services.users.setPreferences(user.id, { timeZone: 'Europe/Berlin' })
-    t2.services.engine.refreshUser(user.id)
+    await t2.services.users.setPreferences(user.id, { timeZone: 'Europe/Berlin' })
+    await t2.services.engine.refreshUser(user.id)
     const home = await (await signIn(t2, user.email)).get('/')
     assert.match(home.text, /Your organisation's deadline: <strong>4 December 2026 at 00:07 \(Berlin\)<\/strong>/)
     assert.doesNotMatch(home.text, /23:07/, 'no time in UTC')
 
-    t2.services.users.setPreferences(user.id, { locale: 'de' })
+    await t2.services.users.setPreferences(user.id, { locale: 'de' })
     const german = await (await signIn(t2, user.email)).get('/')
     assert.match(german.text, /Die Frist Ihrer Organisation: <strong>4\. Dezember 2026 um 00:07 \(Berlin\)<\/strong>/)
   } finally {

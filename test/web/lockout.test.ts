@@ -34,10 +34,10 @@ test('the sixth wrong password in a minute gets the lockout message even with th
   assert.match(sixth.text, /Too many failed attempts\. For your security, sign-in is paused for 15 minutes/)
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) AS n FROM sessions WHERE user_id = ?').pluck().get(user.id), 0)
 
-  const lockouts = t.services.audit.list({ subjectUserId: user.id, action: 'signin.lockout' })
+  const lockouts = await t.services.audit.list({ subjectUserId: user.id, action: 'signin.lockout' })
   assert.equal(lockouts.length, 1)
   assert.equal(JSON.parse(lockouts[0].details).scope, 'account')
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signin.refused_locked' }).length, 1)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signin.refused_locked' })).length, 1)
 
   t.clock.advance(15 * 60_000)
   const later = await attempt(user.email, TEST_PASSWORD)
@@ -68,7 +68,7 @@ test('one address trying many accounts is locked per address, without locking th
     assert.equal((await attempt2('guess3@test.example', 'x', '203.0.113.9')).status, 429)
     assert.equal((await attempt2(victim.email, TEST_PASSWORD, '203.0.113.9')).status, 429, 'the attacking address stays locked')
     assert.equal((await attempt2(victim.email, TEST_PASSWORD, '198.51.100.7')).status, 303, 'the account itself is fine elsewhere')
-    const lockout = t2.services.audit.list({ action: 'signin.lockout' })[0]
+    const lockout = (await t2.services.audit.list({ action: 'signin.lockout' }))[0]
     assert.equal(JSON.parse(lockout.details).scope, 'ip')
     assert.equal(lockout.ip, '203.0.113.9')
   } finally {
@@ -87,7 +87,7 @@ test('a forged left-most X-Forwarded-For entry does not evade the per-address lo
     const statuses = []
     for (let n = 1; n <= 5; n++) statuses.push((await attempt2(`spray${n}@test.example`, `198.18.0.${n}, 203.0.113.9`)).status)
     assert.deepEqual(statuses, [401, 401, 429, 429, 429])
-    const lockout = t2.services.audit.list({ action: 'signin.lockout' })
+    const lockout = await t2.services.audit.list({ action: 'signin.lockout' })
     assert.equal(lockout.length, 1)
     assert.equal(JSON.parse(lockout[0].details).scope, 'ip')
     assert.equal(lockout[0].ip, '203.0.113.9')
@@ -112,16 +112,16 @@ test('many guesses at the same moment are checked at most five times, and the ri
     const answers = await Promise.all(guesses.map(({ browser, token, password }) =>
       browser.post('/login').type('form').send({ email: user.email, password, _csrf: token })))
 
-    const failures = audited(app, user.id, 'signin.failure').length
-    const successes = audited(app, user.id, 'signin.success').length
-    const refused = audited(app, user.id, 'signin.refused_locked').length
+    const failures = (await audited(app, user.id, 'signin.failure')).length
+    const successes = (await audited(app, user.id, 'signin.success')).length
+    const refused = (await audited(app, user.id, 'signin.refused_locked')).length
     assert.ok(failures <= 5, `${failures} wrong passwords were checked`)
     assert.ok(failures + successes <= 6)
     assert.equal(failures + successes + refused, 21, 'every guess was either checked or refused unchecked')
     assert.ok(refused >= 15)
     assert.deepEqual(answers.map((a) => a.status).filter((s) => s !== 401 && s !== 429 && s !== 303), [])
     assert.equal(answers.filter((a) => a.status === 303).length, successes)
-    assert.equal(audited(app, user.id, 'signin.lockout').length, failures === 5 ? 1 : 0)
+    assert.equal((await audited(app, user.id, 'signin.lockout')).length, failures === 5 ? 1 : 0)
   } finally {
     await app.close()
   }
@@ -175,10 +175,10 @@ test('an attacker elsewhere cannot lock the owner out: the owner\'s browser stil
 
     const res = await tryPassword(browser, owner.email, TEST_PASSWORD)
     assert.equal(res.status, 303, 'the owner\'s own browser gets in')
-    const lockout = audited(app, owner.id, 'signin.lockout')
+    const lockout = await audited(app, owner.id, 'signin.lockout')
     assert.equal(lockout.length, 1)
     assert.equal(JSON.parse(lockout[0].details).scope, 'account')
-    assert.equal(audited(app, owner.id, 'signin.success').length, 2)
+    assert.equal((await audited(app, owner.id, 'signin.success')).length, 2)
   } finally {
     await app.close()
   }
@@ -194,10 +194,10 @@ test('the owner\'s browser gets a lockout of its own after too many wrong passwo
     const locked = await tryPassword(browser, owner.email, TEST_PASSWORD)
     assert.equal(locked.status, 429)
     assert.match(locked.text, /sign-in is paused for 15 minutes/)
-    const lockout = audited(app, owner.id, 'signin.lockout')
+    const lockout = await audited(app, owner.id, 'signin.lockout')
     assert.equal(lockout.length, 1)
     assert.equal(JSON.parse(lockout[0].details).scope, 'device')
-    assert.equal(JSON.parse(audited(app, owner.id, 'signin.refused_locked')[0].details).scope, 'device')
+    assert.equal(JSON.parse((await audited(app, owner.id, 'signin.refused_locked'))[0].details).scope, 'device')
 
     app.clock.advance(15 * 60_000)
     assert.equal((await tryPassword(browser, owner.email, TEST_PASSWORD)).status, 303, 'the device lock lifts after 15 minutes')
@@ -237,7 +237,7 @@ test('a tampered device cookie, or one from another account, counts as an unreco
     for (const browser of [tampered, foreign]) {
       assert.equal((await tryPassword(browser, owner.email, TEST_PASSWORD)).status, 429)
     }
-    const refusals = audited(app, owner.id, 'signin.refused_locked').map((r) => JSON.parse(r.details).scope)
+    const refusals = (await audited(app, owner.id, 'signin.refused_locked')).map((r) => JSON.parse(r.details).scope)
     assert.deepEqual(refusals, ['account', 'account'])
   } finally {
     await app.close()

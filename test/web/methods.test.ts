@@ -23,13 +23,13 @@ function codeAt (offsetSteps = 0): string {
 /** A user holding an authenticator app (arranged directly in the store) and a phone. */
 async function userWithMethods () {
   const user = await createTestUser(t.services)
-  const app = t.services.methods.addTotp(user.id, 'Work phone app', SECRET, 0)
-  const phone = t.services.methods.addPhone(user.id, 'Mobile •••• 0143', '+12025550143')
+  const app = await t.services.methods.addTotp(user.id, 'Work phone app', SECRET, 0)
+  const phone = await t.services.methods.addPhone(user.id, 'Mobile •••• 0143', '+12025550143')
   return { user, app, phone, agent: await signIn(t, user.email) }
 }
 
-function methodIds (userId: string): string[] {
-  return t.services.methods.listFor(userId).map((m) => m.id).sort()
+async function methodIds (userId: string): Promise<string[]> {
+  return (await t.services.methods.listFor(userId)).map((m) => m.id).sort()
 }
 
 test('the home page lists the user\'s methods and says in plain words whether they count', async () => {
@@ -39,7 +39,7 @@ test('the home page lists the user\'s methods and says in plain words whether th
   assert.match(home.text, /Mobile •••• 0143/)
   assert.match(home.text, /Set up\.<\/strong> You have a second way to prove it&#39;s you\./)
   const privileged = await createTestUser(t.services, { privileged: true })
-  t.services.methods.addTotp(privileged.id, 'App', SECRET, 0)
+  await t.services.methods.addTotp(privileged.id, 'App', SECRET, 0)
   const adminHome = await (await signIn(t, privileged.email)).get('/')
   assert.match(adminHome.text, /A passkey or security key is required for administrators and other privileged accounts/)
 })
@@ -49,14 +49,14 @@ test('a method can be renamed; a bad name is refused with a message and changes 
   const token = await csrfFor(agent, '/')
   const ok = await agent.post(`/methods/${app.id}/rename`).type('form').send({ name: '  Pixel   8 app ', _csrf: token })
   assert.equal(ok.status, 303)
-  assert.equal(t.services.methods.findFor(user.id, app.id)?.name, 'Pixel 8 app')
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'method.renamed' }).length, 1)
+  assert.equal((await t.services.methods.findFor(user.id, app.id))?.name, 'Pixel 8 app')
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'method.renamed' })).length, 1)
   for (const name of ['', '   ', 'x'.repeat(61)]) {
     const bad = await agent.post(`/methods/${app.id}/rename`).type('form').send({ name, _csrf: token })
     assert.equal(bad.status, 400, `name ${JSON.stringify(name)}`)
     assert.match(bad.text, /name of 1 to 60 characters/)
   }
-  assert.equal(t.services.methods.findFor(user.id, app.id)?.name, 'Pixel 8 app')
+  assert.equal((await t.services.methods.findFor(user.id, app.id))?.name, 'Pixel 8 app')
 })
 
 test('nobody can rename or remove another user\'s method by guessing its id', async () => {
@@ -67,8 +67,8 @@ test('nobody can rename or remove another user\'s method by guessing its id', as
   assert.equal(rename.status, 404)
   const remove = await attacker.agent.post(`/methods/${victim.phone.id}/remove`).type('form').send({ _csrf: token })
   assert.ok(remove.status === 404 || remove.status === 303)
-  assert.deepEqual(methodIds(victim.user.id), [victim.app.id, victim.phone.id].sort())
-  assert.equal(t.services.methods.findFor(victim.user.id, victim.app.id)?.name, 'Work phone app')
+  assert.deepEqual(await methodIds(victim.user.id), [victim.app.id, victim.phone.id].sort())
+  assert.equal((await t.services.methods.findFor(victim.user.id, victim.app.id))?.name, 'Work phone app')
 })
 
 test('removing a method needs a recent step-up; with one it works, is audited and the user is emailed', async () => {
@@ -77,7 +77,7 @@ test('removing a method needs a recent step-up; with one it works, is audited an
   const refused = await agent.post(`/methods/${phone.id}/remove`).type('form').send({ _csrf: token })
   assert.equal(refused.status, 303)
   assert.equal(refused.headers.location, '/step-up?next=/')
-  assert.equal(methodIds(user.id).length, 2, 'nothing removed without step-up')
+  assert.equal((await methodIds(user.id)).length, 2, 'nothing removed without step-up')
 
   const stepUpPage = await agent.get('/step-up?next=/')
   assert.match(stepUpPage.text, /Confirm it&#39;s you, then choose Remove again/)
@@ -89,8 +89,8 @@ test('removing a method needs a recent step-up; with one it works, is audited an
   const fresh = await csrfFor(agent, '/')
   const removed = await agent.post(`/methods/${phone.id}/remove`).type('form').send({ _csrf: fresh })
   assert.equal(removed.status, 303)
-  assert.deepEqual(methodIds(user.id), [app.id])
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'method.removed' }).length, 1)
+  assert.deepEqual(await methodIds(user.id), [app.id])
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'method.removed' })).length, 1)
   const mail = await smtp.waitFor((m) => m.to.includes(user.email) && /removed/.test(m.subject))
   assert.match(mail.text, /Mobile •••• 0143/)
   assert.match(mail.html, /This wasn't me|This wasn&#39;t me/)
@@ -116,20 +116,20 @@ test('a step-up code is accepted once; a wrong one is refused with a message', a
 
 test('the last method of a user whose MFA is enforced cannot be removed, even after step-up', async () => {
   const user = await createTestUser(t.services)
-  const app = t.services.methods.addTotp(user.id, 'Only app', SECRET, 0)
+  const app = await t.services.methods.addTotp(user.id, 'Only app', SECRET, 0)
   t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
   const agent = await signIn(t, user.email)
   await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code: codeAt() })
   const res = await submitForm(agent, '/', `/methods/${app.id}/remove`)
   assert.equal(res.status, 409)
   assert.match(res.text, /only sign-in method and multi-factor sign-in is required/)
-  assert.deepEqual(methodIds(user.id), [app.id])
+  assert.deepEqual(await methodIds(user.id), [app.id])
 })
 
 test('"This wasn\'t me" from the email revokes the added method after confirmation, and alerts the admins', async () => {
   const admin = await createTestUser(t.services, { role: 'admin' })
   const user = await createTestUser(t.services)
-  const intruder = t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
+  const intruder = await t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
   await t.services.lifecycle.added(user, intruder, null)
   const mail = await smtp.waitFor((m) => m.to.includes(user.email) && /added/.test(m.subject))
   assert.match(mail.subject, /A sign-in method was added to your account: Mobile •••• 9999/)
@@ -144,13 +144,13 @@ test('"This wasn\'t me" from the email revokes the added method after confirmati
   const page = await agent.get(link)
   assert.equal(page.status, 200)
   assert.match(page.text, /Remove it and alert my administrators/)
-  assert.equal(methodIds(user.id).length, 1, 'opening the link changes nothing')
+  assert.equal((await methodIds(user.id)).length, 1, 'opening the link changes nothing')
 
   const token = new URL(link, 'http://x').searchParams.get('token')!
   const confirm = await submitForm(agent, link, '/methods/not-me', { token })
   assert.equal(confirm.status, 303)
-  assert.deepEqual(methodIds(user.id), [])
-  const audit = t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
+  assert.deepEqual(await methodIds(user.id), [])
+  const audit = await t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
   assert.equal(JSON.parse(audit[0].details).revoked, true)
   const alert = await smtp.waitFor((m) => m.to.includes(admin.email) && /Security alert/.test(m.subject))
   assert.match(alert.text, /did not add the sign-in method "Mobile •••• 9999"/)

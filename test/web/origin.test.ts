@@ -99,7 +99,7 @@ test('pages still open from links on other sites: GET is not refused for its Ori
 
 test('the bearer-token API, which no cookie authenticates, does not look at Origin', async () => {
   const user = await createTestUser(t.services)
-  const { secret } = automationServices(t.services).tokens.create({ name: 'HR feed', scopes: ['phones:write'], expiresInDays: null }, { id: null, label: 'test' })
+  const { secret } = await automationServices(t.services).tokens.create({ name: 'HR feed', scopes: ['phones:write'], expiresInDays: null }, { id: null, label: 'test' })
   const res = await anonymous(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${secret}`).set('origin', 'https://hr.example').send({ phone: '+4915112345678' })
   assert.equal(res.status, 200)
 })

@@ -47,21 +47,21 @@ async function register (t: TestApp, user: User, authenticator: SoftwareAuthenti
   return { res, options: body.options }
 }
 
-function passkeysOf (t: TestApp, user: User) {
-  return t.services.methods.listFor(user.id).filter((m) => m.kind === 'passkey')
+async function passkeysOf (t: TestApp, user: User) {
+  return (await t.services.methods.listFor(user.id)).filter((m) => m.kind === 'passkey')
 }
 
-function lastRefusal (t: TestApp, user: User): Record<string, unknown> | undefined {
-  const [row] = t.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' })
+async function lastRefusal (t: TestApp, user: User): Promise<Record<string, unknown> | undefined> {
+  const [row] = await t.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' })
   return row === undefined ? undefined : JSON.parse(row.details)
 }
 
-function assertRefused (t: TestApp, user: User, res: { status: number, body: { error?: { code?: string, message?: string } } }, reason: string): void {
+async function assertRefused (t: TestApp, user: User, res: { status: number, body: { error?: { code?: string, message?: string } } }, reason: string): Promise<void> {
   assert.equal(res.status, 403, JSON.stringify(res.body))
   assert.equal(res.body.error?.code, 'authenticator_not_allowed')
   assert.match(res.body.error?.message ?? '', /approved security key/)
-  assert.deepEqual(passkeysOf(t, user), [], 'nothing stored')
-  assert.equal(lastRefusal(t, user)?.reason, reason)
+  assert.deepEqual(await passkeysOf(t, user), [], 'nothing stored')
+  assert.equal((await lastRefusal(t, user))?.reason, reason)
 }
 
 describe('with an AAGUID allow-list and the operator\'s metadata file', () => {
@@ -81,47 +81,47 @@ describe('with an AAGUID allow-list and the operator\'s metadata file', () => {
   test('a software key without attestation ("none") that claims to be a YubiKey is refused for a privileged user', async () => {
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5 }))
-    assertRefused(t, admin, res, 'attestation_missing')
-    assert.equal(lastRefusal(t, admin)?.aaguid, YUBIKEY_5)
+    await assertRefused(t, admin, res, 'attestation_missing')
+    assert.equal((await lastRefusal(t, admin))?.aaguid, YUBIKEY_5)
   })
 
   test('a key that attests itself (packed, no certificate) is refused for a privileged user', async () => {
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: 'self' }))
-    assertRefused(t, admin, res, 'attestation_missing')
+    await assertRefused(t, admin, res, 'attestation_missing')
   })
 
   test('a key whose attestation certificate comes from a CA the metadata does not name is refused, whatever AAGUID it claims', async () => {
     const impostor = await createAttestationVendor('Impostor')
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: await impostor.issue(YUBIKEY_5) }))
-    assertRefused(t, admin, res, 'attestation_untrusted')
+    await assertRefused(t, admin, res, 'attestation_untrusted')
   })
 
   test('a key of a model whose attestation key the metadata reports compromised is refused', async () => {
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: RECALLED, attestation: await vendor.issue(RECALLED) }))
-    assertRefused(t, admin, res, 'authenticator_compromised')
+    await assertRefused(t, admin, res, 'authenticator_compromised')
   })
 
   test('an allowed AAGUID that the metadata file does not describe cannot be proven, so it is refused', async () => {
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: UNDESCRIBED, attestation: await vendor.issue(UNDESCRIBED) }))
-    assertRefused(t, admin, res, 'aaguid_not_in_metadata')
+    await assertRefused(t, admin, res, 'aaguid_not_in_metadata')
   })
 
   test('a key not on the allow-list is refused before anything else, as before', async () => {
     const admin = await privileged()
     const other = '00000000-1111-2222-3333-444444444444'
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: other, attestation: await vendor.issue(other) }))
-    assertRefused(t, admin, res, 'aaguid_not_allowed')
+    await assertRefused(t, admin, res, 'aaguid_not_allowed')
   })
 
   test('a key whose packed attestation chains to the root in the YubiKey\'s metadata statement is accepted', async () => {
     const admin = await privileged()
     const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: await vendor.issue(YUBIKEY_5) }))
     assert.equal(res.status, 200, JSON.stringify(res.body))
-    assert.deepEqual(passkeysOf(t, admin).map((m) => [m.name, m.aaguid]), [['YubiKey 5', YUBIKEY_5]])
+    assert.deepEqual((await passkeysOf(t, admin)).map((m) => [m.name, m.aaguid]), [['YubiKey 5', YUBIKEY_5]])
   })
 
   test('ordinary users are not asked for attestation and register any passkey as before', async () => {
@@ -129,7 +129,7 @@ describe('with an AAGUID allow-list and the operator\'s metadata file', () => {
     const { res, options } = await register(t, user, new SoftwareAuthenticator())
     assert.equal(options.attestation, 'none')
     assert.equal(res.status, 200, JSON.stringify(res.body))
-    assert.equal(passkeysOf(t, user).length, 1)
+    assert.equal((await passkeysOf(t, user)).length, 1)
   })
 })
 
@@ -145,7 +145,7 @@ describe('when the metadata cannot be trusted or is missing', () => {
     try {
       const admin = await createTestUser(t.services, { role: 'admin', privileged: true })
       const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: await impostor.issue(YUBIKEY_5) }))
-      assertRefused(t, admin, res, 'metadata_unavailable')
+      await assertRefused(t, admin, res, 'metadata_unavailable')
     } finally {
       await t.close()
     }
@@ -158,7 +158,7 @@ describe('when the metadata cannot be trusted or is missing', () => {
     try {
       const admin = await createTestUser(t.services, { role: 'admin', privileged: true })
       const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: await vendor.issue(YUBIKEY_5) }))
-      assertRefused(t, admin, res, 'metadata_unavailable')
+      await assertRefused(t, admin, res, 'metadata_unavailable')
     } finally {
       await t.close()
     }
@@ -169,7 +169,7 @@ describe('when the metadata cannot be trusted or is missing', () => {
     try {
       const admin = await createTestUser(t.services, { role: 'admin', privileged: true })
       const { res } = await register(t, admin, new SoftwareAuthenticator({ aaguid: YUBIKEY_5, attestation: await vendor.issue(YUBIKEY_5) }))
-      assertRefused(t, admin, res, 'metadata_unavailable')
+      await assertRefused(t, admin, res, 'metadata_unavailable')
     } finally {
       await t.close()
     }

@@ -36,8 +36,8 @@ async function signedIn (testApp: TestApp = t): Promise<{ user: User, agent: Age
   return { user, agent, token: await csrfFor(agent, '/') }
 }
 
-function passkeysOf (user: User, testApp: TestApp = t) {
-  return testApp.services.methods.listFor(user.id).filter((m) => m.kind === 'passkey')
+async function passkeysOf (user: User, testApp: TestApp = t) {
+  return (await testApp.services.methods.listFor(user.id)).filter((m) => m.kind === 'passkey')
 }
 
 function assertJsonError (res: { status: number, body: { error?: { code?: string, message?: string } } }, status: number, code: string): void {
@@ -126,7 +126,7 @@ test('malformed, mistyped, incomplete and oversized registration requests are re
     .set('content-type', 'text/plain').send('credential')
   assertJsonError(asText, 400, 'invalid_input')
 
-  assert.deepEqual(passkeysOf(user), [])
+  assert.deepEqual(await passkeysOf(user), [])
   // None of those reached the ceremony, so the challenge is still there to be used (once).
   assertJsonError(await postJson(agent, '/enroll/passkey/verify', token, { challengeId, response: FORGED_REGISTRATION }), 400, 'passkey_rejected')
 })
@@ -138,12 +138,12 @@ test('a registration signed by nothing is refused, audited, stores nothing, and 
   const first = await postJson(agent, '/enroll/passkey/verify', token, { challengeId, response: FORGED_REGISTRATION })
   assertJsonError(first, 400, 'passkey_rejected')
   assert.equal(first.body.error.message, 'Your passkey could not be verified. Please try again.')
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' }).length, 1)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'passkey.registration_rejected' })).length, 1)
 
   const again = await postJson(agent, '/enroll/passkey/verify', token, { challengeId, response: FORGED_REGISTRATION })
   assertJsonError(again, 400, 'challenge_expired')
   assert.equal(again.body.error.message, 'This request has expired. Please try again.')
-  assert.deepEqual(passkeysOf(user), [])
+  assert.deepEqual(await passkeysOf(user), [])
 })
 
 test('an unknown, expired, or other user\'s registration challenge is refused as expired', async () => {
@@ -165,8 +165,8 @@ test('an unknown, expired, or other user\'s registration challenge is refused as
   const { body: signInOptions } = await postJson(agent, '/login/passkey/options', token, {})
   assertJsonError(await postJson(agent, '/enroll/passkey/verify', token, { challengeId: signInOptions.challengeId, response: FORGED_REGISTRATION }), 400, 'challenge_expired')
 
-  assert.deepEqual(passkeysOf(user), [])
-  assert.deepEqual(passkeysOf(other.user), [])
+  assert.deepEqual(await passkeysOf(user), [])
+  assert.deepEqual(await passkeysOf(other.user), [])
 })
 
 test('passkey requests without the page\'s CSRF token are refused', async () => {
@@ -180,7 +180,7 @@ test('passkey requests without the page\'s CSRF token are refused', async () => 
 
 test('once a user has a method, adding a passkey first asks them to confirm it\'s them', async () => {
   const { user, agent, token } = await signedIn()
-  t.services.methods.addPhone(user.id, 'My phone', '+447700900123')
+  await t.services.methods.addPhone(user.id, 'My phone', '+447700900123')
 
   const page = await agent.get('/enroll/passkey')
   assert.equal(page.status, 200)
@@ -210,12 +210,12 @@ test('a passkey sign-in with an unknown credential is refused with a generic mes
   const agent = anonymous(t)
   const token = await pageToken(agent, '/login')
   const { body: { challengeId } } = await postJson(agent, '/login/passkey/options', token, {})
-  const before = t.services.audit.list({ action: 'passkey.assertion_rejected' }).length
+  const before = (await t.services.audit.list({ action: 'passkey.assertion_rejected' })).length
 
   const res = await postJson(agent, '/login/passkey/verify', token, { challengeId, response: FORGED_ASSERTION, next: '/' })
   assertJsonError(res, 400, 'passkey_rejected')
   assert.equal(res.body.error.message, 'That passkey could not be used to sign in here.')
-  assert.equal(t.services.audit.list({ action: 'passkey.assertion_rejected' }).length, before + 1)
+  assert.equal((await t.services.audit.list({ action: 'passkey.assertion_rejected' })).length, before + 1)
   assert.equal((await agent.get('/')).status, 303, 'still signed out')
 
   assertJsonError(await postJson(agent, '/login/passkey/verify', token, { challengeId, response: FORGED_ASSERTION }), 400, 'challenge_expired')
@@ -266,7 +266,7 @@ test('a first passkey from outside the trusted networks is refused with the reas
     const refused = await postJson(agent, '/enroll/passkey/options', token, {})
     assertJsonError(refused, 403, 'untrusted_network')
     assert.match(refused.body.error.message, /ask the helpdesk for a pass/)
-    assert.deepEqual(passkeysOf(user, office), [])
+    assert.deepEqual(await passkeysOf(user, office), [])
 
     const helpdesk = await createTestUser(office.services, { role: 'helpdesk' })
     const { pass } = await office.services.passes.issue(user, { lifetimeMinutes: 60, oneTime: false }, { id: helpdesk.id, label: helpdesk.email })
@@ -294,7 +294,7 @@ test('passkey registration, sign-in and step-up ask the authenticator to check t
   assert.equal((await postJson(member, '/enroll/passkey/options', token, {})).body.options.authenticatorSelection.userVerification, 'required')
   const authenticator = new SoftwareAuthenticator()
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const { agent, options } = await passkeySignIn(t, authenticator)
   assert.equal(options.userVerification, 'required')
   const { options: stepUpOptions } = await passkeyStepUp(t, agent, authenticator)
@@ -304,7 +304,7 @@ test('passkey registration, sign-in and step-up ask the authenticator to check t
 test('a passkey sign-in with user verification signs in and counts as confirming it\'s them', async () => {
   const authenticator = new SoftwareAuthenticator()
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
   assert.equal(res.status, 200, JSON.stringify(res.body))
   assert.equal(res.body.redirect, '/enroll/passkey')
@@ -316,23 +316,23 @@ test('a passkey sign-in with user verification signs in and counts as confirming
 test('a passkey sign-in without user verification counts as a password only: it is no step-up', async () => {
   const authenticator = new SoftwareAuthenticator({ userVerification: false })
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
   assert.equal(res.status, 200, JSON.stringify(res.body))
   assert.equal((await agent.get('/')).status, 200, 'signed in: MFA is not enforced for this user')
   assert.equal(sessionAuth(sessionCookieOf(res))?.stepUpAt, undefined)
   const token = await pageToken(agent, '/step-up?next=/')
   assertJsonError(await postJson(agent, '/enroll/passkey/options', token, {}), 403, 'step_up_required')
-  const [signInAudit] = t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
+  const [signInAudit] = await t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
   assert.equal(JSON.parse(signInAudit.details).userVerified, false)
 })
 
 test('once MFA is enforced, a passkey sign-in without user verification still asks for the second factor', async () => {
   const authenticator = new SoftwareAuthenticator({ userVerification: false })
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
-  const app = t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+  const app = await t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
   t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
 
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
@@ -353,7 +353,7 @@ test('once MFA is enforced, a passkey sign-in without user verification still as
 test('a passkey step-up without user verification is refused in plain words and confirms nothing; with it, it confirms', async () => {
   const authenticator = new SoftwareAuthenticator({ userVerification: false })
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const agent = await signIn(t, user.email)
 
   const { res } = await passkeyStepUp(t, agent, authenticator, '/enroll/passkey')
@@ -361,7 +361,7 @@ test('a passkey step-up without user verification is refused in plain words and 
   assert.match(res.body.error.message, /PIN/)
   const token = await pageToken(agent, '/step-up?next=/')
   assertJsonError(await postJson(agent, '/enroll/passkey/options', token, {}), 403, 'step_up_required')
-  const [rejected] = t.services.audit.list({ subjectUserId: user.id, action: 'passkey.assertion_rejected' })
+  const [rejected] = await t.services.audit.list({ subjectUserId: user.id, action: 'passkey.assertion_rejected' })
   assert.equal(JSON.parse(rejected.details).reason, 'user_not_verified')
 
   authenticator.userVerification = true

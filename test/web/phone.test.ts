@@ -100,12 +100,12 @@ describe('choosing your own number', () => {
     const res = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(res.status, 303)
     assert.equal(res.headers.location, '/')
-    const methods = t.services.methods.listFor(user.id)
+    const methods = await t.services.methods.listFor(user.id)
     assert.deepEqual(methods.map((m) => [m.kind, m.phone]), [['phone', MOBILE]])
     const home = await agent.get('/')
     assert.match(home.text, /was added as a sign-in method/)
     assert.ok(home.text.includes(methods[0].name), 'the new method is listed on the home page')
-    const added = t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
+    const added = await t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
     assert.equal(added.length, 1)
     assert.equal(JSON.parse(added[0].details).kind, 'phone')
     const email = (await t.services.outbox.latest()).find((m) => m.channel === 'email' && m.recipient === user.email)
@@ -119,7 +119,7 @@ describe('choosing your own number', () => {
     const again = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(again.status, 400)
     assert.match(again.text, /no code waiting/)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 
   test('a code typed with spaces or a dash still works', async () => {
@@ -128,12 +128,12 @@ describe('choosing your own number', () => {
     const code = await latestCode(t)
     const res = await submit(agent, '/enroll/phone/verify', { code: ` ${code.slice(0, 3)}-${code.slice(3)} ` })
     assert.equal(res.status, 303)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 
   test('a number that is already one of your methods is refused, and not texted', async () => {
     const { user, agent } = await enrollingUser(t)
-    const existing = t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
+    const existing = await t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
     // A second method needs a fresh step-up with the first.
     await submit(agent, '/step-up/phone/send', { methodId: existing.id, next: '/enroll/phone' })
     assert.equal((await submit(agent, '/step-up/phone', { code: await latestCode(t), next: '/enroll/phone' })).status, 303)
@@ -142,7 +142,7 @@ describe('choosing your own number', () => {
     assert.equal(res.status, 409)
     assert.match(res.text, /This number is already one of your sign-in methods./)
     assert.equal((await textMessages(t)).length, before)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 
   test('a code older than 10 minutes is refused, and a new one can be asked for', async () => {
@@ -154,13 +154,13 @@ describe('choosing your own number', () => {
     assert.equal(res.status, 400)
     assert.match(res.text, /This code has expired/)
     assert.match(res.text, /action="\/enroll\/phone\/resend"/, 'the page offers a new code')
-    assert.equal(t.services.methods.countFor(user.id), 0)
+    assert.equal(await t.services.methods.countFor(user.id), 0)
 
     const resent = await submit(agent, '/enroll/phone/resend')
     assert.equal(resent.status, 303)
     const fresh = await submit(agent, '/enroll/phone/verify', { code: await latestCode(t) })
     assert.equal(fresh.status, 303)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 
   test('after five wrong codes even the right code is refused', async () => {
@@ -180,8 +180,8 @@ describe('choosing your own number', () => {
     const right = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(right.status, 400)
     assert.match(right.text, /Too many wrong codes. Ask for a new code./)
-    assert.equal(t.services.methods.countFor(user.id), 0)
-    assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'phone.code_rejected' }).length, 5)
+    assert.equal(await t.services.methods.countFor(user.id), 0)
+    assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'phone.code_rejected' })).length, 5)
   })
 
   test('a new code can be asked for after a minute, not before, and replaces the old one', async () => {
@@ -207,7 +207,7 @@ describe('choosing your own number', () => {
       assert.equal(old.status, 400, 'the first code stopped working')
     }
     assert.equal((await submit(agent, '/enroll/phone/verify', { code: second })).status, 303)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 
   test('typing the number again within a minute does not send another text, and offers the code form', async () => {
@@ -291,7 +291,7 @@ describe('who may add a phone', () => {
     const t = await startTestApp()
     try {
       const { user, agent } = await enrollingUser(t)
-      const existing = t.services.methods.addPhone(user.id, 'Work mobile', '+447911123456')
+      const existing = await t.services.methods.addPhone(user.id, 'Work mobile', '+447911123456')
       const page = await agent.get('/enroll/phone')
       assert.equal(page.status, 403)
       assert.match(page.text, /first confirm it&#39;s you/)
@@ -320,8 +320,8 @@ describe('numbers pinned to the directory', () => {
 
   async function directoryUser (phone: string | null): Promise<{ user: User, agent: Agent }> {
     const created = await createTestUser(t.services)
-    t.services.users.upsertDirectoryUsers([{ email: created.email, displayName: created.displayName, phone, groups: [], privileged: false }])
-    return { user: t.services.users.findById(created.id)!, agent: await signIn(t, created.email) }
+    await t.services.users.upsertDirectoryUsers([{ email: created.email, displayName: created.displayName, phone, groups: [], privileged: false }])
+    return { user: (await t.services.users.findById(created.id))!, agent: await signIn(t, created.email) }
   }
 
   test('the page shows the directory number and a button, with no field to type another', async () => {
@@ -338,7 +338,7 @@ describe('numbers pinned to the directory', () => {
     assert.equal((await submit(agent, '/enroll/phone')).status, 303)
     assert.equal((await textMessages(t))[0].recipient, MOBILE)
     assert.equal((await submit(agent, '/enroll/phone/verify', { code: await latestCode(t) })).status, 303)
-    assert.deepEqual(t.services.methods.listFor(user.id).map((m) => m.phone), [MOBILE])
+    assert.deepEqual((await t.services.methods.listFor(user.id)).map((m) => m.phone), [MOBILE])
   })
 
   test('posting another number is refused: nothing is sent and nothing stored', async () => {
@@ -349,8 +349,8 @@ describe('numbers pinned to the directory', () => {
     assert.match(res.text, /sets your mobile number from its directory/)
     assert.equal((await textMessages(t)).length, before)
     assert.deepEqual(pendingRows(t, user.id), [])
-    assert.equal(t.services.methods.countFor(user.id), 0)
-    assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'phone.pinned_number_refused' }).length, 1)
+    assert.equal(await t.services.methods.countFor(user.id), 0)
+    assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'phone.pinned_number_refused' })).length, 1)
   })
 
   test('with no number in the directory, the page says to contact the helpdesk and offers nothing to send', async () => {
@@ -420,7 +420,7 @@ describe('bad input', () => {
   test('none of it sent or stored anything', async () => {
     assert.equal((await textMessages(t)).length, 0)
     assert.deepEqual(pendingRows(t, user.id), [])
-    assert.equal(t.services.methods.countFor(user.id), 0)
+    assert.equal(await t.services.methods.countFor(user.id), 0)
   })
 })
 
@@ -458,7 +458,7 @@ describe('the admin outbox', () => {
 })
 
 describe('toll-fraud limits on text messages', () => {
-  const refusals = (t: TestApp, reason: string) => t.services.audit.list({ action: 'phone.send_refused' })
+  const refusals = async (t: TestApp, reason: string) => (await t.services.audit.list({ action: 'phone.send_refused' }))
     .map((row) => JSON.parse(row.details) as { reason: string, phone: string, country?: string | null })
     .filter((d) => d.reason === reason)
 
@@ -473,7 +473,7 @@ describe('toll-fraud limits on text messages', () => {
         assert.match(res.text, /This portal only texts mobile numbers from: United States\./)
         assert.match(res.text, /aria-invalid="true"/, 'the message points at the number field')
         assert.equal((await textMessages(t)).length, before, 'nothing was texted')
-        assert.equal(refusals(t, 'country_not_allowed').filter((d) => d.country === country).length, 1)
+        assert.equal((await refusals(t, 'country_not_allowed')).filter((d) => d.country === country).length, 1)
       }
     } finally {
       await t.close()
@@ -500,7 +500,7 @@ describe('toll-fraud limits on text messages', () => {
       assert.equal(sixth.status, 429)
       assert.match(sixth.text, /Too many codes were sent to this number in the last hour/)
       assert.equal((await textMessages(t)).filter((m) => m.recipient === MOBILE).length, 5)
-      assert.deepEqual(refusals(t, 'number_limit').map((d) => d.phone), ['•••• 0143'])
+      assert.deepEqual((await refusals(t, 'number_limit')).map((d) => d.phone), ['•••• 0143'])
       assert.equal((await submit(agent, '/enroll/phone', { phone: '+12025550144' })).status, 303, 'other numbers are still texted')
       t.clock.advance(61 * 60_000)
       const later = await enrollingUser(t)
@@ -521,7 +521,7 @@ describe('toll-fraud limits on text messages', () => {
       const fourth = await submit(agent, '/enroll/phone', { phone: '+12025550169' })
       assert.equal(fourth.status, 429)
       assert.match(fourth.text, /Too many codes were asked for from your network in the last hour/)
-      assert.equal(refusals(t, 'address_limit').length, 1)
+      assert.equal((await refusals(t, 'address_limit')).length, 1)
       assert.equal((await textMessages(t)).length, 3)
     } finally {
       await t.close()
@@ -536,7 +536,7 @@ describe('toll-fraud limits on text messages', () => {
       const third = await submit(agent, '/enroll/phone', { phone: '+12025550179' })
       assert.equal(third.status, 429)
       assert.match(third.text, /Text messages are paused for a while/)
-      assert.equal(refusals(busy, 'global_limit').length, 1)
+      assert.equal((await refusals(busy, 'global_limit')).length, 1)
       assert.equal((await textMessages(busy)).length, 2)
     } finally {
       await busy.close()

@@ -20,7 +20,7 @@ describe('code forms after a refused code', () => {
     test(`opening ${path} (the address shown after a refused code) leads back to the confirm form, keeping where to go next`, async () => {
       const user = await createTestUser(t.services)
       // With a method to confirm with, so the page is the confirm form (without one it asks for a first method).
-      t.services.methods.addTotp(user.id, 'Phone app', new Secret({ size: 20 }).base32, 0)
+      await t.services.methods.addTotp(user.id, 'Phone app', new Secret({ size: 20 }).base32, 0)
       const agent = await signIn(t, user.email)
       const res = await agent.get(`${path}?next=${encodeURIComponent('/enroll/phone')}`)
       assert.equal(res.status, 303)
@@ -94,6 +94,6 @@ describe('a locked phone setup', () => {
     assert.match(fresh.text, /action="\/enroll\/phone\/verify"/)
     const done = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code: await latestCode(t) })
     assert.equal(done.status, 303)
-    assert.equal(t.services.methods.countFor(user.id), 1)
+    assert.equal(await t.services.methods.countFor(user.id), 1)
   })
 })

@@ -45,7 +45,7 @@ describe('Entra administrators (Global Administrator synced as a privileged user
     fake.tenant.assignRole(globalAdmin.id, GLOBAL_ADMIN)
     await t.services.directorySync.sync(t.services.providers.entra)
     const id = t.services.database.sqlite.prepare("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?").pluck().get(globalAdmin.id) as string
-    admin = t.services.users.findById(id)!
+    admin = (await t.services.users.findById(id))!
     assert.equal(admin.role, 'user')
     assert.equal(admin.privileged, true, 'the sync marks a Global Administrator privileged')
   })
@@ -56,17 +56,17 @@ describe('Entra administrators (Global Administrator synced as a privileged user
     const res = await submitForm(helpdesk, `/helpdesk/users/${admin.id}`, `/helpdesk/users/${admin.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'says they lost their phone' })
     assertRefused(res, 'pass')
     assert.equal(fake.tenant.byId.get(admin.externalId!)!.tap, null, 'no TAP was created through the app\'s Graph permission')
-    assert.equal(t.services.audit.list({ action: 'pass.issued', subjectUserId: admin.id }).length, 0)
+    assert.equal((await t.services.audit.list({ action: 'pass.issued', subjectUserId: admin.id })).length, 0)
   })
 
   test('the helpdesk cannot reset a Global Administrator\'s methods (with or without a pass): 403, nothing removed', async () => {
     const helpdesk = await helpdeskAgent(t)
-    t.services.methods.addTotp(admin.id, 'Portal app', 'JBSWY3DPEHPK3PXP', 0)
+    await t.services.methods.addTotp(admin.id, 'Portal app', 'JBSWY3DPEHPK3PXP', 0)
     const res = await submitForm(helpdesk, `/helpdesk/users/${admin.id}`, `/helpdesk/users/${admin.id}/reset`, { reason: 'phone stolen', issuePass: 'on' })
     assertRefused(res, 'reset')
-    assert.equal(t.services.methods.listFor(admin.id).length, 1)
+    assert.equal((await t.services.methods.listFor(admin.id)).length, 1)
     assert.equal(fake.tenant.byId.get(admin.externalId!)!.tap, null)
-    assert.equal(t.services.users.findById(admin.id)!.reenrollUntil, null)
+    assert.equal((await t.services.users.findById(admin.id))!.reenrollUntil, null)
   })
 
   test('the helpdesk page of a Global Administrator says why nothing can be done there and that an administrator must do it', async () => {
@@ -89,7 +89,7 @@ describe('AWS administrators (AdministratorAccess attached, synced as a privileg
     t = await startTestApp({ PROVIDERS: 'aws', ...awsEnv(fake), TRUSTED_NETWORKS: '203.0.113.0/24', TWO_PERSON_RULE: 'false' })
     fake.state.addUser({ userName: 'opsadmin', consolePassword: true, tags: { email: 'opsadmin@example.org' }, policies: [ADMINISTRATOR_ACCESS] })
     await t.services.directorySync.sync(t.services.providers.aws)
-    root = t.services.users.findByEmail('opsadmin@example.org')!
+    root = (await t.services.users.findByEmail('opsadmin@example.org'))!
     assert.equal(root.role, 'user')
     assert.equal(root.privileged, true, 'the sync marks an IAM user with AdministratorAccess privileged')
   })
@@ -115,25 +115,25 @@ describe('privileged portal users', () => {
   let t: TestApp
   before(async () => {
     t = await startTestApp({ TWO_PERSON_RULE: 'false' })
-    t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), SYSTEM)
+    await t.services.campaigns.create(campaignInput(t.clock.now(), { maxExtensionDays: 10 }), SYSTEM)
   })
   after(async () => { await t.close() })
 
   async function privilegedUser (): Promise<User> {
     const user = await createTestUser(t.services, { privileged: true })
     t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
-    t.services.engine.refreshUser(user.id)
+    await t.services.engine.refreshUser(user.id)
     return user
   }
 
   test('the helpdesk cannot extend a privileged user\'s deadline: 403, the deadline stays', async () => {
     const helpdesk = await helpdeskAgent(t)
     const user = await privilegedUser()
-    const before = t.services.engine.standing(user.id)!.deadline!.getTime()
+    const before = (await t.services.engine.standing(user.id))!.deadline!.getTime()
     const res = await submitForm(helpdesk, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/extend`, { days: '7', reason: 'on leave' })
     assertRefused(res, 'extend')
-    assert.equal(t.services.engine.standing(user.id)!.deadline!.getTime(), before)
-    assert.equal(t.services.audit.list({ action: 'deadline.extended', subjectUserId: user.id }).length, 0)
+    assert.equal((await t.services.engine.standing(user.id))!.deadline!.getTime(), before)
+    assert.equal((await t.services.audit.list({ action: 'deadline.extended', subjectUserId: user.id })).length, 0)
   })
 
   test('a script sending the helpdesk\'s request as JSON gets a 403 JSON error with a stable code', async () => {

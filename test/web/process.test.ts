@@ -106,8 +106,8 @@ function scratch (t: TestContext): string {
 }
 
 /** A database made by the portal itself, with its demo accounts, closed cleanly. */
-function portalDatabase (dataDir: string): string {
-  const services = createServices(testConfig({}, dataDir))
+async function portalDatabase (dataDir: string): Promise<string> {
+  const services = await createServices(testConfig({}, dataDir))
   services.close()
   return path.join(dataDir, 'mfa-rollout.db')
 }
@@ -127,7 +127,7 @@ test('a read-only DATA_DIR with secrets set: exit 1 with one line naming the dat
 
 test('an existing database in a read-only DATA_DIR: exit 1 with one line naming it', async (t) => {
   const { dir: dataDir, seal } = readOnlyScratch(t)
-  const file = portalDatabase(dataDir)
+  const file = await portalDatabase(dataDir)
   const line = await refusedStart({ DATA_DIR: dataDir, ...TEST_SECRETS }, seal())
   assert.ok(line.includes(file), line)
   assert.match(line, /read-only|cannot create files/)
@@ -142,7 +142,7 @@ test('a corrupt development-secrets.json: exit 1 with one line naming it and wha
 
 test('a database file that is not a database: exit 1 with one line naming it, and the file is left alone', async (t) => {
   const dataDir = scratch(t)
-  const file = portalDatabase(dataDir)
+  const file = await portalDatabase(dataDir)
   const fd = openSync(file, 'r+')
   writeSync(fd, Buffer.alloc(100, 0x41), 0, 100, 0)
   closeSync(fd)
@@ -194,8 +194,8 @@ test('a full disk at the first start: exit 1 with one line naming the database a
 
 test('a damaged page in the audit log: the portal starts, logs the damage and /readyz says not ready with the reason', async (t) => {
   const dataDir = scratch(t)
-  const services = createServices(testConfig({}, dataDir))
-  for (let i = 0; i < 2000; i++) services.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
+  const services = await createServices(testConfig({}, dataDir))
+  for (let i = 0; i < 2000; i++) await services.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
   services.close()
   damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
 

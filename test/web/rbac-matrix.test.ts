@@ -23,14 +23,14 @@ before(async () => {
   agents.helpdeskConfirmed = await signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
   agents.adminConfirmed = await signInStaff(t, await createTestUser(t.services, { role: 'admin' }))
   const target = await createTestUser(t.services)
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now()), { id: null, label: 'test' })
   const automation = automationServices(t.services)
   for (const scope of ['phones:write', 'status:read', 'compliance:read'] as ApiScope[]) {
-    tokens[scope] = automation.tokens.create({ name: `only ${scope}`, scopes: [scope], expiresInDays: null }, { id: null, label: 'test' }).secret
+    tokens[scope] = (await automation.tokens.create({ name: `only ${scope}`, scopes: [scope], expiresInDays: null }, { id: null, label: 'test' })).secret
   }
   // The console routes are called for real as admin (revoke included): they get a token of their own.
-  const { token } = automation.tokens.create({ name: 'for the console routes', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
-  t.services.campaigns.exempt(target.id, { kind: 'other', reason: 'matrix test', owner: 'IT', expiresAt: new Date(t.clock.now().getTime() + 86_400_000) }, { id: null, label: 'test' })
+  const { token } = await automation.tokens.create({ name: 'for the console routes', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
+  await t.services.campaigns.exempt(target.id, { kind: 'other', reason: 'matrix test', owner: 'IT', expiresAt: new Date(t.clock.now().getTime() + 86_400_000) }, { id: null, label: 'test' })
   const exemption = t.services.database.sqlite.prepare('SELECT id FROM exemptions LIMIT 1').pluck().get() as string
   // A two-person-rule request by an administrator who is none of the callers, so every admin caller may decide it.
   const requester = await createTestUser(t.services, { role: 'admin' })
@@ -138,14 +138,14 @@ test('every API route: no token or a session cookie → 401, a token without the
 
 test('one user cannot touch another user\'s methods by guessing ids', async () => {
   const victim = await createTestUser(t.services)
-  const method = t.services.methods.addPhone(victim.id, 'Victim phone', '+14155550123')
+  const method = await t.services.methods.addPhone(victim.id, 'Victim phone', '+14155550123')
   const attacker = agents.user
   for (const action of ['rename', 'remove']) {
     const csrf = await csrfFor(attacker, '/')
     const res = await attacker.post(`/methods/${method.id}/${action}`).type('form').send({ _csrf: csrf, name: 'pwned' })
     assert.ok(res.status === 404 || res.status === 303, `${action}: ${res.status}`)
   }
-  const [after] = t.services.methods.listFor(victim.id)
+  const [after] = await t.services.methods.listFor(victim.id)
   assert.equal(after.name, 'Victim phone', 'unchanged')
   assert.equal((await attacker.get(`/helpdesk/users/${victim.id}`)).status, 403)
 })

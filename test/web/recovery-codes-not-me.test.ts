@@ -56,7 +56,7 @@ test('the recovery-code e-mail has a one-click "This wasn\'t me" link: it voids 
   assert.equal(page.status, 200)
   assert.match(page.text, /A recovery code was used to sign in to your account on/)
   assert.match(page.text, /Void my recovery codes and alert my administrators/)
-  assert.equal(t.services.recoveryCodes.remaining(user), 9)
+  assert.equal(await t.services.recoveryCodes.remaining(user), 9)
 
   const token = new URL(link, 'http://x').searchParams.get('token')!
   const res = await submitForm(owner, link, '/recovery-codes/not-me', { token })
@@ -66,9 +66,9 @@ test('the recovery-code e-mail has a one-click "This wasn\'t me" link: it voids 
   assert.equal(home.status, 200, 'the person reporting stays signed in')
   assert.match(home.text, /Your remaining recovery codes no longer work/)
 
-  assert.equal(t.services.recoveryCodes.remaining(user), 0, 'the nine codes left are void')
+  assert.equal(await t.services.recoveryCodes.remaining(user), 0, 'the nine codes left are void')
   assert.notEqual((await intruder.get('/')).status, 200, 'the intruder\'s session has ended')
-  const [event] = audits(user.id, 'recovery_codes.reported_not_me')
+  const [event] = await audits(user.id, 'recovery_codes.reported_not_me')
   assert.ok(event !== undefined)
   const details = JSON.parse(event.details) as { voided: number, sessionsEnded: number }
   assert.equal(details.voided, 9)
@@ -98,5 +98,5 @@ test('a "This wasn\'t me" link works once, only for the account it was sent to',
   assert.equal((await submitForm(owner, link, '/recovery-codes/not-me', { token })).status, 303)
   const reused = await owner.get(link)
   assert.match(reused.text, /This link was already used/)
-  assert.equal(audits(user.id, 'recovery_codes.reported_not_me').length, 1)
+  assert.equal((await audits(user.id, 'recovery_codes.reported_not_me')).length, 1)
 })

@@ -25,8 +25,8 @@ function rows (userId: string): Array<Record<string, unknown>> {
   return t.services.database.sqlite.prepare('SELECT * FROM recovery_codes WHERE user_id = ?').all(userId) as Array<Record<string, unknown>>
 }
 
-function audits (userId: string, action: string): number {
-  return t.services.audit.list({ subjectUserId: userId, action }).length
+async function audits (userId: string, action: string): Promise<number> {
+  return (await t.services.audit.list({ subjectUserId: userId, action })).length
 }
 
 /** Creates a set through the page (after a step-up on `agent`) and returns the codes shown. */
@@ -57,7 +57,7 @@ async function signInOwingSecondFactor (email: string): Promise<Agent> {
 test('a local user creates ten recovery codes after confirming it\'s them; they are shown once and only keyed hashes are stored', async () => {
   const user = await createTestUser(t.services)
   const agent = await signIn(t, user.email)
-  t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
   assert.match((await agent.get('/')).text, /href="\/recovery-codes"/, 'the home page offers them once a method is set up')
 
   const refused = await submitForm(agent, '/recovery-codes', '/recovery-codes')
@@ -68,7 +68,7 @@ test('a local user creates ten recovery codes after confirming it\'s them; they 
   const codes = await createCodes(agent)
   assert.equal(codes.length, 10)
   assert.equal(new Set(codes).size, 10)
-  assert.equal(audits(user.id, 'recovery_codes.generated'), 1)
+  assert.equal(await audits(user.id, 'recovery_codes.generated'), 1)
 
   const again = await agent.get('/recovery-codes')
   assert.equal(codesOn(again.text).length, 0, 'a second visit no longer shows them')
@@ -80,7 +80,7 @@ test('a local user creates ten recovery codes after confirming it\'s them; they 
   for (const code of codes) {
     assert.ok(!everything.includes(code) && !everything.includes(code.replace('-', '')), 'no code is stored in the clear')
   }
-  assert.ok(!JSON.stringify(t.services.audit.list({ subjectUserId: user.id })).includes(codes[0].replace('-', '')), 'nor in the audit log')
+  assert.ok(!JSON.stringify(await t.services.audit.list({ subjectUserId: user.id })).includes(codes[0].replace('-', '')), 'nor in the audit log')
 })
 
 test('the codes download once as a text file right after they are created, never again', async () => {
@@ -111,7 +111,7 @@ test('an enforced user signs in with a recovery code in place of the second fact
   const home = await agent.get('/')
   assert.equal(home.status, 200)
   assert.match(home.text, /Signed in with a recovery code\. You have 9 recovery codes left\./)
-  assert.equal(audits(user.id, 'recovery_codes.used'), 1)
+  assert.equal(await audits(user.id, 'recovery_codes.used'), 1)
   const mail = await smtp.waitFor((m) => m.to.includes(user.email) && /recovery code was used/.test(m.subject))
   assert.match(mail.text, /Was this you\?/)
   assert.match(mail.text, /You have 9 recovery codes left/)
@@ -122,7 +122,7 @@ test('an enforced user signs in with a recovery code in place of the second fact
   assert.match(reused.headers.location, /^\/step-up\?next=/)
   assert.match((await other.get(reused.headers.location)).text, /That recovery code is not right, or it was already used/)
   assert.match((await other.get('/')).headers.location ?? '', /^\/step-up/, 'the second use does not sign in')
-  assert.equal(audits(user.id, 'recovery_codes.refused'), 1)
+  assert.equal(await audits(user.id, 'recovery_codes.refused'), 1)
 })
 
 test('a recovery code sent twice at the same moment signs in only once', async () => {
@@ -133,7 +133,7 @@ test('a recovery code sent twice at the same moment signs in only once', async (
   const results = await Promise.all(agents.map(async (a, i) => await a.post('/step-up/recovery-code').type('form').send({ code: codes[3], next: '/', _csrf: tokens[i] })))
   const signedIn = results.filter((r) => r.headers.location === '/')
   assert.equal(signedIn.length, 1)
-  assert.equal(audits(user.id, 'recovery_codes.used'), 1)
+  assert.equal(await audits(user.id, 'recovery_codes.used'), 1)
   assert.equal(rows(user.id).filter((r) => r.used_at !== null).length, 1)
 })
 
@@ -144,7 +144,7 @@ test('wrong recovery codes are regulated: after five, even a right one is refuse
   for (let i = 0; i < 5; i++) await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: 'AAAAA-AAAAA', next: '/' })
   const locked = await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: codes[1], next: '/' })
   assert.match(locked.headers.location, /^\/step-up/)
-  assert.equal(audits(user.id, 'recovery_codes.used'), 0)
+  assert.equal(await audits(user.id, 'recovery_codes.used'), 0)
   assert.equal(rows(user.id).filter((r) => r.used_at !== null).length, 0, 'the right code was not used up while locked')
 })
 
@@ -162,13 +162,13 @@ test('creating a new set needs a fresh step-up and voids the old codes', async (
   t.clock.advance(11 * 60_000)
   const refused = await submitForm(agent, '/recovery-codes', '/recovery-codes')
   assert.match(refused.headers.location, /^\/step-up\?next=/)
-  assert.equal(audits(user.id, 'recovery_codes.regenerated'), 0)
+  assert.equal(await audits(user.id, 'recovery_codes.regenerated'), 0)
 
   await stepUp(t, agent, user)
   const fresh = await createCodes(agent)
   assert.equal(fresh.length, 10)
-  assert.equal(audits(user.id, 'recovery_codes.regenerated'), 1)
-  assert.equal(t.services.recoveryCodes.remaining(user), 10)
+  assert.equal(await audits(user.id, 'recovery_codes.regenerated'), 1)
+  assert.equal(await t.services.recoveryCodes.remaining(user), 10)
 
   t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
   const old = await signInOwingSecondFactor(user.email)
@@ -182,7 +182,7 @@ test('directory users get no recovery codes and are pointed at their directory\'
   const user = await createTestUser(t.services)
   t.services.database.sqlite.prepare("UPDATE users SET provider = 'aws', external_id = ? WHERE id = ?").run(`dir-${user.id}`, user.id)
   const secret = new Secret({ size: 20 }).base32
-  const app = t.services.methods.addTotp(user.id, 'App', secret, 0)
+  const app = await t.services.methods.addTotp(user.id, 'App', secret, 0)
   const agent = await signIn(t, user.email)
   await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code: totpCode(secret, t.clock.now().getTime()), next: '/' })
   const home = await agent.get('/')
@@ -201,12 +201,12 @@ test('a helpdesk reset voids the person\'s recovery codes: whoever holds the old
   await stepUp(t, staff, helpdesk)
   const reset = await submitForm(staff, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/reset`, { reason: 'lost phone and paper', lifetimeMinutes: '60' })
   assert.equal(reset.status < 400, true, `reset answered ${reset.status}`)
-  const [event] = t.services.audit.list({ subjectUserId: user.id, action: 'methods.reset' })
+  const [event] = await t.services.audit.list({ subjectUserId: user.id, action: 'methods.reset' })
   assert.equal(JSON.parse(event.details).recoveryCodesVoided, 10)
-  assert.equal(t.services.recoveryCodes.remaining(user), 0)
+  assert.equal(await t.services.recoveryCodes.remaining(user), 0)
 
   t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
-  t.services.methods.addTotp(user.id, 'New app', new Secret({ size: 20 }).base32, 0)
+  await t.services.methods.addTotp(user.id, 'New app', new Secret({ size: 20 }).base32, 0)
   const agent = await signInOwingSecondFactor(user.email)
   const res = await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: codes[1], next: '/' })
   assert.match(res.headers.location, /^\/step-up\?next=/)

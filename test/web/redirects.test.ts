@@ -46,7 +46,7 @@ test('a next with characters a header cannot carry still signs the user in, land
     assert.doesNotMatch(JSON.stringify(res.headers), /planted/)
   }
   // Each audited sign-in is one that stuck: as many sessions as "signin.success" entries.
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' }).length, UNSENDABLE.length)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })).length, UNSENDABLE.length)
   assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(user.id), UNSENDABLE.length)
 })
 
@@ -73,7 +73,7 @@ test('the sign-in page never writes a next that leads off the portal into its fo
 test('after a step-up, a next that leads off the portal or cannot be sent lands on the home page', async () => {
   const user = await createTestUser(t.services)
   const secret = new Secret({ size: 20 }).base32
-  const app = t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+  const app = await t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
   const agent = await signIn(t, user.email)
   const page = await agent.get('/step-up?next=/%09/evil.example')
   assert.match(page.text, /<input type="hidden" name="next" value="\/">/)
@@ -90,7 +90,7 @@ test('after a step-up, a next that leads off the portal or cannot be sent lands 
 test('after a passkey sign-in, the page is told to go home when next leads off the portal', async () => {
   const authenticator = new SoftwareAuthenticator()
   const user = await createTestUser(t.services)
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   for (const next of ['/\t/evil.example', '/\u{1F600}', '/.//evil.example']) {
     const { res } = await passkeySignIn(t, authenticator, next)
     assert.equal(res.status, 200, JSON.stringify(res.body))
@@ -125,7 +125,7 @@ describe('a step-up with a next no header can carry', () => {
       const label = JSON.stringify(next)
       const user = await enforcedUser()
       const secret = new Secret({ size: 20 }).base32
-      const app = st.services.methods.addTotp(user.id, 'Phone app', secret, 0)
+      const app = await st.services.methods.addTotp(user.id, 'Phone app', secret, 0)
       const agent = await signIn(st, user.email)
       const code = totpCode(secret, st.clock.now().getTime())
       const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code, next })
@@ -145,7 +145,7 @@ describe('a step-up with a next no header can carry', () => {
       const label = JSON.stringify(next)
       const user = await enforcedUser()
       const phone = `+1415555${String(line++).padStart(4, '0')}`
-      const method = st.services.methods.addPhone(user.id, 'Work phone', phone)
+      const method = await st.services.methods.addPhone(user.id, 'Work phone', phone)
       const agent = await signIn(st, user.email)
       const sent = await submitForm(agent, '/step-up', '/step-up/phone/send', { methodId: method.id, next })
       assert.equal(sent.status, 303, label)
@@ -166,7 +166,7 @@ describe('a step-up with a next no header can carry', () => {
       const label = JSON.stringify(next)
       const user = await enforcedUser()
       const authenticator = new SoftwareAuthenticator()
-      addSoftwarePasskey(st, user, authenticator)
+      await addSoftwarePasskey(st, user, authenticator)
       const agent = await signIn(st, user.email)
       const { res } = await passkeyStepUp(st, agent, authenticator, next)
       assert.equal(res.status, 200, `${label}: ${JSON.stringify(res.body)}`)

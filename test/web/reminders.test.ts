@@ -21,16 +21,16 @@ test('two sweeps sending reminders at the same moment send each one once; none a
   const now = t.clock.now().getTime()
   const users = await Promise.all([1, 2, 3, 4].map(async () => createTestUser(t.services)))
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
-  t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 6 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
+  await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 6 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
   // One user is already set up: no reminder for them.
   const enrolled = users[3]
-  const app = t.services.methods.addTotp(enrolled.id, 'App', new Secret({ size: 20 }).base32, 0)
-  await t.services.lifecycle.added(t.services.users.findById(enrolled.id)!, app, null)
+  const app = await t.services.methods.addTotp(enrolled.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.lifecycle.added((await t.services.users.findById(enrolled.id))!, app, null)
 
   // A second process on the same database, at the same instant.
-  const other = createServices(testConfig({ SMTP_URL: smtp.url }, t.dataDir), { clock: t.clock })
+  const other = await createServices(testConfig({ SMTP_URL: smtp.url }, t.dataDir), { clock: t.clock })
   try {
-    const [a, b] = await Promise.all([t.services.reminders.send(t.services.engine.campaigns()), other.reminders.send(other.engine.campaigns())])
+    const [a, b] = await Promise.all([t.services.reminders.send(await t.services.engine.campaigns()), other.reminders.send(await other.engine.campaigns())])
     assert.equal(a + b, 3)
   } finally {
     other.close()
@@ -45,8 +45,8 @@ test('two sweeps sending reminders at the same moment send each one once; none a
   assert.match(first.text, new RegExp(`In 6 days, on ${shown} \\(UTC\\)`))
   assert.match(first.text, /http:\/\/localhost:3000\//)
 
-  assert.equal(await t.services.reminders.send(t.services.engine.campaigns()), 0, 'the 7-day reminder was sent already')
+  assert.equal(await t.services.reminders.send(await t.services.engine.campaigns()), 0, 'the 7-day reminder was sent already')
   t.clock.advance(3 * DAY)
-  assert.equal(await t.services.reminders.send(t.services.engine.campaigns()), 3, 'the 3-day reminder is due')
+  assert.equal(await t.services.reminders.send(await t.services.engine.campaigns()), 3, 'the 3-day reminder is due')
   assert.equal(reminders().filter((m) => m.to.includes(enrolled.email)).length, 0)
 })

@@ -14,7 +14,7 @@ function enforce (userId: string): void {
 test('once MFA is enforced, a password alone does not sign the user in: the second factor is asked for first', async () => {
   const user = await createTestUser(t.services)
   const secret = new Secret({ size: 20 })
-  const app = t.services.methods.addTotp(user.id, 'App', secret.base32, 0)
+  const app = await t.services.methods.addTotp(user.id, 'App', secret.base32, 0)
   enforce(user.id)
   const agent = await signIn(t, user.email)
   for (const path of ['/', '/enroll/totp', '/api/v1/me']) {
@@ -54,6 +54,6 @@ test('a temporary access pass session still reaches its stylesheet and scripts',
 
 test('users whose MFA is optional sign in with a password as before', async () => {
   const user = await createTestUser(t.services)
-  t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.methods.addTotp(user.id, 'App', new Secret({ size: 20 }).base32, 0)
   assert.equal((await (await signIn(t, user.email)).get('/')).status, 200)
 })

@@ -38,7 +38,7 @@ test('a session opened with an access pass ends when the pass expires, however b
 
 test('"This wasn\'t me" ends every other session of the account; the reporting browser stays signed in under a new id', async () => {
   const user = await createTestUser(t.services)
-  const intruder = t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
+  const intruder = await t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
   const elsewhere = await signIn(t, user.email)
   const reporter = await signIn(t, user.email)
   assert.equal(sessionsOf(user.id), 2)
@@ -55,7 +55,7 @@ test('"This wasn\'t me" ends every other session of the account; the reporting b
   assert.match(other.headers.location, /^\/login/)
   assert.equal((await reporter.get('/')).status, 200, 'the person reporting goes on')
   assert.equal(sessionsOf(user.id), 1)
-  const [event] = t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
+  const [event] = await t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
   assert.equal(JSON.parse(event.details).sessionsEnded, 2)
 })
 
@@ -76,8 +76,8 @@ test('secrets in request addresses never reach the logs: "This wasn\'t me" token
 
 /** Creates a "This wasn't me" notice as a method change does, and returns its token from the e-mail in the outbox. */
 async function noticeTokenFor (userId: string, methodId: string): Promise<string> {
-  const user = t.services.users.findById(userId)!
-  const method = t.services.methods.listFor(userId).find((m) => m.id === methodId)!
+  const user = (await t.services.users.findById(userId))!
+  const method = (await t.services.methods.listFor(userId)).find((m) => m.id === methodId)!
   await t.services.lifecycle.added(user, method, null)
   const mail = (await t.services.outbox.latest()).find((m) => m.bodyText.includes('/methods/not-me?token='))!
   return /\/methods\/not-me\?token=([\w-]+)/.exec(mail.bodyText)![1]

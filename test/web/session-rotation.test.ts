@@ -12,9 +12,9 @@ let t: TestApp
 before(async () => { t = await startTestApp() })
 after(async () => { await t.close() })
 
-function withApp (user: User): { secret: string, methodId: string } {
+async function withApp (user: User): Promise<{ secret: string, methodId: string }> {
   const secret = new Secret({ size: 20 }).base32
-  return { secret, methodId: t.services.methods.addTotp(user.id, 'Phone app', secret, 0).id }
+  return { secret, methodId: (await t.services.methods.addTotp(user.id, 'Phone app', secret, 0)).id }
 }
 
 /** Where a request carrying only `cookie` ends up: 200 (signed in), or the page it is sent to. */
@@ -25,7 +25,7 @@ async function whereCookieLeads (cookie: string): Promise<string | number> {
 
 test('confirming it\'s you with a code issues a new session id, and the old id no longer works', async () => {
   const user = await createTestUser(t.services)
-  const app = withApp(user)
+  const app = await withApp(user)
   const agent = await signIn(t, user.email)
   const before = agent.sessionCookie
   assert.equal(await whereCookieLeads(before), 200)
@@ -43,7 +43,7 @@ test('confirming it\'s you with a code issues a new session id, and the old id n
 
 test('finishing the second factor at sign-in issues a new session id, and the half-signed-in id no longer works', async () => {
   const user = await createTestUser(t.services)
-  const app = withApp(user)
+  const app = await withApp(user)
   t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
   const agent = await signIn(t, user.email)
   const before = agent.sessionCookie
@@ -60,7 +60,7 @@ test('finishing the second factor at sign-in issues a new session id, and the ha
 test('confirming it\'s you with a passkey issues a new session id, and the old id no longer works', async () => {
   const user = await createTestUser(t.services)
   const authenticator = new SoftwareAuthenticator()
-  addSoftwarePasskey(t, user, authenticator)
+  await addSoftwarePasskey(t, user, authenticator)
   const agent = await signIn(t, user.email)
   const before = agent.sessionCookie
 

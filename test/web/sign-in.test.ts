@@ -14,7 +14,7 @@ test('a user signs in with email and password and sees their name on the home pa
   assert.equal(home.status, 200)
   assert.match(home.text, /Hello, Grace Hopper/)
   assert.match(home.text, /Not set up yet/)
-  const rows = t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
+  const rows = await t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
   assert.equal(rows.length, 1)
 })
 
@@ -32,7 +32,7 @@ test('a wrong password and an unknown account get exactly the same message', asy
   // The typed email is kept in the form so the user can fix a typo; the password is not.
   assert.match(wrong.text, new RegExp(`value="${user.email}"`))
   assert.doesNotMatch(wrong.text, /not the password/)
-  const failures = t.services.audit.list({ action: 'signin.failure' })
+  const failures = await t.services.audit.list({ action: 'signin.failure' })
   assert.deepEqual(failures.slice(0, 2).map((r) => JSON.parse(r.details).reason).sort(), ['unknown_user', 'wrong_password'])
 })
 
@@ -98,7 +98,7 @@ test('after sign-out the old session cookie no longer works', async () => {
   const again = await anonymous(t).get('/').set('cookie', cookie)
   assert.equal(again.status, 303)
   assert.match(again.headers.location, /^\/login/)
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'signout' }).length, 1)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signout' })).length, 1)
 })
 
 test('a session idle for longer than the idle timeout ends, and the sign-in page says why', async () => {
@@ -143,10 +143,10 @@ test('after sign-in the user lands on the page they asked for, never on another 
 test('changing a user\'s role signs them out everywhere and is audited', async () => {
   const user = await createTestUser(t.services)
   const agent = await signIn(t, user.email)
-  t.services.userService.changeRole(user.id, 'helpdesk', { id: null, label: 'test' })
+  await t.services.userService.changeRole(user.id, 'helpdesk', { id: null, label: 'test' })
   const res = await agent.get('/')
   assert.equal(res.status, 303)
-  const audit = t.services.audit.list({ subjectUserId: user.id, action: 'user.role_changed' })
+  const audit = await t.services.audit.list({ subjectUserId: user.id, action: 'user.role_changed' })
   assert.deepEqual(JSON.parse(audit[0].details), { from: 'user', to: 'helpdesk', sessionsEnded: 1 })
   const fresh = await signIn(t, user.email)
   assert.equal((await fresh.get('/helpdesk')).status, 200)

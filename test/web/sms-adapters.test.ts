@@ -153,7 +153,7 @@ describe('phone enrollment through Twilio', () => {
     const verified = await submitForm(agent, '/enroll/phone', '/enroll/phone/verify', { code })
     assert.equal(verified.status, 303)
     assert.equal(verified.headers.location, '/')
-    assert.deepEqual(t.services.methods.listFor(user.id).map((m) => m.phone), [TO])
+    assert.deepEqual((await t.services.methods.listFor(user.id)).map((m) => m.phone), [TO])
   })
 
   test('when Twilio refuses, the user sees a plain message and may try again straight away', async () => {

@@ -36,9 +36,9 @@ const shown = (at: number): string => {
 
 /** The sweep as the scheduler runs it: the SMS sunset first, then the engine, then the deadline reminders. */
 async function sweep (): Promise<void> {
-  await t.services.smsSunset.run(t.services.engine.campaigns())
+  await t.services.smsSunset.run(await t.services.engine.campaigns())
   await t.services.engine.sweep()
-  await t.services.reminders.send(t.services.engine.campaigns())
+  await t.services.reminders.send(await t.services.engine.campaigns())
 }
 
 test('the SMS sunset: phone-only users are reminded before the date, re-derived on it (fake clock) with a new deadline and its own grace, and flipped only when that passes', async () => {
@@ -50,13 +50,13 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   const withApp = await existingUser()
   const nothing = await existingUser()
   const switches = await existingUser()
-  t.services.methods.addPhone(phoneOnly.id, 'Mobile', '+14155550101')
-  t.services.methods.addTotp(withApp.id, 'App', new Secret({ size: 20 }).base32, 0)
-  t.services.methods.addPhone(switches.id, 'Mobile', '+14155550102')
-  const campaign = t.services.campaigns.create(campaignInput(start, {
+  await t.services.methods.addPhone(phoneOnly.id, 'Mobile', '+14155550101')
+  await t.services.methods.addTotp(withApp.id, 'App', new Secret({ size: 20 }).base32, 0)
+  await t.services.methods.addPhone(switches.id, 'Mobile', '+14155550102')
+  const campaign = await t.services.campaigns.create(campaignInput(start, {
     deadline: new Date(originalDeadline), smsPolicy: 'counts', smsSunsetAt: new Date(sunset), smsAfterSunset: 'excluded', smsSunsetGraceDays: 30
   }), admin)
-  t.services.campaigns.arm(campaign.id, admin)
+  await t.services.campaigns.arm(campaign.id, admin)
   assert.equal(stored(phoneOnly.id).state, 'enrolled', 'until the date, text messages count')
 
   const home = await (await signIn(t, phoneOnly.email)).get('/')
@@ -66,8 +66,8 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   for (let d = 1; d < 40; d++) {
     t.clock.set(new Date(start + d * DAY))
     if (d === 20) {
-      const app = t.services.methods.addTotp(switches.id, 'App', new Secret({ size: 20 }).base32, 0)
-      await t.services.lifecycle.added(t.services.users.findById(switches.id)!, app, null)
+      const app = await t.services.methods.addTotp(switches.id, 'App', new Secret({ size: 20 }).base32, 0)
+      await t.services.lifecycle.added((await t.services.users.findById(switches.id))!, app, null)
     }
     await sweep()
   }
@@ -87,9 +87,9 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   assert.deepEqual(stored(phoneOnly.id), { state: 'pending', deadline: newDeadline })
   assert.deepEqual(stored(switches.id), { state: 'enrolled', deadline: originalDeadline })
   assert.deepEqual(stored(withApp.id), { state: 'enrolled', deadline: originalDeadline })
-  const [applied] = t.services.audit.list({ action: 'campaign.sms_sunset_applied' })
+  const [applied] = await t.services.audit.list({ action: 'campaign.sms_sunset_applied' })
   assert.deepEqual(JSON.parse(applied.details), { campaignId: campaign.id, name: 'Everyone', sunsetAt: new Date(sunset).toISOString(), becomes: 'excluded', users: 2, dropped: 1, graceDays: 30 })
-  const explained = t.services.engine.explainDeadline(phoneOnly.id)!
+  const explained = (await t.services.engine.explainDeadline(phoneOnly.id))!
   assert.equal(explained.steps.at(-1)!.rule, 'sms_sunset')
 
   // Their home page, countdown and calendar file show the new deadline.
@@ -114,21 +114,21 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   t.clock.set(new Date(newDeadline + 60_000))
   await sweep()
   assert.equal(stored(phoneOnly.id).state, 'enforced', 'flipped when the new grace period ran out')
-  assert.equal(t.services.audit.list({ action: 'campaign.sms_sunset_applied' }).length, 1, 'the sunset is carried out once')
+  assert.equal((await t.services.audit.list({ action: 'campaign.sms_sunset_applied' })).length, 1, 'the sunset is carried out once')
 })
 
 test('someone already made to use MFA before the SMS sunset stays enforced: no grace is handed back', async () => {
   const start = t.clock.now().getTime()
   const user = await existingUser()
-  t.services.methods.addPhone(user.id, 'Mobile', '+14155550103')
-  const campaign = t.services.campaigns.create(campaignInput(start, { name: 'Early', deadline: new Date(start + 5 * DAY), newUserWindowDays: 0, smsSunsetAt: new Date(start + 20 * DAY) }), admin)
-  t.services.campaigns.arm(campaign.id, admin)
+  await t.services.methods.addPhone(user.id, 'Mobile', '+14155550103')
+  const campaign = await t.services.campaigns.create(campaignInput(start, { name: 'Early', deadline: new Date(start + 5 * DAY), newUserWindowDays: 0, smsSunsetAt: new Date(start + 20 * DAY) }), admin)
+  await t.services.campaigns.arm(campaign.id, admin)
   t.clock.set(new Date(start + 6 * DAY))
   await sweep()
   assert.equal(stored(user.id).state, 'enforced')
   t.clock.set(new Date(start + 20 * DAY))
   await sweep()
   assert.equal(stored(user.id).state, 'enforced')
-  assert.equal(t.services.engine.plan().filter((item) => item.userId === user.id).length, 0, 'nothing is relaxed')
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'enforcement.relaxed' }).length, 0)
+  assert.equal((await t.services.engine.plan()).filter((item) => item.userId === user.id).length, 0, 'nothing is relaxed')
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'enforcement.relaxed' })).length, 0)
 })

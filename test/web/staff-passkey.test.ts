@@ -10,8 +10,8 @@ const SECRET = new Secret({ size: 20 }).base32
 /** A staff (or ordinary) account holding a passkey and an authenticator app. */
 async function withPasskey (t: TestApp, role: Role) {
   const user = await createTestUser(t.services, { role })
-  t.services.methods.addPasskey(user.id, { name: 'Desk key', credentialId: `cred-${user.id}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
-  const app = t.services.methods.addTotp(user.id, 'Phone app', SECRET, 0)
+  await t.services.methods.addPasskey(user.id, { name: 'Desk key', credentialId: `cred-${user.id}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
+  const app = await t.services.methods.addTotp(user.id, 'Phone app', SECRET, 0)
   return { user, app }
 }
 
@@ -58,7 +58,7 @@ test('a staff passkey that did not check the PIN or biometric opens nothing: not
   try {
     const authenticator = new SoftwareAuthenticator({ userVerification: false })
     const admin = await createTestUser(t.services, { role: 'admin' })
-    addSoftwarePasskey(t, admin, authenticator)
+    await addSoftwarePasskey(t, admin, authenticator)
 
     const { agent, res } = await passkeySignIn(t, authenticator, '/admin')
     assert.equal(res.status, 200, JSON.stringify(res.body))
@@ -90,7 +90,7 @@ test('after a password, a staff passkey step-up without user verification is ref
   try {
     const authenticator = new SoftwareAuthenticator({ userVerification: false })
     const helpdesk = await createTestUser(t.services, { role: 'helpdesk' })
-    addSoftwarePasskey(t, helpdesk, authenticator)
+    await addSoftwarePasskey(t, helpdesk, authenticator)
     const agent = await signIn(t, helpdesk.email)
     const refused = await passkeyStepUp(t, agent, authenticator, '/helpdesk')
     assert.equal(refused.res.body.error?.code, 'user_verification_required')

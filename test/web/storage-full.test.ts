@@ -41,8 +41,8 @@ function freeSomeSpace (sqlite: Sqlite.Database): void {
   sqlite.pragma('max_page_count = 1073741823')
 }
 
-function issueToken (testApp: TestApp, scopes: ApiScope[]): string {
-  return automationServices(testApp.services).tokens.create({ name: 'HR feed', scopes, expiresInDays: null }, { id: null, label: 'test' }).secret
+async function issueToken (testApp: TestApp, scopes: ApiScope[]): Promise<string> {
+  return (await automationServices(testApp.services).tokens.create({ name: 'HR feed', scopes, expiresInDays: null }, { id: null, label: 'test' })).secret
 }
 
 function storageLogLines (testApp: { logLines: string[] }): string[] {
@@ -84,7 +84,7 @@ test('with the disk full, signing in answers 503 with a plain page that says why
 test('with the disk full, the API answers 503 with its documented error shape (storage_full)', async () => {
   const t = await startApp()
   const user = await createTestUser(t.services)
-  const secret = issueToken(t, ['phones:write'])
+  const secret = await issueToken(t, ['phones:write'])
   fillTheDisk(t.services.database.sqlite)
 
   const res = await request(t.app.server).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: '+49 151 1234 5678' })

@@ -65,7 +65,7 @@ async function finish (agent: Agent, token: string, fields: Record<string, unkno
 }
 
 async function stepUp (app: TestApp, agent: Agent, user: User, code: string, next = '/') {
-  const method = app.services.methods.listFor(user.id).find((m) => m.kind === 'totp')!
+  const method = (await app.services.methods.listFor(user.id)).find((m) => m.kind === 'totp')!
   const token = await csrfFor(agent, '/step-up')
   return agent.post('/step-up/totp').type('form').send({ _csrf: token, methodId: method.id, code, next })
 }
@@ -120,9 +120,9 @@ test('a code from oathtool is accepted: the app appears on the home page, is aud
   const home = await agent.get('/')
   assert.match(home.text, /Your authenticator app is set up/)
   assert.match(home.text, /Work phone/)
-  const methods = t.services.methods.listFor(user.id)
+  const methods = await t.services.methods.listFor(user.id)
   assert.deepEqual(methods.map((m) => [m.kind, m.name]), [['totp', 'Work phone']])
-  const [added] = t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
+  const [added] = await t.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
   assert.equal(JSON.parse(added.details).methodId, methods[0].id)
   assert.ok((await t.services.outbox.latest()).some((m) => m.channel === 'email' && m.recipient === user.email), 'an email went to the user')
   assert.equal(count(t, 'pending_enrollments', 'user_id = ?', user.id), 0, 'the pending setup is used up')
@@ -132,7 +132,7 @@ test('the name is optional and defaults to "Authenticator app"', async () => {
   const { user, agent } = await signedIn()
   const { key, token } = await openSetup(agent)
   assert.equal((await finish(agent, token, { code: oathtool(key, t.clock.now()) })).status, 303)
-  assert.equal(t.services.methods.listFor(user.id)[0].name, 'Authenticator app')
+  assert.equal((await t.services.methods.listFor(user.id))[0].name, 'Authenticator app')
 })
 
 test('the enrolling code cannot be used again for step-up, but the next code from the app works', async () => {
@@ -169,17 +169,17 @@ test('five wrong codes lock code entry with the time shown, the right code is re
   const right = await finish(agent, token, { code: oathtool(key, t.clock.now()) })
   assert.equal(right.status, 429, 'even the right code is refused while locked')
   assert.match(right.text, /Too many failed attempts/)
-  assert.equal(t.services.audit.list({ subjectUserId: user.id, action: 'totp.lockout' }).length, 1)
+  assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'totp.lockout' })).length, 1)
 
   t.clock.advance(14 * 60_000)
   assert.equal((await finish(agent, token, { code: oathtool(key, t.clock.now()) })).status, 429, 'still locked after 14 minutes')
-  assert.equal(t.services.methods.countFor(user.id), 0)
+  assert.equal(await t.services.methods.countFor(user.id), 0)
 
   // The setup lives as long as the lock, so after it the page hands out a fresh key.
   t.clock.advance(60_000)
   const fresh = await openSetup(agent)
   assert.equal((await finish(agent, fresh.token, { code: oathtool(fresh.key, t.clock.now()) })).status, 303)
-  assert.equal(t.services.methods.countFor(user.id), 1)
+  assert.equal(await t.services.methods.countFor(user.id), 1)
 })
 
 test('the database never holds a plain secret: pending and enrolled secrets are sealed under the current key', async () => {
@@ -211,7 +211,7 @@ test('the database never holds a plain secret: pending and enrolled secrets are 
 test('a second method needs a step-up with the first: the page links to it and finishing is refused until then', async () => {
   const { user, agent } = await signedIn()
   const step = Math.floor(t.clock.now().getTime() / 30_000)
-  t.services.methods.addTotp(user.id, 'First app', KNOWN_SECRET, step - 2)
+  await t.services.methods.addTotp(user.id, 'First app', KNOWN_SECRET, step - 2)
 
   const page = await agent.get('/enroll/totp')
   assert.equal(page.status, 403)
@@ -232,7 +232,7 @@ test('a second method needs a step-up with the first: the page links to it and f
   assert.equal(confirmed.headers.location, '/enroll/totp')
   const { key, token } = await openSetup(agent)
   assert.equal((await finish(agent, token, { code: oathtool(key, t.clock.now()), name: 'Second app' })).status, 303)
-  assert.deepEqual(t.services.methods.listFor(user.id).map((m) => m.name), ['First app', 'Second app'])
+  assert.deepEqual((await t.services.methods.listFor(user.id)).map((m) => m.name), ['First app', 'Second app'])
 })
 
 test('starting again replaces the pending key with a new one', async () => {
@@ -295,7 +295,7 @@ test('bad input on every route gets a clear 4xx, never a 5xx, and stores no meth
   const restartWrongType = await agent.post('/enroll/totp/restart').set('accept', 'application/json').set('x-csrf-token', token).send({ _csrf: { x: 1 } })
   assert.equal(restartWrongType.status, 403)
 
-  assert.equal(t.services.methods.countFor(user.id), 0)
+  assert.equal(await t.services.methods.countFor(user.id), 0)
   assert.equal(t.services.database.sqlite.prepare('SELECT id FROM pending_enrollments WHERE user_id = ?').pluck().get(user.id), pendingId, 'the pending setup is untouched')
 })
 
@@ -308,7 +308,7 @@ test('an expired setup (after 15 minutes) is refused with a way to start again',
   assert.match(res.text, /This setup has expired/)
   assert.match(res.text, /Start again with a new code/)
   assert.equal((await agent.get('/enroll/totp/qr.png')).status, 404)
-  assert.equal(t.services.methods.countFor(user.id), 0)
+  assert.equal(await t.services.methods.countFor(user.id), 0)
   assert.notEqual((await openSetup(agent)).key, key, 'the page starts a fresh setup')
 })
 
@@ -348,8 +348,8 @@ test('a first method is refused from an untrusted address with an explanation, a
     assert.equal(login.status, 303, login.text)
     const { key, token: passToken } = await openSetup(withPass)
     assert.equal((await finish(withPass, passToken, { code: oathtool(key, office.clock.now()) })).status, 303)
-    assert.equal(office.services.methods.countFor(user.id), 1)
-    const [added] = office.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
+    assert.equal(await office.services.methods.countFor(user.id), 1)
+    const [added] = await office.services.audit.list({ subjectUserId: user.id, action: 'method.added' })
     assert.equal(JSON.parse(added.details).passSession, true)
   } finally {
     await office.close()
@@ -368,7 +368,7 @@ test('after rotate-key the app runs on the new key alone: rows name the new key 
   assert.equal(rotated.stdout.trim(), `re-sealed 1 secret under key ${config.encryptionKeyId}`)
 
   const clock = new FakeClock(new Date(original.clock.now().getTime() + 30_000))
-  const services = createServices(config, { clock })
+  const services = await createServices(config, { clock })
   const app = await buildApp(services, { logger: false })
   const restarted = { app, services, config, clock, dataDir: original.dataDir, close: async () => { await app.close(); services.close() } }
   try {
@@ -388,7 +388,7 @@ test('after rotate-key the app runs on the new key alone: rows name the new key 
 
 test('the QR image of a pending setup is refused once the step-up that opened it has lapsed, as the page is', async () => {
   const { user, agent } = await signedIn()
-  t.services.methods.addTotp(user.id, 'First app', KNOWN_SECRET, Math.floor(t.clock.now().getTime() / 30_000) - 2)
+  await t.services.methods.addTotp(user.id, 'First app', KNOWN_SECRET, Math.floor(t.clock.now().getTime() / 30_000) - 2)
   assert.equal((await stepUp(t, agent, user, oathtool(KNOWN_SECRET, t.clock.now()), '/enroll/totp')).status, 303)
   await openSetup(agent)
   assert.equal((await agent.get('/enroll/totp/qr.png')).status, 200)

@@ -53,7 +53,7 @@ async function totpSetupThroughProxy (trustProxy: string, forwardedFor: string) 
     const user = await createTestUser(t.services)
     const agent = await signIn(t, user.email)
     const page = await agent.get('/enroll/totp').set('x-forwarded-for', forwardedFor)
-    return { status: page.status, showsKey: /<code id="totp-key">/.test(page.text), methods: t.services.methods.countFor(user.id) }
+    return { status: page.status, showsKey: /<code id="totp-key">/.test(page.text), methods: await t.services.methods.countFor(user.id) }
   } finally {
     await t.close()
   }

@@ -30,8 +30,8 @@ function csvRowOf (csv: string, email: string): Record<string, string> {
 test('a campaign asking for two methods counts a user with one as not yet enrolled, nudges them at home, and the export says who falls short', async () => {
   const user = await existingUser()
   const adminUser = await existingUser({ role: 'admin' })
-  t.services.methods.addTotp(user.id, 'Phone app', new Secret({ size: 20 }).base32, 0)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'two' }), admin)
+  await t.services.methods.addTotp(user.id, 'Phone app', new Secret({ size: 20 }).base32, 0)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'two' }), admin)
   assert.equal(stateOf(user.id), 'pending', 'one authenticator app is not enough here')
 
   const agent = await signIn(t, user.email)
@@ -48,11 +48,11 @@ test('a campaign asking for two methods counts a user with one as not yet enroll
   assert.match((await staff.get('/admin/compliance')).text, /2 users hold one method where their campaign asks for a second/)
 
   // A second method of the same kind is no second kind; a phone is.
-  t.services.methods.addTotp(user.id, 'Second app', new Secret({ size: 20 }).base32, 0)
-  t.services.engine.refreshUser(user.id)
+  await t.services.methods.addTotp(user.id, 'Second app', new Secret({ size: 20 }).base32, 0)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'pending')
-  const phone = t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
-  await t.services.lifecycle.added(t.services.users.findById(user.id)!, phone, null)
+  const phone = await t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
+  await t.services.lifecycle.added((await t.services.users.findById(user.id))!, phone, null)
   assert.equal(stateOf(user.id), 'enrolled')
   assert.match((await agent.get('/')).text, /Set up\./)
   const met = csvRowOf((await staff.get('/admin/compliance.csv')).text, user.email)
@@ -64,10 +64,10 @@ test('a campaign asking for two methods counts a user with one as not yet enroll
 
 test('one method plus recovery codes: a local user counts once they create codes, and again falls short when the codes are gone', async () => {
   const user = await existingUser()
-  t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'one_plus_recovery' }), admin)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'one_plus_recovery' }), admin)
   const agent = await signIn(t, user.email)
   await stepUp(t, agent, user) // gives the account an authenticator app
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'pending')
   const home = await agent.get('/')
   assert.match(home.text, /Your organisation also asks for a backup: create recovery codes or add a second method/)
@@ -77,17 +77,17 @@ test('one method plus recovery codes: a local user counts once they create codes
   assert.equal(stateOf(user.id), 'enrolled', 'creating the codes re-derives the state')
   assert.match((await agent.get('/')).text, /Set up\./)
 
-  t.services.recoveryCodes.voidAll(user.id)
+  await t.services.recoveryCodes.voidAll(user.id)
   assert.equal(stateOf(user.id), 'pending', 'voided codes no longer count')
 })
 
 test('for a directory user, "one method plus recovery codes" means two methods registered at the directory', async () => {
   const user = await existingUser()
   t.services.database.sqlite.prepare("UPDATE users SET provider = 'entra', external_id = 'e-1', provider_methods = '[\"totp\"]' WHERE id = ?").run(user.id)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'one_plus_recovery' }), admin)
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'one_plus_recovery' }), admin)
   assert.equal(stateOf(user.id), 'pending')
   t.services.database.sqlite.prepare('UPDATE users SET provider_methods = \'["passkey","totp"]\' WHERE id = ?').run(user.id)
-  t.services.engine.refreshUser(user.id)
+  await t.services.engine.refreshUser(user.id)
   assert.equal(stateOf(user.id), 'enrolled')
 })
 
@@ -101,7 +101,7 @@ test('the campaign form sets how many methods count, and the campaign page says 
     smsSunsetAt: '2027-03-01', smsAfterSunset: 'excluded', smsSunsetGraceDays: '21'
   })
   assert.equal(res.status, 303, res.text)
-  const campaign = t.services.campaigns.list().find((c) => c.name === 'Backups')!
+  const campaign = (await t.services.campaigns.list()).find((c) => c.name === 'Backups')!
   assert.equal(campaign.methodsRequired, 'two')
   assert.equal(campaign.smsSunsetAt?.toISOString(), '2027-03-01T00:00:00.000Z')
   assert.equal(campaign.smsSunsetGraceDays, 21)
@@ -121,5 +121,5 @@ test('the campaign form sets how many methods count, and the campaign page says 
   assert.match(bad.text, /The grace period after the date is a whole number of days from 1 to 365/)
 
   // A date already past would flip people at once: refused.
-  assert.throws(() => t.services.campaigns.create(campaignInput(t.clock.now(), { smsSunsetAt: new Date(t.clock.now().getTime() - 2 * DAY) }), admin), /must be today or later/)
+  await assert.rejects(async () => await t.services.campaigns.create(campaignInput(t.clock.now(), { smsSunsetAt: new Date(t.clock.now().getTime() - 2 * DAY) }), admin), /must be today or later/)
 })

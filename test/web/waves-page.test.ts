@@ -24,11 +24,12 @@ async function pausedCampaign () {
   for (let i = 0; i < 40; i++) users.push(await createTestUser(t.services, { email: `u${i}@test.example` }))
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
   const actor = { id: adminUser.id, label: adminUser.email }
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), {
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     deadline: new Date(t.clock.now().getTime() + DAY), waves: { pilot: { kind: 'share', percent: 25 }, offsetsDays: [10] }, breaker: { ...DEFAULT_BREAKER, minFlips: 3 }
   }), actor)
-  t.services.campaigns.arm(campaign.id, actor)
-  const pilot = users.filter((u) => t.services.engine.explainDeadline(u.id)?.wave?.number === 1)
+  await t.services.campaigns.arm(campaign.id, actor)
+  const pilot = []
+  for (const u of users) if ((await t.services.engine.explainDeadline(u.id))?.wave?.number === 1) pilot.push(u)
   fake.failAlways(pilot.slice(0, Math.max(3, Math.ceil(pilot.length / 2))).map((u) => u.id), { retryable: false, message: 'user rejected' })
   t.clock.advance(DAY + 3_600_000)
   await t.services.engine.sweep()
@@ -50,14 +51,14 @@ test('the campaign page shows why the breaker paused it and each wave\'s state; 
 
   const noReason = await submitForm(admin, url, `${url}/resume`, { reason: '' })
   assert.equal(noReason.status, 303)
-  assert.equal(t.services.campaigns.find(campaign.id)!.pauses[0].resumedAt, null, 'no reason, no resume')
+  assert.equal((await t.services.campaigns.find(campaign.id))!.pauses[0].resumedAt, null, 'no reason, no resume')
   const noCsrf = await admin.post(`${url}/resume`).type('form').send({ reason: 'checked' })
   assert.equal(noCsrf.status, 403)
 
   const done = await submitForm(admin, url, `${url}/resume`, { reason: 'Rejected accounts were service accounts' })
   assert.equal(done.status, 303)
-  assert.notEqual(t.services.campaigns.find(campaign.id)!.pauses[0].resumedAt, null)
-  assert.equal(t.services.audit.list({ action: 'campaign.resumed' })[0].actorId, adminUser.id)
+  assert.notEqual((await t.services.campaigns.find(campaign.id))!.pauses[0].resumedAt, null)
+  assert.equal((await t.services.audit.list({ action: 'campaign.resumed' }))[0].actorId, adminUser.id)
   const after = await admin.get(url)
   assert.match(after.text, /id="breaker-running"/)
   assert.match(after.text, /Earlier pauses/)
@@ -74,7 +75,7 @@ test('an admin starts the next wave by hand from the page; others may not resume
   const admin = await signInStaff(t, adminUser)
   const started = await submitForm(admin, url, `${url}/waves/2/start`)
   assert.equal(started.status, 303)
-  const audit = t.services.audit.list({ action: 'campaign.wave_started' })
+  const audit = await t.services.audit.list({ action: 'campaign.wave_started' })
   assert.equal(audit.length, 1)
   assert.equal(audit[0].actorId, adminUser.id)
   assert.match((await admin.get(url)).text, /data-wave="2" data-state="paused"/, 'it counts, but the campaign is still paused')
@@ -96,11 +97,11 @@ test('the campaign form sets the waves and the breaker\'s thresholds, and says w
   assert.match(bad.text, /id="waveOffsets"[^>]*aria-describedby="waveOffsets-hint waveOffsets-error" aria-invalid="true"/)
   assert.match(bad.text, /Passes and resets per 100 users flipped: a whole number from 1 to 100\./)
   assert.match(bad.text, /id="wavePilot"[^>]*value="0"/, 'what was typed is kept')
-  assert.equal(t.services.campaigns.list().length, 0)
+  assert.equal((await t.services.campaigns.list()).length, 0)
 
   const ok = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', campaignForm({ wavePilotKind: 'group', wavePilot: 'pilot-it', waveOffsets: '7, 14', breakerPasses: '10', breakerFailures: '25', breakerNotMe: '2', breakerMinFlips: '20' }))
   assert.equal(ok.status, 303)
-  const [created] = t.services.campaigns.list()
+  const [created] = await t.services.campaigns.list()
   assert.deepEqual(created.waves, { pilot: { kind: 'group', group: 'pilot-it' }, offsetsDays: [7, 14] })
   assert.deepEqual(created.breaker, { passesPer100: 10, failurePercent: 25, notMePer100: 2, minFlips: 20 })
   const edit = await admin.get(`/admin/campaigns/${created.id}/edit`)
@@ -116,7 +117,7 @@ test('the campaign list says a campaign is paused, and each wave\'s burn-down ke
   const campaign = await pausedCampaign()
   const admin = await signInStaff(t, adminUser)
   assert.match((await admin.get('/admin/campaigns')).text, /Paused by the breaker since/)
-  assert.equal(t.services.dashboard.takeSnapshot(t.clock.now()), true)
+  assert.equal(await t.services.dashboard.takeSnapshot(t.clock.now()), true)
   const rows = t.services.database.sqlite.prepare('SELECT wave, counts FROM wave_snapshots WHERE campaign_id = ? ORDER BY wave').all(campaign.id) as Array<{ wave: number, counts: string }>
   assert.deepEqual(rows.map((r) => r.wave), [1, 2])
   t.clock.advance(DAY)
@@ -130,8 +131,10 @@ test('a user in a later wave sees their own wave\'s deadline on the home page an
   for (let i = 0; i < 30; i++) users.push(await createTestUser(t.services, { email: `h${i}@test.example` }))
   t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
   const deadline = new Date(t.clock.now().getTime() + 10 * DAY)
-  t.services.campaigns.create(campaignInput(t.clock.now(), { deadline, waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [21] } }), { id: adminUser.id, label: adminUser.email })
-  const later = users.find((u) => t.services.engine.explainDeadline(u.id)?.wave?.number === 2)!
+  await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline, waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [21] } }), { id: adminUser.id, label: adminUser.email })
+  let later: (typeof users)[number] | undefined
+  for (const u of users) if (later === undefined && (await t.services.engine.explainDeadline(u.id))?.wave?.number === 2) later = u
+  assert.ok(later)
   const expected = new Date(deadline.getTime() + 21 * DAY)
   const day = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' }).format(expected)
   const agent = await signIn(t, later.email)

@@ -33,10 +33,10 @@ async function threeWaves () {
   sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
   for (const u of users.slice(0, 10)) sqlite.prepare('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)').run(u.id, 'pilot')
   const deadline = new Date(t.clock.now().getTime() + DAY)
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), {
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     deadline, waves: { pilot: { kind: 'group', group: 'pilot' }, offsetsDays: [7, 7] }, breaker: { ...DEFAULT_BREAKER, failurePercent: 20 }
   }), actorOf(admin))
-  t.services.campaigns.arm(campaign.id, actorOf(admin))
+  await t.services.campaigns.arm(campaign.id, actorOf(admin))
   const pilot = users.slice(0, 10)
   const wave2 = users.filter((u) => waveOf(u.id) === 2)
   const wave3 = users.filter((u) => waveOf(u.id) === 3)
@@ -49,38 +49,38 @@ test('a campaign in three waves runs the pilot, waits while the pilot is unhealt
   assert.equal(wave2.length + wave3.length, 30)
   assert.ok(wave2.length >= 8 && wave3.length >= 8, 'the others are spread over the later waves')
   // Users see their own wave's deadline: the pilot's, and for later waves the earliest theirs can be.
-  assert.equal(t.services.engine.explainDeadline(pilot[0].id)?.deadline.getTime(), deadline.getTime())
-  const w2 = t.services.engine.explainDeadline(wave2[0].id)!
+  assert.equal((await t.services.engine.explainDeadline(pilot[0].id))?.deadline.getTime(), deadline.getTime())
+  const w2 = (await t.services.engine.explainDeadline(wave2[0].id))!
   assert.equal(w2.deadline.getTime(), deadline.getTime() + 7 * DAY)
   assert.deepEqual(w2.wave, { number: 2, of: 3, counting: false, startedAt: null })
-  assert.equal(t.services.engine.explainDeadline(wave3[0].id)?.deadline.getTime(), deadline.getTime() + 14 * DAY)
+  assert.equal((await t.services.engine.explainDeadline(wave3[0].id))?.deadline.getTime(), deadline.getTime() + 14 * DAY)
 
   // The pilot's deadline passes; 3 of its 10 flips fail for good (30% > 20%): the pilot is unhealthy.
   fake.failAlways(pilot.slice(0, 3).map((u) => u.id), { retryable: false, message: 'user rejected' })
   t.clock.advance(DAY + HOUR)
   await t.services.engine.sweep()
   assert.equal(pilot.filter((u) => fake.isEnforced(u.id)).length, 7)
-  assert.equal(t.services.campaigns.find(campaign.id)!.pauses.length, 1, 'the breaker paused the campaign')
-  assert.deepEqual(t.services.rollout.waves(t.services.campaigns.find(campaign.id)!).map((w) => w.state), ['done', 'scheduled', 'scheduled'])
+  assert.equal((await t.services.campaigns.find(campaign.id))!.pauses.length, 1, 'the breaker paused the campaign')
+  assert.deepEqual((await t.services.rollout.waves((await t.services.campaigns.find(campaign.id))!)).map((w) => w.state), ['done', 'scheduled', 'scheduled'])
 
   // Wave 2 waits: far past its earliest deadline, still nobody in it is flipped and it has not started.
   t.clock.advance(10 * DAY)
   await t.services.engine.sweep()
   assert.ok(wave2.every((u) => !fake.isEnforced(u.id)))
-  assert.equal(t.services.engine.explainDeadline(wave2[0].id)?.wave?.counting, false)
-  assert.equal(t.services.audit.list({ action: 'campaign.wave_started' }).length, 0)
+  assert.equal((await t.services.engine.explainDeadline(wave2[0].id))?.wave?.counting, false)
+  assert.equal((await t.services.audit.list({ action: 'campaign.wave_started' })).length, 0)
 
   // An admin resumes the healthy-again pilot; the next sweep starts wave 2, counting from then.
-  t.services.rollout.resume(campaign.id, 'The three rejected accounts were service accounts; exempted', actorOf(admin))
+  await t.services.rollout.resume(campaign.id, 'The three rejected accounts were service accounts; exempted', actorOf(admin))
   await t.services.engine.sweep()
-  const started = t.services.audit.list({ action: 'campaign.wave_started' })
+  const started = await t.services.audit.list({ action: 'campaign.wave_started' })
   assert.equal(started.length, 1)
   assert.equal(JSON.parse(started[0].details).wave, 2)
   const resumedAt = t.clock.now().getTime()
-  const w2Now = t.services.engine.explainDeadline(wave2[0].id)!
+  const w2Now = (await t.services.engine.explainDeadline(wave2[0].id))!
   assert.equal(w2Now.wave?.counting, true)
   assert.equal(w2Now.deadline.getTime(), resumedAt + 7 * DAY, 'wave 2 gets its full 7 days from its start')
-  assert.equal(t.services.engine.explainDeadline(wave3[0].id)?.deadline.getTime(), resumedAt + 14 * DAY)
+  assert.equal((await t.services.engine.explainDeadline(wave3[0].id))?.deadline.getTime(), resumedAt + 14 * DAY)
   assert.ok(wave2.every((u) => !fake.isEnforced(u.id)))
 
   // At wave 2's deadline its users are flipped; wave 3 still waits for wave 2 to be done.
@@ -88,7 +88,7 @@ test('a campaign in three waves runs the pilot, waits while the pilot is unhealt
   await t.services.engine.sweep()
   assert.ok(wave2.every((u) => fake.isEnforced(u.id)))
   assert.ok(wave3.every((u) => !fake.isEnforced(u.id)))
-  const standings = t.services.rollout.waves(t.services.campaigns.find(campaign.id)!)
+  const standings = await t.services.rollout.waves((await t.services.campaigns.find(campaign.id))!)
   assert.deepEqual(standings.map((w) => w.state), ['done', 'done', 'running'], 'wave 2 done, so wave 3 started after that sweep')
   t.clock.advance(7 * DAY + HOUR)
   await t.services.engine.sweep()
@@ -98,11 +98,11 @@ test('a campaign in three waves runs the pilot, waits while the pilot is unhealt
 test('the pilot can be a stable share of users chosen by their id, the same on every run', async () => {
   const users: User[] = []
   for (let i = 0; i < 60; i++) users.push(await createTestUser(t.services, { email: `share${i}@test.example` }))
-  const campaign = t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [14] } }), actorOf(admin))
+  const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [14] } }), actorOf(admin))
   const first = users.map((u) => waveOf(u.id))
   const pilots = first.filter((w) => w === 1).length
   assert.ok(pilots >= 4 && pilots <= 22, `about a fifth in the pilot (got ${pilots})`)
-  t.services.engine.refreshAll()
+  await t.services.engine.refreshAll()
   assert.deepEqual(users.map((u) => waveOf(u.id)), first, 'the same users on every run')
   assert.ok(first.every((w) => w === 1 || w === 2))
   assert.equal(campaign.waves?.pilot.kind, 'share')
@@ -110,27 +110,27 @@ test('the pilot can be a stable share of users chosen by their id, the same on e
 
 test('an admin may start the next wave by hand before the previous one is done (audited)', async () => {
   const { campaign, wave2 } = await threeWaves()
-  assert.throws(() => t.services.rollout.startWave(campaign.id, 3, actorOf(admin)), /Wave 2 is the next to start/)
-  t.services.rollout.startWave(campaign.id, 2, actorOf(admin))
-  const audit = t.services.audit.list({ action: 'campaign.wave_started' })
+  await assert.rejects(async () => await t.services.rollout.startWave(campaign.id, 3, actorOf(admin)), /Wave 2 is the next to start/)
+  await t.services.rollout.startWave(campaign.id, 2, actorOf(admin))
+  const audit = await t.services.audit.list({ action: 'campaign.wave_started' })
   assert.equal(audit.length, 1)
   assert.equal(audit[0].actorId, admin.id)
   assert.equal(JSON.parse(audit[0].details).byHand, true)
-  assert.equal(t.services.engine.explainDeadline(wave2[0].id)?.wave?.counting, true)
-  assert.throws(() => t.services.rollout.startWave(campaign.id, 2, actorOf(admin)), /Wave 3 is the next to start/)
+  assert.equal((await t.services.engine.explainDeadline(wave2[0].id))?.wave?.counting, true)
+  await assert.rejects(async () => await t.services.rollout.startWave(campaign.id, 2, actorOf(admin)), /Wave 3 is the next to start/)
 })
 
-test('wave plans are validated like every other campaign field', () => {
-  assert.throws(() => t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 0 }, offsetsDays: [] } }), actorOf(admin)),
+test('wave plans are validated like every other campaign field', async () => {
+  await assert.rejects(async () => await t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 0 }, offsetsDays: [] } }), actorOf(admin)),
     (err: Error & { fields?: Record<string, string> }) => /share is a percentage/.test(err.message) && /at least one wave after the pilot/.test(err.message))
-  assert.throws(() => t.services.campaigns.create(campaignInput(t.clock.now(), { breaker: { ...DEFAULT_BREAKER, passesPer100: 0 } }), actorOf(admin)), /Passes and resets per 100 users flipped/)
+  await assert.rejects(async () => await t.services.campaigns.create(campaignInput(t.clock.now(), { breaker: { ...DEFAULT_BREAKER, passesPer100: 0 } }), actorOf(admin)), /Passes and resets per 100 users flipped/)
 })
 
 test('an extension counts from the user\'s own wave deadline', async () => {
   const { campaign, deadline, wave2 } = await threeWaves()
-  const until = t.services.campaigns.extend(wave2[0].id, campaign.id, 3, 'on leave', actorOf(admin))
+  const until = await t.services.campaigns.extend(wave2[0].id, campaign.id, 3, 'on leave', actorOf(admin))
   assert.equal(until.getTime(), deadline.getTime() + 10 * DAY, 'wave 2 (7 days after the pilot) plus 3 days')
-  const [event] = t.services.audit.list({ action: 'deadline.extended' })
+  const [event] = await t.services.audit.list({ action: 'deadline.extended' })
   assert.equal(JSON.parse(event.details).from, new Date(deadline.getTime() + 7 * DAY).toISOString())
-  assert.equal(t.services.engine.explainDeadline(wave2[0].id)?.deadline.getTime(), until.getTime())
+  assert.equal((await t.services.engine.explainDeadline(wave2[0].id))?.deadline.getTime(), until.getTime())
 })

@@ -1,12 +1,11 @@
 import { and, desc, eq, isNull, lte, or } from 'drizzle-orm'
 import { isApiScope, type ApiToken, type ApiTokenStore } from '../../domain/api-tokens.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { apiTokens } from './schema.ts'
 
 type Row = typeof apiTokens.$inferSelect
 
-export class PgApiTokenStore implements Async<ApiTokenStore> {
+export class PgApiTokenStore implements ApiTokenStore {
   constructor (private readonly access: PgAccess) {}
 
   async insert (token: ApiToken, tokenHash: string): Promise<void> {

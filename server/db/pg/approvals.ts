@@ -1,7 +1,6 @@
 import { and, asc, desc, eq, gt, lte, ne, type SQL } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { ApprovalListing, ApprovalRequest, ApprovalStatus, ApprovalStore, RequestedAction } from '../../domain/approvals.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { approvalRequests, users } from './schema.ts'
 
@@ -11,7 +10,7 @@ const requester = alias(users, 'requester')
 const decider = alias(users, 'decider')
 
 /** Two-person-rule requests. A pending request is decided once, by one conditional UPDATE. */
-export class PgApprovalStore implements Async<ApprovalStore> {
+export class PgApprovalStore implements ApprovalStore {
   constructor (private readonly access: PgAccess) {}
 
   async create (request: ApprovalRequest): Promise<boolean> {

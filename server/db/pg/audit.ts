@@ -1,7 +1,6 @@
 import { and, desc, eq, gt, lt, sql, type SQL } from 'drizzle-orm'
 import { canonicalJson, GENESIS_HASH, isKeyedHash, keyedAuditHash, type AuditEntry, type AuditFilter, type AuditRecord, type AuditSearch, type AuditSearchRow, type AuditStore, type ChainKeyring } from '../../domain/audit.ts'
 import type { Clock } from '../../domain/clock.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { auditEvents, users } from './schema.ts'
 
@@ -29,7 +28,7 @@ const COLUMNS = {
   hash: auditEvents.hash
 }
 
-export class PgAuditLog implements Async<AuditStore> {
+export class PgAuditLog implements AuditStore {
   /** Told of every event once it is committed (the anchors count events and publish the chain's head). */
   private readonly listeners: Array<(record: AuditRecord) => void> = []
 
@@ -65,7 +64,7 @@ export class PgAuditLog implements Async<AuditStore> {
     return record
   }
 
-  async onAppend (listener: (record: AuditRecord) => void): Promise<void> {
+  onAppend (listener: (record: AuditRecord) => void): void {
     this.listeners.push(listener)
   }
 

@@ -9,12 +9,11 @@ import type { CampaignPause, PauseFigures } from '../../domain/rollout-guard.ts'
 import type { BreakerSignal } from '../../domain/breaker.ts'
 import type { WavePlan, WaveStart } from '../../domain/waves.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
 type Row = typeof campaigns.$inferSelect
 
-export class PgCampaignStore implements Async<CampaignStore> {
+export class PgCampaignStore implements CampaignStore {
   constructor (private readonly access: PgAccess) {}
 
   async create (input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign> {

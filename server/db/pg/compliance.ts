@@ -2,7 +2,6 @@ import { sql, type SQL } from 'drizzle-orm'
 import type { ComplianceFacts, ComplianceStore } from '../../domain/compliance.ts'
 import type { UserState } from '../../domain/states.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 
 interface Row extends Record<string, unknown> {
   userId: string
@@ -21,7 +20,7 @@ interface Row extends Record<string, unknown> {
   campaignId: string | null
 }
 
-export class PgComplianceStore implements Async<ComplianceStore> {
+export class PgComplianceStore implements ComplianceStore {
   constructor (private readonly access: PgAccess) {}
 
   async factsAfter (cursor: string | null, limit: number): Promise<ComplianceFacts[]> {

@@ -3,7 +3,6 @@ import { emptyStateCounts, PORTAL_METHOD_KINDS, utcDay, type AttentionUser, type
 import { providersWherePortalMethodsCount } from '../../domain/protection.ts'
 import { USER_STATES, type UserState } from '../../domain/states.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 
 // A waiting job is a queued one that already failed; only the job for the user's current wish counts.
 const WAITING_JOBS = sql`enforcement_jobs j JOIN user_states s ON s.user_id = j.user_id AND s.deadline_version = j.deadline_version AND s.desired = j.action`
@@ -13,7 +12,7 @@ const WAITING = sql`j.status = 'queued' AND j.last_error IS NOT NULL`
  * The dashboard's counts, each one grouped query: rows are counted inside PostgreSQL and never loaded into the
  * process (counts cast to int: pg hands bigints over as strings).
  */
-export class PgDashboardStore implements Async<DashboardStore> {
+export class PgDashboardStore implements DashboardStore {
   constructor (private readonly access: PgAccess) {}
 
   private async rows<T extends Record<string, unknown>> (query: ReturnType<typeof sql>): Promise<T[]> {

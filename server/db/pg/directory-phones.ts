@@ -2,10 +2,9 @@ import { eq } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { DirectoryPhoneStore } from '../../domain/directory-phones.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { users } from './schema.ts'
 
-export class PgDirectoryPhoneStore implements Async<DirectoryPhoneStore> {
+export class PgDirectoryPhoneStore implements DirectoryPhoneStore {
   constructor (private readonly access: PgAccess, private readonly clock: Clock) {}
 
   /**

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { and, desc, eq, isNull, lt, ne, or, sql } from 'drizzle-orm'
 import { adoptionRefusal, directoryUserName, SYNC_NAMES_KEPT, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../../domain/directory-sync.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { directorySyncs, userGroups, users } from './schema.ts'
 
 /** Directory sync's storage: users keyed by (provider, external id), and one row per run. */
-export class PgDirectorySyncStore implements Async<DirectorySyncStore> {
+export class PgDirectorySyncStore implements DirectorySyncStore {
   constructor (private readonly access: PgAccess) {}
 
   async begin (provider: string, now: Date): Promise<number> {

@@ -1,11 +1,10 @@
 import { desc } from 'drizzle-orm'
 import type { DriftCheckRun, DriftCheckStore } from '../../domain/drift-checks.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { driftChecks } from './schema.ts'
 
 /** One row per drift check (drift_checks); the dashboard reads the newest. */
-export class PgDriftCheckStore implements Async<DriftCheckStore> {
+export class PgDriftCheckStore implements DriftCheckStore {
   constructor (private readonly access: PgAccess) {}
 
   async record (run: DriftCheckRun): Promise<void> {

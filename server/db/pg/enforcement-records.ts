@@ -2,14 +2,13 @@ import { and, eq, sql } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { EnforcementRecord, EnforcementRecords, ProviderName } from '../../domain/provider.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { directoryEnforcementRecords as records } from './schema.ts'
 
 /**
  * What a directory's switch was before the portal first flipped it, per user and provider
  * (directory_enforcement_records): kept across restarts so relax restores exactly what was found.
  */
-export class PgEnforcementRecords implements Async<EnforcementRecords> {
+export class PgEnforcementRecords implements EnforcementRecords {
   constructor (private readonly access: PgAccess, private readonly clock: Clock) {}
 
   async get (provider: ProviderName, userId: string): Promise<EnforcementRecord | undefined> {

@@ -5,7 +5,6 @@ import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, Us
 import { countingMethods } from '../../domain/protection.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, extensions, stateTransitions, userStates, users } from './schema.ts'
 
@@ -44,7 +43,7 @@ const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: st
  * The engine's storage on PostgreSQL: keyset scans in batches, jobs claimed with FOR UPDATE SKIP LOCKED.
  * `atomically` is left out of Async<>, which would let its work stay synchronous: here that work must be awaited.
  */
-export class PgEngineStore implements Async<Omit<EngineStore, 'atomically'>> {
+export class PgEngineStore implements EngineStore {
   constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {}
 
   async activeCampaigns (): Promise<Campaign[]> {

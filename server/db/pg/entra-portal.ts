@@ -7,7 +7,6 @@ import type { DisabledUserRecord } from '../entra-portal.ts'
 import { providerSeedBinding } from '../provider-enrollments.ts'
 import type { Sealer } from '../sealing.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { providerEnrollments as enrollments, users } from './schema.ts'
 
 const KIND = 'entra_oath'
@@ -17,7 +16,7 @@ const CLEANUP_KIND = 'entra_oath_cleanup'
 const unfinishedOf = (userId: string) => and(eq(enrollments.userId, userId), eq(enrollments.provider, 'entra'), eq(enrollments.kind, KIND), isNull(enrollments.completedAt))
 
 /** Storage for the Entra portal flows: pending OATH seeds (provider_enrollments), users' Entra method kinds and phones. */
-export class PgEntraPortalStore implements Async<EntraEnrollmentStore>, Async<EntraPhoneStore> {
+export class PgEntraPortalStore implements EntraEnrollmentStore, EntraPhoneStore {
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {}
 
   /** A lock per user (to the end of the transaction): of two setups started at once, the later replaces the earlier. */

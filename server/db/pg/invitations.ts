@@ -1,10 +1,9 @@
 import { and, eq, gt, isNull, sql } from 'drizzle-orm'
 import type { Invitation, InvitationStore } from '../../domain/invitations.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { invitations } from './schema.ts'
 
-export class PgInvitationStore implements Async<InvitationStore> {
+export class PgInvitationStore implements InvitationStore {
   constructor (private readonly access: PgAccess) {}
 
   async replace (invitation: Omit<Invitation, 'usedAt'> & { tokenHash: string }): Promise<void> {

@@ -4,12 +4,11 @@ import type { AuthMethod, MethodStore, NewPasskey, PasskeyCredential } from '../
 import type { Clock } from '../../domain/clock.ts'
 import type { Sealer } from '../sealing.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { authMethods } from './schema.ts'
 
 type Row = typeof authMethods.$inferSelect
 
-export class PgMethodStore implements Async<MethodStore> {
+export class PgMethodStore implements MethodStore {
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {}
 
   async listFor (userId: string): Promise<AuthMethod[]> {

@@ -4,13 +4,12 @@ import type { Clock } from '../../domain/clock.ts'
 import type { ProviderEnrollment, ProviderEnrollmentStore } from '../../domain/virtual-mfa-enrollment.ts'
 import { providerSeedBinding } from '../provider-enrollments.ts'
 import type { Sealer } from '../sealing.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { providerEnrollments, users } from './schema.ts'
 
 type Row = typeof providerEnrollments.$inferSelect
 
-export class PgProviderEnrollmentStore implements Async<ProviderEnrollmentStore> {
+export class PgProviderEnrollmentStore implements ProviderEnrollmentStore {
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {}
 
   async start (entry: { userId: string, provider: string, kind: string, deviceId: string, secret: string, expiresAt: Date }): Promise<ProviderEnrollment> {

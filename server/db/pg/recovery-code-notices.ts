@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, isNull } from 'drizzle-orm'
 import type { RecoveryNotice, RecoveryNoticeStore } from '../../domain/recovery-codes.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { recoveryCodeNotices } from './schema.ts'
 
 type Row = typeof recoveryCodeNotices.$inferSelect
 
 /** The "This wasn't me" links of recovery-code e-mails; tokens only as keyed hashes. */
-export class PgRecoveryNoticeStore implements Async<RecoveryNoticeStore> {
+export class PgRecoveryNoticeStore implements RecoveryNoticeStore {
   constructor (private readonly access: PgAccess) {}
 
   async create (notice: { userId: string, tokenHash: string, usedCodeAt: Date, expiresAt: Date }): Promise<RecoveryNotice> {

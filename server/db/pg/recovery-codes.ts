@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { and, count, eq, isNull, sql } from 'drizzle-orm'
 import type { RecoveryCodeStore } from '../../domain/recovery-codes.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { recoveryCodes } from './schema.ts'
 
-export class PgRecoveryCodeStore implements Async<RecoveryCodeStore> {
+export class PgRecoveryCodeStore implements RecoveryCodeStore {
   constructor (private readonly access: PgAccess) {}
 
   async replace (userId: string, setId: string, hashes: string[], at: Date): Promise<number> {

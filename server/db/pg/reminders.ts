@@ -1,10 +1,9 @@
 import { and, asc, eq, gt, lte } from 'drizzle-orm'
 import type { ReminderCandidate, ReminderStore } from '../../domain/reminders.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { remindersSent, userStates, users } from './schema.ts'
 
-export class PgReminderStore implements Async<ReminderStore> {
+export class PgReminderStore implements ReminderStore {
   constructor (private readonly access: PgAccess) {}
 
   async pendingAfter (cursor: string | null, now: Date, horizonMs: number, limit: number): Promise<ReminderCandidate[]> {

@@ -4,7 +4,6 @@ import type { BreakerCounts, BreakerSignal } from '../../domain/breaker.ts'
 import type { CampaignPause, PauseFigures, RolloutStore, WaveProgress } from '../../domain/rollout-guard.ts'
 import type { UserState } from '../../domain/states.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { auditEvents, campaignPauses, campaignWaveStarts, userStates } from './schema.ts'
 
 /** The audit actions the breaker counts. */
@@ -22,7 +21,7 @@ const FLIPPED_USER = sql`(SELECT enforced_at FROM users WHERE id = a.subject_use
  * audit log's (action, id) index, from the first event of the window: the window's lower bound is found by a
  * binary search on the id (the log is append-only, so ids and times rise together), never by scanning old rows.
  */
-export class PgRolloutStore implements Async<RolloutStore> {
+export class PgRolloutStore implements RolloutStore {
   constructor (private readonly access: PgAccess) {}
 
   async breakerCounts (since: Date, until: Date): Promise<Map<string, BreakerCounts>> {

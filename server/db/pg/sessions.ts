@@ -3,7 +3,6 @@ import type { Clock } from '../../domain/clock.ts'
 import type { SessionRevoker } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { sessions } from './schema.ts'
 
 type Callback<T = void> = (err?: Error | null, value?: T) => void
@@ -14,7 +13,7 @@ type StoredSession = object & { auth?: SessionAuth }
  * by every instance. A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
  * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
  */
-export class PgSessionStore implements Async<SessionRevoker> {
+export class PgSessionStore implements SessionRevoker {
   constructor (
     private readonly access: PgAccess,
     private readonly clock: Clock,

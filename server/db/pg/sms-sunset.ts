@@ -1,7 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm'
 import type { PhoneHolder, SmsSunsetStore } from '../../domain/sms-sunset.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { smsSunsetReminders, smsSunsetRuns } from './schema.ts'
 
 interface Row extends Record<string, unknown> {
@@ -17,7 +16,7 @@ interface Row extends Record<string, unknown> {
   recoveryCodes: number
 }
 
-export class PgSmsSunsetStore implements Async<SmsSunsetStore> {
+export class PgSmsSunsetStore implements SmsSunsetStore {
   constructor (private readonly access: PgAccess) {}
 
   /**

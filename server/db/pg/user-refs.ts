@@ -1,11 +1,10 @@
 import { and, eq } from 'drizzle-orm'
 import type { UserRef, UserRefResolver } from '../../domain/user-refs.ts'
-import type { Async } from './async-port.ts'
 import type { PgAccess } from './access.ts'
 import { users } from './schema.ts'
 
 /** Each reference kind is one unique-index lookup (primary key, users_email_unique, users_provider_external). */
-export class PgUserRefResolver implements Async<UserRefResolver> {
+export class PgUserRefResolver implements UserRefResolver {
   constructor (private readonly access: PgAccess) {}
 
   async resolve (ref: UserRef): Promise<string | undefined> {

@@ -3,7 +3,6 @@ import { and, count, eq, gt, sql, type SQL } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../../domain/users.ts'
 import type { PgAccess } from './access.ts'
-import type { Async } from './async-port.ts'
 import { userGroups, users } from './schema.ts'
 
 type UserRow = typeof users.$inferSelect
@@ -35,7 +34,7 @@ const USER_WITH_GROUPS = {
   groups: sql<string[]>`coalesce((SELECT array_agg(${userGroups.groupName} ORDER BY ${userGroups.groupName} COLLATE "C") FROM ${userGroups} WHERE ${userGroups.userId} = ${users.id}), '{}')`
 }
 
-export class PgUserStore implements Async<UserStore> {
+export class PgUserStore implements UserStore {
   constructor (private readonly access: PgAccess, private readonly clock: Clock) {}
 
   async findById (id: string): Promise<User | undefined> {

@@ -110,16 +110,16 @@ export class PerUserEnforcement implements EnforcementStrategy {
     ])
     const target = wantedState(current, hasMfaMethod(methods.value))
     if (target === null) return { changed: false }
-    this.remember(subject.userId, current, target)
+    await this.remember(subject.userId, current, target)
     await this.graph.patch(requirementsPath(id), { perUserMfaState: target }, 'beta')
     return { changed: true }
   }
 
   async relax (subject: ProviderSubject): Promise<EnforcementOutcome> {
     const id = externalIdOf(subject)
-    const decision = relaxDecision(await this.read(id), this.records.get('entra', subject.userId))
+    const decision = relaxDecision(await this.read(id), await this.records.get('entra', subject.userId))
     if (decision.target !== null) await this.graph.patch(requirementsPath(id), { perUserMfaState: decision.target }, 'beta')
-    if (decision.forget) this.records.forget('entra', subject.userId)
+    if (decision.forget) await this.records.forget('entra', subject.userId)
     return { changed: decision.target !== null, ...(decision.note === undefined ? {} : { note: decision.note }) }
   }
 
@@ -132,16 +132,16 @@ export class PerUserEnforcement implements EnforcementStrategy {
       { method: 'GET' as const, url: methodsPath(v.id) }
     ]), { version: 'beta', concurrency: this.concurrency })
     const writes: Array<{ index: number, id: string, target: PerUserMfaState }> = []
-    valid.forEach((v, k) => {
+    for (const [k, v] of valid.entries()) {
       const [state, methods] = [reads[2 * k], reads[2 * k + 1]]
-      if (!state.ok) { results[v.index] = { error: state.error }; return }
-      if (!methods.ok) { results[v.index] = { error: methods.error }; return }
+      if (!state.ok) { results[v.index] = { error: state.error }; continue }
+      if (!methods.ok) { results[v.index] = { error: methods.error }; continue }
       const current = (state.body as { perUserMfaState: PerUserMfaState }).perUserMfaState
       const target = wantedState(current, hasMfaMethod((methods.body as { value?: Array<{ '@odata.type'?: string }> }).value ?? []))
-      if (target === null) { results[v.index] = { changed: false }; return }
-      this.remember(subjects[v.index].userId, current, target)
+      if (target === null) { results[v.index] = { changed: false }; continue }
+      await this.remember(subjects[v.index].userId, current, target)
       writes.push({ index: v.index, id: v.id, target })
-    })
+    }
     const patched = await runBatch(this.graph, writes.map((w) => ({ method: 'PATCH' as const, url: requirementsPath(w.id), body: { perUserMfaState: w.target } })), { version: 'beta', concurrency: this.concurrency })
     patched.forEach((outcome, k) => { results[writes[k].index] = outcome.ok ? { changed: true } : { error: outcome.error } })
     return results
@@ -152,22 +152,22 @@ export class PerUserEnforcement implements EnforcementStrategy {
     const valid = validSubjects(subjects, results)
     const reads = await runBatch(this.graph, valid.map((v) => ({ method: 'GET' as const, url: requirementsPath(v.id) })), { version: 'beta', concurrency: this.concurrency })
     const writes: Array<{ index: number, id: string, decision: RelaxDecision }> = []
-    valid.forEach((v, k) => {
+    for (const [k, v] of valid.entries()) {
       const outcome = reads[k]
-      if (!outcome.ok) { results[v.index] = { error: outcome.error }; return }
+      if (!outcome.ok) { results[v.index] = { error: outcome.error }; continue }
       const userId = subjects[v.index].userId
-      const decision = relaxDecision((outcome.body as { perUserMfaState: PerUserMfaState }).perUserMfaState, this.records.get('entra', userId))
-      if (decision.target !== null) { writes.push({ index: v.index, id: v.id, decision }); return }
-      if (decision.forget) this.records.forget('entra', userId)
+      const decision = relaxDecision((outcome.body as { perUserMfaState: PerUserMfaState }).perUserMfaState, await this.records.get('entra', userId))
+      if (decision.target !== null) { writes.push({ index: v.index, id: v.id, decision }); continue }
+      if (decision.forget) await this.records.forget('entra', userId)
       results[v.index] = { changed: false, ...(decision.note === undefined ? {} : { note: decision.note }) }
-    })
+    }
     const patched = await runBatch(this.graph, writes.map((w) => ({ method: 'PATCH' as const, url: requirementsPath(w.id), body: { perUserMfaState: w.decision.target } })), { version: 'beta', concurrency: this.concurrency })
-    patched.forEach((outcome, k) => {
+    for (const [k, outcome] of patched.entries()) {
       const { index } = writes[k]
-      if (!outcome.ok) { results[index] = { error: outcome.error }; return }
-      this.records.forget('entra', subjects[index].userId)
+      if (!outcome.ok) { results[index] = { error: outcome.error }; continue }
+      await this.records.forget('entra', subjects[index].userId)
       results[index] = { changed: true }
-    })
+    }
     return results
   }
 
@@ -175,9 +175,9 @@ export class PerUserEnforcement implements EnforcementStrategy {
    * Recorded before the PATCH, so a crash between the two still knows what was found. The state found before the
    * FIRST flip is kept when the portal moves the user on (from `enabled` to `enforced` once registered).
    */
-  private remember (userId: string, current: PerUserMfaState, target: PerUserMfaState): void {
-    const earlier = this.records.get('entra', userId)
-    this.records.put('entra', userId, { found: earlier?.found ?? current, set: target })
+  private async remember (userId: string, current: PerUserMfaState, target: PerUserMfaState): Promise<void> {
+    const earlier = await this.records.get('entra', userId)
+    await this.records.put('entra', userId, { found: earlier?.found ?? current, set: target })
   }
 }
 

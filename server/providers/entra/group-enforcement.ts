@@ -27,7 +27,7 @@ export class GroupEnforcement implements EnforcementStrategy {
   async enforce (subject: ProviderSubject): Promise<EnforcementOutcome> {
     const id = externalIdOf(subject)
     if (await this.isMember(id)) return { changed: false }
-    this.records.put('entra', subject.userId, ADDED)
+    await this.records.put('entra', subject.userId, ADDED)
     try {
       // Sending it twice is harmless: the second answers "already exist", which is the no-op below.
       await this.graph.post(this.membersRef(), this.memberBody(id), 'v1.0', { idempotent: true })
@@ -41,9 +41,9 @@ export class GroupEnforcement implements EnforcementStrategy {
   async relax (subject: ProviderSubject): Promise<EnforcementOutcome> {
     const id = externalIdOf(subject)
     const member = await this.isMember(id)
-    const added = this.records.get('entra', subject.userId) !== undefined
+    const added = await this.records.get('entra', subject.userId) !== undefined
     if (!member || !added) {
-      if (added) this.records.forget('entra', subject.userId)
+      if (added) await this.records.forget('entra', subject.userId)
       return member ? { changed: false, note: 'left in the enforcement group: the portal did not add this user' } : { changed: false }
     }
     let removed = true
@@ -54,7 +54,7 @@ export class GroupEnforcement implements EnforcementStrategy {
       if (!hasStatus(err, 404)) throw err
       removed = false
     }
-    this.records.forget('entra', subject.userId)
+    await this.records.forget('entra', subject.userId)
     if (await this.isMember(id)) throw nestedMembership(subject, removed)
     return { changed: removed }
   }
@@ -72,33 +72,33 @@ export class GroupEnforcement implements EnforcementStrategy {
     const valid = validSubjects(subjects, results)
     const reads = await this.membership(valid)
     const writes: typeof valid = []
-    reads.forEach((o, k) => {
+    for (const [k, o] of reads.entries()) {
       const { index } = valid[k]
       const userId = subjects[index].userId
-      if ('error' in o) { results[index] = o; return }
-      const added = this.records.get('entra', userId) !== undefined
+      if ('error' in o) { results[index] = o; continue }
+      const added = await this.records.get('entra', userId) !== undefined
       if (o.member === member) {
-        if (!member && added) this.records.forget('entra', userId)
+        if (!member && added) await this.records.forget('entra', userId)
         results[index] = { changed: false }
-        return
+        continue
       }
-      if (!member && !added) { results[index] = { changed: false, note: 'left in the enforcement group: the portal did not add this user' }; return }
-      if (member) this.records.put('entra', userId, ADDED)
+      if (!member && !added) { results[index] = { changed: false, note: 'left in the enforcement group: the portal did not add this user' }; continue }
+      if (member) await this.records.put('entra', userId, ADDED)
       writes.push(valid[k])
-    })
+    }
     const outcomes = await runBatch(this.graph, writes.map((w) => member
       // Adding twice answers "already exist" (the no-op writeResult treats as such): safe to send again.
       ? { method: 'POST' as const, url: this.membersRef(), body: this.memberBody(w.id), idempotent: true }
       : { method: 'DELETE' as const, url: this.memberRef(w.id) }), { concurrency: this.concurrency })
     const removed: Array<{ index: number, id: string, changed: boolean }> = []
-    outcomes.forEach((o, k) => {
+    for (const [k, o] of outcomes.entries()) {
       const { index, id } = writes[k]
       const result = this.writeResult(o, member)
       results[index] = result
-      if (member || 'error' in result) return
-      this.records.forget('entra', subjects[index].userId)
+      if (member || 'error' in result) continue
+      await this.records.forget('entra', subjects[index].userId)
       removed.push({ index, id, changed: result.changed })
-    })
+    }
     // Removed directly, but a nested group may still hold them: that is not relaxed, and it is said so.
     const after = await this.membership(removed)
     after.forEach((o, k) => {

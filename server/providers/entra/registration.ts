@@ -36,7 +36,7 @@ export interface RegistrationOptions {
    * Disabled users the portal knows, by object id (users it never synced are absent). Disabled accounts are not in the
    * registration report (contracts 1.4), so each is read per user once and the portal keeps the answer.
    */
-  disabledUsers?: (externalIds: readonly string[]) => ReadonlyMap<string, DisabledUserRecord>
+  disabledUsers?: (externalIds: readonly string[]) => Promise<ReadonlyMap<string, DisabledUserRecord>>
 }
 
 /** What one listed user has registered at Entra, as far as the listing can tell. */
@@ -74,7 +74,7 @@ export class RegistrationReader {
   /** Registrations of one page's users; a user left out is unknown (the caller asks for it live). */
   async forPage (users: ReadonlyArray<{ id: string, accountEnabled?: boolean | null }>, report: Map<string, string[]> | null): Promise<Map<string, Registration>> {
     const disabledIds = users.filter((u) => u.accountEnabled === false).map((u) => u.id)
-    const known = disabledIds.length === 0 || this.options.disabledUsers === undefined ? new Map<string, DisabledUserRecord>() : this.options.disabledUsers(disabledIds)
+    const known = disabledIds.length === 0 || this.options.disabledUsers === undefined ? new Map<string, DisabledUserRecord>() : await this.options.disabledUsers(disabledIds)
     const found = new Map<string, Registration>()
     const toRead: string[] = []
     for (const user of users) {

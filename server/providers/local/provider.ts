@@ -3,8 +3,8 @@ import type { MethodStore } from '../../domain/methods.ts'
 
 /** Where the local provider keeps its switch: the portal's own users table. */
 export interface LocalEnforcementStore {
-  enforcedAt(userId: string): Date | null
-  setEnforcedAt(userId: string, at: Date | null): void
+  enforcedAt(userId: string): Promise<Date | null>
+  setEnforcedAt(userId: string, at: Date | null): Promise<void>
 }
 
 /**
@@ -23,22 +23,22 @@ export class LocalProvider implements IdentityProvider {
   }
 
   async registrationStatus (subject: ProviderSubject): Promise<RegistrationStatus> {
-    return { methods: [...new Set(this.methods.listFor(subject.userId).map((m) => m.kind))], source: 'portal' }
+    return { methods: [...new Set((await this.methods.listFor(subject.userId)).map((m) => m.kind))], source: 'portal' }
   }
 
   async enforcementState (subject: ProviderSubject): Promise<EnforcementState> {
-    return this.store.enforcedAt(subject.userId) === null ? 'not_enforced' : 'enforced'
+    return await this.store.enforcedAt(subject.userId) === null ? 'not_enforced' : 'enforced'
   }
 
   async enforce (subject: ProviderSubject): Promise<{ changed: boolean }> {
-    if (this.store.enforcedAt(subject.userId) !== null) return { changed: false }
-    this.store.setEnforcedAt(subject.userId, this.now())
+    if (await this.store.enforcedAt(subject.userId) !== null) return { changed: false }
+    await this.store.setEnforcedAt(subject.userId, this.now())
     return { changed: true }
   }
 
   async relax (subject: ProviderSubject): Promise<{ changed: boolean }> {
-    if (this.store.enforcedAt(subject.userId) === null) return { changed: false }
-    this.store.setEnforcedAt(subject.userId, null)
+    if (await this.store.enforcedAt(subject.userId) === null) return { changed: false }
+    await this.store.setEnforcedAt(subject.userId, null)
     return { changed: true }
   }
 }

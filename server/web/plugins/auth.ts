@@ -6,7 +6,7 @@ import type { Clock } from '../../domain/clock.ts'
 import type { ChangeContext } from '../../domain/enrollment-guard.ts'
 import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
 import { sendError, wantsJson } from './errors.ts'
-import type { StandingLookup } from './views.ts'
+import type { Standing, StandingLookup } from './views.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -14,6 +14,8 @@ declare module 'fastify' {
     user: User | null
     /** Why a session was just ended, to explain it on the sign-in page. */
     sessionEnded: 'idle' | 'absolute' | 'pass' | null
+    /** Where the signed-in user stands (the countdown banner, the soft block): read once per request. */
+    standing: Standing | undefined
   }
 }
 
@@ -38,6 +40,7 @@ const TOUCH_INTERVAL_MS = 60_000
 export default fp<{ config: Config, users: UserStore, clock: Clock, standing: StandingLookup }>(async (app, { config, users, clock, standing }) => {
   app.decorateRequest('user', null)
   app.decorateRequest('sessionEnded', null)
+  app.decorateRequest('standing', undefined)
 
   // preValidation, not preHandler: who is asking (and what their session may reach) is settled before the body
   // is validated, so a guarded route refuses an outsider with 403 or a sign-in redirect, never a 400 about fields.
@@ -51,7 +54,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
       : auth.passUntil !== undefined && now >= auth.passUntil
         ? 'pass'
         : now - auth.lastSeenAt >= config.session.idleMs ? 'idle' : null
-    const user = ended === null ? users.findById(auth.userId) : undefined
+    const user = ended === null ? await users.findById(auth.userId) : undefined
     if (ended !== null || user === undefined || user.disabled) {
       request.sessionEnded = ended
       // A fresh empty session (not none), so the page that follows can still carry a CSRF token.
@@ -59,6 +62,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
       return
     }
     request.user = user
+    request.standing = await standing(user.id)
     if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
   })
 
@@ -86,7 +90,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   app.addHook('preValidation', async (request, reply) => {
     if (request.user === null || request.session.auth?.passSession === true) return
     if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
-    if (standing(request.user.id)?.softBlocked !== true) return
+    if (request.standing?.softBlocked !== true) return
     if (wantsJson(request)) {
       sendError(request, reply, 403, 'enrollment_required', { key: 'pages.enrollment_required' })
       return

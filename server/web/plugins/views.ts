@@ -40,7 +40,8 @@ declare module 'fastify' {
 }
 
 /** Where the signed-in user stands (for the countdown banner); undefined when no campaign state exists yet. */
-export type StandingLookup = (userId: string) => { state: string, deadline: Date | null, daysLeft: number | null, softBlocked: boolean } | undefined
+export interface Standing { state: string, deadline: Date | null, daysLeft: number | null, softBlocked: boolean }
+export type StandingLookup = (userId: string) => Promise<Standing | undefined>
 
 /**
  * Eta resolves a template's path (path joins, a JSON cache key) on every render and include. The answer depends only
@@ -61,7 +62,7 @@ function withTemplatePathsResolvedOnce (eta: Eta): Eta {
   return eta
 }
 
-export default fp<{ config: Config, standing: StandingLookup, localiser: Localiser }>(async (app, { config, standing, localiser }) => {
+export default fp<{ config: Config, localiser: Localiser }>(async (app, { config, localiser }) => {
   app.decorateRequest('i18n', {
     getter (this: FastifyRequest): Translator {
       // Worked out once per request, after authentication has set request.user.
@@ -96,7 +97,7 @@ export default fp<{ config: Config, standing: StandingLookup, localiser: Localis
       locale: i18n.locale,
       languages: LOCALE_NAMES,
       user: request.user,
-      standing: request.user === null ? undefined : standing(request.user.id),
+      standing: request.user === null ? undefined : request.standing,
       flash: flash ?? null,
       passSession: session?.auth?.passSession === true,
       // What opened a restricted session, to name it: a helpdesk pass or an e-mailed invitation.

@@ -40,15 +40,15 @@ const adminApprovalRoutes: FastifyPluginAsync<Deps> = async (app, { approvals, u
   app.get('/', async (request, reply) => {
     const { i18n } = request
     const viewer = request.user!
-    const admins = users.listByRole('admin').length
+    const admins = (await users.listByRole('admin')).length
     return reply.page('admin/approvals', {
       title: i18n.t('approvals.title'),
       enabled,
       lifetimeHours: Math.round(approvals.requestLifetimeMs / 3_600_000),
       // One administrator alone can never approve: the rule would block every request, so the page says so.
       needsSecondAdmin: enabled && admins < 2,
-      pending: approvals.pending().map((r) => ({ ...describe(i18n, r), mine: r.requestedBy === viewer.id, aboutMe: r.userId === viewer.id })),
-      recent: approvals.recent(RECENT).map((r) => describe(i18n, r))
+      pending: (await approvals.pending()).map((r) => ({ ...describe(i18n, r), mine: r.requestedBy === viewer.id, aboutMe: r.userId === viewer.id })),
+      recent: (await approvals.recent(RECENT)).map((r) => describe(i18n, r))
     })
   })
 
@@ -61,7 +61,7 @@ const adminApprovalRoutes: FastifyPluginAsync<Deps> = async (app, { approvals, u
 
   app.post<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>('/:id/refuse', { schema: { params: RequestParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.refuse_request' } }, async (request, reply) => {
     return decide(request, reply, async () => {
-      const status = approvals.refuse(request.params.id, staffActor(request))
+      const status = await approvals.refuse(request.params.id, staffActor(request))
       return reply.flashRedirect(HERE, status === 'withdrawn' ? request.i18n.t('approvals.withdrawn') : request.i18n.t('approvals.refused'))
     })
   })

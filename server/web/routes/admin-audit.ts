@@ -43,7 +43,7 @@ export const EXPORT_COLUMNS = ['id', 'at', 'action', 'description', 'actor_id', 
 const EXPORT_BATCH = 500
 
 type AuditService = Pick<Services['audit'], 'search' | 'size' | 'all' | 'keys' | 'append'>
-type SearchRow = ReturnType<AuditService['search']>['events'][number]
+type SearchRow = Awaited<ReturnType<AuditService['search']>>['events'][number]
 type Filters = Omit<Parameters<AuditService['search']>[0], 'beforeId' | 'afterId' | 'limit'>
 
 interface Deps {
@@ -77,13 +77,13 @@ export function startOfDayIn (day: Date, timeZone: string): Date {
 }
 
 /** The filters as typed, what is wrong with them (per field), and the search they make when nothing is. */
-function readFilters (q: AuditQueryString, users: Deps['users'], i18n: Translator) {
+async function readFilters (q: AuditQueryString, users: Deps['users'], i18n: Translator) {
   const values = { action: q.action?.trim() ?? '', actor: q.actor?.trim() ?? '', subject: q.subject?.trim() ?? '', from: q.from?.trim() ?? '', to: q.to?.trim() ?? '' }
   const fields: Record<string, string> = {}
 
   let subjectUserId: string | undefined
   if (values.subject !== '') {
-    subjectUserId = users.findByEmail(normaliseEmail(values.subject))?.id
+    subjectUserId = (await users.findByEmail(normaliseEmail(values.subject)))?.id
     if (subjectUserId === undefined) fields.subject = i18n.t('audit.no_such_user')
   }
   const from = parseDay(values.from)
@@ -115,14 +115,14 @@ const adminAuditRoutes: FastifyPluginAsync<Deps> = async (app, { audit, users, c
 
   app.get<{ Querystring: AuditQueryString }>('/', { schema: { querystring: AuditQuery } }, async (request, reply) => {
     const q = request.query
-    const { values, fields, problems, search } = readFilters(q, users, request.i18n)
+    const { values, fields, problems, search } = await readFilters(q, users, request.i18n)
     const page = search === null
       ? { events: [], more: false }
-      : audit.search({ ...search, beforeId: q.before, afterId: q.before === undefined ? q.after : undefined, limit: PAGE_SIZE })
+      : await audit.search({ ...search, beforeId: q.before, afterId: q.before === undefined ? q.after : undefined, limit: PAGE_SIZE })
 
-    const size = audit.size()
+    const size = await audit.size()
     const checkNow = q.verify === '1' || size <= VERIFY_ON_EVERY_VIEW
-    const verdict: ChainVerdict | null = checkNow ? verifyChain(audit.all(), audit.keys) : null
+    const verdict: ChainVerdict | null = checkNow ? await verifyChain(audit.all(), audit.keys) : null
 
     // Links keep the filters as typed and change only the cursor.
     const filters = Object.entries(values).filter(([, value]) => value !== '')
@@ -153,12 +153,12 @@ const adminAuditRoutes: FastifyPluginAsync<Deps> = async (app, { audit, users, c
   // and audited before the first byte. Mistyped filters send the admin back to the page that explains them.
   for (const format of ['csv', 'json'] as const) {
     app.get<{ Querystring: AuditQueryString }>(`/export.${format}`, { schema: { querystring: AuditQuery } }, async (request, reply) => {
-      const { values, search } = readFilters(request.query, users, request.i18n)
+      const { values, search } = await readFilters(request.query, users, request.i18n)
       const filters = Object.fromEntries(Object.entries(values).filter(([, value]) => value !== ''))
       if (search === null) return reply.redirect(`/admin/audit?${new URLSearchParams(filters).toString()}`, 303)
       const user = request.user!
       const { ip, userAgent } = requestContext(request)
-      audit.append({ action: 'audit.exported', actorId: user.id, actorLabel: user.email, details: { format, filters }, ip, userAgent })
+      await audit.append({ action: 'audit.exported', actorId: user.id, actorLabel: user.email, details: { format, filters }, ip, userAgent })
       const rows = exportRows(audit, search, request.i18n)
       const day = clock.now().toISOString().slice(0, 10)
       return download(reply, format === 'csv' ? 'text/csv' : 'application/json', `mfa-audit-${day}.${format}`)
@@ -182,10 +182,10 @@ interface ExportRow {
 }
 
 /** Every event the filters select, newest first, read EXPORT_BATCH at a time (never the whole log in memory). */
-function * exportRows (audit: AuditService, search: Filters, i18n: Translator): Generator<ExportRow> {
+async function * exportRows (audit: AuditService, search: Filters, i18n: Translator): AsyncGenerator<ExportRow> {
   let beforeId: number | undefined
   for (;;) {
-    const page = audit.search({ ...search, beforeId, limit: EXPORT_BATCH })
+    const page = await audit.search({ ...search, beforeId, limit: EXPORT_BATCH })
     for (const event of page.events) {
       yield {
         id: event.id,
@@ -205,19 +205,19 @@ function * exportRows (audit: AuditService, search: Filters, i18n: Translator): 
   }
 }
 
-function * csvDocument (rows: Iterable<ExportRow>): Generator<string> {
+async function * csvDocument (rows: AsyncIterable<ExportRow>): AsyncGenerator<string> {
   yield csvLine([...EXPORT_COLUMNS])
-  for (const row of rows) {
+  for await (const row of rows) {
     yield csvLine([row.id, row.at, row.action, row.description, row.actorId, row.actor, row.subjectUserId, row.subjectEmail,
       typeof row.details === 'string' ? row.details : JSON.stringify(row.details), row.ip])
   }
 }
 
 /** { "exportedAt", "filters", "events": [ … ] }, written event by event. */
-function * jsonDocument (rows: Iterable<ExportRow>, head: { exportedAt: string, filters: Record<string, string> }): Generator<string> {
+async function * jsonDocument (rows: AsyncIterable<ExportRow>, head: { exportedAt: string, filters: Record<string, string> }): AsyncGenerator<string> {
   yield `{"exportedAt":${JSON.stringify(head.exportedAt)},"filters":${JSON.stringify(head.filters)},"events":[`
   let first = true
-  for (const row of rows) {
+  for await (const row of rows) {
     yield (first ? '\n' : ',\n') + JSON.stringify(row)
     first = false
   }

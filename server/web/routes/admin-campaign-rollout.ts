@@ -26,11 +26,11 @@ const ResumeBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 
 const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String()) })
 
 /** What the campaign page shows about its breaker and waves. */
-export function rolloutView (campaign: Campaign, { rollout, dashboard }: Pick<RolloutDeps, 'rollout' | 'dashboard'>, now: Date) {
+export async function rolloutView (campaign: Campaign, { rollout, dashboard }: Pick<RolloutDeps, 'rollout' | 'dashboard'>, now: Date) {
   const pause = openPause(campaign)
-  const { counts, readings } = rollout.readings(campaign)
-  const standings = campaign.waves === null ? [] : rollout.waves(campaign)
-  const snapshots = campaign.waves === null ? new Map() : dashboard.waveSnapshots(campaign.id, utcDay(new Date(now.getTime() - CHART_DAYS * 86_400_000)))
+  const { counts, readings } = await rollout.readings(campaign)
+  const standings = campaign.waves === null ? [] : await rollout.waves(campaign)
+  const snapshots = campaign.waves === null ? new Map() : await dashboard.waveSnapshots(campaign.id, utcDay(new Date(now.getTime() - CHART_DAYS * 86_400_000)))
   const nextToStart = standings.find((w) => !w.counting)?.wave ?? null
   return {
     paused: pause === null ? null : { since: pause.pausedAt, signal: pause.signal, value: pause.figures.value, threshold: pause.figures.threshold, counts: pause.figures.counts },
@@ -55,11 +55,11 @@ export function rolloutView (campaign: Campaign, { rollout, dashboard }: Pick<Ro
 /** POST /:id/resume (a reason required) and POST /:id/waves/:wave/start: admins only (the plugin's guard), CSRF-checked, audited. */
 export function registerRolloutRoutes (app: FastifyInstance, { campaigns, rollout }: RolloutDeps): void {
   app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof ResumeBody> }>('/:id/resume', { schema: { params: CampaignParams, body: ResumeBody }, config: { stepUp: 'stepup.action.resume_campaign' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}#breaker`
     try {
-      rollout.resume(campaign.id, request.body.reason ?? '', actorOf(request))
+      await rollout.resume(campaign.id, request.body.reason ?? '', actorOf(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return reply.flashRedirect(url, request.i18n.error(err), 'error')
@@ -68,11 +68,11 @@ export function registerRolloutRoutes (app: FastifyInstance, { campaigns, rollou
   })
 
   app.post<{ Params: Static<typeof WaveParams>, Body: Static<typeof CsrfOnly> }>('/:id/waves/:wave/start', { schema: { params: WaveParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.start_next_wave' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}#waves`
     try {
-      rollout.startWave(campaign.id, request.params.wave, actorOf(request))
+      await rollout.startWave(campaign.id, request.params.wave, actorOf(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return reply.flashRedirect(url, request.i18n.error(err), 'error')

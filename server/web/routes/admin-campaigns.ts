@@ -93,7 +93,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   }
 
   app.get('/', async (request, reply) => {
-    return reply.page('admin/campaigns/index', { title: request.i18n.t('campaigns.title'), campaigns: campaigns.list().map((c) => describeCampaign(c, request.i18n)) })
+    return reply.page('admin/campaigns/index', { title: request.i18n.t('campaigns.title'), campaigns: (await campaigns.list()).map((c) => describeCampaign(c, request.i18n)) })
   })
 
   app.get('/new', async (request, reply) => renderForm(reply, newForm(request.i18n), blankForm(clock.now())))
@@ -103,7 +103,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     const { input, problems } = parseForm(values)
     if (Object.keys(problems).length > 0) return renderForm(reply.code(400), newForm(request.i18n), values, withDomainProblems(input, problems))
     try {
-      const campaign = campaigns.create(input, actorOf(request))
+      const campaign = await campaigns.create(input, actorOf(request))
       return reply.flashRedirect(`/admin/campaigns/${encodeURIComponent(campaign.id)}`, request.i18n.t('campaigns.created'))
     } catch (err) {
       if (err instanceof CampaignValidationError) return renderForm(reply.code(400), newForm(request.i18n), values, err.problems)
@@ -112,11 +112,11 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   })
 
   app.get<{ Params: Static<typeof CampaignParams> }>('/:id', { schema: { params: CampaignParams } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     // Before arming, what arming would do; once armed, this campaign's part of the next sweep. The same engine
     // method as `mfa-rollout sweep --dry-run --campaign ID`, so the page and the command list the same users.
-    const summary = engine.campaignPlan(campaign, PLAN_ROWS_SHOWN)
+    const summary = await engine.campaignPlan(campaign, PLAN_ROWS_SHOWN)
     // The AWS users among them with active access keys: what AWS's documented policy would stop working.
     const accessKeys = await campaigns.dueAccessKeys(campaign)
     return reply.page('admin/campaigns/show', {
@@ -129,14 +129,14 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
       accessKeys: accessKeys === null ? null : describeAccessKeys(accessKeys, campaign, request.i18n),
       variantChoices: Object.entries(POLICY_VARIANT_KEYS),
       // The breaker (why it paused, today's figures) and the waves (each one's state and burn-down).
-      rollout: rolloutView(campaign, { rollout, dashboard }, clock.now())
+      rollout: await rolloutView(campaign, { rollout, dashboard }, clock.now())
     })
   })
 
   registerRolloutRoutes(app, { campaigns, rollout, dashboard })
 
   app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof AwsPolicyBody> }>('/:id/aws-policy', { schema: { params: CampaignParams, body: AwsPolicyBody }, config: { stepUp: 'stepup.action.confirm_aws_policy' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}#aws-access-keys`
     const seen = (request.body.seenKeys ?? '').split(',').map((id) => id.trim()).filter((id) => id !== '')
@@ -150,13 +150,13 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   })
 
   app.get<{ Params: Static<typeof CampaignParams> }>('/:id/edit', { schema: { params: CampaignParams } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     return renderForm(reply, editForm(campaign, request.i18n), campaignFormValues(campaign))
   })
 
   app.post<{ Params: Static<typeof CampaignParams>, Body: CampaignForm }>('/:id/edit', { schema: { params: CampaignParams, body: CampaignBody }, config: { stepUp: 'stepup.action.save_campaign' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const mode = editForm(campaign, request.i18n)
     const values = formValues(request.body)
@@ -164,7 +164,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
     if (Object.keys(problems).length > 0) return renderForm(reply.code(400), mode, values, withDomainProblems(input, problems))
     let updated: { campaign: Campaign, changed: string[] }
     try {
-      updated = campaigns.update(campaign.id, input, actorOf(request))
+      updated = await campaigns.update(campaign.id, input, actorOf(request))
     } catch (err) {
       if (err instanceof CampaignValidationError) return renderForm(reply.code(400), mode, values, err.problems)
       throw err
@@ -175,7 +175,7 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   })
 
   app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>('/:id/arm', { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.arm_campaign' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
     const url = `/admin/campaigns/${encodeURIComponent(campaign.id)}`
     try {
@@ -189,17 +189,17 @@ const adminCampaignRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, e
   })
 
   app.post<{ Params: Static<typeof CampaignParams>, Body: Static<typeof CsrfOnly> }>('/:id/disarm', { schema: { params: CampaignParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.disarm_campaign' } }, async (request, reply) => {
-    const campaign = campaigns.find(request.params.id)
+    const campaign = await campaigns.find(request.params.id)
     if (campaign === undefined) return notFoundFor(request, reply)
-    return flashOutcome(reply, `/admin/campaigns/${encodeURIComponent(campaign.id)}`, () => { campaigns.disarm(campaign.id, actorOf(request)) },
+    return flashOutcome(reply, `/admin/campaigns/${encodeURIComponent(campaign.id)}`, async () => { await campaigns.disarm(campaign.id, actorOf(request)) },
       reply.request.i18n.t('campaigns.disarmed_flash'))
   })
 }
 
 /** Runs an admin action, then goes back to `url`: with the refusal as an error notice (a DomainError), or with `done`. */
-export function flashOutcome (reply: FastifyReply, url: string, action: () => void, done: string): FastifyReply {
+export async function flashOutcome (reply: FastifyReply, url: string, action: () => Promise<void>, done: string): Promise<FastifyReply> {
   try {
-    action()
+    await action()
   } catch (err) {
     if (!(err instanceof DomainError)) throw err
     return reply.flashRedirect(url, reply.request.i18n.error(err), 'error')

@@ -43,7 +43,7 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
   app.addHook('preValidation', requireRole('admin'))
 
   app.get('/admin/compliance', async (request, reply) => {
-    const summary = compliance.summary()
+    const summary = await compliance.summary()
     const { t } = request.i18n
     const words = (rule: typeof summary.rules.cisAws110) => RULE_KEYS[rule.id] === undefined ? rule : { ...rule, title: t(RULE_KEYS[rule.id].title), scope: t(RULE_KEYS[rule.id].scope) }
     return reply.page('admin/compliance', {
@@ -57,12 +57,12 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
 
   // Downloads are streamed page by page (never every user in memory) and audited before the first byte.
   app.get('/admin/compliance.csv', async (request, reply) => {
-    recordDownload(request, 'csv')
+    await recordDownload(request, 'csv')
     return download(reply, 'text/csv', `mfa-compliance-${day()}.csv`).send(Readable.from(csvRows(compliance)))
   })
 
   app.get('/admin/compliance.json', async (request, reply) => {
-    recordDownload(request, 'json')
+    await recordDownload(request, 'json')
     return download(reply, 'application/json', `mfa-compliance-${day()}.json`).send(Readable.from(jsonDocument(compliance)))
   })
 
@@ -74,15 +74,15 @@ const adminComplianceRoutes: FastifyPluginAsync<{ services: Services }> = async 
       const { t } = request.i18n
       return reply.code(404).page('errors/error', { title: t('compliance.not_found'), status: 404, heading: t('compliance.not_found'), message: t('compliance.aws_not_connected'), requestId: null })
     }
-    recordDownload(request, 'aws-credential-report')
+    await recordDownload(request, 'aws-credential-report')
     const lines = [csvLine([...CREDENTIAL_REPORT_COLUMNS]), ...view.rows.map((row) => csvLine(CREDENTIAL_REPORT_COLUMNS.map((column) => row[column])))]
     return download(reply, 'text/csv', `aws-credential-report-${view.generatedAt.toISOString().slice(0, 10)}.csv`).send(lines.join(''))
   })
 
-  function recordDownload (request: FastifyRequest, format: 'csv' | 'json' | 'aws-credential-report'): void {
+  async function recordDownload (request: FastifyRequest, format: 'csv' | 'json' | 'aws-credential-report'): Promise<void> {
     const user = request.user!
     const { ip, userAgent } = requestContext(request)
-    audit.append({ action: 'compliance.exported', actorId: user.id, actorLabel: user.email, details: { format }, ip, userAgent })
+    await audit.append({ action: 'compliance.exported', actorId: user.id, actorLabel: user.email, details: { format }, ip, userAgent })
   }
 
   function day (): string {
@@ -95,9 +95,9 @@ function download (reply: FastifyReply, type: string, filename: string): Fastify
   return reply.type(`${type}; charset=utf-8`).header('content-disposition', `attachment; filename="${filename}"`).header('cache-control', 'no-store')
 }
 
-function * csvRows (compliance: ComplianceService): Generator<string> {
+async function * csvRows (compliance: ComplianceService): AsyncGenerator<string> {
   yield csvLine([...CSV_COLUMNS])
-  for (const row of compliance.rows()) yield csvLine(csvCells(row))
+  for await (const row of compliance.rows()) yield csvLine(csvCells(row))
 }
 
 function csvCells (row: ComplianceRow): Array<string | boolean | null> {
@@ -110,11 +110,11 @@ function csvCells (row: ComplianceRow): Array<string | boolean | null> {
 }
 
 /** { "summary": …, "rows": [ … ] }, written row by row; the summary's pass comes first, the rows' second. */
-function * jsonDocument (compliance: ComplianceService): Generator<string> {
-  const summary = compliance.summary()
+async function * jsonDocument (compliance: ComplianceService): AsyncGenerator<string> {
+  const summary = await compliance.summary()
   yield `{"summary":${JSON.stringify(summary)},"rows":[`
   let first = true
-  for (const row of compliance.rows()) {
+  for await (const row of compliance.rows()) {
     yield (first ? '\n' : ',\n') + JSON.stringify(complianceJson(row))
     first = false
   }

@@ -61,13 +61,13 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
   // Unknown addresses in here are guarded too: outsiders get 403, not a map of what exists.
   app.setNotFoundHandler(notFoundFor)
 
-  function render (request: FastifyRequest, reply: FastifyReply, values: FormValues, fields: Record<string, string> = {}): FastifyReply {
+  async function render (request: FastifyRequest, reply: FastifyReply, values: FormValues, fields: Record<string, string> = {}): Promise<FastifyReply> {
     const { i18n } = request
     const problems = FIELD_ORDER.filter((field) => fields[field] !== undefined).map((field) => ({ field, message: fields[field] }))
     return reply.page('admin/exemptions', {
       title: i18n.t('exemptions.title'),
-      active: campaigns.exemptions('active', LIST_LIMIT).map((e) => describe(i18n, e)),
-      ended: campaigns.exemptions('ended', LIST_LIMIT).map((e) => describe(i18n, e)),
+      active: (await campaigns.exemptions('active', LIST_LIMIT)).map((e) => describe(i18n, e)),
+      ended: (await campaigns.exemptions('ended', LIST_LIMIT)).map((e) => describe(i18n, e)),
       limit: LIST_LIMIT,
       kinds: KINDS.map((kind) => [kind, i18n.t(KIND_KEYS[kind])]),
       values,
@@ -88,7 +88,7 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
       expiresAt: request.body.expiresAt ?? ''
     }
     const fields: Record<string, string> = {}
-    const user = values.email.trim() === '' ? undefined : users.findByEmail(normaliseEmail(values.email))
+    const user = values.email.trim() === '' ? undefined : await users.findByEmail(normaliseEmail(values.email))
     const { i18n } = request
     if (values.email.trim() === '') fields.email = i18n.t('exemptions.problem_email_required')
     else if (user === undefined) fields.email = i18n.t('exemptions.problem_email_unknown')
@@ -102,7 +102,7 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
     for (const [field, problem] of Object.entries(exemptionProblems(exemption, clock.now()))) fields[field] = i18n.t(PROBLEM_KEYS[problem])
     if (Object.keys(fields).length > 0 || user === undefined) return render(request, reply.code(400), values, fields)
     try {
-      campaigns.exempt(user.id, exemption, actorOf(request))
+      await campaigns.exempt(user.id, exemption, actorOf(request))
     } catch (err) {
       const field = err instanceof DomainError ? FIELD_BY_CODE[err.code] : undefined
       if (field === undefined) throw err
@@ -112,7 +112,7 @@ const adminExemptionRoutes: FastifyPluginAsync<Deps> = async (app, { campaigns, 
   })
 
   app.post<{ Params: Static<typeof ExemptionParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: ExemptionParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.revoke_exemption' } }, async (request, reply) => {
-    return flashOutcome(reply, '/admin/exemptions', () => { campaigns.revokeExemption(request.params.id, actorOf(request)) },
+    return flashOutcome(reply, '/admin/exemptions', async () => { await campaigns.revokeExemption(request.params.id, actorOf(request)) },
       request.i18n.t('exemptions.revoked'))
   })
 }

@@ -66,7 +66,7 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
 
   app.get('/', async (request, reply) => {
     const now = clock.now()
-    return reply.page('admin/tokens/index', { title: request.i18n.t('tokens.title'), tokens: tokens.list().map((t) => describeToken(t, now)) })
+    return reply.page('admin/tokens/index', { title: request.i18n.t('tokens.title'), tokens: (await tokens.list()).map((t) => describeToken(t, now)) })
   })
 
   app.get('/new', async (request, reply) => renderForm(request, reply, { name: '', scopes: [], expiresInDays: '90' }))
@@ -75,7 +75,7 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     const values: FormValues = { name: request.body.name ?? '', scopes: request.body.scopes ?? [], expiresInDays: request.body.expiresInDays ?? '' }
     const days = values.expiresInDays.trim()
     try {
-      const { token, secret } = tokens.create({
+      const { token, secret } = await tokens.create({
         name: values.name,
         scopes: values.scopes,
         expiresInDays: days === '' ? null : /^\d{1,6}$/.test(days) ? Number(days) : Number.NaN
@@ -91,7 +91,7 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   })
 
   app.get<{ Params: Static<typeof TokenParams> }>('/:id/revoke', { schema: { params: TokenParams } }, async (request, reply) => {
-    const token = tokens.find(request.params.id)
+    const token = await tokens.find(request.params.id)
     if (token === undefined) return notFoundFor(request, reply)
     const described = describeToken(token, clock.now())
     if (token.revokedAt !== null) return reply.flashRedirect('/admin/tokens', request.i18n.t('tokens.already_revoked', { name: token.name }), 'info')
@@ -99,10 +99,10 @@ const adminTokenRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
   })
 
   app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfOnly> }>('/:id/revoke', { schema: { params: TokenParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.revoke_token' } }, async (request, reply) => {
-    const token = tokens.find(request.params.id)
+    const token = await tokens.find(request.params.id)
     if (token === undefined) return notFoundFor(request, reply)
     try {
-      tokens.revoke(token.id, actorOf(request))
+      await tokens.revoke(token.id, actorOf(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return reply.flashRedirect('/admin/tokens', request.i18n.error(err), 'error')

@@ -54,9 +54,9 @@ interface Deps {
   campaigns: Pick<CampaignService, 'list' | 'reapplyAfterDrift'>
   clock: Clock
   /** Connected directories and their latest sync run (where registration facts came from). */
-  directories: () => Array<{ provider: string, run: SyncRun | null }>
+  directories: () => Promise<Array<{ provider: string, run: SyncRun | null }>>
   /** The newest drift check, to show when it ran and whether it could read every enforced user. */
-  lastDriftCheck: () => DriftCheckRun | undefined
+  lastDriftCheck: () => Promise<DriftCheckRun | undefined>
   /** Where mail and text messages go, for the outbox page to say so truthfully. */
   delivery: Pick<Config, 'sandbox' | 'mail' | 'sms'>
 }
@@ -70,16 +70,16 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   app.get('/', async (request, reply) => {
     const { i18n } = request
     const now = clock.now()
-    const { counts, unassessed } = dashboard.stateCounts()
+    const { counts, unassessed } = await dashboard.stateCounts()
     const total = USER_STATES.reduce((sum, state) => sum + counts[state], unassessed)
-    const activeCampaigns = campaigns.list()
+    const activeCampaigns = await campaigns.list()
     const campaignNames = new Map(activeCampaigns.map((c) => [c.id, c.name]))
-    const plan = engine.planSummary(PLAN_SHOWN)
+    const plan = await engine.planSummary(PLAN_SHOWN)
     const windowStart = utcDay(new Date(now.getTime() - CHART_DAYS * 86_400_000))
-    const points = burndownSeries(dashboard.snapshots(windowStart), counts, now)
+    const points = burndownSeries(await dashboard.snapshots(windowStart), counts, now)
     // Deadlines ahead widen the chart so they show; deadlines from before the window would only squash it.
     const chart = burndownGeometry(points, deadlineMarkers(activeCampaigns).filter((marker) => marker.day >= windowStart))
-    const retrying = dashboard.retrying(RETRYING_SHOWN)
+    const retrying = await dashboard.retrying(RETRYING_SHOWN)
     return reply.page('admin/index', {
       title: i18n.t('admin.title'),
       total,
@@ -87,14 +87,14 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
       notYetEnrolled: notYetEnrolled(counts),
       states: USER_STATES.map((state) => ({ state, ...stateLabel(i18n, state), count: counts[state] })),
       // Kinds only a provider reports (Entra's own) keep their name.
-      methods: dashboard.methodCounts().map((m) => ({ ...m, label: METHOD_KEYS[m.kind] === undefined ? m.kind : i18n.t(METHOD_KEYS[m.kind]) })),
-      providers: dashboard.providerCounts().map((p) => ({ ...p, notYetEnrolled: notYetEnrolled(p.byState) })),
+      methods: (await dashboard.methodCounts()).map((m) => ({ ...m, label: METHOD_KEYS[m.kind] === undefined ? m.kind : i18n.t(METHOD_KEYS[m.kind]) })),
+      providers: (await dashboard.providerCounts()).map((p) => ({ ...p, notYetEnrolled: notYetEnrolled(p.byState) })),
       // Why, in the reader's language (rows from before the catalogue keep their English).
-      attention: dashboard.attention(ATTENTION_SHOWN).map((u) => ({ ...u, reason: sayStored(i18n, u.reasonWords, u.reason) })),
+      attention: (await dashboard.attention(ATTENTION_SHOWN)).map((u) => ({ ...u, reason: sayStored(i18n, u.reasonWords, u.reason) })),
       retryingTotal: retrying.total,
       retrying: retrying.first.map((r) => ({ ...r, dueNow: r.nextAttemptAt <= now })),
-      directories: directories(),
-      driftCheck: driftCheckView(lastDriftCheck()),
+      directories: await directories(),
+      driftCheck: driftCheckView(await lastDriftCheck()),
       attentionTotal: counts.attention,
       plan: {
         total: plan.total,
@@ -113,13 +113,13 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   app.get<{ Params: Static<typeof StateParams>, Querystring: Static<typeof StateQuery> }>('/states/:state', { schema: { params: StateParams, querystring: StateQuery } }, async (request, reply) => {
     const { state } = request.params
     const label = stateLabel(request.i18n, state)
-    const rows = dashboard.usersInState(state, request.query.after ?? null, STATE_PAGE + 1)
+    const rows = await dashboard.usersInState(state, request.query.after ?? null, STATE_PAGE + 1)
     const shown = rows.slice(0, STATE_PAGE)
     return reply.page('admin/state', {
       title: request.i18n.t('admin.state_page_title', { state: label.name }),
       state,
       label,
-      count: dashboard.stateCounts().counts[state],
+      count: (await dashboard.stateCounts()).counts[state],
       rows: shown.map((row) => ({ ...row, reason: sayStored(request.i18n, row.reasonWords, row.reason) })),
       nextAfter: rows.length > STATE_PAGE ? shown[shown.length - 1].cursor : null,
       paged: request.query.after !== undefined
@@ -130,7 +130,7 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/retry-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.retry_enforcement' } }, async (request, reply) => {
     let state: UserState | undefined
     try {
-      state = engine.retryFailed(request.params.userId, actorOf(request))
+      state = await engine.retryFailed(request.params.userId, actorOf(request))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return reply.flashRedirect('/admin#attention', request.i18n.error(err), 'error')
@@ -139,13 +139,13 @@ const adminRoutes: FastifyPluginAsync<Deps> = async (app, { outbox, dashboard, e
   })
 
   app.post<{ Body: Static<typeof CsrfOnly> }>('/attention/retry', { schema: { body: CsrfOnly }, config: { stepUp: 'stepup.action.retry_enforcement_all' } }, async (request, reply) => {
-    const count = engine.retryAllFailed(actorOf(request))
+    const count = await engine.retryAllFailed(actorOf(request))
     return reply.flashRedirect('/admin#attention', count === 0 ? request.i18n.t('admin.retry_all_none') : request.i18n.t('admin.retry_all_done', { count }))
   })
 
   // Flagged drift: the admin decides that enforcement goes back on; the next sweep re-applies it.
   app.post<{ Params: Static<typeof UserParams>, Body: Static<typeof CsrfOnly> }>('/users/:userId/reapply-enforcement', { schema: { params: UserParams, body: CsrfOnly }, config: { stepUp: 'stepup.action.reapply_enforcement' } }, async (request, reply) => {
-    return flashOutcome(reply, '/admin#attention', () => { campaigns.reapplyAfterDrift(request.params.userId, actorOf(request)) },
+    return flashOutcome(reply, '/admin#attention', async () => { await campaigns.reapplyAfterDrift(request.params.userId, actorOf(request)) },
       request.i18n.t('admin.reapplied'))
   })
 

@@ -37,7 +37,7 @@ function apiError (reply: FastifyReply, status: number, code: string, message: s
  * parse a megabyte, and before any validation message. Only the Authorization header counts; a session cookie alone
  * never does.
  */
-function bearer (tokens: { authenticate(presented: string): ApiCaller }, scope: ApiScope | null) {
+function bearer (tokens: { authenticate(presented: string): Promise<ApiCaller> }, scope: ApiScope | null) {
   return async function (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '')
     if (match === null) {
@@ -46,7 +46,7 @@ function bearer (tokens: { authenticate(presented: string): ApiCaller }, scope: 
     }
     let caller: ApiCaller
     try {
-      caller = tokens.authenticate(match[1])
+      caller = await tokens.authenticate(match[1])
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       apiError(reply, 401, err.code, err.message)
@@ -125,21 +125,21 @@ const apiRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { serv
   })
 
   app.put<{ Params: Static<typeof UserParams>, Body: Static<typeof PhoneBody> }>(API_PREFIX + setPhone.url, { schema: setPhone.schema, ...guarded(setPhone.scope) }, async (request) => {
-    const result = phones.setPhone(request.params.id, request.body.phone, actor(request), via(request))
+    const result = await phones.setPhone(request.params.id, request.body.phone, actor(request), via(request))
     return { user: request.params.id, phone: result.phone, result: result.result }
   })
 
   app.post<{ Body: Static<typeof BulkBody> }>(API_PREFIX + bulkPhones.url, { schema: bulkPhones.schema, bodyLimit: BULK_BODY_LIMIT, ...guarded(bulkPhones.scope) }, async (request) => {
-    const results = phones.applyBulk(request.body.items, actor(request), via(request))
+    const results = await phones.applyBulk(request.body.items, actor(request), via(request))
     const count = (result: string) => results.filter((r) => r.result === result).length
     return { updated: count('updated'), unchanged: count('unchanged'), errors: count('error'), results }
   })
 
   app.get<{ Params: Static<typeof UserParams> }>(API_PREFIX + userStatus.url, { schema: userStatus.schema, ...guarded(userStatus.scope) }, async (request, reply) => {
-    const userId = userRefs.resolve(parseUserRef(request.params.id))
-    const row = userId === undefined ? undefined : compliance.row(userId)
+    const userId = await userRefs.resolve(parseUserRef(request.params.id))
+    const row = userId === undefined ? undefined : await compliance.row(userId)
     if (userId === undefined || row === undefined) return apiError(reply, 404, 'user_not_found', 'There is no user with this id, email address or external id.')
-    const standing = engine.standing(userId)
+    const standing = await engine.standing(userId)
     return {
       id: userId,
       provider: row.provider,
@@ -154,7 +154,7 @@ const apiRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { serv
   })
 
   app.get<{ Querystring: Static<typeof ComplianceQuery> }>(API_PREFIX + complianceOp.url, { schema: complianceOp.schema, ...guarded(complianceOp.scope) }, async (request) => {
-    const page = compliance.page(request.query.cursor ?? null, request.query.limit ?? 100)
+    const page = await compliance.page(request.query.cursor ?? null, request.query.limit ?? 100)
     return { rows: page.rows.map(complianceJson), next: page.next }
   })
 

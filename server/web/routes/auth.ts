@@ -74,7 +74,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
       const { user, device } = await signIn.signIn(email, password, { ...requestContext(request), cookies: request.cookies })
       // The browser is known next time (its own failure count: domain/signin.ts); sent only to the sign-in pages.
       reply.setCookie(device.name, device.value, { path: '/login', httpOnly: true, sameSite: 'lax', secure: device.secure, maxAge: device.maxAgeSeconds })
-      const secondFactor = secondFactorRequirement(user, methods.listFor(user.id).map((m) => m.kind), staffPasskeyRequired)
+      const secondFactor = secondFactorRequirement(user, (await methods.listFor(user.id)).map((m) => m.kind), staffPasskeyRequired)
       // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
       await request.session.regenerate()
       const now = clock.now().getTime()
@@ -114,7 +114,7 @@ const authRoutes: FastifyPluginAsync<{ signIn: SignInService, passes: AccessPass
   })
 
   app.post('/logout', { config: { passSession: true, secondFactor: true } }, async (request, reply) => {
-    if (request.user !== null) signIn.recordSignOut(request.user, requestContext(request))
+    if (request.user !== null) await signIn.recordSignOut(request.user, requestContext(request))
     await request.session.destroy()
     return reply.redirect('/login?signed_out=1', 303)
   })

@@ -80,7 +80,7 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     const user = request.user!
     const context = changeContext(request, clock.now())
     // Checked before showing a pending setup too: a step-up that has since lapsed must not show the QR code again.
-    virtualMfa.assertMayAdd(user, context)
+    await virtualMfa.assertMayAdd(user, context)
     return render(reply, { setup: await virtualMfa.current(user) ?? await virtualMfa.begin(user, context) })
   }))
 
@@ -88,7 +88,7 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
     const user = request.user!
     try {
       // The image holds the pending seed: asked the same question as the page, or a lapsed step-up still shows it.
-      virtualMfa.assertMayAdd(user, changeContext(request, clock.now()))
+      await virtualMfa.assertMayAdd(user, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError) || err.code === 'not_aws_user') throw err
       return sendError(request, reply, statusOf(err), err.code, err)
@@ -120,7 +120,7 @@ const enrollAwsRoutes: FastifyPluginAsync<Deps> = async (app, { virtualMfa, awsC
 
   app.get(KEY_URL, options, async (request, reply) => {
     const user = request.user!
-    const links = awsConsoleLinks(awsConfig?.accountId, virtualMfa.arnOf(user))
+    const links = awsConsoleLinks(awsConfig?.accountId, await virtualMfa.arnOf(user))
     return reply.page('enroll/aws-security-key', {
       title: request.i18n.t('enroll.aws_key_title'),
       // The IAM user name (the id is the portal's key, not what the AWS console shows).

@@ -68,10 +68,10 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     const context = changeContext(request, clock.now())
     try {
       // Asked before showing a pending setup too: a step-up that has since lapsed must not show the QR again.
-      enrollment.assertMayAdd(user, context)
+      await enrollment.assertMayAdd(user, context)
       // And no QR code for a secret the tenant's policy would refuse.
       await enrollment.assertOathAllowed()
-      return renderApp(reply, { setup: enrollment.currentOath(user) ?? enrollment.beginOath(user, context) })
+      return renderApp(reply, { setup: await enrollment.currentOath(user) ?? await enrollment.beginOath(user, context) })
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return renderApp(reply.code(statusFor(err)), { refusal: err })
@@ -82,12 +82,12 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     const user = request.user!
     try {
       // The image holds the pending secret: asked the same question as the page, or a lapsed step-up still shows it.
-      enrollment.assertMayAdd(user, changeContext(request, clock.now()))
+      await enrollment.assertMayAdd(user, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return sendError(request, reply, statusFor(err), err.code, err)
     }
-    const setup = enrollment.hardwareOath ? enrollment.currentOath(user) : undefined
+    const setup = enrollment.hardwareOath ? await enrollment.currentOath(user) : undefined
     if (setup === undefined) {
       return sendError(request, reply, 404, 'no_pending_setup', { key: 'enroll.no_pending_setup' })
     }
@@ -106,13 +106,13 @@ const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       if (!(err instanceof DomainError)) throw err
       reply.code(err.code === 'provider_unavailable' ? 502 : statusFor(err))
       if (GUARD_CODES.has(err.code) || err.code === 'entra_oath_off' || err.code === 'entra_oath_policy_off') return renderApp(reply, { refusal: err })
-      return renderApp(reply, { setup: enrollment.currentOath(user), error: request.i18n.error(err), name })
+      return renderApp(reply, { setup: await enrollment.currentOath(user), error: request.i18n.error(err), name })
     }
   })
 
   app.post<{ Body: Static<typeof EmptyBody> }>(`${APP_URL}/restart`, { ...options, schema: { body: EmptyBody } }, async (request, reply) => {
     try {
-      enrollment.beginOath(request.user!, changeContext(request, clock.now()))
+      await enrollment.beginOath(request.user!, changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return renderApp(reply.code(statusFor(err)), { refusal: err })

@@ -26,7 +26,7 @@ const enrollPasskeyRoutes: FastifyPluginAsync<{ services: Services }> = async (a
     // Ask the guard up front, so someone who would be refused reads why instead of a button that fails.
     let blocked: { code: string, message: string } | null = null
     try {
-      guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
+      guard.assertMayAdd(user, await methods.countFor(user.id), changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       blocked = { code: err.code, message: request.i18n.error(err) }

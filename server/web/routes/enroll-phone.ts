@@ -42,7 +42,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
     let blocked: DomainError | null = error !== undefined && GUARD_CODES.has(error.code) ? error : null
     if (blocked === null) {
       try {
-        guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
+        guard.assertMayAdd(user, await methods.countFor(user.id), changeContext(request, clock.now()))
       } catch (err) {
         if (!(err instanceof DomainError)) throw err
         blocked = err

@@ -52,7 +52,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     const context = changeContext(request, clock.now())
     try {
       // Checked before showing a pending setup too: a step-up that has since lapsed must not show the QR again.
-      guard.assertMayAdd(user, methods.countFor(user.id), context)
+      guard.assertMayAdd(user, await methods.countFor(user.id), context)
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return render(reply.code(statusFor(err)), { refusal: err })
@@ -64,7 +64,7 @@ const enrollTotpRoutes: FastifyPluginAsync<{ services: Services }> = async (app,
     const user = request.user!
     try {
       // The image holds the pending secret: asked the same question as the page, or a lapsed step-up still shows it.
-      guard.assertMayAdd(user, methods.countFor(user.id), changeContext(request, clock.now()))
+      guard.assertMayAdd(user, await methods.countFor(user.id), changeContext(request, clock.now()))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       return sendError(request, reply, statusFor(err), err.code, err)

@@ -7,13 +7,13 @@ import type { StorageMonitor } from '../../domain/storage.ts'
  * (restarting it would not help a full or damaged disk); /readyz says whether it can serve: the database answers,
  * its migrations are current, writes work, and PRAGMA quick_check (every ten minutes at most) finds it intact.
  */
-const healthRoutes: FastifyPluginAsync<{ readiness: () => MigrationStatus, storage: StorageMonitor }> = async (app, { readiness, storage }) => {
+const healthRoutes: FastifyPluginAsync<{ readiness: () => Promise<MigrationStatus>, storage: StorageMonitor }> = async (app, { readiness, storage }) => {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (request, reply) => {
     let migrations: MigrationStatus
     try {
-      migrations = readiness()
+      migrations = await readiness()
     } catch (err) {
       request.log.error({ err }, 'readiness check failed')
       return reply.code(503).send({ status: 'not_ready', reason: 'database unreachable' })

@@ -47,7 +47,7 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, clock, 
 
   app.get<{ Querystring: Static<typeof SearchQuery> }>('/', { schema: { querystring: SearchQuery } }, async (request, reply) => {
     const q = request.query.q ?? ''
-    const result = helpdesk.search(q, request.query.after ?? null)
+    const result = await helpdesk.search(q, request.query.after ?? null)
     return reply.page('helpdesk/index', {
       title: q === '' ? request.i18n.t('helpdesk.title') : request.i18n.t('helpdesk.title_search', { q }),
       q,
@@ -58,8 +58,8 @@ const helpdeskRoutes: FastifyPluginAsync<Deps> = async (app, { helpdesk, clock, 
     })
   })
 
-  function renderProfile (request: FastifyRequest<{ Params: Static<typeof UserParams> }>, reply: FastifyReply, extra: Record<string, unknown> = {}): FastifyReply {
-    const profile = helpdesk.profile(request.params.id, request.user!)
+  async function renderProfile (request: FastifyRequest<{ Params: Static<typeof UserParams> }>, reply: FastifyReply, extra: Record<string, unknown> = {}): Promise<FastifyReply> {
+    const profile = await helpdesk.profile(request.params.id, request.user!)
     if (profile === undefined) return notFoundFor(request, reply)
     return reply.page('helpdesk/user', {
       title: profile.user.displayName,

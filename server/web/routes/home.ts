@@ -48,13 +48,13 @@ export function protectsText (t: Translate, provider: string, where: 'portal' | 
 /** The home page: where the user stands, their methods, and the ways to add one. */
 const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps) => {
   app.get('/', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
-    return reply.page('home', homeModel(request.user!, deps, request.i18n))
+    return reply.page('home', await homeModel(request.user!, deps, request.i18n))
   })
 
   // The deadline as a calendar file (one event, a reminder the day before, the portal link), for the signed-in user.
   app.get('/deadline.ics', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
     const user = request.user!
-    const standing = deps.engine.standing(user.id)
+    const standing = await deps.engine.standing(user.id)
     const now = deps.clock.now()
     if (standing?.deadline == null || standing.deadline <= now || standing.state === 'exempt') {
       return reply.flashRedirect('/', request.i18n.t('home.no_upcoming_deadline'), 'info')
@@ -78,7 +78,7 @@ export interface HomeDeps {
   engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline'>
   clock: Clock
   /** Unused recovery codes count toward a campaign that asks for one method plus recovery codes. */
-  recoveryCodes?: { remaining(user: { id: string }): number }
+  recoveryCodes?: { remaining(user: { id: string }): Promise<number> }
 }
 
 /** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
@@ -129,13 +129,13 @@ export function addOptionsFor (provider: string, t: Translate = english().t): Ad
   return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
 }
 
-export function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock, recoveryCodes }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const list = methods.listFor(user.id)
+export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock, recoveryCodes }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const list = await methods.listFor(user.id)
   const directory = directoryName(user.provider)
   const now = clock.now()
-  const policy = engine.methodPolicy(user.id)
-  const codes = portalMethodsCount(user.provider) ? recoveryCodes?.remaining(user) ?? 0 : 0
-  const deadline = engine.explainDeadline(user.id)
+  const policy = await engine.methodPolicy(user.id)
+  const codes = portalMethodsCount(user.provider) ? await recoveryCodes?.remaining(user) ?? 0 : 0
+  const deadline = await engine.explainDeadline(user.id)
   return {
     title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.

@@ -59,7 +59,7 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
     // Sec-Fetch-Site need to pass the Origin check (no-referrer would make them send "Origin: null").
     reply.header('cache-control', 'no-store').header('referrer-policy', 'same-origin')
     try {
-      const { user, expiresAt } = invitations.preview(request.params.token)
+      const { user, expiresAt } = await invitations.preview(request.params.token)
       return reply.page('invite', {
         title: request.i18n.t('invite.title'),
         name: user.displayName,
@@ -74,7 +74,7 @@ const invitationRoutes: FastifyPluginAsync<{ invitations: InvitationService, clo
 
   app.post<{ Params: Static<typeof TokenParams>, Body: Static<typeof CsrfBody> }>('/invite/:token', { ...tokenRoute, schema: { params: TokenParams, body: CsrfBody } }, async (request, reply) => {
     try {
-      const { user, sessionUntil } = invitations.redeem(request.params.token, requestContext(request))
+      const { user, sessionUntil } = await invitations.redeem(request.params.token, requestContext(request))
       // A new session id, as at every sign-in; the session is restricted to enrollment like a pass session, and
       // ends like one.
       await request.session.regenerate()

@@ -19,11 +19,11 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
 
   app.post<{ Params: Static<typeof MethodParams>, Body: Static<typeof RenameBody> }>('/methods/:id/rename', { ...options, schema: { params: MethodParams, body: RenameBody } }, async (request, reply) => {
     try {
-      const method = lifecycle.rename(request.user!, request.params.id, request.body.name)
+      const method = await lifecycle.rename(request.user!, request.params.id, request.body.name)
       return reply.flashRedirect('/', request.i18n.t('methods.renamed', { name: method.name }))
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
+      return reply.code(statusFor(err)).page('home', await homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
     }
   })
 
@@ -34,7 +34,7 @@ const methodRoutes: FastifyPluginAsync<HomeDeps & { lifecycle: MethodLifecycle, 
     } catch (err) {
       if (!(err instanceof DomainError)) throw err
       if (err.code === 'step_up_required') return reply.flashRedirect('/step-up?next=/', request.i18n.t('methods.confirm_then_remove'), 'info')
-      return reply.code(statusFor(err)).page('home', homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
+      return reply.code(statusFor(err)).page('home', await homeModel(request.user!, deps, request.i18n, { error: request.i18n.error(err) }))
     }
   })
 

@@ -32,7 +32,7 @@ const passkeySignInRoutes: FastifyPluginAsync<{ services: Services }> = async (a
     const { user, method, userVerified } = await passkeys.authenticate(challengeId, response as AuthenticationResponseJSON, null)
     // Without user verification (no PIN or biometric checked) the passkey is only something held: it stands in
     // for the password, so the session owes whatever second factor a password sign-in would.
-    const owed = userVerified ? 'none' : secondFactorRequirement(user, methods.listFor(user.id).map((m) => m.kind), config.staffPasskeyRequired)
+    const owed = userVerified ? 'none' : secondFactorRequirement(user, (await methods.listFor(user.id)).map((m) => m.kind), config.staffPasskeyRequired)
     // A new session id at sign-in, so an id planted before sign-in (session fixation) is worthless.
     await request.session.regenerate()
     const now = clock.now().getTime()
@@ -45,7 +45,7 @@ const passkeySignInRoutes: FastifyPluginAsync<{ services: Services }> = async (a
       secondFactorPending: owed === 'none' ? undefined : true,
       passkeyOnly: owed === 'passkey' ? true : undefined
     }
-    audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'passkey', methodId: method.id, userVerified }, ...requestContext(request) })
+    await audit.append({ action: 'signin.success', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { method: 'passkey', methodId: method.id, userVerified }, ...requestContext(request) })
     const to = safeNext(next)
     return { ok: true, redirect: owed === 'none' ? to : `/step-up?next=${encodeURIComponent(to)}` }
   })

@@ -52,7 +52,7 @@ const preferenceRoutes: FastifyPluginAsync<{ users: Pick<UserStore, 'setPreferen
         error: request.i18n.t(locale !== '' && !isLocale(locale) ? 'preferences.unknown_language' : 'preferences.unknown_time_zone')
       })
     }
-    users.setPreferences(user.id, { locale: locale === '' ? null : locale, timeZone: timeZone === '' ? null : timeZone })
+    await users.setPreferences(user.id, { locale: locale === '' ? null : locale, timeZone: timeZone === '' ? null : timeZone })
     // The confirmation is written in the language just chosen.
     const chosen = locale === '' ? null : locale
     request.user = { ...user, locale: chosen, timeZone: timeZone === '' ? null : timeZone }
@@ -64,7 +64,7 @@ const preferenceRoutes: FastifyPluginAsync<{ users: Pick<UserStore, 'setPreferen
     const user = request.user!
     const { timeZone } = request.body as { timeZone: string }
     if (!isTimeZone(timeZone)) return reply.code(400).send({ error: 'unknown_time_zone' })
-    if (user.timeZone == null) users.setPreferences(user.id, { timeZone })
+    if (user.timeZone == null) await users.setPreferences(user.id, { timeZone })
     return reply.code(204).send()
   })
 

@@ -56,18 +56,18 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
       delete request.session.freshRecoveryCodes
     }
     reply.header('cache-control', 'no-store')
-    return reply.page('recovery-codes', { title: request.i18n.t('recovery.title'), directory: false, codes, remaining: recoveryCodes.remaining(user), hasMethods: methods.countFor(user.id) > 0 })
+    return reply.page('recovery-codes', { title: request.i18n.t('recovery.title'), directory: false, codes, remaining: await recoveryCodes.remaining(user), hasMethods: await methods.countFor(user.id) > 0 })
   })
 
   // Creating codes (the first set, or a new set that voids the old) needs a recent step-up with a method.
   app.post(PAGE, page, async (request, reply) => {
     const user = request.user!
     if (!mayHoldRecoveryCodes(user)) return reply.flashRedirect(PAGE, request.i18n.t('recovery.flash_directory'), 'error')
-    if (methods.countFor(user.id) === 0) return reply.flashRedirect('/', request.i18n.t('recovery.flash_method_first'), 'info')
+    if (await methods.countFor(user.id) === 0) return reply.flashRedirect('/', request.i18n.t('recovery.flash_method_first'), 'info')
     if (!guard.hasFreshStepUp(changeContext(request, clock.now()))) {
       return reply.flashRedirect(`/step-up?next=${encodeURIComponent(PAGE)}`, request.i18n.t('recovery.flash_step_up'), 'info')
     }
-    const codes = recoveryCodes.generate(user, meta(request))
+    const codes = await recoveryCodes.generate(user, meta(request))
     request.session.freshRecoveryCodes = { codes, at: clock.now().getTime(), shown: false }
     return reply.redirect(PAGE, 303)
   })
@@ -93,7 +93,7 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
   // "This wasn't me" from the recovery-code e-mail. GET only shows what would happen: mail scanners follow links,
   // and a GET must never void anything.
   app.get<{ Querystring: Static<typeof TokenQuery> }>(`${PAGE}/not-me`, { ...page, schema: { querystring: TokenQuery } }, async (request, reply) => {
-    const notice = recoveryCodes.noticeFor(request.user!, request.query.token)
+    const notice = await recoveryCodes.noticeFor(request.user!, request.query.token)
     return reply.page('recovery-codes-not-me', { title: request.i18n.t('recovery.not_me_title'), usedAt: notice.usedCodeAt, token: request.query.token })
   })
 
@@ -112,17 +112,17 @@ const recoveryCodeRoutes: FastifyPluginAsync<{ services: Services }> = async (ap
   })
 
   /** Staff accounts holding a passkey must prove it with the passkey: a code would undo that rule. */
-  function passkeyOnly (request: FastifyRequest): boolean {
+  async function passkeyOnly (request: FastifyRequest): Promise<boolean> {
     if (request.session.auth?.passkeyOnly === true) return true
     const user = request.user!
-    return config.staffPasskeyRequired && user.role !== 'user' && methods.listFor(user.id).some((m) => m.kind === 'passkey')
+    return config.staffPasskeyRequired && user.role !== 'user' && (await methods.listFor(user.id)).some((m) => m.kind === 'passkey')
   }
 
   // In place of a second factor at sign-in only (not for step-up before changes: that would let a code make codes).
   app.post<{ Body: Static<typeof UseBody> }>('/step-up/recovery-code', { preHandler: requireUser, config: { secondFactor: true }, schema: { body: UseBody } }, async (request, reply): Promise<FastifyReply> => {
     const next = safeNext(request.body.next)
     const back = `/step-up?next=${encodeURIComponent(next)}`
-    if (request.session.auth?.secondFactorPending !== true || passkeyOnly(request)) {
+    if (request.session.auth?.secondFactorPending !== true || await passkeyOnly(request)) {
       return reply.flashRedirect(back, request.i18n.t('recovery.flash_only_sign_in'), 'error')
     }
     let left: number

@@ -30,15 +30,15 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
   const options = { preHandler: requireUser, config: { passSession: true as const, secondFactor: true as const } }
 
   /** Staff accounts holding a passkey prove it's them with the passkey only (sign-in and actions alike). */
-  function passkeyOnly (request: FastifyRequest): boolean {
+  async function passkeyOnly (request: FastifyRequest): Promise<boolean> {
     if (request.session.auth?.passkeyOnly === true) return true
     const user = request.user!
-    return staffPasskeyRequired && user.role !== 'user' && methods.listFor(user.id).some((m) => m.kind === 'passkey')
+    return staffPasskeyRequired && user.role !== 'user' && (await methods.listFor(user.id)).some((m) => m.kind === 'passkey')
   }
 
-  function render (request: FastifyRequest, reply: FastifyReply, next: string, extra: Record<string, unknown> = {}): FastifyReply {
-    const only = passkeyOnly(request)
-    const list = methods.listFor(request.user!.id).filter((m) => !only || m.kind === 'passkey').map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
+  async function render (request: FastifyRequest, reply: FastifyReply, next: string, extra: Record<string, unknown> = {}): Promise<FastifyReply> {
+    const only = await passkeyOnly(request)
+    const list = (await methods.listFor(request.user!.id)).filter((m) => !only || m.kind === 'passkey').map((m) => ({ ...m, kindLabel: KIND_LABELS[m.kind] }))
     const signingIn = request.session.auth?.secondFactorPending === true
     // A console action held for this step-up: the page names it, and with no method yet, says how to get one first.
     const held = next === CONTINUE_PATH ? waitingAction(request, clock.now()) : undefined
@@ -70,7 +70,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof TotpBody> }>('/step-up/totp', { ...options, schema: { body: TotpBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
+    if (await passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
       await totp.verify(request.user!, request.body.methodId, request.body.code)
     } catch (err) {
@@ -82,7 +82,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof PhoneSendBody> }>('/step-up/phone/send', { ...options, schema: { body: PhoneSendBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
+    if (await passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
       await phone.beginStepUp(request.user!, request.body.methodId, request.i18n)
     } catch (err) {
@@ -95,7 +95,7 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
 
   app.post<{ Body: Static<typeof PhoneBody> }>('/step-up/phone', { ...options, schema: { body: PhoneBody } }, async (request, reply) => {
     const next = safeNext(request.body.next)
-    if (passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
+    if (await passkeyOnly(request)) return render(request, reply.code(403), next, { error: request.i18n.t('stepup.passkey_only_refused') })
     try {
       await phone.finishStepUp(request.user!, request.body.code)
     } catch (err) {
