@@ -63,7 +63,7 @@ export async function main (args: string[]): Promise<void> {
     let started = performance.now()
     seedPopulation(services.database.sqlite, population, AT, (done) => log(`seeded ${done} users`))
     log(`seeded ${users} users (${due} due, ${population.pending} pending, ${population.untargeted} not targeted) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-    services.close()
+    await services.close()
 
     const reports: PlanChildReport[] = []
     for (let i = 0; i < runs; i++) {

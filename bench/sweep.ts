@@ -262,7 +262,7 @@ export async function main (args: string[]): Promise<void> {
       node: process.version
     })}\n`)
   } finally {
-    services.close()
+    await services.close()
     rmSync(config.dataDir, { recursive: true, force: true })
   }
 }

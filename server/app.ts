@@ -3,7 +3,6 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import formbody from '@fastify/formbody'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { fastifyTrustProxy } from './config.ts'
-import { databaseReadiness } from './db/migrate.ts'
 import { loggerOptions } from './logging.ts'
 import type { Services } from './wiring.ts'
 import authPlugin from './web/plugins/auth.ts'
@@ -44,6 +43,7 @@ import enrollEntraRoutes from './web/routes/enroll-entra.ts'
 import adminAuditRoutes from './web/routes/admin-audit.ts'
 import adminExemptionRoutes from './web/routes/admin-exemptions.ts'
 import adminApprovalRoutes from './web/routes/admin-approvals.ts'
+import { soleLeader, type Leadership } from './domain/leadership.ts'
 // (imports: admin dashboard, audit and exemption routes)
 
 export interface BuildOptions {
@@ -51,6 +51,8 @@ export interface BuildOptions {
   logger?: boolean
   /** Where the logger writes (default stdout); tests read what would be logged. */
   logStream?: NodeJS.WritableStream
+  /** Who runs the scheduler, for /readyz (default: this process alone). */
+  leadership?: Leadership
 }
 
 /** Builds the Fastify instance: plugins in order, then routes. It does not listen. */
@@ -84,7 +86,7 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
   await app.register(errorPages)
   await app.register(stepUpActions, { guard: services.guard, clock: services.clock })
 
-  await app.register(healthRoutes, { readiness: async () => databaseReadiness(services.database.sqlite), storage: services.storage })
+  await app.register(healthRoutes, { readiness: async () => await services.stores.readiness(), storage: services.storage, leadership: options.leadership ?? soleLeader('this process') })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
   await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes, portalUrl: config.publicUrl.origin + '/' })
   await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock, recoveryCodes: services.recoveryCodes })

@@ -8,6 +8,7 @@ import { startHousekeeping } from './jobs/housekeeping.ts'
 import { startScheduler } from './jobs/scheduler.ts'
 import { loggerOptions } from './logging.ts'
 import { createServices, type Services } from './wiring.ts'
+import { hostname } from 'node:os'
 
 let config: Config
 try {
@@ -22,6 +23,9 @@ try {
 
 const log = pino(loggerOptions(config))
 if (config.warnings.length > 0) log.warn(config.warnings.join('; '))
+
+/** How often an instance that does not lead asks to (and so how soon one takes over from a leader that died). */
+const LEADER_RETRY_MS = 5_000
 
 /** A start that cannot go on: one line naming what is wrong and what to do, exit 1 (no stack trace to read through). */
 function refuseToStart (line: string): never {
@@ -44,9 +48,11 @@ try {
 // Damage is reported (the log, and /readyz until it is repaired), not a reason to stop: what can be read stays readable.
 services.storage.integrity(log)
 
-const app = await buildApp(services)
-const housekeeping = startHousekeeping(services, log)
-const scheduler = startScheduler(services, config.sweepIntervalMs, log)
+// One instance runs the scheduler and housekeeping; on PostgreSQL another takes over within LEADER_RETRY_MS when it dies.
+const leadership = services.stores.leadership(`${hostname()}:${process.pid}`, LEADER_RETRY_MS, log)
+const app = await buildApp(services, { leadership })
+const housekeeping = startHousekeeping(services, log, leadership)
+const scheduler = startScheduler(services, config.sweepIntervalMs, log, leadership)
 
 let closing = false
 async function shutdown (signal: string): Promise<void> {
@@ -58,8 +64,9 @@ async function shutdown (signal: string): Promise<void> {
     await app.close()
     // A sweep in progress finishes its current jobs; unfinished ones stay leased and are retried later.
     await scheduler.stop()
+    await leadership.stop()
   } finally {
-    services.close()
+    await services.close()
     log.info('stopped')
   }
 }
@@ -71,7 +78,7 @@ try {
 } catch (err) {
   const code = (err as { code?: unknown }).code
   if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err
-  services.close()
+  await services.close()
   refuseToStart(`cannot listen on ${config.host}:${config.port} (${code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such address here'}): set PORT or HOST`)
 }
 log.info(`mfa-rollout is ready at ${config.publicUrl.origin}${config.sandbox ? ' (sandbox: no cloud provider configured)' : ''}`)

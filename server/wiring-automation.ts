@@ -1,7 +1,3 @@
-import { SqliteApiTokenStore } from './db/api-tokens.ts'
-import { SqliteComplianceStore } from './db/compliance.ts'
-import { SqliteDirectoryPhoneStore } from './db/directory-phones.ts'
-import { SqliteUserRefResolver } from './db/user-refs.ts'
 import { ApiTokenService } from './domain/api-tokens.ts'
 import { ComplianceService } from './domain/compliance.ts'
 import { DirectoryPhoneService } from './domain/directory-phones.ts'
@@ -26,18 +22,18 @@ const built = new WeakMap<Services, AutomationServices>()
 export function automationServices (services: Services): AutomationServices {
   const existing = built.get(services)
   if (existing !== undefined) return existing
-  const { config, database, audit, clock, engine } = services
-  const userRefs = new SqliteUserRefResolver(database.access)
+  const { config, audit, clock, engine } = services
+  const userRefs = services.stores.userRefs
   const automation: AutomationServices = {
     tokens: new ApiTokenService(
-      new SqliteApiTokenStore(database.access),
+      services.stores.apiTokens,
       [config.encryptionKey, ...config.previousEncryptionKeys].map((key) => new KeyedHasher(key)),
       audit,
       clock
     ),
     userRefs,
-    phones: new DirectoryPhoneService(new SqliteDirectoryPhoneStore(database.access, clock), userRefs, audit, config.phoneDefaultRegion),
-    compliance: new ComplianceService(new SqliteComplianceStore(database.access), {
+    phones: new DirectoryPhoneService(services.stores.directoryPhones, userRefs, audit, config.phoneDefaultRegion),
+    compliance: new ComplianceService(services.stores.compliance, {
       campaigns: () => engine.campaigns(),
       // The engine's own default: used for users no campaign targets.
       defaultPolicy: engine.defaultMethodPolicy

@@ -1,6 +1,4 @@
 import pino from 'pino'
-import { SqliteProviderEnrollmentStore } from './db/provider-enrollments.ts'
-import { Sealer } from './db/sealing.ts'
 import type { InvitationService } from './domain/invitations.ts'
 import type { AccountNotifier } from './domain/notifications.ts'
 import { VirtualMfaEnrollmentService, type VirtualMfaProvider } from './domain/virtual-mfa-enrollment.ts'
@@ -22,13 +20,12 @@ const built = new WeakMap<Services, AwsPortalServices>()
 export function awsPortalServices (services: Services): AwsPortalServices {
   const existing = built.get(services)
   if (existing !== undefined) return existing
-  const { config, database, clock, audit, regulator, guard, methods, engine } = services
+  const { config, clock, audit, regulator, guard, methods, engine } = services
   const log = pino(loggerOptions(config))
   const notifier: AccountNotifier = services.notifier
-  const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const aws: AwsPortalServices = {
     virtualMfa: new VirtualMfaEnrollmentService(
-      new SqliteProviderEnrollmentStore(database.access, sealer, clock),
+      services.stores.providerEnrollments,
       // The AWS adapter (AwsIamProvider) implements the port; looked up on use, so tests may swap providers.
       () => {
         const provider = services.providers.aws

@@ -1,5 +1,3 @@
-import { SqliteEntraPortalStore } from './db/entra-portal.ts'
-import { Sealer } from './db/sealing.ts'
 import { EntraEnrollmentService } from './domain/entra-enrollment.ts'
 import { EntraPhoneService, type PrepopulateOptions, type PrepopulateReport } from './domain/entra-phones.ts'
 import { MicrosoftSignInService } from './domain/microsoft-signin.ts'
@@ -35,8 +33,8 @@ export function entraPortal (services: Services): EntraPortal | undefined {
 }
 
 function buildPortal (services: Services, provider: EntraProvider): EntraPortal {
-  const { config, database, clock, audit, methods, regulator, guard, engine, outbox } = services
-  const store = new SqliteEntraPortalStore(database.access, new Sealer(config.encryptionKey, config.previousEncryptionKeys), clock)
+  const { config, clock, audit, methods, regulator, guard, engine, outbox } = services
+  const store = services.stores.entraPortal
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
     config.webauthn.rpName,

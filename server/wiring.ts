@@ -1,31 +1,20 @@
 import { hkdfSync } from 'node:crypto'
+import { hostname } from 'node:os'
 import { readFileSync } from 'node:fs'
 import { Signer } from '@fastify/cookie'
 import pino from 'pino'
 import type { Config } from './config.ts'
-import { SqliteAuditLog } from './db/audit.ts'
 import { ChainKeyring, type AuditStore } from './domain/audit.ts'
 import { AuditAnchors, type AnchorLog } from './domain/audit-anchors.ts'
 import { HttpAnchorPublisher } from './notify/audit-anchor.ts'
-import { SqliteCampaignStore } from './db/campaigns.ts'
-import { SqliteDashboardStore } from './db/dashboard.ts'
-import { SqliteEngineStore } from './db/engine.ts'
-import { SqliteRolloutStore } from './db/rollout.ts'
 import { RolloutGuard } from './domain/rollout-guard.ts'
-import { SqliteReminderStore } from './db/reminders.ts'
-import { SqliteAccessPassStore, SqliteChallengeStore, SqliteNoticeStore, SqliteOutbox } from './db/enrollment-stores.ts'
-import { SqliteMethodStore } from './db/methods.ts'
-import { SqlitePendingStore } from './db/pending.ts'
 import { Sealer } from './db/sealing.ts'
 import { openDatabase, type Database } from './db/connection.ts'
-import { StorageHealth } from './db/storage-health.ts'
 import { applyMigrations } from './db/migrate.ts'
-import { SqliteSessionStore } from './db/sessions.ts'
-import { SqliteThrottleStore } from './db/throttles.ts'
+import { sqliteStores, type StoreDependencies, type Stores } from './db/stores.ts'
+import { postgresStores } from './db/pg/stores.ts'
+import type { StorageMonitor } from './domain/storage.ts'
 import { KnownDevices } from './domain/known-devices.ts'
-import { SqliteUserStore } from './db/users.ts'
-import { SqliteApprovalStore } from './db/approvals.ts'
-import { SqliteInvitationStore } from './db/invitations.ts'
 import { ApprovalService } from './domain/approvals.ts'
 import { InvitationService } from './domain/invitations.ts'
 import { systemClock, type Clock } from './domain/clock.ts'
@@ -43,8 +32,6 @@ import type { MethodStore } from './domain/methods.ts'
 import type { PendingStore } from './domain/pending.ts'
 import type { DashboardStore } from './domain/dashboard.ts'
 import { RecoveryCodeService } from './domain/recovery-codes.ts'
-import { SqliteRecoveryCodeStore } from './db/recovery-codes.ts'
-import { SqliteRecoveryNoticeStore } from './db/recovery-code-notices.ts'
 import { PasskeyService, type ChallengeStore } from './domain/passkeys.ts'
 import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
@@ -52,7 +39,6 @@ import { SmsSendLimits } from './domain/sms-limits.ts'
 import { Regulator, type ThrottleRows } from './domain/regulation.ts'
 import { ReminderService } from './domain/reminders.ts'
 import { SmsSunsetService } from './domain/sms-sunset.ts'
-import { SqliteSmsSunsetStore } from './db/sms-sunset.ts'
 import { TotpService } from './domain/totp.ts'
 import { loggerOptions } from './logging.ts'
 import { EmailNotifier } from './notify/email-notifier.ts'
@@ -61,10 +47,6 @@ import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
 import { LocalProvider } from './providers/local/provider.ts'
 import { AwsIamProvider } from './providers/aws/provider.ts'
 import { EntraProvider } from './providers/entra/provider.ts'
-import { SqliteEntraPortalStore } from './db/entra-portal.ts'
-import { SqliteDirectorySyncStore } from './db/directory-sync.ts'
-import { SqliteDriftCheckStore } from './db/drift-checks.ts'
-import { SqliteEnforcementRecords } from './db/enforcement-records.ts'
 import { DirectorySyncService } from './domain/directory-sync.ts'
 import { DriftCheckService } from './domain/drift-checks.ts'
 import { SignInService } from './domain/signin.ts'
@@ -75,9 +57,15 @@ import { loadCatalogues, Localiser, LOCALES_DIR } from './domain/i18n.ts'
 export interface Services {
   config: Config
   clock: Clock
+  /**
+   * The SQLite database (backups, migrations, tests that read rows directly). With DATABASE_URL set there is none:
+   * using it throws, naming the setting.
+   */
   database: Database
+  /** Every store of this instance, on SQLite or PostgreSQL. */
+  stores: Stores
   /** Failing writes (a full disk) and quick_check results, for /readyz and the log. */
-  storage: StorageHealth
+  storage: StorageMonitor
   users: UserStore
   userService: UserService
   audit: AuditStore
@@ -124,7 +112,7 @@ export interface Services {
   localiser: Localiser
   /** Runs work as one transaction across every store (all of it is written, or none). */
   atomically<T>(work: () => Promise<T>): Promise<T>
-  close(): void
+  close(): Promise<void>
 }
 
 export interface ServiceOverrides {
@@ -145,16 +133,13 @@ export interface ServiceOverrides {
 /** Opens the database, applies pending migrations and builds every adapter and domain service. */
 export async function createServices (config: Config, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock
-  const database = openDatabase(config.databaseFile, { readOnly: overrides.readOnly })
-  if (overrides.readOnly !== true) applyMigrations(database.db)
-
-  const users = new SqliteUserStore(database.access, clock)
-  const audit = new SqliteAuditLog(database.access, clock, ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys))
+  const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
+  const keys = ChainKeyring.fromSecrets(config.audit.key, config.encryptionKey, config.previousEncryptionKeys)
+  const { stores, database } = await openStores(config, { sealer, clock, keys, sessionTimeouts: config.session }, overrides.readOnly === true)
+  const { users, audit, throttles, sessions, methods, pending, challenges, outbox } = stores
   // A chain written before keyed hashes is keyed from here on, with the migrations (its old hashes stay verifiable).
   if (overrides.readOnly !== true) await audit.upgradeChain()
-  const throttles = new SqliteThrottleStore(database.access)
   const regulator = new Regulator(throttles, clock)
-  const sessions = new SqliteSessionStore(database.access, clock, config.session)
   const { signIn: limits } = config
   // Device cookies are signed with @fastify/cookie's Signer under a key of their own, derived from the session secret.
   const deviceSigner = new Signer(Buffer.from(hkdfSync('sha256', config.sessionSecret, Buffer.alloc(0), 'mfa-rollout device cookie v1', 32)))
@@ -172,12 +157,7 @@ export async function createServices (config: Config, overrides: ServiceOverride
   audit.onAppend((record) => { auditAnchors.afterAppend(record) })
   const localiser = new Localiser(loadCatalogues(LOCALES_DIR), { locale: config.defaultLocale, timeZone: config.defaultTimeZone },
     (message) => { log.error({ i18n: message }, 'message catalogue problem') })
-  const sealer = new Sealer(config.encryptionKey, config.previousEncryptionKeys)
   const hasher = new KeyedHasher(config.encryptionKey)
-  const methods = new SqliteMethodStore(database.access, sealer, clock)
-  const pending = new SqlitePendingStore(database.access, sealer, clock)
-  const challenges = new SqliteChallengeStore(database.access)
-  const outbox = new SqliteOutbox(database.access)
   const notifier = new EmailNotifier(
     config.mail.smtpUrl === undefined ? new OutboxMailTransport(outbox, clock) : new SmtpTransport(config.mail.smtpUrl, config.mail.from),
     config.webauthn.rpName,
@@ -188,7 +168,7 @@ export async function createServices (config: Config, overrides: ServiceOverride
   // The engine is built below; method changes reach it through this late-bound hook.
   let engineRef: EnforcementEngine | undefined
   let engineStoreRef: EngineStore | undefined
-  const lifecycle = new MethodLifecycle(methods, new SqliteNoticeStore(database.access), users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
+  const lifecycle = new MethodLifecycle(methods, stores.notices, users, sessions, guard, hasher, notifier, audit, clock, config.publicUrl, log, {
     isBreakGlass: async (userId) => {
       const exemption = (await engineStoreRef?.facts(userId))?.exemption
       return exemption?.kind === 'break_glass' && (exemption.expiresAt === null || exemption.expiresAt > clock.now())
@@ -197,16 +177,16 @@ export async function createServices (config: Config, overrides: ServiceOverride
   })
 
   const local = new LocalProvider(users, methods, () => clock.now())
-  const campaignStore = new SqliteCampaignStore(database.access)
+  const campaignStore = stores.campaigns
   const providers: Record<string, IdentityProvider> = { local }
   if (config.entra !== undefined) {
-    const entraStore = new SqliteEntraPortalStore(database.access, sealer, clock)
+    const entraStore = stores.entraPortal
     providers.entra = new EntraProvider(config.entra, {
       now: () => clock.now(),
       // Entra campaigns name groups by object id; their members are read on each sync.
       campaignGroupIds: async () => (await campaignStore.list()).filter((c) => c.targetKind === 'group' && c.targetValue !== null).map((c) => c.targetValue!),
       // What per-user MFA was before the first flip, so relax restores exactly that, also after a restart.
-      records: new SqliteEnforcementRecords(database.access, clock),
+      records: stores.enforcementRecords,
       // Disabled users are missing from the registration report: what the portal already read for them is reused.
       disabledUsers: (ids) => entraStore.disabledUserRecords(ids),
       // Warnings for the operator (a campaign group gone from Entra, a method name the portal does not know).
@@ -220,7 +200,7 @@ export async function createServices (config: Config, overrides: ServiceOverride
   }
   if (config.aws !== undefined) providers.aws = new AwsIamProvider(config.aws, { clock })
   Object.assign(providers, overrides.providers)
-  const baseEngineStore = new SqliteEngineStore(database.access, campaignStore)
+  const baseEngineStore = stores.engine
   const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
   const engine = new EnforcementEngine(engineStore, (name) => {
     const provider = providers[name]
@@ -233,7 +213,7 @@ export async function createServices (config: Config, overrides: ServiceOverride
   }, overrides.sleep)
   engineRef = engine
   engineStoreRef = engineStore
-  const rollout = new RolloutGuard(new SqliteRolloutStore(database.access), engine, audit, clock, notifier, () => users.listByRole('admin'),
+  const rollout = new RolloutGuard(stores.rollout, engine, audit, clock, notifier, () => users.listByRole('admin'),
     (campaignId) => new URL(`/admin/campaigns/${encodeURIComponent(campaignId)}`, config.publicUrl).href)
   engine.guardSweepsWith(rollout)
   // Arming reads the due AWS users' access keys (issue #14 item 11); the adapter is looked up on use, so tests may swap it.
@@ -242,15 +222,15 @@ export async function createServices (config: Config, overrides: ServiceOverride
     return aws !== undefined && 'activeAccessKeys' in aws ? aws as unknown as AccessKeySource : undefined
   })
   const campaigns = new CampaignService(campaignStore, engine, audit, clock, campaignAccessKeys)
-  const passes = new AccessPassService(new SqliteAccessPassStore(database.access), users, hasher, regulator, audit, clock)
+  const passes = new AccessPassService(stores.accessPasses, users, hasher, regulator, audit, clock)
   // Approved requests are carried out by the services that also make the requests (late-bound: built just below).
-  const approvals: ApprovalService = new ApprovalService(new SqliteApprovalStore(database.access), users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
+  const approvals: ApprovalService = new ApprovalService(stores.approvals, users, audit, notifier, clock, config.twoPersonRule, config.publicUrl, () => ({
     pass: async (request, approver) => await helpdesk.issueApprovedPass(request, approver),
     reset: async (request, approver) => await helpdesk.resetApproved(request, approver),
     invitation: async (request, approver) => await invitations.issueApproved(request, approver)
   }))
-  const recoveryCodes = new RecoveryCodeService(new SqliteRecoveryCodeStore(database.access), hasher, regulator, notifier, audit, clock, log, {
-    notices: new SqliteRecoveryNoticeStore(database.access),
+  const recoveryCodes = new RecoveryCodeService(stores.recoveryCodes, hasher, regulator, notifier, audit, clock, log, {
+    notices: stores.recoveryNotices,
     sessions,
     admins: () => users.listByRole('admin'),
     publicUrl: config.publicUrl,
@@ -258,16 +238,16 @@ export async function createServices (config: Config, overrides: ServiceOverride
     codesChanged: async (userId) => { await engine.refreshUser(userId) }
   })
   const helpdesk: HelpdeskService = new HelpdeskService(users, methods, passes, campaigns, engine, audit, sessions, notifier, clock, { accessPass: config.accessPass, resetWindowMs: config.resetWindowMs }, approvals, providers, recoveryCodes)
-  const invitations: InvitationService = new InvitationService(new SqliteInvitationStore(database.access), users, hasher, notifier, audit, clock, config.publicUrl, approvals,
+  const invitations: InvitationService = new InvitationService(stores.invitations, users, hasher, notifier, audit, clock, config.publicUrl, approvals,
     { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
 
   return {
     config,
     clock,
     database,
-    storage: new StorageHealth(database.sqlite, clock),
+    storage: stores.storage,
     users,
-    userService: new UserService(users, audit, sessions, { run: async (work) => await database.access.transaction(work) }),
+    userService: new UserService(users, audit, sessions, { run: async (work) => await stores.atomically(work) }),
     audit,
     auditAnchors,
     throttles,
@@ -293,18 +273,43 @@ export async function createServices (config: Config, overrides: ServiceOverride
     campaigns,
     providers,
     notifier,
-    directorySync: new DirectorySyncService(new SqliteDirectorySyncStore(database.access), engine, audit, clock, config.phoneDefaultRegion),
-    driftChecks: new DriftCheckService(new SqliteDriftCheckStore(database.access), engine, audit, clock),
+    directorySync: new DirectorySyncService(stores.directorySync, engine, audit, clock, config.phoneDefaultRegion),
+    driftChecks: new DriftCheckService(stores.driftChecks, engine, audit, clock),
     helpdesk,
     invitations,
     approvals,
-    reminders: new ReminderService(new SqliteReminderStore(database.access), notifier, audit, clock, config.publicUrl.origin + '/', log),
-    smsSunset: new SmsSunsetService(new SqliteSmsSunsetStore(database.access), engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
-    dashboard: new SqliteDashboardStore(database.access),
+    reminders: new ReminderService(stores.reminders, notifier, audit, clock, config.publicUrl.origin + '/', log),
+    smsSunset: new SmsSunsetService(stores.smsSunset, engine, notifier, audit, clock, config.publicUrl.origin + '/', log),
+    dashboard: stores.dashboard,
     localiser,
-    atomically: async (work) => await database.access.transaction(work),
-    close: () => database.close()
+    stores,
+    atomically: async (work) => await stores.atomically(work),
+    close: async () => { await stores.close() }
   }
+}
+
+/**
+ * The stores on DATABASE_URL's PostgreSQL (migrated under an advisory lock, so instances starting together apply
+ * each migration once), or on the SQLite file in DATA_DIR.
+ */
+async function openStores (config: Config, deps: StoreDependencies, readOnly: boolean): Promise<{ stores: Stores, database: Database }> {
+  if (config.databaseUrl !== undefined) {
+    const stores = await postgresStores(config.databaseUrl, deps, { applicationName: `mfa-rollout ${hostname()} ${process.pid}` })
+    return { stores, database: noSqliteDatabase() }
+  }
+  const database = openDatabase(config.databaseFile, { readOnly })
+  if (!readOnly) applyMigrations(database.db)
+  return { stores: sqliteStores(database, deps), database }
+}
+
+/** Services.database where PostgreSQL is in use: any use says why it is not there. */
+function noSqliteDatabase (): Database {
+  return new Proxy({} as Database, {
+    get (_target, key) {
+      if (key === 'close') return () => {}
+      throw new Error('this portal runs on PostgreSQL (DATABASE_URL): there is no SQLite database file to use')
+    }
+  })
 }
 
 function smsSender (config: Config, outbox: Outbox, clock: Clock): SmsSender {

@@ -72,7 +72,7 @@ async function stop (): Promise<void> {
   if (stopping) return
   stopping = true
   await app.close()
-  services?.close()
+  await services?.close()
   if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
   // A normal exit, so --cpu-prof gets to write its profile.
   process.exit(0)

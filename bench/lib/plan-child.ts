@@ -104,7 +104,7 @@ const report: PlanChildReport = {
   streamAllMs,
   enqueueMs
 }
-services.close()
+await services.close()
 // Disconnecting lets the process end once the report is out.
 process.send!(report, () => { process.disconnect() })
 

@@ -11,6 +11,9 @@ export const backup: Command = {
     force: { type: 'boolean', help: 'replace FILE if it already exists' }
   },
   async run ({ args: [file], options }, services, io) {
+    if (services.config.databaseUrl !== undefined) {
+      throw new DomainError('backup_on_postgresql', 'This portal runs on PostgreSQL (DATABASE_URL): back it up with pg_dump (see the README), not with this command.')
+    }
     const target = path.resolve(file)
     if (target === path.resolve(services.config.databaseFile)) {
       throw new DomainError('backup_target_is_live_database', `${target} is the live database; choose another file.`, { target })

@@ -117,7 +117,7 @@ export async function runCli (argv: string[], io: Io = processIo, env: Record<st
     io.err(`${PROGRAM}: ${line}`)
     return 1
   } finally {
-    services.close()
+    await services.close()
   }
 }
 

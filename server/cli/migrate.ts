@@ -1,4 +1,3 @@
-import { migrationStatus } from '../db/migrate.ts'
 import type { Command } from './main.ts'
 
 // createServices has already applied whatever was pending; this reports where the schema stands.
@@ -6,8 +5,8 @@ export const migrate: Command = {
   name: 'migrate',
   summary: 'Apply pending database migrations and report whether the schema is current. Safe to run again.',
   async run (_input, services, io) {
-    const status = migrationStatus(services.database.sqlite)
-    io.out(`database: ${services.config.databaseFile}`)
+    const status = await services.stores.readiness()
+    io.out(`database: ${services.config.databaseUrl === undefined ? services.config.databaseFile : redactedUrl(services.config.databaseUrl)}`)
     if (!status.current) {
       io.err(`migrations applied: ${status.applied} of ${status.expected}; the database schema is not current for this version of mfa-rollout`)
       return 1
@@ -15,4 +14,11 @@ export const migrate: Command = {
     io.out(`migrations applied: ${status.applied} of ${status.expected}, current`)
     return 0
   }
+}
+
+/** The PostgreSQL URL without its password, for the operator's screen. */
+function redactedUrl (text: string): string {
+  const url = new URL(text)
+  if (url.password !== '') url.password = '***'
+  return url.toString()
 }

@@ -1,3 +1,4 @@
+import { soleLeader, type Leadership } from '../domain/leadership.ts'
 import type { ApiTokenStore } from '../domain/api-tokens.ts'
 import type { ApprovalStore } from '../domain/approvals.ts'
 import type { AuditStore, ChainKeyring } from '../domain/audit.ts'
@@ -104,6 +105,8 @@ export interface Stores {
   storage: StorageMonitor
   /** Runs work as one transaction across every store (all of it is written, or none). */
   atomically<T>(work: () => Promise<T>): Promise<T>
+  /** Who runs the scheduler among the instances on this database (on SQLite: this one, always). */
+  leadership(instance: string, retryMs: number, log: { warn(fields: object, message: string): void }): Leadership
   /** The database answers and every migration is applied; throws when it cannot be reached. */
   readiness(): Promise<MigrationStatus>
   close(): Promise<void>
@@ -156,6 +159,7 @@ export function sqliteStores (database: Database, deps: StoreDependencies): Stor
     compliance: new SqliteComplianceStore(database.access),
     storage: new StorageHealth(database.sqlite, clock),
     atomically: async (work) => await database.access.transaction(work),
+    leadership: (instance) => soleLeader(instance),
     readiness: async () => databaseReadiness(database.sqlite),
     close: async () => { database.close() }
   }

@@ -87,6 +87,9 @@ export interface UserStore {
   setReenrollUntil(userId: string, until: Date | null): Promise<void>
   /** Saves the user's language and/or time zone (undefined leaves one as it is; null clears it). */
   setPreferences(userId: string, preferences: { locale?: string | null, timeZone?: string | null }): Promise<void>
+  /** When the portal's own sign-in started demanding MFA of a local user (the local provider's enforcement); null: not. */
+  enforcedAt(userId: string): Promise<Date | null>
+  setEnforcedAt(userId: string, at: Date | null): Promise<void>
 }
 
 /** Runs work atomically across stores (a user change and its audit event commit together or not at all). */

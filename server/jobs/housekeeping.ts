@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Services } from '../wiring.ts'
 import { cleanupAbandonedAwsMfa } from './aws-mfa-cleanup.ts'
+import { soleLeader, type Leadership } from '../domain/leadership.ts'
 import { cleanupAbandonedEntraOath } from './entra-oath-cleanup.ts'
 
 const EVERY_MS = 10 * 60_000
@@ -9,9 +10,9 @@ const EVERY_MS = 10 * 60_000
  * Purges expired sessions, throttles, pending setups and WebAuthn challenges now and every ten minutes, and lapses
  * two-person-rule requests whose time is up (audited, so the log says when a request lapsed, not when it was next looked at).
  */
-export function startHousekeeping (services: Services, log: Logger): { stop(): void } {
-  void runHousekeeping(services, log)
-  const timer = setInterval(() => { void runHousekeeping(services, log) }, EVERY_MS)
+export function startHousekeeping (services: Services, log: Logger, leadership: Leadership = soleLeader('this process')): { stop(): void } {
+  if (leadership.isLeader()) void runHousekeeping(services, log)
+  const timer = setInterval(() => { if (leadership.isLeader()) void runHousekeeping(services, log) }, EVERY_MS)
   timer.unref()
   return { stop: () => clearInterval(timer) }
 }

@@ -1,16 +1,17 @@
 import type { Logger } from 'pino'
 import type { Services } from '../wiring.ts'
 import { recordDailySnapshot } from './snapshots.ts'
+import { soleLeader, type Leadership } from '../domain/leadership.ts'
 
 /**
  * Runs the sweep every `intervalMs` (SWEEP_INTERVAL). A run still going when the next is due is not doubled in
  * this process; across processes the job leases keep sweeps from applying anything twice.
  */
-export function startScheduler (services: Services, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+export function startScheduler (services: Services, intervalMs: number, log: Logger, leadership: Leadership = soleLeader('this process')): { stop(): Promise<void> } {
   let running: Promise<void> | null = null
   let lastDriftCheck = 0
   const run = (): void => {
-    if (running !== null) return
+    if (running !== null || !leadership.isLeader()) return
     running = (async () => {
       try {
         // Directory syncs and drift checks read every user at the provider: hourly, not every sweep.

@@ -13,7 +13,7 @@ async function logWithThreeEvents (dataDir: string): Promise<void> {
   await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: 'ann@example.org', role: 'user' } })
   await services.audit.append({ action: 'user.role_changed', actorLabel: 'cli', details: { from: 'user', to: 'helpdesk' } })
   await services.audit.append({ action: 'signin.success', actorLabel: 'ann@example.org', details: { method: 'password' }, ip: '192.0.2.7' })
-  services.close()
+  await services.close()
 }
 
 /** Opens the file as an attacker with access to it would: plain SQLite, no application code. */
@@ -100,7 +100,7 @@ test('newest events cut from the file are caught against an anchor recorded outs
   await logWithThreeEvents(dataDir)
   const services = await createServices(testConfig({}, dataDir))
   const head = (await services.audit.head())!
-  services.close()
+  await services.close()
   assert.equal(head.seq, 3)
   const sqlite = openRaw(dataDir)
   sqlite.exec('DROP TRIGGER audit_events_no_delete')
@@ -123,7 +123,7 @@ test('an untouched log verifies against its anchor', async (t) => {
   await logWithThreeEvents(dataDir)
   const services = await createServices(testConfig({}, dataDir))
   const head = (await services.audit.head())!
-  services.close()
+  await services.close()
   const { code, stdout } = await runCli(['audit', 'verify', '--anchor', `${head.seq}:${head.hash}`], { dataDir })
   assert.equal(code, 0)
   assert.equal(stdout.trim(), 'chain intact (3 events), and it holds anchored event #3')
@@ -157,7 +157,7 @@ test('the chain is keyed with AUDIT_KEY when set, and a log keyed under another 
   const auditKey = Buffer.alloc(32, 5).toString('base64')
   const services = await createServices(testConfig({ AUDIT_KEY: auditKey }, dataDir))
   await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
-  services.close()
+  await services.close()
   assert.equal((await runCli(['audit', 'verify'], { dataDir, env: { AUDIT_KEY: auditKey } })).code, 0)
   const other = await runCli(['audit', 'verify'], { dataDir, env: { AUDIT_KEY: Buffer.alloc(32, 6).toString('base64') } })
   assert.equal(other.code, 1)

@@ -29,7 +29,7 @@ async function portalDatabase (t: TestContext, fill: (services: Services, clock:
   try {
     await fill(services, clock)
   } finally {
-    services.close()
+    await services.close()
   }
   return dataDir
 }

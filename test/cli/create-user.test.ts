@@ -5,7 +5,7 @@ import { createServices, type Services } from '../../server/wiring.ts'
 import { testConfig } from '../helpers/app.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
 
-async function open (dataDir: string, t: { after(fn: () => void): void }): Promise<Services> {
+async function open (dataDir: string, t: { after(fn: () => Promise<void>): void }): Promise<Services> {
   const services = await createServices(testConfig({}, dataDir))
   t.after(() => services.close())
   return services

@@ -16,7 +16,7 @@ const BIN = fileURLToPath(new URL('../../bin/mfa-rollout.js', import.meta.url))
 async function auditLog (dataDir: string, count: number): Promise<string> {
   const services = await createServices(testConfig({}, dataDir))
   for (let i = 1; i <= count; i++) await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { email: `user${i}@example.org`, note: 'x'.repeat(60) } })
-  services.close()
+  await services.close()
   return path.join(dataDir, 'mfa-rollout.db')
 }
 

@@ -19,7 +19,7 @@ async function withKey<T> (dataDir: string, key: string, arrange: (services: Ser
   try {
     return await arrange(services)
   } finally {
-    services.close()
+    await services.close()
   }
 }
 

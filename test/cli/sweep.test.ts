@@ -18,7 +18,7 @@ async function arrange (dataDir: string): Promise<string[]> {
     await services.campaigns.arm(campaign.id, { id: null, label: 'test' })
     return users.map((u) => u.email).sort()
   } finally {
-    services.close()
+    await services.close()
   }
 }
 
@@ -49,7 +49,7 @@ test('sweep enforces what the dry run showed, and a second sweep has nothing lef
     const done = services.database.sqlite.prepare(`SELECT u.email, j.action FROM enforcement_jobs j JOIN users u ON u.id = j.user_id WHERE j.status = 'done' ORDER BY u.email`).all()
     assert.deepEqual(done, dry.planned.map((p) => ({ email: p.email, action: p.action })).sort((a, b) => a.email.localeCompare(b.email)), 'the sweep did what the dry run listed')
   } finally {
-    services.close()
+    await services.close()
   }
   const second = await runCli(['sweep'], { dataDir })
   assert.match(second.stdout, /^sweep: 0 planned/)
@@ -71,7 +71,7 @@ test('sweep --check-drift exits non-zero and says how many users could not be ch
     await services.engine.sweep()
     assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM user_states WHERE state = 'enforced'").pluck().get(), 2)
   } finally {
-    services.close()
+    await services.close()
   }
 
   const healthy = await runCli(['sweep', '--check-drift'], { dataDir, env })

@@ -109,7 +109,7 @@ for (const { name, open } of BACKENDS) {
       const other = await storesOn(backend)
       try {
         const seenByOther: Array<Promise<unknown>> = []
-        stores.audit.onAppend((record) => { seenByOther.push(Promise.resolve(other.audit.find(record.id))) })
+        stores.audit.onAppend((record) => { seenByOther.push(other.audit.find(record.id)) })
         await stores.audit.append({ action: 'user.created', actorLabel: 'cli' })
         await stores.audit.append({ action: 'user.updated', actorLabel: 'cli' })
         const found = await Promise.all(seenByOther)

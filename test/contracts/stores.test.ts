@@ -48,6 +48,7 @@ const EVERY_FIELD: Record<keyof Stores, true> = {
   compliance: true,
   storage: true,
   atomically: true,
+  leadership: true,
   readiness: true,
   close: true
 }

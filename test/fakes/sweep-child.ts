@@ -96,7 +96,7 @@ async function main (): Promise<void> {
   inTransaction = () => services.database.sqlite.inTransaction
   await services.engine.refreshAll()
   const report = await services.engine.sweep()
-  services.close()
+  await services.close()
   process.stdout.write(`${JSON.stringify({ planned: report.planned, enqueued: report.enqueued, completed: report.completed, retried: report.retried, failed: report.failed })}\n`)
 }
 

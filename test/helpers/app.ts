@@ -73,7 +73,7 @@ export async function startTestApp (env: Record<string, string> = {}, options: T
     dataDir,
     close: async () => {
       await app.close()
-      services.close()
+      await services.close()
       rmSync(dataDir, { recursive: true, force: true })
     }
   }

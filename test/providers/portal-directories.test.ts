@@ -75,7 +75,7 @@ test('Entra: sync brings users in once (privileged, phones, methods), a past dea
     await services.engine.sweep()
     assert.equal(fake.tenant.find(users[4].id)!.requirement, 'enabled', 'drift re-applied')
   } finally {
-    services.close()
+    await services.close()
     await fake.close()
   }
 })
@@ -125,7 +125,7 @@ test('AWS: only IAM users with a console password are targeted; the policy is cr
     await services.engine.sweep()
     assert.deepEqual(fake.callsTo('DetachUserPolicy', { ok: true }).map((c) => c.params.UserName), ['dev5'])
   } finally {
-    services.close()
+    await services.close()
     await fake.close()
   }
 })
@@ -149,7 +149,7 @@ test('Entra: an exemption gives back the per-user state found before the first f
     assert.deepEqual([presetByAdmin.requirement, changedLater.requirement], ['enforced', 'enforced'])
 
     // The portal restarts: what it found is in the database, not in memory.
-    services.close()
+    await services.close()
     services = await createServices(testConfig(env, dataDir), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
     fake.tenant.setRequirementByHand(changedLater.id, 'enabled')
     const idOf = (objectId: string): string => services.database.sqlite.prepare('SELECT id FROM users WHERE external_id = ?').pluck().get(objectId) as string
@@ -165,7 +165,7 @@ test('Entra: an exemption gives back the per-user state found before the first f
     assert.match(String(note(changedLater.id)), /an administrator changed it after the portal set "enforced"/)
     assert.equal(services.database.sqlite.prepare('SELECT count(*) FROM directory_enforcement_records').pluck().get(), 0, 'records are dropped once used')
   } finally {
-    services.close()
+    await services.close()
     await fake.close()
   }
 })
@@ -196,7 +196,7 @@ test('AWS: a policy version without the Deny put in force by hand is drift for e
     assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM user_states WHERE state = 'enforced'").pluck().get(), 3)
     assert.deepEqual((await services.engine.checkDrift()).drifted, [])
   } finally {
-    services.close()
+    await services.close()
     await fake.close()
   }
 })

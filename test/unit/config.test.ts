@@ -125,7 +125,7 @@ test('a misspelt setting is named in one start-up warning instead of being silen
     DATA_DIR: tempDir(), ...production, ENTRA_TENNANT_ID: 'contoso.onmicrosoft.com', SMS_PROVDER: 'twilio', TRUSTED_NETWORK: '10.0.0.0/8',
     AWS_IAM_POLICYNAME: 'x',
     // Not the portal's: the platform's, the shell's, the AWS SDK's own. Never warned about.
-    PATH: '/usr/bin', HOME: '/root', NODE_OPTIONS: '--max-old-space-size=512', npm_config_cache: '/tmp', AWS_REGION: 'eu-west-1', AWS_PROFILE: 'ops', DATABASE_URL: 'postgres://x'
+    PATH: '/usr/bin', HOME: '/root', NODE_OPTIONS: '--max-old-space-size=512', npm_config_cache: '/tmp', AWS_REGION: 'eu-west-1', AWS_PROFILE: 'ops', REDIS_URL: 'redis://cache'
   })
   const unknown = config.warnings.filter((w) => /not settings this portal reads/.test(w))
   assert.equal(unknown.length, 1)
@@ -156,4 +156,13 @@ test('every variable the portal reads, with every provider configured, is in the
   const unknown = [...read].filter((name) => !KNOWN_VARIABLES.has(name))
   assert.deepEqual(unknown, [])
   for (const name of ['ENTRA_TENANT_ID', 'ENTRA_SIGNIN_SCOPES', 'AWS_IAM_TIMEOUT_SECONDS', 'TWILIO_BASE_URL', 'SMS_MAX_PER_HOUR']) assert.ok(KNOWN_VARIABLES.has(name), name)
+})
+
+test('DATABASE_URL chooses PostgreSQL: a URL that is not postgres://, or names no database, stops the start naming the variable', () => {
+  const base = { DATA_DIR: tempDir(), ...production }
+  assert.equal(loadConfig({ ...base, DATABASE_URL: 'postgres://portal:secret@db.example.org:5432/mfa' }).databaseUrl, 'postgres://portal:secret@db.example.org:5432/mfa')
+  assert.equal(loadConfig(base).databaseUrl, undefined, 'unset: the SQLite file')
+  for (const [value, message] of [['mysql://db/mfa', /expected a postgres:\/\/ URL/], ['postgres://db.example.org', /name the database/], ['not a url', /expected a PostgreSQL URL/]] as const) {
+    assert.throws(() => loadConfig({ ...base, DATABASE_URL: value }), (err: ConfigError) => err.variable === 'DATABASE_URL' && message.test(err.message) && !err.message.includes('secret'))
+  }
 })

@@ -45,7 +45,7 @@ test('a value sealed under a previous key still opens, is not current, and one u
 test('a sealed authenticator secret copied onto another user\'s row cannot be opened there', async (t) => {
   const config = testConfig()
   const services = await createServices(config)
-  t.after(() => { services.close(); rmSync(config.dataDir, { recursive: true, force: true }) })
+  t.after(async () => { await services.close(); rmSync(config.dataDir, { recursive: true, force: true }) })
   const victim = await services.methods.addTotp((await createTestUser(services)).id, 'Victim app', SECRET, 0)
   const attacker = await createTestUser(services)
   const target = await services.methods.addTotp(attacker.id, 'Attacker app', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 0)

@@ -458,15 +458,15 @@ test('tokens keep working after the encryption key is rotated, and are re-keyed 
   const { token, secret } = await automationServices(before).tokens.create({ name: 'Feed', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
   const hashOf = (services: typeof before) => services.database.sqlite.prepare('SELECT token_hash FROM api_tokens WHERE id = ?').pluck().get(token.id)
   const oldHash = hashOf(before)
-  before.close()
+  await before.close()
   try {
     const rotated = await createServices(testConfig({ ENCRYPTION_KEY: newKey, ENCRYPTION_KEYS_PREVIOUS: oldKey }, dir))
     assert.equal((await automationServices(rotated).tokens.authenticate(secret)).tokenId, token.id)
     assert.notEqual(hashOf(rotated), oldHash)
-    rotated.close()
+    await rotated.close()
     const oldKeyDropped = await createServices(testConfig({ ENCRYPTION_KEY: newKey }, dir))
     assert.equal((await automationServices(oldKeyDropped).tokens.authenticate(secret)).tokenId, token.id)
-    oldKeyDropped.close()
+    await oldKeyDropped.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

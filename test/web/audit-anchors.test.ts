@@ -54,7 +54,7 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
   assert.equal(collector.received[2].seq, 7)
   await runHousekeeping(services, pino({ level: 'silent' }))
   assert.equal(lines.filter((line) => line.includes('"auditAnchor"')).length, 3, 'nothing new, no new anchor')
-  services.close()
+  await services.close()
 
   const verified = await runCli(['audit', 'verify', '--anchor', `7:${String(collector.received[2].hash)}`], { dataDir })
   assert.equal(verified.code, 0, verified.stdout)
@@ -72,5 +72,5 @@ test('a collector that is down costs an anchor nothing but a warning: the log li
   assert.match(lines.find((line) => line.includes('could not be sent'))!, /"level":40/)
   await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
   assert.equal(await services.audit.size(), 2)
-  services.close()
+  await services.close()
 })

@@ -21,7 +21,7 @@ async function arrange (dataDir: string): Promise<string> {
     for (const u of users.slice(0, 2)) await services.audit.append({ action: 'method.reported_not_me', actorId: u.id, actorLabel: u.email, subjectUserId: u.id, details: {} })
     return campaign.id
   } finally {
-    services.close()
+    await services.close()
   }
 }
 

@@ -112,6 +112,6 @@ test('drift under a "flag only" campaign: the user needs attention, nothing is r
     await services.engine.sweep()
     assert.equal(fake.isEnforced(user.id), true, 'approved: the next sweep puts it back')
   } finally {
-    services.close()
+    await services.close()
   }
 })

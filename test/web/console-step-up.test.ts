@@ -140,6 +140,6 @@ test('a console route that changes something without saying it needs a step-up s
     assert.doesNotThrow(() => app.post('/elsewhere', async () => 'ok'), 'routes outside the consoles are not concerned')
   } finally {
     await app.close()
-    services.close()
+    await services.close()
   }
 })

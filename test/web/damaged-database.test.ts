@@ -18,7 +18,7 @@ async function appWithDamagedAuditLog (): Promise<{ t: TestApp, admin: Awaited<R
   const before = await createServices(config)
   const adminUser = await createTestUser(before, { role: 'admin' })
   for (let i = 0; i < 2000; i++) await before.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
-  before.close()
+  await before.close()
   const lost = damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
 
   const app = await startTestApp({}, { dataDir })

@@ -34,7 +34,7 @@ async function twoDirectories (t: TestContext) {
   const services = await createServices(config, { clock, sleep: async () => {} })
   const app = await buildApp(services, { logger: false })
   await app.ready()
-  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
+  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); await services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
   t.after(async () => { await testApp.close() })
   await services.directorySync.sync(services.providers.entra)
   await services.directorySync.sync(services.providers.aws)

@@ -47,8 +47,8 @@ async function arrange (t: TestContext): Promise<Arranged> {
   const dataDir = tempDir('mfa-crash-')
   const clock = new FakeClock()
   const services = await createServices(testConfig({}, dataDir), { clock })
-  t.after(() => {
-    services.close()
+  t.after(async () => {
+    await services.close()
     rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
   })
   const users: User[] = []

@@ -12,7 +12,7 @@ const SYSTEM = { id: null, label: 'test' }
 
 async function portal (t: TestContext, env: Record<string, string>, clock: FakeClock): Promise<Services> {
   const services = await createServices(testConfig(env), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
-  t.after(() => { services.close() })
+  t.after(async () => { await services.close() })
   return services
 }
 

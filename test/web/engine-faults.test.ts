@@ -39,8 +39,8 @@ async function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, se
     }),
     wrapEngineStore: (store) => recordingRetries(store, retries)
   })
-  t.after(() => {
-    services.close()
+  t.after(async () => {
+    await services.close()
     rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
   })
   return { services, retries }

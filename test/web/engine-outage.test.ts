@@ -38,7 +38,7 @@ async function portal (t: TestContext, env: Record<string, string>, clock: FakeC
     app, services, config, clock, dataDir,
     close: async () => {
       await app.close()
-      services.close()
+      await services.close()
       rmSync(dataDir, { recursive: true, force: true })
     }
   }

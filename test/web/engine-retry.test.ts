@@ -20,7 +20,7 @@ async function appWith (t: TestContext, fake: FakeProvider, clock: FakeClock, se
   const services = await createServices(config, { clock, providers: { local: fake }, engineSettings: { concurrency: 1, ...settings }, sleep: async (ms) => { clock.advance(ms) } })
   const app = await buildApp(services, { logger: false })
   await app.ready()
-  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
+  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); await services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
   t.after(async () => { await testApp.close() })
   return testApp
 }

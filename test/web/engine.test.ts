@@ -128,7 +128,7 @@ test('drift: enforcement switched off by hand at the provider is detected, audit
     assert.equal(fake.isEnforced(user.id), true)
     assert.deepEqual(await services.engine.detectDrift(), [], 'nothing drifted any more')
   } finally {
-    services.close()
+    await services.close()
   }
 })
 

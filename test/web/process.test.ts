@@ -108,7 +108,7 @@ function scratch (t: TestContext): string {
 /** A database made by the portal itself, with its demo accounts, closed cleanly. */
 async function portalDatabase (dataDir: string): Promise<string> {
   const services = await createServices(testConfig({}, dataDir))
-  services.close()
+  await services.close()
   return path.join(dataDir, 'mfa-rollout.db')
 }
 
@@ -196,7 +196,7 @@ test('a damaged page in the audit log: the portal starts, logs the damage and /r
   const dataDir = scratch(t)
   const services = await createServices(testConfig({}, dataDir))
   for (let i = 0; i < 2000; i++) await services.audit.append({ action: 'test.filler', actorLabel: 'test', details: { i, note: 'x'.repeat(80) } })
-  services.close()
+  await services.close()
   damageMiddleLeaf(path.join(dataDir, 'mfa-rollout.db'), 'audit_events')
 
   const portal = startPortal({ NODE_ENV: 'development', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...TEST_SECRETS })

@@ -33,7 +33,7 @@ test('two sweeps sending reminders at the same moment send each one once; none a
     const [a, b] = await Promise.all([t.services.reminders.send(await t.services.engine.campaigns()), other.reminders.send(await other.engine.campaigns())])
     assert.equal(a + b, 3)
   } finally {
-    other.close()
+    await other.close()
   }
   const reminders = () => smtp.messages.filter((m) => /left to set up your second sign-in method/.test(m.subject))
   await smtp.waitFor(() => reminders().length >= 3)

@@ -370,7 +370,7 @@ test('after rotate-key the app runs on the new key alone: rows name the new key 
   const clock = new FakeClock(new Date(original.clock.now().getTime() + 30_000))
   const services = await createServices(config, { clock })
   const app = await buildApp(services, { logger: false })
-  const restarted = { app, services, config, clock, dataDir: original.dataDir, close: async () => { await app.close(); services.close() } }
+  const restarted = { app, services, config, clock, dataDir: original.dataDir, close: async () => { await app.close(); await services.close() } }
   try {
     await app.ready()
     const sealed = services.database.sqlite.prepare('SELECT secret_sealed FROM auth_methods WHERE user_id = ?').pluck().get(user.id) as string

@@ -1,5 +1,6 @@
 import type { Stores, StoreDependencies } from '../stores.ts'
 import { PgAccess } from './access.ts'
+import { postgresLeadership } from './leadership.ts'
 import { PgApiTokenStore } from './api-tokens.ts'
 import { PgApprovalStore } from './approvals.ts'
 import { PgAuditLog } from './audit.ts'
@@ -80,6 +81,7 @@ export async function postgresStores (url: string, deps: StoreDependencies, opti
     compliance: new PgComplianceStore(access),
     storage: new PgStorageHealth(clock),
     atomically: async (work) => await access.transaction(work),
+    leadership: (instance, retryMs, log) => postgresLeadership(database.pool, instance, retryMs, log),
     readiness: async () => await pgDatabaseReadiness(database.db),
     close: async () => { await database.close() }
   }

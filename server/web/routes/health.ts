@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { MigrationStatus } from '../../db/migrate.ts'
 import type { StorageMonitor } from '../../domain/storage.ts'
+import type { Leadership } from '../../domain/leadership.ts'
 
 /**
  * Liveness and readiness for orchestrators. No session, no CSRF, no rate limit. /healthz says the process answers
  * (restarting it would not help a full or damaged disk); /readyz says whether it can serve: the database answers,
  * its migrations are current, writes work, and PRAGMA quick_check (every ten minutes at most) finds it intact.
  */
-const healthRoutes: FastifyPluginAsync<{ readiness: () => Promise<MigrationStatus>, storage: StorageMonitor }> = async (app, { readiness, storage }) => {
+const healthRoutes: FastifyPluginAsync<{ readiness: () => Promise<MigrationStatus>, storage: StorageMonitor, leadership: Leadership }> = async (app, { readiness, storage, leadership }) => {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (request, reply) => {
@@ -30,7 +31,8 @@ const healthRoutes: FastifyPluginAsync<{ readiness: () => Promise<MigrationStatu
     if (!integrity.ok) {
       return reply.code(503).send({ status: 'not_ready', reason: 'the database file is damaged (PRAGMA quick_check)', problems: integrity.problems, checkedAt: integrity.checkedAt.toISOString() })
     }
-    return { status: 'ready', migrations }
+    // Which instance runs the scheduler: an operator looking at several instances sees which one leads.
+    return { status: 'ready', migrations, instance: leadership.instance, leader: leadership.isLeader() }
   })
 }
 
