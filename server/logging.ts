@@ -1,4 +1,5 @@
-import type { LoggerOptions } from 'pino'
+import { DrizzleQueryError } from 'drizzle-orm/errors'
+import { stdSerializers, type LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
 
 /** Never log credentials: these paths are replaced by "[redacted]" wherever they appear. */
@@ -54,6 +55,7 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>): LoggerOptions 
     level: config.logLevel,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: {
+      err: serializeError,
       // Fastify's own request fields, with the URL cleaned of secrets.
       req: (request: LoggedRequest) => ({
         method: request.method,
@@ -64,4 +66,16 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>): LoggerOptions 
       })
     }
   }
+}
+
+/**
+ * An error as logged. A failed PostgreSQL statement comes wrapped by drizzle with the statement's parameters in its
+ * message and fields: password hashes, sealed secrets, codes. Only the statement and the database's own words are
+ * kept.
+ */
+export function serializeError (err: Error): object {
+  if (!(err instanceof DrizzleQueryError)) return stdSerializers.err(err)
+  const cause = err.cause instanceof Error ? err.cause : undefined
+  const message = `Failed query: ${err.query}${cause === undefined ? '' : ` (${cause.message})`}`
+  return { type: 'DrizzleQueryError', message, stack: message }
 }
