@@ -1,4 +1,3 @@
-import { DrizzleQueryError } from 'drizzle-orm/errors'
 import { stdSerializers, type LoggerOptions } from 'pino'
 import type { Config } from './config.ts'
 
@@ -74,8 +73,13 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>): LoggerOptions 
  * kept.
  */
 export function serializeError (err: Error): object {
-  if (!(err instanceof DrizzleQueryError)) return stdSerializers.err(err)
+  if (!isFailedQuery(err)) return stdSerializers.err(err)
   const cause = err.cause instanceof Error ? err.cause : undefined
   const message = `Failed query: ${err.query}${cause === undefined ? '' : ` (${cause.message})`}`
   return { type: 'DrizzleQueryError', message, stack: message }
+}
+
+/** drizzle's DrizzleQueryError, recognised by its shape (only db/ imports the driver's and ORM's modules). */
+function isFailedQuery (err: Error): err is Error & { query: string, params: unknown[] } {
+  return typeof (err as { query?: unknown }).query === 'string' && Array.isArray((err as { params?: unknown }).params) && err.message.startsWith('Failed query:')
 }
