@@ -11,6 +11,8 @@ import { openPostgres, type PostgresDatabase, type PostgresOptions } from '../..
 export interface TestDatabase {
   /** postgres:// URL of a new, empty database that only this test uses. */
   readonly url: string
+  /** A new database with this one's contents (nobody may be connected to this one meanwhile). */
+  copy(): Promise<TestDatabase>
   /** Ends every connection to the database and drops it. */
   drop(): Promise<void>
 }
@@ -20,13 +22,18 @@ export interface TestDatabase {
  * maintenance database for CREATE DATABASE), else a private server this process starts on first use.
  */
 export async function freshPostgresDatabase (): Promise<TestDatabase> {
-  const serverUrl = await testServerUrl()
+  return await createDatabase(await testServerUrl(), null)
+}
+
+async function createDatabase (serverUrl: string, template: string | null): Promise<TestDatabase> {
   const name = `mfa_test_${randomBytes(8).toString('hex')}`
-  await onServer(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`))
+  await onServer(serverUrl, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}${template === null ? '' : ` TEMPLATE ${client.escapeIdentifier(template)}`}`))
   const url = new URL(serverUrl)
   url.pathname = `/${name}`
   return {
     url: url.toString(),
+    // The server copies the files: a seeded database is cloned in a moment, however many rows it holds.
+    copy: async () => await createDatabase(serverUrl, name),
     drop: async () => {
       // FORCE (PostgreSQL 13+) terminates the connections still open on it, such as a pool a failed test left behind.
       await onServer(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`))
