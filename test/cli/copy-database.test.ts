@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { test, type TestContext } from 'node:test'
 import Sqlite from 'better-sqlite3'
-import { count, eq, getTableName, is, sql } from 'drizzle-orm'
+import { count, eq, getTableColumns, getTableName, is, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { PgTable } from 'drizzle-orm/pg-core'
-import { SQLiteTable } from 'drizzle-orm/sqlite-core'
+import { SQLiteTable, type SQLiteColumn } from 'drizzle-orm/sqlite-core'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
+import { ROW_NUMBER } from '../../server/db/pg/schema.ts'
 import type { PostgresDatabase } from '../../server/db/pg/connection.ts'
 import { applyPgMigrations } from '../../server/db/pg/migrate.ts'
 import { seedSandbox } from '../../server/domain/sandbox.ts'
@@ -93,7 +94,13 @@ test('a sandbox portal copies into an empty PostgreSQL database row for row, and
   const target = await postgres.open()
   assert.deepEqual(
     await everyRow((name) => target.db.select().from(PG_TABLES.get(name)!)),
-    await everyRow((name) => source.db.select().from(SQLITE_TABLES.find((table) => getTableName(table) === name)!).all()))
+    // Where the twin carries a row number, it is the source's rowid: lists keep their order after the move.
+    await everyRow((name) => {
+      const table = SQLITE_TABLES.find((candidate) => getTableName(candidate) === name)!
+      const fields: Record<string, SQLiteColumn | SQL> = { ...getTableColumns(table as SQLiteTable) }
+      if (ROW_NUMBER in getTableColumns(PG_TABLES.get(name)!)) fields[ROW_NUMBER] = sql<number>`rowid`
+      return source.db.select(fields).from(table).all()
+    }))
 
   const user = async (email: string) => (await target.db.select().from(pgSchema.users).where(eq(pgSchema.users.email, email)))[0]
   assert.equal((await user('admin@sandbox.example')).privileged, true)

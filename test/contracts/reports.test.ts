@@ -55,9 +55,10 @@ async function seedRollout (connection: Open): Promise<void> {
   const states = [
     state('a-local', { state: 'enrolled', wave: 1 }),
     state('b-local', { state: 'pending', wave: 1, reasonWords: '{"key":"domain.pending"}' }),
+    // f-local was assessed before c-entra: lists follow that order, not the ids'.
+    state('f-local', { state: 'attention', deadline: null, campaignId: null }),
     state('c-entra', { state: 'attention', wave: 1, desired: 'enforce', deadline: T - DAY, deadlineVersion: 2 }),
-    state('d-aws', { state: 'overdue', desired: 'enforce', deadline: T - DAY, deadlineVersion: 3 }),
-    state('f-local', { state: 'attention', deadline: null, campaignId: null })
+    state('d-aws', { state: 'overdue', desired: 'enforce', deadline: T - DAY, deadlineVersion: 3 })
   ]
   const methods = [
     { id: 'm1', userId: 'a-local', kind: 'passkey' as const, name: 'Key', createdAt: T },
@@ -146,12 +147,12 @@ for (const { name, open } of BACKENDS) {
       ])
     })
 
-    test('users needing attention say whether drift was flagged and whether a job failed', async () => {
+    test('users needing attention say whether drift was flagged and whether a job failed, in the order they were first assessed', async () => {
       assert.deepEqual(await stores.dashboard.attention(10), [
-        { userId: 'c-entra', email: 'c-entra@example.test', reason: 'c-entra reason', reasonWords: null, driftFlagged: true, failed: true },
-        { userId: 'f-local', email: 'f-local@example.test', reason: 'f-local reason', reasonWords: null, driftFlagged: false, failed: false }
+        { userId: 'f-local', email: 'f-local@example.test', reason: 'f-local reason', reasonWords: null, driftFlagged: false, failed: false },
+        { userId: 'c-entra', email: 'c-entra@example.test', reason: 'c-entra reason', reasonWords: null, driftFlagged: true, failed: true }
       ])
-      assert.deepEqual((await stores.dashboard.attention(1)).map((u) => u.userId), ['c-entra'])
+      assert.deepEqual((await stores.dashboard.attention(1)).map((u) => u.userId), ['f-local'])
     })
 
     test("only a queued job for the user's current wish that already failed counts as retrying", async () => {
@@ -161,12 +162,12 @@ for (const { name, open } of BACKENDS) {
       })
     })
 
-    test('the users of one state come a page at a time, each once', async () => {
+    test('the users of one state come a page at a time, each once, in the order they were first assessed', async () => {
       const { dashboard } = stores
       const first = await dashboard.usersInState('attention', null, 1)
-      assert.deepEqual(first.map(({ cursor, ...row }) => row), [{ userId: 'c-entra', email: 'c-entra@example.test', provider: 'entra', reason: 'c-entra reason', reasonWords: null, deadline: new Date(T - DAY) }])
+      assert.deepEqual(first.map((row) => [row.userId, row.deadline]), [['f-local', null]])
       const second = await dashboard.usersInState('attention', first[0].cursor, 1)
-      assert.deepEqual(second.map((row) => [row.userId, row.deadline]), [['f-local', null]])
+      assert.deepEqual(second.map(({ cursor, ...row }) => row), [{ userId: 'c-entra', email: 'c-entra@example.test', provider: 'entra', reason: 'c-entra reason', reasonWords: null, deadline: new Date(T - DAY) }])
       assert.deepEqual(await dashboard.usersInState('attention', second[0].cursor, 1), [])
       assert.deepEqual((await dashboard.usersInState('pending', null, 10)).map((row) => [row.userId, row.reasonWords]), [['b-local', '{"key":"domain.pending"}']])
       assert.deepEqual(await dashboard.usersInState('enforced', null, 10), [])

@@ -5,6 +5,7 @@ import { getTableConfig as pgTableConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
+import { ROW_NUMBER } from '../../server/db/pg/schema.ts'
 import { applyPgMigrations } from '../../server/db/pg/migrate.ts'
 import { postgresForTest } from '../helpers/postgres.ts'
 
@@ -41,15 +42,21 @@ function describeSql (fragment: SQL | undefined): string | undefined {
   }).join('')
 }
 
+/**
+ * The row number a PostgreSQL table carries for SQLite's hidden rowid is not part of the comparison (SQLite's
+ * indexes hold the rowid implicitly); its own test checks it.
+ */
+const sharedColumn = (column: { name: string }) => column.name !== ROW_NUMBER
+
 function describeTable (config: ReturnType<typeof sqliteTableConfig> | ReturnType<typeof pgTableConfig>) {
   return {
-    columns: config.columns.map((column) => describeColumn(column, config)),
+    columns: config.columns.filter(sharedColumn).map((column) => describeColumn(column, config)),
     primaryKey: config.primaryKeys.map((key) => key.columns.map((column) => column.name)),
     indexes: config.indexes
       .map(({ config: index }) => ({
         name: index.name,
         unique: index.unique,
-        columns: index.columns.map((column) => (column as { name: string }).name),
+        columns: index.columns.filter((column) => sharedColumn(column as { name: string })).map((column) => (column as { name: string }).name),
         where: describeSql(index.where)
       }))
       .sort((a, b) => a.name!.localeCompare(b.name!)),
@@ -75,8 +82,27 @@ test('every SQLite table has a PostgreSQL twin with the same columns, keys, inde
     const pgConfig = pgTableConfig(pgTable)
     assert.equal(pgConfig.name, sqliteConfig.name, key)
     // Same property names: one row object fits both dialects.
-    assert.deepEqual(Object.keys(getTableColumns(pgTable)), Object.keys(getTableColumns(sqliteTable)), key)
+    assert.deepEqual(Object.keys(getTableColumns(pgTable)).filter((name) => name !== ROW_NUMBER), Object.keys(getTableColumns(sqliteTable)), key)
     assert.deepEqual(describeTable(pgConfig), describeTable(sqliteConfig), `table ${sqliteConfig.name}`)
+  }
+})
+
+test('a PostgreSQL row number stands for a rowid only where SQLite has one: a 64-bit identity, last in its table and its indexes', () => {
+  const withRowNumber = pgTables.filter(([, table]) => ROW_NUMBER in getTableColumns(table))
+  assert.deepEqual(withRowNumber.map(([key]) => key), ['userStates'], 'the tables whose lists page on the rowid')
+  for (const [key, table] of withRowNumber) {
+    const sqliteTable = sqliteSchema[key as keyof typeof sqliteSchema] as SQLiteTable
+    assert.equal(sqliteTableConfig(sqliteTable).columns.some((column) => column.primary && column.columnType === 'SQLiteInteger'), false,
+      `${key}: with an INTEGER PRIMARY KEY the rowid is a column already`)
+    const config = pgTableConfig(table)
+    const column = config.columns.find((c) => c.name === ROW_NUMBER)!
+    assert.equal(column.getSQLType(), 'bigint')
+    assert.notEqual(column.generatedIdentity, undefined)
+    assert.equal(config.columns[config.columns.length - 1].name, ROW_NUMBER)
+    for (const { config: index } of config.indexes) {
+      const names = index.columns.map((c) => (c as { name: string }).name)
+      assert.ok(!names.includes(ROW_NUMBER) || names[names.length - 1] === ROW_NUMBER, `${index.name}: the row number comes last, as SQLite's implicit rowid`)
+    }
   }
 })
 

@@ -8,6 +8,7 @@ import type { Db } from '../connection.ts'
 import * as sqliteSchema from '../schema.ts'
 import type { PostgresDatabase } from './connection.ts'
 import * as pgSchema from './schema.ts'
+import { ROW_NUMBER } from './schema.ts'
 
 // Moving a portal from SQLite to PostgreSQL: every table of ../schema.ts into its twin of ./schema.ts (same table
 // and property names), parents before children, in one transaction, so a failed copy leaves the target empty.
@@ -32,6 +33,8 @@ export interface TablePair {
   readonly key: ReadonlyArray<{ property: string, column: SQLiteColumn }>
   /** Columns the target numbers itself (identity): their sequences must move past the copied ids. */
   readonly identity: readonly string[]
+  /** The target's stand-in for SQLite's rowid (ROW_NUMBER), when it has one: filled from the source's rowid. */
+  readonly rowNumber: string | null
 }
 
 export interface TableCount {
@@ -89,7 +92,8 @@ function pairOf (source: SQLiteTable, targets: ReadonlyMap<string, PgTable>): Ta
     source,
     target,
     key: keyColumns.map((column) => ({ property: propertyOf.get(column)!, column })),
-    identity: pgTableConfig(target).columns.filter((column) => column.generatedIdentity !== undefined).map((column) => column.name)
+    identity: pgTableConfig(target).columns.filter((column) => column.generatedIdentity !== undefined).map((column) => column.name),
+    rowNumber: targetProperties.has(ROW_NUMBER) && !(ROW_NUMBER in sourceColumns) ? ROW_NUMBER : null
   }
 }
 
@@ -156,11 +160,15 @@ async function copyTable (source: Db, tx: PgQueries, pair: TablePair): Promise<n
   return copied
 }
 
-/** Drizzle selects (SQLite's 0/1 read back as booleans), ordered by the primary key and resumed after the last key read. */
+/**
+ * Drizzle selects (SQLite's 0/1 read back as booleans), ordered by the primary key and resumed after the last key
+ * read; with the rowid as the target's row number where it has one, so its lists keep their order.
+ */
 function * batchesInKeyOrder (source: Db, pair: TablePair): Generator<Row[]> {
+  const columns = pair.rowNumber === null ? getTableColumns(pair.source) : { ...getTableColumns(pair.source), [pair.rowNumber]: sql<number>`rowid` }
   let after: SQL | undefined
   for (;;) {
-    const rows = source.select().from(pair.source).where(after).orderBy(...pair.key.map(({ column }) => column)).limit(BATCH).all() as Row[]
+    const rows = source.select(columns).from(pair.source).where(after).orderBy(...pair.key.map(({ column }) => column)).limit(BATCH).all() as Row[]
     if (rows.length > 0) yield rows
     if (rows.length < BATCH) return
     after = beyond(pair, rows[rows.length - 1])

@@ -67,13 +67,12 @@ export class PgDashboardStore implements DashboardStore {
     return [...byProvider.values()]
   }
 
-  // user_states has no row number on PostgreSQL (SQLite lists by rowid, the order users were first assessed in):
-  // by user id here, until the table carries a sequence of its own.
+  // In the order users were first assessed in: user_states.seq stands for SQLite's rowid.
   async attention (limit: number): Promise<AttentionUser[]> {
     return await this.rows<AttentionUser & Record<string, unknown>>(sql`SELECT s.user_id AS "userId", u.email, s.reason, s.reason_words AS "reasonWords",
         u.drift_flagged_at IS NOT NULL AS "driftFlagged",
         EXISTS (SELECT 1 FROM enforcement_jobs j WHERE j.user_id = s.user_id AND j.status = 'failed') AS failed
-      FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = 'attention' ORDER BY s.user_id LIMIT ${limit}`)
+      FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = 'attention' ORDER BY s.seq LIMIT ${limit}`)
   }
 
   async retrying (limit: number): Promise<{ total: number, first: RetryingUser[] }> {
@@ -84,16 +83,12 @@ export class PgDashboardStore implements DashboardStore {
     return { total, first: rows.map((row) => ({ ...row, nextAttemptAt: new Date(Number(row.nextAttemptAt)) })) }
   }
 
-  /**
-   * The cursor is the row's place in the state's list by user id (see attention: no row number to key on), so a
-   * page is an offset read.
-   */
+  /** Keyset pages on user_states.seq (SQLite's rowid), which the (state, seq) index carries: a page is an index range read. */
   async usersInState (state: UserState, after: number | null, limit: number): Promise<StateListRow[]> {
-    const from = after ?? 0
-    const rows = await this.rows<Omit<StateListRow, 'cursor' | 'deadline'> & { deadline: string | null }>(sql`SELECT s.user_id AS "userId", u.email, u.provider, s.reason,
-        s.reason_words AS "reasonWords", s.deadline
-      FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = ${state} ORDER BY s.user_id OFFSET ${from} LIMIT ${limit}`)
-    return rows.map((row, index) => ({ cursor: from + index + 1, ...row, deadline: row.deadline === null ? null : new Date(Number(row.deadline)) }))
+    const rows = await this.rows<Omit<StateListRow, 'cursor' | 'deadline'> & { cursor: string, deadline: string | null }>(sql`SELECT s.seq AS cursor,
+        s.user_id AS "userId", u.email, u.provider, s.reason, s.reason_words AS "reasonWords", s.deadline
+      FROM user_states s JOIN users u ON u.id = s.user_id WHERE s.state = ${state} AND s.seq > ${after ?? 0} ORDER BY s.seq LIMIT ${limit}`)
+    return rows.map((row) => ({ ...row, cursor: Number(row.cursor), deadline: row.deadline === null ? null : new Date(Number(row.deadline)) }))
   }
 
   async snapshots (fromDay: string): Promise<RolloutSnapshot[]> {

@@ -12,6 +12,14 @@ const epochMs = (name: string) => bigint(name, { mode: 'number' })
 /** SQLite's INTEGER PRIMARY KEY hands out the next id when none is given; an identity column does the same. */
 const rowId = (name: string) => integer(name).primaryKey().generatedByDefaultAsIdentity()
 
+/**
+ * SQLite's hidden rowid, where the code orders or pages by it: PostgreSQL has no row number, so the twin carries
+ * one. Only PostgreSQL has this column (the schema test and copy-database know the name: the copy fills it from
+ * the rowid).
+ */
+export const ROW_NUMBER = 'seq'
+const rowNumber = () => bigint(ROW_NUMBER, { mode: 'number' }).notNull().generatedByDefaultAsIdentity()
+
 export const users = pgTable('users', {
   id: text('id').primaryKey(),
   email: text('email').notNull(),
@@ -256,10 +264,12 @@ export const userStates = pgTable('user_states', {
   deadlineVersion: integer('deadline_version').notNull().default(0),
   softBlockAt: epochMs('soft_block_at'),
   wave: integer('wave'),
-  updatedAt: epochMs('updated_at').notNull()
+  updatedAt: epochMs('updated_at').notNull(),
+  // The order users were first assessed in: the dashboard's lists page on it, as SQLite's do on the rowid.
+  seq: rowNumber()
 }, (t) => [
   index('user_states_desired').on(t.desired, t.deadline, t.campaignId),
-  index('user_states_state').on(t.state)
+  index('user_states_state').on(t.state, t.seq)
 ])
 
 export const stateTransitions = pgTable('state_transitions', {
