@@ -44,12 +44,7 @@ test('in production without SESSION_SECRET the portal exits 1 with one line nami
 test('a first start with no provider seeds the documented demo accounts, shows the sandbox banner and stops cleanly on SIGTERM', async () => {
   const portal = startPortal({ NODE_ENV: 'development', DATA_DIR: tempDir(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' })
   try {
-    let address: string | undefined
-    for (let i = 0; i < 200 && address === undefined; i++) {
-      address = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(portal.output().stdout)?.[1]
-      if (address === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-    assert.ok(address, `the portal did not start: ${portal.output().stderr}`)
+    const address = await listening(portal)
     assert.match(portal.output().stdout, /development defaults in use/)
 
     const agent = request.agent(address)
@@ -85,9 +80,12 @@ async function refusedStart (env: Record<string, string>, runAs: RunAs = {}): Pr
   return lines[0]
 }
 
-/** Waits for "Server listening" and returns the address. */
+/**
+ * Waits for "Server listening" and returns the address; up to a minute, for a machine busy with other test files
+ * (the first start compiles the TypeScript).
+ */
 async function listening (portal: ReturnType<typeof startPortal>): Promise<string> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const address = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(portal.output().stdout)?.[1]
     if (address !== undefined) return address
     if (portal.child.exitCode !== null) break
