@@ -59,7 +59,9 @@ export class SqliteAuditLog implements AuditStore {
 
   private appendNow (entry: AuditEntry): AuditRecord {
     const record = this.appendTx.immediate(entry)
-    for (const listener of this.listeners) listener(record)
+    // Once the event is durable (after the caller's transaction when there is one): an anchor of an event that was
+    // rolled back would never verify.
+    this.access.afterCommit(() => { for (const listener of this.listeners) listener(record) })
     return record
   }
 

@@ -9,7 +9,8 @@ import type { Db } from './connection.ts'
  * outside it wait until it has ended; statements from inside it (tracked through the async context) go straight on.
  */
 export class SqliteAccess {
-  private readonly inside = new AsyncLocalStorage<true>()
+  /** The open transaction as seen from inside it: what is to run once it has committed. */
+  private readonly inside = new AsyncLocalStorage<Array<() => void>>()
   /** Settles when the open transaction ends; undefined while none is open. */
   private open: Promise<void> | undefined
 
@@ -17,8 +18,15 @@ export class SqliteAccess {
 
   /** Runs a store's synchronous statements once no transaction of another caller is open. */
   async run<T> (statements: () => T): Promise<T> {
-    while (this.open !== undefined && this.inside.getStore() !== true) await this.open
+    while (this.open !== undefined && this.inside.getStore() === undefined) await this.open
     return statements()
+  }
+
+  /** Runs `effect` once the caller's transaction has committed (never, if it rolls back); now, outside one. */
+  afterCommit (effect: () => void): void {
+    const pending = this.inside.getStore()
+    if (pending === undefined) effect()
+    else pending.push(effect)
   }
 
   /**
@@ -26,15 +34,17 @@ export class SqliteAccess {
    * file waits rather than failing half-way). A transaction begun inside another is part of it.
    */
   async transaction<T> (work: () => Promise<T>): Promise<T> {
-    if (this.inside.getStore() === true) return await work()
+    if (this.inside.getStore() !== undefined) return await work()
     while (this.open !== undefined) await this.open
     let ended!: () => void
     this.open = new Promise((resolve) => { ended = resolve })
+    const committed: Array<() => void> = []
     try {
       this.sqlite.exec('BEGIN IMMEDIATE')
       try {
-        const result = await this.inside.run(true, work)
+        const result = await this.inside.run(committed, work)
         this.sqlite.exec('COMMIT')
+        for (const effect of committed) effect()
         return result
       } catch (err) {
         if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK')

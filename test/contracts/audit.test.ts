@@ -119,6 +119,33 @@ for (const { name, open } of BACKENDS) {
       }
     })
 
+    test('inside a transaction, listeners hear of an event once it commits, and never of one that rolled back', async () => {
+      const other = await storesOn(backend)
+      try {
+        const heard: string[] = []
+        const readable: Array<Promise<unknown>> = []
+        stores.audit.onAppend((record) => {
+          heard.push(record.action)
+          readable.push(other.audit.find(record.id))
+        })
+        await assert.rejects(inTransaction(stores.connection, async () => {
+          await stores.audit.append({ action: 'enforcement.enforced', actorLabel: 'engine' })
+          throw new Error('the provider call failed')
+        }), /provider call failed/)
+        assert.deepEqual(heard, [], 'an anchor of an event that never was would not verify')
+        await inTransaction(stores.connection, async () => {
+          await stores.audit.append({ action: 'user.created', actorLabel: 'cli' })
+          await stores.audit.append({ action: 'user.updated', actorLabel: 'cli' })
+          assert.deepEqual(heard, [], 'not before the commit')
+        })
+        assert.deepEqual(heard, ['user.created', 'user.updated'])
+        const found = await Promise.all(readable)
+        assert.deepEqual(found.map((row) => (row as AuditRecord | undefined)?.id), [1, 2], 'each readable by another connection when heard of')
+      } finally {
+        await other.close()
+      }
+    })
+
     test('an event appended in a transaction that rolls back is not kept, and the chain goes on from the last kept one', async () => {
       const kept = await stores.audit.append({ action: 'user.created', actorLabel: 'cli' })
       await assert.rejects(inTransaction(stores.connection, async () => {

@@ -6,17 +6,28 @@ import type { PgDb } from './connection.ts'
  * statements of one `transaction(work)` share its connection whichever stores they come from.
  */
 export class PgAccess {
-  private readonly inside = new AsyncLocalStorage<PgDb>()
+  /** The open transaction as seen from inside it, and what is to run once it has committed. */
+  private readonly inside = new AsyncLocalStorage<{ tx: PgDb, committed: Array<() => void> }>()
 
   constructor (readonly db: PgDb) {}
 
   get current (): PgDb {
-    return this.inside.getStore() ?? this.db
+    return this.inside.getStore()?.tx ?? this.db
   }
 
   /** Runs work as one transaction; a transaction begun inside another is part of it. */
   async transaction<T> (work: () => Promise<T>): Promise<T> {
     if (this.inside.getStore() !== undefined) return await work()
-    return await this.db.transaction(async (tx) => await this.inside.run(tx as unknown as PgDb, work))
+    const committed: Array<() => void> = []
+    const result = await this.db.transaction(async (tx) => await this.inside.run({ tx: tx as unknown as PgDb, committed }, work))
+    for (const effect of committed) effect()
+    return result
+  }
+
+  /** Runs `effect` once the caller's transaction has committed (never, if it rolls back); now, outside one. */
+  afterCommit (effect: () => void): void {
+    const open = this.inside.getStore()
+    if (open === undefined) effect()
+    else open.committed.push(effect)
   }
 }

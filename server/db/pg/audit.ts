@@ -58,9 +58,9 @@ export class PgAuditLog implements AuditStore {
       await this.access.current.insert(auditEvents).values(full)
       return full
     })
-    // After the commit when the append is its own transaction. Inside a caller's transaction PgAccess offers no hook
-    // for that transaction's commit, so the listeners hear of the event before it (and even if it is rolled back).
-    for (const listener of this.listeners) listener(record)
+    // Once the event is durable (after the caller's transaction when there is one): an anchor of an event that was
+    // rolled back would never verify.
+    this.access.afterCommit(() => { for (const listener of this.listeners) listener(record) })
     return record
   }
 
