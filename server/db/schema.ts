@@ -321,7 +321,7 @@ export const enforcementJobs = sqliteTable('enforcement_jobs', {
   userId: text('user_id').notNull(),
   action: text('action', { enum: ['enforce', 'relax'] }).notNull(),
   deadlineVersion: integer('deadline_version').notNull(),
-  status: text('status', { enum: ['queued', 'running', 'done', 'failed'] }).notNull(),
+  status: text('status', { enum: ['queued', 'running', 'done', 'failed', 'superseded'] }).notNull(),
   attempts: integer('attempts').notNull().default(0),
   nextAttemptAt: integer('next_attempt_at').notNull(),
   leaseOwner: text('lease_owner'),

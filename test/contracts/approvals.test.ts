@@ -129,6 +129,20 @@ for (const { name, open } of BACKENDS) {
       }
     })
 
+    test('requests made in the same millisecond list in one order, the same on every database', async () => {
+      const { backend: own, stores: fresh } = await openWithStaff(open)
+      try {
+        for (const id of ['q1', 'q2', 'q3']) await insertAccount(fresh.connection, { id, email: `${id}@example.test` })
+        for (const [id, userId] of [['r-c', 'q1'], ['r-a', 'q2'], ['r-b', 'q3']]) await fresh.approvals.create(request(id, userId, { requestedAt: at(1) }))
+        assert.deepEqual((await fresh.approvals.pending(10)).map((r) => r.id), ['r-a', 'r-b', 'r-c'])
+        for (const id of ['r-c', 'r-a', 'r-b']) await fresh.approvals.decide(id, 'withdrawn', 'hd-asks', at(2))
+        assert.deepEqual((await fresh.approvals.recent(10)).map((r) => r.id), ['r-a', 'r-b', 'r-c'])
+      } finally {
+        await fresh.close()
+        await own.drop()
+      }
+    })
+
     test('waiting requests list oldest first, decided ones newest first, each with the people it names', async () => {
       const { backend: own, stores: fresh } = await openWithStaff(open)
       try {

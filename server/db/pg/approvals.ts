@@ -77,7 +77,8 @@ export class PgApprovalStore implements ApprovalStore {
       .innerJoin(requester, eq(requester.id, approvalRequests.requestedBy))
       .leftJoin(decider, eq(decider.id, approvalRequests.decidedBy))
       .where(where)
-      .orderBy(order === 'oldest' ? asc(approvalRequests.requestedAt) : desc(approvalRequests.requestedAt))
+      // Requests made in the same millisecond come in one order on both databases.
+      .orderBy(order === 'oldest' ? asc(approvalRequests.requestedAt) : desc(approvalRequests.requestedAt), asc(approvalRequests.id))
       .limit(limit)
     return rows.map((row) => ({ ...toRequest(row.request), subject: row.subject, requesterEmail: row.requesterEmail, deciderEmail: row.deciderEmail }))
   }

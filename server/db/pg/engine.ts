@@ -34,9 +34,6 @@ const DUE_COLUMNS = {
 const leased = (jobId: string, owner: string): SQL | undefined =>
   and(eq(enforcementJobs.id, jobId), eq(enforcementJobs.leaseOwner, owner), eq(enforcementJobs.status, 'running'))
 
-// 'superseded' is a status the schema's enum does not list (the SQLite store writes it too).
-const SUPERSEDED = sql`'superseded'`
-
 const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: string | null): SQL => gt(column, cursor ?? '')
 
 /**
@@ -286,7 +283,7 @@ export class PgEngineStore implements EngineStore {
 
   async supersede (jobId: string, owner: string, now: Date): Promise<boolean> {
     const result = await this.access.current.update(enforcementJobs)
-      .set({ status: SUPERSEDED, leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, updatedAt: now.getTime() })
+      .set({ status: 'superseded', leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, updatedAt: now.getTime() })
       .where(leased(jobId, owner))
     return result.rowCount === 1
   }
@@ -318,14 +315,14 @@ export class PgEngineStore implements EngineStore {
   }
 
   async supersedeFailed (userId: string, now: Date): Promise<number> {
-    const result = await this.access.current.update(enforcementJobs).set({ status: SUPERSEDED, updatedAt: now.getTime() })
+    const result = await this.access.current.update(enforcementJobs).set({ status: 'superseded', updatedAt: now.getTime() })
       .where(and(eq(enforcementJobs.userId, userId), eq(enforcementJobs.status, 'failed')))
     return result.rowCount ?? 0
   }
 
   async supersedeFailedInCampaign (campaignId: string, now: Date): Promise<string[]> {
     const inCampaign = this.access.current.select({ userId: userStates.userId }).from(userStates).where(eq(userStates.campaignId, campaignId))
-    const rows = await this.access.current.update(enforcementJobs).set({ status: SUPERSEDED, updatedAt: now.getTime() })
+    const rows = await this.access.current.update(enforcementJobs).set({ status: 'superseded', updatedAt: now.getTime() })
       .where(and(eq(enforcementJobs.status, 'failed'), inArray(enforcementJobs.userId, inCampaign)))
       .returning({ userId: enforcementJobs.userId })
     return rows.map((row) => row.userId)
