@@ -13,15 +13,23 @@ export const DEMO_ACCOUNTS: ReadonlyArray<{ email: string, displayName: string, 
 /** Seeds the demo accounts if there are no users yet; returns how many were created. */
 export async function seedSandbox (users: UserStore, service: UserService): Promise<number> {
   if (await users.count() > 0) return 0
+  let created = 0
   for (const account of DEMO_ACCOUNTS) {
-    await service.createUser({
-      email: account.email,
-      displayName: account.displayName,
-      role: account.role,
-      privileged: account.privileged,
-      groups: account.groups,
-      passwordHash: await hashPassword(account.password)
-    }, { id: null, label: 'sandbox-seed' })
+    try {
+      await service.createUser({
+        email: account.email,
+        displayName: account.displayName,
+        role: account.role,
+        privileged: account.privileged,
+        groups: account.groups,
+        passwordHash: await hashPassword(account.password)
+      }, { id: null, label: 'sandbox-seed' })
+      created++
+    } catch (err) {
+      // Two instances starting on one empty database seed at the same moment: the account the other one made
+      // (refused here by the unique email) is there all the same.
+      if (await users.findByEmail(account.email) === undefined) throw err
+    }
   }
-  return DEMO_ACCOUNTS.length
+  return created
 }

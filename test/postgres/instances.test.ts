@@ -6,7 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import request from 'supertest'
 import { createServices, type Services } from '../../server/wiring.ts'
-import { seedSandbox } from '../../server/domain/sandbox.ts'
+import { DEMO_ACCOUNTS, seedSandbox } from '../../server/domain/sandbox.ts'
 import { createTestUser, csrfFrom, sessionCookieOf, tempDir, testConfig, TEST_PASSWORD, TEST_SECRETS } from '../helpers/app.ts'
 import { freshPostgresDatabase, type TestDatabase } from '../helpers/postgres.ts'
 
@@ -138,4 +138,20 @@ describe('two portal instances on one PostgreSQL', () => {
     // The dead leader's connection is gone, and its lock with it: the other asks again within 5 seconds.
     await waitUntil(async () => (await request(other.url).get('/readyz')).body.leader === true, 'the other instance to lead')
   })
+})
+
+test('two sandbox instances starting on one empty database at the same moment make each demo account once, and both start', async (t) => {
+  const database = await freshPostgresDatabase()
+  t.after(async () => { await database.drop() })
+  // Migrated first: the instances' own starts take the migration lock one after the other.
+  const [one, two] = await Promise.all([createServices(testConfig({ DATABASE_URL: database.url })), createServices(testConfig({ DATABASE_URL: database.url }))])
+  try {
+    const seeded = await Promise.all([seedSandbox(one.users, one.userService), seedSandbox(two.users, two.userService)])
+    assert.equal(seeded[0] + seeded[1], DEMO_ACCOUNTS.length, `created ${seeded.join(' and ')}`)
+    assert.equal(await one.users.count(), DEMO_ACCOUNTS.length)
+    for (const account of DEMO_ACCOUNTS) assert.equal((await two.users.findByEmail(account.email))?.role, account.role)
+    assert.equal((await one.audit.list({ action: 'user.created' })).length, DEMO_ACCOUNTS.length, 'one creation recorded per account')
+  } finally {
+    await Promise.all([one.close(), two.close()])
+  }
 })
