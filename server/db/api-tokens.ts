@@ -65,7 +65,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   }
 }
 
-function toToken (row: Row): ApiToken {
+export function toToken (row: Row): ApiToken {
   return {
     id: row.id,
     name: row.name,

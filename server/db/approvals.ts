@@ -98,7 +98,7 @@ export class SqliteApprovalStore implements ApprovalStore {
   }
 }
 
-function toRequest (row: Row): ApprovalRequest {
+export function toRequest (row: Row): ApprovalRequest {
   return {
     id: row.id,
     userId: row.userId,

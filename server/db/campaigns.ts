@@ -30,7 +30,7 @@ export class SqliteCampaignStore implements CampaignStore {
     return await this.access.run(() => {
       const row = this.access.db.insert(campaigns).values({
         id: randomUUID(),
-        ...columns(input),
+        ...campaignColumns(input),
         createdBy,
         createdAt: now.getTime(),
         updatedAt: now.getTime()
@@ -111,7 +111,7 @@ export class SqliteCampaignStore implements CampaignStore {
   async update (id: string, input: CampaignInput, now: Date): Promise<Campaign> {
     return await this.access.run(() => {
       const row = this.access.db.update(campaigns).set({
-        ...columns(input),
+        ...campaignColumns(input),
         updatedAt: now.getTime()
       }).where(eq(campaigns.id, id)).returning().get()
       return this.complete([row])[0]
@@ -166,7 +166,7 @@ export class SqliteCampaignStore implements CampaignStore {
 }
 
 /** A campaign's settings as columns (create and update write the same ones). */
-function columns (input: CampaignInput) {
+export function campaignColumns (input: CampaignInput) {
   return {
     name: input.name,
     targetKind: input.targetKind,
@@ -194,7 +194,7 @@ function columns (input: CampaignInput) {
   }
 }
 
-function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {
+export function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {
   return {
     id: row.id,
     campaignId: row.campaignId,
@@ -207,7 +207,7 @@ function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {
   }
 }
 
-function toCampaign (row: Row): Campaign {
+export function toCampaign (row: Row): Campaign {
   return {
     id: row.id,
     name: row.name,
@@ -237,7 +237,7 @@ function toCampaign (row: Row): Campaign {
   }
 }
 
-function reviewOf (row: Row): AccessKeyReview | null {
+export function reviewOf (row: Row): AccessKeyReview | null {
   if (row.accessKeysReviewedAt === null || row.accessKeysReview === null) return null
   const { variant, keyIds } = JSON.parse(row.accessKeysReview) as { variant: AccessKeyReview['variant'], keyIds: string[] }
   return { variant, keyIds, at: new Date(row.accessKeysReviewedAt), by: row.accessKeysReviewedBy }

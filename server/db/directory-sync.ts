@@ -128,7 +128,7 @@ export class SqliteDirectorySyncStore implements DirectorySyncStore {
 }
 
 /** Who holds an address, in the words of a conflict's reason. */
-function holderOf (holder: { provider: string, externalId: string | null, displayName: string, role: string }): string {
+export function holderOf (holder: { provider: string, externalId: string | null, displayName: string, role: string }): string {
   if (holder.externalId !== null) return `belongs to ${directoryUserName(holder.provider, holder.externalId, holder.displayName)}`
   return holder.role === 'user' ? 'belongs to a portal account' : `belongs to a portal ${holder.role} account`
 }

@@ -130,7 +130,7 @@ export class SqliteMethodStore implements MethodStore {
   }
 }
 
-function toMethod (row: Row): AuthMethod {
+export function toMethod (row: Row): AuthMethod {
   return {
     id: row.id,
     userId: row.userId,
@@ -143,7 +143,7 @@ function toMethod (row: Row): AuthMethod {
   }
 }
 
-function toCredential (row: Row): PasskeyCredential {
+export function toCredential (row: Row): PasskeyCredential {
   return {
     methodId: row.id,
     userId: row.userId,

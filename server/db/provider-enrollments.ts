@@ -113,7 +113,7 @@ export class SqliteProviderEnrollmentStore implements ProviderEnrollmentStore {
   }
 }
 
-function toEnrollment (row: Row): ProviderEnrollment {
+export function toEnrollment (row: Row): ProviderEnrollment {
   return {
     id: row.id,
     userId: row.userId,

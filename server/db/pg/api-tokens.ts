@@ -1,9 +1,8 @@
 import { and, desc, eq, isNull, lte, or } from 'drizzle-orm'
-import { isApiScope, type ApiToken, type ApiTokenStore } from '../../domain/api-tokens.ts'
+import type { ApiToken, ApiTokenStore } from '../../domain/api-tokens.ts'
+import { toToken } from '../api-tokens.ts'
 import type { PgAccess } from './access.ts'
 import { apiTokens } from './schema.ts'
-
-type Row = typeof apiTokens.$inferSelect
 
 export class PgApiTokenStore implements ApiTokenStore {
   constructor (private readonly access: PgAccess) {}
@@ -53,16 +52,3 @@ export class PgApiTokenStore implements ApiTokenStore {
   }
 }
 
-function toToken (row: Row): ApiToken {
-  return {
-    id: row.id,
-    name: row.name,
-    // Unknown scopes (from a newer version, or edited by hand) grant nothing.
-    scopes: (JSON.parse(row.scopes) as unknown[]).filter(isApiScope),
-    createdBy: row.createdBy,
-    createdAt: new Date(row.createdAt),
-    expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt),
-    lastUsedAt: row.lastUsedAt === null ? null : new Date(row.lastUsedAt),
-    revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt)
-  }
-}

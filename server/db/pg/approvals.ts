@@ -1,10 +1,9 @@
 import { and, asc, desc, eq, gt, lte, ne, type SQL } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
-import type { ApprovalListing, ApprovalRequest, ApprovalStatus, ApprovalStore, RequestedAction } from '../../domain/approvals.ts'
+import type { ApprovalListing, ApprovalRequest, ApprovalStore } from '../../domain/approvals.ts'
+import { toRequest } from '../approvals.ts'
 import type { PgAccess } from './access.ts'
 import { approvalRequests, users } from './schema.ts'
-
-type Row = typeof approvalRequests.$inferSelect
 
 const requester = alias(users, 'requester')
 const decider = alias(users, 'decider')
@@ -84,17 +83,3 @@ export class PgApprovalStore implements ApprovalStore {
   }
 }
 
-function toRequest (row: Row): ApprovalRequest {
-  return {
-    id: row.id,
-    userId: row.userId,
-    action: { kind: row.kind, ...JSON.parse(row.options) } as RequestedAction,
-    reason: row.reason,
-    requestedBy: row.requestedBy,
-    requestedAt: new Date(row.requestedAt),
-    expiresAt: new Date(row.expiresAt),
-    status: row.status as ApprovalStatus,
-    decidedBy: row.decidedBy,
-    decidedAt: row.decidedAt === null ? null : new Date(row.decidedAt)
-  }
-}

@@ -3,11 +3,10 @@ import { and, asc, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle
 import { alias } from 'drizzle-orm/pg-core'
 import type { AccessKeyReview } from '../../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../../domain/campaigns.ts'
-import { DEFAULT_SMS_SUNSET_GRACE_DAYS, type DeadlineSubject } from '../../domain/deadlines.ts'
+import type { DeadlineSubject } from '../../domain/deadlines.ts'
 import type { Campaign } from '../../domain/engine.ts'
-import type { CampaignPause, PauseFigures } from '../../domain/rollout-guard.ts'
-import type { BreakerSignal } from '../../domain/breaker.ts'
-import type { WavePlan, WaveStart } from '../../domain/waves.ts'
+import type { WaveStart } from '../../domain/waves.ts'
+import { campaignColumns, toCampaign, toPause } from '../campaigns.ts'
 import type { PgAccess } from './access.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
@@ -19,7 +18,7 @@ export class PgCampaignStore implements CampaignStore {
   async create (input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign> {
     const [row] = await this.access.current.insert(campaigns).values({
       id: randomUUID(),
-      ...columns(input),
+      ...campaignColumns(input),
       createdBy,
       createdAt: now.getTime(),
       updatedAt: now.getTime()
@@ -83,7 +82,7 @@ export class PgCampaignStore implements CampaignStore {
 
   async update (id: string, input: CampaignInput, now: Date): Promise<Campaign> {
     const [row] = await this.access.current.update(campaigns).set({
-      ...columns(input),
+      ...campaignColumns(input),
       updatedAt: now.getTime()
     }).where(eq(campaigns.id, id)).returning()
     return (await this.complete([row]))[0]
@@ -131,80 +130,3 @@ export class PgCampaignStore implements CampaignStore {
   }
 }
 
-/** A campaign's settings as columns (create and update write the same ones). */
-function columns (input: CampaignInput) {
-  return {
-    name: input.name,
-    targetKind: input.targetKind,
-    targetValue: input.targetValue,
-    startsAt: input.startsAt.getTime(),
-    deadline: input.deadline.getTime(),
-    privilegedDeadline: input.privilegedDeadline?.getTime() ?? null,
-    newUserWindowDays: input.newUserWindowDays,
-    reminderOffsets: JSON.stringify(input.reminderOffsets),
-    maxExtensionDays: input.maxExtensionDays,
-    smsPolicy: input.smsPolicy,
-    privilegedMethods: input.privilegedMethods,
-    softBlockDays: input.softBlockDays,
-    driftPolicy: input.driftPolicy,
-    awsPolicyVariant: input.awsPolicyVariant,
-    methodsRequired: input.methodsRequired ?? 'one',
-    smsSunsetAt: input.smsSunsetAt?.getTime() ?? null,
-    smsAfterSunset: input.smsAfterSunset ?? 'excluded',
-    smsSunsetGraceDays: input.smsSunsetGraceDays ?? DEFAULT_SMS_SUNSET_GRACE_DAYS,
-    // Left out of the input: unchanged on an edit, the defaults (one wave, default thresholds) on creation.
-    ...(input.waves === undefined ? {} : { waves: input.waves === null ? null : JSON.stringify(input.waves) }),
-    ...(input.breaker === undefined
-      ? {}
-      : { breakerPassesPer100: input.breaker.passesPer100, breakerFailurePercent: input.breaker.failurePercent, breakerNotMePer100: input.breaker.notMePer100, breakerMinFlips: input.breaker.minFlips })
-  }
-}
-
-function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {
-  return {
-    id: row.id,
-    campaignId: row.campaignId,
-    pausedAt: new Date(row.pausedAt),
-    signal: row.signal as BreakerSignal,
-    figures: JSON.parse(row.figures) as PauseFigures,
-    resumedAt: row.resumedAt === null ? null : new Date(row.resumedAt),
-    resumedBy: row.resumedBy,
-    resumeReason: row.resumeReason
-  }
-}
-
-function toCampaign (row: Row): Campaign {
-  return {
-    id: row.id,
-    name: row.name,
-    targetKind: row.targetKind,
-    targetValue: row.targetValue,
-    startsAt: new Date(row.startsAt),
-    deadline: new Date(row.deadline),
-    privilegedDeadline: row.privilegedDeadline === null ? null : new Date(row.privilegedDeadline),
-    newUserWindowDays: row.newUserWindowDays,
-    reminderOffsets: JSON.parse(row.reminderOffsets) as number[],
-    maxExtensionDays: row.maxExtensionDays,
-    smsPolicy: row.smsPolicy,
-    privilegedMethods: row.privilegedMethods,
-    softBlockDays: row.softBlockDays,
-    driftPolicy: row.driftPolicy,
-    awsPolicyVariant: row.awsPolicyVariant,
-    methodsRequired: row.methodsRequired,
-    smsSunsetAt: row.smsSunsetAt === null ? null : new Date(row.smsSunsetAt),
-    smsAfterSunset: row.smsAfterSunset,
-    smsSunsetGraceDays: row.smsSunsetGraceDays,
-    accessKeyReview: reviewOf(row),
-    armedAt: row.armedAt === null ? null : new Date(row.armedAt),
-    waves: row.waves === null ? null : JSON.parse(row.waves) as WavePlan,
-    waveStarts: [],
-    breaker: { passesPer100: row.breakerPassesPer100, failurePercent: row.breakerFailurePercent, notMePer100: row.breakerNotMePer100, minFlips: row.breakerMinFlips },
-    pauses: []
-  }
-}
-
-function reviewOf (row: Row): AccessKeyReview | null {
-  if (row.accessKeysReviewedAt === null || row.accessKeysReview === null) return null
-  const { variant, keyIds } = JSON.parse(row.accessKeysReview) as { variant: AccessKeyReview['variant'], keyIds: string[] }
-  return { variant, keyIds, at: new Date(row.accessKeysReviewedAt), by: row.accessKeysReviewedBy }
-}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, desc, eq, isNull, lt, ne, or, sql } from 'drizzle-orm'
-import { adoptionRefusal, directoryUserName, SYNC_NAMES_KEPT, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../../domain/directory-sync.ts'
+import { adoptionRefusal, SYNC_NAMES_KEPT, type DirectoryRecord, type DirectorySyncStore, type SyncRun, type UpsertResult } from '../../domain/directory-sync.ts'
+import { holderOf } from '../directory-sync.ts'
 import type { PgAccess } from './access.ts'
 import { directorySyncs, userGroups, users } from './schema.ts'
 
@@ -118,8 +119,3 @@ export class PgDirectorySyncStore implements DirectorySyncStore {
   }
 }
 
-/** Who holds an address, in the words of a conflict's reason. */
-function holderOf (holder: { provider: string, externalId: string | null, displayName: string, role: string }): string {
-  if (holder.externalId !== null) return `belongs to ${directoryUserName(holder.provider, holder.externalId, holder.displayName)}`
-  return holder.role === 'user' ? 'belongs to a portal account' : `belongs to a portal ${holder.role} account`
-}

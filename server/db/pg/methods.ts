@@ -3,10 +3,9 @@ import { and, asc, count, eq, isNull, lt, or } from 'drizzle-orm'
 import type { AuthMethod, MethodStore, NewPasskey, PasskeyCredential } from '../../domain/methods.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { Sealer } from '../sealing.ts'
+import { toCredential, toMethod } from '../methods.ts'
 import type { PgAccess } from './access.ts'
 import { authMethods } from './schema.ts'
-
-type Row = typeof authMethods.$inferSelect
 
 export class PgMethodStore implements MethodStore {
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {}
@@ -109,26 +108,3 @@ export class PgMethodStore implements MethodStore {
   }
 }
 
-function toMethod (row: Row): AuthMethod {
-  return {
-    id: row.id,
-    userId: row.userId,
-    kind: row.kind,
-    name: row.name,
-    createdAt: new Date(row.createdAt),
-    lastUsedAt: row.lastUsedAt === null ? null : new Date(row.lastUsedAt),
-    phone: row.phone,
-    aaguid: row.aaguid
-  }
-}
-
-function toCredential (row: Row): PasskeyCredential {
-  return {
-    methodId: row.id,
-    userId: row.userId,
-    credentialId: row.credentialId!,
-    publicKey: new Uint8Array(Buffer.from(row.publicKey!, 'base64url')),
-    counter: row.signCount ?? 0,
-    transports: JSON.parse(row.transports ?? '[]') as string[]
-  }
-}

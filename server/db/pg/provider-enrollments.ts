@@ -4,10 +4,9 @@ import type { Clock } from '../../domain/clock.ts'
 import type { ProviderEnrollment, ProviderEnrollmentStore } from '../../domain/virtual-mfa-enrollment.ts'
 import { providerSeedBinding } from '../provider-enrollments.ts'
 import type { Sealer } from '../sealing.ts'
+import { toEnrollment } from '../provider-enrollments.ts'
 import type { PgAccess } from './access.ts'
 import { providerEnrollments, users } from './schema.ts'
-
-type Row = typeof providerEnrollments.$inferSelect
 
 export class PgProviderEnrollmentStore implements ProviderEnrollmentStore {
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {}
@@ -103,16 +102,3 @@ export class PgProviderEnrollmentStore implements ProviderEnrollmentStore {
   }
 }
 
-function toEnrollment (row: Row): ProviderEnrollment {
-  return {
-    id: row.id,
-    userId: row.userId,
-    provider: row.provider,
-    kind: row.kind,
-    deviceId: row.deviceId ?? '',
-    attempts: row.attempts,
-    createdAt: new Date(row.createdAt),
-    expiresAt: new Date(row.expiresAt),
-    completedAt: row.completedAt === null ? null : new Date(row.completedAt)
-  }
-}
