@@ -176,26 +176,31 @@ export class SqliteUserStore implements UserStore {
   }
 
   private toUser (row: UserFields, groups?: string[]): User {
-    return {
-      id: row.id,
-      email: row.email,
-      displayName: row.displayName,
-      role: row.role,
-      passwordHash: row.passwordHash,
-      phone: row.phone,
-      privileged: row.privileged,
-      provider: row.provider,
-      disabled: row.disabled,
-      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      externalId: row.externalId,
-      providerMethods: JSON.parse(row.providerMethods) as string[],
-      providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
-      reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
-      locale: row.locale,
-      timeZone: row.timeZone,
-      groups: groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name),
-      firstSeenAt: new Date(row.firstSeenAt),
-      createdAt: new Date(row.createdAt)
-    }
+    return userFrom(row, groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name))
+  }
+}
+
+/** A users row (either dialect: the twin schemas give it one shape) and the user's groups, as the domain's User. */
+export function userFrom (row: UserFields, groups: string[]): User {
+  return {
+    id: row.id,
+    email: row.email,
+    displayName: row.displayName,
+    role: row.role,
+    passwordHash: row.passwordHash,
+    phone: row.phone,
+    privileged: row.privileged,
+    provider: row.provider,
+    disabled: row.disabled,
+    enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+    externalId: row.externalId,
+    providerMethods: JSON.parse(row.providerMethods) as string[],
+    providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
+    reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
+    locale: row.locale,
+    timeZone: row.timeZone,
+    groups,
+    firstSeenAt: new Date(row.firstSeenAt),
+    createdAt: new Date(row.createdAt)
   }
 }

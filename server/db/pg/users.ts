@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, count, eq, gt, sql, type SQL } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../../domain/users.ts'
+import { userFrom } from '../users.ts'
 import type { PgAccess } from './access.ts'
 import { userGroups, users } from './schema.ts'
 
@@ -154,25 +155,5 @@ export class PgUserStore implements UserStore {
 }
 
 function toUser (row: UserWithGroups): User {
-  return {
-    id: row.id,
-    email: row.email,
-    displayName: row.displayName,
-    role: row.role,
-    passwordHash: row.passwordHash,
-    phone: row.phone,
-    privileged: row.privileged,
-    provider: row.provider,
-    disabled: row.disabled,
-    enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-    externalId: row.externalId,
-    providerMethods: JSON.parse(row.providerMethods) as string[],
-    providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
-    reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
-    locale: row.locale,
-    timeZone: row.timeZone,
-    groups: row.groups,
-    firstSeenAt: new Date(row.firstSeenAt),
-    createdAt: new Date(row.createdAt)
-  }
+  return userFrom(row, row.groups)
 }
