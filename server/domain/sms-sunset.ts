@@ -66,7 +66,7 @@ export interface SunsetReport {
 export class SmsSunsetService {
   constructor (
     private readonly store: SmsSunsetStore,
-    private readonly rollout: { refreshUser(userId: string): unknown },
+    private readonly rollout: { refreshUser(userId: string): Promise<unknown> },
     private readonly notifier: AccountNotifier,
     private readonly audit: AuditLog,
     private readonly clock: Clock,
@@ -100,7 +100,7 @@ export class SmsSunsetService {
       const batch = await this.store.phoneHoldersAfter(campaign.id, cursor, batchSize)
       if (batch.length === 0) break
       for (const holder of batch) {
-        this.rollout.refreshUser(holder.userId)
+        await this.rollout.refreshUser(holder.userId)
         users++
         if (sunsetEffect(holder.privileged, kindsOf(holder), campaign) === 'drops') dropped++
       }

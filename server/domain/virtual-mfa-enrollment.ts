@@ -102,7 +102,7 @@ export class VirtualMfaEnrollmentService {
     private readonly guard: EnrollmentGuard,
     private readonly audit: AuditLog,
     private readonly notifier: AccountNotifier,
-    private readonly engine: { refreshUser(userId: string): unknown },
+    private readonly engine: { refreshUser(userId: string): Promise<unknown> },
     private readonly clock: Clock,
     private readonly log: { error(fields: object, message: string): void }
   ) {}
@@ -169,7 +169,7 @@ export class VirtualMfaEnrollmentService {
       throw new DomainError('setup_expired', 'This setup was already completed or replaced. Start again.', { variant: 'replaced' })
     }
     await this.audit.append({ action: 'method.added', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { kind: 'totp', provider: 'aws', serialNumber: pending.deviceId, name: 'Authenticator app (AWS)', passSession: context.passSession } })
-    this.engine.refreshUser(user.id)
+    await this.engine.refreshUser(user.id)
     await this.tell(user, [
       words('email.aws_added', { name: user.displayName, at: now }),
       words('email.aws_from_now'),
@@ -192,7 +192,7 @@ export class VirtualMfaEnrollmentService {
     const added = status.methods.filter((kind) => !user.providerMethods.includes(kind))
     await this.store.setProviderMethods(user.id, status.methods)
     await this.audit.append({ action: 'aws_mfa.checked', actorId: user.id, actorLabel: user.email, subjectUserId: user.id, details: { methods: status.methods, added, source: status.source } })
-    this.engine.refreshUser(user.id)
+    await this.engine.refreshUser(user.id)
     return { methods: status.methods, added }
   }
 

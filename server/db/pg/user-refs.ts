@@ -8,6 +8,8 @@ export class PgUserRefResolver implements UserRefResolver {
   constructor (private readonly access: PgAccess) {}
 
   async resolve (ref: UserRef): Promise<string | undefined> {
+    // PostgreSQL text cannot hold NUL (it refuses the query), so no user is referred to by a value with one.
+    if (Object.values(ref).some((value) => value.includes('\u0000'))) return undefined
     const [row] = await this.access.current.select({ id: users.id }).from(users).where(matching(ref))
     return row?.id
   }
