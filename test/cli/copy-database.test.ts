@@ -11,11 +11,15 @@ import * as pgSchema from '../../server/db/pg/schema.ts'
 import { ROW_NUMBER } from '../../server/db/pg/schema.ts'
 import type { PostgresDatabase } from '../../server/db/pg/connection.ts'
 import { applyPgMigrations } from '../../server/db/pg/migrate.ts'
-import { seedSandbox } from '../../server/domain/sandbox.ts'
+import { DEMO_ACCOUNTS, seedSandbox } from '../../server/domain/sandbox.ts'
+import { USER_STATES } from '../../server/domain/states.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
-import { createTestUser, FakeClock, testConfig } from '../helpers/app.ts'
+import {
+  createTestUser, csrfFrom, FakeClock, signIn, startTestApp, submitForm, testConfig, totpCode, type Agent, type TestApp, type TestAppOptions
+} from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 import { runCli, scratchDir } from '../helpers/cli.ts'
+import { differences, sameBrowser, snapshot, type PageSnapshot } from '../helpers/page-snapshot.ts'
 import { freshPostgresDatabase, postgresForTest } from '../helpers/postgres.ts'
 import { seedPopulation, seedSnapshots } from '../helpers/rollout.ts'
 
@@ -220,4 +224,199 @@ test('a target that cannot be reached or opened fails with one line that does no
     assert.match(stderr, /^mfa-rollout copy-database: (cannot connect to PostgreSQL database "\w+" on 127\.0\.0\.1:\d+ as "\w+": |--to is not a valid URL)/)
     assert.doesNotMatch(stdout + stderr, new RegExp(password))
   }
+})
+
+const MINUTE = 60_000
+const PEOPLE = ['admin', 'helpdesk', 'alice', 'bob', 'carol'] as const
+type Person = typeof PEOPLE[number]
+const emailOf = (person: Person): string => `${person}@sandbox.example`
+const passwordOf = (person: Person): string => DEMO_ACCOUNTS.find((account) => account.email === emailOf(person))!.password
+
+interface SandboxDay {
+  browsers: Record<Person, Agent>
+  ids: Record<Person, string>
+  campaignUrl: string
+}
+
+/**
+ * The sandbox as `npm start` seeds it, then a morning of use through the web forms: the admin adds an authenticator
+ * app, sets up a campaign and arms it; the helpdesk adds an app and gives Bob more time and a temporary access pass;
+ * Alice adds an app, Bob a phone; the admin asks for a pass for Carol (privileged: it awaits a second admin's
+ * approval), exempts Bob and makes an API token. Everyone stays signed in.
+ */
+async function sandboxDay (portal: TestApp): Promise<SandboxDay> {
+  const { services, clock } = portal
+  assert.equal(await seedSandbox(services.users, services.userService), DEMO_ACCOUNTS.length)
+  const ids = {} as Record<Person, string>
+  for (const person of PEOPLE) ids[person] = (await services.users.findByEmail(emailOf(person)))!.id
+  // Each person's authenticator app and the last time step it showed a code for (a code works only once).
+  const apps = new Map<Person, { key: string, methodId: string, step: number }>()
+  const enrollApp = async (person: Person, agent: Agent, name: string): Promise<void> => {
+    const setup = await agent.get('/enroll/totp')
+    const key = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec(setup.text)![1].replace(/ /g, '')
+    const step = Math.floor(clock.now().getTime() / 30_000)
+    const done = await agent.post('/enroll/totp').type('form').send({ _csrf: csrfFrom(setup.text), code: totpCode(key, step * 30_000), name })
+    assert.equal(done.headers.location, '/', done.text)
+    const [method] = (await services.methods.listFor(ids[person])).filter((m) => m.kind === 'totp')
+    apps.set(person, { key, methodId: method.id, step })
+  }
+  // Staff confirm it's them with their app before console actions (the next time step's code, still accepted).
+  const confirm = async (person: Person, agent: Agent): Promise<void> => {
+    const app = apps.get(person)!
+    app.step = Math.max(Math.floor(clock.now().getTime() / 30_000), app.step + 1)
+    const res = await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.methodId, code: totpCode(app.key, app.step * 30_000), next: '/' })
+    assert.equal(res.status, 303, res.text)
+  }
+  const userPage = (person: Person): string => `/helpdesk/users/${ids[person]}`
+
+  const admin = await signIn(portal, emailOf('admin'), passwordOf('admin'))
+  await enrollApp('admin', admin, 'Admin phone')
+  await confirm('admin', admin)
+  const created = await submitForm(admin, '/admin/campaigns/new', '/admin/campaigns', {
+    name: 'MFA for everyone', targetKind: 'all', targetValue: '', startsAt: '2026-11-25', deadline: '2027-01-31', privilegedDeadline: '2026-12-15',
+    newUserWindowDays: '14', reminderOffsets: '30, 14, 7, 3, 1', maxExtensionDays: '30', softBlockDays: '', smsPolicy: 'counts',
+    privilegedMethods: 'any', driftPolicy: 'reapply'
+  })
+  assert.equal(created.status, 303, created.text)
+  const campaignUrl = String(created.headers.location)
+  clock.advance(MINUTE)
+  assert.equal((await submitForm(admin, campaignUrl, `${campaignUrl}/arm`)).headers.location, campaignUrl)
+  clock.advance(2 * MINUTE)
+
+  const helpdesk = await signIn(portal, emailOf('helpdesk'), passwordOf('helpdesk'))
+  await enrollApp('helpdesk', helpdesk, 'Helpdesk phone')
+  await confirm('helpdesk', helpdesk)
+  const extended = await submitForm(helpdesk, userPage('bob'), `${userPage('bob')}/extend`, { days: '7', reason: 'Travelling until next week' })
+  assert.equal(extended.status, 303, extended.text)
+  clock.advance(MINUTE)
+  const bobPass = await submitForm(helpdesk, userPage('bob'), `${userPage('bob')}/pass`, { lifetimeMinutes: '240', oneTime: 'on', reason: 'New phone arrives today' })
+  assert.match(bobPass.text, /<code id="pass-value">/)
+  clock.advance(2 * MINUTE)
+
+  const alice = await signIn(portal, emailOf('alice'), passwordOf('alice'))
+  await enrollApp('alice', alice, 'Work phone')
+  clock.advance(2 * MINUTE)
+
+  const bob = await signIn(portal, emailOf('bob'), passwordOf('bob'))
+  assert.equal((await submitForm(bob, '/enroll/phone', '/enroll/phone', { phone: '+1 202 555 0143' })).headers.location, '/enroll/phone')
+  const text = (await services.outbox.latest(10)).find((message) => message.channel === 'sms')!.bodyText
+  const verified = await submitForm(bob, '/enroll/phone', '/enroll/phone/verify', { code: /\b(\d{6})\b/.exec(text)![1] })
+  assert.equal(verified.headers.location, '/', verified.text)
+  clock.advance(2 * MINUTE)
+
+  await confirm('admin', admin)
+  // Carol's account is privileged: her pass waits for a second administrator's approval (the two-person rule).
+  const carolPass = await submitForm(admin, userPage('carol'), `${userPage('carol')}/pass`, { lifetimeMinutes: '60', reason: 'New laptop, no phone yet' })
+  assert.equal(carolPass.headers.location, userPage('carol'), carolPass.text)
+  clock.advance(MINUTE)
+  const exempted = await submitForm(admin, '/admin/exemptions', '/admin/exemptions', { email: emailOf('bob'), kind: 'other', reason: 'Shared lab account until March', owner: 'Ada Admin', expiresAt: '2027-03-01' })
+  assert.equal(exempted.status, 303, exempted.text)
+  clock.advance(MINUTE)
+  const token = await submitForm(admin, '/admin/tokens/new', '/admin/tokens', { name: 'Status board', scopes: 'status:read', expiresInDays: '90' })
+  assert.equal(token.status, 200, token.text)
+  clock.advance(MINUTE)
+
+  const carol = await signIn(portal, emailOf('carol'), passwordOf('carol'))
+  return { browsers: { admin, helpdesk, alice, bob, carol }, ids, campaignUrl }
+}
+
+/**
+ * Every page of the portal that shows stored data, as who sees it, in one fixed order. Downloads that are audited
+ * come last, then the audit log's page of their events.
+ */
+function pagesOf ({ ids, campaignUrl }: SandboxDay): Array<[Person, string]> {
+  const pages: Array<[Person, string]> = []
+  for (const person of ['alice', 'bob', 'carol'] as const) {
+    for (const path of ['/', '/preferences', '/recovery-codes', '/api/v1/me']) pages.push([person, path])
+  }
+  // Bob is exempt: he has no deadline to put in a calendar.
+  pages.push(['alice', '/deadline.ics'], ['carol', '/deadline.ics'])
+  pages.push(['helpdesk', '/helpdesk?q=example'], ['helpdesk', '/helpdesk?q=ha'])
+  for (const person of PEOPLE) pages.push(['helpdesk', `/helpdesk/users/${ids[person]}`])
+  pages.push(['admin', '/admin'])
+  for (const state of USER_STATES) pages.push(['admin', `/admin/states/${state}`])
+  for (const path of [
+    '/admin/outbox', '/admin/campaigns', campaignUrl, `${campaignUrl}/edit`, '/admin/exemptions', '/admin/tokens', '/admin/approvals',
+    '/admin/compliance', `/helpdesk/users/${ids.alice}`, '/admin/audit', '/admin/audit?verify=1', `/admin/audit?subject=${emailOf('carol')}`,
+    '/admin/compliance.csv', '/admin/compliance.json', '/admin/audit/export.csv', '/admin/audit/export.json', '/admin/audit?action=audit.exported'
+  ]) pages.push(['admin', path])
+  return pages
+}
+
+/**
+ * Each page as the browsers that used the portal before see it on `portal` now, keyed "person path". Lists keep
+ * their order too: the users of one state come in the order they were first assessed (SQLite's rowid, copied into
+ * user_states.seq on PostgreSQL).
+ */
+async function capture (portal: TestApp, day: SandboxDay): Promise<Record<string, PageSnapshot>> {
+  const browsers = Object.fromEntries(PEOPLE.map((person) => [person, sameBrowser(day.browsers[person], portal)])) as Record<Person, Agent>
+  const pages: Record<string, PageSnapshot> = {}
+  for (const [person, path] of pagesOf(day)) pages[`${person} ${path}`] = await snapshot(browsers[person], path)
+  return pages
+}
+
+async function closeKeepingData (portal: TestApp): Promise<void> {
+  await portal.app.close()
+  await portal.services.close()
+}
+
+test('a sandbox portal with a campaign and enrollments shows every page the same after its copy to PostgreSQL, and audit verify passes there', async (t) => {
+  const dataDir = scratchDir(t)
+  const clock = new FakeClock()
+  const postgres = await freshPostgresDatabase()
+  const running: TestApp[] = []
+  t.after(async () => {
+    for (const portal of running) await closeKeepingData(portal)
+    await postgres.drop()
+  })
+  const start = async (env: Record<string, string>, options: TestAppOptions): Promise<TestApp> => {
+    const portal = await startTestApp(env, { ...options, clock })
+    running.push(portal)
+    return portal
+  }
+  const stop = async (portal: TestApp): Promise<void> => {
+    running.splice(running.indexOf(portal), 1)
+    await closeKeepingData(portal)
+  }
+
+  const used = await start({}, { dataDir })
+  const day = await sandboxDay(used)
+  await stop(used)
+
+  const copied = await runCli(['copy-database', '--to', postgres.url], { dataDir })
+  assert.equal(copied.code, 0, copied.stdout + copied.stderr)
+  assert.match(copied.stdout, /counts match; audit chain intact/)
+
+  // The file the copy read, reopened, and its copy: the same browsers ask both for the same pages at the same instant.
+  // Their sessions were copied with the rest, so nobody signs in again (which would add events to the pages).
+  const onSqlite = await start({}, { dataDir })
+  const sqlitePages = await capture(onSqlite, day)
+  await stop(onSqlite)
+  const onPostgres = await start({ DATABASE_URL: postgres.url }, { dataDir: scratchDir(t) })
+  const postgresPages = await capture(onPostgres, day)
+
+  assert.deepEqual(Object.entries(sqlitePages).filter(([, page]) => page.status !== 200).map(([page, { status }]) => `${page}: ${status}`), [], 'every page opens')
+  const seen = (page: string): string => sqlitePages[page].lines.join('\n')
+  assert.match(seen('alice /'), /Work phone/)
+  assert.match(seen('bob /'), /Mobile •••• 0143/)
+  assert.match(seen('admin /admin/campaigns'), /MFA for everyone/)
+  assert.match(seen('admin /admin/exemptions'), /bob@sandbox\.example/)
+  assert.match(seen('admin /admin/tokens'), /Status board/)
+  assert.match(seen(`helpdesk /helpdesk/users/${day.ids.bob}`), /pass\.issued/)
+  assert.match(seen('admin /admin/approvals'), /New laptop, no phone yet/)
+  assert.match(seen('admin /admin/audit'), /Chain intact:<\/strong> all \d+ events/)
+  assert.equal(seen('admin /admin/audit?action=audit.exported').match(/<code class="event-name">audit\.exported<\/code>/g)?.length, 2)
+  for (const person of ['alice', 'bob', 'carol'] as const) assert.match(seen('helpdesk /helpdesk?q=example'), new RegExp(emailOf(person)))
+  assert.deepEqual(differences(sqlitePages, postgresPages), [])
+
+  // A new sign-in works there too: the copied password hash and session store.
+  await signIn(onPostgres, emailOf('alice'), passwordOf('alice'))
+
+  const onFile = await runCli(['audit', 'verify'], { dataDir })
+  const there = await runCli(['audit', 'verify'], { dataDir: scratchDir(t), env: { DATABASE_URL: postgres.url } })
+  assert.equal(there.code, 0, there.stdout + there.stderr)
+  assert.match(there.stdout, /^chain intact \(\d+ events\)\n$/)
+  assert.equal(onFile.code, 0)
+  const events = (stdout: string): number => Number(/\((\d+) events\)/.exec(stdout)![1])
+  assert.equal(events(there.stdout), events(onFile.stdout) + 1, 'every event of the file, and the sign-in just made')
 })
