@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import type { CpuReport, ServerReady } from './lib/pages-server.ts'
+import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/postgres.ts'
 
 /**
  * The signed-in home page against a bare Fastify server on the same machine, same load: the ratio says what the
@@ -14,7 +15,11 @@ import type { CpuReport, ServerReady } from './lib/pages-server.ts'
  * Rounds alternate the two servers and the medians are reported, so a busy neighbour on a shared machine skews
  * both figures alike instead of only one.
  *
- *   npm run bench -- pages [--duration 5] [--rounds 3] [--warmup 3] [--connections 50] [--cpu-prof DIR]
+ *   npm run bench -- pages [--duration 5] [--rounds 3] [--warmup 3] [--connections 50] [--backend sqlite|postgresql] [--cpu-prof DIR]
+ *
+ * The portal runs on a temporary SQLite file, or with DATABASE_URL set (or --backend postgresql) on PostgreSQL: a
+ * database the bench creates on DATABASE_URL's server (mfa_bench_…) and drops at the end (see lib/postgres.ts). The
+ * JSON line names the backend.
  *
  * --cpu-prof DIR writes a V8 CPU profile of each server process into DIR (open it in Chrome DevTools).
  */
@@ -31,24 +36,28 @@ interface Server {
   url: string
 }
 
-async function startServer (kind: 'app' | 'bare', cpuProfDir?: string): Promise<Server> {
+async function startServer (kind: 'app' | 'bare', cpuProfDir?: string, databaseUrl?: string): Promise<Server> {
   const execArgv = ['--import', 'tsx']
   // One folder per server: the main thread's profile is the file with thread id 0 in its name.
   if (cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, kind)}`)
+  // The app's DATABASE_URL names the bench's database, or is unset on SQLite (ours names only the server).
+  const env = { ...process.env }
+  delete env.DATABASE_URL
+  if (databaseUrl !== undefined) env.DATABASE_URL = databaseUrl
   // The child's stdout goes to our stderr: stdout carries only the result line.
-  const child = fork(SERVER_SCRIPT, [kind], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] })
+  const child = fork(SERVER_SCRIPT, [kind], { execArgv, stdio: ['ignore', 2, 2, 'ipc'], env })
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`the ${kind} server exited with ${String(code)} before it was ready`) })
   const [ready] = await Promise.race([once(child, 'message'), exited]) as [ServerReady]
   log(`${kind} server: pid ${child.pid}, http://127.0.0.1:${ready.port}`)
   return { child, ready, url: `http://127.0.0.1:${ready.port}` }
 }
 
-/** CPU time the server process has used so far: per request, it is steadier than req/s on a busy machine. */
-async function cpuMicros (server: Server): Promise<number> {
+/** CPU time the server process has used so far (per request, steadier than req/s on a busy machine) and its statements. */
+async function cpuReport (server: Server): Promise<CpuReport> {
   const reply = once(server.child, 'message') as Promise<[CpuReport]>
   server.child.send('cpu')
   const [report] = await reply
-  return report.cpuMicros
+  return report
 }
 
 async function stopServer (server: Server): Promise<void> {
@@ -121,20 +130,26 @@ interface Target {
   results: autocannon.Result[]
   /** Server CPU time per answered request, in microseconds, one per round. */
   cpuPerRequest: number[]
+  /** Database statements per answered request, one per round. */
+  statementsPerRequest: number[]
 }
 
 async function measure (target: Target, load: Load, duration: number, warmingUp = false): Promise<autocannon.Result> {
   const label = warmingUp ? `${target.title} (warm-up)` : `${target.title} (round ${target.results.length + 1}/${load.rounds})`
   log(`${label}: ${load.connections} connections for ${duration} s`)
-  const cpuBefore = await cpuMicros(target.server)
+  const before = await cpuReport(target.server)
   const result = await autocannon({ url: target.url, headers: target.headers, connections: load.connections, duration })
-  const cpuPerRequest = (await cpuMicros(target.server) - cpuBefore) / result.requests.total
+  const after = await cpuReport(target.server)
+  const cpuPerRequest = (after.cpuMicros - before.cpuMicros) / result.requests.total
+  const statementsPerRequest = (after.statements - before.statements) / result.requests.total
   checkAllOk(label, result)
   log(`${label}: ${Math.round(result.requests.average)} req/s, latency p50 ${result.latency.p50} ms, ` +
-    `p99 ${result.latency.p99} ms, ${result.requests.total} requests, ${cpuPerRequest.toFixed(1)} µs server CPU per request`)
+    `p99 ${result.latency.p99} ms, ${result.requests.total} requests, ${cpuPerRequest.toFixed(1)} µs server CPU per request` +
+    `${statementsPerRequest > 0 ? `, ${statementsPerRequest.toFixed(1)} database statements per request` : ''}`)
   if (!warmingUp) {
     target.results.push(result)
     target.cpuPerRequest.push(cpuPerRequest)
+    target.statementsPerRequest.push(statementsPerRequest)
   }
   return result
 }
@@ -171,9 +186,11 @@ export async function main (args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '3' },
       connections: { type: 'string', default: '50' },
+      backend: { type: 'string' },
       'cpu-prof': { type: 'string' }
     }
   })
+  const backend = chooseBackend(values.backend)
   const load: Load = {
     duration: numberOption('duration', values.duration, 1),
     rounds: Math.round(numberOption('rounds', values.rounds, 1)),
@@ -182,13 +199,20 @@ export async function main (args: string[]): Promise<void> {
   }
   const cpuProfDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof'])
 
-  const [bare, app] = await Promise.all([startServer('bare', cpuProfDir), startServer('app', cpuProfDir)])
+  let database: BenchDatabase | undefined
+  if (backend.name === 'postgresql') {
+    database = await createBenchDatabase(backend.serverUrl!)
+    log(`PostgreSQL database ${database.name} (created for this run, dropped at the end)`)
+  }
+  let servers: Server[] = []
   try {
+    servers = await Promise.all([startServer('bare', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
+    const [bare, app] = servers
     const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
     log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
 
-    const ceiling: Target = { title: 'bare fastify', server: bare, url: `${bare.url}/`, headers: {}, results: [], cpuPerRequest: [] }
-    const home: Target = { title: 'signed-in home', server: app, url: `${app.url}/`, headers: { cookie }, results: [], cpuPerRequest: [] }
+    const ceiling: Target = { title: 'bare fastify', server: bare, url: `${bare.url}/`, headers: {}, results: [], cpuPerRequest: [], statementsPerRequest: [] }
+    const home: Target = { title: 'signed-in home', server: app, url: `${app.url}/`, headers: { cookie }, results: [], cpuPerRequest: [], statementsPerRequest: [] }
     if (load.warmup > 0) {
       await measure(ceiling, load, load.warmup, true)
       await measure(home, load, load.warmup, true)
@@ -223,15 +247,19 @@ export async function main (args: string[]): Promise<void> {
       home_cpu_us: round(homeCpu, 1),
       ceiling_cpu_us: round(ceilingCpu, 1),
       cpu_ratio: round(ceilingCpu / homeCpu, 3),
+      // Statements the home page runs per request (SQLite executions, or queries sent to PostgreSQL).
+      home_statements: round(median(home.statementsPerRequest), 1),
       home_requests: home.results.reduce((sum, r) => sum + r.requests.total, 0),
       target_ratio: TARGET_RATIO,
       connections: load.connections,
       duration_s: load.duration,
       rounds: load.rounds,
       warmup_s: load.warmup,
+      backend: backend.name,
       node: process.version
     })}\n`)
   } finally {
-    await Promise.all([stopServer(bare), stopServer(app)])
+    await Promise.all(servers.map(stopServer))
+    await database?.drop()
   }
 }

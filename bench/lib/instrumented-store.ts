@@ -7,8 +7,9 @@ export interface StoreTiming {
 
 export interface Instruments {
   /**
-   * Per store method: calls and wall time (calls made inside `atomically` count on their own and in it). A method
-   * answering a generator (the store's `due`) is timed creating it only; its rows are read later, by the caller.
+   * Per store method: calls and wall time until its promise settles (calls made inside `atomically` count on their
+   * own and in it). A method answering a generator (the store's `due`) is timed creating it only; its rows are read
+   * later, by the caller.
    */
   timings: Map<string, StoreTiming>
   /**
@@ -22,21 +23,29 @@ export interface Instruments {
 /** The engine's store with a stopwatch on every method and a hook before each claim. */
 export function instrumentedStore (store: EngineStore, instruments: Instruments): EngineStore {
   const { timings, beforeClaim } = instruments
+  const record = (key: string, start: number): void => {
+    const timing = timings.get(key) ?? { calls: 0, ms: 0 }
+    timing.calls++
+    timing.ms += performance.now() - start
+    timings.set(key, timing)
+  }
   return new Proxy(store, {
     get (target, key) {
       const value = Reflect.get(target, key) as unknown
       if (typeof value !== 'function' || typeof key !== 'string') return value
       return (...args: unknown[]) => {
-        if (key === 'claim' && beforeClaim !== undefined && !beforeClaim()) return []
+        if (key === 'claim' && beforeClaim !== undefined && !beforeClaim()) return Promise.resolve([])
         const start = performance.now()
+        let answer: unknown
         try {
-          return Reflect.apply(value, target, args) as unknown
-        } finally {
-          const timing = timings.get(key) ?? { calls: 0, ms: 0 }
-          timing.calls++
-          timing.ms += performance.now() - start
-          timings.set(key, timing)
+          answer = Reflect.apply(value, target, args) as unknown
+        } catch (err) {
+          record(key, start)
+          throw err
         }
+        if (answer instanceof Promise) return answer.finally(() => { record(key, start) })
+        record(key, start)
+        return answer
       }
     }
   })

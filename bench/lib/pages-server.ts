@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import Database from 'better-sqlite3'
 import Fastify, { type FastifyInstance } from 'fastify'
+import pg from 'pg'
 import { buildApp } from '../../server/app.ts'
 import { loadConfig } from '../../server/config.ts'
 import { hashPassword } from '../../server/domain/passwords.ts'
@@ -10,7 +12,8 @@ import { createServices, type Services } from '../../server/wiring.ts'
 
 /**
  * One server for bench/pages.ts, run in its own process so the load generator does not share its event loop:
- * `app` (the real portal on a temporary SQLite file, with one user) or `bare` (Fastify returning a short string).
+ * `app` (the real portal with one user: on a temporary SQLite file, or on the PostgreSQL database named by this
+ * process's DATABASE_URL, which the parent made for it) or `bare` (Fastify returning a short string).
  * Reports where it listens over IPC and cleans up on SIGTERM or when the parent goes away.
  */
 export interface ServerReady {
@@ -19,9 +22,34 @@ export interface ServerReady {
   password?: string
 }
 
-/** Asked for with the message 'cpu': this process's CPU time so far (user + system), in microseconds. */
+/**
+ * Asked for with the message 'cpu': this process's CPU time so far (user + system), in microseconds, and how many
+ * database statements it has run (SQLite statement executions, or queries sent to PostgreSQL).
+ */
 export interface CpuReport {
   cpuMicros: number
+  statements: number
+}
+
+let statements = 0
+
+/** Counts every statement the portal runs, on either backend: a diagnostic tap on the drivers, not on the portal. */
+function countStatements (): void {
+  const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    statements++
+    return query.apply(this, args)
+  } as typeof pg.Client.prototype.query
+  const scratch = new Database(':memory:')
+  const prototype = Object.getPrototypeOf(scratch.prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>
+  scratch.close()
+  for (const method of ['run', 'get', 'all', 'iterate']) {
+    const original = prototype[method]
+    prototype[method] = function (this: unknown, ...args: unknown[]) {
+      statements++
+      return original.apply(this, args)
+    }
+  }
 }
 
 const kind = process.argv[2]
@@ -31,14 +59,17 @@ let dataDir: string | undefined
 let ready: ServerReady
 
 if (kind === 'app') {
+  countStatements()
   dataDir = mkdtempSync(path.join(tmpdir(), 'mfa-bench-'))
+  const databaseUrl = process.env.DATABASE_URL
   const config = loadConfig({
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
     HOST: '127.0.0.1',
     PORT: '0',
     SESSION_SECRET: randomBytes(32).toString('base64url'),
-    ENCRYPTION_KEY: randomBytes(32).toString('base64')
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    ...(databaseUrl === undefined || databaseUrl === '' ? {} : { DATABASE_URL: databaseUrl })
   })
   services = await createServices(config)
   const password = randomBytes(12).toString('base64url')
@@ -82,6 +113,6 @@ process.on('disconnect', () => { void stop() })
 process.on('message', (message) => {
   if (message !== 'cpu') return
   const { user, system } = process.cpuUsage()
-  process.send?.({ cpuMicros: user + system } satisfies CpuReport)
+  process.send?.({ cpuMicros: user + system, statements } satisfies CpuReport)
 })
 process.send?.(ready)
