@@ -379,7 +379,7 @@ test('a sandbox portal with a campaign and enrollments shows every page the same
     await closeKeepingData(portal)
   }
 
-  const used = await start({}, { dataDir })
+  const used = await start({}, { dataDir, backend: 'sqlite' })
   const day = await sandboxDay(used)
   await stop(used)
 
@@ -389,7 +389,7 @@ test('a sandbox portal with a campaign and enrollments shows every page the same
 
   // The file the copy read, reopened, and its copy: the same browsers ask both for the same pages at the same instant.
   // Their sessions were copied with the rest, so nobody signs in again (which would add events to the pages).
-  const onSqlite = await start({}, { dataDir })
+  const onSqlite = await start({}, { dataDir, backend: 'sqlite' })
   const sqlitePages = await capture(onSqlite, day)
   await stop(onSqlite)
   const onPostgres = await start({ DATABASE_URL: postgres.url }, { dataDir: scratchDir(t) })

@@ -11,6 +11,8 @@ import type { Clock } from '../../server/domain/clock.ts'
 import { hashPassword } from '../../server/domain/passwords.ts'
 import type { Role, User } from '../../server/domain/users.ts'
 import { createServices, type ServiceOverrides, type Services } from '../../server/wiring.ts'
+import { freshPostgresDatabase } from './postgres.ts'
+import { closeRowsOn } from './sql.ts'
 
 /** A clock tests move by hand. Starts at a fixed instant so runs are repeatable. */
 export class FakeClock implements Clock {
@@ -35,12 +37,45 @@ export function testConfig (env: Record<string, string> = {}, dataDir = tempDir(
   return loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, ...TEST_SECRETS, ...env })
 }
 
+/**
+ * The database the web tests' portals run on: a fresh PostgreSQL database with TEST_WEB_BACKEND=postgresql (CI runs
+ * the web suite once so), else the SQLite file in the data directory.
+ */
+export type TestBackend = 'sqlite' | 'postgresql'
+
+export function testBackend (): TestBackend {
+  return process.env.TEST_WEB_BACKEND === 'postgresql' ? 'postgresql' : 'sqlite'
+}
+
+/** Where a test's portal (or several portals, as instances of one deployment) keeps its data, besides DATA_DIR. */
+export interface PortalDatabase {
+  /** Settings to add to the portal's environment: DATABASE_URL on PostgreSQL, none on SQLite (the file is in DATA_DIR). */
+  readonly env: Record<string, string>
+  /** Drops the PostgreSQL database (after the portals on it are closed); nothing on SQLite. */
+  drop(): Promise<void>
+}
+
+/** A fresh database of the backend, for tests that build their services (or run the CLI) without startTestApp. */
+export async function portalDatabase (backend: TestBackend = testBackend()): Promise<PortalDatabase> {
+  if (backend === 'sqlite') return { env: {}, drop: async () => {} }
+  const database = await freshPostgresDatabase()
+  return {
+    env: { DATABASE_URL: database.url },
+    drop: async () => {
+      await closeRowsOn(database.url)
+      await database.drop()
+    }
+  }
+}
+
 export interface TestApp {
   app: FastifyInstance
   services: Services
   config: Config
   clock: FakeClock
   dataDir: string
+  /** The database settings the app runs on (DATABASE_URL on PostgreSQL), for a CLI run or another instance on its data. */
+  databaseEnv: Record<string, string>
   close(): Promise<void>
 }
 
@@ -53,29 +88,50 @@ export interface TestAppOptions {
   overrides?: Omit<ServiceOverrides, 'clock'>
   /** Collects every request log line the app writes (at LOG_LEVEL, default info here); default: no logger. */
   logLines?: string[]
+  /**
+   * 'sqlite' for a test of the SQLite file itself (damaged, full, backed up), which runs on SQLite in every mode;
+   * default: testBackend(). A DATABASE_URL in the environment wins over both (that database is the caller's).
+   */
+  backend?: TestBackend
 }
 
-/** The real app on a real temporary SQLite file, with a fake clock. Call close() in an after hook. */
+/**
+ * The real app with a fake clock, on a real temporary SQLite file, or on a fresh PostgreSQL database (dropped on
+ * close) when the backend is PostgreSQL. Call close() in an after hook.
+ */
 export async function startTestApp (env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dataDir = options.dataDir ?? tempDir()
   const { logLines } = options
-  const config = testConfig(logLines === undefined ? env : { LOG_LEVEL: 'info', ...env }, dataDir)
+  const database = env.DATABASE_URL === undefined ? await portalDatabase(options.backend ?? testBackend()) : undefined
+  const databaseEnv = database?.env ?? { DATABASE_URL: env.DATABASE_URL }
+  const config = testConfig(logLines === undefined ? { ...databaseEnv, ...env } : { LOG_LEVEL: 'info', ...databaseEnv, ...env }, dataDir)
   const clock = options.clock ?? new FakeClock()
-  const services = await createServices(config, { ...options.overrides, clock })
-  const logStream = logLines === undefined ? undefined : new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
-  const app = await buildApp(services, logStream === undefined ? { logger: false } : { logStream })
-  await app.ready()
-  return {
-    app,
-    services,
-    config,
-    clock,
-    dataDir,
-    close: async () => {
-      await app.close()
-      await services.close()
-      rmSync(dataDir, { recursive: true, force: true })
+  let services: Services | undefined
+  try {
+    services = await createServices(config, { ...options.overrides, clock })
+    const logStream = logLines === undefined ? undefined : new Writable({ write (chunk, _encoding, done) { logLines.push(String(chunk)); done() } })
+    const app = await buildApp(services, logStream === undefined ? { logger: false } : { logStream })
+    await app.ready()
+    const started = services
+    return {
+      app,
+      services: started,
+      config,
+      clock,
+      dataDir,
+      databaseEnv,
+      close: async () => {
+        await app.close()
+        await started.close()
+        await closeRowsOn(config.databaseUrl)
+        await database?.drop()
+        rmSync(dataDir, { recursive: true, force: true })
+      }
     }
+  } catch (err) {
+    await services?.close()
+    await database?.drop()
+    throw err
   }
 }
 

@@ -4,6 +4,7 @@ import type { UserState } from '../../server/domain/states.ts'
 import type { FakeClock } from './app.ts'
 import { createTestUser } from './app.ts'
 import { campaignInput, DAY } from './campaigns.ts'
+import { sqlOn } from './sql.ts'
 
 /**
  * A population in every state, with methods held in the portal and reported by providers, from three providers,
@@ -49,7 +50,7 @@ export const POPULATION_PROVIDERS: Record<string, [number, number, number, numbe
 
 export async function seedPopulation (services: Services, clock: FakeClock): Promise<Population> {
   const now = clock.now().getTime()
-  const sqlite = services.database.sqlite
+  const db = sqlOn(services)
   const admin = await createTestUser(services, { role: 'admin', email: 'admin@test.example' })
   const make = async (name: string) => createTestUser(services, { email: `${name.toLowerCase()}@test.example` })
   const users = {
@@ -67,13 +68,13 @@ export async function seedPopulation (services: Services, clock: FakeClock): Pro
   }
   const longAgo = now - 90 * DAY
   for (const user of [users.late, users.entraLate, users.appUser, users.awsUser, users.enforcedUser, users.drifted, users.breakGlass, users.serviceAccount, users.leaver]) {
-    sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(longAgo, user.id)
+    await db.run('UPDATE users SET first_seen_at = ? WHERE id = ?', longAgo, user.id)
   }
-  const fromProvider = sqlite.prepare('UPDATE users SET provider = ?, external_id = ?, provider_methods = ? WHERE id = ?')
-  fromProvider.run('entra', 'entra-newcomer', '[]', users.entraNewcomer.id)
-  fromProvider.run('entra', 'entra-late', '["email"]', users.entraLate.id)
-  fromProvider.run('aws', 'aws-user', '["passkey"]', users.awsUser.id)
-  sqlite.prepare('UPDATE users SET disabled = 1 WHERE id = ?').run(users.leaver.id)
+  const fromProvider = 'UPDATE users SET provider = ?, external_id = ?, provider_methods = ? WHERE id = ?'
+  await db.run(fromProvider, 'entra', 'entra-newcomer', '[]', users.entraNewcomer.id)
+  await db.run(fromProvider, 'entra', 'entra-late', '["email"]', users.entraLate.id)
+  await db.run(fromProvider, 'aws', 'aws-user', '["passkey"]', users.awsUser.id)
+  await db.run('UPDATE users SET disabled = TRUE WHERE id = ?', users.leaver.id)
 
   const passkey = (id: string) => ({ name: 'Key', credentialId: `cred-${id}`, publicKey: new Uint8Array([1]), counter: 0, transports: [], aaguid: '00000000-0000-0000-0000-000000000000', backedUp: false })
   await services.methods.addTotp(users.appUser.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
@@ -97,17 +98,33 @@ export async function seedPopulation (services: Services, clock: FakeClock): Pro
 }
 
 /** Daily snapshots for the last three days (not yet enrolled: 9, 8, 7), written as the snapshot job writes them. */
+export async function storeSnapshots (services: Services, clock: FakeClock): Promise<Array<{ day: string, notYetEnrolled: number }>> {
+  const snapshots = snapshotRows(clock)
+  for (const { day, takenAt, counts } of snapshots) {
+    await sqlOn(services).run('INSERT INTO rollout_snapshots (day, taken_at, counts) VALUES (?, ?, ?)', day, takenAt, counts)
+  }
+  return snapshots.map(({ day, notYetEnrolled }) => ({ day, notYetEnrolled }))
+}
+
+/** storeSnapshots at once, for tests on the SQLite file only (the browser and copy-database tests). */
 export function seedSnapshots (services: Services, clock: FakeClock): Array<{ day: string, notYetEnrolled: number }> {
+  const snapshots = snapshotRows(clock)
+  const insert = services.database.sqlite.prepare('INSERT INTO rollout_snapshots (day, taken_at, counts) VALUES (?, ?, ?)')
+  for (const { day, takenAt, counts } of snapshots) insert.run(day, takenAt, counts)
+  return snapshots.map(({ day, notYetEnrolled }) => ({ day, notYetEnrolled }))
+}
+
+function snapshotRows (clock: FakeClock): Array<{ day: string, takenAt: number, counts: string, notYetEnrolled: number }> {
   const now = clock.now().getTime()
   const rows = [
     { daysAgo: 3, counts: { pending: 9, enrolled: 1 } },
     { daysAgo: 2, counts: { pending: 6, overdue: 2, enrolled: 2 } },
     { daysAgo: 1, counts: { pending: 3, overdue: 4, enrolled: 2, attention: 1 } }
   ]
-  const insert = services.database.sqlite.prepare('INSERT INTO rollout_snapshots (day, taken_at, counts) VALUES (?, ?, ?)')
-  return rows.map(({ daysAgo, counts }) => {
-    const day = new Date(now - daysAgo * DAY).toISOString().slice(0, 10)
-    insert.run(day, now - daysAgo * DAY, JSON.stringify(counts))
-    return { day, notYetEnrolled: counts.pending + ('overdue' in counts ? counts.overdue ?? 0 : 0) }
-  })
+  return rows.map(({ daysAgo, counts }) => ({
+    day: new Date(now - daysAgo * DAY).toISOString().slice(0, 10),
+    takenAt: now - daysAgo * DAY,
+    counts: JSON.stringify(counts),
+    notYetEnrolled: counts.pending + ('overdue' in counts ? counts.overdue ?? 0 : 0)
+  }))
 }

@@ -2,6 +2,7 @@ import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { VERIFY_ON_EVERY_VIEW } from '../../server/web/routes/admin-audit.ts'
 import { anonymous, createTestUser, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close() })
@@ -22,14 +23,14 @@ function link (html: string, label: string): string | undefined {
   return match?.[1].replace(/&amp;/g, '&')
 }
 
-function allIds (t: TestApp): number[] {
-  return (t.services.database.sqlite.prepare('SELECT id FROM audit_events ORDER BY id DESC').pluck().all() as number[])
+async function allIds (t: TestApp): Promise<number[]> {
+  return await sqlOn(t.services).values<number>('SELECT id FROM audit_events ORDER BY id DESC')
 }
 
 test('the log shows events newest first, fifty to a page; older and newer pages follow on without gaps or repeats', async () => {
   const { t, admin } = await adminApp()
   for (let i = 0; i < 120; i++) await t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
-  const everything = allIds(t)
+  const everything = await allIds(t)
 
   const seen: number[] = []
   let page = await admin.get('/admin/audit')
@@ -87,7 +88,7 @@ test('filters narrow the log to matching events: action prefix, who did it, whom
   assert.deepEqual(await shown({ subject: 'ann@test.example' }), aboutAnn, 'her account\'s creation too')
   assert.deepEqual(await shown({ subject: 'ann@test.example', action: 'exemption.' }), [c.id])
   assert.deepEqual(await shown({ from: '2026-12-02', to: '2026-12-02' }), [c.id, b.id], 'the whole last day, and not a minute after')
-  assert.deepEqual(await shown({ from: '2026-12-03' }), [...allIds(t).filter((id) => id >= d.id)])
+  assert.deepEqual(await shown({ from: '2026-12-03' }), [...(await allIds(t)).filter((id) => id >= d.id)])
   assert.deepEqual(await shown({ action: 'nothing.like.this' }), [])
 
   const page = await agent.get('/admin/audit?subject=ann%40test.example')
@@ -149,15 +150,15 @@ test('filters that cannot be used are explained at their field (400) and show no
 test('the chain status says intact with the number of events, and names the event where the chain breaks once a row is altered', async () => {
   const { t, admin } = await adminApp()
   for (let i = 0; i < 5; i++) await t.services.audit.append({ action: 'test.event', actorLabel: 'cli', details: { i } })
-  const count = allIds(t).length
+  const count = (await allIds(t)).length
   const intact = await admin.get('/admin/audit')
   assert.match(intact.text, new RegExp(`<strong>Chain intact:</strong> all ${count.toLocaleString('en-GB')} events are linked and unaltered\\.`))
 
   // As an attacker with the database file would: the append-only trigger has to go first.
-  const target = allIds(t)[2]
-  const sqlite = t.services.database.sqlite
-  sqlite.exec('DROP TRIGGER audit_events_no_update')
-  sqlite.prepare('UPDATE audit_events SET details = ? WHERE id = ?').run('{"i":999}', target)
+  const target = (await allIds(t))[2]
+  const db = sqlOn(t.services)
+  await db.run(db.dialect === 'sqlite' ? 'DROP TRIGGER audit_events_no_update' : 'DROP TRIGGER audit_events_no_update ON audit_events')
+  await db.run('UPDATE audit_events SET details = ? WHERE id = ?', '{"i":999}', target)
   const broken = await admin.get('/admin/audit')
   assert.match(broken.text, new RegExp(`<strong>Chain broken at event #${target}:</strong> its contents do not match its keyed hash \\(the row was altered\\)\\. ${target - 1} events before it are intact\\.`))
   assert.match(broken.text, new RegExp(`<tr data-id="${target}">\\s*<th scope="row">#${target} <strong class="badge">chain breaks here</strong>`))
@@ -168,7 +169,7 @@ test('a log too long to check on every view is checked when the admin asks, and 
   await t.services.atomically(async () => {
     for (let i = 0; i <= VERIFY_ON_EVERY_VIEW; i++) await t.services.audit.append({ action: 'test.filler', actorLabel: 'cli', details: { i } })
   })
-  const count = allIds(t).length
+  const count = (await allIds(t)).length
   const page = await admin.get('/admin/audit?action=test.')
   assert.match(page.text, new RegExp(`<strong>Chain not checked on this view\\.</strong> The log holds ${count.toLocaleString('en-GB')} events`))
   const ask = link(page.text, 'Check the whole chain now')

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import type { Campaign } from '../../server/domain/engine.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { type Agent, createTestUser, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close() })
@@ -12,7 +13,7 @@ async function withCampaign (): Promise<{ t: TestApp, admin: Agent, adminId: str
   t = await startTestApp()
   const user = await createTestUser(t.services, { role: 'admin' })
   const users = [(await createTestUser(t.services)).id, (await createTestUser(t.services)).id]
-  for (const id of users) t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, id)
+  for (const id of users) await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, id)
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     name: 'Spring rollout', startsAt: new Date('2026-11-01T00:00:00Z'), deadline: new Date('2026-12-05T00:00:00Z')
   }), { id: user.id, label: user.email })

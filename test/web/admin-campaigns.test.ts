@@ -5,6 +5,7 @@ import { sayWords } from '../../server/domain/stored-words.ts'
 import { english } from '../../server/web/english.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 // A fresh database per test: campaigns target everyone, so they would overlap across tests.
@@ -180,7 +181,7 @@ test('the campaign page shows the dry run the sweep will follow; arming is audit
   const { t, admin, adminId } = await adminApp()
   const due = [await createTestUser(t.services), await createTestUser(t.services)]
   // Existing users, first seen long before the campaign started: the campaign's own deadline applies to them.
-  for (const user of due) t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  for (const user of due) await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   const campaign = await t.services.campaigns.create(pastCampaign(t), { id: adminId, label: 'test-admin' })
   const url = `/admin/campaigns/${campaign.id}`
 

@@ -6,7 +6,8 @@ import { recordDailySnapshot } from '../../server/jobs/snapshots.ts'
 import { USER_STATES } from '../../server/domain/states.ts'
 import { anonymous, createTestUser, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
-import { POPULATION_METHODS, POPULATION_PROVIDERS, POPULATION_STATES, seedPopulation, seedSnapshots } from '../helpers/rollout.ts'
+import { POPULATION_METHODS, POPULATION_PROVIDERS, POPULATION_STATES, seedPopulation, storeSnapshots } from '../helpers/rollout.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close() })
@@ -125,7 +126,7 @@ test('the dashboard shows the engine\'s dry run: complete counts per campaign an
 
 test('the burn-down chart plots the daily snapshots and today\'s live count, with the campaign\'s deadlines marked', async () => {
   const { t, admin } = await seeded()
-  const snapshots = seedSnapshots(t.services, t.clock)
+  const snapshots = await storeSnapshots(t.services, t.clock)
   const page = await admin.get('/admin')
   const table = /<table class="data-table" id="burndown-table">[^]*?<\/table>/.exec(page.text)?.[0] ?? ''
   const rows = [...table.matchAll(/<time datetime="([\d-]+)">[^<]*<\/time>[^<]*<\/th>\s*<td>(\d+)<\/td>/g)].map((m) => [m[1], Number(m[2])])
@@ -146,7 +147,7 @@ test('the daily snapshot records counts by state once per UTC day, whatever the 
   assert.equal(await recordDailySnapshot(t.services.dashboard, t.clock), false, 'the second sweep of the day writes nothing')
   t.clock.advance(DAY)
   assert.equal(await recordDailySnapshot(t.services.dashboard, t.clock), true)
-  const rows = t.services.database.sqlite.prepare('SELECT day, counts FROM rollout_snapshots ORDER BY day').all() as Array<{ day: string, counts: string }>
+  const rows = await sqlOn(t.services).all<{ day: string, counts: string }>('SELECT day, counts FROM rollout_snapshots ORDER BY day')
   assert.deepEqual(rows.map((r) => r.day), ['2026-11-25', '2026-11-26'])
   const expected = Object.fromEntries(Object.entries(POPULATION_STATES).filter(([, n]) => n > 0))
   assert.deepEqual(JSON.parse(rows[0].counts), expected)
@@ -158,7 +159,7 @@ test('the scheduler records the day\'s snapshot after its sweep', async () => {
   // The first run starts on the next turn of the event loop; stop() then waits for it to finish.
   await new Promise((resolve) => setImmediate(resolve))
   await scheduler.stop()
-  const days = t.services.database.sqlite.prepare('SELECT day FROM rollout_snapshots').pluck().all()
+  const days = await sqlOn(t.services).values('SELECT day FROM rollout_snapshots')
   assert.deepEqual(days, ['2026-11-25'])
 })
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import type { User } from '../../server/domain/users.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close() })
@@ -12,7 +13,7 @@ async function withOverdueUser (): Promise<{ t: TestApp, admin: Agent, adminUser
   t = await startTestApp()
   const adminUser = await createTestUser(t.services, { role: 'admin' })
   const user = await createTestUser(t.services, { email: 'backup-job@test.example' })
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   const actor = { id: adminUser.id, label: adminUser.email }
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() - DAY) }), actor)
   await t.services.campaigns.arm(campaign.id, actor)

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import request from 'supertest'
 import { type Agent, createTestUser, csrfFor, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close(); t = undefined })
@@ -15,12 +16,12 @@ async function adminApp (): Promise<{ t: TestApp, admin: Agent, adminId: string 
 
 interface TokenRow { id: string, name: string, token_hash: string, scopes: string, created_by: string | null, created_at: number, expires_at: number | null, last_used_at: number | null, revoked_at: number | null }
 
-function tokenRows (t: TestApp): TokenRow[] {
-  return t.services.database.sqlite.prepare('SELECT * FROM api_tokens ORDER BY created_at').all() as TokenRow[]
+async function tokenRows (t: TestApp): Promise<TokenRow[]> {
+  return await sqlOn(t.services).all<TokenRow>('SELECT * FROM api_tokens ORDER BY created_at')
 }
 
-function auditActions (t: TestApp): Array<{ action: string, actorId: string | null, details: Record<string, unknown> }> {
-  return (t.services.database.sqlite.prepare('SELECT action, actor_id AS actorId, details FROM audit_events ORDER BY id').all() as Array<{ action: string, actorId: string | null, details: string }>)
+async function auditActions (t: TestApp): Promise<Array<{ action: string, actorId: string | null, details: Record<string, unknown> }>> {
+  return (await sqlOn(t.services).all<{ action: string, actorId: string | null, details: string }>('SELECT action, actor_id AS actorId, details FROM audit_events ORDER BY id'))
     .map((e) => ({ ...e, details: JSON.parse(e.details) as Record<string, unknown> }))
     .filter((e) => e.action.startsWith('api_token.'))
 }
@@ -57,7 +58,7 @@ test('an admin creates a token: it is shown once, only its keyed hash is stored,
   assert.match(res.text, /data-copy-from="api-token"/)
   assert.match(res.text, /src="\/static\/js\/copy.js"/)
   const token = tokenFrom(res.text)
-  const [row] = tokenRows(t)
+  const [row] = await tokenRows(t)
   assert.equal(row.name, 'HR feed')
   assert.deepEqual(JSON.parse(row.scopes), ['phones:write', 'status:read'])
   assert.equal(row.created_by, adminId)
@@ -66,13 +67,13 @@ test('an admin creates a token: it is shown once, only its keyed hash is stored,
   assert.equal(row.last_used_at, null)
   assert.notEqual(row.token_hash, token)
   assert.ok(!JSON.stringify(row).includes(token.slice(4)), 'no column holds the token or its random part')
-  const wholeDatabase = JSON.stringify(t.services.database.sqlite.prepare('SELECT * FROM audit_events').all())
+  const wholeDatabase = JSON.stringify(await sqlOn(t.services).all('SELECT * FROM audit_events'))
   assert.ok(!wholeDatabase.includes(token.slice(4)), 'nor does the audit log')
 
   assert.equal((await callStatus(t, adminId, token)).status, 200)
   const list = await admin.get('/admin/tokens')
   assert.ok(!list.text.includes(token), 'the list never shows the token again')
-  assert.deepEqual(auditActions(t), [{ action: 'api_token.created', actorId: adminId, details: { tokenId: row.id, name: 'HR feed', scopes: ['phones:write', 'status:read'], expiresAt: new Date(row.expires_at!).toISOString() } }])
+  assert.deepEqual(await auditActions(t), [{ action: 'api_token.created', actorId: adminId, details: { tokenId: row.id, name: 'HR feed', scopes: ['phones:write', 'status:read'], expiresAt: new Date(row.expires_at!).toISOString() } }])
 })
 
 test('the form refuses a missing name, no scope, an unknown scope or a bad expiry, keeps what was typed, and creates nothing', async () => {
@@ -94,8 +95,8 @@ test('the form refuses a missing name, no scope, an unknown scope or a bad expir
   assert.equal(badExpiry.status, 400)
   assert.match(badExpiry.text, /id="expiresInDays-error"/)
   assert.match(badExpiry.text, /id="expiresInDays"[^>]*value="1e3"/)
-  assert.deepEqual(tokenRows(t), [])
-  assert.deepEqual(auditActions(t), [])
+  assert.deepEqual(await tokenRows(t), [])
+  assert.deepEqual(await auditActions(t), [])
 })
 
 test('a token without an expiry never expires; one with an expiry is refused once it passes and listed as expired', async () => {
@@ -136,28 +137,28 @@ test('the list shows each token\'s name, scopes, creation, last use, expiry and 
 test('revoking asks first, then the token is refused at once; the revocation is audited and cannot be repeated', async () => {
   const { t, admin, adminId } = await adminApp()
   const token = tokenFrom((await createToken(admin, { name: 'Old feed', scopes: 'status:read', expiresInDays: '' })).text)
-  const [{ id }] = tokenRows(t)
+  const [{ id }] = await tokenRows(t)
 
   const confirm = await admin.get(`/admin/tokens/${id}/revoke`)
   assert.equal(confirm.status, 200)
   assert.match(confirm.text, /Revoke &quot;Old feed&quot;\?|Revoke "Old feed"\?/)
-  assert.equal(tokenRows(t)[0].revoked_at, null, 'looking at the confirmation changes nothing')
+  assert.equal((await tokenRows(t))[0].revoked_at, null, 'looking at the confirmation changes nothing')
   assert.equal((await callStatus(t, adminId, token)).status, 200)
 
   const res = await submitForm(admin, `/admin/tokens/${id}/revoke`, `/admin/tokens/${id}/revoke`)
 
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/admin/tokens')
-  assert.equal(tokenRows(t)[0].revoked_at, t.clock.now().getTime())
+  assert.equal((await tokenRows(t))[0].revoked_at, t.clock.now().getTime())
   const refused = await callStatus(t, adminId, token)
   assert.equal(refused.status, 401)
   assert.equal(refused.body.error.code, 'invalid_token')
   assert.match((await admin.get('/admin/tokens')).text, /Revoked \(25\/11\/2026, 09:00\)/)
-  assert.deepEqual(auditActions(t).map((e) => [e.action, e.actorId, e.details.tokenId]), [['api_token.created', adminId, id], ['api_token.revoked', adminId, id]])
+  assert.deepEqual((await auditActions(t)).map((e) => [e.action, e.actorId, e.details.tokenId]), [['api_token.created', adminId, id], ['api_token.revoked', adminId, id]])
 
   const again = await admin.get(`/admin/tokens/${id}/revoke`)
   assert.equal(again.status, 303, 'a revoked token has nothing left to confirm')
-  assert.equal(auditActions(t).length, 2)
+  assert.equal((await auditActions(t)).length, 2)
 })
 
 test('token pages are for admins only, and their forms need the CSRF token', async () => {
@@ -173,5 +174,5 @@ test('token pages are for admins only, and their forms need the CSRF token', asy
   assert.equal((await anonymous.get('/admin/tokens')).status, 303)
   const forged = await admin.post('/admin/tokens').type('form').send({ name: 'Forged', scopes: 'status:read', expiresInDays: '' })
   assert.equal(forged.status, 403)
-  assert.deepEqual(tokenRows(t), [])
+  assert.deepEqual(await tokenRows(t), [])
 })

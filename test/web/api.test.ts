@@ -8,8 +8,9 @@ import type { ApiScope } from '../../server/domain/api-tokens.ts'
 import { loggerOptions } from '../../server/logging.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { createServices } from '../../server/wiring.ts'
-import { createTestUser, signIn, startTestApp, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { createTestUser, portalDatabase, signIn, startTestApp, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close(); t = undefined })
@@ -34,16 +35,16 @@ function api (t: TestApp) {
   return request(t.app.server)
 }
 
-function phoneOf (t: TestApp, userId: string): string | null {
-  return (t.services.database.sqlite.prepare('SELECT phone FROM users WHERE id = ?').get(userId) as { phone: string | null }).phone
+async function phoneOf (t: TestApp, userId: string): Promise<string | null> {
+  return (await sqlOn(t.services).get<{ phone: string | null }>('SELECT phone FROM users WHERE id = ?', userId))!.phone
 }
 
-function auditCount (t: TestApp): number {
-  return (t.services.database.sqlite.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n
+async function auditCount (t: TestApp): Promise<number> {
+  return (await sqlOn(t.services).get<{ n: number }>('SELECT count(*) AS n FROM audit_events'))!.n
 }
 
-function auditEvents (t: TestApp, action: string): Array<{ actorId: string | null, actorLabel: string, subjectUserId: string | null, details: Record<string, unknown> }> {
-  return (t.services.database.sqlite.prepare('SELECT actor_id AS actorId, actor_label AS actorLabel, subject_user_id AS subjectUserId, details FROM audit_events WHERE action = ? ORDER BY id').all(action) as Array<{ actorId: string | null, actorLabel: string, subjectUserId: string | null, details: string }>)
+async function auditEvents (t: TestApp, action: string): Promise<Array<{ actorId: string | null, actorLabel: string, subjectUserId: string | null, details: Record<string, unknown> }>> {
+  return (await sqlOn(t.services).all<{ actorId: string | null, actorLabel: string, subjectUserId: string | null, details: string }>('SELECT actor_id AS actorId, actor_label AS actorLabel, subject_user_id AS subjectUserId, details FROM audit_events WHERE action = ? ORDER BY id', action))
     .map((e) => ({ ...e, details: JSON.parse(e.details) as Record<string, unknown> }))
 }
 
@@ -56,8 +57,8 @@ test('a phones:write token sets a user\'s directory phone, normalised to E.164, 
 
   assert.equal(res.status, 200)
   assert.deepEqual(res.body, { user: user.id, phone: MOBILE, result: 'updated' })
-  assert.equal(phoneOf(t, user.id), MOBILE)
-  const [event] = auditEvents(t, 'user.phone_set')
+  assert.equal(await phoneOf(t, user.id), MOBILE)
+  const [event] = await auditEvents(t, 'user.phone_set')
   assert.equal(event.actorLabel, 'api-token:HR feed')
   assert.equal(event.actorId, null)
   assert.equal(event.subjectUserId, user.id)
@@ -69,20 +70,20 @@ test('sending the same number again reports "unchanged" and records nothing', as
   const user = await createTestUser(t.services)
   const { secret } = await issueToken(t, ['phones:write'])
   await api(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
-  const before = auditCount(t)
+  const before = await auditCount(t)
 
   const again = await api(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: '+49 (151) 1234-5678' })
 
   assert.equal(again.status, 200)
   assert.deepEqual(again.body, { user: user.id, phone: MOBILE, result: 'unchanged' })
-  assert.equal(auditCount(t), before)
+  assert.equal(await auditCount(t), before)
 })
 
 test('a user can be named by portal id, by "email:<address>" (any case) or by "external:<provider>:<id>"', async () => {
   const t = await apiApp()
   const byEmail = await createTestUser(t.services, { email: 'dana@test.example' })
   const byExternal = await createTestUser(t.services)
-  t.services.database.sqlite.prepare("UPDATE users SET provider = 'aws', external_id = 'dana.ops' WHERE id = ?").run(byExternal.id)
+  await sqlOn(t.services).run("UPDATE users SET provider = 'aws', external_id = 'dana.ops' WHERE id = ?", byExternal.id)
   const { secret } = await issueToken(t, ['phones:write', 'status:read'])
 
   const one = await api(t).put('/api/v1/users/email:Dana@Test.Example/phone').set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
@@ -91,9 +92,9 @@ test('a user can be named by portal id, by "email:<address>" (any case) or by "e
   const status = await api(t).get('/api/v1/users/external:aws:dana.ops/status').set('authorization', `Bearer ${secret}`)
 
   assert.equal(one.status, 200)
-  assert.equal(phoneOf(t, byEmail.id), MOBILE)
+  assert.equal(await phoneOf(t, byEmail.id), MOBILE)
   assert.equal(two.status, 200)
-  assert.equal(phoneOf(t, byExternal.id), OTHER_MOBILE)
+  assert.equal(await phoneOf(t, byExternal.id), OTHER_MOBILE)
   assert.equal(wrongProvider.status, 404)
   assert.equal(wrongProvider.body.error.code, 'user_not_found')
   assert.equal(status.status, 200)
@@ -108,7 +109,7 @@ test('a missing, malformed, unknown, expired or revoked token gets 401 invalid_t
   const revoked = await issueToken(t)
   await automationServices(t.services).tokens.revoke(revoked.id, { id: null, label: 'test' })
   t.clock.advance(DAY + 1000)
-  const before = auditCount(t)
+  const before = await auditCount(t)
 
   const attempts: Array<[string, string | undefined]> = [
     ['no header', undefined],
@@ -135,8 +136,8 @@ test('a missing, malformed, unknown, expired or revoked token gets 401 invalid_t
   const wasRevoked = await api(t).get('/api/v1/compliance').set('authorization', `Bearer ${revoked.secret}`)
   assert.match(wasRevoked.body.error.message, /revoked/)
 
-  assert.equal(phoneOf(t, user.id), null)
-  assert.equal(auditCount(t), before)
+  assert.equal(await phoneOf(t, user.id), null)
+  assert.equal(await auditCount(t), before)
 })
 
 test('a signed-in session cookie alone cannot call the API, not even an admin\'s', async () => {
@@ -153,14 +154,14 @@ test('a signed-in session cookie alone cannot call the API, not even an admin\'s
     assert.equal(res.status, 401)
     assert.equal(res.body.error.code, 'invalid_token')
   }
-  assert.equal(phoneOf(t, admin.id), null)
+  assert.equal(await phoneOf(t, admin.id), null)
   assert.equal((await agent.get('/api/v1/me')).status, 200, 'the session still works where sessions belong')
 })
 
 test('each route needs its own scope: anything else is 403 insufficient_scope and changes nothing', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
-  const before = auditCount(t)
+  const before = await auditCount(t)
   const calls: Array<[ApiScope, (secret: string) => request.Test]> = [
     ['phones:write', (s) => api(t).put(`/api/v1/users/${user.id}/phone`).set('authorization', `Bearer ${s}`).send({ phone: MOBILE })],
     ['phones:write', (s) => api(t).post('/api/v1/phones/bulk').set('authorization', `Bearer ${s}`).send({ items: [{ user: user.id, phone: MOBILE }] })],
@@ -168,7 +169,7 @@ test('each route needs its own scope: anything else is 403 insufficient_scope an
     ['compliance:read', (s) => api(t).get('/api/v1/compliance').set('authorization', `Bearer ${s}`)]
   ]
   const tokens = Object.fromEntries(await Promise.all(ALL_SCOPES.map(async (scope) => [scope, (await issueToken(t, [scope])).secret]))) as Record<ApiScope, string>
-  const auditAfterIssuing = auditCount(t)
+  const auditAfterIssuing = await auditCount(t)
 
   for (const [needed, call] of calls) {
     for (const scope of ALL_SCOPES.filter((s) => s !== needed)) {
@@ -179,8 +180,8 @@ test('each route needs its own scope: anything else is 403 insufficient_scope an
       assert.match(res.headers['www-authenticate'], /error="insufficient_scope"/)
     }
   }
-  assert.equal(phoneOf(t, user.id), null)
-  assert.equal(auditCount(t), auditAfterIssuing)
+  assert.equal(await phoneOf(t, user.id), null)
+  assert.equal(await auditCount(t), auditAfterIssuing)
   assert.equal(auditAfterIssuing - before, 3, 'only the three token creations were recorded')
 
   for (const [needed, call] of calls) assert.equal((await call(tokens[needed])).status, 200, `${needed} on its own route`)
@@ -191,7 +192,7 @@ test('malformed requests get 4xx with a stable code and change nothing: bad JSON
   const user = await createTestUser(t.services)
   const { secret } = await issueToken(t)
   const auth = { authorization: `Bearer ${secret}` }
-  const before = auditCount(t)
+  const before = await auditCount(t)
   const put = () => api(t).put(`/api/v1/users/${user.id}/phone`).set(auth)
   const bulk = () => api(t).post('/api/v1/phones/bulk').set(auth)
 
@@ -222,14 +223,14 @@ test('malformed requests get 4xx with a stable code and change nothing: bad JSON
     assert.equal(typeof res.body.error.message, 'string', label)
     if (field !== undefined) assert.equal(res.body.error.field, field, label)
   }
-  assert.equal(phoneOf(t, user.id), null)
-  assert.equal(auditCount(t), before)
+  assert.equal(await phoneOf(t, user.id), null)
+  assert.equal(await auditCount(t), before)
 })
 
 test('an unknown user is 404 user_not_found, whatever the id looks like', async () => {
   const t = await apiApp()
   const { secret } = await issueToken(t)
-  const before = auditCount(t)
+  const before = await auditCount(t)
   for (const id of ['no-such-user', 'email:nobody@test.example', 'external:aws:nobody', '..%2Fadmin', '%00']) {
     const put = await api(t).put(`/api/v1/users/${id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: MOBILE })
     assert.equal(put.status, 404, id)
@@ -238,7 +239,7 @@ test('an unknown user is 404 user_not_found, whatever the id looks like', async 
     assert.equal(status.status, 404, id)
     assert.equal(status.body.error.code, 'user_not_found', id)
   }
-  assert.equal(auditCount(t), before)
+  assert.equal(await auditCount(t), before)
 })
 
 test('the bulk endpoint applies every valid row and reports each row: updated, unchanged, or an error with its code', async () => {
@@ -246,7 +247,7 @@ test('the bulk endpoint applies every valid row and reports each row: updated, u
   const [ana, ben, cy] = [await createTestUser(t.services, { email: 'ana@test.example' }), await createTestUser(t.services), await createTestUser(t.services)]
   const { secret, id: tokenId } = await issueToken(t, ['phones:write'], { name: 'HR nightly' })
   await api(t).put(`/api/v1/users/${ben.id}/phone`).set('authorization', `Bearer ${secret}`).send({ phone: OTHER_MOBILE })
-  const before = auditCount(t)
+  const before = await auditCount(t)
 
   const res = await api(t).post('/api/v1/phones/bulk').set('authorization', `Bearer ${secret}`).send({
     items: [
@@ -271,13 +272,13 @@ test('the bulk endpoint applies every valid row and reports each row: updated, u
   ])
   assert.equal(res.body.results[0].phone, MOBILE)
   assert.equal(res.body.results[0].user, 'email:ana@test.example', 'each row names the user as it was sent')
-  assert.equal(phoneOf(t, ana.id), MOBILE, 'the first row for a user wins; the duplicate is refused, not applied')
-  assert.equal(phoneOf(t, ben.id), OTHER_MOBILE)
-  assert.equal(phoneOf(t, cy.id), null)
-  assert.equal(auditCount(t) - before, 2, 'one event for the change, one for the batch')
-  const [changed] = auditEvents(t, 'user.phone_set').filter((e) => e.subjectUserId === ana.id)
+  assert.equal(await phoneOf(t, ana.id), MOBILE, 'the first row for a user wins; the duplicate is refused, not applied')
+  assert.equal(await phoneOf(t, ben.id), OTHER_MOBILE)
+  assert.equal(await phoneOf(t, cy.id), null)
+  assert.equal(await auditCount(t) - before, 2, 'one event for the change, one for the batch')
+  const [changed] = (await auditEvents(t, 'user.phone_set')).filter((e) => e.subjectUserId === ana.id)
   assert.equal(changed.actorLabel, 'api-token:HR nightly')
-  assert.deepEqual(auditEvents(t, 'phones.bulk_applied')[0].details, { source: 'api', tokenId, rows: 5, updated: 1, unchanged: 1, errors: 3 })
+  assert.deepEqual((await auditEvents(t, 'phones.bulk_applied'))[0].details, { source: 'api', tokenId, rows: 5, updated: 1, unchanged: 1, errors: 3 })
 })
 
 test('the bulk endpoint takes 1000 rows in one request, more than the 64 KB other routes accept', async () => {
@@ -296,14 +297,14 @@ test('the bulk endpoint takes 1000 rows in one request, more than the 64 KB othe
   assert.equal(res.body.results.length, 1000)
   assert.equal(res.body.updated, 3)
   assert.equal(res.body.errors, 997)
-  assert.deepEqual(users.map((u) => phoneOf(t, u.id)), ['+4915112345670', '+4915112345671', '+4915112345672'])
+  assert.deepEqual(await Promise.all(users.map(async (u) => await phoneOf(t, u.id))), ['+4915112345670', '+4915112345671', '+4915112345672'])
 })
 
 test('status says state, deadline, days left, soft block, enrollment, method kinds, provider and enforcement, and nothing more', async () => {
   const t = await apiApp()
   const now = t.clock.now().getTime()
   const user = await createTestUser(t.services)
-  t.services.database.sqlite.prepare(`UPDATE users SET phone = ?, provider_methods = '["hardware_totp"]' WHERE id = ?`).run(MOBILE, user.id)
+  await sqlOn(t.services).run(`UPDATE users SET phone = ?, provider_methods = '["hardware_totp"]' WHERE id = ?`, MOBILE, user.id)
   await t.services.methods.addPhone(user.id, 'Mobile', MOBILE)
   // Created after the campaign started: the new-user window (14 days) beats the campaign's 10.
   await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 10 * DAY), newUserWindowDays: 14, softBlockDays: 20 }), { id: null, label: 'test' })
@@ -354,7 +355,7 @@ test('compliance pages are keyset pages by user id: following "next" returns eve
   const t = await apiApp()
   for (let i = 0; i < 5; i++) await createTestUser(t.services)
   const { secret } = await issueToken(t, ['compliance:read'])
-  const ids = (t.services.database.sqlite.prepare('SELECT id FROM users ORDER BY id').pluck().all() as string[])
+  const ids = await sqlOn(t.services).values<string>('SELECT id FROM users ORDER BY id')
 
   const seen: string[] = []
   let cursor: string | null = null
@@ -381,19 +382,19 @@ test('a token\'s last use is recorded, at most once a minute', async () => {
   const t = await apiApp()
   const user = await createTestUser(t.services)
   const { id, secret } = await issueToken(t, ['status:read'])
-  const lastUsed = () => (t.services.database.sqlite.prepare('SELECT last_used_at FROM api_tokens WHERE id = ?').pluck().get(id) as number | null)
+  const lastUsed = async () => (await sqlOn(t.services).value('SELECT last_used_at FROM api_tokens WHERE id = ?', id)) as number | null
   const call = () => api(t).get(`/api/v1/users/${user.id}/status`).set('authorization', `Bearer ${secret}`)
-  assert.equal(lastUsed(), null)
+  assert.equal(await lastUsed(), null)
 
   await call()
   const first = t.clock.now().getTime()
-  assert.equal(lastUsed(), first)
+  assert.equal(await lastUsed(), first)
   t.clock.advance(30_000)
   await call()
-  assert.equal(lastUsed(), first, 'not rewritten within the minute')
+  assert.equal(await lastUsed(), first, 'not rewritten within the minute')
   t.clock.advance(30_000)
   await call()
-  assert.equal(lastUsed(), first + 60_000)
+  assert.equal(await lastUsed(), first + 60_000)
 })
 
 test('the OpenAPI document is public JSON that lists every route with its schemas, the bearer scheme and the error envelope', async () => {
@@ -452,22 +453,24 @@ test('the logger never writes a bearer token or a session cookie', () => {
 
 test('tokens keep working after the encryption key is rotated, and are re-keyed on first use so the old key can go', async () => {
   const dir = tempDir()
+  const database = await portalDatabase()
   const oldKey = Buffer.alloc(32, 1).toString('base64')
   const newKey = Buffer.alloc(32, 2).toString('base64')
-  const before = await createServices(testConfig({ ENCRYPTION_KEY: oldKey }, dir))
+  const before = await createServices(testConfig({ ...database.env, ENCRYPTION_KEY: oldKey }, dir))
   const { token, secret } = await automationServices(before).tokens.create({ name: 'Feed', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
-  const hashOf = (services: typeof before) => services.database.sqlite.prepare('SELECT token_hash FROM api_tokens WHERE id = ?').pluck().get(token.id)
-  const oldHash = hashOf(before)
+  const hashOf = async (services: typeof before) => await sqlOn(services).value('SELECT token_hash FROM api_tokens WHERE id = ?', token.id)
+  const oldHash = await hashOf(before)
   await before.close()
   try {
-    const rotated = await createServices(testConfig({ ENCRYPTION_KEY: newKey, ENCRYPTION_KEYS_PREVIOUS: oldKey }, dir))
+    const rotated = await createServices(testConfig({ ...database.env, ENCRYPTION_KEY: newKey, ENCRYPTION_KEYS_PREVIOUS: oldKey }, dir))
     assert.equal((await automationServices(rotated).tokens.authenticate(secret)).tokenId, token.id)
-    assert.notEqual(hashOf(rotated), oldHash)
+    assert.notEqual(await hashOf(rotated), oldHash)
     await rotated.close()
-    const oldKeyDropped = await createServices(testConfig({ ENCRYPTION_KEY: newKey }, dir))
+    const oldKeyDropped = await createServices(testConfig({ ...database.env, ENCRYPTION_KEY: newKey }, dir))
     assert.equal((await automationServices(oldKeyDropped).tokens.authenticate(secret)).tokenId, token.id)
     await oldKeyDropped.close()
   } finally {
+    await database.drop()
     rmSync(dir, { recursive: true, force: true })
   }
 })

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { runHousekeeping } from '../../server/jobs/housekeeping.ts'
 import { createServices } from '../../server/wiring.ts'
-import { FakeClock, tempDir, testConfig } from '../helpers/app.ts'
+import { FakeClock, portalDatabase, tempDir, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
 
 /** A collector (a SIEM's HTTP input) on this machine that keeps what it is sent. */
@@ -29,12 +29,13 @@ async function until (check: () => boolean): Promise<void> {
 test('the chain\'s head leaves the database every N events and hourly: one log line each and a POST to AUDIT_ANCHOR_URL, which audit verify then accepts', async (t) => {
   const collector = await startCollector()
   const dataDir = tempDir()
-  t.after(async () => { await collector.close(); rmSync(dataDir, { recursive: true, force: true }) })
+  const database = await portalDatabase()
+  t.after(async () => { await collector.close(); await database.drop(); rmSync(dataDir, { recursive: true, force: true }) })
   const lines: string[] = []
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
   const clock = new FakeClock()
   const env = { AUDIT_ANCHOR_URL: collector.url, AUDIT_ANCHOR_EVERY: '3' }
-  const services = await createServices(testConfig(env, dataDir), { clock, log })
+  const services = await createServices(testConfig({ ...database.env, ...env }, dataDir), { clock, log })
 
   for (let i = 1; i <= 7; i++) await services.audit.append({ action: 'user.created', actorLabel: 'cli', details: { n: i } })
   await until(() => collector.received.length === 2)
@@ -56,16 +57,17 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
   assert.equal(lines.filter((line) => line.includes('"auditAnchor"')).length, 3, 'nothing new, no new anchor')
   await services.close()
 
-  const verified = await runCli(['audit', 'verify', '--anchor', `7:${String(collector.received[2].hash)}`], { dataDir })
+  const verified = await runCli(['audit', 'verify', '--anchor', `7:${String(collector.received[2].hash)}`], { dataDir, env: database.env })
   assert.equal(verified.code, 0, verified.stdout)
 })
 
 test('a collector that is down costs an anchor nothing but a warning: the log line stands and events keep being written', async (t) => {
   const dataDir = tempDir()
-  t.after(() => { rmSync(dataDir, { recursive: true, force: true }) })
+  const database = await portalDatabase()
+  t.after(async () => { await database.drop(); rmSync(dataDir, { recursive: true, force: true }) })
   const lines: string[] = []
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
-  const services = await createServices(testConfig({ AUDIT_ANCHOR_URL: 'http://127.0.0.1:9/down', AUDIT_ANCHOR_EVERY: '1' }, dataDir), { log })
+  const services = await createServices(testConfig({ ...database.env, AUDIT_ANCHOR_URL: 'http://127.0.0.1:9/down', AUDIT_ANCHOR_EVERY: '1' }, dataDir), { log })
   await services.audit.append({ action: 'user.created', actorLabel: 'cli' })
   await until(() => lines.some((line) => line.includes('could not be sent')))
   assert.ok(lines.some((line) => line.includes('"auditAnchor"')))

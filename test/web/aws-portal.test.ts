@@ -12,6 +12,7 @@ import { campaignInput } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { awsEnv, oathtool } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const MINUTE = 60_000
 const DAY = 24 * 60 * MINUTE
@@ -86,17 +87,16 @@ function codes (key: string, gap = 1): { code1: string, code2: string } {
   return { code1: oathtool(key, epoch), code2: oathtool(key, epoch + 30 * gap) }
 }
 
-function enrollmentRows (userId: string) {
-  return t.services.database.sqlite.prepare('SELECT id, device_id AS deviceId, secret_sealed AS secretSealed, completed_at AS completedAt, expires_at AS expiresAt, attempts FROM provider_enrollments WHERE user_id = ?')
-    .all(userId) as Array<{ id: string, deviceId: string, secretSealed: string | null, completedAt: number | null, expiresAt: number, attempts: number }>
+async function enrollmentRows (userId: string) {
+  return await sqlOn(t.services).all<{ id: string, deviceId: string, secretSealed: string | null, completedAt: number | null, expiresAt: number, attempts: number }>('SELECT id, device_id AS deviceId, secret_sealed AS secretSealed, completed_at AS completedAt, expires_at AS expiresAt, attempts FROM provider_enrollments WHERE user_id = ?', userId)
 }
 
 async function providerMethods (userId: string): Promise<string[]> {
   return (await t.services.users.findById(userId))!.providerMethods
 }
 
-function audits (userId: string, action: string): Array<Record<string, unknown>> {
-  return (t.services.database.sqlite.prepare('SELECT details FROM audit_events WHERE subject_user_id = ? AND action = ? ORDER BY id').all(userId, action) as Array<{ details: string }>)
+async function audits (userId: string, action: string): Promise<Array<Record<string, unknown>>> {
+  return (await sqlOn(t.services).all<{ details: string }>('SELECT details FROM audit_events WHERE subject_user_id = ? AND action = ? ORDER BY id', userId, action))
     .map((row) => JSON.parse(row.details) as Record<string, unknown>)
 }
 
@@ -124,7 +124,7 @@ test('an IAM user brokers an authenticator app with two consecutive codes and en
   assert.equal(uri.searchParams.get('issuer'), 'Amazon Web Services')
   assert.equal(fake.state.devices.get(serial)?.seed, key, 'the device at AWS has that seed')
   assert.equal(fake.state.devices.get(serial)?.userName, null, 'not enabled before the codes are proven')
-  const [pending] = enrollmentRows(user.id)
+  const [pending] = await enrollmentRows(user.id)
   assert.equal(pending.deviceId, serial)
   assert.ok(pending.secretSealed !== null && !pending.secretSealed.includes(key), 'the seed is sealed at rest')
   const sealer = new Sealer(t.config.encryptionKey)
@@ -141,12 +141,12 @@ test('an IAM user brokers an authenticator app with two consecutive codes and en
   assert.match((await agent.get('/')).text, /Your authenticator app is set up for AWS/)
 
   assert.equal(fake.state.devices.get(serial)?.userName, 'alice', 'AWS enabled the device for alice')
-  const [done] = enrollmentRows(user.id)
+  const [done] = await enrollmentRows(user.id)
   assert.ok(done.completedAt !== null)
   assert.equal(done.secretSealed, null, 'nothing secret stays behind once AWS holds the device')
   assert.deepEqual(await providerMethods(user.id), ['totp'])
   assert.equal((await t.services.engine.standing(user.id))?.state, 'enrolled', 'the engine counts it at once')
-  assert.deepEqual(audits(user.id, 'method.added').map((d) => [d.kind, d.provider, d.serialNumber]), [['totp', 'aws', serial]])
+  assert.deepEqual((await audits(user.id, 'method.added')).map((d) => [d.kind, d.provider, d.serialNumber]), [['totp', 'aws', serial]])
   const mail = await smtp.waitFor((m) => m.to.includes('alice@example.org') && /MFA device was added/.test(m.subject))
   assert.match(mail.text, /authenticator app was set up as an MFA device for your AWS user alice/)
   assert.doesNotMatch(mail.text, new RegExp(key), 'the seed is never e-mailed')
@@ -176,7 +176,7 @@ test('a non-consecutive pair of codes is refused with a friendly message, and th
   assert.equal(retried.status, 303)
   assert.equal(fake.state.devices.get('arn:aws:iam::123456789012:mfa/bob')?.userName, 'bob')
   assert.equal(fake.callsTo('CreateVirtualMFADevice').filter((c) => c.params.VirtualMFADeviceName === 'bob').length, 1, 'one device for the whole attempt')
-  assert.equal(enrollmentRows(user.id)[0].attempts, 2)
+  assert.equal((await enrollmentRows(user.id))[0].attempts, 2)
 })
 
 test('five wrong pairs lock code entry for 15 minutes: even right codes are not sent to AWS until then', async () => {
@@ -194,7 +194,7 @@ test('five wrong pairs lock code entry for 15 minutes: even right codes are not 
   assert.equal(locked.status, 429)
   assert.equal(fake.callsTo('EnableMFADevice').length, enables, 'nothing reaches AWS while locked')
   assert.equal(fake.state.devices.get('arn:aws:iam::123456789012:mfa/carol')?.userName, null)
-  assert.equal(audits(user.id, 'aws_mfa.lockout').length, 1)
+  assert.equal((await audits(user.id, 'aws_mfa.lockout')).length, 1)
 
   // The lock lapses before the setup does (15 of the pending device's 15 minutes): start again and finish.
   t.clock.advance(15 * MINUTE + 1000)
@@ -226,13 +226,12 @@ test('the device enabled is always the user\'s own pending one, whatever serial 
   assert.equal(own.status, 303)
   assert.equal(fake.state.devices.get('arn:aws:iam::123456789012:mfa/erin')?.userName, 'erin')
   assert.equal(fake.state.devices.get(victimSerial)?.userName, null)
-  assert.equal(enrollmentRows(victim.user.id)[0].completedAt, null, 'the victim\'s setup is still theirs to finish')
+  assert.equal((await enrollmentRows(victim.user.id))[0].completedAt, null, 'the victim\'s setup is still theirs to finish')
 })
 
 test('a first method needs a trusted network, a pass or a reset window; another one needs a step-up; other users are not offered these pages', async () => {
   const ken = await iamUser('ken')
-  t.services.database.sqlite.prepare('UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = ?) WHERE id = ?')
-    .run((await createTestUser(t.services)).id, ken.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = (SELECT password_hash FROM users WHERE id = ?) WHERE id = ?', (await createTestUser(t.services)).id, ken.id)
   const creates = fake.callsTo('CreateVirtualMFADevice').length
 
   const fromOutside = await signIn(t, ken.email, TEST_PASSWORD)
@@ -247,7 +246,7 @@ test('a first method needs a trusted network, a pass or a reset window; another 
   // judy already holds an app at AWS (synced): adding another is not a first method, so a password session must step up.
   const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
-  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run((await t.services.users.findById(ken.id))!.passwordHash, judy.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ? WHERE id = ?', (await t.services.users.findById(ken.id))!.passwordHash, judy.id)
   const judyAgent = await signIn(t, judy.email)
   const stepUp = await judyAgent.get('/enroll/aws-mfa')
   assert.equal(stepUp.status, 403)
@@ -256,7 +255,7 @@ test('a first method needs a trusted network, a pass or a reset window; another 
   assert.equal(fake.callsTo('CreateVirtualMFADevice').length, creates)
 
   // A reset window lets a first method be set up from anywhere.
-  t.services.database.sqlite.prepare('UPDATE users SET reenroll_until = ? WHERE id = ?').run(t.clock.now().getTime() + DAY, ken.id)
+  await sqlOn(t.services).run('UPDATE users SET reenroll_until = ? WHERE id = ?', t.clock.now().getTime() + DAY, ken.id)
   assert.equal((await fromOutside.get('/enroll/aws-mfa')).status, 200)
 
   // With a pass, judy may add another.
@@ -291,14 +290,14 @@ test('the cleanup job deletes the device of an abandoned setup at AWS, retries w
   const failed = await cleanupAbandonedAwsMfa(t.services)
   assert.equal(failed.failed, 1)
   assert.ok(fake.state.devices.has(serial))
-  assert.equal(enrollmentRows(user.id).length, 1, 'kept for the next run')
+  assert.equal((await enrollmentRows(user.id)).length, 1, 'kept for the next run')
 
   const report = await cleanupAbandonedAwsMfa(t.services)
   assert.equal(report.deleted, 1)
   assert.ok(!fake.state.devices.has(serial), 'the abandoned device is gone at AWS')
-  assert.deepEqual(enrollmentRows(user.id), [])
+  assert.deepEqual(await enrollmentRows(user.id), [])
   assert.equal(fake.state.devices.get('arn:aws:iam::123456789012:mfa/alice')?.userName, 'alice', 'finished devices are never touched')
-  assert.deepEqual(audits(user.id, 'aws_mfa.abandoned_deleted').map((d) => d.outcome), ['deleted'])
+  assert.deepEqual((await audits(user.id, 'aws_mfa.abandoned_deleted')).map((d) => d.outcome), ['deleted'])
 
   // Coming back later starts a fresh setup.
   const again = await openSetup(agent)
@@ -355,12 +354,12 @@ test('an e-mailed invitation link signs an IAM user in once, to enrollment only;
   const link = linkIn(mail.text)
   const token = link.split('/').pop()!
 
-  const rows = t.services.database.sqlite.prepare('SELECT token_hash AS tokenHash, expires_at AS expiresAt, used_at AS usedAt FROM invitations WHERE user_id = ?').all(heidi.id) as Array<{ tokenHash: string, expiresAt: number, usedAt: number | null }>
+  const rows = await sqlOn(t.services).all<{ tokenHash: string, expiresAt: number, usedAt: number | null }>('SELECT token_hash AS tokenHash, expires_at AS expiresAt, used_at AS usedAt FROM invitations WHERE user_id = ?', heidi.id)
   assert.equal(rows.length, 1)
   assert.notEqual(rows[0].tokenHash, token)
   assert.ok(!rows[0].tokenHash.includes(token.slice(0, 12)), 'only a keyed hash at rest')
   assert.equal(rows[0].expiresAt, t.clock.now().getTime() + 7 * DAY)
-  assert.deepEqual(audits(heidi.id, 'invitation.issued').map((d) => d.reason), ['starting MFA for AWS'])
+  assert.deepEqual((await audits(heidi.id, 'invitation.issued')).map((d) => d.reason), ['starting MFA for AWS'])
 
   // A mail scanner fetching the link twice uses nothing.
   const visitor = anonymous(t)
@@ -371,7 +370,7 @@ test('an e-mailed invitation link signs an IAM user in once, to enrollment only;
   assert.match(confirm.text, /Hello, heidi/)
   assert.equal(confirm.headers['cache-control'], 'no-store')
   assert.equal(rows[0].usedAt, null)
-  assert.equal((t.services.database.sqlite.prepare('SELECT used_at AS usedAt FROM invitations WHERE user_id = ?').get(heidi.id) as { usedAt: number | null }).usedAt, null)
+  assert.equal((await sqlOn(t.services).get<{ usedAt: number | null }>('SELECT used_at AS usedAt FROM invitations WHERE user_id = ?', heidi.id))!.usedAt, null)
 
   const used = await visitor.post(link).type('form').send({ _csrf: csrfFrom(confirm.text) })
   assert.equal(used.status, 303)
@@ -390,7 +389,7 @@ test('an e-mailed invitation link signs an IAM user in once, to enrollment only;
   const replayToken = await csrfFor(second, '/login')
   const replay = await second.post(link).type('form').send({ _csrf: replayToken })
   assert.equal(replay.status, 410)
-  assert.deepEqual(audits(heidi.id, 'invitation.redeemed').length, 1)
+  assert.deepEqual((await audits(heidi.id, 'invitation.redeemed')).length, 1)
 })
 
 test('an invitation expires after 7 days, and a new one replaces the old link', async () => {
@@ -423,19 +422,19 @@ test('invitations are refused for IAM users without an e-mail address, need a re
   assert.equal(refused.status, 303)
   const page = await staff.get(refused.headers.location as string)
   assert.match(page.text, new RegExp(`ivan has no e-mail address the portal can write to \\(${ivan.email.replace('.', '\\.')} is a placeholder\\)`))
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(ivan.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM invitations WHERE user_id = ?', ivan.id), 0)
 
   const mia = await iamUser('mia')
   const noReason = await invite(staff, mia, ' ')
   assert.match((await staff.get(noReason.headers.location as string)).text, /Say why, in a few words/)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(mia.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM invitations WHERE user_id = ?', mia.id), 0)
 
   const ordinary = await signIn(t, (await createTestUser(t.services)).email)
   const forbidden = await submitForm(ordinary, '/', `/helpdesk/users/${mia.id}/invite`, { reason: 'let me in' })
   assert.equal(forbidden.status, 403)
   const noCsrf = await staff.post(`/helpdesk/users/${mia.id}/invite`).type('form').send({ reason: 'no token' })
   assert.equal(noCsrf.status, 403)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(mia.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM invitations WHERE user_id = ?', mia.id), 0)
 })
 
 test('the CIS 1.10 evidence view lists each IAM user\'s console password, MFA and creation time from the credential report', async () => {
@@ -480,14 +479,13 @@ test('an invitation session ends an hour after the link was used, like an access
   const ended = await visitor.get('/enroll/aws-mfa')
   assert.equal(ended.status, 303)
   assert.match(ended.headers.location, /^\/login\?.*ended=pass/)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(oscar.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE user_id = ?', oscar.id), 0)
 })
 
 test('an IAM user whose only method is a device at AWS is not adding a "first" method on the portal\'s own pages either: the app and passkey pages ask for a step-up, even in a reset window', async () => {
   const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
-  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
-    .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + DAY, judy.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', (await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + DAY, judy.id)
   try {
     const agent = await signIn(t, judy.email)
     const totp = await agent.get('/enroll/totp')
@@ -497,16 +495,15 @@ test('an IAM user whose only method is a device at AWS is not adding a "first" m
     const options = await agent.post('/enroll/passkey/options').set('accept', 'application/json').set('x-csrf-token', await csrfFor(agent, '/')).send({})
     assert.equal(options.status, 403)
     assert.equal(options.body.error.code, 'step_up_required')
-    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get(judy.id), 0, 'no seed was made')
+    assert.equal(await sqlOn(t.services).value("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'", judy.id), 0, 'no seed was made')
   } finally {
-    t.services.database.sqlite.prepare('UPDATE users SET reenroll_until = NULL WHERE id = ?').run(judy.id)
+    await sqlOn(t.services).run('UPDATE users SET reenroll_until = NULL WHERE id = ?', judy.id)
   }
 })
 
 test('the QR image of a pending AWS setup is refused once the reset window that allowed it has closed, as the page is', async () => {
   const mia = await iamUser('mia')
-  t.services.database.sqlite.prepare('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?')
-    .run((await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + 5 * MINUTE, mia.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', (await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + 5 * MINUTE, mia.id)
   const agent = await signIn(t, mia.email)
   await openSetup(agent)
   assert.equal((await agent.get('/enroll/aws-mfa/qr.png')).status, 200)

@@ -7,6 +7,7 @@ import { FakeProvider } from '../fakes/provider.ts'
 import { createTestUser, FakeClock, startTestApp, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -32,14 +33,14 @@ const actorOf = (user: User) => ({ id: user.id, label: user.email })
 async function rollout (count: number, fields: Partial<CampaignInput> = {}, deadlineIn = DAY) {
   const users = []
   for (let i = 0; i < count; i++) users.push(await createTestUser(t.services, { email: `user${String(i).padStart(2, '0')}@test.example` }))
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE role = ?', t.clock.now().getTime() - 90 * DAY, 'user')
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + deadlineIn), ...fields }), actorOf(admin))
   await t.services.campaigns.arm(campaign.id, actorOf(admin))
   return { users, campaign }
 }
 
-function deadlineOf (userId: string): number {
-  return (t.services.database.sqlite.prepare('SELECT deadline FROM user_states WHERE user_id = ?').pluck().get(userId) as number)
+async function deadlineOf (userId: string): Promise<number> {
+  return (await sqlOn(t.services).value<number>('SELECT deadline FROM user_states WHERE user_id = ?', userId))!
 }
 
 test('a burst of passes after a flip pauses the campaign: nobody else is flipped, the admins get one e-mail with the figures, and resuming gives the others the pause back', async () => {
@@ -55,8 +56,8 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   // The Monday after: the helpdesk hands out passes to 4 of the 20 flipped users (20 per 100 > 15).
   t.clock.advance(2 * HOUR)
   for (const u of early.slice(0, 4)) await t.services.passes.issue(u, { lifetimeMinutes: 60, oneTime: true, reason: 'locked out' }, actorOf(admin))
-  const lateDeadline = deadlineOf(late[0].id)
-  const earlyDeadline = deadlineOf(early[0].id)
+  const lateDeadline = await deadlineOf(late[0].id)
+  const earlyDeadline = await deadlineOf(early[0].id)
   await t.services.engine.sweep()
 
   const paused = (await t.services.campaigns.find(campaign.id))!
@@ -79,7 +80,7 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   assert.ok(late.every((u) => !fake.isEnforced(u.id)), 'no user is flipped while paused')
   assert.ok(early.every((u) => fake.isEnforced(u.id)), 'already-enforced users stay enforced')
   assert.equal((await t.services.engine.plan()).length, 0, 'the dry run lists no one either')
-  assert.match(t.services.database.sqlite.prepare('SELECT reason FROM user_states WHERE user_id = ?').pluck().get(late[0].id) as string, /paused by its breaker/)
+  assert.match((await sqlOn(t.services).value('SELECT reason FROM user_states WHERE user_id = ?', late[0].id)) as string, /paused by its breaker/)
   assert.equal(smtp.messages.filter((m) => m.subject.startsWith('Rollout paused')).length, 1, 'one e-mail per pause')
 
   // Resuming needs a reason, is audited, and moves the deadlines of those not yet flipped by the pause's length.
@@ -90,8 +91,8 @@ test('a burst of passes after a flip pauses the campaign: nobody else is flipped
   assert.equal(resumed.length, 1)
   assert.equal(resumed[0].actorId, admin.id)
   assert.equal((JSON.parse(resumed[0].details) as { reason: string }).reason, 'Helpdesk briefed; the pass policy was fixed')
-  assert.equal(deadlineOf(late[0].id), lateDeadline + pausedFor, 'the remaining users get the pause back')
-  assert.equal(deadlineOf(early[0].id), earlyDeadline, 'flipped users keep their date')
+  assert.equal(await deadlineOf(late[0].id), lateDeadline + pausedFor, 'the remaining users get the pause back')
+  assert.equal(await deadlineOf(early[0].id), earlyDeadline, 'flipped users keep their date')
   assert.ok(early.every((u) => fake.isEnforced(u.id) && fake.changesFor(u.id) === 1), 'and stay enforced, never relaxed')
   await assert.rejects(async () => await t.services.rollout.resume(campaign.id, 'again', actorOf(admin)), /not paused/)
 

@@ -5,6 +5,7 @@ import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createTestUser, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { deadlineCalendar, fold } from '../../server/domain/calendar.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 /** The unfolded content lines of an .ics text (RFC 5545 3.1), after checking its line endings and fold widths. */
 function contentLines (ics: string): string[] {
@@ -154,7 +155,7 @@ describe('reminder e-mails', () => {
   test('every reminder carries the deadline as an .ics attachment', async () => {
     const now = t.clock.now().getTime()
     const user = await createTestUser(t.services)
-    t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, user.id)
+    await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', now - 90 * DAY, user.id)
     const deadline = new Date(now + 6 * DAY)
     await t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0 }), { id: null, label: 'test' })
     assert.equal(await t.services.reminders.send(await t.services.engine.campaigns()), 1)

@@ -4,19 +4,20 @@ import { createServices } from '../../server/wiring.ts'
 import { FakeProvider } from '../fakes/provider.ts'
 import { createTestUser, signIn, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const admin = { id: null, label: 'test-admin' }
 let t: TestApp
 beforeEach(async () => { t = await startTestApp() })
 afterEach(async () => { await t.close() })
 
-function stateOf (userId: string): string {
-  return (t.services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(userId) as { state: string }).state
+async function stateOf (userId: string): Promise<string> {
+  return (await sqlOn(t.services).get<{ state: string }>('SELECT state FROM user_states WHERE user_id = ?', userId))!.state
 }
 
 async function existingUser (fields: { privileged?: boolean, role?: 'user' | 'helpdesk' | 'admin' } = {}) {
   const user = await createTestUser(t.services, fields)
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   return user
 }
 
@@ -24,13 +25,13 @@ test('text messages count, count as weak, or do not count, as the campaign says;
   const user = await existingUser()
   await t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
   const c = await t.services.campaigns.create(campaignInput(t.clock.now(), { smsPolicy: 'excluded' }), admin)
-  assert.equal(stateOf(user.id), 'pending', 'a phone alone does not count in this campaign')
+  assert.equal(await stateOf(user.id), 'pending', 'a phone alone does not count in this campaign')
   const agent = await signIn(t, user.email)
   assert.match((await agent.get('/')).text, /Text-message codes do not count on their own here/)
 
-  t.services.database.sqlite.prepare("UPDATE campaigns SET sms_policy = 'weak' WHERE id = ?").run(c.id)
+  await sqlOn(t.services).run("UPDATE campaigns SET sms_policy = 'weak' WHERE id = ?", c.id)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'enrolled', 'weak still qualifies')
+  assert.equal(await stateOf(user.id), 'enrolled', 'weak still qualifies')
   assert.match((await agent.get('/')).text, /A passkey or an authenticator app is safer/)
 })
 
@@ -38,22 +39,22 @@ test('privileged users need a passkey unless the campaign accepts any qualifying
   const user = await existingUser({ privileged: true })
   await t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
   const c = await t.services.campaigns.create(campaignInput(t.clock.now()), admin)
-  assert.equal(stateOf(user.id), 'pending', 'an authenticator app is not phishing-resistant')
-  t.services.database.sqlite.prepare("UPDATE campaigns SET privileged_methods = 'any' WHERE id = ?").run(c.id)
+  assert.equal(await stateOf(user.id), 'pending', 'an authenticator app is not phishing-resistant')
+  await sqlOn(t.services).run("UPDATE campaigns SET privileged_methods = 'any' WHERE id = ?", c.id)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'enrolled')
+  assert.equal(await stateOf(user.id), 'enrolled')
 })
 
 test('methods the provider reports (synced from the directory) count toward enrollment like portal methods', async () => {
   const user = await existingUser()
   await t.services.campaigns.create(campaignInput(t.clock.now()), admin)
-  assert.equal(stateOf(user.id), 'pending')
-  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["email"]', user.id)
+  assert.equal(await stateOf(user.id), 'pending')
+  await sqlOn(t.services).run('UPDATE users SET provider_methods = ? WHERE id = ?', '["email"]', user.id)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'pending', 'an email method proves nothing')
-  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["totp"]', user.id)
+  assert.equal(await stateOf(user.id), 'pending', 'an email method proves nothing')
+  await sqlOn(t.services).run('UPDATE users SET provider_methods = ? WHERE id = ?', '["totp"]', user.id)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'enrolled')
+  assert.equal(await stateOf(user.id), 'enrolled')
 })
 
 test('soft-block stage: in the last days before the deadline, a user without a method reaches only enrollment until they set one up', async () => {
@@ -75,7 +76,7 @@ test('soft-block stage: in the last days before the deadline, a user without a m
   const api = await again.get('/admin').set('Accept', 'application/json')
   assert.equal(api.status, 403)
   assert.equal(api.body.error.code, 'enrollment_required')
-  assert.equal(stateOf(user.id), 'pending', 'nothing changes at the provider: still in the grace period')
+  assert.equal(await stateOf(user.id), 'pending', 'nothing changes at the provider: still in the grace period')
 
   await t.services.methods.addTotp(user.id, 'Phone app', 'JBSWY3DPEHPK3PXP', 0)
   await t.services.engine.refreshUser(user.id)
@@ -85,10 +86,10 @@ test('soft-block stage: in the last days before the deadline, a user without a m
 
 test('drift under a "flag only" campaign: the user needs attention, nothing is re-applied until an admin approves it (audited)', async () => {
   const fake = new FakeProvider()
-  const services = await createServices(testConfig({}, t.dataDir), { clock: t.clock, providers: { local: fake } })
+  const services = await createServices(testConfig(t.databaseEnv, t.dataDir), { clock: t.clock, providers: { local: fake } })
   try {
     const user = await createTestUser(services)
-    services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+    await sqlOn(services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
     const c = await services.campaigns.create(campaignInput(t.clock.now(), { deadline: new Date(t.clock.now().getTime() + DAY), driftPolicy: 'flag' }), admin)
     await services.campaigns.arm(c.id, admin)
     t.clock.advance(2 * DAY)
@@ -99,7 +100,7 @@ test('drift under a "flag only" campaign: the user needs attention, nothing is r
     assert.deepEqual(await services.engine.detectDrift(), [user.id])
     const [event] = await services.audit.list({ subjectUserId: user.id, action: 'enforcement.drift_detected' })
     assert.equal(JSON.parse(event.details).policy, 'flag')
-    assert.equal((services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(user.id) as { state: string }).state, 'attention')
+    assert.equal((await sqlOn(services).get<{ state: string }>('SELECT state FROM user_states WHERE user_id = ?', user.id))!.state, 'attention')
     assert.equal((await services.engine.plan()).length, 0, 'the dry run plans nothing')
     const enforceCalls = fake.calls.filter((call) => call.op === 'enforce').length
     await services.engine.sweep()

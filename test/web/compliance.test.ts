@@ -8,6 +8,7 @@ import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { createTestUser, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close(); t = undefined })
@@ -75,22 +76,22 @@ const EXPECTED: Record<string, { state: string, enrolled: string, weak?: string 
 async function seededApp (): Promise<{ t: TestApp, admin: Agent, adminUser: User }> {
   t = await startTestApp()
   const { services, clock } = t
-  const sqlite = services.database.sqlite
+  const db = sqlOn(services)
   const now = clock.now().getTime()
   const adminUser = await createTestUser(services, { role: 'admin', email: 'admin@test.example' })
   for (const seed of SEEDS) {
     const user = await services.userService.createUser({ email: seed.email, displayName: seed.email, groups: seed.groups ?? [], privileged: seed.privileged ?? false }, SYSTEM)
-    if (seed.disabled === true) sqlite.prepare('UPDATE users SET disabled = 1 WHERE id = ?').run(user.id)
+    if (seed.disabled === true) await db.run('UPDATE users SET disabled = TRUE WHERE id = ?', user.id)
     if (seed.aws !== undefined) {
-      sqlite.prepare("UPDATE users SET provider = 'aws', external_id = ?, provider_methods = ?, provider_attributes = ? WHERE id = ?")
-        .run(seed.email.split('@')[0], JSON.stringify(seed.aws.methods), JSON.stringify({ consolePassword: seed.aws.consolePassword, arn: 'arn:aws:iam::1:user/x' }), user.id)
+      await db.run("UPDATE users SET provider = 'aws', external_id = ?, provider_methods = ?, provider_attributes = ? WHERE id = ?",
+        seed.email.split('@')[0], JSON.stringify(seed.aws.methods), JSON.stringify({ consolePassword: seed.aws.consolePassword, arn: 'arn:aws:iam::1:user/x' }), user.id)
     }
     for (const kind of seed.portal ?? []) {
       if (kind === 'totp') await services.methods.addTotp(user.id, 'App', 'JBSWY3DPEHPK3PXP', 0)
       else await services.methods.addPhone(user.id, 'Mobile', '+4915112345678')
     }
   }
-  sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
+  await db.run('UPDATE users SET first_seen_at = ?', now - 90 * DAY)
   await services.campaigns.create(campaignInput(now, { name: 'Staff', targetKind: 'group', targetValue: 'staff', deadline: new Date(now + 10 * DAY), smsPolicy: 'weak' }), SYSTEM)
   const late = await services.campaigns.create(campaignInput(now, { name: 'Late', targetKind: 'group', targetValue: 'late', deadline: new Date(now - DAY) }), SYSTEM)
   await services.campaigns.arm(late.id, SYSTEM)
@@ -105,17 +106,16 @@ async function seededApp (): Promise<{ t: TestApp, admin: Agent, adminUser: User
 
 /** The database's own answer for every user, read without the compliance code, in user id order. */
 async function databaseRows (t: TestApp): Promise<Array<Record<string, string>>> {
-  const sqlite = t.services.database.sqlite
-  const users = sqlite.prepare(`SELECT u.id, u.email, u.provider, u.external_id AS externalId, u.privileged, u.disabled, u.enforced_at AS enforcedAt,
-      u.provider_methods AS providerMethods, u.provider_attributes AS attributes, s.state, s.deadline
-    FROM users u LEFT JOIN user_states s ON s.user_id = u.id ORDER BY u.id`).all() as Array<{
+  const db = sqlOn(t.services)
+  const users = await db.all<{
     id: string, email: string, provider: string, externalId: string | null, privileged: number, disabled: number, enforcedAt: number | null,
     providerMethods: string, attributes: string, state: string | null, deadline: number | null
-  }>
-  const kinds = sqlite.prepare('SELECT DISTINCT kind FROM auth_methods WHERE user_id = ? ORDER BY kind').pluck()
+  }>(`SELECT u.id, u.email, u.provider, u.external_id AS externalId, u.privileged, u.disabled, u.enforced_at AS enforcedAt,
+      u.provider_methods AS providerMethods, u.provider_attributes AS attributes, s.state, s.deadline
+    FROM users u LEFT JOIN user_states s ON s.user_id = u.id ORDER BY u.id`)
   const rows: Array<Record<string, string>> = []
   for (const u of users) {
-    const portal = kinds.all(u.id) as string[]
+    const portal = await db.values<string>('SELECT DISTINCT kind FROM auth_methods WHERE user_id = ? ORDER BY kind', u.id)
     const provider = (JSON.parse(u.providerMethods) as string[]).sort()
     const methods = [...new Set([...portal, ...provider])].sort()
     // The engine's own policy lookup and counting rule, so the export is checked against the rule the engine applies.
@@ -147,8 +147,8 @@ async function databaseRows (t: TestApp): Promise<Array<Record<string, string>>>
   return rows
 }
 
-function auditExports (t: TestApp): Array<{ actorId: string, details: string }> {
-  return t.services.database.sqlite.prepare("SELECT actor_id AS actorId, details FROM audit_events WHERE action = 'compliance.exported' ORDER BY id").all() as Array<{ actorId: string, details: string }>
+async function auditExports (t: TestApp): Promise<Array<{ actorId: string, details: string }>> {
+  return await sqlOn(t.services).all<{ actorId: string, details: string }>("SELECT actor_id AS actorId, details FROM audit_events WHERE action = 'compliance.exported' ORDER BY id")
 }
 
 test('the CSV export, parsed back, equals the database for a population in every state, and its download is audited', async () => {
@@ -182,7 +182,7 @@ test('the CSV export, parsed back, equals the database for a population in every
   assert.equal(byLocal['staff-totp'].console_password, '')
   assert.equal(byLocal['late-enrolled'].enforced_at, new Date(t.clock.now().getTime() - 3_600_000).toISOString())
   assert.equal(byLocal['staff-pending'].deadline, new Date(t.clock.now().getTime() + 10 * DAY).toISOString())
-  assert.deepEqual(auditExports(t), [{ actorId: adminUser.id, details: '{"format":"csv"}' }])
+  assert.deepEqual(await auditExports(t), [{ actorId: adminUser.id, details: '{"format":"csv"}' }])
 })
 
 test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA device) and MFA for non-privileged users', async () => {
@@ -220,7 +220,7 @@ test('the summary counts CIS AWS 1.10 (console-password users with an AWS MFA de
   assert.match(page.text, /MFA for non-privileged users[\s\S]*?Fail<\/strong>\s*5 of 13 users \(38.5%\)/)
   assert.match(page.text, /href="\/admin\/compliance.csv"/)
   assert.match(page.text, /href="\/admin\/compliance.json"/)
-  assert.deepEqual(auditExports(t).map((e) => e.details), ['{"format":"json"}'], 'viewing the summary page is not a download')
+  assert.deepEqual((await auditExports(t)).map((e) => e.details), ['{"format":"json"}'], 'viewing the summary page is not a download')
 })
 
 test('a rule passes when every user in scope complies, and an empty scope passes with no percentage', async () => {
@@ -241,9 +241,9 @@ test('CSV cells a spreadsheet would run as formulas are made plain text, and com
   const admin = await createTestUser(t.services, { role: 'admin', email: 'admin@test.example' })
   const formula = await t.services.userService.createUser({ email: '=cmd|calc@evil.example', displayName: 'x' }, SYSTEM)
   const quoted = await t.services.userService.createUser({ email: '"a,b"@odd.example', displayName: 'y' }, SYSTEM)
-  const sqlite = t.services.database.sqlite
-  sqlite.prepare("UPDATE users SET provider = 'aws', external_id = '@SUM(A1)' WHERE id = ?").run(formula.id)
-  sqlite.prepare("UPDATE users SET provider = 'entra', external_id = '-2+3' WHERE id = ?").run(quoted.id)
+  const db = sqlOn(t.services)
+  await db.run("UPDATE users SET provider = 'aws', external_id = '@SUM(A1)' WHERE id = ?", formula.id)
+  await db.run("UPDATE users SET provider = 'entra', external_id = '-2+3' WHERE id = ?", quoted.id)
   const agent = await signIn(t, admin.email)
 
   const res = await agent.get('/admin/compliance.csv')
@@ -273,5 +273,5 @@ test('only admins reach the compliance pages and downloads; refused attempts are
   assert.equal(anonymous.status, 303)
   const withToken = await request(t.app.server).get('/admin/compliance.csv').set('authorization', `Bearer ${secret}`)
   assert.equal(withToken.status, 303, 'an API token opens the API, not the admin pages')
-  assert.deepEqual(auditExports(t), [])
+  assert.deepEqual(await auditExports(t), [])
 })

@@ -4,6 +4,7 @@ import { buildApp } from '../../server/app.ts'
 import { createServices } from '../../server/wiring.ts'
 import { createTestUser, csrfFor, FakeClock, hiddenFields, signIn, startTestApp, stepUp, submitForm, testConfig, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp | undefined
 afterEach(async () => { await t?.close(); t = undefined })
@@ -61,7 +62,7 @@ test('a held form keeps everything entered, every ticked box included, and the o
   body.append('scopes', 'status:read')
   const held = await admin.post('/admin/tokens').type('form').send(body.toString())
   assert.equal(held.headers.location, HELD)
-  assert.equal(t.services.database.sqlite.prepare('SELECT COUNT(*) FROM api_tokens').pluck().get(), 0, 'no token yet')
+  assert.equal(await sqlOn(t.services).value('SELECT COUNT(*) FROM api_tokens'), 0, 'no token yet')
 
   await stepUp(t, admin, user)
   const offer = await admin.get('/step-up/continue')
@@ -72,7 +73,7 @@ test('a held form keeps everything entered, every ticked box included, and the o
   assert.deepEqual({ ...fields, _csrf: 'x' }, { _csrf: 'x', name: 'HR feed <nightly>', expiresInDays: '30', scopes: ['phones:write', 'status:read'] })
   const sent = await admin.post('/admin/tokens').type('form').send(new URLSearchParams(Object.entries(fields).flatMap(([k, v]) => [v].flat().map((x) => [k, x]))).toString())
   assert.equal(sent.status, 200)
-  const row = t.services.database.sqlite.prepare('SELECT name, scopes FROM api_tokens').get() as { name: string, scopes: string }
+  const row = (await sqlOn(t.services).get('SELECT name, scopes FROM api_tokens')) as { name: string, scopes: string }
   assert.equal(row.name, 'HR feed <nightly>')
   assert.deepEqual(JSON.parse(row.scopes).sort(), ['phones:write', 'status:read'])
 })
@@ -87,7 +88,7 @@ test('a step-up lasts STEP_UP_MINUTES: after that the next admin action is held 
   const target = await createTestUser(t.services, { email: 'lab@test.example' })
   const held = await submitForm(admin, '/admin/exemptions', '/admin/exemptions', { ...fields, email: target.email })
   assert.equal(held.headers.location, HELD)
-  assert.equal(t.services.database.sqlite.prepare('SELECT COUNT(*) FROM exemptions').pluck().get(), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT COUNT(*) FROM exemptions'), 0)
   assert.equal(await auditCount(t, 'exemption.added'), 0)
 })
 

@@ -1,25 +1,26 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+import { sqlOn, type SqlParam } from '../helpers/sql.ts'
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
 after(async () => { await t.close() })
 
-function countRows (table: string, where = '1 = 1', ...params: unknown[]): number {
-  return (t.services.database.sqlite.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).get(...params) as { n: number }).n
+async function countRows (table: string, where = '1 = 1', ...params: SqlParam[]): Promise<number> {
+  return (await sqlOn(t.services).get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`, ...params))!.n
 }
 
 test('a sign-in POST without a CSRF token is refused with 403 and signs nobody in', async () => {
   const user = await createTestUser(t.services)
   const agent = anonymous(t)
   await agent.get('/login')
-  const auditBefore = countRows('audit_events')
+  const auditBefore = await countRows('audit_events')
   const res = await agent.post('/login').type('form').send({ email: user.email, password: TEST_PASSWORD })
   assert.equal(res.status, 403)
   assert.match(res.text, /This form has expired or was not sent from this site/)
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 0)
-  assert.equal(countRows('audit_events'), auditBefore, 'the password was not even checked')
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 0)
+  assert.equal(await countRows('audit_events'), auditBefore, 'the password was not even checked')
   assert.equal((await agent.get('/')).status, 303)
 })
 
@@ -33,7 +34,7 @@ test('a sign-in POST with a wrong or foreign CSRF token is refused the same way'
     const res = await agent.post('/login').type('form').send({ email: user.email, password: TEST_PASSWORD, _csrf: token })
     assert.equal(res.status, 403)
   }
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 0)
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 0)
 })
 
 test('a sign-out POST without a CSRF token is refused and the session stays valid', async () => {
@@ -41,7 +42,7 @@ test('a sign-out POST without a CSRF token is refused and the session stays vali
   const agent = await signIn(t, user.email)
   const res = await agent.post('/logout').type('form').send({})
   assert.equal(res.status, 403)
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 1)
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 1)
   assert.equal((await agent.get('/')).status, 200)
   assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signout' })).length, 0)
 })
@@ -52,5 +53,5 @@ test('scripts may send the token in the x-csrf-token header instead of the form'
   const token = await csrfFor(agent, '/')
   const res = await agent.post('/logout').set('x-csrf-token', token)
   assert.equal(res.status, 303)
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 0)
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 0)
 })

@@ -5,6 +5,7 @@ import { createTestUser, FakeClock, signIn, signInStaff, startTestApp, type Test
 import { campaignInput } from '../helpers/campaigns.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // Directory sync meets portal accounts that share an email with a directory user: an email is a claim that a
 // directory admin (or anyone who can tag an IAM user) writes, not an identity.
@@ -109,7 +110,9 @@ test('two IAM users sharing an e-mail tag are both synced, the second under its 
   assert.equal(conflict.syncedAs, twin2.email)
   assert.match(await dashboardLine(), /\d users? synced without their e-mail, which another account already uses<\/strong>: [^<]*twin2 \(twins@example\.org: email twins@example\.org belongs to aws user twin1/)
   // In the CIS 1.10 figures: every IAM user with a console password is a portal user with consolePassword true.
-  const consoleUsers = t.services.database.sqlite.prepare("SELECT count(*) FROM users WHERE provider = 'aws' AND disabled = 0 AND json_extract(provider_attributes, '$.consolePassword') = 1").pluck().get()
+  const db = sqlOn(t.services)
+  const consolePassword = db.dialect === 'sqlite' ? "json_extract(provider_attributes, '$.consolePassword') = 1" : "(provider_attributes::jsonb ->> 'consolePassword') = 'true'"
+  const consoleUsers = await db.value(`SELECT count(*) FROM users WHERE provider = 'aws' AND disabled = FALSE AND ${consolePassword}`)
   assert.equal(consoleUsers, [...fake.state.users.values()].filter((u) => u.loginProfile !== null).length)
 
   await sync()
@@ -146,15 +149,15 @@ test('upgrading from a portal that keyed IAM users by name rewrites each user\'s
   const uma = fake.state.addUser({ userName: 'uma', consolePassword: true, tags: { email: 'uma@example.org' } })
   fake.state.addUser({ userName: 'udo', consolePassword: true })
   await sync()
-  const before = t.services.database.sqlite.prepare("SELECT id, display_name AS name FROM users WHERE provider = 'aws' ORDER BY id").all() as Array<{ id: string, name: string }>
+  const before = await sqlOn(t.services).all<{ id: string, name: string }>("SELECT id, display_name AS name FROM users WHERE provider = 'aws' ORDER BY id")
   // As the previous version stored them: the IAM user name as the external id, and the name-based placeholder address.
-  t.services.database.sqlite.prepare("UPDATE users SET external_id = display_name WHERE provider = 'aws' AND disabled = 0").run()
-  t.services.database.sqlite.prepare("UPDATE users SET email = 'udo@aws.invalid' WHERE provider = 'aws' AND display_name = 'udo'").run()
+  await sqlOn(t.services).run("UPDATE users SET external_id = display_name WHERE provider = 'aws' AND disabled = FALSE")
+  await sqlOn(t.services).run("UPDATE users SET email = 'udo@aws.invalid' WHERE provider = 'aws' AND display_name = 'udo'")
 
   const report = await sync()
 
   assert.equal(report.created, 0, 'nobody was added twice')
-  const after = t.services.database.sqlite.prepare("SELECT id, display_name AS name, external_id AS externalId FROM users WHERE provider = 'aws' ORDER BY id").all() as Array<{ id: string, name: string, externalId: string }>
+  const after = await sqlOn(t.services).all<{ id: string, name: string, externalId: string }>("SELECT id, display_name AS name, external_id AS externalId FROM users WHERE provider = 'aws' ORDER BY id")
   assert.deepEqual(after.map(({ id, name }) => ({ id, name })), before)
   assert.ok(after.every((u) => /^AIDA/.test(u.externalId)), 'every id rewritten to the IAM user id')
   assert.equal(await t.services.users.findByEmail('udo@aws.invalid'), undefined, 'the old placeholder address is replaced by the id-based one')

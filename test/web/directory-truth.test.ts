@@ -1,15 +1,13 @@
-import { rmSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { parse } from 'csv-parse/sync'
-import { buildApp } from '../../server/app.ts'
-import { createServices } from '../../server/wiring.ts'
-import { createTestUser, FakeClock, signIn, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { createTestUser, FakeClock, signIn, startTestApp, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const SYSTEM = { id: null, label: 'test' }
 
@@ -29,17 +27,13 @@ async function twoDirectories (t: TestContext) {
   iam.state.addUser({ userName: 'ann', consolePassword: true, tags: { email: 'ann@example.org' }, createDate: longAgo })
   iam.state.addUser({ userName: 'abe', consolePassword: true, tags: { email: 'abe@example.org' }, createDate: longAgo, devices: ['virtual'] })
 
-  const dataDir = tempDir()
-  const config = testConfig({ PROVIDERS: 'entra,aws', ...fakeEnv(entra) as Record<string, string>, ...awsEnv(iam) }, dataDir)
-  const services = await createServices(config, { clock, sleep: async () => {} })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); await services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
+  const testApp = await startTestApp({ PROVIDERS: 'entra,aws', ...fakeEnv(entra) as Record<string, string>, ...awsEnv(iam) }, { clock, overrides: { sleep: async () => {} } })
   t.after(async () => { await testApp.close() })
+  const { services } = testApp
   await services.directorySync.sync(services.providers.entra)
   await services.directorySync.sync(services.providers.aws)
   // Seen long ago too, whichever date the new-user window counts from.
-  services.database.sqlite.prepare("UPDATE users SET first_seen_at = ? WHERE provider <> 'local'").run(longAgo.getTime())
+  await sqlOn(services).run("UPDATE users SET first_seen_at = ? WHERE provider <> 'local'", longAgo.getTime())
 
   const user = async (email: string) => (await services.users.findByEmail(email))!
   const people = { eve: await user('eve@contoso.example'), eda: await user('eda@contoso.example'), ann: await user('ann@example.org'), abe: await user('abe@example.org') }
@@ -50,18 +44,18 @@ async function twoDirectories (t: TestContext) {
   return { testApp, entra, iam, eve, people, campaign }
 }
 
-function stateOf (testApp: TestApp, userId: string): string {
-  return testApp.services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').pluck().get(userId) as string
+async function stateOf (testApp: TestApp, userId: string): Promise<string> {
+  return (await sqlOn(testApp.services).value('SELECT state FROM user_states WHERE user_id = ?', userId)) as string
 }
 
 test('an Entra user and an AWS user with only a portal passkey are pending, then enforced at the deadline; with a method at their directory they count as enrolled', async (t) => {
   const { testApp, entra, iam, eve, people, campaign } = await twoDirectories(t)
   const { services, clock } = testApp
 
-  assert.equal(stateOf(testApp, people.eve.id), 'pending', 'a portal passkey does not protect the Microsoft sign-in')
-  assert.equal(stateOf(testApp, people.ann.id), 'pending', 'nor the AWS console sign-in')
-  assert.equal(stateOf(testApp, people.eda.id), 'enrolled')
-  assert.equal(stateOf(testApp, people.abe.id), 'enrolled')
+  assert.equal(await stateOf(testApp, people.eve.id), 'pending', 'a portal passkey does not protect the Microsoft sign-in')
+  assert.equal(await stateOf(testApp, people.ann.id), 'pending', 'nor the AWS console sign-in')
+  assert.equal(await stateOf(testApp, people.eda.id), 'enrolled')
+  assert.equal(await stateOf(testApp, people.abe.id), 'enrolled')
 
   const admin = await signIn(testApp, (await createTestUser(services, { role: 'admin' })).email)
   const csv = parse((await admin.get('/admin/compliance.csv')).text, { columns: true }) as Array<Record<string, string>>
@@ -86,7 +80,7 @@ test('an Entra user and an AWS user with only a portal passkey are pending, then
   const report = await services.engine.sweep()
 
   assert.equal(report.completed, 4)
-  for (const person of Object.values(people)) assert.equal(stateOf(testApp, person.id), 'enforced', person.email)
+  for (const person of Object.values(people)) assert.equal(await stateOf(testApp, person.id), 'enforced', person.email)
   assert.equal(entra.tenant.find(eve.id)!.requirement, 'enabled', 'nothing registered at Entra: Entra asks eve to register at her next sign-in')
   assert.equal(entra.tenant.find(people.eda.externalId!)!.requirement, 'enforced')
   const policyArn = iam.callsTo('AttachUserPolicy', { ok: true })[0].params.PolicyArn
@@ -97,7 +91,7 @@ test('the home page and the helpdesk say which methods protect what: the directo
   const { testApp, people } = await twoDirectories(t)
   const { services } = testApp
   const password = (await createTestUser(services)).passwordHash
-  services.database.sqlite.prepare('UPDATE users SET password_hash = ? WHERE id IN (?, ?)').run(password, people.eve.id, people.abe.id)
+  await sqlOn(services).run('UPDATE users SET password_hash = ? WHERE id IN (?, ?)', password, people.eve.id, people.abe.id)
 
   const eve = await (await signIn(testApp, people.eve.email)).get('/')
   assert.match(eve.text, /Not set up yet\.<\/strong> Nothing protects your Microsoft sign-in yet: add a second way to prove it&#39;s you below\. What you set up in this portal protects this portal only\./)

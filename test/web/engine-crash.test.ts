@@ -8,7 +8,8 @@ import type { User } from '../../server/domain/users.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
 import { readPersisted } from '../fakes/provider.ts'
 import type { KillPoint } from '../fakes/sweep-child.ts'
-import { createTestUser, FakeClock, TEST_SECRETS, tempDir, testConfig } from '../helpers/app.ts'
+import { createTestUser, FakeClock, portalDatabase, TEST_SECRETS, tempDir, testConfig } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const LEASE_MS = 30_000
 const USERS = 20
@@ -17,13 +18,13 @@ const CHILD = fileURLToPath(new URL('../fakes/sweep-child.ts', import.meta.url))
 const admin = { id: null, label: 'test-admin' }
 
 // The developer's shell and the test runner must not steer the child: it gets the test configuration only.
-const INHERITED_OUT = ['NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'NODE_ENV', 'DATA_DIR', 'DATABASE_FILE', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEYS_PREVIOUS', 'PROVIDERS', 'LOG_LEVEL']
+const INHERITED_OUT = ['NODE_TEST_CONTEXT', 'NODE_OPTIONS', 'NODE_ENV', 'DATA_DIR', 'DATABASE_FILE', 'DATABASE_URL', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEYS_PREVIOUS', 'PROVIDERS', 'LOG_LEVEL']
 
 interface ChildResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
 
 /** Runs one sweep in a separate process at the instant `at`, killing itself at `point` (the nth time it is reached). */
-function sweepInChild (dataDir: string, point: KillPoint, at: Date, nth = 5): Promise<ChildResult> {
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !INHERITED_OUT.includes(name))), NODE_ENV: 'test', ...TEST_SECRETS }
+function sweepInChild ({ dataDir, databaseEnv }: Arranged, point: KillPoint, at: Date, nth = 5): Promise<ChildResult> {
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !INHERITED_OUT.includes(name))), NODE_ENV: 'test', ...TEST_SECRETS, ...databaseEnv }
   const args = ['--import', 'tsx', CHILD, dataDir, point, '--at', at.toISOString(), '--nth', String(nth), '--lease-ms', String(LEASE_MS)]
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -40,62 +41,64 @@ function sweepInChild (dataDir: string, point: KillPoint, at: Date, nth = 5): Pr
   })
 }
 
-interface Arranged { services: Services, dataDir: string, users: User[], deadlinePassedAt: Date }
+interface Arranged { services: Services, dataDir: string, databaseEnv: Record<string, string>, users: User[], deadlinePassedAt: Date }
 
 /** USERS long-standing users under an armed campaign whose deadline passed a day ago, on a fresh data directory. */
 async function arrange (t: TestContext): Promise<Arranged> {
   const dataDir = tempDir('mfa-crash-')
+  const database = await portalDatabase()
   const clock = new FakeClock()
-  const services = await createServices(testConfig({}, dataDir), { clock })
+  const services = await createServices(testConfig(database.env, dataDir), { clock })
   t.after(async () => {
     await services.close()
+    await database.drop()
     rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
   })
   const users: User[] = []
   for (let i = 0; i < USERS; i++) users.push(await createTestUser(services))
-  services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
+  await sqlOn(services).run('UPDATE users SET first_seen_at = ?', clock.now().getTime() - 90 * DAY)
   const now = clock.now().getTime()
   const c = await services.campaigns.create(campaignInput(now), admin)
   await services.campaigns.arm(c.id, admin)
   clock.advance(11 * DAY)
-  return { services, dataDir, users, deadlinePassedAt: clock.now() }
+  return { services, dataDir, databaseEnv: database.env, users, deadlinePassedAt: clock.now() }
 }
 
-function jobCounts (services: Services): Record<string, number> {
-  const rows = services.database.sqlite.prepare('SELECT status, count(*) AS n FROM enforcement_jobs GROUP BY status').all() as Array<{ status: string, n: number }>
+async function jobCounts (services: Services): Promise<Record<string, number>> {
+  const rows = await sqlOn(services).all<{ status: string, n: number }>('SELECT status, count(*) AS n FROM enforcement_jobs GROUP BY status')
   return Object.fromEntries(rows.map((r) => [r.status, r.n]))
 }
 
 async function crashAt (arranged: Arranged, point: KillPoint, at: Date, nth = 5): Promise<void> {
-  const crashed = await sweepInChild(arranged.dataDir, point, at, nth)
+  const crashed = await sweepInChild(arranged, point, at, nth)
   assert.equal(crashed.signal, 'SIGKILL', `the sweep died at ${point}: ${crashed.stderr}`)
-  const open = (jobCounts(arranged.services).queued ?? 0) + (jobCounts(arranged.services).running ?? 0)
+  const counts = await jobCounts(arranged.services)
+  const open = (counts.queued ?? 0) + (counts.running ?? 0)
   assert.ok(open > 0, 'the crash left work unfinished')
 }
 
 async function sweepToTheEnd (arranged: Arranged, at: Date): Promise<void> {
-  const finished = await sweepInChild(arranged.dataDir, 'none', at)
+  const finished = await sweepInChild(arranged, 'none', at)
   assert.equal(finished.code, 0, `the restarted sweep ran to the end: ${finished.stderr}`)
 }
 
 /** What an operator relies on after a crash: each due user enforced exactly once in effect, recorded, no job lost or left open. */
 async function assertEveryUserEnforcedOnce ({ services, dataDir, users }: Arranged): Promise<void> {
   const { enforced, calls } = readPersisted(dataDir)
-  const jobs = services.database.sqlite.prepare('SELECT status FROM enforcement_jobs WHERE user_id = ?').pluck()
-  const state = services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').pluck()
+  const db = sqlOn(services)
   for (const u of users) {
     assert.equal(enforced[u.id], true, `${u.email} is enforced at the provider`)
     assert.equal(calls.filter((c) => c.userId === u.id && c.changed).length, 1, `${u.email} flipped exactly once at the provider`)
-    assert.deepEqual(jobs.all(u.id), ['done'], `${u.email} has one job, done`)
-    assert.equal(state.get(u.id), 'enforced')
+    assert.deepEqual(await db.values('SELECT status FROM enforcement_jobs WHERE user_id = ?', u.id), ['done'], `${u.email} has one job, done`)
+    assert.equal(await db.value('SELECT state FROM user_states WHERE user_id = ?', u.id), 'enforced')
     assert.notEqual((await services.users.findById(u.id))?.enforcedAt, null, `the portal records ${u.email} as enforced`)
   }
-  assert.deepEqual(jobCounts(services), { done: users.length }, 'nothing left queued or running')
+  assert.deepEqual(await jobCounts(services), { done: users.length }, 'nothing left queued or running')
 }
 
-function assertEveryFlipAudited ({ services, users }: Arranged): void {
-  const audited = services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.enforced' AND subject_user_id = ?").pluck()
-  for (const u of users) assert.ok((audited.get(u.id) as number) >= 1, `the enforcement of ${u.email} is in the audit log`)
+async function assertEveryFlipAudited ({ services, users }: Arranged): Promise<void> {
+  const audited = async (userId: string) => (await sqlOn(services).value<number>("SELECT count(*) FROM audit_events WHERE action = 'enforcement.enforced' AND subject_user_id = ?", userId)) ?? 0
+  for (const u of users) assert.ok(await audited(u.id) >= 1, `the enforcement of ${u.email} is in the audit log`)
 }
 
 const MOMENTS: Array<[KillPoint, string]> = [
@@ -114,7 +117,7 @@ for (const [point, moment] of MOMENTS) {
     await sweepToTheEnd(arranged, new Date(arranged.deadlinePassedAt.getTime() + LEASE_MS + 1_000))
 
     await assertEveryUserEnforcedOnce(arranged)
-    assertEveryFlipAudited(arranged)
+    await assertEveryFlipAudited(arranged)
   })
 }
 
@@ -122,12 +125,12 @@ test('a sweep restarted while the crashed one\'s leases are live leaves those jo
   const arranged = await arrange(t)
   const { services, dataDir, deadlinePassedAt } = arranged
   await crashAt(arranged, 'after-claim', deadlinePassedAt)
-  const leased = services.database.sqlite.prepare("SELECT user_id FROM enforcement_jobs WHERE status = 'running'").pluck().all() as string[]
+  const leased = await sqlOn(services).values<string>("SELECT user_id FROM enforcement_jobs WHERE status = 'running'")
   assert.ok(leased.length > 0)
   const callsAtCrash = readPersisted(dataDir).calls.length
 
   await sweepToTheEnd(arranged, new Date(deadlinePassedAt.getTime() + 1_000))
-  assert.deepEqual(jobCounts(services), { done: USERS - leased.length, running: leased.length }, 'the jobs leased by the dead sweep wait for their lease')
+  assert.deepEqual(await jobCounts(services), { done: USERS - leased.length, running: leased.length }, 'the jobs leased by the dead sweep wait for their lease')
   const callsSince = readPersisted(dataDir).calls.slice(callsAtCrash)
   assert.ok(callsSince.every((c) => !leased.includes(c.userId)), 'no one called the provider for a leased job')
 
@@ -144,5 +147,5 @@ test('a sweep that crashes twice in a row, at different points, still ends with 
   await sweepToTheEnd(arranged, new Date(start + 2 * (LEASE_MS + 1_000)))
 
   await assertEveryUserEnforcedOnce(arranged)
-  assertEveryFlipAudited(arranged)
+  await assertEveryFlipAudited(arranged)
 })

@@ -1,18 +1,19 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServices, type Services } from '../../server/wiring.ts'
-import { FakeClock, testConfig } from '../helpers/app.ts'
+import type { Services } from '../../server/wiring.ts'
+import { FakeClock, startTestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const SYSTEM = { id: null, label: 'test' }
 
 async function portal (t: TestContext, env: Record<string, string>, clock: FakeClock): Promise<Services> {
-  const services = await createServices(testConfig(env), { clock, sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } })
-  t.after(async () => { await services.close() })
+  const { services, close } = await startTestApp(env, { clock, overrides: { sleep: async () => {}, engineSettings: { baseBackoffMs: 1, maxBackoffMs: 5 } } })
+  t.after(close)
   return services
 }
 
@@ -20,19 +21,19 @@ async function portal (t: TestContext, env: Record<string, string>, clock: FakeC
 async function everyoneDue (services: Services, clock: FakeClock, provider: string): Promise<void> {
   const now = clock.now().getTime()
   // Seen long ago too, whichever date the new-user window counts from.
-  services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE provider = ?').run(now - 90 * DAY, provider)
+  await sqlOn(services).run('UPDATE users SET first_seen_at = ? WHERE provider = ?', now - 90 * DAY, provider)
   const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
   await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(2 * DAY)
 }
 
-function idOf (services: Services, externalId: string): string {
-  return services.database.sqlite.prepare('SELECT id FROM users WHERE external_id = ?').pluck().get(externalId) as string
+async function idOf (services: Services, externalId: string): Promise<string> {
+  return (await sqlOn(services).value('SELECT id FROM users WHERE external_id = ?', externalId)) as string
 }
 
-function row (services: Services, userId: string) {
-  return services.database.sqlite.prepare(`SELECT s.state, u.disabled, u.enforced_at AS enforcedAt, (SELECT group_concat(status) FROM enforcement_jobs WHERE user_id = u.id) AS jobs
-    FROM users u JOIN user_states s ON s.user_id = u.id WHERE u.id = ?`).get(userId) as { state: string, disabled: number, enforcedAt: number | null, jobs: string }
+async function row (services: Services, userId: string) {
+  return (await sqlOn(services).get(`SELECT s.state, u.disabled, u.enforced_at AS enforcedAt, (SELECT string_agg(status, ',') FROM enforcement_jobs WHERE user_id = u.id) AS jobs
+    FROM users u JOIN user_states s ON s.user_id = u.id WHERE u.id = ?`, userId)) as { state: string, disabled: number, enforcedAt: number | null, jobs: string }
 }
 
 /** The same user, deleted at the directory between the sync and the sweep, through both providers' wire-level fakes. */
@@ -84,7 +85,7 @@ for (const directory of DIRECTORIES) {
     await services.directorySync.sync(services.providers[directory.provider])
     await everyoneDue(services, clock, directory.provider)
     const [goneId, ...stayIds] = fake.externalIds
-    const gone = idOf(services, goneId)
+    const gone = await idOf(services, goneId)
 
     fake.remove(goneId)
     const report = await services.engine.sweep()
@@ -92,11 +93,11 @@ for (const directory of DIRECTORIES) {
     assert.equal(report.superseded, 1)
     assert.equal(report.failed, 0, 'not a failure')
     assert.equal(report.completed, stayIds.length)
-    assert.deepEqual(row(services, gone), { state: 'not_targeted', disabled: 1, enforcedAt: null, jobs: 'superseded' })
+    assert.deepEqual(await row(services, gone), { state: 'not_targeted', disabled: 1, enforcedAt: null, jobs: 'superseded' })
     const [event] = await services.audit.list({ subjectUserId: gone, action: 'enforcement.superseded' })
     assert.match(event.details, new RegExp(`"reason":"the user no longer exists at ${directory.provider}; the account is disabled in the portal"`))
     assert.equal((await services.audit.list({ action: 'enforcement.failed' })).length, 0)
-    for (const id of stayIds) assert.equal(row(services, idOf(services, id)).state, 'enforced')
+    for (const id of stayIds) assert.equal((await row(services, await idOf(services, id))).state, 'enforced')
 
     const calls = fake.callsFor(goneId)
     clock.advance(DAY)
@@ -105,7 +106,7 @@ for (const directory of DIRECTORIES) {
     const later = await services.engine.sweep()
     assert.equal(later.planned, 0, 'a later sweep has nothing to do')
     assert.equal(fake.callsFor(goneId), calls, 'and never asks the directory about the deleted user again')
-    assert.equal(row(services, gone).state, 'not_targeted')
+    assert.equal((await row(services, gone)).state, 'not_targeted')
   })
 }
 
@@ -120,11 +121,11 @@ test('aws: a missing enforcement group is not taken for a deleted user: the user
 
   const report = await services.engine.sweep()
 
-  const ann = idOf(services, fake.state.user('ann').userId)
+  const ann = await idOf(services, fake.state.user('ann').userId)
   assert.equal(report.failed, 1)
   assert.equal(report.superseded, 0)
-  const state = services.database.sqlite.prepare('SELECT state, reason FROM user_states WHERE user_id = ?').get(ann) as { state: string, reason: string }
+  const state = (await sqlOn(services).get('SELECT state, reason FROM user_states WHERE user_id = ?', ann)) as { state: string, reason: string }
   assert.equal(state.state, 'attention')
   assert.match(state.reason, /^Enforcement failed: not_found: .*What to do: The provider did not find something the portal needs \(the enforcement policy or group\): check that it exists, then press Retry on the dashboard\.$/)
-  assert.equal(row(services, ann).disabled, 0, 'the user is not switched off')
+  assert.equal((await row(services, ann)).disabled, 0, 'the user is not switched off')
 })

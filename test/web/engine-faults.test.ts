@@ -8,7 +8,9 @@ import { ProviderError } from '../../server/domain/provider.ts'
 import type { User } from '../../server/domain/users.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
 import { FakeProvider, type ProviderCall } from '../fakes/provider.ts'
-import { createTestUser, FakeClock, tempDir, testConfig } from '../helpers/app.ts'
+import { createTestUser, FakeClock, portalDatabase, tempDir, testConfig } from '../helpers/app.ts'
+import { SweepTime } from '../helpers/sweep-time.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const MINUTE = 60_000
 const admin = { id: null, label: 'test-admin' }
@@ -21,27 +23,45 @@ interface Rig {
   retries: RetryRecord[]
 }
 
+/** A data directory and database that several rigs share, as instances of one portal do. */
+interface Storage {
+  dataDir: string
+  /** DATABASE_URL on PostgreSQL (TEST_WEB_BACKEND), nothing on SQLite (the file in dataDir). */
+  env: Record<string, string>
+  remove(): Promise<void>
+}
+
+async function freshStorage (): Promise<Storage> {
+  const dataDir = tempDir()
+  const database = await portalDatabase()
+  return {
+    dataDir,
+    env: database.env,
+    remove: async () => {
+      await database.drop()
+      rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+    }
+  }
+}
+
 /**
- * Services on a real SQLite file with the fake as the 'local' provider. Workers sleep on the fake clock: time moves
- * to the latest wake-up (workers wait side by side, not one after another), so retries fall due without real waiting.
+ * Services on a real database with the fake as the 'local' provider (its own, or `storage` shared with other rigs).
+ * Workers sleep on the fake clock (SweepTime: workers wait side by side, not one after another), so retries fall due
+ * without real waiting.
  */
-async function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings: Partial<EngineSettings>, options: { dataDir?: string, sleep?: (ms: number) => Promise<void> } = {}): Promise<Rig> {
+async function openRig (t: TestContext, clock: FakeClock, fake: FakeProvider, settings: Partial<EngineSettings>, options: { storage?: Storage, sleep?: (ms: number) => Promise<void> } = {}): Promise<Rig> {
   const retries: RetryRecord[] = []
-  const dataDir = options.dataDir ?? tempDir()
-  const services = await createServices(testConfig({}, dataDir), {
+  const storage = options.storage ?? await freshStorage()
+  const services = await createServices(testConfig(storage.env, storage.dataDir), {
     clock,
     providers: { [fake.name]: fake },
     engineSettings: settings,
-    sleep: options.sleep ?? (async (ms) => {
-      const until = clock.now().getTime() + ms
-      await new Promise((resolve) => setImmediate(resolve))
-      if (clock.now().getTime() < until) clock.set(new Date(until))
-    }),
-    wrapEngineStore: (store) => recordingRetries(store, retries)
+    sleep: options.sleep ?? (async (ms) => { await SweepTime.of(clock).sleep(ms) }),
+    wrapEngineStore: (store) => recordingRetries(SweepTime.of(clock).watch(store, settings.concurrency), retries)
   })
   t.after(async () => {
     await services.close()
-    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+    if (options.storage === undefined) await storage.remove()
   })
   return { services, retries }
 }
@@ -73,15 +93,15 @@ async function createUsers (services: Services, count: number): Promise<User[]> 
 /** `count` long-standing users under an armed campaign whose deadline has just passed. Returns them and the campaign id. */
 async function dueUsers (services: Services, clock: FakeClock, count: number): Promise<{ users: User[], campaignId: string }> {
   const users = await createUsers(services, count)
-  services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(clock.now().getTime() - 90 * DAY)
+  await sqlOn(services).run('UPDATE users SET first_seen_at = ?', clock.now().getTime() - 90 * DAY)
   const c = await services.campaigns.create(campaign(clock), admin)
   await services.campaigns.arm(c.id, admin)
   clock.advance(11 * DAY)
   return { users, campaignId: c.id }
 }
 
-function openJobs (services: Services): number {
-  return services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status IN ('queued', 'running')").pluck().get() as number
+async function openJobs (services: Services): Promise<number> {
+  return (await sqlOn(services).value("SELECT count(*) FROM enforcement_jobs WHERE status IN ('queued', 'running')")) as number
 }
 
 /** What the scheduler does every five minutes, until no job is left open. Returns how many sweeps it took. */
@@ -89,24 +109,22 @@ async function sweepUntilSettled (engines: Services[], clock: FakeClock, maxSwee
   for (let sweep = 1; sweep <= maxSweeps; sweep++) {
     await engines[0].engine.refreshAll()
     await Promise.all(engines.map(async (s) => s.engine.sweep()))
-    if (openJobs(engines[0]) === 0) return sweep
+    if (await openJobs(engines[0]) === 0) return sweep
     clock.advance(5 * MINUTE)
   }
   assert.fail(`jobs still open after ${maxSweeps} sweeps`)
 }
 
-function stateOf (services: Services, userId: string): { state: string, reason: string } {
-  return services.database.sqlite.prepare('SELECT state, reason FROM user_states WHERE user_id = ?').get(userId) as { state: string, reason: string }
+async function stateOf (services: Services, userId: string): Promise<{ state: string, reason: string }> {
+  return (await sqlOn(services).get('SELECT state, reason FROM user_states WHERE user_id = ?', userId)) as { state: string, reason: string }
 }
 
-function jobsOf (services: Services, userId: string): Array<{ action: string, status: string, attempts: number, lastError: string | null }> {
-  return services.database.sqlite.prepare('SELECT action, status, attempts, last_error AS lastError FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at')
-    .all(userId) as Array<{ action: string, status: string, attempts: number, lastError: string | null }>
+async function jobsOf (services: Services, userId: string): Promise<Array<{ action: string, status: string, attempts: number, lastError: string | null }>> {
+  return await sqlOn(services).all<{ action: string, status: string, attempts: number, lastError: string | null }>('SELECT action, status, attempts, last_error AS lastError FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at', userId)
 }
 
-function enforcedAudits (services: Services): Map<string, number> {
-  const rows = services.database.sqlite.prepare("SELECT subject_user_id AS userId, count(*) AS n FROM audit_events WHERE action = 'enforcement.enforced' GROUP BY subject_user_id")
-    .all() as Array<{ userId: string, n: number }>
+async function enforcedAudits (services: Services): Promise<Map<string, number>> {
+  const rows = await sqlOn(services).all<{ userId: string, n: number }>("SELECT subject_user_id AS userId, count(*) AS n FROM audit_events WHERE action = 'enforcement.enforced' GROUP BY subject_user_id")
   return new Map(rows.map((r) => [r.userId, r.n]))
 }
 
@@ -114,7 +132,7 @@ async function assertEnforcedOnce (services: Services, fake: FakeProvider, users
   for (const u of users) {
     assert.equal(fake.isEnforced(u.id), true, `${u.email} is enforced at the provider`)
     assert.equal(fake.changesFor(u.id), 1, `${u.email} flipped exactly once at the provider`)
-    assert.equal(stateOf(services, u.id).state, 'enforced', `${u.email} shows as enforced`)
+    assert.equal((await stateOf(services, u.id)).state, 'enforced', `${u.email} shows as enforced`)
     assert.notEqual((await services.users.findById(u.id))?.enforcedAt, null, `the portal records ${u.email} as enforced`)
   }
 }
@@ -130,13 +148,14 @@ test('with 30% of provider calls failing (429 with Retry-After, 500, timeouts), 
   const sweeps = await sweepUntilSettled([services], clock)
 
   await assertEnforcedOnce(services, fake, users)
-  assert.equal(openJobs(services), 0, 'no job is left queued or running')
+  assert.equal(await openJobs(services), 0, 'no job is left queued or running')
   for (const u of users) {
-    const jobs = jobsOf(services, u.id)
+    const jobs = await jobsOf(services, u.id)
     assert.deepEqual(jobs.map((j) => [j.action, j.status]), [['enforce', 'done']], `one enforce job for ${u.email}, done`)
     assert.equal(jobs[0].attempts, fake.callsFor(u.id, 'enforce').length, 'every provider call is one counted attempt')
   }
-  const retried = users.filter((u) => jobsOf(services, u.id)[0].attempts > 1)
+  const retried: User[] = []
+  for (const u of users) if ((await jobsOf(services, u.id))[0].attempts > 1) retried.push(u)
   assert.ok(retried.length > 20, `retries happened and are visible on the jobs (${retried.length} retried)`)
   const failures = fake.calls.filter((c) => c.outcome !== 'changed' && c.outcome !== 'unchanged').length
   assert.ok(failures / fake.calls.length >= 0.25, `a real storm: ${failures} of ${fake.calls.length} calls failed`)
@@ -167,19 +186,18 @@ function assertRespectsRetryAfter (failed: ProviderCall, next: ProviderCall): vo
 
 /** Sweeps every five minutes until no job is ready to run now (jobs waiting on the long schedule may remain). */
 async function sweepUntilQuiet (services: Services, clock: FakeClock, maxSweeps = 20): Promise<void> {
-  const ready = services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status = 'running' OR (status = 'queued' AND next_attempt_at <= ?)").pluck()
+  const ready = async (now: number) => await sqlOn(services).value("SELECT count(*) FROM enforcement_jobs WHERE status = 'running' OR (status = 'queued' AND next_attempt_at <= ?)", now)
   for (let sweep = 1; sweep <= maxSweeps; sweep++) {
     await services.engine.refreshAll()
     await services.engine.sweep()
-    if (ready.get(clock.now().getTime()) === 0) return
+    if (await ready(clock.now().getTime()) === 0) return
     clock.advance(5 * MINUTE)
   }
   assert.fail(`jobs still ready after ${maxSweeps} sweeps`)
 }
 
-function jobTiming (services: Services, userId: string): { attempts: number, waitMs: number, status: string } {
-  return services.database.sqlite.prepare('SELECT attempts, next_attempt_at - updated_at AS waitMs, status FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT 1')
-    .get(userId) as { attempts: number, waitMs: number, status: string }
+async function jobTiming (services: Services, userId: string): Promise<{ attempts: number, waitMs: number, status: string }> {
+  return (await sqlOn(services).get('SELECT attempts, next_attempt_at - updated_at AS waitMs, status FROM enforcement_jobs WHERE user_id = ? ORDER BY created_at DESC LIMIT 1', userId)) as { attempts: number, waitMs: number, status: string }
 }
 
 test('a user the provider keeps failing for now waits on a longer schedule (1 h, 6 h, 24 h, then daily) instead of attention; one it refuses needs attention with the reason and what to do', async (t) => {
@@ -195,17 +213,17 @@ test('a user the provider keeps failing for now waits on a longer schedule (1 h,
 
   await assertEnforcedOnce(services, fake, others)
   assert.equal(fake.callsFor(locked.id).length, 6, 'a retryable failure is tried maxAttempts times quickly')
-  assert.deepEqual(jobTiming(services, locked.id), { attempts: 6, waitMs: 60 * MINUTE, status: 'queued' }, 'then it waits an hour instead of giving up')
-  const waiting = stateOf(services, locked.id)
+  assert.deepEqual(await jobTiming(services, locked.id), { attempts: 6, waitMs: 60 * MINUTE, status: 'queued' }, 'then it waits an hour instead of giving up')
+  const waiting = await stateOf(services, locked.id)
   assert.equal(waiting.state, 'overdue', 'waiting out an outage is not attention')
   assert.match(waiting.reason, /Retrying at \d\d:\d\d UTC on \d{4}-\d\d-\d\d — provider unavailable \(server_error: Directory object is locked by another operation\)\. Nothing to do: it retries by itself\.$/)
   assert.equal(fake.callsFor(unlicensed.id).length, 1, 'a failure the provider says will not go away is not retried')
-  assert.deepEqual(jobsOf(services, unlicensed.id).map((j) => [j.status, j.attempts]), [['failed', 1]])
-  const { state, reason } = stateOf(services, unlicensed.id)
+  assert.deepEqual((await jobsOf(services, unlicensed.id)).map((j) => [j.status, j.attempts]), [['failed', 1]])
+  const { state, reason } = await stateOf(services, unlicensed.id)
   assert.equal(state, 'attention')
   assert.match(reason, /^Enforcement failed: .*User has no license that allows per-user MFA\. What to do: Fix the cause at the provider, then press Retry on the dashboard; or exempt the user\.$/)
   assert.equal(fake.isEnforced(unlicensed.id), false)
-  assert.equal(services.database.sqlite.prepare("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'").pluck().get(), 1)
+  assert.equal(await sqlOn(services).value("SELECT count(*) FROM audit_events WHERE action = 'enforcement.failed'"), 1)
   assert.equal((await services.audit.list({ subjectUserId: locked.id, action: 'enforcement.retry_scheduled' })).length, 1)
 
   // Until someone acts, later sweeps leave the refused user alone; the waiting one is tried again on its schedule.
@@ -218,21 +236,22 @@ test('a user the provider keeps failing for now waits on a longer schedule (1 h,
     clock.advance(5 * MINUTE)
     await services.engine.sweep()
     assert.equal(fake.callsFor(locked.id).length, callsBefore + 1, `tried once when its ${hours} h wait is over`)
-    waits.push(jobTiming(services, locked.id).waitMs / (60 * MINUTE))
+    waits.push((await jobTiming(services, locked.id)).waitMs / (60 * MINUTE))
   }
   assert.deepEqual(waits, [6, 24, 24, 24], 'after 1 h: 6 h, then 24 h, and every 24 h after that')
   assert.equal(fake.callsFor(unlicensed.id).length, 1)
-  assert.equal(stateOf(services, unlicensed.id).state, 'attention')
-  assert.equal(stateOf(services, locked.id).state, 'overdue')
+  assert.equal((await stateOf(services, unlicensed.id)).state, 'attention')
+  assert.equal((await stateOf(services, locked.id)).state, 'overdue')
 })
 
 test('two sweeps running at once, like two processes on one database, apply each flip once and run each job once', async (t) => {
   const clock = new FakeClock()
-  const dataDir = tempDir()
+  const storage = await freshStorage()
   // A little real latency per call, so the two sweeps' workers genuinely overlap.
   const fake = new FakeProvider({ now: () => clock.now(), delayMs: 2 })
-  const first = await openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
-  const second = await openRig(t, clock, fake, { concurrency: 4 }, { dataDir })
+  const first = await openRig(t, clock, fake, { concurrency: 4 }, { storage })
+  const second = await openRig(t, clock, fake, { concurrency: 4 }, { storage })
+  t.after(storage.remove)
   const { users } = await dueUsers(first.services, clock, 60)
 
   await first.services.engine.refreshAll()
@@ -242,31 +261,32 @@ test('two sweeps running at once, like two processes on one database, apply each
   assert.equal(a.completed + b.completed, users.length, 'between them, each job completed once')
   assert.equal(a.enqueued + b.enqueued, users.length, 'the two plans overlapped but wrote one job per user')
   await assertEnforcedOnce(first.services, fake, users)
-  const audits = enforcedAudits(first.services)
+  const audits = await enforcedAudits(first.services)
   for (const u of users) {
     assert.equal(fake.callsFor(u.id, 'enforce').length, 1, `${u.email}: one provider call, from one sweep`)
-    assert.deepEqual(jobsOf(first.services, u.id).map((j) => [j.status, j.attempts]), [['done', 1]])
+    assert.deepEqual((await jobsOf(first.services, u.id)).map((j) => [j.status, j.attempts]), [['done', 1]])
     assert.equal(audits.get(u.id), 1, `${u.email}: one audit entry for the flip`)
   }
 })
 
 test('two sweeps running at once while the provider fails now and then still flip each user exactly once', async (t) => {
   const clock = new FakeClock()
-  const dataDir = tempDir()
+  const storage = await freshStorage()
   const fake = new FakeProvider({ now: () => clock.now(), delayMs: 1, seed: 7, failRate: 0.25, retryAfterMs: 20_000 })
   // Leases far longer than any wait in the test: here only the two sweeps compete, no lease lapses.
   const settings = { concurrency: 3, maxAttempts: 10, leaseMs: 24 * 60 * MINUTE }
-  const first = await openRig(t, clock, fake, settings, { dataDir })
-  const second = await openRig(t, clock, fake, settings, { dataDir })
+  const first = await openRig(t, clock, fake, settings, { storage })
+  const second = await openRig(t, clock, fake, settings, { storage })
+  t.after(storage.remove)
   const { users } = await dueUsers(first.services, clock, 60)
 
   await sweepUntilSettled([first.services, second.services], clock)
 
   await assertEnforcedOnce(first.services, fake, users)
-  assert.equal(openJobs(first.services), 0)
-  const audits = enforcedAudits(first.services)
+  assert.equal(await openJobs(first.services), 0)
+  const audits = await enforcedAudits(first.services)
   for (const u of users) {
-    assert.deepEqual(jobsOf(first.services, u.id).map((j) => j.status), ['done'])
+    assert.deepEqual((await jobsOf(first.services, u.id)).map((j) => j.status), ['done'])
     assert.equal(audits.get(u.id), 1, `${u.email}: the flip is recorded once`)
   }
 })
@@ -289,8 +309,7 @@ async function mixedPopulation (services: Services, clock: FakeClock) {
   await services.campaigns.exempt(exempted.id, { kind: 'service_account', reason: 'nightly export job', owner: 'ops', expiresAt: new Date(clock.now().getTime() + 3 * DAY) }, admin)
   const latecomers = await createUsers(services, 5)
   const joiners = await createUsers(services, 3)
-  const old = services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?')
-  for (const u of latecomers) old.run(clock.now().getTime() - 90 * DAY, u.id)
+  for (const u of latecomers) await sqlOn(services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', clock.now().getTime() - 90 * DAY, u.id)
   return { users, campaignId, relaxed: [extendedA, extendedB, extendedC, exempted], exempted, latecomers, joiners }
 }
 
@@ -321,7 +340,7 @@ test('the dry run lists no one the next sweep leaves alone, users needing attent
   const { users: [rejected] } = await dueUsers(services, clock, 5)
   fake.failAlways([rejected.id], { retryable: false, code: 'forbidden', message: 'User has no license that allows per-user MFA' })
   await sweepUntilSettled([services], clock)
-  assert.equal(stateOf(services, rejected.id).state, 'attention')
+  assert.equal((await stateOf(services, rejected.id)).state, 'attention')
 
   clock.advance(DAY)
   await services.engine.refreshAll()
@@ -351,7 +370,7 @@ test('when an extension or a temporary exemption runs out, the dry run and the n
   assert.deepEqual(pairs(fake.calls.slice(callsBefore)), pairs(dryRun), 'the provider saw exactly what the dry run listed')
   for (const u of relaxed) {
     assert.equal(fake.isEnforced(u.id), true, `${u.email} is enforced again`)
-    assert.equal(stateOf(services, u.id).state, 'enforced')
+    assert.equal((await stateOf(services, u.id)).state, 'enforced')
   }
   assert.equal(fake.changesFor(exempted.id), 3, 'enforced, relaxed for the exemption, enforced again')
 })
@@ -370,7 +389,7 @@ test('a retry still pending when an admin extends the deadline does not enforce 
   const { users: [user], campaignId } = await dueUsers(services, clock, 1)
   extend = async () => {
     await services.campaigns.extend(user.id, campaignId, 7, 'on leave', admin)
-    assert.equal(stateOf(services, user.id).state, 'pending')
+    assert.equal((await stateOf(services, user.id)).state, 'pending')
   }
   fake.failNext(new ProviderError('Too many requests; retry after 600000 ms', true, 10 * MINUTE, 'throttled'))
 
@@ -378,5 +397,5 @@ test('a retry still pending when an admin extends the deadline does not enforce 
 
   assert.equal(fake.changesFor(user.id), 0, 'the extension wins over the retry queued before it')
   assert.equal(fake.isEnforced(user.id), false)
-  assert.equal(stateOf(services, user.id).state, 'pending')
+  assert.equal((await stateOf(services, user.id)).state, 'pending')
 })

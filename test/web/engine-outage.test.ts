@@ -1,15 +1,14 @@
-import { rmSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { buildApp } from '../../server/app.ts'
 import type { Services } from '../../server/wiring.ts'
-import { createServices } from '../../server/wiring.ts'
-import { createTestUser, FakeClock, signIn, tempDir, testConfig, type Agent, type TestApp } from '../helpers/app.ts'
+import { createTestUser, FakeClock, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
+import { SweepTime } from '../helpers/sweep-time.ts'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
@@ -18,30 +17,20 @@ const USERS = 200
 
 /**
  * The portal as an operator configures it (PROVIDERS + variables) against a wire-level fake, with the app for the
- * dashboard. The engine's waits run on the fake clock: time jumps to the latest wake-up, so backoffs cost nothing.
+ * dashboard. The engine's waits run on the fake clock (SweepTime), so backoffs cost no real time.
  */
 async function portal (t: TestContext, env: Record<string, string>, clock: FakeClock, onSleep: () => Promise<void> = async () => {}): Promise<TestApp> {
-  const dataDir = tempDir()
-  const config = testConfig(env, dataDir)
-  const services = await createServices(config, {
+  const time = SweepTime.of(clock)
+  const testApp = await startTestApp(env, {
     clock,
-    sleep: async (ms) => {
-      await onSleep()
-      const until = clock.now().getTime() + ms
-      await new Promise((resolve) => setImmediate(resolve))
-      if (clock.now().getTime() < until) clock.set(new Date(until))
+    overrides: {
+      wrapEngineStore: (store) => time.watch(store),
+      sleep: async (ms) => {
+        await onSleep()
+        await time.sleep(ms)
+      }
     }
   })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  const testApp: TestApp = {
-    app, services, config, clock, dataDir,
-    close: async () => {
-      await app.close()
-      await services.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
   t.after(async () => { await testApp.close() })
   return testApp
 }
@@ -51,25 +40,24 @@ async function everyoneDue (services: Services, clock: FakeClock, provider: stri
   await services.directorySync.sync(services.providers[provider])
   const now = clock.now().getTime()
   // Seen long ago too, whichever date the new-user window counts from.
-  services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE provider = ?').run(now - 90 * DAY, provider)
+  await sqlOn(services).run('UPDATE users SET first_seen_at = ? WHERE provider = ?', now - 90 * DAY, provider)
   const campaign = await services.campaigns.create(campaignInput(now, { targetKind: 'provider', targetValue: provider, deadline: new Date(now + DAY), privilegedMethods: 'any' }), SYSTEM)
   await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(2 * DAY)
 }
 
-function statesOf (services: Services, provider: string): Record<string, number> {
-  const rows = services.database.sqlite.prepare('SELECT s.state, count(*) AS n FROM user_states s JOIN users u ON u.id = s.user_id WHERE u.provider = ? GROUP BY s.state')
-    .all(provider) as Array<{ state: string, n: number }>
+async function statesOf (services: Services, provider: string): Promise<Record<string, number>> {
+  const rows = await sqlOn(services).all<{ state: string, n: number }>('SELECT s.state, count(*) AS n FROM user_states s JOIN users u ON u.id = s.user_id WHERE u.provider = ? GROUP BY s.state', provider)
   return Object.fromEntries(rows.map((r) => [r.state, r.n]))
 }
 
-function enforcedAudits (services: Services, provider: string): number[] {
-  return services.database.sqlite.prepare(`SELECT count(a.id) FROM users u LEFT JOIN audit_events a ON a.subject_user_id = u.id AND a.action = 'enforcement.enforced'
-    WHERE u.provider = ? GROUP BY u.id`).pluck().all(provider) as number[]
+async function enforcedAudits (services: Services, provider: string): Promise<number[]> {
+  return await sqlOn(services).values<number>(`SELECT count(a.id) FROM users u LEFT JOIN audit_events a ON a.subject_user_id = u.id AND a.action = 'enforcement.enforced'
+    WHERE u.provider = ? GROUP BY u.id`, provider)
 }
 
-function waitingJobs (services: Services): number {
-  return services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status = 'queued' AND last_error IS NOT NULL").pluck().get() as number
+async function waitingJobs (services: Services): Promise<number> {
+  return (await sqlOn(services).value("SELECT count(*) FROM enforcement_jobs WHERE status = 'queued' AND last_error IS NOT NULL")) as number
 }
 
 /**
@@ -78,7 +66,7 @@ function waitingJobs (services: Services): number {
  */
 async function scheduler (services: Services, clock: FakeClock, provider: string, firstSyncAfter = HOUR, syncEvery = HOUR, maxHours = 3): Promise<number> {
   const started = clock.now().getTime()
-  const open = services.database.sqlite.prepare("SELECT count(*) FROM enforcement_jobs WHERE status IN ('queued', 'running')").pluck()
+  const open = async () => await sqlOn(services).value("SELECT count(*) FROM enforcement_jobs WHERE status IN ('queued', 'running')")
   let nextSync = started + firstSyncAfter
   while (clock.now().getTime() - started < maxHours * HOUR) {
     if (clock.now().getTime() >= nextSync) {
@@ -87,7 +75,7 @@ async function scheduler (services: Services, clock: FakeClock, provider: string
       await services.directorySync.sync(services.providers[provider]).catch(() => undefined)
     }
     await services.engine.sweep()
-    if (open.get() === 0) return clock.now().getTime() - started
+    if (await open() === 0) return clock.now().getTime() - started
     clock.advance(5 * MINUTE)
   }
   assert.fail(`jobs still open after ${maxHours} hours of sweeps and syncs`)
@@ -184,9 +172,9 @@ for (const directory of DIRECTORIES) {
     for (const row of seen[0]) assert.match(row, RETRY_ROW)
     assert.equal(first.failed, 0, 'an outage fails no one for good')
     fake.assertEnforcedOnce()
-    assert.deepEqual(statesOf(services, directory.provider), { enforced: USERS }, 'everyone enforced, no one in attention')
-    assert.ok(enforcedAudits(services, directory.provider).every((n) => n === 1), 'each flip audited once')
-    assert.equal(waitingJobs(services), 0)
+    assert.deepEqual(await statesOf(services, directory.provider), { enforced: USERS }, 'everyone enforced, no one in attention')
+    assert.ok((await enforcedAudits(services, directory.provider)).every((n) => n === 1), 'each flip audited once')
+    assert.equal(await waitingJobs(services), 0)
     t.diagnostic(`first sweep: ${JSON.stringify(first)}; all done ${took / MINUTE} min later; ${fake.refused()} calls refused by the outage`)
   })
 
@@ -200,11 +188,11 @@ for (const directory of DIRECTORIES) {
 
     fake.outage(150, 30 * MINUTE)
     const first = await services.engine.sweep()
-    const ownRetry = services.database.sqlite.prepare("SELECT min(next_attempt_at) FROM enforcement_jobs WHERE status = 'queued'").pluck().get() as number
+    const ownRetry = (await sqlOn(services).value("SELECT min(next_attempt_at) FROM enforcement_jobs WHERE status = 'queued'")) as number
 
     assert.ok(first.completed > 0 && first.waiting > 0, `the outage struck mid-sweep: ${first.completed} enforced, ${first.waiting} waiting, ${fake.refused()} refused, clock ${clock.now().toISOString()}`)
     assert.equal(first.failed, 0, 'an outage fails no one for good')
-    assert.equal(statesOf(services, directory.provider).attention, undefined, 'no one needs attention')
+    assert.equal((await statesOf(services, directory.provider)).attention, undefined, 'no one needs attention')
     const rows = await retryingOnDashboard(admin)
     assert.equal(rows.length, Math.min(first.waiting, 20))
     // The next try with its date, time and zone (issue #16 item 8), in the reader's zone.
@@ -219,9 +207,9 @@ for (const directory of DIRECTORIES) {
     const [broughtForward] = await services.audit.list({ action: 'enforcement.retry_brought_forward' })
     assert.equal((JSON.parse(broughtForward.details) as { users: number }).users, first.waiting, 'every waiting job was brought forward by the sync')
     fake.assertEnforcedOnce()
-    assert.deepEqual(statesOf(services, directory.provider), { enforced: USERS }, 'everyone enforced, no one in attention')
-    assert.ok(enforcedAudits(services, directory.provider).every((n) => n === 1), 'each flip audited once')
-    assert.equal(waitingJobs(services), 0)
+    assert.deepEqual(await statesOf(services, directory.provider), { enforced: USERS }, 'everyone enforced, no one in attention')
+    assert.ok((await enforcedAudits(services, directory.provider)).every((n) => n === 1), 'each flip audited once')
+    assert.equal(await waitingJobs(services), 0)
     t.diagnostic(`first sweep: ${JSON.stringify(first)}; healed ${took / MINUTE} min later`)
   })
 }

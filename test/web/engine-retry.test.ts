@@ -1,26 +1,20 @@
-import { rmSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { buildApp } from '../../server/app.ts'
 import type { EngineSettings } from '../../server/domain/engine.ts'
 import { ProviderError } from '../../server/domain/provider.ts'
 import type { User } from '../../server/domain/users.ts'
-import { createServices, type Services } from '../../server/wiring.ts'
+import type { Services } from '../../server/wiring.ts'
 import { FakeProvider } from '../fakes/provider.ts'
-import { createTestUser, csrfFor, FakeClock, signIn, stepUp, submitForm, tempDir, testConfig, type TestApp } from '../helpers/app.ts'
+import { createTestUser, csrfFor, FakeClock, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const SYSTEM = { id: null, label: 'test' }
 const DENIED = 'User: arn:aws:iam::123456789012:user/portal is not authorized to perform: iam:AttachUserPolicy'
 
-/** The app on a real SQLite file with a scripted provider as 'local'; engine waits cost nothing. */
+/** The app on a real database with a scripted provider as 'local'; engine waits cost nothing. */
 async function appWith (t: TestContext, fake: FakeProvider, clock: FakeClock, settings: Partial<EngineSettings> = {}): Promise<TestApp> {
-  const dataDir = tempDir()
-  const config = testConfig({}, dataDir)
-  const services = await createServices(config, { clock, providers: { local: fake }, engineSettings: { concurrency: 1, ...settings }, sleep: async (ms) => { clock.advance(ms) } })
-  const app = await buildApp(services, { logger: false })
-  await app.ready()
-  const testApp: TestApp = { app, services, config, clock, dataDir, close: async () => { await app.close(); await services.close(); rmSync(dataDir, { recursive: true, force: true }) } }
+  const testApp = await startTestApp({}, { clock, overrides: { providers: { local: fake }, engineSettings: { concurrency: 1, ...settings }, sleep: async (ms) => { clock.advance(ms) } } })
   t.after(async () => { await testApp.close() })
   return testApp
 }
@@ -30,22 +24,23 @@ async function dueUsers (services: Services, clock: FakeClock, count: number): P
   const users: User[] = []
   for (let i = 0; i < count; i++) users.push(await createTestUser(services))
   const ids = users.map((u) => u.id)
-  services.database.sqlite.prepare(`UPDATE users SET first_seen_at = ? WHERE id IN (${ids.map(() => '?').join(',')})`).run(clock.now().getTime() - 90 * DAY, ...ids)
+  await sqlOn(services).run(`UPDATE users SET first_seen_at = ? WHERE id IN (${ids.map(() => '?').join(',')})`, clock.now().getTime() - 90 * DAY, ...ids)
   const campaign = await services.campaigns.create(campaignInput(clock.now(), { targetKind: 'group', targetValue: 'staff' }), SYSTEM)
-  const group = services.database.sqlite.prepare('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)')
-  for (const id of ids) group.run(id, 'staff')
+  for (const id of ids) await sqlOn(services).run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', id, 'staff')
   await services.campaigns.arm(campaign.id, SYSTEM)
   clock.advance(11 * DAY)
   await services.engine.refreshAll()
   return { users, campaignId: campaign.id }
 }
 
-function stateOf (services: Services, userId: string): { state: string, reason: string } {
-  return services.database.sqlite.prepare('SELECT state, reason FROM user_states WHERE user_id = ?').get(userId) as { state: string, reason: string }
+async function stateOf (services: Services, userId: string): Promise<{ state: string, reason: string }> {
+  return (await sqlOn(services).get('SELECT state, reason FROM user_states WHERE user_id = ?', userId)) as { state: string, reason: string }
 }
 
-function inAttention (services: Services, users: User[]): User[] {
-  return users.filter((u) => stateOf(services, u.id).state === 'attention')
+async function inAttention (services: Services, users: User[]): Promise<User[]> {
+  const found: User[] = []
+  for (const u of users) if ((await stateOf(services, u.id)).state === 'attention') found.push(u)
+  return found
 }
 
 const denied = (): ProviderError => new ProviderError(DENIED, false, null, 'access_denied')
@@ -58,9 +53,9 @@ test('an admin retries one user in attention from the dashboard (CSRF, step-up, 
   const { users } = await dueUsers(services, clock, 3)
   fake.failNext(denied())
   await services.engine.sweep()
-  const [failed] = inAttention(services, users)
+  const [failed] = await inAttention(services, users)
   assert.ok(failed !== undefined, 'one user needs attention')
-  assert.match(stateOf(services, failed.id).reason, /^Enforcement failed: access_denied: .*iam:AttachUserPolicy\. What to do: The portal is not allowed to do this at the provider: grant the permission the message names to the portal's AWS IAM user or Entra app, then press Retry on the dashboard\.$/)
+  assert.match((await stateOf(services, failed.id)).reason, /^Enforcement failed: access_denied: .*iam:AttachUserPolicy\. What to do: The portal is not allowed to do this at the provider: grant the permission the message names to the portal's AWS IAM user or Entra app, then press Retry on the dashboard\.$/)
 
   const adminUser = await createTestUser(services, { role: 'admin', email: 'admin@test.example' })
   const admin = await signIn(testApp, adminUser.email)
@@ -73,7 +68,7 @@ test('an admin retries one user in attention from the dashboard (CSRF, step-up, 
   assert.equal(forged.status, 403)
   const unconfirmed = await admin.post(`/admin/users/${failed.id}/retry-enforcement`).type('form').send({ _csrf: await csrfFor(admin, '/admin') })
   assert.notEqual(unconfirmed.headers.location, '/admin#attention', 'without a fresh step-up nothing is done')
-  assert.equal(stateOf(services, failed.id).state, 'attention')
+  assert.equal((await stateOf(services, failed.id)).state, 'attention')
   assert.equal((await services.audit.list({ action: 'enforcement.retry_requested' })).length, 0)
 
   await stepUp(testApp, admin, adminUser)
@@ -84,11 +79,11 @@ test('an admin retries one user in attention from the dashboard (CSRF, step-up, 
   const [event] = await services.audit.list({ action: 'enforcement.retry_requested' })
   assert.equal(event.subjectUserId, failed.id)
   assert.equal(event.actorLabel, 'admin@test.example')
-  assert.equal(stateOf(services, failed.id).state, 'overdue')
+  assert.equal((await stateOf(services, failed.id)).state, 'overdue')
   assert.deepEqual((await services.engine.plan()).map((p) => [p.userId, p.action]), [[failed.id, 'enforce']], 'the dry run shows the retry')
 
   await services.engine.sweep()
-  assert.equal(stateOf(services, failed.id).state, 'enforced')
+  assert.equal((await stateOf(services, failed.id)).state, 'enforced')
   assert.equal(fake.isEnforced(failed.id), true)
 
   const nothing = await submitForm(admin, '/admin', `/admin/users/${failed.id}/retry-enforcement`)
@@ -106,7 +101,7 @@ test('Retry all tries again everyone whose enforcement failed for good, each aud
   await services.campaigns.exempt(breakGlass.id, { kind: 'break_glass', reason: 'Emergency access', owner: 'Security', expiresAt: null }, SYSTEM)
   fake.failNext(denied(), denied())
   await services.engine.sweep()
-  const failed = inAttention(services, users)
+  const failed = await inAttention(services, users)
   assert.equal(failed.length, 2)
 
   const adminUser = await createTestUser(services, { role: 'admin' })
@@ -120,8 +115,8 @@ test('Retry all tries again everyone whose enforcement failed for good, each aud
   assert.ok(events.every((e) => e.actorId === adminUser.id))
 
   await services.engine.sweep()
-  for (const u of users) assert.equal(stateOf(services, u.id).state, 'enforced', u.email)
-  assert.equal(stateOf(services, breakGlass.id).state, 'attention', 'a break-glass account without a passkey still needs a person')
+  for (const u of users) assert.equal((await stateOf(services, u.id)).state, 'enforced', u.email)
+  assert.equal((await stateOf(services, breakGlass.id)).state, 'attention', 'a break-glass account without a passkey still needs a person')
 })
 
 test('disarming and arming again, or exempting and revoking the exemption, tries a failed user again: the arm and revoke messages\' "next sweep" is true', async (t) => {
@@ -132,7 +127,7 @@ test('disarming and arming again, or exempting and revoking the exemption, tries
   const { users, campaignId } = await dueUsers(services, clock, 2)
   fake.failNext(denied(), denied())
   await services.engine.sweep()
-  assert.equal(inAttention(services, users).length, 2)
+  assert.equal((await inAttention(services, users)).length, 2)
   const [first, second] = users
 
   await services.campaigns.disarm(campaignId, SYSTEM)
@@ -144,7 +139,7 @@ test('disarming and arming again, or exempting and revoking the exemption, tries
 
   assert.deepEqual((await services.engine.plan()).map((p) => p.userId).sort(), [first.id, second.id].sort())
   await services.engine.sweep()
-  for (const u of users) assert.equal(stateOf(services, u.id).state, 'enforced')
+  for (const u of users) assert.equal((await stateOf(services, u.id)).state, 'enforced')
 })
 
 test('a drift check that reaches the provider again brings enforcement waiting out an outage forward to the next sweep', async (t) => {
@@ -158,7 +153,7 @@ test('a drift check that reaches the provider again brings enforcement waiting o
   const report = await services.engine.sweep()
   assert.deepEqual([report.completed, report.waiting], [1, 1])
   const waiting = users.find((u) => !fake.isEnforced(u.id))!
-  assert.match(stateOf(services, waiting.id).reason, /Retrying at 10:00 UTC on 2026-12-06 — provider unavailable \(server_error: IAM AttachUserPolicy failed on the AWS side \(HTTP 503\)\)\./)
+  assert.match((await stateOf(services, waiting.id)).reason, /Retrying at 10:00 UTC on 2026-12-06 — provider unavailable \(server_error: IAM AttachUserPolicy failed on the AWS side \(HTTP 503\)\)\./)
   assert.deepEqual((await services.engine.plan()).map((p) => p.reason), ['Deadline 2026-12-05 passed without a qualifying method: making MFA mandatory (registration required at next sign-in). Waiting for the provider: next try at 10:00 UTC on 2026-12-06.'],
     'the dry run says the next sweep will not try yet')
   clock.advance(5 * 60_000)
@@ -166,7 +161,7 @@ test('a drift check that reaches the provider again brings enforcement waiting o
 
   assert.deepEqual(await services.engine.detectDrift(), [], 'the enforced user is still enforced, and the provider answered')
   assert.equal((await services.audit.list({ action: 'enforcement.retry_brought_forward' })).length, 1)
-  assert.match(stateOf(services, waiting.id).reason, /Retrying at 09:05 UTC on 2026-12-06/, "now, no longer an hour later")
+  assert.match((await stateOf(services, waiting.id)).reason, /Retrying at 09:05 UTC on 2026-12-06/, "now, no longer an hour later")
   assert.equal((await services.engine.sweep()).completed, 1)
-  assert.equal(stateOf(services, waiting.id).state, 'enforced')
+  assert.equal((await stateOf(services, waiting.id)).state, 'enforced')
 })

@@ -2,14 +2,15 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let agent: Agent
 let token: string
 let ownMethod: string
 let foreignMethod: string
-let auditCount: () => number
-let methodRows: () => unknown[]
+let auditCount: () => Promise<number>
+let methodRows: () => Promise<unknown[]>
 
 before(async () => {
   t = await startTestApp()
@@ -19,9 +20,9 @@ before(async () => {
   foreignMethod = (await t.services.methods.addTotp(other.id, 'Theirs', new Secret({ size: 20 }).base32, 0)).id
   agent = await signIn(t, user.email)
   token = await csrfFor(agent, '/')
-  const sqlite = t.services.database.sqlite
-  auditCount = () => (sqlite.prepare('SELECT count(*) AS n FROM audit_events').get() as { n: number }).n
-  methodRows = () => sqlite.prepare('SELECT id, user_id, name, last_used_step FROM auth_methods ORDER BY id').all()
+  const db = sqlOn(t.services)
+  auditCount = async () => (await db.get<{ n: number }>('SELECT count(*) AS n FROM audit_events'))!.n
+  methodRows = async () => await db.all('SELECT id, user_id, name, last_used_step FROM auth_methods ORDER BY id')
 })
 after(async () => { await t.close() })
 
@@ -58,14 +59,14 @@ const CASES: Array<[string, () => Promise<{ status: number, text: string }>, num
 
 for (const [name, send, status, message] of CASES) {
   test(`bad input is refused with a clear message and changes nothing: ${name}`, async () => {
-    const beforeRows = JSON.stringify(methodRows())
-    const beforeAudit = auditCount()
+    const beforeRows = JSON.stringify(await methodRows())
+    const beforeAudit = await auditCount()
     const res = await send()
     assert.equal(res.status, status, res.text.slice(0, 300))
     assert.match(res.text, message)
     assert.doesNotMatch(res.text, /Something went wrong on our side/)
-    assert.equal(JSON.stringify(methodRows()), beforeRows)
+    assert.equal(JSON.stringify(await methodRows()), beforeRows)
     // Wrong codes are recorded (that is how lockouts count); nothing else writes to the audit log.
-    if (!/letters for a code/.test(name)) assert.equal(auditCount(), beforeAudit)
+    if (!/letters for a code/.test(name)) assert.equal(await auditCount(), beforeAudit)
   })
 }

@@ -11,6 +11,7 @@ import { runCli } from '../helpers/cli.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
 import type { FakeUser } from '../fakes/graph/tenant.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const REDIRECT = 'http://localhost:3000/login/microsoft/callback'
 const START = new Date('2026-11-25T09:00:10Z')
@@ -36,7 +37,7 @@ async function sync (t: TestApp): Promise<void> {
 }
 
 async function portalUser (t: TestApp, fakeUser: FakeUser): Promise<User> {
-  const id = t.services.database.sqlite.prepare("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?").pluck().get(fakeUser.id) as string
+  const id = (await sqlOn(t.services).value("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?", fakeUser.id)) as string
   return (await t.services.users.findById(id))!
 }
 
@@ -65,10 +66,10 @@ function signedInCookie (res: { headers: Record<string, unknown> }): string | un
 }
 
 /** The signed-in part of the session the cookie names, as the server stored it (the session must exist). */
-function sessionAuth (t: TestApp, cookie: string | undefined): { stepUpAt?: number, secondFactorPending?: boolean } | undefined {
+async function sessionAuth (t: TestApp, cookie: string | undefined): Promise<{ stepUpAt?: number, secondFactorPending?: boolean } | undefined> {
   // The cookie holds "<sid>.<signature>", URL-encoded.
   const sid = decodeURIComponent(cookie?.split('=')[1] ?? '').split('.')[0]
-  const data = t.services.database.sqlite.prepare('SELECT data FROM sessions WHERE sid = ?').pluck().get(sid) as string | undefined
+  const data = (await sqlOn(t.services).value('SELECT data FROM sessions WHERE sid = ?', sid)) as string | undefined
   assert.ok(data !== undefined, 'the session the cookie names is stored')
   return (JSON.parse(data) as { auth?: { stepUpAt?: number, secondFactorPending?: boolean } }).auth
 }
@@ -106,7 +107,7 @@ describe('Sign in with Microsoft', () => {
     const cookie = signedInCookie(res)
     assert.ok(cookie !== undefined && cookie !== before, 'the session id is new after sign-in')
     assert.equal((await agent.get('/')).text.includes('Hello, Alice Entra'), true)
-    assert.equal(sessionAuth(t, cookie)?.stepUpAt, t.clock.now().getTime(), 'stepped up at sign-in')
+    assert.equal((await sessionAuth(t, cookie))?.stepUpAt, t.clock.now().getTime(), 'stepped up at sign-in')
     // Alice already has a passkey at Microsoft, so adding an app needs a fresh step-up: Microsoft's MFA is one.
     const app = await agent.get('/enroll/entra-app')
     assert.equal(app.status, 200)
@@ -119,7 +120,7 @@ describe('Sign in with Microsoft', () => {
     const agent = anonymous(t)
     const res = await microsoftSignIn(t, fake, agent, bob, { mfa: false })
     assert.equal(res.status, 303)
-    assert.equal(sessionAuth(t, signedInCookie(res))?.stepUpAt, undefined)
+    assert.equal((await sessionAuth(t, signedInCookie(res)))?.stepUpAt, undefined)
     const app = await agent.get('/enroll/entra-app')
     assert.equal(app.status, 403)
     assert.match(app.text, /first confirm it&#39;s you|first confirm it's you/)
@@ -156,7 +157,7 @@ describe('Sign in with Microsoft', () => {
 
     const gone = fake.tenant.addUser({ displayName: 'Leaver' })
     await sync(t)
-    t.services.database.sqlite.prepare('UPDATE users SET disabled = 1 WHERE external_id = ?').run(gone.id)
+    await sqlOn(t.services).run('UPDATE users SET disabled = TRUE WHERE external_id = ?', gone.id)
     assert.equal((await microsoftSignIn(t, fake, anonymous(t), gone, { mfa: true })).status, 403)
   })
 
@@ -166,7 +167,7 @@ describe('Sign in with Microsoft', () => {
     const page = await agent.get('/enroll/entra-app')
     const secret = /<code id="totp-key">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1].replace(/ /g, '')
     const user = await portalUser(t, alice)
-    const pending = t.services.database.sqlite.prepare("SELECT secret_sealed AS sealed FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath' AND completed_at IS NULL").get(user.id) as { sealed: string }
+    const pending = (await sqlOn(t.services).get("SELECT secret_sealed AS sealed FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath' AND completed_at IS NULL", user.id)) as { sealed: string }
     assert.match(pending.sealed, /^v1\./)
     assert.ok(!pending.sealed.includes(secret))
     assert.equal((await agent.get('/enroll/entra-app/qr.png')).headers['content-type'], 'image/png')
@@ -182,7 +183,7 @@ describe('Sign in with Microsoft', () => {
     assert.equal(device.status, 'activated')
     assert.equal(device.assignedTo, alice.id)
     assert.ok((await portalUser(t, alice)).providerMethods.includes('totp'))
-    const done = t.services.database.sqlite.prepare("SELECT secret_sealed AS sealed, device_id AS deviceId FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").get(user.id) as { sealed: string | null, deviceId: string }
+    const done = (await sqlOn(t.services).get("SELECT secret_sealed AS sealed, device_id AS deviceId FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'", user.id)) as { sealed: string | null, deviceId: string }
     assert.deepEqual(done, { sealed: null, deviceId: device.id }, 'the seed is gone once Entra holds it')
   })
 
@@ -325,7 +326,7 @@ describe('phones of Entra users', () => {
   })
 
   test('the entra-phones command prints the per-user report of a dry run', async () => {
-    const res = await runCli(['entra-phones', '--dry-run', '--json'], { dataDir: t.dataDir, env: { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') } })
+    const res = await runCli(['entra-phones', '--dry-run', '--json'], { dataDir: t.dataDir, env: { ...t.databaseEnv, PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') } })
     assert.equal(res.code, 0, res.stderr)
     const report = JSON.parse(res.stdout) as { dryRun: boolean, users: Array<{ email: string | null, action: string }> }
     assert.equal(report.dryRun, true)
@@ -357,7 +358,7 @@ describe('helpdesk passes for Entra users', () => {
     assert.equal(kim.tap?.isUsableOnce, true)
     assert.ok(shown.length >= 8)
     assert.match(res.text, /Microsoft Entra temporary access pass/)
-    assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM access_passes WHERE user_id = ?').pluck().get(user.id), 0, 'never stored')
+    assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM access_passes WHERE user_id = ?', user.id), 0, 'never stored')
     const [audit] = await t.services.audit.list({ action: 'pass.issued', subjectUserId: user.id })
     assert.equal(JSON.parse(audit.details).provider, 'entra')
     assert.ok(!JSON.stringify(audit).includes(shown))
@@ -386,7 +387,7 @@ describe('Sign in with Microsoft without an authentication context', () => {
       const agent = anonymous(t)
       const res = await microsoftSignIn(t, fake, agent, dana, { mfa: true })
       assert.equal(res.status, 303)
-      assert.equal(sessionAuth(t, signedInCookie(res))?.stepUpAt, undefined, 'no step-up from a Microsoft sign-in')
+      assert.equal((await sessionAuth(t, signedInCookie(res)))?.stepUpAt, undefined, 'no step-up from a Microsoft sign-in')
       assert.equal((await agent.get('/enroll/totp')).status, 403, 'adding a method still asks to confirm it is them')
       const [audit] = await t.services.audit.list({ action: 'signin.success', subjectUserId: (await portalUser(t, dana)).id })
       assert.equal(JSON.parse(audit.details).mfa, false)
@@ -402,7 +403,7 @@ describe('what the directory sync reads from Entra', () => {
     try {
       fake.tenant.addUser({ displayName: 'Gus Entra', methods: ['fido2'] })
       fake.tenant.reportRefusal = 'noAuditLogPermission'
-      const res = await runCli(['sync', '--provider', 'entra'], { dataDir: t.dataDir, env: { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') } })
+      const res = await runCli(['sync', '--provider', 'entra'], { dataDir: t.dataDir, env: { ...t.databaseEnv, PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') } })
       assert.equal(res.code, 1)
       assert.match(res.stderr, /sync entra failed: .*lacks the application permission AuditLog\.Read\.All/)
       assert.equal(fake.calls.filter((c) => c.path.endsWith('/authentication/methods')).length, 0, 'no silent per-user fallback')
@@ -498,7 +499,7 @@ describe('authenticator apps registered as hardware OATH tokens', () => {
       const page = await agent.get('/enroll/entra-app')
       assert.match(page.text, /Hardware OATH tokens are turned off in this tenant/)
       assert.doesNotMatch(page.text, /totp-key/)
-      assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'").pluck().get((await portalUser(t, fay)).id), 0)
+      assert.equal(await sqlOn(t.services).value("SELECT count(*) FROM provider_enrollments WHERE user_id = ? AND kind = 'entra_oath'", (await portalUser(t, fay)).id), 0)
     } finally {
       await close()
     }
@@ -601,7 +602,7 @@ describe('methods held in Entra count on every add route', () => {
     const totp = await agent.get('/enroll/totp')
     assert.equal(totp.status, 403)
     assert.doesNotMatch(totp.text, /totp-key/)
-    assert.equal(t.services.database.sqlite.prepare("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'").pluck().get((await portalUser(t, owner)).id), 0, 'no seed was made')
+    assert.equal(await sqlOn(t.services).value("SELECT count(*) FROM pending_enrollments WHERE user_id = ? AND kind = 'totp'", (await portalUser(t, owner)).id), 0, 'no seed was made')
     assert.equal((await agent.get('/enroll/totp/qr.png')).status, 403, 'nor its image')
     const passkeyPage = await agent.get('/enroll/passkey')
     assert.match(passkeyPage.text, /first confirm it&#39;s you/)
@@ -717,7 +718,7 @@ describe('phone pre-population never takes over an MFA phone', () => {
   })
 
   test('the entra-phones command skips privileged users unless --include-privileged, which the audit log records', async () => {
-    const env = { PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') }
+    const env = { ...t.databaseEnv, PROVIDERS: 'entra', ...fakeEnv(fake) as Record<string, string>, ENCRYPTION_KEY: t.config.encryptionKey.toString('base64') }
     const gina = fake.tenant.addUser({ displayName: 'Gina Admin', mobilePhone: '+1 425 555 0170' })
     fake.tenant.assignRole(gina.id, GLOBAL_ADMIN)
     await sync(t)

@@ -4,6 +4,7 @@ import type { Role } from '../../server/domain/users.ts'
 import { anonymous, createTestUser, csrfFor, hiddenFields, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -28,13 +29,13 @@ async function staff (role: Role = 'helpdesk', confirmed = true) {
 /** An ordinary user who joined long ago, so their deadline is the campaign's (10 days out). */
 async function person (fields: { displayName?: string, email?: string } = {}) {
   const user = await createTestUser(t.services, fields)
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   await t.services.engine.refreshUser(user.id)
   return user
 }
 
-function passRows (userId: string) {
-  return t.services.database.sqlite.prepare('SELECT pass_hash AS passHash, one_time AS oneTime, expires_at AS expiresAt, revoked_at AS revokedAt, used_at AS usedAt FROM access_passes WHERE user_id = ? ORDER BY created_at').all(userId) as Array<{ passHash: string, oneTime: number, expiresAt: number, revokedAt: number | null, usedAt: number | null }>
+async function passRows (userId: string) {
+  return await sqlOn(t.services).all<{ passHash: string, oneTime: number, expiresAt: number, revokedAt: number | null, usedAt: number | null }>('SELECT pass_hash AS passHash, one_time AS oneTime, expires_at AS expiresAt, revoked_at AS revokedAt, used_at AS usedAt FROM access_passes WHERE user_id = ? ORDER BY created_at', userId)
 }
 
 function passFrom (html: string): string {
@@ -70,7 +71,7 @@ test('a person\'s page shows their state, deadline and how it was derived, metho
   const { agent } = await staff()
   const user = await person({ displayName: 'Ada Example' })
   await t.services.methods.addPhone(user.id, 'Mobile', '+14155550100')
-  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["passkey"]', user.id)
+  await sqlOn(t.services).run('UPDATE users SET provider_methods = ? WHERE id = ?', '["passkey"]', user.id)
   const page = await agent.get(`/helpdesk/users/${user.id}`)
   assert.equal(page.status, 200)
   assert.match(page.text, /<h1>Ada Example<\/h1>/)
@@ -92,7 +93,7 @@ test('every helpdesk action needs a fresh step-up first; without one nothing cha
   const res = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '90', oneTime: 'on', reason: 'lost phone' })
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, `/step-up?next=${encodeURIComponent('/step-up/continue')}`)
-  assert.equal(passRows(user.id).length, 0)
+  assert.equal((await passRows(user.id)).length, 0)
   await stepUp(t, agent, helper)
   const offer = await agent.get('/step-up/continue')
   assert.equal(offer.status, 200)
@@ -100,8 +101,8 @@ test('every helpdesk action needs a fresh step-up first; without one nothing cha
   assert.match(offer.text, /name="reason" value="lost phone"/)
   const sent = await agent.post(`/helpdesk/users/${user.id}/pass`).type('form').send(hiddenFields(offer.text, `/helpdesk/users/${user.id}/pass`))
   assert.equal(sent.status, 200)
-  assert.equal(passRows(user.id).length, 1)
-  assert.equal(passRows(user.id)[0].expiresAt, t.clock.now().getTime() + 90 * 60_000, 'the lifetime entered before the step-up')
+  assert.equal((await passRows(user.id)).length, 1)
+  assert.equal((await passRows(user.id))[0].expiresAt, t.clock.now().getTime() + 90 * 60_000, 'the lifetime entered before the step-up')
 })
 
 test('a temporary access pass is shown once, stored only as a hash, works once, and the user is emailed without it', async () => {
@@ -113,7 +114,7 @@ test('a temporary access pass is shown once, stored only as a hash, works once, 
   const pass = passFrom(res.text)
   assert.match(pass, /^[A-HJ-NP-Z2-9]{12}$/, '12 characters from the unambiguous alphabet')
   assert.match(res.text, /signs in at <strong>http:\/\/localhost:3000\/login\/pass<\/strong>/, 'the address to read out over the phone')
-  const [row] = passRows(user.id)
+  const [row] = await passRows(user.id)
   assert.notEqual(row.passHash, pass)
   assert.ok(!row.passHash.includes(pass))
   assert.equal(row.expiresAt, t.clock.now().getTime() + 90 * 60_000)
@@ -159,20 +160,20 @@ test('passes outside the configured lifetime, without a reason, to yourself, or 
     assert.equal(res.status, 400)
     assert.match(res.text, message)
   }
-  assert.equal(passRows(user.id).length, 0)
+  assert.equal((await passRows(user.id)).length, 0)
 
   const self = await agent.get(`/helpdesk/users/${helper.id}`)
   assert.match(self.text, /You cannot act on your own account/)
   assert.doesNotMatch(self.text, /Issue pass/)
   const selfIssue = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${helper.id}/pass`, { lifetimeMinutes: '60', reason: 'just me' })
   assert.equal(selfIssue.status, 403)
-  assert.equal(passRows(helper.id).length, 0)
+  assert.equal((await passRows(helper.id)).length, 0)
 
   const admin = await createTestUser(t.services, { role: 'admin' })
   const escalate = await submitForm(agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${admin.id}/pass`, { lifetimeMinutes: '60', reason: 'take over' })
   assert.equal(escalate.status, 403)
   assert.match(escalate.text, /Only administrators can act on helpdesk and administrator accounts/)
-  assert.equal(passRows(admin.id).length, 0)
+  assert.equal((await passRows(admin.id)).length, 0)
 })
 
 test('extending within the campaign budget moves the deadline and emails the user; beyond it is refused with a clear message', async () => {

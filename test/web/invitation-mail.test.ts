@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { createTestUser, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // Outside the sandbox without SMTP_URL, mail lands in the admin outbox, which every administrator can read: an
 // invitation link there would let any of them sign in as the person.
@@ -32,7 +33,7 @@ test('without a mail relay outside the sandbox, an invitation is refused in word
   assert.equal(res.status, 303)
   const after = await staff.get(res.headers.location as string)
   assert.match(after.text, /Invitations are sent by e-mail, and this portal has no mail relay \(SMTP_URL\)/)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(rita.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM invitations WHERE user_id = ?', rita.id), 0)
   assert.ok(!(await t.services.outbox.latest(50)).some((m) => m.recipient === 'rita@example.org'), 'no link in the outbox')
   assert.equal((await t.services.audit.list({ subjectUserId: rita.id, action: 'invitation.issued' })).length, 0)
 })

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import type { User } from '../../server/domain/users.ts'
 import { createTestUser, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // Issue #16 items 8, 10, 11: the helpdesk's page about a person, and the offer of a held console action, speak the
 // reader's language, with deadlines and expiries at their time in the reader's zone.
@@ -29,7 +30,7 @@ async function germanStaff (role: 'admin' | 'helpdesk', { timeZone, confirmed = 
 /** An ordinary user who joined long ago, so their deadline is the campaign's (10 days out). */
 async function person (fields: { displayName?: string, privileged?: boolean } = {}): Promise<User> {
   const user = await createTestUser(t.services, fields)
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   await t.services.engine.refreshUser(user.id)
   return user
 }
@@ -53,7 +54,7 @@ test('a German helpdesk member reads a person\'s page in German: where they stan
   const { agent } = await germanStaff('helpdesk', { timeZone: 'Europe/Berlin' })
   const user = await person({ displayName: 'Greta Beispiel' })
   await t.services.methods.addPhone(user.id, 'Diensthandy', '+14155550100')
-  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = ? WHERE id = ?').run('["passkey"]', user.id)
+  await sqlOn(t.services).run('UPDATE users SET provider_methods = ? WHERE id = ?', '["passkey"]', user.id)
   const deadline = (await t.services.engine.explainDeadline(user.id))!.deadline
 
   const page = await germanPage(agent, `/helpdesk/users/${user.id}`)

@@ -4,6 +4,7 @@ import type { User } from '../../server/domain/users.ts'
 import { createTestUser, csrfFrom, signIn, startTestApp, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 /** The manual-entry key shown on the authenticator-app setup page. */
 function keyOnPage (html: string): string {
@@ -84,7 +85,7 @@ describe('e-mails and refusals in the reader\'s language and time zone', () => {
   test('the reminder e-mail is in German, with the deadline\'s time and zone', async () => {
     const now = t.clock.now().getTime()
     const user = await personWith(t, { locale: 'de', timeZone: 'Europe/Berlin' })
-    t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(now - 90 * DAY, user.id)
+    await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', now - 90 * DAY, user.id)
     // The deadline at 23:30 UTC: already the next day in Berlin.
     const deadline = new Date(Date.UTC(2026, 11, 1, 23, 30))
     await t.services.campaigns.create(campaignInput(now, { deadline, newUserWindowDays: 0, reminderOffsets: [7] }), { id: null, label: 'test' })

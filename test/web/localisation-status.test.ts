@@ -7,6 +7,7 @@ import { deriveState, type StateFacts } from '../../server/domain/states.ts'
 import { decodeWords, encodeWords, sayWords } from '../../server/domain/stored-words.ts'
 import { createTestUser, signIn, signInStaff, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // Issue #16 item 10: the sentences the domain used to write in English (the home page's status line, the states'
 // reasons, the SMS refusal's countries) reach each reader in their own language, with times in their zone.
@@ -72,7 +73,7 @@ test('the admin state lists give each user\'s reason in German, an exemption\'s 
   assert.match(exemptList, /Ausgenommen \(Dienstkonto\) bis 11\. Januar 2031 um 00:30 \(Berlin\)\./, 'the end in Berlin time: the next day')
 
   // The stored record stays English (logs, the API, exports).
-  const stored = t.services.database.sqlite.prepare('SELECT reason FROM user_states WHERE user_id = ?').pluck().get(exempt.id)
+  const stored = await sqlOn(t.services).value('SELECT reason FROM user_states WHERE user_id = ?', exempt.id)
   assert.equal(stored, 'Exempt (service account) until 2031-01-10.')
   // And an English reader reads the same words the page always showed.
   agent.set('Accept-Language', 'en')
@@ -145,7 +146,7 @@ test('the dry run on the dashboard gives each reason in the admin\'s language, t
     const start = new Date(app.clock.now().getTime() - 40 * DAY)
     const campaign = await app.services.campaigns.create(campaignInput(start, { deadline: new Date(start.getTime() + 30 * DAY) }), { id: null, label: 'test' })
     const late = await createTestUser(app.services)
-    app.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(start.getTime() - DAY)
+    await sqlOn(app.services).run('UPDATE users SET first_seen_at = ?', start.getTime() - DAY)
     const admin = await createTestUser(app.services, { role: 'admin' })
     await app.services.campaigns.arm(campaign.id, { id: admin.id, label: admin.email })
     await app.services.engine.refreshUser(late.id)

@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import request from 'supertest'
 import { anonymous, createTestUser, csrfFor, csrfFrom, signIn, startTestApp, submitForm, TEST_PASSWORD, type Agent, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
@@ -32,7 +33,7 @@ test('the sixth wrong password in a minute gets the lockout message even with th
   const sixth = await attempt(user.email, TEST_PASSWORD)
   assert.equal(sixth.status, 429)
   assert.match(sixth.text, /Too many failed attempts\. For your security, sign-in is paused for 15 minutes/)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) AS n FROM sessions WHERE user_id = ?').pluck().get(user.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) AS n FROM sessions WHERE user_id = ?', user.id), 0)
 
   const lockouts = await t.services.audit.list({ subjectUserId: user.id, action: 'signin.lockout' })
   assert.equal(lockouts.length, 1)

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { Secret, TOTP } from 'otpauth'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -117,7 +118,7 @@ test('a step-up code is accepted once; a wrong one is refused with a message', a
 test('the last method of a user whose MFA is enforced cannot be removed, even after step-up', async () => {
   const user = await createTestUser(t.services)
   const app = await t.services.methods.addTotp(user.id, 'Only app', SECRET, 0)
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   const agent = await signIn(t, user.email)
   await submitForm(agent, '/step-up', '/step-up/totp', { methodId: app.id, code: codeAt() })
   const res = await submitForm(agent, '/', `/methods/${app.id}/remove`)

@@ -1,13 +1,38 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
+import pg from 'pg'
 import pino from 'pino'
 import { loggerOptions } from '../../server/logging.ts'
 import { anonymous, createTestUser, signIn, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
 after(async () => { await t.close() })
+
+/**
+ * Takes the database away from the running app: its SQLite handle closed, or the PostgreSQL server refusing
+ * connections to it and ending the open ones (done from the server's maintenance database, as an operator would).
+ */
+async function cutOffDatabase (app: TestApp): Promise<void> {
+  const url = app.config.databaseUrl
+  if (url === undefined) {
+    app.services.database.close()
+    return
+  }
+  const maintenance = new URL(url)
+  const name = decodeURIComponent(maintenance.pathname.slice(1))
+  maintenance.pathname = '/postgres'
+  const client = new pg.Client({ connectionString: maintenance.toString() })
+  await client.connect()
+  try {
+    await client.query(`ALTER DATABASE ${client.escapeIdentifier(name)} ALLOW_CONNECTIONS false`)
+    await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name])
+  } finally {
+    await client.end()
+  }
+}
 
 test('/healthz answers while the process is up', async () => {
   const res = await anonymous(t).get('/healthz')
@@ -23,11 +48,13 @@ test('/readyz is 200 on a migrated database and 503 when a migration is missing'
 
   const other = await startTestApp()
   try {
-    other.services.database.sqlite.prepare('DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)').run()
+    const db = sqlOn(other.services)
+    const migrations = db.dialect === 'sqlite' ? '__drizzle_migrations' : 'drizzle.__drizzle_migrations'
+    await db.run(`DELETE FROM ${migrations} WHERE created_at = (SELECT max(created_at) FROM ${migrations})`)
     const notReady = await anonymous(other).get('/readyz')
     assert.equal(notReady.status, 503)
     assert.equal(notReady.body.reason, 'database migrations are not current')
-    other.services.database.close()
+    await cutOffDatabase(other)
     const down = await anonymous(other).get('/readyz')
     assert.equal(down.status, 503)
     assert.equal(down.body.reason, 'database unreachable')
@@ -91,7 +118,7 @@ test('a server error shows a reference, never the error message or a stack trace
     const user = await createTestUser(other.services)
     const agent = await signIn(other, user.email)
     // Make the database unusable under the running app: the home page's user lookup now throws.
-    other.services.database.close()
+    await cutOffDatabase(other)
     const res = await agent.get('/')
     assert.equal(res.status, 500)
     assert.match(res.text, /Something went wrong on our side/)

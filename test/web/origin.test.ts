@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { anonymous, createTestUser, csrfFor, sessionCookieOf, signIn, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+import { sqlOn, type SqlParam } from '../helpers/sql.ts'
 
 // A second line of defence besides the CSRF token: a state-changing request that says it comes from another site
 // (its Origin, or Sec-Fetch-Site) is refused even when it carries a valid token. Requests that say nothing (old
@@ -16,8 +17,8 @@ before(async () => {
 })
 after(async () => { await t.close() })
 
-function countRows (table: string, where = '1 = 1', ...params: unknown[]): number {
-  return (t.services.database.sqlite.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).get(...params) as { n: number }).n
+async function countRows (table: string, where = '1 = 1', ...params: SqlParam[]): Promise<number> {
+  return (await sqlOn(t.services).get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`, ...params))!.n
 }
 
 /** A sign-in POST with a valid token, sent with `headers`. */
@@ -41,15 +42,15 @@ const FOREIGN: Array<[string, Record<string, string>]> = [
 
 test('a sign-in with a valid CSRF token is refused when the request says it comes from another site, and nothing happens', async () => {
   const user = await createTestUser(t.services)
-  const auditBefore = countRows('audit_events')
+  const auditBefore = await countRows('audit_events')
   for (const [label, headers] of FOREIGN) {
     const res = await signInWith(user.email, headers)
     assert.equal(res.status, 403, label)
     assert.match(res.text, /This form has expired or was not sent from this site/, label)
     assert.equal(sessionCookieOf(res), undefined, label)
   }
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 0)
-  assert.equal(countRows('audit_events'), auditBefore, 'the password was not even checked')
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 0)
+  assert.equal(await countRows('audit_events'), auditBefore, 'the password was not even checked')
 })
 
 test('the portal\'s own Origin, or no Origin at all, signs in with a valid token', async () => {
@@ -74,7 +75,7 @@ test('a signed-in user\'s sign-out from another site is refused and the session 
   const token = await csrfFor(agent, '/')
   const res = await agent.post('/logout').set('origin', 'https://evil.example').set('x-csrf-token', token)
   assert.equal(res.status, 403)
-  assert.equal(countRows('sessions', 'user_id = ?', user.id), 1)
+  assert.equal(await countRows('sessions', 'user_id = ?', user.id), 1)
   assert.equal((await agent.get('/')).status, 200)
 })
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import type { User } from '../../server/domain/users.ts'
 import { anonymous, createTestUser, csrfFor, sessionCookieOf, signIn, startTestApp, submitForm, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
 import { addSoftwarePasskey, pageToken, passkeySignIn, passkeyStepUp, postJson, SoftwareAuthenticator } from '../helpers/webauthn.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // The ceremonies in a real browser are covered in test/browser/passkey.test.ts. Here: everything a client can
 // get wrong, answered with a JSON error that says what happened, and nothing stored; and, with a software
@@ -283,9 +284,9 @@ test('a first passkey from outside the trusted networks is refused with the reas
 })
 
 /** The signed-in part of the session a cookie names, as the server stored it. */
-function sessionAuth (cookie: string | undefined, testApp: TestApp = t): { stepUpAt?: number, secondFactorPending?: boolean } | undefined {
+async function sessionAuth (cookie: string | undefined, testApp: TestApp = t): Promise<{ stepUpAt?: number, secondFactorPending?: boolean } | undefined> {
   const sid = decodeURIComponent(cookie?.split('=')[1] ?? '').split('.')[0]
-  const data = testApp.services.database.sqlite.prepare('SELECT data FROM sessions WHERE sid = ?').pluck().get(sid) as string | undefined
+  const data = (await sqlOn(testApp.services).value('SELECT data FROM sessions WHERE sid = ?', sid)) as string | undefined
   return data === undefined ? undefined : (JSON.parse(data) as { auth?: { stepUpAt?: number, secondFactorPending?: boolean } }).auth
 }
 
@@ -308,7 +309,7 @@ test('a passkey sign-in with user verification signs in and counts as confirming
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
   assert.equal(res.status, 200, JSON.stringify(res.body))
   assert.equal(res.body.redirect, '/enroll/passkey')
-  assert.equal(sessionAuth(sessionCookieOf(res))?.stepUpAt, t.clock.now().getTime())
+  assert.equal((await sessionAuth(sessionCookieOf(res)))?.stepUpAt, t.clock.now().getTime())
   const token = await pageToken(agent, '/enroll/passkey')
   assert.equal((await postJson(agent, '/enroll/passkey/options', token, {})).status, 200, 'adding a method needs no further step')
 })
@@ -320,7 +321,7 @@ test('a passkey sign-in without user verification counts as a password only: it 
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
   assert.equal(res.status, 200, JSON.stringify(res.body))
   assert.equal((await agent.get('/')).status, 200, 'signed in: MFA is not enforced for this user')
-  assert.equal(sessionAuth(sessionCookieOf(res))?.stepUpAt, undefined)
+  assert.equal((await sessionAuth(sessionCookieOf(res)))?.stepUpAt, undefined)
   const token = await pageToken(agent, '/step-up?next=/')
   assertJsonError(await postJson(agent, '/enroll/passkey/options', token, {}), 403, 'step_up_required')
   const [signInAudit] = await t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })
@@ -333,7 +334,7 @@ test('once MFA is enforced, a passkey sign-in without user verification still as
   await addSoftwarePasskey(t, user, authenticator)
   const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
   const app = await t.services.methods.addTotp(user.id, 'Phone app', secret, 0)
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
 
   const { agent, res } = await passkeySignIn(t, authenticator, '/enroll/passkey')
   assert.equal(res.status, 200, JSON.stringify(res.body))

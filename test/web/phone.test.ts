@@ -3,11 +3,12 @@ import assert from 'node:assert/strict'
 import { PHONE_RULES } from '../../server/domain/phone.ts'
 import type { User } from '../../server/domain/users.ts'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 interface PendingRow { phone: string, code_hash: string, attempts: number }
 
-function pendingRows (t: TestApp, userId: string): PendingRow[] {
-  return t.services.database.sqlite.prepare('SELECT phone, code_hash, attempts FROM pending_enrollments WHERE user_id = ?').all(userId) as PendingRow[]
+async function pendingRows (t: TestApp, userId: string): Promise<PendingRow[]> {
+  return await sqlOn(t.services).all<PendingRow>('SELECT phone, code_hash, attempts FROM pending_enrollments WHERE user_id = ?', userId)
 }
 
 async function textMessages (t: TestApp) {
@@ -69,7 +70,7 @@ describe('choosing your own number', () => {
       assert.match(res.text, /aria-describedby="phone-hint form-error" aria-invalid="true"/)
       if (typed !== '') assert.ok(res.text.includes(`value="${typed}"`), 'what was typed is kept')
       assert.equal((await textMessages(t)).length, before)
-      assert.deepEqual(pendingRows(t, user.id), [])
+      assert.deepEqual(await pendingRows(t, user.id), [])
     })
   }
 
@@ -84,7 +85,7 @@ describe('choosing your own number', () => {
       assert.equal(res.status, 303)
       assert.equal(res.headers.location, '/enroll/phone')
       assert.equal((await textMessages(t))[0].recipient, e164)
-      assert.deepEqual(pendingRows(t, user.id).map((r) => r.phone), [e164])
+      assert.deepEqual((await pendingRows(t, user.id)).map((r) => r.phone), [e164])
       const page = await agent.get('/enroll/phone')
       assert.ok(page.text.includes(`We sent a code to ${shown}.`), 'the flash names the number')
       assert.match(page.text, /action="\/enroll\/phone\/verify"/)
@@ -111,7 +112,7 @@ describe('choosing your own number', () => {
     const email = (await t.services.outbox.latest()).find((m) => m.channel === 'email' && m.recipient === user.email)
     assert.ok(email !== undefined, 'the user is emailed about the new method')
     assert.match(email.subject ?? '', /added/)
-    assert.deepEqual(pendingRows(t, user.id), [])
+    assert.deepEqual(await pendingRows(t, user.id), [])
 
     // Even with a fresh step-up (needed now that a method exists), the used code does not work again.
     await submit(agent, '/step-up/phone/send', { methodId: methods[0].id, next: '/enroll/phone' })
@@ -261,7 +262,7 @@ describe('choosing your own number', () => {
     const expired = await submit(agent, '/enroll/phone/verify', { code })
     assert.equal(expired.status, 400)
     assert.ok(!expired.text.includes(code))
-    const [row] = pendingRows(t, user.id)
+    const [row] = await pendingRows(t, user.id)
     assert.notEqual(row.code_hash, code)
     assert.ok(!row.code_hash.includes(code))
     assert.ok(row.code_hash.length >= 32)
@@ -281,7 +282,7 @@ describe('who may add a phone', () => {
       assert.equal(res.status, 403)
       assert.match(res.text, /temporary access pass/)
       assert.equal((await textMessages(t)).length, 0)
-      assert.deepEqual(pendingRows(t, user.id), [])
+      assert.deepEqual(await pendingRows(t, user.id), [])
     } finally {
       await t.close()
     }
@@ -348,7 +349,7 @@ describe('numbers pinned to the directory', () => {
     assert.equal(res.status, 400)
     assert.match(res.text, /sets your mobile number from its directory/)
     assert.equal((await textMessages(t)).length, before)
-    assert.deepEqual(pendingRows(t, user.id), [])
+    assert.deepEqual(await pendingRows(t, user.id), [])
     assert.equal(await t.services.methods.countFor(user.id), 0)
     assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'phone.pinned_number_refused' })).length, 1)
   })
@@ -364,7 +365,7 @@ describe('numbers pinned to the directory', () => {
     assert.equal(res.status, 400)
     assert.match(res.text, /no mobile number on record/)
     assert.equal((await textMessages(t)).length, before)
-    assert.deepEqual(pendingRows(t, user.id), [])
+    assert.deepEqual(await pendingRows(t, user.id), [])
   })
 })
 
@@ -419,7 +420,7 @@ describe('bad input', () => {
 
   test('none of it sent or stored anything', async () => {
     assert.equal((await textMessages(t)).length, 0)
-    assert.deepEqual(pendingRows(t, user.id), [])
+    assert.deepEqual(await pendingRows(t, user.id), [])
     assert.equal(await t.services.methods.countFor(user.id), 0)
   })
 })

@@ -7,6 +7,7 @@ import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn, type SqlParam } from '../helpers/sql.ts'
 
 /**
  * Issue #12 item 4: directory administrators sync in as role "user" with privileged = true. The helpdesk must not
@@ -22,8 +23,8 @@ async function helpdeskAgent (t: TestApp): Promise<Agent> {
   return signInStaff(t, await createTestUser(t.services, { role: 'helpdesk' }))
 }
 
-function count (t: TestApp, sql: string, ...params: unknown[]): number {
-  return t.services.database.sqlite.prepare(sql).pluck().get(...params) as number
+async function count (t: TestApp, sql: string, ...params: SqlParam[]): Promise<number> {
+  return (await sqlOn(t.services).value(sql, ...params)) as number
 }
 
 /** The refusal a helpdesk member sees: a 403 page that says why and who can do it. */
@@ -44,7 +45,7 @@ describe('Entra administrators (Global Administrator synced as a privileged user
     const globalAdmin = fake.tenant.addUser({ displayName: 'Gina Global', methods: ['microsoftAuthenticator'] })
     fake.tenant.assignRole(globalAdmin.id, GLOBAL_ADMIN)
     await t.services.directorySync.sync(t.services.providers.entra)
-    const id = t.services.database.sqlite.prepare("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?").pluck().get(globalAdmin.id) as string
+    const id = (await sqlOn(t.services).value("SELECT id FROM users WHERE provider = 'entra' AND external_id = ?", globalAdmin.id)) as string
     admin = (await t.services.users.findById(id))!
     assert.equal(admin.role, 'user')
     assert.equal(admin.privileged, true, 'the sync marks a Global Administrator privileged')
@@ -99,7 +100,7 @@ describe('AWS administrators (AdministratorAccess attached, synced as a privileg
     const helpdesk = await helpdeskAgent(t)
     const res = await submitForm(helpdesk, `/helpdesk/users/${root.id}`, `/helpdesk/users/${root.id}/invite`, { reason: 'first AWS MFA' })
     assertRefused(res, 'invitation')
-    assert.equal(count(t, 'SELECT count(*) FROM invitations WHERE user_id = ?', root.id), 0)
+    assert.equal(await count(t, 'SELECT count(*) FROM invitations WHERE user_id = ?', root.id), 0)
     assert.equal((await t.services.outbox.latest(100)).filter((m) => m.recipient === root.email).length, 0)
   })
 
@@ -107,7 +108,7 @@ describe('AWS administrators (AdministratorAccess attached, synced as a privileg
     const helpdesk = await helpdeskAgent(t)
     const res = await submitForm(helpdesk, `/helpdesk/users/${root.id}`, `/helpdesk/users/${root.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'lost device' })
     assertRefused(res, 'pass')
-    assert.equal(count(t, 'SELECT count(*) FROM access_passes WHERE user_id = ?', root.id), 0)
+    assert.equal(await count(t, 'SELECT count(*) FROM access_passes WHERE user_id = ?', root.id), 0)
   })
 })
 
@@ -121,7 +122,7 @@ describe('privileged portal users', () => {
 
   async function privilegedUser (): Promise<User> {
     const user = await createTestUser(t.services, { privileged: true })
-    t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+    await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
     await t.services.engine.refreshUser(user.id)
     return user
   }
@@ -145,7 +146,7 @@ describe('privileged portal users', () => {
     assert.equal(res.status, 403)
     assert.equal(res.body.error.code, 'forbidden')
     assert.match(res.body.error.message, /privileged account/)
-    assert.equal(count(t, 'SELECT count(*) FROM access_passes WHERE user_id = ?', user.id), 0)
+    assert.equal(await count(t, 'SELECT count(*) FROM access_passes WHERE user_id = ?', user.id), 0)
   })
 
   test('an administrator may still act on a privileged user (the two-person rule switched off here): the pass is issued', async () => {

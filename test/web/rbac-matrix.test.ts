@@ -5,6 +5,7 @@ import { OPERATIONS } from '../../server/web/schemas/api.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { anonymous, createTestUser, csrfFor, signIn, signInStaff, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 /**
  * Every console and API route × every kind of caller → what they get. The routes come from the running app itself,
@@ -31,7 +32,7 @@ before(async () => {
   // The console routes are called for real as admin (revoke included): they get a token of their own.
   const { token } = await automation.tokens.create({ name: 'for the console routes', scopes: ['status:read'], expiresInDays: null }, { id: null, label: 'test' })
   await t.services.campaigns.exempt(target.id, { kind: 'other', reason: 'matrix test', owner: 'IT', expiresAt: new Date(t.clock.now().getTime() + 86_400_000) }, { id: null, label: 'test' })
-  const exemption = t.services.database.sqlite.prepare('SELECT id FROM exemptions LIMIT 1').pluck().get() as string
+  const exemption = (await sqlOn(t.services).value('SELECT id FROM exemptions LIMIT 1')) as string
   // A two-person-rule request by an administrator who is none of the callers, so every admin caller may decide it.
   const requester = await createTestUser(t.services, { role: 'admin' })
   const privileged = await createTestUser(t.services, { privileged: true })

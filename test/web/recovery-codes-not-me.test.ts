@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createTestUser, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -28,7 +29,7 @@ async function codeUsedBySomeoneElse () {
   await submitForm(owner, '/recovery-codes', '/recovery-codes')
   const codes = [...(await owner.get('/recovery-codes')).text.matchAll(CODE)].map((m) => m[1])
   assert.equal(codes.length, 10)
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
 
   const intruder = await signIn(t, user.email)
   const used = await submitForm(intruder, '/step-up?next=/', '/step-up/recovery-code', { code: codes[0], next: '/' })

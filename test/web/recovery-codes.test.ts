@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
 import { createTestUser, csrfFor, signIn, startTestApp, stepUp, submitForm, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -21,8 +22,8 @@ function codesOn (html: string): string[] {
   return [...html.matchAll(CODE)].map((m) => m[1])
 }
 
-function rows (userId: string): Array<Record<string, unknown>> {
-  return t.services.database.sqlite.prepare('SELECT * FROM recovery_codes WHERE user_id = ?').all(userId) as Array<Record<string, unknown>>
+async function rows (userId: string): Promise<Array<Record<string, unknown>>> {
+  return await sqlOn(t.services).all<Record<string, unknown>>('SELECT * FROM recovery_codes WHERE user_id = ?', userId)
 }
 
 async function audits (userId: string, action: string): Promise<number> {
@@ -62,7 +63,7 @@ test('a local user creates ten recovery codes after confirming it\'s them; they 
 
   const refused = await submitForm(agent, '/recovery-codes', '/recovery-codes')
   assert.match(refused.headers.location, /^\/step-up\?next=/, 'creating codes needs a step-up')
-  assert.equal(rows(user.id).length, 0)
+  assert.equal((await rows(user.id)).length, 0)
 
   await stepUp(t, agent, user)
   const codes = await createCodes(agent)
@@ -74,9 +75,9 @@ test('a local user creates ten recovery codes after confirming it\'s them; they 
   assert.equal(codesOn(again.text).length, 0, 'a second visit no longer shows them')
   assert.match(again.text, /<p id="recovery-remaining">You have <strong>10<\/strong> unused recovery codes/)
 
-  const stored = rows(user.id)
+  const stored = await rows(user.id)
   assert.equal(stored.length, 10)
-  const everything = JSON.stringify(t.services.database.sqlite.prepare('SELECT * FROM recovery_codes').all())
+  const everything = JSON.stringify(await sqlOn(t.services).all('SELECT * FROM recovery_codes'))
   for (const code of codes) {
     assert.ok(!everything.includes(code) && !everything.includes(code.replace('-', '')), 'no code is stored in the clear')
   }
@@ -99,7 +100,7 @@ test('the codes download once as a text file right after they are created, never
 
 test('an enforced user signs in with a recovery code in place of the second factor, once; the second use is refused and they are e-mailed', async () => {
   const { user, codes } = await userWithCodes()
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
 
   const agent = await signInOwingSecondFactor(user.email)
   const page = await agent.get('/step-up?next=/')
@@ -127,25 +128,25 @@ test('an enforced user signs in with a recovery code in place of the second fact
 
 test('a recovery code sent twice at the same moment signs in only once', async () => {
   const { user, codes } = await userWithCodes()
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   const agents = [await signInOwingSecondFactor(user.email), await signInOwingSecondFactor(user.email)]
   const tokens = await Promise.all(agents.map(async (a) => await csrfFor(a, '/step-up?next=/')))
   const results = await Promise.all(agents.map(async (a, i) => await a.post('/step-up/recovery-code').type('form').send({ code: codes[3], next: '/', _csrf: tokens[i] })))
   const signedIn = results.filter((r) => r.headers.location === '/')
   assert.equal(signedIn.length, 1)
   assert.equal(await audits(user.id, 'recovery_codes.used'), 1)
-  assert.equal(rows(user.id).filter((r) => r.used_at !== null).length, 1)
+  assert.equal((await rows(user.id)).filter((r) => r.used_at !== null).length, 1)
 })
 
 test('wrong recovery codes are regulated: after five, even a right one is refused for a while', async () => {
   const { user, codes } = await userWithCodes()
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   const agent = await signInOwingSecondFactor(user.email)
   for (let i = 0; i < 5; i++) await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: 'AAAAA-AAAAA', next: '/' })
   const locked = await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: codes[1], next: '/' })
   assert.match(locked.headers.location, /^\/step-up/)
   assert.equal(await audits(user.id, 'recovery_codes.used'), 0)
-  assert.equal(rows(user.id).filter((r) => r.used_at !== null).length, 0, 'the right code was not used up while locked')
+  assert.equal((await rows(user.id)).filter((r) => r.used_at !== null).length, 0, 'the right code was not used up while locked')
 })
 
 test('a recovery code does not stand in for a step-up before changes, only for the second factor at sign-in', async () => {
@@ -154,7 +155,7 @@ test('a recovery code does not stand in for a step-up before changes, only for t
   assert.doesNotMatch((await agent.get('/step-up?next=/')).text, /Use a recovery code/)
   const res = await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: codes[0], next: '/' })
   assert.match(res.headers.location, /^\/step-up/)
-  assert.equal(rows(user.id).filter((r) => r.used_at !== null).length, 0)
+  assert.equal((await rows(user.id)).filter((r) => r.used_at !== null).length, 0)
 })
 
 test('creating a new set needs a fresh step-up and voids the old codes', async () => {
@@ -170,7 +171,7 @@ test('creating a new set needs a fresh step-up and voids the old codes', async (
   assert.equal(await audits(user.id, 'recovery_codes.regenerated'), 1)
   assert.equal(await t.services.recoveryCodes.remaining(user), 10)
 
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   const old = await signInOwingSecondFactor(user.email)
   await submitForm(old, '/step-up?next=/', '/step-up/recovery-code', { code: codes[2], next: '/' })
   assert.match((await old.get('/')).headers.location ?? '', /^\/step-up/, 'an old code no longer signs in')
@@ -180,7 +181,7 @@ test('creating a new set needs a fresh step-up and voids the old codes', async (
 
 test('directory users get no recovery codes and are pointed at their directory\'s own recovery', async () => {
   const user = await createTestUser(t.services)
-  t.services.database.sqlite.prepare("UPDATE users SET provider = 'aws', external_id = ? WHERE id = ?").run(`dir-${user.id}`, user.id)
+  await sqlOn(t.services).run("UPDATE users SET provider = 'aws', external_id = ? WHERE id = ?", `dir-${user.id}`, user.id)
   const secret = new Secret({ size: 20 }).base32
   const app = await t.services.methods.addTotp(user.id, 'App', secret, 0)
   const agent = await signIn(t, user.email)
@@ -190,7 +191,7 @@ test('directory users get no recovery codes and are pointed at their directory\'
   assert.match(home.text, /own account recovery/)
   const res = await submitForm(agent, '/recovery-codes', '/recovery-codes')
   assert.equal(res.status, 303)
-  assert.equal(rows(user.id).length, 0)
+  assert.equal((await rows(user.id)).length, 0)
   assert.match((await agent.get('/recovery-codes')).text, /directory's own account recovery/)
 })
 
@@ -205,7 +206,7 @@ test('a helpdesk reset voids the person\'s recovery codes: whoever holds the old
   assert.equal(JSON.parse(event.details).recoveryCodesVoided, 10)
   assert.equal(await t.services.recoveryCodes.remaining(user), 0)
 
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   await t.services.methods.addTotp(user.id, 'New app', new Secret({ size: 20 }).base32, 0)
   const agent = await signInOwingSecondFactor(user.email)
   const res = await submitForm(agent, '/step-up?next=/', '/step-up/recovery-code', { code: codes[1], next: '/' })

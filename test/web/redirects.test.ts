@@ -6,6 +6,7 @@ import { addSoftwarePasskey, passkeySignIn, passkeyStepUp, SoftwareAuthenticator
 import type { User } from '../../server/domain/users.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // Where sign-in and step-up send people next (`next`) is always a path on this portal: never another site, and
 // never a value that a Location header cannot carry (which used to fail with a 500 after the session was made).
@@ -47,7 +48,7 @@ test('a next with characters a header cannot carry still signs the user in, land
   }
   // Each audited sign-in is one that stuck: as many sessions as "signin.success" entries.
   assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'signin.success' })).length, UNSENDABLE.length)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(user.id), UNSENDABLE.length)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE user_id = ?', user.id), UNSENDABLE.length)
 })
 
 test('a signed-in visitor opening the sign-in page with a next that leads off the portal goes home', async () => {
@@ -107,7 +108,7 @@ describe('a step-up with a next no header can carry', () => {
   /** A user whose MFA is enforced: a password sign-in owes a step-up before anything else opens. */
   async function enforcedUser (): Promise<User> {
     const user = await createTestUser(st.services)
-    st.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(st.clock.now().getTime(), user.id)
+    await sqlOn(st.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', st.clock.now().getTime(), user.id)
     return user
   }
 

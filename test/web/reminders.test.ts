@@ -5,6 +5,7 @@ import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { createServices } from '../../server/wiring.ts'
 import { createTestUser, startTestApp, testConfig, type TestApp } from '../helpers/app.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let smtp: SmtpSink
@@ -20,7 +21,7 @@ after(async () => {
 test('two sweeps sending reminders at the same moment send each one once; none after the user enrolls', async () => {
   const now = t.clock.now().getTime()
   const users = await Promise.all([1, 2, 3, 4].map(async () => createTestUser(t.services)))
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ?').run(now - 90 * DAY)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ?', now - 90 * DAY)
   await t.services.campaigns.create(campaignInput(now, { deadline: new Date(now + 6 * DAY), newUserWindowDays: 0 }), { id: null, label: 'test' })
   // One user is already set up: no reminder for them.
   const enrolled = users[3]
@@ -28,7 +29,7 @@ test('two sweeps sending reminders at the same moment send each one once; none a
   await t.services.lifecycle.added((await t.services.users.findById(enrolled.id))!, app, null)
 
   // A second process on the same database, at the same instant.
-  const other = await createServices(testConfig({ SMTP_URL: smtp.url }, t.dataDir), { clock: t.clock })
+  const other = await createServices(testConfig({ ...t.databaseEnv, SMTP_URL: smtp.url }, t.dataDir), { clock: t.clock })
   try {
     const [a, b] = await Promise.all([t.services.reminders.send(await t.services.engine.campaigns()), other.reminders.send(await other.engine.campaigns())])
     assert.equal(a + b, 3)

@@ -2,20 +2,21 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Secret, TOTP } from 'otpauth'
 import { anonymous, createTestUser, csrfFor, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
 after(async () => { await t.close() })
 
-function enforce (userId: string): void {
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), userId)
+async function enforce (userId: string): Promise<void> {
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), userId)
 }
 
 test('once MFA is enforced, a password alone does not sign the user in: the second factor is asked for first', async () => {
   const user = await createTestUser(t.services)
   const secret = new Secret({ size: 20 })
   const app = await t.services.methods.addTotp(user.id, 'App', secret.base32, 0)
-  enforce(user.id)
+  await enforce(user.id)
   const agent = await signIn(t, user.email)
   for (const path of ['/', '/enroll/totp', '/api/v1/me']) {
     const res = await agent.get(path)
@@ -33,13 +34,13 @@ test('once MFA is enforced, a password alone does not sign the user in: the seco
 
 test('an enforced user with no method cannot sign in with a password and is told to ask for an access pass', async () => {
   const user = await createTestUser(t.services)
-  enforce(user.id)
+  await enforce(user.id)
   const agent = anonymous(t)
   const token = await csrfFor(agent, '/login')
   const res = await agent.post('/login').type('form').send({ email: user.email, password: 'correct horse battery staple', _csrf: token })
   assert.equal(res.status, 403)
   assert.match(res.text, /no sign-in method set up yet\. Ask your helpdesk for a temporary access pass/)
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(user.id), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE user_id = ?', user.id), 0)
 })
 
 test('a temporary access pass session still reaches its stylesheet and scripts', async () => {

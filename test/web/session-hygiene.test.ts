@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { anonymous, createTestUser, signIn, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 const logLines: string[] = []
@@ -11,8 +12,8 @@ after(async () => { await t.close() })
 
 const MINUTE = 60_000
 
-function sessionsOf (userId: string): number {
-  return t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE user_id = ?').pluck().get(userId) as number
+async function sessionsOf (userId: string): Promise<number> {
+  return (await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE user_id = ?', userId)) as number
 }
 
 test('a session opened with an access pass ends when the pass expires, however busy it is', async () => {
@@ -33,7 +34,7 @@ test('a session opened with an access pass ends when the pass expires, however b
   const page = await agent.get(ended.headers.location)
   assert.match(page.text, /Your temporary access pass has expired, and the session it opened ended with it/)
   assert.equal((await agent.get('/')).status, 303, 'the session stays ended')
-  assert.equal(sessionsOf(user.id), 0)
+  assert.equal(await sessionsOf(user.id), 0)
 })
 
 test('"This wasn\'t me" ends every other session of the account; the reporting browser stays signed in under a new id', async () => {
@@ -41,7 +42,7 @@ test('"This wasn\'t me" ends every other session of the account; the reporting b
   const intruder = await t.services.methods.addPhone(user.id, 'Mobile •••• 9999', '+12025559999')
   const elsewhere = await signIn(t, user.email)
   const reporter = await signIn(t, user.email)
-  assert.equal(sessionsOf(user.id), 2)
+  assert.equal(await sessionsOf(user.id), 2)
   // The link's token, as the e-mail would carry it.
   const noticeToken = await noticeTokenFor(user.id, intruder.id)
   const res = await submitForm(reporter, `/methods/not-me?token=${noticeToken}`, '/methods/not-me', { token: noticeToken })
@@ -54,7 +55,7 @@ test('"This wasn\'t me" ends every other session of the account; the reporting b
   assert.equal(other.status, 303, 'the other session is over')
   assert.match(other.headers.location, /^\/login/)
   assert.equal((await reporter.get('/')).status, 200, 'the person reporting goes on')
-  assert.equal(sessionsOf(user.id), 1)
+  assert.equal(await sessionsOf(user.id), 1)
   const [event] = await t.services.audit.list({ subjectUserId: user.id, action: 'method.reported_not_me' })
   assert.equal(JSON.parse(event.details).sessionsEnded, 2)
 })

@@ -4,6 +4,7 @@ import { Secret } from 'otpauth'
 import type { User } from '../../server/domain/users.ts'
 import { anonymous, createTestUser, sessionCookieOf, signIn, startTestApp, submitForm, totpCode, type TestApp } from '../helpers/app.ts'
 import { addSoftwarePasskey, pageToken, passkeyStepUp, postJson, SoftwareAuthenticator } from '../helpers/webauthn.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 // A session id seen before a second factor was proved (over a shoulder, in a proxy log, on a shared machine)
 // must not inherit that proof: the id changes at every step-up, and the old one stops working.
@@ -44,7 +45,7 @@ test('confirming it\'s you with a code issues a new session id, and the old id n
 test('finishing the second factor at sign-in issues a new session id, and the half-signed-in id no longer works', async () => {
   const user = await createTestUser(t.services)
   const app = await withApp(user)
-  t.services.database.sqlite.prepare('UPDATE users SET enforced_at = ? WHERE id = ?').run(t.clock.now().getTime(), user.id)
+  await sqlOn(t.services).run('UPDATE users SET enforced_at = ? WHERE id = ?', t.clock.now().getTime(), user.id)
   const agent = await signIn(t, user.email)
   const before = agent.sessionCookie
   assert.match(await whereCookieLeads(before) as string, /^\/step-up/, 'the password alone leads to the second-factor step')

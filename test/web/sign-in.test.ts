@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { anonymous, createTestUser, csrfFor, csrfFrom, sessionCookieOf as sessionCookie, signIn, startTestApp, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 before(async () => { t = await startTestApp() })
@@ -51,22 +52,22 @@ test('signing in issues a new session id, so an id planted before sign-in is wor
   assert.ok(afterSignIn)
   assert.notEqual(afterSignIn, plantedCookie)
   // The planted id is gone from the store: replaying it gives an anonymous visitor, never the victim's session.
-  assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM sessions WHERE sid = ?').pluck().get(planted), 0)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE sid = ?', planted), 0)
   const replay = await anonymous(t).get('/').set('cookie', plantedCookie)
   assert.equal(replay.status, 303)
   assert.match(replay.headers.location, /^\/login/)
 })
 
 test('looking at the sign-in page stores no session: only a signed CSRF cookie, HttpOnly and SameSite=Lax', async () => {
-  const rows = () => t.services.database.sqlite.prepare('SELECT count(*) FROM sessions').pluck().get() as number
-  const before = rows()
+  const rows = async () => (await sqlOn(t.services).value('SELECT count(*) FROM sessions')) as number
+  const before = await rows()
   for (let i = 0; i < 50; i++) {
     const res = await anonymous(t).get('/login')
     assert.equal(res.status, 200)
     assert.equal(sessionCookie(res), undefined, 'no session cookie for a visitor who has done nothing')
     assert.ok(cookiesOf(res).some((c) => c.startsWith('mfa_csrf=')), 'the form\'s token comes with its own cookie')
   }
-  assert.equal(rows(), before, '50 anonymous page views, no new session rows')
+  assert.equal(await rows(), before, '50 anonymous page views, no new session rows')
   const raw = (await anonymous(t).get('/login')).headers['set-cookie'] as unknown as string[]
   const csrfCookie = raw.find((c) => c.startsWith('mfa_csrf='))!
   assert.match(csrfCookie, /HttpOnly/)

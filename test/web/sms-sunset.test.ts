@@ -4,6 +4,7 @@ import { Secret } from 'otpauth'
 import { createTestUser, signIn, startTestApp, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const admin = { id: null, label: 'test-admin' }
 let t: TestApp
@@ -17,13 +18,13 @@ after(async () => {
   await smtp.close()
 })
 
-function stored (userId: string): { state: string, deadline: number | null } {
-  return t.services.database.sqlite.prepare('SELECT state, deadline FROM user_states WHERE user_id = ?').get(userId) as { state: string, deadline: number | null }
+async function stored (userId: string): Promise<{ state: string, deadline: number | null }> {
+  return (await sqlOn(t.services).get('SELECT state, deadline FROM user_states WHERE user_id = ?', userId)) as { state: string, deadline: number | null }
 }
 
 async function existingUser () {
   const user = await createTestUser(t.services)
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   return user
 }
 
@@ -57,7 +58,7 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
     deadline: new Date(originalDeadline), smsPolicy: 'counts', smsSunsetAt: new Date(sunset), smsAfterSunset: 'excluded', smsSunsetGraceDays: 30
   }), admin)
   await t.services.campaigns.arm(campaign.id, admin)
-  assert.equal(stored(phoneOnly.id).state, 'enrolled', 'until the date, text messages count')
+  assert.equal((await stored(phoneOnly.id)).state, 'enrolled', 'until the date, text messages count')
 
   const home = await (await signIn(t, phoneOnly.email)).get('/')
   assert.match(home.text, new RegExp(`id="sms-sunset">From <strong>${shown(sunset)}[^<]*</strong>, text-message codes no longer count here`))
@@ -78,15 +79,15 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   assert.match(sunsetMail(phoneOnly.email)[0].text, /you get a new deadline 30 days later/)
   assert.equal(sunsetMail(switches.email).length, 1, 'reminded once, before adding an app')
   assert.equal(sunsetMail(withApp.email).length + sunsetMail(nothing.email).length, 0)
-  assert.equal(stored(phoneOnly.id).state, 'enrolled')
-  assert.equal(stored(phoneOnly.id).deadline, originalDeadline)
+  assert.equal((await stored(phoneOnly.id)).state, 'enrolled')
+  assert.equal((await stored(phoneOnly.id)).deadline, originalDeadline)
 
   // The date: states are re-derived at once; the phone-only user falls short and gets a new deadline, no flip.
   t.clock.set(new Date(sunset))
   await sweep()
-  assert.deepEqual(stored(phoneOnly.id), { state: 'pending', deadline: newDeadline })
-  assert.deepEqual(stored(switches.id), { state: 'enrolled', deadline: originalDeadline })
-  assert.deepEqual(stored(withApp.id), { state: 'enrolled', deadline: originalDeadline })
+  assert.deepEqual(await stored(phoneOnly.id), { state: 'pending', deadline: newDeadline })
+  assert.deepEqual(await stored(switches.id), { state: 'enrolled', deadline: originalDeadline })
+  assert.deepEqual(await stored(withApp.id), { state: 'enrolled', deadline: originalDeadline })
   const [applied] = await t.services.audit.list({ action: 'campaign.sms_sunset_applied' })
   assert.deepEqual(JSON.parse(applied.details), { campaignId: campaign.id, name: 'Everyone', sunsetAt: new Date(sunset).toISOString(), becomes: 'excluded', users: 2, dropped: 1, graceDays: 30 })
   const explained = (await t.services.engine.explainDeadline(phoneOnly.id))!
@@ -108,12 +109,12 @@ test('the SMS sunset: phone-only users are reminded before the date, re-derived 
   // The original deadline flips the others; the phone-only user is still in their grace.
   t.clock.set(new Date(originalDeadline + 60_000))
   await sweep()
-  assert.equal(stored(withApp.id).state, 'enforced')
-  assert.equal(stored(switches.id).state, 'enforced')
-  assert.equal(stored(phoneOnly.id).state, 'pending')
+  assert.equal((await stored(withApp.id)).state, 'enforced')
+  assert.equal((await stored(switches.id)).state, 'enforced')
+  assert.equal((await stored(phoneOnly.id)).state, 'pending')
   t.clock.set(new Date(newDeadline + 60_000))
   await sweep()
-  assert.equal(stored(phoneOnly.id).state, 'enforced', 'flipped when the new grace period ran out')
+  assert.equal((await stored(phoneOnly.id)).state, 'enforced', 'flipped when the new grace period ran out')
   assert.equal((await t.services.audit.list({ action: 'campaign.sms_sunset_applied' })).length, 1, 'the sunset is carried out once')
 })
 
@@ -125,10 +126,10 @@ test('someone already made to use MFA before the SMS sunset stays enforced: no g
   await t.services.campaigns.arm(campaign.id, admin)
   t.clock.set(new Date(start + 6 * DAY))
   await sweep()
-  assert.equal(stored(user.id).state, 'enforced')
+  assert.equal((await stored(user.id)).state, 'enforced')
   t.clock.set(new Date(start + 20 * DAY))
   await sweep()
-  assert.equal(stored(user.id).state, 'enforced')
+  assert.equal((await stored(user.id)).state, 'enforced')
   assert.equal((await t.services.engine.plan()).filter((item) => item.userId === user.id).length, 0, 'nothing is relaxed')
   assert.equal((await t.services.audit.list({ subjectUserId: user.id, action: 'enforcement.relaxed' })).length, 0)
 })

@@ -9,10 +9,13 @@ import { anonymous, createTestUser, csrfFrom, sessionCookieOf, signIn, startTest
 let t: (TestApp & { logLines: string[] }) | undefined
 afterEach(async () => { await t?.close(); t = undefined })
 
-/** The real app with its log captured, to count what an operator would see. */
+/**
+ * The real app with its log captured, to count what an operator would see. On SQLite in every mode: the full disk is
+ * made by capping the SQLite file's size (a PostgreSQL server's disk is not the portal's to fill).
+ */
 async function startApp (): Promise<TestApp & { logLines: string[] }> {
   const logLines: string[] = []
-  const app = { ...await startTestApp({}, { logLines }), logLines }
+  const app = { ...await startTestApp({}, { logLines, backend: 'sqlite' }), logLines }
   t = app
   return app
 }

@@ -3,19 +3,20 @@ import assert from 'node:assert/strict'
 import { Secret } from 'otpauth'
 import { createTestUser, signIn, startTestApp, stepUp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 const admin = { id: null, label: 'test-admin' }
 let t: TestApp
 beforeEach(async () => { t = await startTestApp() })
 afterEach(async () => { await t.close() })
 
-function stateOf (userId: string): string {
-  return (t.services.database.sqlite.prepare('SELECT state FROM user_states WHERE user_id = ?').get(userId) as { state: string }).state
+async function stateOf (userId: string): Promise<string> {
+  return (await sqlOn(t.services).get<{ state: string }>('SELECT state FROM user_states WHERE user_id = ?', userId))!.state
 }
 
 async function existingUser (fields: { role?: 'user' | 'admin' } = {}) {
   const user = await createTestUser(t.services, fields)
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
   return user
 }
 
@@ -32,7 +33,7 @@ test('a campaign asking for two methods counts a user with one as not yet enroll
   const adminUser = await existingUser({ role: 'admin' })
   await t.services.methods.addTotp(user.id, 'Phone app', new Secret({ size: 20 }).base32, 0)
   await t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'two' }), admin)
-  assert.equal(stateOf(user.id), 'pending', 'one authenticator app is not enough here')
+  assert.equal(await stateOf(user.id), 'pending', 'one authenticator app is not enough here')
 
   const agent = await signIn(t, user.email)
   const home = await agent.get('/')
@@ -50,10 +51,10 @@ test('a campaign asking for two methods counts a user with one as not yet enroll
   // A second method of the same kind is no second kind; a phone is.
   await t.services.methods.addTotp(user.id, 'Second app', new Secret({ size: 20 }).base32, 0)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'pending')
+  assert.equal(await stateOf(user.id), 'pending')
   const phone = await t.services.methods.addPhone(user.id, 'Work phone', '+14155550100')
   await t.services.lifecycle.added((await t.services.users.findById(user.id))!, phone, null)
-  assert.equal(stateOf(user.id), 'enrolled')
+  assert.equal(await stateOf(user.id), 'enrolled')
   assert.match((await agent.get('/')).text, /Set up\./)
   const met = csvRowOf((await staff.get('/admin/compliance.csv')).text, user.email)
   assert.deepEqual([met.meets_policy, met.methods_held], ['true', '2'])
@@ -68,27 +69,27 @@ test('one method plus recovery codes: a local user counts once they create codes
   const agent = await signIn(t, user.email)
   await stepUp(t, agent, user) // gives the account an authenticator app
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'pending')
+  assert.equal(await stateOf(user.id), 'pending')
   const home = await agent.get('/')
   assert.match(home.text, /Your organisation also asks for a backup: create recovery codes or add a second method/)
   assert.match(home.text, /<a [^>]*href="\/recovery-codes"[^>]*>Create recovery codes<\/a> or/)
 
   assert.equal((await submitForm(agent, '/recovery-codes', '/recovery-codes')).status, 303)
-  assert.equal(stateOf(user.id), 'enrolled', 'creating the codes re-derives the state')
+  assert.equal(await stateOf(user.id), 'enrolled', 'creating the codes re-derives the state')
   assert.match((await agent.get('/')).text, /Set up\./)
 
   await t.services.recoveryCodes.voidAll(user.id)
-  assert.equal(stateOf(user.id), 'pending', 'voided codes no longer count')
+  assert.equal(await stateOf(user.id), 'pending', 'voided codes no longer count')
 })
 
 test('for a directory user, "one method plus recovery codes" means two methods registered at the directory', async () => {
   const user = await existingUser()
-  t.services.database.sqlite.prepare("UPDATE users SET provider = 'entra', external_id = 'e-1', provider_methods = '[\"totp\"]' WHERE id = ?").run(user.id)
+  await sqlOn(t.services).run("UPDATE users SET provider = 'entra', external_id = 'e-1', provider_methods = '[\"totp\"]' WHERE id = ?", user.id)
   await t.services.campaigns.create(campaignInput(t.clock.now(), { methodsRequired: 'one_plus_recovery' }), admin)
-  assert.equal(stateOf(user.id), 'pending')
-  t.services.database.sqlite.prepare('UPDATE users SET provider_methods = \'["passkey","totp"]\' WHERE id = ?').run(user.id)
+  assert.equal(await stateOf(user.id), 'pending')
+  await sqlOn(t.services).run('UPDATE users SET provider_methods = \'["passkey","totp"]\' WHERE id = ?', user.id)
   await t.services.engine.refreshUser(user.id)
-  assert.equal(stateOf(user.id), 'enrolled')
+  assert.equal(await stateOf(user.id), 'enrolled')
 })
 
 test('the campaign form sets how many methods count, and the campaign page says it', async () => {

@@ -11,6 +11,7 @@ import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra, type FakeEntra } from '../fakes/graph/server.ts'
 import { awsEnv } from '../fakes/iam/harness.ts'
 import { startFakeIam, type FakeIam } from '../fakes/iam/server.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 /**
  * The two-person rule (issue #12 item 4, on by default): a pass, reset or invitation for a privileged or staff
@@ -23,12 +24,12 @@ const HELD = `/step-up?next=${encodeURIComponent('/step-up/continue')}`
 
 interface RequestRow { id: string, kind: string, status: string, requestedBy: string, decidedBy: string | null, options: string }
 
-function requests (t: TestApp, userId: string): RequestRow[] {
-  return t.services.database.sqlite.prepare('SELECT id, kind, status, requested_by AS requestedBy, decided_by AS decidedBy, options FROM approval_requests WHERE user_id = ? ORDER BY requested_at').all(userId) as RequestRow[]
+async function requests (t: TestApp, userId: string): Promise<RequestRow[]> {
+  return await sqlOn(t.services).all<RequestRow>('SELECT id, kind, status, requested_by AS requestedBy, decided_by AS decidedBy, options FROM approval_requests WHERE user_id = ? ORDER BY requested_at', userId)
 }
 
-function passCount (t: TestApp, userId: string): number {
-  return t.services.database.sqlite.prepare('SELECT count(*) FROM access_passes WHERE user_id = ?').pluck().get(userId) as number
+async function passCount (t: TestApp, userId: string): Promise<number> {
+  return (await sqlOn(t.services).value('SELECT count(*) FROM access_passes WHERE user_id = ?', userId)) as number
 }
 
 function passFrom (html: string): string {
@@ -72,7 +73,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
 
   async function privileged (): Promise<User> {
     const user = await createTestUser(t.services, { privileged: true })
-    t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE id = ?').run(t.clock.now().getTime() - 90 * DAY, user.id)
+    await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE id = ?', t.clock.now().getTime() - 90 * DAY, user.id)
     await t.services.engine.refreshUser(user.id)
     return user
   }
@@ -92,8 +93,8 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.match(back.text, /Nothing has changed yet/)
     assert.match(back.text, /needs a second administrator&#39;s approval|needs a second administrator's approval/)
     assert.match(back.text, /Waiting for a second administrator/, 'the person\'s page shows the waiting request')
-    assert.equal(passCount(t, user.id), 0, 'no pass exists')
-    const [row] = requests(t, user.id)
+    assert.equal(await passCount(t, user.id), 0, 'no pass exists')
+    const [row] = await requests(t, user.id)
     assert.equal(row.status, 'pending')
     assert.equal(row.requestedBy, alice.user.id)
     assert.deepEqual(JSON.parse(row.options), { lifetimeMinutes: 60, oneTime: true })
@@ -107,7 +108,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const again = await requestPass(alice.agent, user, 'asking twice')
     assert.equal(again.status, 400, 'one waiting request per person and kind')
     assert.match(again.text, /already waiting for a second administrator/)
-    assert.equal(requests(t, user.id).length, 1)
+    assert.equal((await requests(t, user.id)).length, 1)
 
     // A script gets 202 and the request to follow up, not a redirect.
     const token = await csrfFor(alice.agent, `/helpdesk/users/${user.id}`)
@@ -115,13 +116,13 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.equal(json.status, 202)
     assert.equal(json.body.status, 'approval_required')
     assert.equal(json.body.request.kind, 'reset')
-    assert.equal(json.body.request.id, requests(t, user.id)[1].id)
+    assert.equal(json.body.request.id, (await requests(t, user.id))[1].id)
   })
 
   test('the requester cannot approve their own request: 403, and it keeps waiting', async () => {
     const user = await privileged()
     await requestPass(alice.agent, user)
-    const [row] = requests(t, user.id)
+    const [row] = await requests(t, user.id)
     const list = await alice.agent.get('/admin/approvals')
     assert.match(list.text, /You asked for this: another administrator must approve it/)
     assert.doesNotMatch(list.text, new RegExp(`/admin/approvals/${row.id}/approve`), 'no Approve button for the requester')
@@ -131,21 +132,21 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const json = await alice.agent.post(`/admin/approvals/${row.id}/approve`).set({ accept: 'application/json', 'x-csrf-token': await csrfFor(alice.agent, '/admin/approvals') }).send({})
     assert.equal(json.status, 403)
     assert.equal(json.body.error.code, 'approval_own_request')
-    assert.equal(requests(t, user.id)[0].status, 'pending')
-    assert.equal(passCount(t, user.id), 0)
+    assert.equal((await requests(t, user.id))[0].status, 'pending')
+    assert.equal(await passCount(t, user.id), 0)
   })
 
   test('a second administrator approves after their own step-up; the pass is shown once to them, works once, and the user is e-mailed', async () => {
     const user = await privileged()
     await requestPass(alice.agent, user)
-    const [row] = requests(t, user.id)
+    const [row] = await requests(t, user.id)
     // Carol, a third administrator, signs in but has not confirmed it's her: the approval is held until she steps up.
     const carol = await createTestUser(t.services, { role: 'admin' })
     const carolAgent = await signIn(t, carol.email)
     const held = await decide(carolAgent, row.id, 'approve')
     assert.equal(held.status, 303)
     assert.equal(held.headers.location, HELD)
-    assert.equal(requests(t, user.id)[0].status, 'pending', 'nothing decided without a step-up')
+    assert.equal((await requests(t, user.id))[0].status, 'pending', 'nothing decided without a step-up')
     t.clock.advance(30_000)
     await stepUp(t, carolAgent, carol)
     const offer = await carolAgent.get('/step-up/continue')
@@ -156,7 +157,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.match(approved.text, /You are the only one shown this pass/)
     const pass = passFrom(approved.text)
 
-    const [decided] = requests(t, user.id)
+    const [decided] = await requests(t, user.id)
     assert.equal(decided.status, 'approved')
     assert.equal(decided.decidedBy, carol.id)
     const [approval] = await t.services.audit.list({ action: 'approval.approved', subjectUserId: user.id })
@@ -175,25 +176,25 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.notEqual((await passSignIn(t, user.email, pass)).status, 303, 'once')
     const twice = await decide(bob.agent, row.id, 'approve')
     assert.equal(twice.status, 409, 'an approved request cannot be approved again')
-    assert.equal(passCount(t, user.id), 1)
+    assert.equal(await passCount(t, user.id), 1)
   })
 
   test('a refused or withdrawn request does nothing, and both are audited', async () => {
     const user = await privileged()
     await requestPass(alice.agent, user)
-    const [first] = requests(t, user.id)
+    const [first] = await requests(t, user.id)
     const refused = await decide(bob.agent, first.id, 'refuse')
     assert.equal(refused.status, 303)
-    assert.equal(requests(t, user.id)[0].status, 'refused')
+    assert.equal((await requests(t, user.id))[0].status, 'refused')
     assert.equal((await t.services.audit.list({ action: 'approval.refused', subjectUserId: user.id }))[0].actorId, bob.user.id)
     assert.equal((await decide(bob.agent, first.id, 'approve')).status, 409, 'a refused request cannot be approved later')
 
     await requestPass(alice.agent, user, 'asked again after the refusal')
-    const second = requests(t, user.id)[1]
+    const second = (await requests(t, user.id))[1]
     assert.equal((await decide(alice.agent, second.id, 'refuse')).status, 303)
-    assert.equal(requests(t, user.id)[1].status, 'withdrawn')
+    assert.equal((await requests(t, user.id))[1].status, 'withdrawn')
     assert.equal((await t.services.audit.list({ action: 'approval.withdrawn', subjectUserId: user.id })).length, 1)
-    assert.equal(passCount(t, user.id), 0)
+    assert.equal(await passCount(t, user.id), 0)
     const list = await bob.agent.get('/admin/approvals')
     assert.match(list.text, /Refused<\/strong> by/)
     assert.match(list.text, /Withdrawn<\/strong>/)
@@ -202,7 +203,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
   test('a request lapses after 24 hours: it can no longer be approved, and the lapse is audited', async () => {
     const user = await privileged()
     await requestPass(alice.agent, user)
-    const [row] = requests(t, user.id)
+    const [row] = await requests(t, user.id)
     t.clock.advance(24 * HOUR + 60_000)
     // A day later both sessions have ended too: the administrators sign in again.
     alice = { user: alice.user, agent: await signInStaff(t, alice.user) }
@@ -210,10 +211,10 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const res = await decide(bob.agent, row.id, 'approve')
     assert.equal(res.status, 410)
     assert.match(res.text, /lapsed/)
-    assert.equal(requests(t, user.id)[0].status, 'expired')
+    assert.equal((await requests(t, user.id))[0].status, 'expired')
     const [lapse] = await t.services.audit.list({ action: 'approval.expired', subjectUserId: user.id })
     assert.equal(lapse.actorLabel, 'system')
-    assert.equal(passCount(t, user.id), 0)
+    assert.equal(await passCount(t, user.id), 0)
   })
 
   test('housekeeping lapses a request whose time is up even if nobody opens it, so the log says when it lapsed', async () => {
@@ -221,7 +222,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     await requestPass(alice.agent, user)
     t.clock.advance(24 * HOUR + 60_000)
     await runHousekeeping(t.services, pino({ level: 'silent' }))
-    assert.equal(requests(t, user.id)[0].status, 'expired')
+    assert.equal((await requests(t, user.id))[0].status, 'expired')
     const lapses = await t.services.audit.list({ action: 'approval.expired', subjectUserId: user.id })
     assert.equal(lapses.length, 1)
     assert.equal(lapses[0].at, t.clock.now().toISOString())
@@ -236,7 +237,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.equal(res.status, 303)
     assert.equal((await t.services.methods.listFor(user.id)).length, 1, 'nothing removed yet')
     assert.equal((await t.services.audit.list({ action: 'methods.reset', subjectUserId: user.id })).length, 0)
-    const [row] = requests(t, user.id)
+    const [row] = await requests(t, user.id)
     assert.equal(row.kind, 'reset')
     const approved = await decide(bob.agent, row.id, 'approve')
     assert.equal(approved.status, 200)
@@ -252,16 +253,16 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const helper = await createTestUser(t.services, { role: 'helpdesk' })
     const res = await submitForm(alice.agent, `/helpdesk/users/${helper.id}`, `/helpdesk/users/${helper.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'new laptop' })
     assert.equal(res.status, 303)
-    assert.equal(passCount(t, helper.id), 0)
-    assert.equal(requests(t, helper.id)[0].status, 'pending')
+    assert.equal(await passCount(t, helper.id), 0)
+    assert.equal((await requests(t, helper.id))[0].status, 'pending')
 
     const res2 = await submitForm(alice.agent, `/helpdesk/users/${bob.user.id}`, `/helpdesk/users/${bob.user.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'Bob lost his key' })
     assert.equal(res2.status, 303)
-    const [aboutBob] = requests(t, bob.user.id)
+    const [aboutBob] = await requests(t, bob.user.id)
     assert.match((await bob.agent.get('/admin/approvals')).text, /This is about your own account/)
     const self = await decide(bob.agent, aboutBob.id, 'approve')
     assert.equal(self.status, 403)
-    assert.equal(passCount(t, bob.user.id), 0)
+    assert.equal(await passCount(t, bob.user.id), 0)
   })
 
   test('extending a privileged user\'s deadline needs no approval, but only an administrator may do it', async () => {
@@ -270,7 +271,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const res = await submitForm(alice.agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/extend`, { days: '3', reason: 'travelling' })
     assert.equal(res.status, 303)
     assert.equal((await t.services.engine.standing(user.id))!.deadline!.getTime(), before + 3 * DAY)
-    assert.equal(requests(t, user.id).length, 0)
+    assert.equal((await requests(t, user.id)).length, 0)
   })
 
   test('ordinary users are not under the rule: an administrator\'s pass is issued at once', async () => {
@@ -278,7 +279,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     const res = await requestPass(alice.agent, user)
     assert.equal(res.status, 200)
     passFrom(res.text)
-    assert.equal(requests(t, user.id).length, 0)
+    assert.equal((await requests(t, user.id)).length, 0)
   })
 })
 
@@ -302,7 +303,7 @@ describe('two-person rule with a single administrator (the sandbox demo)', () =>
     const res = await submitForm(only.agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '60', oneTime: 'on', reason: 'demo' })
     assert.equal(res.status, 303)
     assert.match((await only.agent.get(res.headers.location)).text, /this needs a second administrator/)
-    assert.equal(passCount(t, user.id), 0, 'not issued: the rule is not bypassed')
+    assert.equal(await passCount(t, user.id), 0, 'not issued: the rule is not bypassed')
     const approvals = await only.agent.get('/admin/approvals')
     assert.equal(approvals.status, 200)
     assert.match(approvals.text, /This needs a second administrator/)
@@ -322,13 +323,13 @@ describe('two-person rule for directory administrators', () => {
       const gina = fake.tenant.addUser({ displayName: 'Gina Global' })
       fake.tenant.assignRole(gina.id, GLOBAL_ADMIN)
       await t.services.directorySync.sync(t.services.providers.entra)
-      const user = (await t.services.users.findById(t.services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = ?").pluck().get(gina.id) as string))!
+      const user = (await t.services.users.findById((await sqlOn(t.services).value<string>("SELECT id FROM users WHERE external_id = ?", gina.id))!))!
       const a = await admin(t)
       const b = await admin(t)
       const res = await submitForm(a.agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/pass`, { lifetimeMinutes: '120', oneTime: 'on', reason: 'new phone' })
       assert.equal(res.status, 303)
       assert.equal(gina.tap, null, 'no TAP at Microsoft while the request waits')
-      const [row] = requests(t, user.id)
+      const [row] = await requests(t, user.id)
       const approved = await decide(b.agent, row.id, 'approve')
       assert.equal(approved.status, 200)
       assert.match(approved.text, /Microsoft Entra temporary access pass/)
@@ -340,14 +341,14 @@ describe('two-person rule for directory administrators', () => {
       const gus = fake.tenant.addUser({ displayName: 'Gus Global' })
       fake.tenant.assignRole(gus.id, GLOBAL_ADMIN)
       await t.services.directorySync.sync(t.services.providers.entra)
-      const other = (await t.services.users.findById(t.services.database.sqlite.prepare("SELECT id FROM users WHERE external_id = ?").pluck().get(gus.id) as string))!
+      const other = (await t.services.users.findById((await sqlOn(t.services).value<string>("SELECT id FROM users WHERE external_id = ?", gus.id))!))!
       await submitForm(a.agent, `/helpdesk/users/${other.id}`, `/helpdesk/users/${other.id}/pass`, { lifetimeMinutes: '600', oneTime: 'on', reason: 'too long a pass' })
-      const [tooLong] = requests(t, other.id)
+      const [tooLong] = await requests(t, other.id)
       const failed = await decide(b.agent, tooLong.id, 'approve')
       assert.equal(failed.status, 303)
       assert.match((await b.agent.get(failed.headers.location)).text, /60 to 480 minutes[\s\S]*the request is waiting again/)
       assert.equal(gus.tap, null)
-      assert.equal(requests(t, other.id)[0].status, 'pending')
+      assert.equal((await requests(t, other.id))[0].status, 'pending')
       assert.equal((await t.services.audit.list({ action: 'approval.failed', subjectUserId: other.id })).length, 1)
     } finally {
       await t.close()
@@ -370,8 +371,8 @@ describe('two-person rule for directory administrators', () => {
       const res = await submitForm(a.agent, `/helpdesk/users/${user.id}`, `/helpdesk/users/${user.id}/invite`, { reason: 'first AWS MFA' })
       assert.equal(res.status, 303)
       assert.match((await a.agent.get(res.headers.location)).text, /Nothing has changed yet/)
-      assert.equal(t.services.database.sqlite.prepare('SELECT count(*) FROM invitations WHERE user_id = ?').pluck().get(user.id), 0)
-      const [row] = requests(t, user.id)
+      assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM invitations WHERE user_id = ?', user.id), 0)
+      const [row] = await requests(t, user.id)
       const approved = await decide(b.agent, row.id, 'approve')
       assert.equal(approved.status, 303)
       assert.match((await b.agent.get(approved.headers.location)).text, /The invitation was e-mailed to opsadmin@example\.org/)

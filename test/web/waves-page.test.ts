@@ -5,6 +5,7 @@ import type { User } from '../../server/domain/users.ts'
 import { FakeProvider } from '../fakes/provider.ts'
 import { createTestUser, FakeClock, signIn, signInStaff, startTestApp, submitForm, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let fake: FakeProvider
@@ -22,7 +23,7 @@ afterEach(async () => { await t.close() })
 async function pausedCampaign () {
   const users: User[] = []
   for (let i = 0; i < 40; i++) users.push(await createTestUser(t.services, { email: `u${i}@test.example` }))
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE role = ?', t.clock.now().getTime() - 90 * DAY, 'user')
   const actor = { id: adminUser.id, label: adminUser.email }
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     deadline: new Date(t.clock.now().getTime() + DAY), waves: { pilot: { kind: 'share', percent: 25 }, offsetsDays: [10] }, breaker: { ...DEFAULT_BREAKER, minFlips: 3 }
@@ -118,7 +119,7 @@ test('the campaign list says a campaign is paused, and each wave\'s burn-down ke
   const admin = await signInStaff(t, adminUser)
   assert.match((await admin.get('/admin/campaigns')).text, /Paused by the breaker since/)
   assert.equal(await t.services.dashboard.takeSnapshot(t.clock.now()), true)
-  const rows = t.services.database.sqlite.prepare('SELECT wave, counts FROM wave_snapshots WHERE campaign_id = ? ORDER BY wave').all(campaign.id) as Array<{ wave: number, counts: string }>
+  const rows = await sqlOn(t.services).all<{ wave: number, counts: string }>('SELECT wave, counts FROM wave_snapshots WHERE campaign_id = ? ORDER BY wave', campaign.id)
   assert.deepEqual(rows.map((r) => r.wave), [1, 2])
   t.clock.advance(DAY)
   const page = await (await signInStaff(t, adminUser)).get(`/admin/campaigns/${campaign.id}`)
@@ -129,7 +130,7 @@ test('the campaign list says a campaign is paused, and each wave\'s burn-down ke
 test('a user in a later wave sees their own wave\'s deadline on the home page and in the calendar file', async () => {
   const users: User[] = []
   for (let i = 0; i < 30; i++) users.push(await createTestUser(t.services, { email: `h${i}@test.example` }))
-  t.services.database.sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
+  await sqlOn(t.services).run('UPDATE users SET first_seen_at = ? WHERE role = ?', t.clock.now().getTime() - 90 * DAY, 'user')
   const deadline = new Date(t.clock.now().getTime() + 10 * DAY)
   await t.services.campaigns.create(campaignInput(t.clock.now(), { deadline, waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [21] } }), { id: adminUser.id, label: adminUser.email })
   let later: (typeof users)[number] | undefined

@@ -5,6 +5,7 @@ import type { User } from '../../server/domain/users.ts'
 import { FakeProvider } from '../fakes/provider.ts'
 import { createTestUser, FakeClock, startTestApp, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { sqlOn } from '../helpers/sql.ts'
 
 let t: TestApp
 let fake: FakeProvider
@@ -21,31 +22,38 @@ afterEach(async () => { await t.close() })
 
 const actorOf = (user: User) => ({ id: user.id, label: user.email })
 
-function waveOf (userId: string): number | null {
-  return t.services.database.sqlite.prepare('SELECT wave FROM user_states WHERE user_id = ?').pluck().get(userId) as number | null
+async function waveOf (userId: string): Promise<number | null> {
+  return (await sqlOn(t.services).value('SELECT wave FROM user_states WHERE user_id = ?', userId)) as number | null
+}
+
+async function wavesOf (users: User[]): Promise<Array<number | null>> {
+  const waves: Array<number | null> = []
+  for (const u of users) waves.push(await waveOf(u.id))
+  return waves
 }
 
 /** 10 users in the pilot group and 30 others, known for long, under an armed campaign in three waves (7 days apart). */
 async function threeWaves () {
   const users: User[] = []
   for (let i = 0; i < 40; i++) users.push(await createTestUser(t.services, { email: `user${String(i).padStart(2, '0')}@test.example` }))
-  const sqlite = t.services.database.sqlite
-  sqlite.prepare('UPDATE users SET first_seen_at = ? WHERE role = ?').run(t.clock.now().getTime() - 90 * DAY, 'user')
-  for (const u of users.slice(0, 10)) sqlite.prepare('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)').run(u.id, 'pilot')
+  const db = sqlOn(t.services)
+  await db.run('UPDATE users SET first_seen_at = ? WHERE role = ?', t.clock.now().getTime() - 90 * DAY, 'user')
+  for (const u of users.slice(0, 10)) await db.run('INSERT INTO user_groups (user_id, group_name) VALUES (?, ?)', u.id, 'pilot')
   const deadline = new Date(t.clock.now().getTime() + DAY)
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), {
     deadline, waves: { pilot: { kind: 'group', group: 'pilot' }, offsetsDays: [7, 7] }, breaker: { ...DEFAULT_BREAKER, failurePercent: 20 }
   }), actorOf(admin))
   await t.services.campaigns.arm(campaign.id, actorOf(admin))
   const pilot = users.slice(0, 10)
-  const wave2 = users.filter((u) => waveOf(u.id) === 2)
-  const wave3 = users.filter((u) => waveOf(u.id) === 3)
+  const waves = await wavesOf(users)
+  const wave2 = users.filter((_, i) => waves[i] === 2)
+  const wave3 = users.filter((_, i) => waves[i] === 3)
   return { campaign, deadline, pilot, wave2, wave3 }
 }
 
 test('a campaign in three waves runs the pilot, waits while the pilot is unhealthy, and starts wave 2 only after', async () => {
   const { campaign, deadline, pilot, wave2, wave3 } = await threeWaves()
-  assert.ok(pilot.every((u) => waveOf(u.id) === 1))
+  assert.ok((await wavesOf(pilot)).every((w) => w === 1))
   assert.equal(wave2.length + wave3.length, 30)
   assert.ok(wave2.length >= 8 && wave3.length >= 8, 'the others are spread over the later waves')
   // Users see their own wave's deadline: the pilot's, and for later waves the earliest theirs can be.
@@ -99,11 +107,11 @@ test('the pilot can be a stable share of users chosen by their id, the same on e
   const users: User[] = []
   for (let i = 0; i < 60; i++) users.push(await createTestUser(t.services, { email: `share${i}@test.example` }))
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [14] } }), actorOf(admin))
-  const first = users.map((u) => waveOf(u.id))
+  const first = await wavesOf(users)
   const pilots = first.filter((w) => w === 1).length
   assert.ok(pilots >= 4 && pilots <= 22, `about a fifth in the pilot (got ${pilots})`)
   await t.services.engine.refreshAll()
-  assert.deepEqual(users.map((u) => waveOf(u.id)), first, 'the same users on every run')
+  assert.deepEqual(await wavesOf(users), first, 'the same users on every run')
   assert.ok(first.every((w) => w === 1 || w === 2))
   assert.equal(campaign.waves?.pilot.kind, 'share')
 })
