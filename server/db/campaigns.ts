@@ -237,7 +237,7 @@ export function toCampaign (row: Row): Campaign {
   }
 }
 
-export function reviewOf (row: Row): AccessKeyReview | null {
+function reviewOf (row: Row): AccessKeyReview | null {
   if (row.accessKeysReviewedAt === null || row.accessKeysReview === null) return null
   const { variant, keyIds } = JSON.parse(row.accessKeysReview) as { variant: AccessKeyReview['variant'], keyIds: string[] }
   return { variant, keyIds, at: new Date(row.accessKeysReviewedAt), by: row.accessKeysReviewedBy }

@@ -51,4 +51,3 @@ export class PgApiTokenStore implements ApiTokenStore {
     await this.access.current.update(apiTokens).set({ tokenHash }).where(eq(apiTokens.id, id))
   }
 }
-

@@ -82,4 +82,3 @@ export class PgApprovalStore implements ApprovalStore {
     return rows.map((row) => ({ ...toRequest(row.request), subject: row.subject, requesterEmail: row.requesterEmail, deciderEmail: row.deciderEmail }))
   }
 }
-

@@ -107,4 +107,3 @@ export class PgMethodStore implements MethodStore {
     return toMethod(row)
   }
 }
-

@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { ProviderEnrollment, ProviderEnrollmentStore } from '../../domain/virtual-mfa-enrollment.ts'
-import { providerSeedBinding } from '../provider-enrollments.ts'
+import { providerSeedBinding, toEnrollment } from '../provider-enrollments.ts'
 import type { Sealer } from '../sealing.ts'
-import { toEnrollment } from '../provider-enrollments.ts'
 import type { PgAccess } from './access.ts'
 import { providerEnrollments, users } from './schema.ts'
 
@@ -101,4 +100,3 @@ export class PgProviderEnrollmentStore implements ProviderEnrollmentStore {
     return typeof arn === 'string' ? arn : null
   }
 }
-
