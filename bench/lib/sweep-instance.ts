@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -103,7 +104,9 @@ function wrap (store: EngineStore): EngineStore {
   })
 }
 
-const services = await createServices(benchConfig(undefined, { databaseUrl: start.databaseUrl, secrets: start.secrets }), {
+// Its data directory holds nothing on PostgreSQL; it is removed at the end.
+const config = benchConfig(undefined, { databaseUrl: start.databaseUrl, secrets: start.secrets })
+const services = await createServices(config, {
   providers: { local: new RemoteProvider('local', new FakeProvider().capabilities) },
   engineSettings: { concurrency: start.concurrency },
   sleep: realSleep,
@@ -135,5 +138,6 @@ const spots = await (hotSpots ?? profile?.stop(path.join(start.profileDir!, `swe
 if (spots !== undefined) printHotSpots(spots, `${label} `)
 peakRss = Math.max(peakRss, process.memoryUsage().rss)
 await services.close()
+rmSync(config.dataDir, { recursive: true, force: true })
 // Disconnecting lets the process end once the report is out.
 process.send!({ kind: 'done', totals, peakRssMb: process.resourceUsage().maxRSS / 1024, peakSampledRssMb: peakRss / 2 ** 20, completed } satisfies FromInstance, () => { process.disconnect() })
