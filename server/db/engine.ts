@@ -52,7 +52,7 @@ export class SqliteEngineStore implements EngineStore {
           deadline_version = deadline_version + (coalesce(deadline, -1) IS NOT coalesce(excluded.deadline, -1) OR coalesce(desired, '') IS NOT coalesce(excluded.desired, '')),
           deadline = excluded.deadline`),
       transition: s('INSERT INTO state_transitions (user_id, from_state, to_state, reason, at) VALUES (?, ?, ?, ?, ?)'),
-      // Two index range scans on (desired, deadline), no ORDER BY: one streaming pass, however many are due.
+      // Two index range scans on (desired, deadline, user_id): each batch comes in the index's order, nothing sorted.
       // A job waiting after a provider error (one lookup on the job key each) says when it is tried again.
       // Read in keyset batches (a statement left open between awaits would hold the connection): the relax range
       // by user, then the enforce range by deadline and user.

@@ -299,8 +299,9 @@ export const userStates = sqliteTable('user_states', {
   wave: integer('wave'),
   updatedAt: integer('updated_at').notNull()
 }, (t) => [
+  // user_id: the due query's keyset order (deadline, user_id) is the index's, so no batch sorts the due rows;
   // campaign_id too: the planner's counts by campaign read the index alone.
-  index('user_states_desired').on(t.desired, t.deadline, t.campaignId),
+  index('user_states_desired').on(t.desired, t.deadline, t.userId, t.campaignId),
   index('user_states_state').on(t.state)
 ])
 

@@ -268,7 +268,8 @@ export const userStates = pgTable('user_states', {
   // The order users were first assessed in: the dashboard's lists page on it, as SQLite's do on the rowid.
   seq: rowNumber()
 }, (t) => [
-  index('user_states_desired').on(t.desired, t.deadline, t.campaignId),
+  // As in SQLite's schema: the due query's keyset order, then campaign_id for the counts by campaign.
+  index('user_states_desired').on(t.desired, t.deadline, t.userId, t.campaignId),
   index('user_states_state').on(t.state, t.seq)
 ])
 
