@@ -282,18 +282,23 @@ export class EnforcementEngine {
     return this.settings.defaultMethodPolicy
   }
 
-  /** Which methods qualify for this user: their deadline's campaign decides, else the portal's default. */
-  async methodPolicy (userId: string): Promise<MethodPolicy> {
-    const campaignId = (await this.store.state(userId))?.campaignId ?? null
-    const campaign = campaignId === null ? undefined : (await this.store.activeCampaigns()).find((c) => c.id === campaignId)
-    return campaign ?? this.settings.defaultMethodPolicy
-  }
-
   /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
   async explainDeadline (userId: string, campaigns?: Campaign[]): Promise<CampaignDeadline | null> {
     campaigns ??= await this.store.activeCampaigns()
     const facts = await this.store.facts(userId)
     return facts === undefined ? null : this.deadlineFor(facts, campaigns, this.clock.now()).deadline
+  }
+
+  /**
+   * What the home page says about a user's deadline and methods, from one read of the facts and campaigns: the
+   * deadline with how it was derived, and which methods qualify: those of the campaign that set the deadline, else
+   * the portal's default.
+   */
+  async deadlineAndPolicy (userId: string): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy }> {
+    const campaigns = await this.store.activeCampaigns()
+    const facts = await this.store.facts(userId)
+    const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
+    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy }
   }
 
   private deadlineFor (facts: UserFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {

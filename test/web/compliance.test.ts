@@ -119,7 +119,7 @@ async function databaseRows (t: TestApp): Promise<Array<Record<string, string>>>
     const provider = (JSON.parse(u.providerMethods) as string[]).sort()
     const methods = [...new Set([...portal, ...provider])].sort()
     // The engine's own policy lookup and counting rule, so the export is checked against the rule the engine applies.
-    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), await t.services.engine.methodPolicy(u.id), t.clock.now())
+    const assessment = assessMethods(u.privileged === 1, countingMethods({ provider: u.provider, portalMethods: portal, providerMethods: provider }), (await t.services.engine.deadlineAndPolicy(u.id)).policy, t.clock.now())
     const consolePassword = (JSON.parse(u.attributes) as { consolePassword?: boolean }).consolePassword
     rows.push({
       user_id: u.id,

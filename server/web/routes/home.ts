@@ -75,7 +75,7 @@ const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps
 
 export interface HomeDeps {
   methods: MethodStore
-  engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline'>
+  engine: Pick<EnforcementEngine, 'deadlineAndPolicy'>
   clock: Clock
   /** Unused recovery codes count toward a campaign that asks for one method plus recovery codes. */
   recoveryCodes?: { remaining(user: { id: string }): Promise<number> }
@@ -83,7 +83,7 @@ export interface HomeDeps {
 
 /** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
 export interface CalendarDeps {
-  engine: Pick<EnforcementEngine, 'methodPolicy' | 'explainDeadline' | 'standing'>
+  engine: Pick<EnforcementEngine, 'deadlineAndPolicy' | 'standing'>
   clock: Clock
   portalUrl: string
 }
@@ -133,9 +133,8 @@ export async function homeModel (user: { id: string, privileged: boolean, provid
   const list = await methods.listFor(user.id)
   const directory = directoryName(user.provider)
   const now = clock.now()
-  const policy = await engine.methodPolicy(user.id)
+  const { deadline, policy } = await engine.deadlineAndPolicy(user.id)
   const codes = portalMethodsCount(user.provider) ? await recoveryCodes?.remaining(user) ?? 0 : 0
-  const deadline = await engine.explainDeadline(user.id)
   return {
     title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
