@@ -25,7 +25,7 @@ const HELD = `/step-up?next=${encodeURIComponent('/step-up/continue')}`
 interface RequestRow { id: string, kind: string, status: string, requestedBy: string, decidedBy: string | null, options: string }
 
 async function requests (t: TestApp, userId: string): Promise<RequestRow[]> {
-  return await sqlOn(t.services).all<RequestRow>('SELECT id, kind, status, requested_by AS requestedBy, decided_by AS decidedBy, options FROM approval_requests WHERE user_id = ? ORDER BY requested_at', userId)
+  return await sqlOn(t.services).all<RequestRow>('SELECT id, kind, status, requested_by AS requestedBy, decided_by AS decidedBy, options FROM approval_requests WHERE user_id = ? ORDER BY requested_at, id', userId)
 }
 
 async function passCount (t: TestApp, userId: string): Promise<number> {
@@ -116,7 +116,7 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.equal(json.status, 202)
     assert.equal(json.body.status, 'approval_required')
     assert.equal(json.body.request.kind, 'reset')
-    assert.equal(json.body.request.id, (await requests(t, user.id))[1].id)
+    assert.equal(json.body.request.id, (await requests(t, user.id)).find((row) => row.kind === 'reset')?.id)
   })
 
   test('the requester cannot approve their own request: 403, and it keeps waiting', async () => {
@@ -190,9 +190,9 @@ describe('two-person rule for privileged portal and staff accounts', () => {
     assert.equal((await decide(bob.agent, first.id, 'approve')).status, 409, 'a refused request cannot be approved later')
 
     await requestPass(alice.agent, user, 'asked again after the refusal')
-    const second = (await requests(t, user.id))[1]
+    const second = (await requests(t, user.id)).find((row) => row.id !== first.id)!
     assert.equal((await decide(alice.agent, second.id, 'refuse')).status, 303)
-    assert.equal((await requests(t, user.id))[1].status, 'withdrawn')
+    assert.equal((await requests(t, user.id)).find((row) => row.id === second.id)?.status, 'withdrawn')
     assert.equal((await t.services.audit.list({ action: 'approval.withdrawn', subjectUserId: user.id })).length, 1)
     assert.equal(await passCount(t, user.id), 0)
     const list = await bob.agent.get('/admin/approvals')

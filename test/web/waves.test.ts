@@ -55,7 +55,7 @@ test('a campaign in three waves runs the pilot, waits while the pilot is unhealt
   const { campaign, deadline, pilot, wave2, wave3 } = await threeWaves()
   assert.ok((await wavesOf(pilot)).every((w) => w === 1))
   assert.equal(wave2.length + wave3.length, 30)
-  assert.ok(wave2.length >= 8 && wave3.length >= 8, 'the others are spread over the later waves')
+  assert.ok(wave2.length >= 3 && wave3.length >= 3, 'the others are spread over the later waves (fewer than 3 in either: p < 1e-6)')
   // Users see their own wave's deadline: the pilot's, and for later waves the earliest theirs can be.
   assert.equal((await t.services.engine.explainDeadline(pilot[0].id))?.deadline.getTime(), deadline.getTime())
   const w2 = (await t.services.engine.explainDeadline(wave2[0].id))!
