@@ -4,7 +4,7 @@ import type { ApprovalRequest, ApprovalStore } from '../../server/domain/approva
 import { SqliteApprovalStore } from '../../server/db/approvals.ts'
 import { PgApprovalStore } from '../../server/db/pg/approvals.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
-import { insertAccount } from './account-rows.ts'
+import { insertAccount } from './rows.ts'
 
 interface Stores {
   connection: Connection

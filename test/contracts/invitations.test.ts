@@ -4,7 +4,7 @@ import type { InvitationStore } from '../../server/domain/invitations.ts'
 import { SqliteInvitationStore } from '../../server/db/invitations.ts'
 import { PgInvitationStore } from '../../server/db/pg/invitations.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
-import { insertAccount } from './account-rows.ts'
+import { insertAccount } from './rows.ts'
 
 interface Stores {
   connection: Connection

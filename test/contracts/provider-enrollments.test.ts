@@ -6,7 +6,7 @@ import { PgProviderEnrollmentStore } from '../../server/db/pg/provider-enrollmen
 import { Sealer } from '../../server/db/sealing.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { FakeClock } from '../helpers/app.ts'
-import { insertAccount, readAccount } from './account-rows.ts'
+import { insertAccount, readAccount } from './rows.ts'
 
 interface Stores {
   connection: Connection

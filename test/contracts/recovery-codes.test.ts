@@ -6,7 +6,7 @@ import { SqliteRecoveryNoticeStore } from '../../server/db/recovery-code-notices
 import { PgRecoveryCodeStore } from '../../server/db/pg/recovery-codes.ts'
 import { PgRecoveryNoticeStore } from '../../server/db/pg/recovery-code-notices.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
-import { insertAccount } from './account-rows.ts'
+import { insertAccount } from './rows.ts'
 
 interface Stores {
   connection: Connection

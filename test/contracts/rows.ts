@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm'
+import { eq, type SQL } from 'drizzle-orm'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import type { Role } from '../../server/domain/users.ts'
@@ -6,9 +6,40 @@ import type { Connection } from '../helpers/backends.ts'
 
 /** A user row written straight into the connection's database, for the rows of other tables that reference one. */
 export async function insertUser (connection: Connection, id: string, fields: { role?: Role, disabled?: boolean } = {}): Promise<void> {
-  const row = { id, email: `${id}@example.test`, displayName: id, firstSeenAt: 0, createdAt: 0, updatedAt: 0, ...fields }
+  await insertUserRow(connection, { id, email: `${id}@example.test`, displayName: id, ...fields })
+}
+
+export interface AccountRow {
+  id: string
+  email: string
+  provider?: string
+  externalId?: string | null
+  providerMethods?: string
+  providerAttributes?: string
+}
+
+/** A directory account's user row (provider, external id, methods), written straight into the connection's dialect. */
+export async function insertAccount (connection: Connection, account: AccountRow): Promise<void> {
+  await insertUserRow(connection, { displayName: account.email, ...account })
+}
+
+type UserFields = Omit<typeof sqliteSchema.users.$inferInsert & typeof pgSchema.users.$inferInsert, 'firstSeenAt' | 'createdAt' | 'updatedAt'>
+
+async function insertUserRow (connection: Connection, fields: UserFields): Promise<void> {
+  const row = { firstSeenAt: 0, createdAt: 0, updatedAt: 0, ...fields }
   if (connection.dialect === 'sqlite') connection.database.db.insert(sqliteSchema.users).values(row).run()
   else await connection.database.db.insert(pgSchema.users).values(row)
+}
+
+/** What a store may change on a user row. */
+export async function readAccount (connection: Connection, id: string): Promise<{ providerMethods: string, updatedAt: number } | undefined> {
+  if (connection.dialect === 'sqlite') {
+    const { users } = sqliteSchema
+    return connection.database.db.select({ providerMethods: users.providerMethods, updatedAt: users.updatedAt }).from(users).where(eq(users.id, id)).get()
+  }
+  const { users } = pgSchema
+  const [row] = await connection.database.db.select({ providerMethods: users.providerMethods, updatedAt: users.updatedAt }).from(users).where(eq(users.id, id))
+  return row
 }
 
 /**

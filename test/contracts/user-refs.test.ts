@@ -4,7 +4,7 @@ import type { UserRefResolver } from '../../server/domain/user-refs.ts'
 import { SqliteUserRefResolver } from '../../server/db/user-refs.ts'
 import { PgUserRefResolver } from '../../server/db/pg/user-refs.ts'
 import { BACKENDS, type Backend } from '../helpers/backends.ts'
-import { insertAccount } from './account-rows.ts'
+import { insertAccount } from './rows.ts'
 
 for (const { name, open } of BACKENDS) {
   describe(`user references on ${name}`, () => {
