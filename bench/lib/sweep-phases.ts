@@ -9,6 +9,9 @@ import type { StoreTiming } from './instrumented-store.ts'
  */
 export const RATE_SHARE = 0.7
 const CALIBRATION_SHARE = 0.2
+/** Without --max-seconds, the throttled phase may take this many times what the rate needs for the rest, at least MIN_MAX_MS. */
+const TIME_HEADROOM = 2
+const MIN_MAX_MS = 150_000
 /** How often an instance looks again while only other instances' jobs are running. */
 const POLL_MS = 100
 
@@ -22,7 +25,8 @@ export interface PhaseSettings {
   users: number
   givenRate: number | null
   calibrateMs: number
-  maxMs: number
+  /** How long the throttled phase may claim; null: TIME_HEADROOM times what the rate needs for the jobs left. */
+  maxMs: number | null
 }
 
 export interface Phase {
@@ -54,6 +58,8 @@ export class SweepPhases {
   throttled: Phase | null = null
   /** Claims stop: the throttled phase ran out of time. */
   closed = false
+  /** How long the throttled phase may claim (set when it begins). */
+  maxMs = 0
 
   constructor (private readonly settings: PhaseSettings, private readonly provider: RateLimitedProvider, private readonly events: PhaseEvents = {}) {}
 
@@ -64,9 +70,9 @@ export class SweepPhases {
       this.events.calibrating?.(this.calibration)
     } else if (this.throttled === null && this.calibrated(now, this.calibration)) {
       this.limit(now, this.calibration)
-    } else if (this.throttled !== null && !this.closed && now - this.throttled.at >= this.settings.maxMs) {
+    } else if (this.throttled !== null && !this.closed && now - this.throttled.at >= this.maxMs) {
       this.closed = true
-      log(`throttled: ${this.settings.maxMs / 1000} s are up; no more claims`)
+      log(`throttled: ${this.maxMs / 1000} s are up; no more claims`)
       this.events.closed?.()
     }
   }
@@ -86,8 +92,11 @@ export class SweepPhases {
     this.rate = this.settings.givenRate ?? Math.max(1, Math.round(this.unthrottledPerS * RATE_SHARE))
     this.provider.limit(new TokenBucket(this.rate, this.rate))
     this.throttled = { at: now, completed: this.completed }
+    const needsMs = Math.max(0, this.settings.users - this.completed) / this.rate * 1000
+    this.maxMs = this.settings.maxMs ?? Math.max(MIN_MAX_MS, Math.ceil(needsMs * TIME_HEADROOM / 1000) * 1000)
     log(`calibration: ${this.completed - calibration.completed} jobs in ${seconds.toFixed(1)} s, ${this.unthrottledPerS.toFixed(0)} users/s unthrottled; ` +
-      `rate limit now ${this.rate}/s ${this.settings.givenRate === null ? `(${RATE_SHARE * 100}% of it)` : '(given)'}`)
+      `rate limit now ${this.rate}/s ${this.settings.givenRate === null ? `(${RATE_SHARE * 100}% of it)` : '(given)'}; ` +
+      `claims close after ${this.maxMs / 1000} s${this.settings.maxMs === null ? ` (${TIME_HEADROOM}× what the rate needs for the rest)` : ''}`)
     this.events.limited?.(this.throttled, seconds)
   }
 }
