@@ -11,7 +11,7 @@ import type { Clock } from '../../server/domain/clock.ts'
 import { hashPassword } from '../../server/domain/passwords.ts'
 import type { Role, User } from '../../server/domain/users.ts'
 import { createServices, type ServiceOverrides, type Services } from '../../server/wiring.ts'
-import { freshPostgresDatabase } from './postgres.ts'
+import { pooledPostgresDatabase } from './postgres.ts'
 import { closeRowsOn } from './sql.ts'
 
 /** A clock tests move by hand. Starts at a fixed instant so runs are repeatable. */
@@ -38,7 +38,7 @@ export function testConfig (env: Record<string, string> = {}, dataDir = tempDir(
 }
 
 /**
- * The database the web tests' portals run on: a fresh PostgreSQL database with TEST_WEB_BACKEND=postgresql (CI runs
+ * The database the web tests' portals run on: an empty PostgreSQL database with TEST_WEB_BACKEND=postgresql (CI runs
  * the web suite once so), else the SQLite file in the data directory.
  */
 export type TestBackend = 'sqlite' | 'postgresql'
@@ -51,19 +51,22 @@ export function testBackend (): TestBackend {
 export interface PortalDatabase {
   /** Settings to add to the portal's environment: DATABASE_URL on PostgreSQL, none on SQLite (the file is in DATA_DIR). */
   readonly env: Record<string, string>
-  /** Drops the PostgreSQL database (after the portals on it are closed); nothing on SQLite. */
-  drop(): Promise<void>
+  /** Gives the PostgreSQL database back to the pool, emptied (after the portals on it are closed); nothing on SQLite. */
+  release(): Promise<void>
 }
 
-/** A fresh database of the backend, for tests that build their services (or run the CLI) without startTestApp. */
+/**
+ * An empty, migrated database of the backend (on PostgreSQL, from this process's pool: pooledPostgresDatabase), for
+ * tests that build their services (or run the CLI) without startTestApp.
+ */
 export async function portalDatabase (backend: TestBackend = testBackend()): Promise<PortalDatabase> {
-  if (backend === 'sqlite') return { env: {}, drop: async () => {} }
-  const database = await freshPostgresDatabase()
+  if (backend === 'sqlite') return { env: {}, release: async () => {} }
+  const database = await pooledPostgresDatabase()
   return {
     env: { DATABASE_URL: database.url },
-    drop: async () => {
+    release: async () => {
       await closeRowsOn(database.url)
-      await database.drop()
+      await database.release()
     }
   }
 }
@@ -96,8 +99,8 @@ export interface TestAppOptions {
 }
 
 /**
- * The real app with a fake clock, on a real temporary SQLite file, or on a fresh PostgreSQL database (dropped on
- * close) when the backend is PostgreSQL. Call close() in an after hook.
+ * The real app with a fake clock, on a real temporary SQLite file, or on an empty PostgreSQL database (given back to
+ * the pool on close) when the backend is PostgreSQL. Call close() in an after hook.
  */
 export async function startTestApp (env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const dataDir = options.dataDir ?? tempDir()
@@ -124,13 +127,13 @@ export async function startTestApp (env: Record<string, string> = {}, options: T
         await app.close()
         await started.close()
         await closeRowsOn(config.databaseUrl)
-        await database?.drop()
+        await database?.release()
         rmSync(dataDir, { recursive: true, force: true })
       }
     }
   } catch (err) {
     await services?.close()
-    await database?.drop()
+    await database?.release()
     throw err
   }
 }

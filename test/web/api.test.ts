@@ -470,7 +470,7 @@ test('tokens keep working after the encryption key is rotated, and are re-keyed 
     assert.equal((await automationServices(oldKeyDropped).tokens.authenticate(secret)).tokenId, token.id)
     await oldKeyDropped.close()
   } finally {
-    await database.drop()
+    await database.release()
     rmSync(dir, { recursive: true, force: true })
   }
 })

@@ -30,7 +30,7 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
   const collector = await startCollector()
   const dataDir = tempDir()
   const database = await portalDatabase()
-  t.after(async () => { await collector.close(); await database.drop(); rmSync(dataDir, { recursive: true, force: true }) })
+  t.after(async () => { await collector.close(); await database.release(); rmSync(dataDir, { recursive: true, force: true }) })
   const lines: string[] = []
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
   const clock = new FakeClock()
@@ -64,7 +64,7 @@ test('the chain\'s head leaves the database every N events and hourly: one log l
 test('a collector that is down costs an anchor nothing but a warning: the log line stands and events keep being written', async (t) => {
   const dataDir = tempDir()
   const database = await portalDatabase()
-  t.after(async () => { await database.drop(); rmSync(dataDir, { recursive: true, force: true }) })
+  t.after(async () => { await database.release(); rmSync(dataDir, { recursive: true, force: true }) })
   const lines: string[] = []
   const log = pino({ level: 'info' }, new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } }))
   const services = await createServices(testConfig({ ...database.env, AUDIT_ANCHOR_URL: 'http://127.0.0.1:9/down', AUDIT_ANCHOR_EVERY: '1' }, dataDir), { log })

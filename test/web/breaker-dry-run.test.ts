@@ -28,8 +28,8 @@ async function arrange (dataDir: string, env: Record<string, string>): Promise<s
 
 test('sweep --dry-run --campaign says the breaker would trip on today\'s figures, and --json carries it', async (t) => {
   const dataDir = scratchDir(t)
-  const { env, drop } = await portalDatabase()
-  t.after(drop)
+  const { env, release } = await portalDatabase()
+  t.after(release)
   const campaignId = await arrange(dataDir, env)
   const { code, stdout } = await runCli(['sweep', '--dry-run', '--campaign', campaignId], { dataDir, env })
   assert.equal(code, 0)

@@ -51,7 +51,7 @@ async function arrange (t: TestContext): Promise<Arranged> {
   const services = await createServices(testConfig(database.env, dataDir), { clock })
   t.after(async () => {
     await services.close()
-    await database.drop()
+    await database.release()
     rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
   })
   const users: User[] = []

@@ -38,7 +38,7 @@ async function freshStorage (): Promise<Storage> {
     dataDir,
     env: database.env,
     remove: async () => {
-      await database.drop()
+      await database.release()
       rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
     }
   }
