@@ -49,8 +49,8 @@ import { describeTimings, log, printHotSpots, realSleep, SweepPhases, sweepUntil
  * planning and calibration into DIR (one profile per instance) and prints the hot spots. peak_rss_mb is the largest
  * of the engine processes' (this one on SQLite); concurrency is per instance.
  *
- * Issue #18's run: two instances on PostgreSQL and the default 100,000 users (on a shared two-core machine the
- * engine reaches only a few dozen users a second there: the run takes about half an hour):
+ * Issue #18's run: two instances on PostgreSQL and the default 100,000 users (on an idle two-core machine the two
+ * reach about 200 users a second together and the run takes 12 minutes; on a busy one, up to half an hour):
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- sweep
  *
