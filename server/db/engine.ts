@@ -1,6 +1,6 @@
 import type { CampaignStore } from '../domain/campaigns.ts'
 import type { CampaignOutlook } from '../domain/dry-run.ts'
-import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
+import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
 import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
@@ -140,31 +140,43 @@ export class SqliteEngineStore implements EngineStore {
 
   async facts (userId: string): Promise<UserFacts | undefined> {
     return await this.access.run(() => {
-      const row = this.statements.user.get(userId) as {
-        id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
-        privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
-      } | undefined
-      if (row === undefined) return undefined
+      const facts = this.deadlineFactsNow(userId)
+      if (facts === undefined) return undefined
       const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
       return {
-        userId: row.id,
-        email: row.email,
-        externalId: row.externalId,
-        provider: row.provider,
-        privileged: row.privileged === 1,
-        disabled: row.disabled === 1,
-        targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
-        groups: row.groups === null ? [] : row.groups.split('\u001f'),
-        firstSeenAt: new Date(row.firstSeenAt),
-        directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-        methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+        ...facts,
         exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
-        extensions: this.statements.extensions.all(userId) as Extension[],
-        enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-        trouble: this.trouble(userId),
-        driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
+        trouble: this.trouble(userId)
       }
     })
+  }
+
+  async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
+    return await this.access.run(() => this.deadlineFactsNow(userId))
+  }
+
+  private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
+    const row = this.statements.user.get(userId) as {
+      id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
+      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
+    } | undefined
+    if (row === undefined) return undefined
+    return {
+      userId: row.id,
+      email: row.email,
+      externalId: row.externalId,
+      provider: row.provider,
+      privileged: row.privileged === 1,
+      disabled: row.disabled === 1,
+      targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
+      groups: row.groups === null ? [] : row.groups.split('\u001f'),
+      firstSeenAt: new Date(row.firstSeenAt),
+      directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
+      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+      extensions: this.statements.extensions.all(userId) as Extension[],
+      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+      driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
+    }
   }
 
   private trouble (userId: string): JobTrouble | null {

@@ -76,6 +76,9 @@ export interface UserFacts {
   driftFlaggedAt: Date | null
 }
 
+/** What a user's deadline is derived from: the facts without the exemption and the latest job's trouble. */
+export type DeadlineFacts = Omit<UserFacts, 'exemption' | 'trouble'>
+
 /** One drift check: who was found switched off by hand, and how many could not be checked (provider unreadable). */
 export interface DriftReport {
   drifted: string[]
@@ -134,6 +137,8 @@ export interface EngineStore {
   activeCampaigns(): Promise<Campaign[]>
   userIdsAfter(cursor: string | null, limit: number): Promise<string[]>
   facts(userId: string): Promise<UserFacts | undefined>
+  /** facts() without the exemption and job lookups, for pages that explain the deadline. */
+  deadlineFacts(userId: string): Promise<DeadlineFacts | undefined>
   state(userId: string): Promise<StoredState | undefined>
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): Promise<void>
@@ -285,7 +290,7 @@ export class EnforcementEngine {
   /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
   async explainDeadline (userId: string, campaigns?: Campaign[]): Promise<CampaignDeadline | null> {
     campaigns ??= await this.store.activeCampaigns()
-    const facts = await this.store.facts(userId)
+    const facts = await this.store.deadlineFacts(userId)
     return facts === undefined ? null : this.deadlineFor(facts, campaigns, this.clock.now()).deadline
   }
 
@@ -296,12 +301,12 @@ export class EnforcementEngine {
    */
   async deadlineAndPolicy (userId: string): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy }> {
     const campaigns = await this.store.activeCampaigns()
-    const facts = await this.store.facts(userId)
+    const facts = await this.store.deadlineFacts(userId)
     const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
     return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy }
   }
 
-  private deadlineFor (facts: UserFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {
+  private deadlineFor (facts: DeadlineFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {
     const mine = facts.disabled || !facts.targetable ? [] : campaigns.filter((c) => targets(c, facts))
     // `now`: once a campaign's SMS sunset has come, those who relied on text messages get its grace (deadlines.ts).
     const deadline = effectiveDeadline(mine, facts, facts.extensions, now)

@@ -127,7 +127,7 @@ for (const { name, open } of BACKENDS) {
       await backend.drop()
     })
 
-    test('the facts of a user gather their groups, methods, recovery codes, strongest exemption, extensions and trouble', async () => {
+    test('the facts of a user gather their groups, methods, recovery codes, strongest exemption, extensions and trouble; the deadline\'s facts are the same without exemption and trouble', async () => {
       const { engine, connection } = stores
       await addCampaign(connection, 'c1')
       await addUsers(connection, ['u-f'], { privileged: true, providerAttributes: '{"targetable":false}', directoryCreatedAt: T - 5 * DAY })
@@ -155,6 +155,12 @@ for (const { name, open } of BACKENDS) {
         trouble: { action: 'enforce', error: 'provider_unavailable: 503', retryAt: at(60 * MINUTE) }, driftFlaggedAt: at(-MINUTE)
       })
       assert.equal(await engine.facts('nobody'), undefined)
+      // What a deadline is derived from: the same facts without the exemption and the job's trouble.
+      const { exemption, trouble, ...forDeadline } = facts
+      const deadlineFacts = await engine.deadlineFacts('u-f')
+      assert.ok(deadlineFacts !== undefined)
+      assert.deepEqual({ ...deadlineFacts, groups: [...deadlineFacts.groups].sort() }, { ...forDeadline, groups: ['g-a', 'g-b'] })
+      assert.equal(await engine.deadlineFacts('nobody'), undefined)
 
       await engine.markGoneFromDirectory('u-f', NOW)
       const gone = await engine.facts('u-f')

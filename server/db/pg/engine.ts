@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lte, notExists, sql, type SQL } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { CampaignOutlook } from '../../domain/dry-run.ts'
-import type { Campaign, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
+import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
 import { countingMethods } from '../../domain/protection.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
@@ -53,6 +53,19 @@ export class PgEngineStore implements EngineStore {
   }
 
   async facts (userId: string): Promise<UserFacts | undefined> {
+    const facts = await this.deadlineFacts(userId)
+    if (facts === undefined) return undefined
+    const [exemption] = await this.access.current.select({ kind: exemptions.kind, expiresAt: exemptions.expiresAt }).from(exemptions)
+      .where(and(eq(exemptions.userId, userId), isNull(exemptions.revokedAt)))
+      .orderBy(sql`CASE ${exemptions.kind} WHEN 'break_glass' THEN 0 ELSE 1 END`, desc(sql`coalesce(${exemptions.expiresAt}, 9000000000000000)`)).limit(1)
+    return {
+      ...facts,
+      exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
+      trouble: await this.trouble(userId)
+    }
+  }
+
+  async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
     const db = this.access.current
     const [row] = await db.select({
       id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
@@ -64,9 +77,6 @@ export class PgEngineStore implements EngineStore {
       recoveryCodes: sql<boolean>`EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)`
     }).from(users).where(eq(users.id, userId))
     if (row === undefined) return undefined
-    const [exemption] = await db.select({ kind: exemptions.kind, expiresAt: exemptions.expiresAt }).from(exemptions)
-      .where(and(eq(exemptions.userId, userId), isNull(exemptions.revokedAt)))
-      .orderBy(sql`CASE ${exemptions.kind} WHEN 'break_glass' THEN 0 ELSE 1 END`, desc(sql`coalesce(${exemptions.expiresAt}, 9000000000000000)`)).limit(1)
     return {
       userId: row.id,
       email: row.email,
@@ -79,10 +89,8 @@ export class PgEngineStore implements EngineStore {
       firstSeenAt: new Date(row.firstSeenAt),
       directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
       methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds ?? [], providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes ? 1 : 0 }),
-      exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
       extensions: await db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId)),
       enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      trouble: await this.trouble(userId),
       driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
     }
   }
