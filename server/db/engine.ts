@@ -142,12 +142,7 @@ export class SqliteEngineStore implements EngineStore {
     return await this.access.run(() => {
       const facts = this.deadlineFactsNow(userId)
       if (facts === undefined) return undefined
-      const exemption = this.statements.exemption.get(userId) as { kind: ExemptionFact['kind'], expiresAt: number | null } | undefined
-      return {
-        ...facts,
-        exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
-        trouble: this.trouble(userId)
-      }
+      return { ...facts, exemption: exemptionFrom(this.statements.exemption.get(userId) as ExemptionRow | undefined), trouble: this.trouble(userId) }
     })
   }
 
@@ -156,27 +151,17 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
-    const row = this.statements.user.get(userId) as {
-      id: string, email: string, provider: string, externalId: string | null, providerMethods: string, providerAttributes: string, driftFlaggedAt: number | null,
-      privileged: number, disabled: number, firstSeenAt: number, directoryCreatedAt: number | null, enforcedAt: number | null, groups: string | null, methodKinds: string | null, recoveryCodes: number
+    const row = this.statements.user.get(userId) as Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'portalMethods'> & {
+      privileged: number, disabled: number, groups: string | null, methodKinds: string | null
     } | undefined
     if (row === undefined) return undefined
-    return {
-      userId: row.id,
-      email: row.email,
-      externalId: row.externalId,
-      provider: row.provider,
+    return deadlineFactsFrom({
+      ...row,
       privileged: row.privileged === 1,
       disabled: row.disabled === 1,
-      targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
-      firstSeenAt: new Date(row.firstSeenAt),
-      directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(','), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
-      extensions: this.statements.extensions.all(userId) as Extension[],
-      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
-    }
+      portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(',')
+    }, this.statements.extensions.all(userId) as Extension[])
   }
 
   private trouble (userId: string): JobTrouble | null {
@@ -366,4 +351,51 @@ export class SqliteEngineStore implements EngineStore {
       return outlook
     })
   }
+}
+
+/** A user's row as the facts read gives it, in either dialect once its driver's types are evened out. */
+export interface FactsRow {
+  id: string
+  email: string
+  provider: string
+  externalId: string | null
+  providerMethods: string
+  providerAttributes: string
+  driftFlaggedAt: number | null
+  privileged: boolean
+  disabled: boolean
+  firstSeenAt: number
+  directoryCreatedAt: number | null
+  enforcedAt: number | null
+  groups: string[]
+  /** The kinds of the user's portal methods (repeats allowed). */
+  portalMethods: string[]
+  /** Unused recovery codes: any count above 0 makes them count. */
+  recoveryCodes: number
+}
+
+export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): DeadlineFacts {
+  return {
+    userId: row.id,
+    email: row.email,
+    externalId: row.externalId,
+    provider: row.provider,
+    privileged: row.privileged,
+    disabled: row.disabled,
+    targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
+    groups: row.groups,
+    firstSeenAt: new Date(row.firstSeenAt),
+    directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
+    methodKinds: countingMethods({ provider: row.provider, portalMethods: row.portalMethods, providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+    extensions,
+    enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
+    driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
+  }
+}
+
+export interface ExemptionRow { kind: ExemptionFact['kind'], expiresAt: number | null }
+
+/** The user's strongest open exemption (the store's query picks it), or null. */
+export function exemptionFrom (row: ExemptionRow | undefined): ExemptionFact | null {
+  return row === undefined ? null : { kind: row.kind, expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt) }
 }

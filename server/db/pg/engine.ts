@@ -2,9 +2,9 @@ import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lte, notExists, sql
 import { alias } from 'drizzle-orm/pg-core'
 import type { CampaignOutlook } from '../../domain/dry-run.ts'
 import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
-import { countingMethods } from '../../domain/protection.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
+import { deadlineFactsFrom, exemptionFrom } from '../engine.ts'
 import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, extensions, stateTransitions, userStates, users } from './schema.ts'
 
@@ -58,11 +58,7 @@ export class PgEngineStore implements EngineStore {
     const [exemption] = await this.access.current.select({ kind: exemptions.kind, expiresAt: exemptions.expiresAt }).from(exemptions)
       .where(and(eq(exemptions.userId, userId), isNull(exemptions.revokedAt)))
       .orderBy(sql`CASE ${exemptions.kind} WHEN 'break_glass' THEN 0 ELSE 1 END`, desc(sql`coalesce(${exemptions.expiresAt}, 9000000000000000)`)).limit(1)
-    return {
-      ...facts,
-      exemption: exemption === undefined ? null : { kind: exemption.kind, expiresAt: exemption.expiresAt === null ? null : new Date(exemption.expiresAt) },
-      trouble: await this.trouble(userId)
-    }
+    return { ...facts, exemption: exemptionFrom(exemption), trouble: await this.trouble(userId) }
   }
 
   async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
@@ -77,22 +73,8 @@ export class PgEngineStore implements EngineStore {
       recoveryCodes: sql<boolean>`EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)`
     }).from(users).where(eq(users.id, userId))
     if (row === undefined) return undefined
-    return {
-      userId: row.id,
-      email: row.email,
-      externalId: row.externalId,
-      provider: row.provider,
-      privileged: row.privileged,
-      disabled: row.disabled,
-      targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
-      groups: row.groups ?? [],
-      firstSeenAt: new Date(row.firstSeenAt),
-      directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-      methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methodKinds ?? [], providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes ? 1 : 0 }),
-      extensions: await db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId)),
-      enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
-      driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)
-    }
+    const userExtensions = await db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId))
+    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [], recoveryCodes: row.recoveryCodes ? 1 : 0 }, userExtensions)
   }
 
   /**
