@@ -289,9 +289,7 @@ export class EnforcementEngine {
 
   /** The user's effective deadline with how it was derived (campaign rule, new-user window, extensions), or null. */
   async explainDeadline (userId: string, campaigns?: Campaign[]): Promise<CampaignDeadline | null> {
-    campaigns ??= await this.store.activeCampaigns()
-    const facts = await this.store.deadlineFacts(userId)
-    return facts === undefined ? null : this.deadlineFor(facts, campaigns, this.clock.now()).deadline
+    return (await this.deadlineAndPolicy(userId, campaigns)).deadline
   }
 
   /**
@@ -299,8 +297,8 @@ export class EnforcementEngine {
    * deadline with how it was derived, and which methods qualify: those of the campaign that set the deadline, else
    * the portal's default.
    */
-  async deadlineAndPolicy (userId: string): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy }> {
-    const campaigns = await this.store.activeCampaigns()
+  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy }> {
+    campaigns ??= await this.store.activeCampaigns()
     const facts = await this.store.deadlineFacts(userId)
     const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
     return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy }
