@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
 import type { SessionStore as PortalSessions } from '../../domain/users.ts'
+import { rememberingSigner } from './remembering-signer.ts'
 import { storageFailureOf, type StorageMonitor } from '../../domain/storage.ts'
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -16,18 +17,19 @@ type Callback = (err?: Error | null) => void
  * Sessions are written only when they change (rolling off, uninitialised sessions not saved).
  */
 export default fp<{ config: Config, store: PortalSessions, storage: StorageMonitor }>(async (app, { config, store, storage }) => {
-  // The cookie secret signs the CSRF cookie (plugins/csrf.ts); the session plugin signs its own cookie.
-  await app.register(cookie, { secret: config.sessionSecret })
+  // One signer for the CSRF cookie (plugins/csrf.ts, through @fastify/cookie) and the session cookie.
+  const signer = rememberingSigner(config.sessionSecret)
+  await app.register(cookie, { secret: signer })
 
   // Which response a session is saved for: @fastify/session saves in its own onSend hook, added after this one.
   const savedFor = new WeakMap<object, FastifyReply>()
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (typeof request.session === 'object' && request.session !== null) savedFor.set(request.session, reply)
-    return payload
+    done(null, payload)
   })
 
   await app.register(session, {
-    secret: config.sessionSecret,
+    secret: signer,
     cookieName: config.session.cookieName,
     // The store keeps sessions as JSON and hands back plain objects, which is what the plugin restores from.
     store: storeThatSurvivesAFullDisk(store, storage, savedFor) as unknown as SessionStore,
