@@ -45,7 +45,40 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
   // preValidation, not preHandler: who is asking (and what their session may reach) is settled before the body
   // is validated, so a guarded route refuses an outsider with 403 or a sign-in redirect, never a 400 about fields.
 
-  app.addHook('preValidation', async (request) => {
+  // One hook, in this order: who is asking, then what their session may reach.
+  app.addHook('preValidation', async (request, reply) => {
+    await authenticate(request)
+    if (request.user === null || isPublicAsset(request)) return
+    const auth = request.session.auth
+    const route = request.routeOptions.config
+    if (auth?.secondFactorPending === true && route.secondFactor !== true) {
+      // A password sign-in that still owes its second factor reaches only the step that collects it.
+      if (wantsJson(request)) {
+        sendError(request, reply, 401, 'second_factor_required', { key: 'pages.second_factor_required' })
+        return
+      }
+      await reply.redirect(`/step-up?next=${encodeURIComponent(request.method === 'GET' ? request.url : '/')}`, 303)
+      return
+    }
+    if (route.passSession === true || request.is404) return
+    if (auth?.passSession === true) {
+      // A pass session is for enrolling only: everything else is closed to it, whatever the user's role.
+      const used = auth.passKind === 'invitation' ? 'invitation' : 'pass'
+      sendError(request, reply, 403, 'pass_session_restricted', { key: 'pages.pass_session_restricted', values: { used } })
+      return
+    }
+    // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may
+    // reach) stays open, so everyone sets one up before the hard flip. Nothing changes at the provider.
+    if (request.standing?.softBlocked !== true) return
+    if (wantsJson(request)) {
+      sendError(request, reply, 403, 'enrollment_required', { key: 'pages.enrollment_required' })
+      return
+    }
+    await reply.flashRedirect('/', request.i18n.t('pages.enrollment_required_page'), 'info')
+  })
+
+  /** Sets request.user (and where they stand) from the session, or ends a session that timed out or lost its user. */
+  async function authenticate (request: FastifyRequest): Promise<void> {
     const auth = request.session?.auth
     if (auth === undefined) return
     const now = clock.now().getTime()
@@ -64,39 +97,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
     request.user = user
     request.standing = await standing(user.id)
     if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
-  })
-
-  // A password sign-in that still owes its second factor reaches only the step that collects it.
-  app.addHook('preValidation', async (request, reply) => {
-    if (request.user === null || request.session.auth?.secondFactorPending !== true) return
-    if (request.routeOptions.config.secondFactor === true || isPublicAsset(request)) return
-    if (wantsJson(request)) {
-      sendError(request, reply, 401, 'second_factor_required', { key: 'pages.second_factor_required' })
-      return
-    }
-    await reply.redirect(`/step-up?next=${encodeURIComponent(request.method === 'GET' ? request.url : '/')}`, 303)
-  })
-
-  // A pass session is for enrolling only: everything else is closed to it, whatever the user's role.
-  app.addHook('preValidation', async (request, reply) => {
-    if (request.user === null || request.session.auth?.passSession !== true) return
-    if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
-    const used = request.session.auth.passKind === 'invitation' ? 'invitation' : 'pass'
-    sendError(request, reply, 403, 'pass_session_restricted', { key: 'pages.pass_session_restricted', values: { used } })
-  })
-
-  // The campaign's soft-block stage: without a qualifying method, only enrollment (the routes a pass session may
-  // reach) stays open, so everyone sets one up before the hard flip. Nothing changes at the provider.
-  app.addHook('preValidation', async (request, reply) => {
-    if (request.user === null || request.session.auth?.passSession === true) return
-    if (request.routeOptions.config.passSession === true || request.is404 || isPublicAsset(request)) return
-    if (request.standing?.softBlocked !== true) return
-    if (wantsJson(request)) {
-      sendError(request, reply, 403, 'enrollment_required', { key: 'pages.enrollment_required' })
-      return
-    }
-    await reply.flashRedirect('/', request.i18n.t('pages.enrollment_required_page'), 'info')
-  })
+  }
 }, { name: 'auth', dependencies: ['session', 'views'] })
 
 // Stylesheets, scripts and health checks carry no user data: restricted sessions still need them.

@@ -164,8 +164,12 @@ export default fp(async (app) => {
 
   // An address that did not decode (see routableUrl) is refused once who is asking is settled (CSRF, the session,
   // the API's token and credential checks), before any handler looks at the path.
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.originalUrl !== request.url && isUndecodableUrl(request.originalUrl)) return sendError(request, reply, 400, 'bad_url', { key: 'pages.bad_url' })
+  app.addHook('preHandler', (request, reply, done) => {
+    if (request.originalUrl !== request.url && isUndecodableUrl(request.originalUrl)) {
+      sendError(request, reply, 400, 'bad_url', { key: 'pages.bad_url' })
+      return
+    }
+    done()
   })
 
   app.setNotFoundHandler({ preHandler: app.rateLimit({ max: 120, timeWindow: '1 minute' }) }, notFoundFor)

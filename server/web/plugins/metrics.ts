@@ -26,10 +26,11 @@ export default fp<{ token: string | undefined, production: boolean }>(async (app
     registers: [registry]
   })
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }
     requests.inc(labels)
     durations.observe(labels, reply.elapsedTime / 1000)
+    done()
   })
 
   const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`)
