@@ -7,39 +7,34 @@ export interface CookieSigner {
 }
 
 /**
- * @fastify/cookie's HMAC signer, remembering its recent answers. The session and CSRF cookies come back on every
- * request, and @fastify/session signs the session id again each time it restores a session: with one key, the
- * answer for a given input never changes, so it is computed once and looked up after that (a pure-function cache:
- * nothing about a session is kept, and a session deleted from the database is gone just the same).
+ * @fastify/cookie's HMAC signer, remembering the cookies it has found genuine. The session and CSRF cookies come
+ * back on every request, and @fastify/session signs the session id again each time it restores a session: with one
+ * key, the answer for a given input never changes, so it is worked out once per cookie and looked up after that (a
+ * pure-function cache: nothing about a session is kept, and a session deleted from the database is gone just the same).
  *
- * Only valid signatures are remembered, so a stream of forged cookies cannot push real ones out; the oldest entry
- * goes once `capacity` is reached.
+ * Only cookies a browser presented with a valid signature are remembered: forged cookies cannot push real ones out,
+ * and the fresh ids of visitors who never keep a session (each anonymous request gets one) are not kept either. Once
+ * `capacity` cookies are remembered, the memory starts again empty.
  */
 export function rememberingSigner (secret: string | Buffer, capacity = 10_000): CookieSigner {
   const signer = new Signer(secret, 'sha256') as CookieSigner
-  const signed = new Map<string, string>()
-  const checked = new Map<string, string>()
-  function remember (memory: Map<string, string>, key: string, value: string): void {
-    if (memory.size >= capacity) memory.delete(memory.keys().next().value as string)
-    memory.set(key, value)
-  }
+  const signedFor = new Map<string, string>()
+  const valueOf = new Map<string, string>()
   return {
     sign (value) {
-      let result = signed.get(value)
-      if (result === undefined) {
-        result = signer.sign(value)
-        remember(signed, value, result)
-        remember(checked, result, value)
-      }
-      return result
+      return signedFor.get(value) ?? signer.sign(value)
     },
     unsign (input) {
-      const value = checked.get(input)
+      const value = valueOf.get(input)
       if (value !== undefined) return { valid: true, renew: false, value }
       const result = signer.unsign(input)
       if (result.valid) {
-        remember(checked, input, result.value)
-        remember(signed, result.value, input)
+        if (valueOf.size >= capacity) {
+          valueOf.clear()
+          signedFor.clear()
+        }
+        valueOf.set(input, result.value)
+        signedFor.set(result.value, input)
       }
       return result
     }
