@@ -80,6 +80,9 @@ function inZone (styles: Formats['date'], timeZone: string): Formats['date'] {
   return Object.fromEntries(Object.entries(styles).map(([name, style]) => [name, { ...style, timeZone }]))
 }
 
+/** Characters with a meaning in ICU MessageFormat (arguments, tags, plural's #, quoting); a message without any is plain text. */
+const MESSAGE_SYNTAX = /[{}<>#']/
+
 /** Reads `<dir>/<language>/*.json`: each file holds keys that start with its own name (`events.json` → `events.…`). */
 export function loadCatalogues (dir: string): Record<Locale, Catalogue> {
   const result = {} as Record<Locale, Catalogue>
@@ -137,9 +140,12 @@ export interface LocaleDefaults {
   timeZone: string
 }
 
+const ZONES_KEPT = 1000
+
 /** Makes translators; one per language and zone, kept (both come from closed lists, so the cache is bounded). */
 export class Localiser {
   private readonly translators = new Map<string, Translator>()
+  private readonly zones = new Map<string, boolean>()
 
   constructor (
     private readonly catalogues: Record<Locale, Catalogue>,
@@ -160,7 +166,7 @@ export class Localiser {
   /** The translator for a reader; unknown languages or zones fall back to the defaults. */
   for (reader: { locale?: string | null, timeZone?: string | null } = {}): Translator {
     const locale = isLocale(reader.locale) ? reader.locale : this.defaults.locale
-    const timeZone = reader.timeZone != null && isTimeZone(reader.timeZone) ? reader.timeZone : this.defaults.timeZone
+    const timeZone = reader.timeZone != null && this.knows(reader.timeZone) ? reader.timeZone : this.defaults.timeZone
     const key = `${locale}|${timeZone}`
     let translator = this.translators.get(key)
     if (translator === undefined) {
@@ -168,6 +174,19 @@ export class Localiser {
       this.translators.set(key, translator)
     }
     return translator
+  }
+
+  /**
+   * Whether the runtime knows a zone, asked once per zone: a signed-in reader's saved zone is looked up on every page,
+   * and asking Intl costs a formatter each time. At most ZONES_KEPT answers are kept (IANA has about 600 zones).
+   */
+  private knows (timeZone: string): boolean {
+    let known = this.zones.get(timeZone)
+    if (known === undefined) {
+      known = isTimeZone(timeZone)
+      if (this.zones.size < ZONES_KEPT) this.zones.set(timeZone, known)
+    }
+    return known
   }
 
   /** Every key of a language's catalogue (for the completeness tests). */
@@ -188,15 +207,18 @@ export class Localiser {
       date: inZone(IntlMessageFormat.formats.date, timeZone),
       time: inZone(IntlMessageFormat.formats.time, timeZone)
     }
-    const compiled = new Map<string, IntlMessageFormat>()
+    // Most messages are plain text (no argument, tag, plural or quote): they format to themselves and are kept as text.
+    const compiled = new Map<string, IntlMessageFormat | string>()
     // Undefined when the message cannot be formatted (a value it needs was not given): no reader sees its source.
     const format = (key: string, values: Record<string, unknown> | undefined): string | undefined => {
       try {
         let message = compiled.get(key)
         if (message === undefined) {
-          message = new IntlMessageFormat(messages[key]!, formatLocale, formats)
+          const source = messages[key]!
+          message = MESSAGE_SYNTAX.test(source) ? new IntlMessageFormat(source, formatLocale, formats) : source
           compiled.set(key, message)
         }
+        if (typeof message === 'string') return message
         const result = message.format(values as Record<string, string>) as string | unknown[]
         return Array.isArray(result) ? result.join('') : String(result)
       } catch (err) {

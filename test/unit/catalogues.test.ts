@@ -109,6 +109,9 @@ test('dates name the time and the reader\'s zone, in the reader\'s language', ()
   assert.equal(localiser.for({ locale: 'en', timeZone: 'America/New_York' }).dateTime(at), '3 December 2026 at 18:07 (New York)')
   // Unknown languages and zones fall back to the organisation's defaults rather than failing.
   assert.equal(localiser.for({ locale: 'xx', timeZone: 'Mars/Olympus' }).time(at), '23:07 (UTC)')
+  // Each zone is checked once and the answer kept: asked again, the same answers.
+  assert.equal(localiser.for({ locale: 'en', timeZone: 'Mars/Olympus' }).time(at), '23:07 (UTC)')
+  assert.equal(localiser.for({ locale: 'de', timeZone: 'Europe/Berlin' }).time(at), '00:07 (Berlin)')
 })
 
 test('the language follows the saved choice, then Accept-Language, then DEFAULT_LOCALE', () => {
@@ -127,6 +130,22 @@ test('plural rules follow the language', () => {
   assert.equal(localiser.for({ locale: 'en' }).t('common.days_left', { count: 3 }), '3 days left')
   assert.equal(localiser.for({ locale: 'de' }).t('common.days_left', { count: 1 }), 'noch 1 Tag')
   assert.equal(localiser.for({ locale: 'de' }).t('common.days_left', { count: 3 }), 'noch 3 Tage')
+})
+
+test('every message without arguments reads exactly as ICU MessageFormat writes it, in every language', () => {
+  const localiser = new Localiser(catalogues, { locale: 'en', timeZone: 'UTC' })
+  for (const locale of LOCALES) {
+    const translator = localiser.for({ locale })
+    for (const [key, message] of Object.entries(catalogues[locale])) {
+      if (argumentsOf(message).length > 0) continue
+      const expected = new IntlMessageFormat(message, locale).format() as string
+      assert.equal(translator.t(key), expected, `${locale} ${key}`)
+      assert.equal(translator.html(key), expected, `${locale} ${key} as HTML`)
+    }
+  }
+  // Quoting is ICU syntax too: a doubled apostrophe is one, whatever the message's other characters.
+  const quoted = new Localiser({ en: { 'x.quoted': "It''s done" }, de: { 'x.quoted': "It''s done" } }, { locale: 'en', timeZone: 'UTC' })
+  assert.equal(quoted.for().t('x.quoted'), "It's done")
 })
 
 test('values in HTML messages are escaped; only the catalogue\'s own tags become markup', () => {
