@@ -9,7 +9,9 @@ import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/po
 
 /**
  * The signed-in home page against a bare Fastify server on the same machine, same load: the ratio says what the
- * portal's stack (helmet, session store, user lookup, CSRF token, templates, metrics) costs per request.
+ * portal's stack (helmet, session store, user lookup, CSRF token, templates, metrics) costs per request. Two more
+ * requests on the portal locate that cost: /healthz (the stack with no session) and /api/v1/me (a signed-in session,
+ * its user and standing, no page).
  * Each server runs in its own process; autocannon drives them from this one. Target: ratio >= 0.30.
  *
  * Rounds alternate the two servers and the medians are reported, so a busy neighbour on a shared machine skews
@@ -213,9 +215,15 @@ export async function main (args: string[]): Promise<void> {
 
     const ceiling: Target = { title: 'bare fastify', server: bare, url: `${bare.url}/`, headers: {}, results: [], cpuPerRequest: [], statementsPerRequest: [] }
     const home: Target = { title: 'signed-in home', server: app, url: `${app.url}/`, headers: { cookie }, results: [], cpuPerRequest: [], statementsPerRequest: [] }
+    // Where the home page's cost sits: the portal's stack alone (a liveness check, no session), and the stack with a
+    // signed-in session (the session row, the user and where they stand) answering a few fields as JSON.
+    const stack: Target = { title: 'anonymous /healthz', server: app, url: `${app.url}/healthz`, headers: {}, results: [], cpuPerRequest: [], statementsPerRequest: [] }
+    const signedIn: Target = { title: 'signed-in /api/v1/me', server: app, url: `${app.url}/api/v1/me`, headers: { cookie }, results: [], cpuPerRequest: [], statementsPerRequest: [] }
     if (load.warmup > 0) {
       await measure(ceiling, load, load.warmup, true)
       await measure(home, load, load.warmup, true)
+      await measure(stack, load, load.warmup, true)
+      await measure(signedIn, load, load.warmup, true)
     }
     // Alternating rounds: a busy neighbour slows both servers alike, and each round yields its own ratio.
     const ratios: number[] = []
@@ -223,6 +231,8 @@ export async function main (args: string[]): Promise<void> {
       const c = await measure(ceiling, load, load.duration)
       const h = await measure(home, load, load.duration)
       ratios.push(h.requests.average / c.requests.average)
+      await measure(stack, load, load.duration)
+      await measure(signedIn, load, load.duration)
     }
 
     const homeRps = median(home.results.map((r) => r.requests.average))
@@ -232,7 +242,8 @@ export async function main (args: string[]): Promise<void> {
     const ceilingCpu = median(ceiling.cpuPerRequest)
     log(`ratio ${ratio.toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(3)).join(', ')}; target >= ${TARGET_RATIO})` +
       `${ratio < TARGET_RATIO ? ': BELOW TARGET' : ''}`)
-    log(`server CPU per request: home ${homeCpu.toFixed(1)} µs, bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)})`)
+    log(`server CPU per request: home ${homeCpu.toFixed(1)} µs, bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)}); ` +
+      `anonymous /healthz ${median(stack.cpuPerRequest).toFixed(1)} µs, signed-in /api/v1/me ${median(signedIn.cpuPerRequest).toFixed(1)} µs`)
     if (cpuProfDir !== undefined) log(`CPU profiles in ${cpuProfDir}/{app,bare}`)
     process.stdout.write(`${JSON.stringify({
       bench: 'pages',
@@ -249,6 +260,10 @@ export async function main (args: string[]): Promise<void> {
       cpu_ratio: round(ceilingCpu / homeCpu, 3),
       // Statements the home page runs per request (SQLite executions, or queries sent to PostgreSQL).
       home_statements: round(median(home.statementsPerRequest), 1),
+      // The same for the stack alone (anonymous /healthz) and a signed-in request that renders nothing (/api/v1/me).
+      healthz_cpu_us: round(median(stack.cpuPerRequest), 1),
+      me_cpu_us: round(median(signedIn.cpuPerRequest), 1),
+      me_statements: round(median(signedIn.statementsPerRequest), 1),
       home_requests: home.results.reduce((sum, r) => sum + r.requests.total, 0),
       target_ratio: TARGET_RATIO,
       connections: load.connections,
