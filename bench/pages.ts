@@ -213,17 +213,16 @@ export async function main (args: string[]): Promise<void> {
     const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
     log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
 
-    const ceiling: Target = { title: 'bare fastify', server: bare, url: `${bare.url}/`, headers: {}, results: [], cpuPerRequest: [], statementsPerRequest: [] }
-    const home: Target = { title: 'signed-in home', server: app, url: `${app.url}/`, headers: { cookie }, results: [], cpuPerRequest: [], statementsPerRequest: [] }
+    const target = (title: string, server: Server, route: string, headers: Record<string, string> = {}): Target =>
+      ({ title, server, url: `${server.url}${route}`, headers, results: [], cpuPerRequest: [], statementsPerRequest: [] })
+    const ceiling = target('bare fastify', bare, '/')
+    const home = target('signed-in home', app, '/', { cookie })
     // Where the home page's cost sits: the portal's stack alone (a liveness check, no session), and the stack with a
     // signed-in session (the session row, the user and where they stand) answering a few fields as JSON.
-    const stack: Target = { title: 'anonymous /healthz', server: app, url: `${app.url}/healthz`, headers: {}, results: [], cpuPerRequest: [], statementsPerRequest: [] }
-    const signedIn: Target = { title: 'signed-in /api/v1/me', server: app, url: `${app.url}/api/v1/me`, headers: { cookie }, results: [], cpuPerRequest: [], statementsPerRequest: [] }
+    const stack = target('anonymous /healthz', app, '/healthz')
+    const signedIn = target('signed-in /api/v1/me', app, '/api/v1/me', { cookie })
     if (load.warmup > 0) {
-      await measure(ceiling, load, load.warmup, true)
-      await measure(home, load, load.warmup, true)
-      await measure(stack, load, load.warmup, true)
-      await measure(signedIn, load, load.warmup, true)
+      for (const warming of [ceiling, home, stack, signedIn]) await measure(warming, load, load.warmup, true)
     }
     // Alternating rounds: a busy neighbour slows both servers alike, and each round yields its own ratio.
     const ratios: number[] = []
