@@ -2,7 +2,7 @@ import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
 import type { SessionStore } from '../domain/users.ts'
 
-/** What a signed-in session carries besides @fastify/session's own fields. */
+/** What a signed-in session carries. */
 export interface SessionAuth {
   userId: string
   createdAt: number
@@ -21,11 +21,10 @@ export interface SessionAuth {
   passkeyOnly?: boolean
 }
 
-type Callback<T = void> = (err?: Error | null, value?: T) => void
 type StoredSession = object & { auth?: SessionAuth }
 
 /**
- * Server-side sessions in SQLite, with @fastify/session's express-style store interface.
+ * Server-side sessions in SQLite.
  * A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
  * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
  */
@@ -50,29 +49,29 @@ export class SqliteSessionStore implements SessionStore {
     this.removeForUser = sqlite.prepare('DELETE FROM sessions WHERE user_id = ?')
   }
 
-  get (sid: string, callback: Callback<StoredSession | null>): void {
-    this.access.run(() => {
+  async get (sid: string): Promise<StoredSession | null> {
+    return await this.access.run(() => {
       const row = this.selectOne.get(sid)
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
       if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) return null
       return JSON.parse(row[0]) as StoredSession
-    }).then((session) => { callback(null, session) }, (err: unknown) => { callback(err as Error) })
+    })
   }
 
-  set (sid: string, session: StoredSession, callback: Callback): void {
-    this.access.run(() => {
+  async set (sid: string, session: StoredSession): Promise<void> {
+    await this.access.run(() => {
       const auth = session.auth
       const now = this.clock.now().getTime()
       const expiresAt = auth === undefined
         ? now + this.timeouts.idleMs
         : Math.min(auth.lastSeenAt + this.timeouts.idleMs, auth.createdAt + this.timeouts.absoluteMs, auth.passUntil ?? Infinity)
       this.upsert.run(sid, auth?.userId ?? null, JSON.stringify(session), expiresAt)
-    }).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+    })
   }
 
-  destroy (sid: string, callback: Callback): void {
-    this.access.run(() => this.remove.run(sid)).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+  async destroy (sid: string): Promise<void> {
+    await this.access.run(() => this.remove.run(sid))
   }
 
   async revokeAllFor (userId: string): Promise<number> {

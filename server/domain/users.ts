@@ -102,13 +102,12 @@ export interface SessionRevoker {
   revokeAllFor(userId: string): Promise<number>
 }
 
-type SessionCallback<T = void> = (err?: Error | null, value?: T) => void
-
-/** Server-side sessions, with @fastify/session's store interface; none is cached in a process. */
+/** Server-side sessions (web/plugins/session.ts), stored as JSON; none is cached in a process. */
 export interface SessionStore extends SessionRevoker {
-  get(sid: string, callback: SessionCallback<object | null>): void
-  set(sid: string, session: object, callback: SessionCallback): void
-  destroy(sid: string, callback: SessionCallback): void
+  /** The session's data, or null when there is none under that id (or it expired before anyone signed in). */
+  get(sid: string): Promise<object | null>
+  set(sid: string, session: object): Promise<void>
+  destroy(sid: string): Promise<void>
   /** Deletes expired sessions; how many. */
   purgeExpired(): Promise<number>
 }

@@ -10,7 +10,7 @@ test('set-role changes the role, records who changed it from what to what, and s
   t.after(() => services.close())
   const user = await services.userService.createUser({ email: 'hal@example.org', displayName: 'Hal' }, { id: null, label: 'test' })
   const now = Date.now()
-  services.sessions.set('sid-of-hal', { auth: { userId: user.id, createdAt: now, lastSeenAt: now } }, (err) => { assert.ifError(err) })
+  await services.sessions.set('sid-of-hal', { auth: { userId: user.id, createdAt: now, lastSeenAt: now } })
 
   const { code, stdout } = await runCli(['set-role', '--email', 'hal@example.org', '--role', 'helpdesk'], { dataDir })
   assert.equal(code, 0)

@@ -6,7 +6,7 @@ import { BACKENDS, type Backend } from '../helpers/backends.ts'
 import { FakeClock } from '../helpers/app.ts'
 
 type Sessions = SqliteSessionStore | PgSessionStore
-type Session = { cookie?: object, auth?: SessionAuth, note?: string }
+type Session = { auth?: SessionAuth, note?: string }
 
 interface Stores {
   sessions: Sessions
@@ -24,17 +24,12 @@ async function storesOn (backend: Backend, clock: FakeClock): Promise<Stores> {
   return { sessions, close: connection.close }
 }
 
-// @fastify/session calls the store with callbacks; these turn each call into a promise.
-function getSession (sessions: Sessions, sid: string): Promise<Session | null> {
-  return new Promise((resolve, reject) => { sessions.get(sid, (err, value) => { err == null ? resolve(value as Session | null) : reject(err) }) })
+async function getSession (sessions: Sessions, sid: string): Promise<Session | null> {
+  return await sessions.get(sid) as Session | null
 }
 
-function setSession (sessions: Sessions, sid: string, session: Session): Promise<void> {
-  return new Promise((resolve, reject) => { sessions.set(sid, session, (err) => { err == null ? resolve() : reject(err) }) })
-}
-
-function destroySession (sessions: Sessions, sid: string): Promise<void> {
-  return new Promise((resolve, reject) => { sessions.destroy(sid, (err) => { err == null ? resolve() : reject(err) }) })
+async function setSession (sessions: Sessions, sid: string, session: Session): Promise<void> {
+  await sessions.set(sid, session)
 }
 
 for (const { name, open } of BACKENDS) {
@@ -63,7 +58,7 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(await getSession(sessions, 'rw'), { note: 'anonymous' })
       await setSession(sessions, 'rw', signedIn('alice'))
       assert.deepEqual(await getSession(sessions, 'rw'), signedIn('alice'))
-      await destroySession(sessions, 'rw')
+      await sessions.destroy('rw')
       assert.equal(await getSession(sessions, 'rw'), null)
     })
 
@@ -132,9 +127,9 @@ for (const { name, open } of BACKENDS) {
       test('a session written by one instance is read, and ended, by another', async () => {
         const other = await storesOn(backend, clock)
         try {
-          await setSession(stores.sessions, 'shared', signedIn('alice'))
+          await stores.sessions.set('shared', signedIn('alice'))
           assert.deepEqual(await getSession(other.sessions, 'shared'), signedIn('alice'))
-          await destroySession(other.sessions, 'shared')
+          await other.sessions.destroy('shared')
           assert.equal(await getSession(stores.sessions, 'shared'), null)
         } finally {
           await other.close()

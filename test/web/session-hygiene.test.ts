@@ -83,3 +83,36 @@ async function noticeTokenFor (userId: string, methodId: string): Promise<string
   const mail = (await t.services.outbox.latest()).find((m) => m.bodyText.includes('/methods/not-me?token='))!
   return /\/methods\/not-me\?token=([\w-]+)/.exec(mail.bodyText)![1]
 }
+
+test('a session cookie that names no stored session grants nothing and is cleared from the browser', async () => {
+  // Validly signed (as an ended or revoked session's cookie is), but no row stands behind it.
+  const cookie = `mfa_session=${encodeURIComponent(t.app.signCookie('a-session-that-ended'))}`
+  const res = await anonymous(t).get('/').set('cookie', cookie)
+  assert.equal(res.status, 303)
+  assert.match(res.headers.location, /^\/login/)
+  const cleared = ((res.headers['set-cookie'] as unknown as string[] | undefined) ?? []).find((c) => c.startsWith('mfa_session='))
+  assert.ok(cleared, 'the browser is told to forget the cookie')
+  assert.match(cleared, /^mfa_session=;.*Expires=Thu, 01 Jan 1970/)
+  assert.equal(await sqlOn(t.services).value('SELECT count(*) FROM sessions WHERE sid = ?', 'a-session-that-ended'), 0, 'nor is a row made for it')
+})
+
+test('signing out deletes the session and tells the browser to forget its cookie', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  assert.equal(await sessionsOf(user.id), 1)
+  const res = await submitForm(agent, '/', '/logout', {})
+  assert.equal(res.status, 303)
+  assert.match(((res.headers['set-cookie'] as unknown as string[] | undefined) ?? []).find((c) => c.startsWith('mfa_session=')) ?? '', /^mfa_session=;.*Expires=Thu, 01 Jan 1970/)
+  assert.equal(await sessionsOf(user.id), 0)
+  assert.equal((await anonymous(t).get('/').set('cookie', agent.sessionCookie)).status, 303, 'the old cookie replayed is nobody')
+})
+
+test('sessions stored by an earlier version (the session plugin\'s cookie settings kept in the row) stay signed in after an upgrade', async () => {
+  const user = await createTestUser(t.services)
+  const now = t.clock.now().getTime()
+  const earlier = { cookie: { originalMaxAge: null, expires: null, secure: false, httpOnly: true, path: '/', sameSite: 'lax' }, auth: { userId: user.id, createdAt: now, lastSeenAt: now } }
+  await sqlOn(t.services).run('INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)', 'from-the-earlier-version', user.id, JSON.stringify(earlier), now + 30 * MINUTE)
+  const page = await anonymous(t).get('/').set('cookie', `mfa_session=${encodeURIComponent(t.app.signCookie('from-the-earlier-version'))}`)
+  assert.equal(page.status, 200)
+  assert.match(page.text, /Sign out/)
+})

@@ -1,36 +1,26 @@
 import { eq, lte } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
-import type { SessionRevoker } from '../../domain/users.ts'
+import type { SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
 import { sessions } from './schema.ts'
 
-type Callback<T = void> = (err?: Error | null, value?: T) => void
 type StoredSession = object & { auth?: SessionAuth }
 
 /**
- * Server-side sessions in PostgreSQL, with @fastify/session's express-style store interface (its callbacks), shared
- * by every instance. A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
- * by one indexed DELETE; the auth plugin enforces the same deadlines on every request.
+ * Server-side sessions in PostgreSQL, shared by every instance. A row's expiry is the earlier of its idle and absolute
+ * deadlines, so expired rows can be purged by one indexed DELETE; the auth plugin enforces the same deadlines on every
+ * request.
  */
-export class PgSessionStore implements SessionRevoker {
+export class PgSessionStore implements SessionStore {
   constructor (
     private readonly access: PgAccess,
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {}
 
-  get (sid: string, callback: Callback<StoredSession | null>): void {
-    this.read(sid).then((session) => { callback(null, session) }, (err: unknown) => { callback(err as Error) })
-  }
-
-  set (sid: string, session: StoredSession, callback: Callback): void {
-    this.write(sid, session).then(() => { callback() }, (err: unknown) => { callback(err as Error) })
-  }
-
-  destroy (sid: string, callback: Callback): void {
-    this.access.current.delete(sessions).where(eq(sessions.sid, sid))
-      .then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+  async destroy (sid: string): Promise<void> {
+    await this.access.current.delete(sessions).where(eq(sessions.sid, sid))
   }
 
   async revokeAllFor (userId: string): Promise<number> {
@@ -43,7 +33,7 @@ export class PgSessionStore implements SessionRevoker {
     return removed.rowCount ?? 0
   }
 
-  private async read (sid: string): Promise<StoredSession | null> {
+  async get (sid: string): Promise<StoredSession | null> {
     const [row] = await this.access.current.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
       .from(sessions).where(eq(sessions.sid, sid))
     // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
@@ -52,7 +42,7 @@ export class PgSessionStore implements SessionRevoker {
     return JSON.parse(row.data) as StoredSession
   }
 
-  private async write (sid: string, session: StoredSession): Promise<void> {
+  async set (sid: string, session: StoredSession): Promise<void> {
     const auth = session.auth
     const now = this.clock.now().getTime()
     const expiresAt = auth === undefined

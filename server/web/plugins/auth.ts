@@ -7,6 +7,7 @@ import type { ChangeContext } from '../../domain/enrollment-guard.ts'
 import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
 import { sendError, wantsJson } from './errors.ts'
 import type { Standing, StandingLookup } from './views.ts'
+import type { SessionData } from './session.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,8 +29,8 @@ declare module 'fastify' {
   }
 }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module './session.ts' {
+  interface SessionData {
     auth?: SessionAuth
   }
 }
@@ -144,6 +145,6 @@ export function changeContext (request: FastifyRequest, now: Date): ChangeContex
 export async function markSteppedUp (request: FastifyRequest, now: Date): Promise<void> {
   const auth = request.session.auth
   if (auth === undefined) return
-  await request.session.regenerate(Object.keys(request.session).filter((key) => key !== 'cookie'))
+  await request.session.regenerate(Object.keys(request.session) as Array<keyof SessionData>)
   request.session.auth = { ...auth, stepUpAt: now.getTime(), secondFactorPending: undefined }
 }

@@ -1,6 +1,6 @@
 import { Signer } from '@fastify/cookie'
 
-/** What @fastify/cookie and @fastify/session accept as their `secret`: something that signs and checks a value. */
+/** What @fastify/cookie accepts as its `secret`, and what the session plugin signs its cookie with. */
 export interface CookieSigner {
   sign(value: string): string
   unsign(signed: string): { valid: true, renew: boolean, value: string } | { valid: false, renew: false, value: null }
@@ -8,9 +8,9 @@ export interface CookieSigner {
 
 /**
  * @fastify/cookie's HMAC signer, remembering the cookies it has found genuine. The session and CSRF cookies come
- * back on every request, and @fastify/session signs the session id again each time it restores a session: with one
- * key, the answer for a given input never changes, so it is worked out once per cookie and looked up after that (a
- * pure-function cache: nothing about a session is kept, and a session deleted from the database is gone just the same).
+ * back on every request, and a session is signed again whenever it is saved: with one key, the answer for a given
+ * input never changes, so it is worked out once per cookie and looked up after that (a pure-function cache: nothing
+ * about a session is kept, and a session deleted from the database is gone just the same).
  *
  * Only cookies a browser presented with a valid signature are remembered: forged cookies cannot push real ones out,
  * and the fresh ids of visitors who never keep a session (each anonymous request gets one) are not kept either. Once

@@ -30,8 +30,8 @@ export interface HeldAction {
   heldAt: number
 }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module './session.ts' {
+  interface SessionData {
     heldAction?: HeldAction
   }
 }

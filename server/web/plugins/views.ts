@@ -15,8 +15,8 @@ export const VIEWS_DIR = fileURLToPath(new URL('../../../views/', import.meta.ur
 /** A template cannot wait: a value still being fetched (a store call left without await) is refused where it is passed. */
 type NoPromises<D> = { [K in keyof D]: D[K] extends PromiseLike<unknown> ? never : D[K] }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module './session.ts' {
+  interface SessionData {
     /** A one-time message for the next page shown (after a redirect). */
     flash?: { kind: 'ok' | 'info' | 'error', text: string }
   }

@@ -142,8 +142,8 @@ function displayNumber (e164: string): string {
   return parsePhoneNumberFromString(e164)?.formatInternational() ?? e164
 }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module '../plugins/session.ts' {
+  interface SessionData {
     /**
      * Set while a phone code is probably waiting, so the page offers the code form. Only a hint for the page:
      * the domain decides whether a code is pending, and clears it on use.

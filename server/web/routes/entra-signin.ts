@@ -76,8 +76,8 @@ const entraSignInRoutes: FastifyPluginAsync<{ services: Services }> = async (app
   })
 }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module '../plugins/session.ts' {
+  interface SessionData {
     /** A Microsoft sign-in under way: checked and forgotten on the callback. */
     microsoftSignIn?: MicrosoftAttempt
   }

@@ -14,8 +14,8 @@ const UseBody = Type.Object({ code: Type.String({ maxLength: 40 }), next: Type.O
 const HELD_MS = 10 * 60_000
 const PAGE = '/recovery-codes'
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module '../plugins/session.ts' {
+  interface SessionData {
     /** A set just generated, held only until it has been shown and downloaded (never stored in the clear). */
     freshRecoveryCodes?: { codes: string[], at: number, shown: boolean }
   }

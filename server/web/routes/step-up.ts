@@ -128,8 +128,8 @@ const stepUpRoutes: FastifyPluginAsync<Deps> = async (app, { methods, totp, phon
   })
 }
 
-declare module '@fastify/session' {
-  interface FastifySessionObject {
+declare module '../plugins/session.ts' {
+  interface SessionData {
     stepUpPhoneSent?: boolean
   }
 }
