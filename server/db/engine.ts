@@ -35,10 +35,11 @@ export class SqliteEngineStore implements EngineStore {
         privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
         (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
         (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds,
-        EXISTS (SELECT 1 FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes FROM users WHERE id = ?`),
+        (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
+        (SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = users.id) AS extensions
+        FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
-      extensions: s('SELECT campaign_id AS campaignId, days FROM extensions WHERE user_id = ?'),
       state: s(`SELECT state, deadline, deadline_version AS deadlineVersion, desired, campaign_id AS campaignId, soft_block_at AS softBlockAt
         FROM user_states WHERE user_id = ?`),
       // The user's latest job decides: failed means attention, queued after an error means waiting to retry,
@@ -151,8 +152,9 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
+    // One statement: the user with their groups, method kinds, unused recovery codes and extensions.
     const row = this.statements.user.get(userId) as Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'portalMethods'> & {
-      privileged: number, disabled: number, groups: string | null, methodKinds: string | null
+      privileged: number, disabled: number, groups: string | null, methodKinds: string | null, extensions: string
     } | undefined
     if (row === undefined) return undefined
     return deadlineFactsFrom({
@@ -161,7 +163,7 @@ export class SqliteEngineStore implements EngineStore {
       disabled: row.disabled === 1,
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
       portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(',')
-    }, this.statements.extensions.all(userId) as Extension[])
+    }, JSON.parse(row.extensions) as Extension[])
   }
 
   private trouble (userId: string): JobTrouble | null {
@@ -370,7 +372,7 @@ export interface FactsRow {
   groups: string[]
   /** The kinds of the user's portal methods (repeats allowed). */
   portalMethods: string[]
-  /** Unused recovery codes: any count above 0 makes them count. */
+  /** Unused recovery codes (any count above 0 makes them count, where the policy lets them). */
   recoveryCodes: number
 }
 
@@ -387,6 +389,7 @@ export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): Dead
     firstSeenAt: new Date(row.firstSeenAt),
     directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
     methodKinds: countingMethods({ provider: row.provider, portalMethods: row.portalMethods, providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+    recoveryCodes: row.recoveryCodes,
     extensions,
     enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
     driftFlaggedAt: row.driftFlaggedAt === null ? null : new Date(row.driftFlaggedAt)

@@ -67,6 +67,8 @@ export interface UserFacts {
    * registered at the directory, for a local user the portal's own.
    */
   methodKinds: string[]
+  /** Unused recovery codes (whether they count is the policy's business: protection.ts). */
+  recoveryCodes: number
   exemption: ExemptionFact | null
   extensions: Extension[]
   enforcedAt: Date | null
@@ -294,14 +296,15 @@ export class EnforcementEngine {
 
   /**
    * What the home page says about a user's deadline and methods, from one read of the facts and campaigns: the
-   * deadline with how it was derived, and which methods qualify: those of the campaign that set the deadline, else
-   * the portal's default.
+   * deadline with how it was derived, which methods qualify (those of the campaign that set the deadline, else the
+   * portal's default), and how many unused recovery codes the user holds.
    */
-  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy }> {
+  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy, recoveryCodes: number }> {
     campaigns ??= await this.store.activeCampaigns()
     const facts = await this.store.deadlineFacts(userId)
     const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
-    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy }
+    // The unused recovery codes come with the same read: the home page shows them without asking again.
+    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy, recoveryCodes: facts?.recoveryCodes ?? 0 }
   }
 
   private deadlineFor (facts: DeadlineFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {

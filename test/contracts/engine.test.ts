@@ -150,7 +150,7 @@ for (const { name, open } of BACKENDS) {
       assert.ok(facts !== undefined)
       assert.deepEqual({ ...facts, groups: [...facts.groups].sort() }, {
         userId: 'u-f', email: 'u-f@example.test', externalId: null, provider: 'local', privileged: true, disabled: false, targetable: false,
-        groups: ['g-a', 'g-b'], firstSeenAt: at(-90 * DAY), directoryCreatedAt: at(-5 * DAY), methodKinds: ['passkey', 'recovery_codes', 'totp'],
+        groups: ['g-a', 'g-b'], firstSeenAt: at(-90 * DAY), directoryCreatedAt: at(-5 * DAY), methodKinds: ['passkey', 'recovery_codes', 'totp'], recoveryCodes: 1,
         exemption: { kind: 'break_glass', expiresAt: at(DAY) }, extensions: [{ campaignId: 'c1', days: 7 }], enforcedAt: at(-DAY),
         trouble: { action: 'enforce', error: 'provider_unavailable: 503', retryAt: at(60 * MINUTE) }, driftFlaggedAt: at(-MINUTE)
       })
@@ -170,8 +170,8 @@ for (const { name, open } of BACKENDS) {
     test('a user with nothing recorded has plain facts: no groups, methods, exemption, extensions or trouble', async () => {
       await addUsers(stores.connection, ['u-plain'], { provider: 'entra', externalId: 'ext-1', providerMethods: '["phone"]' })
       const facts = await stores.engine.facts('u-plain')
-      assert.deepEqual([facts?.groups, facts?.methodKinds, facts?.exemption, facts?.extensions, facts?.trouble, facts?.targetable, facts?.directoryCreatedAt],
-        [[], ['phone'], null, [], null, true, null])
+      assert.deepEqual([facts?.groups, facts?.methodKinds, facts?.recoveryCodes, facts?.exemption, facts?.extensions, facts?.trouble, facts?.targetable, facts?.directoryCreatedAt],
+        [[], ['phone'], 0, null, [], null, true, null])
     })
 
     test('saving a state records a transition only when the state changes, and bumps the version when the deadline or the desired action does', async () => {

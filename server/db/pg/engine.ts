@@ -1,12 +1,13 @@
 import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lte, notExists, sql, type SQL } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { CampaignOutlook } from '../../domain/dry-run.ts'
+import type { Extension } from '../../domain/deadlines.ts'
 import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
 import { deadlineFactsFrom, exemptionFrom } from '../engine.ts'
 import type { PgAccess } from './access.ts'
-import { enforcementJobs, exemptions, extensions, stateTransitions, userStates, users } from './schema.ts'
+import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
 const DAY_MS = 86_400_000
 // Rows read at a time by due(): the dry run streams them, however many users are due.
@@ -70,11 +71,11 @@ export class PgEngineStore implements EngineStore {
       // Written out with aliases: drizzle leaves columns unqualified in a one-table select, and "id" would then be the subquery's own.
       groups: sql<string[] | null>`(SELECT array_agg(g.group_name ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = users.id)`,
       methodKinds: sql<string[] | null>`(SELECT array_agg(DISTINCT m.kind) FROM auth_methods m WHERE m.user_id = users.id)`,
-      recoveryCodes: sql<boolean>`EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)`
+      recoveryCodes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)::int`,
+      extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
     }).from(users).where(eq(users.id, userId))
     if (row === undefined) return undefined
-    const userExtensions = await db.select({ campaignId: extensions.campaignId, days: extensions.days }).from(extensions).where(eq(extensions.userId, userId))
-    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [], recoveryCodes: row.recoveryCodes ? 1 : 0 }, userExtensions)
+    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [] }, row.extensions ?? [])
   }
 
   /**

@@ -77,8 +77,6 @@ export interface HomeDeps {
   methods: MethodStore
   engine: Pick<EnforcementEngine, 'deadlineAndPolicy'>
   clock: Clock
-  /** Unused recovery codes count toward a campaign that asks for one method plus recovery codes. */
-  recoveryCodes?: { remaining(user: { id: string }): Promise<number> }
 }
 
 /** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
@@ -129,12 +127,13 @@ export function addOptionsFor (provider: string, t: Translate = english().t): Ad
   return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
 }
 
-export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock, recoveryCodes }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const list = await methods.listFor(user.id)
   const directory = directoryName(user.provider)
   const now = clock.now()
-  const { deadline, policy } = await engine.deadlineAndPolicy(user.id)
-  const codes = portalMethodsCount(user.provider) ? await recoveryCodes?.remaining(user) ?? 0 : 0
+  const { deadline, policy, recoveryCodes } = await engine.deadlineAndPolicy(user.id)
+  // Recovery codes are the portal's own: they count only where portal methods do.
+  const codes = portalMethodsCount(user.provider) ? recoveryCodes : 0
   return {
     title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
