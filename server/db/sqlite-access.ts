@@ -52,6 +52,9 @@ export class SqliteAccess {
       }
     } finally {
       this.open = undefined
+      // Between transactions nothing needs the context: on Node 20 an enabled AsyncLocalStorage runs a hook for every
+      // promise any request makes, so it is switched off until the next transaction (run() switches it on again).
+      this.inside.disable()
       ended()
     }
   }

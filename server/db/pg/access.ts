@@ -8,6 +8,8 @@ import type { PgDb } from './connection.ts'
 export class PgAccess {
   /** The open transaction as seen from inside it, and what is to run once it has committed. */
   private readonly inside = new AsyncLocalStorage<{ tx: PgDb, committed: Array<() => void> }>()
+  /** Transactions begun and not yet ended (nested ones are part of theirs and not counted). */
+  private open = 0
 
   constructor (readonly db: PgDb) {}
 
@@ -19,9 +21,16 @@ export class PgAccess {
   async transaction<T> (work: () => Promise<T>): Promise<T> {
     if (this.inside.getStore() !== undefined) return await work()
     const committed: Array<() => void> = []
-    const result = await this.db.transaction(async (tx) => await this.inside.run({ tx: tx as unknown as PgDb, committed }, work))
-    for (const effect of committed) effect()
-    return result
+    this.open++
+    try {
+      const result = await this.db.transaction(async (tx) => await this.inside.run({ tx: tx as unknown as PgDb, committed }, work))
+      for (const effect of committed) effect()
+      return result
+    } finally {
+      // With no transaction open nothing needs the context: on Node 20 an enabled AsyncLocalStorage runs a hook for
+      // every promise any request makes, so it is switched off until the next transaction (run() switches it on).
+      if (--this.open === 0) this.inside.disable()
+    }
   }
 
   /** Runs `effect` once the caller's transaction has committed (never, if it rolls back); now, outside one. */
