@@ -132,6 +132,8 @@ interface Target {
   results: autocannon.Result[]
   /** Server CPU time per answered request, in microseconds, one per round. */
   cpuPerRequest: number[]
+  /** The kernel's part of it. */
+  systemPerRequest: number[]
   /** Database statements per answered request, one per round. */
   statementsPerRequest: number[]
 }
@@ -143,14 +145,17 @@ async function measure (target: Target, load: Load, duration: number, warmingUp 
   const result = await autocannon({ url: target.url, headers: target.headers, connections: load.connections, duration })
   const after = await cpuReport(target.server)
   const cpuPerRequest = (after.cpuMicros - before.cpuMicros) / result.requests.total
+  const systemPerRequest = (after.systemMicros - before.systemMicros) / result.requests.total
   const statementsPerRequest = (after.statements - before.statements) / result.requests.total
   checkAllOk(label, result)
   log(`${label}: ${Math.round(result.requests.average)} req/s, latency p50 ${result.latency.p50} ms, ` +
-    `p99 ${result.latency.p99} ms, ${result.requests.total} requests, ${cpuPerRequest.toFixed(1)} µs server CPU per request` +
+    `p99 ${result.latency.p99} ms, ${result.requests.total} requests, ${cpuPerRequest.toFixed(1)} µs server CPU per request ` +
+    `(${systemPerRequest.toFixed(1)} µs in the kernel)` +
     `${statementsPerRequest > 0 ? `, ${statementsPerRequest.toFixed(1)} database statements per request` : ''}`)
   if (!warmingUp) {
     target.results.push(result)
     target.cpuPerRequest.push(cpuPerRequest)
+    target.systemPerRequest.push(systemPerRequest)
     target.statementsPerRequest.push(statementsPerRequest)
   }
   return result
@@ -214,7 +219,7 @@ export async function main (args: string[]): Promise<void> {
     log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
 
     const target = (title: string, server: Server, route: string, headers: Record<string, string> = {}): Target =>
-      ({ title, server, url: `${server.url}${route}`, headers, results: [], cpuPerRequest: [], statementsPerRequest: [] })
+      ({ title, server, url: `${server.url}${route}`, headers, results: [], cpuPerRequest: [], systemPerRequest: [], statementsPerRequest: [] })
     const ceiling = target('bare fastify', bare, '/')
     const home = target('signed-in home', app, '/', { cookie })
     // Where the home page's cost sits: the portal's stack alone (a liveness check, no session), and the stack with a
@@ -257,6 +262,9 @@ export async function main (args: string[]): Promise<void> {
       home_cpu_us: round(homeCpu, 1),
       ceiling_cpu_us: round(ceilingCpu, 1),
       cpu_ratio: round(ceilingCpu / homeCpu, 3),
+      // The kernel's part of each (socket writes, waking the load generator; on SQLite, its file locks).
+      home_sys_us: round(median(home.systemPerRequest), 1),
+      ceiling_sys_us: round(median(ceiling.systemPerRequest), 1),
       // Statements the home page runs per request (SQLite executions, or queries sent to PostgreSQL).
       home_statements: round(median(home.statementsPerRequest), 1),
       // The same for the stack alone (anonymous /healthz) and a signed-in request that renders nothing (/api/v1/me).
