@@ -213,7 +213,10 @@ export async function main (args: string[]): Promise<void> {
   }
   let servers: Server[] = []
   try {
-    servers = await Promise.all([startServer('bare', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
+    // Both are started at once; if one fails, the one that did start is stopped too (finally), or the run would hang.
+    const started = await Promise.allSettled([startServer('bare', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
+    servers = started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : [])
+    for (const result of started) if (result.status === 'rejected') throw result.reason
     const [bare, app] = servers
     const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
     log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
