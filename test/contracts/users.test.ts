@@ -57,6 +57,18 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(found?.groups, [])
     })
 
+    test('inside a transaction a user is read as the transaction left them; after a rollback, as before', async () => {
+      const { users, connection } = stores
+      const access = connection.dialect === 'sqlite' ? connection.database.access : connection.access
+      const created = await users.create({ email: 'tx@example.test', displayName: 'In a transaction' })
+      await assert.rejects(access.transaction(async () => {
+        await users.setRole(created.id, 'admin')
+        assert.equal((await users.findById(created.id))?.role, 'admin')
+        throw new Error('rolled back')
+      }), /rolled back/)
+      assert.equal((await users.findById(created.id))?.role, 'user')
+    })
+
     test('nobody is found for an unknown id or email', async () => {
       assert.equal(await stores.users.findById('no-such-id'), undefined)
       assert.equal(await stores.users.findByEmail('nobody@example.test'), undefined)

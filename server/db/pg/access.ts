@@ -17,6 +17,14 @@ export class PgAccess {
     return this.inside.getStore()?.tx ?? this.db
   }
 
+  /**
+   * False outside a transaction: a statement prepared on the pool (read on every request: the session, its user,
+   * where they stand) may then run as it is; inside one, the transaction's own connection must be used instead.
+   */
+  get inTransaction (): boolean {
+    return this.inside.getStore() !== undefined
+  }
+
   /** Runs work as one transaction; a transaction begun inside another is part of it. */
   async transaction<T> (work: () => Promise<T>): Promise<T> {
     if (this.inside.getStore() !== undefined) return await work()

@@ -10,6 +10,23 @@ import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
 const DAY_MS = 86_400_000
+
+/** A user's deadline facts in one row: groups, method kinds, unused recovery codes and extensions with the user. */
+const FACTS_COLUMNS = {
+  id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
+  providerAttributes: users.providerAttributes, driftFlaggedAt: users.driftFlaggedAt, privileged: users.privileged, disabled: users.disabled,
+  firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, enforcedAt: users.enforcedAt,
+  // Written out with aliases: drizzle leaves columns unqualified in a one-table select, and "id" would then be the subquery's own.
+  groups: sql<string[] | null>`(SELECT array_agg(g.group_name ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = users.id)`,
+  methodKinds: sql<string[] | null>`(SELECT array_agg(DISTINCT m.kind) FROM auth_methods m WHERE m.user_id = users.id)`,
+  recoveryCodes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)::int`,
+  extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
+}
+
+const STATE_COLUMNS = {
+  state: userStates.state, deadline: userStates.deadline, deadlineVersion: userStates.deadlineVersion, desired: userStates.desired, campaignId: userStates.campaignId, softBlockAt: userStates.softBlockAt
+}
+
 // Rows read at a time by due(): the dry run streams them, however many users are due.
 const DUE_BATCH = 500
 
@@ -42,7 +59,14 @@ const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: st
  * `atomically` is left out of Async<>, which would let its work stay synchronous: here that work must be awaited.
  */
 export class PgEngineStore implements EngineStore {
-  constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {}
+  // Read on every signed-in request (where the user stands; the home page's deadline): prepared once per connection.
+  private readonly stateById
+  private readonly factsById
+
+  constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {
+    this.stateById = access.db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, sql.placeholder('userId'))).prepare('state_by_user')
+    this.factsById = access.db.select(FACTS_COLUMNS).from(users).where(eq(users.id, sql.placeholder('userId'))).prepare('facts_by_user')
+  }
 
   async activeCampaigns (): Promise<Campaign[]> {
     return await this.campaigns.list()
@@ -63,17 +87,9 @@ export class PgEngineStore implements EngineStore {
   }
 
   async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
-    const db = this.access.current
-    const [row] = await db.select({
-      id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
-      providerAttributes: users.providerAttributes, driftFlaggedAt: users.driftFlaggedAt, privileged: users.privileged, disabled: users.disabled,
-      firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, enforcedAt: users.enforcedAt,
-      // Written out with aliases: drizzle leaves columns unqualified in a one-table select, and "id" would then be the subquery's own.
-      groups: sql<string[] | null>`(SELECT array_agg(g.group_name ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = users.id)`,
-      methodKinds: sql<string[] | null>`(SELECT array_agg(DISTINCT m.kind) FROM auth_methods m WHERE m.user_id = users.id)`,
-      recoveryCodes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)::int`,
-      extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
-    }).from(users).where(eq(users.id, userId))
+    const [row] = this.access.inTransaction
+      ? await this.access.current.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId))
+      : await this.factsById.execute({ userId })
     if (row === undefined) return undefined
     return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [] }, row.extensions ?? [])
   }
@@ -94,9 +110,9 @@ export class PgEngineStore implements EngineStore {
   }
 
   async state (userId: string): Promise<StoredState | undefined> {
-    const [row] = await this.access.current.select({
-      state: userStates.state, deadline: userStates.deadline, deadlineVersion: userStates.deadlineVersion, desired: userStates.desired, campaignId: userStates.campaignId, softBlockAt: userStates.softBlockAt
-    }).from(userStates).where(eq(userStates.userId, userId))
+    const [row] = this.access.inTransaction
+      ? await this.access.current.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId))
+      : await this.stateById.execute({ userId })
     return row === undefined
       ? undefined
       : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }

@@ -1,4 +1,4 @@
-import { eq, lte } from 'drizzle-orm'
+import { eq, lte, sql } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
@@ -17,7 +17,13 @@ export class PgSessionStore implements SessionStore {
     private readonly access: PgAccess,
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
-  ) {}
+  ) {
+    // Read on every request: prepared once per connection, not built and parsed each time.
+    this.byId = access.db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
+      .from(sessions).where(eq(sessions.sid, sql.placeholder('sid'))).prepare('session_by_id')
+  }
+
+  private readonly byId
 
   async destroy (sid: string): Promise<void> {
     await this.access.current.delete(sessions).where(eq(sessions.sid, sid))
@@ -34,8 +40,9 @@ export class PgSessionStore implements SessionStore {
   }
 
   async get (sid: string): Promise<StoredSession | null> {
-    const [row] = await this.access.current.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
-      .from(sessions).where(eq(sessions.sid, sid))
+    const [row] = this.access.inTransaction
+      ? await this.access.current.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId }).from(sessions).where(eq(sessions.sid, sid))
+      : await this.byId.execute({ sid })
     // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
     // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
     if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null

@@ -36,10 +36,17 @@ const USER_WITH_GROUPS = {
 }
 
 export class PgUserStore implements UserStore {
-  constructor (private readonly access: PgAccess, private readonly clock: Clock) {}
+  // Read on every signed-in request: prepared once per connection, not built and parsed each time.
+  private readonly byId
+
+  constructor (private readonly access: PgAccess, private readonly clock: Clock) {
+    this.byId = access.db.select(USER_WITH_GROUPS).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id')
+  }
 
   async findById (id: string): Promise<User | undefined> {
-    return await this.findOne(eq(users.id, id))
+    if (this.access.inTransaction) return await this.findOne(eq(users.id, id))
+    const [row] = await this.byId.execute({ id })
+    return row === undefined ? undefined : toUser(row)
   }
 
   async findByEmail (email: string): Promise<User | undefined> {
