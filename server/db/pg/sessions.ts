@@ -13,17 +13,17 @@ type StoredSession = object & { auth?: SessionAuth }
  * request.
  */
 export class PgSessionStore implements SessionStore {
+  // Read on every request: prepared once per connection, not built and parsed each time.
+  private readonly byId
+
   constructor (
     private readonly access: PgAccess,
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
-    // Read on every request: prepared once per connection, not built and parsed each time.
     this.byId = access.db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
       .from(sessions).where(eq(sessions.sid, sql.placeholder('sid'))).prepare('session_by_id')
   }
-
-  private readonly byId
 
   async destroy (sid: string): Promise<void> {
     await this.access.current.delete(sessions).where(eq(sessions.sid, sid))
