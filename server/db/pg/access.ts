@@ -1,5 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { sql, type Placeholder } from 'drizzle-orm'
 import type { PgDb } from './connection.ts'
+
+/** A query as drizzle builds it: run as it is, or prepared under a name and run with its placeholders' values. */
+interface Preparable<R> {
+  execute(): Promise<R>
+  prepare(name: string): { execute(values: Record<string, unknown>): Promise<R> }
+}
 
 /**
  * The pool, or the transaction the caller is inside: stores ask `current` for where to run each statement, so the
@@ -18,11 +25,16 @@ export class PgAccess {
   }
 
   /**
-   * False outside a transaction: a statement prepared on the pool (read on every request: the session, its user,
-   * where they stand) may then run as it is; inside one, the transaction's own connection must be used instead.
+   * A read made on every request (the session, its user, where they stand), as a function of its one value: outside a
+   * transaction, a statement prepared once per connection of the pool; inside one, built on the transaction's own
+   * connection, since the pool would not see what the transaction wrote.
    */
-  get inTransaction (): boolean {
-    return this.inside.getStore() !== undefined
+  preparedRead<R> (name: string, build: (db: PgDb, value: Placeholder | string) => Preparable<R>): (value: string) => Promise<R> {
+    const prepared = build(this.db, sql.placeholder('value')).prepare(name)
+    return async (value) => {
+      const open = this.inside.getStore()
+      return open === undefined ? await prepared.execute({ value }) : await build(open.tx, value).execute()
+    }
   }
 
   /** Runs work as one transaction; a transaction begun inside another is part of it. */

@@ -59,13 +59,13 @@ const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: st
  * `atomically` is left out of Async<>, which would let its work stay synchronous: here that work must be awaited.
  */
 export class PgEngineStore implements EngineStore {
-  // Read on every signed-in request (where the user stands; the home page's deadline): prepared once per connection.
+  // Read on every signed-in request (where the user stands; the home page's deadline): PgAccess.preparedRead.
   private readonly stateById
   private readonly factsById
 
   constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {
-    this.stateById = access.db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, sql.placeholder('userId'))).prepare('state_by_user')
-    this.factsById = access.db.select(FACTS_COLUMNS).from(users).where(eq(users.id, sql.placeholder('userId'))).prepare('facts_by_user')
+    this.stateById = access.preparedRead('state_by_user', (db, userId) => db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId)))
+    this.factsById = access.preparedRead('facts_by_user', (db, userId) => db.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId)))
   }
 
   async activeCampaigns (): Promise<Campaign[]> {
@@ -87,9 +87,7 @@ export class PgEngineStore implements EngineStore {
   }
 
   async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
-    const [row] = this.access.inTransaction
-      ? await this.access.current.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId))
-      : await this.factsById.execute({ userId })
+    const [row] = await this.factsById(userId)
     if (row === undefined) return undefined
     return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [] }, row.extensions ?? [])
   }
@@ -110,9 +108,7 @@ export class PgEngineStore implements EngineStore {
   }
 
   async state (userId: string): Promise<StoredState | undefined> {
-    const [row] = this.access.inTransaction
-      ? await this.access.current.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId))
-      : await this.stateById.execute({ userId })
+    const [row] = await this.stateById(userId)
     return row === undefined
       ? undefined
       : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }

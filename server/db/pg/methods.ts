@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, count, eq, isNull, lt, or, sql } from 'drizzle-orm'
+import { and, asc, count, eq, isNull, lt, or } from 'drizzle-orm'
 import type { AuthMethod, MethodStore, NewPasskey, PasskeyCredential } from '../../domain/methods.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { Sealer } from '../sealing.ts'
@@ -8,17 +8,15 @@ import type { PgAccess } from './access.ts'
 import { authMethods } from './schema.ts'
 
 export class PgMethodStore implements MethodStore {
-  // Read on every home page: prepared once per connection, not built and parsed each time.
+  // Read on every home page: prepared once per connection (PgAccess.preparedRead).
   private readonly listById
 
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {
-    this.listById = access.db.select().from(authMethods).where(eq(authMethods.userId, sql.placeholder('userId'))).orderBy(asc(authMethods.createdAt)).prepare('methods_by_user')
+    this.listById = access.preparedRead('methods_by_user', (db, userId) => db.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt)))
   }
 
   async listFor (userId: string): Promise<AuthMethod[]> {
-    const rows = this.access.inTransaction
-      ? await this.access.current.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt))
-      : await this.listById.execute({ userId })
+    const rows = await this.listById(userId)
     return rows.map(toMethod)
   }
 

@@ -1,4 +1,4 @@
-import { eq, lte, sql } from 'drizzle-orm'
+import { eq, lte } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
@@ -13,7 +13,7 @@ type StoredSession = object & { auth?: SessionAuth }
  * request.
  */
 export class PgSessionStore implements SessionStore {
-  // Read on every request: prepared once per connection, not built and parsed each time.
+  // Read on every request: prepared once per connection (PgAccess.preparedRead).
   private readonly byId
 
   constructor (
@@ -21,8 +21,8 @@ export class PgSessionStore implements SessionStore {
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
-    this.byId = access.db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId })
-      .from(sessions).where(eq(sessions.sid, sql.placeholder('sid'))).prepare('session_by_id')
+    this.byId = access.preparedRead('session_by_id', (db, sid) =>
+      db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId }).from(sessions).where(eq(sessions.sid, sid)))
   }
 
   async destroy (sid: string): Promise<void> {
@@ -40,9 +40,7 @@ export class PgSessionStore implements SessionStore {
   }
 
   async get (sid: string): Promise<StoredSession | null> {
-    const [row] = this.access.inTransaction
-      ? await this.access.current.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId }).from(sessions).where(eq(sessions.sid, sid))
-      : await this.byId.execute({ sid })
+    const [row] = await this.byId(sid)
     // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
     // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
     if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null

@@ -36,16 +36,15 @@ const USER_WITH_GROUPS = {
 }
 
 export class PgUserStore implements UserStore {
-  // Read on every signed-in request: prepared once per connection, not built and parsed each time.
+  // Read on every signed-in request: prepared once per connection (PgAccess.preparedRead).
   private readonly byId
 
   constructor (private readonly access: PgAccess, private readonly clock: Clock) {
-    this.byId = access.db.select(USER_WITH_GROUPS).from(users).where(eq(users.id, sql.placeholder('id'))).prepare('user_by_id')
+    this.byId = access.preparedRead('user_by_id', (db, id) => db.select(USER_WITH_GROUPS).from(users).where(eq(users.id, id)))
   }
 
   async findById (id: string): Promise<User | undefined> {
-    if (this.access.inTransaction) return await this.findOne(eq(users.id, id))
-    const [row] = await this.byId.execute({ id })
+    const [row] = await this.byId(id)
     return row === undefined ? undefined : toUser(row)
   }
 
