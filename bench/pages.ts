@@ -11,7 +11,9 @@ import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/po
  * The signed-in home page against a bare Fastify server on the same machine, same load: the ratio says what the
  * portal's stack (helmet, session store, user lookup, CSRF token, templates, metrics) costs per request. Two more
  * requests on the portal locate that cost: /healthz (the stack with no session) and /api/v1/me (a signed-in session,
- * its user and standing, no page).
+ * its user and standing, no page). A third server gives the floor under it: the same page's HTML served from a signed
+ * session cookie, one SQLite read and one template, with nothing else of the portal (lib/pages-server.ts floorServer);
+ * unlike bare Fastify, it keeps the server as busy as the portal does, so the two figures compare like for like.
  * Each server runs in its own process; autocannon drives them from this one. Target: ratio >= 0.30.
  *
  * Rounds alternate the two servers and the medians are reported, so a busy neighbour on a shared machine skews
@@ -38,7 +40,7 @@ interface Server {
   url: string
 }
 
-async function startServer (kind: 'app' | 'bare', cpuProfDir?: string, databaseUrl?: string): Promise<Server> {
+async function startServer (kind: 'app' | 'bare' | 'floor', cpuProfDir?: string, databaseUrl?: string): Promise<Server> {
   const execArgv = ['--import', 'tsx']
   // One folder per server: the main thread's profile is the file with thread id 0 in its name.
   if (cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, kind)}`)
@@ -214,23 +216,24 @@ export async function main (args: string[]): Promise<void> {
   let servers: Server[] = []
   try {
     // Both are started at once; if one fails, the one that did start is stopped too (finally), or the run would hang.
-    const started = await Promise.allSettled([startServer('bare', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
+    const started = await Promise.allSettled([startServer('bare', cpuProfDir), startServer('floor', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
     servers = started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : [])
     for (const result of started) if (result.status === 'rejected') throw result.reason
-    const [bare, app] = servers
+    const [bare, floorServer, app] = servers
     const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
     log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
 
     const target = (title: string, server: Server, route: string, headers: Record<string, string> = {}): Target =>
       ({ title, server, url: `${server.url}${route}`, headers, results: [], cpuPerRequest: [], systemPerRequest: [], statementsPerRequest: [] })
     const ceiling = target('bare fastify', bare, '/')
+    const floor = target('the same page on the bare stack', floorServer, '/', { cookie: floorServer.ready.cookie! })
     const home = target('signed-in home', app, '/', { cookie })
     // Where the home page's cost sits: the portal's stack alone (a liveness check, no session), and the stack with a
     // signed-in session (the session row, the user and where they stand) answering a few fields as JSON.
     const stack = target('anonymous /healthz', app, '/healthz')
     const signedIn = target('signed-in /api/v1/me', app, '/api/v1/me', { cookie })
     if (load.warmup > 0) {
-      for (const warming of [ceiling, home, stack, signedIn]) await measure(warming, load, load.warmup, true)
+      for (const warming of [ceiling, floor, home, stack, signedIn]) await measure(warming, load, load.warmup, true)
     }
     // Alternating rounds: a busy neighbour slows both servers alike, and each round yields its own ratio.
     const ratios: number[] = []
@@ -238,6 +241,7 @@ export async function main (args: string[]): Promise<void> {
       const c = await measure(ceiling, load, load.duration)
       const h = await measure(home, load, load.duration)
       ratios.push(h.requests.average / c.requests.average)
+      await measure(floor, load, load.duration)
       await measure(stack, load, load.duration)
       await measure(signedIn, load, load.duration)
     }
@@ -247,10 +251,12 @@ export async function main (args: string[]): Promise<void> {
     const ratio = median(ratios)
     const homeCpu = median(home.cpuPerRequest)
     const ceilingCpu = median(ceiling.cpuPerRequest)
+    const floorCpu = median(floor.cpuPerRequest)
     log(`ratio ${ratio.toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(3)).join(', ')}; target >= ${TARGET_RATIO})` +
       `${ratio < TARGET_RATIO ? ': BELOW TARGET' : ''}`)
     log(`server CPU per request: home ${homeCpu.toFixed(1)} µs, bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)}); ` +
-      `anonymous /healthz ${median(stack.cpuPerRequest).toFixed(1)} µs, signed-in /api/v1/me ${median(signedIn.cpuPerRequest).toFixed(1)} µs`)
+      `anonymous /healthz ${median(stack.cpuPerRequest).toFixed(1)} µs, signed-in /api/v1/me ${median(signedIn.cpuPerRequest).toFixed(1)} µs; ` +
+      `the same page on the bare stack ${floorCpu.toFixed(1)} µs (home costs ${(homeCpu / floorCpu).toFixed(2)} times that)`)
     if (cpuProfDir !== undefined) log(`CPU profiles in ${cpuProfDir}/{app,bare}`)
     process.stdout.write(`${JSON.stringify({
       bench: 'pages',
@@ -268,6 +274,11 @@ export async function main (args: string[]): Promise<void> {
       // The kernel's part of each (socket writes, waking the load generator; on SQLite, its file locks).
       home_sys_us: round(median(home.systemPerRequest), 1),
       ceiling_sys_us: round(median(ceiling.systemPerRequest), 1),
+      // The same page from a signed session cookie, one read and one template, nothing else (lib/pages-server.ts
+      // floorServer): a server-bound reference, and how many times it the home page costs.
+      floor_cpu_us: round(floorCpu, 1),
+      floor_sys_us: round(median(floor.systemPerRequest), 1),
+      home_floor_ratio: round(homeCpu / floorCpu, 2),
       // Statements the home page runs per request (SQLite executions, or queries sent to PostgreSQL).
       home_statements: round(median(home.statementsPerRequest), 1),
       // The same for the stack alone (anonymous /healthz) and a signed-in request that renders nothing (/api/v1/me).

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import cookie from '@fastify/cookie'
 import Database from 'better-sqlite3'
+import { Eta } from 'eta'
 import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { buildApp } from '../../server/app.ts'
@@ -13,13 +16,17 @@ import { createServices, type Services } from '../../server/wiring.ts'
 /**
  * One server for bench/pages.ts, run in its own process so the load generator does not share its event loop:
  * `app` (the real portal with one user: on a temporary SQLite file, or on the PostgreSQL database named by this
- * process's DATABASE_URL, which the parent made for it) or `bare` (Fastify returning a short string).
+ * process's DATABASE_URL, which the parent made for it), `bare` (Fastify returning a short string) or `floor` (the
+ * least a signed-in page costs on the portal's stack, see floorServer).
  * Reports where it listens over IPC and cleans up on SIGTERM or when the parent goes away.
  */
 export interface ServerReady {
   port: number
+  /** app: the user to sign in as. */
   email?: string
   password?: string
+  /** floor: the Cookie header of its one signed-in session. */
+  cookie?: string
 }
 
 /**
@@ -90,8 +97,55 @@ if (kind === 'app') {
   app.get('/', async () => 'hello world')
   await app.listen({ host: '127.0.0.1', port: 0 })
   ready = { port: portOf(app) }
+} else if (kind === 'floor') {
+  countStatements()
+  dataDir = mkdtempSync(path.join(tmpdir(), 'mfa-bench-floor-'))
+  const floor = await floorServer(dataDir)
+  app = floor.app
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  ready = { port: portOf(app), cookie: floor.cookie }
 } else {
-  throw new Error(`pages-server: expected "app" or "bare", got ${String(kind)}`)
+  throw new Error(`pages-server: expected "app", "bare" or "floor", got ${String(kind)}`)
+}
+
+/**
+ * The same home page (its HTML, from bench/lib/floor-views, its 22 texts escaped into it), served with nothing of the
+ * portal's: a signed session cookie checked by @fastify/cookie, one prepared read of the session row joined to its
+ * user from a SQLite file in WAL mode, and one eta render with a layout and a partial. No CSRF token, security
+ * headers, translations, timeouts, roles, campaigns or methods. What the portal's page costs beyond it is what the
+ * portal does; what it costs itself is the floor any signed-in page on this stack stands on, on this machine.
+ */
+async function floorServer (dir: string): Promise<{ app: FastifyInstance, cookie: string }> {
+  const sqlite = new Database(path.join(dir, 'floor.db'))
+  sqlite.pragma('journal_mode = WAL')
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.exec(`CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL, display_name TEXT NOT NULL, role TEXT NOT NULL);
+    CREATE TABLE sessions (sid TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id), data TEXT NOT NULL, expires_at INTEGER NOT NULL)`)
+  const sid = randomBytes(32).toString('base64url')
+  const now = Date.now()
+  sqlite.prepare('INSERT INTO users VALUES (?, ?, ?, ?)').run('u1', 'bench@bench.example', 'Bench User', 'user')
+  sqlite.prepare('INSERT INTO sessions VALUES (?, ?, ?, ?)').run(sid, 'u1', JSON.stringify({ auth: { userId: 'u1', createdAt: now, lastSeenAt: now } }), now + 3_600_000)
+  const read = sqlite.prepare<[string], [data: string, expiresAt: number, id: string, email: string, displayName: string, role: string]>(
+    'SELECT s.data, s.expires_at, u.id, u.email, u.display_name, u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.sid = ?').raw(true)
+  const views = fileURLToPath(new URL('./floor-views/', import.meta.url))
+  const text = JSON.parse(readFileSync(path.join(views, 'texts.json'), 'utf8')) as string[]
+  const eta = new Eta({ views, cache: true, autoEscape: true })
+  const csrf = randomBytes(48).toString('base64url')
+
+  const server = Fastify({ logger: false })
+  await server.register(cookie, { secret: randomBytes(32) })
+  server.get('/', async (request, reply) => {
+    const presented = request.cookies.sid
+    const unsigned = presented === undefined ? undefined : request.unsignCookie(presented)
+    const row = unsigned?.valid === true ? read.get(unsigned.value) : undefined
+    if (row === undefined || row[1] <= Date.now()) return await reply.code(401).send('not signed in')
+    const session = JSON.parse(row[0]) as { auth: { userId: string } }
+    const user = { id: row[2], email: row[3], displayName: row[4], role: row[5] }
+    if (session.auth.userId !== user.id) return await reply.code(401).send('not signed in')
+    return await reply.type('text/html; charset=utf-8').send(eta.render('page', { text, user, csrf }))
+  })
+  await server.ready()
+  return { app: server, cookie: `sid=${server.signCookie(sid)}` }
 }
 
 function portOf (server: FastifyInstance): number {
