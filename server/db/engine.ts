@@ -21,6 +21,19 @@ function dueRow (row: DueRecord): DueRow {
   return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), retryAt: row.retryAt === null ? null : new Date(row.retryAt) }
 }
 
+/** A user's state as an array, in the order of storedStateColumns. */
+export type StoredStateRow = [state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null, campaignId: string | null, softBlockAt: number | null]
+
+/** The columns of a StoredStateRow, of the user_states table under the name `table` (read with the session, db/sessions.ts). */
+export function storedStateColumns (table: string): string {
+  return `${table}.state, ${table}.deadline, ${table}.deadline_version, ${table}.desired, ${table}.campaign_id, ${table}.soft_block_at`
+}
+
+export function storedStateFrom (row: Readonly<StoredStateRow>): StoredState {
+  const [state, deadline, deadlineVersion, desired, campaignId, softBlockAt] = row
+  return { state, deadline: deadline === null ? null : new Date(deadline), deadlineVersion, desired, campaignId, softBlockAt: softBlockAt === null ? null : new Date(softBlockAt) }
+}
+
 /** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
 export class SqliteEngineStore implements EngineStore {
   private readonly statements
@@ -40,8 +53,7 @@ export class SqliteEngineStore implements EngineStore {
         FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
-      state: s(`SELECT state, deadline, deadline_version AS deadlineVersion, desired, campaign_id AS campaignId, soft_block_at AS softBlockAt
-        FROM user_states WHERE user_id = ?`),
+      state: s(`SELECT ${storedStateColumns('user_states')} FROM user_states WHERE user_id = ?`).raw(true),
       // The user's latest job decides: failed means attention, queued after an error means waiting to retry,
       // until something newer happens.
       latestJob: s(`SELECT action, status, last_error AS lastError, next_attempt_at AS nextAttemptAt FROM enforcement_jobs
@@ -179,10 +191,8 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   private stateNow (userId: string): StoredState | undefined {
-    const row = this.statements.state.get(userId) as { state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null, campaignId: string | null, softBlockAt: number | null } | undefined
-    return row === undefined
-      ? undefined
-      : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
+    const row = this.statements.state.get(userId) as StoredStateRow | undefined
+    return row === undefined ? undefined : storedStateFrom(row)
   }
 
   async saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave: number | null = null): Promise<void> {

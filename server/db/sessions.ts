@@ -1,6 +1,8 @@
 import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
-import type { SessionStore } from '../domain/users.ts'
+import type { SessionRead, SessionStore } from '../domain/users.ts'
+import { storedStateColumns, storedStateFrom, type StoredStateRow } from './engine.ts'
+import { USER_WITH_GROUPS_WIDTH, userWithGroupsColumns, userWithGroupsFrom, type UserWithGroupsRow } from './users.ts'
 
 /** What a signed-in session carries. */
 export interface SessionAuth {
@@ -23,6 +25,9 @@ export interface SessionAuth {
 
 type StoredSession = object & { auth?: SessionAuth }
 
+/** The session's columns, then the user's (null when the row names none, or they are gone), then their state's. */
+type SessionRow = [data: string, expiresAt: number, userId: string | null, ...rest: unknown[]]
+
 /**
  * Server-side sessions in SQLite.
  * A row's expiry is the earlier of its idle and absolute deadlines, so expired rows can be purged
@@ -40,22 +45,36 @@ export class SqliteSessionStore implements SessionStore {
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
     const { sqlite } = access
-    // Read on every request: the row as an array (no per-row object with named keys to build).
-    this.selectOne = sqlite.prepare<[string], [data: string, expiresAt: number, userId: string | null]>(
-      'SELECT data, expires_at, user_id FROM sessions WHERE sid = ?').raw(true)
+    // Read on every request: the session row, with the user it names and their state (one statement instead of
+    // three), as an array (no per-row object with named keys to build).
+    this.selectOne = sqlite.prepare<[string], SessionRow>(`SELECT s.data, s.expires_at, s.user_id, ${userWithGroupsColumns('u')}, ${storedStateColumns('st')}
+      FROM sessions s LEFT JOIN users u ON u.id = s.user_id LEFT JOIN user_states st ON st.user_id = s.user_id WHERE s.sid = ?`).raw(true)
     this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
     this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
     this.removeForUser = sqlite.prepare('DELETE FROM sessions WHERE user_id = ?')
   }
 
-  async get (sid: string): Promise<StoredSession | null> {
+  async get (sid: string): Promise<SessionRead | null> {
     return await this.access.run(() => {
       const row = this.selectOne.get(sid)
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
       if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) return null
-      return JSON.parse(row[0]) as StoredSession
+      const data = JSON.parse(row[0]) as StoredSession
+      const userId = row[2]
+      if (userId === null) return { data, signedIn: null }
+      const userRow = row.slice(3, 3 + USER_WITH_GROUPS_WIDTH) as UserWithGroupsRow
+      const stateRow = row.slice(3 + USER_WITH_GROUPS_WIDTH) as StoredStateRow
+      return {
+        data,
+        signedIn: {
+          userId,
+          // Left joins: no user row reads as a null id, no state row as a null state (a column that is never null).
+          user: userRow[0] === null ? undefined : userWithGroupsFrom(userRow),
+          state: stateRow[0] === null ? undefined : storedStateFrom(stateRow)
+        }
+      }
     })
   }
 

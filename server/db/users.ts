@@ -11,22 +11,32 @@ type UserRow = typeof users.$inferSelect
 type UserFields = Omit<UserRow, 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'>
 
 /**
- * A user and their groups in one row, as an array in the order of USER_WITH_GROUPS's columns (better-sqlite3 builds
+ * A user and their groups in one row, as an array in the order of userWithGroupsColumns (better-sqlite3 builds
  * arrays much faster than objects with this many keys): booleans as 0/1, the groups as a JSON array.
  */
-type UserWithGroupsRow = [
+export type UserWithGroupsRow = [
   id: string, email: string, displayName: string, role: Role, passwordHash: string | null, phone: string | null,
   privileged: number, provider: string, disabled: number, enforcedAt: number | null, externalId: string | null,
   providerMethods: string, providerAttributes: string, reenrollUntil: number | null, locale: string | null,
   timeZone: string | null, firstSeenAt: number, createdAt: number, groupNames: string
 ]
 
-// The signed-in user is loaded on every request: one statement prepared once, the groups folded into the same row,
-// and no query builder or result mapping in between.
-const USER_WITH_GROUPS = `SELECT id, email, display_name, role, password_hash, phone, privileged, provider, disabled,
-  enforced_at, external_id, provider_methods, provider_attributes, reenroll_until, locale, time_zone, first_seen_at,
-  created_at, (SELECT json_group_array(group_name) FROM (SELECT group_name FROM user_groups WHERE user_id = users.id ORDER BY group_name))
-  FROM users`
+/**
+ * The columns of a UserWithGroupsRow, of the users table under the name `table`: the signed-in user is loaded on
+ * every request (with their session, db/sessions.ts), in one statement prepared once, the groups folded into the same
+ * row, and no query builder or result mapping in between.
+ */
+export function userWithGroupsColumns (table: string): string {
+  return `${table}.id, ${table}.email, ${table}.display_name, ${table}.role, ${table}.password_hash, ${table}.phone, ${table}.privileged,
+  ${table}.provider, ${table}.disabled, ${table}.enforced_at, ${table}.external_id, ${table}.provider_methods, ${table}.provider_attributes,
+  ${table}.reenroll_until, ${table}.locale, ${table}.time_zone, ${table}.first_seen_at, ${table}.created_at,
+  (SELECT json_group_array(group_name) FROM (SELECT group_name FROM user_groups WHERE user_id = ${table}.id ORDER BY group_name))`
+}
+
+/** How many columns userWithGroupsColumns names. */
+export const USER_WITH_GROUPS_WIDTH = 19
+
+const USER_WITH_GROUPS = `SELECT ${userWithGroupsColumns('users')} FROM users`
 
 export class SqliteUserStore implements UserStore {
   private readonly byId
@@ -46,13 +56,13 @@ export class SqliteUserStore implements UserStore {
 
   private findByIdNow (id: string): User | undefined {
     const row = this.byId.get(id)
-    return row === undefined ? undefined : this.withGroupsToUser(row)
+    return row === undefined ? undefined : userWithGroupsFrom(row)
   }
 
   async findByEmail (email: string): Promise<User | undefined> {
     return await this.access.run(() => {
       const row = this.byEmail.get(email)
-      return row === undefined ? undefined : this.withGroupsToUser(row)
+      return row === undefined ? undefined : userWithGroupsFrom(row)
     })
   }
 
@@ -166,18 +176,19 @@ export class SqliteUserStore implements UserStore {
     })
   }
 
-  private withGroupsToUser (row: UserWithGroupsRow): User {
-    const [id, email, displayName, role, passwordHash, phone, privileged, provider, disabled, enforcedAt, externalId,
-      providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt, groupNames] = row
-    return this.toUser({
-      id, email, displayName, role, passwordHash, phone, privileged: privileged === 1, provider, disabled: disabled === 1,
-      enforcedAt, externalId, providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt
-    }, JSON.parse(groupNames) as string[])
-  }
-
   private toUser (row: UserFields, groups?: string[]): User {
     return userFrom(row, groups ?? this.groupsOf.all({ id: row.id }).map((g) => g.name))
   }
+}
+
+/** A UserWithGroupsRow as the domain's User. */
+export function userWithGroupsFrom (row: Readonly<UserWithGroupsRow>): User {
+  const [id, email, displayName, role, passwordHash, phone, privileged, provider, disabled, enforcedAt, externalId,
+    providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt, groupNames] = row
+  return userFrom({
+    id, email, displayName, role, passwordHash, phone, privileged: privileged === 1, provider, disabled: disabled === 1,
+    enforcedAt, externalId, providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt
+  }, JSON.parse(groupNames) as string[])
 }
 
 /** A users row (either dialect: the twin schemas give it one shape) and the user's groups, as the domain's User. */

@@ -223,6 +223,18 @@ export interface Standing {
   softBlocked: boolean
 }
 
+/** Where a user stands at `now`, from their stored state (undefined before the engine first assessed them). */
+export function standingFrom (stored: StoredState | undefined, now: Date): Standing | undefined {
+  if (stored === undefined) return undefined
+  return {
+    state: stored.state,
+    deadline: stored.deadline,
+    daysLeft: stored.deadline === null ? null : daysLeft(stored.deadline, now),
+    // Only while the grace period still runs without a qualifying method: the portal then insists on enrollment.
+    softBlocked: stored.state === 'pending' && stored.softBlockAt !== null && stored.softBlockAt <= now
+  }
+}
+
 /** The dry run at a glance: complete counts, and the first rows for a page. */
 export interface PlanSummary {
   total: number
@@ -272,16 +284,7 @@ export class EnforcementEngine {
 
   /** Where a user stands, for their own pages: state, deadline and whole days left. */
   async standing (userId: string): Promise<Standing | undefined> {
-    const stored = await this.store.state(userId)
-    if (stored === undefined) return undefined
-    const now = this.clock.now()
-    return {
-      state: stored.state,
-      deadline: stored.deadline,
-      daysLeft: stored.deadline === null ? null : daysLeft(stored.deadline, now),
-      // Only while the grace period still runs without a qualifying method: the portal then insists on enrollment.
-      softBlocked: stored.state === 'pending' && stored.softBlockAt !== null && stored.softBlockAt <= now
-    }
+    return standingFrom(await this.store.state(userId), this.clock.now())
   }
 
   /** Which methods qualify for users no campaign targets. */

@@ -1,4 +1,5 @@
 import type { AuditLog } from './audit.ts'
+import type { StoredState } from './engine.ts'
 import { DomainError } from './errors.ts'
 
 export const ROLES = ['user', 'helpdesk', 'admin'] as const
@@ -103,9 +104,19 @@ export interface SessionRevoker {
 }
 
 /** Server-side sessions (web/plugins/session.ts), stored as JSON; none is cached in a process. */
+/**
+ * A session as the store reads it: its data and, when the row names a user (signed in), that user and where they
+ * stand, read in the same statement: every signed-in request needs all three. `user` is undefined once the user is
+ * gone, `state` before the engine first assessed them.
+ */
+export interface SessionRead {
+  data: object
+  signedIn: { userId: string, user: User | undefined, state: StoredState | undefined } | null
+}
+
 export interface SessionStore extends SessionRevoker {
-  /** The session's data, or null when there is none under that id (or it expired before anyone signed in). */
-  get(sid: string): Promise<object | null>
+  /** The session, or null when there is none under that id (or it expired before anyone signed in). */
+  get(sid: string): Promise<SessionRead | null>
   set(sid: string, session: object): Promise<void>
   destroy(sid: string): Promise<void>
   /** Deletes expired sessions; how many. */

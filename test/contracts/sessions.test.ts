@@ -2,14 +2,17 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SqliteSessionStore, type SessionAuth } from '../../server/db/sessions.ts'
 import { PgSessionStore } from '../../server/db/pg/sessions.ts'
-import { BACKENDS, type Backend } from '../helpers/backends.ts'
+import { sql } from 'drizzle-orm'
+import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { FakeClock } from '../helpers/app.ts'
+import { changeRows, insertUser } from './rows.ts'
 
 type Sessions = SqliteSessionStore | PgSessionStore
 type Session = { auth?: SessionAuth, note?: string }
 
 interface Stores {
   sessions: Sessions
+  connection: Connection
   close(): Promise<void>
 }
 
@@ -21,11 +24,11 @@ async function storesOn (backend: Backend, clock: FakeClock): Promise<Stores> {
   const sessions = connection.dialect === 'sqlite'
     ? new SqliteSessionStore(connection.database.access, clock, timeouts)
     : new PgSessionStore(connection.access, clock, timeouts)
-  return { sessions, close: connection.close }
+  return { sessions, connection, close: connection.close }
 }
 
 async function getSession (sessions: Sessions, sid: string): Promise<Session | null> {
-  return await sessions.get(sid) as Session | null
+  return (await sessions.get(sid))?.data as Session | undefined ?? null
 }
 
 async function setSession (sessions: Sessions, sid: string, session: Session): Promise<void> {
@@ -60,6 +63,38 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(await getSession(sessions, 'rw'), signedIn('alice'))
       await sessions.destroy('rw')
       assert.equal(await getSession(sessions, 'rw'), null)
+    })
+
+    test('a signed-in session is read with its user, their groups and where they stand; a visitor\'s with no one', async () => {
+      const { sessions, connection } = stores
+      await insertUser(connection, 'dana')
+      await changeRows(connection, sql`INSERT INTO user_groups (user_id, group_name) VALUES ('dana', 'finance'), ('dana', 'Admins')`)
+      const deadline = Date.parse('2026-12-01T00:00:00Z')
+      await changeRows(connection, sql`INSERT INTO user_states (user_id, state, reason, deadline, campaign_id, desired, deadline_version, soft_block_at, updated_at)
+        VALUES ('dana', 'pending', 'no method yet', ${deadline}, NULL, NULL, 3, ${deadline - 86_400_000}, 0)`)
+      await setSession(sessions, 'dana-laptop', signedIn('dana'))
+      const read = await sessions.get('dana-laptop')
+      assert.deepEqual(read?.data, signedIn('dana'))
+      assert.equal(read?.signedIn?.userId, 'dana')
+      assert.equal(read.signedIn.user?.email, 'dana@example.test')
+      assert.deepEqual(read.signedIn.user.groups, ['Admins', 'finance'])
+      assert.deepEqual(read.signedIn.state, {
+        state: 'pending', deadline: new Date(deadline), deadlineVersion: 3, desired: null, campaignId: null, softBlockAt: new Date(deadline - 86_400_000)
+      })
+      await setSession(sessions, 'visitor', { note: 'anonymous' })
+      assert.deepEqual(await sessions.get('visitor'), { data: { note: 'anonymous' }, signedIn: null })
+    })
+
+    test('a session whose user is gone reads with no user, and one whose user was never assessed with no state', async () => {
+      const { sessions, connection } = stores
+      await insertUser(connection, 'erin')
+      await setSession(sessions, 'erin-laptop', signedIn('erin'))
+      const read = await sessions.get('erin-laptop')
+      assert.equal(read?.signedIn?.user?.id, 'erin')
+      assert.deepEqual(read.signedIn.user.groups, [])
+      assert.equal(read.signedIn.state, undefined)
+      await setSession(sessions, 'ghost-laptop', signedIn('ghost'))
+      assert.deepEqual(await sessions.get('ghost-laptop'), { data: signedIn('ghost'), signedIn: { userId: 'ghost', user: undefined, state: undefined } })
     })
 
     test('an anonymous session is gone once it has been idle for the idle timeout', async () => {

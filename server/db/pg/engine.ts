@@ -23,8 +23,13 @@ const FACTS_COLUMNS = {
   extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
 }
 
-const STATE_COLUMNS = {
+/** A user's state (read with the session too, pg/sessions.ts). */
+export const STATE_COLUMNS = {
   state: userStates.state, deadline: userStates.deadline, deadlineVersion: userStates.deadlineVersion, desired: userStates.desired, campaignId: userStates.campaignId, softBlockAt: userStates.softBlockAt
+}
+
+export function storedStateFrom (row: Omit<StoredState, 'deadline' | 'softBlockAt'> & { deadline: number | null, softBlockAt: number | null }): StoredState {
+  return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
 }
 
 // Rows read at a time by due(): the dry run streams them, however many users are due.
@@ -109,9 +114,7 @@ export class PgEngineStore implements EngineStore {
 
   async state (userId: string): Promise<StoredState | undefined> {
     const [row] = await this.stateById(userId)
-    return row === undefined
-      ? undefined
-      : { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
+    return row === undefined ? undefined : storedStateFrom(row)
   }
 
   /**

@@ -1,9 +1,11 @@
 import { eq, lte } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
-import type { SessionStore } from '../../domain/users.ts'
+import type { SessionRead, SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
-import { sessions } from './schema.ts'
+import { STATE_COLUMNS, storedStateFrom } from './engine.ts'
+import { sessions, userStates, users } from './schema.ts'
+import { toUser, USER_WITH_GROUPS, type UserWithGroups } from './users.ts'
 
 type StoredSession = object & { auth?: SessionAuth }
 
@@ -13,7 +15,8 @@ type StoredSession = object & { auth?: SessionAuth }
  * request.
  */
 export class PgSessionStore implements SessionStore {
-  // Read on every request: prepared once per connection (PgAccess.preparedRead).
+  // Read on every request, with the user the row names and their state (one query instead of three): prepared once
+  // per connection (PgAccess.preparedRead).
   private readonly byId
 
   constructor (
@@ -22,7 +25,9 @@ export class PgSessionStore implements SessionStore {
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
     this.byId = access.preparedRead('session_by_id', (db, sid) =>
-      db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId }).from(sessions).where(eq(sessions.sid, sid)))
+      db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS })
+        .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
+        .where(eq(sessions.sid, sid)))
   }
 
   async destroy (sid: string): Promise<void> {
@@ -39,12 +44,22 @@ export class PgSessionStore implements SessionStore {
     return removed.rowCount ?? 0
   }
 
-  async get (sid: string): Promise<StoredSession | null> {
+  async get (sid: string): Promise<SessionRead | null> {
     const [row] = await this.byId(sid)
     // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
     // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
     if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null
-    return JSON.parse(row.data) as StoredSession
+    const data = JSON.parse(row.data) as StoredSession
+    if (row.userId === null) return { data, signedIn: null }
+    return {
+      data,
+      signedIn: {
+        userId: row.userId,
+        // Left joins: no user row or no state row reads as null (drizzle) or as null columns (the groups are never null).
+        user: row.user?.id == null ? undefined : toUser(row.user as UserWithGroups),
+        state: row.state === null ? undefined : storedStateFrom(row.state)
+      }
+    }
   }
 
   async set (sid: string, session: StoredSession): Promise<void> {

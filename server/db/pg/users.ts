@@ -9,11 +9,11 @@ import { userGroups, users } from './schema.ts'
 type UserRow = typeof users.$inferSelect
 
 /** What toUser reads from a row, with the user's groups. */
-type UserWithGroups = Omit<UserRow, 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'> & { groups: string[] }
+export type UserWithGroups = Omit<UserRow, 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'> & { groups: string[] }
 
-// The signed-in user is loaded on every request: the groups come in the same row. COLLATE "C" orders them byte by
-// byte, as SQLite does, whatever the database's collation.
-const USER_WITH_GROUPS = {
+// The signed-in user is loaded on every request (with their session, pg/sessions.ts): the groups come in the same
+// row. COLLATE "C" orders them byte by byte, as SQLite does, whatever the database's collation.
+export const USER_WITH_GROUPS = {
   id: users.id,
   email: users.email,
   displayName: users.displayName,
@@ -160,6 +160,6 @@ export class PgUserStore implements UserStore {
   }
 }
 
-function toUser (row: UserWithGroups): User {
+export function toUser (row: UserWithGroups): User {
   return userFrom(row, row.groups)
 }

@@ -3,11 +3,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.ts'
 import type { SessionAuth } from '../../db/sessions.ts'
 import type { Clock } from '../../domain/clock.ts'
+import { standingFrom } from '../../domain/engine.ts'
 import type { ChangeContext } from '../../domain/enrollment-guard.ts'
 import { hasRole, type Role, type User, type UserStore } from '../../domain/users.ts'
 import { sendError, wantsJson } from './errors.ts'
 import type { Standing, StandingLookup } from './views.ts'
-import type { SessionData } from './session.ts'
+import { signedInRead, type SessionData } from './session.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -88,7 +89,11 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
       : auth.passUntil !== undefined && now >= auth.passUntil
         ? 'pass'
         : now - auth.lastSeenAt >= config.session.idleMs ? 'idle' : null
-    const user = ended === null ? await users.findById(auth.userId) : undefined
+    // The user and their state come with the session row (one statement); the session's own word decides whose
+    // they are, so a row that names someone else (or no one) is not believed, and the user is looked up instead.
+    const read = signedInRead(request)
+    const withSession = read !== null && read.userId === auth.userId ? read : null
+    const user = ended !== null ? undefined : withSession !== null ? withSession.user : await users.findById(auth.userId)
     if (ended !== null || user === undefined || user.disabled) {
       request.sessionEnded = ended
       // A fresh empty session (not none), so the page that follows can still carry a CSRF token.
@@ -96,7 +101,7 @@ export default fp<{ config: Config, users: UserStore, clock: Clock, standing: St
       return
     }
     request.user = user
-    request.standing = await standing(user.id)
+    request.standing = withSession !== null ? standingFrom(withSession.state, new Date(now)) : await standing(user.id)
     if (now - auth.lastSeenAt >= TOUCH_INTERVAL_MS) request.session.auth = { ...auth, lastSeenAt: now }
   }
 }, { name: 'auth', dependencies: ['session', 'views'] })

@@ -3,7 +3,7 @@ import cookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
-import type { SessionStore } from '../../domain/users.ts'
+import type { SessionRead, SessionStore } from '../../domain/users.ts'
 import { storageFailureOf, type StorageMonitor } from '../../domain/storage.ts'
 import { rememberingSigner, type CookieSigner } from './remembering-signer.ts'
 
@@ -37,6 +37,8 @@ interface Meta {
   /** The data as it was read (JSON), to tell whether this request changed it. */
   loaded: string
   destroyed: boolean
+  /** The user the row names and their state, read with it; null once the session has a new id (or none). */
+  signedIn: SessionRead['signedIn']
 }
 
 const metaOf = new WeakMap<Session, Meta>()
@@ -76,6 +78,7 @@ export class Session {
     m.id = newId()
     m.stored = false
     m.loaded = '{}'
+    m.signedIn = null
   }
 
   /** Ends the session: its row is deleted and the browser told to forget the cookie. */
@@ -83,6 +86,7 @@ export class Session {
     const m = meta(this)
     if (m.stored && m.id !== null) await m.store.destroy(m.id)
     m.destroyed = true
+    m.signedIn = null
     m.request.session = null as unknown as Session
   }
 }
@@ -91,17 +95,26 @@ function newId (): string {
   return randomBytes(ID_BYTES).toString('base64url')
 }
 
-function sessionFor (request: FastifyRequest, store: SessionStore, id: string | null, data: object | null): Session {
+function sessionFor (request: FastifyRequest, store: SessionStore, id: string | null, read: SessionRead | null): Session {
   const session = new Session()
   let loaded = '{}'
-  if (data !== null) {
+  if (read !== null) {
     // Rows written while the portal ran on @fastify/session also hold that plugin's cookie settings: not data.
-    const { cookie: _settings, ...fields } = data as Record<string, unknown>
+    const { cookie: _settings, ...fields } = read.data as Record<string, unknown>
     Object.assign(session, fields)
     loaded = JSON.stringify(session)
   }
-  metaOf.set(session, { store, request, id, stored: data !== null, loaded, destroyed: false })
+  metaOf.set(session, { store, request, id, stored: read !== null, loaded, destroyed: false, signedIn: read?.signedIn ?? null })
   return session
+}
+
+/**
+ * The user this request's session row names, and where they stand, as the store read them with the session (one
+ * statement for all three); null for a visitor's session, and once the session was given a new id or ended.
+ */
+export function signedInRead (request: FastifyRequest): SessionRead['signedIn'] {
+  const session = request.session as Session | null
+  return session === null ? null : metaOf.get(session)?.signedIn ?? null
 }
 
 /**
@@ -125,9 +138,9 @@ export default fp<{ config: Config, store: SessionStore, storage: StorageMonitor
       done()
       return
     }
-    store.get(id).then((data) => {
+    store.get(id).then((read) => {
       // An unknown id (ended, or never issued) is not taken over: the visitor starts afresh under a new one.
-      request.session = data === null ? sessionFor(request, store, null, null) : sessionFor(request, store, id, data)
+      request.session = read === null ? sessionFor(request, store, null, null) : sessionFor(request, store, id, read)
       done()
     }, done)
   })
