@@ -40,7 +40,7 @@ interface Server {
   url: string
 }
 
-async function startServer (kind: 'app' | 'bare' | 'floor', cpuProfDir?: string, databaseUrl?: string): Promise<Server> {
+async function startServer (kind: 'app' | 'campaign' | 'bare' | 'floor', cpuProfDir?: string, databaseUrl?: string): Promise<Server> {
   const execArgv = ['--import', 'tsx']
   // One folder per server: the main thread's profile is the file with thread id 0 in its name.
   if (cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, kind)}`)
@@ -208,32 +208,41 @@ export async function main (args: string[]): Promise<void> {
   }
   const cpuProfDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof'])
 
-  let database: BenchDatabase | undefined
-  if (backend.name === 'postgresql') {
-    database = await createBenchDatabase(backend.serverUrl!)
-    log(`PostgreSQL database ${database.name} (created for this run, dropped at the end)`)
-  }
+  const databases: BenchDatabase[] = []
   let servers: Server[] = []
   try {
-    // Both are started at once; if one fails, the one that did start is stopped too (finally), or the run would hang.
-    const started = await Promise.allSettled([startServer('bare', cpuProfDir), startServer('floor', cpuProfDir), startServer('app', cpuProfDir, database?.url)])
+    // On PostgreSQL, one database for each portal (on SQLite each makes its own file).
+    if (backend.name === 'postgresql') {
+      for (let i = 0; i < 2; i++) {
+        databases.push(await createBenchDatabase(backend.serverUrl!))
+        log(`PostgreSQL database ${databases[i].name} (created for this run, dropped at the end)`)
+      }
+    }
+    const [database, campaignDatabase] = databases
+    // All are started at once; if one fails, those that did start are stopped too (finally), or the run would hang.
+    const started = await Promise.allSettled([
+      startServer('bare', cpuProfDir), startServer('floor', cpuProfDir), startServer('app', cpuProfDir, database?.url), startServer('campaign', cpuProfDir, campaignDatabase?.url)
+    ])
     servers = started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : [])
     for (const result of started) if (result.status === 'rejected') throw result.reason
-    const [bare, floorServer, app] = servers
+    const [bare, floorServer, app, campaignApp] = servers
     const cookie = await signIn(app.url, app.ready.email!, app.ready.password!)
-    log(`signed in as ${app.ready.email}; GET / answers the signed-in home page`)
+    const campaignCookie = await signIn(campaignApp.url, campaignApp.ready.email!, campaignApp.ready.password!)
+    log(`signed in as ${app.ready.email} on both portals; GET / answers the signed-in home page`)
 
     const target = (title: string, server: Server, route: string, headers: Record<string, string> = {}): Target =>
       ({ title, server, url: `${server.url}${route}`, headers, results: [], cpuPerRequest: [], systemPerRequest: [], statementsPerRequest: [] })
     const ceiling = target('bare fastify', bare, '/')
     const floor = target('the same page on the bare stack', floorServer, '/', { cookie: floorServer.ready.cookie! })
     const home = target('signed-in home', app, '/', { cookie })
+    // The page most users see once a rollout runs: in a campaign, with a method and a saved time zone.
+    const campaignHome = target('signed-in home in a campaign', campaignApp, '/', { cookie: campaignCookie })
     // Where the home page's cost sits: the portal's stack alone (a liveness check, no session), and the stack with a
     // signed-in session (the session row, the user and where they stand) answering a few fields as JSON.
     const stack = target('anonymous /healthz', app, '/healthz')
     const signedIn = target('signed-in /api/v1/me', app, '/api/v1/me', { cookie })
     if (load.warmup > 0) {
-      for (const warming of [ceiling, floor, home, stack, signedIn]) await measure(warming, load, load.warmup, true)
+      for (const warming of [ceiling, floor, home, campaignHome, stack, signedIn]) await measure(warming, load, load.warmup, true)
     }
     // Alternating rounds: a busy neighbour slows both servers alike, and each round yields its own ratio.
     const ratios: number[] = []
@@ -242,6 +251,7 @@ export async function main (args: string[]): Promise<void> {
       const h = await measure(home, load, load.duration)
       ratios.push(h.requests.average / c.requests.average)
       await measure(floor, load, load.duration)
+      await measure(campaignHome, load, load.duration)
       await measure(stack, load, load.duration)
       await measure(signedIn, load, load.duration)
     }
@@ -254,10 +264,11 @@ export async function main (args: string[]): Promise<void> {
     const floorCpu = median(floor.cpuPerRequest)
     log(`ratio ${ratio.toFixed(3)} (rounds: ${ratios.map((r) => r.toFixed(3)).join(', ')}; target >= ${TARGET_RATIO})` +
       `${ratio < TARGET_RATIO ? ': BELOW TARGET' : ''}`)
-    log(`server CPU per request: home ${homeCpu.toFixed(1)} µs, bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)}); ` +
+    log(`server CPU per request: home ${homeCpu.toFixed(1)} µs (in a campaign ${median(campaignHome.cpuPerRequest).toFixed(1)} µs), ` +
+      `bare ${ceilingCpu.toFixed(1)} µs (ratio ${(ceilingCpu / homeCpu).toFixed(3)}); ` +
       `anonymous /healthz ${median(stack.cpuPerRequest).toFixed(1)} µs, signed-in /api/v1/me ${median(signedIn.cpuPerRequest).toFixed(1)} µs; ` +
       `the same page on the bare stack ${floorCpu.toFixed(1)} µs (home costs ${(homeCpu / floorCpu).toFixed(2)} times that)`)
-    if (cpuProfDir !== undefined) log(`CPU profiles in ${cpuProfDir}/{app,bare}`)
+    if (cpuProfDir !== undefined) log(`CPU profiles in ${cpuProfDir}/{app,campaign,bare,floor}`)
     process.stdout.write(`${JSON.stringify({
       bench: 'pages',
       home_rps: Math.round(homeRps),
@@ -281,6 +292,9 @@ export async function main (args: string[]): Promise<void> {
       home_floor_ratio: round(homeCpu / floorCpu, 2),
       // Statements the home page runs per request (SQLite executions, or queries sent to PostgreSQL).
       home_statements: round(median(home.statementsPerRequest), 1),
+      // The home page of a user in a campaign, with an authenticator app and a saved time zone (lib/pages-server.ts inCampaign).
+      campaign_home_cpu_us: round(median(campaignHome.cpuPerRequest), 1),
+      campaign_home_statements: round(median(campaignHome.statementsPerRequest), 1),
       // The same for the stack alone (anonymous /healthz) and a signed-in request that renders nothing (/api/v1/me).
       healthz_cpu_us: round(median(stack.cpuPerRequest), 1),
       me_cpu_us: round(median(signedIn.cpuPerRequest), 1),
@@ -296,6 +310,6 @@ export async function main (args: string[]): Promise<void> {
     })}\n`)
   } finally {
     await Promise.all(servers.map(stopServer))
-    await database?.drop()
+    for (const made of databases) await made.drop()
   }
 }

@@ -10,13 +10,15 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { buildApp } from '../../server/app.ts'
 import { loadConfig } from '../../server/config.ts'
+import { DEFAULT_REMINDER_OFFSETS } from '../../server/domain/campaigns.ts'
 import { hashPassword } from '../../server/domain/passwords.ts'
 import { createServices, type Services } from '../../server/wiring.ts'
 
 /**
  * One server for bench/pages.ts, run in its own process so the load generator does not share its event loop:
  * `app` (the real portal with one user: on a temporary SQLite file, or on the PostgreSQL database named by this
- * process's DATABASE_URL, which the parent made for it), `bare` (Fastify returning a short string) or `floor` (the
+ * process's DATABASE_URL, which the parent made for it), `campaign` (the same with a campaign that targets the user,
+ * see inCampaign), `bare` (Fastify returning a short string) or `floor` (the
  * least a signed-in page costs on the portal's stack, see floorServer).
  * Reports where it listens over IPC and cleans up on SIGTERM or when the parent goes away.
  */
@@ -67,7 +69,7 @@ let services: Services | undefined
 let dataDir: string | undefined
 let ready: ServerReady
 
-if (kind === 'app') {
+if (kind === 'app' || kind === 'campaign') {
   countStatements()
   dataDir = mkdtempSync(path.join(tmpdir(), 'mfa-bench-'))
   const databaseUrl = process.env.DATABASE_URL
@@ -89,6 +91,7 @@ if (kind === 'app') {
     privileged: false,
     passwordHash: await hashPassword(password)
   }, { id: null, label: 'bench' })
+  if (kind === 'campaign') await inCampaign(services, user.id)
   app = await buildApp(services, { logger: false })
   await app.listen({ host: '127.0.0.1', port: 0 })
   ready = { port: portOf(app), email: user.email, password }
@@ -105,7 +108,25 @@ if (kind === 'app') {
   await app.listen({ host: '127.0.0.1', port: 0 })
   ready = { port: portOf(app), cookie: floor.cookie }
 } else {
-  throw new Error(`pages-server: expected "app", "bare" or "floor", got ${String(kind)}`)
+  throw new Error(`pages-server: expected "app", "campaign", "bare" or "floor", got ${String(kind)}`)
+}
+
+/**
+ * The user as most users are once a rollout runs: targeted by a campaign whose deadline is ten days away, with an
+ * authenticator app set up and a saved time zone. Their home page reads and shows the campaign, the method (with its
+ * rename and remove forms) and the deadline in their zone.
+ */
+async function inCampaign (services: Services, userId: string): Promise<void> {
+  const now = Date.now()
+  const day = 86_400_000
+  await services.campaigns.create({
+    name: 'Everyone', targetKind: 'all', targetValue: null, startsAt: new Date(now - 60 * day), deadline: new Date(now + 10 * day),
+    privilegedDeadline: null, newUserWindowDays: 14, reminderOffsets: DEFAULT_REMINDER_OFFSETS, maxExtensionDays: 30,
+    smsPolicy: 'counts', privilegedMethods: 'any', softBlockDays: null, driftPolicy: 'reapply', awsPolicyVariant: 'console_and_api'
+  }, { id: null, label: 'bench' })
+  await services.methods.addTotp(userId, 'Phone app', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
+  await services.users.setPreferences(userId, { timeZone: 'Europe/Berlin' })
+  await services.engine.refreshUser(userId)
 }
 
 /**
