@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
+import { and, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/sqlite-core'
 import type { AccessKeyReview } from '../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
@@ -7,23 +7,35 @@ import { DEFAULT_SMS_SUNSET_GRACE_DAYS, type DeadlineSubject } from '../domain/d
 import type { Campaign } from '../domain/engine.ts'
 import type { CampaignPause, PauseFigures } from '../domain/rollout-guard.ts'
 import type { BreakerSignal } from '../domain/breaker.ts'
-import type { WavePlan, WaveStart } from '../domain/waves.ts'
+import type { WavePlan } from '../domain/waves.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 import type { SqliteAccess } from './sqlite-access.ts'
 
 type Row = typeof campaigns.$inferSelect
 
+/**
+ * A campaign's row with its wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple. The
+ * campaign's id is named in full (campaigns.id): drizzle writes a column of the outer table as a bare "id", which
+ * inside the pauses' subquery would be the pause's own.
+ */
+const WITH_HISTORY = {
+  ...getTableColumns(campaigns),
+  waveStarts: sql<string>`(SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
+    FROM ${campaignWaveStarts} w WHERE w.campaign_id = campaigns.id)`,
+  pauses: sql<string>`(SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
+    FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id)`
+}
+
 export class SqliteCampaignStore implements CampaignStore {
-  // Read on every signed-in page (the user's deadline and policy): prepared once, not built per call.
+  // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
+  // statement: prepared once, not built per call.
   private readonly active
-  private readonly starts
-  private readonly pauses
+  private readonly byId
 
   constructor (private readonly access: SqliteAccess) {
     const { db } = access
-    this.active = db.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).prepare()
-    this.starts = db.select().from(campaignWaveStarts).prepare()
-    this.pauses = db.select().from(campaignPauses).orderBy(campaignPauses.pausedAt).prepare()
+    this.active = db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).prepare()
+    this.byId = db.select(WITH_HISTORY).from(campaigns).where(eq(campaigns.id, sql.placeholder('id'))).prepare()
   }
 
   async create (input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign> {
@@ -40,29 +52,23 @@ export class SqliteCampaignStore implements CampaignStore {
   }
 
   async find (id: string): Promise<Campaign | undefined> {
-    return await this.access.run(() => {
-      const row = this.access.db.select().from(campaigns).where(eq(campaigns.id, id)).get()
-      return row === undefined ? undefined : this.complete([row])[0]
-    })
+    return await this.access.run(() => this.findNow(id))
+  }
+
+  private findNow (id: string): Campaign | undefined {
+    const row = this.byId.get({ id })
+    return row === undefined ? undefined : withHistory(row)
   }
 
   async list (): Promise<Campaign[]> {
     return await this.access.run(() => {
-      return this.complete(this.active.all())
+      return this.active.all().map(withHistory)
     })
   }
 
-  /** The rows as campaigns, with their wave starts and pauses (two small prepared reads, whatever the number of campaigns). */
+  /** A campaign just written, as the rest of the portal sees it: with its wave starts and pauses. */
   private complete (rows: Row[]): Campaign[] {
-    if (rows.length === 0) return []
-    // Wave starts and pauses are a handful of rows per campaign: read whole, matched here.
-    const starts = this.starts.all()
-    const pauses = this.pauses.all()
-    return rows.map((row) => ({
-      ...toCampaign(row),
-      waveStarts: starts.filter((s) => s.campaignId === row.id).map((s): WaveStart => ({ wave: s.wave, at: new Date(s.startedAt), by: s.startedBy })).sort((a, b) => a.wave - b.wave),
-      pauses: pauses.filter((p) => p.campaignId === row.id).map(toPause)
-    }))
+    return rows.map((row) => this.findNow(row.id)!)
   }
 
   async confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Promise<Campaign> {
@@ -191,6 +197,24 @@ export function campaignColumns (input: CampaignInput) {
     ...(input.breaker === undefined
       ? {}
       : { breakerPassesPer100: input.breaker.passesPer100, breakerFailurePercent: input.breaker.failurePercent, breakerNotMePer100: input.breaker.notMePer100, breakerMinFlips: input.breaker.minFlips })
+  }
+}
+
+/** A wave start and a pause as a campaign's read aggregates them (in each dialect's JSON). */
+export type WaveStartTuple = [wave: number, startedAt: number, startedBy: string | null]
+export type PauseTuple = [id: string, pausedAt: number, signal: string, figures: string, resumedAt: number | null, resumedBy: string | null, resumeReason: string | null]
+
+function withHistory (row: Row & { waveStarts: string, pauses: string }): Campaign {
+  return campaignWithHistory(row, JSON.parse(row.waveStarts) as WaveStartTuple[], JSON.parse(row.pauses) as PauseTuple[])
+}
+
+/** A campaign's row with its wave starts (by wave) and pauses (oldest first), as the domain's Campaign. */
+export function campaignWithHistory (row: Row, starts: readonly WaveStartTuple[], pauses: readonly PauseTuple[]): Campaign {
+  return {
+    ...toCampaign(row),
+    waveStarts: starts.map(([wave, at, by]) => ({ wave, at: new Date(at), by })),
+    pauses: pauses.map(([id, pausedAt, signal, figures, resumedAt, resumedBy, resumeReason]) =>
+      toPause({ id, campaignId: row.id, pausedAt, signal, figures, resumedAt, resumedBy, resumeReason }))
   }
 }
 

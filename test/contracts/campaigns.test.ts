@@ -129,6 +129,12 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(found?.waveStarts, [{ wave: 1, at: new Date(NOW.getTime() - DAY), by: null }, { wave: 2, at: NOW, by: 'admin-1' }])
       assert.deepEqual(found?.pauses.map((p) => [p.id, p.signal, p.resumedBy, p.resumeReason, p.figures.value]), [['pause-1', 'passes', 'admin-1', 'false alarm', 30], ['pause-2', 'failures', null, null, 30]])
       assert.equal(found?.pauses[1].resumedAt, null)
+      // The list every page reads carries them the same way; a campaign without any carries none.
+      const listed = await campaigns.list()
+      assert.deepEqual(listed.find((c) => c.id === created.id), found)
+      const plain = await campaigns.create(campaignInput(NOW, { name: 'Plain' }), null, NOW)
+      assert.deepEqual([plain.waveStarts, plain.pauses], [[], []])
+      assert.deepEqual(listed.filter((c) => c.id !== created.id).flatMap((c) => [...c.waveStarts, ...c.pauses]), [])
     })
 
     test("a user's extensions are listed per campaign", async () => {

@@ -1,19 +1,44 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, desc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
+import { and, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { AccessKeyReview } from '../../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../../domain/campaigns.ts'
 import type { DeadlineSubject } from '../../domain/deadlines.ts'
 import type { Campaign } from '../../domain/engine.ts'
-import type { WaveStart } from '../../domain/waves.ts'
-import { campaignColumns, toCampaign, toPause } from '../campaigns.ts'
+import { campaignColumns, campaignWithHistory, type PauseTuple, type WaveStartTuple } from '../campaigns.ts'
 import type { PgAccess } from './access.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
 type Row = typeof campaigns.$inferSelect
 
+/**
+ * A campaign's row with its wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple. The
+ * campaign's id is named in full (campaigns.id): drizzle writes a column of the outer table as a bare "id", which
+ * inside the pauses' subquery would be the pause's own.
+ */
+const WITH_HISTORY = {
+  ...getTableColumns(campaigns),
+  waveStarts: sql<WaveStartTuple[]>`coalesce((SELECT json_agg(json_build_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
+    FROM ${campaignWaveStarts} w WHERE w.campaign_id = campaigns.id), '[]')`,
+  pauses: sql<PauseTuple[]>`coalesce((SELECT json_agg(json_build_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
+    FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id), '[]')`
+}
+
+function withHistory (row: Row & { waveStarts: WaveStartTuple[], pauses: PauseTuple[] }): Campaign {
+  return campaignWithHistory(row, row.waveStarts, row.pauses)
+}
+
 export class PgCampaignStore implements CampaignStore {
-  constructor (private readonly access: PgAccess) {}
+  // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
+  // query: prepared once per connection (PgAccess.preparedRead).
+  private readonly active
+  private readonly byId
+
+  constructor (private readonly access: PgAccess) {
+    this.active = access.preparedRead('active_campaigns', (db) =>
+      db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)))
+    this.byId = access.preparedRead('campaign_by_id', (db, id) => db.select(WITH_HISTORY).from(campaigns).where(eq(campaigns.id, id)))
+  }
 
   async create (input: CampaignInput, createdBy: string | null, now: Date): Promise<Campaign> {
     const [row] = await this.access.current.insert(campaigns).values({
@@ -27,25 +52,18 @@ export class PgCampaignStore implements CampaignStore {
   }
 
   async find (id: string): Promise<Campaign | undefined> {
-    const [row] = await this.access.current.select().from(campaigns).where(eq(campaigns.id, id))
-    return row === undefined ? undefined : (await this.complete([row]))[0]
+    const [row] = await this.byId(id)
+    return row === undefined ? undefined : withHistory(row)
   }
 
   async list (): Promise<Campaign[]> {
-    return await this.complete(await this.access.current.select().from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)))
+    // The read takes no value: the one it is given is not used.
+    return (await this.active('')).map(withHistory)
   }
 
-  /** The rows as campaigns, with their wave starts and pauses (two small reads, whatever the number of campaigns). */
+  /** Campaigns just written, as the rest of the portal sees them: with their wave starts and pauses. */
   private async complete (rows: Row[]): Promise<Campaign[]> {
-    if (rows.length === 0) return []
-    // Wave starts and pauses are a handful of rows per campaign: read whole, matched here.
-    const starts = await this.access.current.select().from(campaignWaveStarts)
-    const pauses = await this.access.current.select().from(campaignPauses).orderBy(asc(campaignPauses.pausedAt))
-    return rows.map((row) => ({
-      ...toCampaign(row),
-      waveStarts: starts.filter((s) => s.campaignId === row.id).map((s): WaveStart => ({ wave: s.wave, at: new Date(s.startedAt), by: s.startedBy })).sort((a, b) => a.wave - b.wave),
-      pauses: pauses.filter((p) => p.campaignId === row.id).map(toPause)
-    }))
+    return await Promise.all(rows.map(async (row) => (await this.find(row.id))!))
   }
 
   async confirmAccessKeys (id: string, review: AccessKeyReview, now: Date): Promise<Campaign> {
