@@ -103,7 +103,6 @@ export interface SessionRevoker {
   revokeAllFor(userId: string): Promise<number>
 }
 
-/** Server-side sessions (web/plugins/session.ts), stored as JSON; none is cached in a process. */
 /**
  * A session as the store reads it: its data and, when the row names a user (signed in), that user and where they
  * stand, read in the same statement: every signed-in request needs all three. `user` is undefined once the user is
@@ -114,6 +113,7 @@ export interface SessionRead {
   signedIn: { userId: string, user: User | undefined, state: StoredState | undefined } | null
 }
 
+/** Server-side sessions (web/plugins/session.ts), stored as JSON; none is cached in a process. */
 export interface SessionStore extends SessionRevoker {
   /** The session, or null when there is none under that id (or it expired before anyone signed in). */
   get(sid: string): Promise<SessionRead | null>
