@@ -18,13 +18,13 @@ import { createServices, type Services } from '../../server/wiring.ts'
  * One server for bench/pages.ts, run in its own process so the load generator does not share its event loop:
  * `app` (the real portal with one user: on a temporary SQLite file, or on the PostgreSQL database named by this
  * process's DATABASE_URL, which the parent made for it), `campaign` (the same with a campaign that targets the user,
- * see inCampaign), `bare` (Fastify returning a short string) or `floor` (the
- * least a signed-in page costs on the portal's stack, see floorServer).
+ * see inCampaign), `bare` (Fastify returning a short string) or `floor` (the least a signed-in page costs on the
+ * portal's stack, see floorServer).
  * Reports where it listens over IPC and cleans up on SIGTERM or when the parent goes away.
  */
 export interface ServerReady {
   port: number
-  /** app: the user to sign in as. */
+  /** app and campaign: the user to sign in as. */
   email?: string
   password?: string
   /** floor: the Cookie header of its one signed-in session. */
