@@ -16,8 +16,8 @@ import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/po
  * unlike bare Fastify, it keeps the server as busy as the portal does, so the two figures compare like for like.
  * Each server runs in its own process; autocannon drives them from this one. Target: ratio >= 0.30.
  *
- * Rounds alternate the two servers and the medians are reported, so a busy neighbour on a shared machine skews
- * both figures alike instead of only one.
+ * Each round measures every server in turn and the medians are reported, so a busy neighbour on a shared machine
+ * skews all figures alike instead of only one.
  *
  *   npm run bench -- pages [--duration 5] [--rounds 3] [--warmup 3] [--connections 50] [--backend sqlite|postgresql] [--cpu-prof DIR]
  *

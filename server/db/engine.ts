@@ -29,9 +29,15 @@ export function storedStateColumns (table: string): string {
   return `${table}.state, ${table}.deadline, ${table}.deadline_version, ${table}.desired, ${table}.campaign_id, ${table}.soft_block_at`
 }
 
-export function storedStateFrom (row: Readonly<StoredStateRow>): StoredState {
+/** A user_states row (either dialect: times as ms since epoch) as the domain's StoredState. */
+export function storedStateFrom (row: Omit<StoredState, 'deadline' | 'softBlockAt'> & { deadline: number | null, softBlockAt: number | null }): StoredState {
+  return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
+}
+
+/** A StoredStateRow (SQLite's arrays) as the domain's StoredState. */
+export function storedStateFromColumns (row: Readonly<StoredStateRow>): StoredState {
   const [state, deadline, deadlineVersion, desired, campaignId, softBlockAt] = row
-  return { state, deadline: deadline === null ? null : new Date(deadline), deadlineVersion, desired, campaignId, softBlockAt: softBlockAt === null ? null : new Date(softBlockAt) }
+  return storedStateFrom({ state, deadline, deadlineVersion, desired, campaignId, softBlockAt })
 }
 
 /** The engine's storage: indexed scans in batches, jobs claimed by one conditional UPDATE each. */
@@ -192,7 +198,7 @@ export class SqliteEngineStore implements EngineStore {
 
   private stateNow (userId: string): StoredState | undefined {
     const row = this.statements.state.get(userId) as StoredStateRow | undefined
-    return row === undefined ? undefined : storedStateFrom(row)
+    return row === undefined ? undefined : storedStateFromColumns(row)
   }
 
   async saveState (userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave: number | null = null): Promise<void> {

@@ -1,7 +1,7 @@
 import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
 import type { SessionRead, SessionStore } from '../domain/users.ts'
-import { storedStateColumns, storedStateFrom, type StoredStateRow } from './engine.ts'
+import { storedStateColumns, storedStateFromColumns, type StoredStateRow } from './engine.ts'
 import { USER_WITH_GROUPS_WIDTH, userWithGroupsColumns, userWithGroupsFrom, type UserWithGroupsRow } from './users.ts'
 
 /** What a signed-in session carries. */
@@ -72,7 +72,7 @@ export class SqliteSessionStore implements SessionStore {
           userId,
           // Left joins: no user row reads as a null id, no state row as a null state (a column that is never null).
           user: userRow[0] === null ? undefined : userWithGroupsFrom(userRow),
-          state: stateRow[0] === null ? undefined : storedStateFrom(stateRow)
+          state: stateRow[0] === null ? undefined : storedStateFromColumns(stateRow)
         }
       }
     })

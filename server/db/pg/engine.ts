@@ -5,7 +5,7 @@ import type { Extension } from '../../domain/deadlines.ts'
 import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
-import { deadlineFactsFrom, exemptionFrom } from '../engine.ts'
+import { deadlineFactsFrom, exemptionFrom, storedStateFrom } from '../engine.ts'
 import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
@@ -26,10 +26,6 @@ const FACTS_COLUMNS = {
 /** A user's state (read with the session too, pg/sessions.ts). */
 export const STATE_COLUMNS = {
   state: userStates.state, deadline: userStates.deadline, deadlineVersion: userStates.deadlineVersion, desired: userStates.desired, campaignId: userStates.campaignId, softBlockAt: userStates.softBlockAt
-}
-
-export function storedStateFrom (row: Omit<StoredState, 'deadline' | 'softBlockAt'> & { deadline: number | null, softBlockAt: number | null }): StoredState {
-  return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), softBlockAt: row.softBlockAt === null ? null : new Date(row.softBlockAt) }
 }
 
 // Rows read at a time by due(): the dry run streams them, however many users are due.
