@@ -88,8 +88,8 @@ export async function buildApp (services: Services, options: BuildOptions = {}):
 
   await app.register(healthRoutes, { readiness: async () => await services.stores.readiness(), storage: services.storage, leadership: options.leadership ?? soleLeader('this process') })
   await app.register(authRoutes, { signIn: services.signIn, passes: services.passes, methods: services.methods, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired, passwordSignIn: config.passwordSignIn, microsoftSignIn: config.entra?.signIn !== undefined })
-  await app.register(homeRoutes, { methods: services.methods, engine: services.engine, clock: services.clock, portalUrl: config.publicUrl.origin + '/' })
-  await app.register(methodRoutes, { lifecycle: services.lifecycle, methods: services.methods, engine: services.engine, clock: services.clock })
+  await app.register(homeRoutes, { engine: services.engine, clock: services.clock, portalUrl: config.publicUrl.origin + '/' })
+  await app.register(methodRoutes, { lifecycle: services.lifecycle, engine: services.engine, clock: services.clock })
   await app.register(stepUpRoutes, { methods: services.methods, totp: services.totp, phone: services.phone, passkeys: services.passkeys, clock: services.clock, staffPasskeyRequired: config.staffPasskeyRequired })
   await app.register(recoveryCodeRoutes, { services })
   await app.register(enrollPasskeyRoutes, { services })

@@ -5,6 +5,7 @@ import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
 import { encodeWords } from '../domain/stored-words.ts'
+import { toMethod, type MethodRow } from './methods.ts'
 import type { SqliteAccess } from './sqlite-access.ts'
 
 const DAY_MS = 86_400_000
@@ -13,6 +14,9 @@ const WAITING_JOB = `LEFT JOIN enforcement_jobs j ON j.user_id = s.user_id AND j
           AND j.status = 'queued' AND j.last_error IS NOT NULL`
 
 const DUE_BATCH = 1000
+
+// A method as the facts read gives it (a MethodRow, JSON): what the home page lists, none of the secrets.
+const METHOD_FIELDS = `'id', id, 'userId', user_id, 'kind', kind, 'name', name, 'createdAt', created_at, 'lastUsedAt', last_used_at, 'phone', phone, 'aaguid', aaguid`
 
 type DueRow = { userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }
 type DueRecord = Omit<DueRow, 'deadline' | 'retryAt'> & { deadline: number | null, retryAt: number | null }
@@ -53,7 +57,7 @@ export class SqliteEngineStore implements EngineStore {
       user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
         privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
         (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
-        (SELECT group_concat(DISTINCT kind) FROM auth_methods WHERE user_id = users.id) AS methodKinds,
+        (SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = users.id) AS methods,
         (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
         (SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = users.id) AS extensions
         FROM users WHERE id = ?`),
@@ -170,9 +174,9 @@ export class SqliteEngineStore implements EngineStore {
   }
 
   private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
-    // One statement: the user with their groups, method kinds, unused recovery codes and extensions.
-    const row = this.statements.user.get(userId) as Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'portalMethods'> & {
-      privileged: number, disabled: number, groups: string | null, methodKinds: string | null, extensions: string
+    // One statement: the user with their groups, methods, unused recovery codes and extensions.
+    const row = this.statements.user.get(userId) as Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'methods'> & {
+      privileged: number, disabled: number, groups: string | null, methods: string, extensions: string
     } | undefined
     if (row === undefined) return undefined
     return deadlineFactsFrom({
@@ -180,7 +184,7 @@ export class SqliteEngineStore implements EngineStore {
       privileged: row.privileged === 1,
       disabled: row.disabled === 1,
       groups: row.groups === null ? [] : row.groups.split('\u001f'),
-      portalMethods: row.methodKinds === null ? [] : row.methodKinds.split(',')
+      methods: JSON.parse(row.methods) as MethodRow[]
     }, JSON.parse(row.extensions) as Extension[])
   }
 
@@ -386,8 +390,8 @@ export interface FactsRow {
   directoryCreatedAt: number | null
   enforcedAt: number | null
   groups: string[]
-  /** The kinds of the user's portal methods (repeats allowed). */
-  portalMethods: string[]
+  /** The user's portal methods, oldest first. */
+  methods: MethodRow[]
   /** Unused recovery codes (any count above 0 makes them count, where the policy lets them). */
   recoveryCodes: number
 }
@@ -404,7 +408,8 @@ export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): Dead
     groups: row.groups,
     firstSeenAt: new Date(row.firstSeenAt),
     directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-    methodKinds: countingMethods({ provider: row.provider, portalMethods: row.portalMethods, providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+    methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methods.map((m) => m.kind), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+    methods: row.methods.map(toMethod),
     recoveryCodes: row.recoveryCodes,
     extensions,
     enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),

@@ -8,13 +8,17 @@ import type { SqliteAccess } from './sqlite-access.ts'
 
 type Row = typeof authMethods.$inferSelect
 
+/** The columns of a method that say what it is, not how it is checked (no key, secret or counter). */
+export type MethodRow = Pick<Row, 'id' | 'userId' | 'kind' | 'name' | 'createdAt' | 'lastUsedAt' | 'phone' | 'aaguid'>
+
 export class SqliteMethodStore implements MethodStore {
-  // On every signed-in page (home, status): prepared once.
+  // On every sign-in (which second factor is owed) and step-up: prepared once. Oldest first, ties by id, as the
+  // home page lists them (the facts read, db/engine.ts).
   private readonly listQuery
 
   constructor (private readonly access: SqliteAccess, private readonly sealer: Sealer, private readonly clock: Clock) {
     const { db } = access
-    this.listQuery = db.select().from(authMethods).where(eq(authMethods.userId, sql.placeholder('userId'))).orderBy(asc(authMethods.createdAt)).prepare()
+    this.listQuery = db.select().from(authMethods).where(eq(authMethods.userId, sql.placeholder('userId'))).orderBy(asc(authMethods.createdAt), asc(authMethods.id)).prepare()
   }
 
   async listFor (userId: string): Promise<AuthMethod[]> {
@@ -130,7 +134,7 @@ export class SqliteMethodStore implements MethodStore {
   }
 }
 
-export function toMethod (row: Row): AuthMethod {
+export function toMethod (row: MethodRow): AuthMethod {
   return {
     id: row.id,
     userId: row.userId,

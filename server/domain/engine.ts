@@ -6,7 +6,7 @@ import { explainEmptyDryRun, type CampaignOutlook } from './dry-run.ts'
 import { isTransient, LONG_RETRY_SCHEDULE_MS, longRetryDelay, PROCESS_STOPPED, retryTime, saysNotFound } from './enforcement-failures.ts'
 import { DomainError } from './errors.ts'
 import type { Words } from './i18n.ts'
-import { assessMethods, DEFAULT_METHOD_POLICY, holdsQualifyingMethod, type MethodPolicy, type MethodsRequired } from './methods.ts'
+import { assessMethods, DEFAULT_METHOD_POLICY, holdsQualifyingMethod, type AuthMethod, type MethodPolicy, type MethodsRequired } from './methods.ts'
 import { deriveState, type DerivedState, type ExemptionFact, type UserState } from './states.ts'
 import { ProviderError, type AwsPolicyVariant, type IdentityProvider, type ProviderSubject } from './provider.ts'
 import type { AccessKeyReview } from './access-keys.ts'
@@ -67,6 +67,8 @@ export interface UserFacts {
    * registered at the directory, for a local user the portal's own.
    */
   methodKinds: string[]
+  /** The user's own methods at the portal, oldest first (ties by id): what the home page lists, read with the rest. */
+  methods: AuthMethod[]
   /** Unused recovery codes (whether they count is the policy's business: protection.ts). */
   recoveryCodes: number
   exemption: ExemptionFact | null
@@ -300,14 +302,14 @@ export class EnforcementEngine {
   /**
    * What the home page says about a user's deadline and methods, from one read of the facts and campaigns: the
    * deadline with how it was derived, which methods qualify (those of the campaign that set the deadline, else the
-   * portal's default), and how many unused recovery codes the user holds.
+   * portal's default), the user's methods at the portal and how many unused recovery codes they hold.
    */
-  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy, recoveryCodes: number }> {
+  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy, methods: AuthMethod[], recoveryCodes: number }> {
     campaigns ??= await this.store.activeCampaigns()
     const facts = await this.store.deadlineFacts(userId)
     const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
-    // The unused recovery codes come with the same read: the home page shows them without asking again.
-    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy, recoveryCodes: facts?.recoveryCodes ?? 0 }
+    // The methods and unused recovery codes come with the same read: the home page shows them without asking again.
+    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy, methods: facts?.methods ?? [], recoveryCodes: facts?.recoveryCodes ?? 0 }
   }
 
   private deadlineFor (facts: DeadlineFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {

@@ -132,7 +132,13 @@ for (const { name, open } of BACKENDS) {
       await addCampaign(connection, 'c1')
       await addUsers(connection, ['u-f'], { privileged: true, providerAttributes: '{"targetable":false}', directoryCreatedAt: T - 5 * DAY })
       await insert(connection, 'userGroups', [{ userId: 'u-f', groupName: 'g-b' }, { userId: 'u-f', groupName: 'g-a' }])
-      await insert(connection, 'authMethods', ['passkey', 'totp', 'passkey'].map((kind, i) => ({ id: `m-${i}`, userId: 'u-f', kind: kind as 'passkey' | 'totp', name: kind, createdAt: T })))
+      // Oldest first, ties by id: m-1, then m-0 and m-2 made at the same moment.
+      await insert(connection, 'authMethods', [
+        { id: 'm-2', userId: 'u-f', kind: 'passkey', name: 'Laptop', createdAt: T, aaguid: 'aaguid-2' },
+        { id: 'm-0', userId: 'u-f', kind: 'passkey', name: 'Phone', createdAt: T, lastUsedAt: T + MINUTE, credentialId: 'cred-0', publicKey: 'pk' },
+        { id: 'm-1', userId: 'u-f', kind: 'totp', name: 'App', createdAt: T - MINUTE, secretSealed: 'sealed' },
+        { id: 'm-3', userId: 'u-f', kind: 'phone', name: 'Mobile', createdAt: T + MINUTE, phone: '+4915112345678' }
+      ])
       await insert(connection, 'recoveryCodes', [{ id: 'rc-1', userId: 'u-f', setId: 's', codeHash: 'h1', createdAt: T }, { id: 'rc-2', userId: 'u-f', setId: 's', codeHash: 'h2', createdAt: T, usedAt: T }])
       await insert(connection, 'exemptions', [
         { id: 'x-1', userId: 'u-f', kind: 'other', reason: 'r', owner: 'o', expiresAt: null, createdAt: T },
@@ -150,7 +156,14 @@ for (const { name, open } of BACKENDS) {
       assert.ok(facts !== undefined)
       assert.deepEqual({ ...facts, groups: [...facts.groups].sort() }, {
         userId: 'u-f', email: 'u-f@example.test', externalId: null, provider: 'local', privileged: true, disabled: false, targetable: false,
-        groups: ['g-a', 'g-b'], firstSeenAt: at(-90 * DAY), directoryCreatedAt: at(-5 * DAY), methodKinds: ['passkey', 'recovery_codes', 'totp'], recoveryCodes: 1,
+        groups: ['g-a', 'g-b'], firstSeenAt: at(-90 * DAY), directoryCreatedAt: at(-5 * DAY), methodKinds: ['passkey', 'phone', 'recovery_codes', 'totp'], recoveryCodes: 1,
+        // What the home page lists, without the secrets the rows also hold.
+        methods: [
+          { id: 'm-1', userId: 'u-f', kind: 'totp', name: 'App', createdAt: at(-MINUTE), lastUsedAt: null, phone: null, aaguid: null },
+          { id: 'm-0', userId: 'u-f', kind: 'passkey', name: 'Phone', createdAt: NOW, lastUsedAt: at(MINUTE), phone: null, aaguid: null },
+          { id: 'm-2', userId: 'u-f', kind: 'passkey', name: 'Laptop', createdAt: NOW, lastUsedAt: null, phone: null, aaguid: 'aaguid-2' },
+          { id: 'm-3', userId: 'u-f', kind: 'phone', name: 'Mobile', createdAt: at(MINUTE), lastUsedAt: null, phone: '+4915112345678', aaguid: null }
+        ],
         exemption: { kind: 'break_glass', expiresAt: at(DAY) }, extensions: [{ campaignId: 'c1', days: 7 }], enforcedAt: at(-DAY),
         trouble: { action: 'enforce', error: 'provider_unavailable: 503', retryAt: at(60 * MINUTE) }, driftFlaggedAt: at(-MINUTE)
       })
@@ -170,8 +183,8 @@ for (const { name, open } of BACKENDS) {
     test('a user with nothing recorded has plain facts: no groups, methods, exemption, extensions or trouble', async () => {
       await addUsers(stores.connection, ['u-plain'], { provider: 'entra', externalId: 'ext-1', providerMethods: '["phone"]' })
       const facts = await stores.engine.facts('u-plain')
-      assert.deepEqual([facts?.groups, facts?.methodKinds, facts?.recoveryCodes, facts?.exemption, facts?.extensions, facts?.trouble, facts?.targetable, facts?.directoryCreatedAt],
-        [[], ['phone'], 0, null, [], null, true, null])
+      assert.deepEqual([facts?.groups, facts?.methodKinds, facts?.methods, facts?.recoveryCodes, facts?.exemption, facts?.extensions, facts?.trouble, facts?.targetable, facts?.directoryCreatedAt],
+        [[], ['phone'], [], 0, null, [], null, true, null])
     })
 
     test('saving a state records a transition only when the state changes, and bumps the version when the deadline or the desired action does', async () => {

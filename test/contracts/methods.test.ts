@@ -60,6 +60,11 @@ for (const { name, open } of BACKENDS) {
       assert.equal(await methods.countFor('ann'), 3)
       assert.equal(await methods.countFor('nobody'), 0)
       assert.deepEqual(await methods.listFor('nobody'), [])
+      // Two added at the same moment list by id, the same on both databases (and as the home page lists them).
+      const second = await methods.addPhone('ben', 'Also Ben\'s', '+4915100000001')
+      const bens = await methods.listFor('ben')
+      assert.equal(bens.length, 2)
+      assert.deepEqual(bens.map((m) => m.id), [second.id, ...bens.filter((m) => m.id !== second.id).map((m) => m.id)].sort())
     })
 
     test('a method is found, renamed and removed only through its own user', async () => {

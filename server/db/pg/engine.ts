@@ -6,19 +6,22 @@ import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, 
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
 import { deadlineFactsFrom, exemptionFrom, storedStateFrom } from '../engine.ts'
+import type { MethodRow } from '../methods.ts'
 import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
 const DAY_MS = 86_400_000
 
-/** A user's deadline facts in one row: groups, method kinds, unused recovery codes and extensions with the user. */
+/** A user's deadline facts in one row: groups, methods, unused recovery codes and extensions with the user. */
 const FACTS_COLUMNS = {
   id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
   providerAttributes: users.providerAttributes, driftFlaggedAt: users.driftFlaggedAt, privileged: users.privileged, disabled: users.disabled,
   firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, enforcedAt: users.enforcedAt,
   // Written out with aliases: drizzle leaves columns unqualified in a one-table select, and "id" would then be the subquery's own.
   groups: sql<string[] | null>`(SELECT array_agg(g.group_name ORDER BY g.group_name) FROM user_groups g WHERE g.user_id = users.id)`,
-  methodKinds: sql<string[] | null>`(SELECT array_agg(DISTINCT m.kind) FROM auth_methods m WHERE m.user_id = users.id)`,
+  // What the home page lists (MethodRow), none of the secrets; json_agg keeps the bigint times as numbers.
+  methods: sql<MethodRow[] | null>`(SELECT json_agg(json_build_object('id', m.id, 'userId', m.user_id, 'kind', m.kind, 'name', m.name, 'createdAt', m.created_at,
+    'lastUsedAt', m.last_used_at, 'phone', m.phone, 'aaguid', m.aaguid) ORDER BY m.created_at, m.id) FROM auth_methods m WHERE m.user_id = users.id)`,
   recoveryCodes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)::int`,
   extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
 }
@@ -90,7 +93,7 @@ export class PgEngineStore implements EngineStore {
   async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
     const [row] = await this.factsById(userId)
     if (row === undefined) return undefined
-    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], portalMethods: row.methodKinds ?? [] }, row.extensions ?? [])
+    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], methods: row.methods ?? [] }, row.extensions ?? [])
   }
 
   /**

@@ -8,11 +8,12 @@ import type { PgAccess } from './access.ts'
 import { authMethods } from './schema.ts'
 
 export class PgMethodStore implements MethodStore {
-  // Read on every home page: prepared once per connection (PgAccess.preparedRead).
+  // Read on every sign-in (which second factor is owed) and step-up: prepared once per connection
+  // (PgAccess.preparedRead). Oldest first, ties by id, as the home page lists them (the facts read, pg/engine.ts).
   private readonly listById
 
   constructor (private readonly access: PgAccess, private readonly sealer: Sealer, private readonly clock: Clock) {
-    this.listById = access.preparedRead('methods_by_user', (db, userId) => db.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt)))
+    this.listById = access.preparedRead('methods_by_user', (db, userId) => db.select().from(authMethods).where(eq(authMethods.userId, userId)).orderBy(asc(authMethods.createdAt), asc(authMethods.id)))
   }
 
   async listFor (userId: string): Promise<AuthMethod[]> {

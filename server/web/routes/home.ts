@@ -2,7 +2,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { CALENDAR_CONTENT_TYPE, CALENDAR_FILENAME, deadlineCalendar } from '../../domain/calendar.ts'
 import type { Clock } from '../../domain/clock.ts'
 import type { EnforcementEngine } from '../../domain/engine.ts'
-import type { MethodStore } from '../../domain/methods.ts'
 import { countingMethods, directoryName, isSecondFactor, portalMethodsCount, signInStatus, whyKindDoesNotCount } from '../../domain/protection.ts'
 import { dropsAtSmsSunset, type MethodPolicy } from '../../domain/methods.ts'
 import type { CampaignDeadline } from '../../domain/deadlines.ts'
@@ -74,7 +73,6 @@ const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps
 }
 
 export interface HomeDeps {
-  methods: MethodStore
   engine: Pick<EnforcementEngine, 'deadlineAndPolicy'>
   clock: Clock
 }
@@ -127,11 +125,11 @@ export function addOptionsFor (provider: string, t: Translate = english().t): Ad
   return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
 }
 
-export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { methods, engine, clock }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-  const list = await methods.listFor(user.id)
+export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { engine, clock }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   const directory = directoryName(user.provider)
   const now = clock.now()
-  const { deadline, policy, recoveryCodes } = await engine.deadlineAndPolicy(user.id)
+  // The user's methods come with the deadline's facts, in the same read.
+  const { deadline, policy, methods: list, recoveryCodes } = await engine.deadlineAndPolicy(user.id)
   // Recovery codes are the portal's own: they count only where portal methods do.
   const codes = portalMethodsCount(user.provider) ? recoveryCodes : 0
   return {
