@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/sqlite-core'
 import type { AccessKeyReview } from '../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../domain/campaigns.ts'
@@ -26,6 +26,19 @@ const WITH_HISTORY = {
     FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id)`
 }
 
+/** A campaigns row (aliased c) as the pairs of a JSON object keyed like its Row: both dialects name the columns alike. */
+export const CAMPAIGN_JSON_PAIRS = Object.entries(getTableColumns(campaigns)).map(([key, column]) => `'${key}', c.${column.name}`).join(', ')
+
+/**
+ * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
+ * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
+ */
+export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS},
+    'waveStarts', json((SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave) FROM campaign_wave_starts w WHERE w.campaign_id = c.id)),
+    'pauses', json((SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
+      FROM campaign_pauses p WHERE p.campaign_id = c.id))
+  ) ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL)`
+
 export class SqliteCampaignStore implements CampaignStore {
   // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
   // statement: prepared once, not built per call.
@@ -34,7 +47,7 @@ export class SqliteCampaignStore implements CampaignStore {
 
   constructor (private readonly access: SqliteAccess) {
     const { db } = access
-    this.active = db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)).prepare()
+    this.active = db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt), asc(campaigns.id)).prepare()
     this.byId = db.select(WITH_HISTORY).from(campaigns).where(eq(campaigns.id, sql.placeholder('id'))).prepare()
   }
 
@@ -206,6 +219,13 @@ export type PauseTuple = [id: string, pausedAt: number, signal: string, figures:
 
 function withHistory (row: Row & { waveStarts: string, pauses: string }): Campaign {
   return campaignWithHistory(row, JSON.parse(row.waveStarts) as WaveStartTuple[], JSON.parse(row.pauses) as PauseTuple[])
+}
+
+/** A campaign with its wave starts and pauses as one JSON object (LIVE_CAMPAIGNS_JSON, and PostgreSQL's reads). */
+export type CampaignJson = Row & { waveStarts: WaveStartTuple[], pauses: PauseTuple[] }
+
+export function campaignFromJson (row: CampaignJson): Campaign {
+  return campaignWithHistory(row, row.waveStarts, row.pauses)
 }
 
 /** A campaign's row with its wave starts (by wave) and pauses (oldest first), as the domain's Campaign. */

@@ -5,6 +5,7 @@ import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
 import { encodeWords } from '../domain/stored-words.ts'
+import { campaignFromJson, LIVE_CAMPAIGNS_JSON, type CampaignJson } from './campaigns.ts'
 import { toMethod, type MethodRow } from './methods.ts'
 import type { SqliteAccess } from './sqlite-access.ts'
 
@@ -15,15 +16,23 @@ const WAITING_JOB = `LEFT JOIN enforcement_jobs j ON j.user_id = s.user_id AND j
 
 const DUE_BATCH = 1000
 
-// A method as the facts read gives it (a MethodRow, JSON): what the home page lists, none of the secrets.
-const METHOD_FIELDS = `'id', id, 'userId', user_id, 'kind', kind, 'name', name, 'createdAt', created_at, 'lastUsedAt', last_used_at, 'phone', phone, 'aaguid', aaguid`
-
 type DueRow = { userId: string, email: string, action: JobAction, deadlineVersion: number, campaignId: string | null, state: UserState, deadline: Date | null, retryAt: Date | null }
 type DueRecord = Omit<DueRow, 'deadline' | 'retryAt'> & { deadline: number | null, retryAt: number | null }
 
 function dueRow (row: DueRecord): DueRow {
   return { ...row, deadline: row.deadline === null ? null : new Date(row.deadline), retryAt: row.retryAt === null ? null : new Date(row.retryAt) }
 }
+
+// A method as the facts read gives it (a MethodRow, JSON): what the home page lists, none of the secrets.
+const METHOD_FIELDS = `'id', id, 'userId', user_id, 'kind', kind, 'name', name, 'createdAt', created_at, 'lastUsedAt', last_used_at, 'phone', phone, 'aaguid', aaguid`
+
+// A user's deadline facts in one row: the user with their groups, methods, unused recovery codes and extensions.
+const FACTS_SELECT = `SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
+        privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
+        (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
+        (SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = users.id) AS methods,
+        (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
+        (SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = users.id) AS extensions`
 
 /** A user's state as an array, in the order of storedStateColumns. */
 export type StoredStateRow = [state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null, campaignId: string | null, softBlockAt: number | null]
@@ -54,13 +63,9 @@ export class SqliteEngineStore implements EngineStore {
     this.statements = {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
-      user: s(`SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
-        privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
-        (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
-        (SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = users.id) AS methods,
-        (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
-        (SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = users.id) AS extensions
-        FROM users WHERE id = ?`),
+      user: s(`${FACTS_SELECT} FROM users WHERE id = ?`),
+      // The same with the live campaigns: the home page's one read for its deadline and policy.
+      userWithCampaigns: s(`${FACTS_SELECT}, ${LIVE_CAMPAIGNS_JSON} AS campaigns FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
       state: s(`SELECT ${storedStateColumns('user_states')} FROM user_states WHERE user_id = ?`).raw(true),
@@ -173,19 +178,17 @@ export class SqliteEngineStore implements EngineStore {
     return await this.access.run(() => this.deadlineFactsNow(userId))
   }
 
+  async deadlineFactsWithCampaigns (userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined> {
+    return await this.access.run(() => {
+      const row = this.statements.userWithCampaigns.get(userId) as SqliteFactsRow & { campaigns: string } | undefined
+      if (row === undefined) return undefined
+      return { facts: factsOf(row), campaigns: (JSON.parse(row.campaigns) as CampaignJson[]).map(campaignFromJson) }
+    })
+  }
+
   private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
-    // One statement: the user with their groups, methods, unused recovery codes and extensions.
-    const row = this.statements.user.get(userId) as Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'methods'> & {
-      privileged: number, disabled: number, groups: string | null, methods: string, extensions: string
-    } | undefined
-    if (row === undefined) return undefined
-    return deadlineFactsFrom({
-      ...row,
-      privileged: row.privileged === 1,
-      disabled: row.disabled === 1,
-      groups: row.groups === null ? [] : row.groups.split('\u001f'),
-      methods: JSON.parse(row.methods) as MethodRow[]
-    }, JSON.parse(row.extensions) as Extension[])
+    const row = this.statements.user.get(userId) as SqliteFactsRow | undefined
+    return row === undefined ? undefined : factsOf(row)
   }
 
   private trouble (userId: string): JobTrouble | null {
@@ -394,6 +397,21 @@ export interface FactsRow {
   methods: MethodRow[]
   /** Unused recovery codes (any count above 0 makes them count, where the policy lets them). */
   recoveryCodes: number
+}
+
+/** FACTS_SELECT's row as better-sqlite3 gives it: flags as 0 or 1, the lists as text. */
+type SqliteFactsRow = Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'methods'> & {
+  privileged: number, disabled: number, groups: string | null, methods: string, extensions: string
+}
+
+function factsOf (row: SqliteFactsRow): DeadlineFacts {
+  return deadlineFactsFrom({
+    ...row,
+    privileged: row.privileged === 1,
+    disabled: row.disabled === 1,
+    groups: row.groups === null ? [] : row.groups.split('\u001f'),
+    methods: JSON.parse(row.methods) as MethodRow[]
+  }, JSON.parse(row.extensions) as Extension[])
 }
 
 export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): DeadlineFacts {

@@ -143,6 +143,8 @@ export interface EngineStore {
   facts(userId: string): Promise<UserFacts | undefined>
   /** facts() without the exemption and job lookups, for pages that explain the deadline. */
   deadlineFacts(userId: string): Promise<DeadlineFacts | undefined>
+  /** The deadline's facts with the live campaigns (as activeCampaigns), in one read: undefined for no such user. */
+  deadlineFactsWithCampaigns(userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined>
   state(userId: string): Promise<StoredState | undefined>
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): Promise<void>
@@ -305,11 +307,14 @@ export class EnforcementEngine {
    * portal's default), the user's methods at the portal and how many unused recovery codes they hold.
    */
   async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy, methods: AuthMethod[], recoveryCodes: number }> {
-    campaigns ??= await this.store.activeCampaigns()
-    const facts = await this.store.deadlineFacts(userId)
-    const { deadline, campaign } = facts === undefined ? { deadline: null, campaign: undefined } : this.deadlineFor(facts, campaigns, this.clock.now())
+    // Unless the caller has the campaigns already, they come with the facts: one read.
+    const read = campaigns === undefined
+      ? await this.store.deadlineFactsWithCampaigns(userId)
+      : await this.store.deadlineFacts(userId).then((facts) => facts === undefined ? undefined : { facts, campaigns })
+    if (read === undefined) return { deadline: null, policy: this.settings.defaultMethodPolicy, methods: [], recoveryCodes: 0 }
+    const { deadline, campaign } = this.deadlineFor(read.facts, read.campaigns, this.clock.now())
     // The methods and unused recovery codes come with the same read: the home page shows them without asking again.
-    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy, methods: facts?.methods ?? [], recoveryCodes: facts?.recoveryCodes ?? 0 }
+    return { deadline, policy: campaign ?? this.settings.defaultMethodPolicy, methods: read.facts.methods, recoveryCodes: read.facts.recoveryCodes }
   }
 
   private deadlineFor (facts: DeadlineFacts, campaigns: Campaign[], now: Date): { deadline: CampaignDeadline | null, campaign: Campaign | undefined } {

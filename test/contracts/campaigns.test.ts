@@ -4,6 +4,8 @@ import { eq } from 'drizzle-orm'
 import type { CampaignStore } from '../../server/domain/campaigns.ts'
 import { SqliteCampaignStore } from '../../server/db/campaigns.ts'
 import { PgCampaignStore } from '../../server/db/pg/campaigns.ts'
+import { SqliteEngineStore } from '../../server/db/engine.ts'
+import { PgEngineStore } from '../../server/db/pg/engine.ts'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
@@ -45,12 +47,12 @@ async function archive (connection: Open, campaignId: string): Promise<void> {
 }
 
 /** A started wave and a resumed and an open pause, as the rollout guard writes them. */
-async function addWaveStartAndPauses (connection: Open, campaignId: string): Promise<void> {
+async function addWaveStartAndPauses (connection: Open, campaignId: string, pauseIds = ['pause-1', 'pause-2']): Promise<void> {
   const figures = JSON.stringify({ counts: { flipped: 10, failures: 3, passes: 0, resets: 0, notMe: 0 }, since: 'a', until: 'b', value: 30, threshold: 20, thresholds: {} })
   const starts = [{ campaignId, wave: 2, startedAt: NOW.getTime(), startedBy: 'admin-1' }, { campaignId, wave: 1, startedAt: NOW.getTime() - DAY, startedBy: null }]
   const pauses = [
-    { id: 'pause-2', campaignId, pausedAt: NOW.getTime(), signal: 'failures', figures },
-    { id: 'pause-1', campaignId, pausedAt: NOW.getTime() - DAY, signal: 'passes', figures, resumedAt: NOW.getTime() - DAY + 1000, resumedBy: 'admin-1', resumeReason: 'false alarm' }
+    { id: pauseIds[1], campaignId, pausedAt: NOW.getTime(), signal: 'failures', figures },
+    { id: pauseIds[0], campaignId, pausedAt: NOW.getTime() - DAY, signal: 'passes', figures, resumedAt: NOW.getTime() - DAY + 1000, resumedBy: 'admin-1', resumeReason: 'false alarm' }
   ]
   if (connection.dialect === 'sqlite') {
     connection.database.db.insert(sqliteSchema.campaignWaveStarts).values(starts).run()
@@ -201,6 +203,30 @@ for (const { name, open } of BACKENDS) {
         firstSeenAt: new Date(NOW.getTime() - 90 * DAY), directoryCreatedAt: null, provider: 'local', privileged: false, userId: 'plain', groups: [], enforcedAt: null
       })
       assert.equal(await campaigns.firstSeenAndPrivilege('nobody'), undefined)
+    })
+
+    test('the home page\'s read: a user\'s deadline facts come with the live campaigns exactly as the list gives them', async () => {
+      const { campaigns, connection } = stores
+      const engine = connection.dialect === 'sqlite' ? new SqliteEngineStore(connection.database.access, campaigns) : new PgEngineStore(connection.access, campaigns)
+      // Every kind of setting: waves with a start and pauses, an armed campaign with reviewed access keys, one archived.
+      const rich = await campaigns.create(campaignInput(NOW, {
+        name: 'Rich', targetKind: 'group', targetValue: 'Finance', privilegedDeadline: new Date(NOW.getTime() + DAY), reminderOffsets: [7, 1], softBlockDays: 2,
+        smsPolicy: 'weak', driftPolicy: 'flag', methodsRequired: 'two', smsSunsetAt: new Date(NOW.getTime() + 5 * DAY), smsAfterSunset: 'weak', smsSunsetGraceDays: 3,
+        waves: { pilot: { kind: 'group', group: 'Finance' }, offsetsDays: [7] }, breaker: { passesPer100: 5, failurePercent: 10, notMePer100: 1, minFlips: 4 }
+      }), 'admin-1', new Date(NOW.getTime() + 1000))
+      await addWaveStartAndPauses(connection, rich.id, ['rich-pause-1', 'rich-pause-2'])
+      await campaigns.confirmAccessKeys(rich.id, { variant: 'console_only', keyIds: ['AKIA1'], at: NOW, by: 'admin-1' }, NOW)
+      await campaigns.setArmed(rich.id, NOW, 'admin-1', NOW)
+      const gone = await campaigns.create(campaignInput(NOW, { name: 'Gone' }), null, new Date(NOW.getTime() + 2000))
+      await archive(connection, gone.id)
+
+      const read = await engine.deadlineFactsWithCampaigns('admin-1')
+      const listed = await campaigns.list()
+      assert.deepEqual(read, { facts: await engine.deadlineFacts('admin-1'), campaigns: listed })
+      const [first] = listed
+      assert.deepEqual([first.id, first.waveStarts.length, first.pauses.length, first.accessKeyReview?.keyIds, first.armedAt], [rich.id, 2, 2, ['AKIA1'], NOW])
+      assert.equal(listed.some((c) => c.id === gone.id), false)
+      assert.equal(await engine.deadlineFactsWithCampaigns('nobody'), undefined)
     })
 
     if (name === 'PostgreSQL') {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/pg-core'
 import type { AccessKeyReview } from '../../domain/access-keys.ts'
 import type { CampaignInput, CampaignStore, ExemptionKind, ExemptionRecord } from '../../domain/campaigns.ts'
 import type { DeadlineSubject } from '../../domain/deadlines.ts'
 import type { Campaign } from '../../domain/engine.ts'
-import { campaignColumns, campaignWithHistory, type PauseTuple, type WaveStartTuple } from '../campaigns.ts'
+import { CAMPAIGN_JSON_PAIRS, campaignColumns, campaignFromJson, type CampaignJson, type PauseTuple, type WaveStartTuple } from '../campaigns.ts'
 import type { PgAccess } from './access.ts'
 import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
@@ -24,9 +24,15 @@ const WITH_HISTORY = {
     FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id), '[]')`
 }
 
-function withHistory (row: Row & { waveStarts: WaveStartTuple[], pauses: PauseTuple[] }): Campaign {
-  return campaignWithHistory(row, row.waveStarts, row.pauses)
-}
+/**
+ * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
+ * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
+ */
+export const LIVE_CAMPAIGNS_JSON = sql<CampaignJson[]>`coalesce((SELECT json_agg(json_build_object(${sql.raw(CAMPAIGN_JSON_PAIRS)},
+    'waveStarts', coalesce((SELECT json_agg(json_build_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave) FROM campaign_wave_starts w WHERE w.campaign_id = c.id), '[]'),
+    'pauses', coalesce((SELECT json_agg(json_build_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
+      FROM campaign_pauses p WHERE p.campaign_id = c.id), '[]')
+  ) ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL), '[]')`
 
 export class PgCampaignStore implements CampaignStore {
   // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
@@ -36,7 +42,7 @@ export class PgCampaignStore implements CampaignStore {
 
   constructor (private readonly access: PgAccess) {
     this.active = access.preparedRead('active_campaigns', (db) =>
-      db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt)))
+      db.select(WITH_HISTORY).from(campaigns).where(isNull(campaigns.archivedAt)).orderBy(desc(campaigns.createdAt), asc(campaigns.id)))
     this.byId = access.preparedRead('campaign_by_id', (db, id) => db.select(WITH_HISTORY).from(campaigns).where(eq(campaigns.id, id)))
   }
 
@@ -53,12 +59,12 @@ export class PgCampaignStore implements CampaignStore {
 
   async find (id: string): Promise<Campaign | undefined> {
     const [row] = await this.byId(id)
-    return row === undefined ? undefined : withHistory(row)
+    return row === undefined ? undefined : campaignFromJson(row)
   }
 
   async list (): Promise<Campaign[]> {
     // The read takes no value: the one it is given is not used.
-    return (await this.active('')).map(withHistory)
+    return (await this.active('')).map(campaignFromJson)
   }
 
   /** Campaigns just written, as the rest of the portal sees them: with their wave starts and pauses. */

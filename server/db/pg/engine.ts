@@ -5,8 +5,10 @@ import type { Extension } from '../../domain/deadlines.ts'
 import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
-import { deadlineFactsFrom, exemptionFrom, storedStateFrom } from '../engine.ts'
+import { deadlineFactsFrom, exemptionFrom, storedStateFrom, type FactsRow } from '../engine.ts'
+import { campaignFromJson } from '../campaigns.ts'
 import type { MethodRow } from '../methods.ts'
+import { LIVE_CAMPAIGNS_JSON } from './campaigns.ts'
 import type { PgAccess } from './access.ts'
 import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
@@ -24,6 +26,13 @@ const FACTS_COLUMNS = {
     'lastUsedAt', m.last_used_at, 'phone', m.phone, 'aaguid', m.aaguid) ORDER BY m.created_at, m.id) FROM auth_methods m WHERE m.user_id = users.id)`,
   recoveryCodes: sql<number>`(SELECT count(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL AND r.voided_at IS NULL)::int`,
   extensions: sql<Extension[] | null>`(SELECT json_agg(json_build_object('campaignId', e.campaign_id, 'days', e.days)) FROM extensions e WHERE e.user_id = users.id)`
+}
+
+/** FACTS_COLUMNS' row: the aggregates are null where there is nothing to aggregate. */
+type PgFactsRow = Omit<FactsRow, 'groups' | 'methods'> & { groups: string[] | null, methods: MethodRow[] | null, extensions: Extension[] | null }
+
+function factsOf (row: PgFactsRow): DeadlineFacts {
+  return deadlineFactsFrom({ ...row, groups: row.groups ?? [], methods: row.methods ?? [] }, row.extensions ?? [])
 }
 
 /** A user's state (read with the session too, pg/sessions.ts). */
@@ -66,10 +75,14 @@ export class PgEngineStore implements EngineStore {
   // Read on every signed-in request (where the user stands; the home page's deadline): PgAccess.preparedRead.
   private readonly stateById
   private readonly factsById
+  private readonly factsAndCampaignsById
 
   constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {
     this.stateById = access.preparedRead('state_by_user', (db, userId) => db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId)))
     this.factsById = access.preparedRead('facts_by_user', (db, userId) => db.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId)))
+    // The same with the live campaigns: the home page's one query for its deadline and policy.
+    this.factsAndCampaignsById = access.preparedRead('facts_campaigns_by_user', (db, userId) =>
+      db.select({ ...FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON }).from(users).where(eq(users.id, userId)))
   }
 
   async activeCampaigns (): Promise<Campaign[]> {
@@ -92,8 +105,12 @@ export class PgEngineStore implements EngineStore {
 
   async deadlineFacts (userId: string): Promise<DeadlineFacts | undefined> {
     const [row] = await this.factsById(userId)
-    if (row === undefined) return undefined
-    return deadlineFactsFrom({ ...row, groups: row.groups ?? [], methods: row.methods ?? [] }, row.extensions ?? [])
+    return row === undefined ? undefined : factsOf(row)
+  }
+
+  async deadlineFactsWithCampaigns (userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined> {
+    const [row] = await this.factsAndCampaignsById(userId)
+    return row === undefined ? undefined : { facts: factsOf(row), campaigns: row.campaigns.map(campaignFromJson) }
   }
 
   /**
