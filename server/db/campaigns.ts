@@ -8,22 +8,26 @@ import type { Campaign } from '../domain/engine.ts'
 import type { CampaignPause, PauseFigures } from '../domain/rollout-guard.ts'
 import type { BreakerSignal } from '../domain/breaker.ts'
 import type { WavePlan } from '../domain/waves.ts'
-import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
+import { campaignPauses, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 import type { SqliteAccess } from './sqlite-access.ts'
 
 type Row = typeof campaigns.$inferSelect
 
 /**
- * A campaign's row with its wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple. The
- * campaign's id is named in full (campaigns.id): drizzle writes a column of the outer table as a bare "id", which
- * inside the pauses' subquery would be the pause's own.
+ * A campaign's wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple, for the campaign whose
+ * id is `campaignId` (a column named in full: drizzle writes a column of the outer table as a bare "id", which inside
+ * the pauses' subquery would be the pause's own).
  */
+const waveStartsOf = (campaignId: string): string => `(SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
+    FROM campaign_wave_starts w WHERE w.campaign_id = ${campaignId})`
+const pausesOf = (campaignId: string): string => `(SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason)
+    ORDER BY p.paused_at, p.id) FROM campaign_pauses p WHERE p.campaign_id = ${campaignId})`
+
+/** A campaign's row with its wave starts and pauses (as text). */
 const WITH_HISTORY = {
   ...getTableColumns(campaigns),
-  waveStarts: sql<string>`(SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
-    FROM ${campaignWaveStarts} w WHERE w.campaign_id = campaigns.id)`,
-  pauses: sql<string>`(SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
-    FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id)`
+  waveStarts: sql<string>`${sql.raw(waveStartsOf('campaigns.id'))}`,
+  pauses: sql<string>`${sql.raw(pausesOf('campaigns.id'))}`
 }
 
 /** A campaigns row (aliased c) as the pairs of a JSON object keyed like its Row: both dialects name the columns alike. */
@@ -33,14 +37,11 @@ export const CAMPAIGN_JSON_PAIRS = Object.entries(getTableColumns(campaigns)).ma
  * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
  * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
  */
-export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS},
-    'waveStarts', json((SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave) FROM campaign_wave_starts w WHERE w.campaign_id = c.id)),
-    'pauses', json((SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
-      FROM campaign_pauses p WHERE p.campaign_id = c.id))
-  ) ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL)`
+export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS}, 'waveStarts', json(${waveStartsOf('c.id')}), 'pauses', json(${pausesOf('c.id')}))
+  ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL)`
 
 export class SqliteCampaignStore implements CampaignStore {
-  // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
+  // Read often (every state refresh and sweep, the consoles), with the wave starts and pauses in the same
   // statement: prepared once, not built per call.
   private readonly active
   private readonly byId

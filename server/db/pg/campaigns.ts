@@ -7,21 +7,25 @@ import type { DeadlineSubject } from '../../domain/deadlines.ts'
 import type { Campaign } from '../../domain/engine.ts'
 import { CAMPAIGN_JSON_PAIRS, campaignColumns, campaignFromJson, type CampaignJson, type PauseTuple, type WaveStartTuple } from '../campaigns.ts'
 import type { PgAccess } from './access.ts'
-import { campaignPauses, campaignWaveStarts, campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
+import { campaigns, exemptions, extensions, userGroups, users } from './schema.ts'
 
 type Row = typeof campaigns.$inferSelect
 
 /**
- * A campaign's row with its wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple. The
- * campaign's id is named in full (campaigns.id): drizzle writes a column of the outer table as a bare "id", which
- * inside the pauses' subquery would be the pause's own.
+ * A campaign's wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple, for the campaign whose
+ * id is `campaignId` (a column named in full: drizzle writes a column of the outer table as a bare "id", which inside
+ * the pauses' subquery would be the pause's own).
  */
+const waveStartsOf = (campaignId: string): string => `coalesce((SELECT json_agg(json_build_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
+    FROM campaign_wave_starts w WHERE w.campaign_id = ${campaignId}), '[]')`
+const pausesOf = (campaignId: string): string => `coalesce((SELECT json_agg(json_build_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason)
+    ORDER BY p.paused_at, p.id) FROM campaign_pauses p WHERE p.campaign_id = ${campaignId}), '[]')`
+
+/** A campaign's row with its wave starts and pauses. */
 const WITH_HISTORY = {
   ...getTableColumns(campaigns),
-  waveStarts: sql<WaveStartTuple[]>`coalesce((SELECT json_agg(json_build_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
-    FROM ${campaignWaveStarts} w WHERE w.campaign_id = campaigns.id), '[]')`,
-  pauses: sql<PauseTuple[]>`coalesce((SELECT json_agg(json_build_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
-    FROM ${campaignPauses} p WHERE p.campaign_id = campaigns.id), '[]')`
+  waveStarts: sql<WaveStartTuple[]>`${sql.raw(waveStartsOf('campaigns.id'))}`,
+  pauses: sql<PauseTuple[]>`${sql.raw(pausesOf('campaigns.id'))}`
 }
 
 /**
@@ -29,14 +33,12 @@ const WITH_HISTORY = {
  * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
  */
 export const LIVE_CAMPAIGNS_JSON = sql<CampaignJson[]>`coalesce((SELECT json_agg(json_build_object(${sql.raw(CAMPAIGN_JSON_PAIRS)},
-    'waveStarts', coalesce((SELECT json_agg(json_build_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave) FROM campaign_wave_starts w WHERE w.campaign_id = c.id), '[]'),
-    'pauses', coalesce((SELECT json_agg(json_build_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason) ORDER BY p.paused_at, p.id)
-      FROM campaign_pauses p WHERE p.campaign_id = c.id), '[]')
-  ) ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL), '[]')`
+    'waveStarts', ${sql.raw(waveStartsOf('c.id'))}, 'pauses', ${sql.raw(pausesOf('c.id'))}) ORDER BY c.created_at DESC, c.id)
+  FROM campaigns c WHERE c.archived_at IS NULL), '[]')`
 
 export class PgCampaignStore implements CampaignStore {
-  // Read on every signed-in page (the user's deadline and policy), with the wave starts and pauses in the same
-  // query: prepared once per connection (PgAccess.preparedRead).
+  // Read often (every state refresh and sweep, the consoles), with the wave starts and pauses in the same query:
+  // prepared once per connection (PgAccess.preparedRead).
   private readonly active
   private readonly byId
 

@@ -72,7 +72,8 @@ const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: st
  * `atomically` is left out of Async<>, which would let its work stay synchronous: here that work must be awaited.
  */
 export class PgEngineStore implements EngineStore {
-  // Read on every signed-in request (where the user stands; the home page's deadline): PgAccess.preparedRead.
+  // Read on every signed-in request (where the user stands), every home page (its deadline, methods and the
+  // campaigns) and state refresh: PgAccess.preparedRead.
   private readonly stateById
   private readonly factsById
   private readonly factsAndCampaignsById
