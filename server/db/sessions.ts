@@ -61,13 +61,15 @@ export class SqliteSessionStore implements SessionStore {
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
       if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) return null
-      const data = JSON.parse(row[0]) as StoredSession
+      const json = row[0]
+      const data = JSON.parse(json) as StoredSession
       const userId = row[2]
-      if (userId === null) return { data, signedIn: null }
+      if (userId === null) return { data, json, signedIn: null }
       const userRow = row.slice(3, 3 + USER_WITH_GROUPS_WIDTH) as UserWithGroupsRow
       const stateRow = row.slice(3 + USER_WITH_GROUPS_WIDTH) as StoredStateRow
       return {
         data,
+        json,
         signedIn: {
           userId,
           // Left joins: no user row reads as a null id, no state row as a null state (a column that is never null).

@@ -110,6 +110,8 @@ export interface SessionRevoker {
  */
 export interface SessionRead {
   data: object
+  /** The data as stored: the JSON text `data` was parsed from (what the store's set wrote). */
+  json: string
   signedIn: { userId: string, user: User | undefined, state: StoredState | undefined } | null
 }
 

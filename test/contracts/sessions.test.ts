@@ -54,13 +54,14 @@ for (const { name, open } of BACKENDS) {
       return { auth: { userId, createdAt: now, lastSeenAt: now, ...fields } }
     }
 
-    test('a session reads back as written, a later write replaces it, and a destroyed one is gone', async () => {
+    test('a session reads back as written (and as the text JSON.stringify made of it), a later write replaces it, and a destroyed one is gone', async () => {
       const { sessions } = stores
       assert.equal(await getSession(sessions, 'rw'), null)
       await setSession(sessions, 'rw', { note: 'anonymous' })
       assert.deepEqual(await getSession(sessions, 'rw'), { note: 'anonymous' })
       await setSession(sessions, 'rw', signedIn('alice'))
       assert.deepEqual(await getSession(sessions, 'rw'), signedIn('alice'))
+      assert.equal((await sessions.get('rw'))?.json, JSON.stringify(signedIn('alice')))
       await sessions.destroy('rw')
       assert.equal(await getSession(sessions, 'rw'), null)
     })
@@ -82,7 +83,7 @@ for (const { name, open } of BACKENDS) {
         state: 'pending', deadline: new Date(deadline), deadlineVersion: 3, desired: null, campaignId: null, softBlockAt: new Date(deadline - 86_400_000)
       })
       await setSession(sessions, 'visitor', { note: 'anonymous' })
-      assert.deepEqual(await sessions.get('visitor'), { data: { note: 'anonymous' }, signedIn: null })
+      assert.deepEqual(await sessions.get('visitor'), { data: { note: 'anonymous' }, json: '{"note":"anonymous"}', signedIn: null })
     })
 
     test('a session whose user is gone reads with no user, and one whose user was never assessed with no state', async () => {
@@ -94,7 +95,9 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(read.signedIn.user.groups, [])
       assert.equal(read.signedIn.state, undefined)
       await setSession(sessions, 'ghost-laptop', signedIn('ghost'))
-      assert.deepEqual(await sessions.get('ghost-laptop'), { data: signedIn('ghost'), signedIn: { userId: 'ghost', user: undefined, state: undefined } })
+      assert.deepEqual(await sessions.get('ghost-laptop'), {
+        data: signedIn('ghost'), json: JSON.stringify(signedIn('ghost')), signedIn: { userId: 'ghost', user: undefined, state: undefined }
+      })
     })
 
     test('an anonymous session is gone once it has been idle for the idle timeout', async () => {

@@ -107,6 +107,23 @@ test('signing out deletes the session and tells the browser to forget its cookie
   assert.equal((await anonymous(t).get('/').set('cookie', agent.sessionCookie)).status, 303, 'the old cookie replayed is nobody')
 })
 
+test('looking at pages writes nothing: a session row is stored again only when the session changed', async () => {
+  const user = await createTestUser(t.services)
+  const agent = await signIn(t, user.email)
+  assert.equal((await agent.get('/')).status, 200)
+  const rows = sqlOn(t.services)
+  // Every store of a session works its expiry out again: an expiry no store would write marks the row as untouched.
+  const stored = Number(await rows.value('SELECT expires_at FROM sessions WHERE user_id = ?', user.id))
+  const marked = stored - 12_345
+  assert.equal(await rows.run('UPDATE sessions SET expires_at = ? WHERE user_id = ?', marked, user.id), 1)
+  for (const path of ['/', '/preferences', '/api/v1/me', '/']) assert.equal((await agent.get(path)).status, 200, path)
+  assert.equal(Number(await rows.value('SELECT expires_at FROM sessions WHERE user_id = ?', user.id)), marked, 'no page view rewrote the session')
+  // Saving preferences leaves a message for the next page in the session: that is stored.
+  const saved = await submitForm(agent, '/preferences', '/preferences', { locale: '', timeZone: 'Europe/Berlin' })
+  assert.equal(saved.status, 303)
+  assert.equal(Number(await rows.value('SELECT expires_at FROM sessions WHERE user_id = ?', user.id)), stored)
+})
+
 test('sessions stored by an earlier version (the session plugin\'s cookie settings kept in the row) stay signed in after an upgrade', async () => {
   const user = await createTestUser(t.services)
   const now = t.clock.now().getTime()

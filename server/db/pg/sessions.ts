@@ -51,9 +51,10 @@ export class PgSessionStore implements SessionStore {
     // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
     if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null
     const data = JSON.parse(row.data) as StoredSession
-    if (row.userId === null) return { data, signedIn: null }
+    if (row.userId === null) return { data, json: row.data, signedIn: null }
     return {
       data,
+      json: row.data,
       signedIn: {
         userId: row.userId,
         // Left joins: no user row or no state row reads as null (drizzle) or as null columns (the groups are never null).

@@ -100,9 +100,11 @@ function sessionFor (request: FastifyRequest, store: SessionStore, id: string | 
   let loaded = '{}'
   if (read !== null) {
     // Rows written while the portal ran on @fastify/session also hold that plugin's cookie settings: not data.
-    const { cookie: _settings, ...fields } = read.data as Record<string, unknown>
+    const { cookie: settings, ...fields } = read.data as Record<string, unknown>
     Object.assign(session, fields)
-    loaded = JSON.stringify(session)
+    // The row's own text is what JSON.stringify(session) gives (the store wrote it so, fields in this order): no need
+    // to serialise the session again to tell later whether this request changed it.
+    loaded = settings === undefined ? read.json : JSON.stringify(session)
   }
   metaOf.set(session, { store, request, id, stored: read !== null, loaded, destroyed: false, signedIn: read?.signedIn ?? null })
   return session
