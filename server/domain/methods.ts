@@ -174,7 +174,6 @@ export interface EnrollmentStatus {
 /** Does this user count as enrolled under the policy at `at`, and how do we say so in plain words? */
 export function enrollmentStatus (user: Pick<User, 'privileged'>, kinds: readonly string[], policy: MethodPolicy, at: Date, mayHoldRecoveryCodes = false): EnrollmentStatus {
   const assessment = assessMethods(user.privileged, kinds, policy, at)
-  const status = (enrolled: boolean, key: string, values?: Words['values']): EnrollmentStatus => ({ enrolled, needsSecond: false, second: null, summary: [{ key, values }] })
   if (assessment.needsSecond) {
     const codes = policy.methodsRequired === 'one_plus_recovery' && mayHoldRecoveryCodes
     return {
@@ -195,6 +194,11 @@ export function enrollmentStatus (user: Pick<User, 'privileged'>, kinds: readonl
       : status(false, 'status.sms_alone')
   }
   return status(false, 'status.none')
+}
+
+/** A status that needs no second method: whether it counts, and the one sentence that says so. */
+function status (enrolled: boolean, key: string, values?: Words['values']): EnrollmentStatus {
+  return { enrolled, needsSecond: false, second: null, summary: [{ key, values }] }
 }
 
 export const METHOD_NAME_MAX = 60
