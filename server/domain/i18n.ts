@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { IntlMessageFormat, type Formats } from 'intl-messageformat'
+import { IntlMessageFormat, type Formats, type Formatters } from 'intl-messageformat'
 import Negotiator from 'negotiator'
 
 /**
@@ -78,6 +78,37 @@ export function escapeHtml (text: string): string {
 /** The message formats' date and time styles (`{at, date, long}`, `{at, time, short}`), in the reader's zone. */
 function inZone (styles: Formats['date'], timeZone: string): Formats['date'] {
   return Object.fromEntries(Object.entries(styles).map(([name, style]) => [name, { ...style, timeZone }]))
+}
+
+/**
+ * The Intl objects one translator's messages format with, each made once. intl-messageformat's own formatters keep
+ * them too, but find them again by JSON-serialising the arguments of every call: on a page with counts and dates that
+ * cost more than the formatting. Here the options object is the key: a message passes the same one every time (a
+ * style from its formats, or what its skeleton parsed to), and plural rules differ only by type. All of a
+ * translator's messages are made for its one locale, so the locale is not part of the key.
+ */
+function formattersFor (): Formatters {
+  const numbers = new Map<object | undefined, Intl.NumberFormat>()
+  const dates = new Map<object | undefined, Intl.DateTimeFormat>()
+  const plurals = new Map<string | undefined, Intl.PluralRules>()
+  return {
+    getNumberFormat (locales, options) {
+      let format = numbers.get(options)
+      // formatjs's options type names a value TypeScript's Intl lacks ("stripToMinimum"); Intl is what formats them.
+      if (format === undefined) numbers.set(options, format = new Intl.NumberFormat(locales, options as Intl.NumberFormatOptions | undefined))
+      return format
+    },
+    getDateTimeFormat (locales, options) {
+      let format = dates.get(options)
+      if (format === undefined) dates.set(options, format = new Intl.DateTimeFormat(locales, options))
+      return format
+    },
+    getPluralRules (locales, options) {
+      let rules = plurals.get(options?.type)
+      if (rules === undefined) plurals.set(options?.type, rules = new Intl.PluralRules(locales, options))
+      return rules
+    }
+  }
 }
 
 /** Characters with a meaning in ICU MessageFormat (arguments, tags, plural's #, quoting); a message without any is plain text. */
@@ -207,6 +238,7 @@ export class Localiser {
       date: inZone(IntlMessageFormat.formats.date, timeZone),
       time: inZone(IntlMessageFormat.formats.time, timeZone)
     }
+    const formatters = formattersFor()
     // Most messages are plain text (no argument, tag, plural or quote): they format to themselves and are kept as text.
     const compiled = new Map<string, IntlMessageFormat | string>()
     // Undefined when the message cannot be formatted (a value it needs was not given): no reader sees its source.
@@ -215,7 +247,7 @@ export class Localiser {
         let message = compiled.get(key)
         if (message === undefined) {
           const source = messages[key]!
-          message = MESSAGE_SYNTAX.test(source) ? new IntlMessageFormat(source, formatLocale, formats) : source
+          message = MESSAGE_SYNTAX.test(source) ? new IntlMessageFormat(source, formatLocale, formats, { formatters }) : source
           compiled.set(key, message)
         }
         if (typeof message === 'string') return message

@@ -132,6 +132,27 @@ test('plural rules follow the language', () => {
   assert.equal(localiser.for({ locale: 'de' }).t('common.days_left', { count: 3 }), 'noch 3 Tage')
 })
 
+test('counts, numbers, ordinals, dates and times in messages follow the reader\'s language and zone, the same on every call', () => {
+  const source = '{count, plural, one {# code} other {# codes}} left, until {until, time, short} on {until, date, medium} ({until, date, short}); ' +
+    '{total, number} in all, {share, number, percent}; the {place, selectordinal, one {#st} two {#nd} few {#rd} other {#th}} time'
+  const localiser = new Localiser({ en: { 'x.mixed': source }, de: { 'x.mixed': source } }, { locale: 'en', timeZone: 'UTC' })
+  const until = new Date('2026-12-03T23:07:00Z')
+  const values = (count: number, place: number) => ({ count, until, total: 12345.5, share: 0.25, place })
+  const expected = {
+    en: ['1 code left, until 00:07 on 4 Dec 2026 (04/12/26); 12,345.5 in all, 25%; the 2nd time', '3 codes left, until 00:07 on 4 Dec 2026 (04/12/26); 12,345.5 in all, 25%; the 3rd time'],
+    de: ['1 code left, until 00:07 on 4. Dez. 2026 (4.12.26); 12.345,5 in all, 25\u00a0%; the 2th time', '3 codes left, until 00:07 on 4. Dez. 2026 (4.12.26); 12.345,5 in all, 25\u00a0%; the 3th time']
+  }
+  for (const locale of ['en', 'de'] as const) {
+    const berlin = localiser.for({ locale, timeZone: 'Europe/Berlin' })
+    for (let call = 0; call < 3; call++) {
+      assert.equal(berlin.t('x.mixed', values(1, 2)), expected[locale][0], `${locale}, call ${call + 1}`)
+      assert.equal(berlin.t('x.mixed', values(3, 3)), expected[locale][1], `${locale}, call ${call + 1}`)
+    }
+  }
+  // The same message for a reader in another zone: its own times, not the first reader's.
+  assert.match(localiser.for({ locale: 'en', timeZone: 'America/New_York' }).t('x.mixed', values(1, 1)), /until 18:07 on 3 Dec 2026 \(03\/12\/26\).*the 1st time/)
+})
+
 test('every message without arguments reads exactly as ICU MessageFormat writes it, in every language', () => {
   const localiser = new Localiser(catalogues, { locale: 'en', timeZone: 'UTC' })
   for (const locale of LOCALES) {
