@@ -48,7 +48,7 @@ const preferenceRoutes: FastifyPluginAsync<{ users: Pick<UserStore, 'setPreferen
         chosenLocale: user.locale ?? '',
         chosenTimeZone: user.timeZone ?? '',
         zones: timeZones(),
-      now: clock.now(),
+        now: clock.now(),
         error: request.i18n.t(locale !== '' && !isLocale(locale) ? 'preferences.unknown_language' : 'preferences.unknown_time_zone')
       })
     }
