@@ -108,8 +108,10 @@ test('the pilot can be a stable share of users chosen by their id, the same on e
   for (let i = 0; i < 60; i++) users.push(await createTestUser(t.services, { email: `share${i}@test.example` }))
   const campaign = await t.services.campaigns.create(campaignInput(t.clock.now(), { waves: { pilot: { kind: 'share', percent: 20 }, offsetsDays: [14] } }), actorOf(admin))
   const first = await wavesOf(users)
+  // The users' ids are random here, so the count is too (12 on average, 23 seen once): how close it comes to a fifth
+  // is held on fixed ids by test/unit/waves.test.ts. Here: some users, and far from all of them.
   const pilots = first.filter((w) => w === 1).length
-  assert.ok(pilots >= 4 && pilots <= 22, `about a fifth in the pilot (got ${pilots})`)
+  assert.ok(pilots >= 1 && pilots <= 30, `some, and at most half, in the pilot (got ${pilots})`)
   await t.services.engine.refreshAll()
   assert.deepEqual(await wavesOf(users), first, 'the same users on every run')
   assert.ok(first.every((w) => w === 1 || w === 2))
