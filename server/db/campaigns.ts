@@ -35,7 +35,7 @@ export const CAMPAIGN_JSON_PAIRS = Object.entries(getTableColumns(campaigns)).ma
 
 /**
  * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
- * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
+ * CampaignJson: for a read that brings them along with something else (the engine's facts read; the home page's session read).
  */
 export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS}, 'waveStarts', json(${waveStartsOf('c.id')}), 'pauses', json(${pausesOf('c.id')}))
   ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL)`

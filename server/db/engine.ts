@@ -1,6 +1,6 @@
 import type { CampaignStore } from '../domain/campaigns.ts'
 import type { CampaignOutlook } from '../domain/dry-run.ts'
-import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
+import type { Campaign, DeadlineFacts, DeadlineRead, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../domain/engine.ts'
 import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
@@ -26,13 +26,49 @@ function dueRow (row: DueRecord): DueRow {
 // A method as the facts read gives it (a MethodRow, JSON): what the home page lists, none of the secrets.
 const METHOD_FIELDS = `'id', id, 'userId', user_id, 'kind', kind, 'name', name, 'createdAt', created_at, 'lastUsedAt', last_used_at, 'phone', phone, 'aaguid', aaguid`
 
-// A user's deadline facts in one row: the user with their groups, methods, unused recovery codes and extensions.
-const FACTS_SELECT = `SELECT id, email, provider, external_id AS externalId, provider_methods AS providerMethods, provider_attributes AS providerAttributes, drift_flagged_at AS driftFlaggedAt,
-        privileged, disabled, first_seen_at AS firstSeenAt, directory_created_at AS directoryCreatedAt, enforced_at AS enforcedAt,
-        (SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = users.id) AS groups,
-        (SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = users.id) AS methods,
-        (SELECT count(*) FROM recovery_codes WHERE user_id = users.id AND used_at IS NULL AND voided_at IS NULL) AS recoveryCodes,
-        (SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = users.id) AS extensions`
+/**
+ * A user's deadline facts as columns of the users row aliased `table`: the user with their groups, methods, unused
+ * recovery codes and extensions, named as SqliteFactsRow names them. Read by name (FACTS_SELECT) or, with the
+ * session, by position (deadlineFromColumns).
+ */
+function factsFields (table: string): Array<[keyof SqliteFactsRow, string]> {
+  return [
+    ['id', `${table}.id`], ['email', `${table}.email`], ['provider', `${table}.provider`], ['externalId', `${table}.external_id`],
+    ['providerMethods', `${table}.provider_methods`], ['providerAttributes', `${table}.provider_attributes`], ['driftFlaggedAt', `${table}.drift_flagged_at`],
+    ['privileged', `${table}.privileged`], ['disabled', `${table}.disabled`], ['firstSeenAt', `${table}.first_seen_at`],
+    ['directoryCreatedAt', `${table}.directory_created_at`], ['enforcedAt', `${table}.enforced_at`],
+    ['groups', `(SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = ${table}.id)`],
+    ['methods', `(SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = ${table}.id)`],
+    ['recoveryCodes', `(SELECT count(*) FROM recovery_codes WHERE user_id = ${table}.id AND used_at IS NULL AND voided_at IS NULL)`],
+    ['extensions', `(SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = ${table}.id)`]
+  ]
+}
+
+const FACTS_SELECT = `SELECT ${factsFields('users').map(([name, column]) => `${column} AS ${name}`).join(', ')}`
+
+const FACT_NAMES = factsFields('users').map(([name]) => name)
+
+/**
+ * The deadline facts of the user `table` names and the live campaigns, as columns to add to a read (the session's,
+ * db/sessions.ts): DEADLINE_WIDTH of them, null for no user, read back by deadlineFromColumns.
+ */
+export function deadlineColumns (table: string): string {
+  return `${factsFields(table).map(([, column]) => column).join(', ')}, ${LIVE_CAMPAIGNS_JSON}`
+}
+
+export const DEADLINE_WIDTH = FACT_NAMES.length + 1
+
+/** deadlineColumns' values as the facts and campaigns; undefined when they name no user. */
+export function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
+  if (values[0] === null) return undefined
+  const row: Record<string, unknown> = {}
+  for (let i = 0; i < FACT_NAMES.length; i++) row[FACT_NAMES[i]] = values[i]
+  return { facts: factsOf(row as SqliteFactsRow), campaigns: campaignsFrom(values[FACT_NAMES.length] as string) }
+}
+
+function campaignsFrom (json: string): Campaign[] {
+  return (JSON.parse(json) as CampaignJson[]).map(campaignFromJson)
+}
 
 /** A user's state as an array, in the order of storedStateColumns. */
 export type StoredStateRow = [state: StoredState['state'], deadline: number | null, deadlineVersion: number, desired: JobAction | null, campaignId: string | null, softBlockAt: number | null]
@@ -41,6 +77,9 @@ export type StoredStateRow = [state: StoredState['state'], deadline: number | nu
 export function storedStateColumns (table: string): string {
   return `${table}.state, ${table}.deadline, ${table}.deadline_version, ${table}.desired, ${table}.campaign_id, ${table}.soft_block_at`
 }
+
+/** How many columns storedStateColumns names. */
+export const STORED_STATE_WIDTH = 6
 
 /** A user_states row (either dialect: times as ms since epoch) as the domain's StoredState. */
 export function storedStateFrom (row: Omit<StoredState, 'deadline' | 'softBlockAt'> & { deadline: number | null, softBlockAt: number | null }): StoredState {
@@ -64,7 +103,7 @@ export class SqliteEngineStore implements EngineStore {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
       user: s(`${FACTS_SELECT} FROM users WHERE id = ?`),
-      // The same with the live campaigns: the home page's one read for its deadline and policy.
+      // The same with the live campaigns, for a deadline and policy (the home page reads them with its session instead).
       userWithCampaigns: s(`${FACTS_SELECT}, ${LIVE_CAMPAIGNS_JSON} AS campaigns FROM users WHERE id = ?`),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
@@ -178,11 +217,11 @@ export class SqliteEngineStore implements EngineStore {
     return await this.access.run(() => this.deadlineFactsNow(userId))
   }
 
-  async deadlineFactsWithCampaigns (userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined> {
+  async deadlineFactsWithCampaigns (userId: string): Promise<DeadlineRead | undefined> {
     return await this.access.run(() => {
       const row = this.statements.userWithCampaigns.get(userId) as SqliteFactsRow & { campaigns: string } | undefined
       if (row === undefined) return undefined
-      return { facts: factsOf(row), campaigns: (JSON.parse(row.campaigns) as CampaignJson[]).map(campaignFromJson) }
+      return { facts: factsOf(row), campaigns: campaignsFrom(row.campaigns) }
     })
   }
 

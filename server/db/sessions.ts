@@ -1,7 +1,7 @@
 import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
-import type { SessionRead, SessionStore } from '../domain/users.ts'
-import { storedStateColumns, storedStateFromColumns, type StoredStateRow } from './engine.ts'
+import type { SessionRead, SessionReadOptions, SessionStore } from '../domain/users.ts'
+import { DEADLINE_WIDTH, deadlineColumns, deadlineFromColumns, STORED_STATE_WIDTH, storedStateColumns, storedStateFromColumns, type StoredStateRow } from './engine.ts'
 import { USER_WITH_GROUPS_WIDTH, userWithGroupsColumns, userWithGroupsFrom, type UserWithGroupsRow } from './users.ts'
 
 /** What a signed-in session carries. */
@@ -35,6 +35,7 @@ type SessionRow = [data: string, expiresAt: number, userId: string | null, ...re
  */
 export class SqliteSessionStore implements SessionStore {
   private readonly selectOne
+  private readonly selectWithDeadline
   private readonly upsert
   private readonly remove
   private readonly removeForUser
@@ -47,17 +48,21 @@ export class SqliteSessionStore implements SessionStore {
     const { sqlite } = access
     // Read on every request: the session row, with the user it names and their state (one statement instead of
     // three), as an array (no per-row object with named keys to build).
-    this.selectOne = sqlite.prepare<[string], SessionRow>(`SELECT s.data, s.expires_at, s.user_id, ${userWithGroupsColumns('u')}, ${storedStateColumns('st')}
-      FROM sessions s LEFT JOIN users u ON u.id = s.user_id LEFT JOIN user_states st ON st.user_id = s.user_id WHERE s.sid = ?`).raw(true)
+    const read = (more: string): string => `SELECT s.data, s.expires_at, s.user_id, ${userWithGroupsColumns('u')}, ${storedStateColumns('st')}${more}
+      FROM sessions s LEFT JOIN users u ON u.id = s.user_id LEFT JOIN user_states st ON st.user_id = s.user_id WHERE s.sid = ?`
+    this.selectOne = sqlite.prepare<[string], SessionRow>(read('')).raw(true)
+    // The home page's: the same with the user's deadline facts and the live campaigns.
+    this.selectWithDeadline = sqlite.prepare<[string], SessionRow>(read(`, ${deadlineColumns('u')}`)).raw(true)
     this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
     this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
     this.removeForUser = sqlite.prepare('DELETE FROM sessions WHERE user_id = ?')
   }
 
-  async get (sid: string): Promise<SessionRead | null> {
+  async get (sid: string, options?: SessionReadOptions): Promise<SessionRead | null> {
     return await this.access.run(() => {
-      const row = this.selectOne.get(sid)
+      const withDeadline = options?.deadline === true
+      const row = (withDeadline ? this.selectWithDeadline : this.selectOne).get(sid)
       // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
       // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
       if (row === undefined || (row[1] <= this.clock.now().getTime() && row[2] === null)) return null
@@ -66,17 +71,16 @@ export class SqliteSessionStore implements SessionStore {
       const userId = row[2]
       if (userId === null) return { data, json, signedIn: null }
       const userRow = row.slice(3, 3 + USER_WITH_GROUPS_WIDTH) as UserWithGroupsRow
-      const stateRow = row.slice(3 + USER_WITH_GROUPS_WIDTH) as StoredStateRow
-      return {
-        data,
-        json,
-        signedIn: {
-          userId,
-          // Left joins: no user row reads as a null id, no state row as a null state (a column that is never null).
-          user: userRow[0] === null ? undefined : userWithGroupsFrom(userRow),
-          state: stateRow[0] === null ? undefined : storedStateFromColumns(stateRow)
-        }
+      const stateAt = 3 + USER_WITH_GROUPS_WIDTH
+      const stateRow = row.slice(stateAt, stateAt + STORED_STATE_WIDTH) as StoredStateRow
+      const signedIn: NonNullable<SessionRead['signedIn']> = {
+        userId,
+        // Left joins: no user row reads as a null id, no state row as a null state (a column that is never null).
+        user: userRow[0] === null ? undefined : userWithGroupsFrom(userRow),
+        state: stateRow[0] === null ? undefined : storedStateFromColumns(stateRow)
       }
+      if (withDeadline) signedIn.deadline = deadlineFromColumns(row.slice(stateAt + STORED_STATE_WIDTH, stateAt + STORED_STATE_WIDTH + DEADLINE_WIDTH))
+      return { data, json, signedIn }
     })
   }
 

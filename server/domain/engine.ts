@@ -136,6 +136,12 @@ export interface PlanItem {
   words: Words[]
 }
 
+/** What a user's deadline and the methods that count are worked out from: their facts and the live campaigns. */
+export interface DeadlineRead { facts: DeadlineFacts, campaigns: Campaign[] }
+
+/** What the home page says about a user's deadline and methods (EnforcementEngine.deadlineAndPolicy). */
+export interface DeadlineAndPolicy { deadline: CampaignDeadline | null, policy: MethodPolicy, methods: AuthMethod[], recoveryCodes: number }
+
 /** Storage for the engine. Scans are batched by user id so memory stays flat however many users there are. */
 export interface EngineStore {
   activeCampaigns(): Promise<Campaign[]>
@@ -144,7 +150,7 @@ export interface EngineStore {
   /** facts() without the exemption and job lookups, for pages that explain the deadline. */
   deadlineFacts(userId: string): Promise<DeadlineFacts | undefined>
   /** The deadline's facts with the live campaigns (as activeCampaigns), in one read: undefined for no such user. */
-  deadlineFactsWithCampaigns(userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined>
+  deadlineFactsWithCampaigns(userId: string): Promise<DeadlineRead | undefined>
   state(userId: string): Promise<StoredState | undefined>
   /** Writes the derived state; records a transition when the state changes and bumps the version when the deadline does. */
   saveState(userId: string, derived: DerivedState, deadline: Date | null, campaignId: string | null, softBlockAt: Date | null, now: Date, wave?: number | null): Promise<void>
@@ -306,11 +312,16 @@ export class EnforcementEngine {
    * deadline with how it was derived, which methods qualify (those of the campaign that set the deadline, else the
    * portal's default), the user's methods at the portal and how many unused recovery codes they hold.
    */
-  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<{ deadline: CampaignDeadline | null, policy: MethodPolicy, methods: AuthMethod[], recoveryCodes: number }> {
+  async deadlineAndPolicy (userId: string, campaigns?: Campaign[]): Promise<DeadlineAndPolicy> {
     // Unless the caller has the campaigns already, they come with the facts: one read.
     const read = campaigns === undefined
       ? await this.store.deadlineFactsWithCampaigns(userId)
       : await this.store.deadlineFacts(userId).then((facts) => facts === undefined ? undefined : { facts, campaigns })
+    return this.deadlineAndPolicyFrom(read)
+  }
+
+  /** The same from facts and campaigns read already (the home page's come with its session: SessionRead.signedIn.deadline). */
+  deadlineAndPolicyFrom (read: DeadlineRead | undefined): DeadlineAndPolicy {
     if (read === undefined) return { deadline: null, policy: this.settings.defaultMethodPolicy, methods: [], recoveryCodes: 0 }
     const { deadline, campaign } = this.deadlineFor(read.facts, read.campaigns, this.clock.now())
     // The methods and unused recovery codes come with the same read: the home page shows them without asking again.

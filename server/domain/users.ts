@@ -1,5 +1,5 @@
 import type { AuditLog } from './audit.ts'
-import type { StoredState } from './engine.ts'
+import type { DeadlineRead, StoredState } from './engine.ts'
 import { DomainError } from './errors.ts'
 
 export const ROLES = ['user', 'helpdesk', 'admin'] as const
@@ -106,19 +106,26 @@ export interface SessionRevoker {
 /**
  * A session as the store reads it: its data and, when the row names a user (signed in), that user and where they
  * stand, read in the same statement: every signed-in request needs all three. `user` is undefined once the user is
- * gone, `state` before the engine first assessed them.
+ * gone, `state` before the engine first assessed them. `deadline` (the user's deadline facts and the live campaigns)
+ * only when asked for (SessionReadOptions), and undefined once the user is gone.
  */
 export interface SessionRead {
   data: object
   /** The data as stored: the JSON text `data` was parsed from (what the store's set wrote). */
   json: string
-  signedIn: { userId: string, user: User | undefined, state: StoredState | undefined } | null
+  signedIn: { userId: string, user: User | undefined, state: StoredState | undefined, deadline?: DeadlineRead } | null
+}
+
+/** What a request reads with its session besides the user and their state. */
+export interface SessionReadOptions {
+  /** The user's deadline facts and the live campaigns (the home page: the same statement instead of a second one). */
+  deadline?: boolean
 }
 
 /** Server-side sessions (web/plugins/session.ts), stored as JSON; none is cached in a process. */
 export interface SessionStore extends SessionRevoker {
   /** The session, or null when there is none under that id (or it expired before anyone signed in). */
-  get(sid: string): Promise<SessionRead | null>
+  get(sid: string, options?: SessionReadOptions): Promise<SessionRead | null>
   set(sid: string, session: object): Promise<void>
   destroy(sid: string): Promise<void>
   /** Deletes expired sessions; how many. */

@@ -10,6 +10,8 @@ import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
+import { FakeClock } from '../helpers/app.ts'
+import { signedInSession } from './rows.ts'
 
 type Open = Connection & { close(): Promise<void> }
 
@@ -223,6 +225,9 @@ for (const { name, open } of BACKENDS) {
       const read = await engine.deadlineFactsWithCampaigns('admin-1')
       const listed = await campaigns.list()
       assert.deepEqual(read, { facts: await engine.deadlineFacts('admin-1'), campaigns: listed })
+      // The home page reads them with its session: the same facts and campaigns, in the same statement.
+      const sessions = await signedInSession(connection, new FakeClock(NOW), 'admin-1-browser', 'admin-1')
+      assert.deepEqual((await sessions.get('admin-1-browser', { deadline: true }))?.signedIn?.deadline, read)
       const [first] = listed
       assert.deepEqual([first.id, first.waveStarts.length, first.pauses.length, first.accessKeyReview?.keyIds, first.armedAt], [rich.id, 2, 2, ['AKIA1'], NOW])
       assert.equal(listed.some((c) => c.id === gone.id), false)

@@ -9,7 +9,8 @@ import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
 import { BACKENDS, type Backend, type Connection } from '../helpers/backends.ts'
 import { DAY } from '../helpers/campaigns.ts'
-import { rowsOf } from './rows.ts'
+import { FakeClock } from '../helpers/app.ts'
+import { rowsOf, signedInSession } from './rows.ts'
 
 type Open = Connection & { close(): Promise<void> }
 type Engine = SqliteEngineStore | PgEngineStore
@@ -174,6 +175,11 @@ for (const { name, open } of BACKENDS) {
       assert.ok(deadlineFacts !== undefined)
       assert.deepEqual({ ...deadlineFacts, groups: [...deadlineFacts.groups].sort() }, { ...forDeadline, groups: ['g-a', 'g-b'] })
       assert.equal(await engine.deadlineFacts('nobody'), undefined)
+      // The home page reads them with its session, in the same statement: the same facts and live campaigns.
+      const withCampaigns = await engine.deadlineFactsWithCampaigns('u-f')
+      assert.deepEqual(withCampaigns?.facts, deadlineFacts)
+      const sessions = await signedInSession(connection, new FakeClock(NOW), 'u-f-browser', 'u-f')
+      assert.deepEqual((await sessions.get('u-f-browser', { deadline: true }))?.signedIn?.deadline, withCampaigns)
 
       await engine.markGoneFromDirectory('u-f', NOW)
       const gone = await engine.facts('u-f')

@@ -1,7 +1,10 @@
 import { eq, type SQL } from 'drizzle-orm'
 import * as sqliteSchema from '../../server/db/schema.ts'
 import * as pgSchema from '../../server/db/pg/schema.ts'
+import type { Clock } from '../../server/domain/clock.ts'
 import type { Role } from '../../server/domain/users.ts'
+import { SqliteSessionStore } from '../../server/db/sessions.ts'
+import { PgSessionStore } from '../../server/db/pg/sessions.ts'
 import type { Connection } from '../helpers/backends.ts'
 
 /** A user row written straight into the connection's database, for the rows of other tables that reference one. */
@@ -55,4 +58,16 @@ export async function rowsOf<T> (connection: Connection, query: SQL): Promise<T[
 export async function changeRows (connection: Connection, statement: SQL): Promise<void> {
   if (connection.dialect === 'sqlite') connection.database.db.run(statement)
   else await connection.database.db.execute(statement)
+}
+
+/**
+ * The session store of the connection's dialect, holding one signed-in session for `userId` under `sid` (idle and
+ * absolute timeouts long enough not to matter).
+ */
+export async function signedInSession (connection: Connection, clock: Clock, sid: string, userId: string): Promise<SqliteSessionStore | PgSessionStore> {
+  const timeouts = { idleMs: 3_600_000, absoluteMs: 8 * 3_600_000 }
+  const sessions = connection.dialect === 'sqlite' ? new SqliteSessionStore(connection.database.access, clock, timeouts) : new PgSessionStore(connection.access, clock, timeouts)
+  const now = clock.now().getTime()
+  await sessions.set(sid, { auth: { userId, createdAt: now, lastSeenAt: now } })
+  return sessions
 }

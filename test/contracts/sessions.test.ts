@@ -86,6 +86,20 @@ for (const { name, open } of BACKENDS) {
       assert.deepEqual(await sessions.get('visitor'), { data: { note: 'anonymous' }, json: '{"note":"anonymous"}', signedIn: null })
     })
 
+    test('asked for, a signed-in session is read with the deadline facts of the user it names; a visitor\'s, or one whose user is gone, with none', async () => {
+      const { sessions, connection } = stores
+      await insertUser(connection, 'fay')
+      await setSession(sessions, 'fay-laptop', signedIn('fay'))
+      const read = await sessions.get('fay-laptop', { deadline: true })
+      assert.deepEqual([read?.signedIn?.user?.id, read?.signedIn?.deadline?.facts.userId, read?.signedIn?.deadline?.facts.methods, read?.signedIn?.deadline?.campaigns],
+        ['fay', 'fay', [], []])
+      assert.equal(Object.hasOwn((await sessions.get('fay-laptop'))?.signedIn ?? {}, 'deadline'), false, 'not read unless asked for')
+      await setSession(sessions, 'ghost-tablet', signedIn('ghost'))
+      assert.deepEqual((await sessions.get('ghost-tablet', { deadline: true }))?.signedIn, { userId: 'ghost', user: undefined, state: undefined, deadline: undefined })
+      await setSession(sessions, 'visitor-2', { note: 'anonymous' })
+      assert.equal((await sessions.get('visitor-2', { deadline: true }))?.signedIn, null)
+    })
+
     test('a session whose user is gone reads with no user, and one whose user was never assessed with no state', async () => {
       const { sessions, connection } = stores
       await insertUser(connection, 'erin')

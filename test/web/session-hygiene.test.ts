@@ -137,13 +137,17 @@ test('sessions stored by an earlier version (the session plugin\'s cookie settin
 test('who is signed in is what the session itself says: a row whose user column names someone else, or no one, changes nothing', async () => {
   const user = await createTestUser(t.services, { displayName: 'Riley Session-Owner' })
   const admin = await createTestUser(t.services, { role: 'admin', displayName: 'Avery Admin' })
+  await t.services.methods.addTotp(user.id, 'Riley app', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
+  await t.services.methods.addTotp(admin.id, 'Avery app', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 0)
   const agent = await signIn(t, user.email)
   const rows = sqlOn(t.services)
   assert.equal(await rows.run('UPDATE sessions SET user_id = ? WHERE user_id = ?', admin.id, user.id), 1)
   const page = await agent.get('/')
   assert.equal(page.status, 200)
   assert.match(page.text, /Hello, Riley Session-Owner/)
-  assert.doesNotMatch(page.text, /Avery Admin/)
+  // Nor are their methods or deadline (read with the session row, for the user it names) shown instead.
+  assert.match(page.text, /Riley app/)
+  assert.doesNotMatch(page.text, /Avery Admin|Avery app/)
   assert.equal((await agent.get('/admin')).status, 403, 'the other user\'s role is not borrowed either')
   await rows.run('UPDATE sessions SET user_id = NULL WHERE user_id = ?', admin.id)
   const again = await agent.get('/')

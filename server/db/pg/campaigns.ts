@@ -30,7 +30,7 @@ const WITH_HISTORY = {
 
 /**
  * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
- * CampaignJson: for a read that brings them along with something else (the engine's facts read, on the home page).
+ * CampaignJson: for a read that brings them along with something else (the engine's facts read; the home page's session read).
  */
 export const LIVE_CAMPAIGNS_JSON = sql<CampaignJson[]>`coalesce((SELECT json_agg(json_build_object(${sql.raw(CAMPAIGN_JSON_PAIRS)},
     'waveStarts', ${sql.raw(waveStartsOf('c.id'))}, 'pauses', ${sql.raw(pausesOf('c.id'))}) ORDER BY c.created_at DESC, c.id)

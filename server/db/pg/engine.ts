@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lte, notExists, sql
 import { alias } from 'drizzle-orm/pg-core'
 import type { CampaignOutlook } from '../../domain/dry-run.ts'
 import type { Extension } from '../../domain/deadlines.ts'
-import type { Campaign, DeadlineFacts, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
+import type { Campaign, DeadlineFacts, DeadlineRead, EngineStore, Job, JobAction, JobTrouble, StoredState, UserFacts } from '../../domain/engine.ts'
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
 import { deadlineFactsFrom, exemptionFrom, storedStateFrom, type FactsRow } from '../engine.ts'
@@ -14,8 +14,11 @@ import { enforcementJobs, exemptions, stateTransitions, userStates, users } from
 
 const DAY_MS = 86_400_000
 
-/** A user's deadline facts in one row: groups, methods, unused recovery codes and extensions with the user. */
-const FACTS_COLUMNS = {
+/**
+ * A user's deadline facts in one row: groups, methods, unused recovery codes and extensions with the user (read with
+ * the home page's session too, pg/sessions.ts, where `users` is the user the session names).
+ */
+export const FACTS_COLUMNS = {
   id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
   providerAttributes: users.providerAttributes, driftFlaggedAt: users.driftFlaggedAt, privileged: users.privileged, disabled: users.disabled,
   firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, enforcedAt: users.enforcedAt,
@@ -29,9 +32,9 @@ const FACTS_COLUMNS = {
 }
 
 /** FACTS_COLUMNS' row: the aggregates are null where there is nothing to aggregate. */
-type PgFactsRow = Omit<FactsRow, 'groups' | 'methods'> & { groups: string[] | null, methods: MethodRow[] | null, extensions: Extension[] | null }
+export type PgFactsRow = Omit<FactsRow, 'groups' | 'methods'> & { groups: string[] | null, methods: MethodRow[] | null, extensions: Extension[] | null }
 
-function factsOf (row: PgFactsRow): DeadlineFacts {
+export function factsOf (row: PgFactsRow): DeadlineFacts {
   return deadlineFactsFrom({ ...row, groups: row.groups ?? [], methods: row.methods ?? [] }, row.extensions ?? [])
 }
 
@@ -72,8 +75,8 @@ const idsAfter = (column: typeof users.id | typeof userStates.userId, cursor: st
  * `atomically` is left out of Async<>, which would let its work stay synchronous: here that work must be awaited.
  */
 export class PgEngineStore implements EngineStore {
-  // Read on every signed-in request (where the user stands), every home page (its deadline, methods and the
-  // campaigns) and state refresh: PgAccess.preparedRead.
+  // Read often (state refreshes, deadline explanations; where a user stands and the home page's facts, when not read
+  // with the session): PgAccess.preparedRead.
   private readonly stateById
   private readonly factsById
   private readonly factsAndCampaignsById
@@ -81,7 +84,7 @@ export class PgEngineStore implements EngineStore {
   constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {
     this.stateById = access.preparedRead('state_by_user', (db, userId) => db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId)))
     this.factsById = access.preparedRead('facts_by_user', (db, userId) => db.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId)))
-    // The same with the live campaigns: the home page's one query for its deadline and policy.
+    // The same with the live campaigns, for a deadline and policy (the home page reads them with its session instead).
     this.factsAndCampaignsById = access.preparedRead('facts_campaigns_by_user', (db, userId) =>
       db.select({ ...FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON }).from(users).where(eq(users.id, userId)))
   }
@@ -109,7 +112,7 @@ export class PgEngineStore implements EngineStore {
     return row === undefined ? undefined : factsOf(row)
   }
 
-  async deadlineFactsWithCampaigns (userId: string): Promise<{ facts: DeadlineFacts, campaigns: Campaign[] } | undefined> {
+  async deadlineFactsWithCampaigns (userId: string): Promise<DeadlineRead | undefined> {
     const [row] = await this.factsAndCampaignsById(userId)
     return row === undefined ? undefined : { facts: factsOf(row), campaigns: row.campaigns.map(campaignFromJson) }
   }

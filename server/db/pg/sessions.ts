@@ -1,10 +1,12 @@
 import { eq, lte } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
-import type { SessionRead, SessionStore } from '../../domain/users.ts'
+import type { SessionRead, SessionReadOptions, SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
+import { campaignFromJson, type CampaignJson } from '../campaigns.ts'
 import { storedStateFrom } from '../engine.ts'
-import { STATE_COLUMNS } from './engine.ts'
+import { LIVE_CAMPAIGNS_JSON } from './campaigns.ts'
+import { FACTS_COLUMNS, factsOf, STATE_COLUMNS, type PgFactsRow } from './engine.ts'
 import { sessions, userStates, users } from './schema.ts'
 import { toUser, USER_WITH_GROUPS, type UserWithGroups } from './users.ts'
 
@@ -19,6 +21,7 @@ export class PgSessionStore implements SessionStore {
   // Read on every request, with the user the row names and their state (one query instead of three): prepared once
   // per connection (PgAccess.preparedRead).
   private readonly byId
+  private readonly withDeadlineById
 
   constructor (
     private readonly access: PgAccess,
@@ -27,6 +30,13 @@ export class PgSessionStore implements SessionStore {
   ) {
     this.byId = access.preparedRead('session_by_id', (db, sid) =>
       db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS })
+        .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
+        .where(eq(sessions.sid, sid)))
+    // The home page's: the same with the user's deadline facts and the live campaigns.
+    this.withDeadlineById = access.preparedRead('session_with_deadline_by_id', (db, sid) =>
+      db.select({
+        data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS, facts: FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON
+      })
         .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
         .where(eq(sessions.sid, sid)))
   }
@@ -45,23 +55,25 @@ export class PgSessionStore implements SessionStore {
     return removed.rowCount ?? 0
   }
 
-  async get (sid: string): Promise<SessionRead | null> {
-    const [row] = await this.byId(sid)
+  async get (sid: string, options?: SessionReadOptions): Promise<SessionRead | null> {
+    const withDeadline = options?.deadline === true
+    const [row] = withDeadline ? await this.withDeadlineById(sid) : await this.byId(sid)
     // An expired anonymous session is simply gone. An expired signed-in one is handed back once so the
     // auth plugin can tell the user why they were signed out; it then replaces it with a fresh session.
     if (row === undefined || (row.expiresAt <= this.clock.now().getTime() && row.userId === null)) return null
     const data = JSON.parse(row.data) as StoredSession
     if (row.userId === null) return { data, json: row.data, signedIn: null }
-    return {
-      data,
-      json: row.data,
-      signedIn: {
-        userId: row.userId,
-        // Left joins: no user row or no state row reads as null (drizzle) or as null columns (the groups are never null).
-        user: row.user?.id == null ? undefined : toUser(row.user as UserWithGroups),
-        state: row.state === null ? undefined : storedStateFrom(row.state)
-      }
+    const signedIn: NonNullable<SessionRead['signedIn']> = {
+      userId: row.userId,
+      // Left joins: no user row or no state row reads as null (drizzle) or as null columns (the groups are never null).
+      user: row.user?.id == null ? undefined : toUser(row.user as UserWithGroups),
+      state: row.state === null ? undefined : storedStateFrom(row.state)
     }
+    if (withDeadline) {
+      const { facts, campaigns } = row as typeof row & { facts: PgFactsRow | null, campaigns: CampaignJson[] }
+      signedIn.deadline = facts?.id == null ? undefined : { facts: factsOf(facts), campaigns: campaigns.map(campaignFromJson) }
+    }
+    return { data, json: row.data, signedIn }
   }
 
   async set (sid: string, session: StoredSession): Promise<void> {

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { CALENDAR_CONTENT_TYPE, CALENDAR_FILENAME, deadlineCalendar } from '../../domain/calendar.ts'
 import type { Clock } from '../../domain/clock.ts'
-import type { EnforcementEngine } from '../../domain/engine.ts'
+import type { DeadlineRead, EnforcementEngine } from '../../domain/engine.ts'
 import { countingMethods, directoryName, isSecondFactor, portalMethodsCount, signInStatus, whyKindDoesNotCount } from '../../domain/protection.ts'
 import { dropsAtSmsSunset, type MethodPolicy } from '../../domain/methods.ts'
 import type { CampaignDeadline } from '../../domain/deadlines.ts'
 import type { Translator } from '../../domain/i18n.ts'
 import { requireUser } from '../plugins/auth.ts'
+import { signedInRead } from '../plugins/session.ts'
 import { english } from '../english.ts'
 
 type Translate = Translator['t']
@@ -46,8 +47,12 @@ export function protectsText (t: Translate, provider: string, where: 'portal' | 
 
 /** The home page: where the user stands, their methods, and the ways to add one. */
 const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps) => {
-  app.get('/', { preHandler: requireUser, config: { passSession: true } }, async (request, reply) => {
-    return reply.page('home', await homeModel(request.user!, deps, request.i18n))
+  app.get('/', { preHandler: requireUser, config: { passSession: true, readsDeadline: true } }, async (request, reply) => {
+    // The deadline's facts came with the session, for the user it names; the session's own word on who is signed in
+    // decides whose page this is (plugins/auth.ts), so a read for anyone else is not used.
+    const read = signedInRead(request)
+    const user = request.user!
+    return reply.page('home', await homeModel(user, deps, request.i18n, {}, read?.userId === user.id ? read.deadline : undefined))
   })
 
   // The deadline as a calendar file (one event, a reminder the day before, the portal link), for the signed-in user.
@@ -73,13 +78,13 @@ const homeRoutes: FastifyPluginAsync<HomeDeps & CalendarDeps> = async (app, deps
 }
 
 export interface HomeDeps {
-  engine: Pick<EnforcementEngine, 'deadlineAndPolicy'>
+  engine: Pick<EnforcementEngine, 'deadlineAndPolicy' | 'deadlineAndPolicyFrom'>
   clock: Clock
 }
 
 /** For the deadline's calendar file: where the user stands, the time now, and the portal's address. */
 export interface CalendarDeps {
-  engine: Pick<EnforcementEngine, 'deadlineAndPolicy' | 'standing'>
+  engine: Pick<EnforcementEngine, 'deadlineAndPolicy' | 'deadlineAndPolicyFrom' | 'standing'>
   clock: Clock
   portalUrl: string
 }
@@ -125,11 +130,15 @@ export function addOptionsFor (provider: string, t: Translate = english().t): Ad
   return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
 }
 
-export async function homeModel (user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { engine, clock }: HomeDeps, i18n: Translator, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+/** The home page's data; `read`: the user's deadline facts and campaigns when they were read already (with the session). */
+export async function homeModel (
+  user: { id: string, privileged: boolean, provider: string, providerMethods: string[] }, { engine, clock }: HomeDeps, i18n: Translator,
+  extra: Record<string, unknown> = {}, read?: DeadlineRead
+): Promise<Record<string, unknown>> {
   const directory = directoryName(user.provider)
   const now = clock.now()
   // The user's methods come with the deadline's facts, in the same read.
-  const { deadline, policy, methods: list, recoveryCodes } = await engine.deadlineAndPolicy(user.id)
+  const { deadline, policy, methods: list, recoveryCodes } = read !== undefined ? engine.deadlineAndPolicyFrom(read) : await engine.deadlineAndPolicy(user.id)
   // Recovery codes are the portal's own: they count only where portal methods do.
   const codes = portalMethodsCount(user.provider) ? recoveryCodes : 0
   return {
