@@ -28,8 +28,7 @@ const METHOD_FIELDS = `'id', id, 'userId', user_id, 'kind', kind, 'name', name, 
 
 /**
  * A user's deadline facts as columns of the users row aliased `table`: the user with their groups, methods, unused
- * recovery codes and extensions, named as SqliteFactsRow names them. Read by name (FACTS_SELECT) or, with the
- * session, by position (deadlineFromColumns).
+ * recovery codes and extensions, in SqliteFactsRow's fields (read by position: factsFromColumns).
  */
 function factsFields (table: string): Array<[keyof SqliteFactsRow, string]> {
   return [
@@ -44,30 +43,35 @@ function factsFields (table: string): Array<[keyof SqliteFactsRow, string]> {
   ]
 }
 
-const FACTS_SELECT = `SELECT ${factsFields('users').map(([name, column]) => `${column} AS ${name}`).join(', ')}`
-
 const FACT_NAMES = factsFields('users').map(([name]) => name)
 
+function factsColumns (table: string): string {
+  return factsFields(table).map(([, column]) => column).join(', ')
+}
+
+/** factsColumns' values as the facts; undefined when they name no user. */
+function factsFromColumns (values: readonly unknown[]): DeadlineFacts | undefined {
+  if (values[0] === null) return undefined
+  const row: Record<string, unknown> = {}
+  for (let i = 0; i < FACT_NAMES.length; i++) row[FACT_NAMES[i]] = values[i]
+  return factsOf(row as SqliteFactsRow)
+}
+
 /**
- * The deadline facts of the user `table` names and the live campaigns, as columns to add to a read (the session's,
- * db/sessions.ts): DEADLINE_WIDTH of them, null for no user, read back by deadlineFromColumns.
+ * The deadline facts of the user `table` names and the live campaigns, as columns of a read (the engine's own, and
+ * the home page's session read, db/sessions.ts): DEADLINE_WIDTH of them, read back by deadlineFromColumns.
  */
 export function deadlineColumns (table: string): string {
-  return `${factsFields(table).map(([, column]) => column).join(', ')}, ${LIVE_CAMPAIGNS_JSON}`
+  return `${factsColumns(table)}, ${LIVE_CAMPAIGNS_JSON}`
 }
 
 export const DEADLINE_WIDTH = FACT_NAMES.length + 1
 
 /** deadlineColumns' values as the facts and campaigns; undefined when they name no user. */
 export function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
-  if (values[0] === null) return undefined
-  const row: Record<string, unknown> = {}
-  for (let i = 0; i < FACT_NAMES.length; i++) row[FACT_NAMES[i]] = values[i]
-  return { facts: factsOf(row as SqliteFactsRow), campaigns: campaignsFrom(values[FACT_NAMES.length] as string) }
-}
-
-function campaignsFrom (json: string): Campaign[] {
-  return (JSON.parse(json) as CampaignJson[]).map(campaignFromJson)
+  const facts = factsFromColumns(values)
+  if (facts === undefined) return undefined
+  return { facts, campaigns: (JSON.parse(values[FACT_NAMES.length] as string) as CampaignJson[]).map(campaignFromJson) }
 }
 
 /** A user's state as an array, in the order of storedStateColumns. */
@@ -102,9 +106,9 @@ export class SqliteEngineStore implements EngineStore {
     this.statements = {
       userIdsFirst: s('SELECT id FROM users ORDER BY id LIMIT ?').pluck(),
       userIdsAfter: s('SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?').pluck(),
-      user: s(`${FACTS_SELECT} FROM users WHERE id = ?`),
+      user: s(`SELECT ${factsColumns('users')} FROM users WHERE id = ?`).raw(true),
       // The same with the live campaigns, for a deadline and policy (the home page reads them with its session instead).
-      userWithCampaigns: s(`${FACTS_SELECT}, ${LIVE_CAMPAIGNS_JSON} AS campaigns FROM users WHERE id = ?`),
+      userWithCampaigns: s(`SELECT ${deadlineColumns('users')} FROM users WHERE id = ?`).raw(true),
       exemption: s(`SELECT kind, expires_at AS expiresAt FROM exemptions WHERE user_id = ? AND revoked_at IS NULL
         ORDER BY CASE kind WHEN 'break_glass' THEN 0 ELSE 1 END, coalesce(expires_at, 9e15) DESC LIMIT 1`),
       state: s(`SELECT ${storedStateColumns('user_states')} FROM user_states WHERE user_id = ?`).raw(true),
@@ -219,15 +223,14 @@ export class SqliteEngineStore implements EngineStore {
 
   async deadlineFactsWithCampaigns (userId: string): Promise<DeadlineRead | undefined> {
     return await this.access.run(() => {
-      const row = this.statements.userWithCampaigns.get(userId) as SqliteFactsRow & { campaigns: string } | undefined
-      if (row === undefined) return undefined
-      return { facts: factsOf(row), campaigns: campaignsFrom(row.campaigns) }
+      const row = this.statements.userWithCampaigns.get(userId) as unknown[] | undefined
+      return row === undefined ? undefined : deadlineFromColumns(row)
     })
   }
 
   private deadlineFactsNow (userId: string): DeadlineFacts | undefined {
-    const row = this.statements.user.get(userId) as SqliteFactsRow | undefined
-    return row === undefined ? undefined : factsOf(row)
+    const row = this.statements.user.get(userId) as unknown[] | undefined
+    return row === undefined ? undefined : factsFromColumns(row)
   }
 
   private trouble (userId: string): JobTrouble | null {
@@ -438,7 +441,7 @@ export interface FactsRow {
   recoveryCodes: number
 }
 
-/** FACTS_SELECT's row as better-sqlite3 gives it: flags as 0 or 1, the lists as text. */
+/** factsColumns' values by name, as better-sqlite3 gives them: flags as 0 or 1, the lists as text. */
 type SqliteFactsRow = Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'methods'> & {
   privileged: number, disabled: number, groups: string | null, methods: string, extensions: string
 }

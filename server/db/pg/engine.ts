@@ -6,7 +6,7 @@ import type { Campaign, DeadlineFacts, DeadlineRead, EngineStore, Job, JobAction
 import type { DerivedState, UserState } from '../../domain/states.ts'
 import { encodeWords } from '../../domain/stored-words.ts'
 import { deadlineFactsFrom, exemptionFrom, storedStateFrom, type FactsRow } from '../engine.ts'
-import { campaignFromJson } from '../campaigns.ts'
+import { campaignFromJson, type CampaignJson } from '../campaigns.ts'
 import type { MethodRow } from '../methods.ts'
 import { LIVE_CAMPAIGNS_JSON } from './campaigns.ts'
 import type { PgAccess } from './access.ts'
@@ -16,9 +16,9 @@ const DAY_MS = 86_400_000
 
 /**
  * A user's deadline facts in one row: groups, methods, unused recovery codes and extensions with the user (read with
- * the home page's session too, pg/sessions.ts, where `users` is the user the session names).
+ * the home page's session too, through DEADLINE_COLUMNS: there `users` is the user the session names).
  */
-export const FACTS_COLUMNS = {
+const FACTS_COLUMNS = {
   id: users.id, email: users.email, provider: users.provider, externalId: users.externalId, providerMethods: users.providerMethods,
   providerAttributes: users.providerAttributes, driftFlaggedAt: users.driftFlaggedAt, privileged: users.privileged, disabled: users.disabled,
   firstSeenAt: users.firstSeenAt, directoryCreatedAt: users.directoryCreatedAt, enforcedAt: users.enforcedAt,
@@ -32,10 +32,21 @@ export const FACTS_COLUMNS = {
 }
 
 /** FACTS_COLUMNS' row: the aggregates are null where there is nothing to aggregate. */
-export type PgFactsRow = Omit<FactsRow, 'groups' | 'methods'> & { groups: string[] | null, methods: MethodRow[] | null, extensions: Extension[] | null }
+type PgFactsRow = Omit<FactsRow, 'groups' | 'methods'> & { groups: string[] | null, methods: MethodRow[] | null, extensions: Extension[] | null }
 
-export function factsOf (row: PgFactsRow): DeadlineFacts {
+function factsOf (row: PgFactsRow): DeadlineFacts {
   return deadlineFactsFrom({ ...row, groups: row.groups ?? [], methods: row.methods ?? [] }, row.extensions ?? [])
+}
+
+/** The facts with the live campaigns: the engine's read for a deadline and policy, and the home page's session read. */
+export const DEADLINE_COLUMNS = { ...FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON }
+
+/** DEADLINE_COLUMNS' row. */
+export type DeadlineRow = PgFactsRow & { campaigns: CampaignJson[] }
+
+/** DEADLINE_COLUMNS' row as the facts and campaigns; undefined when it names no user (a left join's nulls). */
+export function deadlineReadOf (row: DeadlineRow): DeadlineRead | undefined {
+  return row.id == null ? undefined : { facts: factsOf(row), campaigns: row.campaigns.map(campaignFromJson) }
 }
 
 /** A user's state (read with the session too, pg/sessions.ts). */
@@ -86,7 +97,7 @@ export class PgEngineStore implements EngineStore {
     this.factsById = access.preparedRead('facts_by_user', (db, userId) => db.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId)))
     // The same with the live campaigns, for a deadline and policy (the home page reads them with its session instead).
     this.factsAndCampaignsById = access.preparedRead('facts_campaigns_by_user', (db, userId) =>
-      db.select({ ...FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON }).from(users).where(eq(users.id, userId)))
+      db.select(DEADLINE_COLUMNS).from(users).where(eq(users.id, userId)))
   }
 
   async activeCampaigns (): Promise<Campaign[]> {
@@ -114,7 +125,7 @@ export class PgEngineStore implements EngineStore {
 
   async deadlineFactsWithCampaigns (userId: string): Promise<DeadlineRead | undefined> {
     const [row] = await this.factsAndCampaignsById(userId)
-    return row === undefined ? undefined : { facts: factsOf(row), campaigns: row.campaigns.map(campaignFromJson) }
+    return row === undefined ? undefined : deadlineReadOf(row)
   }
 
   /**

@@ -3,10 +3,8 @@ import type { Clock } from '../../domain/clock.ts'
 import type { SessionRead, SessionReadOptions, SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
-import { campaignFromJson, type CampaignJson } from '../campaigns.ts'
 import { storedStateFrom } from '../engine.ts'
-import { LIVE_CAMPAIGNS_JSON } from './campaigns.ts'
-import { FACTS_COLUMNS, factsOf, STATE_COLUMNS, type PgFactsRow } from './engine.ts'
+import { DEADLINE_COLUMNS, deadlineReadOf, STATE_COLUMNS, type DeadlineRow } from './engine.ts'
 import { sessions, userStates, users } from './schema.ts'
 import { toUser, USER_WITH_GROUPS, type UserWithGroups } from './users.ts'
 
@@ -35,7 +33,7 @@ export class PgSessionStore implements SessionStore {
     // The home page's: the same with the user's deadline facts and the live campaigns.
     this.withDeadlineById = access.preparedRead('session_with_deadline_by_id', (db, sid) =>
       db.select({
-        data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS, facts: FACTS_COLUMNS, campaigns: LIVE_CAMPAIGNS_JSON
+        data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS, deadline: DEADLINE_COLUMNS
       })
         .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
         .where(eq(sessions.sid, sid)))
@@ -70,8 +68,8 @@ export class PgSessionStore implements SessionStore {
       state: row.state === null ? undefined : storedStateFrom(row.state)
     }
     if (withDeadline) {
-      const { facts, campaigns } = row as typeof row & { facts: PgFactsRow | null, campaigns: CampaignJson[] }
-      signedIn.deadline = facts?.id == null ? undefined : { facts: factsOf(facts), campaigns: campaigns.map(campaignFromJson) }
+      const { deadline } = row as typeof row & { deadline: DeadlineRow | null }
+      signedIn.deadline = deadline === null ? undefined : deadlineReadOf(deadline)
     }
     return { data, json: row.data, signedIn }
   }
