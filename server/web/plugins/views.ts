@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
 import type { Config } from '../../config.ts'
 import { LOCALE_NAMES, type Localiser, type Translator } from '../../domain/i18n.ts'
@@ -62,6 +62,14 @@ function withTemplatePathsResolvedOnce (eta: Eta): Eta {
   return eta
 }
 
+/**
+ * The page's CSRF token, made when a form first asks for it. A closure returned from here has no name to keep (the
+ * `csrf: () => …` it replaces was renamed on every page by tsx's keepNames, an Object.defineProperty per request).
+ */
+function tokenFor (reply: FastifyReply): () => string {
+  return () => csrfToken(reply)
+}
+
 export default fp<{ config: Config, localiser: Localiser }>(async (app, { config, localiser }) => {
   app.decorateRequest('i18n', {
     getter (this: FastifyRequest): Translator {
@@ -107,7 +115,7 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
       sandbox: config.sandbox,
       path: request.url,
       // Lazy: only pages with a form set the CSRF cookie.
-      csrf: () => csrfToken(reply)
+      csrf: tokenFor(reply)
     })
     return reply.type('text/html; charset=utf-8').send(html)
   })
