@@ -42,6 +42,17 @@ function oauthError (status: number, error: string, aadsts: number, description:
   }
 }
 
+let keys: { privateKey: KeyObject, publicKey: KeyObject } | undefined
+
+/**
+ * The key pair ID tokens are signed with, made once per process: Entra signs every tenant's tokens with the same
+ * published keys (one JWKS for all), and an RSA key takes up to a second of CPU to make, for each fake a test starts.
+ */
+function signingKeys (): { privateKey: KeyObject, publicKey: KeyObject } {
+  keys ??= generateKeyPairSync('rsa', { modulusLength: 2048 })
+  return keys
+}
+
 /**
  * The Entra side of the fake: the token endpoint (client credentials and authorization code with PKCE), an
  * authorize endpoint that signs in whoever the test chose, and the JWKS its RS256 ID tokens verify against.
@@ -63,7 +74,7 @@ export class FakeIdentity {
   readonly contextsRequiringMfa = new Set<string>(['c1'])
 
   constructor (private readonly tenant: FakeTenant, private readonly app: FakeApp, private readonly now: () => Date) {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const { privateKey, publicKey } = signingKeys()
     this.privateKey = privateKey
     this.publicJwk = { ...publicKey.export({ format: 'jwk' }), kid: this.keyId, use: 'sig', alg: 'RS256' }
   }
