@@ -12,7 +12,6 @@ import { Sealer } from './db/sealing.ts'
 import { openDatabase, type Database } from './db/connection.ts'
 import { applyMigrations } from './db/migrate.ts'
 import { sqliteStores, type StoreDependencies, type Stores } from './db/stores.ts'
-import { postgresStores } from './db/pg/stores.ts'
 import type { StorageMonitor } from './domain/storage.ts'
 import { KnownDevices } from './domain/known-devices.ts'
 import { ApprovalService } from './domain/approvals.ts'
@@ -45,8 +44,6 @@ import { EmailNotifier } from './notify/email-notifier.ts'
 import { OutboxMailTransport, SmtpTransport } from './notify/mail.ts'
 import { OutboxSms, SnsSms, TwilioSms } from './notify/sms.ts'
 import { LocalProvider } from './providers/local/provider.ts'
-import { AwsIamProvider } from './providers/aws/provider.ts'
-import { EntraProvider } from './providers/entra/provider.ts'
 import { DirectorySyncService } from './domain/directory-sync.ts'
 import { DriftCheckService } from './domain/drift-checks.ts'
 import { SignInService } from './domain/signin.ts'
@@ -179,7 +176,9 @@ export async function createServices (config: Config, overrides: ServiceOverride
   const local = new LocalProvider(users, methods, () => clock.now())
   const campaignStore = stores.campaigns
   const providers: Record<string, IdentityProvider> = { local }
+  // Each directory's SDK is loaded only when the directory is configured (the CLI and a portal without it start faster).
   if (config.entra !== undefined) {
+    const { EntraProvider } = await import('./providers/entra/provider.ts')
     const entraStore = stores.entraPortal
     providers.entra = new EntraProvider(config.entra, {
       now: () => clock.now(),
@@ -198,7 +197,10 @@ export async function createServices (config: Config, overrides: ServiceOverride
       }
     })
   }
-  if (config.aws !== undefined) providers.aws = new AwsIamProvider(config.aws, { clock })
+  if (config.aws !== undefined) {
+    const { AwsIamProvider } = await import('./providers/aws/provider.ts')
+    providers.aws = new AwsIamProvider(config.aws, { clock })
+  }
   Object.assign(providers, overrides.providers)
   const baseEngineStore = stores.engine
   const engineStore = overrides.wrapEngineStore?.(baseEngineStore) ?? baseEngineStore
@@ -294,6 +296,8 @@ export async function createServices (config: Config, overrides: ServiceOverride
  */
 async function openStores (config: Config, deps: StoreDependencies, readOnly: boolean): Promise<{ stores: Stores, database: Database }> {
   if (config.databaseUrl !== undefined) {
+    // Loaded only here: the PostgreSQL driver and its stores are not needed on the embedded SQLite default.
+    const { postgresStores } = await import('./db/pg/stores.ts')
     const stores = await postgresStores(config.databaseUrl, deps, { applicationName: `mfa-rollout ${hostname()} ${process.pid}` })
     return { stores, database: noSqliteDatabase() }
   }

@@ -1,11 +1,7 @@
 import { verifyChain } from '../domain/audit.ts'
 import { migrationStatus } from '../db/migrate.ts'
-import { openPostgres, PostgresConnectionError, type PostgresDatabase } from '../db/pg/connection.ts'
-import {
-  auditRecordsOf, copyPlan, copyTables, countSource, countTarget, CopyPlanError, problemOf, TableCopyError, TargetNotEmptyError,
-  withinReadSnapshot, type TableCount, type TablePair
-} from '../db/pg/copy-from-sqlite.ts'
-import { applyPgMigrations } from '../db/pg/migrate.ts'
+import type { PostgresDatabase } from '../db/pg/connection.ts'
+import type { TableCount, TablePair } from '../db/pg/copy-from-sqlite.ts'
 import type { Services } from '../wiring.ts'
 import type { Command, Io } from './main.ts'
 
@@ -21,6 +17,10 @@ export const copyDatabase: Command = {
     const url = String(options.to)
     const fail = (line: string): number => { io.err(`mfa-rollout copy-database: ${withoutPassword(line, url)}`); return 1 }
 
+    // The PostgreSQL driver and the copy are loaded by this command only: the rest of the CLI does not pay for them.
+    const [{ openPostgres, PostgresConnectionError }, copy, { applyPgMigrations }] =
+      await Promise.all([import('../db/pg/connection.ts'), import('../db/pg/copy-from-sqlite.ts'), import('../db/pg/migrate.ts')])
+    const { copyPlan, copyTables, CopyPlanError, problemOf, TableCopyError, TargetNotEmptyError, withinReadSnapshot } = copy
     const status = migrationStatus(services.database.sqlite)
     if (!status.current) return fail(`the SQLite database has ${status.applied} of ${status.expected} migrations: run mfa-rollout migrate first, then copy`)
     let plan: TablePair[]
@@ -54,7 +54,7 @@ export const copyDatabase: Command = {
           // Such as the connection lost at the commit, when only the target can tell whether it went through.
           return fail(`the copy did not complete: ${problemOf(err)}`)
         }
-        return await verifyCopy(services, target, plan, io)
+        return await verifyCopy(copy, services, target, plan, io)
       })
     } finally {
       await target.close()
@@ -63,7 +63,9 @@ export const copyDatabase: Command = {
 }
 
 /** After the commit, from the target as the portal will read it: the same rows per table, and an audit chain that holds. */
-async function verifyCopy (services: Services, target: PostgresDatabase, plan: readonly TablePair[], io: Io): Promise<number> {
+async function verifyCopy (
+  { countSource, countTarget, auditRecordsOf }: typeof import('../db/pg/copy-from-sqlite.ts'), services: Services, target: PostgresDatabase, plan: readonly TablePair[], io: Io
+): Promise<number> {
   const source = countSource(services.database.db, plan)
   const copied = await countTarget(target.db, plan)
   const differing = printCounts(source, copied, io)

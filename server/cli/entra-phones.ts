@@ -1,4 +1,3 @@
-import { prepopulateEntraPhones } from '../wiring-entra.ts'
 import type { Command } from './main.ts'
 
 /**
@@ -19,6 +18,8 @@ export const entraPhones: Command = {
     const dryRun = options['dry-run'] === true
     let report
     try {
+      // Loaded here, not with the CLI: Microsoft's SDKs are only needed by this command.
+      const { prepopulateEntraPhones } = await import('../wiring-entra.ts')
       report = await prepopulateEntraPhones(services, {
         dryRun,
         fromDirectory: options['from-directory'] === true,

@@ -1,4 +1,4 @@
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
+import type { SNSClient } from '@aws-sdk/client-sns'
 import type { Clock } from '../domain/clock.ts'
 import type { Outbox, SmsSender } from '../domain/notifications.ts'
 
@@ -33,16 +33,20 @@ export class TwilioSms implements SmsSender {
   }
 }
 
-/** Amazon SNS direct-to-phone publishing, marked transactional (endpoint configurable). */
+/**
+ * Amazon SNS direct-to-phone publishing, marked transactional (endpoint configurable). The SDK is loaded with the
+ * first message: a portal (or a CLI run) that sends none does not pay for loading it.
+ */
 export class SnsSms implements SmsSender {
-  private readonly client: SNSClient
+  private client: Promise<{ client: SNSClient, PublishCommand: typeof import('@aws-sdk/client-sns').PublishCommand }> | undefined
 
-  constructor (settings: { region: string, endpoint: string | undefined }) {
-    this.client = new SNSClient({ region: settings.region, endpoint: settings.endpoint })
-  }
+  constructor (private readonly settings: { region: string, endpoint: string | undefined }) {}
 
   async send (to: string, text: string): Promise<void> {
-    await this.client.send(new PublishCommand({
+    this.client ??= import('@aws-sdk/client-sns').then(({ SNSClient, PublishCommand }) =>
+      ({ client: new SNSClient({ region: this.settings.region, endpoint: this.settings.endpoint }), PublishCommand }))
+    const { client, PublishCommand } = await this.client
+    await client.send(new PublishCommand({
       PhoneNumber: to,
       Message: text,
       MessageAttributes: { 'AWS.SNS.SMS.SMSType': { DataType: 'String', StringValue: 'Transactional' } }
