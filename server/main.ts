@@ -3,6 +3,7 @@ import pino from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { buildApp } from './app.ts'
 import { explainDatabaseFailure } from './db/connection.ts'
+import { simpleWebAuthn } from './domain/passkeys.ts'
 import { seedSandbox } from './domain/sandbox.ts'
 import { startHousekeeping } from './jobs/housekeeping.ts'
 import { startScheduler } from './jobs/scheduler.ts'
@@ -82,3 +83,6 @@ try {
   refuseToStart(`cannot listen on ${config.host}:${config.port} (${code === 'EADDRINUSE' ? 'the port is in use' : code === 'EACCES' ? 'permission denied' : 'no such address here'}): set PORT or HOST`)
 }
 log.info(`mfa-rollout is ready at ${config.publicUrl.origin}${config.sandbox ? ' (sandbox: no cloud provider configured)' : ''}`)
+// Passkey ceremonies load SimpleWebAuthn on first use (domain/passkeys.ts); a running portal loads it now, in the
+// background, so the first person to use a passkey does not wait for it.
+simpleWebAuthn().catch((err: Error) => { log.error({ err: err.message }, 'SimpleWebAuthn could not be loaded: passkeys will not work') })

@@ -32,7 +32,7 @@ import type { PendingStore } from './domain/pending.ts'
 import type { DashboardStore } from './domain/dashboard.ts'
 import { RecoveryCodeService } from './domain/recovery-codes.ts'
 import { PasskeyService, type ChallengeStore } from './domain/passkeys.ts'
-import { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
+import type { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
 import { PhoneService } from './domain/phone.ts'
 import { SmsSendLimits } from './domain/sms-limits.ts'
 import { Regulator, type ThrottleRows } from './domain/regulation.ts'
@@ -332,7 +332,9 @@ function smsSender (config: Config, outbox: Outbox, clock: Clock): SmsSender {
 function authenticatorMetadata (config: Config, log: Logger, clock: Clock): Promise<AuthenticatorMetadata> | undefined {
   const { metadataFile, metadataRoot } = config.webauthn
   if (metadataFile === undefined) return undefined
-  const metadata = AuthenticatorMetadata.fromBlob(readFileSync(metadataFile, 'utf8'), metadataRoot)
+  const blob = readFileSync(metadataFile, 'utf8')
+  // SimpleWebAuthn comes with it, loaded only where a metadata file is configured.
+  const metadata = import('./domain/authenticator-metadata.ts').then(async ({ AuthenticatorMetadata }) => await AuthenticatorMetadata.fromBlob(blob, metadataRoot))
   metadata.then((loaded) => {
     if (loaded.nextUpdate < clock.now()) {
       log.error({ file: metadataFile, serial: loaded.serial, nextUpdate: loaded.nextUpdate.toISOString() }, 'FIDO_MDS_FILE is out of date: download a fresh BLOB from https://mds3.fidoalliance.org/ and restart')

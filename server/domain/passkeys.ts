@@ -1,9 +1,7 @@
-import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON, type VerifiedRegistrationResponse
+import type {
+  AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON,
+  VerifiedRegistrationResponse
 } from '@simplewebauthn/server'
-import { decodeAttestationObject } from '@simplewebauthn/server/helpers'
 import type { AuditLog } from './audit.ts'
 import type { AuthenticatorMetadata } from './authenticator-metadata.ts'
 import type { Clock } from './clock.ts'
@@ -12,6 +10,17 @@ import { DomainError } from './errors.ts'
 import type { MethodLifecycle } from './method-lifecycle.ts'
 import { cleanMethodName, type AuthMethod, type MethodStore } from './methods.ts'
 import type { User, UserStore } from './users.ts'
+
+let loading: Promise<typeof import('@simplewebauthn/server')> | undefined
+
+/**
+ * SimpleWebAuthn, loaded with the first passkey ceremony (the portal's start loads it in the background): a CLI run
+ * or a test that never sees a passkey does not pay the ~0.3 s its packages take to load.
+ */
+export async function simpleWebAuthn (): Promise<typeof import('@simplewebauthn/server')> {
+  loading ??= import('@simplewebauthn/server')
+  return await loading
+}
 
 export type ChallengePurpose = 'register' | 'authenticate' | 'step_up'
 
@@ -84,6 +93,7 @@ export class PasskeyService {
   async registrationOptions (user: User, context: ChangeContext): Promise<{ challengeId: string, options: PublicKeyCredentialCreationOptionsJSON }> {
     this.guard.assertMayAdd(user, await this.methods.countFor(user.id), context)
     const attest = user.privileged && this.settings.privilegedAaguids.length > 0
+    const { generateRegistrationOptions } = await simpleWebAuthn()
     const options = await generateRegistrationOptions({
       rpName: this.settings.rpName,
       rpID: this.settings.rpId,
@@ -108,6 +118,7 @@ export class PasskeyService {
     // Claimed before verifying, so a challenge is spent even when verification throws.
     const challenge = await this.challenges.claim(challengeId, 'register', user.id, this.clock.now())
     if (challenge === undefined) throw new DomainError('challenge_expired', 'This request has expired. Please try again.')
+    const { verifyRegistrationResponse } = await simpleWebAuthn()
     let verification
     try {
       verification = await verifyRegistrationResponse({
@@ -152,6 +163,7 @@ export class PasskeyService {
    * User verification (PIN, biometric) is required: without it a passkey is only something someone holds.
    */
   async authenticationOptions (user: User | null): Promise<{ challengeId: string, options: PublicKeyCredentialRequestOptionsJSON }> {
+    const { generateAuthenticationOptions } = await simpleWebAuthn()
     const options = await generateAuthenticationOptions({
       rpID: this.settings.rpId,
       userVerification: 'required',
@@ -178,6 +190,7 @@ export class PasskeyService {
     if (expectedUser !== null && credential.userId !== expectedUser.id) return refuse('credential_of_another_user', expectedUser.id)
     const user = await this.users.findById(credential.userId)
     if (user === undefined || user.disabled) return refuse('user_unavailable', credential.userId)
+    const { verifyAuthenticationResponse } = await simpleWebAuthn()
     let verification
     try {
       verification = await verifyAuthenticationResponse({
@@ -218,6 +231,7 @@ export class PasskeyService {
    */
   private async unapprovedAuthenticator (info: RegistrationInfo): Promise<string | null> {
     if (!this.settings.privilegedAaguids.includes(info.aaguid.toLowerCase())) return 'aaguid_not_allowed'
+    const { decodeAttestationObject } = await import('@simplewebauthn/server/helpers')
     const x5c = info.fmt === 'none' ? undefined : decodeAttestationObject(info.attestationObject).get('attStmt').get('x5c')
     if (x5c === undefined || x5c.length === 0) return 'attestation_missing'
     // A file that failed verification was reported when the portal started; here it just proves nothing.
