@@ -1,4 +1,4 @@
-import { accountOf } from './account.ts'
+import { accountOf } from './arn.ts'
 
 /** Console and sign-in hosts per AWS partition (the standard, China and GovCloud consoles are separate sites). */
 const HOSTS: Record<string, { console: string, signin: string }> = {
