@@ -1,7 +1,6 @@
 import { EntraEnrollmentService } from './domain/entra-enrollment.ts'
-import { EntraPhoneService, type PrepopulateOptions, type PrepopulateReport } from './domain/entra-phones.ts'
+import { EntraPhoneService } from './domain/entra-phones.ts'
 import { MicrosoftSignInService } from './domain/microsoft-signin.ts'
-import type { Actor } from './domain/users.ts'
 import { EmailNotifier } from './notify/email-notifier.ts'
 import { OutboxMailTransport, SmtpTransport } from './notify/mail.ts'
 import { rewriteOrigin } from './providers/entra/auth.ts'
@@ -17,19 +16,14 @@ export interface EntraPortal {
   enrollment: EntraEnrollmentService
 }
 
-const built = new WeakMap<Services, EntraPortal | null>()
-
 /**
- * Built once per Services, beside wiring.ts like wiring-automation.ts; undefined when PROVIDERS has no entra (or
- * a test replaced it with a scripted fake, which has none of these operations).
+ * Built by createServices (wiring.ts) when PROVIDERS has entra, as `services.entra`: this module, and Microsoft's SDKs
+ * with it, is loaded only then. Undefined when the adapter is not the real one (a test's scripted fake has none of
+ * these operations).
  */
-export function entraPortal (services: Services): EntraPortal | undefined {
-  const existing = built.get(services)
-  if (existing !== undefined) return existing ?? undefined
+export function buildEntraPortal (services: Services): EntraPortal | undefined {
   const provider = services.providers.entra
-  const portal = provider instanceof EntraProvider ? buildPortal(services, provider) : null
-  built.set(services, portal)
-  return portal ?? undefined
+  return provider instanceof EntraProvider ? buildPortal(services, provider) : undefined
 }
 
 function buildPortal (services: Services, provider: EntraProvider): EntraPortal {
@@ -58,12 +52,4 @@ function buildPortal (services: Services, provider: EntraProvider): EntraPortal 
     enrollment: new EntraEnrollmentService(provider, store, methods, regulator, guard, notifier, audit, clock,
       async (userId) => { await engine.refreshUser(userId) }, { hardwareOath: provider.config.hardwareOath, issuer: config.totpIssuer })
   }
-}
-
-/**
- * Phone pre-population for Entra users, for the CLI (`mfa-rollout entra-phones`) and the admin API: plans (dryRun)
- * or writes each user's mobile MFA method from their directory number, with one report line per user.
- */
-export async function prepopulateEntraPhones (services: Services, options: PrepopulateOptions, actor: Actor): Promise<PrepopulateReport | undefined> {
-  return await entraPortal(services)?.phones.prepopulate(options, actor)
 }

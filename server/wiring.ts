@@ -33,6 +33,7 @@ import type { DashboardStore } from './domain/dashboard.ts'
 import { RecoveryCodeService } from './domain/recovery-codes.ts'
 import { PasskeyService, type ChallengeStore } from './domain/passkeys.ts'
 import type { AuthenticatorMetadata } from './domain/authenticator-metadata.ts'
+import type { EntraPortal } from './wiring-entra.ts'
 import { PhoneService } from './domain/phone.ts'
 import { SmsSendLimits } from './domain/sms-limits.ts'
 import { Regulator, type ThrottleRows } from './domain/regulation.ts'
@@ -100,6 +101,8 @@ export interface Services {
   notifier: EmailNotifier
   /** Every configured provider by name ('local' always). */
   providers: Readonly<Record<string, IdentityProvider>>
+  /** Entra's own flows (Microsoft sign-in, phones, enrollment) when PROVIDERS has entra and the adapter is the real one. */
+  entra: EntraPortal | undefined
   directorySync: DirectorySyncService
   /** Drift checks that record how they went (the CLI's exit status, the dashboard's last check). */
   driftChecks: DriftCheckService
@@ -243,7 +246,7 @@ export async function createServices (config: Config, overrides: ServiceOverride
   const invitations: InvitationService = new InvitationService(stores.invitations, users, hasher, notifier, audit, clock, config.publicUrl, approvals,
     { delivered: config.sandbox || config.mail.smtpUrl !== undefined })
 
-  return {
+  const services: Services = {
     config,
     clock,
     database,
@@ -286,8 +289,12 @@ export async function createServices (config: Config, overrides: ServiceOverride
     localiser,
     stores,
     atomically: async (work) => await stores.atomically(work),
-    close: async () => { await stores.close() }
+    close: async () => { await stores.close() },
+    entra: undefined
   }
+  // Entra's flows are built on the services themselves; with them come Microsoft's SDKs, loaded only when configured.
+  if (config.entra !== undefined) services.entra = (await import('./wiring-entra.ts')).buildEntraPortal(services)
+  return services
 }
 
 /**

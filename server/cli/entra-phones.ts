@@ -18,9 +18,7 @@ export const entraPhones: Command = {
     const dryRun = options['dry-run'] === true
     let report
     try {
-      // Loaded here, not with the CLI: Microsoft's SDKs are only needed by this command.
-      const { prepopulateEntraPhones } = await import('../wiring-entra.ts')
-      report = await prepopulateEntraPhones(services, {
+      report = await services.entra?.phones.prepopulate({
         dryRun,
         fromDirectory: options['from-directory'] === true,
         includePrivileged: options['include-privileged'] === true,

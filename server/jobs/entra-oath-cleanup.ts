@@ -1,5 +1,4 @@
 import type { OathCleanupReport } from '../domain/entra-enrollment.ts'
-import { entraPortal } from '../wiring-entra.ts'
 import type { Services } from '../wiring.ts'
 
 /**
@@ -8,7 +7,7 @@ import type { Services } from '../wiring.ts'
  * forgets setups that ended without one. A failure leaves the entry for the next run. Does nothing without Entra.
  */
 export async function cleanupAbandonedEntraOath (services: Services): Promise<OathCleanupReport> {
-  const portal = entraPortal(services)
+  const portal = services.entra
   if (portal === undefined) return { deleted: 0, alreadyGone: 0, inUse: 0, failed: 0 }
   return await portal.enrollment.cleanupAbandoned()
 }

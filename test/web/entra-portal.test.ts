@@ -5,7 +5,6 @@ import { ConfigError } from '../../server/config.ts'
 import type { User } from '../../server/domain/users.ts'
 import { automationServices } from '../../server/wiring-automation.ts'
 import { cleanupAbandonedEntraOath } from '../../server/jobs/entra-oath-cleanup.ts'
-import { prepopulateEntraPhones } from '../../server/wiring-entra.ts'
 import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, sessionCookieOf, signIn, signInStaff, startTestApp, submitForm, type TestApp, testConfig } from '../helpers/app.ts'
 import { runCli } from '../helpers/cli.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
@@ -277,15 +276,15 @@ describe('phones of Entra users', () => {
     const ours = new Set([g.id, h.id, i.id, bad.id])
     const writesBefore = fake.calls.filter((c) => c.method !== 'GET').length
 
-    const dry = await prepopulateEntraPhones(t.services, { dryRun: true }, { id: null, label: 'test' })
+    const dry = await t.services.entra!.phones.prepopulate({ dryRun: true }, { id: null, label: 'test' })
     const planned = Object.fromEntries(dry!.users.filter((u) => ours.has(u.externalId)).map((u) => [u.externalId, u.action]))
     assert.deepEqual(planned, { [g.id]: 'create', [h.id]: 'conflict', [i.id]: 'unchanged' }, 'pinned numbers only: an unusable directory value was never pinned')
     assert.equal(fake.calls.filter((c) => c.method !== 'GET').length, writesBefore, 'a dry run writes nothing')
 
-    const live = await prepopulateEntraPhones(t.services, { dryRun: true, fromDirectory: true }, { id: null, label: 'test' })
+    const live = await t.services.entra!.phones.prepopulate({ dryRun: true, fromDirectory: true }, { id: null, label: 'test' })
     assert.equal(live!.users.find((u) => u.externalId === bad.id)?.action, 'invalid', 'read live, the unusable value is reported, not pushed')
 
-    const real = await prepopulateEntraPhones(t.services, { dryRun: false }, { id: null, label: 'test' })
+    const real = await t.services.entra!.phones.prepopulate({ dryRun: false }, { id: null, label: 'test' })
     assert.equal(real!.counts.failed, 0)
     assert.equal(fake.tenant.phone(g, 'mobile')?.props.phoneNumber, '+1 4255550101')
     assert.equal(fake.tenant.phone(h, 'mobile')?.props.phoneNumber, '+1 4255550199', 'another number already there is a conflict, never replaced')
@@ -293,7 +292,7 @@ describe('phones of Entra users', () => {
     assert.equal(fake.calls.filter((c) => c.method !== 'GET' && c.path.includes(`/users/${i.id}/`)).length, 0, 'nothing for an unchanged number')
     assert.equal((await t.services.audit.list({ action: 'entra.phones_prepopulated' })).length, 1)
 
-    const again = await prepopulateEntraPhones(t.services, { dryRun: false }, { id: null, label: 'test' })
+    const again = await t.services.entra!.phones.prepopulate({ dryRun: false }, { id: null, label: 'test' })
     assert.deepEqual(again!.users.filter((u) => ours.has(u.externalId)).map((u) => u.action).sort(), ['conflict', 'unchanged', 'unchanged'], 're-running changes nothing')
   })
 

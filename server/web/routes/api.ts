@@ -6,7 +6,6 @@ import { parseUserRef } from '../../domain/user-refs.ts'
 import type { Services } from '../../wiring.ts'
 import { automationServices } from '../../wiring-automation.ts'
 import { complianceJson, iso, OPERATIONS, type BulkBody, type ComplianceQuery, type PhoneBody, type PrepopulateBody, type UserParams } from '../schemas/api.ts'
-import { prepopulateEntraPhones } from '../../wiring-entra.ts'
 import { openApiDocument } from '../schemas/openapi.ts'
 import { strictValidatorCompiler } from '../schemas/strict-validator.ts'
 import { storageErrorAnswer } from '../plugins/storage-failures.ts'
@@ -119,7 +118,7 @@ const apiRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { serv
       reply.header('www-authenticate', `Bearer realm="mfa-rollout", error="insufficient_scope", scope="${PRIVILEGED_PHONES_SCOPE}"`)
       return apiError(reply, 403, 'insufficient_scope', `Including privileged users needs the "${PRIVILEGED_PHONES_SCOPE}" scope as well. Ask an administrator for a token that has it, or leave includePrivileged out to skip them.`)
     }
-    const report = await prepopulateEntraPhones(services, { dryRun: request.body.dryRun, fromDirectory: request.body.fromDirectory, includePrivileged, auditDetails: via(request) }, actor(request))
+    const report = await services.entra?.phones.prepopulate({ dryRun: request.body.dryRun, fromDirectory: request.body.fromDirectory, includePrivileged, auditDetails: via(request) }, actor(request))
     if (report === undefined) return apiError(reply, 409, 'provider_not_configured', 'Entra ID is not connected to this portal (PROVIDERS does not include entra).')
     return report
   })

@@ -4,7 +4,6 @@ import QRCode from 'qrcode'
 import { DomainError } from '../../domain/errors.ts'
 import type { TotpSetup } from '../../domain/totp.ts'
 import type { Services } from '../../wiring.ts'
-import { entraPortal } from '../../wiring-entra.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { notFoundFor, sendError, statusFor } from '../plugins/errors.ts'
 
@@ -33,7 +32,7 @@ const KIND_NAMES: Record<string, string> = {
  * that is off) and passkey (always on Microsoft's page: its WebAuthn relying party is login.microsoftonline.com).
  */
 const enrollEntraRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
-  const portal = entraPortal(services)
+  const portal = services.entra
   const { clock } = services
   const options = { preHandler: requireUser, config: { passSession: true as const } }
   // Per signed-in person; the domain's Regulator locks code entry after repeated wrong codes on top of this.

@@ -4,7 +4,6 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js'
 import { DomainError } from '../../domain/errors.ts'
 import { PHONE_RULES } from '../../domain/phone.ts'
 import type { Services } from '../../wiring.ts'
-import { entraPortal } from '../../wiring-entra.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { statusFor } from '../plugins/errors.ts'
 import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
@@ -105,7 +104,7 @@ const enrollPhoneRoutes: FastifyPluginAsync<{ services: Services }> = async (app
       // (entra) The verified number also becomes the user's mobile MFA phone in Entra. The portal method is kept
       // whatever Entra says; a failure is audited (entra.phone_push_failed) and the user told gently. A number Entra
       // already holds is replaced only after a step-up with an existing method (entra.phone_push_refused otherwise).
-      const entra = request.user!.provider === 'entra' ? await entraPortal(services)?.phones.pushVerified(request.user!, method.phone!, context) : undefined
+      const entra = request.user!.provider === 'entra' ? await services.entra?.phones.pushVerified(request.user!, method.phone!, context) : undefined
       if (entra?.pushed === false && entra.kept === 'existing_number') {
         return reply.flashRedirect('/', request.i18n.t('enroll.phone_added_entra_existing', { name: method.name }), 'info')
       }

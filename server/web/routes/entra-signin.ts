@@ -3,7 +3,6 @@ import { Type, type Static } from '@sinclair/typebox'
 import { DomainError } from '../../domain/errors.ts'
 import type { MicrosoftAttempt } from '../../domain/microsoft-signin.ts'
 import type { Services } from '../../wiring.ts'
-import { entraPortal } from '../../wiring-entra.ts'
 import { notFoundFor, sendError, statusFor } from '../plugins/errors.ts'
 import { safeNext } from '../next-url.ts'
 import { requestContext } from './auth.ts'
@@ -28,7 +27,7 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 /** "Sign in with Microsoft" (OIDC authorization code + PKCE) for users synced from Entra ID. */
 const entraSignInRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
-  const signIn = entraPortal(services)?.signIn
+  const signIn = services.entra?.signIn
   const { clock } = services
 
   app.get<{ Querystring: Static<typeof StartQuery> }>('/login/microsoft', {
