@@ -7,6 +7,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import type { ServerReady } from './lib/pages-server.ts'
+import { median } from './lib/figures.ts'
 import { signIn } from './lib/portal-client.ts'
 import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/postgres.ts'
 
@@ -165,12 +166,6 @@ async function measure (server: CountedServer, load: Load): Promise<number[]> {
   } finally {
     client.close()
   }
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 function spread (values: number[]): number {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import type { CpuReport, ServerReady } from './lib/pages-server.ts'
+import { median } from './lib/figures.ts'
 import { checkAllOk, signIn } from './lib/portal-client.ts'
 import { chooseBackend, createBenchDatabase, type BenchDatabase } from './lib/postgres.ts'
 
@@ -114,12 +115,6 @@ async function measure (target: Target, load: Load, duration: number, warmingUp 
     target.statementsPerRequest.push(statementsPerRequest)
   }
   return result
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 function round (value: number, digits: number): number {

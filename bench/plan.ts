@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createServices } from '../server/wiring.ts'
+import { median } from './lib/figures.ts'
 import type { PlanChildReport } from './lib/plan-child.ts'
 import { chooseBackend, connect, createBenchDatabase, type BenchDatabase } from './lib/postgres.ts'
 import { benchConfig, fixedClock, seedPopulation, seedPopulationPostgres, type Population } from './lib/seed.ts'
@@ -154,10 +155,4 @@ async function seedPostgres (url: string, population: Population): Promise<void>
   } finally {
     await client.end()
   }
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
