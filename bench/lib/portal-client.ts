@@ -1,6 +1,9 @@
 import type autocannon from 'autocannon'
 
-/** How the benchmarks talk to a portal started by lib/pages-server.ts: signed in as a browser would be, and every answer checked. */
+/**
+ * How the benchmarks talk to a portal started by lib/pages-server.ts: signed in as a browser would be, and every
+ * answer checked.
+ */
 
 /** A browser's cookie jar, reduced to what the bench needs: the latest value of each cookie by name. */
 class CookieJar {
