@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
 import { refuseForgedRequest } from './errors.ts'
+import { maskToken, unmaskToken } from '../masked-token.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -25,14 +26,20 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * someone's browser does not let anyone mint a token for their session, and every new session id (sign-in,
  * step-up) voids the tokens of the pages rendered before it.
  *
+ * A page's token is masked afresh for every response (masked-token.ts): what the forms send back is unmasked before
+ * @fastify/csrf checks it.
+ *
  * Before the token, the request's own word on where it comes from is checked (foreignOrigin): a request from
  * another site is refused even with a valid token. Both answer the same 403.
  */
 export default fp<{ config: Config }>(async (app, { config }) => {
+  const cookieKey = config.session.secureCookie ? '__Host-mfa_csrf' : 'mfa_csrf'
+  app.decorate(TOKENS, { cookieKey, remembered: new Map() })
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
-    cookieKey: config.session.secureCookie ? '__Host-mfa_csrf' : 'mfa_csrf',
+    cookieKey,
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: config.session.secureCookie, signed: true },
+    getToken: (request) => unmaskToken((request.body as { _csrf?: unknown } | undefined)?._csrf ?? request.headers['x-csrf-token']),
     getUserInfo: csrfBinding,
     csrfOpts: { hmacKey: createHash('sha256').update(`csrf-binding:${config.sessionSecret}`).digest() }
   })
@@ -77,17 +84,53 @@ function csrfBinding (request: FastifyRequest): string {
   return request.session?.auth === undefined ? 'signed-out' : `session:${request.session.sessionId}`
 }
 
+const TOKENS = Symbol('csrf tokens')
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The CSRF cookie's name, and the tokens made for the secrets it carried (unmaskedToken). */
+    [TOKENS]: { cookieKey: string, remembered: Map<string, string> }
+  }
+}
+
 const tokens = new WeakMap<FastifyReply, string>()
 
 /**
- * A token for the forms of the page being rendered: one per response, since a visitor without the cookie yet gets
- * a new secret with each call and only the last one set would stay.
+ * The token for the forms of the page being rendered, masked for this response: one per response, since a visitor
+ * without the cookie yet gets a new secret with each call and only the last one set would stay.
  */
 export function csrfToken (reply: FastifyReply): string {
   let token = tokens.get(reply)
   if (token === undefined) {
-    token = reply.generateCsrf({ userInfo: csrfBinding(reply.request) })
+    token = maskToken(unmaskedToken(reply))
     tokens.set(reply, token)
+  }
+  return token
+}
+
+/**
+ * @fastify/csrf's token for the secret the visitor presented and their binding. Making one is two HMAC-SHA256
+ * through OpenSSL, whose code is cold by the time a request reaches it: one per page was about a tenth of the home
+ * page's CPU time. A token made for a secret and a binding stays valid for them, so one is made per pair and
+ * remembered (csrfToken masks it for each page): a pure-function memory, like the cookie signer's. Nothing about a
+ * session is kept; a session that ends is gone just the same, and its tokens name its id, which no other session
+ * gets. Only secrets in a cookie that carries our signature are remembered; once `TOKENS_REMEMBERED` are, the memory
+ * starts again empty.
+ */
+const TOKENS_REMEMBERED = 10_000
+
+function unmaskedToken (reply: FastifyReply): string {
+  const request = reply.request
+  const binding = csrfBinding(request)
+  const { cookieKey, remembered } = request.server[TOKENS]
+  const cookie = request.cookies[cookieKey]
+  // Without a genuine secret cookie, generateCsrf makes a new secret and sets its cookie: nothing to remember yet.
+  if (cookie === undefined || !reply.unsignCookie(cookie).valid) return reply.generateCsrf({ userInfo: binding })
+  const key = `${binding}\0${cookie}`
+  let token = remembered.get(key)
+  if (token === undefined) {
+    token = reply.generateCsrf({ userInfo: binding })
+    if (remembered.size >= TOKENS_REMEMBERED) remembered.clear()
+    remembered.set(key, token)
   }
   return token
 }

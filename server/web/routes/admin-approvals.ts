@@ -9,7 +9,7 @@ import { notFoundFor, sendError, statusFor, wantsJson } from '../plugins/errors.
 import { showPass, staffActor } from './helpdesk.ts'
 
 const RequestParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
-const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
 type DecisionRequest = FastifyRequest<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>
 
 /** Statuses for the approval codes (the rest go through the shared table in plugins/errors.ts). */

@@ -14,9 +14,9 @@ import { sendError, statusFor } from '../plugins/errors.ts'
 const FinishBody = Type.Object({
   code1: Type.String({ maxLength: 20 }),
   code2: Type.String({ maxLength: 20 }),
-  _csrf: Type.Optional(Type.String({ maxLength: 200 }))
+  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
 })
-const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
 
 const MFA_URL = '/enroll/aws-mfa'
 const KEY_URL = '/enroll/aws-security-key'

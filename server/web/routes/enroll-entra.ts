@@ -13,9 +13,9 @@ export const MICROSOFT_SECURITY_INFO = 'https://mysignins.microsoft.com/security
 const FinishBody = Type.Object({
   code: Type.String({ maxLength: 20 }),
   name: Type.Optional(Type.String({ maxLength: 200 })),
-  _csrf: Type.Optional(Type.String({ maxLength: 200 }))
+  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
 })
-const EmptyBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+const EmptyBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
 
 const APP_URL = '/enroll/entra-app'
 const PASSKEY_URL = '/enroll/entra-passkey'

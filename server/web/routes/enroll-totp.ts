@@ -13,9 +13,9 @@ import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
 const FinishBody = Type.Object({
   code: Type.String({ maxLength: 20 }),
   name: Type.Optional(Type.String({ maxLength: 200 })),
-  _csrf: Type.Optional(Type.String({ maxLength: 200 }))
+  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
 })
-const RestartBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) })
+const RestartBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
 
 const STEP_UP_URL = '/step-up?next=/enroll/totp'
 
