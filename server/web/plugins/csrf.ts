@@ -109,7 +109,7 @@ export function csrfToken (reply: FastifyReply): string {
 
 /**
  * @fastify/csrf's token for the secret the visitor presented and their binding. Making one is two HMAC-SHA256
- * through OpenSSL, whose code is cold by the time a request reaches it: one per page was about a tenth of the home
+ * through OpenSSL, whose code is cold by the time a request reaches it: one per page was about a sixth of the home
  * page's CPU time. A token made for a secret and a binding stays valid for them, so one is made per pair and
  * remembered (csrfToken masks it for each page): a pure-function memory, like the cookie signer's. Nothing about a
  * session is kept; a session that ends is gone just the same, and its tokens name its id, which no other session

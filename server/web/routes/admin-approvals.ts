@@ -7,9 +7,10 @@ import type { UserStore } from '../../domain/users.ts'
 import { requireRole } from '../plugins/auth.ts'
 import { notFoundFor, sendError, statusFor, wantsJson } from '../plugins/errors.ts'
 import { showPass, staffActor } from './helpdesk.ts'
+import { MASKED_TOKEN_MAX_LENGTH } from '../masked-token.ts'
 
 const RequestParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
-const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 type DecisionRequest = FastifyRequest<{ Params: Static<typeof RequestParams>, Body: Static<typeof CsrfOnly> }>
 
 /** Statuses for the approval codes (the rest go through the shared table in plugins/errors.ts). */

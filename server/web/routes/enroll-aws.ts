@@ -8,15 +8,16 @@ import { awsConsoleLinks } from '../../providers/aws/console-links.ts'
 import type { AwsConfig } from '../../providers/aws/config.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { sendError, statusFor } from '../plugins/errors.ts'
+import { MASKED_TOKEN_MAX_LENGTH } from '../masked-token.ts'
 
 // Codes are checked by the adapter (six digits each, spaces and dashes ignored); the schema only stops absurd sizes.
 // Any other field (e.g. a serial number) is ignored: the device always comes from the user's own pending setup.
 const FinishBody = Type.Object({
   code1: Type.String({ maxLength: 20 }),
   code2: Type.String({ maxLength: 20 }),
-  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
+  _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH }))
 })
-const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 
 const MFA_URL = '/enroll/aws-mfa'
 const KEY_URL = '/enroll/aws-security-key'

@@ -6,6 +6,7 @@ import type { TotpSetup } from '../../domain/totp.ts'
 import type { Services } from '../../wiring.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { notFoundFor, sendError, statusFor } from '../plugins/errors.ts'
+import { MASKED_TOKEN_MAX_LENGTH } from '../masked-token.ts'
 
 /** Where Entra users register what the portal cannot (passkeys, and apps when hardware OATH is off). */
 export const MICROSOFT_SECURITY_INFO = 'https://mysignins.microsoft.com/security-info'
@@ -13,9 +14,9 @@ export const MICROSOFT_SECURITY_INFO = 'https://mysignins.microsoft.com/security
 const FinishBody = Type.Object({
   code: Type.String({ maxLength: 20 }),
   name: Type.Optional(Type.String({ maxLength: 200 })),
-  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
+  _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH }))
 })
-const EmptyBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const EmptyBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 
 const APP_URL = '/enroll/entra-app'
 const PASSKEY_URL = '/enroll/entra-passkey'

@@ -7,15 +7,16 @@ import type { Services } from '../../wiring.ts'
 import { changeContext, requireUser } from '../plugins/auth.ts'
 import { sendError, statusFor } from '../plugins/errors.ts'
 import { heldActionAfterSetup } from '../plugins/step-up-actions.ts'
+import { MASKED_TOKEN_MAX_LENGTH } from '../masked-token.ts'
 
 // The name is checked by the domain (1–60 characters) so that a long one re-renders the form with its message;
 // the schema only stops absurd sizes.
 const FinishBody = Type.Object({
   code: Type.String({ maxLength: 20 }),
   name: Type.Optional(Type.String({ maxLength: 200 })),
-  _csrf: Type.Optional(Type.String({ maxLength: 512 }))
+  _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH }))
 })
-const RestartBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const RestartBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 
 const STEP_UP_URL = '/step-up?next=/enroll/totp'
 

@@ -7,11 +7,12 @@ import { requireRole } from '../plugins/auth.ts'
 import { sendError, statusFor, wantsJson } from '../plugins/errors.ts'
 import { requestContext } from './auth.ts'
 import { pendingJson, requestedFlash, staffActor } from './helpdesk.ts'
+import { MASKED_TOKEN_MAX_LENGTH } from '../masked-token.ts'
 
 const UserParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
-const InviteBody = Type.Object({ reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const InviteBody = Type.Object({ reason: Type.String({ maxLength: 1000 }), _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) })
-const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 512 })) })
+const CsrfBody = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: MASKED_TOKEN_MAX_LENGTH })) })
 
 /** Statuses for the invitation codes (the rest go through the shared table in plugins/errors.ts). */
 const STATUS: Record<string, number> = { invitation_not_found: 404, invitation_used: 410, invitation_expired: 410, no_email_address: 409, no_mail_relay: 409, user_disabled: 409, invitation_not_sent: 502 }
