@@ -3,6 +3,7 @@ import { Eta } from 'eta'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
+import { assignInsteadOfSpread } from '../eta-assign.ts'
 import type { Config } from '../../config.ts'
 import { LOCALE_NAMES, type Localiser, type Translator } from '../../domain/i18n.ts'
 
@@ -88,7 +89,8 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     views: VIEWS_DIR,
     // Compiled templates are cached except in development, where edits should show on reload.
     cache: config.env !== 'development',
-    autoEscape: true
+    autoEscape: true,
+    plugins: [assignInsteadOfSpread]
   }))
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
     const reply = this
@@ -97,9 +99,8 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     const flash = session?.flash
     if (flash !== undefined) delete session.flash
     const i18n = request.i18n
-    const html = eta.render(template, {
-      title: '',
-      ...data,
+    // Object.assign, not a spread: see eta-assign.ts.
+    const html = eta.render(template, Object.assign({ title: '' }, data, {
       t: i18n.t,
       fmt: i18n,
       locale: i18n.locale,
@@ -116,7 +117,7 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
       path: request.url,
       // Lazy: only pages with a form set the CSRF cookie.
       csrf: tokenFor(reply)
-    })
+    }))
     return reply.type('text/html; charset=utf-8').send(html)
   })
   app.decorateReply('flashRedirect', function (url: string, text: string, kind: 'ok' | 'info' | 'error' = 'ok') {

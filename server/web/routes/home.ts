@@ -127,7 +127,7 @@ const ADD_OPTIONS: Readonly<Record<string, AddOption[]>> = {
 
 /** The ways to add a method where the user signs in, in the reader's words (English when no translator is given). */
 export function addOptionsFor (provider: string, t: Translate = english().t): AddOption[] {
-  return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => ({ ...option, label: t(option.label), hint: t(option.hint) }))
+  return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => Object.assign({}, option, { label: t(option.label), hint: t(option.hint) }))
 }
 
 /** The home page's data; `read`: the user's deadline facts and campaigns when they were read already (with the session). */
@@ -144,7 +144,8 @@ export async function homeModel (
   return {
     title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
-    methods: list.map((m) => ({ ...m, kindLabel: kindLabel(i18n.t, m.kind), protects: protectsText(i18n.t, user.provider, 'portal') })),
+    // Copies by Object.assign, not by spreads: on every page view (see web/eta-assign.ts).
+    methods: list.map((m) => Object.assign({}, m, { kindLabel: kindLabel(i18n.t, m.kind), protects: protectsText(i18n.t, user.provider, 'portal') })),
     // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys), and
     // where the user signs in decides which methods: for a directory user only those registered there.
     status: signInStatus(user, list.map((m) => m.kind), policy, now, codes),
@@ -160,7 +161,7 @@ export async function homeModel (
           }))
         },
     // Methods that would not count for this user (privileged accounts' policy, text messages) are offered apart.
-    addOptions: addOptionsFor(user.provider, i18n.t).map((option) => ({ ...option, notCounting: whyKindDoesNotCount(user, option.kind, policy, now) })),
+    addOptions: addOptionsFor(user.provider, i18n.t).map((option) => Object.assign(option, { notCounting: whyKindDoesNotCount(user, option.kind, policy, now) })),
     // When the new-user window set the deadline: from which date it counts (the directory's, or first seen).
     newUserWindow: deadline?.newUserWindow ?? null,
     error: null,
