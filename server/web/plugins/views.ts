@@ -3,7 +3,7 @@ import { Eta } from 'eta'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
-import { assignInsteadOfSpread } from '../eta-assign.ts'
+import { sharedTemplateData } from '../eta-data.ts'
 import type { Config } from '../../config.ts'
 import { LOCALE_NAMES, type Localiser, type Translator } from '../../domain/i18n.ts'
 
@@ -90,7 +90,7 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     // Compiled templates are cached except in development, where edits should show on reload.
     cache: config.env !== 'development',
     autoEscape: true,
-    plugins: [assignInsteadOfSpread]
+    plugins: [sharedTemplateData]
   }))
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
     const reply = this
@@ -99,25 +99,26 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     const flash = session?.flash
     if (flash !== undefined) delete session.flash
     const i18n = request.i18n
-    // Object.assign, not a spread: see eta-assign.ts.
-    const html = eta.render(template, Object.assign({ title: '' }, data, {
-      t: i18n.t,
-      fmt: i18n,
-      locale: i18n.locale,
-      languages: LOCALE_NAMES,
-      user: request.user,
-      standing: request.user === null ? undefined : request.standing,
-      flash: flash ?? null,
-      passSession: session?.auth?.passSession === true,
-      // What opened a restricted session, to name it: a helpdesk pass or an e-mailed invitation.
-      passKind: session?.auth?.passSession === true ? (session.auth.passKind ?? 'pass') : null,
-      // The portal's own address, for pages that tell people where to go (e.g. read out over the phone).
-      portalUrl: config.publicUrl.origin,
-      sandbox: config.sandbox,
-      path: request.url,
-      // Lazy: only pages with a form set the CSRF cookie.
-      csrf: tokenFor(reply)
-    }))
+    // The page's fields, then the common ones (which win), added one by one by name: a spread would keep the object
+    // alive into the old generation, and Object.assign of this many fields would make it a hash table (eta-data.ts).
+    const it: Record<string, unknown> = Object.assign({ title: '' }, data)
+    it.t = i18n.t
+    it.fmt = i18n
+    it.locale = i18n.locale
+    it.languages = LOCALE_NAMES
+    it.user = request.user
+    it.standing = request.user === null ? undefined : request.standing
+    it.flash = flash ?? null
+    it.passSession = session?.auth?.passSession === true
+    // What opened a restricted session, to name it: a helpdesk pass or an e-mailed invitation.
+    it.passKind = session?.auth?.passSession === true ? (session.auth.passKind ?? 'pass') : null
+    // The portal's own address, for pages that tell people where to go (e.g. read out over the phone).
+    it.portalUrl = config.publicUrl.origin
+    it.sandbox = config.sandbox
+    it.path = request.url
+    // Lazy: only pages with a form set the CSRF cookie.
+    it.csrf = tokenFor(reply)
+    const html = eta.render(template, it)
     return reply.type('text/html; charset=utf-8').send(html)
   })
   app.decorateReply('flashRedirect', function (url: string, text: string, kind: 'ok' | 'info' | 'error' = 'ok') {

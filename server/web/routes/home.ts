@@ -144,7 +144,7 @@ export async function homeModel (
   return {
     title: i18n.t('home.title'),
     // A directory user's portal methods serve the portal's own sign-in and step-up, and the page says so.
-    // Copies by Object.assign, not by spreads: on every page view (see web/eta-assign.ts).
+    // Copies by Object.assign, not by spreads: on every page view (see web/eta-data.ts).
     methods: list.map((m) => Object.assign({}, m, { kindLabel: kindLabel(i18n.t, m.kind), protects: protectsText(i18n.t, user.provider, 'portal') })),
     // The campaign behind the user's deadline decides what counts (text messages, privileged users' passkeys), and
     // where the user signs in decides which methods: for a directory user only those registered there.
