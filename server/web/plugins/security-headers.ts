@@ -33,9 +33,12 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     frameguard: { action: 'deny' },
     crossOriginEmbedderPolicy: false
   })
+  // Through the reply, not reply.raw.setHeader: while no header is set on the raw response, Node takes the reply's
+  // headers as they are when it writes them; one raw header makes it set every header again, one by one
+  // (measured: 7 µs of the home page's 100).
+  const asObject = Object.fromEntries(headers.map(([name, value]) => [name.toLowerCase(), value]))
   app.addHook('onRequest', (request, reply, done) => {
-    const raw = reply.raw
-    for (const [name, value] of headers) raw.setHeader(name, value)
+    reply.headers(asObject)
     done()
   })
 }, { name: 'security-headers' })
