@@ -10,7 +10,8 @@
  *   finished with it, and the layout is rendered directly rather than through a second copy in include;
  * - a partial included without data of its own gets the includer's data object itself;
  * - a partial included with data gets a copy made by Object.assign, which dies young.
- * What templates see is the same; what they may not do is write to `it` (a test reads every template for that).
+ * What templates see is the same; what they may not do is write to `it`, nor, when another template includes them,
+ * have a layout of their own (which would write `body` to their includer's data): tests read every template for both.
  * The rewrite is checked: an eta version that compiles templates differently stops the portal at its first page
  * (and the tests) rather than passing unnoticed.
  */

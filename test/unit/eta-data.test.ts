@@ -75,3 +75,17 @@ test('no template writes to its data: partials and layouts share their includer\
   }
   assert.doesNotMatch('<% if (it.a === it.b) { %><%= it.x == null %>', writes)
 })
+
+test('no template that another includes has a layout of its own: it may share its includer\'s data, which the layout step writes to', () => {
+  const all = new Map(templates())
+  const included = new Set<string>()
+  for (const [name, text] of all) {
+    for (const [, target] of text.matchAll(/include\(\s*['"]([^'"]+)['"]/g)) {
+      const file = path.normalize(path.join(path.dirname(name), target.endsWith('.eta') ? target : `${target}.eta`))
+      assert.ok(all.has(file), `views/${name} includes ${target}, which exists`)
+      included.add(file)
+    }
+  }
+  assert.ok(included.size >= 8, `the included templates were found (${included.size})`)
+  for (const file of included) assert.doesNotMatch(all.get(file)!, /\blayout\(/, `views/${file} is included by another template and calls layout()`)
+})
