@@ -20,25 +20,24 @@ const LAYOUT_DATA = '{...it, body: __eta.res, ...__eta.layoutData, __blocks: __e
 // Object.assign's are) into a hash table, and every `it.…` the layout reads would then be a lookup.
 const ADD_LAYOUT_DATA = 'it.body = __eta.res; if (__eta.layoutData) Object.assign(it, __eta.layoutData); it.__blocks = __eta.blocks;'
 
-/** Each rewrite: what eta writes (one of, for templates compiled to run synchronously or not) and what replaces it. */
-const REWRITES: ReadonlyArray<{ from: readonly string[], to: readonly string[] }> = [
-  {
-    from: [`__eta.res = include (__eta.layout, ${LAYOUT_DATA});`, `__eta.res = await includeAsync (__eta.layout, ${LAYOUT_DATA});`],
-    to: [`${ADD_LAYOUT_DATA} __eta.res = this.render(__eta.layout, it, options);`, `${ADD_LAYOUT_DATA} __eta.res = await this.renderAsync(__eta.layout, it, options);`]
-  },
-  {
-    from: ['{...it, ...(__eta_d ?? {})}'],
-    to: ['(__eta_d == null || __eta_d === it ? it : Object.assign({}, it, __eta_d))']
-  }
+/** Each rewrite: what eta writes and what replaces it, once for templates compiled to run synchronously and once not. */
+const REWRITES: ReadonlyArray<ReadonlyArray<readonly [from: string, to: string]>> = [
+  [
+    [`__eta.res = include (__eta.layout, ${LAYOUT_DATA});`, `${ADD_LAYOUT_DATA} __eta.res = this.render(__eta.layout, it, options);`],
+    [`__eta.res = await includeAsync (__eta.layout, ${LAYOUT_DATA});`, `${ADD_LAYOUT_DATA} __eta.res = await this.renderAsync(__eta.layout, it, options);`]
+  ],
+  [
+    ['{...it, ...(__eta_d ?? {})}', '(__eta_d == null || __eta_d === it ? it : Object.assign({}, it, __eta_d))']
+  ]
 ]
 
 export const sharedTemplateData = {
   processFnString (compiled: string): string {
     let rewritten = compiled
-    for (const { from, to } of REWRITES) {
-      const found = from.findIndex((text) => rewritten.includes(text))
-      if (found < 0) throw new Error(`eta compiled a template without "${from[0]}": server/web/eta-data.ts needs updating for this eta version`)
-      rewritten = rewritten.replaceAll(from[found], to[found])
+    for (const alternatives of REWRITES) {
+      const found = alternatives.find(([from]) => rewritten.includes(from))
+      if (found === undefined) throw new Error(`eta compiled a template without "${alternatives[0][0]}": server/web/eta-data.ts needs updating for this eta version`)
+      rewritten = rewritten.replaceAll(...found)
     }
     return rewritten
   }

@@ -5,6 +5,7 @@
  * that the parent can add up what the young-generation collections in between allocated and promoted while it asked
  * for pages. The requests come from the parent, so none of their garbage is this process's.
  */
+import { fileURLToPath } from 'node:url'
 import { createTestUser, signIn, startTestApp } from './app.ts'
 
 export const START = 'page-garbage: start'
@@ -12,7 +13,8 @@ export const END = 'page-garbage: end'
 
 export interface Ready { url: string, cookie: string }
 
-if (process.send !== undefined) {
+// Only when run as the child: the test imports this module for the markers above.
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.send !== undefined) {
   const testApp = await startTestApp({}, { backend: 'sqlite' })
   const user = await createTestUser(testApp.services)
   const { sessionCookie } = await signIn(testApp, user.email)

@@ -172,11 +172,11 @@ export default fp<{ config: Config, store: SessionStore, storage: StorageMonitor
   async function save (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const presented = request.cookies[settings.name]
     const session = request.session as Session | null
-    const m = session === null ? undefined : meta(session)
-    if (session === null || m === undefined || m.destroyed) {
+    if (session === null || meta(session).destroyed) {
       if (presented !== undefined) clearCookie(reply, settings)
       return
     }
+    const m = meta(session)
     const data = JSON.stringify(session)
     const changed = data !== m.loaded
     if (!changed || (!m.stored && data === '{}')) {
