@@ -14,14 +14,15 @@ import type { SqliteAccess } from './sqlite-access.ts'
 type Row = typeof campaigns.$inferSelect
 
 /**
- * A campaign's wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple, for the campaign whose
+ * A campaign's wave starts and pauses, each as a JSON array of WaveStartTuple and PauseTuple in no order
+ * (campaignWithHistory sorts them: an aggregate's ORDER BY makes SQLite build a temporary b-tree each time), for the campaign whose
  * id is `campaignId` (a column named in full: drizzle writes a column of the outer table as a bare "id", which inside
  * the pauses' subquery would be the pause's own).
  */
-const waveStartsOf = (campaignId: string): string => `(SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by) ORDER BY w.wave)
+const waveStartsOf = (campaignId: string): string => `(SELECT json_group_array(json_array(w.wave, w.started_at, w.started_by))
     FROM campaign_wave_starts w WHERE w.campaign_id = ${campaignId})`
-const pausesOf = (campaignId: string): string => `(SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason)
-    ORDER BY p.paused_at, p.id) FROM campaign_pauses p WHERE p.campaign_id = ${campaignId})`
+const pausesOf = (campaignId: string): string => `(SELECT json_group_array(json_array(p.id, p.paused_at, p.signal, p.figures, p.resumed_at, p.resumed_by, p.resume_reason))
+    FROM campaign_pauses p WHERE p.campaign_id = ${campaignId})`
 
 /** A campaign's row with its wave starts and pauses (as text). */
 const WITH_HISTORY = {
@@ -34,11 +35,12 @@ const WITH_HISTORY = {
 export const CAMPAIGN_JSON_PAIRS = Object.entries(getTableColumns(campaigns)).map(([key, column]) => `'${key}', c.${column.name}`).join(', ')
 
 /**
- * The live campaigns as `list` gives them (newest first, each with its wave starts and pauses), as one JSON array of
- * CampaignJson: for a read that brings them along with something else (the engine's facts read; the home page's session read).
+ * The live campaigns that `list` gives, each with its wave starts and pauses, as one JSON array of CampaignJson: for a
+ * read that brings them along with something else (the engine's facts read; the home page's session read). In no
+ * order, for the reason waveStartsOf gives: the reader puts them newest first (db/engine.ts deadlineFromColumns).
  */
-export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS}, 'waveStarts', json(${waveStartsOf('c.id')}), 'pauses', json(${pausesOf('c.id')}))
-  ORDER BY c.created_at DESC, c.id) FROM campaigns c WHERE c.archived_at IS NULL)`
+export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS}, 'waveStarts', json(${waveStartsOf('c.id')}), 'pauses', json(${pausesOf('c.id')})))
+  FROM campaigns c WHERE c.archived_at IS NULL)`
 
 export class SqliteCampaignStore implements CampaignStore {
   // Read often (every state refresh and sweep, the consoles), with the wave starts and pauses in the same
@@ -229,14 +231,22 @@ export function campaignFromJson (row: CampaignJson): Campaign {
   return campaignWithHistory(row, row.waveStarts, row.pauses)
 }
 
-/** A campaign's row with its wave starts (by wave) and pauses (oldest first), as the domain's Campaign. */
-export function campaignWithHistory (row: Row, starts: readonly WaveStartTuple[], pauses: readonly PauseTuple[]): Campaign {
+/**
+ * A campaign's row with its wave starts (put in order of wave) and pauses (put oldest first, ties by id), as the
+ * domain's Campaign.
+ */
+export function campaignWithHistory (row: Row, starts: WaveStartTuple[], pauses: PauseTuple[]): Campaign {
   return {
     ...toCampaign(row),
-    waveStarts: starts.map(([wave, at, by]) => ({ wave, at: new Date(at), by })),
-    pauses: pauses.map(([id, pausedAt, signal, figures, resumedAt, resumedBy, resumeReason]) =>
+    waveStarts: starts.sort((a, b) => a[0] - b[0]).map(([wave, at, by]) => ({ wave, at: new Date(at), by })),
+    pauses: pauses.sort((a, b) => a[1] - b[1] || textOrder(a[0], b[0])).map(([id, pausedAt, signal, figures, resumedAt, resumedBy, resumeReason]) =>
       toPause({ id, campaignId: row.id, pausedAt, signal, figures, resumedAt, resumedBy, resumeReason }))
   }
+}
+
+/** Ids (ASCII) in SQLite's default order for text, by character code: the tie-break the stores' ORDER BYs use. */
+export function textOrder (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 export function toPause (row: typeof campaignPauses.$inferSelect): CampaignPause {

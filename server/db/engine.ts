@@ -5,9 +5,9 @@ import type { Extension } from '../domain/deadlines.ts'
 import { countingMethods } from '../domain/protection.ts'
 import type { ExemptionFact, DerivedState, UserState } from '../domain/states.ts'
 import { encodeWords } from '../domain/stored-words.ts'
-import { campaignFromJson, LIVE_CAMPAIGNS_JSON, type CampaignJson } from './campaigns.ts'
+import { campaignFromJson, LIVE_CAMPAIGNS_JSON, textOrder, type CampaignJson } from './campaigns.ts'
 import { toMethod, type MethodRow } from './methods.ts'
-import type { SqliteAccess } from './sqlite-access.ts'
+import { jsonColumn, type SqliteAccess } from './sqlite-access.ts'
 
 const DAY_MS = 86_400_000
 // The user's current job, when it waits to be tried again after a provider error (queued, with an error recorded).
@@ -37,7 +37,8 @@ function factsFields (table: string): Array<[keyof SqliteFactsRow, string]> {
     ['privileged', `${table}.privileged`], ['disabled', `${table}.disabled`], ['firstSeenAt', `${table}.first_seen_at`],
     ['directoryCreatedAt', `${table}.directory_created_at`], ['enforcedAt', `${table}.enforced_at`],
     ['groups', `(SELECT group_concat(group_name, char(31)) FROM user_groups WHERE user_id = ${table}.id)`],
-    ['methods', `(SELECT json_group_array(json_object(${METHOD_FIELDS}) ORDER BY created_at, id) FROM auth_methods WHERE user_id = ${table}.id)`],
+    // In no order: an aggregate's ORDER BY makes SQLite build a temporary b-tree on every read (factsOf sorts them).
+    ['methods', `(SELECT json_group_array(json_object(${METHOD_FIELDS})) FROM auth_methods WHERE user_id = ${table}.id)`],
     ['recoveryCodes', `(SELECT count(*) FROM recovery_codes WHERE user_id = ${table}.id AND used_at IS NULL AND voided_at IS NULL)`],
     ['extensions', `(SELECT json_group_array(json_object('campaignId', campaign_id, 'days', days)) FROM extensions WHERE user_id = ${table}.id)`]
   ]
@@ -71,7 +72,10 @@ export const DEADLINE_WIDTH = FACT_NAMES.length + 1
 export function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
   const facts = factsFromColumns(values)
   if (facts === undefined) return undefined
-  return { facts, campaigns: (JSON.parse(values[FACT_NAMES.length] as string) as CampaignJson[]).map(campaignFromJson) }
+  const campaigns = jsonColumn(values[FACT_NAMES.length] as string | CampaignJson[])
+  // Newest first, as the campaign store lists them (LIVE_CAMPAIGNS_JSON leaves the order to its reader).
+  campaigns.sort((a, b) => b.createdAt - a.createdAt || textOrder(a.id, b.id))
+  return { facts, campaigns: campaigns.map(campaignFromJson) }
 }
 
 /** A user's state as an array, in the order of storedStateColumns. */
@@ -443,7 +447,7 @@ export interface FactsRow {
 
 /** factsColumns' values by name, as better-sqlite3 gives them: flags as 0 or 1, the lists as text. */
 type SqliteFactsRow = Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'methods'> & {
-  privileged: number, disabled: number, groups: string | null, methods: string, extensions: string
+  privileged: number, disabled: number, groups: string | null, methods: string | MethodRow[], extensions: string | Extension[]
 }
 
 function factsOf (row: SqliteFactsRow): DeadlineFacts {
@@ -452,8 +456,9 @@ function factsOf (row: SqliteFactsRow): DeadlineFacts {
     privileged: row.privileged === 1,
     disabled: row.disabled === 1,
     groups: row.groups === null ? [] : row.groups.split('\u001f'),
-    methods: JSON.parse(row.methods) as MethodRow[]
-  }, JSON.parse(row.extensions) as Extension[])
+    // Oldest first, ties by id, as the method store lists them (the read leaves the order to us).
+    methods: jsonColumn(row.methods).sort((a, b) => a.createdAt - b.createdAt || textOrder(a.id, b.id))
+  }, jsonColumn(row.extensions))
 }
 
 export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): DeadlineFacts {

@@ -59,3 +59,11 @@ export class SqliteAccess {
     }
   }
 }
+
+/**
+ * A JSON column's value (one made by json_group_array and the like): text in a plain read; already a value where the
+ * read packs its row into one json_array, which embeds such columns as JSON (db/sessions.ts).
+ */
+export function jsonColumn<T> (value: string | T): T {
+  return typeof value === 'string' ? JSON.parse(value) as T : value
+}

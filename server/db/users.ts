@@ -3,7 +3,7 @@ import { and, count, eq, gt, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
 import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../domain/users.ts'
 import { userGroups, users } from './schema.ts'
-import type { SqliteAccess } from './sqlite-access.ts'
+import { jsonColumn, type SqliteAccess } from './sqlite-access.ts'
 
 type UserRow = typeof users.$inferSelect
 
@@ -18,7 +18,7 @@ export type UserWithGroupsRow = [
   id: string, email: string, displayName: string, role: Role, passwordHash: string | null, phone: string | null,
   privileged: number, provider: string, disabled: number, enforcedAt: number | null, externalId: string | null,
   providerMethods: string, providerAttributes: string, reenrollUntil: number | null, locale: string | null,
-  timeZone: string | null, firstSeenAt: number, createdAt: number, groupNames: string
+  timeZone: string | null, firstSeenAt: number, createdAt: number, groupNames: string | string[]
 ]
 
 /**
@@ -188,7 +188,7 @@ export function userWithGroupsFrom (row: Readonly<UserWithGroupsRow>): User {
   return userFrom({
     id, email, displayName, role, passwordHash, phone, privileged: privileged === 1, provider, disabled: disabled === 1,
     enforcedAt, externalId, providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt
-  }, JSON.parse(groupNames) as string[])
+  }, jsonColumn(groupNames))
 }
 
 /** A users row (either dialect: the twin schemas give it one shape) and the user's groups, as the domain's User. */

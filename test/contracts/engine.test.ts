@@ -130,7 +130,12 @@ for (const { name, open } of BACKENDS) {
 
     test('the facts of a user gather their groups, methods, recovery codes, strongest exemption, extensions and trouble; the deadline\'s facts are the same without exemption and trouble', async () => {
       const { engine, connection } = stores
+      // Live campaigns come newest first, ties by id; an archived one not at all.
       await addCampaign(connection, 'c1')
+      await addCampaign(connection, 'c0', { createdAt: T - DAY })
+      await addCampaign(connection, 'c3', { createdAt: T + MINUTE })
+      await addCampaign(connection, 'c2', { createdAt: T + MINUTE })
+      await addCampaign(connection, 'c-archived', { createdAt: T + DAY, archivedAt: T + DAY })
       await addUsers(connection, ['u-f'], { privileged: true, providerAttributes: '{"targetable":false}', directoryCreatedAt: T - 5 * DAY })
       await insert(connection, 'userGroups', [{ userId: 'u-f', groupName: 'g-b' }, { userId: 'u-f', groupName: 'g-a' }])
       // Oldest first, ties by id: m-1, then m-0 and m-2 made at the same moment.
@@ -178,6 +183,7 @@ for (const { name, open } of BACKENDS) {
       // The home page reads them with its session, in the same statement: the same facts and live campaigns.
       const withCampaigns = await engine.deadlineFactsWithCampaigns('u-f')
       assert.deepEqual(withCampaigns?.facts, deadlineFacts)
+      assert.deepEqual(withCampaigns?.campaigns.map((c) => c.id), ['c2', 'c3', 'c1', 'c0'])
       const sessions = await signedInSession(connection, new FakeClock(NOW), 'u-f-browser', 'u-f')
       assert.deepEqual((await sessions.get('u-f-browser', { deadline: true }))?.signedIn?.deadline, withCampaigns)
 
