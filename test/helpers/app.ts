@@ -165,6 +165,15 @@ export function csrfFrom (html: string): string {
   return match[1]
 }
 
+/**
+ * A page's HTML with the characters beyond Latin-1 read back as a browser shows them: the portal writes them as
+ * numeric character references (“ as &#8220;, — as &#8212;; domain/i18n.ts escapeHtml says why). The rest is left
+ * as it is.
+ */
+export function readable (html: string): string {
+  return html.replace(/&#(\d+);/g, (reference, code: string) => Number(code) > 0xff ? String.fromCodePoint(Number(code)) : reference)
+}
+
 const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" }
 
 /** The hidden fields of the page's form posting to `action` (as a browser would send them), entities decoded. */

@@ -161,7 +161,8 @@ test('every message without arguments reads exactly as ICU MessageFormat writes 
       if (argumentsOf(message).length > 0) continue
       const expected = new IntlMessageFormat(message, locale).format() as string
       assert.equal(translator.t(key), expected, `${locale} ${key}`)
-      assert.equal(translator.html(key), expected, `${locale} ${key} as HTML`)
+      // As HTML, characters beyond Latin-1 come as references (domain/i18n.ts escapeHtml says why).
+      assert.equal(translator.html(key), expected.replace(/[\ud800-\udbff][\udc00-\udfff]|[^\x00-\xff]/g, (c) => `&#${c.codePointAt(0)!};`), `${locale} ${key} as HTML`)
     }
   }
   // Quoting is ICU syntax too: a doubled apostrophe is one, whatever the message's other characters.

@@ -95,13 +95,13 @@ test('the home page and the helpdesk say which methods protect what: the directo
 
   const eve = await (await signIn(testApp, people.eve.email)).get('/')
   assert.match(eve.text, /Not set up yet\.<\/strong> Nothing protects your Microsoft sign-in yet: add a second way to prove it&#39;s you below\. What you set up in this portal protects this portal only\./)
-  assert.match(eve.text, /Laptop key<\/strong>\s*<span class="muted">Passkey or security key · <strong>protects this portal only<\/strong>/)
+  assert.match(eve.text, /Laptop key<\/strong>\s*<span class="muted">Passkey or security key &middot; <strong>protects this portal only<\/strong>/)
   assert.match(eve.text, /<h2>Registered at Microsoft<\/h2>\s*<p class="muted">Nothing yet: nothing protects your Microsoft sign-in\.<\/p>/)
 
   const abe = await (await signIn(testApp, people.abe.email)).get('/')
   assert.match(abe.text, /Set up\.<\/strong> You have a second way to prove it&#39;s you\. It is registered for your AWS sign-in\./)
   assert.match(abe.text, /<ul class="method-list" id="directory-methods">\s*<li class="card method"><div class="method-head"><strong class="method-name">Authenticator app<\/strong><span class="muted">protects your AWS sign-in<\/span>/)
-  assert.match(abe.text, /Laptop key<\/strong>\s*<span class="muted">Passkey or security key · <strong>protects this portal only<\/strong>/)
+  assert.match(abe.text, /Laptop key<\/strong>\s*<span class="muted">Passkey or security key &middot; <strong>protects this portal only<\/strong>/)
 
   const helpdesk = await signIn(testApp, (await createTestUser(services, { role: 'helpdesk' })).email)
   const profile = await helpdesk.get(`/helpdesk/users/${people.abe.id}`)

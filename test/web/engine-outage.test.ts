@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Services } from '../../server/wiring.ts'
-import { createTestUser, FakeClock, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
+import { createTestUser, FakeClock, readable, signIn, startTestApp, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
@@ -85,7 +85,7 @@ async function scheduler (services: Services, clock: FakeClock, provider: string
 async function retryingOnDashboard (admin: Agent): Promise<string[]> {
   const page = await admin.get('/admin')
   assert.equal(page.status, 200)
-  const section = /<section class="admin-section" aria-labelledby="retrying-heading"[^]*?<\/section>/.exec(page.text)?.[0] ?? ''
+  const section = /<section class="admin-section" aria-labelledby="retrying-heading"[^]*?<\/section>/.exec(readable(page.text))?.[0] ?? ''
   return [...section.matchAll(/<td>(retrying [^<]*)<\/td>/g)].map((m) => m[1])
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { User } from '../../server/domain/users.ts'
-import { createTestUser, csrfFor, hiddenFields, signIn, startTestApp, submitForm, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
+import { createTestUser, csrfFor, hiddenFields, readable, signIn, startTestApp, submitForm, totpCode, type Agent, type TestApp } from '../helpers/app.ts'
 import { pageToken, postJson, SoftwareAuthenticator } from '../helpers/webauthn.ts'
 
 let t: TestApp | undefined
@@ -49,7 +49,7 @@ test('a helpdesk member with no method who presses "Issue pass" is told to set u
   const page = await desk.get(HELD)
   assert.equal(page.status, 200)
   assert.match(page.text, /<h1>Set up a sign-in method first<\/h1>/)
-  assert.match(page.text, /Set up a sign-in method first; then you will be asked to confirm it(?:'|&#39;)s you with it, and can send what you entered \(“Issue a temporary access pass”\), which is kept for 30 minutes\./)
+  assert.match(readable(page.text), /Set up a sign-in method first; then you will be asked to confirm it(?:'|&#39;)s you with it, and can send what you entered \(“Issue a temporary access pass”\), which is kept for 30 minutes\./)
   assert.doesNotMatch(page.text, /Confirm it(?:'|&#39;)s you first/, 'no promise of a confirmation that cannot happen yet')
   assert.doesNotMatch(page.text, /Add your first method<\/a>/, 'no link to the home page that drops the held action')
   for (const href of ['/enroll/passkey', '/enroll/totp', '/enroll/phone']) {
@@ -68,7 +68,7 @@ test('after a first authenticator app, the held pass is offered again with the r
   assert.equal(onward.headers.location, HELD, 'the offer asks for a step-up with the new method first')
   const confirm = await desk.get(HELD)
   assert.match(confirm.text, /<h1>Confirm it(?:'|&#39;)s you<\/h1>/)
-  assert.match(confirm.text, /Your authenticator app is set up\. To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it: enter the next code your app shows/)
+  assert.match(readable(confirm.text), /Your authenticator app is set up\. To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it: enter the next code your app shows/)
   assert.match(confirm.text, /Nothing has changed yet: what you entered is kept/)
   assert.equal(await passesIssued(t), 0)
 
@@ -105,7 +105,7 @@ test('after a first passkey, the ceremony leads on to the held action', async ()
   assert.equal(res.status, 200)
   assert.equal(res.body.redirect, '/step-up/continue')
   const confirm = await desk.get(HELD)
-  assert.match(confirm.text, /Your passkey &quot;Laptop&quot; is ready\. To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it\./)
+  assert.match(readable(confirm.text), /Your passkey &quot;Laptop&quot; is ready\. To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it\./)
   assert.match(confirm.text, /Use my passkey/)
 })
 
@@ -122,7 +122,7 @@ test('after a first phone, the verification leads on to the held action', async 
   assert.equal(res.status, 303)
   assert.equal(res.headers.location, '/step-up/continue')
   const confirm = await desk.get(HELD)
-  assert.match(confirm.text, /To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it: ask for a code by text message below\./)
+  assert.match(readable(confirm.text), /To send “Issue a temporary access pass”, confirm it(?:'|&#39;)s you with it: ask for a code by text message below\./)
   assert.match(confirm.text, /Text a code to/)
 })
 

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import type { User } from '../../server/domain/users.ts'
-import { createTestUser, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { createTestUser, readable, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { sqlOn } from '../helpers/sql.ts'
 
@@ -42,7 +42,7 @@ async function germanPage (agent: Agent, path: string): Promise<string> {
   assert.match(res.text, /<html lang="de">/, `${path} is marked German`)
   const raw = /(?<![\w/.@-])(?:helpdesk-user|helpdesk|stepup|errors|domain|home|common)\.[a-z][a-z0-9_.]+/.exec(res.text.replace(/<script[\s\S]*?<\/script>/g, ''))
   assert.equal(raw, null, `${path} shows a raw message key: ${raw?.[0]}`)
-  return res.text
+  return readable(res.text)
 }
 
 /** The deadline as the catalogue writes it for a German reader in Berlin: "14. Dezember 2026 um 10:00 (Berlin)". */

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { User } from '../../server/domain/users.ts'
-import { createTestUser, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
+import { createTestUser, readable, signIn, startTestApp, stepUp, submitForm, type Agent, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 
 // Issue #16 items 8, 10, 11: the helpdesk and admin consoles speak the reader's language, with times in their zone.
@@ -29,7 +29,7 @@ async function germanPage (agent: Agent, path: string): Promise<string> {
   assert.match(res.text, /<html lang="de">/, `${path} is marked German`)
   const raw = /(?<![\w/.@-])(?:admin|helpdesk|approvals|tokens|exemptions|common|errors)\.[a-z][a-z0-9_]+/.exec(res.text.replace(/<script[\s\S]*?<\/script>/g, ''))
   assert.equal(raw, null, `${path} shows a raw message key: ${raw?.[0]}`)
-  return res.text
+  return readable(res.text)
 }
 
 test('an admin whose browser asks for German sees the dashboard, a state list and the outbox in German', async () => {

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer'
 import { fileURLToPath } from 'node:url'
 import { Eta } from 'eta'
 import fp from 'fastify-plugin'
@@ -5,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
 import { sharedTemplateData } from '../eta-data.ts'
 import type { Config } from '../../config.ts'
-import { LOCALE_NAMES, type Localiser, type Translator } from '../../domain/i18n.ts'
+import { escapeHtml, LOCALE_NAMES, scriptJson, type Localiser, type Translator } from '../../domain/i18n.ts'
 
 /** The language a visitor chose before signing in (the footer's language links); signed-in users' choice is saved. */
 export const LANGUAGE_COOKIE = 'mfa_lang'
@@ -64,6 +65,16 @@ function withTemplatePathsResolvedOnce (eta: Eta): Eta {
 }
 
 /**
+ * A page as it goes on the wire. Node writes a string out as UTF-8 one character at a time (on the home page, a tenth
+ * of all the instructions a request takes); a page that is all ASCII, as most are (escapeHtml writes characters beyond Latin-1 as
+ * references), is the same bytes in Latin-1, which is copied as it is. A page with other characters (é, ß) goes as text.
+ */
+function onTheWire (html: string): Buffer | string {
+  const bytes = Buffer.from(html, 'latin1')
+  return isAscii(bytes) ? bytes : html
+}
+
+/**
  * The page's CSRF token, made when a form first asks for it. A closure returned from here has no name to keep (the
  * `csrf: () => …` it replaces was renamed on every page by tsx's keepNames, an Object.defineProperty per request).
  */
@@ -90,6 +101,8 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     // Compiled templates are cached except in development, where edits should show on reload.
     cache: config.env !== 'development',
     autoEscape: true,
+    // Characters beyond Latin-1 as references too, so that a page is one byte a character (escapeHtml says why).
+    escapeFunction: (value: unknown) => escapeHtml(typeof value === 'string' ? value : String(value)),
     plugins: [sharedTemplateData]
   }))
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
@@ -118,8 +131,8 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     it.path = request.url
     // Lazy: only pages with a form set the CSRF cookie.
     it.csrf = tokenFor(reply)
-    const html = eta.render(template, it)
-    return reply.type('text/html; charset=utf-8').send(html)
+    it.scriptJson = scriptJson
+    return reply.type('text/html; charset=utf-8').send(onTheWire(eta.render(template, it)))
   })
   app.decorateReply('flashRedirect', function (url: string, text: string, kind: 'ok' | 'info' | 'error' = 'ok') {
     this.request.session.flash = { kind, text }
