@@ -8,6 +8,7 @@ import { encodeWords } from '../domain/stored-words.ts'
 import { campaignFromJson, LIVE_CAMPAIGNS_JSON, textOrder, type CampaignJson } from './campaigns.ts'
 import { toMethod, type MethodRow } from './methods.ts'
 import { jsonColumn, type SqliteAccess } from './sqlite-access.ts'
+import type { UserWithGroupsRow } from './users.ts'
 
 const DAY_MS = 86_400_000
 // The user's current job, when it waits to be tried again after a provider error (queued, with an error recorded).
@@ -55,8 +56,12 @@ function factsFromColumns (values: readonly unknown[]): DeadlineFacts | undefine
   if (values[0] === null) return undefined
   const row: Record<string, unknown> = {}
   for (let i = 0; i < FACT_NAMES.length; i++) row[FACT_NAMES[i]] = values[i]
-  return factsOf(row as SqliteFactsRow)
+  const { groups } = row as SqliteFactsRow
+  return factsOf(row as SqliteFactsRow, groups === null ? [] : groups.split('\u001f'))
 }
+
+/** The facts a users row with its groups (db/users.ts userWithGroupsColumns) does not give. */
+const FACTS_BEYOND_USER = ['driftFlaggedAt', 'directoryCreatedAt', 'methods', 'recoveryCodes', 'extensions'] as const
 
 /**
  * The deadline facts of the user `table` names and the live campaigns, as columns of a read (the engine's own, and
@@ -72,10 +77,39 @@ export const DEADLINE_WIDTH = FACT_NAMES.length + 1
 export function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
   const facts = factsFromColumns(values)
   if (facts === undefined) return undefined
-  const campaigns = jsonColumn(values[FACT_NAMES.length] as string | CampaignJson[])
-  // Newest first, as the campaign store lists them (LIVE_CAMPAIGNS_JSON leaves the order to its reader).
+  return { facts, campaigns: liveCampaignsFrom(values[FACT_NAMES.length]) }
+}
+
+/**
+ * deadlineColumns for a read that has the user's row with their groups already (the home page's session read): only
+ * the facts that row does not give, then the live campaigns. DEADLINE_BEYOND_USER_WIDTH of them, read back with the
+ * user's row by deadlineFromUserRow.
+ */
+export function deadlineColumnsBeyondUser (table: string): string {
+  const fields = factsFields(table).filter(([name]) => (FACTS_BEYOND_USER as readonly string[]).includes(name))
+  return `${fields.map(([, column]) => column).join(', ')}, ${LIVE_CAMPAIGNS_JSON}`
+}
+
+export const DEADLINE_BEYOND_USER_WIDTH = FACTS_BEYOND_USER.length + 1
+
+/** A user's row with their groups and deadlineColumnsBeyondUser's values as the facts and campaigns. */
+export function deadlineFromUserRow (user: Readonly<UserWithGroupsRow>, values: readonly unknown[]): DeadlineRead {
+  const [id, email, , , , , privileged, provider, disabled, enforcedAt, externalId, providerMethods, providerAttributes, , , , firstSeenAt, , groupNames] = user
+  const [driftFlaggedAt, directoryCreatedAt, methods, recoveryCodes, extensions, campaigns] = values as [
+    SqliteFactsRow['driftFlaggedAt'], SqliteFactsRow['directoryCreatedAt'], SqliteFactsRow['methods'], SqliteFactsRow['recoveryCodes'], SqliteFactsRow['extensions'], unknown
+  ]
+  const facts = factsOf({
+    id, email, provider, externalId, providerMethods, providerAttributes, driftFlaggedAt, privileged, disabled, firstSeenAt, directoryCreatedAt, enforcedAt,
+    groups: null, methods, recoveryCodes, extensions
+  }, jsonColumn(groupNames))
+  return { facts, campaigns: liveCampaignsFrom(campaigns) }
+}
+
+/** LIVE_CAMPAIGNS_JSON's value as the campaigns, newest first, as the campaign store lists them (the read leaves the order to us). */
+function liveCampaignsFrom (value: unknown): Campaign[] {
+  const campaigns = jsonColumn(value as string | CampaignJson[])
   campaigns.sort((a, b) => b.createdAt - a.createdAt || textOrder(a.id, b.id))
-  return { facts, campaigns: campaigns.map(campaignFromJson) }
+  return campaigns.map(campaignFromJson)
 }
 
 /** A user's state as an array, in the order of storedStateColumns. */
@@ -450,12 +484,12 @@ type SqliteFactsRow = Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'met
   privileged: number, disabled: number, groups: string | null, methods: string | MethodRow[], extensions: string | Extension[]
 }
 
-function factsOf (row: SqliteFactsRow): DeadlineFacts {
+function factsOf (row: SqliteFactsRow, groups: string[]): DeadlineFacts {
   return deadlineFactsFrom({
     ...row,
     privileged: row.privileged === 1,
     disabled: row.disabled === 1,
-    groups: row.groups === null ? [] : row.groups.split('\u001f'),
+    groups,
     // Oldest first, ties by id, as the method store lists them (the read leaves the order to us).
     methods: jsonColumn(row.methods).sort((a, b) => a.createdAt - b.createdAt || textOrder(a.id, b.id))
   }, jsonColumn(row.extensions))

@@ -1,7 +1,7 @@
 import type { SqliteAccess } from './sqlite-access.ts'
 import type { Clock } from '../domain/clock.ts'
 import type { SessionRead, SessionReadOptions, SessionStore } from '../domain/users.ts'
-import { DEADLINE_WIDTH, deadlineColumns, deadlineFromColumns, STORED_STATE_WIDTH, storedStateColumns, storedStateFromColumns, type StoredStateRow } from './engine.ts'
+import { DEADLINE_BEYOND_USER_WIDTH, deadlineColumnsBeyondUser, deadlineFromUserRow, STORED_STATE_WIDTH, storedStateColumns, storedStateFromColumns, type StoredStateRow } from './engine.ts'
 import { USER_WITH_GROUPS_WIDTH, userWithGroupsColumns, userWithGroupsFrom, type UserWithGroupsRow } from './users.ts'
 
 /** What a signed-in session carries. */
@@ -56,8 +56,8 @@ export class SqliteSessionStore implements SessionStore {
     const read = (more: string): string => `SELECT s.data, s.expires_at, s.user_id, json_array(${userWithGroupsColumns('u')}, ${storedStateColumns('st')}${more})
       FROM sessions s LEFT JOIN users u ON u.id = s.user_id LEFT JOIN user_states st ON st.user_id = s.user_id WHERE s.sid = ?`
     this.selectOne = sqlite.prepare<[string], SessionRow>(read('')).raw(true)
-    // The home page's: the same with the user's deadline facts and the live campaigns.
-    this.selectWithDeadline = sqlite.prepare<[string], SessionRow>(read(`, ${deadlineColumns('u')}`)).raw(true)
+    // The home page's: the same with the rest of the user's deadline facts and the live campaigns.
+    this.selectWithDeadline = sqlite.prepare<[string], SessionRow>(read(`, ${deadlineColumnsBeyondUser('u')}`)).raw(true)
     this.upsert = sqlite.prepare(`INSERT INTO sessions (sid, user_id, data, expires_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (sid) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`)
     this.remove = sqlite.prepare('DELETE FROM sessions WHERE sid = ?')
@@ -85,7 +85,10 @@ export class SqliteSessionStore implements SessionStore {
         user: userRow[0] === null ? undefined : userWithGroupsFrom(userRow),
         state: stateRow[0] === null ? undefined : storedStateFromColumns(stateRow)
       }
-      if (withDeadline) signedIn.deadline = deadlineFromColumns(packed.slice(stateAt + STORED_STATE_WIDTH, stateAt + STORED_STATE_WIDTH + DEADLINE_WIDTH))
+      if (withDeadline) {
+        const deadlineAt = stateAt + STORED_STATE_WIDTH
+        signedIn.deadline = userRow[0] === null ? undefined : deadlineFromUserRow(userRow, packed.slice(deadlineAt, deadlineAt + DEADLINE_BEYOND_USER_WIDTH))
+      }
       return { data, json, signedIn }
     })
   }
