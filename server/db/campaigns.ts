@@ -37,7 +37,7 @@ export const CAMPAIGN_JSON_PAIRS = Object.entries(getTableColumns(campaigns)).ma
 /**
  * The live campaigns that `list` gives, each with its wave starts and pauses, as one JSON array of CampaignJson: for a
  * read that brings them along with something else (the engine's facts read; the home page's session read). In no
- * order, for the reason waveStartsOf gives: the reader puts them newest first (db/engine.ts deadlineFromColumns).
+ * order, for the reason waveStartsOf gives: the reader puts them newest first (db/engine.ts liveCampaignsFrom).
  */
 export const LIVE_CAMPAIGNS_JSON = `(SELECT json_group_array(json_object(${CAMPAIGN_JSON_PAIRS}, 'waveStarts', json(${waveStartsOf('c.id')}), 'pauses', json(${pausesOf('c.id')})))
   FROM campaigns c WHERE c.archived_at IS NULL)`

@@ -50,9 +50,10 @@ export class SqliteSessionStore implements SessionStore {
   ) {
     const { sqlite } = access
     // Read on every request: the session row, with the user it names and their state (one statement instead of
-    // three), as an array (no per-row object with named keys to build). The user's and the state's forty-odd columns
-    // come packed in one JSON array, parsed at once: better-sqlite3 on Node 20 stores each column of an array row
-    // through V8's generic property path, which costs more than SQLite building the JSON and V8 parsing it.
+    // three), as an array (no per-row object with named keys to build). The user's, the state's and (the home page's)
+    // the deadline's thirty-odd columns come packed in one JSON array, parsed at once: better-sqlite3 on Node 20 stores
+    // each column of an array row through V8's generic property path, which costs more than SQLite building the JSON
+    // and V8 parsing it (on Node 22, where better-sqlite3 builds the array at once, the two cost about the same).
     const read = (more: string): string => `SELECT s.data, s.expires_at, s.user_id, json_array(${userWithGroupsColumns('u')}, ${storedStateColumns('st')}${more})
       FROM sessions s LEFT JOIN users u ON u.id = s.user_id LEFT JOIN user_states st ON st.user_id = s.user_id WHERE s.sid = ?`
     this.selectOne = sqlite.prepare<[string], SessionRow>(read('')).raw(true)
