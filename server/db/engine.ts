@@ -100,7 +100,7 @@ export function deadlineFromUserRow (user: Readonly<UserWithGroupsRow>, values: 
   ]
   const facts = factsOf({
     id, email, provider, externalId, providerMethods, providerAttributes, driftFlaggedAt, privileged, disabled, firstSeenAt, directoryCreatedAt, enforcedAt,
-    groups: null, methods, recoveryCodes, extensions
+    methods, recoveryCodes, extensions
   }, jsonColumn(groupNames))
   return { facts, campaigns: liveCampaignsFrom(campaigns) }
 }
@@ -484,7 +484,8 @@ type SqliteFactsRow = Omit<FactsRow, 'privileged' | 'disabled' | 'groups' | 'met
   privileged: number, disabled: number, groups: string | null, methods: string | MethodRow[], extensions: string | Extension[]
 }
 
-function factsOf (row: SqliteFactsRow, groups: string[]): DeadlineFacts {
+/** The facts from a row's values (its groups, however the read gave them, as a list). */
+function factsOf (row: Omit<SqliteFactsRow, 'groups'>, groups: string[]): DeadlineFacts {
   return deadlineFactsFrom({
     ...row,
     privileged: row.privileged === 1,

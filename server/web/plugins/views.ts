@@ -102,7 +102,7 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     cache: config.env !== 'development',
     autoEscape: true,
     // Characters beyond Latin-1 as references too, so that a page is one byte a character (escapeHtml says why).
-    escapeFunction: (value: unknown) => escapeHtml(typeof value === 'string' ? value : String(value)),
+    escapeFunction: (value: unknown) => escapeHtml(String(value)),
     plugins: [sharedTemplateData]
   }))
   app.decorateReply('page', function (template: string, data: Record<string, unknown> = {}) {
