@@ -127,7 +127,7 @@ const ADD_OPTIONS: Readonly<Record<string, AddOption[]>> = {
 
 /** The ways to add a method where the user signs in, in the reader's words (English when no translator is given). */
 export function addOptionsFor (provider: string, t: Translate = english().t): AddOption[] {
-  return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map((option) => Object.assign({}, option, { label: t(option.label), hint: t(option.hint) }))
+  return (ADD_OPTIONS[provider] ?? LOCAL_OPTIONS).map(({ kind, href, label, hint }) => ({ kind, href, label: t(label), hint: t(hint) }))
 }
 
 /** The home page's data; `read`: the user's deadline facts and campaigns when they were read already (with the session). */
@@ -161,7 +161,8 @@ export async function homeModel (
           }))
         },
     // Methods that would not count for this user (privileged accounts' policy, text messages) are offered apart.
-    addOptions: addOptionsFor(user.provider, i18n.t).map((option) => Object.assign(option, { notCounting: whyKindDoesNotCount(user, option.kind, policy, now) })),
+    // Copies as literals (one hidden class each, known in advance), not by Object.assign or a spread.
+    addOptions: addOptionsFor(user.provider, i18n.t).map(({ kind, href, label, hint }) => ({ kind, href, label, hint, notCounting: whyKindDoesNotCount(user, kind, policy, now) })),
     // When the new-user window set the deadline: from which date it counts (the directory's, or first seen).
     newUserWindow: deadline?.newUserWindow ?? null,
     error: null,
