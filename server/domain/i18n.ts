@@ -78,6 +78,12 @@ const ALL_BEYOND_LATIN1 = /[\ud800-\udbff][\udc00-\udfff]|[^\x00-\xff]/g
 /** Texts that had characters beyond Latin-1, escaped: the same messages come on every page. */
 const escapedWide = new Map<string, string>()
 const ESCAPED_WIDE_KEPT = 1000
+/**
+ * The catalogues' plain messages (those without arguments, most of a page's text), escaped once when a translator
+ * first gives them out. The translator hands out the same string every time, whose hash V8 keeps, so finding it here
+ * costs less than scanning it again. Bounded by the catalogues.
+ */
+const escapedMessages = new Map<string, string>()
 
 /** A character beyond Latin-1 (a surrogate pair counts as one) as a numeric character reference. */
 function reference (c: string): string {
@@ -100,8 +106,10 @@ function oneByte (text: string): string {
  * fifth of the home page's instructions. Not for text inside a `<script>` element (scriptJson is).
  */
 export function escapeHtml (text: string): string {
+  let escaped = escapedMessages.get(text)
+  if (escaped !== undefined) return escaped
   if (!NEEDS_ESCAPING.test(text)) return text
-  let escaped = escapedWide.get(text)
+  escaped = escapedWide.get(text)
   if (escaped !== undefined) return escaped
   let wide = false
   escaped = text.replace(TO_ESCAPE, (c) => {
@@ -307,6 +315,7 @@ export class Localiser {
           const source = messages[key]!
           message = MESSAGE_SYNTAX.test(source) ? new IntlMessageFormat(source, formatLocale, formats, { formatters }) : source
           compiled.set(key, message)
+          if (typeof message === 'string' && !escapedMessages.has(message)) escapedMessages.set(message, escapeHtml(message))
         }
         if (typeof message === 'string') return message
         const result = message.format(values as Record<string, string>) as string | unknown[]
