@@ -64,17 +64,15 @@ function factsFromColumns (values: readonly unknown[]): DeadlineFacts | undefine
 const FACTS_BEYOND_USER = ['driftFlaggedAt', 'directoryCreatedAt', 'methods', 'recoveryCodes', 'extensions'] as const
 
 /**
- * The deadline facts of the user `table` names and the live campaigns, as columns of a read (the engine's own, and
- * the home page's session read, db/sessions.ts): DEADLINE_WIDTH of them, read back by deadlineFromColumns.
+ * The deadline facts of the user `table` names and the live campaigns, as columns of the engine's own read, read back
+ * by deadlineFromColumns (the home page's session read has the user's row already: deadlineColumnsBeyondUser).
  */
-export function deadlineColumns (table: string): string {
+function deadlineColumns (table: string): string {
   return `${factsColumns(table)}, ${LIVE_CAMPAIGNS_JSON}`
 }
 
-export const DEADLINE_WIDTH = FACT_NAMES.length + 1
-
 /** deadlineColumns' values as the facts and campaigns; undefined when they name no user. */
-export function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
+function deadlineFromColumns (values: readonly unknown[]): DeadlineRead | undefined {
   const facts = factsFromColumns(values)
   if (facts === undefined) return undefined
   return { facts, campaigns: liveCampaignsFrom(values[FACT_NAMES.length]) }
