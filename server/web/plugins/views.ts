@@ -47,17 +47,24 @@ export type StandingLookup = (userId: string) => Promise<Standing | undefined>
 
 /**
  * Eta resolves a template's path (path joins, a JSON cache key) on every render and include. The answer depends only
- * on the name and the including file, never on the file's contents, so it is worked out once per pair.
+ * on the name and the including file, never on the file's contents, so it is worked out once per pair, and found by
+ * the including file's path (the string this returned for it) and then by the name: strings whose hashes V8 keeps,
+ * where one key joined from both afresh had to be hashed again for each of a page's templates.
  */
 function withTemplatePathsResolvedOnce (eta: Eta): Eta {
   const resolve = eta.resolvePath
-  const resolved = new Map<string, string>()
+  const resolved = new Map<string, Map<string, string>>()
   eta.resolvePath = (template, options) => {
-    const key = `${options?.filepath ?? ''}\0${template}`
-    let file = resolved.get(key)
+    const from = options?.filepath ?? ''
+    let paths = resolved.get(from)
+    if (paths === undefined) {
+      paths = new Map()
+      resolved.set(from, paths)
+    }
+    let file = paths.get(template)
     if (file === undefined) {
       file = resolve.call(eta, template, options)
-      resolved.set(key, file)
+      paths.set(template, file)
     }
     return file
   }
