@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
 import { refuseForgedRequest } from './errors.ts'
-import { maskToken, unmaskToken } from '../masked-token.ts'
+import { maskToken, prepareToken, unmaskToken, type PreparedToken } from '../masked-token.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -34,7 +34,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  */
 export default fp<{ config: Config }>(async (app, { config }) => {
   const cookieKey = config.session.secureCookie ? '__Host-mfa_csrf' : 'mfa_csrf'
-  app.decorate(TOKENS, { cookieKey, remembered: new Map() })
+  app.decorate(TOKENS, { cookieKey, remembered: new TokenMemory() })
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
     cookieKey,
@@ -88,7 +88,7 @@ const TOKENS = Symbol('csrf tokens')
 declare module 'fastify' {
   interface FastifyInstance {
     /** The CSRF cookie's name, and the tokens made for the secrets it carried (unmaskedToken). */
-    [TOKENS]: { cookieKey: string, remembered: Map<string, string> }
+    [TOKENS]: { cookieKey: string, remembered: TokenMemory }
   }
 }
 
@@ -108,9 +108,9 @@ export function csrfToken (reply: FastifyReply): string {
 }
 
 /**
- * @fastify/csrf's token for the secret the visitor presented and their binding. Making one is two HMAC-SHA256
- * through OpenSSL, whose code is cold by the time a request reaches it: one per page was about a sixth of the home
- * page's CPU time. A token made for a secret and a binding stays valid for them, so one is made per pair and
+ * @fastify/csrf's token for the secret the visitor presented and their binding, ready to mask. Making one is two
+ * HMAC-SHA256 through OpenSSL, whose code is cold by the time a request reaches it: one per page was about a sixth of
+ * the home page's CPU time. A token made for a secret and a binding stays valid for them, so one is made per pair and
  * remembered (csrfToken masks it for each page): a pure-function memory, like the cookie signer's. Nothing about a
  * session is kept; a session that ends is gone just the same, and its tokens name its id, which no other session
  * gets. Only secrets in a cookie that carries our signature are remembered; once `TOKENS_REMEMBERED` are, the memory
@@ -118,19 +118,45 @@ export function csrfToken (reply: FastifyReply): string {
  */
 const TOKENS_REMEMBERED = 10_000
 
-function unmaskedToken (reply: FastifyReply): string {
+function unmaskedToken (reply: FastifyReply): PreparedToken {
   const request = reply.request
-  const binding = csrfBinding(request)
   const { cookieKey, remembered } = request.server[TOKENS]
   const cookie = request.cookies[cookieKey]
   // Without a genuine secret cookie, generateCsrf makes a new secret and sets its cookie: nothing to remember yet.
-  if (cookie === undefined || !reply.unsignCookie(cookie).valid) return reply.generateCsrf({ userInfo: binding })
-  const key = `${binding}\0${cookie}`
-  let token = remembered.get(key)
+  if (cookie === undefined || !reply.unsignCookie(cookie).valid) return prepareToken(reply.generateCsrf({ userInfo: csrfBinding(request) }))
+  const session = request.session?.auth === undefined ? '' : request.session.sessionId
+  let token = remembered.get(cookie, session)
   if (token === undefined) {
-    token = reply.generateCsrf({ userInfo: binding })
-    if (remembered.size >= TOKENS_REMEMBERED) remembered.clear()
-    remembered.set(key, token)
+    token = prepareToken(reply.generateCsrf({ userInfo: csrfBinding(request) }))
+    remembered.set(cookie, session, token)
   }
   return token
+}
+
+/**
+ * The remembered tokens, by the cookie that carried their secret and then by the session they are bound to ('' before
+ * sign-in): found by strings the request already holds, whose hashes V8 has kept since they were first looked up (a
+ * key joined from the two afresh for every page had to be hashed every time, its length over again).
+ */
+class TokenMemory {
+  private readonly byCookie = new Map<string, Map<string, PreparedToken>>()
+  private size = 0
+
+  get (cookie: string, session: string): PreparedToken | undefined {
+    return this.byCookie.get(cookie)?.get(session)
+  }
+
+  set (cookie: string, session: string, token: PreparedToken): void {
+    if (this.size >= TOKENS_REMEMBERED) {
+      this.byCookie.clear()
+      this.size = 0
+    }
+    let forCookie = this.byCookie.get(cookie)
+    if (forCookie === undefined) {
+      forCookie = new Map()
+      this.byCookie.set(cookie, forCookie)
+    }
+    forCookie.set(session, token)
+    this.size++
+  }
 }
