@@ -92,7 +92,7 @@ export const DEADLINE_BEYOND_USER_WIDTH = FACTS_BEYOND_USER.length + 1
 
 /** A user's row with their groups and deadlineColumnsBeyondUser's values as the facts and campaigns. */
 export function deadlineFromUserRow (user: Readonly<UserWithGroupsRow>, values: readonly unknown[]): DeadlineRead {
-  const [id, email, , , , , privileged, provider, disabled, enforcedAt, externalId, providerMethods, providerAttributes, , , , firstSeenAt, , groupNames] = user
+  const [id, email, , , , privileged, provider, disabled, enforcedAt, externalId, providerMethods, providerAttributes, , , , firstSeenAt, , groupNames] = user
   const [driftFlaggedAt, directoryCreatedAt, methods, recoveryCodes, extensions, campaigns] = values as [
     SqliteFactsRow['driftFlaggedAt'], SqliteFactsRow['directoryCreatedAt'], SqliteFactsRow['methods'], SqliteFactsRow['recoveryCodes'], SqliteFactsRow['extensions'], unknown
   ]

@@ -1,21 +1,22 @@
 import { randomUUID } from 'node:crypto'
 import { and, count, eq, gt, sql } from 'drizzle-orm'
 import type { Clock } from '../domain/clock.ts'
-import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../domain/users.ts'
+import type { DirectoryUser, NewUser, Role, User, UserCredentials, UserStore, UserSummary } from '../domain/users.ts'
 import { userGroups, users } from './schema.ts'
 import { jsonColumn, type SqliteAccess } from './sqlite-access.ts'
 
 type UserRow = typeof users.$inferSelect
 
 /** What toUser reads from a row. */
-type UserFields = Omit<UserRow, 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'>
+type UserFields = Omit<UserRow, 'passwordHash' | 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'>
 
 /**
  * A user and their groups in one row, as an array in the order of userWithGroupsColumns (better-sqlite3 builds
- * arrays much faster than objects with this many keys): booleans as 0/1, the groups as a JSON array.
+ * arrays much faster than objects with this many keys): booleans as 0/1, the groups as a JSON array. No password
+ * hash: the one read that needs it (findCredentials) adds it.
  */
 export type UserWithGroupsRow = [
-  id: string, email: string, displayName: string, role: Role, passwordHash: string | null, phone: string | null,
+  id: string, email: string, displayName: string, role: Role, phone: string | null,
   privileged: number, provider: string, disabled: number, enforcedAt: number | null, externalId: string | null,
   providerMethods: string, providerAttributes: string, reenrollUntil: number | null, locale: string | null,
   timeZone: string | null, firstSeenAt: number, createdAt: number, groupNames: string | string[]
@@ -27,26 +28,29 @@ export type UserWithGroupsRow = [
  * row, and no query builder or result mapping in between.
  */
 export function userWithGroupsColumns (table: string): string {
-  return `${table}.id, ${table}.email, ${table}.display_name, ${table}.role, ${table}.password_hash, ${table}.phone, ${table}.privileged,
+  return `${table}.id, ${table}.email, ${table}.display_name, ${table}.role, ${table}.phone, ${table}.privileged,
   ${table}.provider, ${table}.disabled, ${table}.enforced_at, ${table}.external_id, ${table}.provider_methods, ${table}.provider_attributes,
   ${table}.reenroll_until, ${table}.locale, ${table}.time_zone, ${table}.first_seen_at, ${table}.created_at,
   (SELECT json_group_array(group_name) FROM (SELECT group_name FROM user_groups WHERE user_id = ${table}.id ORDER BY group_name))`
 }
 
 /** How many columns userWithGroupsColumns names. */
-export const USER_WITH_GROUPS_WIDTH = 19
+export const USER_WITH_GROUPS_WIDTH = 18
 
 const USER_WITH_GROUPS = `SELECT ${userWithGroupsColumns('users')} FROM users`
 
 export class SqliteUserStore implements UserStore {
   private readonly byId
   private readonly byEmail
+  private readonly credentialsByEmail
   private readonly groupsOf
 
   constructor (private readonly access: SqliteAccess, private readonly clock: Clock) {
     const { db, sqlite } = access
     this.byId = sqlite.prepare<[string], UserWithGroupsRow>(`${USER_WITH_GROUPS} WHERE id = ?`).raw(true)
     this.byEmail = sqlite.prepare<[string], UserWithGroupsRow>(`${USER_WITH_GROUPS} WHERE email = ?`).raw(true)
+    this.credentialsByEmail = sqlite.prepare<[string], [...UserWithGroupsRow, passwordHash: string | null]>(
+      `SELECT ${userWithGroupsColumns('users')}, users.password_hash FROM users WHERE email = ?`).raw(true)
     this.groupsOf = db.select({ name: userGroups.groupName }).from(userGroups).where(eq(userGroups.userId, sql.placeholder('id'))).prepare()
   }
 
@@ -63,6 +67,13 @@ export class SqliteUserStore implements UserStore {
     return await this.access.run(() => {
       const row = this.byEmail.get(email)
       return row === undefined ? undefined : userWithGroupsFrom(row)
+    })
+  }
+
+  async findCredentials (email: string): Promise<UserCredentials | undefined> {
+    return await this.access.run(() => {
+      const row = this.credentialsByEmail.get(email)
+      return row === undefined ? undefined : { user: userWithGroupsFrom(row), passwordHash: row[USER_WITH_GROUPS_WIDTH] }
     })
   }
 
@@ -181,12 +192,12 @@ export class SqliteUserStore implements UserStore {
   }
 }
 
-/** A UserWithGroupsRow as the domain's User. */
-export function userWithGroupsFrom (row: Readonly<UserWithGroupsRow>): User {
-  const [id, email, displayName, role, passwordHash, phone, privileged, provider, disabled, enforcedAt, externalId,
+/** A UserWithGroupsRow (or a row that starts with one) as the domain's User. */
+export function userWithGroupsFrom (row: readonly [...UserWithGroupsRow, ...unknown[]]): User {
+  const [id, email, displayName, role, phone, privileged, provider, disabled, enforcedAt, externalId,
     providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt, groupNames] = row
   return userFrom({
-    id, email, displayName, role, passwordHash, phone, privileged: privileged === 1, provider, disabled: disabled === 1,
+    id, email, displayName, role, phone, privileged: privileged === 1, provider, disabled: disabled === 1,
     enforcedAt, externalId, providerMethods, providerAttributes, reenrollUntil, locale, timeZone, firstSeenAt, createdAt
   }, jsonColumn(groupNames))
 }
@@ -198,7 +209,6 @@ export function userFrom (row: UserFields, groups: string[]): User {
     email: row.email,
     displayName: row.displayName,
     role: row.role,
-    passwordHash: row.passwordHash,
     phone: row.phone,
     privileged: row.privileged,
     provider: row.provider,

@@ -79,8 +79,9 @@ export class SignInService {
       throw lockedOutError(claim.until, this.now())
     }
 
-    const user = await this.users.findByEmail(email)
-    const passwordOk = await verifyPassword(password, user?.passwordHash)
+    const credentials = await this.users.findCredentials(email)
+    const user = credentials?.user
+    const passwordOk = await verifyPassword(password, credentials?.passwordHash)
     if (user !== undefined && passwordOk && !user.disabled) {
       // A known browser's earlier typos are forgiven. Unknown browsers' count stands: this success says nothing
       // about guesses made elsewhere, and this browser now gets a device cookie and a count of its own.

@@ -19,7 +19,6 @@ export interface User {
   email: string
   displayName: string
   role: Role
-  passwordHash: string | null
   /** E.164; the directory's number when phones are pinned. */
   phone: string | null
   privileged: boolean
@@ -73,9 +72,20 @@ export interface DirectoryUser {
   privileged: boolean
 }
 
+/**
+ * A user with their password hash, for the one place that checks a password (domain/signin.ts). A User carries no
+ * hash: the signed-in user is read on every request and handed to every page, and the hash has no business there.
+ */
+export interface UserCredentials {
+  user: User
+  passwordHash: string | null
+}
+
 export interface UserStore {
   findById(id: string): Promise<User | undefined>
   findByEmail(email: string): Promise<User | undefined>
+  /** The user with this (normalised) email and their password hash. */
+  findCredentials(email: string): Promise<UserCredentials | undefined>
   create(user: NewUser): Promise<User>
   setRole(id: string, role: Role): Promise<void>
   /** Active (not disabled) users with exactly this role, for alerts. */

@@ -21,12 +21,12 @@ test('create-user generates a password, shows it exactly once, and the new accou
   assert.match(stdout, /will not be shown again/)
 
   const services = await open(dataDir, t)
-  const user = await services.users.findByEmail('ada@example.org')
-  assert.equal(user?.role, 'admin')
-  assert.equal(user?.displayName, 'Ada Admin')
-  assert.equal(await verifyPassword(password, user?.passwordHash), true)
+  const { user, passwordHash } = (await services.users.findCredentials('ada@example.org'))!
+  assert.equal(user.role, 'admin')
+  assert.equal(user.displayName, 'Ada Admin')
+  assert.equal(await verifyPassword(password, passwordHash), true)
   const [created] = await services.audit.list({ action: 'user.created' })
-  assert.equal(created.subjectUserId, user?.id)
+  assert.equal(created.subjectUserId, user.id)
   assert.equal(created.actorLabel, 'cli')
 })
 
@@ -38,9 +38,9 @@ test('create-user --password-stdin takes the typed password without its trailing
   assert.doesNotMatch(stdout, /passphrase/)
 
   const services = await open(dataDir, t)
-  const user = await services.users.findByEmail('hal@example.org')
-  assert.equal(user?.role, 'user')
-  assert.equal(await verifyPassword(password, user?.passwordHash), true)
+  const { user, passwordHash } = (await services.users.findCredentials('hal@example.org'))!
+  assert.equal(user.role, 'user')
+  assert.equal(await verifyPassword(password, passwordHash), true)
 })
 
 test('create-user refuses a password from stdin shorter than the minimum and creates nobody', async (t) => {

@@ -79,6 +79,11 @@ for (const { name, open } of BACKENDS) {
       assert.equal(read?.signedIn?.userId, 'dana')
       assert.equal(read.signedIn.user?.email, 'dana@example.test')
       assert.deepEqual(read.signedIn.user.groups, ['Admins', 'finance'])
+      await changeRows(connection, sql`UPDATE users SET password_hash = 'scrypt$hash' WHERE id = 'dana'`)
+      for (const options of [undefined, { deadline: true }]) {
+        const user = (await sessions.get('dana-laptop', options))?.signedIn?.user
+        assert.deepEqual([user?.id, Object.keys(user ?? {}).filter((key) => /password/i.test(key))], ['dana', []], 'the user read with a session carries no password hash')
+      }
       assert.deepEqual(read.signedIn.state, {
         state: 'pending', deadline: new Date(deadline), deadlineVersion: 3, desired: null, campaignId: null, softBlockAt: new Date(deadline - 86_400_000)
       })

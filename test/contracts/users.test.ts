@@ -37,7 +37,7 @@ for (const { name, open } of BACKENDS) {
       const { users } = stores
       const created = await users.create({ email: 'ada@example.test', displayName: 'Ada Lovelace', groups: ['zeta', 'Alpha', 'beta'] })
       const expected = {
-        id: created.id, email: 'ada@example.test', displayName: 'Ada Lovelace', role: 'user', passwordHash: null, phone: null,
+        id: created.id, email: 'ada@example.test', displayName: 'Ada Lovelace', role: 'user', phone: null,
         privileged: false, provider: 'local', groups: ['Alpha', 'beta', 'zeta'], disabled: false, enforcedAt: null, externalId: null,
         providerMethods: [], providerAttributes: {}, reenrollUntil: null, locale: null, timeZone: null,
         firstSeenAt: clock.now(), createdAt: clock.now()
@@ -51,10 +51,24 @@ for (const { name, open } of BACKENDS) {
       const created = await stores.users.create({ email: 'root@example.test', displayName: 'Root', role: 'admin', passwordHash: 'hash', phone: '+4915112345678', privileged: true })
       const found = await stores.users.findById(created.id)
       assert.equal(found?.role, 'admin')
-      assert.equal(found?.passwordHash, 'hash')
       assert.equal(found?.phone, '+4915112345678')
       assert.equal(found?.privileged, true)
       assert.deepEqual(found?.groups, [])
+    })
+
+    test('a user is read without their password hash; only their credentials, by email, carry it', async () => {
+      const { users } = stores
+      const created = await users.create({ email: 'hash@example.test', displayName: 'Hashed', role: 'admin', passwordHash: 'scrypt$hash', groups: ['ops'] })
+      const passwordKeys = (user: object | undefined): string[] => Object.keys(user ?? {}).filter((key) => /password/i.test(key))
+      const listed = (await users.listByRole('admin')).filter((user) => user.id === created.id)
+      assert.equal(listed.length, 1)
+      for (const user of [created, await users.findById(created.id), await users.findByEmail('hash@example.test'), ...listed]) {
+        assert.deepEqual([user?.email, passwordKeys(user)], ['hash@example.test', []])
+      }
+      assert.deepEqual(await users.findCredentials('hash@example.test'), { user: await users.findById(created.id), passwordHash: 'scrypt$hash' })
+      const withoutPassword = await users.create({ email: 'nopass@example.test', displayName: 'No password' })
+      assert.deepEqual(await users.findCredentials('nopass@example.test'), { user: withoutPassword, passwordHash: null })
+      assert.equal(await users.findCredentials('nobody@example.test'), undefined)
     })
 
     test('inside a transaction a user is read as the transaction left them; after a rollback, as before', async () => {

@@ -139,22 +139,28 @@ export async function startTestApp (env: Record<string, string> = {}, options: T
 }
 
 export const TEST_PASSWORD = 'correct horse battery staple'
-let testPasswordHash: Promise<string> | undefined
+let fixtureHash: Promise<string> | undefined
+
+/**
+ * The hash of TEST_PASSWORD that test users get (to give another account the same password). It uses a cheap scrypt
+ * cost (the cost is stored in the hash and honoured by verifyPassword), so the many sign-ins of the suite stay fast;
+ * production hashes use the full cost.
+ */
+export async function testPasswordHash (): Promise<string> {
+  fixtureHash ??= hashPassword(TEST_PASSWORD, { N: 2 ** 10, r: 8, p: 1 })
+  return await fixtureHash
+}
 
 let userCounter = 0
-/**
- * A user with TEST_PASSWORD. The fixture hash uses a cheap scrypt cost (the cost is stored in the hash and
- * honoured by verifyPassword), so the many sign-ins of the suite stay fast; production hashes use the full cost.
- */
+/** A user with TEST_PASSWORD (testPasswordHash). */
 export async function createTestUser (services: Services, fields: { role?: Role, email?: string, displayName?: string, privileged?: boolean } = {}): Promise<User> {
   userCounter++
-  testPasswordHash ??= hashPassword(TEST_PASSWORD, { N: 2 ** 10, r: 8, p: 1 })
   return services.userService.createUser({
     email: fields.email ?? `user${userCounter}-${fields.role ?? 'user'}@test.example`,
     displayName: fields.displayName ?? `Test User ${userCounter}`,
     role: fields.role ?? 'user',
     privileged: fields.privileged ?? false,
-    passwordHash: await testPasswordHash
+    passwordHash: await testPasswordHash()
   }, { id: null, label: 'test' })
 }
 

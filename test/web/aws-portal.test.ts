@@ -7,7 +7,7 @@ import { cleanupAbandonedAwsMfa } from '../../server/jobs/aws-mfa-cleanup.ts'
 import { Sealer } from '../../server/db/sealing.ts'
 import { awsCredentialReportView } from '../../server/providers/aws/evidence.ts'
 import type { User } from '../../server/domain/users.ts'
-import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, signInStaff, startTestApp, submitForm, tempDir, TEST_PASSWORD, type TestApp } from '../helpers/app.ts'
+import { type Agent, anonymous, createTestUser, csrfFor, csrfFrom, FakeClock, signIn, signInStaff, startTestApp, submitForm, tempDir, TEST_PASSWORD, testPasswordHash, type TestApp } from '../helpers/app.ts'
 import { campaignInput } from '../helpers/campaigns.ts'
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.ts'
 import { awsEnv, oathtool } from '../fakes/iam/harness.ts'
@@ -246,7 +246,7 @@ test('a first method needs a trusted network, a pass or a reset window; another 
   // judy already holds an app at AWS (synced): adding another is not a first method, so a password session must step up.
   const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
-  await sqlOn(t.services).run('UPDATE users SET password_hash = ? WHERE id = ?', (await t.services.users.findById(ken.id))!.passwordHash, judy.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ? WHERE id = ?', await testPasswordHash(), judy.id)
   const judyAgent = await signIn(t, judy.email)
   const stepUp = await judyAgent.get('/enroll/aws-mfa')
   assert.equal(stepUp.status, 403)
@@ -485,7 +485,7 @@ test('an invitation session ends an hour after the link was used, like an access
 test('an IAM user whose only method is a device at AWS is not adding a "first" method on the portal\'s own pages either: the app and passkey pages ask for a step-up, even in a reset window', async () => {
   const judy = await iamUser('judy')
   assert.deepEqual(judy.providerMethods, ['totp'])
-  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', (await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + DAY, judy.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', await testPasswordHash(), t.clock.now().getTime() + DAY, judy.id)
   try {
     const agent = await signIn(t, judy.email)
     const totp = await agent.get('/enroll/totp')
@@ -503,7 +503,7 @@ test('an IAM user whose only method is a device at AWS is not adding a "first" m
 
 test('the QR image of a pending AWS setup is refused once the reset window that allowed it has closed, as the page is', async () => {
   const mia = await iamUser('mia')
-  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', (await createTestUser(t.services)).passwordHash, t.clock.now().getTime() + 5 * MINUTE, mia.id)
+  await sqlOn(t.services).run('UPDATE users SET password_hash = ?, reenroll_until = ? WHERE id = ?', await testPasswordHash(), t.clock.now().getTime() + 5 * MINUTE, mia.id)
   const agent = await signIn(t, mia.email)
   await openSetup(agent)
   assert.equal((await agent.get('/enroll/aws-mfa/qr.png')).status, 200)

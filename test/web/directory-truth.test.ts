@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { parse } from 'csv-parse/sync'
-import { createTestUser, FakeClock, signIn, startTestApp, type TestApp } from '../helpers/app.ts'
+import { createTestUser, FakeClock, signIn, startTestApp, testPasswordHash, type TestApp } from '../helpers/app.ts'
 import { campaignInput, DAY } from '../helpers/campaigns.ts'
 import { fakeEnv } from '../fakes/graph/harness.ts'
 import { startFakeEntra } from '../fakes/graph/server.ts'
@@ -90,7 +90,7 @@ test('an Entra user and an AWS user with only a portal passkey are pending, then
 test('the home page and the helpdesk say which methods protect what: the directory sign-in, or this portal only', async (t) => {
   const { testApp, people } = await twoDirectories(t)
   const { services } = testApp
-  const password = (await createTestUser(services)).passwordHash
+  const password = await testPasswordHash()
   await sqlOn(services).run('UPDATE users SET password_hash = ? WHERE id IN (?, ?)', password, people.eve.id, people.abe.id)
 
   const eve = await (await signIn(testApp, people.eve.email)).get('/')

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, count, eq, gt, sql, type SQL } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
-import type { DirectoryUser, NewUser, Role, User, UserStore, UserSummary } from '../../domain/users.ts'
+import type { DirectoryUser, NewUser, Role, User, UserCredentials, UserStore, UserSummary } from '../../domain/users.ts'
 import { userFrom } from '../users.ts'
 import type { PgAccess } from './access.ts'
 import { userGroups, users } from './schema.ts'
@@ -9,16 +9,16 @@ import { userGroups, users } from './schema.ts'
 type UserRow = typeof users.$inferSelect
 
 /** What toUser reads from a row, with the user's groups. */
-export type UserWithGroups = Omit<UserRow, 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'> & { groups: string[] }
+export type UserWithGroups = Omit<UserRow, 'passwordHash' | 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'> & { groups: string[] }
 
 // The signed-in user is loaded on every request (with their session, pg/sessions.ts): the groups come in the same
-// row. COLLATE "C" orders them byte by byte, as SQLite does, whatever the database's collation.
+// row. COLLATE "C" orders them byte by byte, as SQLite does, whatever the database's collation. No password hash: the
+// one read that needs it (findCredentials) adds it.
 export const USER_WITH_GROUPS = {
   id: users.id,
   email: users.email,
   displayName: users.displayName,
   role: users.role,
-  passwordHash: users.passwordHash,
   phone: users.phone,
   privileged: users.privileged,
   provider: users.provider,
@@ -50,6 +50,11 @@ export class PgUserStore implements UserStore {
 
   async findByEmail (email: string): Promise<User | undefined> {
     return await this.findOne(eq(users.email, email))
+  }
+
+  async findCredentials (email: string): Promise<UserCredentials | undefined> {
+    const [row] = await this.access.current.select({ ...USER_WITH_GROUPS, passwordHash: users.passwordHash }).from(users).where(eq(users.email, email))
+    return row === undefined ? undefined : { user: toUser(row), passwordHash: row.passwordHash }
   }
 
   async create (input: NewUser): Promise<User> {
