@@ -462,8 +462,9 @@ export interface FactsRow {
   email: string
   provider: string
   externalId: string | null
-  providerMethods: string
-  providerAttributes: string
+  /** JSON text, or (read packed in a JSON row) already parsed. */
+  providerMethods: string | string[]
+  providerAttributes: string | { targetable?: boolean }
   driftFlaggedAt: number | null
   privileged: boolean
   disabled: boolean
@@ -514,11 +515,11 @@ export function deadlineFactsFrom (row: FactsRow, extensions: Extension[]): Dead
     provider: row.provider,
     privileged: row.privileged,
     disabled: row.disabled,
-    targetable: (JSON.parse(row.providerAttributes) as { targetable?: boolean }).targetable !== false,
+    targetable: jsonColumn(row.providerAttributes).targetable !== false,
     groups: row.groups,
     firstSeenAt: new Date(row.firstSeenAt),
     directoryCreatedAt: row.directoryCreatedAt === null ? null : new Date(row.directoryCreatedAt),
-    methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methods.map((m) => m.kind), providerMethods: JSON.parse(row.providerMethods) as string[], recoveryCodes: row.recoveryCodes }),
+    methodKinds: countingMethods({ provider: row.provider, portalMethods: row.methods.map((m) => m.kind), providerMethods: jsonColumn(row.providerMethods), recoveryCodes: row.recoveryCodes }),
     methods: row.methods.map(toMethod),
     recoveryCodes: row.recoveryCodes,
     extensions,

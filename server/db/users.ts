@@ -7,18 +7,26 @@ import { jsonColumn, type SqliteAccess } from './sqlite-access.ts'
 
 type UserRow = typeof users.$inferSelect
 
-/** What toUser reads from a row. */
-type UserFields = Omit<UserRow, 'passwordHash' | 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt'>
+/** What toUser reads from a row: the provider's methods and attributes as JSON text, or (read packed in a JSON row) parsed. */
+type UserFields = Omit<UserRow, 'passwordHash' | 'syncedAt' | 'driftFlaggedAt' | 'directoryCreatedAt' | 'updatedAt' | 'providerMethods' | 'providerAttributes'> & {
+  providerMethods: string | string[]
+  providerAttributes: string | ProviderAttributes
+}
+
+type ProviderAttributes = NonNullable<User['providerAttributes']>
 
 /**
  * A user and their groups in one row, as an array in the order of userWithGroupsColumns (better-sqlite3 builds
- * arrays much faster than objects with this many keys): booleans as 0/1, the groups as a JSON array. No password
- * hash: the one read that needs it (findCredentials) adds it.
+ * arrays much faster than objects with this many keys): booleans as 0/1; the groups, the provider's methods and its
+ * attributes as JSON, text in a row of their own and parsed already in the session's packed row (db/sessions.ts),
+ * where json() marks them as JSON so that the one JSON.parse of the row reads them too (the home page parsed each of
+ * them twice before: for the user and for the deadline facts). No password hash: the one read that needs it
+ * (findCredentials) adds it.
  */
 export type UserWithGroupsRow = [
   id: string, email: string, displayName: string, role: Role, phone: string | null,
   privileged: number, provider: string, disabled: number, enforcedAt: number | null, externalId: string | null,
-  providerMethods: string, providerAttributes: string, reenrollUntil: number | null, locale: string | null,
+  providerMethods: string | string[], providerAttributes: string | ProviderAttributes, reenrollUntil: number | null, locale: string | null,
   timeZone: string | null, firstSeenAt: number, createdAt: number, groupNames: string | string[]
 ]
 
@@ -29,7 +37,7 @@ export type UserWithGroupsRow = [
  */
 export function userWithGroupsColumns (table: string): string {
   return `${table}.id, ${table}.email, ${table}.display_name, ${table}.role, ${table}.phone, ${table}.privileged,
-  ${table}.provider, ${table}.disabled, ${table}.enforced_at, ${table}.external_id, ${table}.provider_methods, ${table}.provider_attributes,
+  ${table}.provider, ${table}.disabled, ${table}.enforced_at, ${table}.external_id, json(${table}.provider_methods), json(${table}.provider_attributes),
   ${table}.reenroll_until, ${table}.locale, ${table}.time_zone, ${table}.first_seen_at, ${table}.created_at,
   (SELECT json_group_array(group_name) FROM (SELECT group_name FROM user_groups WHERE user_id = ${table}.id ORDER BY group_name))`
 }
@@ -215,8 +223,8 @@ export function userFrom (row: UserFields, groups: string[]): User {
     disabled: row.disabled,
     enforcedAt: row.enforcedAt === null ? null : new Date(row.enforcedAt),
     externalId: row.externalId,
-    providerMethods: JSON.parse(row.providerMethods) as string[],
-    providerAttributes: JSON.parse(row.providerAttributes) as Record<string, string | number | boolean | null>,
+    providerMethods: jsonColumn(row.providerMethods),
+    providerAttributes: jsonColumn(row.providerAttributes),
     reenrollUntil: row.reenrollUntil === null ? null : new Date(row.reenrollUntil),
     locale: row.locale,
     timeZone: row.timeZone,

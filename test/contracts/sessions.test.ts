@@ -79,10 +79,13 @@ for (const { name, open } of BACKENDS) {
       assert.equal(read?.signedIn?.userId, 'dana')
       assert.equal(read.signedIn.user?.email, 'dana@example.test')
       assert.deepEqual(read.signedIn.user.groups, ['Admins', 'finance'])
-      await changeRows(connection, sql`UPDATE users SET password_hash = 'scrypt$hash' WHERE id = 'dana'`)
+      await changeRows(connection, sql`UPDATE users SET password_hash = 'scrypt$hash', provider = 'entra', provider_methods = '["totp","phone"]',
+        provider_attributes = '{"targetable":false,"unrecognisedMethods":2}' WHERE id = 'dana'`)
       for (const options of [undefined, { deadline: true }]) {
-        const user = (await sessions.get('dana-laptop', options))?.signedIn?.user
+        const { user, deadline } = (await sessions.get('dana-laptop', options))?.signedIn ?? {}
         assert.deepEqual([user?.id, Object.keys(user ?? {}).filter((key) => /password/i.test(key))], ['dana', []], 'the user read with a session carries no password hash')
+        assert.deepEqual([user?.providerMethods, user?.providerAttributes], [['totp', 'phone'], { targetable: false, unrecognisedMethods: 2 }])
+        if (options !== undefined) assert.deepEqual([deadline?.facts.methodKinds, deadline?.facts.targetable], [['phone', 'totp'], false])
       }
       assert.deepEqual(read.signedIn.state, {
         state: 'pending', deadline: new Date(deadline), deadlineVersion: 3, desired: null, campaignId: null, softBlockAt: new Date(deadline - 86_400_000)
