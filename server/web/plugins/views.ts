@@ -136,7 +136,8 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     it.portalUrl = config.publicUrl.origin
     it.sandbox = config.sandbox
     it.path = request.url
-    // Lazy: only pages with a form set the CSRF cookie.
+    // Lazy: only pages with a form set the CSRF cookie. Templates print it raw (`<%~ it.csrf() %>`): a masked token is
+    // written in base64url's 64 characters only (masked-token.ts), and escaping it scanned its 192 for every form.
     it.csrf = tokenFor(reply)
     it.scriptJson = scriptJson
     return reply.type('text/html; charset=utf-8').send(onTheWire(eta.render(template, it)))
