@@ -72,6 +72,8 @@ test('/metrics counts requests by route template and status in Prometheus text',
   assert.match(res.text, /http_requests_total\{method="GET",route="\/login",status="200"\} [1-9]/)
   assert.match(res.text, /http_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]/)
   assert.match(res.text, /http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/login",status="200"\}/)
+  assert.match(res.text, /http_request_duration_seconds_count\{method="GET",route="\/login",status="200"\} [1-9]/)
+  assert.match(res.text, /^process_cpu_user_seconds_total \d/m, 'and the process metrics')
   assert.doesNotMatch(res.text, /no-such-page/)
 })
 
