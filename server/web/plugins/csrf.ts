@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.ts'
 import { refuseForgedRequest } from './errors.ts'
+import { innerMap } from '../inner-map.ts'
 import { maskToken, prepareToken, unmaskToken, type PreparedToken } from '../masked-token.ts'
 
 declare module 'fastify' {
@@ -151,12 +152,7 @@ class TokenMemory {
       this.byCookie.clear()
       this.size = 0
     }
-    let forCookie = this.byCookie.get(cookie)
-    if (forCookie === undefined) {
-      forCookie = new Map()
-      this.byCookie.set(cookie, forCookie)
-    }
-    forCookie.set(session, token)
+    innerMap(this.byCookie, cookie).set(session, token)
     this.size++
   }
 }

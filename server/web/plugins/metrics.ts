@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { Registry, collectDefaultMetrics } from 'prom-client'
+import { innerMap } from '../inner-map.ts'
 
 /**
  * Prometheus text at /metrics: request counts and durations by route template and status (RequestMetrics), and
@@ -54,16 +55,7 @@ export class RequestMetrics {
   private readonly byRoute = new Map<string, Map<string, Map<number, Tally>>>()
 
   record (method: string, route: string, status: number, seconds: number): void {
-    let byMethod = this.byRoute.get(route)
-    if (byMethod === undefined) {
-      byMethod = new Map()
-      this.byRoute.set(route, byMethod)
-    }
-    let byStatus = byMethod.get(method)
-    if (byStatus === undefined) {
-      byStatus = new Map()
-      byMethod.set(method, byStatus)
-    }
+    const byStatus = innerMap(innerMap(this.byRoute, route), method)
     let tally = byStatus.get(status)
     if (tally === undefined) {
       tally = { method, route, status, count: 0, sum: 0, buckets: BUCKETS.map(() => 0) }

@@ -4,6 +4,7 @@ import { Eta } from 'eta'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
+import { innerMap } from '../inner-map.ts'
 import { sharedTemplateData } from '../eta-data.ts'
 import type { Config } from '../../config.ts'
 import { escapeHtml, LOCALE_NAMES, scriptJson, type Localiser, type Translator } from '../../domain/i18n.ts'
@@ -55,12 +56,7 @@ function withTemplatePathsResolvedOnce (eta: Eta): Eta {
   const resolve = eta.resolvePath
   const resolved = new Map<string, Map<string, string>>()
   eta.resolvePath = (template, options) => {
-    const from = options?.filepath ?? ''
-    let paths = resolved.get(from)
-    if (paths === undefined) {
-      paths = new Map()
-      resolved.set(from, paths)
-    }
+    const paths = innerMap(resolved, options?.filepath ?? '')
     let file = paths.get(template)
     if (file === undefined) {
       file = resolve.call(eta, template, options)
