@@ -82,7 +82,13 @@ function foreignOrigin (request: FastifyRequest, ownOrigin: string): { origin?: 
 
 /** What a token is bound to: the signed-in session's id, or the same fixed value for everyone before sign-in. */
 function csrfBinding (request: FastifyRequest): string {
-  return request.session?.auth === undefined ? 'signed-out' : `session:${request.session.sessionId}`
+  const session = signedInSession(request)
+  return session === '' ? 'signed-out' : `session:${session}`
+}
+
+/** The signed-in session's id, or '' before sign-in (no session id is empty). */
+function signedInSession (request: FastifyRequest): string {
+  return request.session?.auth === undefined ? '' : request.session.sessionId
 }
 
 const TOKENS = Symbol('csrf tokens')
@@ -125,7 +131,7 @@ function unmaskedToken (reply: FastifyReply): PreparedToken {
   const cookie = request.cookies[cookieKey]
   // Without a genuine secret cookie, generateCsrf makes a new secret and sets its cookie: nothing to remember yet.
   if (cookie === undefined || !reply.unsignCookie(cookie).valid) return prepareToken(reply.generateCsrf({ userInfo: csrfBinding(request) }))
-  const session = request.session?.auth === undefined ? '' : request.session.sessionId
+  const session = signedInSession(request)
   let token = remembered.get(cookie, session)
   if (token === undefined) {
     token = prepareToken(reply.generateCsrf({ userInfo: csrfBinding(request) }))
