@@ -96,6 +96,9 @@ test('the campaign form sets the waves and the breaker\'s thresholds, and says w
   assert.equal(bad.status, 400)
   assert.match(bad.text, /The pilot’s share is a percentage from 0\.5 to 90|The pilot&#39;s share is a percentage from 0\.5 to 90/)
   assert.match(bad.text, /id="waveOffsets"[^>]*aria-describedby="waveOffsets-hint waveOffsets-error" aria-invalid="true"/)
+  assert.match(bad.text, /<p id="wavePilot-error" class="field-error"><span class="visually-hidden">Error: <\/span>The pilot&#39;s share is a percentage from 0\.5 to 90/,
+    'the field says what is wrong beside it, its text escaped')
+  assert.match(bad.text, /<p id="breakerPasses-error" class="field-error"><span class="visually-hidden">Error: <\/span>Passes and resets per 100 users flipped/)
   assert.match(bad.text, /Passes and resets per 100 users flipped: a whole number from 1 to 100\./)
   assert.match(bad.text, /id="wavePilot"[^>]*value="0"/, 'what was typed is kept')
   assert.equal((await t.services.campaigns.list()).length, 0)
