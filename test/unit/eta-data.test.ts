@@ -1,11 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Eta } from 'eta'
 import { sharedTemplateData } from '../../server/web/eta-data.ts'
-import { VIEWS_DIR } from '../../server/web/plugins/views.ts'
+import { templates } from '../helpers/templates.ts'
 
 function viewsDir (): string {
   const dir = path.join(tmpdir(), `eta-data-${process.pid}-${Math.random().toString(36).slice(2)}`)
@@ -53,16 +53,6 @@ test('an eta that compiles templates differently is refused at the first render,
   assert.throws(() => sharedTemplateData.processFnString('let include = (t, d) => this.render(t, Object.assign({}, it, d), options)\nreturn __eta.res'),
     /eta compiled a template without ".*": server\/web\/eta-data\.ts needs updating for this eta version/)
 })
-
-/** Every template of the portal, as [path under views/, text]. */
-function templates (dir = VIEWS_DIR): Array<[string, string]> {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.eta'))
-    .map((entry) => {
-      const file = path.join(entry.parentPath, entry.name)
-      return [path.relative(VIEWS_DIR, file), readFileSync(file, 'utf8')]
-    })
-}
 
 test('no template writes to its data: partials and layouts share their includer\'s (eta-data.ts)', () => {
   const writes = /\bit(?:\.[A-Za-z_$][\w$]*|\[[^\]]*\])+\s*(?:[-+*/%&|^]?=(?!=)|\+\+|--)|\bdelete\s+it\b|Object\.(?:assign|defineProperty|defineProperties|setPrototypeOf)\(\s*it\b/

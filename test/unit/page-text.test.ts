@@ -1,10 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
-import path from 'node:path'
 import { serialize } from 'node:v8'
 import { escapeHtml, Localiser, scriptJson } from '../../server/domain/i18n.ts'
-import { VIEWS_DIR } from '../../server/web/plugins/views.ts'
+import { templates } from '../helpers/templates.ts'
 
 /**
  * Whether V8 holds a string one byte a character: its serialisation says (a one-byte string is tagged '"', a
@@ -47,18 +45,11 @@ test('JSON for a page\'s data block: "<" and characters beyond Latin-1 as JSON e
   assert.deepEqual(JSON.parse(json), value)
 })
 
-function templates (dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const full = path.join(dir, name)
-    return statSync(full).isDirectory() ? templates(full) : name.endsWith('.eta') ? [full] : []
-  })
-}
-
 test('no template\'s own text has a character beyond ASCII (what it outputs is escaped; its text is not), so that a page of ASCII text is sent as it is', () => {
   const found: string[] = []
-  for (const file of templates(VIEWS_DIR)) {
-    const lines = readFileSync(file, 'utf8').replace(/<%[\s\S]*?%>/g, (tag) => tag.replace(/[^\n]/g, '')).split('\n')
-    lines.forEach((line, i) => { if (/[^\x00-\x7f]/.test(line)) found.push(`${path.relative(VIEWS_DIR, file)}:${i + 1}: ${line.trim()}`) })
+  for (const [name, text] of templates()) {
+    const lines = text.replace(/<%[\s\S]*?%>/g, (tag) => tag.replace(/[^\n]/g, '')).split('\n')
+    lines.forEach((line, i) => { if (/[^\x00-\x7f]/.test(line)) found.push(`${name}:${i + 1}: ${line.trim()}`) })
   }
   assert.deepEqual(found, [], 'write these as entities (&middot;, &mdash;) or through a message')
 })
