@@ -48,6 +48,12 @@ try {
 }
 // Damage is reported (the log, and /readyz until it is repaired), not a reason to stop: what can be read stays readable.
 services.storage.integrity(log)
+// So is a database server set up to get slower (PostgreSQL without autovacuum): the log now, /readyz while it lasts.
+try {
+  for (const advice of await services.storage.advice()) log.warn({ database: services.stores.dialect }, advice)
+} catch (err) {
+  log.warn({ err: (err as Error).message }, 'the database server\'s settings could not be read')
+}
 
 // One instance runs the scheduler and housekeeping; on PostgreSQL another takes over within LEADER_RETRY_MS when it dies.
 const leadership = services.stores.leadership(`${hostname()}:${process.pid}`, LEADER_RETRY_MS, log)

@@ -21,6 +21,11 @@ export class StorageHealth implements StorageMonitor {
 
   constructor (private readonly sqlite: Sqlite.Database, private readonly clock: Clock) {}
 
+  /** An embedded file has no server settings to get wrong. */
+  async advice (): Promise<string[]> {
+    return []
+  }
+
   /** A write failed for want of space or a writable volume: remembered for /readyz, logged at most once a minute. */
   writeFailed (failure: 'full' | 'unavailable', log: StorageLog): void {
     const now = this.clock.now().getTime()

@@ -47,4 +47,9 @@ export interface StorageMonitor {
   writes(log: StorageLog): WriteStatus
   /** The last integrity check, run again when it is due. */
   integrity(log?: StorageLog): IntegrityStatus
+  /**
+   * What the database server's own settings make worse for the portal, as advice to its operator (logged at start,
+   * listed by /readyz as warnings): empty when nothing. Not a reason not to serve.
+   */
+  advice(): Promise<string[]>
 }

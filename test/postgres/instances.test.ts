@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import request from 'supertest'
 import { createServices, type Services } from '../../server/wiring.ts'
 import { DEMO_ACCOUNTS, seedSandbox } from '../../server/domain/sandbox.ts'
@@ -15,6 +16,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 interface Instance {
   url: string
   child: ChildProcess
+  /** What it has logged so far (standard output and error). */
+  lines: string[]
 }
 
 /** One portal process (server/main.ts) on the shared database, on a port of its own; resolves once it listens. */
@@ -35,7 +38,7 @@ async function startInstance (databaseUrl: string): Promise<Instance> {
       if (listening !== null) {
         clearTimeout(timer)
         child.removeAllListeners('exit')
-        resolve({ url: listening[1], child })
+        resolve({ url: listening[1], child, lines })
       }
     })
   })
@@ -138,6 +141,36 @@ describe('two portal instances on one PostgreSQL', () => {
     // The dead leader's connection is gone, and its lock with it: the other asks again within 5 seconds.
     await waitUntil(async () => (await request(other.url).get('/readyz')).body.leader === true, 'the other instance to lead')
   })
+})
+
+test('an instance on a server that does not vacuum says so when it starts and in /readyz while it lasts; one on a server that does says nothing', async (t) => {
+  const database = await freshPostgresDatabase()
+  // track_counts can be turned off for one connection (autovacuum, only for the whole server): the instance's own
+  // connections are then those of a server whose autovacuum cannot run.
+  const unvacuumed = new URL(database.url)
+  unvacuumed.searchParams.set('options', '-c track_counts=off')
+  const [off, plain] = await Promise.all([startInstance(unvacuumed.toString()), startInstance(database.url)])
+  t.after(async () => { await Promise.all([stopInstance(off), stopInstance(plain)]); await database.drop() })
+
+  const ready = await request(off.url).get('/readyz')
+  assert.equal(ready.status, 200, 'it still serves')
+  assert.equal(ready.body.status, 'ready')
+  assert.equal(ready.body.warnings.length, 1)
+  assert.match(ready.body.warnings[0], /^PostgreSQL's autovacuum does not run on this server \((autovacuum = off, )?track_counts = off\): .* VACUUM ANALYZE enforcement_jobs, user_states/)
+  const logged = off.lines.map((line) => JSON.parse(line) as { level: number, msg: string }).filter((line) => line.msg === ready.body.warnings[0])
+  assert.equal(logged.length, 1, 'the log said it once, at start')
+  assert.equal(logged[0].level, 40, 'as a warning')
+
+  // The same database through the server's own settings: a warning only if the server itself runs without autovacuum.
+  const client = new pg.Client({ connectionString: database.url })
+  await client.connect()
+  const { rows: [server] } = await client.query<{ autovacuum: string }>("SELECT current_setting('autovacuum') AS autovacuum")
+  await client.end()
+  const plainReady = await request(plain.url).get('/readyz')
+  assert.equal(plainReady.status, 200)
+  if (server.autovacuum === 'on') assert.equal(plainReady.body.warnings, undefined)
+  else assert.match(plainReady.body.warnings[0], /\(autovacuum = off\)/)
+  assert.equal(plain.lines.some((line) => line.includes('track_counts')), false)
 })
 
 test('two sandbox instances starting on one empty database at the same moment make each demo account once, and both start', async (t) => {

@@ -79,7 +79,7 @@ export async function postgresStores (url: string, deps: StoreDependencies, opti
     apiTokens: new PgApiTokenStore(access),
     directoryPhones: new PgDirectoryPhoneStore(access, clock),
     compliance: new PgComplianceStore(access),
-    storage: new PgStorageHealth(clock),
+    storage: new PgStorageHealth(database.pool, clock),
     atomically: async (work) => await access.transaction(work),
     leadership: (instance, retryMs, log) => postgresLeadership(database.pool, instance, retryMs, log),
     readiness: async () => await pgDatabaseReadiness(database.db),
