@@ -54,9 +54,9 @@ import { describeTimings, log, printHotSpots, realSleep, SweepPhases, sweepUntil
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- sweep
  *
- * The server should run autovacuum, as deployments do: without it the queue's dead rows pile up and the engine slows
- * as the sweep goes (measured on one machine: 0.857 with autovacuum off, where it was at the limit throughout with
- * it on). server_warnings in the JSON line carries what the portal warns its operator of, such as this.
+ * On a server without autovacuum (this project's CI machines run theirs so), the engine vacuums its job queue
+ * itself (server/db/pg/queue-upkeep.ts: before it did, such a run fell from the limit to 0.857 as the sweep went).
+ * server_warnings in the JSON line carries what the portal warns its operator of about the server.
  *
  * A given rate far below the engine's throughput is no safer: the workers then fight over the tokens, and a job
  * throttled on every one of the engine's fast attempts waits an hour on its long retry schedule.

@@ -10,6 +10,7 @@ import { campaignFromJson, type CampaignJson } from '../campaigns.ts'
 import type { MethodRow } from '../methods.ts'
 import { LIVE_CAMPAIGNS_JSON } from './campaigns.ts'
 import type { PgAccess } from './access.ts'
+import { QueueUpkeep } from './queue-upkeep.ts'
 import { enforcementJobs, exemptions, stateTransitions, userStates, users } from './schema.ts'
 
 const DAY_MS = 86_400_000
@@ -92,7 +93,7 @@ export class PgEngineStore implements EngineStore {
   private readonly factsById
   private readonly factsAndCampaignsById
 
-  constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }) {
+  constructor (private readonly access: PgAccess, private readonly campaigns: { list(): Promise<Campaign[]> }, private readonly upkeep: QueueUpkeep = new QueueUpkeep(access.db)) {
     this.stateById = access.preparedRead('state_by_user', (db, userId) => db.select(STATE_COLUMNS).from(userStates).where(eq(userStates.userId, userId)))
     this.factsById = access.preparedRead('facts_by_user', (db, userId) => db.select(FACTS_COLUMNS).from(users).where(eq(users.id, userId)))
     // The same with the live campaigns, for a deadline and policy (the home page reads them with its session instead).
@@ -265,6 +266,7 @@ export class PgEngineStore implements EngineStore {
       WHERE desired = 'relax' OR (desired = 'enforce' AND deadline <= ${at})
       ORDER BY user_id
       ON CONFLICT (user_id, action, deadline_version) DO NOTHING`)
+    this.upkeep.changed(result.rowCount ?? 0)
     return result.rowCount ?? 0
   }
 
@@ -296,32 +298,32 @@ export class PgEngineStore implements EngineStore {
       if (job === undefined) break
       jobs.push(job)
     }
+    this.upkeep.changed(jobs.length)
     return jobs
   }
 
   async complete (jobId: string, owner: string, now: Date): Promise<boolean> {
-    const result = await this.access.current.update(enforcementJobs)
-      .set({ status: 'done', leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, lastError: null, updatedAt: now.getTime() })
-      .where(leased(jobId, owner))
-    return result.rowCount === 1
+    return await this.finish(jobId, owner, { status: 'done', lastError: null, updatedAt: now.getTime() })
   }
 
   async retryLater (jobId: string, owner: string, error: string, nextAttemptAt: Date, now: Date): Promise<void> {
-    await this.access.current.update(enforcementJobs)
-      .set({ status: 'queued', leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, lastError: error, nextAttemptAt: nextAttemptAt.getTime(), updatedAt: now.getTime() })
-      .where(leased(jobId, owner))
+    await this.finish(jobId, owner, { status: 'queued', lastError: error, nextAttemptAt: nextAttemptAt.getTime(), updatedAt: now.getTime() })
   }
 
   async failForGood (jobId: string, owner: string, error: string, now: Date): Promise<void> {
-    await this.access.current.update(enforcementJobs)
-      .set({ status: 'failed', leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, lastError: error, updatedAt: now.getTime() })
-      .where(leased(jobId, owner))
+    await this.finish(jobId, owner, { status: 'failed', lastError: error, updatedAt: now.getTime() })
   }
 
   async supersede (jobId: string, owner: string, now: Date): Promise<boolean> {
+    return await this.finish(jobId, owner, { status: 'superseded', updatedAt: now.getTime() })
+  }
+
+  /** Ends an attempt of a job this owner still leases: the lease released, the attempt counted. Whether it still held it. */
+  private async finish (jobId: string, owner: string, fields: Partial<typeof enforcementJobs.$inferInsert>): Promise<boolean> {
     const result = await this.access.current.update(enforcementJobs)
-      .set({ status: 'superseded', leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1`, updatedAt: now.getTime() })
+      .set({ ...fields, leaseOwner: null, leaseExpiresAt: null, attempts: sql`${enforcementJobs.attempts} + 1` })
       .where(leased(jobId, owner))
+    this.upkeep.changed(result.rowCount ?? 0)
     return result.rowCount === 1
   }
 
@@ -348,12 +350,14 @@ export class PgEngineStore implements EngineStore {
     const rows = await this.access.current.update(enforcementJobs).set({ nextAttemptAt: now.getTime(), updatedAt: now.getTime() })
       .where(and(eq(enforcementJobs.status, 'queued'), gt(enforcementJobs.nextAttemptAt, now.getTime()), isNotNull(enforcementJobs.lastError), inArray(enforcementJobs.userId, ofProvider)))
       .returning({ userId: enforcementJobs.userId })
+    this.upkeep.changed(rows.length)
     return rows.map((row) => row.userId)
   }
 
   async supersedeFailed (userId: string, now: Date): Promise<number> {
     const result = await this.access.current.update(enforcementJobs).set({ status: 'superseded', updatedAt: now.getTime() })
       .where(and(eq(enforcementJobs.userId, userId), eq(enforcementJobs.status, 'failed')))
+    this.upkeep.changed(result.rowCount ?? 0)
     return result.rowCount ?? 0
   }
 
@@ -362,6 +366,7 @@ export class PgEngineStore implements EngineStore {
     const rows = await this.access.current.update(enforcementJobs).set({ status: 'superseded', updatedAt: now.getTime() })
       .where(and(eq(enforcementJobs.status, 'failed'), inArray(enforcementJobs.userId, inCampaign)))
       .returning({ userId: enforcementJobs.userId })
+    this.upkeep.changed(rows.length)
     return rows.map((row) => row.userId)
   }
 

@@ -1,6 +1,7 @@
-import type pg from 'pg'
+import { sql } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { IntegrityStatus, StorageLog, StorageMonitor, WriteStatus } from '../../domain/storage.ts'
+import type { PgDb } from './connection.ts'
 
 /** The server settings the advice depends on, as `current_setting` gives them ('on' or 'off'). */
 export interface VacuumSettings {
@@ -8,19 +9,29 @@ export interface VacuumSettings {
   trackCounts: string
 }
 
+/** The server's settings as this connection sees them. */
+export async function readVacuumSettings (db: PgDb): Promise<VacuumSettings> {
+  const { rows: [settings] } = await db.execute<{ autovacuum: string, trackCounts: string }>(
+    sql`SELECT current_setting('autovacuum') AS autovacuum, current_setting('track_counts') AS "trackCounts"`)
+  return settings
+}
+
+/** Whether autovacuum runs: it needs both. */
+export function serverVacuums (settings: VacuumSettings): boolean {
+  return settings.autovacuum !== 'off' && settings.trackCounts !== 'off'
+}
+
 /**
- * Advice for a server whose autovacuum does not run (it needs both settings on). Every sweep rewrites a row of the
- * engine's queue (`enforcement_jobs`) several times per user and each user's state once; left unvacuumed, the dead
- * rows pile up and the engine's statements read past them, so a long sweep slows as it goes. Measured with
- * `npm run bench -- sweep` (two instances, 100,000 users, one two-core machine): autovacuum off, 134 users a second
- * (the provider's limit, 136) for the first 58,000 users, then 100 a second; on, 119 a second (limit 120) throughout.
+ * Advice for a server whose autovacuum does not run (it needs both settings on). The engine vacuums its own job
+ * queue while it sweeps (queue-upkeep.ts says why and what it measured), but the portal's other tables (users'
+ * states, sessions) keep every old row version and their statistics go stale until someone vacuums them.
  */
 export function vacuumAdvice (settings: VacuumSettings): string[] {
+  if (serverVacuums(settings)) return []
   const off = [settings.autovacuum === 'off' ? 'autovacuum' : null, settings.trackCounts === 'off' ? 'track_counts' : null].filter((name) => name !== null)
-  if (off.length === 0) return []
-  return [`PostgreSQL's autovacuum does not run on this server (${off.map((name) => `${name} = off`).join(', ')}): the engine's job queue and ` +
-    'the users\' states are rewritten on every sweep and, never vacuumed, make each sweep slower as it goes. ' +
-    'Turn it back on (the default), or run VACUUM ANALYZE enforcement_jobs, user_states after each large sweep.']
+  return [`PostgreSQL's autovacuum does not run on this server (${off.map((name) => `${name} = off`).join(', ')}): the portal vacuums ` +
+    'its job queue itself while it sweeps, but not its other tables (users\' states, sessions), whose old row versions pile up and ' +
+    'whose statistics go stale. Turn autovacuum back on (the default), or vacuum the database on a schedule (vacuumdb --analyze).']
 }
 
 /**
@@ -30,7 +41,7 @@ export function vacuumAdvice (settings: VacuumSettings): string[] {
  * What it does check is whether the server vacuums (see vacuumAdvice).
  */
 export class PgStorageHealth implements StorageMonitor {
-  constructor (private readonly pool: pg.Pool, private readonly clock: Clock) {}
+  constructor (private readonly db: PgDb, private readonly clock: Clock) {}
 
   writeFailed (failure: 'full' | 'unavailable', log: StorageLog): void {
     log.error({ storage: failure }, 'a database write failed for want of storage on the PostgreSQL server: check the server and its disk')
@@ -50,8 +61,6 @@ export class PgStorageHealth implements StorageMonitor {
 
   /** Read each time: an operator who turns autovacuum on and reloads the server sees the warning go without a restart. */
   async advice (): Promise<string[]> {
-    const { rows: [settings] } = await this.pool.query<VacuumSettings>(
-      "SELECT current_setting('autovacuum') AS autovacuum, current_setting('track_counts') AS \"trackCounts\"")
-    return vacuumAdvice(settings)
+    return vacuumAdvice(await readVacuumSettings(this.db))
   }
 }

@@ -28,6 +28,7 @@ import { PgRolloutStore } from './rollout.ts'
 import { PgSessionStore } from './sessions.ts'
 import { PgSmsSunsetStore } from './sms-sunset.ts'
 import { PgStorageHealth } from './storage-health.ts'
+import { QueueUpkeep } from './queue-upkeep.ts'
 import { PgThrottleStore } from './throttles.ts'
 import { PgUserRefResolver } from './user-refs.ts'
 import { PgUserStore } from './users.ts'
@@ -48,6 +49,7 @@ export async function postgresStores (url: string, deps: StoreDependencies, opti
   }
   const access = new PgAccess(database.db)
   const campaigns = new PgCampaignStore(access)
+  const upkeep = new QueueUpkeep(database.db)
   return {
     dialect: 'postgresql',
     users: new PgUserStore(access, clock),
@@ -61,7 +63,7 @@ export async function postgresStores (url: string, deps: StoreDependencies, opti
     notices: new PgNoticeStore(access),
     accessPasses: new PgAccessPassStore(access),
     campaigns: campaigns,
-    engine: new PgEngineStore(access, campaigns),
+    engine: new PgEngineStore(access, campaigns, upkeep),
     enforcementRecords: new PgEnforcementRecords(access, clock),
     rollout: new PgRolloutStore(access),
     approvals: new PgApprovalStore(access),
@@ -79,10 +81,10 @@ export async function postgresStores (url: string, deps: StoreDependencies, opti
     apiTokens: new PgApiTokenStore(access),
     directoryPhones: new PgDirectoryPhoneStore(access, clock),
     compliance: new PgComplianceStore(access),
-    storage: new PgStorageHealth(database.pool, clock),
+    storage: new PgStorageHealth(database.db, clock),
     atomically: async (work) => await access.transaction(work),
     leadership: (instance, retryMs, log) => postgresLeadership(database.pool, instance, retryMs, log),
     readiness: async () => await pgDatabaseReadiness(database.db),
-    close: async () => { await database.close() }
+    close: async () => { await upkeep.settled(); await database.close() }
   }
 }
