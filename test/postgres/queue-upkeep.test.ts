@@ -39,32 +39,35 @@ async function sweep (database: PostgresDatabase, options: QueueUpkeepOptions): 
 }
 
 /**
- * What the server records of the queue table: its pages, how many of them a VACUUM found holding no dead row version
- * (all visible: only VACUUM sets that), and its row count as ANALYZE counted it (-1: never vacuumed nor analysed).
+ * What the server records of the queue table: its row count as ANALYZE (or VACUUM) last counted it (-1: never), and
+ * the oldest transaction whose rows it may still hold unfrozen, which only VACUUM moves on (here, past the
+ * migration that created the table: every row in it is younger).
  */
-async function tableRecord (database: PostgresDatabase): Promise<{ pages: number, allVisible: number, rows: number }> {
-  const { rows: [row] } = await database.db.execute<{ pages: number, allVisible: number, rows: number }>(
-    sql`SELECT relpages AS pages, relallvisible AS "allVisible", reltuples::int AS rows FROM pg_class WHERE oid = 'enforcement_jobs'::regclass`)
-  return row
+async function tableRecord (database: PostgresDatabase): Promise<{ rows: number, frozenBefore: number }> {
+  const { rows: [row] } = await database.db.execute<{ rows: number, frozenBefore: string }>(
+    sql`SELECT reltuples::int AS rows, relfrozenxid::text AS "frozenBefore" FROM pg_class WHERE oid = 'enforcement_jobs'::regclass`)
+  return { rows: row.rows, frozenBefore: Number(row.frozenBefore) }
 }
 
-test('on a server whose autovacuum cannot run, the engine vacuums and analyses its job queue once enough of it was rewritten, leaving no dead row version', async (t) => {
+test('on a server whose autovacuum cannot run, the engine vacuums and analyses its job queue once enough of it was rewritten', async (t) => {
   const database = await queueOn(t, '-c track_counts=off')
-  assert.deepEqual(await tableRecord(database), { pages: 0, allVisible: 0, rows: -1 }, 'never vacuumed nor analysed')
+  const before = await tableRecord(database)
+  assert.equal(before.rows, -1, 'never vacuumed nor analysed')
   // Claiming and completing rewrites each job twice: the last completion is the change that makes a vacuum due.
   const upkeep = await sweep(database, { changesPerVacuum: 2 * JOBS, minIntervalMs: 0 })
   assert.equal(upkeep.vacuumed, 1)
-  const record = await tableRecord(database)
-  assert.equal(record.rows, JOBS, 'analysed: the planner knows how many jobs there are')
-  assert.ok(record.pages > 0)
-  assert.equal(record.allVisible, record.pages, 'vacuumed: every page holds live rows only')
+  const after = await tableRecord(database)
+  assert.equal(after.rows, JOBS, 'analysed: the planner knows how many jobs there are')
+  assert.ok(after.frozenBefore > before.frozenBefore, 'vacuumed: the table was scanned and its horizon moved on')
 })
 
 test('on a server that vacuums by itself, the engine leaves its queue to it, and below the threshold it does not vacuum either', async (t) => {
-  const database = await queueOn(t, '-c track_counts=on')
+  // Its connections do not count their changes either, so a server that does vacuum leaves this table alone too.
+  const database = await queueOn(t, '-c track_counts=off')
+  const before = await tableRecord(database)
   const left = await sweep(database, { changesPerVacuum: 2 * JOBS, minIntervalMs: 0, serverVacuums: async () => true })
   assert.equal(left.vacuumed, 0)
-  assert.deepEqual(await tableRecord(database), { pages: 0, allVisible: 0, rows: -1 }, 'left for the server to vacuum')
+  assert.deepEqual(await tableRecord(database), before, 'left for the server to vacuum')
   const below = await sweep(await queueOn(t, '-c track_counts=off'), { changesPerVacuum: 2 * JOBS + 1, minIntervalMs: 0 })
   assert.equal(below.vacuumed, 0)
 })
