@@ -354,7 +354,7 @@ function report (options: Options, outcome: Outcome): void {
   if (!met) {
     log(`BELOW TARGET: achieved ratio ${achievedRatio.toFixed(3)} (target ${TARGET_RATIO}), ` +
       `${finished ? `lost ${lost}` : `unfinished: ${remaining} jobs still open after ${phases.maxMs / 1000} s`}, duplicated ${duplicated}`)
-    if (outcome.serverWarnings.length > 0) log('the database server is one the portal warns about (server_warnings, above): a deployment set up as advised would not see this figure')
+    if (outcome.serverWarnings.length > 0) log('the database server is one the portal warns its operator about (server_warnings, above): read the figure with that in mind')
   }
 
   process.stdout.write(`${JSON.stringify({
@@ -386,7 +386,7 @@ function report (options: Options, outcome: Outcome): void {
     peak_sampled_rss_mb: Math.round(outcome.peakSampledRssMb),
     concurrency: options.concurrency,
     claim_query_plan: outcome.claimQueryPlan,
-    // A figure from a server the portal warns about (no autovacuum) is not one a deployment would see.
+    // What the portal warns its operator of about the server the figure comes from (PostgreSQL without autovacuum).
     server_warnings: outcome.serverWarnings,
     instances: options.instances,
     backend: options.backend.name,
