@@ -18,12 +18,12 @@ export interface QueueUpkeepOptions {
 
 /**
  * Keeps the engine's job queue (`enforcement_jobs`) vacuumed while a sweep runs, when the server will not do it
- * (autovacuum off, or track_counts off, which autovacuum needs). Every job's row is rewritten three times or more
- * (claimed, then done or put back), and PostgreSQL keeps each old version until a vacuum: unvacuumed, every claim of
- * the next job reads past all of them, and a long sweep slows as it goes. Measured with `npm run bench -- sweep`
- * (two instances, 100,000 users) on a server without autovacuum: 134 users a second for the first 58,000, then 100
- * (achieved ratio 0.857); with a VACUUM of this one table every 30 s, the provider's limit of 153 a second
- * throughout (0.995). It runs in the background, one at a time per instance, and SKIP_LOCKED passes over the table
+ * (autovacuum off, or track_counts off, which autovacuum needs). Every job's row is written at least three times
+ * (queued, claimed, then done or put back), and PostgreSQL keeps each old version until a vacuum: unvacuumed, every
+ * claim of the next job reads past all of them, and a long sweep slows as it goes. Measured with `npm run bench --
+ * sweep` (two instances, 100,000 users) on a server without autovacuum: 134 users a second for the first 58,000,
+ * then 100 (achieved ratio 0.857); with this upkeep, the provider's limit throughout (0.993; 0.995 with a VACUUM of
+ * this one table every 30 s from a shell). It runs in the background, one at a time per instance, and SKIP_LOCKED passes over the table
  * while another instance (or the server) vacuums it. The rest of the portal's tables change slowly; the operator is
  * still told to turn autovacuum on (PgStorageHealth.advice).
  */
