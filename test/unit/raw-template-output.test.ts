@@ -11,6 +11,8 @@ import { templates } from '../helpers/templates.ts'
 const LITERAL = String.raw`'[^'\\]*'`
 /** An expression that may call and compare but holds no string other than plain literals (so no template literal). */
 const CONDITION = String.raw`(?:[^'"\x60?]|${LITERAL})+`
+/** A condition choosing between text written in the template. */
+const LITERAL_CHOICE = new RegExp(`^${CONDITION} \\? ${LITERAL} : ${LITERAL}$`)
 
 /** The shapes a raw output may take, each with why it is safe. */
 const SAFE_SHAPES: ReadonlyArray<{ why: string, shape: RegExp }> = [
@@ -18,7 +20,7 @@ const SAFE_SHAPES: ReadonlyArray<{ why: string, shape: RegExp }> = [
   { why: 'another template, whose own outputs are checked here', shape: /^include\('[^']+'(?:, .+)?\)$/ },
   { why: 'a message with markup from the catalogues; the translator escapes every value (catalogues.test.ts)', shape: /^it\.fmt\.html\(/ },
   { why: 'JSON for a script block, with < written as \\u003c (scriptJson)', shape: /^it\.scriptJson\(/ },
-  { why: 'a condition choosing between text written in the template', shape: new RegExp(`^${CONDITION} \\? ${LITERAL} : ${LITERAL}$`) }
+  { why: 'a condition choosing between text written in the template', shape: LITERAL_CHOICE }
 ]
 
 /**
@@ -65,7 +67,7 @@ function whySafe (output: RawOutput, text: string): string | undefined {
   const constant = /^[A-Za-z_$][\w$]*$/.exec(output.expression)?.[0]
   if (constant !== undefined) {
     const value = definitionIn(text, constant)?.replace(`const ${constant} = `, '')
-    return value !== undefined && SAFE_SHAPES.at(-1)!.shape.test(value) ? `${constant}: a condition choosing between literals` : undefined
+    return value !== undefined && LITERAL_CHOICE.test(value) ? `${constant}: a condition choosing between literals` : undefined
   }
   // A reviewed helper, given only literals.
   const call = new RegExp(`^([A-Za-z_$][\\w$]*)\\((?:(?:${LITERAL}|null)(?:, (?:${LITERAL}|null))*)?\\)$`).exec(output.expression)
