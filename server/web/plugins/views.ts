@@ -4,6 +4,7 @@ import { Eta } from 'eta'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { csrfToken } from './csrf.ts'
+import { fieldAria } from '../field-aria.ts'
 import { innerMap } from '../inner-map.ts'
 import { sharedTemplateData } from '../eta-data.ts'
 import type { Config } from '../../config.ts'
@@ -136,6 +137,7 @@ export default fp<{ config: Config, localiser: Localiser }>(async (app, { config
     // written in base64url's 64 characters only (masked-token.ts), and escaping it scanned its 192 for every form.
     it.csrf = tokenFor(reply)
     it.scriptJson = scriptJson
+    it.fieldAria = fieldAria
     return reply.type('text/html; charset=utf-8').send(onTheWire(eta.render(template, it)))
   })
   app.decorateReply('flashRedirect', function (url: string, text: string, kind: 'ok' | 'info' | 'error' = 'ok') {
