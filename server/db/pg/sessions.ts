@@ -1,14 +1,19 @@
-import { eq, lte } from 'drizzle-orm'
+import { eq, lte, sql, type Placeholder } from 'drizzle-orm'
 import type { Clock } from '../../domain/clock.ts'
 import type { SessionRead, SessionReadOptions, SessionStore } from '../../domain/users.ts'
 import type { SessionAuth } from '../sessions.ts'
 import type { PgAccess } from './access.ts'
+import type { PgDb } from './connection.ts'
 import { storedStateFrom } from '../engine.ts'
 import { DEADLINE_COLUMNS, deadlineReadOf, STATE_COLUMNS, type DeadlineRow } from './engine.ts'
+import { jsonObjectOf } from './json-object.ts'
 import { sessions, userStates, users } from './schema.ts'
 import { toUser, USER_WITH_GROUPS, type UserWithGroups } from './users.ts'
 
 type StoredSession = object & { auth?: SessionAuth }
+
+/** STATE_COLUMNS as JSON: a StoredState with its times as numbers. */
+type StateJson = Parameters<typeof storedStateFrom>[0]
 
 /**
  * Server-side sessions in PostgreSQL, shared by every instance. A row's expiry is the earlier of its idle and absolute
@@ -26,17 +31,22 @@ export class PgSessionStore implements SessionStore {
     private readonly clock: Clock,
     private readonly timeouts: { idleMs: number, absoluteMs: number }
   ) {
-    this.byId = access.preparedRead('session_by_id', (db, sid) =>
-      db.select({ data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS })
-        .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
-        .where(eq(sessions.sid, sid)))
-    // The home page's: the same with the user's deadline facts and the live campaigns.
-    this.withDeadlineById = access.preparedRead('session_with_deadline_by_id', (db, sid) =>
+    // The user, their state and (the home page's) their deadline facts with the live campaigns come as one JSON object
+    // each (jsonObjectOf says why); null where the left join found no row.
+    const read = (withDeadline: boolean) => (db: PgDb, sid: Placeholder | string) =>
       db.select({
-        data: sessions.data, expiresAt: sessions.expiresAt, userId: sessions.userId, user: USER_WITH_GROUPS, state: STATE_COLUMNS, deadline: DEADLINE_COLUMNS
+        data: sessions.data,
+        expiresAt: sessions.expiresAt,
+        userId: sessions.userId,
+        user: sql<UserWithGroups | null>`CASE WHEN ${users.id} IS NULL THEN NULL ELSE ${jsonObjectOf(USER_WITH_GROUPS)} END`,
+        state: sql<StateJson | null>`CASE WHEN ${userStates.userId} IS NULL THEN NULL ELSE ${jsonObjectOf(STATE_COLUMNS)} END`,
+        deadline: withDeadline ? sql<DeadlineRow | null>`CASE WHEN ${users.id} IS NULL THEN NULL ELSE ${jsonObjectOf(DEADLINE_COLUMNS)} END` : sql<null>`NULL`
       })
         .from(sessions).leftJoin(users, eq(users.id, sessions.userId)).leftJoin(userStates, eq(userStates.userId, sessions.userId))
-        .where(eq(sessions.sid, sid)))
+        .where(eq(sessions.sid, sid))
+    this.byId = access.preparedRead('session_by_id', read(false))
+    // The home page's: the same with the user's deadline facts and the live campaigns.
+    this.withDeadlineById = access.preparedRead('session_with_deadline_by_id', read(true))
   }
 
   async destroy (sid: string): Promise<void> {
@@ -63,14 +73,10 @@ export class PgSessionStore implements SessionStore {
     if (row.userId === null) return { data, json: row.data, signedIn: null }
     const signedIn: NonNullable<SessionRead['signedIn']> = {
       userId: row.userId,
-      // Left joins: no user row or no state row reads as null (drizzle) or as null columns (the groups are never null).
-      user: row.user?.id == null ? undefined : toUser(row.user as UserWithGroups),
+      user: row.user === null ? undefined : toUser(row.user),
       state: row.state === null ? undefined : storedStateFrom(row.state)
     }
-    if (withDeadline) {
-      const { deadline } = row as typeof row & { deadline: DeadlineRow | null }
-      signedIn.deadline = deadline === null ? undefined : deadlineReadOf(deadline)
-    }
+    if (withDeadline) signedIn.deadline = row.deadline === null ? undefined : deadlineReadOf(row.deadline)
     return { data, json: row.data, signedIn }
   }
 
